@@ -1,1 +1,368 @@
-//! rnfs-vfs
+//! The backend interface of rnfs and its implementations.
+//!
+//! A [`Backend`] is a file system the server exports: [`local::LocalFs`] serves a directory
+//! of the host, [`memory::MemFs`] keeps everything in memory under a size limit. The trait
+//! is synchronous on purpose: the server calls it from a pool of blocking threads, never
+//! from the async executor, and tests can drive it without any runtime.
+//!
+//! Objects are named by a [`FileKey`]: the backend's own stable identity of a file, at
+//! most [`FileKey::MAX`] bytes, which the server wraps into a wire file handle. Every method
+//! receives the caller's identity in a [`Ctx`] and enforces permissions as the host would.
+//!
+//! Optional capabilities (those NFSv4 will need: change attribute, xattrs, open/lock state)
+//! have default methods that answer [`VfsError::NotSupp`].
+#![deny(unsafe_code)]
+
+pub mod cookie;
+mod error;
+pub mod local;
+pub mod memory;
+pub mod perm;
+
+pub use error::{VfsError, VfsResult};
+
+/// The identity of a caller (from AUTH_SYS, after any squashing).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Creds {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub gids: Vec<u32>,
+}
+
+impl Creds {
+    /// The superuser.
+    pub fn root() -> Self {
+        Self::default()
+    }
+    /// Whether the caller is in group `g`.
+    pub fn in_group(&self, g: u32) -> bool {
+        self.gid == g || self.gids.contains(&g)
+    }
+}
+
+/// Per-call context handed to every backend method.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// Who is calling.
+    pub creds: Creds,
+}
+
+impl Ctx {
+    /// A context for the given credentials.
+    pub fn new(creds: Creds) -> Self {
+        Self { creds }
+    }
+}
+
+/// A backend's identity of a file: opaque, stable, at most [`FileKey::MAX`] bytes.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileKey(pub Vec<u8>);
+
+impl FileKey {
+    /// Longest key: the wire handle adds a header and a check value to it and must stay
+    /// within NFSv3's 64 bytes.
+    pub const MAX: usize = 48;
+}
+
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key:")?;
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The type of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    /// Regular file.
+    Regular,
+    /// Directory.
+    Directory,
+    /// Block device.
+    BlockDevice,
+    /// Character device.
+    CharDevice,
+    /// Symbolic link.
+    Symlink,
+    /// Socket.
+    Socket,
+    /// Named pipe.
+    Fifo,
+}
+
+/// A point in time: seconds since the epoch (may be negative) and nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Seconds.
+    pub secs: i64,
+    /// Nanoseconds, below 1e9.
+    pub nsecs: u32,
+}
+
+impl Timestamp {
+    /// The current time of the host clock.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self { secs: d.as_secs() as i64, nsecs: d.subsec_nanos() }
+    }
+}
+
+/// Attributes of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Type.
+    pub ftype: FileType,
+    /// Permission bits, 07777.
+    pub mode: u32,
+    /// Hard links.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Bytes of storage used.
+    pub used: u64,
+    /// Device numbers (major, minor) of a device file.
+    pub rdev: (u32, u32),
+    /// File system id.
+    pub fsid: u64,
+    /// File id, unique within the file system.
+    pub fileid: u64,
+    /// Last access.
+    pub atime: Timestamp,
+    /// Last data modification.
+    pub mtime: Timestamp,
+    /// Last status change.
+    pub ctime: Timestamp,
+    /// A value that changes whenever the file's data or attributes change (NFSv4 change
+    /// attribute).
+    pub change: u64,
+}
+
+/// How to set a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetTime {
+    /// Leave it.
+    #[default]
+    Keep,
+    /// The server's current time.
+    Now,
+    /// This time.
+    At(Timestamp),
+}
+
+/// Attributes to change (SETATTR, or the initial attributes of a created object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetAttr {
+    /// New permission bits.
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: SetTime,
+    /// New modification time.
+    pub mtime: SetTime,
+}
+
+impl SetAttr {
+    /// Whether nothing is to be changed.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// How CREATE behaves when the name exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateMode {
+    /// Open the existing file (applying the size in the attributes, if any).
+    Unchecked(SetAttr),
+    /// Fail with [`VfsError::Exist`].
+    Guarded(SetAttr),
+    /// Create once: a retry carrying the same verifier finds the file it created and
+    /// succeeds; a different verifier fails with [`VfsError::Exist`].
+    Exclusive([u8; 8]),
+}
+
+/// Kinds of special file MKNOD can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialKind {
+    /// Character device (major, minor).
+    Char(u32, u32),
+    /// Block device (major, minor).
+    Block(u32, u32),
+    /// Socket.
+    Socket,
+    /// Named pipe.
+    Fifo,
+}
+
+/// How durable a write must be when the call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stability {
+    /// In the server's memory; COMMIT makes it durable.
+    Unstable,
+    /// Data durable.
+    DataSync,
+    /// Data and metadata durable.
+    FileSync,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Name, as bytes.
+    pub name: Vec<u8>,
+    /// File id.
+    pub fileid: u64,
+    /// Cookie to resume the listing after this entry. Stable: see [`cookie`].
+    pub cookie: u64,
+    /// Key and attributes, when asked for (READDIRPLUS) and still available.
+    pub plus: Option<(FileKey, Attr)>,
+}
+
+/// A part of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirPage {
+    /// Entries after the requested cookie, in cookie order.
+    pub entries: Vec<DirEntry>,
+    /// Whether the last entry of the directory is in `entries`.
+    pub eof: bool,
+}
+
+/// Space figures (FSSTAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FsStat {
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Free bytes.
+    pub free_bytes: u64,
+    /// Bytes available to the caller.
+    pub avail_bytes: u64,
+    /// Total file slots.
+    pub total_files: u64,
+    /// Free file slots.
+    pub free_files: u64,
+    /// Slots available to the caller.
+    pub avail_files: u64,
+}
+
+/// Limits of a backend (FSINFO, PATHCONF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest name.
+    pub name_max: u32,
+    /// Most hard links.
+    pub link_max: u32,
+    /// Largest file.
+    pub max_file_size: u64,
+    /// Timestamp granularity in nanoseconds.
+    pub time_granularity_ns: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { name_max: 255, link_max: 65000, max_file_size: i64::MAX as u64, time_granularity_ns: 1 }
+    }
+}
+
+/// A file system that rnfs can export. See the crate documentation.
+///
+/// Names are single path components as bytes; callers never pass `/` or a NUL in them (the
+/// server checks), but `.` and `..` may appear in [`Backend::lookup`]: `..` of the root is
+/// the root, so nothing outside the backend is ever reachable.
+pub trait Backend: Send + Sync + 'static {
+    /// The key of the root directory.
+    fn root(&self) -> FileKey;
+    /// Limits for FSINFO/PATHCONF.
+    fn limits(&self) -> Limits {
+        Limits::default()
+    }
+    /// Whether every call that changes something fails with [`VfsError::Rofs`].
+    fn read_only(&self) -> bool {
+        false
+    }
+    /// Checks that a key names a live object, cheaply if possible.
+    fn getattr(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Attr>;
+    /// Changes attributes. `guard`: fail with [`VfsError::NotSync`] unless the ctime equals it.
+    fn setattr(&self, ctx: &Ctx, key: &FileKey, set: &SetAttr, guard: Option<Timestamp>) -> VfsResult<Attr>;
+    /// Finds `name` in directory `dir`, without following a symbolic link.
+    fn lookup(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<(FileKey, Attr)>;
+    /// Which of the NFSv3 ACCESS bits in `mask` the caller holds.
+    fn access(&self, ctx: &Ctx, key: &FileKey, mask: u32) -> VfsResult<u32> {
+        let a = self.getattr(ctx, key)?;
+        Ok(perm::access_mask(&ctx.creds, &a, mask))
+    }
+    /// The target of a symbolic link.
+    fn readlink(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Vec<u8>>;
+    /// Reads up to `count` bytes at `offset`; also says whether the end of the file was reached.
+    fn read(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32) -> VfsResult<(Vec<u8>, bool)>;
+    /// Writes `data` at `offset` with at least the asked stability; returns the stability
+    /// achieved.
+    fn write(&self, ctx: &Ctx, key: &FileKey, offset: u64, data: &[u8], stable: Stability) -> VfsResult<Stability>;
+    /// Creates (or, per `mode`, opens) a regular file.
+    fn create(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], mode: &CreateMode) -> VfsResult<(FileKey, Attr)>;
+    /// Creates a directory.
+    fn mkdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], attr: &SetAttr) -> VfsResult<(FileKey, Attr)>;
+    /// Creates a symbolic link to `target` (stored as given, never followed by the server).
+    fn symlink(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], target: &[u8], attr: &SetAttr) -> VfsResult<(FileKey, Attr)>;
+    /// Creates a special file.
+    fn mknod(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], kind: SpecialKind, attr: &SetAttr) -> VfsResult<(FileKey, Attr)>;
+    /// Removes a non-directory.
+    fn remove(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()>;
+    /// Removes an empty directory.
+    fn rmdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()>;
+    /// Renames, replacing a compatible target atomically.
+    fn rename(&self, ctx: &Ctx, from_dir: &FileKey, from: &[u8], to_dir: &FileKey, to: &[u8]) -> VfsResult<()>;
+    /// Makes a hard link to `key` named `name` in `dir`.
+    fn link(&self, ctx: &Ctx, key: &FileKey, dir: &FileKey, name: &[u8]) -> VfsResult<()>;
+    /// Lists entries with a cookie greater than `after` (0: from the start), at most `max`,
+    /// without `.` and `..`; with `plus`, each entry carries its key and attributes.
+    fn readdir(&self, ctx: &Ctx, dir: &FileKey, after: u64, max: usize, plus: bool) -> VfsResult<DirPage>;
+    /// Space figures of the file system holding `key`.
+    fn fsstat(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<FsStat>;
+    /// Makes the data written to `key` durable.
+    fn commit(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32) -> VfsResult<()>;
+    /// Key of the parent of directory `dir` (the root for the root).
+    fn parent(&self, ctx: &Ctx, dir: &FileKey) -> VfsResult<(FileKey, Attr)> {
+        self.lookup(ctx, dir, b"..")
+    }
+    /// Reads an extended attribute (NFSv4.2 xattrs); not supported by default.
+    fn getxattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<Vec<u8>> {
+        Err(VfsError::NotSupp)
+    }
+}
+
+/// Checks that a name is a single component the server may pass to a backend.
+pub fn check_name(name: &[u8], name_max: u32) -> VfsResult<()> {
+    if name.is_empty() {
+        return Err(VfsError::NoEnt);
+    }
+    if name.len() > name_max as usize {
+        return Err(VfsError::NameTooLong);
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(VfsError::Inval);
+    }
+    Ok(())
+}
+
+/// Checks a name for an operation that creates or removes it: `.` and `..` are refused.
+pub fn check_new_name(name: &[u8], name_max: u32) -> VfsResult<()> {
+    check_name(name, name_max)?;
+    if name == b"." || name == b".." {
+        return Err(VfsError::Exist);
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Local directory backend (being written).

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Boot the Linux-client VM once: the guest kernel mounts an NFS server that listens on this
+# host's 127.0.0.1, runs a shell script against the mount (at /mnt), and powers off.
+# Networking is QEMU user mode with restrict=on: the guest reaches only 10.0.2.100:2049 and
+# 10.0.2.100:20048, which QEMU forwards to 127.0.0.1:NFSPORT and 127.0.0.1:MOUNTPORT.
+# Usage: run.sh [-o MOUNT_OPTS] [-p NFSPORT[,MOUNTPORT]] [-e EXPORT] [-t SCRIPT] [-a DIR] [-T SECONDS] [-d LOGDIR]
+#   -a DIR   adds DIR's tree to the guest's / (e.g. DIR/bin/prog plus the shared libraries it needs)
+#   MOUNT_OPTS default vers=4.1,proto=tcp,port=2049 (the guest side port is always 2049/20048)
+#   for NFSv3 use e.g. vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock
+# Prints the guest script's output; exit status is the script's, 124 on timeout, 125 no result.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=${LINUX_CLIENT_WORK:-${RNFS_TEST_WORK:-/tmp/rnfs-test}/linux-client}
+OPTS=vers=4.1,proto=tcp,port=2049 PORTS=2049,20048 EXPORT=/ TEST= TMO=300 DIR= ADD=
+while getopts o:p:e:t:a:T:d: o; do case $o in
+  o) OPTS=$OPTARG;; p) PORTS=$OPTARG;; e) EXPORT=$OPTARG;; t) TEST=$OPTARG;; a) ADD=$OPTARG;;
+  T) TMO=$OPTARG;; d) DIR=$OPTARG;; *) exit 2;; esac; done
+[ -f "$W/vmlinux" ] && [ -f "$W/initramfs.cpio.gz" ] || "$HERE/setup.sh" >&2
+DIR=${DIR:-$(mktemp -d "$W/run.XXXXXX")}; mkdir -p "$DIR"
+NP=${PORTS%,*}; MP=${PORTS#*,}; [ "$MP" != "$PORTS" ] || MP=20048
+INITRD=$W/initramfs.cpio.gz
+if [ -n "$TEST$ADD" ]; then   # a second cpio archive adds /test.sh and the -a tree
+  S=$(mktemp -d)
+  [ -z "$ADD" ] || cp -a "$ADD"/. "$S"/
+  [ -z "$TEST" ] || { cp "$TEST" "$S/test.sh"; chmod 755 "$S/test.sh"; }
+  (cd "$S" && find . -mindepth 1 -print0 | cpio --null -o -H newc --owner=0:0 --quiet | gzip) > "$DIR/extra.cpio.gz"; rm -rf "$S"
+  cat "$INITRD" "$DIR/extra.cpio.gz" > "$DIR/initrd.img"; INITRD=$DIR/initrd.img
+fi
+NET="user,id=n0,net=10.0.2.0/24,restrict=on"
+NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:/bin/busybox nc 127.0.0.1 $NP"
+NET+=",guestfwd=tcp:10.0.2.100:20048-cmd:/bin/busybox nc 127.0.0.1 $MP"
+APPEND="console=ttyS0 quiet panic=-1 nt.ip=10.0.2.15/24 nt.server=10.0.2.100 nt.export=$EXPORT nt.opts=$OPTS"
+set +e
+timeout "$TMO" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 512 -smp 1 \
+  -nodefaults -no-user-config -nographic -no-reboot -bios /usr/share/qemu/qboot.rom \
+  -kernel "$W/vmlinux" -initrd "$INITRD" -append "$APPEND" \
+  -netdev "$NET" -device virtio-net-pci,netdev=n0,romfile= \
+  -serial "file:$DIR/console.txt" -serial "file:$DIR/results.txt" </dev/null >/dev/null 2>"$DIR/qemu.err"
+qrc=$?
+set -e
+sed -n '/NT-BEGIN/,$p' "$DIR/results.txt" | sed '1d'
+[ "$qrc" = 124 ] && { echo "linux-client: timed out after $TMO s; console in $DIR/console.txt" >&2; exit 124; }
+rc=$(sed -n 's/.*NT-RESULT rc=\([0-9]*\).*/\1/p' "$DIR/results.txt" | tail -1)
+[ -n "$rc" ] || { echo "linux-client: no result; console in $DIR/console.txt" >&2; grep -h 'nt-init' "$DIR/console.txt" >&2 || true; exit 125; }
+exit "$rc"
