@@ -116,7 +116,6 @@ impl VfsError {
             libc::ELOOP => Self::Loop,
             libc::ETXTBSY => Self::Acces,
             libc::EBADF => Self::Stale,
-            libc::ENOTSUP if libc::ENOTSUP != libc::EOPNOTSUPP => Self::NotSupp,
             _ => {
                 tracing::warn!(errno = e, "unexpected errno from the host file system");
                 Self::ServerFault

@@ -1,1 +1,960 @@
-//! Local directory backend (being written).
+//! A backend serving a directory of the host.
+//!
+//! **File keys** are `(device, inode, generation)`, where the generation comes from the birth
+//! time when the file system records one: a key stays valid across server restarts and goes
+//! stale when its file is removed (even if the inode number is reused).
+//!
+//! **Finding a file from its key** uses a map from inode to (parent, name), filled by every
+//! lookup, listing and create. A key the map does not know (after a restart, or after a
+//! rename done behind our back) is found by walking the export; a key that is not found is
+//! remembered as stale for a while, so forged keys cannot make the server walk repeatedly.
+//!
+//! **The export boundary**: every path is opened relative to the export's root descriptor
+//! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)`, and every
+//! operation on the final component uses a call that does not follow symbolic links
+//! (`*at` with `AT_SYMLINK_NOFOLLOW`, `O_NOFOLLOW`). A symlink planted anywhere, even by a
+//! client racing with us, cannot lead outside the export.
+//!
+//! **Permissions**: when the server runs as root, each call runs with the caller's uid,
+//! gid and groups on its thread (`setresuid`/`setresgid`/`setgroups` are per-thread system
+//! calls on Linux), so the host kernel enforces permissions exactly as for a local process.
+//! As knfsd does, the owner of a file may read, write and truncate it whatever its mode (a
+//! file created read-only stays writable through the descriptor that created it).
+
+use crate::{
+    cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat, Limits, SetAttr,
+    SetTime, SpecialKind, Stability, Timestamp, VfsError, VfsResult,
+};
+use parking_lot::Mutex;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Statx, StatxFlags};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Id = (u64, u64); // (dev, ino)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyParts {
+    dev: u64,
+    ino: u64,
+    gen: u32,
+}
+
+impl KeyParts {
+    fn encode(self) -> FileKey {
+        let mut v = Vec::with_capacity(20);
+        v.extend_from_slice(&self.dev.to_be_bytes());
+        v.extend_from_slice(&self.ino.to_be_bytes());
+        v.extend_from_slice(&self.gen.to_be_bytes());
+        FileKey(v)
+    }
+    fn decode(k: &FileKey) -> VfsResult<Self> {
+        let b = &k.0;
+        if b.len() != 20 {
+            return Err(VfsError::BadHandle);
+        }
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_be_bytes(a)
+        };
+        let mut g = [0u8; 4];
+        g.copy_from_slice(&b[16..20]);
+        Ok(Self { dev: u64_at(0), ino: u64_at(8), gen: u32::from_be_bytes(g) })
+    }
+    fn id(self) -> Id {
+        (self.dev, self.ino)
+    }
+}
+
+fn dev_of(s: &Statx) -> u64 {
+    (u64::from(s.stx_dev_major) << 32) | u64::from(s.stx_dev_minor)
+}
+
+fn gen_of(s: &Statx) -> u32 {
+    if s.stx_mask & StatxFlags::BTIME.bits() != 0 {
+        let t = &s.stx_btime;
+        (t.tv_sec as u32).wrapping_mul(0x9e37_79b9) ^ t.tv_nsec
+    } else {
+        0
+    }
+}
+
+fn parts_of(s: &Statx) -> KeyParts {
+    KeyParts { dev: dev_of(s), ino: s.stx_ino, gen: gen_of(s) }
+}
+
+fn ftype_of(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFBLK => FileType::BlockDevice,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFIFO => FileType::Fifo,
+        _ => FileType::Regular,
+    }
+}
+
+fn ts(t: &rustix::fs::StatxTimestamp) -> Timestamp {
+    Timestamp { secs: t.tv_sec, nsecs: t.tv_nsec }
+}
+
+const STATX_WANT: StatxFlags = StatxFlags::BASIC_STATS.union(StatxFlags::BTIME);
+
+fn statx_at(dir: BorrowedFd<'_>, name: &[u8]) -> VfsResult<Statx> {
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
+    Ok(rustix::fs::statx(dir, OsStr::from_bytes(name), flags, STATX_WANT)?)
+}
+
+fn statx_fd(fd: BorrowedFd<'_>) -> VfsResult<Statx> {
+    Ok(rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW, STATX_WANT)?)
+}
+
+/// Where an object is: a directory descriptor and its name there (`.` for the root).
+struct Loc {
+    dir: OwnedFd,
+    name: Vec<u8>,
+    stx: Statx,
+}
+
+impl Loc {
+    fn name(&self) -> &OsStr {
+        OsStr::from_bytes(&self.name)
+    }
+    fn is_dir(&self) -> bool {
+        u32::from(self.stx.stx_mode) & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
+/// A cached directory listing, in cookie order.
+struct Listing {
+    mtime: Timestamp,
+    ctime: Timestamp,
+    entries: Vec<(u64, Vec<u8>, u64)>, // (cookie, name, ino)
+}
+
+/// Runs the rest of the calling thread's work with another identity (see module docs).
+struct CredGuard {
+    active: bool,
+}
+
+impl CredGuard {
+    fn switch(enabled: bool, c: &Creds) -> VfsResult<Self> {
+        use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+        if !enabled {
+            return Ok(Self { active: false });
+        }
+        let mut groups: Vec<rustix::process::Gid> = Vec::with_capacity(c.gids.len() + 1);
+        groups.extend(c.gids.iter().map(|&g| rustix::process::Gid::from_raw(g)));
+        let fail = |e: rustix::io::Errno| {
+            tracing::error!(error = %e, "cannot switch credentials");
+            VfsError::ServerFault
+        };
+        let guard = Self { active: true };
+        set_thread_groups(&groups).map_err(fail)?;
+        set_thread_res_gid(None, rustix::process::Gid::from_raw(c.gid), None).map_err(fail)?;
+        set_thread_res_uid(None, rustix::process::Uid::from_raw(c.uid), None).map_err(fail)?;
+        Ok(guard)
+    }
+}
+
+impl Drop for CredGuard {
+    fn drop(&mut self) {
+        use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+        if self.active {
+            // Restoring to root cannot fail while the saved uid is 0, which switch() kept.
+            let r = set_thread_res_uid(None, rustix::process::Uid::ROOT, None)
+                .and_then(|()| set_thread_res_gid(None, rustix::process::Gid::ROOT, None))
+                .and_then(|()| set_thread_groups(&[]));
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot restore credentials; aborting");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// A directory of the host, exported (see the module documentation).
+pub struct LocalFs {
+    root: OwnedFd,
+    root_parts: KeyParts,
+    names: Mutex<HashMap<Id, (Id, Vec<u8>)>>,
+    stale: Mutex<HashMap<FileKey, Instant>>,
+    listings: Mutex<HashMap<Id, Arc<Listing>>>,
+    switch_creds: bool,
+    read_only: bool,
+}
+
+const MAX_NAMES: usize = 4 << 20;
+const MAX_LISTINGS: usize = 256;
+const STALE_MEMORY: Duration = Duration::from_secs(5);
+
+impl LocalFs {
+    /// Opens `path` for export. When the process runs as root, calls run with each
+    /// caller's identity; otherwise every file is accessed as the server's user.
+    pub fn new(path: &Path, read_only: bool) -> std::io::Result<Self> {
+        let root = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let stx = rustix::fs::statx(&root, "", AtFlags::EMPTY_PATH, STATX_WANT)?;
+        let switch_creds = rustix::process::geteuid().is_root();
+        // Clients apply their own umask; the server must create with the modes it is given.
+        rustix::process::umask(Mode::empty());
+        Ok(Self {
+            root,
+            root_parts: parts_of(&stx),
+            names: Mutex::new(HashMap::new()),
+            stale: Mutex::new(HashMap::new()),
+            listings: Mutex::new(HashMap::new()),
+            switch_creds,
+            read_only,
+        })
+    }
+
+    fn remember(&self, parent: Id, name: &[u8], child: Id) {
+        if name == b"." || name == b".." {
+            return;
+        }
+        let mut m = self.names.lock();
+        if m.len() >= MAX_NAMES {
+            m.clear();
+        }
+        m.insert(child, (parent, name.to_vec()));
+    }
+
+    fn forget(&self, child: Id) {
+        self.names.lock().remove(&child);
+    }
+
+    /// The path of `id` below the root, from the name map, if it knows one.
+    fn cached_path(&self, id: Id) -> Option<Vec<Vec<u8>>> {
+        let m = self.names.lock();
+        let mut comps = Vec::new();
+        let mut cur = id;
+        while cur != self.root_parts.id() {
+            let (p, n) = m.get(&cur)?;
+            comps.push(n.clone());
+            cur = *p;
+            if comps.len() > 4096 {
+                return None; // a cycle left by concurrent renames: fall back to a search
+            }
+        }
+        comps.reverse();
+        Some(comps)
+    }
+
+    fn open_beneath(&self, comps: &[Vec<u8>], flags: OFlags) -> VfsResult<OwnedFd> {
+        let mut p = Vec::new();
+        for (i, c) in comps.iter().enumerate() {
+            if i > 0 {
+                p.push(b'/');
+            }
+            p.extend_from_slice(c);
+        }
+        if p.is_empty() {
+            p.push(b'.');
+        }
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
+        Ok(rustix::fs::openat2(&self.root, OsStr::from_bytes(&p), flags | OFlags::CLOEXEC, Mode::empty(), resolve)?)
+    }
+
+    fn try_locate(&self, k: KeyParts) -> VfsResult<Option<Loc>> {
+        if k.id() == self.root_parts.id() {
+            if k.gen != self.root_parts.gen {
+                return Err(VfsError::Stale);
+            }
+            let dir = self.root.try_clone().map_err(VfsError::from)?;
+            let stx = statx_fd(dir.as_fd())?;
+            return Ok(Some(Loc { dir, name: b".".to_vec(), stx }));
+        }
+        let Some(mut comps) = self.cached_path(k.id()) else { return Ok(None) };
+        let Some(name) = comps.pop() else { return Ok(None) };
+        let dir = match self.open_beneath(&comps, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(d) => d,
+            Err(_) => return Ok(None),
+        };
+        match statx_at(dir.as_fd(), &name) {
+            Ok(stx) if parts_of(&stx) == k => Ok(Some(Loc { dir, name, stx })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Walks the export breadth-first, filling the name map, until `want` is seen.
+    fn search(&self, want: Id) -> VfsResult<bool> {
+        let mut queue: std::collections::VecDeque<(Id, Vec<Vec<u8>>)> = Default::default();
+        queue.push_back((self.root_parts.id(), Vec::new()));
+        let mut visited = 0usize;
+        while let Some((dir_id, comps)) = queue.pop_front() {
+            visited += 1;
+            if visited > 1 << 20 {
+                return Ok(false);
+            }
+            let Ok(fd) = self.open_beneath(&comps, OFlags::RDONLY | OFlags::DIRECTORY) else { continue };
+            let Ok(dir) = rustix::fs::Dir::new(fd) else { continue };
+            let mut found = false;
+            for ent in dir {
+                let Ok(ent) = ent else { break };
+                let name = ent.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let id = (dir_id.0, ent.ino());
+                self.remember(dir_id, name, id);
+                if id == want {
+                    found = true;
+                }
+                if ent.file_type() == rustix::fs::FileType::Directory {
+                    let mut c = comps.clone();
+                    c.push(name.to_vec());
+                    queue.push_back((id, c));
+                }
+            }
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn locate(&self, key: &FileKey) -> VfsResult<Loc> {
+        let k = KeyParts::decode(key)?;
+        if k.dev != self.root_parts.dev {
+            return Err(VfsError::Stale);
+        }
+        if let Some(l) = self.try_locate(k)? {
+            return Ok(l);
+        }
+        {
+            let mut st = self.stale.lock();
+            if let Some(t) = st.get(key) {
+                if t.elapsed() < STALE_MEMORY {
+                    return Err(VfsError::Stale);
+                }
+            }
+            st.retain(|_, t| t.elapsed() < STALE_MEMORY);
+        }
+        if self.search(k.id())? {
+            if let Some(l) = self.try_locate(k)? {
+                return Ok(l);
+            }
+        }
+        let mut st = self.stale.lock();
+        if st.len() < 65536 {
+            st.insert(key.clone(), Instant::now());
+        }
+        Err(VfsError::Stale)
+    }
+
+    /// Opens a located directory itself (as an O_PATH descriptor).
+    fn open_dir(&self, key: &FileKey) -> VfsResult<(OwnedFd, Statx)> {
+        let l = self.locate(key)?;
+        if !l.is_dir() {
+            return Err(VfsError::NotDir);
+        }
+        let fd = rustix::fs::openat(
+            &l.dir,
+            l.name(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let stx = statx_fd(fd.as_fd())?;
+        if parts_of(&stx) != parts_of(&l.stx) {
+            return Err(VfsError::Stale);
+        }
+        Ok((fd, stx))
+    }
+
+    fn attr(&self, s: &Statx) -> Attr {
+        let mode = u32::from(s.stx_mode);
+        let ctime = ts(&s.stx_ctime);
+        Attr {
+            ftype: ftype_of(mode),
+            mode: mode & 0o7777,
+            nlink: s.stx_nlink,
+            uid: s.stx_uid,
+            gid: s.stx_gid,
+            size: s.stx_size,
+            used: s.stx_blocks.saturating_mul(512),
+            rdev: (s.stx_rdev_major, s.stx_rdev_minor),
+            fsid: self.root_parts.dev,
+            fileid: s.stx_ino,
+            atime: ts(&s.stx_atime),
+            mtime: ts(&s.stx_mtime),
+            ctime,
+            change: (ctime.secs as u64).wrapping_mul(1_000_000_000).wrapping_add(u64::from(ctime.nsecs)),
+        }
+    }
+
+    fn creds(&self, ctx: &Ctx) -> VfsResult<CredGuard> {
+        CredGuard::switch(self.switch_creds, &ctx.creds)
+    }
+
+    fn check_writable(&self) -> VfsResult<()> {
+        if self.read_only {
+            return Err(VfsError::Rofs);
+        }
+        Ok(())
+    }
+
+    /// Opens a located regular file for I/O as the caller; the owner may override the mode
+    /// bits (see module docs).
+    fn open_file(&self, ctx: &Ctx, l: &Loc, flags: OFlags) -> VfsResult<std::fs::File> {
+        match ftype_of(u32::from(l.stx.stx_mode)) {
+            FileType::Regular => {}
+            FileType::Directory => return Err(VfsError::IsDir),
+            _ => return Err(VfsError::Inval),
+        }
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let attempt = |as_root: bool| -> VfsResult<OwnedFd> {
+            let c = if as_root { Creds::root() } else { ctx.creds.clone() };
+            let _g = CredGuard::switch(self.switch_creds, &c)?;
+            Ok(rustix::fs::openat(&l.dir, l.name(), flags, Mode::empty())?)
+        };
+        let fd = match attempt(false) {
+            Err(VfsError::Acces) if self.switch_creds && ctx.creds.uid == l.stx.stx_uid => attempt(true)?,
+            r => r?,
+        };
+        let stx = statx_fd(fd.as_fd())?;
+        if parts_of(&stx) != parts_of(&l.stx) {
+            return Err(VfsError::Stale);
+        }
+        Ok(std::fs::File::from(fd))
+    }
+
+    fn apply_setattr(&self, ctx: &Ctx, l: &Loc, set: &SetAttr) -> VfsResult<()> {
+        let is_link = ftype_of(u32::from(l.stx.stx_mode)) == FileType::Symlink;
+        if let Some(size) = set.size {
+            let f = self.open_file(ctx, l, OFlags::WRONLY)?;
+            let _g = self.creds(ctx)?;
+            f.set_len(size)?;
+        }
+        let _g = self.creds(ctx)?;
+        if set.uid.is_some() || set.gid.is_some() {
+            let uid = set.uid.map(rustix::process::Uid::from_raw);
+            let gid = set.gid.map(rustix::process::Gid::from_raw);
+            rustix::fs::chownat(&l.dir, l.name(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        if let Some(mode) = set.mode {
+            if !is_link {
+                // chmod through the descriptor's /proc link: it names exactly the inode we
+                // verified, and never a symlink (O_NOFOLLOW would have failed on one).
+                let fd =
+                    rustix::fs::openat(&l.dir, l.name(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let st = statx_fd(fd.as_fd())?;
+                if parts_of(&st) != parts_of(&l.stx) {
+                    return Err(VfsError::Stale);
+                }
+                let proc_path = format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fd));
+                rustix::fs::chmod(proc_path.as_str(), Mode::from_raw_mode(mode & 0o7777))?;
+            }
+        }
+        if set.atime != SetTime::Keep || set.mtime != SetTime::Keep {
+            let conv = |t: SetTime| match t {
+                SetTime::Keep => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+                SetTime::Now => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
+                SetTime::At(t) => rustix::fs::Timespec { tv_sec: t.secs, tv_nsec: t.nsecs.into() },
+            };
+            let times = rustix::fs::Timestamps { last_access: conv(set.atime), last_modification: conv(set.mtime) };
+            rustix::fs::utimensat(&l.dir, l.name(), &times, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        Ok(())
+    }
+
+    /// After creating `name` in `dir`: record it, apply attributes the create call could
+    /// not, and return its key and attributes.
+    fn created(
+        &self,
+        ctx: &Ctx,
+        dir: &OwnedFd,
+        dir_stx: &Statx,
+        name: &[u8],
+        set: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)> {
+        let stx = statx_at(dir.as_fd(), name)?;
+        let mut rest = *set;
+        if set.mode.is_some_and(|m| m & 0o7777 == u32::from(stx.stx_mode) & 0o7777) {
+            rest.mode = None;
+        }
+        if set.uid == Some(stx.stx_uid) {
+            rest.uid = None;
+        }
+        if set.gid == Some(stx.stx_gid) {
+            rest.gid = None;
+        }
+        self.remember(parts_of(dir_stx).id(), name, parts_of(&stx).id());
+        let stx = if rest.is_empty() {
+            stx
+        } else {
+            let l = Loc { dir: dir.try_clone().map_err(VfsError::from)?, name: name.to_vec(), stx };
+            self.apply_setattr(ctx, &l, &rest)?;
+            statx_at(dir.as_fd(), name)?
+        };
+        Ok((parts_of(&stx).encode(), self.attr(&stx)))
+    }
+
+    fn listing(&self, fd: &OwnedFd, dir_stx: &Statx) -> VfsResult<Arc<Listing>> {
+        let id = parts_of(dir_stx).id();
+        let (mtime, ctime) = (ts(&dir_stx.stx_mtime), ts(&dir_stx.stx_ctime));
+        if let Some(l) = self.listings.lock().get(&id) {
+            if l.mtime == mtime && l.ctime == ctime {
+                return Ok(l.clone());
+            }
+        }
+        let before = Timestamp::now();
+        let rd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let mut entries = Vec::new();
+        for ent in rustix::fs::Dir::new(rd)? {
+            let ent = ent?;
+            let name = ent.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            entries.push((cookie::of_name(name), name.to_vec(), ent.ino()));
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let l = Arc::new(Listing { mtime, ctime, entries });
+        // Cache only when a later change must show in mtime: file systems stamp times with a
+        // coarse clock, so a change in the same tick as our read could keep the same mtime.
+        let settled = before.secs > mtime.secs + 1;
+        if settled {
+            let mut c = self.listings.lock();
+            if c.len() >= MAX_LISTINGS {
+                c.clear();
+            }
+            c.insert(id, l.clone());
+        }
+        Ok(l)
+    }
+}
+
+impl Backend for LocalFs {
+    fn root(&self) -> FileKey {
+        self.root_parts.encode()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { name_max: 255, link_max: 65000, max_file_size: i64::MAX as u64, time_granularity_ns: 1 }
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn getattr(&self, _ctx: &Ctx, key: &FileKey) -> VfsResult<Attr> {
+        let l = self.locate(key)?;
+        Ok(self.attr(&l.stx))
+    }
+
+    fn setattr(&self, ctx: &Ctx, key: &FileKey, set: &SetAttr, guard: Option<Timestamp>) -> VfsResult<Attr> {
+        let l = self.locate(key)?;
+        if let Some(g) = guard {
+            if ts(&l.stx.stx_ctime) != g {
+                return Err(VfsError::NotSync);
+            }
+        }
+        if set.is_empty() {
+            return Ok(self.attr(&l.stx));
+        }
+        self.check_writable()?;
+        self.apply_setattr(ctx, &l, set)?;
+        Ok(self.attr(&statx_at(l.dir.as_fd(), &l.name)?))
+    }
+
+    fn lookup(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<(FileKey, Attr)> {
+        let (fd, dstx) = self.open_dir(dir)?;
+        let _g = self.creds(ctx)?;
+        // Search permission on the directory, as the kernel would check it on a path walk.
+        rustix::fs::accessat(&fd, ".", rustix::fs::Access::EXEC_OK, AtFlags::EACCESS)?;
+        if name == b"." {
+            return Ok((parts_of(&dstx).encode(), self.attr(&dstx)));
+        }
+        if name == b".." {
+            if parts_of(&dstx).id() == self.root_parts.id() {
+                return Ok((self.root_parts.encode(), self.attr(&dstx)));
+            }
+            let stx = statx_at(fd.as_fd(), b"..")?;
+            return Ok((parts_of(&stx).encode(), self.attr(&stx)));
+        }
+        let stx = statx_at(fd.as_fd(), name)?;
+        if dev_of(&stx) != self.root_parts.dev {
+            return Err(VfsError::Xdev);
+        }
+        self.remember(parts_of(&dstx).id(), name, parts_of(&stx).id());
+        Ok((parts_of(&stx).encode(), self.attr(&stx)))
+    }
+
+    fn readlink(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Vec<u8>> {
+        let l = self.locate(key)?;
+        if ftype_of(u32::from(l.stx.stx_mode)) != FileType::Symlink {
+            return Err(VfsError::Inval);
+        }
+        let _g = self.creds(ctx)?;
+        Ok(rustix::fs::readlinkat(&l.dir, l.name(), Vec::new())?.into_bytes())
+    }
+
+    fn read(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32) -> VfsResult<(Vec<u8>, bool)> {
+        use std::os::unix::fs::FileExt;
+        let l = self.locate(key)?;
+        let f = self.open_file(ctx, &l, OFlags::RDONLY)?;
+        let mut buf = vec![0u8; count as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match f.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        buf.truncate(got);
+        let size = statx_fd(f.as_fd())?.stx_size;
+        Ok((buf, offset + got as u64 >= size))
+    }
+
+    fn write(&self, ctx: &Ctx, key: &FileKey, offset: u64, data: &[u8], stable: Stability) -> VfsResult<Stability> {
+        use std::os::unix::fs::FileExt;
+        self.check_writable()?;
+        let l = self.locate(key)?;
+        let f = self.open_file(ctx, &l, OFlags::WRONLY)?;
+        let _g = self.creds(ctx)?; // so the kernel clears set-id bits as for this caller
+        f.write_all_at(data, offset)?;
+        match stable {
+            Stability::Unstable => {}
+            Stability::DataSync => f.sync_data()?,
+            Stability::FileSync => f.sync_all()?,
+        }
+        Ok(stable)
+    }
+
+    fn create(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], how: &CreateMode) -> VfsResult<(FileKey, Attr)> {
+        self.check_writable()?;
+        crate::check_new_name(name, 255)?;
+        let (fd, dstx) = self.open_dir(dir)?;
+        let base = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let g = self.creds(ctx)?;
+        match how {
+            CreateMode::Unchecked(set) | CreateMode::Guarded(set) => {
+                let excl = matches!(how, CreateMode::Guarded(_));
+                let mode = Mode::from_raw_mode(set.mode.unwrap_or(0o644) & 0o7777);
+                let flags = if excl { base | OFlags::EXCL } else { base };
+                match rustix::fs::openat(&fd, OsStr::from_bytes(name), flags, mode) {
+                    Ok(_) => {}
+                    // An existing file the caller may not open for writing can still be
+                    // "created" unchecked when nothing is to change (knfsd does the same).
+                    Err(rustix::io::Errno::ACCESS) if !excl => {
+                        statx_at(fd.as_fd(), name)?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                drop(g);
+                let mut rest = *set;
+                rest.mode = None; // set at creation; an existing file keeps its mode
+                self.created(ctx, &fd, &dstx, name, &rest)
+            }
+            CreateMode::Exclusive(verf) => {
+                let atime = i64::from(u32::from_be_bytes([verf[0], verf[1], verf[2], verf[3]]));
+                let mtime = i64::from(u32::from_be_bytes([verf[4], verf[5], verf[6], verf[7]]));
+                let made = rustix::fs::openat(&fd, OsStr::from_bytes(name), base | OFlags::EXCL, Mode::from_raw_mode(0o600));
+                match made {
+                    Ok(_) => {
+                        let times = rustix::fs::Timestamps {
+                            last_access: rustix::fs::Timespec { tv_sec: atime, tv_nsec: 0 },
+                            last_modification: rustix::fs::Timespec { tv_sec: mtime, tv_nsec: 0 },
+                        };
+                        rustix::fs::utimensat(&fd, OsStr::from_bytes(name), &times, AtFlags::SYMLINK_NOFOLLOW)?;
+                    }
+                    Err(rustix::io::Errno::EXIST) => {
+                        let s = statx_at(fd.as_fd(), name)?;
+                        let same = ftype_of(u32::from(s.stx_mode)) == FileType::Regular
+                            && s.stx_atime.tv_sec == atime
+                            && s.stx_mtime.tv_sec == mtime;
+                        if !same {
+                            return Err(VfsError::Exist);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                drop(g);
+                self.created(ctx, &fd, &dstx, name, &SetAttr::default())
+            }
+        }
+    }
+
+    fn mkdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], set: &SetAttr) -> VfsResult<(FileKey, Attr)> {
+        self.check_writable()?;
+        crate::check_new_name(name, 255)?;
+        let (fd, dstx) = self.open_dir(dir)?;
+        {
+            let _g = self.creds(ctx)?;
+            rustix::fs::mkdirat(&fd, OsStr::from_bytes(name), Mode::from_raw_mode(set.mode.unwrap_or(0o755) & 0o7777))?;
+        }
+        self.created(ctx, &fd, &dstx, name, set)
+    }
+
+    fn symlink(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], target: &[u8], set: &SetAttr) -> VfsResult<(FileKey, Attr)> {
+        self.check_writable()?;
+        crate::check_new_name(name, 255)?;
+        if target.is_empty() || target.contains(&0) {
+            return Err(VfsError::Inval);
+        }
+        let (fd, dstx) = self.open_dir(dir)?;
+        {
+            let _g = self.creds(ctx)?;
+            rustix::fs::symlinkat(OsStr::from_bytes(target), &fd, OsStr::from_bytes(name))?;
+        }
+        let mut rest = *set;
+        rest.mode = None; // symlink modes are fixed on Linux
+        self.created(ctx, &fd, &dstx, name, &rest)
+    }
+
+    fn mknod(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], kind: SpecialKind, set: &SetAttr) -> VfsResult<(FileKey, Attr)> {
+        self.check_writable()?;
+        crate::check_new_name(name, 255)?;
+        let (fd, dstx) = self.open_dir(dir)?;
+        let (ft, dev) = match kind {
+            SpecialKind::Char(a, b) => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(a, b)),
+            SpecialKind::Block(a, b) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(a, b)),
+            SpecialKind::Socket => (rustix::fs::FileType::Socket, 0),
+            SpecialKind::Fifo => (rustix::fs::FileType::Fifo, 0),
+        };
+        {
+            let _g = self.creds(ctx)?;
+            let mode = Mode::from_raw_mode(set.mode.unwrap_or(0o644) & 0o7777);
+            rustix::fs::mknodat(&fd, OsStr::from_bytes(name), ft, mode, dev)?;
+        }
+        self.created(ctx, &fd, &dstx, name, set)
+    }
+
+    fn remove(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        crate::check_new_name(name, 255).map_err(|e| if e == VfsError::Exist { VfsError::Inval } else { e })?;
+        let (fd, _) = self.open_dir(dir)?;
+        let victim = statx_at(fd.as_fd(), name)?;
+        if ftype_of(u32::from(victim.stx_mode)) == FileType::Directory {
+            return Err(VfsError::IsDir);
+        }
+        let _g = self.creds(ctx)?;
+        rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::empty())?;
+        self.forget(parts_of(&victim).id());
+        Ok(())
+    }
+
+    fn rmdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        if name == b"." {
+            return Err(VfsError::Inval);
+        }
+        if name == b".." {
+            return Err(VfsError::NotEmpty);
+        }
+        crate::check_name(name, 255)?;
+        let (fd, _) = self.open_dir(dir)?;
+        let victim = statx_at(fd.as_fd(), name)?;
+        let _g = self.creds(ctx)?;
+        rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
+        self.forget(parts_of(&victim).id());
+        Ok(())
+    }
+
+    fn rename(&self, ctx: &Ctx, from_dir: &FileKey, from: &[u8], to_dir: &FileKey, to: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        for n in [from, to] {
+            crate::check_new_name(n, 255).map_err(|e| if e == VfsError::Exist { VfsError::Inval } else { e })?;
+        }
+        let (ffd, fstx) = self.open_dir(from_dir)?;
+        let (tfd, tstx) = self.open_dir(to_dir)?;
+        let moved = statx_at(ffd.as_fd(), from)?;
+        {
+            let _g = self.creds(ctx)?;
+            rustix::fs::renameat(&ffd, OsStr::from_bytes(from), &tfd, OsStr::from_bytes(to))?;
+        }
+        let _ = fstx;
+        self.remember(parts_of(&tstx).id(), to, parts_of(&moved).id());
+        Ok(())
+    }
+
+    fn link(&self, ctx: &Ctx, key: &FileKey, dir: &FileKey, name: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        crate::check_new_name(name, 255)?;
+        let l = self.locate(key)?;
+        if l.is_dir() {
+            return Err(VfsError::Perm);
+        }
+        let (fd, _) = self.open_dir(dir)?;
+        let _g = self.creds(ctx)?;
+        rustix::fs::linkat(&l.dir, l.name(), &fd, OsStr::from_bytes(name), AtFlags::empty())?;
+        Ok(())
+    }
+
+    fn readdir(&self, ctx: &Ctx, dir: &FileKey, after: u64, max: usize, plus: bool) -> VfsResult<DirPage> {
+        let (fd, dstx) = self.open_dir(dir)?;
+        let _g = self.creds(ctx)?;
+        rustix::fs::accessat(&fd, ".", rustix::fs::Access::READ_OK, AtFlags::EACCESS)?;
+        let listing = self.listing(&fd, &dstx)?;
+        let start = listing.entries.partition_point(|e| e.0 <= after);
+        let dir_id = parts_of(&dstx).id();
+        let mut page = DirPage { entries: Vec::with_capacity(max.min(listing.entries.len() - start)), eof: false };
+        let mut i = start;
+        while i < listing.entries.len() && page.entries.len() < max {
+            let (c, name, ino) = &listing.entries[i];
+            i += 1;
+            let mut e = DirEntry { name: name.clone(), fileid: *ino, cookie: *c, plus: None };
+            if plus {
+                match statx_at(fd.as_fd(), name) {
+                    Ok(stx) => {
+                        self.remember(dir_id, name, parts_of(&stx).id());
+                        e.fileid = stx.stx_ino;
+                        if dev_of(&stx) == self.root_parts.dev {
+                            e.plus = Some((parts_of(&stx).encode(), self.attr(&stx)));
+                        }
+                    }
+                    Err(VfsError::NoEnt) => continue, // removed since the listing was read
+                    Err(e) => return Err(e),
+                }
+            }
+            page.entries.push(e);
+        }
+        page.eof = i >= listing.entries.len();
+        Ok(page)
+    }
+
+    fn fsstat(&self, _ctx: &Ctx, key: &FileKey) -> VfsResult<FsStat> {
+        self.locate(key)?;
+        let s = rustix::fs::fstatvfs(&self.root)?;
+        let bs = s.f_frsize.max(1);
+        Ok(FsStat {
+            total_bytes: s.f_blocks.saturating_mul(bs),
+            free_bytes: s.f_bfree.saturating_mul(bs),
+            avail_bytes: s.f_bavail.saturating_mul(bs),
+            total_files: s.f_files,
+            free_files: s.f_ffree,
+            avail_files: s.f_favail,
+        })
+    }
+
+    fn commit(&self, ctx: &Ctx, key: &FileKey, _offset: u64, _count: u32) -> VfsResult<()> {
+        let l = self.locate(key)?;
+        let f = match self.open_file(ctx, &l, OFlags::RDONLY) {
+            Err(VfsError::Acces) => self.open_file(ctx, &l, OFlags::WRONLY)?,
+            r => r?,
+        };
+        // fsync on any descriptor flushes the inode's dirty pages, including those written
+        // through other descriptors by earlier UNSTABLE writes.
+        f.sync_all()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs() -> (tempfile::TempDir, LocalFs) {
+        let d = tempfile::tempdir().unwrap();
+        let fs = LocalFs::new(d.path(), false).unwrap();
+        (d, fs)
+    }
+
+    #[test]
+    fn create_write_read_and_keys_survive_a_new_instance() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (sub, _) = fs.mkdir(&ctx, &root, b"sub", &SetAttr::default()).unwrap();
+        let (f, _) = fs.create(&ctx, &sub, b"f", &CreateMode::Unchecked(SetAttr::default())).unwrap();
+        fs.write(&ctx, &f, 0, b"hello", Stability::Unstable).unwrap();
+        assert_eq!(fs.read(&ctx, &f, 0, 100).unwrap(), (b"hello".to_vec(), true));
+        // A fresh instance (a server restart) finds the file from its key alone.
+        let fs2 = LocalFs::new(d.path(), false).unwrap();
+        assert_eq!(fs2.read(&ctx, &f, 1, 2).unwrap(), (b"el".to_vec(), false));
+        fs2.remove(&ctx, &sub, b"f").unwrap();
+        assert_eq!(fs2.getattr(&ctx, &f), Err(VfsError::Stale));
+        assert_eq!(fs.getattr(&ctx, &f), Err(VfsError::Stale));
+    }
+
+    #[test]
+    fn dotdot_of_root_is_root_and_symlinks_are_not_followed() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        assert_eq!(fs.lookup(&ctx, &root, b"..").unwrap().0, root);
+        std::os::unix::fs::symlink("/", d.path().join("escape")).unwrap();
+        let (l, a) = fs.lookup(&ctx, &root, b"escape").unwrap();
+        assert_eq!(a.ftype, FileType::Symlink);
+        assert_eq!(fs.readlink(&ctx, &l).unwrap(), b"/");
+        assert_eq!(fs.lookup(&ctx, &l, b"etc"), Err(VfsError::NotDir));
+        assert!(fs.read(&ctx, &l, 0, 10).is_err());
+    }
+
+    #[test]
+    fn renamed_directory_swapped_for_a_symlink_cannot_be_used_to_escape() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (dir, _) = fs.mkdir(&ctx, &root, b"a", &SetAttr::default()).unwrap();
+        let (f, _) = fs.create(&ctx, &dir, b"passwd", &CreateMode::Unchecked(SetAttr::default())).unwrap();
+        std::fs::rename(d.path().join("a"), d.path().join("b")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("a")).unwrap();
+        // The cached path a/passwd now leads through a symlink: it must not be used.
+        let got = fs.read(&ctx, &f, 0, 10).unwrap();
+        assert_eq!(got, (Vec::new(), true), "found the real file by search, not /etc/passwd");
+    }
+
+    #[test]
+    fn forged_keys() {
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        assert_eq!(fs.getattr(&ctx, &FileKey(vec![1, 2, 3])), Err(VfsError::BadHandle));
+        let mut k = fs.root().0;
+        k[15] ^= 0x40; // another inode number
+        assert_eq!(fs.getattr(&ctx, &FileKey(k)), Err(VfsError::Stale));
+    }
+
+    #[test]
+    fn readdir_chunks_yield_every_name_once_despite_changes() {
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        for i in 0..500 {
+            fs.create(&ctx, &root, format!("f{i}").as_bytes(), &CreateMode::Unchecked(SetAttr::default())).unwrap();
+        }
+        let mut seen = std::collections::HashMap::new();
+        let mut cookie = 0;
+        let mut n = 0;
+        loop {
+            let p = fs.readdir(&ctx, &root, cookie, 7, n % 2 == 0).unwrap();
+            for e in &p.entries {
+                *seen.entry(e.name.clone()).or_insert(0) += 1;
+                cookie = e.cookie;
+            }
+            // Churn: new names appear and unrelated ones go between chunks.
+            fs.create(&ctx, &root, format!("new{n}").as_bytes(), &CreateMode::Unchecked(SetAttr::default())).unwrap();
+            n += 1;
+            if p.eof {
+                break;
+            }
+        }
+        for i in 0..500 {
+            assert_eq!(seen.get(format!("f{i}").as_bytes()), Some(&1), "f{i}");
+        }
+        assert!(seen.values().all(|&c| c == 1));
+    }
+
+    #[test]
+    fn exclusive_create_retry() {
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let a = fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"12345678")).unwrap();
+        let b = fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"12345678")).unwrap();
+        assert_eq!(a.0, b.0);
+        assert_eq!(fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"87654321")), Err(VfsError::Exist));
+        assert_eq!(
+            fs.create(&ctx, &root, b"x", &CreateMode::Guarded(SetAttr::default())).map(|_| ()),
+            Err(VfsError::Exist)
+        );
+    }
+}
