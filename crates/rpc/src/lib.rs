@@ -1,1 +1,16 @@
-//! rnfs-rpc
+//! ONC-RPC (RFC 5531) for rnfs.
+//!
+//! - [`record`]: record marking (RFC 5531 section 11), sans-IO, with a bound on record size.
+//! - [`message`]: decoding a call's header and credential, encoding replies and rejections.
+//! - [`drc`]: the duplicate request cache for non-idempotent procedures.
+//! - [`transport`]: the tokio TCP server: many connections, many calls in flight on each,
+//!   replies in completion order. The only module that does I/O.
+#![forbid(unsafe_code)]
+
+pub mod drc;
+pub mod message;
+pub mod record;
+pub mod rpcbind;
+pub mod transport;
+
+pub use message::{Auth, Call};

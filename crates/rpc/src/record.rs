@@ -1,0 +1,122 @@
+//! Record marking: each record is one or more fragments, each preceded by a 4-byte header
+//! whose top bit marks the last fragment and whose low 31 bits give the fragment length.
+
+/// Why the byte stream cannot continue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The record being assembled is larger than allowed.
+    #[error("record of at least {size} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Size reached so far.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Assembles records from a byte stream. Feed it whatever arrived; take records out.
+#[derive(Debug)]
+pub struct RecordDecoder {
+    max: usize,
+    buf: Vec<u8>,
+    record: Vec<u8>,
+}
+
+impl RecordDecoder {
+    /// A decoder refusing records larger than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self { max, buf: Vec::new(), record: Vec::new() }
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes buffered and not yet part of a completed record.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() + self.record.len()
+    }
+
+    /// The next complete record, if one has arrived. Checks the announced fragment length
+    /// against the limit before waiting for (or storing) its bytes.
+    pub fn next_record(&mut self) -> Result<Option<Vec<u8>>, RecordError> {
+        let mut consumed = 0;
+        let result = loop {
+            let avail = &self.buf[consumed..];
+            if avail.len() < 4 {
+                break Ok(None);
+            }
+            let h = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]);
+            let last = h & 0x8000_0000 != 0;
+            let len = (h & 0x7fff_ffff) as usize;
+            let size = self.record.len() + len;
+            if size > self.max {
+                break Err(RecordError::TooLarge { size, max: self.max });
+            }
+            if avail.len() < 4 + len {
+                break Ok(None);
+            }
+            self.record.extend_from_slice(&avail[4..4 + len]);
+            consumed += 4 + len;
+            if last {
+                break Ok(Some(std::mem::take(&mut self.record)));
+            }
+        };
+        self.buf.drain(..consumed);
+        result
+    }
+}
+
+/// Frames `msg` as one record of fragments of at most `max_fragment` bytes.
+pub fn encode_record(msg: &[u8], max_fragment: usize) -> Vec<u8> {
+    let max_fragment = max_fragment.clamp(1, 0x7fff_ffff);
+    let mut out = Vec::with_capacity(msg.len() + 4 * (msg.len() / max_fragment + 1));
+    let mut chunks = msg.chunks(max_fragment).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&0x8000_0000u32.to_be_bytes());
+    }
+    while let Some(c) = chunks.next() {
+        let last = if chunks.peek().is_none() { 0x8000_0000 } else { 0 };
+        out.extend_from_slice(&(last | c.len() as u32).to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fragments_reassemble(msgs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..5),
+                                frag in 1usize..64, split in 1usize..50) {
+            let mut wire = Vec::new();
+            for m in &msgs { wire.extend(encode_record(m, frag)); }
+            let mut d = RecordDecoder::new(1 << 20);
+            let mut got = Vec::new();
+            for piece in wire.chunks(split) {
+                d.push(piece);
+                while let Some(r) = d.next_record().unwrap() { got.push(r); }
+            }
+            prop_assert_eq!(got, msgs);
+            prop_assert_eq!(d.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn oversized_record_is_refused_before_its_bytes_arrive() {
+        let mut d = RecordDecoder::new(1024);
+        d.push(&0xffff_ffffu32.to_be_bytes());
+        assert!(matches!(d.next_record(), Err(RecordError::TooLarge { .. })));
+        // Many small fragments adding up past the limit are refused too.
+        let mut d = RecordDecoder::new(1024);
+        for _ in 0..200 {
+            d.push(&8u32.to_be_bytes());
+            d.push(&[0; 8]);
+        }
+        assert!(matches!(d.next_record(), Err(RecordError::TooLarge { .. })));
+    }
+}
