@@ -1,0 +1,659 @@
+//! The NFSv3 procedures (RFC 1813 section 3.3), one function each. Each takes decoded
+//! arguments and returns the procedure's result type; [`dispatch`] does the decoding and
+//! encoding around them.
+use crate::attr::{fattr3, setattr, time_from3, wcc_attr};
+use crate::{handle, status, NfsServer};
+use rnfs_proto::nfs3::*;
+use rnfs_proto::rpc::ReplyStatus;
+use rnfs_rpc::message::{reply_error, reply_with};
+use rnfs_vfs::{cookie, Attr, CreateMode, Ctx, FileKey, SpecialKind, Stability, VfsError};
+use rnfs_xdr::{OpaqueFixed, Xdr};
+
+/// Decodes the arguments of `proc_`, runs it and encodes the reply message.
+pub fn dispatch(s: &NfsServer, ctx: &Ctx, xid: u32, proc_: Proc, args: &[u8]) -> Vec<u8> {
+    fn run<A: Xdr, R: Xdr>(xid: u32, args: &[u8], f: impl FnOnce(A) -> R) -> Vec<u8> {
+        match rnfs_xdr::from_bytes::<A>(args) {
+            Ok(a) => reply_with(xid, &f(a)),
+            Err(e) => {
+                tracing::debug!(xid, error = %e, "undecodable arguments");
+                reply_error(xid, ReplyStatus::GarbageArgs)
+            }
+        }
+    }
+    match proc_ {
+        Proc::Null => run(xid, args, |()| ()),
+        Proc::Getattr => run(xid, args, |a| getattr(s, ctx, a)),
+        Proc::Setattr => run(xid, args, |a| setattr_(s, ctx, a)),
+        Proc::Lookup => run(xid, args, |a| lookup(s, ctx, a)),
+        Proc::Access => run(xid, args, |a| access(s, ctx, a)),
+        Proc::Readlink => run(xid, args, |a| readlink(s, ctx, a)),
+        Proc::Read => run(xid, args, |a| read(s, ctx, a)),
+        Proc::Write => run(xid, args, |a| write(s, ctx, a)),
+        Proc::Create => run(xid, args, |a| create(s, ctx, a)),
+        Proc::Mkdir => run(xid, args, |a| mkdir(s, ctx, a)),
+        Proc::Symlink => run(xid, args, |a| symlink(s, ctx, a)),
+        Proc::Mknod => run(xid, args, |a| mknod(s, ctx, a)),
+        Proc::Remove => run(xid, args, |a| remove(s, ctx, a, false)),
+        Proc::Rmdir => run(xid, args, |a| remove(s, ctx, a, true)),
+        Proc::Rename => run(xid, args, |a| rename(s, ctx, a)),
+        Proc::Link => run(xid, args, |a| link(s, ctx, a)),
+        Proc::Readdir => run(xid, args, |a| readdir(s, ctx, a)),
+        Proc::Readdirplus => run(xid, args, |a| readdirplus(s, ctx, a)),
+        Proc::Fsstat => run(xid, args, |a| fsstat(s, ctx, a)),
+        Proc::Fsinfo => run(xid, args, |a| fsinfo(s, ctx, a)),
+        Proc::Pathconf => run(xid, args, |a| pathconf(s, ctx, a)),
+        Proc::Commit => run(xid, args, |a| commit(s, ctx, a)),
+    }
+}
+
+type R<T> = Result<T, Nfsstat3>;
+
+impl NfsServer {
+    fn key(&self, fh: &FileHandle3) -> R<FileKey> {
+        handle::decode(&self.export, fh)
+    }
+    fn fh(&self, key: &FileKey) -> FileHandle3 {
+        handle::encode(&self.export, key)
+    }
+    fn attr_of(&self, ctx: &Ctx, key: &FileKey) -> Option<Attr> {
+        self.export.fs.getattr(ctx, key).ok()
+    }
+    fn post_op(&self, ctx: &Ctx, key: &FileKey) -> PostOpAttr {
+        self.attr_of(ctx, key).as_ref().map(fattr3)
+    }
+    fn wcc(&self, ctx: &Ctx, key: &FileKey, before: &Option<Attr>) -> WccData {
+        WccData {
+            before: before.as_ref().map(wcc_attr),
+            after: self.post_op(ctx, key),
+        }
+    }
+    fn writable(&self) -> R<()> {
+        if self.cfg.read_only || self.export.fs.read_only() {
+            return Err(Nfsstat3::Rofs);
+        }
+        Ok(())
+    }
+    fn is_root(&self, key: &FileKey) -> bool {
+        *key == self.export.fs.root()
+    }
+}
+
+fn st(e: VfsError) -> Nfsstat3 {
+    status::nfs3(e)
+}
+
+/// Checks a name from the wire: NAMETOOLONG past the limit, ACCES/INVAL for what cannot be
+/// a single component.
+fn name_ok(s: &NfsServer, n: &Filename3) -> R<()> {
+    rnfs_vfs::check_name(&n.0, s.export.fs.limits().name_max).map_err(st)
+}
+
+fn getattr(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> GetattrRes {
+    let r = (|| {
+        let k = s.key(&a.object)?;
+        s.export.fs.getattr(ctx, &k).map_err(st)
+    })();
+    match r {
+        Ok(at) => Res::Ok(fattr3(&at)),
+        Err(e) => Res::Fail(e, ()),
+    }
+}
+
+fn setattr_(s: &NfsServer, ctx: &Ctx, a: SetattrArgs) -> SetattrRes {
+    let k = match s.key(&a.object) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, WccData::default()),
+    };
+    let before = s.attr_of(ctx, &k);
+    let r = s.writable().and_then(|()| {
+        s.export
+            .fs
+            .setattr(
+                ctx,
+                &k,
+                &setattr(&a.new_attributes),
+                a.guard.map(time_from3),
+            )
+            .map_err(st)
+    });
+    let wcc = s.wcc(ctx, &k, &before);
+    match r {
+        Ok(_) => Res::Ok(wcc),
+        Err(e) => Res::Fail(e, wcc),
+    }
+}
+
+fn lookup(s: &NfsServer, ctx: &Ctx, a: DirOpArgs3) -> LookupRes {
+    let dk = match s.key(&a.dir) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    let r = (|| {
+        name_ok(s, &a.name)?;
+        // The export boundary (seed entry 14): `..` of the export root is the root itself.
+        if a.name.0 == b".." && s.is_root(&dk) {
+            let at = s.export.fs.getattr(ctx, &dk).map_err(st)?;
+            s.export.fs.lookup(ctx, &dk, b".").map_err(st)?; // search permission
+            return Ok((dk.clone(), at));
+        }
+        s.export.fs.lookup(ctx, &dk, &a.name.0).map_err(st)
+    })();
+    match r {
+        Ok((k, at)) => Res::Ok(LookupOk {
+            object: s.fh(&k),
+            obj_attributes: Some(fattr3(&at)),
+            dir_attributes: s.post_op(ctx, &dk),
+        }),
+        Err(e) => Res::Fail(e, s.post_op(ctx, &dk)),
+    }
+}
+
+fn access(s: &NfsServer, ctx: &Ctx, a: AccessArgs) -> AccessRes {
+    let k = match s.key(&a.object) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    match s.export.fs.access(ctx, &k, a.access) {
+        Ok(mut bits) => {
+            if s.writable().is_err() {
+                bits &= !(access::MODIFY | access::EXTEND | access::DELETE);
+            }
+            Res::Ok(AccessOk {
+                obj_attributes: s.post_op(ctx, &k),
+                access: bits,
+            })
+        }
+        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+    }
+}
+
+fn readlink(s: &NfsServer, ctx: &Ctx, a: ReadlinkArgs) -> ReadlinkRes {
+    let k = match s.key(&a.object) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    match s.export.fs.readlink(ctx, &k) {
+        Ok(t) => match NfsPath3::new(t) {
+            Ok(p) => Res::Ok(ReadlinkOk {
+                symlink_attributes: s.post_op(ctx, &k),
+                data: p,
+            }),
+            Err(_) => Res::Fail(Nfsstat3::NameTooLong, s.post_op(ctx, &k)),
+        },
+        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+    }
+}
+
+fn read(s: &NfsServer, ctx: &Ctx, a: ReadArgs) -> ReadRes {
+    let k = match s.key(&a.file) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    let count = a.count.min(s.cfg.max_io);
+    match s.export.fs.read(ctx, &k, a.offset, count) {
+        Ok((data, eof)) => {
+            s.stats.bytes_read(data.len());
+            Res::Ok(ReadOk {
+                file_attributes: s.post_op(ctx, &k),
+                count: data.len() as u32,
+                eof,
+                data: Data(data),
+            })
+        }
+        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+    }
+}
+
+fn write(s: &NfsServer, ctx: &Ctx, a: WriteArgs) -> WriteRes {
+    let k = match s.key(&a.file) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, WccData::default()),
+    };
+    let before = s.attr_of(ctx, &k);
+    let r = (|| {
+        s.writable()?;
+        if a.data.0.len() > s.cfg.max_io as usize || (a.count as usize) > a.data.0.len() {
+            return Err(Nfsstat3::Inval);
+        }
+        let data = &a.data.0[..a.count as usize];
+        let stable = match a.stable {
+            StableHow::Unstable => Stability::Unstable,
+            StableHow::DataSync => Stability::DataSync,
+            StableHow::FileSync => Stability::FileSync,
+        };
+        let got = s
+            .export
+            .fs
+            .write(ctx, &k, a.offset, data, stable)
+            .map_err(st)?;
+        s.stats.bytes_written(data.len());
+        Ok((data.len() as u32, got))
+    })();
+    let wcc = s.wcc(ctx, &k, &before);
+    match r {
+        Ok((count, got)) => Res::Ok(WriteOk {
+            file_wcc: wcc,
+            count,
+            committed: match got {
+                Stability::Unstable => StableHow::Unstable,
+                Stability::DataSync => StableHow::DataSync,
+                Stability::FileSync => StableHow::FileSync,
+            },
+            verf: OpaqueFixed(s.write_verf),
+        }),
+        Err(e) => Res::Fail(e, wcc),
+    }
+}
+
+/// Shared shape of CREATE, MKDIR, SYMLINK and MKNOD.
+fn make(
+    s: &NfsServer,
+    ctx: &Ctx,
+    w: &DirOpArgs3,
+    f: impl FnOnce(&FileKey, &[u8]) -> Result<(FileKey, Attr), VfsError>,
+) -> CreateRes {
+    let dk = match s.key(&w.dir) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, WccData::default()),
+    };
+    let before = s.attr_of(ctx, &dk);
+    let r = s
+        .writable()
+        .and_then(|()| name_ok(s, &w.name))
+        .and_then(|()| f(&dk, &w.name.0).map_err(st));
+    let dir_wcc = s.wcc(ctx, &dk, &before);
+    match r {
+        Ok((k, at)) => Res::Ok(CreateOk {
+            obj: Some(s.fh(&k)),
+            obj_attributes: Some(fattr3(&at)),
+            dir_wcc,
+        }),
+        Err(e) => Res::Fail(e, dir_wcc),
+    }
+}
+
+fn create(s: &NfsServer, ctx: &Ctx, a: CreateArgs) -> CreateRes {
+    let how = match &a.how {
+        CreateHow3::Unchecked(sa) => CreateMode::Unchecked(setattr(sa)),
+        CreateHow3::Guarded(sa) => CreateMode::Guarded(setattr(sa)),
+        CreateHow3::Exclusive(v) => CreateMode::Exclusive(v.0),
+    };
+    make(s, ctx, &a.where_, |d, n| {
+        s.export.fs.create(ctx, d, n, &how)
+    })
+}
+
+fn mkdir(s: &NfsServer, ctx: &Ctx, a: MkdirArgs) -> CreateRes {
+    make(s, ctx, &a.where_, |d, n| {
+        s.export.fs.mkdir(ctx, d, n, &setattr(&a.attributes))
+    })
+}
+
+fn symlink(s: &NfsServer, ctx: &Ctx, a: SymlinkArgs) -> CreateRes {
+    make(s, ctx, &a.where_, |d, n| {
+        s.export.fs.symlink(
+            ctx,
+            d,
+            n,
+            &a.symlink_data.0,
+            &setattr(&a.symlink_attributes),
+        )
+    })
+}
+
+fn mknod(s: &NfsServer, ctx: &Ctx, a: MknodArgs) -> CreateRes {
+    let (kind, sa) = match &a.what {
+        MknodData3::Chr(sa, d) => (SpecialKind::Char(d.major, d.minor), sa),
+        MknodData3::Blk(sa, d) => (SpecialKind::Block(d.major, d.minor), sa),
+        MknodData3::Sock(sa) => (SpecialKind::Socket, sa),
+        MknodData3::Fifo(sa) => (SpecialKind::Fifo, sa),
+        MknodData3::Other(_) => {
+            return make(s, ctx, &a.where_, |_, _| Err(VfsError::BadType));
+        }
+    };
+    make(s, ctx, &a.where_, |d, n| {
+        s.export.fs.mknod(ctx, d, n, kind, &setattr(sa))
+    })
+}
+
+fn remove(s: &NfsServer, ctx: &Ctx, a: DirOpArgs3, dir: bool) -> RemoveRes {
+    let dk = match s.key(&a.dir) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, WccData::default()),
+    };
+    let before = s.attr_of(ctx, &dk);
+    let r = s
+        .writable()
+        .and_then(|()| name_ok(s, &a.name))
+        .and_then(|()| {
+            if dir {
+                s.export.fs.rmdir(ctx, &dk, &a.name.0)
+            } else {
+                s.export.fs.remove(ctx, &dk, &a.name.0)
+            }
+            .map_err(st)
+        });
+    let wcc = s.wcc(ctx, &dk, &before);
+    match r {
+        Ok(()) => Res::Ok(wcc),
+        Err(e) => Res::Fail(e, wcc),
+    }
+}
+
+fn rename(s: &NfsServer, ctx: &Ctx, a: RenameArgs) -> RenameRes {
+    let (fk, tk) = match (s.key(&a.from.dir), s.key(&a.to.dir)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return Res::Fail(e, RenameWcc::default()),
+    };
+    let (fb, tb) = (s.attr_of(ctx, &fk), s.attr_of(ctx, &tk));
+    let r = s
+        .writable()
+        .and_then(|()| name_ok(s, &a.from.name))
+        .and_then(|()| name_ok(s, &a.to.name))
+        .and_then(|()| {
+            s.export
+                .fs
+                .rename(ctx, &fk, &a.from.name.0, &tk, &a.to.name.0)
+                .map_err(st)
+        });
+    let w = RenameWcc {
+        fromdir_wcc: s.wcc(ctx, &fk, &fb),
+        todir_wcc: s.wcc(ctx, &tk, &tb),
+    };
+    match r {
+        Ok(()) => Res::Ok(w),
+        Err(e) => Res::Fail(e, w),
+    }
+}
+
+fn link(s: &NfsServer, ctx: &Ctx, a: LinkArgs) -> LinkRes {
+    let (k, dk) = match (s.key(&a.file), s.key(&a.link.dir)) {
+        (Ok(k), Ok(d)) => (k, d),
+        (Err(e), _) | (_, Err(e)) => return Res::Fail(e, LinkWcc::default()),
+    };
+    let before = s.attr_of(ctx, &dk);
+    let r = s
+        .writable()
+        .and_then(|()| name_ok(s, &a.link.name))
+        .and_then(|()| s.export.fs.link(ctx, &k, &dk, &a.link.name.0).map_err(st));
+    let w = LinkWcc {
+        file_attributes: s.post_op(ctx, &k),
+        linkdir_wcc: s.wcc(ctx, &dk, &before),
+    };
+    match r {
+        Ok(()) => Res::Ok(w),
+        Err(e) => Res::Fail(e, w),
+    }
+}
+
+/// The cookie verifier of a directory: cookies are name hashes and never go stale, so the
+/// verifier only ties a cookie to the directory (and cookie scheme) it came from.
+fn cookieverf(dir: &Attr) -> CookieVerf3 {
+    let v = dir.fileid ^ 0x726e_6673_636b_0001; // "rnfsck" + scheme 1
+    OpaqueFixed(v.to_be_bytes())
+}
+
+/// One entry of a listing, before encoding.
+struct Listed {
+    name: Vec<u8>,
+    fileid: u64,
+    cookie: u64,
+    plus: Option<(FileKey, Attr)>,
+}
+
+/// Collects `.`, `..` and backend entries after `cookie`, while `fits` accepts them.
+fn list(
+    s: &NfsServer,
+    ctx: &Ctx,
+    dk: &FileKey,
+    dir: &Attr,
+    cookie: u64,
+    verf: &CookieVerf3,
+    plus: bool,
+    mut fits: impl FnMut(&Listed) -> bool,
+) -> R<(Vec<Listed>, bool)> {
+    if cookie != 0 && verf.0 != [0; 8] && *verf != cookieverf(dir) {
+        return Err(Nfsstat3::BadCookie);
+    }
+    if dir.ftype != rnfs_vfs::FileType::Directory {
+        return Err(Nfsstat3::NotDir);
+    }
+    let fs = &s.export.fs;
+    let mut out = Vec::new();
+    if cookie < cookie::DOT {
+        let l = Listed {
+            name: b".".to_vec(),
+            fileid: dir.fileid,
+            cookie: cookie::DOT,
+            plus: Some((dk.clone(), dir.clone())),
+        };
+        if !fits(&l) {
+            return Ok((out, false));
+        }
+        out.push(l);
+    }
+    if cookie < cookie::DOTDOT {
+        // `..` of the export root is the root itself (seed entry 14).
+        let (pk, pa) = if s.is_root(dk) {
+            (dk.clone(), dir.clone())
+        } else {
+            fs.parent(ctx, dk).map_err(st)?
+        };
+        let l = Listed {
+            name: b"..".to_vec(),
+            fileid: pa.fileid,
+            cookie: cookie::DOTDOT,
+            plus: Some((pk, pa)),
+        };
+        if !fits(&l) {
+            return Ok((out, false));
+        }
+        out.push(l);
+    }
+    let mut after = cookie.max(cookie::DOTDOT);
+    loop {
+        let page = fs.readdir(ctx, dk, after, 256, plus).map_err(st)?;
+        for e in page.entries {
+            let l = Listed {
+                name: e.name,
+                fileid: e.fileid,
+                cookie: e.cookie,
+                plus: e.plus,
+            };
+            after = l.cookie;
+            if !fits(&l) {
+                return Ok((out, false));
+            }
+            out.push(l);
+        }
+        if page.eof {
+            return Ok((out, true));
+        }
+    }
+}
+
+fn entry_name(n: Vec<u8>) -> Filename3 {
+    rnfs_xdr::XdrString(n)
+}
+
+fn readdir(s: &NfsServer, ctx: &Ctx, a: ReaddirArgs) -> ReaddirRes {
+    let dk = match s.key(&a.dir) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    let dir = match s.export.fs.getattr(ctx, &dk) {
+        Ok(d) => d,
+        Err(e) => return Res::Fail(st(e), None),
+    };
+    // Reply: status, post_op_attr, verifier, entries, end marker, eof.
+    let budget = (a.count.min(s.cfg.max_io) as usize).max(256);
+    let mut used = 4 + 4 + 84 + 8 + 4 + 4;
+    let r = list(s, ctx, &dk, &dir, a.cookie, &a.cookieverf, false, |l| {
+        let sz = 4 + 8 + 4 + l.name.len().div_ceil(4) * 4 + 8;
+        used += sz;
+        used <= budget
+    });
+    match r {
+        Ok((entries, eof)) => {
+            if entries.is_empty() && !eof {
+                return Res::Fail(Nfsstat3::TooSmall, Some(fattr3(&dir)));
+            }
+            Res::Ok(ReaddirOk {
+                dir_attributes: Some(fattr3(&dir)),
+                cookieverf: cookieverf(&dir),
+                entries: entries
+                    .into_iter()
+                    .map(|l| Entry3 {
+                        fileid: l.fileid,
+                        name: entry_name(l.name),
+                        cookie: l.cookie,
+                    })
+                    .collect(),
+                eof,
+            })
+        }
+        Err(e) => Res::Fail(e, Some(fattr3(&dir))),
+    }
+}
+
+fn readdirplus(s: &NfsServer, ctx: &Ctx, a: ReaddirplusArgs) -> ReaddirplusRes {
+    let dk = match s.key(&a.dir) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    let dir = match s.export.fs.getattr(ctx, &dk) {
+        Ok(d) => d,
+        Err(e) => return Res::Fail(st(e), None),
+    };
+    let budget = (a.maxcount.min(s.cfg.max_io) as usize).max(256);
+    let dbudget = (a.dircount as usize).max(64);
+    let (mut used, mut dused) = (4 + 4 + 84 + 8 + 4 + 4, 0usize);
+    let r = list(s, ctx, &dk, &dir, a.cookie, &a.cookieverf, true, |l| {
+        let d = 8 + 4 + l.name.len().div_ceil(4) * 4 + 8;
+        let attrs = if l.plus.is_some() {
+            4 + 84 + 4 + 4 + 64
+        } else {
+            4 + 4
+        };
+        used += 4 + d + attrs;
+        dused += d;
+        used <= budget && dused <= dbudget
+    });
+    match r {
+        Ok((entries, eof)) => {
+            if entries.is_empty() && !eof {
+                return Res::Fail(Nfsstat3::TooSmall, Some(fattr3(&dir)));
+            }
+            let entries = entries
+                .into_iter()
+                .map(|l| {
+                    let (h, at) = match l.plus {
+                        Some((k, at)) => (Some(s.fh(&k)), Some(fattr3(&at))),
+                        None => (None, None),
+                    };
+                    EntryPlus3 {
+                        fileid: l.fileid,
+                        name: entry_name(l.name),
+                        cookie: l.cookie,
+                        name_attributes: at,
+                        name_handle: h,
+                    }
+                })
+                .collect();
+            Res::Ok(ReaddirplusOk {
+                dir_attributes: Some(fattr3(&dir)),
+                cookieverf: cookieverf(&dir),
+                entries,
+                eof,
+            })
+        }
+        Err(e) => Res::Fail(e, Some(fattr3(&dir))),
+    }
+}
+
+fn fsstat(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> FsstatRes {
+    let k = match s.key(&a.object) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    match s.export.fs.fsstat(ctx, &k) {
+        Ok(f) => Res::Ok(FsstatOk {
+            obj_attributes: s.post_op(ctx, &k),
+            tbytes: f.total_bytes,
+            fbytes: f.free_bytes,
+            abytes: f.avail_bytes,
+            tfiles: f.total_files,
+            ffiles: f.free_files,
+            afiles: f.avail_files,
+            invarsec: 0,
+        }),
+        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+    }
+}
+
+fn fsinfo(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> FsinfoRes {
+    let k = match s.key(&a.object) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    let attrs = match s.export.fs.getattr(ctx, &k) {
+        Ok(at) => at,
+        Err(e) => return Res::Fail(st(e), None),
+    };
+    let lim = s.export.fs.limits();
+    let io = s.cfg.max_io;
+    Res::Ok(FsinfoOk {
+        obj_attributes: Some(fattr3(&attrs)),
+        rtmax: io,
+        rtpref: io,
+        rtmult: 4096,
+        wtmax: io,
+        wtpref: io,
+        wtmult: 4096,
+        dtpref: 64 * 1024,
+        maxfilesize: lim.max_file_size,
+        time_delta: NfsTime3 {
+            seconds: 0,
+            nseconds: lim.time_granularity_ns,
+        },
+        properties: fsf::LINK | fsf::SYMLINK | fsf::HOMOGENEOUS | fsf::CANSETTIME,
+    })
+}
+
+fn pathconf(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> PathconfRes {
+    let k = match s.key(&a.object) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, None),
+    };
+    let attrs = match s.export.fs.getattr(ctx, &k) {
+        Ok(at) => at,
+        Err(e) => return Res::Fail(st(e), None),
+    };
+    let lim = s.export.fs.limits();
+    Res::Ok(PathconfOk {
+        obj_attributes: Some(fattr3(&attrs)),
+        linkmax: lim.link_max,
+        name_max: lim.name_max,
+        no_trunc: true,
+        chown_restricted: true,
+        case_insensitive: false,
+        case_preserving: true,
+    })
+}
+
+fn commit(s: &NfsServer, ctx: &Ctx, a: CommitArgs) -> CommitRes {
+    let k = match s.key(&a.file) {
+        Ok(k) => k,
+        Err(e) => return Res::Fail(e, WccData::default()),
+    };
+    let before = s.attr_of(ctx, &k);
+    let r = s.export.fs.commit(ctx, &k, a.offset, a.count);
+    let wcc = s.wcc(ctx, &k, &before);
+    match r {
+        Ok(()) => Res::Ok(CommitOk {
+            file_wcc: wcc,
+            verf: OpaqueFixed(s.write_verf),
+        }),
+        Err(e) => Res::Fail(st(e), wcc),
+    }
+}

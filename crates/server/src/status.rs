@@ -1,0 +1,56 @@
+//! The one mapping from backend errors to protocol statuses.
+use rnfs_proto::mount3::MountStat3;
+use rnfs_proto::nfs3::Nfsstat3;
+use rnfs_vfs::VfsError;
+
+/// The NFSv3 status for a backend error.
+pub fn nfs3(e: VfsError) -> Nfsstat3 {
+    use VfsError as E;
+    match e {
+        E::Perm => Nfsstat3::Perm,
+        E::NoEnt => Nfsstat3::NoEnt,
+        E::Io => Nfsstat3::Io,
+        E::Nxio => Nfsstat3::Nxio,
+        E::Acces => Nfsstat3::Acces,
+        E::Exist => Nfsstat3::Exist,
+        E::Xdev => Nfsstat3::Xdev,
+        E::NoDev => Nfsstat3::NoDev,
+        E::NotDir => Nfsstat3::NotDir,
+        E::IsDir => Nfsstat3::IsDir,
+        E::Inval => Nfsstat3::Inval,
+        E::FBig => Nfsstat3::FBig,
+        E::NoSpc => Nfsstat3::NoSpc,
+        E::Rofs => Nfsstat3::Rofs,
+        E::MLink => Nfsstat3::MLink,
+        E::NameTooLong => Nfsstat3::NameTooLong,
+        E::NotEmpty => Nfsstat3::NotEmpty,
+        E::DQuot => Nfsstat3::DQuot,
+        E::Stale => Nfsstat3::Stale,
+        E::BadHandle => Nfsstat3::BadHandle,
+        E::NotSync => Nfsstat3::NotSync,
+        E::BadCookie => Nfsstat3::BadCookie,
+        E::NotSupp => Nfsstat3::NotSupp,
+        E::BadType => Nfsstat3::BadType,
+        E::Jukebox => Nfsstat3::Jukebox,
+        // NFSv3 has no ELOOP: a symlink met where none may be followed is an invalid
+        // argument for the caller (knfsd answers the same way).
+        E::Loop => Nfsstat3::Inval,
+        E::ServerFault => Nfsstat3::ServerFault,
+    }
+}
+
+/// The MOUNT status for a backend error.
+pub fn mount3(e: VfsError) -> MountStat3 {
+    use VfsError as E;
+    match e {
+        E::Perm => MountStat3::Perm,
+        E::NoEnt | E::Stale => MountStat3::NoEnt,
+        E::Acces => MountStat3::Acces,
+        E::NotDir => MountStat3::NotDir,
+        E::Inval | E::Loop => MountStat3::Inval,
+        E::NameTooLong => MountStat3::NameTooLong,
+        E::NotSupp => MountStat3::NotSupp,
+        E::Io => MountStat3::Io,
+        _ => MountStat3::ServerFault,
+    }
+}
