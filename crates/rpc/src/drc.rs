@@ -32,7 +32,12 @@ impl DrcKey {
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
         h ^= args.len() as u64;
-        Self { client, xid, call, args_sum: h }
+        Self {
+            client,
+            xid,
+            call,
+            args_sum: h,
+        }
     }
 }
 
@@ -84,7 +89,12 @@ pub struct Drc {
 impl Drc {
     /// A cache of at most `max_entries` replies and `max_bytes` of reply data.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        Self { inner: Mutex::default(), stats: Mutex::default(), max_entries, max_bytes }
+        Self {
+            inner: Mutex::default(),
+            stats: Mutex::default(),
+            max_entries,
+            max_bytes,
+        }
     }
 
     /// Looks a call up before running it; a new call is marked in progress.
@@ -163,7 +173,14 @@ mod tests {
         assert_eq!(d.begin(&k), Lookup::Replay(Arc::new(b"reply".to_vec())));
         // Same xid, different arguments: a new call.
         assert_eq!(d.begin(&key(1, b"create y")), Lookup::New);
-        assert_eq!(d.stats(), DrcStats { hits: 1, in_progress: 1, misses: 2 });
+        assert_eq!(
+            d.stats(),
+            DrcStats {
+                hits: 1,
+                in_progress: 1,
+                misses: 2
+            }
+        );
     }
 
     #[test]
@@ -175,6 +192,11 @@ mod tests {
             d.complete(&k, Arc::new(vec![0; 4]));
         }
         let g = d.inner.lock();
-        assert!(g.map.len() <= 3 && g.bytes <= 10, "{} entries, {} bytes", g.map.len(), g.bytes);
+        assert!(
+            g.map.len() <= 3 && g.bytes <= 10,
+            "{} entries, {} bytes",
+            g.map.len(),
+            g.bytes
+        );
     }
 }

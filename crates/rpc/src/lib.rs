@@ -2,11 +2,13 @@
 //!
 //! - [`record`]: record marking (RFC 5531 section 11), sans-IO, with a bound on record size.
 //! - [`message`]: decoding a call's header and credential, encoding replies and rejections.
+//! - [`client`]: a small blocking client for tests and tools.
 //! - [`drc`]: the duplicate request cache for non-idempotent procedures.
 //! - [`transport`]: the tokio TCP server: many connections, many calls in flight on each,
 //!   replies in completion order. The only module that does I/O.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod drc;
 pub mod message;
 pub mod record;

@@ -1,5 +1,7 @@
 //! Call decoding and reply encoding, independent of any transport.
-use rnfs_proto::rpc::{AuthStat, AuthSysParams, CallHeader, ReplyHeader, ReplyStatus, AUTH_NONE, AUTH_SYS, RPC_VERSION};
+use rnfs_proto::rpc::{
+    AuthStat, AuthSysParams, CallHeader, ReplyHeader, ReplyStatus, AUTH_NONE, AUTH_SYS, RPC_VERSION,
+};
 use rnfs_xdr::{Reader, Writer, Xdr};
 
 /// The caller's authentication, decoded.
@@ -46,16 +48,29 @@ pub fn decode_call(msg: &[u8]) -> Result<Call<'_>, BadCall> {
         }
     };
     if header.rpcvers != RPC_VERSION {
-        let st = ReplyStatus::RpcMismatch { low: RPC_VERSION, high: RPC_VERSION };
+        let st = ReplyStatus::RpcMismatch {
+            low: RPC_VERSION,
+            high: RPC_VERSION,
+        };
         return Err(BadCall::Reply(reply_error(header.xid, st)));
     }
     let auth = match header.cred.flavor {
         AUTH_NONE => Auth::None,
         AUTH_SYS => match rnfs_xdr::from_bytes::<AuthSysParams>(&header.cred.body.0) {
             Ok(p) => Auth::Sys(p),
-            Err(_) => return Err(BadCall::Reply(reply_error(header.xid, ReplyStatus::AuthError(AuthStat::BadCred)))),
+            Err(_) => {
+                return Err(BadCall::Reply(reply_error(
+                    header.xid,
+                    ReplyStatus::AuthError(AuthStat::BadCred),
+                )))
+            }
         },
-        _ => return Err(BadCall::Reply(reply_error(header.xid, ReplyStatus::AuthError(AuthStat::RejectedCred)))),
+        _ => {
+            return Err(BadCall::Reply(reply_error(
+                header.xid,
+                ReplyStatus::AuthError(AuthStat::RejectedCred),
+            )))
+        }
     };
     let args = r.rest();
     Ok(Call { header, auth, args })
@@ -89,7 +104,16 @@ mod tests {
 
     fn call(rpcvers: u32, cred: OpaqueAuth) -> Vec<u8> {
         let mut w = Writer::new();
-        CallHeader { xid: 5, rpcvers, prog: 100003, vers: 3, proc_: 0, cred, verf: OpaqueAuth::none() }.encode(&mut w);
+        CallHeader {
+            xid: 5,
+            rpcvers,
+            prog: 100003,
+            vers: 3,
+            proc_: 0,
+            cred,
+            verf: OpaqueAuth::none(),
+        }
+        .encode(&mut w);
         w.into_inner()
     }
 
@@ -100,17 +124,29 @@ mod tests {
     #[test]
     fn rejections() {
         match decode_call(&call(3, OpaqueAuth::none())) {
-            Err(BadCall::Reply(r)) => assert_eq!(status(&r), ReplyStatus::RpcMismatch { low: 2, high: 2 }),
+            Err(BadCall::Reply(r)) => {
+                assert_eq!(status(&r), ReplyStatus::RpcMismatch { low: 2, high: 2 })
+            }
             other => panic!("{other:?}"),
         }
-        let bad = OpaqueAuth { flavor: AUTH_SYS, body: rnfs_xdr::Opaque(vec![1, 2, 3]) };
+        let bad = OpaqueAuth {
+            flavor: AUTH_SYS,
+            body: rnfs_xdr::Opaque(vec![1, 2, 3]),
+        };
         match decode_call(&call(2, bad)) {
-            Err(BadCall::Reply(r)) => assert_eq!(status(&r), ReplyStatus::AuthError(AuthStat::BadCred)),
+            Err(BadCall::Reply(r)) => {
+                assert_eq!(status(&r), ReplyStatus::AuthError(AuthStat::BadCred))
+            }
             other => panic!("{other:?}"),
         }
-        let gss = OpaqueAuth { flavor: 6, body: Default::default() };
+        let gss = OpaqueAuth {
+            flavor: 6,
+            body: Default::default(),
+        };
         match decode_call(&call(2, gss)) {
-            Err(BadCall::Reply(r)) => assert_eq!(status(&r), ReplyStatus::AuthError(AuthStat::RejectedCred)),
+            Err(BadCall::Reply(r)) => {
+                assert_eq!(status(&r), ReplyStatus::AuthError(AuthStat::RejectedCred))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(decode_call(&[0, 0, 0, 1]).unwrap_err(), BadCall::Drop);

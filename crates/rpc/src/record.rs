@@ -25,7 +25,11 @@ pub struct RecordDecoder {
 impl RecordDecoder {
     /// A decoder refusing records larger than `max` bytes.
     pub fn new(max: usize) -> Self {
-        Self { max, buf: Vec::new(), record: Vec::new() }
+        Self {
+            max,
+            buf: Vec::new(),
+            record: Vec::new(),
+        }
     }
 
     /// Appends bytes received from the peer.
@@ -52,7 +56,10 @@ impl RecordDecoder {
             let len = (h & 0x7fff_ffff) as usize;
             let size = self.record.len() + len;
             if size > self.max {
-                break Err(RecordError::TooLarge { size, max: self.max });
+                break Err(RecordError::TooLarge {
+                    size,
+                    max: self.max,
+                });
             }
             if avail.len() < 4 + len {
                 break Ok(None);
@@ -77,7 +84,11 @@ pub fn encode_record(msg: &[u8], max_fragment: usize) -> Vec<u8> {
         out.extend_from_slice(&0x8000_0000u32.to_be_bytes());
     }
     while let Some(c) = chunks.next() {
-        let last = if chunks.peek().is_none() { 0x8000_0000 } else { 0 };
+        let last = if chunks.peek().is_none() {
+            0x8000_0000
+        } else {
+            0
+        };
         out.extend_from_slice(&(last | c.len() as u32).to_be_bytes());
         out.extend_from_slice(c);
     }

@@ -24,14 +24,24 @@ pub enum RpcbindError {
 
 fn call(proc_: u32, m: Mapping) -> Result<bool, RpcbindError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], PORT));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(RpcbindError::Unreachable)?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(RpcbindError::Unreachable)?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut w = Writer::new();
     let xid = std::process::id() ^ proc_.rotate_left(16) ^ m.prog;
-    CallHeader { xid, rpcvers: 2, prog: PROGRAM, vers: VERSION, proc_, cred: OpaqueAuth::none(), verf: OpaqueAuth::none() }
-        .encode(&mut w);
+    CallHeader {
+        xid,
+        rpcvers: 2,
+        prog: PROGRAM,
+        vers: VERSION,
+        proc_,
+        cred: OpaqueAuth::none(),
+        verf: OpaqueAuth::none(),
+    }
+    .encode(&mut w);
     m.encode(&mut w);
-    s.write_all(&encode_record(&w.into_inner(), 1 << 20)).map_err(RpcbindError::Unreachable)?;
+    s.write_all(&encode_record(&w.into_inner(), 1 << 20))
+        .map_err(RpcbindError::Unreachable)?;
     let mut dec = RecordDecoder::new(4096);
     let mut buf = [0u8; 512];
     let msg = loop {
@@ -54,8 +64,24 @@ fn call(proc_: u32, m: Mapping) -> Result<bool, RpcbindError> {
 
 /// Registers (prog, vers) on TCP `port`, replacing any older registration.
 pub fn register(prog: u32, vers: u32, port: u16) -> Result<(), RpcbindError> {
-    let _ = call(PROC_UNSET, Mapping { prog, vers, prot: IPPROTO_TCP, port: 0 });
-    if call(PROC_SET, Mapping { prog, vers, prot: IPPROTO_TCP, port: port.into() })? {
+    let _ = call(
+        PROC_UNSET,
+        Mapping {
+            prog,
+            vers,
+            prot: IPPROTO_TCP,
+            port: 0,
+        },
+    );
+    if call(
+        PROC_SET,
+        Mapping {
+            prog,
+            vers,
+            prot: IPPROTO_TCP,
+            port: port.into(),
+        },
+    )? {
         Ok(())
     } else {
         Err(RpcbindError::Refused)
@@ -64,5 +90,14 @@ pub fn register(prog: u32, vers: u32, port: u16) -> Result<(), RpcbindError> {
 
 /// Removes the registration of (prog, vers).
 pub fn unregister(prog: u32, vers: u32) -> Result<(), RpcbindError> {
-    call(PROC_UNSET, Mapping { prog, vers, prot: IPPROTO_TCP, port: 0 }).map(|_| ())
+    call(
+        PROC_UNSET,
+        Mapping {
+            prog,
+            vers,
+            prot: IPPROTO_TCP,
+            port: 0,
+        },
+    )
+    .map(|_| ())
 }

@@ -41,7 +41,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_record: (1 << 20) + 64 * 1024, max_in_flight: 64 }
+        Self {
+            max_record: (1 << 20) + 64 * 1024,
+            max_in_flight: 64,
+        }
     }
 }
 
@@ -94,12 +97,21 @@ pub async fn serve(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    info!(connections = conns.len(), "listener closed; finishing calls in flight");
+    info!(
+        connections = conns.len(),
+        "listener closed; finishing calls in flight"
+    );
     while conns.join_next().await.is_some() {}
     Ok(())
 }
 
-async fn connection(sock: TcpStream, conn: ConnInfo, svc: Arc<dyn Service>, cfg: Config, mut shutdown: watch::Receiver<bool>) {
+async fn connection(
+    sock: TcpStream,
+    conn: ConnInfo,
+    svc: Arc<dyn Service>,
+    cfg: Config,
+    mut shutdown: watch::Receiver<bool>,
+) {
     debug!("connected");
     let (mut rd, mut wr) = sock.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(cfg.max_in_flight.max(1));
@@ -132,11 +144,14 @@ async fn connection(sock: TcpStream, conn: ConnInfo, svc: Arc<dyn Service>, cfg:
         loop {
             match dec.next_record() {
                 Ok(Some(msg)) => {
-                    let Ok(permit) = permits.clone().acquire_owned().await else { break 'read };
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        break 'read;
+                    };
                     let svc = svc.clone();
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        let reply = tokio::task::spawn_blocking(move || svc.call(&conn, &msg)).await;
+                        let reply =
+                            tokio::task::spawn_blocking(move || svc.call(&conn, &msg)).await;
                         match reply {
                             Ok(Some(r)) => {
                                 let _ = tx.send(r).await;

@@ -113,6 +113,11 @@ impl NfsServer {
         }
     }
 
+    /// Duplicate request cache counters.
+    pub fn drc_stats(&self) -> rnfs_rpc::drc::DrcStats {
+        self.drc.stats()
+    }
+
     /// The write verifier of this server instance.
     pub fn write_verifier(&self) -> [u8; 8] {
         self.write_verf

@@ -1,0 +1,174 @@
+//! The export boundary (seed entry 14) and file handle integrity: nothing outside the
+//! export is ever named, listed or reached, whatever the client sends.
+mod common;
+use common::*;
+use rnfs_proto::nfs3::*;
+use rnfs_xdr::{OpaqueFixed, XdrString};
+
+#[test]
+fn dotdot_at_the_root_is_the_root() {
+    let (_d, fs) = local();
+    let s = TestServer::start(fs);
+    let mut c = s.client();
+    let root = c.root.clone();
+    let root_id = c.getattr(&root).unwrap().fileid;
+    let (h, a) = c.lookup(&root, "..").unwrap();
+    assert_eq!((h, a.fileid), (root.clone(), root_id));
+    // `..` of `..` of a subdirectory stops at the root too.
+    let sub = c.mkdir(&root, "sub").unwrap();
+    let (up, _) = c.lookup(&sub, "..").unwrap();
+    assert_eq!(up, root);
+    let (upup, _) = c.lookup(&up, "..").unwrap();
+    assert_eq!(upup, root);
+    // READDIRPLUS of the root: `..` carries the root's own handle and attributes.
+    for plus in [true, false] {
+        let mut seen = false;
+        if plus {
+            let a = ReaddirplusArgs {
+                dir: root.clone(),
+                cookie: 0,
+                cookieverf: OpaqueFixed([0; 8]),
+                dircount: 8192,
+                maxcount: 32768,
+            };
+            let Res::Ok(ok) = c.call::<_, ReaddirplusRes>(Proc::Readdirplus, &a) else {
+                panic!()
+            };
+            for e in ok.entries {
+                if e.name.0 == b".." {
+                    seen = true;
+                    assert_eq!(e.fileid, root_id);
+                    assert_eq!(e.name_handle, Some(root.clone()));
+                    assert_eq!(e.name_attributes.unwrap().fileid, root_id);
+                }
+            }
+        } else {
+            let a = ReaddirArgs {
+                dir: root.clone(),
+                cookie: 0,
+                cookieverf: OpaqueFixed([0; 8]),
+                count: 8192,
+            };
+            let Res::Ok(ok) = c.call::<_, ReaddirRes>(Proc::Readdir, &a) else {
+                panic!()
+            };
+            for e in ok.entries {
+                if e.name.0 == b".." {
+                    seen = true;
+                    assert_eq!(e.fileid, root_id);
+                }
+            }
+        }
+        assert!(seen);
+    }
+}
+
+#[test]
+fn symlinks_pointing_outside_are_never_followed() {
+    let (d, fs) = local();
+    std::os::unix::fs::symlink("/", d.path().join("slash")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.path().join("passwd")).unwrap();
+    std::os::unix::fs::symlink("../../../../", d.path().join("up")).unwrap();
+    let s = TestServer::start(fs);
+    let mut c = s.client();
+    let root = c.root.clone();
+    for n in ["slash", "up"] {
+        let (h, a) = c.lookup(&root, n).unwrap();
+        assert_eq!(a.ftype, Ftype3::Lnk);
+        assert_eq!(c.lookup(&h, "etc"), Err(Nfsstat3::NotDir));
+        assert!(c.list(&h, 4096, true).is_err());
+        let mk = MkdirArgs {
+            where_: dirop(&h, "evil"),
+            attributes: Sattr3::default(),
+        };
+        assert!(matches!(
+            c.call::<_, CreateRes>(Proc::Mkdir, &mk),
+            Res::Fail(..)
+        ));
+    }
+    let (h, _) = c.lookup(&root, "passwd").unwrap();
+    assert!(
+        c.read(&h, 0, 100).is_err(),
+        "READ of a symlink must not read its target"
+    );
+    let w = c.write(&h, 0, b"x", StableHow::FileSync);
+    assert!(w.is_err());
+    // MOUNT of a path through a symlink is refused as well.
+    let r: rnfs_proto::mount3::MountRes =
+        c.c.call(
+            rnfs_proto::mount3::PROGRAM,
+            3,
+            1,
+            &XdrString::<1024>(b"/slash/etc".to_vec()),
+        )
+        .unwrap();
+    assert!(matches!(r, rnfs_proto::mount3::MountRes::Err(_)), "{r:?}");
+    let r: rnfs_proto::mount3::MountRes =
+        c.c.call(
+            rnfs_proto::mount3::PROGRAM,
+            3,
+            1,
+            &XdrString::<1024>(b"/../..".to_vec()),
+        )
+        .unwrap();
+    assert!(matches!(r, rnfs_proto::mount3::MountRes::Err(_)), "{r:?}");
+}
+
+#[test]
+fn altered_handles_are_refused_bit_by_bit() {
+    for fs in [local().1, memory(1 << 20)] {
+        let s = TestServer::start(fs);
+        let mut c = s.client();
+        let root = c.root.clone();
+        let f = c.file(&root, "f");
+        for h in [root.clone(), f.clone()] {
+            for bit in 0..h.0.len() * 8 {
+                let mut bad = h.clone();
+                bad.0[bit / 8] ^= 1 << (bit % 8);
+                let r = c.getattr(&bad);
+                assert!(
+                    matches!(r, Err(Nfsstat3::BadHandle) | Err(Nfsstat3::Stale)),
+                    "bit {bit}: {r:?}"
+                );
+            }
+            // Truncated, extended and empty handles.
+            for bad in [
+                FileHandle3(h.0[..h.0.len() - 1].to_vec()),
+                FileHandle3([h.0.clone(), vec![0]].concat()),
+                FileHandle3(vec![]),
+            ] {
+                assert!(matches!(
+                    c.getattr(&bad),
+                    Err(Nfsstat3::BadHandle) | Err(Nfsstat3::Stale)
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn handles_survive_a_server_restart() {
+    let (d, fs) = local();
+    let (fh, dir) = {
+        let s = TestServer::start(fs);
+        let mut c = s.client();
+        let root = c.root.clone();
+        let a = c.mkdir(&root, "a").unwrap();
+        let b = c.mkdir(&a, "b").unwrap();
+        let f = c.file(&b, "deep");
+        c.write(&f, 0, b"persistent", StableHow::FileSync).unwrap();
+        (f, b)
+    };
+    // A new server process on the same directory: the old handles still work.
+    let fs = std::sync::Arc::new(rnfs_vfs::local::LocalFs::new(d.path(), false).unwrap());
+    let s = TestServer::start(fs);
+    let mut c = s.client();
+    assert_eq!(c.read(&fh, 0, 100).unwrap(), (b"persistent".to_vec(), true));
+    assert_eq!(c.list(&dir, 4096, true).unwrap().len(), 3);
+    // Renamed behind the server's back, still found.
+    std::fs::rename(d.path().join("a/b"), d.path().join("moved")).unwrap();
+    let fs = std::sync::Arc::new(rnfs_vfs::local::LocalFs::new(d.path(), false).unwrap());
+    let s = TestServer::start(fs);
+    let mut c = s.client();
+    assert_eq!(c.read(&fh, 0, 4).unwrap(), (b"pers".to_vec(), false));
+}
