@@ -1,0 +1,66 @@
+#!/bin/bash
+# The whole rnfs test suite, from a fresh Debian machine (run as root: it installs the Debian
+# packages it needs and uses tmpfs mounts and QEMU). Network use: 127.0.0.1 only, plus the
+# package registries for installs.
+#
+#   scripts/test-all.sh            everything (about 15-20 minutes on 2 cores)
+#   scripts/test-all.sh --quick    unit/property/integration tests and libnfs only
+#
+# Steps: format check, build, cargo tests (unit, property, protocol-over-TCP), fuzz smoke
+# run, libnfs-utils interop, the Linux kernel client in QEMU, pjdfstest in that guest against
+# rnfs and nfs-ganesha. Prints one line per step and ends with "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export RNFS_TEST_WORK=${RNFS_TEST_WORK:-/tmp/rnfs-test}
+mkdir -p "$RNFS_TEST_WORK"
+QUICK=
+[ "${1:-}" = --quick ] && QUICK=1
+LOG=$RNFS_TEST_WORK/logs
+rm -rf "$LOG"; mkdir -p "$LOG"
+PASSED=0 FAILED=0 FAILED_STEPS=()
+
+need_pkgs() {
+  local p need=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  ((${#need[@]})) || return 0
+  echo "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+step() { # step NAME COMMAND...
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== $name"
+  if "$@" > "$LOG/$name.log" 2>&1; then
+    PASSED=$((PASSED + 1))
+    echo "--- PASS $name ($((SECONDS - t0)) s)"
+    tail -n 3 "$LOG/$name.log" | sed 's/^/    /'
+  else
+    FAILED=$((FAILED + 1)); FAILED_STEPS+=("$name")
+    echo "--- FAIL $name ($((SECONDS - t0)) s); last lines of $LOG/$name.log:"
+    tail -n 40 "$LOG/$name.log" | sed 's/^/    /'
+  fi
+}
+
+need_pkgs build-essential pkg-config iproute2 util-linux libnfs-utils
+export CARGO_TERM_COLOR=never
+step fmt cargo fmt --all -- --check
+step build cargo build --release --workspace --all-targets
+step cargo-test cargo test --release --workspace
+step libnfs tests/interop/libnfs.sh
+if [ -z "$QUICK" ]; then
+  step fuzz scripts/fuzz-smoke.sh "${RNFS_FUZZ_SECONDS:-10}"
+  step linux-client tests/interop/linux-client.sh rnfs
+  step pjdfstest tests/interop/pjdfstest.sh
+fi
+
+echo
+for s in "${FAILED_STEPS[@]}"; do echo "failed step: $s (log: $LOG/$s.log)"; done
+# Individual tests counted by each step's own runner (cargo, the shell harnesses).
+read -r TP TF < <(cat "$LOG"/*.log 2>/dev/null | sed -n 's/.*[^0-9]\([0-9][0-9]*\) passed[;,] \([0-9][0-9]*\) failed.*/\1 \2/p' |
+  awk '{p+=$1; f+=$2} END{print p+0, f+0}')
+echo "steps: $PASSED passed, $FAILED failed; individual tests: $TP passed, $TF failed"
+[ "$FAILED" = 0 ] || [ "$TF" -gt 0 ] || TF=$FAILED   # a step that failed before counting
+echo "summary: $TP passed, $TF failed"
+[ "$FAILED" = 0 ]
