@@ -43,12 +43,13 @@ step() { # step NAME COMMAND...
   fi
 }
 
-need_pkgs build-essential pkg-config iproute2 util-linux libnfs-utils
+need_pkgs build-essential pkg-config iproute2 util-linux libnfs-utils rpcbind
 export CARGO_TERM_COLOR=never
 step fmt cargo fmt --all -- --check
 step build cargo build --release --workspace --all-targets
 step cargo-test cargo test --release --workspace
 step libnfs tests/interop/libnfs.sh
+step rpcbind tests/interop/rpcbind.sh
 if [ -z "$QUICK" ]; then
   step fuzz scripts/fuzz-smoke.sh "${RNFS_FUZZ_SECONDS:-10}"
   step linux-client tests/interop/linux-client.sh rnfs
