@@ -151,6 +151,8 @@ impl NfsServer {
             }
         };
         let h = &call.header;
+        let _span =
+            tracing::debug_span!("call", xid = h.xid, prog = h.prog, proc = h.proc_).entered();
         let ctx = Self::ctx(&call.auth);
         match h.prog {
             p3::PROGRAM => {

@@ -377,3 +377,53 @@ fn memory_backend_fills_up_with_nospc_and_recovers() {
     let f = c.file(&root, "after");
     c.write(&f, 0, &chunk, StableHow::FileSync).unwrap();
 }
+
+#[test]
+fn read_only_export_refuses_changes() {
+    let (d, fs) = local();
+    std::fs::write(d.path().join("f"), b"data").unwrap();
+    let cfg = rnfs_server::ServerConfig {
+        read_only: true,
+        ..Default::default()
+    };
+    let s = TestServer::start_with(fs, cfg, Default::default());
+    let mut c = s.client();
+    let root = c.root.clone();
+    let (f, _) = c.lookup(&root, "f").unwrap();
+    assert_eq!(c.read(&f, 0, 10).unwrap().0, b"data");
+    assert_eq!(
+        c.write(&f, 0, b"x", StableHow::FileSync).map(|_| ()),
+        Err(Nfsstat3::Rofs)
+    );
+    assert_eq!(
+        c.create(&root, "new", CreateHow3::Unchecked(Sattr3::default())),
+        Err(Nfsstat3::Rofs)
+    );
+    assert_eq!(c.mkdir(&root, "d"), Err(Nfsstat3::Rofs));
+    assert_eq!(c.remove(&root, "f"), Err(Nfsstat3::Rofs));
+    let set = SetattrArgs {
+        object: f.clone(),
+        new_attributes: Sattr3 {
+            mode: Some(0o600),
+            ..Default::default()
+        },
+        guard: None,
+    };
+    assert_eq!(
+        c.call::<_, SetattrRes>(Proc::Setattr, &set).status(),
+        Nfsstat3::Rofs
+    );
+    let r: AccessRes = c.call(
+        Proc::Access,
+        &AccessArgs {
+            object: f.clone(),
+            access: 0x3f,
+        },
+    );
+    let Res::Ok(ok) = r else { panic!() };
+    assert_eq!(
+        ok.access & (access::MODIFY | access::EXTEND | access::DELETE),
+        0
+    );
+    assert_eq!(std::fs::read(d.path().join("f")).unwrap(), b"data");
+}
