@@ -24,7 +24,10 @@ pub fn decode_list<T: xdr::Xdr>(r: &mut xdr::Reader<'_>, max: usize) -> xdr::Res
     let mut v = Vec::new();
     while r.bool()? {
         if v.len() >= max {
-            return Err(xdr::Error::TooLong { len: v.len() as u64 + 1, max: max as u64 });
+            return Err(xdr::Error::TooLong {
+                len: v.len() as u64 + 1,
+                max: max as u64,
+            });
         }
         v.push(T::decode(r)?);
     }

@@ -124,6 +124,9 @@ impl Xdr for ExportNode {
         crate::encode_list(&self.groups, w);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Self { dir: DirPath::decode(r)?, groups: crate::decode_list(r, 4096)? })
+        Ok(Self {
+            dir: DirPath::decode(r)?,
+            groups: crate::decode_list(r, 4096)?,
+        })
     }
 }

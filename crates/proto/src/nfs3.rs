@@ -335,7 +335,10 @@ impl Xdr for SetTime {
             0 => Ok(Self::DontChange),
             1 => Ok(Self::ServerTime),
             2 => Ok(Self::ClientTime(NfsTime3::decode(r)?)),
-            v => Err(Error::BadDiscriminant { what: "time_how", value: v }),
+            v => Err(Error::BadDiscriminant {
+                what: "time_how",
+                value: v,
+            }),
         }
     }
 }
@@ -577,7 +580,10 @@ impl Xdr for CreateHow3 {
             0 => Ok(Self::Unchecked(Sattr3::decode(r)?)),
             1 => Ok(Self::Guarded(Sattr3::decode(r)?)),
             2 => Ok(Self::Exclusive(CreateVerf3::decode(r)?)),
-            v => Err(Error::BadDiscriminant { what: "createmode3", value: v }),
+            v => Err(Error::BadDiscriminant {
+                what: "createmode3",
+                value: v,
+            }),
         }
     }
 }
@@ -952,9 +958,18 @@ mod tests {
             rdev: SpecData3::default(),
             fsid: 1,
             fileid: 42,
-            atime: NfsTime3 { seconds: 1, nseconds: 2 },
-            mtime: NfsTime3 { seconds: 3, nseconds: 4 },
-            ctime: NfsTime3 { seconds: 5, nseconds: 6 },
+            atime: NfsTime3 {
+                seconds: 1,
+                nseconds: 2,
+            },
+            mtime: NfsTime3 {
+                seconds: 3,
+                nseconds: 4,
+            },
+            ctime: NfsTime3 {
+                seconds: 5,
+                nseconds: 6,
+            },
         }
     }
 

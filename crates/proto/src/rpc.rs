@@ -1,5 +1,7 @@
 //! ONC-RPC version 2 message headers (RFC 5531 section 9) and AUTH_SYS credentials.
-use rnfs_xdr::{xdr_enum, xdr_struct, Error, Opaque, Reader, Result, VarArray, Writer, Xdr, XdrString};
+use rnfs_xdr::{
+    xdr_enum, xdr_struct, Error, Opaque, Reader, Result, VarArray, Writer, Xdr, XdrString,
+};
 
 /// The only RPC version (RFC 5531 section 9).
 pub const RPC_VERSION: u32 = 2;
@@ -33,7 +35,10 @@ impl Xdr for OpaqueAuth {
         self.body.encode(w);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Self { flavor: r.u32()?, body: Opaque::decode(r)? })
+        Ok(Self {
+            flavor: r.u32()?,
+            body: Opaque::decode(r)?,
+        })
     }
 }
 
@@ -127,7 +132,10 @@ impl CallHeader {
         let xid = r.u32()?;
         let mtype = r.u32()?;
         if mtype != CALL {
-            return Err(Error::BadDiscriminant { what: "msg_type (expected CALL)", value: mtype });
+            return Err(Error::BadDiscriminant {
+                what: "msg_type (expected CALL)",
+                value: mtype,
+            });
         }
         Ok(Self {
             xid,
@@ -198,12 +206,20 @@ pub struct ReplyHeader {
 impl ReplyHeader {
     /// A successful reply header with an AUTH_NONE verifier.
     pub fn success(xid: u32) -> Self {
-        Self { xid, verf: OpaqueAuth::none(), status: ReplyStatus::Success }
+        Self {
+            xid,
+            verf: OpaqueAuth::none(),
+            status: ReplyStatus::Success,
+        }
     }
 
     /// A reply header with the given status and an AUTH_NONE verifier.
     pub fn with_status(xid: u32, status: ReplyStatus) -> Self {
-        Self { xid, verf: OpaqueAuth::none(), status }
+        Self {
+            xid,
+            verf: OpaqueAuth::none(),
+            status,
+        }
     }
 
     /// Encodes the header; for `Success` the caller appends the results.
@@ -247,7 +263,10 @@ impl ReplyHeader {
         let xid = r.u32()?;
         let mtype = r.u32()?;
         if mtype != REPLY {
-            return Err(Error::BadDiscriminant { what: "msg_type (expected REPLY)", value: mtype });
+            return Err(Error::BadDiscriminant {
+                what: "msg_type (expected REPLY)",
+                value: mtype,
+            });
         }
         match r.u32()? {
             0 => {
@@ -255,7 +274,10 @@ impl ReplyHeader {
                 let status = match AcceptStat::decode(r)? {
                     AcceptStat::Success => ReplyStatus::Success,
                     AcceptStat::ProgUnavail => ReplyStatus::ProgUnavail,
-                    AcceptStat::ProgMismatch => ReplyStatus::ProgMismatch { low: r.u32()?, high: r.u32()? },
+                    AcceptStat::ProgMismatch => ReplyStatus::ProgMismatch {
+                        low: r.u32()?,
+                        high: r.u32()?,
+                    },
                     AcceptStat::ProcUnavail => ReplyStatus::ProcUnavail,
                     AcceptStat::GarbageArgs => ReplyStatus::GarbageArgs,
                     AcceptStat::SystemErr => ReplyStatus::SystemErr,
@@ -264,13 +286,28 @@ impl ReplyHeader {
             }
             1 => {
                 let status = match r.u32()? {
-                    0 => ReplyStatus::RpcMismatch { low: r.u32()?, high: r.u32()? },
+                    0 => ReplyStatus::RpcMismatch {
+                        low: r.u32()?,
+                        high: r.u32()?,
+                    },
                     1 => ReplyStatus::AuthError(AuthStat::decode(r)?),
-                    v => return Err(Error::BadDiscriminant { what: "reject_stat", value: v }),
+                    v => {
+                        return Err(Error::BadDiscriminant {
+                            what: "reject_stat",
+                            value: v,
+                        })
+                    }
                 };
-                Ok(Self { xid, verf: OpaqueAuth::none(), status })
+                Ok(Self {
+                    xid,
+                    verf: OpaqueAuth::none(),
+                    status,
+                })
             }
-            v => Err(Error::BadDiscriminant { what: "reply_stat", value: v }),
+            v => Err(Error::BadDiscriminant {
+                what: "reply_stat",
+                value: v,
+            }),
         }
     }
 }
@@ -303,14 +340,22 @@ mod tests {
 
     #[test]
     fn call_header_roundtrip() {
-        let cred = AuthSysParams { uid: 1000, gid: 100, gids: VarArray(vec![1, 2]), ..Default::default() };
+        let cred = AuthSysParams {
+            uid: 1000,
+            gid: 100,
+            gids: VarArray(vec![1, 2]),
+            ..Default::default()
+        };
         let h = CallHeader {
             xid: 9,
             rpcvers: 2,
             prog: 100003,
             vers: 3,
             proc_: 1,
-            cred: OpaqueAuth { flavor: AUTH_SYS, body: Opaque(rnfs_xdr::to_bytes(&cred)) },
+            cred: OpaqueAuth {
+                flavor: AUTH_SYS,
+                body: Opaque(rnfs_xdr::to_bytes(&cred)),
+            },
             verf: OpaqueAuth::none(),
         };
         let mut w = Writer::new();

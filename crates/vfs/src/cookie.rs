@@ -47,7 +47,9 @@ mod tests {
 
     #[test]
     fn no_collisions_in_a_large_directory() {
-        let mut v: Vec<u64> = (0..100_000u32).map(|i| of_name(format!("file-{i}").as_bytes())).collect();
+        let mut v: Vec<u64> = (0..100_000u32)
+            .map(|i| of_name(format!("file-{i}").as_bytes()))
+            .collect();
         v.sort_unstable();
         v.dedup();
         assert_eq!(v.len(), 100_000);

@@ -108,8 +108,13 @@ pub struct Timestamp {
 impl Timestamp {
     /// The current time of the host clock.
     pub fn now() -> Self {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Self { secs: d.as_secs() as i64, nsecs: d.subsec_nanos() }
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            secs: d.as_secs() as i64,
+            nsecs: d.subsec_nanos(),
+        }
     }
 }
 
@@ -273,7 +278,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { name_max: 255, link_max: 65000, max_file_size: i64::MAX as u64, time_granularity_ns: 1 }
+        Self {
+            name_max: 255,
+            link_max: 65000,
+            max_file_size: i64::MAX as u64,
+            time_granularity_ns: 1,
+        }
     }
 }
 
@@ -296,7 +306,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Checks that a key names a live object, cheaply if possible.
     fn getattr(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Attr>;
     /// Changes attributes. `guard`: fail with [`VfsError::NotSync`] unless the ctime equals it.
-    fn setattr(&self, ctx: &Ctx, key: &FileKey, set: &SetAttr, guard: Option<Timestamp>) -> VfsResult<Attr>;
+    fn setattr(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        set: &SetAttr,
+        guard: Option<Timestamp>,
+    ) -> VfsResult<Attr>;
     /// Finds `name` in directory `dir`, without following a symbolic link.
     fn lookup(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<(FileKey, Attr)>;
     /// Which of the NFSv3 ACCESS bits in `mask` the caller holds.
@@ -307,29 +323,77 @@ pub trait Backend: Send + Sync + 'static {
     /// The target of a symbolic link.
     fn readlink(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Vec<u8>>;
     /// Reads up to `count` bytes at `offset`; also says whether the end of the file was reached.
-    fn read(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32) -> VfsResult<(Vec<u8>, bool)>;
+    fn read(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32)
+        -> VfsResult<(Vec<u8>, bool)>;
     /// Writes `data` at `offset` with at least the asked stability; returns the stability
     /// achieved.
-    fn write(&self, ctx: &Ctx, key: &FileKey, offset: u64, data: &[u8], stable: Stability) -> VfsResult<Stability>;
+    fn write(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> VfsResult<Stability>;
     /// Creates (or, per `mode`, opens) a regular file.
-    fn create(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], mode: &CreateMode) -> VfsResult<(FileKey, Attr)>;
+    fn create(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        mode: &CreateMode,
+    ) -> VfsResult<(FileKey, Attr)>;
     /// Creates a directory.
-    fn mkdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], attr: &SetAttr) -> VfsResult<(FileKey, Attr)>;
+    fn mkdir(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        attr: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)>;
     /// Creates a symbolic link to `target` (stored as given, never followed by the server).
-    fn symlink(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], target: &[u8], attr: &SetAttr) -> VfsResult<(FileKey, Attr)>;
+    fn symlink(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        target: &[u8],
+        attr: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)>;
     /// Creates a special file.
-    fn mknod(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], kind: SpecialKind, attr: &SetAttr) -> VfsResult<(FileKey, Attr)>;
+    fn mknod(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        kind: SpecialKind,
+        attr: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)>;
     /// Removes a non-directory.
     fn remove(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()>;
     /// Removes an empty directory.
     fn rmdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()>;
     /// Renames, replacing a compatible target atomically.
-    fn rename(&self, ctx: &Ctx, from_dir: &FileKey, from: &[u8], to_dir: &FileKey, to: &[u8]) -> VfsResult<()>;
+    fn rename(
+        &self,
+        ctx: &Ctx,
+        from_dir: &FileKey,
+        from: &[u8],
+        to_dir: &FileKey,
+        to: &[u8],
+    ) -> VfsResult<()>;
     /// Makes a hard link to `key` named `name` in `dir`.
     fn link(&self, ctx: &Ctx, key: &FileKey, dir: &FileKey, name: &[u8]) -> VfsResult<()>;
     /// Lists entries with a cookie greater than `after` (0: from the start), at most `max`,
     /// without `.` and `..`; with `plus`, each entry carries its key and attributes.
-    fn readdir(&self, ctx: &Ctx, dir: &FileKey, after: u64, max: usize, plus: bool) -> VfsResult<DirPage>;
+    fn readdir(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        after: u64,
+        max: usize,
+        plus: bool,
+    ) -> VfsResult<DirPage>;
     /// Space figures of the file system holding `key`.
     fn fsstat(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<FsStat>;
     /// Makes the data written to `key` durable.

@@ -22,8 +22,8 @@
 //! file created read-only stays writable through the descriptor that created it).
 
 use crate::{
-    cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat, Limits, SetAttr,
-    SetTime, SpecialKind, Stability, Timestamp, VfsError, VfsResult,
+    cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat,
+    Limits, SetAttr, SetTime, SpecialKind, Stability, Timestamp, VfsError, VfsResult,
 };
 use parking_lot::Mutex;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -64,7 +64,11 @@ impl KeyParts {
         };
         let mut g = [0u8; 4];
         g.copy_from_slice(&b[16..20]);
-        Ok(Self { dev: u64_at(0), ino: u64_at(8), gen: u32::from_be_bytes(g) })
+        Ok(Self {
+            dev: u64_at(0),
+            ino: u64_at(8),
+            gen: u32::from_be_bytes(g),
+        })
     }
     fn id(self) -> Id {
         (self.dev, self.ino)
@@ -85,7 +89,11 @@ fn gen_of(s: &Statx) -> u32 {
 }
 
 fn parts_of(s: &Statx) -> KeyParts {
-    KeyParts { dev: dev_of(s), ino: s.stx_ino, gen: gen_of(s) }
+    KeyParts {
+        dev: dev_of(s),
+        ino: s.stx_ino,
+        gen: gen_of(s),
+    }
 }
 
 fn ftype_of(mode: u32) -> FileType {
@@ -101,18 +109,31 @@ fn ftype_of(mode: u32) -> FileType {
 }
 
 fn ts(t: &rustix::fs::StatxTimestamp) -> Timestamp {
-    Timestamp { secs: t.tv_sec, nsecs: t.tv_nsec }
+    Timestamp {
+        secs: t.tv_sec,
+        nsecs: t.tv_nsec,
+    }
 }
 
 const STATX_WANT: StatxFlags = StatxFlags::BASIC_STATS.union(StatxFlags::BTIME);
 
 fn statx_at(dir: BorrowedFd<'_>, name: &[u8]) -> VfsResult<Statx> {
     let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
-    Ok(rustix::fs::statx(dir, OsStr::from_bytes(name), flags, STATX_WANT)?)
+    Ok(rustix::fs::statx(
+        dir,
+        OsStr::from_bytes(name),
+        flags,
+        STATX_WANT,
+    )?)
 }
 
 fn statx_fd(fd: BorrowedFd<'_>) -> VfsResult<Statx> {
-    Ok(rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW, STATX_WANT)?)
+    Ok(rustix::fs::statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        STATX_WANT,
+    )?)
 }
 
 /// Where an object is: a directory descriptor and its name there (`.` for the root).
@@ -198,7 +219,11 @@ impl LocalFs {
     /// Opens `path` for export. When the process runs as root, calls run with each
     /// caller's identity; otherwise every file is accessed as the server's user.
     pub fn new(path: &Path, read_only: bool) -> std::io::Result<Self> {
-        let root = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let root = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let stx = rustix::fs::statx(&root, "", AtFlags::EMPTY_PATH, STATX_WANT)?;
         let switch_creds = rustix::process::geteuid().is_root();
         // Clients apply their own umask; the server must create with the modes it is given.
@@ -258,7 +283,13 @@ impl LocalFs {
             p.push(b'.');
         }
         let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
-        Ok(rustix::fs::openat2(&self.root, OsStr::from_bytes(&p), flags | OFlags::CLOEXEC, Mode::empty(), resolve)?)
+        Ok(rustix::fs::openat2(
+            &self.root,
+            OsStr::from_bytes(&p),
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        )?)
     }
 
     fn try_locate(&self, k: KeyParts) -> VfsResult<Option<Loc>> {
@@ -268,10 +299,18 @@ impl LocalFs {
             }
             let dir = self.root.try_clone().map_err(VfsError::from)?;
             let stx = statx_fd(dir.as_fd())?;
-            return Ok(Some(Loc { dir, name: b".".to_vec(), stx }));
+            return Ok(Some(Loc {
+                dir,
+                name: b".".to_vec(),
+                stx,
+            }));
         }
-        let Some(mut comps) = self.cached_path(k.id()) else { return Ok(None) };
-        let Some(name) = comps.pop() else { return Ok(None) };
+        let Some(mut comps) = self.cached_path(k.id()) else {
+            return Ok(None);
+        };
+        let Some(name) = comps.pop() else {
+            return Ok(None);
+        };
         let dir = match self.open_beneath(&comps, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(d) => d,
             Err(_) => return Ok(None),
@@ -292,8 +331,12 @@ impl LocalFs {
             if visited > 1 << 20 {
                 return Ok(false);
             }
-            let Ok(fd) = self.open_beneath(&comps, OFlags::RDONLY | OFlags::DIRECTORY) else { continue };
-            let Ok(dir) = rustix::fs::Dir::new(fd) else { continue };
+            let Ok(fd) = self.open_beneath(&comps, OFlags::RDONLY | OFlags::DIRECTORY) else {
+                continue;
+            };
+            let Ok(dir) = rustix::fs::Dir::new(fd) else {
+                continue;
+            };
             let mut found = false;
             for ent in dir {
                 let Ok(ent) = ent else { break };
@@ -384,7 +427,9 @@ impl LocalFs {
             atime: ts(&s.stx_atime),
             mtime: ts(&s.stx_mtime),
             ctime,
-            change: (ctime.secs as u64).wrapping_mul(1_000_000_000).wrapping_add(u64::from(ctime.nsecs)),
+            change: (ctime.secs as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(u64::from(ctime.nsecs)),
         }
     }
 
@@ -409,12 +454,18 @@ impl LocalFs {
         }
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let attempt = |as_root: bool| -> VfsResult<OwnedFd> {
-            let c = if as_root { Creds::root() } else { ctx.creds.clone() };
+            let c = if as_root {
+                Creds::root()
+            } else {
+                ctx.creds.clone()
+            };
             let _g = CredGuard::switch(self.switch_creds, &c)?;
             Ok(rustix::fs::openat(&l.dir, l.name(), flags, Mode::empty())?)
         };
         let fd = match attempt(false) {
-            Err(VfsError::Acces) if self.switch_creds && ctx.creds.uid == l.stx.stx_uid => attempt(true)?,
+            Err(VfsError::Acces) if self.switch_creds && ctx.creds.uid == l.stx.stx_uid => {
+                attempt(true)?
+            }
             r => r?,
         };
         let stx = statx_fd(fd.as_fd())?;
@@ -441,8 +492,12 @@ impl LocalFs {
             if !is_link {
                 // chmod through the descriptor's /proc link: it names exactly the inode we
                 // verified, and never a symlink (O_NOFOLLOW would have failed on one).
-                let fd =
-                    rustix::fs::openat(&l.dir, l.name(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+                let fd = rustix::fs::openat(
+                    &l.dir,
+                    l.name(),
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
                 let st = statx_fd(fd.as_fd())?;
                 if parts_of(&st) != parts_of(&l.stx) {
                     return Err(VfsError::Stale);
@@ -453,11 +508,23 @@ impl LocalFs {
         }
         if set.atime != SetTime::Keep || set.mtime != SetTime::Keep {
             let conv = |t: SetTime| match t {
-                SetTime::Keep => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
-                SetTime::Now => rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
-                SetTime::At(t) => rustix::fs::Timespec { tv_sec: t.secs, tv_nsec: t.nsecs.into() },
+                SetTime::Keep => rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+                SetTime::Now => rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_NOW,
+                },
+                SetTime::At(t) => rustix::fs::Timespec {
+                    tv_sec: t.secs,
+                    tv_nsec: t.nsecs.into(),
+                },
             };
-            let times = rustix::fs::Timestamps { last_access: conv(set.atime), last_modification: conv(set.mtime) };
+            let times = rustix::fs::Timestamps {
+                last_access: conv(set.atime),
+                last_modification: conv(set.mtime),
+            };
             rustix::fs::utimensat(&l.dir, l.name(), &times, AtFlags::SYMLINK_NOFOLLOW)?;
         }
         Ok(())
@@ -475,7 +542,10 @@ impl LocalFs {
     ) -> VfsResult<(FileKey, Attr)> {
         let stx = statx_at(dir.as_fd(), name)?;
         let mut rest = *set;
-        if set.mode.is_some_and(|m| m & 0o7777 == u32::from(stx.stx_mode) & 0o7777) {
+        if set
+            .mode
+            .is_some_and(|m| m & 0o7777 == u32::from(stx.stx_mode) & 0o7777)
+        {
             rest.mode = None;
         }
         if set.uid == Some(stx.stx_uid) {
@@ -488,7 +558,11 @@ impl LocalFs {
         let stx = if rest.is_empty() {
             stx
         } else {
-            let l = Loc { dir: dir.try_clone().map_err(VfsError::from)?, name: name.to_vec(), stx };
+            let l = Loc {
+                dir: dir.try_clone().map_err(VfsError::from)?,
+                name: name.to_vec(),
+                stx,
+            };
             self.apply_setattr(ctx, &l, &rest)?;
             statx_at(dir.as_fd(), name)?
         };
@@ -504,7 +578,12 @@ impl LocalFs {
             }
         }
         let before = Timestamp::now();
-        let rd = rustix::fs::openat(fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let rd = rustix::fs::openat(
+            fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let mut entries = Vec::new();
         for ent in rustix::fs::Dir::new(rd)? {
             let ent = ent?;
@@ -515,7 +594,11 @@ impl LocalFs {
             entries.push((cookie::of_name(name), name.to_vec(), ent.ino()));
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        let l = Arc::new(Listing { mtime, ctime, entries });
+        let l = Arc::new(Listing {
+            mtime,
+            ctime,
+            entries,
+        });
         // Cache only when a later change must show in mtime: file systems stamp times with a
         // coarse clock, so a change in the same tick as our read could keep the same mtime.
         let settled = before.secs > mtime.secs + 1;
@@ -536,7 +619,12 @@ impl Backend for LocalFs {
     }
 
     fn limits(&self) -> Limits {
-        Limits { name_max: 255, link_max: 65000, max_file_size: i64::MAX as u64, time_granularity_ns: 1 }
+        Limits {
+            name_max: 255,
+            link_max: 65000,
+            max_file_size: i64::MAX as u64,
+            time_granularity_ns: 1,
+        }
     }
 
     fn read_only(&self) -> bool {
@@ -548,7 +636,13 @@ impl Backend for LocalFs {
         Ok(self.attr(&l.stx))
     }
 
-    fn setattr(&self, ctx: &Ctx, key: &FileKey, set: &SetAttr, guard: Option<Timestamp>) -> VfsResult<Attr> {
+    fn setattr(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        set: &SetAttr,
+        guard: Option<Timestamp>,
+    ) -> VfsResult<Attr> {
         let l = self.locate(key)?;
         if let Some(g) = guard {
             if ts(&l.stx.stx_ctime) != g {
@@ -595,7 +689,13 @@ impl Backend for LocalFs {
         Ok(rustix::fs::readlinkat(&l.dir, l.name(), Vec::new())?.into_bytes())
     }
 
-    fn read(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32) -> VfsResult<(Vec<u8>, bool)> {
+    fn read(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        count: u32,
+    ) -> VfsResult<(Vec<u8>, bool)> {
         use std::os::unix::fs::FileExt;
         let l = self.locate(key)?;
         let f = self.open_file(ctx, &l, OFlags::RDONLY)?;
@@ -614,7 +714,14 @@ impl Backend for LocalFs {
         Ok((buf, offset + got as u64 >= size))
     }
 
-    fn write(&self, ctx: &Ctx, key: &FileKey, offset: u64, data: &[u8], stable: Stability) -> VfsResult<Stability> {
+    fn write(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> VfsResult<Stability> {
         use std::os::unix::fs::FileExt;
         self.check_writable()?;
         let l = self.locate(key)?;
@@ -629,11 +736,18 @@ impl Backend for LocalFs {
         Ok(stable)
     }
 
-    fn create(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], how: &CreateMode) -> VfsResult<(FileKey, Attr)> {
+    fn create(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        how: &CreateMode,
+    ) -> VfsResult<(FileKey, Attr)> {
         self.check_writable()?;
         crate::check_new_name(name, 255)?;
         let (fd, dstx) = self.open_dir(dir)?;
-        let base = OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let base =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let g = self.creds(ctx)?;
         match how {
             CreateMode::Unchecked(set) | CreateMode::Guarded(set) => {
@@ -657,14 +771,30 @@ impl Backend for LocalFs {
             CreateMode::Exclusive(verf) => {
                 let atime = i64::from(u32::from_be_bytes([verf[0], verf[1], verf[2], verf[3]]));
                 let mtime = i64::from(u32::from_be_bytes([verf[4], verf[5], verf[6], verf[7]]));
-                let made = rustix::fs::openat(&fd, OsStr::from_bytes(name), base | OFlags::EXCL, Mode::from_raw_mode(0o600));
+                let made = rustix::fs::openat(
+                    &fd,
+                    OsStr::from_bytes(name),
+                    base | OFlags::EXCL,
+                    Mode::from_raw_mode(0o600),
+                );
                 match made {
                     Ok(_) => {
                         let times = rustix::fs::Timestamps {
-                            last_access: rustix::fs::Timespec { tv_sec: atime, tv_nsec: 0 },
-                            last_modification: rustix::fs::Timespec { tv_sec: mtime, tv_nsec: 0 },
+                            last_access: rustix::fs::Timespec {
+                                tv_sec: atime,
+                                tv_nsec: 0,
+                            },
+                            last_modification: rustix::fs::Timespec {
+                                tv_sec: mtime,
+                                tv_nsec: 0,
+                            },
                         };
-                        rustix::fs::utimensat(&fd, OsStr::from_bytes(name), &times, AtFlags::SYMLINK_NOFOLLOW)?;
+                        rustix::fs::utimensat(
+                            &fd,
+                            OsStr::from_bytes(name),
+                            &times,
+                            AtFlags::SYMLINK_NOFOLLOW,
+                        )?;
                     }
                     Err(rustix::io::Errno::EXIST) => {
                         let s = statx_at(fd.as_fd(), name)?;
@@ -683,18 +813,35 @@ impl Backend for LocalFs {
         }
     }
 
-    fn mkdir(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], set: &SetAttr) -> VfsResult<(FileKey, Attr)> {
+    fn mkdir(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        set: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)> {
         self.check_writable()?;
         crate::check_new_name(name, 255)?;
         let (fd, dstx) = self.open_dir(dir)?;
         {
             let _g = self.creds(ctx)?;
-            rustix::fs::mkdirat(&fd, OsStr::from_bytes(name), Mode::from_raw_mode(set.mode.unwrap_or(0o755) & 0o7777))?;
+            rustix::fs::mkdirat(
+                &fd,
+                OsStr::from_bytes(name),
+                Mode::from_raw_mode(set.mode.unwrap_or(0o755) & 0o7777),
+            )?;
         }
         self.created(ctx, &fd, &dstx, name, set)
     }
 
-    fn symlink(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], target: &[u8], set: &SetAttr) -> VfsResult<(FileKey, Attr)> {
+    fn symlink(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        target: &[u8],
+        set: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)> {
         self.check_writable()?;
         crate::check_new_name(name, 255)?;
         if target.is_empty() || target.contains(&0) {
@@ -710,13 +857,25 @@ impl Backend for LocalFs {
         self.created(ctx, &fd, &dstx, name, &rest)
     }
 
-    fn mknod(&self, ctx: &Ctx, dir: &FileKey, name: &[u8], kind: SpecialKind, set: &SetAttr) -> VfsResult<(FileKey, Attr)> {
+    fn mknod(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        name: &[u8],
+        kind: SpecialKind,
+        set: &SetAttr,
+    ) -> VfsResult<(FileKey, Attr)> {
         self.check_writable()?;
         crate::check_new_name(name, 255)?;
         let (fd, dstx) = self.open_dir(dir)?;
         let (ft, dev) = match kind {
-            SpecialKind::Char(a, b) => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(a, b)),
-            SpecialKind::Block(a, b) => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(a, b)),
+            SpecialKind::Char(a, b) => (
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::makedev(a, b),
+            ),
+            SpecialKind::Block(a, b) => {
+                (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(a, b))
+            }
             SpecialKind::Socket => (rustix::fs::FileType::Socket, 0),
             SpecialKind::Fifo => (rustix::fs::FileType::Fifo, 0),
         };
@@ -730,7 +889,13 @@ impl Backend for LocalFs {
 
     fn remove(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
-        crate::check_new_name(name, 255).map_err(|e| if e == VfsError::Exist { VfsError::Inval } else { e })?;
+        crate::check_new_name(name, 255).map_err(|e| {
+            if e == VfsError::Exist {
+                VfsError::Inval
+            } else {
+                e
+            }
+        })?;
         let (fd, _) = self.open_dir(dir)?;
         let victim = statx_at(fd.as_fd(), name)?;
         if ftype_of(u32::from(victim.stx_mode)) == FileType::Directory {
@@ -759,10 +924,23 @@ impl Backend for LocalFs {
         Ok(())
     }
 
-    fn rename(&self, ctx: &Ctx, from_dir: &FileKey, from: &[u8], to_dir: &FileKey, to: &[u8]) -> VfsResult<()> {
+    fn rename(
+        &self,
+        ctx: &Ctx,
+        from_dir: &FileKey,
+        from: &[u8],
+        to_dir: &FileKey,
+        to: &[u8],
+    ) -> VfsResult<()> {
         self.check_writable()?;
         for n in [from, to] {
-            crate::check_new_name(n, 255).map_err(|e| if e == VfsError::Exist { VfsError::Inval } else { e })?;
+            crate::check_new_name(n, 255).map_err(|e| {
+                if e == VfsError::Exist {
+                    VfsError::Inval
+                } else {
+                    e
+                }
+            })?;
         }
         let (ffd, fstx) = self.open_dir(from_dir)?;
         let (tfd, tstx) = self.open_dir(to_dir)?;
@@ -785,23 +963,44 @@ impl Backend for LocalFs {
         }
         let (fd, _) = self.open_dir(dir)?;
         let _g = self.creds(ctx)?;
-        rustix::fs::linkat(&l.dir, l.name(), &fd, OsStr::from_bytes(name), AtFlags::empty())?;
+        rustix::fs::linkat(
+            &l.dir,
+            l.name(),
+            &fd,
+            OsStr::from_bytes(name),
+            AtFlags::empty(),
+        )?;
         Ok(())
     }
 
-    fn readdir(&self, ctx: &Ctx, dir: &FileKey, after: u64, max: usize, plus: bool) -> VfsResult<DirPage> {
+    fn readdir(
+        &self,
+        ctx: &Ctx,
+        dir: &FileKey,
+        after: u64,
+        max: usize,
+        plus: bool,
+    ) -> VfsResult<DirPage> {
         let (fd, dstx) = self.open_dir(dir)?;
         let _g = self.creds(ctx)?;
         rustix::fs::accessat(&fd, ".", rustix::fs::Access::READ_OK, AtFlags::EACCESS)?;
         let listing = self.listing(&fd, &dstx)?;
         let start = listing.entries.partition_point(|e| e.0 <= after);
         let dir_id = parts_of(&dstx).id();
-        let mut page = DirPage { entries: Vec::with_capacity(max.min(listing.entries.len() - start)), eof: false };
+        let mut page = DirPage {
+            entries: Vec::with_capacity(max.min(listing.entries.len() - start)),
+            eof: false,
+        };
         let mut i = start;
         while i < listing.entries.len() && page.entries.len() < max {
             let (c, name, ino) = &listing.entries[i];
             i += 1;
-            let mut e = DirEntry { name: name.clone(), fileid: *ino, cookie: *c, plus: None };
+            let mut e = DirEntry {
+                name: name.clone(),
+                fileid: *ino,
+                cookie: *c,
+                plus: None,
+            };
             if plus {
                 match statx_at(fd.as_fd(), name) {
                     Ok(stx) => {
@@ -864,9 +1063,15 @@ mod tests {
         let ctx = Ctx::default();
         let root = fs.root();
         let (sub, _) = fs.mkdir(&ctx, &root, b"sub", &SetAttr::default()).unwrap();
-        let (f, _) = fs.create(&ctx, &sub, b"f", &CreateMode::Unchecked(SetAttr::default())).unwrap();
-        fs.write(&ctx, &f, 0, b"hello", Stability::Unstable).unwrap();
-        assert_eq!(fs.read(&ctx, &f, 0, 100).unwrap(), (b"hello".to_vec(), true));
+        let (f, _) = fs
+            .create(&ctx, &sub, b"f", &CreateMode::Unchecked(SetAttr::default()))
+            .unwrap();
+        fs.write(&ctx, &f, 0, b"hello", Stability::Unstable)
+            .unwrap();
+        assert_eq!(
+            fs.read(&ctx, &f, 0, 100).unwrap(),
+            (b"hello".to_vec(), true)
+        );
         // A fresh instance (a server restart) finds the file from its key alone.
         let fs2 = LocalFs::new(d.path(), false).unwrap();
         assert_eq!(fs2.read(&ctx, &f, 1, 2).unwrap(), (b"el".to_vec(), false));
@@ -895,19 +1100,33 @@ mod tests {
         let ctx = Ctx::default();
         let root = fs.root();
         let (dir, _) = fs.mkdir(&ctx, &root, b"a", &SetAttr::default()).unwrap();
-        let (f, _) = fs.create(&ctx, &dir, b"passwd", &CreateMode::Unchecked(SetAttr::default())).unwrap();
+        let (f, _) = fs
+            .create(
+                &ctx,
+                &dir,
+                b"passwd",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
         std::fs::rename(d.path().join("a"), d.path().join("b")).unwrap();
         std::os::unix::fs::symlink("/etc", d.path().join("a")).unwrap();
         // The cached path a/passwd now leads through a symlink: it must not be used.
         let got = fs.read(&ctx, &f, 0, 10).unwrap();
-        assert_eq!(got, (Vec::new(), true), "found the real file by search, not /etc/passwd");
+        assert_eq!(
+            got,
+            (Vec::new(), true),
+            "found the real file by search, not /etc/passwd"
+        );
     }
 
     #[test]
     fn forged_keys() {
         let (_d, fs) = fs();
         let ctx = Ctx::default();
-        assert_eq!(fs.getattr(&ctx, &FileKey(vec![1, 2, 3])), Err(VfsError::BadHandle));
+        assert_eq!(
+            fs.getattr(&ctx, &FileKey(vec![1, 2, 3])),
+            Err(VfsError::BadHandle)
+        );
         let mut k = fs.root().0;
         k[15] ^= 0x40; // another inode number
         assert_eq!(fs.getattr(&ctx, &FileKey(k)), Err(VfsError::Stale));
@@ -919,7 +1138,13 @@ mod tests {
         let ctx = Ctx::default();
         let root = fs.root();
         for i in 0..500 {
-            fs.create(&ctx, &root, format!("f{i}").as_bytes(), &CreateMode::Unchecked(SetAttr::default())).unwrap();
+            fs.create(
+                &ctx,
+                &root,
+                format!("f{i}").as_bytes(),
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
         }
         let mut seen = std::collections::HashMap::new();
         let mut cookie = 0;
@@ -931,7 +1156,13 @@ mod tests {
                 cookie = e.cookie;
             }
             // Churn: new names appear and unrelated ones go between chunks.
-            fs.create(&ctx, &root, format!("new{n}").as_bytes(), &CreateMode::Unchecked(SetAttr::default())).unwrap();
+            fs.create(
+                &ctx,
+                &root,
+                format!("new{n}").as_bytes(),
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
             n += 1;
             if p.eof {
                 break;
@@ -948,12 +1179,20 @@ mod tests {
         let (_d, fs) = fs();
         let ctx = Ctx::default();
         let root = fs.root();
-        let a = fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"12345678")).unwrap();
-        let b = fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"12345678")).unwrap();
+        let a = fs
+            .create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"12345678"))
+            .unwrap();
+        let b = fs
+            .create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"12345678"))
+            .unwrap();
         assert_eq!(a.0, b.0);
-        assert_eq!(fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"87654321")), Err(VfsError::Exist));
         assert_eq!(
-            fs.create(&ctx, &root, b"x", &CreateMode::Guarded(SetAttr::default())).map(|_| ()),
+            fs.create(&ctx, &root, b"x", &CreateMode::Exclusive(*b"87654321")),
+            Err(VfsError::Exist)
+        );
+        assert_eq!(
+            fs.create(&ctx, &root, b"x", &CreateMode::Guarded(SetAttr::default()))
+                .map(|_| ()),
             Err(VfsError::Exist)
         );
     }

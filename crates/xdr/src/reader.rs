@@ -39,7 +39,9 @@ impl<'a> Reader<'a> {
     /// Takes `n` raw bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(Error::Truncated { needed: n - self.remaining() });
+            return Err(Error::Truncated {
+                needed: n - self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -98,7 +100,10 @@ impl<'a> Reader<'a> {
     pub fn opaque(&mut self, max: u32) -> Result<&'a [u8]> {
         let len = self.u32()?;
         if len > max {
-            return Err(Error::TooLong { len: len.into(), max: max.into() });
+            return Err(Error::TooLong {
+                len: len.into(),
+                max: max.into(),
+            });
         }
         self.opaque_fixed(len as usize)
     }
@@ -109,11 +114,16 @@ impl<'a> Reader<'a> {
     pub fn array_len(&mut self, max: u32, min_elem: usize) -> Result<usize> {
         let len = self.u32()?;
         if len > max {
-            return Err(Error::TooLong { len: len.into(), max: max.into() });
+            return Err(Error::TooLong {
+                len: len.into(),
+                max: max.into(),
+            });
         }
         let need = (len as usize).saturating_mul(min_elem);
         if need > self.remaining() {
-            return Err(Error::Truncated { needed: need - self.remaining() });
+            return Err(Error::Truncated {
+                needed: need - self.remaining(),
+            });
         }
         Ok(len as usize)
     }

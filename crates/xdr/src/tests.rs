@@ -67,25 +67,49 @@ proptest! {
 fn length_checked_before_allocation() {
     // An opaque announcing 4 GiB in a 8-byte message fails without allocating.
     let msg = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
-    assert!(matches!(Reader::new(&msg).opaque(u32::MAX), Err(Error::Truncated { .. })));
-    assert!(matches!(Reader::new(&msg).opaque(1024), Err(Error::TooLong { .. })));
+    assert!(matches!(
+        Reader::new(&msg).opaque(u32::MAX),
+        Err(Error::Truncated { .. })
+    ));
+    assert!(matches!(
+        Reader::new(&msg).opaque(1024),
+        Err(Error::TooLong { .. })
+    ));
     // An array whose count cannot fit in the remaining input is refused up front.
     let msg = [0, 0, 0, 3, 0, 0, 0, 1];
-    assert!(matches!(from_bytes::<VarArray<u32, 4>>(&msg), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        from_bytes::<VarArray<u32, 4>>(&msg),
+        Err(Error::Truncated { .. })
+    ));
     let msg = [0, 0, 0, 5];
-    assert!(matches!(from_bytes::<VarArray<u32, 4>>(&msg), Err(Error::TooLong { .. })));
+    assert!(matches!(
+        from_bytes::<VarArray<u32, 4>>(&msg),
+        Err(Error::TooLong { .. })
+    ));
 }
 
 #[test]
 fn padding_and_trailing_bytes() {
-    assert_eq!(to_bytes(&Opaque::<8>(vec![1, 2, 3])), [0, 0, 0, 3, 1, 2, 3, 0]);
-    assert_eq!(from_bytes::<Opaque<8>>(&[0, 0, 0, 3, 1, 2, 3, 9]), Err(Error::BadPadding));
-    assert_eq!(from_bytes::<u32>(&[0, 0, 0, 1, 0]), Err(Error::TrailingBytes(1)));
+    assert_eq!(
+        to_bytes(&Opaque::<8>(vec![1, 2, 3])),
+        [0, 0, 0, 3, 1, 2, 3, 0]
+    );
+    assert_eq!(
+        from_bytes::<Opaque<8>>(&[0, 0, 0, 3, 1, 2, 3, 9]),
+        Err(Error::BadPadding)
+    );
+    assert_eq!(
+        from_bytes::<u32>(&[0, 0, 0, 1, 0]),
+        Err(Error::TrailingBytes(1))
+    );
     assert_eq!(from_bytes::<bool>(&[0, 0, 0, 2]), Err(Error::BadBool(2)));
 }
 
 #[test]
 fn enums_reject_unknown_values() {
     assert_eq!(from_bytes::<Color>(&[0, 0, 0, 2]), Ok(Color::Green));
-    assert!(matches!(from_bytes::<Color>(&[0, 0, 0, 3]), Err(Error::BadDiscriminant { value: 3, .. })));
+    assert!(matches!(
+        from_bytes::<Color>(&[0, 0, 0, 3]),
+        Err(Error::BadDiscriminant { value: 3, .. })
+    ));
 }

@@ -89,7 +89,10 @@ impl<const MAX: u32> Opaque<MAX> {
     /// Wraps bytes, failing if they are longer than `MAX`.
     pub fn new(v: Vec<u8>) -> Result<Self> {
         if v.len() as u64 > u64::from(MAX) {
-            return Err(Error::TooLong { len: v.len() as u64, max: MAX.into() });
+            return Err(Error::TooLong {
+                len: v.len() as u64,
+                max: MAX.into(),
+            });
         }
         Ok(Self(v))
     }
@@ -127,7 +130,10 @@ impl<const MAX: u32> XdrString<MAX> {
     pub fn new(v: impl Into<Vec<u8>>) -> Result<Self> {
         let v = v.into();
         if v.len() as u64 > u64::from(MAX) {
-            return Err(Error::TooLong { len: v.len() as u64, max: MAX.into() });
+            return Err(Error::TooLong {
+                len: v.len() as u64,
+                max: MAX.into(),
+            });
         }
         Ok(Self(v))
     }

@@ -12,7 +12,9 @@ impl Writer {
 
     /// An empty writer with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
-        Self { buf: Vec::with_capacity(n) }
+        Self {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     /// Continues writing after the bytes already in `buf`.
