@@ -68,6 +68,8 @@ NFS_CORE_PARAM {
   Enable_RQUOTA = false;
   Enable_UDP = false;
   Protocols = 3, 4;
+  # NFSv3 MOUNT takes the pseudo path (/export) too, not the local path
+  Mount_Path_Pseudo = true;
 }
 NFSV4 {
   Minor_Versions = 1, 2;
@@ -111,7 +113,7 @@ EOF
     </dev/null >"$S/ns.log" 2>&1 &
   local pg=$!
   printf 'PGID=%s\nNFS_PORT=%s\nMNT_PORT=%s\nEXPORT=/export\nDIR=%q\n' "$pg" "$port" "$mport" "$dir" > "$S/state"
-  local ok=
+  local ok= i
   if rnfs_wait_listen "$port" 30 "$pg" && rnfs_wait_listen "$mport" 10 "$pg"; then
     for i in $(seq 100); do
       grep -q 'NFS SERVER INITIALIZED' "$S/ganesha.log" 2>/dev/null && { ok=1; break; }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the interop harness (bash; source it, do not run it).
 # Everything the harness writes goes under $RNFS_TEST_WORK (default /tmp/rnfs-test).
 # Network use is limited to 127.0.0.1.

@@ -1,14 +1,18 @@
 #!/bin/bash
 # Build a tree for `run.sh -a TREE` that runs pjdfstest (crates.io) inside the guest.
-# Usage: pjdfstest-tree.sh TREE ; then in the guest script:
+# Usage: pjdfstest-tree.sh TREE ; then in the guest script (tests/guest/pjdfstest.sh does this):
 #   chmod 755 /mnt; mkdir -p /mnt/pjd && chmod 755 /mnt/pjd
 #   PATH=/usr/local/bin:/bin NO_COLOR=1 /opt/pjd/pjdfstest -c /opt/pjd/pjdfstest.toml -p /mnt/pjd -s /tmp
 # It prints a line per test and ends with "Summary: F failed, S skipped, P passed".
 set -euo pipefail
 TREE=${1:?usage: pjdfstest-tree.sh TREE}
 W=${LINUX_CLIENT_WORK:-${RNFS_TEST_WORK:-/tmp/rnfs-test}/linux-client}
-if [ ! -x "$W/cargo/bin/pjdfstest" ]; then
-  cargo install -q pjdfstest --root "$W/cargo" >&2
+# pinned so that runs on different days compare (override: PJDFSTEST_VERSION=x.y.z)
+V=${PJDFSTEST_VERSION:-0.2.2}
+if [ "$("$W/cargo/bin/pjdfstest" --version 2>/dev/null)" != "pjdfstest $V" ]; then
+  command -v cargo >/dev/null || [ ! -x "$HOME/.cargo/bin/cargo" ] || PATH=$HOME/.cargo/bin:$PATH
+  command -v cargo >/dev/null || { echo "pjdfstest-tree.sh: cargo not found (install a Rust toolchain)" >&2; exit 1; }
+  cargo install -q --force pjdfstest --version "=$V" --root "$W/cargo" >&2
 fi
 mkdir -p "$TREE/opt/pjd" "$TREE/etc" "$TREE/usr/local/bin"
 cp "$W/cargo/bin/pjdfstest" "$TREE/opt/pjd/"
@@ -22,6 +26,7 @@ printf '%s\n' 'passwd: files' 'group: files' > "$TREE/etc/nsswitch.conf"
 cat > "$TREE/opt/pjd/pjdfstest.toml" <<'CONF'
 [features]
 posix_fallocate = {}
+rename_ctime = {}
 utime_now = {}
 utimensat = {}
 

@@ -7,6 +7,7 @@
 #   -a DIR   adds DIR's tree to the guest's / (e.g. DIR/bin/prog plus the shared libraries it needs)
 #   MOUNT_OPTS default vers=4.1,proto=tcp,port=2049 (the guest side port is always 2049/20048)
 #   for NFSv3 use e.g. vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock
+# Work files: $LINUX_CLIENT_WORK, default $RNFS_TEST_WORK/linux-client (/tmp/rnfs-test/linux-client).
 # Prints the guest script's output; exit status is the script's, 124 on timeout, 125 no result.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +39,8 @@ timeout "$TMO" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 512 -smp 
   -serial "file:$DIR/console.txt" -serial "file:$DIR/results.txt" </dev/null >/dev/null 2>"$DIR/qemu.err"
 qrc=$?
 set -e
-sed -n '/NT-BEGIN/,$p' "$DIR/results.txt" | sed '1d'
+# the guest's serial port writes CRLF: print plain lines
+sed -n '/NT-BEGIN/,$p' "$DIR/results.txt" | sed '1d; s/\r$//'
 [ "$qrc" = 124 ] && { echo "linux-client: timed out after $TMO s; console in $DIR/console.txt" >&2; exit 124; }
 rc=$(sed -n 's/.*NT-RESULT rc=\([0-9]*\).*/\1/p' "$DIR/results.txt" | tail -1)
 [ -n "$rc" ] || { echo "linux-client: no result; console in $DIR/console.txt" >&2; grep -h 'nt-init' "$DIR/console.txt" >&2 || true; exit 125; }

@@ -2,7 +2,7 @@
 # Prepare a VM that runs Debian's real Linux kernel NFS client (no KVM needed: QEMU TCG).
 # Installs qemu/busybox from Debian, unpacks the kernel package (not installed), builds the
 # initramfs and an uncompressed vmlinux. Idempotent. Needs root for apt-get.
-# Output goes to $LINUX_CLIENT_WORK (default /tmp/linux-client).
+# Output goes to $LINUX_CLIENT_WORK (default $RNFS_TEST_WORK/linux-client, /tmp/rnfs-test/linux-client).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${LINUX_CLIENT_WORK:-${RNFS_TEST_WORK:-/tmp/rnfs-test}/linux-client}
@@ -19,7 +19,7 @@ fi
 if [ ! -d "$W/kernel/lib/modules" ]; then
   pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
   [ -n "$pkg" ] || { apt-get update -qq; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); }
-  (cd "$W" && apt-get download "$pkg" >/dev/null && dpkg-deb -x ./"$pkg"_*.deb kernel && rm -f ./"$pkg"_*.deb)
+  (cd "$W" && apt-get -o APT::Sandbox::User=root download "$pkg" >/dev/null && dpkg-deb -x ./"$pkg"_*.deb kernel && rm -f ./"$pkg"_*.deb)
 fi
 KV=$(ls "$W/kernel/lib/modules" | grep -- '-amd64$' | sort -V | tail -1)
 [ -f "$W/kernel/lib/modules/$KV/modules.dep" ] || depmod -b "$W/kernel" "$KV"
