@@ -118,6 +118,7 @@ macro_rules! xdr_enum {
         $vis enum $name { $($(#[$vm])* $var = $val),* }
         impl $name {
             /// Maps a wire value to the enum, if it names a variant.
+            #[allow(unreachable_pub)]
             pub fn from_u32(v: u32) -> Option<Self> {
                 match v { $(x if x == $val => Some(Self::$var),)* _ => None }
             }
