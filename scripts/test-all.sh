@@ -47,7 +47,7 @@ need_pkgs build-essential pkg-config iproute2 util-linux libnfs-utils rpcbind
 export CARGO_TERM_COLOR=never
 step fmt cargo fmt --all -- --check
 step build cargo build --release --workspace --all-targets
-step cargo-test cargo test --release --workspace
+step cargo-test cargo test --release --workspace --no-fail-fast
 step libnfs tests/interop/libnfs.sh
 step rpcbind tests/interop/rpcbind.sh
 if [ -z "$QUICK" ]; then
