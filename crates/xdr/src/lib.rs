@@ -4,6 +4,12 @@
 //! limit *before* it allocates, so no length taken from the network can make us reserve
 //! memory that the message does not contain. Encoding appends to a [`Writer`].
 //!
+//! Every RFC 4506 type has a form here: integers and hypers (`u32`, `i32`, `u64`, `i64`),
+//! `bool`, enums ([`xdr_enum!`]), `f32`/`f64`, fixed and variable opaque data
+//! ([`OpaqueFixed`], [`Opaque`]), strings ([`XdrString`]), fixed and variable arrays (`[T; N]`,
+//! [`VarArray`]), structures ([`xdr_struct!`]), optional data (`Option<T>`) and void (`()`).
+//! Quadruple-precision floats have no Rust type and no use in NFS; they are left out.
+//!
 //! Types implement [`Xdr`]. Structures are declared with [`xdr_struct!`] and C-like enums
 //! with [`xdr_enum!`]; discriminated unions are written by hand next to their types.
 #![forbid(unsafe_code)]

@@ -64,6 +64,23 @@ proptest! {
 }
 
 #[test]
+fn floats_and_fixed_arrays() {
+    let v: ([u32; 3], f32, f64) = ([1, 2, 3], 1.5, -2.25);
+    let mut w = Writer::new();
+    v.0.encode(&mut w);
+    v.1.encode(&mut w);
+    v.2.encode(&mut w);
+    let b = w.into_inner();
+    assert_eq!(b.len(), 12 + 4 + 8);
+    assert_eq!(&b[12..16], &1.5f32.to_bits().to_be_bytes());
+    let mut r = Reader::new(&b);
+    assert_eq!(<[u32; 3]>::decode(&mut r).unwrap(), v.0);
+    assert_eq!(f32::decode(&mut r).unwrap(), v.1);
+    assert_eq!(f64::decode(&mut r).unwrap(), v.2);
+    assert!(<[u32; 4]>::decode(&mut Reader::new(&b[..12])).is_err());
+}
+
+#[test]
 fn length_checked_before_allocation() {
     // An opaque announcing 4 GiB in a 8-byte message fails without allocating.
     let msg = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];

@@ -19,6 +19,42 @@ prim!(u64, u64);
 prim!(i64, i64);
 prim!(bool, bool);
 
+/// Single-precision float (RFC 4506 section 4.6), IEEE 754 big-endian.
+impl Xdr for f32 {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.to_bits())
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(f32::from_bits(r.u32()?))
+    }
+}
+
+/// Double-precision float (RFC 4506 section 4.7), IEEE 754 big-endian.
+impl Xdr for f64 {
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.to_bits())
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(f64::from_bits(r.u64()?))
+    }
+}
+
+/// Fixed-length array (RFC 4506 section 4.12): `N` elements, no count on the wire.
+impl<T: Xdr, const N: usize> Xdr for [T; N] {
+    fn encode(&self, w: &mut Writer) {
+        for v in self {
+            v.encode(w)
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let mut v = Vec::with_capacity(N.min(r.remaining() / 4 + 1));
+        for _ in 0..N {
+            v.push(T::decode(r)?);
+        }
+        v.try_into().map_err(|_| Error::Truncated { needed: 0 })
+    }
+}
+
 impl Xdr for () {
     fn encode(&self, _: &mut Writer) {}
     fn decode(_: &mut Reader<'_>) -> Result<Self> {
