@@ -1,0 +1,138 @@
+//! Errors of the client, grouped by who is at fault.
+use rnfs_proto::mount3::MountStat3;
+use rnfs_proto::nfs3::Nfsstat3;
+use rnfs_proto::rpc::ReplyStatus;
+
+/// Why an RPC call did not produce results. Cloneable: one write-back failure is reported
+/// to every handle whose cursor predates it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// Soft mode: no reply after the configured number of tries.
+    #[error("no reply after {tries} tries")]
+    TimedOut {
+        /// Transmissions made.
+        tries: u32,
+    },
+    /// The server answered but did not execute the call (RFC 5531 section 9).
+    #[error("call rejected by the server: {0:?}")]
+    Rejected(ReplyStatus),
+    /// The server executed the call but its results could not be decoded (peer's fault).
+    #[error("undecodable results: {0}")]
+    Decode(rnfs_xdr::Error),
+    /// The server could not be reached (soft mode, after the configured tries).
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// Address tried.
+        addr: std::net::SocketAddr,
+        /// What the system said.
+        reason: String,
+    },
+    /// The client was shut down while the call was waiting.
+    #[error("RPC client shut down")]
+    Shutdown,
+}
+
+/// Why a client operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The server refused the operation with this NFS status.
+    #[error("NFS error: {}", status_text(*.0))]
+    Nfs(Nfsstat3),
+    /// MOUNT refused the export path.
+    #[error("mount refused: {0:?}")]
+    Mount(MountStat3),
+    /// The call could not be completed.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The address is not a valid `nfs://` URL.
+    #[error("bad NFS URL: {0}")]
+    Url(String),
+    /// The caller asked for something this object cannot do (our caller's mistake).
+    #[error("invalid use: {0}")]
+    Invalid(&'static str),
+}
+
+impl From<Nfsstat3> for Error {
+    fn from(s: Nfsstat3) -> Self {
+        Error::Nfs(s)
+    }
+}
+
+impl Error {
+    /// The closest POSIX errno, for tools and the FUSE layer.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Nfs(s) => match s {
+                Nfsstat3::Ok => 0,
+                Nfsstat3::BadHandle
+                | Nfsstat3::NotSync
+                | Nfsstat3::BadCookie
+                | Nfsstat3::TooSmall
+                | Nfsstat3::BadType => 22,
+                Nfsstat3::NotSupp => 95,
+                Nfsstat3::ServerFault => 5,
+                Nfsstat3::Jukebox => 11,
+                s => *s as i32,
+            },
+            Error::Mount(s) => *s as i32,
+            Error::Rpc(RpcError::TimedOut { .. }) => 110,
+            Error::Rpc(RpcError::Connect { .. }) => 111,
+            Error::Rpc(_) => 5,
+            Error::Url(_) | Error::Invalid(_) => 22,
+        }
+    }
+
+    /// The NFS status, if the server gave one.
+    pub fn status(&self) -> Option<Nfsstat3> {
+        match self {
+            Error::Nfs(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let code = e.errno();
+        std::io::Error::new(
+            std::io::Error::from_raw_os_error(code).kind(),
+            e.to_string(),
+        )
+    }
+}
+
+/// Text of an NFS status, as `strerror` would say it.
+pub fn status_text(s: Nfsstat3) -> String {
+    let t = match s {
+        Nfsstat3::Ok => "success",
+        Nfsstat3::Perm => "operation not permitted",
+        Nfsstat3::NoEnt => "no such file or directory",
+        Nfsstat3::Io => "input/output error",
+        Nfsstat3::Nxio => "no such device or address",
+        Nfsstat3::Acces => "permission denied",
+        Nfsstat3::Exist => "file exists",
+        Nfsstat3::Xdev => "cross-device link",
+        Nfsstat3::NoDev => "no such device",
+        Nfsstat3::NotDir => "not a directory",
+        Nfsstat3::IsDir => "is a directory",
+        Nfsstat3::Inval => "invalid argument",
+        Nfsstat3::FBig => "file too large",
+        Nfsstat3::NoSpc => "no space left on device",
+        Nfsstat3::Rofs => "read-only file system",
+        Nfsstat3::MLink => "too many links",
+        Nfsstat3::NameTooLong => "file name too long",
+        Nfsstat3::NotEmpty => "directory not empty",
+        Nfsstat3::DQuot => "disk quota exceeded",
+        Nfsstat3::Stale => "stale file handle",
+        Nfsstat3::Remote => "too many levels of remote in path",
+        Nfsstat3::BadHandle => "illegal NFS file handle",
+        Nfsstat3::NotSync => "update synchronization mismatch",
+        Nfsstat3::BadCookie => "stale directory cookie",
+        Nfsstat3::NotSupp => "operation not supported",
+        Nfsstat3::TooSmall => "buffer too small",
+        Nfsstat3::ServerFault => "server fault",
+        Nfsstat3::BadType => "type not supported by the server",
+        Nfsstat3::Jukebox => "try again later",
+    };
+    format!("{t} ({s:?})")
+}

@@ -1,0 +1,379 @@
+//! The asynchronous RPC client: many calls in flight on one TCP connection, matched by xid.
+//!
+//! [`core::CallTable`] holds all the logic (xids, timeouts, retransmission, replay after
+//! reconnect); this module is the thin tokio driver around it. One driver task owns the
+//! table and the connection's read half; a writer task per connection sends records so that
+//! a slow reader on the other side never stops us from reading replies. Callers talk to the
+//! driver through a channel and wait on a oneshot.
+pub mod core;
+
+use self::core::{CallSpec, CallTable, Output, RetryPolicy, TableStats};
+use crate::error::RpcError;
+use parking_lot::Mutex;
+use rnfs_proto::rpc::{AuthSysParams, OpaqueAuth, AUTH_SYS};
+use rnfs_rpc::record::RecordDecoder;
+use rnfs_xdr::{VarArray, Xdr, XdrString};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, Instrument};
+
+/// Settings of one RPC client.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// Timeouts and hard/soft mode.
+    pub retry: RetryPolicy,
+    /// Calls in flight at once; further callers wait for a slot (bounds memory).
+    pub max_in_flight: usize,
+    /// Largest reply record accepted; a bigger one resets the connection.
+    pub max_record: usize,
+    /// First delay between reconnection attempts (doubles up to `reconnect_max`).
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnection attempts.
+    pub reconnect_max: Duration,
+    /// Credential sent with every call.
+    pub cred: OpaqueAuth,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            max_in_flight: 128,
+            max_record: (4 << 20) + 64 * 1024,
+            reconnect_min: Duration::from_millis(10),
+            reconnect_max: Duration::from_secs(5),
+            cred: OpaqueAuth::none(),
+        }
+    }
+}
+
+/// An AUTH_SYS credential (RFC 5531 appendix A) with these ids.
+pub fn auth_sys(uid: u32, gid: u32, gids: &[u32]) -> OpaqueAuth {
+    let p = AuthSysParams {
+        stamp: 0,
+        machine_name: XdrString(b"rnfs-client".to_vec()),
+        uid,
+        gid,
+        gids: VarArray(gids.iter().copied().take(16).collect()),
+    };
+    OpaqueAuth {
+        flavor: AUTH_SYS,
+        body: rnfs_xdr::Opaque(rnfs_xdr::to_bytes(&p)),
+    }
+}
+
+/// Counters of a client: the call table's, plus connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RpcStats {
+    /// The call table's counters (`live` is the number of calls in flight).
+    pub table: TableStats,
+    /// Connections established.
+    pub connects: u64,
+    /// Connections lost (closed by the peer, reset, or broken framing).
+    pub disconnects: u64,
+    /// Failed connection attempts.
+    pub connect_failures: u64,
+}
+
+type Waiter = oneshot::Sender<Result<Vec<u8>, RpcError>>;
+
+struct Cmd {
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    args: Vec<u8>,
+    reply: Waiter,
+}
+
+/// A connection to one server address. Cheap to clone; the driver stops when the last
+/// clone is dropped (calls still waiting fail with [`RpcError::Shutdown`]).
+#[derive(Clone)]
+pub struct RpcClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    slots: Arc<Semaphore>,
+    stats: Arc<Mutex<RpcStats>>,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("addr", &self.inner.addr)
+            .finish()
+    }
+}
+
+impl RpcClient {
+    /// A client for `addr`; connects lazily (at the first call) and reconnects as needed.
+    /// Must be called inside a tokio runtime.
+    pub fn new(addr: SocketAddr, cfg: RpcConfig) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(RpcStats::default()));
+        let first_xid = {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (now.as_nanos() as u32) ^ (std::process::id() << 16)
+        };
+        let slots = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
+        let driver = Driver {
+            addr,
+            table: CallTable::new(cfg.retry, first_xid),
+            cfg,
+            stats: stats.clone(),
+            rx,
+        };
+        tokio::spawn(driver.run().instrument(tracing::debug_span!("rpc", %addr)));
+        Self {
+            inner: Arc::new(Inner {
+                addr,
+                cmd: tx,
+                slots,
+                stats,
+            }),
+        }
+    }
+
+    /// The server address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RpcStats {
+        *self.inner.stats.lock()
+    }
+
+    /// Calls `proc_` of `prog`/`vers` with encoded arguments; returns the encoded results.
+    /// Dropping the future cancels the call (it leaves the table at the next tick).
+    pub async fn call_raw(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: u32,
+        args: Vec<u8>,
+    ) -> Result<Vec<u8>, RpcError> {
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| RpcError::Shutdown)?;
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmd
+            .send(Cmd {
+                prog,
+                vers,
+                proc_,
+                args,
+                reply: tx,
+            })
+            .map_err(|_| RpcError::Shutdown)?;
+        rx.await.map_err(|_| RpcError::Shutdown)?
+    }
+
+    /// Calls with typed arguments and results.
+    pub async fn call<A: Xdr, R: Xdr>(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: u32,
+        args: &A,
+    ) -> Result<R, RpcError> {
+        let body = self
+            .call_raw(prog, vers, proc_, rnfs_xdr::to_bytes(args))
+            .await?;
+        rnfs_xdr::from_bytes(&body).map_err(RpcError::Decode)
+    }
+}
+
+struct Conn {
+    read: tokio::net::tcp::OwnedReadHalf,
+    write: mpsc::UnboundedSender<Arc<Vec<u8>>>,
+    dec: RecordDecoder,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
+struct Driver {
+    addr: SocketAddr,
+    cfg: RpcConfig,
+    table: CallTable<Waiter>,
+    stats: Arc<Mutex<RpcStats>>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+}
+
+/// How often calls abandoned by their callers are reaped when nothing else happens.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+
+async fn read_some(conn: &mut Option<Conn>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match conn {
+        Some(c) => c.read.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connecting(c: &mut Option<Connecting>) -> std::io::Result<TcpStream> {
+    match c {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    fn complete(&self, outs: Vec<Output<Waiter>>, conn: &mut Option<Conn>) -> bool {
+        // Counters first, so that a woken caller sees its call gone from `live`.
+        self.publish(|_| {});
+        let mut broken = false;
+        for o in outs {
+            match o {
+                Output::Send(rec) => {
+                    if let Some(c) = conn.as_ref() {
+                        if c.write.send(rec).is_err() {
+                            broken = true;
+                        }
+                    }
+                }
+                Output::Complete(w, r) => {
+                    // The caller may have gone away; nothing to do then.
+                    let _ = w.send(r);
+                }
+            }
+        }
+        broken
+    }
+
+    fn publish(&self, extra: impl FnOnce(&mut RpcStats)) {
+        let mut s = self.stats.lock();
+        s.table = self.table.stats();
+        extra(&mut s);
+    }
+
+    async fn run(mut self) {
+        let mut conn: Option<Conn> = None;
+        let mut pending_connect: Option<Connecting> = None;
+        let mut backoff = self.cfg.reconnect_min;
+        let mut next_connect = Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut closed = false;
+        loop {
+            let now = Instant::now();
+            if conn.is_none()
+                && pending_connect.is_none()
+                && !self.table.is_empty()
+                && now >= next_connect
+            {
+                let addr = self.addr;
+                pending_connect = Some(Box::pin(async move {
+                    let s = TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    Ok(s)
+                }));
+            }
+            if closed && self.table.is_empty() {
+                break;
+            }
+            let mut wake = now + REAP_EVERY;
+            if let Some(d) = self.table.next_deadline() {
+                wake = wake.min(Instant::from_std(d));
+            }
+            if conn.is_none() && pending_connect.is_none() && !self.table.is_empty() {
+                wake = wake.min(next_connect);
+            }
+            let mut lost = false;
+            tokio::select! {
+                cmd = self.rx.recv(), if !closed => match cmd {
+                    Some(c) => {
+                        let cred = self.cfg.cred.clone();
+                        let spec = CallSpec { prog: c.prog, vers: c.vers, proc_: c.proc_, cred: &cred, args: &c.args };
+                        let (_, send) = self.table.start(now.into_std(), spec, c.reply);
+                        if let (Some(rec), Some(cn)) = (send, conn.as_ref()) {
+                            lost = cn.write.send(rec).is_err();
+                        }
+                    }
+                    None => closed = true,
+                },
+                r = read_some(&mut conn, &mut buf) => match r {
+                    Ok(0) | Err(_) => lost = true,
+                    Ok(n) => {
+                        let mut outs = Vec::new();
+                        if let Some(c) = conn.as_mut() {
+                            c.dec.push(&buf[..n]);
+                            loop {
+                                match c.dec.next_record() {
+                                    Ok(Some(rec)) => outs.extend(self.table.on_record(&rec)),
+                                    Ok(None) => break,
+                                    Err(e) => {
+                                        debug!("broken record stream: {e}");
+                                        lost = true;
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        lost |= self.complete(outs, &mut conn);
+                    }
+                },
+                r = connecting(&mut pending_connect) => {
+                    pending_connect = None;
+                    match r {
+                        Ok(stream) => {
+                            debug!("connected");
+                            backoff = self.cfg.reconnect_min;
+                            let (read, mut write) = stream.into_split();
+                            let (wtx, mut wrx) = mpsc::unbounded_channel::<Arc<Vec<u8>>>();
+                            tokio::spawn(async move {
+                                while let Some(rec) = wrx.recv().await {
+                                    if write.write_all(&rec).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                            conn = Some(Conn { read, write: wtx, dec: RecordDecoder::new(self.cfg.max_record) });
+                            let outs = self.table.on_connect(Instant::now().into_std());
+                            lost |= self.complete(outs, &mut conn);
+                            self.publish(|s| s.connects += 1);
+                        }
+                        Err(e) => {
+                            debug!("connect failed: {e}");
+                            next_connect = Instant::now() + backoff;
+                            backoff = (backoff * 2).min(self.cfg.reconnect_max);
+                            let outs = self.table.on_connect_failed(self.addr, &e.to_string());
+                            self.complete(outs, &mut conn);
+                            self.publish(|s| s.connect_failures += 1);
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    let outs = self.table.on_tick(Instant::now().into_std());
+                    lost |= self.complete(outs, &mut conn);
+                    self.table.reap(|w| w.is_closed());
+                },
+            }
+            if lost && conn.is_some() {
+                debug!("connection lost; calls will be replayed");
+                conn = None;
+                self.table.on_disconnect();
+                next_connect = Instant::now() + backoff;
+                backoff = (backoff * 2).min(self.cfg.reconnect_max);
+                self.publish(|s| s.disconnects += 1);
+            }
+            self.publish(|_| {});
+        }
+        let outs = self.table.shutdown();
+        self.complete(outs, &mut conn);
+        self.publish(|_| {});
+    }
+}

@@ -1,0 +1,310 @@
+//! Test fixtures: an in-process rnfs server on 127.0.0.1 and a fault-injecting TCP proxy.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+use parking_lot::Mutex;
+use rnfs_rpc::record::{encode_record, RecordDecoder};
+use rnfs_rpc::transport::{serve, Config, ConnInfo, ConnStats, Service};
+use rnfs_server::{Export, NfsServer, ServerConfig};
+use rnfs_vfs::Backend;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// A service whose server instance can be replaced (a "restart" with a new write verifier
+/// over the same backend, without changing the port).
+pub struct Swappable {
+    pub cur: Mutex<Arc<NfsServer>>,
+    pub fs: Arc<dyn Backend>,
+}
+
+impl Service for Swappable {
+    fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+        let s = self.cur.lock().clone();
+        s.call(conn, msg)
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub svc: Arc<Swappable>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(fs: Arc<dyn Backend>) -> Self {
+        let server = Arc::new(NfsServer::new(
+            Export::new(1, "/", fs.clone()),
+            ServerConfig::default(),
+        ));
+        let svc = Arc::new(Swappable {
+            cur: Mutex::new(server),
+            fs,
+        });
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let (atx, arx) = std::sync::mpsc::channel();
+        let s2 = svc.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                atx.send(l.local_addr().unwrap()).unwrap();
+                serve(l, s2, Config::default(), Arc::new(ConnStats::default()), rx)
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = arx.recv().unwrap();
+        Self {
+            addr,
+            svc,
+            shutdown: tx,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn memory(cap: u64) -> Self {
+        Self::start(Arc::new(rnfs_vfs::memory::MemFs::new(cap)))
+    }
+
+    /// Replaces the server instance: same files and handles, new write verifier, empty
+    /// duplicate request cache (what a reboot looks like to a client).
+    pub fn restart(&self) {
+        std::thread::sleep(Duration::from_millis(2)); // the verifier is time-based
+        let s = Arc::new(NfsServer::new(
+            Export::new(1, "/", self.svc.fs.clone()),
+            ServerConfig::default(),
+        ));
+        *self.svc.cur.lock() = s;
+    }
+
+    pub fn server(&self) -> Arc<NfsServer> {
+        self.svc.cur.lock().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "nfs://127.0.0.1:{}{}?version=3&mountport={}&uid=0&gid=0",
+            self.addr.port(),
+            path,
+            self.addr.port()
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the proxy does to replies (server to client). Probabilities in 1/1000.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Swallow the reply.
+    pub drop: u32,
+    /// Send the reply twice.
+    pub duplicate: u32,
+    /// Send the reply after `delay` (out of order, possibly after a retransmission).
+    pub delay: u32,
+    pub delay_ms: u64,
+    /// Send a well-framed record of garbage before the reply.
+    pub garbage: u32,
+    /// Send a reply with an xid nobody used before the reply.
+    pub unknown: u32,
+    /// Close the connection instead of forwarding the reply.
+    pub kill: u32,
+    /// Send a record mark announcing 2 GiB (breaks framing: the client must reconnect).
+    pub break_framing: u32,
+}
+
+#[derive(Default, Debug)]
+pub struct ProxyStats {
+    pub conns: AtomicU64,
+    pub replies: AtomicU64,
+    pub dropped: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub delayed: AtomicU64,
+    pub garbage: AtomicU64,
+    pub unknown: AtomicU64,
+    pub killed: AtomicU64,
+    pub broken: AtomicU64,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `target` that injects faults into replies.
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    pub faults: Arc<Mutex<Faults>>,
+    pub stats: Arc<ProxyStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// xorshift64*, seeded per connection.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn hit(&mut self, per_mille: u32) -> bool {
+        per_mille > 0 && (self.next() % 1000) < u64::from(per_mille)
+    }
+}
+
+impl FaultProxy {
+    pub async fn start(target: SocketAddr, faults: Faults, seed: u64) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let faults = Arc::new(Mutex::new(faults));
+        let stats = Arc::new(ProxyStats::default());
+        let (f2, s2) = (faults.clone(), stats.clone());
+        let task = tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((c, _)) = l.accept().await {
+                n += 1;
+                s2.conns.fetch_add(1, Ordering::Relaxed);
+                let Ok(s) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                conns.spawn(pump(
+                    c,
+                    s,
+                    f2.clone(),
+                    s2.clone(),
+                    Rng(seed ^ (n * 0x9e37_79b9) | 1),
+                ));
+            }
+        });
+        Self {
+            addr,
+            faults,
+            stats,
+            task,
+        }
+    }
+
+    pub fn set(&self, f: Faults) {
+        *self.faults.lock() = f;
+    }
+}
+
+async fn pump(
+    client: TcpStream,
+    server: TcpStream,
+    faults: Arc<Mutex<Faults>>,
+    stats: Arc<ProxyStats>,
+    mut rng: Rng,
+) {
+    let (mut cr, cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    // Client to server: bytes as they come.
+    let up = tokio::spawn(async move {
+        let mut b = vec![0u8; 64 * 1024];
+        loop {
+            match cr.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if sw.write_all(&b[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    // Server to client: record by record, through one writer task.
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+    let writer = tokio::spawn(async move {
+        let mut cw = cw;
+        while let Some(m) = wrx.recv().await {
+            match m {
+                Some(b) => {
+                    if cw.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                None => break, // kill
+            }
+        }
+    });
+    let mut dec = RecordDecoder::new(64 << 20);
+    let mut b = vec![0u8; 64 * 1024];
+    'outer: loop {
+        let n = match sr.read(&mut b).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        dec.push(&b[..n]);
+        while let Ok(Some(rec)) = dec.next_record() {
+            stats.replies.fetch_add(1, Ordering::Relaxed);
+            let f = *faults.lock();
+            let framed = encode_record(&rec, 1 << 30);
+            if rng.hit(f.kill) {
+                stats.killed.fetch_add(1, Ordering::Relaxed);
+                let _ = wtx.send(None);
+                break 'outer;
+            }
+            if rng.hit(f.break_framing) {
+                stats.broken.fetch_add(1, Ordering::Relaxed);
+                let _ = wtx.send(Some(0x7fff_fff0u32.to_be_bytes().to_vec()));
+                continue;
+            }
+            if rng.hit(f.garbage) {
+                stats.garbage.fetch_add(1, Ordering::Relaxed);
+                let len = (rng.next() % 40) as usize;
+                let junk: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let _ = wtx.send(Some(encode_record(&junk, 1 << 30)));
+            }
+            if rng.hit(f.unknown) && rec.len() >= 4 {
+                stats.unknown.fetch_add(1, Ordering::Relaxed);
+                let mut r2 = rec.clone();
+                r2[..4].copy_from_slice(&(rng.next() as u32).to_be_bytes());
+                let _ = wtx.send(Some(encode_record(&r2, 1 << 30)));
+            }
+            if rng.hit(f.drop) {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if rng.hit(f.delay) {
+                stats.delayed.fetch_add(1, Ordering::Relaxed);
+                let w = wtx.clone();
+                let ms = f.delay_ms;
+                let dup = rng.hit(f.duplicate);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    let _ = w.send(Some(framed.clone()));
+                    if dup {
+                        let _ = w.send(Some(framed));
+                    }
+                });
+                continue;
+            }
+            let _ = wtx.send(Some(framed.clone()));
+            if rng.hit(f.duplicate) {
+                stats.duplicated.fetch_add(1, Ordering::Relaxed);
+                let _ = wtx.send(Some(framed));
+            }
+        }
+    }
+    up.abort();
+    drop(wtx);
+    let _ = writer.await;
+}

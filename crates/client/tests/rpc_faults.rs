@@ -1,0 +1,214 @@
+#![allow(clippy::unwrap_used)]
+//! The RPC client through a fault-injecting proxy in front of the real rnfs server: many
+//! calls in flight, replies dropped, duplicated, delayed past the timeout, preceded by
+//! garbage and unknown xids, connections killed and framing broken. Every call must get its
+//! own answer, and the table of calls in flight must end empty (seed entry 19).
+mod common;
+use common::{FaultProxy, Faults, TestServer};
+use rnfs_client::rpc::core::{RetryMode, RetryPolicy};
+use rnfs_client::rpc::{auth_sys, RpcClient, RpcConfig};
+use rnfs_client::RpcError;
+use rnfs_proto::mount3::{self, MountRes};
+use rnfs_proto::nfs3::*;
+use rnfs_rpc::client::SyncClient;
+use rnfs_xdr::XdrString;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Mounts "/" and creates `n` files; returns the root handle and each file's handle.
+fn setup(srv: &TestServer, n: usize) -> (FileHandle3, HashMap<String, FileHandle3>) {
+    let mut c = SyncClient::connect(srv.addr).unwrap();
+    c.auth_sys(0, 0, &[]);
+    let MountRes::Ok(ok) = c
+        .call::<_, MountRes>(
+            mount3::PROGRAM,
+            mount3::VERSION,
+            mount3::Proc::Mnt as u32,
+            &XdrString::<1024>(b"/".to_vec()),
+        )
+        .unwrap()
+    else {
+        panic!("mount")
+    };
+    let root = ok.fhandle;
+    let mut files = HashMap::new();
+    for i in 0..n {
+        let name = format!("f{i}");
+        let a = CreateArgs {
+            where_: DirOpArgs3 {
+                dir: root.clone(),
+                name: XdrString(name.clone().into_bytes()),
+            },
+            how: CreateHow3::Unchecked(Sattr3::default()),
+        };
+        let r: CreateRes = c.call(PROGRAM, VERSION, Proc::Create as u32, &a).unwrap();
+        let Res::Ok(o) = r else { panic!("create") };
+        files.insert(name, o.obj.unwrap());
+    }
+    (root, files)
+}
+
+fn cfg(mode: RetryMode, timeout_ms: u64) -> RpcConfig {
+    RpcConfig {
+        retry: RetryPolicy {
+            timeout: Duration::from_millis(timeout_ms),
+            max_timeout: Duration::from_millis(timeout_ms * 4),
+            mode,
+        },
+        reconnect_min: Duration::from_millis(5),
+        reconnect_max: Duration::from_millis(100),
+        cred: auth_sys(0, 0, &[]),
+        ..Default::default()
+    }
+}
+
+async fn lookup(c: &RpcClient, root: &FileHandle3, name: &str) -> Result<LookupRes, RpcError> {
+    let a = DirOpArgs3 {
+        dir: root.clone(),
+        name: XdrString(name.as_bytes().to_vec()),
+    };
+    c.call(PROGRAM, VERSION, Proc::Lookup as u32, &a).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_gets_its_own_reply_under_all_faults() {
+    let srv = TestServer::memory(64 << 20);
+    let (root, files) = setup(&srv, 50);
+    let proxy = FaultProxy::start(
+        srv.addr,
+        Faults {
+            drop: 20,
+            duplicate: 50,
+            delay: 50,
+            delay_ms: 300,
+            garbage: 20,
+            unknown: 20,
+            kill: 4,
+            break_framing: 2,
+        },
+        0x5eed,
+    )
+    .await;
+    let c = RpcClient::new(proxy.addr, cfg(RetryMode::Hard, 150));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..800usize {
+        let c = c.clone();
+        let root = root.clone();
+        let name = format!("f{}", i % 50);
+        tasks.spawn(async move { (name.clone(), lookup(&c, &root, &name).await) });
+    }
+    let mut n = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (name, r) = r.unwrap();
+        match r {
+            Ok(Res::Ok(o)) => assert_eq!(&o.object, &files[&name], "reply for another call"),
+            other => panic!("{name}: {other:?}"),
+        }
+        n += 1;
+    }
+    assert_eq!(n, 800);
+    let s = c.stats();
+    let p = &proxy.stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    eprintln!("client {s:?}\nproxy {p:?}");
+    assert_eq!(s.table.live, 0, "table of calls in flight must be empty");
+    assert_eq!(s.table.replies, 800);
+    assert!(
+        s.table.retransmits > 0,
+        "dropped replies force retransmissions"
+    );
+    assert!(
+        s.disconnects > 0 && s.connects > 1,
+        "killed connections force reconnects"
+    );
+    assert!(
+        s.table.replays > 0,
+        "unanswered calls are replayed after a reconnect"
+    );
+    assert!(s.table.duplicate_replies > 0);
+    assert!(s.table.unknown_replies > 0);
+    assert!(s.table.malformed_replies > 0);
+    assert!(p.killed.load(Relaxed) > 0 && p.delayed.load(Relaxed) > 0);
+    // Quiet network: the same client keeps working.
+    proxy.set(Faults::default());
+    assert!(matches!(lookup(&c, &root, "f1").await, Ok(Res::Ok(_))));
+    assert!(matches!(
+        lookup(&c, &root, "nope").await,
+        Ok(Res::Fail(Nfsstat3::NoEnt, _))
+    ));
+    assert_eq!(c.stats().table.live, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_mode_times_out_and_leaves_no_call_behind() {
+    let srv = TestServer::memory(1 << 20);
+    let (root, _) = setup(&srv, 1);
+    let proxy = FaultProxy::start(
+        srv.addr,
+        Faults {
+            drop: 1000,
+            ..Default::default()
+        },
+        1,
+    )
+    .await;
+    let c = RpcClient::new(proxy.addr, cfg(RetryMode::Soft { tries: 3 }, 50));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (c, root) = (c.clone(), root.clone());
+        tasks.spawn(async move { lookup(&c, &root, "f0").await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap().unwrap_err(), RpcError::TimedOut { tries: 3 });
+    }
+    let s = c.stats();
+    assert_eq!(s.table.live, 0);
+    assert_eq!(s.table.timeouts, 20);
+    assert_eq!(s.table.retransmits, 40);
+    // Replies come back: the client recovers without a new connection.
+    proxy.set(Faults::default());
+    assert!(matches!(lookup(&c, &root, "f0").await, Ok(Res::Ok(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_mode_reports_an_unreachable_server() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let c = RpcClient::new(addr, cfg(RetryMode::Soft { tries: 2 }, 50));
+    let r = c.call_raw(PROGRAM, VERSION, 0, Vec::new()).await;
+    assert!(matches!(r, Err(RpcError::Connect { .. })), "{r:?}");
+    assert_eq!(c.stats().table.live, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_calls_are_reaped_and_hard_calls_survive_a_silent_server() {
+    let srv = TestServer::memory(1 << 20);
+    let (root, _) = setup(&srv, 1);
+    let proxy = FaultProxy::start(
+        srv.addr,
+        Faults {
+            drop: 1000,
+            ..Default::default()
+        },
+        2,
+    )
+    .await;
+    let c = RpcClient::new(proxy.addr, cfg(RetryMode::Hard, 50));
+    // Callers that give up: their calls must leave the table.
+    for _ in 0..10 {
+        let r = tokio::time::timeout(Duration::from_millis(30), lookup(&c, &root, "f0")).await;
+        assert!(r.is_err());
+    }
+    // A hard call waits through the silence and completes when replies flow again.
+    let (c2, root2) = (c.clone(), root.clone());
+    let hard = tokio::spawn(async move { lookup(&c2, &root2, "f0").await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!hard.is_finished());
+    proxy.set(Faults::default());
+    assert!(matches!(hard.await.unwrap(), Ok(Res::Ok(_))));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let s = c.stats();
+    assert_eq!(s.table.live, 0, "{s:?}");
+    assert_eq!(s.table.cancelled, 10);
+}
