@@ -35,13 +35,19 @@ pub fn encode(export: &Export, key: &FileKey) -> FileHandle3 {
     FileHandle3(v)
 }
 
-/// Checks a wire handle and extracts the backend key.
-pub fn decode(export: &Export, fh: &FileHandle3) -> Result<FileKey, Nfsstat3> {
+/// The export id of a handle of our format.
+pub fn export_id(fh: &FileHandle3) -> Result<u16, Nfsstat3> {
     let b = &fh.0;
     if b.len() < HEADER + CHECK || b[0] != MAGIC || b[1] != VERSION {
         return Err(Nfsstat3::BadHandle);
     }
-    if u16::from_be_bytes([b[2], b[3]]) != export.id {
+    Ok(u16::from_be_bytes([b[2], b[3]]))
+}
+
+/// Checks a wire handle and extracts the backend key.
+pub fn decode(export: &Export, fh: &FileHandle3) -> Result<FileKey, Nfsstat3> {
+    let b = &fh.0;
+    if export_id(fh)? != export.id {
         return Err(Nfsstat3::Stale);
     }
     let (body, check) = b.split_at(b.len() - CHECK);

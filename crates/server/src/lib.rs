@@ -11,13 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod attr;
+pub mod exports;
 pub mod handle;
 pub mod mount;
 pub mod nfs3;
 pub mod stats;
 pub mod status;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rnfs_proto::rpc::ReplyStatus;
 use rnfs_proto::{mount3, nfs3 as p3};
 use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
@@ -27,9 +28,6 @@ use rnfs_vfs::{Backend, Creds, Ctx};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// Identity used for AUTH_NONE callers (and, later, squashed ones).
-pub const ANON_ID: u32 = 65534;
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -63,30 +61,140 @@ pub struct Export {
     pub path: String,
     /// The backend.
     pub fs: Arc<dyn Backend>,
+    /// Who may use it, and how.
+    pub rules: Vec<exports::ClientRule>,
     /// Key that makes handle check values specific to this export.
     pub(crate) secret: u64,
 }
 
 impl Export {
-    /// An export of `fs` mounted as `path`.
+    /// An export of `fs` mounted as `path`, open to every client with no squashing (the
+    /// simple `rnfs serve PATH` form); see [`Export::with_rules`].
     pub fn new(id: u16, path: impl Into<String>, fs: Arc<dyn Backend>) -> Self {
         let path = path.into();
         let mut secret = 0x5bd1_e995_u64 ^ u64::from(id);
         for b in path.bytes().chain(fs.root().0.iter().copied()) {
             secret = (secret ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
+        let rules = vec![exports::ClientRule {
+            matcher: exports::ClientMatch::Any,
+            spec: "*".into(),
+            options: exports::ExportOptions::open(false),
+        }];
         Self {
             id,
             path,
             fs,
+            rules,
             secret,
+        }
+    }
+
+    /// Replaces the client rules.
+    pub fn with_rules(mut self, rules: Vec<exports::ClientRule>) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The options that apply to a client address, if it may use this export at all.
+    pub fn rule_for(&self, ip: IpAddr) -> Option<&exports::ExportOptions> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.matcher.specificity(ip).map(|s| (s, r)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, r)| &r.options)
+    }
+}
+
+/// The exports in force; replaced as a whole on reload.
+#[derive(Default)]
+pub struct ExportTable {
+    /// Exports, in configuration order.
+    pub exports: Vec<Arc<Export>>,
+    /// Ids of exports removed by a reload: their handles get ACCES, not STALE.
+    retired: std::collections::HashSet<u16>,
+}
+
+impl ExportTable {
+    /// The export with handle id `id`.
+    pub fn by_id(&self, id: u16) -> Option<&Arc<Export>> {
+        self.exports.iter().find(|e| e.id == id)
+    }
+
+    /// The export whose mount path is the longest prefix of `path` (by components), and
+    /// the rest of the path below it.
+    pub fn by_path<'p>(&self, path: &'p [u8]) -> Option<(&Arc<Export>, &'p [u8])> {
+        let mut best: Option<(&Arc<Export>, &[u8])> = None;
+        for e in &self.exports {
+            let ep = e.path.trim_end_matches('/').as_bytes();
+            let Some(rest) = path.strip_prefix(ep) else {
+                continue;
+            };
+            if !rest.is_empty() && rest[0] != b'/' {
+                continue;
+            }
+            if best.is_none_or(|(b, _)| b.path.len() < e.path.len()) {
+                best = Some((e, rest));
+            }
+        }
+        best
+    }
+}
+
+/// Who is calling, and on which connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Req<'a> {
+    /// The connection.
+    pub conn: &'a ConnInfo,
+    /// The caller's credentials as sent.
+    pub auth: &'a Auth,
+}
+
+/// Why a client may not use an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denied {
+    /// No rule matches its address.
+    NotListed,
+    /// The export is `secure` and the source port is 1024 or above.
+    InsecurePort,
+}
+
+/// The export a call works in, with the caller's mapped identity and rights.
+pub(crate) struct Scope {
+    pub(crate) export: Arc<Export>,
+    pub(crate) ctx: Ctx,
+    pub(crate) rw: bool,
+}
+
+/// The identity a caller gets under `o` (squashing, anonymous ids).
+pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
+    use exports::Squash;
+    let anon = Creds {
+        uid: o.anonuid,
+        gid: o.anongid,
+        gids: Vec::new(),
+    };
+    match (auth, o.squash) {
+        (Auth::None, _) | (_, Squash::All) => anon,
+        (Auth::Sys(p), Squash::None) => Creds {
+            uid: p.uid,
+            gid: p.gid,
+            gids: p.gids.0.clone(),
+        },
+        (Auth::Sys(p), Squash::Root) => {
+            let g = |g: u32| if g == 0 { o.anongid } else { g };
+            Creds {
+                uid: if p.uid == 0 { o.anonuid } else { p.uid },
+                gid: g(p.gid),
+                gids: p.gids.0.iter().map(|&x| g(x)).collect(),
+            }
         }
     }
 }
 
-/// The NFSv3 + MOUNT server.
+/// The NFS server: MOUNT v3 and NFSv3 over a table of exports.
 pub struct NfsServer {
-    pub(crate) export: Export,
+    table: RwLock<Arc<ExportTable>>,
     pub(crate) cfg: ServerConfig,
     pub(crate) drc: Drc,
     /// Changes at every start so clients resend uncommitted UNSTABLE writes (RFC 1813 3.3.7).
@@ -97,20 +205,49 @@ pub struct NfsServer {
 }
 
 impl NfsServer {
-    /// A server exporting `export`.
+    /// A server with one export.
     pub fn new(export: Export, cfg: ServerConfig) -> Self {
+        Self::with_exports(vec![export], cfg)
+    }
+
+    /// A server with several exports (ids must differ).
+    pub fn with_exports(exports: Vec<Export>, cfg: ServerConfig) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let v = (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 48);
+        let table = ExportTable {
+            exports: exports.into_iter().map(Arc::new).collect(),
+            retired: Default::default(),
+        };
         Self {
+            table: RwLock::new(Arc::new(table)),
             drc: Drc::new(cfg.drc_entries, cfg.drc_bytes),
-            export,
             cfg,
             write_verf: v.to_be_bytes(),
             mounts: Mutex::default(),
             stats: stats::Stats::default(),
         }
+    }
+
+    /// Replaces the exports, keeping connections and calls in flight. Handles of exports
+    /// that disappear get ACCES from now on.
+    pub fn reload(&self, exports: Vec<Export>) {
+        let mut g = self.table.write();
+        let mut retired = g.retired.clone();
+        for e in &g.exports {
+            retired.insert(e.id);
+        }
+        let exports: Vec<Arc<Export>> = exports.into_iter().map(Arc::new).collect();
+        for e in &exports {
+            retired.remove(&e.id);
+        }
+        *g = Arc::new(ExportTable { exports, retired });
+    }
+
+    /// The exports in force now.
+    pub fn exports(&self) -> Arc<ExportTable> {
+        self.table.read().clone()
     }
 
     /// Duplicate request cache counters.
@@ -123,18 +260,44 @@ impl NfsServer {
         self.write_verf
     }
 
-    fn ctx(auth: &Auth) -> Ctx {
-        match auth {
-            Auth::Sys(p) => Ctx::new(Creds {
-                uid: p.uid,
-                gid: p.gid,
-                gids: p.gids.0.clone(),
-            }),
-            Auth::None => Ctx::new(Creds {
-                uid: ANON_ID,
-                gid: ANON_ID,
-                gids: Vec::new(),
-            }),
+    /// Admits a caller to an export, or says why not.
+    pub(crate) fn admit(&self, export: &Arc<Export>, req: &Req<'_>) -> Result<Scope, Denied> {
+        let o = export
+            .rule_for(req.conn.peer.ip())
+            .ok_or(Denied::NotListed)?;
+        if o.secure && req.conn.peer.port() >= 1024 {
+            return Err(Denied::InsecurePort);
+        }
+        Ok(Scope {
+            export: export.clone(),
+            ctx: Ctx::new(map_creds(req.auth, o)),
+            rw: o.rw && !self.cfg.read_only && !export.fs.read_only(),
+        })
+    }
+
+    /// Finds the export of a handle and admits the caller: the first step of every NFS call.
+    pub(crate) fn scope(
+        &self,
+        req: &Req<'_>,
+        fh: &p3::FileHandle3,
+    ) -> Result<(Scope, rnfs_vfs::FileKey), p3::Nfsstat3> {
+        let id = handle::export_id(fh)?;
+        let table = self.exports();
+        let Some(e) = table.by_id(id) else {
+            return Err(if table.retired.contains(&id) {
+                p3::Nfsstat3::Acces
+            } else {
+                p3::Nfsstat3::Stale
+            });
+        };
+        let key = handle::decode(e, fh)?;
+        match self.admit(e, req) {
+            Ok(s) => Ok((s, key)),
+            Err(Denied::NotListed) => Err(p3::Nfsstat3::Acces),
+            Err(Denied::InsecurePort) => {
+                tracing::info!(peer = %req.conn.peer, "request from an unprivileged port refused (export is secure)");
+                Err(p3::Nfsstat3::Perm)
+            }
         }
     }
 
@@ -153,7 +316,10 @@ impl NfsServer {
         let h = &call.header;
         let _span =
             tracing::debug_span!("call", xid = h.xid, prog = h.prog, proc = h.proc_).entered();
-        let ctx = Self::ctx(&call.auth);
+        let req = Req {
+            conn,
+            auth: &call.auth,
+        };
         match h.prog {
             p3::PROGRAM => {
                 if h.vers != p3::VERSION {
@@ -166,14 +332,14 @@ impl NfsServer {
                     return Some(reply_error(h.xid, ReplyStatus::ProcUnavail));
                 };
                 if !proc_.is_non_idempotent() {
-                    return Some(self.run_nfs(&ctx, h.xid, proc_, call.args));
+                    return Some(self.run_nfs(&req, h.xid, proc_, call.args));
                 }
                 let key = DrcKey::new(conn.peer.ip(), h.xid, (h.prog, h.vers, h.proc_), call.args);
                 match self.drc.begin(&key) {
                     Lookup::Replay(r) => Some((*r).clone()),
                     Lookup::InProgress => None,
                     Lookup::New => {
-                        let r = self.run_nfs(&ctx, h.xid, proc_, call.args);
+                        let r = self.run_nfs(&req, h.xid, proc_, call.args);
                         self.drc.complete(&key, Arc::new(r.clone()));
                         Some(r)
                     }
@@ -190,14 +356,14 @@ impl NfsServer {
                     return Some(reply_error(h.xid, ReplyStatus::ProcUnavail));
                 };
                 self.stats.mount_call(proc_);
-                Some(mount::dispatch(self, conn, &ctx, h.xid, proc_, call.args))
+                Some(mount::dispatch(self, &req, h.xid, proc_, call.args))
             }
             _ => Some(reply_error(h.xid, ReplyStatus::ProgUnavail)),
         }
     }
 
-    fn run_nfs(&self, ctx: &Ctx, xid: u32, proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
-        let reply = nfs3::dispatch(self, ctx, xid, proc_, args);
+    fn run_nfs(&self, req: &Req<'_>, xid: u32, proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
+        let reply = nfs3::dispatch(self, req, xid, proc_, args);
         self.stats.nfs_reply(proc_, &reply);
         reply
     }

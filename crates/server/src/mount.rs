@@ -1,22 +1,15 @@
 //! MOUNT v3 procedures (RFC 1813 appendix I).
-use crate::{handle, status, NfsServer};
+use crate::{handle, status, Denied, NfsServer, Req};
 use rnfs_proto::mount3::*;
 use rnfs_proto::rpc::{ReplyStatus, AUTH_SYS};
 use rnfs_rpc::message::{reply_error, reply_success, reply_with};
-use rnfs_rpc::transport::ConnInfo;
-use rnfs_vfs::{Ctx, FileType};
+use rnfs_vfs::FileType;
 use rnfs_xdr::VarArray;
 
 /// Decodes, runs and encodes one MOUNT call.
-pub fn dispatch(
-    s: &NfsServer,
-    conn: &ConnInfo,
-    ctx: &Ctx,
-    xid: u32,
-    proc_: Proc,
-    args: &[u8],
-) -> Vec<u8> {
+pub fn dispatch(s: &NfsServer, req: &Req<'_>, xid: u32, proc_: Proc, args: &[u8]) -> Vec<u8> {
     let garbage = || reply_error(xid, ReplyStatus::GarbageArgs);
+    let peer = req.conn.peer.ip();
     match proc_ {
         Proc::Null => match rnfs_xdr::from_bytes::<()>(args) {
             Ok(()) => reply_with(xid, &()),
@@ -24,11 +17,9 @@ pub fn dispatch(
         },
         Proc::Mnt => match rnfs_xdr::from_bytes::<DirPath>(args) {
             Ok(path) => {
-                let res = mnt(s, ctx, &path.0);
+                let res = mnt(s, req, &path.0);
                 if let MountRes::Ok(_) = res {
-                    s.mounts
-                        .lock()
-                        .insert((conn.peer.ip(), path.lossy().into_owned()));
+                    s.mounts.lock().insert((peer, path.lossy().into_owned()));
                 }
                 reply_with(xid, &res)
             }
@@ -52,47 +43,54 @@ pub fn dispatch(
         }
         Proc::Umnt => match rnfs_xdr::from_bytes::<DirPath>(args) {
             Ok(path) => {
-                s.mounts
-                    .lock()
-                    .remove(&(conn.peer.ip(), path.lossy().into_owned()));
+                s.mounts.lock().remove(&(peer, path.lossy().into_owned()));
                 reply_with(xid, &())
             }
             Err(_) => garbage(),
         },
         Proc::Umntall => {
-            s.mounts.lock().retain(|(ip, _)| *ip != conn.peer.ip());
+            s.mounts.lock().retain(|(ip, _)| *ip != peer);
             reply_with(xid, &())
         }
         Proc::Export => {
-            let mut w = reply_success(xid, 64);
-            let Ok(dir) = DirPath::new(s.export.path.clone()) else {
-                return reply_error(xid, ReplyStatus::SystemErr);
-            };
-            let node = ExportNode {
-                dir,
-                groups: vec![rnfs_xdr::XdrString(b"*".to_vec())],
-            };
-            rnfs_proto::encode_list(&[node], &mut w);
+            let table = s.exports();
+            let nodes: Vec<ExportNode> = table
+                .exports
+                .iter()
+                .filter_map(|e| {
+                    Some(ExportNode {
+                        dir: DirPath::new(e.path.clone()).ok()?,
+                        groups: e
+                            .rules
+                            .iter()
+                            .filter_map(|r| Name::new(r.spec.clone()).ok())
+                            .collect(),
+                    })
+                })
+                .collect();
+            let mut w = reply_success(xid, 64 * nodes.len());
+            rnfs_proto::encode_list(&nodes, &mut w);
             w.into_inner()
         }
     }
 }
 
-/// MNT: the handle of `path`, which is the export's path or a directory below it. Each
+/// MNT: the handle of `path`, an export's mount path or a directory below it. Each
 /// component is looked up without following symbolic links, so MNT cannot leave the export.
-fn mnt(s: &NfsServer, ctx: &Ctx, path: &[u8]) -> MountRes {
-    let export = s.export.path.as_bytes();
-    let rest = if export == b"/" {
-        path
-    } else if let Some(r) = path.strip_prefix(export) {
-        if !r.is_empty() && r[0] != b'/' {
-            return MountRes::Err(MountStat3::NoEnt);
-        }
-        r
-    } else {
+fn mnt(s: &NfsServer, req: &Req<'_>, path: &[u8]) -> MountRes {
+    let table = s.exports();
+    let Some((export, rest)) = table.by_path(path) else {
         return MountRes::Err(MountStat3::NoEnt);
     };
-    let fs = &s.export.fs;
+    let scope = match s.admit(export, req) {
+        Ok(x) => x,
+        Err(Denied::NotListed) => return MountRes::Err(MountStat3::Acces),
+        Err(Denied::InsecurePort) => {
+            tracing::info!(peer = %req.conn.peer, "MNT from an unprivileged port refused (export is secure)");
+            return MountRes::Err(MountStat3::Acces);
+        }
+    };
+    let fs = &export.fs;
     let mut key = fs.root();
     for comp in rest
         .split(|&b| b == b'/')
@@ -101,17 +99,17 @@ fn mnt(s: &NfsServer, ctx: &Ctx, path: &[u8]) -> MountRes {
         if comp == b".." {
             return MountRes::Err(MountStat3::Inval);
         }
-        match fs.lookup(ctx, &key, comp) {
+        match fs.lookup(&scope.ctx, &key, comp) {
             Ok((k, a)) if a.ftype == FileType::Directory => key = k,
             Ok(_) => return MountRes::Err(MountStat3::NotDir),
             Err(e) => return MountRes::Err(status::mount3(e)),
         }
     }
-    if let Err(e) = fs.getattr(ctx, &key) {
+    if let Err(e) = fs.getattr(&scope.ctx, &key) {
         return MountRes::Err(status::mount3(e));
     }
     MountRes::Ok(MountResOk {
-        fhandle: handle::encode(&s.export, &key),
+        fhandle: handle::encode(export, &key),
         auth_flavors: VarArray(vec![AUTH_SYS]),
     })
 }

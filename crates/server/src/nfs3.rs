@@ -2,15 +2,15 @@
 //! arguments and returns the procedure's result type; [`dispatch`] does the decoding and
 //! encoding around them.
 use crate::attr::{fattr3, setattr, time_from3, wcc_attr};
-use crate::{handle, status, NfsServer};
+use crate::{handle, status, NfsServer, Req, Scope};
 use rnfs_proto::nfs3::*;
 use rnfs_proto::rpc::ReplyStatus;
 use rnfs_rpc::message::{reply_error, reply_with};
-use rnfs_vfs::{cookie, Attr, CreateMode, Ctx, FileKey, SpecialKind, Stability, VfsError};
+use rnfs_vfs::{cookie, Attr, CreateMode, FileKey, SpecialKind, Stability, VfsError};
 use rnfs_xdr::{OpaqueFixed, Xdr};
 
 /// Decodes the arguments of `proc_`, runs it and encodes the reply message.
-pub fn dispatch(s: &NfsServer, ctx: &Ctx, xid: u32, proc_: Proc, args: &[u8]) -> Vec<u8> {
+pub fn dispatch(s: &NfsServer, req: &Req<'_>, xid: u32, proc_: Proc, args: &[u8]) -> Vec<u8> {
     fn run<A: Xdr, R: Xdr>(xid: u32, args: &[u8], f: impl FnOnce(A) -> R) -> Vec<u8> {
         match rnfs_xdr::from_bytes::<A>(args) {
             Ok(a) => reply_with(xid, &f(a)),
@@ -22,53 +22,60 @@ pub fn dispatch(s: &NfsServer, ctx: &Ctx, xid: u32, proc_: Proc, args: &[u8]) ->
     }
     match proc_ {
         Proc::Null => run(xid, args, |()| ()),
-        Proc::Getattr => run(xid, args, |a| getattr(s, ctx, a)),
-        Proc::Setattr => run(xid, args, |a| setattr_(s, ctx, a)),
-        Proc::Lookup => run(xid, args, |a| lookup(s, ctx, a)),
-        Proc::Access => run(xid, args, |a| access(s, ctx, a)),
-        Proc::Readlink => run(xid, args, |a| readlink(s, ctx, a)),
-        Proc::Read => run(xid, args, |a| read(s, ctx, a)),
-        Proc::Write => run(xid, args, |a| write(s, ctx, a)),
-        Proc::Create => run(xid, args, |a| create(s, ctx, a)),
-        Proc::Mkdir => run(xid, args, |a| mkdir(s, ctx, a)),
-        Proc::Symlink => run(xid, args, |a| symlink(s, ctx, a)),
-        Proc::Mknod => run(xid, args, |a| mknod(s, ctx, a)),
-        Proc::Remove => run(xid, args, |a| remove(s, ctx, a, false)),
-        Proc::Rmdir => run(xid, args, |a| remove(s, ctx, a, true)),
-        Proc::Rename => run(xid, args, |a| rename(s, ctx, a)),
-        Proc::Link => run(xid, args, |a| link(s, ctx, a)),
-        Proc::Readdir => run(xid, args, |a| readdir(s, ctx, a)),
-        Proc::Readdirplus => run(xid, args, |a| readdirplus(s, ctx, a)),
-        Proc::Fsstat => run(xid, args, |a| fsstat(s, ctx, a)),
-        Proc::Fsinfo => run(xid, args, |a| fsinfo(s, ctx, a)),
-        Proc::Pathconf => run(xid, args, |a| pathconf(s, ctx, a)),
-        Proc::Commit => run(xid, args, |a| commit(s, ctx, a)),
+        Proc::Getattr => run(xid, args, |a| getattr(s, req, a)),
+        Proc::Setattr => run(xid, args, |a| setattr_(s, req, a)),
+        Proc::Lookup => run(xid, args, |a| lookup(s, req, a)),
+        Proc::Access => run(xid, args, |a| access(s, req, a)),
+        Proc::Readlink => run(xid, args, |a| readlink(s, req, a)),
+        Proc::Read => run(xid, args, |a| read(s, req, a)),
+        Proc::Write => run(xid, args, |a| write(s, req, a)),
+        Proc::Create => run(xid, args, |a| create(s, req, a)),
+        Proc::Mkdir => run(xid, args, |a| mkdir(s, req, a)),
+        Proc::Symlink => run(xid, args, |a| symlink(s, req, a)),
+        Proc::Mknod => run(xid, args, |a| mknod(s, req, a)),
+        Proc::Remove => run(xid, args, |a| remove(s, req, a, false)),
+        Proc::Rmdir => run(xid, args, |a| remove(s, req, a, true)),
+        Proc::Rename => run(xid, args, |a| rename(s, req, a)),
+        Proc::Link => run(xid, args, |a| link(s, req, a)),
+        Proc::Readdir => run(xid, args, |a| readdir(s, req, a)),
+        Proc::Readdirplus => run(xid, args, |a| readdirplus(s, req, a)),
+        Proc::Fsstat => run(xid, args, |a| fsstat(s, req, a)),
+        Proc::Fsinfo => run(xid, args, |a| fsinfo(s, req, a)),
+        Proc::Pathconf => run(xid, args, |a| pathconf(s, req, a)),
+        Proc::Commit => run(xid, args, |a| commit(s, req, a)),
     }
 }
 
 type R<T> = Result<T, Nfsstat3>;
 
-impl NfsServer {
+impl Scope {
+    fn fs(&self) -> &dyn rnfs_vfs::Backend {
+        &*self.export.fs
+    }
+    /// A second handle of the same call (RENAME, LINK): it must be in the same export.
     fn key(&self, fh: &FileHandle3) -> R<FileKey> {
+        if handle::export_id(fh)? != self.export.id {
+            return Err(Nfsstat3::Xdev);
+        }
         handle::decode(&self.export, fh)
     }
     fn fh(&self, key: &FileKey) -> FileHandle3 {
         handle::encode(&self.export, key)
     }
-    fn attr_of(&self, ctx: &Ctx, key: &FileKey) -> Option<Attr> {
-        self.export.fs.getattr(ctx, key).ok()
+    fn attr_of(&self, key: &FileKey) -> Option<Attr> {
+        self.fs().getattr(&self.ctx, key).ok()
     }
-    fn post_op(&self, ctx: &Ctx, key: &FileKey) -> PostOpAttr {
-        self.attr_of(ctx, key).as_ref().map(fattr3)
+    fn post_op(&self, key: &FileKey) -> PostOpAttr {
+        self.attr_of(key).as_ref().map(fattr3)
     }
-    fn wcc(&self, ctx: &Ctx, key: &FileKey, before: &Option<Attr>) -> WccData {
+    fn wcc(&self, key: &FileKey, before: &Option<Attr>) -> WccData {
         WccData {
             before: before.as_ref().map(wcc_attr),
-            after: self.post_op(ctx, key),
+            after: self.post_op(key),
         }
     }
     fn writable(&self) -> R<()> {
-        if self.cfg.read_only || self.export.fs.read_only() {
+        if !self.rw {
             return Err(Nfsstat3::Rofs);
         }
         Ok(())
@@ -84,14 +91,14 @@ fn st(e: VfsError) -> Nfsstat3 {
 
 /// Checks a name from the wire: NAMETOOLONG past the limit, ACCES/INVAL for what cannot be
 /// a single component.
-fn name_ok(s: &NfsServer, n: &Filename3) -> R<()> {
-    rnfs_vfs::check_name(&n.0, s.export.fs.limits().name_max).map_err(st)
+fn name_ok(x: &Scope, n: &Filename3) -> R<()> {
+    rnfs_vfs::check_name(&n.0, x.fs().limits().name_max).map_err(st)
 }
 
-fn getattr(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> GetattrRes {
+fn getattr(s: &NfsServer, req: &Req<'_>, a: GetattrArgs) -> GetattrRes {
     let r = (|| {
-        let k = s.key(&a.object)?;
-        s.export.fs.getattr(ctx, &k).map_err(st)
+        let (x, k) = s.scope(req, &a.object)?;
+        x.fs().getattr(&x.ctx, &k).map_err(st)
     })();
     match r {
         Ok(at) => Res::Ok(fattr3(&at)),
@@ -99,119 +106,118 @@ fn getattr(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> GetattrRes {
     }
 }
 
-fn setattr_(s: &NfsServer, ctx: &Ctx, a: SetattrArgs) -> SetattrRes {
-    let k = match s.key(&a.object) {
-        Ok(k) => k,
+fn setattr_(s: &NfsServer, req: &Req<'_>, a: SetattrArgs) -> SetattrRes {
+    let (x, k) = match s.scope(req, &a.object) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, WccData::default()),
     };
-    let before = s.attr_of(ctx, &k);
-    let r = s.writable().and_then(|()| {
-        s.export
-            .fs
+    let before = x.attr_of(&k);
+    let r = x.writable().and_then(|()| {
+        x.fs()
             .setattr(
-                ctx,
+                &x.ctx,
                 &k,
                 &setattr(&a.new_attributes),
                 a.guard.map(time_from3),
             )
             .map_err(st)
     });
-    let wcc = s.wcc(ctx, &k, &before);
+    let wcc = x.wcc(&k, &before);
     match r {
         Ok(_) => Res::Ok(wcc),
         Err(e) => Res::Fail(e, wcc),
     }
 }
 
-fn lookup(s: &NfsServer, ctx: &Ctx, a: DirOpArgs3) -> LookupRes {
-    let dk = match s.key(&a.dir) {
-        Ok(k) => k,
+fn lookup(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3) -> LookupRes {
+    let (x, dk) = match s.scope(req, &a.dir) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
     let r = (|| {
-        name_ok(s, &a.name)?;
+        name_ok(&x, &a.name)?;
         // The export boundary (seed entry 14): `..` of the export root is the root itself.
-        if a.name.0 == b".." && s.is_root(&dk) {
-            let at = s.export.fs.getattr(ctx, &dk).map_err(st)?;
-            s.export.fs.lookup(ctx, &dk, b".").map_err(st)?; // search permission
+        if a.name.0 == b".." && x.is_root(&dk) {
+            let at = x.fs().getattr(&x.ctx, &dk).map_err(st)?;
+            x.fs().lookup(&x.ctx, &dk, b".").map_err(st)?; // search permission
             return Ok((dk.clone(), at));
         }
-        s.export.fs.lookup(ctx, &dk, &a.name.0).map_err(st)
+        x.fs().lookup(&x.ctx, &dk, &a.name.0).map_err(st)
     })();
     match r {
         Ok((k, at)) => Res::Ok(LookupOk {
-            object: s.fh(&k),
+            object: x.fh(&k),
             obj_attributes: Some(fattr3(&at)),
-            dir_attributes: s.post_op(ctx, &dk),
+            dir_attributes: x.post_op(&dk),
         }),
-        Err(e) => Res::Fail(e, s.post_op(ctx, &dk)),
+        Err(e) => Res::Fail(e, x.post_op(&dk)),
     }
 }
 
-fn access(s: &NfsServer, ctx: &Ctx, a: AccessArgs) -> AccessRes {
-    let k = match s.key(&a.object) {
-        Ok(k) => k,
+fn access(s: &NfsServer, req: &Req<'_>, a: AccessArgs) -> AccessRes {
+    let (x, k) = match s.scope(req, &a.object) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    match s.export.fs.access(ctx, &k, a.access) {
+    match x.fs().access(&x.ctx, &k, a.access) {
         Ok(mut bits) => {
-            if s.writable().is_err() {
+            if x.writable().is_err() {
                 bits &= !(access::MODIFY | access::EXTEND | access::DELETE);
             }
             Res::Ok(AccessOk {
-                obj_attributes: s.post_op(ctx, &k),
+                obj_attributes: x.post_op(&k),
                 access: bits,
             })
         }
-        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+        Err(e) => Res::Fail(st(e), x.post_op(&k)),
     }
 }
 
-fn readlink(s: &NfsServer, ctx: &Ctx, a: ReadlinkArgs) -> ReadlinkRes {
-    let k = match s.key(&a.object) {
-        Ok(k) => k,
+fn readlink(s: &NfsServer, req: &Req<'_>, a: ReadlinkArgs) -> ReadlinkRes {
+    let (x, k) = match s.scope(req, &a.object) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    match s.export.fs.readlink(ctx, &k) {
+    match x.fs().readlink(&x.ctx, &k) {
         Ok(t) => match NfsPath3::new(t) {
             Ok(p) => Res::Ok(ReadlinkOk {
-                symlink_attributes: s.post_op(ctx, &k),
+                symlink_attributes: x.post_op(&k),
                 data: p,
             }),
-            Err(_) => Res::Fail(Nfsstat3::NameTooLong, s.post_op(ctx, &k)),
+            Err(_) => Res::Fail(Nfsstat3::NameTooLong, x.post_op(&k)),
         },
-        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+        Err(e) => Res::Fail(st(e), x.post_op(&k)),
     }
 }
 
-fn read(s: &NfsServer, ctx: &Ctx, a: ReadArgs) -> ReadRes {
-    let k = match s.key(&a.file) {
-        Ok(k) => k,
+fn read(s: &NfsServer, req: &Req<'_>, a: ReadArgs) -> ReadRes {
+    let (x, k) = match s.scope(req, &a.file) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
     let count = a.count.min(s.cfg.max_io);
-    match s.export.fs.read(ctx, &k, a.offset, count) {
+    match x.fs().read(&x.ctx, &k, a.offset, count) {
         Ok((data, eof)) => {
             s.stats.bytes_read(data.len());
             Res::Ok(ReadOk {
-                file_attributes: s.post_op(ctx, &k),
+                file_attributes: x.post_op(&k),
                 count: data.len() as u32,
                 eof,
                 data: Data(data),
             })
         }
-        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+        Err(e) => Res::Fail(st(e), x.post_op(&k)),
     }
 }
 
-fn write(s: &NfsServer, ctx: &Ctx, a: WriteArgs) -> WriteRes {
-    let k = match s.key(&a.file) {
-        Ok(k) => k,
+fn write(s: &NfsServer, req: &Req<'_>, a: WriteArgs) -> WriteRes {
+    let (x, k) = match s.scope(req, &a.file) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, WccData::default()),
     };
-    let before = s.attr_of(ctx, &k);
+    let before = x.attr_of(&k);
     let r = (|| {
-        s.writable()?;
+        x.writable()?;
         if a.data.0.len() > s.cfg.max_io as usize || (a.count as usize) > a.data.0.len() {
             return Err(Nfsstat3::Inval);
         }
@@ -221,15 +227,14 @@ fn write(s: &NfsServer, ctx: &Ctx, a: WriteArgs) -> WriteRes {
             StableHow::DataSync => Stability::DataSync,
             StableHow::FileSync => Stability::FileSync,
         };
-        let got = s
-            .export
-            .fs
-            .write(ctx, &k, a.offset, data, stable)
+        let got = x
+            .fs()
+            .write(&x.ctx, &k, a.offset, data, stable)
             .map_err(st)?;
         s.stats.bytes_written(data.len());
         Ok((data.len() as u32, got))
     })();
-    let wcc = s.wcc(ctx, &k, &before);
+    let wcc = x.wcc(&k, &before);
     match r {
         Ok((count, got)) => Res::Ok(WriteOk {
             file_wcc: wcc,
@@ -248,23 +253,23 @@ fn write(s: &NfsServer, ctx: &Ctx, a: WriteArgs) -> WriteRes {
 /// Shared shape of CREATE, MKDIR, SYMLINK and MKNOD.
 fn make(
     s: &NfsServer,
-    ctx: &Ctx,
+    req: &Req<'_>,
     w: &DirOpArgs3,
-    f: impl FnOnce(&FileKey, &[u8]) -> Result<(FileKey, Attr), VfsError>,
+    f: impl FnOnce(&Scope, &FileKey, &[u8]) -> Result<(FileKey, Attr), VfsError>,
 ) -> CreateRes {
-    let dk = match s.key(&w.dir) {
-        Ok(k) => k,
+    let (x, dk) = match s.scope(req, &w.dir) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, WccData::default()),
     };
-    let before = s.attr_of(ctx, &dk);
-    let r = s
+    let before = x.attr_of(&dk);
+    let r = x
         .writable()
-        .and_then(|()| name_ok(s, &w.name))
-        .and_then(|()| f(&dk, &w.name.0).map_err(st));
-    let dir_wcc = s.wcc(ctx, &dk, &before);
+        .and_then(|()| name_ok(&x, &w.name))
+        .and_then(|()| f(&x, &dk, &w.name.0).map_err(st));
+    let dir_wcc = x.wcc(&dk, &before);
     match r {
         Ok((k, at)) => Res::Ok(CreateOk {
-            obj: Some(s.fh(&k)),
+            obj: Some(x.fh(&k)),
             obj_attributes: Some(fattr3(&at)),
             dir_wcc,
         }),
@@ -272,27 +277,27 @@ fn make(
     }
 }
 
-fn create(s: &NfsServer, ctx: &Ctx, a: CreateArgs) -> CreateRes {
+fn create(s: &NfsServer, req: &Req<'_>, a: CreateArgs) -> CreateRes {
     let how = match &a.how {
         CreateHow3::Unchecked(sa) => CreateMode::Unchecked(setattr(sa)),
         CreateHow3::Guarded(sa) => CreateMode::Guarded(setattr(sa)),
         CreateHow3::Exclusive(v) => CreateMode::Exclusive(v.0),
     };
-    make(s, ctx, &a.where_, |d, n| {
-        s.export.fs.create(ctx, d, n, &how)
+    make(s, req, &a.where_, |x, d, n| {
+        x.fs().create(&x.ctx, d, n, &how)
     })
 }
 
-fn mkdir(s: &NfsServer, ctx: &Ctx, a: MkdirArgs) -> CreateRes {
-    make(s, ctx, &a.where_, |d, n| {
-        s.export.fs.mkdir(ctx, d, n, &setattr(&a.attributes))
+fn mkdir(s: &NfsServer, req: &Req<'_>, a: MkdirArgs) -> CreateRes {
+    make(s, req, &a.where_, |x, d, n| {
+        x.fs().mkdir(&x.ctx, d, n, &setattr(&a.attributes))
     })
 }
 
-fn symlink(s: &NfsServer, ctx: &Ctx, a: SymlinkArgs) -> CreateRes {
-    make(s, ctx, &a.where_, |d, n| {
-        s.export.fs.symlink(
-            ctx,
+fn symlink(s: &NfsServer, req: &Req<'_>, a: SymlinkArgs) -> CreateRes {
+    make(s, req, &a.where_, |x, d, n| {
+        x.fs().symlink(
+            &x.ctx,
             d,
             n,
             &a.symlink_data.0,
@@ -301,64 +306,66 @@ fn symlink(s: &NfsServer, ctx: &Ctx, a: SymlinkArgs) -> CreateRes {
     })
 }
 
-fn mknod(s: &NfsServer, ctx: &Ctx, a: MknodArgs) -> CreateRes {
+fn mknod(s: &NfsServer, req: &Req<'_>, a: MknodArgs) -> CreateRes {
     let (kind, sa) = match &a.what {
         MknodData3::Chr(sa, d) => (SpecialKind::Char(d.major, d.minor), sa),
         MknodData3::Blk(sa, d) => (SpecialKind::Block(d.major, d.minor), sa),
         MknodData3::Sock(sa) => (SpecialKind::Socket, sa),
         MknodData3::Fifo(sa) => (SpecialKind::Fifo, sa),
         MknodData3::Other(_) => {
-            return make(s, ctx, &a.where_, |_, _| Err(VfsError::BadType));
+            return make(s, req, &a.where_, |_, _, _| Err(VfsError::BadType));
         }
     };
-    make(s, ctx, &a.where_, |d, n| {
-        s.export.fs.mknod(ctx, d, n, kind, &setattr(sa))
+    make(s, req, &a.where_, |x, d, n| {
+        x.fs().mknod(&x.ctx, d, n, kind, &setattr(sa))
     })
 }
 
-fn remove(s: &NfsServer, ctx: &Ctx, a: DirOpArgs3, dir: bool) -> RemoveRes {
-    let dk = match s.key(&a.dir) {
-        Ok(k) => k,
+fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
+    let (x, dk) = match s.scope(req, &a.dir) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, WccData::default()),
     };
-    let before = s.attr_of(ctx, &dk);
-    let r = s
+    let before = x.attr_of(&dk);
+    let r = x
         .writable()
-        .and_then(|()| name_ok(s, &a.name))
+        .and_then(|()| name_ok(&x, &a.name))
         .and_then(|()| {
             if dir {
-                s.export.fs.rmdir(ctx, &dk, &a.name.0)
+                x.fs().rmdir(&x.ctx, &dk, &a.name.0)
             } else {
-                s.export.fs.remove(ctx, &dk, &a.name.0)
+                x.fs().remove(&x.ctx, &dk, &a.name.0)
             }
             .map_err(st)
         });
-    let wcc = s.wcc(ctx, &dk, &before);
+    let wcc = x.wcc(&dk, &before);
     match r {
         Ok(()) => Res::Ok(wcc),
         Err(e) => Res::Fail(e, wcc),
     }
 }
 
-fn rename(s: &NfsServer, ctx: &Ctx, a: RenameArgs) -> RenameRes {
-    let (fk, tk) = match (s.key(&a.from.dir), s.key(&a.to.dir)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => return Res::Fail(e, RenameWcc::default()),
+fn rename(s: &NfsServer, req: &Req<'_>, a: RenameArgs) -> RenameRes {
+    let (x, fk, tk) = match s
+        .scope(req, &a.from.dir)
+        .and_then(|(x, f)| Ok((x.key(&a.to.dir)?, x, f)))
+    {
+        Ok((t, x, f)) => (x, f, t),
+        Err(e) => return Res::Fail(e, RenameWcc::default()),
     };
-    let (fb, tb) = (s.attr_of(ctx, &fk), s.attr_of(ctx, &tk));
-    let r = s
+    let (fb, tb) = (x.attr_of(&fk), x.attr_of(&tk));
+    let r = x
         .writable()
-        .and_then(|()| name_ok(s, &a.from.name))
-        .and_then(|()| name_ok(s, &a.to.name))
+        .and_then(|()| name_ok(&x, &a.from.name))
+        .and_then(|()| name_ok(&x, &a.to.name))
         .and_then(|()| {
-            s.export
-                .fs
-                .rename(ctx, &fk, &a.from.name.0, &tk, &a.to.name.0)
+            x.fs()
+                .rename(&x.ctx, &fk, &a.from.name.0, &tk, &a.to.name.0)
                 .map_err(st)
         });
     let w = RenameWcc {
-        fromdir_wcc: s.wcc(ctx, &fk, &fb),
-        todir_wcc: s.wcc(ctx, &tk, &tb),
+        fromdir_wcc: x.wcc(&fk, &fb),
+        todir_wcc: x.wcc(&tk, &tb),
     };
     match r {
         Ok(()) => Res::Ok(w),
@@ -366,19 +373,22 @@ fn rename(s: &NfsServer, ctx: &Ctx, a: RenameArgs) -> RenameRes {
     }
 }
 
-fn link(s: &NfsServer, ctx: &Ctx, a: LinkArgs) -> LinkRes {
-    let (k, dk) = match (s.key(&a.file), s.key(&a.link.dir)) {
-        (Ok(k), Ok(d)) => (k, d),
-        (Err(e), _) | (_, Err(e)) => return Res::Fail(e, LinkWcc::default()),
+fn link(s: &NfsServer, req: &Req<'_>, a: LinkArgs) -> LinkRes {
+    let (x, k, dk) = match s
+        .scope(req, &a.file)
+        .and_then(|(x, k)| Ok((x.key(&a.link.dir)?, x, k)))
+    {
+        Ok((d, x, k)) => (x, k, d),
+        Err(e) => return Res::Fail(e, LinkWcc::default()),
     };
-    let before = s.attr_of(ctx, &dk);
-    let r = s
+    let before = x.attr_of(&dk);
+    let r = x
         .writable()
-        .and_then(|()| name_ok(s, &a.link.name))
-        .and_then(|()| s.export.fs.link(ctx, &k, &dk, &a.link.name.0).map_err(st));
+        .and_then(|()| name_ok(&x, &a.link.name))
+        .and_then(|()| x.fs().link(&x.ctx, &k, &dk, &a.link.name.0).map_err(st));
     let w = LinkWcc {
-        file_attributes: s.post_op(ctx, &k),
-        linkdir_wcc: s.wcc(ctx, &dk, &before),
+        file_attributes: x.post_op(&k),
+        linkdir_wcc: x.wcc(&dk, &before),
     };
     match r {
         Ok(()) => Res::Ok(w),
@@ -403,8 +413,7 @@ struct Listed {
 
 /// Collects `.`, `..` and backend entries after `cookie`, while `fits` accepts them.
 fn list(
-    s: &NfsServer,
-    ctx: &Ctx,
+    x: &Scope,
     dk: &FileKey,
     dir: &Attr,
     cookie: u64,
@@ -418,7 +427,7 @@ fn list(
     if dir.ftype != rnfs_vfs::FileType::Directory {
         return Err(Nfsstat3::NotDir);
     }
-    let fs = &s.export.fs;
+    let fs = x.fs();
     let mut out = Vec::new();
     if cookie < cookie::DOT {
         let l = Listed {
@@ -434,10 +443,10 @@ fn list(
     }
     if cookie < cookie::DOTDOT {
         // `..` of the export root is the root itself (seed entry 14).
-        let (pk, pa) = if s.is_root(dk) {
+        let (pk, pa) = if x.is_root(dk) {
             (dk.clone(), dir.clone())
         } else {
-            fs.parent(ctx, dk).map_err(st)?
+            fs.parent(&x.ctx, dk).map_err(st)?
         };
         let l = Listed {
             name: b"..".to_vec(),
@@ -452,7 +461,7 @@ fn list(
     }
     let mut after = cookie.max(cookie::DOTDOT);
     loop {
-        let page = fs.readdir(ctx, dk, after, 256, plus).map_err(st)?;
+        let page = fs.readdir(&x.ctx, dk, after, 256, plus).map_err(st)?;
         for e in page.entries {
             let l = Listed {
                 name: e.name,
@@ -476,19 +485,19 @@ fn entry_name(n: Vec<u8>) -> Filename3 {
     rnfs_xdr::XdrString(n)
 }
 
-fn readdir(s: &NfsServer, ctx: &Ctx, a: ReaddirArgs) -> ReaddirRes {
-    let dk = match s.key(&a.dir) {
-        Ok(k) => k,
+fn readdir(s: &NfsServer, req: &Req<'_>, a: ReaddirArgs) -> ReaddirRes {
+    let (x, dk) = match s.scope(req, &a.dir) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    let dir = match s.export.fs.getattr(ctx, &dk) {
+    let dir = match x.fs().getattr(&x.ctx, &dk) {
         Ok(d) => d,
         Err(e) => return Res::Fail(st(e), None),
     };
     // Reply: status, post_op_attr, verifier, entries, end marker, eof.
     let budget = (a.count.min(s.cfg.max_io) as usize).max(256);
     let mut used = 4 + 4 + 84 + 8 + 4 + 4;
-    let r = list(s, ctx, &dk, &dir, a.cookie, &a.cookieverf, false, |l| {
+    let r = list(&x, &dk, &dir, a.cookie, &a.cookieverf, false, |l| {
         let sz = 4 + 8 + 4 + l.name.len().div_ceil(4) * 4 + 8;
         used += sz;
         used <= budget
@@ -516,19 +525,19 @@ fn readdir(s: &NfsServer, ctx: &Ctx, a: ReaddirArgs) -> ReaddirRes {
     }
 }
 
-fn readdirplus(s: &NfsServer, ctx: &Ctx, a: ReaddirplusArgs) -> ReaddirplusRes {
-    let dk = match s.key(&a.dir) {
-        Ok(k) => k,
+fn readdirplus(s: &NfsServer, req: &Req<'_>, a: ReaddirplusArgs) -> ReaddirplusRes {
+    let (x, dk) = match s.scope(req, &a.dir) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    let dir = match s.export.fs.getattr(ctx, &dk) {
+    let dir = match x.fs().getattr(&x.ctx, &dk) {
         Ok(d) => d,
         Err(e) => return Res::Fail(st(e), None),
     };
     let budget = (a.maxcount.min(s.cfg.max_io) as usize).max(256);
     let dbudget = (a.dircount as usize).max(64);
     let (mut used, mut dused) = (4 + 4 + 84 + 8 + 4 + 4, 0usize);
-    let r = list(s, ctx, &dk, &dir, a.cookie, &a.cookieverf, true, |l| {
+    let r = list(&x, &dk, &dir, a.cookie, &a.cookieverf, true, |l| {
         let d = 8 + 4 + l.name.len().div_ceil(4) * 4 + 8;
         let attrs = if l.plus.is_some() {
             4 + 84 + 4 + 4 + 64
@@ -548,7 +557,7 @@ fn readdirplus(s: &NfsServer, ctx: &Ctx, a: ReaddirplusArgs) -> ReaddirplusRes {
                 .into_iter()
                 .map(|l| {
                     let (h, at) = match l.plus {
-                        Some((k, at)) => (Some(s.fh(&k)), Some(fattr3(&at))),
+                        Some((k, at)) => (Some(x.fh(&k)), Some(fattr3(&at))),
                         None => (None, None),
                     };
                     EntryPlus3 {
@@ -571,14 +580,14 @@ fn readdirplus(s: &NfsServer, ctx: &Ctx, a: ReaddirplusArgs) -> ReaddirplusRes {
     }
 }
 
-fn fsstat(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> FsstatRes {
-    let k = match s.key(&a.object) {
-        Ok(k) => k,
+fn fsstat(s: &NfsServer, req: &Req<'_>, a: GetattrArgs) -> FsstatRes {
+    let (x, k) = match s.scope(req, &a.object) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    match s.export.fs.fsstat(ctx, &k) {
+    match x.fs().fsstat(&x.ctx, &k) {
         Ok(f) => Res::Ok(FsstatOk {
-            obj_attributes: s.post_op(ctx, &k),
+            obj_attributes: x.post_op(&k),
             tbytes: f.total_bytes,
             fbytes: f.free_bytes,
             abytes: f.avail_bytes,
@@ -587,20 +596,20 @@ fn fsstat(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> FsstatRes {
             afiles: f.avail_files,
             invarsec: 0,
         }),
-        Err(e) => Res::Fail(st(e), s.post_op(ctx, &k)),
+        Err(e) => Res::Fail(st(e), x.post_op(&k)),
     }
 }
 
-fn fsinfo(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> FsinfoRes {
-    let k = match s.key(&a.object) {
-        Ok(k) => k,
+fn fsinfo(s: &NfsServer, req: &Req<'_>, a: GetattrArgs) -> FsinfoRes {
+    let (x, k) = match s.scope(req, &a.object) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    let attrs = match s.export.fs.getattr(ctx, &k) {
+    let attrs = match x.fs().getattr(&x.ctx, &k) {
         Ok(at) => at,
         Err(e) => return Res::Fail(st(e), None),
     };
-    let lim = s.export.fs.limits();
+    let lim = x.fs().limits();
     let io = s.cfg.max_io;
     Res::Ok(FsinfoOk {
         obj_attributes: Some(fattr3(&attrs)),
@@ -620,16 +629,16 @@ fn fsinfo(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> FsinfoRes {
     })
 }
 
-fn pathconf(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> PathconfRes {
-    let k = match s.key(&a.object) {
-        Ok(k) => k,
+fn pathconf(s: &NfsServer, req: &Req<'_>, a: GetattrArgs) -> PathconfRes {
+    let (x, k) = match s.scope(req, &a.object) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
     };
-    let attrs = match s.export.fs.getattr(ctx, &k) {
+    let attrs = match x.fs().getattr(&x.ctx, &k) {
         Ok(at) => at,
         Err(e) => return Res::Fail(st(e), None),
     };
-    let lim = s.export.fs.limits();
+    let lim = x.fs().limits();
     Res::Ok(PathconfOk {
         obj_attributes: Some(fattr3(&attrs)),
         linkmax: lim.link_max,
@@ -641,14 +650,14 @@ fn pathconf(s: &NfsServer, ctx: &Ctx, a: GetattrArgs) -> PathconfRes {
     })
 }
 
-fn commit(s: &NfsServer, ctx: &Ctx, a: CommitArgs) -> CommitRes {
-    let k = match s.key(&a.file) {
-        Ok(k) => k,
+fn commit(s: &NfsServer, req: &Req<'_>, a: CommitArgs) -> CommitRes {
+    let (x, k) = match s.scope(req, &a.file) {
+        Ok(v) => v,
         Err(e) => return Res::Fail(e, WccData::default()),
     };
-    let before = s.attr_of(ctx, &k);
-    let r = s.export.fs.commit(ctx, &k, a.offset, a.count);
-    let wcc = s.wcc(ctx, &k, &before);
+    let before = x.attr_of(&k);
+    let r = x.fs().commit(&x.ctx, &k, a.offset, a.count);
+    let wcc = x.wcc(&k, &before);
     match r {
         Ok(()) => Res::Ok(CommitOk {
             file_wcc: wcc,
