@@ -52,6 +52,28 @@ impl SyncClient {
         })
     }
 
+    /// Connects from a chosen source address and port (to test per-client export rules and
+    /// privileged ports; port 0 picks any).
+    pub fn connect_from(local: SocketAddr, addr: SocketAddr) -> std::io::Result<Self> {
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        sock.set_reuse_address(true)?;
+        sock.bind(&local.into())?;
+        sock.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+        let stream: TcpStream = sock.into();
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            dec: RecordDecoder::new(64 << 20),
+            next_xid: 0x1000,
+            cred: OpaqueAuth::none(),
+        })
+    }
+
     /// Uses AUTH_SYS with these ids from now on.
     pub fn auth_sys(&mut self, uid: u32, gid: u32, gids: &[u32]) {
         let p = AuthSysParams {

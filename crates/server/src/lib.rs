@@ -90,6 +90,11 @@ impl Export {
         }
     }
 
+    /// The export an exports file describes, served by `fs`.
+    pub fn from_spec(spec: &exports::ExportSpec, fs: Arc<dyn Backend>) -> Self {
+        Self::new(spec.id, spec.name.clone(), fs).with_rules(spec.clients.clone())
+    }
+
     /// Replaces the client rules.
     pub fn with_rules(mut self, rules: Vec<exports::ClientRule>) -> Self {
         self.rules = rules;

@@ -22,8 +22,19 @@ impl TestServer {
         Self::start_with(fs, ServerConfig::default(), Config::default())
     }
 
+    pub fn start_export(e: Export) -> Self {
+        Self::start_server(
+            NfsServer::new(e, ServerConfig::default()),
+            Config::default(),
+        )
+    }
+
     pub fn start_with(fs: Arc<dyn Backend>, cfg: ServerConfig, tcfg: Config) -> Self {
-        let server = Arc::new(NfsServer::new(Export::new(1, "/", fs), cfg));
+        Self::start_server(NfsServer::new(Export::new(1, "/", fs), cfg), tcfg)
+    }
+
+    pub fn start_server(server: NfsServer, tcfg: Config) -> Self {
+        let server = Arc::new(server);
         let (tx, rx) = tokio::sync::watch::channel(false);
         let (atx, arx) = std::sync::mpsc::channel();
         let s2 = server.clone();
