@@ -1,0 +1,805 @@
+//! The write-back engine of one file: a sans-IO state machine (events in, actions out, time
+//! passed in) that owns the file's unwritten data and its write-back errors.
+//!
+//! Data moves through three states: *dirty* (only here), *in flight* (a WRITE was sent) and
+//! *unstable* (the server acknowledged an UNSTABLE WRITE under some write verifier; kept
+//! until a COMMIT returns the same verifier). The driver executes [`WbAction`]s and feeds
+//! their outcomes back.
+//!
+//! The error contract (SEED-DIGEST section 1) lives here:
+//! - W1: every handle has an [`ErrCursor`] sampled at open; [`WriteBack::check`] reports an
+//!   error newer than the cursor exactly once and advances it; a reported error is *seen*.
+//! - W2: [`WriteBack::open_cursor`] samples past every seen error.
+//! - W3: an unseen error is older than a new handle's cursor, so its first check reports
+//!   it; failures are recorded before the data is dropped, so none is lost.
+//! - W4: the only early failure of `write()` is [`WriteBack::check`] on its own cursor.
+//! - W5: after a failed WRITE the engine enters *sync mode*: one FILE_SYNC WRITE at a time.
+//!   It leaves sync mode when a WRITE succeeds or when the error has been reported to a
+//!   handle (once the application knows, there is nothing left to be careful about), so a
+//!   stale error never keeps a file in synchronous writes.
+//! - W6: a WRITE or COMMIT reply whose verifier differs from the one the unstable data was
+//!   written under moves that data back to dirty and starts sending it at once.
+use crate::error::Error;
+use crate::extents::Extents;
+use crate::nfs::WriteVerf;
+use rnfs_proto::nfs3::StableHow;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Tuning of the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct WbConfig {
+    /// Largest WRITE payload.
+    pub wsize: u32,
+    /// WRITEs in flight at once per file.
+    pub max_in_flight: usize,
+    /// Dirty data older than this is written even if the file is not being flushed.
+    pub dirty_expire: Duration,
+}
+
+impl Default for WbConfig {
+    fn default() -> Self {
+        Self {
+            wsize: 1 << 20,
+            max_in_flight: 8,
+            dirty_expire: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Identifies one WRITE or COMMIT the engine asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// What the driver must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WbAction {
+    /// A WRITE of `data` at `offset`.
+    Write {
+        /// Answer with [`WriteBack::on_write_done`] and this id.
+        op: OpId,
+        /// File offset.
+        offset: u64,
+        /// Bytes (at most wsize).
+        data: Vec<u8>,
+        /// Stability to ask for.
+        stable: StableHow,
+    },
+    /// A COMMIT of the whole file.
+    Commit {
+        /// Answer with [`WriteBack::on_commit_done`] and this id.
+        op: OpId,
+    },
+}
+
+/// A successful WRITE reply, as the engine needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteReply {
+    /// Bytes the server wrote (may be short).
+    pub count: u32,
+    /// Stability reached.
+    pub committed: StableHow,
+    /// The server's verifier.
+    pub verf: WriteVerf,
+}
+
+/// A handle's position in the file's error sequence (W1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ErrCursor(u64);
+
+/// Counters of one engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WbStats {
+    /// WRITEs asked for with UNSTABLE.
+    pub unstable_writes: u64,
+    /// WRITEs asked for with FILE_SYNC (sync mode).
+    pub sync_writes: u64,
+    /// COMMITs asked for.
+    pub commits: u64,
+    /// Bytes moved back to dirty because the write verifier changed (W6).
+    pub resent_bytes: u64,
+    /// Write-back errors recorded.
+    pub errors: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    offset: u64,
+    data: Vec<u8>,
+}
+
+/// Unstable data: written under this verifier, by the WRITE with this sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Written {
+    verf: WriteVerf,
+    seq: u64,
+}
+
+/// The write-back state of one file.
+#[derive(Debug)]
+pub struct WriteBack {
+    cfg: WbConfig,
+    dirty: Extents<Instant>,
+    inflight: BTreeMap<OpId, InFlight>,
+    unstable: Extents<Written>,
+    /// The COMMIT in flight and the last WRITE sequence number it covers.
+    commit: Option<(OpId, u64)>,
+    next_op: u64,
+    write_seq: u64,
+    flushing: bool,
+    err_seq: u64,
+    seen_upto: u64,
+    last_err: Option<Error>,
+    sync_mode: bool,
+    stats: WbStats,
+}
+
+impl WriteBack {
+    /// An engine with nothing to write.
+    pub fn new(cfg: WbConfig) -> Self {
+        Self {
+            cfg,
+            dirty: Extents::new(),
+            inflight: BTreeMap::new(),
+            unstable: Extents::new(),
+            commit: None,
+            next_op: 0,
+            write_seq: 0,
+            flushing: false,
+            err_seq: 0,
+            seen_upto: 0,
+            last_err: None,
+            sync_mode: false,
+            stats: WbStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> WbStats {
+        self.stats
+    }
+
+    /// Whether the engine writes synchronously (W5).
+    pub fn sync_mode(&self) -> bool {
+        self.sync_mode
+    }
+
+    /// Bytes held: dirty, in flight and unstable (the file's share of cache memory).
+    pub fn held_bytes(&self) -> u64 {
+        self.dirty.bytes()
+            + self.unstable.bytes()
+            + self
+                .inflight
+                .values()
+                .map(|w| w.data.len() as u64)
+                .sum::<u64>()
+    }
+
+    /// Bytes not yet acknowledged by the server (dirty or in flight).
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.dirty.bytes()
+            + self
+                .inflight
+                .values()
+                .map(|w| w.data.len() as u64)
+                .sum::<u64>()
+    }
+
+    /// Whether every byte written is on stable storage (or its failure was recorded).
+    pub fn is_clean(&self) -> bool {
+        self.dirty.is_empty()
+            && self.inflight.is_empty()
+            && self.unstable.is_empty()
+            && self.commit.is_none()
+    }
+
+    /// Whether no data waits for a WRITE reply (unstable data may remain).
+    pub fn is_written(&self) -> bool {
+        self.dirty.is_empty() && self.inflight.is_empty()
+    }
+
+    /// One past the last byte of data the server may not have yet.
+    pub fn local_end(&self) -> u64 {
+        let inflight = self
+            .inflight
+            .values()
+            .map(|w| w.offset + w.data.len() as u64)
+            .max()
+            .unwrap_or(0);
+        self.dirty.end().max(inflight)
+    }
+
+    /// The cursor for a handle opened now (W2: past every error already seen; W3: before
+    /// any unseen one).
+    pub fn open_cursor(&self) -> ErrCursor {
+        ErrCursor(self.seen_upto)
+    }
+
+    /// Reports the latest error newer than `cursor`, once, and advances the cursor (W1).
+    pub fn check(&mut self, cursor: &mut ErrCursor) -> Result<(), Error> {
+        if self.err_seq <= cursor.0 {
+            return Ok(());
+        }
+        cursor.0 = self.err_seq;
+        self.seen_upto = self.seen_upto.max(self.err_seq);
+        // W5: the application has been told; stale errors do not keep us synchronous.
+        self.sync_mode = false;
+        Err(self
+            .last_err
+            .clone()
+            .unwrap_or(Error::Invalid("write-back error without a cause")))
+    }
+
+    fn record_error(&mut self, e: Error) {
+        self.err_seq += 1;
+        self.last_err = Some(e);
+        self.stats.errors += 1;
+        self.sync_mode = true;
+    }
+
+    /// The application wrote `data` at `offset`: it is now dirty. Unstable data it
+    /// replaces is forgotten (the new data will be written and committed instead).
+    pub fn write(&mut self, now: Instant, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.unstable.remove_range(offset, data.len() as u64);
+        self.dirty.insert(offset, data.to_vec(), now);
+    }
+
+    /// The file is truncated (or extended) to `len`: data beyond it is dropped.
+    pub fn truncate(&mut self, len: u64) {
+        self.dirty.truncate(len);
+        self.unstable.truncate(len);
+    }
+
+    /// Copies data the server may not have (in flight, then dirty, newest last) over `buf`,
+    /// which holds the file's bytes at `offset` as read from the server or the cache.
+    pub fn overlay(&self, offset: u64, buf: &mut [u8]) {
+        let end = offset + buf.len() as u64;
+        for w in self.inflight.values() {
+            let w_end = w.offset + w.data.len() as u64;
+            let (from, to) = (offset.max(w.offset), end.min(w_end));
+            if from < to {
+                buf[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&w.data[(from - w.offset) as usize..(to - w.offset) as usize]);
+            }
+        }
+        self.dirty.overlay(offset, buf);
+    }
+
+    /// Asks for everything to reach stable storage: all dirty data is written, then
+    /// committed. Completion is [`WriteBack::is_clean`].
+    pub fn flush(&mut self) {
+        self.flushing = true;
+    }
+
+    fn overlaps_inflight(&self, off: u64, len: usize) -> bool {
+        let end = off + len as u64;
+        self.inflight
+            .values()
+            .any(|w| w.offset < end && off < w.offset + w.data.len() as u64)
+    }
+
+    fn op(&mut self) -> OpId {
+        self.next_op += 1;
+        OpId(self.next_op)
+    }
+
+    /// What to send now: WRITEs for full wsize runs, for expired data, or for everything
+    /// when flushing (one FILE_SYNC at a time in sync mode); then a COMMIT when flushing and
+    /// all data is written.
+    pub fn poll(&mut self, now: Instant) -> Vec<WbAction> {
+        let mut out = Vec::new();
+        let wsize = self.cfg.wsize.max(1) as usize;
+        let limit = if self.sync_mode {
+            1
+        } else {
+            self.cfg.max_in_flight.max(1)
+        };
+        while self.inflight.len() < limit {
+            let flushing = self.flushing;
+            let expire = self.cfg.dirty_expire;
+            let inflight: Vec<(u64, u64)> = self
+                .inflight
+                .values()
+                .map(|w| (w.offset, w.offset + w.data.len() as u64))
+                .collect();
+            let Some((offset, data, _)) = self.dirty.take_run(wsize, |o, l, metas| {
+                let end = o + l as u64;
+                let busy = inflight.iter().any(|(a, b)| *a < end && o < *b);
+                !busy
+                    && (flushing
+                        || l >= wsize
+                        || metas
+                            .iter()
+                            .any(|t| now.saturating_duration_since(**t) >= expire))
+            }) else {
+                break;
+            };
+            debug_assert!(!self.overlaps_inflight(offset, data.len()));
+            let stable = if self.sync_mode {
+                self.stats.sync_writes += 1;
+                StableHow::FileSync
+            } else {
+                self.stats.unstable_writes += 1;
+                StableHow::Unstable
+            };
+            let op = self.op();
+            self.inflight.insert(
+                op,
+                InFlight {
+                    offset,
+                    data: data.clone(),
+                },
+            );
+            out.push(WbAction::Write {
+                op,
+                offset,
+                data,
+                stable,
+            });
+        }
+        if self.flushing && self.is_written() && self.commit.is_none() {
+            if self.unstable.is_empty() {
+                self.flushing = false;
+            } else {
+                let op = self.op();
+                self.commit = Some((op, self.write_seq));
+                self.stats.commits += 1;
+                out.push(WbAction::Commit { op });
+            }
+        }
+        out
+    }
+
+    /// Unstable data written under another verifier than `verf` goes back to dirty, to be
+    /// sent again at once (W6).
+    fn verifier_seen(&mut self, now: Instant, verf: WriteVerf) {
+        let stale = self.unstable.retain(|_, w| w.verf == verf);
+        if stale.is_empty() {
+            return;
+        }
+        for (off, data, _) in stale {
+            self.stats.resent_bytes += data.len() as u64;
+            // Newer dirty data in the same range wins.
+            self.dirty.fill_gaps(off, &data, now);
+        }
+        self.flushing = true;
+    }
+
+    /// A WRITE finished.
+    pub fn on_write_done(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        r: Result<WriteReply, Error>,
+    ) -> Vec<WbAction> {
+        let Some(w) = self.inflight.remove(&op) else {
+            return self.poll(now);
+        };
+        match r {
+            Ok(rep) => {
+                self.sync_mode = false;
+                let n = (rep.count as usize).min(w.data.len());
+                if n < w.data.len() {
+                    // Short write: the rest is dirty again, under any newer data.
+                    self.dirty.fill_gaps(w.offset + n as u64, &w.data[n..], now);
+                }
+                self.verifier_seen(now, rep.verf);
+                if rep.committed == StableHow::Unstable && n > 0 {
+                    self.write_seq += 1;
+                    let meta = Written {
+                        verf: rep.verf,
+                        seq: self.write_seq,
+                    };
+                    // Parts rewritten meanwhile are dirty and will be written again.
+                    for (g, l) in self.dirty.gaps(w.offset, n as u64) {
+                        let a = (g - w.offset) as usize;
+                        self.unstable
+                            .insert(g, w.data[a..a + l as usize].to_vec(), meta);
+                    }
+                }
+            }
+            Err(e) => self.record_error(e),
+        }
+        self.poll(now)
+    }
+
+    /// A COMMIT finished.
+    pub fn on_commit_done(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        r: Result<WriteVerf, Error>,
+    ) -> Vec<WbAction> {
+        let Some((cop, covers)) = self.commit else {
+            return self.poll(now);
+        };
+        if cop != op {
+            return self.poll(now);
+        }
+        self.commit = None;
+        match r {
+            Ok(verf) => {
+                self.verifier_seen(now, verf);
+                // What remains was written under `verf`; what the COMMIT covered is stable.
+                self.unstable.retain(|_, w| w.seq > covers);
+            }
+            Err(e) => {
+                self.unstable.retain(|_, w| w.seq > covers);
+                self.record_error(e);
+            }
+        }
+        self.poll(now)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rnfs_proto::nfs3::Nfsstat3;
+
+    const W: usize = 64 * 1024;
+    const V1: WriteVerf = WriteVerf([1; 8]);
+    const V2: WriteVerf = WriteVerf([2; 8]);
+
+    fn engine() -> WriteBack {
+        WriteBack::new(WbConfig {
+            wsize: W as u32,
+            max_in_flight: 4,
+            dirty_expire: Duration::from_secs(5),
+        })
+    }
+
+    fn ok(count: usize, committed: StableHow, verf: WriteVerf) -> Result<WriteReply, Error> {
+        Ok(WriteReply {
+            count: count as u32,
+            committed,
+            verf,
+        })
+    }
+
+    fn nospc() -> Error {
+        Error::Nfs(Nfsstat3::NoSpc)
+    }
+
+    /// Answers every WRITE and COMMIT with `f` until the engine asks for nothing more;
+    /// returns (unstable WRITEs, FILE_SYNC WRITEs, COMMITs) seen.
+    fn run(
+        wb: &mut WriteBack,
+        t: Instant,
+        mut acts: Vec<WbAction>,
+        mut wr: impl FnMut(&WbAction) -> Result<WriteReply, Error>,
+        mut cm: impl FnMut() -> Result<WriteVerf, Error>,
+    ) -> (usize, usize, usize) {
+        let (mut u, mut s, mut c) = (0, 0, 0);
+        while let Some(a) = acts.pop() {
+            let more = match &a {
+                WbAction::Write { op, stable, .. } => {
+                    if *stable == StableHow::Unstable {
+                        u += 1
+                    } else {
+                        s += 1
+                    }
+                    let r = wr(&a);
+                    wb.on_write_done(t, *op, r)
+                }
+                WbAction::Commit { op } => {
+                    c += 1;
+                    let r = cm();
+                    wb.on_commit_done(t, *op, r)
+                }
+            };
+            acts.extend(more);
+        }
+        (u, s, c)
+    }
+
+    fn len_of(a: &WbAction) -> usize {
+        match a {
+            WbAction::Write { data, .. } => data.len(),
+            WbAction::Commit { .. } => 0,
+        }
+    }
+
+    fn fail_all(wb: &mut WriteBack, t: Instant) {
+        wb.flush();
+        let acts = wb.poll(t);
+        run(wb, t, acts, |_| Err(nospc()), || Err(nospc()));
+        assert!(wb.is_clean());
+    }
+
+    #[test]
+    fn w1_each_handle_reports_each_error_exactly_once() {
+        let t = Instant::now();
+        let mut wb = engine();
+        let (mut a, mut b) = (wb.open_cursor(), wb.open_cursor());
+        wb.write(t, 0, &[7; 100]);
+        fail_all(&mut wb, t);
+        assert_eq!(wb.check(&mut a), Err(nospc()));
+        assert_eq!(wb.check(&mut a), Ok(()));
+        assert_eq!(
+            wb.check(&mut b),
+            Err(nospc()),
+            "b's cursor predates the error too"
+        );
+        assert_eq!(wb.check(&mut b), Ok(()));
+        // A second error is reported again, once.
+        wb.write(t, 0, &[7; 100]);
+        fail_all(&mut wb, t);
+        assert_eq!(wb.check(&mut a), Err(nospc()));
+        assert_eq!(wb.check(&mut a), Ok(()));
+    }
+
+    #[test]
+    fn w2_a_handle_opened_after_the_error_was_seen_never_reports_it() {
+        let t = Instant::now();
+        let mut wb = engine();
+        let mut a = wb.open_cursor();
+        wb.write(t, 0, &[1; 10]);
+        fail_all(&mut wb, t);
+        assert!(wb.check(&mut a).is_err());
+        let mut c = wb.open_cursor();
+        assert_eq!(wb.check(&mut c), Ok(()));
+        wb.write(t, 0, &[1; 10]);
+        wb.flush();
+        let acts = wb.poll(t);
+        run(
+            &mut wb,
+            t,
+            acts,
+            |a| ok(len_of(a), StableHow::Unstable, V1),
+            || Ok(V1),
+        );
+        assert_eq!(wb.check(&mut c), Ok(()));
+        assert!(wb.is_clean());
+    }
+
+    #[test]
+    fn w3_an_unseen_error_is_reported_to_the_next_handle_once() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &[1; 10]);
+        fail_all(&mut wb, t); // no handle looked
+        let mut c = wb.open_cursor();
+        let mut d = wb.open_cursor();
+        assert_eq!(wb.check(&mut c), Err(nospc()));
+        assert_eq!(
+            wb.check(&mut d),
+            Err(nospc()),
+            "opened before anyone saw it"
+        );
+        let mut e = wb.open_cursor();
+        assert_eq!(wb.check(&mut e), Ok(()));
+    }
+
+    #[test]
+    fn w3_a_failed_commit_is_an_error_too() {
+        let t = Instant::now();
+        let mut wb = engine();
+        let mut a = wb.open_cursor();
+        wb.write(t, 0, &[1; 10]);
+        wb.flush();
+        let acts = wb.poll(t);
+        let (u, _, c) = run(
+            &mut wb,
+            t,
+            acts,
+            |a| ok(len_of(a), StableHow::Unstable, V1),
+            || Err(Error::Nfs(Nfsstat3::Io)),
+        );
+        assert_eq!((u, c), (1, 1));
+        assert!(wb.is_clean());
+        assert_eq!(wb.check(&mut a), Err(Error::Nfs(Nfsstat3::Io)));
+    }
+
+    #[test]
+    fn w4_early_failure_only_with_an_error_newer_than_the_handle() {
+        let t = Instant::now();
+        let mut wb = engine();
+        let mut old = wb.open_cursor();
+        wb.write(t, 0, &[1; 10]);
+        fail_all(&mut wb, t);
+        assert!(wb.check(&mut old).is_err()); // seen
+        let mut fresh = wb.open_cursor();
+        // What write() does before accepting data: check its own cursor.
+        assert_eq!(wb.check(&mut fresh), Ok(()));
+        assert!(!wb.sync_mode());
+    }
+
+    #[test]
+    fn w5_after_a_failure_one_sync_write_then_back_to_unstable() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &[1; 10]);
+        fail_all(&mut wb, t); // unseen: sync mode stays
+        assert!(wb.sync_mode());
+        wb.write(t, 0, &vec![2; 4 * W]);
+        wb.flush();
+        let acts = wb.poll(t);
+        assert!(matches!(
+            &acts[..],
+            [WbAction::Write {
+                stable: StableHow::FileSync,
+                ..
+            }]
+        ));
+        let WbAction::Write { op, .. } = &acts[0] else {
+            unreachable!()
+        };
+        let next = wb.on_write_done(t, *op, ok(W, StableHow::FileSync, V1));
+        assert!(!wb.sync_mode());
+        assert_eq!(next.len(), 3);
+        assert!(next.iter().all(|a| matches!(
+            a,
+            WbAction::Write {
+                stable: StableHow::Unstable,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn w5_seed_scenario_second_write_is_not_synchronous() {
+        let t = Instant::now();
+        let mut wb = engine();
+        // dd #1 on a full server: 1 MiB, every WRITE fails with NOSPC.
+        let mut h1 = wb.open_cursor();
+        wb.write(t, 0, &vec![0; 16 * W]);
+        wb.flush();
+        let acts = wb.poll(t);
+        run(&mut wb, t, acts, |_| Err(nospc()), || Ok(V1));
+        assert!(wb.is_clean());
+        assert_eq!(wb.check(&mut h1), Err(nospc()), "reported at close");
+        // rm nospc; dd #2: no stale error, no synchronous WRITE.
+        let mut h2 = wb.open_cursor();
+        assert_eq!(wb.check(&mut h2), Ok(()), "write() sees nothing stale");
+        let before = wb.stats();
+        wb.write(t, 0, &vec![0; 16 * W]);
+        wb.flush();
+        let acts = wb.poll(t);
+        assert_eq!(acts.len(), 4, "several WRITEs in flight at once");
+        let (u, s, c) = run(
+            &mut wb,
+            t,
+            acts,
+            |a| ok(len_of(a), StableHow::Unstable, V1),
+            || Ok(V1),
+        );
+        assert_eq!((u, s, c), (16, 0, 1));
+        assert_eq!(wb.stats().sync_writes, before.sync_writes);
+        assert!(wb.is_clean());
+        assert_eq!(wb.check(&mut h2), Ok(()), "close reports nothing stale");
+    }
+
+    #[test]
+    fn w6_a_changed_verifier_at_commit_resends_at_once() {
+        let t = Instant::now();
+        let mut wb = engine();
+        let mut h = wb.open_cursor();
+        wb.write(t, 0, &vec![5; 2 * W]);
+        wb.flush();
+        let acts = wb.poll(t);
+        assert_eq!(acts.len(), 2);
+        let mut commit = None;
+        for a in acts {
+            let WbAction::Write { op, data, .. } = a else {
+                panic!()
+            };
+            for b in wb.on_write_done(t, op, ok(data.len(), StableHow::Unstable, V1)) {
+                commit = Some(b);
+            }
+        }
+        let Some(WbAction::Commit { op }) = commit else {
+            panic!("{commit:?}")
+        };
+        // The server restarted: COMMIT answers with another verifier.
+        let resend = wb.on_commit_done(t, op, Ok(V2));
+        assert_eq!(resend.len(), 2, "uncommitted data goes out again at once");
+        assert_eq!(resend.iter().map(len_of).sum::<usize>(), 2 * W);
+        assert_eq!(wb.stats().resent_bytes, 2 * W as u64);
+        let (_, _, c) = run(
+            &mut wb,
+            t,
+            resend,
+            |a| ok(len_of(a), StableHow::Unstable, V2),
+            || Ok(V2),
+        );
+        assert_eq!(c, 1);
+        assert!(wb.is_clean());
+        assert_eq!(wb.check(&mut h), Ok(()));
+    }
+
+    #[test]
+    fn w6_a_changed_verifier_on_a_write_resends_without_waiting_for_a_flush() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &vec![1; W]);
+        let a = wb.poll(t); // a full wsize run goes out in the background
+        let WbAction::Write { op, .. } = &a[0] else {
+            panic!()
+        };
+        assert!(wb
+            .on_write_done(t, *op, ok(W, StableHow::Unstable, V1))
+            .is_empty());
+        wb.write(t, 4 * W as u64, &vec![2; W]);
+        let b = wb.poll(t);
+        let WbAction::Write { op, .. } = &b[0] else {
+            panic!()
+        };
+        let again = wb.on_write_done(t, *op, ok(W, StableHow::Unstable, V2));
+        assert!(
+            matches!(&again[0], WbAction::Write { offset: 0, .. }),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn rewrites_of_data_in_flight_wait_and_win() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &[1; 100]);
+        wb.flush();
+        let first = wb.poll(t);
+        assert_eq!(first.len(), 1);
+        wb.write(t, 50, &[2; 100]);
+        let mut buf = [0u8; 150];
+        wb.overlay(0, &mut buf);
+        assert_eq!((buf[49], buf[50], buf[149]), (1, 2, 2));
+        assert!(
+            wb.poll(t).is_empty(),
+            "overlapping WRITE must not be reordered"
+        );
+        let WbAction::Write { op, .. } = &first[0] else {
+            panic!()
+        };
+        let next = wb.on_write_done(t, *op, ok(100, StableHow::Unstable, V1));
+        assert!(
+            matches!(&next[..], [WbAction::Write { offset: 50, data, .. }] if data.len() == 100)
+        );
+        // The first WRITE's bytes 50..100 were superseded: only 0..50 is unstable from it.
+        assert_eq!(wb.held_bytes(), 50 + 100 + 0);
+    }
+
+    #[test]
+    fn short_writes_resend_the_rest_and_expiry_writes_partial_runs() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &[3; 1000]);
+        assert!(wb.poll(t).is_empty(), "a partial run waits");
+        let acts = wb.poll(t + Duration::from_secs(5));
+        assert_eq!(acts.len(), 1, "until it expires");
+        let WbAction::Write { op, .. } = &acts[0] else {
+            panic!()
+        };
+        let more = wb.on_write_done(t, *op, ok(600, StableHow::Unstable, V1));
+        assert!(more.is_empty());
+        wb.flush();
+        let acts = wb.poll(t);
+        assert!(
+            matches!(&acts[..], [WbAction::Write { offset: 600, data, .. }] if data.len() == 400)
+        );
+        let (_, _, c) = run(
+            &mut wb,
+            t,
+            acts,
+            |a| ok(len_of(a), StableHow::Unstable, V1),
+            || Ok(V1),
+        );
+        assert_eq!(c, 1);
+        assert!(wb.is_clean());
+        assert_eq!(wb.held_bytes(), 0);
+    }
+
+    #[test]
+    fn truncate_drops_data_beyond_the_new_size() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &[1; 100]);
+        wb.truncate(10);
+        assert_eq!(wb.held_bytes(), 10);
+        assert_eq!(wb.local_end(), 10);
+    }
+}
