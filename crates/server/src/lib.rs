@@ -10,6 +10,7 @@
 //! - [`stats`]: counters per procedure, errors, bytes and reply-cache activity.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod attr;
 pub mod exports;
 pub mod handle;
@@ -63,6 +64,8 @@ pub struct Export {
     pub fs: Arc<dyn Backend>,
     /// Who may use it, and how.
     pub rules: Vec<exports::ClientRule>,
+    /// The host directory, for backends that serve one (reload keeps their backend).
+    pub dir: Option<std::path::PathBuf>,
     /// Key that makes handle check values specific to this export.
     pub(crate) secret: u64,
 }
@@ -86,6 +89,7 @@ impl Export {
             path,
             fs,
             rules,
+            dir: None,
             secret,
         }
     }
@@ -93,6 +97,12 @@ impl Export {
     /// The export an exports file describes, served by `fs`.
     pub fn from_spec(spec: &exports::ExportSpec, fs: Arc<dyn Backend>) -> Self {
         Self::new(spec.id, spec.name.clone(), fs).with_rules(spec.clients.clone())
+    }
+
+    /// Records the host directory the backend serves.
+    pub fn with_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.dir = Some(dir);
+        self
     }
 
     /// Replaces the client rules.
@@ -207,6 +217,8 @@ pub struct NfsServer {
     pub(crate) mounts: Mutex<BTreeSet<(IpAddr, String)>>,
     /// Counters.
     pub stats: stats::Stats,
+    /// Connection counters, shared with the transport.
+    pub conn_stats: Arc<rnfs_rpc::transport::ConnStats>,
 }
 
 impl NfsServer {
@@ -232,6 +244,7 @@ impl NfsServer {
             write_verf: v.to_be_bytes(),
             mounts: Mutex::default(),
             stats: stats::Stats::default(),
+            conn_stats: Arc::default(),
         }
     }
 
@@ -363,6 +376,20 @@ impl NfsServer {
                 self.stats.mount_call(proc_);
                 Some(mount::dispatch(self, &req, h.xid, proc_, call.args))
             }
+            admin::PROGRAM if conn.peer.ip().is_loopback() => match (h.vers, h.proc_) {
+                (admin::VERSION, 0) => Some(rnfs_rpc::message::reply_with(h.xid, &())),
+                (admin::VERSION, admin::PROC_METRICS) => {
+                    let text = admin::metrics_text(self);
+                    let mut w = rnfs_rpc::message::reply_success(h.xid, text.len() + 8);
+                    w.opaque(text.as_bytes());
+                    Some(w.into_inner())
+                }
+                (admin::VERSION, _) => Some(reply_error(h.xid, ReplyStatus::ProcUnavail)),
+                _ => Some(reply_error(
+                    h.xid,
+                    ReplyStatus::ProgMismatch { low: 1, high: 1 },
+                )),
+            },
             _ => Some(reply_error(h.xid, ReplyStatus::ProgUnavail)),
         }
     }

@@ -36,6 +36,12 @@ pub struct Snapshot {
 impl Stats {
     /// Counts an NFSv3 reply, reading its status from the encoded reply.
     pub fn nfs_reply(&self, p: nfs3::Proc, reply: &[u8]) {
+        // Header: xid, REPLY, MSG_ACCEPTED, verifier (flavour, empty body), accept_stat.
+        // A call whose arguments did not decode is a bad call, not a call of `p`.
+        if reply.len() < 24 || reply[20..24] != [0, 0, 0, 0] {
+            self.rpc_bad_calls();
+            return;
+        }
         let i = p as usize;
         self.nfs_calls[i].fetch_add(1, Relaxed);
         // Our replies carry an AUTH_NONE verifier: the status follows 24 header bytes.

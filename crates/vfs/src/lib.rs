@@ -402,6 +402,10 @@ pub trait Backend: Send + Sync + 'static {
     fn parent(&self, ctx: &Ctx, dir: &FileKey) -> VfsResult<(FileKey, Attr)> {
         self.lookup(ctx, dir, b"..")
     }
+    /// Makes everything written so far durable (at shutdown).
+    fn sync_all(&self) -> VfsResult<()> {
+        Ok(())
+    }
     /// Reads an extended attribute (NFSv4.2 xattrs); not supported by default.
     fn getxattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<Vec<u8>> {
         Err(VfsError::NotSupp)

@@ -1034,6 +1034,16 @@ impl Backend for LocalFs {
         })
     }
 
+    fn sync_all(&self) -> VfsResult<()> {
+        let fd = rustix::fs::openat(
+            &self.root,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(rustix::fs::syncfs(&fd)?)
+    }
+
     fn commit(&self, ctx: &Ctx, key: &FileKey, _offset: u64, _count: u32) -> VfsResult<()> {
         let l = self.locate(key)?;
         let f = match self.open_file(ctx, &l, OFlags::RDONLY) {

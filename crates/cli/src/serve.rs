@@ -1,0 +1,308 @@
+//! `rnfs serve`: the server's lifecycle: exports, listeners, rpcbind, signals, metrics.
+use anyhow::{bail, Context, Result};
+use rnfs_proto::{mount3, nfs3};
+use rnfs_server::exports::{self, ExportsConfig};
+use rnfs_server::{Export, NfsServer, ServerConfig};
+use rnfs_vfs::Backend;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::{error, info, warn};
+
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Directory to export as "/" to every client (read-write, no squashing).
+    #[arg(conflicts_with_all = ["memory", "exports"])]
+    path: Option<PathBuf>,
+    /// Export an in-memory file system of this size as "/" instead (e.g. 64MiB, 1G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "exports")]
+    memory: Option<u64>,
+    /// Exports file: exports(5) syntax, or TOML when it ends in .toml. SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE")]
+    exports: Option<PathBuf>,
+    /// Address for NFS and MOUNT.
+    #[arg(long, default_value = "127.0.0.1:2049")]
+    listen: SocketAddr,
+    /// Also answer MOUNT on this separate port.
+    #[arg(long)]
+    mount_port: Option<u16>,
+    /// Refuse every change, whatever the export rules say.
+    #[arg(long)]
+    read_only: bool,
+    /// Do not register with the system's rpcbind.
+    #[arg(long)]
+    no_rpcbind: bool,
+    /// Serve Prometheus metrics over HTTP on this address (off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+}
+
+/// Parses "64MiB", "1G", "4096", "10k" into bytes (binary multiples).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => return Err(format!("unknown size unit {u:?} in {s:?}")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+fn open_dir(p: &Path, read_only: bool) -> Result<Arc<dyn Backend>> {
+    let meta = std::fs::metadata(p).with_context(|| format!("cannot export {}", p.display()))?;
+    if !meta.is_dir() {
+        bail!("cannot export {}: not a directory", p.display());
+    }
+    Ok(Arc::new(
+        rnfs_vfs::local::LocalFs::new(p, read_only)
+            .with_context(|| format!("cannot open {}", p.display()))?,
+    ))
+}
+
+/// Builds the exports of a configuration, reusing the backends of `old` exports that serve
+/// the same directory with the same id (their caches and handles stay as they are).
+fn build_exports(cfg: &ExportsConfig, old: &[Arc<Export>], read_only: bool) -> Result<Vec<Export>> {
+    let mut reuse: HashMap<(u16, PathBuf), Arc<dyn Backend>> = HashMap::new();
+    for e in old {
+        if let Some(d) = e.dir.as_ref() {
+            reuse.insert((e.id, d.clone()), e.fs.clone());
+        }
+    }
+    cfg.exports
+        .iter()
+        .map(|spec| {
+            let fs = match reuse.get(&(spec.id, spec.dir.clone())) {
+                Some(fs) => fs.clone(),
+                None => open_dir(&spec.dir, read_only)?,
+            };
+            Ok(Export::from_spec(spec, fs).with_dir(spec.dir.clone()))
+        })
+        .collect()
+}
+
+pub(crate) fn serve(a: ServeArgs) -> Result<()> {
+    let exports = match (&a.path, a.memory, &a.exports) {
+        (Some(p), None, None) => {
+            vec![Export::new(1, "/", open_dir(p, a.read_only)?).with_dir(p.clone())]
+        }
+        (None, Some(size), None) => vec![Export::new(
+            1,
+            "/",
+            Arc::new(rnfs_vfs::memory::MemFs::new(size)),
+        )],
+        (None, None, Some(f)) => {
+            let cfg = exports::load(f).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if cfg.exports.is_empty() {
+                bail!("{}: no exports", f.display());
+            }
+            build_exports(&cfg, &[], a.read_only)?
+        }
+        _ => bail!("give a directory, --memory SIZE or --exports FILE"),
+    };
+    let cfg = ServerConfig {
+        read_only: a.read_only,
+        ..Default::default()
+    };
+    let server = Arc::new(NfsServer::with_exports(exports, cfg));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()?;
+    rt.block_on(run(a, server))
+}
+
+async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
+    use rnfs_rpc::transport::{serve, Config};
+    use tokio::signal::unix::{signal, SignalKind};
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let port = listener.local_addr()?.port();
+    let mount_listener = match a.mount_port {
+        Some(mp) => {
+            let addr = SocketAddr::new(a.listen.ip(), mp);
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            )
+        }
+        None => None,
+    };
+    let mport = mount_listener
+        .as_ref()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .transpose()?
+        .unwrap_or(port);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let cfg = Config::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(serve(
+        listener,
+        server.clone(),
+        cfg,
+        server.conn_stats.clone(),
+        rx.clone(),
+    ));
+    if let Some(l) = mount_listener {
+        tasks.spawn(serve(
+            l,
+            server.clone(),
+            cfg,
+            server.conn_stats.clone(),
+            rx.clone(),
+        ));
+    }
+    if let Some(addr) = a.metrics {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        info!(%addr, "metrics at http://{addr}/metrics");
+        tokio::spawn(metrics_endpoint(l, server.clone()));
+    }
+    let registered = !a.no_rpcbind && register(port, mport).await;
+    for e in &server.exports().exports {
+        info!(export = %e.path, clients = e.rules.len(), "exported");
+    }
+    info!(listen = %a.listen, port, mount_port = mport, "rnfs serving NFSv3 and MOUNT v3");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { info!("interrupted; shutting down"); break; }
+            _ = term.recv() => { info!("terminated; shutting down"); break; }
+            _ = hup.recv() => reload(&a, &server),
+            Some(r) = tasks.join_next() => { warn!("listener stopped: {r:?}"); break; }
+        }
+    }
+    // Stop accepting, let calls in flight finish, then make written data durable.
+    let _ = tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    let srv = server.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for e in &srv.exports().exports {
+            if let Err(err) = e.fs.sync_all() {
+                warn!(export = %e.path, error = %err, "flush at shutdown failed");
+            }
+        }
+    })
+    .await;
+    if registered {
+        let _ = tokio::task::spawn_blocking(|| {
+            for (p, v) in [
+                (nfs3::PROGRAM, nfs3::VERSION),
+                (mount3::PROGRAM, mount3::VERSION),
+            ] {
+                let _ = rnfs_rpc::rpcbind::unregister(p, v);
+            }
+        })
+        .await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-reads the exports file; a bad file leaves the running exports as they are.
+fn reload(a: &ServeArgs, server: &NfsServer) {
+    let Some(f) = &a.exports else {
+        info!("SIGHUP: no exports file to re-read");
+        return;
+    };
+    let r = exports::load(f)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|cfg| build_exports(&cfg, &server.exports().exports, a.read_only));
+    match r {
+        Ok(ex) => {
+            let n = ex.len();
+            server.reload(ex);
+            info!(exports = n, "SIGHUP: exports reloaded");
+        }
+        Err(e) => error!("SIGHUP: exports not reloaded, keeping the old ones: {e:#}"),
+    }
+}
+
+/// A minimal HTTP endpoint: `GET /metrics` answers the Prometheus text, anything else 404.
+async fn metrics_endpoint(l: tokio::net::TcpListener, server: Arc<NfsServer>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut sock, _)) = l.accept().await else {
+            continue;
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            // Read the request head, bounded, with a deadline.
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while n < buf.len() {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) =
+                if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
+                    ("200 OK", rnfs_server::admin::metrics_text(&server))
+                } else {
+                    ("404 Not Found", "not found: try /metrics\n".to_string())
+                };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
+
+async fn register(port: u16, mport: u16) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let r = rnfs_rpc::rpcbind::register(nfs3::PROGRAM, nfs3::VERSION, port)
+            .and_then(|()| rnfs_rpc::rpcbind::register(mount3::PROGRAM, mount3::VERSION, mport));
+        match r {
+            Ok(()) => {
+                info!("registered with rpcbind");
+                true
+            }
+            Err(e) => {
+                info!("not registered with rpcbind: {e}");
+                false
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("99999999999999T").is_err());
+    }
+}

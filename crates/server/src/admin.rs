@@ -1,0 +1,238 @@
+//! The administration program: statistics for `rnfs stats` and the metrics endpoint.
+//!
+//! Program [`PROGRAM`] version 1 answers on the NFS port, to loopback callers only:
+//! procedure 0 is NULL, procedure 1 returns the counters in the Prometheus text format
+//! (the same text the `--metrics` endpoint serves), so there is one source of truth.
+use crate::NfsServer;
+use rnfs_proto::nfs3;
+use std::fmt::Write;
+
+/// Program number (in the range RFC 5531 leaves to users).
+pub const PROGRAM: u32 = 0x2052_4e46;
+/// Version.
+pub const VERSION: u32 = 1;
+/// Procedure returning the metrics text.
+pub const PROC_METRICS: u32 = 1;
+
+/// NFSv3 procedure names, by number.
+pub const NFS3_PROCS: [&str; 22] = [
+    "null",
+    "getattr",
+    "setattr",
+    "lookup",
+    "access",
+    "readlink",
+    "read",
+    "write",
+    "create",
+    "mkdir",
+    "symlink",
+    "mknod",
+    "remove",
+    "rmdir",
+    "rename",
+    "link",
+    "readdir",
+    "readdirplus",
+    "fsstat",
+    "fsinfo",
+    "pathconf",
+    "commit",
+];
+/// MOUNT v3 procedure names, by number.
+pub const MOUNT3_PROCS: [&str; 6] = ["null", "mnt", "dump", "umnt", "umntall", "export"];
+
+fn status_name(s: u32) -> String {
+    match nfs3::Nfsstat3::from_u32(s) {
+        Some(v) => format!("{v:?}"),
+        None => s.to_string(),
+    }
+}
+
+/// Renders every counter in the Prometheus text exposition format.
+pub fn metrics_text(s: &NfsServer) -> String {
+    let st = s.stats.snapshot();
+    let drc = s.drc_stats();
+    let mut o = String::new();
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        &mut o,
+        "rnfs_nfs3_calls_total",
+        "counter",
+        "NFSv3 calls by procedure.",
+    );
+    for (i, n) in st.nfs_calls.iter().enumerate() {
+        let _ = writeln!(o, "rnfs_nfs3_calls_total{{proc=\"{}\"}} {n}", NFS3_PROCS[i]);
+    }
+    family(
+        &mut o,
+        "rnfs_nfs3_errors_total",
+        "counter",
+        "NFSv3 replies with a status other than NFS3_OK, by procedure.",
+    );
+    for (i, n) in st.nfs_errors.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "rnfs_nfs3_errors_total{{proc=\"{}\"}} {n}",
+            NFS3_PROCS[i]
+        );
+    }
+    family(
+        &mut o,
+        "rnfs_nfs3_status_total",
+        "counter",
+        "NFSv3 error replies by status.",
+    );
+    for (code, n) in &st.by_status {
+        let _ = writeln!(
+            o,
+            "rnfs_nfs3_status_total{{status=\"{}\"}} {n}",
+            status_name(*code)
+        );
+    }
+    family(
+        &mut o,
+        "rnfs_mount3_calls_total",
+        "counter",
+        "MOUNT v3 calls by procedure.",
+    );
+    for (i, n) in st.mount_calls.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "rnfs_mount3_calls_total{{proc=\"{}\"}} {n}",
+            MOUNT3_PROCS[i]
+        );
+    }
+    let simple = [
+        (
+            "rnfs_rpc_bad_calls_total",
+            "counter",
+            "Calls refused at the RPC level.",
+            st.bad_calls,
+        ),
+        (
+            "rnfs_read_bytes_total",
+            "counter",
+            "Bytes returned by READ.",
+            st.read_bytes,
+        ),
+        (
+            "rnfs_written_bytes_total",
+            "counter",
+            "Bytes accepted by WRITE.",
+            st.written_bytes,
+        ),
+        (
+            "rnfs_drc_hits_total",
+            "counter",
+            "Retransmissions answered from the duplicate request cache.",
+            drc.hits,
+        ),
+        (
+            "rnfs_drc_misses_total",
+            "counter",
+            "Non-idempotent calls not found in the cache.",
+            drc.misses,
+        ),
+        (
+            "rnfs_drc_in_progress_total",
+            "counter",
+            "Retransmissions dropped while the original ran.",
+            drc.in_progress,
+        ),
+        (
+            "rnfs_connections_open",
+            "gauge",
+            "Connections open now.",
+            s.conn_stats.open.load(std::sync::atomic::Ordering::Relaxed),
+        ),
+        (
+            "rnfs_connections_total",
+            "counter",
+            "Connections accepted.",
+            s.conn_stats
+                .total
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, v) in simple {
+        family(&mut o, name, kind, help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    o
+}
+
+/// Parses metrics text back into `(name with labels, value)` pairs (for `rnfs stats`).
+pub fn parse_metrics(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Renders metrics in a layout like nfsstat's server section.
+pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
+    let get = |k: &str| m.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(0);
+    let mut o = String::new();
+    let nfs: Vec<u64> = NFS3_PROCS
+        .iter()
+        .map(|p| get(&format!("rnfs_nfs3_calls_total{{proc=\"{p}\"}}")))
+        .collect();
+    let mnt: Vec<u64> = MOUNT3_PROCS
+        .iter()
+        .map(|p| get(&format!("rnfs_mount3_calls_total{{proc=\"{p}\"}}")))
+        .collect();
+    let total: u64 = nfs.iter().sum::<u64>() + mnt.iter().sum::<u64>();
+    let _ = writeln!(
+        o,
+        "Server rpc stats:\ncalls      badcalls   connections open\n{:<10} {:<10} {:<11} {}\n",
+        total,
+        get("rnfs_rpc_bad_calls_total"),
+        get("rnfs_connections_total"),
+        get("rnfs_connections_open")
+    );
+    let table = |o: &mut String, title: &str, names: &[&str], vals: &[u64]| {
+        let sum: u64 = vals.iter().sum::<u64>().max(1);
+        let _ = writeln!(o, "{title}:");
+        for chunk in names.iter().zip(vals).collect::<Vec<_>>().chunks(6) {
+            let mut head = String::new();
+            let mut line = String::new();
+            for (n, v) in chunk {
+                let _ = write!(head, "{n:<13}");
+                let _ = write!(line, "{:<13}", format!("{v} {}%", **v * 100 / sum));
+            }
+            let _ = writeln!(o, "{}\n{}", head.trim_end(), line.trim_end());
+        }
+        let _ = writeln!(o);
+    };
+    table(&mut o, "Server nfs v3", &NFS3_PROCS, &nfs);
+    table(&mut o, "Server mount v3", &MOUNT3_PROCS, &mnt);
+    let errs: Vec<(&String, &u64)> = m
+        .iter()
+        .filter(|(n, _)| n.starts_with("rnfs_nfs3_status_total"))
+        .map(|(n, v)| (n, v))
+        .collect();
+    let _ = writeln!(o, "Errors by status:");
+    if errs.is_empty() {
+        let _ = writeln!(o, "none");
+    }
+    for (n, v) in errs {
+        let st = n.split('"').nth(1).unwrap_or(n);
+        let _ = writeln!(o, "{st:<16} {v}");
+    }
+    let _ = writeln!(
+        o,
+        "\nBytes: read {}  written {}\nReply cache: hits {}  misses {}  in progress {}",
+        get("rnfs_read_bytes_total"),
+        get("rnfs_written_bytes_total"),
+        get("rnfs_drc_hits_total"),
+        get("rnfs_drc_misses_total"),
+        get("rnfs_drc_in_progress_total")
+    );
+    o
+}
