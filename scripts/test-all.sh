@@ -53,6 +53,7 @@ step rpcbind tests/interop/rpcbind.sh
 if [ -z "$QUICK" ]; then
   step fuzz scripts/fuzz-smoke.sh "${RNFS_FUZZ_SECONDS:-10}"
   step linux-client tests/interop/linux-client.sh rnfs
+  step lifecycle tests/interop/lifecycle.sh
   step pjdfstest tests/interop/pjdfstest.sh
 fi
 
