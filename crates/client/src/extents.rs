@@ -26,6 +26,7 @@ impl<M: Clone> Extents<M> {
         self.map.is_empty()
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

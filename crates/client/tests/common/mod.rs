@@ -23,8 +23,41 @@ pub struct Swappable {
 impl Service for Swappable {
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
         let s = self.cur.lock().clone();
-        s.call(conn, msg)
+        let reply = s.call(conn, msg)?;
+        Some(honest_unstable(msg, reply))
     }
+}
+
+/// The memory backend answers every WRITE with FILE_SYNC (memory is as stable as it gets).
+/// A disk server answers UNSTABLE to UNSTABLE WRITEs and needs a COMMIT; rewrite the reply
+/// that way, so that tests exercise COMMIT and write verifiers.
+fn honest_unstable(call: &[u8], reply: Vec<u8>) -> Vec<u8> {
+    use rnfs_proto::nfs3::{Proc, Res, StableHow, WriteArgs, WriteRes};
+    use rnfs_proto::rpc::{CallHeader, ReplyHeader};
+    use rnfs_xdr::{Reader, Writer, Xdr};
+    let mut r = Reader::new(call);
+    let Ok(h) = CallHeader::decode(&mut r) else {
+        return reply;
+    };
+    if h.prog != rnfs_proto::nfs3::PROGRAM || h.proc_ != Proc::Write as u32 {
+        return reply;
+    }
+    let Ok(a) = WriteArgs::decode(&mut r) else {
+        return reply;
+    };
+    if a.stable != StableHow::Unstable {
+        return reply;
+    }
+    let mut rr = Reader::new(&reply);
+    let (Ok(rh), Ok(Res::Ok(mut ok))) = (ReplyHeader::decode(&mut rr), WriteRes::decode(&mut rr))
+    else {
+        return reply;
+    };
+    ok.committed = StableHow::Unstable;
+    let mut w = Writer::new();
+    rh.encode(&mut w);
+    Res::<_, rnfs_proto::nfs3::WccData>::Ok(ok).encode(&mut w);
+    w.into_inner()
 }
 
 pub struct TestServer {

@@ -1,0 +1,501 @@
+//! The client: mounting, path resolution, metadata operations, and the driver that runs
+//! the write-back engines' actions.
+use crate::error::Error;
+use crate::inode::{CacheCounters, CacheStats, Inode, InodeTable};
+use crate::nfs::{self, IoStats, Nfs3, WriteVerf};
+use crate::readdir::DirCaches;
+use crate::rpc::core::{RetryMode, RetryPolicy};
+use crate::rpc::{auth_sys, RpcClient, RpcConfig, RpcStats};
+use crate::url::NfsUrl;
+use crate::writeback::{WbAction, WbConfig, WriteReply};
+use rnfs_proto::mount3::MountStat3;
+use rnfs_proto::nfs3::{Fattr3, FileHandle3, FsstatOk, Ftype3, Nfsstat3, Sattr3};
+use rnfs_proto::{mount3, nfs3 as p3};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the client behaves; most fields come from the URL (see [`crate::url`]).
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// AUTH_SYS user id.
+    pub uid: u32,
+    /// AUTH_SYS group id.
+    pub gid: u32,
+    /// Give up after `retrans` tries instead of retrying forever.
+    pub soft: bool,
+    /// First RPC timeout.
+    pub timeo: Duration,
+    /// Tries in soft mode.
+    pub retrans: u32,
+    /// Largest READ (further limited by the server's FSINFO).
+    pub rsize: u32,
+    /// Largest WRITE (further limited by the server's FSINFO).
+    pub wsize: u32,
+    /// WRITEs in flight per file.
+    pub writes_in_flight: usize,
+    /// How long cached attributes are trusted (`acregmin`).
+    pub attr_ttl: Duration,
+    /// Most bytes of clean pages cached by the client.
+    pub page_cache_bytes: u64,
+    /// Bytes a file may hold in its write-back engine before `write()` waits for a flush.
+    pub dirty_bytes_per_file: u64,
+    /// Size asked for in each READDIRPLUS reply.
+    pub readdir_bytes: u32,
+    /// Inodes kept cached after their last user let go.
+    pub inode_cache: usize,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        Self {
+            uid: 0,
+            gid: 0,
+            soft: false,
+            timeo: Duration::from_secs(10),
+            retrans: 3,
+            rsize: 1 << 20,
+            wsize: 1 << 20,
+            writes_in_flight: 8,
+            attr_ttl: Duration::from_secs(3),
+            page_cache_bytes: 256 << 20,
+            dirty_bytes_per_file: 64 << 20,
+            readdir_bytes: 32 * 1024,
+            inode_cache: 1024,
+        }
+    }
+}
+
+impl MountOptions {
+    /// Defaults overridden by the URL's parameters.
+    pub fn from_url(u: &NfsUrl) -> Self {
+        let d = Self::default();
+        Self {
+            uid: u.uid.unwrap_or(d.uid),
+            gid: u.gid.unwrap_or(d.gid),
+            soft: u.soft.unwrap_or(d.soft),
+            timeo: u
+                .timeo
+                .map(|t| Duration::from_millis(u64::from(t.max(1)) * 100))
+                .unwrap_or(d.timeo),
+            retrans: u.retrans.unwrap_or(d.retrans),
+            rsize: u.rsize.unwrap_or(d.rsize),
+            wsize: u.wsize.unwrap_or(d.wsize),
+            ..d
+        }
+    }
+
+    fn rpc_config(&self) -> RpcConfig {
+        RpcConfig {
+            retry: RetryPolicy {
+                timeout: self.timeo,
+                max_timeout: self.timeo * 6,
+                mode: if self.soft {
+                    RetryMode::Soft {
+                        tries: self.retrans.max(1),
+                    }
+                } else {
+                    RetryMode::Hard
+                },
+            },
+            cred: auth_sys(self.uid, self.gid, &[]),
+            ..Default::default()
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) nfs: Nfs3,
+    pub(crate) root: Arc<Inode>,
+    pub(crate) opts: MountOptions,
+    pub(crate) rsize: u32,
+    pub(crate) inodes: InodeTable,
+    pub(crate) counters: Arc<CacheCounters>,
+    pub(crate) dirs: DirCaches,
+    path: String,
+}
+
+/// A mounted NFSv3 export. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) s: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.s.nfs.rpc().addr())
+            .finish()
+    }
+}
+
+/// Attributes of a file, as the client knows them.
+pub type Attr = Fattr3;
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    let mut it = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Error::Url(format!("cannot resolve {host:?}: {e}")))?;
+    it.next()
+        .ok_or_else(|| Error::Url(format!("{host:?} has no address")))
+}
+
+impl Client {
+    /// Mounts the export named by `url` (the longest prefix of its path that MOUNT
+    /// accepts); ports not given are asked from the portmapper on port 111, falling back
+    /// to the NFS port for MOUNT when there is no portmapper (rnfs answers MOUNT there).
+    pub async fn mount(url: &NfsUrl) -> Result<Client, Error> {
+        Self::mount_with(url, MountOptions::from_url(url)).await
+    }
+
+    /// Like [`Client::mount`] with explicit options.
+    pub async fn mount_with(url: &NfsUrl, opts: MountOptions) -> Result<Client, Error> {
+        let base = resolve(&url.host, 0).await?;
+        let rcfg = opts.rpc_config();
+        let need_pmap = url.nfsport.is_none() || url.mountport.is_none();
+        let pmap = need_pmap.then(|| {
+            let mut c = rcfg.clone();
+            c.retry = RetryPolicy {
+                timeout: Duration::from_secs(3),
+                max_timeout: Duration::from_secs(3),
+                mode: RetryMode::Soft { tries: 2 },
+            };
+            c.cred = rnfs_proto::rpc::OpaqueAuth::none();
+            RpcClient::new(SocketAddr::new(base.ip(), rnfs_proto::portmap::PORT), c)
+        });
+        let nfsport = match (url.nfsport, &pmap) {
+            (Some(p), _) => p,
+            (None, Some(pm)) => nfs::getport(pm, p3::PROGRAM, p3::VERSION)
+                .await?
+                .ok_or_else(|| Error::Url("NFS v3 is not registered with the portmapper".into()))?,
+            (None, None) => 2049,
+        };
+        let mountport = match (url.mountport, &pmap) {
+            (Some(p), _) => p,
+            (None, Some(pm)) => match nfs::getport(pm, mount3::PROGRAM, mount3::VERSION).await {
+                Ok(Some(p)) => p,
+                _ => nfsport,
+            },
+            (None, None) => nfsport,
+        };
+        let nfs_rpc = RpcClient::new(SocketAddr::new(base.ip(), nfsport), rcfg.clone());
+        let mnt_rpc = if mountport == nfsport {
+            nfs_rpc.clone()
+        } else {
+            RpcClient::new(SocketAddr::new(base.ip(), mountport), rcfg)
+        };
+        // Longest prefix of the path that MOUNT accepts.
+        let comps = url.components();
+        let mut root = None;
+        for n in (0..=comps.len()).rev() {
+            let export = format!("/{}", comps[..n].join("/"));
+            match nfs::mnt(&mnt_rpc, &export).await {
+                Ok(fh) => {
+                    root = Some((fh, format!("/{}", comps[n..].join("/"))));
+                    break;
+                }
+                Err(Error::Mount(s)) if n > 0 && s != MountStat3::ServerFault => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((root_fh, path)) = root else {
+            return Err(Error::Mount(MountStat3::NoEnt));
+        };
+        let nfs = Nfs3::new(nfs_rpc);
+        let info = nfs.fsinfo(&root_fh).await?;
+        let clamp = |want: u32, pref: u32, max: u32| {
+            let v = want.min(if pref > 0 { pref } else { max }).min(if max > 0 {
+                max
+            } else {
+                u32::MAX
+            });
+            v.max(4096)
+        };
+        let rsize = clamp(opts.rsize, info.rtpref, info.rtmax);
+        let wsize = clamp(opts.wsize, info.wtpref, info.wtmax);
+        let counters = Arc::new(CacheCounters::default());
+        counters
+            .page_limit
+            .store(opts.page_cache_bytes, Ordering::Relaxed);
+        let inodes = InodeTable::new(
+            counters.clone(),
+            WbConfig {
+                wsize,
+                max_in_flight: opts.writes_in_flight,
+                dirty_expire: Duration::from_secs(5),
+            },
+            opts.inode_cache,
+        );
+        let root = inodes.get(&root_fh, info.obj_attributes, Instant::now());
+        Ok(Client {
+            s: Arc::new(Shared {
+                nfs,
+                root,
+                opts,
+                rsize,
+                inodes,
+                counters,
+                dirs: DirCaches::default(),
+                path,
+            }),
+        })
+    }
+
+    /// The path inside the export that the mount URL named (`/` for the export itself).
+    pub fn url_path(&self) -> &str {
+        &self.s.path
+    }
+
+    /// The typed NFSv3 calls this client uses.
+    pub fn nfs(&self) -> &Nfs3 {
+        &self.s.nfs
+    }
+
+    /// The root of the export.
+    pub fn root(&self) -> Arc<Inode> {
+        self.s.root.clone()
+    }
+
+    /// Counters of the RPC layer.
+    pub fn rpc_stats(&self) -> RpcStats {
+        self.s.nfs.rpc().stats()
+    }
+
+    /// Counters of READ/WRITE/COMMIT calls.
+    pub fn io_stats(&self) -> IoStats {
+        self.s.nfs.io_stats()
+    }
+
+    /// Counters of the caches.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.s.counters.snapshot()
+    }
+
+    /// Drops what the client caches for files nobody uses (inodes, their pages and
+    /// attributes, directory chunks), like `echo 3 > /proc/sys/vm/drop_caches`.
+    pub fn drop_caches(&self) {
+        self.s.dirs.clear();
+        self.s.inodes.drop_recent();
+    }
+
+    /// Inodes in the handle table.
+    pub fn inode_count(&self) -> usize {
+        self.s.inodes.len()
+    }
+
+    /// The inode of a handle: one object per handle.
+    pub(crate) fn inode(&self, fh: &FileHandle3, attr: Option<Fattr3>) -> Arc<Inode> {
+        self.s.inodes.get(fh, attr, Instant::now())
+    }
+
+    /// Looks up one name in a directory.
+    pub async fn lookup_in(&self, dir: &Inode, name: &str) -> Result<Arc<Inode>, Error> {
+        let (fh, attr) = self.s.nfs.lookup(dir.fh(), name).await?;
+        Ok(self.inode(&fh, attr))
+    }
+
+    /// Resolves a `/`-separated path inside the export (symbolic links are not followed).
+    pub async fn resolve(&self, path: &str) -> Result<Arc<Inode>, Error> {
+        let mut cur = self.root();
+        for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            cur = self.lookup_in(&cur, c).await?;
+        }
+        Ok(cur)
+    }
+
+    /// Splits a path into its parent directory's inode and the last name.
+    pub async fn parent_of(&self, path: &str) -> Result<(Arc<Inode>, String), Error> {
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let Some((last, dirs)) = comps.split_last() else {
+            return Err(Error::Invalid("the export root has no parent"));
+        };
+        let dir = self.resolve(&dirs.join("/")).await?;
+        Ok((dir, (*last).to_string()))
+    }
+
+    /// Attributes of an inode: cached if fresh, else GETATTR; the size includes data not
+    /// yet written back.
+    pub async fn getattr(&self, ino: &Inode) -> Result<Attr, Error> {
+        let now = Instant::now();
+        let mut a = match ino.cached_attr(now, self.s.opts.attr_ttl) {
+            Some(a) => a,
+            None => self.revalidate(ino).await?,
+        };
+        a.size = a.size.max(ino.wb.lock().local_end());
+        Ok(a)
+    }
+
+    /// GETATTR now; drops cached pages if the file changed and holds no local data.
+    pub(crate) async fn revalidate(&self, ino: &Inode) -> Result<Attr, Error> {
+        let a = self.s.nfs.getattr(ino.fh()).await?;
+        if ino.set_attr(Instant::now(), a.clone()) && ino.wb.lock().is_clean() {
+            ino.invalidate_all();
+        }
+        Ok(a)
+    }
+
+    /// Attributes of a path (`lstat`: a final symbolic link is not followed).
+    pub async fn metadata(&self, path: &str) -> Result<Attr, Error> {
+        let ino = self.resolve(path).await?;
+        self.getattr(&ino).await
+    }
+
+    /// Creates a directory.
+    pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Arc<Inode>, Error> {
+        let (dir, name) = self.parent_of(path).await?;
+        let (fh, attr) = self.s.nfs.mkdir(dir.fh(), &name, mode).await?;
+        self.s.dirs.forget(dir.fh());
+        Ok(self.inode(&fh, attr))
+    }
+
+    /// Creates a directory and its missing parents; an existing directory is fine.
+    pub async fn mkdir_all(&self, path: &str, mode: u32) -> Result<Arc<Inode>, Error> {
+        let mut cur = self.root();
+        for c in path.split('/').filter(|c| !c.is_empty()) {
+            cur = match self.s.nfs.lookup(cur.fh(), c).await {
+                Ok((fh, attr)) => {
+                    let i = self.inode(&fh, attr);
+                    if self.getattr(&i).await?.ftype != Ftype3::Dir {
+                        return Err(Error::Nfs(Nfsstat3::NotDir));
+                    }
+                    i
+                }
+                Err(Error::Nfs(Nfsstat3::NoEnt)) => match self.s.nfs.mkdir(cur.fh(), c, mode).await
+                {
+                    Ok((fh, attr)) => {
+                        self.s.dirs.forget(cur.fh());
+                        self.inode(&fh, attr)
+                    }
+                    // Someone else created it meanwhile.
+                    Err(Error::Nfs(Nfsstat3::Exist)) => self.lookup_in(&cur, c).await?,
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Removes a non-directory.
+    pub async fn remove(&self, path: &str) -> Result<(), Error> {
+        let (dir, name) = self.parent_of(path).await?;
+        self.s.nfs.remove(dir.fh(), &name).await?;
+        self.s.dirs.forget(dir.fh());
+        Ok(())
+    }
+
+    /// Removes an empty directory.
+    pub async fn rmdir(&self, path: &str) -> Result<(), Error> {
+        let (dir, name) = self.parent_of(path).await?;
+        self.s.nfs.rmdir(dir.fh(), &name).await?;
+        self.s.dirs.forget(dir.fh());
+        Ok(())
+    }
+
+    /// Renames `from` to `to` (replacing `to` if the server allows).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
+        let (fd, fname) = self.parent_of(from).await?;
+        let (td, tname) = self.parent_of(to).await?;
+        self.s.nfs.rename(fd.fh(), &fname, td.fh(), &tname).await?;
+        self.s.dirs.forget(fd.fh());
+        self.s.dirs.forget(td.fh());
+        Ok(())
+    }
+
+    /// Creates a symbolic link at `path` pointing to `target`.
+    pub async fn symlink(&self, target: &str, path: &str) -> Result<(), Error> {
+        let (dir, name) = self.parent_of(path).await?;
+        self.s.nfs.symlink(dir.fh(), &name, target).await?;
+        self.s.dirs.forget(dir.fh());
+        Ok(())
+    }
+
+    /// The target of a symbolic link.
+    pub async fn readlink(&self, path: &str) -> Result<String, Error> {
+        let ino = self.resolve(path).await?;
+        let t = self.s.nfs.readlink(ino.fh()).await?;
+        Ok(String::from_utf8_lossy(&t).into_owned())
+    }
+
+    /// Sets attributes of a path.
+    pub async fn setattr(&self, path: &str, s: Sattr3) -> Result<(), Error> {
+        let ino = self.resolve(path).await?;
+        if let Some(a) = self.s.nfs.setattr(ino.fh(), s).await? {
+            ino.set_attr(Instant::now(), a);
+        } else {
+            ino.expire_attr();
+        }
+        Ok(())
+    }
+
+    /// Space figures of the export.
+    pub async fn fsstat(&self) -> Result<FsstatOk, Error> {
+        self.s.nfs.fsstat(self.s.root.fh()).await
+    }
+
+    /// Starts the actions a write-back engine asked for; their completions feed the engine
+    /// and start whatever it asks next.
+    pub(crate) fn run(&self, ino: &Arc<Inode>, acts: Vec<WbAction>) {
+        for a in acts {
+            let (c, ino) = (self.clone(), ino.clone());
+            tokio::spawn(async move {
+                let next = match a {
+                    WbAction::Write {
+                        op,
+                        offset,
+                        data,
+                        stable,
+                    } => {
+                        let r = c.s.nfs.write(ino.fh(), offset, data, stable).await;
+                        let r = r.map(|w| {
+                            if let Some(after) = w.file_wcc.after {
+                                ino.set_attr(Instant::now(), after);
+                            }
+                            WriteReply {
+                                count: w.count,
+                                committed: w.committed,
+                                verf: WriteVerf(w.verf.0),
+                            }
+                        });
+                        ino.data_gen.fetch_add(1, Ordering::AcqRel);
+                        ino.with_wb(|wb| wb.on_write_done(Instant::now(), op, r))
+                    }
+                    WbAction::Commit { op } => {
+                        let r = c.s.nfs.commit(ino.fh()).await;
+                        ino.with_wb(|wb| wb.on_commit_done(Instant::now(), op, r))
+                    }
+                };
+                c.run(&ino, next);
+                ino.changed.notify_waiters();
+            });
+        }
+    }
+
+    /// Waits until `done` holds for the inode's engine, polling it (with `flush` asked
+    /// first when set) each time it changes.
+    pub(crate) async fn wait_wb(
+        &self,
+        ino: &Arc<Inode>,
+        flush: bool,
+        done: impl Fn(&crate::writeback::WriteBack) -> bool,
+    ) {
+        loop {
+            let notified = ino.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (acts, ok) = ino.with_wb(|wb| {
+                if flush {
+                    wb.flush();
+                }
+                let acts = wb.poll(Instant::now());
+                (acts, done(wb))
+            });
+            self.run(ino, acts);
+            if ok {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Files over the in-process server: the page cache, write-back and the W1-W6 error
+//! contract, including the seed scenario (ENOSPC, then success without synchronous writes).
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::TestServer;
+use rnfs_client::{Client, Error, MountOptions, NfsUrl, OpenOptions};
+use rnfs_proto::nfs3::Nfsstat3;
+use std::sync::Arc;
+use std::time::Duration;
+
+const W: usize = 64 * 1024;
+
+async fn mount(srv: &TestServer, tweak: impl FnOnce(&mut MountOptions)) -> Client {
+    let url = NfsUrl::parse(&srv.url("/")).unwrap();
+    let mut o = MountOptions::from_url(&url);
+    o.wsize = W as u32;
+    o.rsize = W as u32;
+    o.timeo = Duration::from_secs(2);
+    tweak(&mut o);
+    Client::mount_with(&url, o).await.unwrap()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn read_all(c: &Client, path: &str) -> Vec<u8> {
+    let mut f = c.open(path, OpenOptions::read()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 100_000];
+    loop {
+        let n = f.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_read_seek_set_len_roundtrip() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount(&srv, |_| {}).await;
+    let data = pattern(3 * W + 123, 1);
+    let mut f = c.open("/a", OpenOptions::create_truncate()).await.unwrap();
+    // Small unaligned writes coalesce into wsize WRITEs.
+    for chunk in data.chunks(1000) {
+        f.write(chunk).await.unwrap();
+    }
+    assert_eq!(f.metadata().await.unwrap().size, data.len() as u64);
+    f.close().await.unwrap();
+    assert_eq!(read_all(&c, "/a").await, data);
+    let io = c.io_stats();
+    assert_eq!(io.sync_writes, 0);
+    assert_eq!(io.unstable_writes, 4);
+    assert_eq!(io.commits, 1);
+
+    // Read-modify-write in place, seek, and reading our own unwritten data.
+    let mut f = c
+        .open(
+            "/a",
+            OpenOptions {
+                read: true,
+                write: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    f.seek(std::io::SeekFrom::Start(10)).await.unwrap();
+    f.write(b"hello").await.unwrap();
+    let mut b = [0u8; 9];
+    f.seek(std::io::SeekFrom::Start(8)).await.unwrap();
+    f.read(&mut b).await.unwrap();
+    assert_eq!(&b[2..7], b"hello");
+    assert_eq!(b[0], data[8]);
+    f.set_len(20).await.unwrap();
+    assert_eq!(f.metadata().await.unwrap().size, 20);
+    f.close().await.unwrap();
+    let back = read_all(&c, "/a").await;
+    assert_eq!(back.len(), 20);
+    assert_eq!(&back[10..15], b"hello");
+    // Errors are clear.
+    let e = c.open("/missing", OpenOptions::read()).await.unwrap_err();
+    assert_eq!(e, Error::Nfs(Nfsstat3::NoEnt));
+}
+
+/// Fills the server with a file named `nospc` until write-back fails with NOSPC.
+async fn fill(c: &Client) {
+    let mut f = c
+        .open("/nospc", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    let mb = vec![0xaa; 1 << 20];
+    for _ in 0..64 {
+        f.write(&mb).await.unwrap();
+        if let Err(e) = f.fsync().await {
+            assert_eq!(e, Error::Nfs(Nfsstat3::NoSpc));
+            f.close().await.unwrap(); // already reported to this handle
+            return;
+        }
+    }
+    panic!("server never filled up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scenario_enospc_then_success_without_sync_writes() {
+    let srv = TestServer::memory(16 << 20);
+    let c = mount(&srv, |_| {}).await;
+    fill(&c).await;
+
+    // dd #1: the error is reported at close (W1, W3).
+    let mut f = c
+        .open("/file", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    f.write(&vec![0; 1 << 20]).await.unwrap();
+    assert_eq!(f.close().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+
+    // W2: a handle opened after the error was seen does not report it.
+    let mut g = c
+        .open("/file", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    assert_eq!(g.fsync().await, Ok(()));
+    g.close().await.unwrap();
+
+    c.remove("/nospc").await.unwrap();
+
+    // dd #2: succeeds, reports nothing stale, and is not synchronous (W5).
+    let before = c.io_stats();
+    let data = pattern(1 << 20, 7);
+    let mut f = c
+        .open("/file", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    f.write(&data).await.unwrap();
+    assert_eq!(f.close().await, Ok(()));
+    let after = c.io_stats();
+    assert_eq!(
+        after.sync_writes - before.sync_writes,
+        0,
+        "no synchronous WRITE"
+    );
+    assert_eq!(
+        after.unstable_writes - before.unstable_writes,
+        16,
+        "1 MiB in wsize UNSTABLE WRITEs"
+    );
+    assert_eq!(after.commits - before.commits, 1);
+    assert_eq!(read_all(&c, "/file").await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
+    let srv = TestServer::memory(16 << 20);
+    let c = mount(&srv, |_| {}).await;
+    fill(&c).await;
+    let rw = OpenOptions {
+        read: true,
+        write: true,
+        create: true,
+        ..Default::default()
+    };
+    let mut a = c.open("/f", rw).await.unwrap();
+    let mut b = c.open("/f", rw).await.unwrap();
+    a.write(&vec![1; 4 * W]).await.unwrap();
+    // Both handles predate the failure: each hears of it once (W1).
+    assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(a.fsync().await, Ok(()));
+    assert_eq!(b.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(b.close().await, Ok(()));
+    a.close().await.unwrap();
+
+    // A handle dropped without close: its failure stays unseen and goes to the next
+    // opener's first fsync (W3), and to nobody after that (W2).
+    {
+        let mut d = c.open("/f", rw).await.unwrap();
+        d.write(&vec![2; 2 * W]).await.unwrap();
+        drop(d);
+    }
+    let mut e = c.open("/f", rw).await.unwrap();
+    let mut r = e.fsync().await;
+    for _ in 0..100 {
+        if r.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = e.fsync().await;
+    }
+    assert_eq!(r, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    let mut g = c.open("/f", rw).await.unwrap();
+    assert_eq!(g.fsync().await, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w6_server_restart_makes_uncommitted_data_go_out_again() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount(&srv, |_| {}).await;
+    let data = pattern(16 * W, 3);
+    let mut f = c
+        .open(
+            "/v",
+            OpenOptions {
+                read: true,
+                ..OpenOptions::create_truncate()
+            },
+        )
+        .await
+        .unwrap();
+    f.write(&data).await.unwrap();
+    // Full wsize runs are written in the background, UNSTABLE, without a COMMIT.
+    for _ in 0..500 {
+        if f.unwritten_bytes() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(f.unwritten_bytes(), 0);
+    let before = c.io_stats();
+    assert_eq!(before.commits, 0);
+    srv.restart(); // new write verifier
+    f.fsync().await.unwrap();
+    let after = c.io_stats();
+    assert_eq!(
+        after.unstable_writes - before.unstable_writes,
+        16,
+        "all of it again"
+    );
+    assert_eq!(after.commits - before.commits, 2);
+    assert_eq!(f.wb_stats().resent_bytes, data.len() as u64);
+    f.close().await.unwrap();
+    assert_eq!(read_all(&c, "/v").await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_to_open_sees_another_clients_change_and_cache_is_bounded() {
+    let srv = TestServer::memory(64 << 20);
+    let c1 = mount(&srv, |o| o.page_cache_bytes = 4 * W as u64).await;
+    let c2 = mount(&srv, |_| {}).await;
+    let mut f = c1.open("/x", OpenOptions::create_truncate()).await.unwrap();
+    f.write(&pattern(16 * W, 1)).await.unwrap();
+    f.close().await.unwrap();
+    assert_eq!(read_all(&c1, "/x").await, pattern(16 * W, 1));
+    assert!(
+        c1.cache_stats().page_bytes <= 4 * W as u64,
+        "{:?}",
+        c1.cache_stats()
+    );
+    let reads = c1.io_stats().reads;
+    // Cached: reading the last pages again costs no READ.
+    let r = c1.open("/x", OpenOptions::read()).await.unwrap();
+    let mut b = vec![0u8; W];
+    r.read_at(15 * W as u64, &mut b).await.unwrap();
+    assert_eq!(c1.io_stats().reads, reads);
+    // Another client rewrites the file; the next open of c1 sees it.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut g = c2.open("/x", OpenOptions::create_truncate()).await.unwrap();
+    g.write(&pattern(16 * W, 9)).await.unwrap();
+    g.close().await.unwrap();
+    assert_eq!(read_all(&c1, "/x").await, pattern(16 * W, 9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_inode_per_handle_and_counters_return_to_baseline() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount(&srv, |_| {}).await;
+    c.drop_caches();
+    let base = c.cache_stats();
+    c.mkdir("/d", 0o755).await.unwrap();
+    let mut f = c
+        .open("/d/f", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    f.write(b"x").await.unwrap();
+    f.close().await.unwrap();
+    let a = c.resolve("/d/f").await.unwrap();
+    let b = c.resolve("d//f").await.unwrap();
+    let listed = c.read_dir("/d").await.unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(Arc::ptr_eq(&a, listed[0].inode.as_ref().unwrap()));
+    drop((a, b, listed));
+    c.drop_caches();
+    assert_eq!(
+        c.cache_stats(),
+        base,
+        "inodes, pages and bytes back to baseline"
+    );
+}
