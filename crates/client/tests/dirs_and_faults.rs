@@ -1,0 +1,194 @@
+//! READDIRPLUS with the cookie cache (seed entries 4 and 15), and whole-client workloads
+//! through the fault-injecting proxy with every live counter back to baseline afterwards
+//! (seed entries 6-12 and 19).
+#![allow(clippy::unwrap_used)]
+mod common;
+use common::{FaultProxy, Faults, TestServer};
+use rnfs_client::{Client, MountOptions, NfsUrl, OpenOptions};
+use rnfs_proto::nfs3::{CreateHow3, Sattr3};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn mount_at(port: u16, tweak: impl FnOnce(&mut MountOptions)) -> Client {
+    let url = NfsUrl::parse(&format!(
+        "nfs://127.0.0.1:{port}/?version=3&mountport={port}&uid=0&gid=0"
+    ))
+    .unwrap();
+    let mut o = MountOptions::from_url(&url);
+    tweak(&mut o);
+    Client::mount_with(&url, o).await.unwrap()
+}
+
+async fn make_files(c: &Client, dir: &str, n: usize) {
+    let d = c.mkdir(dir, 0o755).await.unwrap();
+    let mut js = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (c, d) = (c.clone(), d.clone());
+        js.spawn(async move {
+            c.nfs()
+                .create(
+                    d.fh(),
+                    &format!("entry-{i:05}"),
+                    CreateHow3::Unchecked(Sattr3::default()),
+                )
+                .await
+                .unwrap();
+        });
+    }
+    while js.join_next().await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3000_entry_directory_in_small_chunks_with_the_cache_dropped_yields_each_name_once() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount_at(srv.addr.port(), |o| o.readdir_bytes = 1024).await;
+    make_files(&c, "/big", 3000).await;
+    let mut s = c.open_dir("/big").await.unwrap();
+    let mut names = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = s.next_chunk().await.unwrap() {
+        names.extend(chunk.into_iter().map(|e| e.name_lossy()));
+        c.drop_dir_caches();
+        chunks += 1;
+    }
+    assert!(chunks > 50, "small chunks: {chunks}");
+    let set: HashSet<&String> = names.iter().collect();
+    assert_eq!(names.len(), 3000, "no duplicates");
+    assert_eq!(set.len(), 3000);
+    for i in 0..3000 {
+        assert!(set.contains(&format!("entry-{i:05}")));
+    }
+    // The same listing again comes from the cookie cache: no READDIRPLUS at all.
+    let first = c.read_dir("/big").await.unwrap();
+    let calls = c.rpc_stats().table.calls;
+    let again = c.read_dir("/big").await.unwrap();
+    assert_eq!(again.len(), 3000);
+    assert_eq!(first.len(), 3000);
+    // One LOOKUP for the path; no READDIRPLUS.
+    assert!(c.rpc_stats().table.calls - calls <= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cookie_restarts_the_listing_cleanly() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount_at(srv.addr.port(), |o| o.readdir_bytes = 1024).await;
+    make_files(&c, "/d", 300).await;
+    let mut s = c.open_dir("/d").await.unwrap();
+    let mut names: Vec<String> = s
+        .next_chunk()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name_lossy())
+        .collect();
+    s.spoil_verifier(); // the server answers the next READDIRPLUS with BAD_COOKIE
+    while let Some(chunk) = s.next_chunk().await.unwrap() {
+        names.extend(chunk.into_iter().map(|e| e.name_lossy()));
+    }
+    assert_eq!(s.restarts(), 1);
+    let set: HashSet<&String> = names.iter().collect();
+    assert_eq!((names.len(), set.len()), (300, 300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_inode_per_handle_across_lookup_and_readdirplus() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount_at(srv.addr.port(), |_| {}).await;
+    make_files(&c, "/d", 20).await;
+    let listed = c.read_dir("/d").await.unwrap();
+    let mut js = tokio::task::JoinSet::new();
+    for e in &listed {
+        let (c, name) = (c.clone(), e.name_lossy());
+        js.spawn(async move {
+            (
+                name.clone(),
+                c.resolve(&format!("/d/{name}")).await.unwrap(),
+            )
+        });
+    }
+    while let Some(r) = js.join_next().await {
+        let (name, ino) = r.unwrap();
+        let e = listed.iter().find(|e| e.name_lossy() == name).unwrap();
+        assert!(
+            Arc::ptr_eq(e.inode.as_ref().unwrap(), &ino),
+            "{name}: two inode objects"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_under_faults_completes_and_every_counter_returns_to_baseline() {
+    let srv = TestServer::memory(256 << 20);
+    let proxy = FaultProxy::start(
+        srv.addr,
+        Faults {
+            drop: 30,
+            duplicate: 50,
+            delay: 50,
+            delay_ms: 250,
+            garbage: 20,
+            unknown: 20,
+            kill: 15,
+            break_framing: 5,
+        },
+        0xfa17,
+    )
+    .await;
+    let c = mount_at(proxy.addr.port(), |o| {
+        o.timeo = Duration::from_millis(150);
+        o.wsize = 32 * 1024;
+        o.rsize = 32 * 1024;
+        o.page_cache_bytes = 1 << 20;
+        o.readdir_bytes = 2048;
+    })
+    .await;
+    c.drop_caches();
+    let base = c.cache_stats();
+    c.mkdir("/w", 0o755).await.unwrap();
+    let mut js = tokio::task::JoinSet::new();
+    for i in 0..6u8 {
+        let c = c.clone();
+        js.spawn(async move {
+            let data: Vec<u8> = (0..300_000u32).map(|x| (x as u8) ^ i).collect();
+            let path = format!("/w/f{i}");
+            let mut f = c.open(&path, OpenOptions::create_truncate()).await.unwrap();
+            for chunk in data.chunks(7000) {
+                f.write(chunk).await.unwrap();
+            }
+            f.close().await.unwrap();
+            let mut r = c.open(&path, OpenOptions::read()).await.unwrap();
+            let mut back = vec![0u8; data.len() + 10];
+            let mut n = 0;
+            loop {
+                let k = r.read(&mut back[n..]).await.unwrap();
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            assert_eq!(&back[..n], &data[..], "file {i}");
+        });
+    }
+    while let Some(r) = js.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(c.read_dir("/w").await.unwrap().len(), 6);
+    let s = c.rpc_stats();
+    eprintln!("{s:?}\n{:?}", proxy.stats);
+    assert!(
+        s.disconnects > 0 || s.table.retransmits > 0,
+        "faults happened"
+    );
+    assert_eq!(s.table.live, 0, "no call left in flight");
+    let cs = c.cache_stats();
+    assert_eq!(cs.wb_bytes, 0, "nothing left in write-back");
+    assert!(cs.page_bytes <= 1 << 20, "page cache bounded: {cs:?}");
+    c.drop_caches();
+    assert_eq!(
+        c.cache_stats(),
+        base,
+        "inodes, pages and bytes back to baseline"
+    );
+}
