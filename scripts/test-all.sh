@@ -54,6 +54,7 @@ if [ -z "$QUICK" ]; then
   step fuzz scripts/fuzz-smoke.sh "${RNFS_FUZZ_SECONDS:-10}"
   step linux-client tests/interop/linux-client.sh rnfs
   step lifecycle tests/interop/lifecycle.sh
+  step exports-linux tests/interop/exports-linux.sh
   step pjdfstest tests/interop/pjdfstest.sh
 fi
 

@@ -4,6 +4,9 @@
 # Networking is QEMU user mode with restrict=on: the guest reaches only 10.0.2.100:2049 and
 # 10.0.2.100:20048, which QEMU forwards to 127.0.0.1:NFSPORT and 127.0.0.1:MOUNTPORT.
 # Usage: run.sh [-o MOUNT_OPTS] [-p NFSPORT[,MOUNTPORT]] [-e EXPORT] [-t SCRIPT] [-a DIR] [-T SECONDS] [-d LOGDIR]
+#               [-s SRCADDR[:low]]
+#   -s ADDR  the host side of the guest's connections comes from ADDR (e.g. 127.0.0.2), through
+#            socat; ADDR:low also binds a privileged source port (as a "secure" client would)
 #   -a DIR   adds DIR's tree to the guest's / (e.g. DIR/bin/prog plus the shared libraries it needs)
 #   MOUNT_OPTS default vers=4.1,proto=tcp,port=2049 (the guest side port is always 2049/20048)
 #   for NFSv3 use e.g. vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock
@@ -12,10 +15,10 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${LINUX_CLIENT_WORK:-${RNFS_TEST_WORK:-/tmp/rnfs-test}/linux-client}
-OPTS=vers=4.1,proto=tcp,port=2049 PORTS=2049,20048 EXPORT=/ TEST= TMO=300 DIR= ADD=
-while getopts o:p:e:t:a:T:d: o; do case $o in
+OPTS=vers=4.1,proto=tcp,port=2049 PORTS=2049,20048 EXPORT=/ TEST= TMO=300 DIR= ADD= SRC=
+while getopts o:p:e:t:a:T:d:s: o; do case $o in
   o) OPTS=$OPTARG;; p) PORTS=$OPTARG;; e) EXPORT=$OPTARG;; t) TEST=$OPTARG;; a) ADD=$OPTARG;;
-  T) TMO=$OPTARG;; d) DIR=$OPTARG;; *) exit 2;; esac; done
+  T) TMO=$OPTARG;; d) DIR=$OPTARG;; s) SRC=$OPTARG;; *) exit 2;; esac; done
 [ -f "$W/vmlinux" ] && [ -f "$W/initramfs.cpio.gz" ] || "$HERE/setup.sh" >&2
 DIR=${DIR:-$(mktemp -d "$W/run.XXXXXX")}; mkdir -p "$DIR"
 NP=${PORTS%,*}; MP=${PORTS#*,}; [ "$MP" != "$PORTS" ] || MP=20048
@@ -28,8 +31,21 @@ if [ -n "$TEST$ADD" ]; then   # a second cpio archive adds /test.sh and the -a t
   cat "$INITRD" "$DIR/extra.cpio.gz" > "$DIR/initrd.img"; INITRD=$DIR/initrd.img
 fi
 NET="user,id=n0,net=10.0.2.0/24,restrict=on"
-NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:/bin/busybox nc 127.0.0.1 $NP"
-NET+=",guestfwd=tcp:10.0.2.100:20048-cmd:/bin/busybox nc 127.0.0.1 $MP"
+if [ -z "$SRC" ]; then
+  FWD="/bin/busybox nc 127.0.0.1"
+else
+  command -v socat >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat >/dev/null; }
+  # QEMU option syntax: a comma inside a value is written twice.
+  # QEMU starts the command for each connection (argv split like a shell, no expansion):
+  # sh -c draws a privileged source port per connection (socat ignores lowport with bind=).
+  case "$SRC" in
+    *:low) FWD="sh -c 'exec socat - TCP:127.0.0.1:PORT,,bind=${SRC%:low}:"'$(shuf -i 640-1023 -n 1)'"'" ;;
+    *) FWD="socat - TCP:127.0.0.1:PORT,,bind=$SRC" ;;
+  esac
+fi
+fwd() { case "$FWD" in *PORT*) echo "${FWD/PORT/$1}" ;; *) echo "$FWD $1" ;; esac; }
+NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:$(fwd "$NP")"
+NET+=",guestfwd=tcp:10.0.2.100:20048-cmd:$(fwd "$MP")"
 APPEND="console=ttyS0 quiet panic=-1 nt.ip=10.0.2.15/24 nt.server=10.0.2.100 nt.export=$EXPORT nt.opts=$OPTS"
 set +e
 timeout "$TMO" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 512 -smp 1 \
