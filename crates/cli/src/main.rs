@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod serve;
 mod stats;
+mod tools;
 
 #[derive(Parser)]
 #[command(name = "rnfs", version, about = "A user-space NFS stack")]
@@ -18,6 +19,9 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Show a running server's statistics (like nfsstat -s).
     Stats(stats::StatsArgs),
+    /// Client commands over nfs:// URLs (ls, cat, cp, mkdir, rm, mv, stat, df, ln).
+    #[command(flatten)]
+    Tools(tools::ToolCmd),
 }
 
 fn main() -> Result<()> {
@@ -32,5 +36,6 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Serve(a) => serve::serve(a),
         Cmd::Stats(a) => stats::stats(a),
+        Cmd::Tools(t) => tools::run(t),
     }
 }

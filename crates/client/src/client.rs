@@ -142,7 +142,7 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
 }
 
 impl Client {
-    /// Mounts the export named by `url` (the longest prefix of its path that MOUNT
+    /// Mounts the export named by `url` (the shortest prefix of its path that MOUNT
     /// accepts); ports not given are asked from the portmapper on port 111, falling back
     /// to the NFS port for MOUNT when there is no portmapper (rnfs answers MOUNT there).
     pub async fn mount(url: &NfsUrl) -> Result<Client, Error> {
@@ -185,17 +185,18 @@ impl Client {
         } else {
             RpcClient::new(SocketAddr::new(base.ip(), mountport), rcfg)
         };
-        // Longest prefix of the path that MOUNT accepts.
+        // The shortest prefix of the path that MOUNT accepts is the export; the rest is
+        // looked up inside it (so that every named path has a parent to work in).
         let comps = url.components();
         let mut root = None;
-        for n in (0..=comps.len()).rev() {
+        for n in 0..=comps.len() {
             let export = format!("/{}", comps[..n].join("/"));
             match nfs::mnt(&mnt_rpc, &export).await {
                 Ok(fh) => {
                     root = Some((fh, format!("/{}", comps[n..].join("/"))));
                     break;
                 }
-                Err(Error::Mount(s)) if n > 0 && s != MountStat3::ServerFault => continue,
+                Err(Error::Mount(s)) if n < comps.len() && s != MountStat3::ServerFault => continue,
                 Err(e) => return Err(e),
             }
         }

@@ -9,9 +9,11 @@
 //!   contract (per-handle error cursors).
 //! - [`client`], [`file`], [`inode`], [`readdir`]: the mounted export, open files over a
 //!   page cache, one inode per handle, READDIRPLUS with a cookie cache.
+//! - [`blocking`]: the same behind a private runtime, with `std::io` traits.
 //! - [`url`]: `nfs://host[:port]/export/path?version=3&...` addresses (libnfs form).
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod client;
 pub mod error;
 mod extents;
