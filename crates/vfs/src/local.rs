@@ -156,6 +156,10 @@ impl Loc {
 struct Listing {
     mtime: Timestamp,
     ctime: Timestamp,
+    /// Whether the directory's times were already in the past when it was read, so any
+    /// later change must show in them.
+    settled: bool,
+    read_at: Instant,
     entries: Vec<(u64, Vec<u8>, u64)>, // (cookie, name, ino)
 }
 
@@ -555,6 +559,7 @@ impl LocalFs {
             rest.gid = None;
         }
         self.remember(parts_of(dir_stx).id(), name, parts_of(&stx).id());
+        self.changed(dir_stx);
         let stx = if rest.is_empty() {
             stx
         } else {
@@ -569,15 +574,27 @@ impl LocalFs {
         Ok((parts_of(&stx).encode(), self.attr(&stx)))
     }
 
+    /// Drops the cached listing of a directory we just changed.
+    fn changed(&self, dir_stx: &Statx) {
+        self.listings.lock().remove(&parts_of(dir_stx).id());
+    }
+
+    /// The directory's entries in cookie order, from a cache validated by the directory's
+    /// mtime and ctime and dropped by every change made through this backend. A listing
+    /// read in the same clock tick as the directory's last change (file systems stamp times
+    /// with a coarse clock, so a change by another process in that tick could leave the
+    /// times equal) is trusted for one second only.
     fn listing(&self, fd: &OwnedFd, dir_stx: &Statx) -> VfsResult<Arc<Listing>> {
         let id = parts_of(dir_stx).id();
         let (mtime, ctime) = (ts(&dir_stx.stx_mtime), ts(&dir_stx.stx_ctime));
         if let Some(l) = self.listings.lock().get(&id) {
-            if l.mtime == mtime && l.ctime == ctime {
+            let fresh = l.settled || l.read_at.elapsed() < Duration::from_secs(1);
+            if l.mtime == mtime && l.ctime == ctime && fresh {
                 return Ok(l.clone());
             }
         }
         let before = Timestamp::now();
+        let read_at = Instant::now();
         let rd = rustix::fs::openat(
             fd,
             ".",
@@ -594,21 +611,19 @@ impl LocalFs {
             entries.push((cookie::of_name(name), name.to_vec(), ent.ino()));
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let settled = before.secs > mtime.secs.max(ctime.secs) + 1;
         let l = Arc::new(Listing {
             mtime,
             ctime,
+            settled,
+            read_at,
             entries,
         });
-        // Cache only when a later change must show in mtime: file systems stamp times with a
-        // coarse clock, so a change in the same tick as our read could keep the same mtime.
-        let settled = before.secs > mtime.secs + 1;
-        if settled {
-            let mut c = self.listings.lock();
-            if c.len() >= MAX_LISTINGS {
-                c.clear();
-            }
-            c.insert(id, l.clone());
+        let mut c = self.listings.lock();
+        if c.len() >= MAX_LISTINGS {
+            c.clear();
         }
+        c.insert(id, l.clone());
         Ok(l)
     }
 }
@@ -896,13 +911,14 @@ impl Backend for LocalFs {
                 e
             }
         })?;
-        let (fd, _) = self.open_dir(dir)?;
+        let (fd, dstx) = self.open_dir(dir)?;
         let victim = statx_at(fd.as_fd(), name)?;
         if ftype_of(u32::from(victim.stx_mode)) == FileType::Directory {
             return Err(VfsError::IsDir);
         }
         let _g = self.creds(ctx)?;
         rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::empty())?;
+        self.changed(&dstx);
         self.forget(parts_of(&victim).id());
         Ok(())
     }
@@ -916,10 +932,11 @@ impl Backend for LocalFs {
             return Err(VfsError::NotEmpty);
         }
         crate::check_name(name, 255)?;
-        let (fd, _) = self.open_dir(dir)?;
+        let (fd, dstx) = self.open_dir(dir)?;
         let victim = statx_at(fd.as_fd(), name)?;
         let _g = self.creds(ctx)?;
         rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
+        self.changed(&dstx);
         self.forget(parts_of(&victim).id());
         Ok(())
     }
@@ -949,7 +966,8 @@ impl Backend for LocalFs {
             let _g = self.creds(ctx)?;
             rustix::fs::renameat(&ffd, OsStr::from_bytes(from), &tfd, OsStr::from_bytes(to))?;
         }
-        let _ = fstx;
+        self.changed(&fstx);
+        self.changed(&tstx);
         self.remember(parts_of(&tstx).id(), to, parts_of(&moved).id());
         Ok(())
     }
@@ -961,7 +979,7 @@ impl Backend for LocalFs {
         if l.is_dir() {
             return Err(VfsError::Perm);
         }
-        let (fd, _) = self.open_dir(dir)?;
+        let (fd, dstx) = self.open_dir(dir)?;
         let _g = self.creds(ctx)?;
         rustix::fs::linkat(
             &l.dir,
@@ -970,6 +988,7 @@ impl Backend for LocalFs {
             OsStr::from_bytes(name),
             AtFlags::empty(),
         )?;
+        self.changed(&dstx);
         Ok(())
     }
 
