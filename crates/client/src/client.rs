@@ -45,6 +45,10 @@ pub struct MountOptions {
     pub readdir_bytes: u32,
     /// Inodes kept cached after their last user let go.
     pub inode_cache: usize,
+    /// Dirty data older than this is written back even while the file stays open.
+    pub dirty_expire: Duration,
+    /// Port of the portmapper (RFC 1833), asked for ports the URL does not give.
+    pub portmap_port: u16,
 }
 
 impl Default for MountOptions {
@@ -63,6 +67,8 @@ impl Default for MountOptions {
             dirty_bytes_per_file: 64 << 20,
             readdir_bytes: 32 * 1024,
             inode_cache: 1024,
+            dirty_expire: Duration::from_secs(5),
+            portmap_port: rnfs_proto::portmap::PORT,
         }
     }
 }
@@ -162,7 +168,7 @@ impl Client {
                 mode: RetryMode::Soft { tries: 2 },
             };
             c.cred = rnfs_proto::rpc::OpaqueAuth::none();
-            RpcClient::new(SocketAddr::new(base.ip(), rnfs_proto::portmap::PORT), c)
+            RpcClient::new(SocketAddr::new(base.ip(), opts.portmap_port), c)
         });
         let nfsport = match (url.nfsport, &pmap) {
             (Some(p), _) => p,
@@ -224,12 +230,14 @@ impl Client {
             WbConfig {
                 wsize,
                 max_in_flight: opts.writes_in_flight,
-                dirty_expire: Duration::from_secs(5),
+                dirty_expire: opts.dirty_expire,
             },
             opts.inode_cache,
         );
         let root = inodes.get(&root_fh, info.obj_attributes, Instant::now());
-        Ok(Client {
+        let period =
+            (opts.dirty_expire / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let c = Client {
             s: Arc::new(Shared {
                 nfs,
                 root,
@@ -240,7 +248,31 @@ impl Client {
                 dirs: DirCaches::default(),
                 path,
             }),
-        })
+        };
+        // Writes back expired dirty data; stops when the client is dropped.
+        let weak = Arc::downgrade(&c.s);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(s) = weak.upgrade() else { break };
+                Client { s }.write_back_expired();
+            }
+        });
+        Ok(c)
+    }
+
+    /// Starts WRITEs for dirty data older than `dirty_expire` in every file.
+    fn write_back_expired(&self) {
+        let now = Instant::now();
+        for ino in self.s.inodes.live() {
+            if ino.wb.lock().is_written() {
+                continue;
+            }
+            let acts = ino.with_wb(|wb| wb.poll(now));
+            self.run(&ino, acts);
+        }
     }
 
     /// The path inside the export that the mount URL named (`/` for the export itself).

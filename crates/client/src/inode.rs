@@ -316,6 +316,12 @@ impl InodeTable {
         ino
     }
 
+    /// Every inode alive.
+    pub(crate) fn live(&self) -> Vec<Arc<Inode>> {
+        let v: Vec<Arc<Inode>> = self.map.lock().values().filter_map(Weak::upgrade).collect();
+        v
+    }
+
     /// Inodes in the table (alive or about to be removed).
     pub(crate) fn len(&self) -> usize {
         self.map.lock().len()

@@ -9,7 +9,7 @@ use crate::client::{Attr, Client};
 use crate::error::Error;
 use crate::inode::Inode;
 use parking_lot::Mutex;
-use rnfs_proto::nfs3::{FileHandle3, Nfsstat3};
+use rnfs_proto::nfs3::{FileHandle3, NfsTime3, Nfsstat3};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -41,10 +41,17 @@ struct Chunk {
     verf: [u8; 8],
 }
 
+/// The cached chunks of one directory, valid for one modification time of it.
+#[derive(Debug, Default)]
+struct DirCache {
+    mtime: Option<NfsTime3>,
+    chunks: HashMap<u64, Chunk>,
+}
+
 /// Cached chunks of each directory, keyed by the cookie they start at.
 #[derive(Debug, Default)]
 pub(crate) struct DirCaches {
-    dirs: Mutex<HashMap<FileHandle3, HashMap<u64, Chunk>>>,
+    dirs: Mutex<HashMap<FileHandle3, DirCache>>,
 }
 
 impl DirCaches {
@@ -53,16 +60,27 @@ impl DirCaches {
         self.dirs.lock().remove(dir);
     }
 
-    fn get(&self, dir: &FileHandle3, cookie: u64) -> Option<Chunk> {
-        self.dirs.lock().get(dir)?.get(&cookie).cloned()
+    /// Forgets a directory's chunks unless they were taken at modification time `mtime`.
+    fn validate(&self, dir: &FileHandle3, mtime: NfsTime3) {
+        let mut d = self.dirs.lock();
+        if d.get(dir).is_some_and(|c| c.mtime != Some(mtime)) {
+            d.remove(dir);
+        }
     }
 
-    fn put(&self, dir: &FileHandle3, cookie: u64, c: Chunk) {
-        self.dirs
-            .lock()
-            .entry(dir.clone())
-            .or_default()
-            .insert(cookie, c);
+    fn get(&self, dir: &FileHandle3, cookie: u64) -> Option<Chunk> {
+        self.dirs.lock().get(dir)?.chunks.get(&cookie).cloned()
+    }
+
+    fn put(&self, dir: &FileHandle3, cookie: u64, mtime: Option<NfsTime3>, c: Chunk) {
+        let mut d = self.dirs.lock();
+        let e = d.entry(dir.clone()).or_default();
+        if e.mtime != mtime {
+            // The directory changed since the other chunks were taken.
+            e.chunks.clear();
+            e.mtime = mtime;
+        }
+        e.chunks.insert(cookie, c);
     }
 
     pub(crate) fn clear(&self) {
@@ -132,6 +150,7 @@ impl DirStream {
                 self.c.s.opts.readdir_bytes,
             )
             .await?;
+        let mtime = r.dir_attributes.as_ref().map(|a| a.mtime);
         let mut next = None;
         let mut entries = Vec::with_capacity(r.entries.len());
         for e in r.entries {
@@ -161,7 +180,10 @@ impl DirStream {
             next,
             verf: r.cookieverf.0,
         };
-        self.c.s.dirs.put(self.dir.fh(), self.cookie, chunk.clone());
+        self.c
+            .s
+            .dirs
+            .put(self.dir.fh(), self.cookie, mtime, chunk.clone());
         Ok(chunk)
     }
 
@@ -179,9 +201,15 @@ impl DirStream {
 }
 
 impl Client {
-    /// Starts listing the directory at `path`.
+    /// Starts listing the directory at `path`. Like opening a file, this fetches fresh
+    /// attributes, and cached chunks taken at another modification time are dropped.
     pub async fn open_dir(&self, path: &str) -> Result<DirStream, Error> {
         let dir = self.resolve(path).await?;
+        let a = self.revalidate(&dir).await?;
+        if a.ftype != rnfs_proto::nfs3::Ftype3::Dir {
+            return Err(Error::Nfs(Nfsstat3::NotDir));
+        }
+        self.s.dirs.validate(dir.fh(), a.mtime);
         Ok(DirStream {
             c: self.clone(),
             dir,

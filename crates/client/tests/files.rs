@@ -290,3 +290,41 @@ async fn one_inode_per_handle_and_counters_return_to_baseline() {
         "inodes, pages and bytes back to baseline"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dirty_data_is_bounded_and_expires_while_the_file_stays_open() {
+    let srv = TestServer::memory(64 << 20);
+    let c = mount(&srv, |o| {
+        o.dirty_bytes_per_file = 4 * W as u64;
+        o.dirty_expire = Duration::from_millis(100);
+    })
+    .await;
+    let mut f = c
+        .open("/big", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    let chunk = pattern(W / 2, 5);
+    let mut peak = 0;
+    for _ in 0..64 {
+        f.write(&chunk).await.unwrap();
+        peak = peak.max(c.cache_stats().wb_bytes);
+    }
+    assert!(
+        peak <= 5 * W as u64,
+        "write-back memory bounded: peak {peak}"
+    );
+    f.fsync().await.unwrap();
+    // A small write on a file left open goes out once it expires, without fsync.
+    let before = c.io_stats().unstable_writes;
+    f.write(b"tail").await.unwrap();
+    for _ in 0..100 {
+        if f.unwritten_bytes() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.unwritten_bytes(), 0);
+    assert_eq!(c.io_stats().unstable_writes, before + 1);
+    f.close().await.unwrap();
+    assert_eq!(c.cache_stats().wb_bytes, 0);
+}

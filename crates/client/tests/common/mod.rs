@@ -341,3 +341,71 @@ async fn pump(
     drop(wtx);
     let _ = writer.await;
 }
+
+/// A portmapper (RFC 1833) on 127.0.0.1 that knows only the given (program, port) pairs.
+pub struct FakePortmap {
+    pub addr: SocketAddr,
+    pub queries: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakePortmap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Pmap {
+    map: Vec<(u32, u16)>,
+    queries: Arc<AtomicU64>,
+}
+
+impl Service for Pmap {
+    fn call(&self, _: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+        use rnfs_proto::portmap::Mapping;
+        use rnfs_proto::rpc::{CallHeader, ReplyHeader};
+        use rnfs_xdr::{Reader, Writer, Xdr};
+        let mut r = Reader::new(msg);
+        let h = CallHeader::decode(&mut r).ok()?;
+        let m = Mapping::decode(&mut r).ok()?;
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let port = self
+            .map
+            .iter()
+            .find(|(p, _)| *p == m.prog && m.prot == rnfs_proto::portmap::IPPROTO_TCP)
+            .map_or(0, |(_, port)| u32::from(*port));
+        let mut w = Writer::new();
+        ReplyHeader::success(h.xid).encode(&mut w);
+        w.u32(port);
+        Some(w.into_inner())
+    }
+}
+
+impl FakePortmap {
+    pub async fn start(map: Vec<(u32, u16)>) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let queries = Arc::new(AtomicU64::new(0));
+        let svc = Arc::new(Pmap {
+            map,
+            queries: queries.clone(),
+        });
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _keep = _tx;
+            let _ = serve(
+                l,
+                svc,
+                Config::default(),
+                Arc::new(ConnStats::default()),
+                rx,
+            )
+            .await;
+        });
+        Self {
+            addr,
+            queries,
+            task,
+        }
+    }
+}
