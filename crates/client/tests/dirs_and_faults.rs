@@ -222,3 +222,81 @@ async fn workload_under_faults_completes_and_every_counter_returns_to_baseline()
         "inodes, pages and bytes back to baseline"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_of_one_range_get_data_or_an_error_never_a_hang() {
+    // Seed entry 2: a failing READ must release everything it holds; readers of the same
+    // range racing with it see data or an error.
+    let srv = TestServer::memory(64 << 20);
+    let direct = mount_at(srv.addr.port(), |_| {}).await;
+    let data: Vec<u8> = (0..256 * 1024u32).map(|x| (x % 251) as u8).collect();
+    let mut f = direct
+        .open("/r", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    f.write(&data).await.unwrap();
+    f.close().await.unwrap();
+    let proxy = FaultProxy::start(srv.addr, Faults::default(), 7).await;
+    let c = mount_at(proxy.addr.port(), |o| {
+        o.soft = true;
+        o.retrans = 2;
+        o.timeo = Duration::from_millis(100);
+        o.rsize = 16 * 1024;
+    })
+    .await;
+    proxy.set(Faults {
+        drop: 400,
+        kill: 20,
+        ..Default::default()
+    });
+    let data = Arc::new(data);
+    let mut js = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (c, data) = (c.clone(), data.clone());
+        js.spawn(async move {
+            let r = async {
+                let f = c.open("/r", OpenOptions::read()).await?;
+                let mut buf = vec![0u8; data.len()];
+                let mut n = 0;
+                while n < buf.len() {
+                    let k = f.read_at(n as u64, &mut buf[n..]).await?;
+                    if k == 0 {
+                        break;
+                    }
+                    n += k;
+                }
+                Ok::<_, rnfs_client::Error>(buf[..n].to_vec())
+            };
+            tokio::time::timeout(Duration::from_secs(30), r).await
+        });
+    }
+    let (mut ok, mut failed) = (0, 0);
+    while let Some(r) = js.join_next().await {
+        match r.unwrap().expect("a reader hung") {
+            Ok(b) => {
+                assert_eq!(&b[..], &data[..]);
+                ok += 1
+            }
+            Err(e) => {
+                assert!(matches!(e, rnfs_client::Error::Rpc(_)), "{e}");
+                failed += 1
+            }
+        }
+    }
+    eprintln!("readers: {ok} got data, {failed} got an error");
+    proxy.set(Faults::default());
+    assert_eq!(c.rpc_stats().table.live, 0);
+    // The client still works, and its caches drain.
+    let f = c.open("/r", OpenOptions::read()).await.unwrap();
+    let mut b = vec![0u8; 10];
+    f.read_at(1000, &mut b).await.unwrap();
+    assert_eq!(&b[..], &data[1000..1010]);
+    drop(f);
+    c.drop_caches();
+    let s = c.cache_stats();
+    assert_eq!(
+        (s.pages, s.page_bytes, s.wb_bytes, s.inodes),
+        (0, 0, 0, 1),
+        "{s:?}"
+    );
+}
