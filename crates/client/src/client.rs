@@ -267,7 +267,7 @@ impl Client {
     fn write_back_expired(&self) {
         let now = Instant::now();
         for ino in self.s.inodes.live() {
-            if ino.wb.lock().is_written() {
+            if ino.wb.lock().is_clean() {
                 continue;
             }
             let acts = ino.with_wb(|wb| wb.poll(now));

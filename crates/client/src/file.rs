@@ -318,6 +318,10 @@ impl Drop for File {
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             let (c, ino) = (self.c.clone(), self.ino.clone());
             h.spawn(async move { c.wait_wb(&ino, true, |wb| wb.is_clean()).await });
+        } else {
+            // No runtime here: the inode stays in the table with its data, and the
+            // client's background write-back sends and commits it once it expires.
+            self.c.s.inodes.touch(&self.ino);
         }
     }
 }

@@ -254,13 +254,17 @@ impl InodeTable {
         }
     }
 
-    /// Lets go of every inode kept for caching (those still in use stay).
+    /// Lets go of every inode kept for caching (those still in use stay, and so do those
+    /// holding data not yet on stable storage).
     pub(crate) fn drop_recent(&self) {
         let old = std::mem::take(&mut *self.recent.lock());
-        drop(old);
+        let (keep, gone): (Vec<_>, Vec<_>) = old.into_iter().partition(|i| !i.wb.lock().is_clean());
+        self.recent.lock().extend(keep);
+        drop(gone);
     }
 
-    fn touch(&self, ino: &Arc<Inode>) {
+    /// Marks `ino` as recently used, keeping it (and its caches) alive.
+    pub(crate) fn touch(&self, ino: &Arc<Inode>) {
         let evicted = {
             let mut r = self.recent.lock();
             if r.back().is_some_and(|b| Arc::ptr_eq(b, ino)) {
@@ -272,8 +276,13 @@ impl InodeTable {
                 x
             } else {
                 r.push_back(ino.clone());
+                // The oldest clean inode goes; one holding unwritten or uncommitted data
+                // stays until it is written back (or its failure recorded): dropping it
+                // would lose data without an error (W3).
                 if r.len() > self.keep {
-                    r.pop_front()
+                    r.iter()
+                        .position(|x| x.wb.lock().is_clean())
+                        .and_then(|i| r.remove(i))
                 } else {
                     None
                 }

@@ -131,6 +131,8 @@ pub struct WriteBack {
     seen_upto: u64,
     last_err: Option<Error>,
     sync_mode: bool,
+    /// Last time data was written by the application or acknowledged by the server.
+    last_activity: Option<Instant>,
     stats: WbStats,
 }
 
@@ -150,6 +152,7 @@ impl WriteBack {
             seen_upto: 0,
             last_err: None,
             sync_mode: false,
+            last_activity: None,
             stats: WbStats::default(),
         }
     }
@@ -245,6 +248,7 @@ impl WriteBack {
         }
         self.unstable.remove_range(offset, data.len() as u64);
         self.dirty.insert(offset, data.to_vec(), now);
+        self.last_activity = Some(now);
     }
 
     /// The file is truncated (or extended) to `len`: data beyond it is dropped.
@@ -288,8 +292,17 @@ impl WriteBack {
 
     /// What to send now: WRITEs for full wsize runs, for expired data, or for everything
     /// when flushing (one FILE_SYNC at a time in sync mode); then a COMMIT when flushing and
-    /// all data is written.
+    /// all data is written. Unstable data left alone for `dirty_expire` is committed too,
+    /// so that a file nobody flushes still reaches stable storage.
     pub fn poll(&mut self, now: Instant) -> Vec<WbAction> {
+        // Written as a match: `Option::is_none_or` is newer than the workspace's MSRV.
+        let idle = match self.last_activity {
+            Some(t) => now.saturating_duration_since(t) >= self.cfg.dirty_expire,
+            None => true,
+        };
+        if idle && self.is_written() && !self.unstable.is_empty() && self.commit.is_none() {
+            self.flushing = true;
+        }
         let mut out = Vec::new();
         let wsize = self.cfg.wsize.max(1) as usize;
         let limit = if self.sync_mode {
@@ -378,6 +391,7 @@ impl WriteBack {
         let Some(w) = self.inflight.remove(&op) else {
             return self.poll(now);
         };
+        self.last_activity = Some(now);
         match r {
             Ok(rep) => {
                 self.sync_mode = false;
@@ -792,6 +806,28 @@ mod tests {
         assert_eq!(c, 1);
         assert!(wb.is_clean());
         assert_eq!(wb.held_bytes(), 0);
+    }
+
+    #[test]
+    fn unstable_data_left_alone_is_committed_after_it_expires() {
+        let t = Instant::now();
+        let mut wb = engine();
+        wb.write(t, 0, &vec![1; W]);
+        let a = wb.poll(t);
+        let WbAction::Write { op, .. } = &a[0] else {
+            panic!()
+        };
+        assert!(wb
+            .on_write_done(t, *op, ok(W, StableHow::Unstable, V1))
+            .is_empty());
+        assert!(wb.poll(t + Duration::from_secs(4)).is_empty(), "not yet");
+        let c = wb.poll(t + Duration::from_secs(5));
+        assert!(matches!(&c[..], [WbAction::Commit { .. }]));
+        let WbAction::Commit { op } = c[0] else {
+            unreachable!()
+        };
+        assert!(wb.on_commit_done(t, op, Ok(V1)).is_empty());
+        assert!(wb.is_clean());
     }
 
     #[test]

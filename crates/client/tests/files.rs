@@ -328,3 +328,39 @@ async fn dirty_data_is_bounded_and_expires_while_the_file_stays_open() {
     f.close().await.unwrap();
     assert_eq!(c.cache_stats().wb_bytes, 0);
 }
+
+#[test]
+fn a_file_dropped_outside_any_runtime_is_still_written_back() {
+    // The inode keeps its dirty data; the client's background write-back sends it once it
+    // expires, even though the handle was dropped where no runtime could run a flush.
+    let srv = TestServer::memory(16 << 20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = rt.block_on(mount(&srv, |o| {
+        o.dirty_expire = Duration::from_millis(100);
+        o.inode_cache = 0;
+    }));
+    let f = rt.block_on(async {
+        let mut f = c
+            .open("/orphan", OpenOptions::create_truncate())
+            .await
+            .unwrap();
+        f.write(b"still here").await.unwrap();
+        f
+    });
+    std::thread::spawn(move || drop(f)).join().unwrap();
+    let got = rt.block_on(async {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if c.cache_stats().wb_bytes == 0 {
+                break;
+            }
+        }
+        c.drop_caches();
+        read_all(&c, "/orphan").await
+    });
+    assert_eq!(got, b"still here");
+}
