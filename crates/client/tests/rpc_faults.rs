@@ -212,3 +212,45 @@ async fn abandoned_calls_are_reaped_and_hard_calls_survive_a_silent_server() {
     assert_eq!(s.table.live, 0, "{s:?}");
     assert_eq!(s.table.cancelled, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_idempotent_call_replayed_after_a_lost_connection_keeps_its_first_outcome() {
+    // The REMOVE executes, the connection dies before the reply; the replay on the new
+    // connection carries the same xid, so the server's reply cache answers "done" instead
+    // of a second execution answering NOENT.
+    let srv = TestServer::memory(1 << 20);
+    let (root, _) = setup(&srv, 1);
+    let proxy = FaultProxy::start(srv.addr, Faults::default(), 3).await;
+    let c = RpcClient::new(proxy.addr, cfg(RetryMode::Hard, 200));
+    assert!(matches!(lookup(&c, &root, "f0").await, Ok(Res::Ok(_))));
+    proxy.set(Faults {
+        kill: 1000,
+        ..Default::default()
+    });
+    let (c2, root2) = (c.clone(), root.clone());
+    let remove = tokio::spawn(async move {
+        let a = DirOpArgs3 {
+            dir: root2,
+            name: XdrString(b"f0".to_vec()),
+        };
+        c2.call::<_, RemoveRes>(PROGRAM, VERSION, Proc::Remove as u32, &a)
+            .await
+    });
+    while proxy
+        .stats
+        .killed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    proxy.set(Faults::default());
+    let r = remove.await.unwrap().unwrap();
+    assert!(matches!(r, Res::Ok(_)), "{r:?}");
+    let s = c.stats();
+    assert!(s.disconnects >= 1 && s.table.replays >= 1, "{s:?}");
+    assert!(matches!(
+        lookup(&c, &root, "f0").await,
+        Ok(Res::Fail(Nfsstat3::NoEnt, _))
+    ));
+}
