@@ -26,6 +26,13 @@ use rnfs_proto::nfs3::StableHow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// How long to wait before retrying after NFS3ERR_JUKEBOX.
+pub const JUKEBOX_DELAY: Duration = Duration::from_millis(500);
+
+fn is_jukebox(e: &Error) -> bool {
+    matches!(e, Error::Nfs(rnfs_proto::nfs3::Nfsstat3::Jukebox))
+}
+
 /// Tuning of the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct WbConfig {
@@ -133,6 +140,8 @@ pub struct WriteBack {
     sync_mode: bool,
     /// Last time data was written by the application or acknowledged by the server.
     last_activity: Option<Instant>,
+    /// The server said JUKEBOX (RFC 1813 2.6: try again later): nothing is sent before.
+    retry_at: Option<Instant>,
     stats: WbStats,
 }
 
@@ -153,6 +162,7 @@ impl WriteBack {
             last_err: None,
             sync_mode: false,
             last_activity: None,
+            retry_at: None,
             stats: WbStats::default(),
         }
     }
@@ -304,6 +314,10 @@ impl WriteBack {
             self.flushing = true;
         }
         let mut out = Vec::new();
+        match self.retry_at {
+            Some(t) if now < t => return out,
+            _ => self.retry_at = None,
+        }
         let wsize = self.cfg.wsize.max(1) as usize;
         let limit = if self.sync_mode {
             1
@@ -415,6 +429,12 @@ impl WriteBack {
                     }
                 }
             }
+            Err(e) if is_jukebox(&e) => {
+                // Not a failure: the data is dirty again, under any newer data, and goes
+                // out after a delay.
+                self.dirty.fill_gaps(w.offset, &w.data, now);
+                self.retry_at = Some(now + JUKEBOX_DELAY);
+            }
             Err(e) => self.record_error(e),
         }
         self.poll(now)
@@ -440,6 +460,7 @@ impl WriteBack {
                 // What remains was written under `verf`; what the COMMIT covered is stable.
                 self.unstable.retain(|_, w| w.seq > covers);
             }
+            Err(e) if is_jukebox(&e) => self.retry_at = Some(now + JUKEBOX_DELAY),
             Err(e) => {
                 self.unstable.retain(|_, w| w.seq > covers);
                 self.record_error(e);
@@ -828,6 +849,46 @@ mod tests {
         };
         assert!(wb.on_commit_done(t, op, Ok(V1)).is_empty());
         assert!(wb.is_clean());
+    }
+
+    #[test]
+    fn jukebox_is_retried_later_not_reported() {
+        let t = Instant::now();
+        let mut wb = engine();
+        let mut h = wb.open_cursor();
+        wb.write(t, 0, &[4; 100]);
+        wb.flush();
+        let a = wb.poll(t);
+        let WbAction::Write { op, .. } = &a[0] else {
+            panic!()
+        };
+        let busy = Err(Error::Nfs(Nfsstat3::Jukebox));
+        assert!(
+            wb.on_write_done(t, *op, busy.clone()).is_empty(),
+            "no busy loop"
+        );
+        assert!(wb.poll(t + JUKEBOX_DELAY / 2).is_empty());
+        let a = wb.poll(t + JUKEBOX_DELAY);
+        assert!(matches!(&a[..], [WbAction::Write { data, .. }] if data.len() == 100));
+        let WbAction::Write { op, .. } = &a[0] else {
+            panic!()
+        };
+        let t2 = t + JUKEBOX_DELAY;
+        let c = wb.on_write_done(t2, *op, ok(100, StableHow::Unstable, V1));
+        let WbAction::Commit { op } = c[0] else {
+            panic!("{c:?}")
+        };
+        assert!(wb
+            .on_commit_done(t2, op, Err(Error::Nfs(Nfsstat3::Jukebox)))
+            .is_empty());
+        let c = wb.poll(t2 + JUKEBOX_DELAY);
+        let WbAction::Commit { op } = c[0] else {
+            panic!("{c:?}")
+        };
+        assert!(wb.on_commit_done(t2, op, Ok(V1)).is_empty());
+        assert!(wb.is_clean());
+        assert_eq!(wb.check(&mut h), Ok(()));
+        assert_eq!(wb.stats().errors, 0);
     }
 
     #[test]
