@@ -485,14 +485,17 @@ fn entry_name(n: Vec<u8>) -> Filename3 {
     rnfs_xdr::XdrString(n)
 }
 
+/// The scope, key and attributes of the directory a listing reads.
+fn dir_scope(s: &NfsServer, req: &Req<'_>, fh: &FileHandle3) -> R<(Scope, FileKey, Attr)> {
+    let (x, dk) = s.scope(req, fh)?;
+    let dir = x.fs().getattr(&x.ctx, &dk).map_err(st)?;
+    Ok((x, dk, dir))
+}
+
 fn readdir(s: &NfsServer, req: &Req<'_>, a: ReaddirArgs) -> ReaddirRes {
-    let (x, dk) = match s.scope(req, &a.dir) {
+    let (x, dk, dir) = match dir_scope(s, req, &a.dir) {
         Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
-    };
-    let dir = match x.fs().getattr(&x.ctx, &dk) {
-        Ok(d) => d,
-        Err(e) => return Res::Fail(st(e), None),
     };
     // Reply: status, post_op_attr, verifier, entries, end marker, eof.
     let budget = (a.count.min(s.cfg.max_io) as usize).max(256);
@@ -526,13 +529,9 @@ fn readdir(s: &NfsServer, req: &Req<'_>, a: ReaddirArgs) -> ReaddirRes {
 }
 
 fn readdirplus(s: &NfsServer, req: &Req<'_>, a: ReaddirplusArgs) -> ReaddirplusRes {
-    let (x, dk) = match s.scope(req, &a.dir) {
+    let (x, dk, dir) = match dir_scope(s, req, &a.dir) {
         Ok(v) => v,
         Err(e) => return Res::Fail(e, None),
-    };
-    let dir = match x.fs().getattr(&x.ctx, &dk) {
-        Ok(d) => d,
-        Err(e) => return Res::Fail(st(e), None),
     };
     let budget = (a.maxcount.min(s.cfg.max_io) as usize).max(256);
     let dbudget = (a.dircount as usize).max(64);

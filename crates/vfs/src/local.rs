@@ -136,6 +136,17 @@ fn statx_fd(fd: BorrowedFd<'_>) -> VfsResult<Statx> {
     )?)
 }
 
+/// Checks a name an operation removes or renames: `.` and `..` are invalid there.
+fn check_entry_name(name: &[u8]) -> VfsResult<()> {
+    crate::check_new_name(name, 255).map_err(|e| {
+        if e == VfsError::Exist {
+            VfsError::Inval
+        } else {
+            e
+        }
+    })
+}
+
 /// Where an object is: a directory descriptor and its name there (`.` for the root).
 struct Loc {
     dir: OwnedFd,
@@ -904,13 +915,7 @@ impl Backend for LocalFs {
 
     fn remove(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
-        crate::check_new_name(name, 255).map_err(|e| {
-            if e == VfsError::Exist {
-                VfsError::Inval
-            } else {
-                e
-            }
-        })?;
+        check_entry_name(name)?;
         let (fd, dstx) = self.open_dir(dir)?;
         let victim = statx_at(fd.as_fd(), name)?;
         if ftype_of(u32::from(victim.stx_mode)) == FileType::Directory {
@@ -951,13 +956,7 @@ impl Backend for LocalFs {
     ) -> VfsResult<()> {
         self.check_writable()?;
         for n in [from, to] {
-            crate::check_new_name(n, 255).map_err(|e| {
-                if e == VfsError::Exist {
-                    VfsError::Inval
-                } else {
-                    e
-                }
-            })?;
+            check_entry_name(n)?;
         }
         let (ffd, fstx) = self.open_dir(from_dir)?;
         let (tfd, tstx) = self.open_dir(to_dir)?;
