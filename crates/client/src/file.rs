@@ -205,6 +205,7 @@ impl File {
         let page = Arc::new(data);
         // Cache only if no write raced with this READ.
         if self.ino.data_gen.load(Ordering::Acquire) == gen {
+            self.c.s.inodes.evict_pages(page.len() as u64, &self.ino);
             self.ino.store_page(idx, page.clone());
         }
         Ok(page)

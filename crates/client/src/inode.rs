@@ -325,6 +325,27 @@ impl InodeTable {
         ino
     }
 
+    /// Drops the pages of the least recently used inodes other than `except` until `need`
+    /// more bytes fit under the client's page limit.
+    pub(crate) fn evict_pages(&self, need: u64, except: &Inode) {
+        let c = &self.counters;
+        let fits =
+            || c.page_bytes.load(Ordering::Relaxed) + need <= c.page_limit.load(Ordering::Relaxed);
+        if fits() {
+            return;
+        }
+        let victims: Vec<Arc<Inode>> = self.recent.lock().iter().cloned().collect();
+        for v in &victims {
+            if fits() {
+                break;
+            }
+            if !std::ptr::eq(Arc::as_ptr(v), except) {
+                v.invalidate_all();
+            }
+        }
+        drop(victims);
+    }
+
     /// Every inode alive.
     pub(crate) fn live(&self) -> Vec<Arc<Inode>> {
         let v: Vec<Arc<Inode>> = self.map.lock().values().filter_map(Weak::upgrade).collect();

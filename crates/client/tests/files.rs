@@ -256,6 +256,20 @@ async fn close_to_open_sees_another_clients_change_and_cache_is_bounded() {
     let mut b = vec![0u8; W];
     r.read_at(15 * W as u64, &mut b).await.unwrap();
     assert_eq!(c1.io_stats().reads, reads);
+    // Reading another file evicts the first one's pages (least recently used first).
+    let mut y = c1.open("/y", OpenOptions::create_truncate()).await.unwrap();
+    y.write(&pattern(8 * W, 2)).await.unwrap();
+    y.close().await.unwrap();
+    assert_eq!(read_all(&c1, "/y").await, pattern(8 * W, 2));
+    let reads = c1.io_stats().reads;
+    let yr = c1.open("/y", OpenOptions::read()).await.unwrap();
+    yr.read_at(7 * W as u64, &mut b).await.unwrap();
+    assert_eq!(
+        c1.io_stats().reads,
+        reads,
+        "the last pages of /y are cached"
+    );
+    assert!(c1.cache_stats().page_bytes <= 4 * W as u64);
     // Another client rewrites the file; the next open of c1 sees it.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut g = c2.open("/x", OpenOptions::create_truncate()).await.unwrap();
