@@ -64,7 +64,8 @@ pub(crate) struct Pages {
 /// One file, directory or link known to the client.
 pub struct Inode {
     fh: FileHandle3,
-    attr: Mutex<Option<(Fattr3, Instant)>>,
+    /// Attributes and when they were fetched (`None`: expired).
+    attr: Mutex<Option<(Fattr3, Option<Instant>)>>,
     pub(crate) wb: Mutex<WriteBack>,
     pages: Mutex<Pages>,
     /// Woken whenever the write-back engine changes state.
@@ -94,7 +95,7 @@ impl Inode {
     pub fn cached_attr(&self, now: Instant, ttl: Duration) -> Option<Fattr3> {
         let a = self.attr.lock();
         a.as_ref()
-            .filter(|(_, t)| now.saturating_duration_since(*t) < ttl)
+            .filter(|(_, t)| t.is_some_and(|t| now.saturating_duration_since(t) < ttl))
             .map(|(a, _)| a.clone())
     }
 
@@ -111,14 +112,14 @@ impl Inode {
             Some((old, _)) => old.mtime != a.mtime || old.size != a.size || old.ctime != a.ctime,
             None => false,
         };
-        *cur = Some((a, now));
+        *cur = Some((a, Some(now)));
         changed
     }
 
     /// Forgets the cached attributes (the next metadata request asks the server).
     pub(crate) fn expire_attr(&self) {
         if let Some((_, t)) = self.attr.lock().as_mut() {
-            *t = Instant::now() - Duration::from_secs(3600);
+            *t = None;
         }
     }
 
