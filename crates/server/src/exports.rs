@@ -469,7 +469,14 @@ struct TomlClient {
 
 /// Parses the TOML form.
 pub fn parse_toml(file: &str, text: &str) -> Result<ExportsConfig, ExportsError> {
-    let line_of = |off: usize| text[..off.min(text.len())].matches('\n').count() + 1;
+    // Byte offsets from the TOML parser need not fall on a character boundary: count bytes.
+    let line_of = |off: usize| {
+        text.as_bytes()[..off.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    };
     let f: TomlFile = toml::from_str(text).map_err(|e| ExportsError {
         file: file.to_string(),
         line: e.span().map(|s| line_of(s.start)).unwrap_or(0),
@@ -612,6 +619,10 @@ options = "ro"
         assert!(r.rw && r.squash == Squash::None && !r.secure);
         assert!(!a.rule_for(ip("8.8.8.8")).unwrap().rw);
         let e = parse_toml("t.toml", "[[export]]\npath = \"/x\"\nbogus = 1\n").unwrap_err();
+        assert!(
+            parse_toml("t.toml", "[[export]]\npath = \"é\u{1F600}\" é = 1\n").is_err(),
+            "multi-byte text in errors"
+        );
         assert!(e.msg.contains("bogus"), "{e}");
         let e = parse_toml("t.toml", "[[export]]\npath = \"/x\"\n[[export.client]]\nmatch = \"*\"\noptions = \"sec=krb5p\"\n")
             .unwrap_err();
