@@ -56,13 +56,21 @@ if [ -z "$QUICK" ]; then
   step lifecycle tests/interop/lifecycle.sh
   step exports-linux tests/interop/exports-linux.sh
   step pjdfstest tests/interop/pjdfstest.sh
+  step bench-smoke bench/run.sh --smoke
 fi
 
 echo
 for s in "${FAILED_STEPS[@]}"; do echo "failed step: $s (log: $LOG/$s.log)"; done
-# Individual tests counted by each step's own runner (cargo, the shell harnesses).
-read -r TP TF < <(cat "$LOG"/*.log 2>/dev/null | sed -n 's/.*[^0-9]\([0-9][0-9]*\) passed[;,] \([0-9][0-9]*\) failed.*/\1 \2/p' |
-  awk '{p+=$1; f+=$2} END{print p+0, f+0}')
+# Individual tests: every "test result:" line of the cargo runs, and for each harness the
+# closing "N passed, N failed" line it prints (its own summary of what it checked).
+count() { sed -n 's/.*[^0-9]\([0-9][0-9]*\) passed[;,] \([0-9][0-9]*\) failed.*/\1 \2/p'; }
+read -r TP TF < <(
+  for f in "$LOG"/*.log; do
+    case "$(basename "$f")" in
+      cargo-test.log) grep '^test result:' "$f" | count ;;
+      *) count < "$f" | tail -n 1 ;;
+    esac
+  done | awk '{p+=$1; f+=$2} END{print p+0, f+0}')
 echo "steps: $PASSED passed, $FAILED failed; individual tests: $TP passed, $TF failed"
 [ "$FAILED" = 0 ] || [ "$TF" -gt 0 ] || TF=$FAILED   # a step that failed before counting
 echo "summary: $TP passed, $TF failed"
