@@ -1,5 +1,6 @@
 //! `rnfs stats` and `--metrics` report counts that match a known sequence of calls, on a
 //! real `rnfs serve` process.
+#![allow(clippy::unwrap_used)]
 use rnfs_proto::mount3;
 use rnfs_proto::nfs3::*;
 use rnfs_rpc::client::SyncClient;

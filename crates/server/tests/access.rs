@@ -1,4 +1,5 @@
 //! Export rules seen from clients on different loopback addresses and ports.
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 use rnfs_proto::mount3::{self, MountRes, MountStat3};

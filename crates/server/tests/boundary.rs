@@ -1,5 +1,6 @@
 //! The export boundary (seed entry 14) and file handle integrity: nothing outside the
 //! export is ever named, listed or reached, whatever the client sends.
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 use rnfs_proto::nfs3::*;

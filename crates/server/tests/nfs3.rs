@@ -1,4 +1,5 @@
 //! Every NFSv3 procedure over TCP, against the local and the memory backend.
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 use rnfs_proto::nfs3::*;

@@ -1,5 +1,5 @@
 //! An in-process server on 127.0.0.1 and a typed NFSv3 test client.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 use rnfs_proto::mount3::{self, MountRes};
 use rnfs_proto::nfs3::*;
 use rnfs_rpc::client::SyncClient;
