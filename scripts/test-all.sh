@@ -56,6 +56,8 @@ if [ -z "$QUICK" ]; then
   step lifecycle tests/interop/lifecycle.sh
   step exports-linux tests/interop/exports-linux.sh
   step pjdfstest tests/interop/pjdfstest.sh
+  step fuse-enospc tests/interop/fuse-enospc.sh
+  step fuse-workloads tests/interop/fuse-workloads.sh
   step bench-smoke bench/run.sh --smoke
 fi
 

@@ -2,6 +2,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod mount;
 mod serve;
 mod stats;
 mod tools;
@@ -19,6 +20,10 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Show a running server's statistics (like nfsstat -s).
     Stats(stats::StatsArgs),
+    /// Mount an NFS export with FUSE: rnfs mount nfs://host/export DIR [-o OPTIONS] [-f].
+    Mount(mount::MountArgs),
+    /// Unmount an rnfs FUSE mount.
+    Umount(mount::UmountArgs),
     /// Client commands over nfs:// URLs (ls, cat, cp, mkdir, rm, mv, stat, df, ln).
     #[command(flatten)]
     Tools(tools::ToolCmd),
@@ -36,6 +41,8 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Serve(a) => serve::serve(a),
         Cmd::Stats(a) => stats::stats(a),
+        Cmd::Mount(a) => mount::mount(a),
+        Cmd::Umount(a) => mount::umount(a),
         Cmd::Tools(t) => tools::run(t),
     }
 }
