@@ -50,8 +50,10 @@ step build cargo build --release --workspace --all-targets
 step cargo-test cargo test --release --workspace --no-fail-fast
 step libnfs tests/interop/libnfs.sh
 step rpcbind tests/interop/rpcbind.sh
+step client-tmpfs tests/interop/client-tmpfs.sh
 if [ -z "$QUICK" ]; then
   step fuzz scripts/fuzz-smoke.sh "${RNFS_FUZZ_SECONDS:-10}"
+  step client-ganesha tests/interop/client-ganesha.sh
   step linux-client tests/interop/linux-client.sh rnfs
   step lifecycle tests/interop/lifecycle.sh
   step exports-linux tests/interop/exports-linux.sh

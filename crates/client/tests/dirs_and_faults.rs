@@ -1,24 +1,18 @@
 //! READDIRPLUS with the cookie cache (seed entries 4 and 15), and whole-client workloads
 //! through the fault-injecting proxy with every live counter back to baseline afterwards
 //! (seed entries 6-12 and 19).
+//!
+//! Each test runs against the server `common::Target` picks (memory backend by default,
+//! `LocalFs` on a 16 MiB tmpfs, or an external server such as nfs-ganesha); the fault proxy
+//! sits in front of the NFS port whichever it is.
 #![allow(clippy::unwrap_used)]
 mod common;
-use common::{FaultProxy, Faults, TestServer};
-use rnfs_client::{Client, MountOptions, NfsUrl, OpenOptions};
+use common::{FaultProxy, Faults, Target};
+use rnfs_client::{Client, OpenOptions};
 use rnfs_proto::nfs3::{CreateHow3, Sattr3};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-
-async fn mount_at(port: u16, tweak: impl FnOnce(&mut MountOptions)) -> Client {
-    let url = NfsUrl::parse(&format!(
-        "nfs://127.0.0.1:{port}/?version=3&mountport={port}&uid=0&gid=0"
-    ))
-    .unwrap();
-    let mut o = MountOptions::from_url(&url);
-    tweak(&mut o);
-    Client::mount_with(&url, o).await.unwrap()
-}
 
 async fn make_files(c: &Client, dir: &str, n: usize) {
     let d = c.mkdir(dir, 0o755).await.unwrap();
@@ -41,8 +35,8 @@ async fn make_files(c: &Client, dir: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_3000_entry_directory_in_small_chunks_with_the_cache_dropped_yields_each_name_once() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount_at(srv.addr.port(), |o| o.readdir_bytes = 1024).await;
+    let t = Target::new(64 << 20);
+    let c = t.mount(|o| o.readdir_bytes = 1024).await;
     make_files(&c, "/big", 3000).await;
     let mut s = c.open_dir("/big").await.unwrap();
     let mut names = Vec::new();
@@ -71,9 +65,9 @@ async fn a_3000_entry_directory_in_small_chunks_with_the_cache_dropped_yields_ea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_clients_change_invalidates_the_cookie_cache() {
-    let srv = TestServer::memory(64 << 20);
-    let c1 = mount_at(srv.addr.port(), |_| {}).await;
-    let c2 = mount_at(srv.addr.port(), |_| {}).await;
+    let t = Target::new(64 << 20);
+    let c1 = t.mount(|_| {}).await;
+    let c2 = t.mount(|_| {}).await;
     make_files(&c1, "/d", 5).await;
     assert_eq!(c1.read_dir("/d").await.unwrap().len(), 5);
     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -101,8 +95,8 @@ async fn another_clients_change_invalidates_the_cookie_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_cookie_restarts_the_listing_cleanly() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount_at(srv.addr.port(), |o| o.readdir_bytes = 1024).await;
+    let t = Target::new(64 << 20);
+    let c = t.mount(|o| o.readdir_bytes = 1024).await;
     make_files(&c, "/d", 300).await;
     let mut s = c.open_dir("/d").await.unwrap();
     let mut names: Vec<String> = s
@@ -117,15 +111,24 @@ async fn bad_cookie_restarts_the_listing_cleanly() {
     while let Some(chunk) = s.next_chunk().await.unwrap() {
         names.extend(chunk.into_iter().map(|e| e.name_lossy()));
     }
-    assert_eq!(s.restarts(), 1);
     let set: HashSet<&String> = names.iter().collect();
     assert_eq!((names.len(), set.len()), (300, 300));
+    if t.is_external() && s.restarts() == 0 {
+        // RFC 1813 lets a server ignore cookie verifiers (nfs-ganesha does): the listing
+        // went on, complete, but the restart path was not exercised.
+        common::skip(
+            "bad_cookie_restarts_the_listing_cleanly",
+            "the server ignores cookie verifiers (allowed by RFC 1813): no BAD_COOKIE to restart on",
+        );
+        return;
+    }
+    assert_eq!(s.restarts(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_inode_per_handle_across_lookup_and_readdirplus() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount_at(srv.addr.port(), |_| {}).await;
+    let t = Target::new(64 << 20);
+    let c = t.mount(|_| {}).await;
     make_files(&c, "/d", 20).await;
     let listed = c.read_dir("/d").await.unwrap();
     let mut js = tokio::task::JoinSet::new();
@@ -150,9 +153,9 @@ async fn exactly_one_inode_per_handle_across_lookup_and_readdirplus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_under_faults_completes_and_every_counter_returns_to_baseline() {
-    let srv = TestServer::memory(256 << 20);
+    let t = Target::new(256 << 20);
     let proxy = FaultProxy::start(
-        srv.addr,
+        t.nfs_addr(),
         Faults {
             drop: 30,
             duplicate: 50,
@@ -166,14 +169,15 @@ async fn workload_under_faults_completes_and_every_counter_returns_to_baseline()
         0xfa17,
     )
     .await;
-    let c = mount_at(proxy.addr.port(), |o| {
-        o.timeo = Duration::from_millis(150);
-        o.wsize = 32 * 1024;
-        o.rsize = 32 * 1024;
-        o.page_cache_bytes = 1 << 20;
-        o.readdir_bytes = 2048;
-    })
-    .await;
+    let c = t
+        .mount_url(&t.url_via(proxy.addr), |o| {
+            o.timeo = Duration::from_millis(150);
+            o.wsize = 32 * 1024;
+            o.rsize = 32 * 1024;
+            o.page_cache_bytes = 1 << 20;
+            o.readdir_bytes = 2048;
+        })
+        .await;
     c.drop_caches();
     let base = c.cache_stats();
     c.mkdir("/w", 0o755).await.unwrap();
@@ -227,8 +231,8 @@ async fn workload_under_faults_completes_and_every_counter_returns_to_baseline()
 async fn concurrent_readers_of_one_range_get_data_or_an_error_never_a_hang() {
     // Seed entry 2: a failing READ must release everything it holds; readers of the same
     // range racing with it see data or an error.
-    let srv = TestServer::memory(64 << 20);
-    let direct = mount_at(srv.addr.port(), |_| {}).await;
+    let t = Target::new(64 << 20);
+    let direct = t.mount(|_| {}).await;
     let data: Vec<u8> = (0..256 * 1024u32).map(|x| (x % 251) as u8).collect();
     let mut f = direct
         .open("/r", OpenOptions::create_truncate())
@@ -236,14 +240,15 @@ async fn concurrent_readers_of_one_range_get_data_or_an_error_never_a_hang() {
         .unwrap();
     f.write(&data).await.unwrap();
     f.close().await.unwrap();
-    let proxy = FaultProxy::start(srv.addr, Faults::default(), 7).await;
-    let c = mount_at(proxy.addr.port(), |o| {
-        o.soft = true;
-        o.retrans = 2;
-        o.timeo = Duration::from_millis(100);
-        o.rsize = 16 * 1024;
-    })
-    .await;
+    let proxy = FaultProxy::start(t.nfs_addr(), Faults::default(), 7).await;
+    let c = t
+        .mount_url(&t.url_via(proxy.addr), |o| {
+            o.soft = true;
+            o.retrans = 2;
+            o.timeo = Duration::from_millis(100);
+            o.rsize = 16 * 1024;
+        })
+        .await;
     proxy.set(Faults {
         drop: 400,
         kill: 20,

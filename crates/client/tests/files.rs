@@ -1,23 +1,38 @@
 //! Files over the in-process server: the page cache, write-back and the W1-W6 error
 //! contract, including the seed scenario (ENOSPC, then success without synchronous writes).
+//!
+//! Each test runs against the server `common::Target` picks: the memory backend (default),
+//! `LocalFs` on a 16 MiB tmpfs (`RNFS_TEST_BACKEND=tmpfs`, root), or an external server
+//! (`RNFS_TEST_URL`, e.g. nfs-ganesha over a 16 MiB tmpfs: tests/interop/client-ganesha.sh).
 #![allow(clippy::unwrap_used)]
 mod common;
-use common::TestServer;
-use rnfs_client::{Client, Error, MountOptions, NfsUrl, OpenOptions};
+use common::Target;
+use rnfs_client::{Client, Error, MountOptions, OpenOptions};
 use rnfs_proto::nfs3::Nfsstat3;
 use std::sync::Arc;
 use std::time::Duration;
 
 const W: usize = 64 * 1024;
 
-async fn mount(srv: &TestServer, tweak: impl FnOnce(&mut MountOptions)) -> Client {
-    let url = NfsUrl::parse(&srv.url("/")).unwrap();
-    let mut o = MountOptions::from_url(&url);
-    o.wsize = W as u32;
-    o.rsize = W as u32;
-    o.timeo = Duration::from_secs(2);
-    tweak(&mut o);
-    Client::mount_with(&url, o).await.unwrap()
+async fn mount(t: &Target, tweak: impl FnOnce(&mut MountOptions)) -> Client {
+    t.mount(|o| {
+        o.wsize = W as u32;
+        o.rsize = W as u32;
+        o.timeo = Duration::from_secs(2);
+        tweak(o);
+    })
+    .await
+}
+
+/// COMMITs sent: exactly `want` against our server (which answers UNSTABLE WRITEs with
+/// UNSTABLE); at most `want` against an external server, which may answer FILE_SYNC (then
+/// nothing needs committing).
+fn assert_commits(t: &Target, got: u64, want: u64) {
+    if t.is_external() {
+        assert!(got <= want, "{got} COMMITs, expected at most {want}");
+    } else {
+        assert_eq!(got, want, "COMMITs");
+    }
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -42,8 +57,8 @@ async fn read_all(c: &Client, path: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_read_seek_set_len_roundtrip() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount(&srv, |_| {}).await;
+    let t = Target::new(64 << 20);
+    let c = mount(&t, |_| {}).await;
     let data = pattern(3 * W + 123, 1);
     let mut f = c.open("/a", OpenOptions::create_truncate()).await.unwrap();
     // Small unaligned writes coalesce into wsize WRITEs.
@@ -56,7 +71,7 @@ async fn write_read_seek_set_len_roundtrip() {
     let io = c.io_stats();
     assert_eq!(io.sync_writes, 0);
     assert_eq!(io.unstable_writes, 4);
-    assert_eq!(io.commits, 1);
+    assert_commits(&t, io.commits, 1);
 
     // Read-modify-write in place, seek, and reading our own unwritten data.
     let mut f = c
@@ -108,8 +123,8 @@ async fn fill(c: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_scenario_enospc_then_success_without_sync_writes() {
-    let srv = TestServer::memory(16 << 20);
-    let c = mount(&srv, |_| {}).await;
+    let t = Target::new(16 << 20);
+    let c = mount(&t, |_| {}).await;
     fill(&c).await;
 
     // dd #1: the error is reported at close (W1, W3).
@@ -150,14 +165,14 @@ async fn seed_scenario_enospc_then_success_without_sync_writes() {
         16,
         "1 MiB in wsize UNSTABLE WRITEs"
     );
-    assert_eq!(after.commits - before.commits, 1);
+    assert_commits(&t, after.commits - before.commits, 1);
     assert_eq!(read_all(&c, "/file").await, data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
-    let srv = TestServer::memory(16 << 20);
-    let c = mount(&srv, |_| {}).await;
+    let t = Target::new(16 << 20);
+    let c = mount(&t, |_| {}).await;
     fill(&c).await;
     let rw = OpenOptions {
         read: true,
@@ -198,8 +213,14 @@ async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w6_server_restart_makes_uncommitted_data_go_out_again() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount(&srv, |_| {}).await;
+    let t = Target::new(64 << 20);
+    if !t.require_internal(
+        "w6_server_restart_makes_uncommitted_data_go_out_again",
+        "needs to restart the server with a new write verifier and UNSTABLE replies",
+    ) {
+        return;
+    }
+    let c = mount(&t, |_| {}).await;
     let data = pattern(16 * W, 3);
     let mut f = c
         .open(
@@ -222,7 +243,7 @@ async fn w6_server_restart_makes_uncommitted_data_go_out_again() {
     assert_eq!(f.unwritten_bytes(), 0);
     let before = c.io_stats();
     assert_eq!(before.commits, 0);
-    srv.restart(); // new write verifier
+    t.srv().restart(); // new write verifier
     f.fsync().await.unwrap();
     let after = c.io_stats();
     assert_eq!(
@@ -238,9 +259,9 @@ async fn w6_server_restart_makes_uncommitted_data_go_out_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_to_open_sees_another_clients_change_and_cache_is_bounded() {
-    let srv = TestServer::memory(64 << 20);
-    let c1 = mount(&srv, |o| o.page_cache_bytes = 4 * W as u64).await;
-    let c2 = mount(&srv, |_| {}).await;
+    let t = Target::new(64 << 20);
+    let c1 = mount(&t, |o| o.page_cache_bytes = 4 * W as u64).await;
+    let c2 = mount(&t, |_| {}).await;
     let mut f = c1.open("/x", OpenOptions::create_truncate()).await.unwrap();
     f.write(&pattern(16 * W, 1)).await.unwrap();
     f.close().await.unwrap();
@@ -280,8 +301,8 @@ async fn close_to_open_sees_another_clients_change_and_cache_is_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_inode_per_handle_and_counters_return_to_baseline() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount(&srv, |_| {}).await;
+    let t = Target::new(64 << 20);
+    let c = mount(&t, |_| {}).await;
     c.drop_caches();
     let base = c.cache_stats();
     c.mkdir("/d", 0o755).await.unwrap();
@@ -307,8 +328,8 @@ async fn one_inode_per_handle_and_counters_return_to_baseline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dirty_data_is_bounded_and_expires_while_the_file_stays_open() {
-    let srv = TestServer::memory(64 << 20);
-    let c = mount(&srv, |o| {
+    let t = Target::new(64 << 20);
+    let c = mount(&t, |o| {
         o.dirty_bytes_per_file = 4 * W as u64;
         o.dirty_expire = Duration::from_millis(100);
     })
@@ -347,13 +368,13 @@ async fn dirty_data_is_bounded_and_expires_while_the_file_stays_open() {
 fn a_file_dropped_outside_any_runtime_is_still_written_back() {
     // The inode keeps its dirty data; the client's background write-back sends it once it
     // expires, even though the handle was dropped where no runtime could run a flush.
-    let srv = TestServer::memory(16 << 20);
+    let t = Target::new(16 << 20);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let c = rt.block_on(mount(&srv, |o| {
+    let c = rt.block_on(mount(&t, |o| {
         o.dirty_expire = Duration::from_millis(100);
         o.inode_cache = 0;
     }));
@@ -377,4 +398,16 @@ fn a_file_dropped_outside_any_runtime_is_still_written_back() {
         read_all(&c, "/orphan").await
     });
     assert_eq!(got, b"still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_is_the_one_the_environment_asked_for() {
+    // Guards the harness: the tmpfs and external variants must not silently run against
+    // the memory backend. All three have 16 MiB here.
+    let t = Target::new(common::TMPFS_BYTES);
+    let c = mount(&t, |_| {}).await;
+    let s = c.fsstat().await.unwrap();
+    eprintln!("backend {}: {s:?}", common::backend_name());
+    assert_eq!(s.tbytes, common::TMPFS_BYTES, "{s:?}");
+    assert_eq!(c.read_dir("/").await.unwrap().len(), 0, "starts empty");
 }

@@ -409,3 +409,221 @@ impl FakePortmap {
         }
     }
 }
+
+/// Where a test's server lives, chosen by the environment:
+/// - default: the in-process rnfs server over the memory backend (with the capacity the
+///   test asks for);
+/// - `RNFS_TEST_BACKEND=tmpfs`: the in-process rnfs server over `LocalFs` on a fresh
+///   16 MiB tmpfs that the test mounts (needs root; fails, never passes, without it);
+/// - `RNFS_TEST_URL=nfs://host/export?version=3&nfsport=N&mountport=M`: an external server
+///   (e.g. nfs-ganesha over a 16 MiB tmpfs). The export is emptied at the first mount of
+///   each test, so run these with `--test-threads=1`.
+///
+/// A test that needs the in-process server's internals calls [`Target::require_internal`]
+/// and returns early when it says so; that prints a `SKIPPED` line (and appends it to
+/// `$RNFS_TEST_SKIP_LOG`) so the harness counts it as skipped, not passed.
+pub struct Target {
+    pub srv: Option<TestServer>,
+    ext: Option<String>,
+    tmpfs: Option<TmpfsMount>,
+    wiped: std::sync::atomic::AtomicBool,
+}
+
+/// Size of the tmpfs behind the `tmpfs` backend (and what `client-ganesha.sh` gives ganesha).
+pub const TMPFS_BYTES: u64 = 16 << 20;
+
+pub struct TmpfsMount {
+    pub dir: std::path::PathBuf,
+}
+
+impl TmpfsMount {
+    pub fn new(bytes: u64) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rnfs-client-tmpfs-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0755"))
+            .arg("rnfs-client-test")
+            .arg(&dir)
+            .output()
+            .expect("cannot run mount(8)");
+        assert!(
+            out.status.success(),
+            "RNFS_TEST_BACKEND=tmpfs: cannot mount a tmpfs on {} (this variant needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+pub fn backend_name() -> &'static str {
+    if std::env::var_os("RNFS_TEST_URL").is_some_and(|v| !v.is_empty()) {
+        "external"
+    } else if std::env::var("RNFS_TEST_BACKEND").as_deref() == Ok("tmpfs") {
+        "tmpfs"
+    } else {
+        "memory"
+    }
+}
+
+/// Records a skipped test: a line on stderr and one in `$RNFS_TEST_SKIP_LOG`.
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIPPED {test} [{}]: {why}", backend_name());
+    eprintln!("{line}");
+    if let Some(p) = std::env::var_os("RNFS_TEST_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+impl Target {
+    /// The test's server; `mem_cap` is the memory backend's capacity (the tmpfs and
+    /// external variants have 16 MiB).
+    pub fn new(mem_cap: u64) -> Self {
+        let mut t = Target {
+            srv: None,
+            ext: None,
+            tmpfs: None,
+            wiped: std::sync::atomic::AtomicBool::new(false),
+        };
+        match backend_name() {
+            "external" => {
+                let mut u = std::env::var("RNFS_TEST_URL").unwrap();
+                if !u.contains("uid=") {
+                    u.push_str(if u.contains('?') { "&" } else { "?" });
+                    u.push_str("uid=0&gid=0");
+                }
+                rnfs_client::NfsUrl::parse(&u).expect("RNFS_TEST_URL");
+                t.ext = Some(u);
+            }
+            "tmpfs" => {
+                let m = TmpfsMount::new(TMPFS_BYTES);
+                let fs = rnfs_vfs::local::LocalFs::new(&m.dir, false).unwrap();
+                t.srv = Some(TestServer::start(Arc::new(fs)));
+                t.tmpfs = Some(m);
+            }
+            _ => t.srv = Some(TestServer::memory(mem_cap)),
+        }
+        t
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.ext.is_some()
+    }
+
+    /// Whether the test may use the in-process server (restart, internals); prints and
+    /// records a skip when not.
+    pub fn require_internal(&self, test: &str, why: &str) -> bool {
+        if self.srv.is_some() {
+            true
+        } else {
+            skip(test, why);
+            false
+        }
+    }
+
+    pub fn srv(&self) -> &TestServer {
+        self.srv.as_ref().expect("in-process server")
+    }
+
+    /// The URL of the export's root.
+    pub fn url(&self) -> String {
+        match (&self.ext, &self.srv) {
+            (Some(u), _) => u.clone(),
+            (None, Some(s)) => s.url("/"),
+            _ => unreachable!(),
+        }
+    }
+
+    /// The export root's URL with NFS calls sent to `nfs` (e.g. a fault proxy) and MOUNT
+    /// to the server's MOUNT port.
+    pub fn url_via(&self, nfs: SocketAddr) -> String {
+        let u = rnfs_client::NfsUrl::parse(&self.url()).unwrap();
+        let mport = u.mountport.or(u.nfsport).unwrap_or(2049);
+        format!(
+            "nfs://127.0.0.1:{}{}?version=3&mountport={mport}&uid=0&gid=0",
+            nfs.port(),
+            u.path
+        )
+    }
+
+    /// The address of the NFS service (what a fault proxy forwards to).
+    pub fn nfs_addr(&self) -> SocketAddr {
+        let u = rnfs_client::NfsUrl::parse(&self.url()).unwrap();
+        let ip = if u.host == "localhost" {
+            "127.0.0.1"
+        } else {
+            &u.host
+        };
+        SocketAddr::new(ip.parse().unwrap(), u.nfsport.unwrap_or(2049))
+    }
+
+    /// Mounts `url` with the options `tweak` leaves; the first mount of an external target
+    /// empties the export (tests start from an empty file system).
+    pub async fn mount_url(
+        &self,
+        url: &str,
+        tweak: impl FnOnce(&mut rnfs_client::MountOptions),
+    ) -> rnfs_client::Client {
+        let url = rnfs_client::NfsUrl::parse(url).unwrap();
+        let mut o = rnfs_client::MountOptions::from_url(&url);
+        tweak(&mut o);
+        let c = rnfs_client::Client::mount_with(&url, o).await.unwrap();
+        if self.is_external() && !self.wiped.swap(true, Ordering::SeqCst) {
+            wipe(&c, "/").await;
+        }
+        c
+    }
+
+    pub async fn mount(
+        &self,
+        tweak: impl FnOnce(&mut rnfs_client::MountOptions),
+    ) -> rnfs_client::Client {
+        self.mount_url(&self.url(), tweak).await
+    }
+}
+
+/// Removes everything below `dir`.
+pub async fn wipe(c: &rnfs_client::Client, dir: &str) {
+    use rnfs_proto::nfs3::Ftype3;
+    let entries = c.read_dir(dir).await.unwrap();
+    for e in entries {
+        let name = e.name_lossy();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let p = format!("{}/{}", dir.trim_end_matches('/'), name);
+        let is_dir = match &e.attr {
+            Some(a) => a.ftype == Ftype3::Dir,
+            None => c.metadata(&p).await.unwrap().ftype == Ftype3::Dir,
+        };
+        if is_dir {
+            Box::pin(wipe(c, &p)).await;
+            c.rmdir(&p).await.unwrap();
+        } else {
+            c.remove(&p).await.unwrap();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#!/bin/bash
+# The rnfs client's and CLI's integration tests against nfs-ganesha (FSAL VFS, NFSv3) over a
+# 16 MiB tmpfs, including W1-W6 and the seed ENOSPC scenario: the same test binaries as
+# `cargo test`, pointed at ganesha by RNFS_TEST_URL. Tests that need the in-process server's
+# internals (a restart with a new write verifier, the `rnfs serve` process) say SKIPPED with
+# the reason and are counted as skipped. The tests share ganesha's export and empty it
+# first, so they run one at a time.
+# Usage: tests/interop/client-ganesha.sh  (root)  Ends with "client-ganesha: N passed, N failed, N skipped".
+set -uo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/client-lib.sh"
+[ "$(id -u)" = 0 ] || rnfs_die "client-ganesha.sh needs root (tmpfs, namespaces); not run"
+CT_WORK=$RNFS_TEST_WORK/client-ganesha
+export GANESHA_STATE=$CT_WORK/ganesha
+EXPORT_DIR=$CT_WORK/export
+mkdir -p "$CT_WORK" "$EXPORT_DIR" "$GANESHA_STATE"
+cleanup() {
+  "$RNFS_HARNESS/ganesha.sh" stop >/dev/null 2>&1 || true
+  umount "$EXPORT_DIR" 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+mount -t tmpfs -o size=16m,mode=0755 rnfs-client-ganesha "$EXPORT_DIR" || rnfs_die "cannot mount a tmpfs on $EXPORT_DIR"
+PORT=$(rnfs_free_port)
+"$RNFS_HARNESS/ganesha.sh" start "$EXPORT_DIR" "$PORT" || rnfs_die "ganesha did not start"
+. "$GANESHA_STATE/state"
+export RNFS_TEST_URL="nfs://127.0.0.1/export?version=3&nfsport=$NFS_PORT&mountport=$MNT_PORT"
+unset RNFS_TEST_BACKEND
+echo "client-ganesha: RNFS_TEST_URL=$RNFS_TEST_URL (16 MiB tmpfs at $EXPORT_DIR)"
+client_tests client-ganesha -p rnfs-client --test files --test dirs_and_faults -- --test-threads=1
+if [ -f "$RNFS_REPO/crates/cli/tests/tools.rs" ]; then
+  client_tests cli-ganesha -p rnfs-cli --test tools -- --test-threads=1
+fi
+pgrep -g "$PGID" ganesha.nfsd >/dev/null || { echo "client-ganesha: ganesha died during the tests"; CT_FAIL=$((CT_FAIL + 1)); }
+client_summary client-ganesha
