@@ -49,6 +49,9 @@ pub struct MountOptions {
     pub dirty_expire: Duration,
     /// Port of the portmapper (RFC 1833), asked for ports the URL does not give.
     pub portmap_port: u16,
+    /// Connect to MOUNT and NFS from a source port below 1024 (URL `privport=1`), for
+    /// `secure` exports. Needs root or `CAP_NET_BIND_SERVICE`.
+    pub privileged_port: bool,
 }
 
 impl Default for MountOptions {
@@ -69,6 +72,7 @@ impl Default for MountOptions {
             inode_cache: 1024,
             dirty_expire: Duration::from_secs(5),
             portmap_port: rnfs_proto::portmap::PORT,
+            privileged_port: false,
         }
     }
 }
@@ -88,6 +92,7 @@ impl MountOptions {
             retrans: u.retrans.unwrap_or(d.retrans),
             rsize: u.rsize.unwrap_or(d.rsize),
             wsize: u.wsize.unwrap_or(d.wsize),
+            privileged_port: u.privport.unwrap_or(d.privileged_port),
             ..d
         }
     }
@@ -106,6 +111,7 @@ impl MountOptions {
                 },
             },
             cred: auth_sys(self.uid, self.gid, &[]),
+            privileged_port: self.privileged_port,
             ..Default::default()
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! Besides libnfs' `version`, `nfsport`, `mountport`, `uid` and `gid`, rnfs accepts
 //! `soft`, `hard`, `timeo` (tenths of a second), `retrans`, `rsize` and `wsize`, as the
-//! kernel's mount options name them. Any other parameter is refused (never ignored: seed
+//! kernel's mount options name them, and `privport=1` (alias `resvport`): connect from a
+//! source port below 1024, for servers whose export is `secure`. Any other parameter is refused (never ignored: seed
 //! entry 5). A port in the authority is the NFS port.
 use crate::error::Error;
 
@@ -32,6 +33,8 @@ pub struct NfsUrl {
     pub rsize: Option<u32>,
     /// Largest WRITE.
     pub wsize: Option<u32>,
+    /// Connect from a privileged source port (`privport=1`; `privport=0` or absent: any).
+    pub privport: Option<bool>,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -118,6 +121,7 @@ impl NfsUrl {
             retrans: None,
             rsize: None,
             wsize: None,
+            privport: None,
         };
         for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -137,6 +141,13 @@ impl NfsUrl {
                 "retrans" => u.retrans = Some(num(k, v)?),
                 "rsize" => u.rsize = Some(num(k, v)?),
                 "wsize" => u.wsize = Some(num(k, v)?),
+                "privport" | "resvport" => {
+                    u.privport = Some(match v {
+                        "" | "1" | "yes" | "true" => true,
+                        "0" | "no" | "false" => false,
+                        _ => return Err(bad(format!("parameter {k}={v:?} is not 0 or 1"))),
+                    })
+                }
                 _ => return Err(bad(format!("unsupported URL parameter {k:?}"))),
             }
         }
@@ -180,7 +191,19 @@ mod tests {
             (Some(5), Some(2), Some(65536))
         );
         let u = NfsUrl::parse("nfs://h").unwrap();
-        assert_eq!((u.path.as_str(), u.nfsport), ("/", None));
+        assert_eq!((u.path.as_str(), u.nfsport, u.privport), ("/", None, None));
+        assert_eq!(
+            NfsUrl::parse("nfs://h/?privport=1").unwrap().privport,
+            Some(true)
+        );
+        assert_eq!(
+            NfsUrl::parse("nfs://h/?resvport").unwrap().privport,
+            Some(true)
+        );
+        assert_eq!(
+            NfsUrl::parse("nfs://h/?privport=0").unwrap().privport,
+            Some(false)
+        );
     }
 
     #[test]
@@ -194,6 +217,7 @@ mod tests {
             ("nfs://h:99999/x", "port"),
             ("nfs://h/a/../b", "not allowed"),
             ("nfs://h/a%2", "escape"),
+            ("nfs://h/?privport=2", "not 0 or 1"),
         ] {
             let e = NfsUrl::parse(s).unwrap_err().to_string();
             assert!(e.contains(want), "{s}: {e}");

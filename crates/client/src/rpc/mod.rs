@@ -39,6 +39,9 @@ pub struct RpcConfig {
     pub reconnect_max: Duration,
     /// Credential sent with every call.
     pub cred: OpaqueAuth,
+    /// Connect from a privileged source port (below 1024), for servers that only accept
+    /// those (`secure` exports). Needs root or `CAP_NET_BIND_SERVICE`.
+    pub privileged_port: bool,
 }
 
 impl Default for RpcConfig {
@@ -50,8 +53,61 @@ impl Default for RpcConfig {
             reconnect_min: Duration::from_millis(10),
             reconnect_max: Duration::from_secs(5),
             cred: OpaqueAuth::none(),
+            privileged_port: false,
         }
     }
+}
+
+/// Connects to `addr`, from a privileged source port when `privileged` (tried from 1023
+/// down to 512, as the kernel's `resvport` does, skipping ports in use).
+pub async fn connect_tcp(addr: SocketAddr, privileged: bool) -> std::io::Result<TcpStream> {
+    if !privileged {
+        return TcpStream::connect(addr).await;
+    }
+    let mut last = None;
+    for port in (512..1024u16).rev() {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        let local = SocketAddr::new(
+            if addr.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            },
+            port,
+        );
+        match sock.bind(local) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot bind privileged source port {port}: {e} (privport needs root or CAP_NET_BIND_SERVICE)"
+                    ),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        match sock.connect(addr).await {
+            Ok(s) => return Ok(s),
+            // The same (source, destination) pair is still in TIME_WAIT: try another port.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrNotAvailable
+                    || e.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free privileged port")))
 }
 
 /// An AUTH_SYS credential (RFC 5531 appendix A) with these ids.
@@ -276,8 +332,9 @@ impl Driver {
                 && now >= next_connect
             {
                 let addr = self.addr;
+                let privileged = self.cfg.privileged_port;
                 pending_connect = Some(Box::pin(async move {
-                    let s = TcpStream::connect(addr).await?;
+                    let s = connect_tcp(addr, privileged).await?;
                     s.set_nodelay(true)?;
                     Ok(s)
                 }));
