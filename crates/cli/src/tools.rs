@@ -8,7 +8,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use rnfs_client::{Attr, Client, MountOptions, NfsUrl, OpenOptions};
 use rnfs_proto::nfs3::{Ftype3, Nfsstat3};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 /// The client commands.
@@ -31,13 +31,27 @@ pub(crate) enum ToolCmd {
         #[arg(required = true)]
         urls: Vec<String>,
     },
-    /// Copy a file: local to NFS, NFS to local, or NFS to NFS.
+    /// Copy files: local to NFS, NFS to local, or NFS to NFS; several files at once.
+    ///
+    /// `cp SRC DST`, or `cp SRC... DIR` (DIR must be an existing directory). With -r, a
+    /// directory is copied with everything in it (symbolic links as links). A progress
+    /// bar is shown on stderr when it is a terminal.
     Cp {
-        /// Source: a local path or an nfs:// URL.
-        src: String,
-        /// Destination: a local path or an nfs:// URL (an existing directory receives the
-        /// source's name).
-        dst: String,
+        /// Copy directories recursively.
+        #[arg(short = 'r', short_alias = 'R', long)]
+        recursive: bool,
+        /// Files copied in parallel.
+        #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: u16,
+        /// Show the progress bar even when stderr is not a terminal.
+        #[arg(long, conflicts_with = "no_progress")]
+        progress: bool,
+        /// Never show the progress bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Sources (local paths or nfs:// URLs), then the destination.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
     },
     /// Create a directory.
     Mkdir {
@@ -84,11 +98,11 @@ pub(crate) enum ToolCmd {
     },
 }
 
-fn is_nfs(s: &str) -> bool {
+pub(crate) fn is_nfs(s: &str) -> bool {
     s.starts_with("nfs://")
 }
 
-async fn mount(url: &str) -> Result<(Client, String)> {
+pub(crate) async fn mount(url: &str) -> Result<(Client, String)> {
     let u = NfsUrl::parse(url)?;
     let mut o = MountOptions::from_url(&u);
     if u.soft.is_none() {
@@ -127,7 +141,17 @@ pub(crate) fn run(cmd: ToolCmd) -> Result<()> {
                 }
                 Ok(())
             }
-            ToolCmd::Cp { src, dst } => cp(&src, &dst).await,
+            ToolCmd::Cp {
+                recursive,
+                jobs,
+                progress,
+                no_progress,
+                mut paths,
+            } => {
+                let dst = paths.pop().unwrap_or_default();
+                let show = !no_progress && (progress || std::io::stderr().is_terminal());
+                copy::cp(&paths, &dst, recursive, usize::from(jobs), show).await
+            }
             ToolCmd::Mkdir { parents, url } => {
                 let (c, p) = mount(&url).await?;
                 if parents {
@@ -240,7 +264,7 @@ fn long_line(a: &Attr, name: &str) -> String {
     )
 }
 
-fn join(dir: &str, name: &str) -> String {
+pub(crate) fn join(dir: &str, name: &str) -> String {
     format!("{}/{}", dir.trim_end_matches('/'), name)
 }
 
@@ -317,7 +341,7 @@ async fn cat(url: &str) -> Result<()> {
     Ok(())
 }
 
-fn base_name(s: &str) -> Result<String> {
+pub(crate) fn base_name(s: &str) -> Result<String> {
     let path = if is_nfs(s) {
         NfsUrl::parse(s)?.path
     } else {
@@ -329,72 +353,6 @@ fn base_name(s: &str) -> Result<String> {
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .ok_or_else(|| anyhow!("{s}: no file name to copy"))
-}
-
-async fn cp(src: &str, dst: &str) -> Result<()> {
-    // Source.
-    enum Src {
-        Local(std::fs::File),
-        Nfs(rnfs_client::File),
-    }
-    let mut source = if is_nfs(src) {
-        let (c, p) = mount(src).await?;
-        Src::Nfs(
-            c.open(&p, OpenOptions::read())
-                .await
-                .with_context(|| format!("cp: cannot open {src}"))?,
-        )
-    } else {
-        Src::Local(std::fs::File::open(src).with_context(|| format!("cp: cannot open {src}"))?)
-    };
-    let name = base_name(src)?;
-    let mut buf = vec![0u8; 1 << 20];
-    if is_nfs(dst) {
-        let (c, mut p) = mount(dst).await?;
-        if let Ok(a) = c.metadata(&p).await {
-            if a.ftype == Ftype3::Dir {
-                p = join(&p, &name);
-            }
-        }
-        let mut f = c
-            .open(&p, OpenOptions::create_truncate())
-            .await
-            .with_context(|| format!("cp: cannot create {dst}"))?;
-        loop {
-            let n = match &mut source {
-                Src::Local(l) => l.read(&mut buf)?,
-                Src::Nfs(r) => r.read(&mut buf).await?,
-            };
-            if n == 0 {
-                break;
-            }
-            f.write(&buf[..n])
-                .await
-                .with_context(|| format!("cp: writing {dst}"))?;
-        }
-        f.close()
-            .await
-            .with_context(|| format!("cp: writing {dst}"))?;
-    } else {
-        let mut path = std::path::PathBuf::from(dst);
-        if path.is_dir() {
-            path.push(&name);
-        }
-        let mut out = std::fs::File::create(&path)
-            .with_context(|| format!("cp: cannot create {}", path.display()))?;
-        loop {
-            let n = match &mut source {
-                Src::Local(l) => l.read(&mut buf)?,
-                Src::Nfs(r) => r.read(&mut buf).await?,
-            };
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n])?;
-        }
-        out.sync_all()?;
-    }
-    Ok(())
 }
 
 async fn rm(c: &Client, p: &str, recursive: bool) -> Result<()> {
@@ -495,6 +453,443 @@ fn print_stat(p: &str, a: &Attr) {
         ("Change", a.ctime),
     ] {
         println!("{n}: {}.{:09} UTC", time_string(t.seconds), t.nseconds);
+    }
+}
+
+/// `rnfs cp`: sources are walked first (directories created in order), then files are
+/// copied by `jobs` tasks at once, with an optional progress bar.
+mod copy {
+    use super::{base_name, is_nfs, join, mount};
+    use anyhow::{anyhow, bail, Context, Result};
+    use rnfs_client::{Client, NfsUrl, OpenOptions};
+    use rnfs_proto::nfs3::Ftype3;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// One side of a copy: the local file system or a mounted export.
+    #[derive(Clone)]
+    enum Fs {
+        Local,
+        /// The client, and `nfs://host/export` for messages.
+        Nfs(Client, String),
+    }
+
+    #[derive(Clone)]
+    struct Loc {
+        fs: Fs,
+        path: String,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        File,
+        Dir,
+        Link,
+    }
+
+    impl Loc {
+        async fn parse(arg: &str) -> Result<Loc> {
+            if !is_nfs(arg) {
+                return Ok(Loc {
+                    fs: Fs::Local,
+                    path: arg.to_string(),
+                });
+            }
+            let (c, p) = mount(arg).await?;
+            // For messages: the URL without its query, up to the path inside the export.
+            let base = arg.split('?').next().unwrap_or(arg).trim_end_matches('/');
+            let prefix = match base.strip_suffix(p.trim_end_matches('/')) {
+                Some(b) => b.to_string(),
+                None => {
+                    let u = NfsUrl::parse(arg)?;
+                    let export = u.path.strip_suffix(p.as_str()).unwrap_or("");
+                    format!("nfs://{}{}", u.host, export.trim_end_matches('/'))
+                }
+            };
+            Ok(Loc {
+                fs: Fs::Nfs(c, prefix),
+                path: p,
+            })
+        }
+
+        fn child(&self, name: &str) -> Loc {
+            Loc {
+                fs: self.fs.clone(),
+                path: join(&self.path, name),
+            }
+        }
+
+        fn show(&self) -> String {
+            match &self.fs {
+                Fs::Local => self.path.clone(),
+                Fs::Nfs(_, prefix) => format!("{prefix}{}", self.path),
+            }
+        }
+
+        /// Kind and size, without following a final symbolic link.
+        async fn stat(&self) -> Result<(Kind, u64)> {
+            let (t, size) = match &self.fs {
+                Fs::Local => {
+                    let m = std::fs::symlink_metadata(&self.path)?;
+                    let t = m.file_type();
+                    let k = if t.is_dir() {
+                        Kind::Dir
+                    } else if t.is_symlink() {
+                        Kind::Link
+                    } else {
+                        Kind::File
+                    };
+                    (k, m.len())
+                }
+                Fs::Nfs(c, _) => {
+                    let a = c.metadata(&self.path).await?;
+                    let k = match a.ftype {
+                        Ftype3::Dir => Kind::Dir,
+                        Ftype3::Lnk => Kind::Link,
+                        _ => Kind::File,
+                    };
+                    (k, a.size)
+                }
+            };
+            Ok((t, size))
+        }
+
+        async fn list(&self) -> Result<Vec<String>> {
+            let mut v = match &self.fs {
+                Fs::Local => std::fs::read_dir(&self.path)?
+                    .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+                    .collect::<std::io::Result<Vec<_>>>()?,
+                Fs::Nfs(c, _) => c
+                    .read_dir(&self.path)
+                    .await?
+                    .iter()
+                    .map(|e| e.name_lossy())
+                    .collect(),
+            };
+            v.sort();
+            Ok(v)
+        }
+
+        /// Creates the directory; an existing directory is fine.
+        async fn mkdir(&self) -> Result<()> {
+            match &self.fs {
+                Fs::Local => match std::fs::create_dir(&self.path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !std::path::Path::new(&self.path).is_dir() {
+                            return Err(e.into());
+                        }
+                        Ok(())
+                    }
+                    r => Ok(r?),
+                },
+                Fs::Nfs(c, _) => match c.mkdir(&self.path, 0o755).await {
+                    Err(rnfs_client::Error::Nfs(rnfs_proto::nfs3::Nfsstat3::Exist))
+                        if self.stat().await?.0 == Kind::Dir =>
+                    {
+                        Ok(())
+                    }
+                    r => Ok(r.map(|_| ())?),
+                },
+            }
+        }
+
+        async fn readlink(&self) -> Result<String> {
+            Ok(match &self.fs {
+                Fs::Local => std::fs::read_link(&self.path)?
+                    .to_string_lossy()
+                    .into_owned(),
+                Fs::Nfs(c, _) => c.readlink(&self.path).await?,
+            })
+        }
+
+        async fn symlink(&self, target: &str) -> Result<()> {
+            match &self.fs {
+                Fs::Local => std::os::unix::fs::symlink(target, &self.path)?,
+                Fs::Nfs(c, _) => c.symlink(target, &self.path).await?,
+            }
+            Ok(())
+        }
+    }
+
+    enum Reader {
+        Local(std::fs::File),
+        Nfs(rnfs_client::File),
+    }
+
+    impl Reader {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+            Ok(match self {
+                Reader::Local(f) => tokio::task::block_in_place(|| f.read(buf))?,
+                Reader::Nfs(f) => f.read(buf).await?,
+            })
+        }
+    }
+
+    /// Copies one regular file; bytes are counted into `done` as they are written.
+    async fn copy_file(src: &Loc, dst: &Loc, done: &AtomicU64) -> Result<()> {
+        let mut r = match &src.fs {
+            Fs::Local => Reader::Local(
+                std::fs::File::open(&src.path)
+                    .with_context(|| format!("cannot open {}", src.show()))?,
+            ),
+            Fs::Nfs(c, _) => Reader::Nfs(
+                c.open(&src.path, OpenOptions::read())
+                    .await
+                    .with_context(|| format!("cannot open {}", src.show()))?,
+            ),
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        match &dst.fs {
+            Fs::Local => {
+                let mut out = std::fs::File::create(&dst.path)
+                    .with_context(|| format!("cannot create {}", dst.show()))?;
+                loop {
+                    let n = r
+                        .read(&mut buf)
+                        .await
+                        .with_context(|| format!("reading {}", src.show()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::task::block_in_place(|| out.write_all(&buf[..n]))
+                        .with_context(|| format!("writing {}", dst.show()))?;
+                    done.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                tokio::task::block_in_place(|| out.sync_all())
+                    .with_context(|| format!("writing {}", dst.show()))?;
+            }
+            Fs::Nfs(c, _) => {
+                let mut f = c
+                    .open(&dst.path, OpenOptions::create_truncate())
+                    .await
+                    .with_context(|| format!("cannot create {}", dst.show()))?;
+                loop {
+                    let n = r
+                        .read(&mut buf)
+                        .await
+                        .with_context(|| format!("reading {}", src.show()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    f.write(&buf[..n])
+                        .await
+                        .with_context(|| format!("writing {}", dst.show()))?;
+                    done.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                // Write-back errors are reported here (W1): the copy is not done before.
+                f.close()
+                    .await
+                    .with_context(|| format!("writing {}", dst.show()))?;
+            }
+        }
+        Ok(())
+    }
+
+    struct Job {
+        src: Loc,
+        dst: Loc,
+        size: u64,
+    }
+
+    /// Walks `src` (copied to `dst`): creates directories and links as it goes, and
+    /// queues regular files.
+    async fn plan(src: Loc, dst: Loc, recursive: bool, jobs: &mut Vec<Job>) -> Result<()> {
+        let (kind, size) = src
+            .stat()
+            .await
+            .with_context(|| format!("cannot stat {}", src.show()))?;
+        match kind {
+            Kind::File => jobs.push(Job { src, dst, size }),
+            Kind::Link if recursive => {
+                let t = src
+                    .readlink()
+                    .await
+                    .with_context(|| format!("cannot read link {}", src.show()))?;
+                dst.symlink(&t)
+                    .await
+                    .with_context(|| format!("cannot create link {}", dst.show()))?;
+            }
+            Kind::Link => jobs.push(Job { src, dst, size }),
+            Kind::Dir if !recursive => {
+                bail!("{} is a directory (use -r)", src.show())
+            }
+            Kind::Dir => {
+                dst.mkdir()
+                    .await
+                    .with_context(|| format!("cannot create directory {}", dst.show()))?;
+                let names = src
+                    .list()
+                    .await
+                    .with_context(|| format!("cannot list {}", src.show()))?;
+                for n in names {
+                    Box::pin(plan(src.child(&n), dst.child(&n), recursive, jobs)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A one-line progress bar on stderr, redrawn every 200 ms.
+    struct Progress {
+        files: u64,
+        bytes: u64,
+        files_done: AtomicU64,
+        bytes_done: AtomicU64,
+        start: Instant,
+    }
+
+    fn human(b: f64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut v = b;
+        let mut i = 0;
+        while v >= 1024.0 && i + 1 < units.len() {
+            v /= 1024.0;
+            i += 1;
+        }
+        format!("{v:.1} {}", units[i])
+    }
+
+    impl Progress {
+        fn line(&self) -> String {
+            let (f, b) = (
+                self.files_done.load(Ordering::Relaxed),
+                self.bytes_done.load(Ordering::Relaxed),
+            );
+            let frac = if self.bytes > 0 {
+                b as f64 / self.bytes as f64
+            } else if self.files > 0 {
+                f as f64 / self.files as f64
+            } else {
+                1.0
+            };
+            let frac = frac.clamp(0.0, 1.0);
+            let width = 30;
+            let fill = (frac * width as f64) as usize;
+            let secs = self.start.elapsed().as_secs_f64().max(0.001);
+            format!(
+                "[{}{}] {:3.0}% {f}/{} files {} / {} {}/s",
+                "#".repeat(fill),
+                "-".repeat(width - fill),
+                frac * 100.0,
+                self.files,
+                human(b as f64),
+                human(self.bytes as f64),
+                human(b as f64 / secs),
+            )
+        }
+
+        fn draw(&self, last: bool) {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[2K{}", self.line());
+            if last {
+                let _ = writeln!(e);
+            }
+            let _ = e.flush();
+        }
+    }
+
+    pub(super) async fn cp(
+        srcs: &[String],
+        dst: &str,
+        recursive: bool,
+        jobs: usize,
+        show: bool,
+    ) -> Result<()> {
+        let to = Loc::parse(dst).await?;
+        let to_is_dir = matches!(to.stat().await, Ok((Kind::Dir, _)));
+        if srcs.len() > 1 && !to_is_dir {
+            bail!("cp: target {dst} is not a directory");
+        }
+        // Plan every source; a bad source is reported and the others are still copied.
+        let mut queue = Vec::new();
+        let mut failed = 0usize;
+        for s in srcs {
+            let r = async {
+                let from = Loc::parse(s).await?;
+                let target = if to_is_dir {
+                    to.child(&base_name(s)?)
+                } else {
+                    to.clone()
+                };
+                plan(from, target, recursive, &mut queue).await
+            }
+            .await;
+            if let Err(e) = r {
+                eprintln!("rnfs: cp: {e:#}");
+                failed += 1;
+            }
+        }
+        let prog = Arc::new(Progress {
+            files: queue.len() as u64,
+            bytes: queue.iter().map(|j| j.size).sum(),
+            files_done: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
+            start: Instant::now(),
+        });
+        let drawer = show.then(|| {
+            let p = prog.clone();
+            tokio::spawn(async move {
+                loop {
+                    p.draw(false);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
+        let total = queue.len();
+        let queue = Arc::new(parking_lot_free::Queue::new(queue));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..jobs.max(1).min(total.max(1)) {
+            let (q, p) = (queue.clone(), prog.clone());
+            tasks.spawn(async move {
+                let mut errors = Vec::new();
+                while let Some(j) = q.pop() {
+                    if let Err(e) = copy_file(&j.src, &j.dst, &p.bytes_done).await {
+                        errors.push(format!("{e:#}"));
+                    }
+                    p.files_done.fetch_add(1, Ordering::Relaxed);
+                }
+                errors
+            });
+        }
+        let mut copy_failed = 0;
+        while let Some(r) = tasks.join_next().await {
+            for e in r.map_err(|e| anyhow!("cp: a copy task failed: {e}"))? {
+                if show {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!("rnfs: cp: {e}");
+                copy_failed += 1;
+            }
+        }
+        if let Some(d) = drawer {
+            d.abort();
+            prog.draw(true);
+        }
+        if failed + copy_failed > 0 {
+            bail!(
+                "cp: {} of {} sources and {} of {total} files failed (see above)",
+                failed,
+                srcs.len(),
+                copy_failed
+            );
+        }
+        Ok(())
+    }
+
+    /// A shared work list without a lock crate: a mutex around a vector.
+    mod parking_lot_free {
+        pub(super) struct Queue<T>(std::sync::Mutex<Vec<T>>);
+        impl<T> Queue<T> {
+            pub(super) fn new(mut v: Vec<T>) -> Self {
+                v.reverse();
+                Self(std::sync::Mutex::new(v))
+            }
+            pub(super) fn pop(&self) -> Option<T> {
+                self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+            }
+        }
     }
 }
 
