@@ -60,6 +60,7 @@ if [ -z "$QUICK" ]; then
   step pjdfstest tests/interop/pjdfstest.sh
   step fuse-enospc tests/interop/fuse-enospc.sh
   step fuse-workloads tests/interop/fuse-workloads.sh
+  step fuse-pjdfstest tests/interop/fuse-pjdfstest.sh
   step bench-smoke bench/run.sh --smoke
 fi
 

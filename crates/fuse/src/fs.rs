@@ -141,9 +141,39 @@ pub struct RnfsFs {
 
 type R<T> = Result<T, i32>;
 
+/// The Linux errno of a client error. NFS status numbers are those of old Unix errnos and
+/// differ from Linux's past 35 (NAMETOOLONG is 63, Linux's ENOSR), so every status is
+/// mapped by name.
 fn errno(e: Error) -> i32 {
+    use Nfsstat3 as S;
     match e {
-        Error::Nfs(Nfsstat3::NotSupp) => libc::EOPNOTSUPP,
+        Error::Nfs(s) => match s {
+            S::Ok => 0,
+            S::Perm => libc::EPERM,
+            S::NoEnt => libc::ENOENT,
+            S::Io => libc::EIO,
+            S::Nxio => libc::ENXIO,
+            S::Acces => libc::EACCES,
+            S::Exist => libc::EEXIST,
+            S::Xdev => libc::EXDEV,
+            S::NoDev => libc::ENODEV,
+            S::NotDir => libc::ENOTDIR,
+            S::IsDir => libc::EISDIR,
+            S::Inval => libc::EINVAL,
+            S::FBig => libc::EFBIG,
+            S::NoSpc => libc::ENOSPC,
+            S::Rofs => libc::EROFS,
+            S::MLink => libc::EMLINK,
+            S::NameTooLong => libc::ENAMETOOLONG,
+            S::NotEmpty => libc::ENOTEMPTY,
+            S::DQuot => libc::EDQUOT,
+            S::Stale => libc::ESTALE,
+            S::Remote => libc::EREMOTE,
+            S::BadHandle | S::BadCookie | S::NotSync | S::TooSmall | S::BadType => libc::EINVAL,
+            S::NotSupp => libc::EOPNOTSUPP,
+            S::ServerFault => libc::EIO,
+            S::Jukebox => libc::EAGAIN,
+        },
         e => e.errno(),
     }
 }
@@ -272,6 +302,21 @@ impl Inner {
 
     async fn attr_of(&self, id: u64) -> R<(FileAttr, Duration)> {
         let ino = self.node(id)?;
+        // Like the kernel client's nfs_getattr: cached writes are written back first, so
+        // that mtime and ctime reflect them (a stat after write() sees the write's times).
+        let writers: Vec<Arc<OpenFile>> = self
+            .files
+            .lock()
+            .values()
+            .filter(|f| f.node == id && f.write)
+            .cloned()
+            .collect();
+        for f in writers {
+            if f.file.read().await.unwritten_bytes() > 0 {
+                self.settle(id).await;
+                break;
+            }
+        }
         let a = self.c.getattr(&ino).await.map_err(errno)?;
         Ok((fattr(id, &a), self.ttl(&a)))
     }
@@ -406,6 +451,63 @@ impl Inner {
             .await
             .map_err(errno)?;
         self.owner_fix(req, &dir, &fh, None).await?;
+        let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
+        self.entry(parent, &name, ino).await
+    }
+
+    /// MKNOD (RFC 1813 3.3.11) for FIFOs, sockets and devices; the client has no typed
+    /// call for it, so it is sent through the client's RPC layer.
+    async fn mknod(
+        &self,
+        req: (u32, u32),
+        parent: u64,
+        name: String,
+        fmt: u32,
+        perm: u32,
+        rdev: u32,
+    ) -> R<(FileAttr, Duration)> {
+        use rnfs_proto::nfs3::{
+            self as p3, CreateRes, DirOpArgs3, MknodArgs, MknodData3, Res, SpecData3,
+        };
+        self.check_rw()?;
+        let dir = self.node(parent)?;
+        let sattr = Sattr3 {
+            mode: Some(perm),
+            ..Default::default()
+        };
+        let dev = SpecData3 {
+            major: (rdev >> 8) & 0xfff,
+            minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
+        };
+        let what = match fmt {
+            libc::S_IFIFO => MknodData3::Fifo(sattr),
+            libc::S_IFSOCK => MknodData3::Sock(sattr),
+            libc::S_IFCHR => MknodData3::Chr(sattr, dev),
+            libc::S_IFBLK => MknodData3::Blk(sattr, dev),
+            _ => return Err(libc::EINVAL),
+        };
+        let args = MknodArgs {
+            where_: DirOpArgs3 {
+                dir: dir.fh().clone(),
+                name: rnfs_xdr::XdrString::new(name.as_bytes().to_vec())
+                    .map_err(|_| libc::ENAMETOOLONG)?,
+            },
+            what,
+        };
+        let r: CreateRes = self
+            .c
+            .nfs()
+            .rpc()
+            .call(p3::PROGRAM, p3::VERSION, p3::Proc::Mknod as u32, &args)
+            .await
+            .map_err(|e| errno(Error::Rpc(e)))?;
+        let fh = match r {
+            Res::Ok(ok) => ok.obj,
+            Res::Fail(st, _) => return Err(errno(Error::Nfs(st))),
+        };
+        let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
+        self.owner_fix(req, &dir, fh.as_ref().unwrap_or(ino.fh()), None)
+            .await?;
         let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
         self.entry(parent, &name, ino).await
     }
@@ -964,15 +1066,23 @@ impl Filesystem for RnfsFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         let name = name_or_reply!(name, reply);
-        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
-            // The client has no MKNOD call yet (see docs/fuse.md).
-            return reply.error(libc::EOPNOTSUPP);
-        }
         let req = ids(req);
+        let fmt = mode & libc::S_IFMT;
+        if fmt != libc::S_IFREG && fmt != 0 {
+            return self.spawn(|s| async move {
+                match s
+                    .mknod(req, parent, name, fmt, mode & !umask & 0o7777, rdev)
+                    .await
+                {
+                    Ok((a, ttl)) => reply.entry(&ttl, &a, 0),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
         self.spawn(|s| async move {
             let r = s
                 .create(
