@@ -126,6 +126,12 @@ impl File {
         self.ino.wb.lock().unwritten_bytes()
     }
 
+    /// Bytes of this file written UNSTABLE and not yet committed (W6: resent if the
+    /// server's write verifier changes).
+    pub fn uncommitted_bytes(&self) -> u64 {
+        self.ino.wb.lock().uncommitted_bytes()
+    }
+
     /// Counters of the file's write-back engine.
     pub fn wb_stats(&self) -> crate::writeback::WbStats {
         self.ino.wb.lock().stats()

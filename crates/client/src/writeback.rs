@@ -188,6 +188,12 @@ impl WriteBack {
                 .sum::<u64>()
     }
 
+    /// Bytes written UNSTABLE and not yet covered by a COMMIT (what a server restart
+    /// would make the engine send again, W6).
+    pub fn uncommitted_bytes(&self) -> u64 {
+        self.unstable.bytes()
+    }
+
     /// Bytes not yet acknowledged by the server (dirty or in flight).
     pub fn unwritten_bytes(&self) -> u64 {
         self.dirty.bytes()

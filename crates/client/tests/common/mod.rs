@@ -179,6 +179,9 @@ pub struct FaultProxy {
     pub addr: SocketAddr,
     pub faults: Arc<Mutex<Faults>>,
     pub stats: Arc<ProxyStats>,
+    /// When non-zero, the write verifier of every NFS WRITE and COMMIT reply is XORed with
+    /// it: to the client, the server restarted (W6 against a server we cannot restart).
+    pub verifier_epoch: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -208,7 +211,8 @@ impl FaultProxy {
         let addr = l.local_addr().unwrap();
         let faults = Arc::new(Mutex::new(faults));
         let stats = Arc::new(ProxyStats::default());
-        let (f2, s2) = (faults.clone(), stats.clone());
+        let epoch = Arc::new(AtomicU64::new(0));
+        let (f2, s2, e2) = (faults.clone(), stats.clone(), epoch.clone());
         let task = tokio::spawn(async move {
             let mut n = 0u64;
             let mut conns = tokio::task::JoinSet::new();
@@ -223,6 +227,7 @@ impl FaultProxy {
                     s,
                     f2.clone(),
                     s2.clone(),
+                    e2.clone(),
                     Rng(seed ^ (n * 0x9e37_79b9) | 1),
                 ));
             }
@@ -231,6 +236,7 @@ impl FaultProxy {
             addr,
             faults,
             stats,
+            verifier_epoch: epoch,
             task,
         }
     }
@@ -238,6 +244,49 @@ impl FaultProxy {
     pub fn set(&self, f: Faults) {
         *self.faults.lock() = f;
     }
+
+    /// From now on the server seems to have restarted: WRITE and COMMIT replies carry a
+    /// new write verifier (a different one at each call of this).
+    pub fn new_verifier(&self) {
+        self.verifier_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Calls seen going up, by xid: (program, procedure).
+type CallMap = Arc<Mutex<std::collections::HashMap<u32, (u32, u32)>>>;
+
+/// Rewrites the write verifier of a WRITE or COMMIT reply (XOR with `epoch`).
+fn spoil_verifier(rec: &[u8], calls: &CallMap, epoch: u64) -> Option<Vec<u8>> {
+    use rnfs_proto::nfs3::{CommitRes, Proc, Res, WriteRes};
+    use rnfs_proto::rpc::ReplyHeader;
+    use rnfs_xdr::{Reader, Writer, Xdr};
+    let xid = u32::from_be_bytes(rec.get(..4)?.try_into().ok()?);
+    let (prog, proc_) = calls.lock().remove(&xid)?;
+    if prog != rnfs_proto::nfs3::PROGRAM || epoch == 0 {
+        return None;
+    }
+    let mut r = Reader::new(rec);
+    let h = ReplyHeader::decode(&mut r).ok()?;
+    let x = epoch.to_be_bytes();
+    let flip = |v: &mut [u8; 8]| v.iter_mut().zip(x).for_each(|(b, e)| *b ^= e);
+    let mut w = Writer::new();
+    h.encode(&mut w);
+    if proc_ == Proc::Write as u32 {
+        let Res::Ok(mut ok) = WriteRes::decode(&mut r).ok()? else {
+            return None;
+        };
+        flip(&mut ok.verf.0);
+        Res::<_, rnfs_proto::nfs3::WccData>::Ok(ok).encode(&mut w);
+    } else if proc_ == Proc::Commit as u32 {
+        let Res::Ok(mut ok) = CommitRes::decode(&mut r).ok()? else {
+            return None;
+        };
+        flip(&mut ok.verf.0);
+        Res::<_, rnfs_proto::nfs3::WccData>::Ok(ok).encode(&mut w);
+    } else {
+        return None;
+    }
+    Some(w.into_inner())
 }
 
 async fn pump(
@@ -245,17 +294,29 @@ async fn pump(
     server: TcpStream,
     faults: Arc<Mutex<Faults>>,
     stats: Arc<ProxyStats>,
+    epoch: Arc<AtomicU64>,
     mut rng: Rng,
 ) {
     let (mut cr, cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    // Client to server: bytes as they come.
+    let calls: CallMap = Arc::default();
+    let up_calls = calls.clone();
+    // Client to server: bytes as they come (calls are decoded on the side, to know which
+    // procedure each reply answers).
     let up = tokio::spawn(async move {
         let mut b = vec![0u8; 64 * 1024];
+        let mut dec = RecordDecoder::new(64 << 20);
         loop {
             match cr.read(&mut b).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    dec.push(&b[..n]);
+                    while let Ok(Some(rec)) = dec.next_record() {
+                        let mut r = rnfs_xdr::Reader::new(&rec);
+                        if let Ok(h) = rnfs_proto::rpc::CallHeader::decode(&mut r) {
+                            up_calls.lock().insert(h.xid, (h.prog, h.proc_));
+                        }
+                    }
                     if sw.write_all(&b[..n]).await.is_err() {
                         break;
                     }
@@ -288,6 +349,7 @@ async fn pump(
         dec.push(&b[..n]);
         while let Ok(Some(rec)) = dec.next_record() {
             stats.replies.fetch_add(1, Ordering::Relaxed);
+            let rec = spoil_verifier(&rec, &calls, epoch.load(Ordering::SeqCst)).unwrap_or(rec);
             let f = *faults.lock();
             let framed = encode_record(&rec, 1 << 30);
             if rng.hit(f.kill) {
