@@ -212,6 +212,57 @@ async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w2_w4_w5_a_seen_error_never_fails_a_later_write_and_writes_stay_cached() {
+    let t = Target::new(16 << 20);
+    let c = mount(&t, |_| {}).await;
+    fill(&c).await;
+    let rw = OpenOptions {
+        read: true,
+        write: true,
+        create: true,
+        ..Default::default()
+    };
+    let mut a = c.open("/f", rw).await.unwrap();
+    a.write(&vec![1; 4 * W]).await.unwrap();
+    assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    // A handle opened after the error was seen: its write() does not fail because of
+    // that error (W2, W4) — the error was reported, so the file is back to cached writes
+    // (W5) — and its own failure, newer than its cursor, comes at fsync (W1).
+    let mut b = c.open("/f", rw).await.unwrap();
+    // Past everything a wrote, so that it needs new space.
+    b.seek(std::io::SeekFrom::Start(64 * W as u64))
+        .await
+        .unwrap();
+    assert_eq!(b.write(&vec![2; W]).await, Ok(W));
+    assert_eq!(b.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(b.close().await, Ok(()));
+    // b's failure is newer than a's cursor: a hears of it once (W1), then nothing.
+    assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(a.close().await, Ok(()));
+
+    c.remove("/nospc").await.unwrap();
+    // Space again: the next handle's writes succeed, cached and UNSTABLE (W5).
+    let before = c.io_stats();
+    let mut d = c.open("/f", OpenOptions::create_truncate()).await.unwrap();
+    for i in 0..16u8 {
+        assert_eq!(d.write(&pattern(W, i)).await, Ok(W), "write {i}");
+    }
+    assert_eq!(d.close().await, Ok(()));
+    let after = c.io_stats();
+    assert_eq!(
+        after.sync_writes - before.sync_writes,
+        0,
+        "no synchronous WRITE"
+    );
+    assert_eq!(after.unstable_writes - before.unstable_writes, 16);
+    let mut want = Vec::new();
+    for i in 0..16u8 {
+        want.extend(pattern(W, i));
+    }
+    assert_eq!(read_all(&c, "/f").await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w6_server_restart_makes_uncommitted_data_go_out_again() {
     // Our server is restarted for real (same files, new write verifier). A server we cannot
     // restart (RNFS_TEST_URL) is reached through a proxy that changes the write verifier
