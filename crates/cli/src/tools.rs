@@ -2,9 +2,18 @@
 //! the rnfs client library. Addresses are libnfs-style URLs:
 //! `nfs://host[:port]/export/path?version=3&nfsport=N&mountport=M&uid=U&gid=G`.
 //!
+//! `privport=1` in a URL connects from a source port below 1024 (needed by `secure`
+//! exports; needs root).
+//!
 //! Unless the URL says `hard`, the tools mount `soft` (a dead server gives an error, not a
 //! hang). Every failure prints one line naming the operation and the path, and the
 //! command exits non-zero.
+//!
+//! `cp SRC... DST` copies local to NFS, NFS to local or NFS to NFS; `-r` copies trees
+//! (symbolic links as links), `-j N` copies N files at once (default 4), and a progress
+//! bar is drawn on stderr when it is a terminal (`--progress` / `--no-progress` force it).
+//! An NFS destination file is closed before it counts as copied, so a write-back error
+//! (e.g. ENOSPC) fails the copy.
 use anyhow::{anyhow, bail, Context, Result};
 use rnfs_client::{Attr, Client, MountOptions, NfsUrl, OpenOptions};
 use rnfs_proto::nfs3::{Ftype3, Nfsstat3};
