@@ -6,7 +6,8 @@
 # software timer (virtual machines without a PMU). valgrind --tool=callgrind cannot be used
 # on the local backend: Debian 12's valgrind 3.19 does not know openat2 (syscall 437), which
 # the local backend uses for every path, so every call fails under it.
-# Writes DIR/{read,create}.{self,inclusive}.txt. Run as root.
+# Writes DIR/{read,memread,create,randread}.{self,inclusive}.txt (PROFILES="read memread create randread"
+# chooses). Run as root.
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
@@ -34,6 +35,7 @@ trap stop EXIT
 # (perf is paused meanwhile with a control fifo), then the measured workload, then stop.
 profile() {
   local name=$1; shift
+  local SERVE=("$D"); [ "$name" = memread ] && SERVE=(--memory "$(( ${READ_SIZE%MiB} + 64 ))MiB")
   local setup=() work=()
   while [ "$1" != -- ]; do setup+=("$1"); shift; done; shift; work=("$@")
   local port; port=$(rnfs_free_port)
@@ -41,7 +43,7 @@ profile() {
   local ctl=$OUT/$name.ctl; rm -f "$ctl"; mkfifo "$ctl"
   exec 9<>"$ctl"
   perf record -e $EV --call-graph dwarf,32768 -F 2000 -D -1 --control "fifo:$ctl" \
-    -o "$OUT/$name.perf.data" -- "$RNFS" serve "$D" --listen "127.0.0.1:$port" --no-rpcbind \
+    -o "$OUT/$name.perf.data" -- "$RNFS" serve "${SERVE[@]}" --listen "127.0.0.1:$port" --no-rpcbind \
     2>"$OUT/$name.server.log" &
   PID=$!
   rnfs_wait_listen "$port" 60 "$PID" || rnfs_die "rnfs under perf did not start"
@@ -62,8 +64,17 @@ profile() {
 
 rm -rf "$D"; mkdir -p "$D"
 head -c "$(( ${READ_SIZE%MiB} << 20 ))" /dev/urandom > "$D/bench.dat"
-# sequential read, page cache warm (the file was just written), QD 32, 1 MiB READs
-profile read seq-read --size "$READ_SIZE" --qd 32 -- seq-read --size "$READ_SIZE" --qd 32
-# the create path: GUARDED CREATE of new files in one directory, QD 32
-profile create -- mkfiles --name created --count "$CREATES" --qd 32
+PROFILES=${PROFILES:-read memread create randread}
+for p in $PROFILES; do
+  case $p in
+    # sequential read, page cache warm (the file was just written), QD 32, 1 MiB READs
+    read) profile read seq-read --size "$READ_SIZE" --qd 32 -- seq-read --size "$READ_SIZE" --qd 32 ;;
+    # the create path: GUARDED CREATE of new files in one directory, QD 32
+    create) profile create -- mkfiles --name "created.$RANDOM" --count "$CREATES" --qd 32 ;;
+    # the per-call cost: 4 KiB READs one at a time (page cache warm)
+    # the same sequential read from the memory backend (no file system below)
+    memread) profile memread seq-write --size "$READ_SIZE" --qd 32 -- seq-read --size "$READ_SIZE" --qd 32 ;;
+    randread) profile randread seq-read --size "$READ_SIZE" --qd 32 -- rand-read --size "$READ_SIZE" --bs 4096 --qd 1 --ops 5000 ;;
+  esac
+done
 rm -rf "$D"

@@ -19,6 +19,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
 . "$REPO/tests/harness/lib.sh"
 
+ARGS="$*"
 SMOKE= RUNS=3 SIZE=1GiB FILES=10000 DIRENTS=100000 OPS= CHART=1
 SERVERS=ganesha,nfsserve,rnfs,rnfs-mem STORAGE=dir,tmpfs OUT=
 while [ $# -gt 0 ]; do
@@ -89,7 +90,7 @@ RNFS=$BIN/rnfs LOADGEN=$BIN/rnfs-loadgen ADAPTER=$BIN/nfsserve-adapter
 # ---- machine ------------------------------------------------------------------------------
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "command: bench/run.sh $*"
+  echo "command: $([ -n "${CARGO_TARGET_DIR:-}" ] && echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR ")bench/run.sh $ARGS"
   echo "nproc: $(nproc)"
   echo "cpu: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "kernel: $(uname -srm)"
