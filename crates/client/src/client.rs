@@ -486,6 +486,7 @@ impl Client {
                         data,
                         stable,
                     } => {
+                        let len = data.len() as u64;
                         let r = c.s.nfs.write(ino.fh(), offset, data, stable).await;
                         let r = r.map(|w| {
                             if let Some(after) = w.file_wcc.after {
@@ -498,6 +499,10 @@ impl Client {
                             }
                         });
                         ino.data_gen.fetch_add(1, Ordering::AcqRel);
+                        // A page read while this data was only ours (e.g. short, from before
+                        // the server had it) is stale now: once the engine lets the data go,
+                        // nothing would cover it any more.
+                        ino.invalidate_range(offset, len);
                         ino.with_wb(|wb| wb.on_write_done(Instant::now(), op, r))
                     }
                     WbAction::Commit { op } => {

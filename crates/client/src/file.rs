@@ -179,7 +179,9 @@ impl File {
             let take = ((end - pos) as usize).min(PAGE as usize - in_page);
             let dst = &mut buf[(pos - off) as usize..(pos - off) as usize + take];
             let avail = page.len().saturating_sub(in_page).min(take);
-            dst[..avail].copy_from_slice(&page[in_page..in_page + avail]);
+            if avail > 0 {
+                dst[..avail].copy_from_slice(&page[in_page..in_page + avail]);
+            }
             dst[avail..].fill(0); // beyond the server's EOF: a hole our writes will fill
             pos += take as u64;
         }
