@@ -59,22 +59,24 @@ impl From<Nfsstat3> for Error {
 }
 
 impl Error {
-    /// The closest POSIX errno, for tools and the FUSE layer.
+    /// The closest Linux errno, for tools and the FUSE layer. NFS status numbers are
+    /// not errnos past EROFS/EMLINK (NFS3ERR_NAMETOOLONG is 63, Linux's ENAMETOOLONG 36),
+    /// so every status is mapped by name.
     pub fn errno(&self) -> i32 {
         match self {
-            Error::Nfs(s) => match s {
-                Nfsstat3::Ok => 0,
-                Nfsstat3::BadHandle
-                | Nfsstat3::NotSync
-                | Nfsstat3::BadCookie
-                | Nfsstat3::TooSmall
-                | Nfsstat3::BadType => 22,
-                Nfsstat3::NotSupp => 95,
-                Nfsstat3::ServerFault => 5,
-                Nfsstat3::Jukebox => 11,
-                s => *s as i32,
+            Error::Nfs(s) => nfs_errno(*s),
+            Error::Mount(s) => match s {
+                MountStat3::Ok => 0,
+                MountStat3::Perm => 1,
+                MountStat3::NoEnt => 2,
+                MountStat3::Io => 5,
+                MountStat3::Acces => 13,
+                MountStat3::NotDir => 20,
+                MountStat3::Inval => 22,
+                MountStat3::NameTooLong => 36,
+                MountStat3::NotSupp => 95,
+                MountStat3::ServerFault => 5,
             },
-            Error::Mount(s) => *s as i32,
             Error::Rpc(RpcError::TimedOut { .. }) => 110,
             Error::Rpc(RpcError::Connect { .. }) => 111,
             Error::Rpc(_) => 5,
@@ -98,6 +100,41 @@ impl From<Error> for std::io::Error {
             std::io::Error::from_raw_os_error(code).kind(),
             e.to_string(),
         )
+    }
+}
+
+/// The Linux errno of an NFS status.
+fn nfs_errno(s: Nfsstat3) -> i32 {
+    match s {
+        Nfsstat3::Ok => 0,
+        Nfsstat3::Perm => 1,         // EPERM
+        Nfsstat3::NoEnt => 2,        // ENOENT
+        Nfsstat3::Io => 5,           // EIO
+        Nfsstat3::Nxio => 6,         // ENXIO
+        Nfsstat3::Acces => 13,       // EACCES
+        Nfsstat3::Exist => 17,       // EEXIST
+        Nfsstat3::Xdev => 18,        // EXDEV
+        Nfsstat3::NoDev => 19,       // ENODEV
+        Nfsstat3::NotDir => 20,      // ENOTDIR
+        Nfsstat3::IsDir => 21,       // EISDIR
+        Nfsstat3::Inval => 22,       // EINVAL
+        Nfsstat3::FBig => 27,        // EFBIG
+        Nfsstat3::NoSpc => 28,       // ENOSPC
+        Nfsstat3::Rofs => 30,        // EROFS
+        Nfsstat3::MLink => 31,       // EMLINK
+        Nfsstat3::NameTooLong => 36, // ENAMETOOLONG
+        Nfsstat3::NotEmpty => 39,    // ENOTEMPTY
+        Nfsstat3::Remote => 66,      // EREMOTE
+        Nfsstat3::Stale => 116,      // ESTALE
+        Nfsstat3::DQuot => 122,      // EDQUOT
+        Nfsstat3::NotSupp => 95,     // EOPNOTSUPP
+        Nfsstat3::Jukebox => 11,     // EAGAIN
+        Nfsstat3::ServerFault => 5,  // EIO
+        Nfsstat3::BadHandle
+        | Nfsstat3::NotSync
+        | Nfsstat3::BadCookie
+        | Nfsstat3::TooSmall
+        | Nfsstat3::BadType => 22, // EINVAL
     }
 }
 
@@ -135,4 +172,29 @@ pub fn status_text(s: Nfsstat3) -> String {
         Nfsstat3::Jukebox => "try again later",
     };
     format!("{t} ({s:?})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_are_linux_errnos_not_nfs_numbers() {
+        for (s, want) in [
+            (Nfsstat3::NoEnt, std::io::ErrorKind::NotFound),
+            (Nfsstat3::Acces, std::io::ErrorKind::PermissionDenied),
+            (Nfsstat3::Exist, std::io::ErrorKind::AlreadyExists),
+        ] {
+            assert_eq!(std::io::Error::from(Error::Nfs(s)).kind(), want, "{s:?}");
+        }
+        // (ErrorKinds for the rest need Rust 1.83; the workspace supports 1.80.)
+        assert_eq!(Error::Nfs(Nfsstat3::NoSpc).errno(), 28);
+        assert_eq!(Error::Nfs(Nfsstat3::Rofs).errno(), 30);
+        assert_eq!(Error::Nfs(Nfsstat3::NameTooLong).errno(), 36);
+        assert_eq!(Error::Nfs(Nfsstat3::NotEmpty).errno(), 39);
+        assert_eq!(Error::Nfs(Nfsstat3::Stale).errno(), 116);
+        assert_eq!(Error::Nfs(Nfsstat3::DQuot).errno(), 122);
+        assert_eq!(Error::Mount(MountStat3::NameTooLong).errno(), 36);
+        assert_eq!(Error::Mount(MountStat3::NotSupp).errno(), 95);
+    }
 }
