@@ -10,6 +10,21 @@ use rnfs_client::url::NfsUrl;
 use std::fmt::Write;
 
 fn canonical(u: &NfsUrl) -> Option<String> {
+    // Naming every field makes a new one a compile error here until it is printed below.
+    let NfsUrl {
+        host: _,
+        path: _,
+        nfsport: _,
+        mountport: _,
+        uid: _,
+        gid: _,
+        soft: _,
+        timeo: _,
+        retrans: _,
+        rsize: _,
+        wsize: _,
+        privport: _,
+    } = u;
     if u.host.contains(['[', ']']) || (u.host.is_empty() && u.nfsport.is_none()) {
         return None; // no canonical authority for these
     }
@@ -58,6 +73,9 @@ fn canonical(u: &NfsUrl) -> Option<String> {
     }
     if let Some(v) = u.wsize {
         q.push(format!("wsize={v}"));
+    }
+    if let Some(v) = u.privport {
+        q.push(format!("privport={}", u8::from(v)));
     }
     if !q.is_empty() {
         s.push('?');
