@@ -750,22 +750,30 @@ pub struct ReaddirOk {
 /// Largest number of entries a client decoder takes from one READDIR(PLUS) reply.
 pub const MAX_DIR_ENTRIES: usize = 1 << 20;
 
-impl Xdr for ReaddirOk {
-    fn encode(&self, w: &mut Writer) {
-        self.dir_attributes.encode(w);
-        self.cookieverf.encode(w);
-        crate::encode_list(&self.entries, w);
-        w.bool(self.eof);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Self {
-            dir_attributes: Xdr::decode(r)?,
-            cookieverf: Xdr::decode(r)?,
-            entries: crate::decode_list(r, MAX_DIR_ENTRIES)?,
-            eof: r.bool()?,
-        })
-    }
+/// The XDR form shared by READDIR and READDIRPLUS results: directory attributes, cookie
+/// verifier, a linked list of entries, end-of-directory flag.
+macro_rules! dirlist_xdr {
+    ($t:ty) => {
+        impl Xdr for $t {
+            fn encode(&self, w: &mut Writer) {
+                self.dir_attributes.encode(w);
+                self.cookieverf.encode(w);
+                crate::encode_list(&self.entries, w);
+                w.bool(self.eof);
+            }
+            fn decode(r: &mut Reader<'_>) -> Result<Self> {
+                Ok(Self {
+                    dir_attributes: Xdr::decode(r)?,
+                    cookieverf: Xdr::decode(r)?,
+                    entries: crate::decode_list(r, MAX_DIR_ENTRIES)?,
+                    eof: r.bool()?,
+                })
+            }
+        }
+    };
 }
+
+dirlist_xdr!(ReaddirOk);
 /// READDIR result.
 pub type ReaddirRes = Res<ReaddirOk, PostOpAttr>;
 
@@ -815,22 +823,7 @@ pub struct ReaddirplusOk {
     pub eof: bool,
 }
 
-impl Xdr for ReaddirplusOk {
-    fn encode(&self, w: &mut Writer) {
-        self.dir_attributes.encode(w);
-        self.cookieverf.encode(w);
-        crate::encode_list(&self.entries, w);
-        w.bool(self.eof);
-    }
-    fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(Self {
-            dir_attributes: Xdr::decode(r)?,
-            cookieverf: Xdr::decode(r)?,
-            entries: crate::decode_list(r, MAX_DIR_ENTRIES)?,
-            eof: r.bool()?,
-        })
-    }
-}
+dirlist_xdr!(ReaddirplusOk);
 /// READDIRPLUS result.
 pub type ReaddirplusRes = Res<ReaddirplusOk, PostOpAttr>;
 
