@@ -9,10 +9,13 @@ use crate::rpc::{auth_sys, RpcClient, RpcConfig, RpcStats};
 use crate::url::NfsUrl;
 use crate::writeback::{WbAction, WbConfig, WriteReply};
 use rnfs_proto::mount3::MountStat3;
-use rnfs_proto::nfs3::{Fattr3, FileHandle3, FsstatOk, Ftype3, Nfsstat3, Sattr3};
+use rnfs_proto::nfs3::{
+    CreateHow3, Fattr3, FileHandle3, FsstatOk, Ftype3, Nfsstat3, Sattr3, SetTime,
+};
+use rnfs_xdr::OpaqueFixed;
 use rnfs_proto::{mount3, nfs3 as p3};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,10 @@ pub struct MountOptions {
     pub dirty_bytes_per_file: u64,
     /// Size asked for in each READDIRPLUS reply.
     pub readdir_bytes: u32,
+    /// List directories with READDIRPLUS (names with handles and attributes); `false`
+    /// uses plain READDIR. A server that answers NOTSUPP to READDIRPLUS gets READDIR
+    /// from then on either way.
+    pub readdirplus: bool,
     /// Inodes kept cached after their last user let go.
     pub inode_cache: usize,
     /// Dirty data older than this is written back even while the file stays open.
@@ -69,6 +76,7 @@ impl Default for MountOptions {
             page_cache_bytes: 256 << 20,
             dirty_bytes_per_file: 64 << 20,
             readdir_bytes: 32 * 1024,
+            readdirplus: true,
             inode_cache: 1024,
             dirty_expire: Duration::from_secs(5),
             portmap_port: rnfs_proto::portmap::PORT,
@@ -125,7 +133,25 @@ pub(crate) struct Shared {
     pub(crate) inodes: InodeTable,
     pub(crate) counters: Arc<CacheCounters>,
     pub(crate) dirs: DirCaches,
+    /// Whether READDIRPLUS is used (cleared when the server answers NOTSUPP).
+    pub(crate) plus: AtomicBool,
+    /// Source of EXCLUSIVE CREATE verifiers: a per-client random base plus a counter.
+    create_verf: (u64, AtomicU64),
     path: String,
+    /// The export path given to MOUNT (absolute symbolic link targets under it resolve
+    /// inside the export).
+    export: String,
+}
+
+/// Symbolic links followed in one path before giving up (Linux's MAXSYMLINKS).
+const MAX_LINKS: u32 = 40;
+
+/// What a path names: the directory holding its last component, that component, and the
+/// inode it names (`None`: no such entry, which only the last component may lack).
+pub(crate) struct Walked {
+    pub(crate) dir: Arc<Inode>,
+    pub(crate) name: Option<String>,
+    pub(crate) ino: Option<Arc<Inode>>,
 }
 
 /// A mounted NFSv3 export. Cheap to clone.
@@ -205,14 +231,14 @@ impl Client {
             let export = format!("/{}", comps[..n].join("/"));
             match nfs::mnt(&mnt_rpc, &export).await {
                 Ok(fh) => {
-                    root = Some((fh, format!("/{}", comps[n..].join("/"))));
+                    root = Some((fh, format!("/{}", comps[n..].join("/")), export));
                     break;
                 }
                 Err(Error::Mount(s)) if n < comps.len() && s != MountStat3::ServerFault => continue,
                 Err(e) => return Err(e),
             }
         }
-        let Some((root_fh, path)) = root else {
+        let Some((root_fh, path, export)) = root else {
             return Err(Error::Mount(MountStat3::NoEnt));
         };
         let nfs = Nfs3::new(nfs_rpc);
@@ -241,6 +267,7 @@ impl Client {
             opts.inode_cache,
         );
         let root = inodes.get(&root_fh, info.obj_attributes, Instant::now());
+        let opts_plus = opts.readdirplus;
         let period =
             (opts.dirty_expire / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let c = Client {
@@ -252,7 +279,10 @@ impl Client {
                 inodes,
                 counters,
                 dirs: DirCaches::default(),
+                plus: AtomicBool::new(opts_plus),
+                create_verf: (random_u64(), AtomicU64::new(0)),
                 path,
+                export,
             }),
         };
         // Writes back expired dirty data; stops when the client is dropped.
@@ -284,6 +314,11 @@ impl Client {
     /// The path inside the export that the mount URL named (`/` for the export itself).
     pub fn url_path(&self) -> &str {
         &self.s.path
+    }
+
+    /// The export path given to MOUNT (the URL's path minus [`Client::url_path`]).
+    pub fn export_path(&self) -> &str {
+        &self.s.export
     }
 
     /// The typed NFSv3 calls this client uses.
@@ -334,23 +369,224 @@ impl Client {
         Ok(self.inode(&fh, attr))
     }
 
-    /// Resolves a `/`-separated path inside the export (symbolic links are not followed).
+    /// Resolves a `/`-separated path inside the export like `lstat(2)`: symbolic links
+    /// in the directories on the way are followed, a final one is not.
     pub async fn resolve(&self, path: &str) -> Result<Arc<Inode>, Error> {
-        let mut cur = self.root();
-        for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-            cur = self.lookup_in(&cur, c).await?;
-        }
-        Ok(cur)
+        self.walk(path, false)
+            .await?
+            .ino
+            .ok_or(Error::Nfs(Nfsstat3::NoEnt))
     }
 
-    /// Splits a path into its parent directory's inode and the last name.
+    /// Resolves a path like `stat(2)`: a final symbolic link is followed too.
+    pub async fn resolve_follow(&self, path: &str) -> Result<Arc<Inode>, Error> {
+        self.walk(path, true)
+            .await?
+            .ino
+            .ok_or(Error::Nfs(Nfsstat3::NoEnt))
+    }
+
+    /// Splits a path into its parent directory's inode (symbolic links on the way
+    /// followed) and the last name, which is not looked up.
     pub async fn parent_of(&self, path: &str) -> Result<(Arc<Inode>, String), Error> {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let Some((last, dirs)) = comps.split_last() else {
             return Err(Error::Invalid("the export root has no parent"));
         };
-        let dir = self.resolve(&dirs.join("/")).await?;
+        let dir = self.resolve_follow(&dirs.join("/")).await?;
         Ok((dir, (*last).to_string()))
+    }
+
+    /// Walks a path from the export root, following symbolic links (relative ones from
+    /// the directory holding them, absolute ones from the export root when they point
+    /// under the export's path) in every component but the last, and in the last too
+    /// when `follow_last`. `..` is asked of the server, which keeps it inside the export.
+    pub(crate) async fn walk(&self, path: &str, follow_last: bool) -> Result<Walked, Error> {
+        // Components still to walk, the next one last.
+        let mut todo: Vec<String> = path
+            .split('/')
+            .rev()
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect();
+        let mut cur = self.root();
+        let mut dir = self.root();
+        let mut name = None;
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            let ino = match self.s.nfs.lookup(cur.fh(), &c).await {
+                Ok((fh, attr)) => self.inode(&fh, attr),
+                Err(Error::Nfs(Nfsstat3::NoEnt)) if todo.is_empty() => {
+                    return Ok(Walked {
+                        dir: cur,
+                        name: Some(c),
+                        ino: None,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let is_link = match ino.last_attr() {
+                Some(a) => a.ftype == Ftype3::Lnk,
+                None => self.getattr(&ino).await?.ftype == Ftype3::Lnk,
+            };
+            if is_link && (follow_last || !todo.is_empty()) {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Error::TooManyLinks);
+                }
+                let target = self.s.nfs.readlink(ino.fh()).await?;
+                let target = String::from_utf8(target)
+                    .map_err(|_| Error::Invalid("symbolic link target is not UTF-8"))?;
+                let rel = if target.starts_with('/') {
+                    cur = self.root();
+                    self.inside_export(&target)
+                        .ok_or_else(|| Error::LinkOutsideExport(target.clone()))?
+                } else {
+                    target.as_str()
+                };
+                todo.extend(
+                    rel.split('/')
+                        .rev()
+                        .filter(|c| !c.is_empty() && *c != ".")
+                        .map(str::to_string),
+                );
+                continue;
+            }
+            dir = std::mem::replace(&mut cur, ino);
+            name = (c != "..").then_some(c);
+        }
+        Ok(Walked {
+            dir,
+            name,
+            ino: Some(cur),
+        })
+    }
+
+    /// An absolute symbolic link target as a path inside the export, if it is under the
+    /// export's path.
+    fn inside_export<'a>(&self, target: &'a str) -> Option<&'a str> {
+        inside_export(&self.s.export, target)
+    }
+
+    /// Opens the file at `path` for the open-file layer: follows symbolic links (a final
+    /// one too, unless `exclusive`), creates the file when asked (EXCLUSIVE CREATE with a
+    /// verifier for `exclusive`, so a retransmitted CREATE cannot fail with EEXIST; then
+    /// SETATTR of the mode and times), and checks with ACCESS that an existing file grants
+    /// `access_mask`. Returns the inode with fresh attributes (close-to-open) and whether
+    /// the file was created.
+    pub(crate) async fn open_path(
+        &self,
+        path: &str,
+        create: bool,
+        exclusive: bool,
+        mode: u32,
+        access_mask: u32,
+    ) -> Result<(Arc<Inode>, Attr, bool), Error> {
+        let w = self.walk(path, !exclusive).await?;
+        match (w.ino, w.name) {
+            (Some(_), _) if exclusive => Err(Error::Nfs(Nfsstat3::Exist)),
+            (Some(ino), _) => {
+                let a = self.check_access(&ino, access_mask).await?;
+                Ok((ino, a, false))
+            }
+            (None, Some(name)) if create || exclusive => {
+                let ino = if exclusive {
+                    self.create_exclusive(&w.dir, &name, mode).await?
+                } else {
+                    let sattr = Sattr3 {
+                        mode: Some(mode),
+                        ..Default::default()
+                    };
+                    let (fh, attr) = self
+                        .s
+                        .nfs
+                        .create(w.dir.fh(), &name, CreateHow3::Unchecked(sattr))
+                        .await?;
+                    self.inode(&fh, attr)
+                };
+                self.s.dirs.forget(w.dir.fh());
+                let a = self.revalidate(&ino).await?;
+                Ok((ino, a, true))
+            }
+            _ => Err(Error::Nfs(Nfsstat3::NoEnt)),
+        }
+    }
+
+    /// CREATE EXCLUSIVE (RFC 1813 3.3.8) with a fresh verifier, then SETATTR of the mode
+    /// and of the times the server used to keep the verifier. A server that does not
+    /// support EXCLUSIVE gets GUARDED.
+    async fn create_exclusive(
+        &self,
+        dir: &Inode,
+        name: &str,
+        mode: u32,
+    ) -> Result<Arc<Inode>, Error> {
+        let n = self.s.create_verf.1.fetch_add(1, Ordering::Relaxed);
+        let verf = (self.s.create_verf.0 ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_be_bytes();
+        let sattr = Sattr3 {
+            mode: Some(mode),
+            ..Default::default()
+        };
+        let nfs = &self.s.nfs;
+        match nfs
+            .create(dir.fh(), name, CreateHow3::Exclusive(OpaqueFixed(verf)))
+            .await
+        {
+            Ok((fh, attr)) => {
+                let ino = self.inode(&fh, attr);
+                let set = Sattr3 {
+                    atime: SetTime::ServerTime,
+                    mtime: SetTime::ServerTime,
+                    ..sattr
+                };
+                match nfs.setattr(&fh, set).await? {
+                    Some(a) => {
+                        ino.set_attr(Instant::now(), a);
+                    }
+                    None => ino.expire_attr(),
+                }
+                Ok(ino)
+            }
+            Err(Error::Nfs(Nfsstat3::NotSupp)) => {
+                let (fh, attr) = nfs.create(dir.fh(), name, CreateHow3::Guarded(sattr)).await?;
+                Ok(self.inode(&fh, attr))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ACCESS for the bits of `mask` (all of them must be granted, else EACCES); its
+    /// attributes serve as the fresh attributes of close-to-open (GETATTR if the server
+    /// sent none). A zero mask is a plain revalidation.
+    pub(crate) async fn check_access(&self, ino: &Inode, mask: u32) -> Result<Attr, Error> {
+        if mask == 0 {
+            return self.revalidate(ino).await;
+        }
+        let (granted, attr) = self.s.nfs.access(ino.fh(), mask).await?;
+        let a = match attr {
+            Some(a) => {
+                if ino.set_attr(Instant::now(), a.clone()) && ino.wb.lock().is_clean() {
+                    ino.invalidate_all();
+                }
+                a
+            }
+            None => self.revalidate(ino).await?,
+        };
+        if granted != mask {
+            return Err(Error::Nfs(Nfsstat3::Acces));
+        }
+        Ok(a)
+    }
+
+    /// The bits of `mask` (see `rnfs_proto::nfs3::access`) the server grants this client's
+    /// credentials on `path` (a final symbolic link followed).
+    pub async fn access(&self, path: &str, mask: u32) -> Result<u32, Error> {
+        let ino = self.resolve_follow(path).await?;
+        let (granted, attr) = self.s.nfs.access(ino.fh(), mask).await?;
+        if let Some(a) = attr {
+            ino.set_attr(Instant::now(), a);
+        }
+        Ok(granted)
     }
 
     /// Attributes of an inode: cached if fresh, else GETATTR; the size includes data not
@@ -380,6 +616,12 @@ impl Client {
         self.getattr(&ino).await
     }
 
+    /// Attributes of a path (`stat`: a final symbolic link is followed).
+    pub async fn stat(&self, path: &str) -> Result<Attr, Error> {
+        let ino = self.resolve_follow(path).await?;
+        self.getattr(&ino).await
+    }
+
     /// Creates a directory.
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Arc<Inode>, Error> {
         let (dir, name) = self.parent_of(path).await?;
@@ -391,10 +633,16 @@ impl Client {
     /// Creates a directory and its missing parents; an existing directory is fine.
     pub async fn mkdir_all(&self, path: &str, mode: u32) -> Result<Arc<Inode>, Error> {
         let mut cur = self.root();
+        let mut done = String::new();
         for c in path.split('/').filter(|c| !c.is_empty()) {
+            done.push('/');
+            done.push_str(c);
             cur = match self.s.nfs.lookup(cur.fh(), c).await {
                 Ok((fh, attr)) => {
-                    let i = self.inode(&fh, attr);
+                    let mut i = self.inode(&fh, attr);
+                    if self.getattr(&i).await?.ftype == Ftype3::Lnk {
+                        i = self.resolve_follow(&done).await?;
+                    }
                     if self.getattr(&i).await?.ftype != Ftype3::Dir {
                         return Err(Error::Nfs(Nfsstat3::NotDir));
                     }
@@ -457,9 +705,10 @@ impl Client {
         Ok(String::from_utf8_lossy(&t).into_owned())
     }
 
-    /// Sets attributes of a path.
+    /// Sets attributes of a path (like `chmod(2)`/`truncate(2)`: a final symbolic link
+    /// is followed).
     pub async fn setattr(&self, path: &str, s: Sattr3) -> Result<(), Error> {
-        let ino = self.resolve(path).await?;
+        let ino = self.resolve_follow(path).await?;
         if let Some(a) = self.s.nfs.setattr(ino.fh(), s).await? {
             ino.set_attr(Instant::now(), a);
         } else {
@@ -541,5 +790,38 @@ impl Client {
             }
             notified.await;
         }
+    }
+}
+
+/// 64 bits that differ between clients and runs, without a dependency: std's randomly
+/// keyed hasher over the time and process id.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// `target` (absolute) as a path relative to the export at `export`, if it is under it.
+fn inside_export<'a>(export: &str, target: &'a str) -> Option<&'a str> {
+    let rest = target.strip_prefix(export.trim_end_matches('/'))?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn absolute_link_targets_resolve_only_under_the_export() {
+        use super::inside_export as i;
+        assert_eq!(i("/", "/a/b"), Some("/a/b"));
+        assert_eq!(i("/srv/x", "/srv/x/a"), Some("/a"));
+        assert_eq!(i("/srv/x/", "/srv/x"), Some(""));
+        assert_eq!(i("/srv/x", "/srv/xy/a"), None, "a sibling with the same prefix");
+        assert_eq!(i("/srv/x", "/etc/passwd"), None);
     }
 }

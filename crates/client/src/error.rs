@@ -50,6 +50,12 @@ pub enum Error {
     /// The caller asked for something this object cannot do (our caller's mistake).
     #[error("invalid use: {0}")]
     Invalid(&'static str),
+    /// More symbolic links in one path than a path may follow (ELOOP).
+    #[error("too many levels of symbolic links")]
+    TooManyLinks,
+    /// An absolute symbolic link points outside the mounted export.
+    #[error("symbolic link to {0:?} points outside the export")]
+    LinkOutsideExport(String),
 }
 
 impl From<Nfsstat3> for Error {
@@ -81,6 +87,8 @@ impl Error {
             Error::Rpc(RpcError::Connect { .. }) => 111,
             Error::Rpc(_) => 5,
             Error::Url(_) | Error::Invalid(_) => 22,
+            Error::TooManyLinks => 40,     // ELOOP
+            Error::LinkOutsideExport(_) => 18, // EXDEV
         }
     }
 

@@ -7,7 +7,7 @@ use crate::client::{Attr, Client};
 use crate::error::Error;
 use crate::inode::{Inode, PAGE};
 use crate::writeback::ErrCursor;
-use rnfs_proto::nfs3::{CreateHow3, Ftype3, Nfsstat3, Sattr3};
+use rnfs_proto::nfs3::{access, Ftype3, Nfsstat3, Sattr3};
 use std::io::SeekFrom;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +24,8 @@ pub struct OpenOptions {
     pub append: bool,
     /// Create the file if it does not exist.
     pub create: bool,
-    /// Fail if the file exists (implies `create`).
+    /// Fail if the file exists, even as a symbolic link (implies `create`; sent as an
+    /// EXCLUSIVE CREATE, so a retransmitted call cannot fail with EEXIST).
     pub create_new: bool,
     /// Truncate to zero length.
     pub truncate: bool,
@@ -66,34 +67,30 @@ pub struct File {
 impl Client {
     /// Opens (and maybe creates or truncates) the file at `path`.
     pub async fn open(&self, path: &str, o: OpenOptions) -> Result<File, Error> {
-        let (dir, name) = self.parent_of(path).await?;
         let create = o.create || o.create_new;
         if (create || o.truncate || o.append) && !o.write {
             return Err(Error::Invalid(
                 "create, truncate and append need write access",
             ));
         }
-        let ino = match self.s.nfs.lookup(dir.fh(), &name).await {
-            Ok(_) if o.create_new => return Err(Error::Nfs(Nfsstat3::Exist)),
-            Ok((fh, attr)) => self.inode(&fh, attr),
-            Err(Error::Nfs(Nfsstat3::NoEnt)) if create => {
-                let sattr = Sattr3 {
-                    mode: Some(if o.mode == 0 { 0o644 } else { o.mode }),
-                    ..Default::default()
-                };
-                let how = if o.create_new {
-                    CreateHow3::Guarded(sattr)
-                } else {
-                    CreateHow3::Unchecked(sattr)
-                };
-                let (fh, attr) = self.s.nfs.create(dir.fh(), &name, how).await?;
-                self.s.dirs.forget(dir.fh());
-                self.inode(&fh, attr)
-            }
-            Err(e) => return Err(e),
-        };
-        // Close-to-open: fresh attributes at every open.
-        let attr = self.revalidate(&ino).await?;
+        // What an existing file must grant (a file this open creates grants its creator
+        // everything, whatever its mode, as open(2) does).
+        let mut mask = 0;
+        if o.read {
+            mask |= access::READ;
+        }
+        if o.write {
+            mask |= if o.append {
+                access::EXTEND
+            } else {
+                access::MODIFY
+            };
+        }
+        let mode = if o.mode == 0 { 0o644 } else { o.mode };
+        // Close-to-open: fresh attributes at every open (from the ACCESS reply).
+        let (ino, attr, _) = self
+            .open_path(path, o.create, o.create_new, mode, mask)
+            .await?;
         match attr.ftype {
             Ftype3::Reg => {}
             Ftype3::Dir => return Err(Error::Nfs(Nfsstat3::IsDir)),

@@ -152,6 +152,21 @@ impl Nfs3 {
         Ok((o.object, o.obj_attributes))
     }
 
+    /// ACCESS (3.3.4): the bits of `mask` the server grants the caller, with the
+    /// object's attributes when the server sent them.
+    pub async fn access(
+        &self,
+        fh: &FileHandle3,
+        mask: u32,
+    ) -> Result<(u32, Option<Fattr3>), Error> {
+        let a = AccessArgs {
+            object: fh.clone(),
+            access: mask,
+        };
+        let o = ok(self.call::<_, AccessRes>(Proc::Access, &a).await?)?;
+        Ok((o.access & mask, o.obj_attributes))
+    }
+
     /// READLINK (3.3.5).
     pub async fn readlink(&self, fh: &FileHandle3) -> Result<Vec<u8>, Error> {
         let o = ok(self
@@ -318,6 +333,23 @@ impl Nfs3 {
             link: dirop(dir, n)?,
         };
         ok(self.call::<_, LinkRes>(Proc::Link, &a).await?).map(|_| ())
+    }
+
+    /// READDIR (3.3.16): names and file ids only.
+    pub async fn readdir(
+        &self,
+        dir: &FileHandle3,
+        cookie: u64,
+        verf: [u8; 8],
+        count: u32,
+    ) -> Result<ReaddirOk, Error> {
+        let a = ReaddirArgs {
+            dir: dir.clone(),
+            cookie,
+            cookieverf: OpaqueFixed(verf),
+            count,
+        };
+        ok(self.call::<_, ReaddirRes>(Proc::Readdir, &a).await?)
     }
 
     /// READDIRPLUS (3.3.17).

@@ -1,4 +1,5 @@
-//! Directory listing with READDIRPLUS (RFC 1813 3.3.17) and a cookie cache.
+//! Directory listing with READDIRPLUS (RFC 1813 3.3.17), or READDIR (3.3.16) where the
+//! server does not support it or the mount asks for it, and a cookie cache.
 //!
 //! The cache maps a starting cookie to the chunk of entries the server returned from it.
 //! A [`DirStream`] resumes from its last cookie, whether or not the cache still holds the
@@ -11,6 +12,7 @@ use crate::inode::Inode;
 use parking_lot::Mutex;
 use rnfs_proto::nfs3::{FileHandle3, NfsTime3, Nfsstat3};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// One directory entry.
@@ -139,37 +141,78 @@ impl DirStream {
     }
 
     async fn fetch(&self) -> Result<Chunk, Error> {
-        let r = self
-            .c
-            .s
-            .nfs
-            .readdirplus(
-                self.dir.fh(),
-                self.cookie,
-                self.verf,
-                self.c.s.opts.readdir_bytes,
-            )
-            .await?;
-        let mtime = r.dir_attributes.as_ref().map(|a| a.mtime);
+        let (nfs, count) = (&self.c.s.nfs, self.c.s.opts.readdir_bytes);
+        let plus = if self.c.s.plus.load(Ordering::Relaxed) {
+            match nfs
+                .readdirplus(self.dir.fh(), self.cookie, self.verf, count)
+                .await
+            {
+                Err(Error::Nfs(Nfsstat3::NotSupp)) => {
+                    // RFC 1813 lets a server leave READDIRPLUS out; use READDIR from now on.
+                    self.c.s.plus.store(false, Ordering::Relaxed);
+                    None
+                }
+                r => Some(r?),
+            }
+        } else {
+            None
+        };
+        // (cookie, entry) in the server's order, then EOF, verifier, directory mtime.
+        let (raw, eof, verf, mtime): (Vec<(u64, DirEntry)>, _, _, _) = match plus {
+            Some(r) => (
+                r.entries
+                    .into_iter()
+                    .map(|e| {
+                        let inode = e
+                            .name_handle
+                            .as_ref()
+                            .map(|fh| self.c.inode(fh, e.name_attributes.clone()));
+                        let d = DirEntry {
+                            name: e.name.0,
+                            fileid: e.fileid,
+                            inode,
+                            attr: e.name_attributes,
+                        };
+                        (e.cookie, d)
+                    })
+                    .collect(),
+                r.eof,
+                r.cookieverf.0,
+                r.dir_attributes.map(|a| a.mtime),
+            ),
+            None => {
+                let r = nfs
+                    .readdir(self.dir.fh(), self.cookie, self.verf, count)
+                    .await?;
+                (
+                    r.entries
+                        .into_iter()
+                        .map(|e| {
+                            let d = DirEntry {
+                                name: e.name.0,
+                                fileid: e.fileid,
+                                inode: None,
+                                attr: None,
+                            };
+                            (e.cookie, d)
+                        })
+                        .collect(),
+                    r.eof,
+                    r.cookieverf.0,
+                    r.dir_attributes.map(|a| a.mtime),
+                )
+            }
+        };
         let mut next = None;
-        let mut entries = Vec::with_capacity(r.entries.len());
-        for e in r.entries {
-            next = Some(e.cookie);
-            if e.name.0 == b"." || e.name.0 == b".." {
+        let mut entries = Vec::with_capacity(raw.len());
+        for (cookie, e) in raw {
+            next = Some(cookie);
+            if e.name == b"." || e.name == b".." {
                 continue;
             }
-            let inode = e
-                .name_handle
-                .as_ref()
-                .map(|fh| self.c.inode(fh, e.name_attributes.clone()));
-            entries.push(DirEntry {
-                name: e.name.0,
-                fileid: e.fileid,
-                inode,
-                attr: e.name_attributes,
-            });
+            entries.push(e);
         }
-        let next = if r.eof {
+        let next = if eof {
             None
         } else {
             // A reply with no entries and no EOF would loop forever: refuse it.
@@ -178,7 +221,7 @@ impl DirStream {
         let chunk = Chunk {
             entries,
             next,
-            verf: r.cookieverf.0,
+            verf,
         };
         self.c
             .s
@@ -204,7 +247,7 @@ impl Client {
     /// Starts listing the directory at `path`. Like opening a file, this fetches fresh
     /// attributes, and cached chunks taken at another modification time are dropped.
     pub async fn open_dir(&self, path: &str) -> Result<DirStream, Error> {
-        let dir = self.resolve(path).await?;
+        let dir = self.resolve_follow(path).await?;
         let a = self.revalidate(&dir).await?;
         if a.ftype != rnfs_proto::nfs3::Ftype3::Dir {
             return Err(Error::Nfs(Nfsstat3::NotDir));

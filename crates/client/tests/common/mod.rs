@@ -18,10 +18,37 @@ use tokio::sync::mpsc;
 pub struct Swappable {
     pub cur: Mutex<Arc<NfsServer>>,
     pub fs: Arc<dyn Backend>,
+    /// Answer READDIRPLUS with NFS3ERR_NOTSUPP, as a server without it does.
+    pub no_readdirplus: std::sync::atomic::AtomicBool,
+    /// READDIRPLUS calls seen.
+    pub readdirplus_calls: AtomicU64,
+}
+
+/// The NFS procedure of a call, if it is an NFSv3 call.
+fn nfs_proc(call: &[u8]) -> Option<(u32, u32)> {
+    use rnfs_proto::rpc::CallHeader;
+    let h = CallHeader::decode(&mut rnfs_xdr::Reader::new(call)).ok()?;
+    (h.prog == rnfs_proto::nfs3::PROGRAM).then_some((h.xid, h.proc_))
 }
 
 impl Service for Swappable {
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+        if let Some((xid, p)) = nfs_proc(msg) {
+            if p == rnfs_proto::nfs3::Proc::Readdirplus as u32 {
+                self.readdirplus_calls.fetch_add(1, Ordering::Relaxed);
+                if self.no_readdirplus.load(Ordering::Relaxed) {
+                    let mut w = rnfs_rpc::message::reply_success(xid, 16);
+                    rnfs_xdr::Xdr::encode(
+                        &rnfs_proto::nfs3::ReaddirplusRes::Fail(
+                            rnfs_proto::nfs3::Nfsstat3::NotSupp,
+                            None,
+                        ),
+                        &mut w,
+                    );
+                    return Some(w.into_inner());
+                }
+            }
+        }
         let s = self.cur.lock().clone();
         let reply = s.call(conn, msg)?;
         Some(honest_unstable(msg, reply))
@@ -76,6 +103,8 @@ impl TestServer {
         let svc = Arc::new(Swappable {
             cur: Mutex::new(server),
             fs,
+            no_readdirplus: Default::default(),
+            readdirplus_calls: AtomicU64::new(0),
         });
         let (tx, rx) = tokio::sync::watch::channel(false);
         let (atx, arx) = std::sync::mpsc::channel();
