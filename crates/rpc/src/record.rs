@@ -42,6 +42,29 @@ impl RecordDecoder {
         self.buf.len() + self.record.len()
     }
 
+    /// Whether a complete record is buffered, so that [`RecordDecoder::next_record`] would
+    /// return one (or an error) without more bytes. Copies nothing.
+    pub fn has_record(&self) -> bool {
+        let mut size = self.record.len();
+        let mut avail = &self.buf[..];
+        while avail.len() >= 4 {
+            let h = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]);
+            let len = (h & 0x7fff_ffff) as usize;
+            size = size.saturating_add(len);
+            if size > self.max {
+                return true;
+            }
+            if avail.len() - 4 < len {
+                return false;
+            }
+            if h & 0x8000_0000 != 0 {
+                return true;
+            }
+            avail = &avail[4 + len..];
+        }
+        false
+    }
+
     /// The next complete record, if one has arrived. Checks the announced fragment length
     /// against the limit before waiting for (or storing) its bytes.
     pub fn next_record(&mut self) -> Result<Option<Vec<u8>>, RecordError> {
@@ -73,6 +96,14 @@ impl RecordDecoder {
         self.buf.drain(..consumed);
         result
     }
+}
+
+/// The header of a record sent as one (last) fragment of `len` bytes, or `None` if `len`
+/// does not fit in a fragment (2^31 - 1 bytes). Sending the header and the message with one
+/// vectored write frames a reply without copying it.
+pub fn single_fragment_header(len: usize) -> Option<[u8; 4]> {
+    let len = u32::try_from(len).ok().filter(|&l| l <= 0x7fff_ffff)?;
+    Some((0x8000_0000 | len).to_be_bytes())
 }
 
 /// Frames `msg` as one record of fragments of at most `max_fragment` bytes.
@@ -115,6 +146,23 @@ mod tests {
             prop_assert_eq!(got, msgs);
             prop_assert_eq!(d.buffered(), 0);
         }
+
+        #[test]
+        fn has_record_agrees_with_next_record(msgs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..5),
+                                              frag in 1usize..64, split in 1usize..50) {
+            let mut wire = Vec::new();
+            for m in &msgs { wire.extend(encode_record(m, frag)); }
+            let mut d = RecordDecoder::new(1 << 20);
+            for piece in wire.chunks(split) {
+                d.push(piece);
+                loop {
+                    let has = d.has_record();
+                    let next = d.next_record().unwrap();
+                    prop_assert_eq!(has, next.is_some());
+                    if next.is_none() { break; }
+                }
+            }
+        }
     }
 
     #[test]
@@ -129,5 +177,24 @@ mod tests {
             d.push(&[0; 8]);
         }
         assert!(matches!(d.next_record(), Err(RecordError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn oversized_record_counts_as_ready() {
+        // The error must surface without waiting for bytes that will never be stored.
+        let mut d = RecordDecoder::new(1024);
+        d.push(&0x7fff_ffffu32.to_be_bytes());
+        assert!(d.has_record());
+        assert!(d.next_record().is_err());
+    }
+
+    #[test]
+    fn single_fragment_header_matches_encode_record() {
+        for msg in [&b""[..], b"x", &[7u8; 1000]] {
+            let mut framed = single_fragment_header(msg.len()).unwrap().to_vec();
+            framed.extend_from_slice(msg);
+            assert_eq!(framed, encode_record(msg, 1 << 30));
+        }
+        assert_eq!(single_fragment_header(1 << 31), None);
     }
 }

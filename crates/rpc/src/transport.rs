@@ -1,24 +1,59 @@
 //! The TCP transport of the server: the only part of the RPC layer that does I/O.
 //!
-//! Each connection has a reader task that assembles records and starts one blocking task
-//! per call (at most `max_in_flight` at once, which bounds memory per connection), and a
-//! writer task that sends replies as they complete, in any order. A malformed stream (a
-//! record over the size limit) closes the connection; nothing the peer sends can make the
-//! server allocate more than the limits allow.
-use crate::record::{encode_record, RecordDecoder};
+//! One task per connection reads records, runs calls and writes replies. A call runs either
+//! on that task ("inline": no thread hand-off at all) or on the blocking pool, as
+//! [`Service::blocking`] says: calls that never block always run inline; calls that rarely
+//! block run inline only when the connection has nothing else to do (no other call running
+//! or received), so they cannot hold up another call; the rest, and every call at a higher
+//! queue depth, go to the pool, which reports each reply back to the connection task.
+//! Replies go out in completion order, in any order relative to the calls, framed without a
+//! copy (record mark and message as two slices of one vectored write), and every reply
+//! waiting when the socket is writable goes out in the same `writev`.
+//!
+//! At most `max_in_flight` calls are running or waiting for their reply to be written per
+//! connection; beyond that nothing more is read from the socket, which bounds memory per
+//! connection. A malformed stream (a record over the size limit) closes the connection;
+//! nothing the peer sends can make the server allocate more than the limits allow.
+use crate::record::{single_fragment_header, RecordDecoder};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{debug, info, warn, Instrument};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, error, info, warn, Instrument};
 
-/// A program (or set of programs) answering calls. Called on a blocking thread.
+/// Whether a call may wait (on a disk, a lock held for long) while it runs, as the service
+/// judges from the call message before running it. See [`Service::blocking`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocking {
+    /// Finishes on the CPU without waiting (memory backend, an error reply): runs on the
+    /// connection's task.
+    Never,
+    /// Usually quick (metadata and data in the kernel's caches) but may wait: runs on the
+    /// connection's task when it is the only call the connection has, on the pool otherwise.
+    Rarely,
+    /// May wait for long (fsync, ...): always runs on the blocking pool.
+    Likely,
+}
+
+/// A program (or set of programs) answering calls.
 pub trait Service: Send + Sync + 'static {
     /// Handles one call message (without record mark); returns the reply message, or
-    /// `None` to send nothing (a duplicate in progress, an undecodable message).
+    /// `None` to send nothing (a duplicate in progress, an undecodable message). Runs on
+    /// the blocking pool or on the connection's task, as [`Service::blocking`] says.
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>>;
+
+    /// Whether [`Service::call`] may block on this message; must be cheap (it runs on the
+    /// connection's task for every call) and must not fail. The default sends every call to
+    /// the blocking pool.
+    fn blocking(&self, conn: &ConnInfo, msg: &[u8]) -> Blocking {
+        let _ = (conn, msg);
+        Blocking::Likely
+    }
 }
 
 /// What a service knows about the connection a call came on.
@@ -35,7 +70,8 @@ pub struct ConnInfo {
 pub struct Config {
     /// Largest record accepted (a WRITE of wtmax plus headers must fit).
     pub max_record: usize,
-    /// Calls executing at once per connection.
+    /// Calls running or waiting for their reply to be written, per connection; nothing more
+    /// is read from the connection while this many are.
     pub max_in_flight: usize,
 }
 
@@ -105,74 +141,456 @@ pub async fn serve(
     Ok(())
 }
 
+/// Replies of calls that ran on the blocking pool, waiting for the connection task.
+#[derive(Default)]
+struct Finished {
+    replies: Mutex<Vec<Option<Vec<u8>>>>,
+    wake: Notify,
+}
+
+impl Finished {
+    fn push(&self, reply: Option<Vec<u8>>) {
+        self.replies.lock().push(reply);
+        self.wake.notify_one();
+    }
+}
+
+/// Hands a pool call's reply to its connection; when dropped unused (the call panicked, or
+/// never ran because the runtime is shutting down) it reports "no reply", so the connection
+/// never waits for a call that is gone.
+struct Completion(Option<Arc<Finished>>);
+
+impl Completion {
+    fn send(mut self, reply: Option<Vec<u8>>) {
+        if let Some(fin) = self.0.take() {
+            fin.push(reply);
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(fin) = self.0.take() {
+            fin.push(None);
+        }
+    }
+}
+
+/// Most replies sent by one vectored write (two slices each; IOV_MAX is 1024).
+const MAX_BATCH: usize = 256;
+
+/// Replies waiting to be written, each with its record mark.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<([u8; 4], Vec<u8>)>,
+    /// Bytes of the front entry already written, its record mark included.
+    sent: usize,
+}
+
+impl Outbox {
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn push(&mut self, reply: Vec<u8>) {
+        match single_fragment_header(reply.len()) {
+            Some(mark) => self.queue.push_back((mark, reply)),
+            None => error!(len = reply.len(), "reply too large for a record; dropped"),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.sent = 0;
+    }
+
+    /// Writes as much as the socket takes without waiting. `Ok(true)` when everything
+    /// queued is written, `Ok(false)` when the socket is full.
+    fn flush(&mut self, sock: &TcpStream) -> std::io::Result<bool> {
+        while !self.queue.is_empty() {
+            let n = {
+                let mut slices = Vec::with_capacity(2 * self.queue.len().min(MAX_BATCH));
+                for (i, (mark, body)) in self.queue.iter().take(MAX_BATCH).enumerate() {
+                    let done = if i == 0 { self.sent } else { 0 };
+                    if done < mark.len() {
+                        slices.push(IoSlice::new(&mark[done..]));
+                        slices.push(IoSlice::new(body));
+                    } else {
+                        slices.push(IoSlice::new(&body[done - mark.len()..]));
+                    }
+                }
+                match sock.try_write_vectored(&slices) {
+                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.advance(n);
+        }
+        Ok(true)
+    }
+
+    /// Accounts for `n` bytes written from the front.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some((mark, body)) = self.queue.front() else {
+                break;
+            };
+            let left = mark.len() + body.len() - self.sent;
+            if n < left {
+                self.sent += n;
+                break;
+            }
+            n -= left;
+            self.sent = 0;
+            self.queue.pop_front();
+        }
+    }
+}
+
+/// Runs a call on the current thread; a panic costs this call's reply, nothing else.
+fn call_inline(svc: &dyn Service, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| svc.call(conn, msg))) {
+        Ok(r) => r,
+        Err(_) => {
+            error!("call handler panicked; no reply");
+            None
+        }
+    }
+}
+
 async fn connection(
-    sock: TcpStream,
+    mut sock: TcpStream,
     conn: ConnInfo,
     svc: Arc<dyn Service>,
     cfg: Config,
     mut shutdown: watch::Receiver<bool>,
 ) {
     debug!("connected");
-    let (mut rd, mut wr) = sock.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(cfg.max_in_flight.max(1));
-    let writer = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            let framed = encode_record(&reply, 1 << 30);
-            if let Err(e) = wr.write_all(&framed).await {
-                debug!(error = %e, "write failed");
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
-    let permits = Arc::new(Semaphore::new(cfg.max_in_flight.max(1)));
+    let max = cfg.max_in_flight.max(1);
+    let fin = Arc::new(Finished::default());
     let mut dec = RecordDecoder::new(cfg.max_record);
     let mut buf = vec![0u8; 256 * 1024];
-    'read: loop {
-        let n = tokio::select! {
-            r = rd.read(&mut buf) => match r {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => { debug!(error = %e, "read failed"); break; }
-            },
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { break; }
-                continue;
-            }
-        };
-        dec.push(&buf[..n]);
-        loop {
-            match dec.next_record() {
-                Ok(Some(msg)) => {
-                    let Ok(permit) = permits.clone().acquire_owned().await else {
-                        break 'read;
-                    };
-                    let svc = svc.clone();
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let reply =
-                            tokio::task::spawn_blocking(move || svc.call(&conn, &msg)).await;
-                        match reply {
-                            Ok(Some(r)) => {
-                                let _ = tx.send(r).await;
-                            }
-                            Ok(None) => {}
-                            Err(e) => warn!(error = %e, "call handler failed"),
-                        }
-                        drop(permit);
-                    });
+    let mut out = Outbox::default();
+    // Calls running on the blocking pool.
+    let mut running = 0usize;
+    // Whether to read more from the socket: not after end of stream, shutdown, a bad record
+    // or a failed write.
+    let mut reading = !*shutdown.borrow_and_update();
+    // Whether to take more calls out of what was read: not after a bad record.
+    let mut decoding = true;
+    // The socket failed: replies can no longer be sent.
+    let mut broken = false;
+    let mut watch_shutdown = true;
+    loop {
+        if running > 0 {
+            let done = std::mem::take(&mut *fin.replies.lock());
+            running -= done.len();
+            if !broken {
+                for r in done.into_iter().flatten() {
+                    out.push(r);
                 }
+            }
+        }
+        // Start the calls received, up to the bound.
+        while decoding && running + out.len() < max {
+            let msg = match dec.next_record() {
+                Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(e) => {
                     warn!(error = %e, "closing connection: bad record");
-                    break 'read;
+                    decoding = false;
+                    reading = false;
+                    break;
+                }
+            };
+            let inline = match svc.blocking(&conn, &msg) {
+                Blocking::Never => true,
+                Blocking::Rarely => running == 0 && !dec.has_record(),
+                Blocking::Likely => false,
+            };
+            if inline {
+                if let Some(r) = call_inline(&*svc, &conn, &msg) {
+                    out.push(r);
+                }
+            } else {
+                let done = Completion(Some(fin.clone()));
+                let svc = svc.clone();
+                running += 1;
+                tokio::task::spawn_blocking(move || done.send(svc.call(&conn, &msg)));
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = out.flush(&sock) {
+                debug!(error = %e, "write failed");
+                broken = true;
+                reading = false;
+                decoding = false;
+                out.clear();
+            }
+        }
+        let more = decoding && running + out.len() < max && dec.has_record();
+        if more {
+            continue;
+        }
+        if !reading && running == 0 && out.is_empty() {
+            break;
+        }
+        tokio::select! {
+            r = sock.readable(), if reading && !dec.has_record() => match r {
+                Ok(()) => match sock.try_read(&mut buf) {
+                    Ok(0) => reading = false,
+                    Ok(n) => dec.push(&buf[..n]),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(e) => {
+                        debug!(error = %e, "read failed");
+                        reading = false;
+                    }
+                },
+                Err(e) => {
+                    debug!(error = %e, "read failed");
+                    reading = false;
+                }
+            },
+            r = sock.writable(), if !out.is_empty() => {
+                if let Err(e) = r {
+                    debug!(error = %e, "write failed");
+                    broken = true;
+                    reading = false;
+                    decoding = false;
+                    out.clear();
+                }
+            }
+            () = fin.wake.notified(), if running > 0 => {}
+            r = shutdown.changed(), if reading && watch_shutdown => match r {
+                Ok(()) => {
+                    if *shutdown.borrow_and_update() {
+                        reading = false;
+                    }
+                }
+                Err(_) => watch_shutdown = false,
+            },
+        }
+    }
+    if !broken {
+        let _ = sock.shutdown().await;
+    }
+    debug!("closed");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::record::encode_record;
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+
+    /// A toy service: message byte 0 says how it blocks (0 Never, 1 Rarely, 2 Likely), byte 1
+    /// what it does (0 echo, 1 wait for the gate then echo, 2 panic, 3 echo 3 MiB of the
+    /// byte 2, 4 no reply).
+    struct Toy {
+        gate: Mutex<Option<mpsc::Receiver<()>>>,
+    }
+
+    impl Service for Toy {
+        fn call(&self, _: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+            match msg.get(1) {
+                Some(1) => {
+                    let rx = self.gate.lock().take().unwrap();
+                    rx.recv().unwrap();
+                    Some(msg.to_vec())
+                }
+                Some(2) => panic!("handler bug"),
+                Some(3) => Some(vec![msg[2]; 3 << 20]),
+                Some(4) => None,
+                _ => Some(msg.to_vec()),
+            }
+        }
+        fn blocking(&self, _: &ConnInfo, msg: &[u8]) -> Blocking {
+            match msg.first() {
+                Some(0) => Blocking::Never,
+                Some(1) => Blocking::Rarely,
+                _ => Blocking::Likely,
+            }
+        }
+    }
+
+    struct Server {
+        addr: SocketAddr,
+        stop: watch::Sender<bool>,
+        done: mpsc::Receiver<()>,
+        gate: mpsc::Sender<()>,
+    }
+
+    fn start(cfg: Config) -> Server {
+        let (gtx, grx) = mpsc::channel();
+        let svc = Arc::new(Toy {
+            gate: Mutex::new(Some(grx)),
+        });
+        let (stop, rx) = watch::channel(false);
+        let (atx, arx) = mpsc::channel();
+        let (dtx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                atx.send(l.local_addr().unwrap()).unwrap();
+                serve(l, svc, cfg, Arc::default(), rx).await.unwrap();
+            });
+            let _ = dtx.send(());
+        });
+        Server {
+            addr: arx.recv().unwrap(),
+            stop,
+            done,
+            gate: gtx,
+        }
+    }
+
+    struct Peer {
+        s: std::net::TcpStream,
+        dec: RecordDecoder,
+    }
+
+    impl Peer {
+        fn connect(addr: SocketAddr) -> Self {
+            Self {
+                s: std::net::TcpStream::connect(addr).unwrap(),
+                dec: RecordDecoder::new(1 << 30),
+            }
+        }
+        fn send(&mut self, msg: &[u8]) {
+            self.s.write_all(&encode_record(msg, 1 << 30)).unwrap();
+        }
+        /// The next reply, or `None` at the end of the stream.
+        fn recv(&mut self) -> Option<Vec<u8>> {
+            let mut buf = [0u8; 64 * 1024];
+            loop {
+                if let Some(r) = self.dec.next_record().unwrap() {
+                    return Some(r);
+                }
+                match self.s.read(&mut buf) {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.dec.push(&buf[..n]),
                 }
             }
         }
     }
-    // Let calls in flight finish and their replies go out before closing.
-    let _ = permits.acquire_many(cfg.max_in_flight.max(1) as u32).await;
-    drop(tx);
-    let _ = writer.await;
-    debug!("closed");
+
+    #[test]
+    fn inline_and_pool_calls_answer_out_of_order() {
+        let srv = start(Config::default());
+        let mut p = Peer::connect(srv.addr);
+        // A pool call that waits, then inline calls behind it on the same connection.
+        p.send(&[2, 1, 0xaa]);
+        for i in 0..10u8 {
+            p.send(&[0, 0, i]);
+            p.send(&[1, 0, i]);
+        }
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.push(p.recv().unwrap());
+        }
+        got.sort();
+        let mut want: Vec<Vec<u8>> = (0..10u8)
+            .flat_map(|i| [vec![0, 0, i], vec![1, 0, i]])
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "answered while the first call still runs");
+        srv.gate.send(()).unwrap();
+        assert_eq!(p.recv().unwrap(), vec![2, 1, 0xaa]);
+    }
+
+    #[test]
+    fn large_replies_are_framed_whole_through_partial_writes() {
+        let srv = start(Config::default());
+        let mut p = Peer::connect(srv.addr);
+        // 3 MiB replies exceed the socket buffers: the writes are partial; the peer reads
+        // only after sending everything, so inline and pool replies queue up.
+        for i in 0..8u8 {
+            p.send(&[i % 3, 3, i]);
+            p.send(&[i % 3, 0, i]);
+        }
+        let mut big = Vec::new();
+        let mut small = Vec::new();
+        for _ in 0..16 {
+            let r = p.recv().unwrap();
+            if r.len() == 3 << 20 {
+                assert!(r.iter().all(|&b| b == r[0]));
+                big.push(r[0]);
+            } else {
+                small.push(r);
+            }
+        }
+        big.sort_unstable();
+        assert_eq!(big, (0..8).collect::<Vec<u8>>());
+        assert_eq!(small.len(), 8);
+    }
+
+    #[test]
+    fn a_panic_costs_one_call() {
+        let srv = start(Config {
+            max_record: 1024,
+            max_in_flight: 2,
+        });
+        let mut p = Peer::connect(srv.addr);
+        // More panics and silent calls than max_in_flight: none may hold a slot.
+        for _ in 0..3 {
+            p.send(&[0, 2]);
+            p.send(&[2, 2]);
+            p.send(&[1, 4]);
+            p.send(&[2, 4]);
+        }
+        p.send(&[0, 0, 1]);
+        p.send(&[2, 0, 2]);
+        let mut got = vec![p.recv().unwrap(), p.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, vec![vec![0, 0, 1], vec![2, 0, 2]]);
+    }
+
+    #[test]
+    fn shutdown_finishes_calls_in_flight_and_sends_their_replies() {
+        let srv = start(Config::default());
+        let mut p = Peer::connect(srv.addr);
+        p.send(&[2, 1, 7]);
+        p.send(&[0, 0, 8]);
+        assert_eq!(p.recv().unwrap(), vec![0, 0, 8]);
+        srv.stop.send(true).unwrap();
+        // The listener closes; the running call still completes and is answered.
+        srv.gate.send(()).unwrap();
+        assert_eq!(p.recv().unwrap(), vec![2, 1, 7]);
+        assert_eq!(p.recv(), None, "closed after the last reply");
+        srv.done.recv().unwrap();
+    }
+
+    #[test]
+    fn a_bad_record_closes_after_the_good_ones() {
+        let srv = start(Config {
+            max_record: 1024,
+            max_in_flight: 4,
+        });
+        let mut p = Peer::connect(srv.addr);
+        let mut wire = Vec::new();
+        for i in 0..6u8 {
+            wire.extend(encode_record(&[i % 3, 0, i], 1 << 30));
+        }
+        wire.extend(0xffff_fff0u32.to_be_bytes());
+        p.s.write_all(&wire).unwrap();
+        let mut n = 0;
+        while p.recv().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 6);
+    }
 }
