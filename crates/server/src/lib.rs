@@ -24,10 +24,11 @@ use rnfs_proto::rpc::ReplyStatus;
 use rnfs_proto::{mount3, nfs3 as p3};
 use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
 use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
-use rnfs_rpc::transport::{ConnInfo, Service};
+use rnfs_rpc::transport::{Blocking, ConnInfo, Service};
 use rnfs_vfs::{Backend, Creds, Ctx};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How the server is set up.
@@ -66,6 +67,9 @@ pub struct Export {
     pub rules: Vec<exports::ClientRule>,
     /// The host directory, for backends that serve one (reload keeps their backend).
     pub dir: Option<std::path::PathBuf>,
+    /// The backend never waits (on a disk, a lock held for long): its calls may run on
+    /// the connection's task instead of the blocking pool (see [`Export::never_blocks`]).
+    pub never_blocks: bool,
     /// Key that makes handle check values specific to this export.
     pub(crate) secret: u64,
 }
@@ -90,8 +94,18 @@ impl Export {
             fs,
             rules,
             dir: None,
+            never_blocks: false,
             secret,
         }
+    }
+
+    /// Declares that the backend never waits while it works (the memory backend), so its
+    /// calls run on the connection's task with no thread hand-off. Only for backends whose
+    /// every call finishes on the CPU: a call that waits there stalls every other call of
+    /// its connection.
+    pub fn never_blocks(mut self) -> Self {
+        self.never_blocks = true;
+        self
     }
 
     /// The export an exports file describes, served by `fs`.
@@ -131,6 +145,11 @@ pub struct ExportTable {
 }
 
 impl ExportTable {
+    /// Whether no export's backend ever blocks.
+    fn never_blocks(&self) -> bool {
+        self.exports.iter().all(|e| e.never_blocks)
+    }
+
     /// The export with handle id `id`.
     pub fn by_id(&self, id: u16) -> Option<&Arc<Export>> {
         self.exports.iter().find(|e| e.id == id)
@@ -210,6 +229,8 @@ pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
 /// The NFS server: MOUNT v3 and NFSv3 over a table of exports.
 pub struct NfsServer {
     table: RwLock<Arc<ExportTable>>,
+    /// Every export in force never blocks (see [`Export::never_blocks`]).
+    never_blocks: AtomicBool,
     pub(crate) cfg: ServerConfig,
     pub(crate) drc: Drc,
     /// Changes at every start so clients resend uncommitted UNSTABLE writes (RFC 1813 3.3.7).
@@ -238,6 +259,7 @@ impl NfsServer {
             retired: Default::default(),
         };
         Self {
+            never_blocks: AtomicBool::new(table.never_blocks()),
             table: RwLock::new(Arc::new(table)),
             drc: Drc::new(cfg.drc_entries, cfg.drc_bytes),
             cfg,
@@ -260,7 +282,10 @@ impl NfsServer {
         for e in &exports {
             retired.remove(&e.id);
         }
-        *g = Arc::new(ExportTable { exports, retired });
+        let table = ExportTable { exports, retired };
+        self.never_blocks
+            .store(table.never_blocks(), Ordering::Relaxed);
+        *g = Arc::new(table);
     }
 
     /// The exports in force now.
@@ -401,7 +426,59 @@ impl NfsServer {
     }
 }
 
+/// How much a call may wait, from its message alone (see [`Service::blocking`]): a few
+/// words at fixed offsets, and for WRITE the stability asked for. Anything unreadable is
+/// answered with an error at once, so it never blocks.
+fn classify(msg: &[u8], backends_never_block: bool) -> Blocking {
+    let word = |at: usize| {
+        msg.get(at..at.checked_add(4)?)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    // xid, CALL, rpcvers, prog, vers, proc, then the credential and the verifier.
+    let (Some(prog), Some(vers), Some(proc_)) = (word(12), word(16), word(20)) else {
+        return Blocking::Never;
+    };
+    // An opaque_auth or an opaque<>: its length word, then the padded bytes.
+    let skip_opaque = |at: usize| -> Option<usize> {
+        let len = word(at)? as usize;
+        at.checked_add(4)?.checked_add(len.checked_add(3)? & !3)
+    };
+    match (prog, vers) {
+        (p3::PROGRAM, p3::VERSION) | (mount3::PROGRAM, mount3::VERSION) => {}
+        _ => return Blocking::Never, // an error reply, or the admin program's counters
+    }
+    if backends_never_block || proc_ == p3::Proc::Null as u32 {
+        return Blocking::Never;
+    }
+    if prog == mount3::PROGRAM {
+        return Blocking::Rarely;
+    }
+    if proc_ == p3::Proc::Commit as u32 {
+        return Blocking::Likely;
+    }
+    if proc_ == p3::Proc::Write as u32 {
+        // cred (flavor, body), verf (flavor, body), file handle, offset, count, stable.
+        let stable = skip_opaque(28)
+            .and_then(|at| skip_opaque(at + 4))
+            .and_then(skip_opaque)
+            .and_then(|at| word(at + 8 + 4));
+        return match stable {
+            Some(0) | None => Blocking::Rarely, // UNSTABLE: into the page cache
+            Some(_) => Blocking::Likely,        // DATA_SYNC, FILE_SYNC: an fsync
+        };
+    }
+    Blocking::Rarely
+}
+
 impl Service for NfsServer {
+    /// Every call to backends that never block runs inline; COMMIT and stable WRITEs to
+    /// others always go to the blocking pool; everything else (served from the kernel's
+    /// caches most of the time) runs inline when it is the connection's only call.
+    fn blocking(&self, _conn: &ConnInfo, msg: &[u8]) -> Blocking {
+        classify(msg, self.never_blocks.load(Ordering::Relaxed))
+    }
+
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
         // A bug in a handler must cost one call, not the server: answer SYSTEM_ERR.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(conn, msg))) {
@@ -414,5 +491,71 @@ impl Service for NfsServer {
                     .map(|xid| reply_error(xid, ReplyStatus::SystemErr))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
+    use rnfs_xdr::Writer;
+
+    fn call(prog: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        CallHeader {
+            xid: 1,
+            rpcvers: 2,
+            prog,
+            vers: 3,
+            proc_,
+            cred: OpaqueAuth {
+                flavor: rnfs_proto::rpc::AUTH_SYS,
+                body: rnfs_xdr::Opaque(vec![9; 27]),
+            },
+            verf: OpaqueAuth::none(),
+        }
+        .encode(&mut w);
+        let mut m = w.into_inner();
+        m.extend_from_slice(args);
+        m
+    }
+
+    fn write(stable: p3::StableHow) -> Vec<u8> {
+        let args = rnfs_xdr::to_bytes(&p3::WriteArgs {
+            file: p3::FileHandle3(vec![1; 21]),
+            offset: 7,
+            count: 3,
+            stable,
+            data: p3::Data(vec![0; 3]),
+        });
+        call(p3::PROGRAM, p3::Proc::Write as u32, &args)
+    }
+
+    #[test]
+    fn what_may_block() {
+        use Blocking::*;
+        let nfs = |p: p3::Proc| call(p3::PROGRAM, p as u32, &[]);
+        assert_eq!(classify(&nfs(p3::Proc::Null), false), Never);
+        assert_eq!(classify(&nfs(p3::Proc::Getattr), false), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Read), false), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Commit), false), Likely);
+        assert_eq!(classify(&write(p3::StableHow::Unstable), false), Rarely);
+        assert_eq!(classify(&write(p3::StableHow::FileSync), false), Likely);
+        assert_eq!(classify(&write(p3::StableHow::DataSync), false), Likely);
+        assert_eq!(classify(&call(mount3::PROGRAM, 1, &[]), false), Rarely);
+        // Backends that never block: everything inline.
+        assert_eq!(classify(&nfs(p3::Proc::Commit), true), Never);
+        assert_eq!(classify(&write(p3::StableHow::FileSync), true), Never);
+        // Other programs and garbage are answered at once.
+        assert_eq!(classify(&call(100099, 1, &[]), false), Never);
+        assert_eq!(classify(&[0, 0, 0, 1], false), Never);
+        // A truncated WRITE is answered GARBAGE_ARGS; a huge length word does not overflow.
+        let mut w = write(p3::StableHow::FileSync);
+        w.truncate(w.len() - 12);
+        assert_eq!(classify(&w, false), Rarely);
+        let mut w = write(p3::StableHow::FileSync);
+        w[28..32].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(classify(&w, false), Rarely);
     }
 }
