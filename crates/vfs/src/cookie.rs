@@ -41,7 +41,7 @@ mod tests {
         assert_ne!(of_name(b"a"), of_name(b"b"));
         for i in 0..10000u32 {
             let c = of_name(format!("f{i}").as_bytes());
-            assert!(c >= FIRST && c < 1 << 63);
+            assert!((FIRST..1 << 63).contains(&c));
         }
     }
 

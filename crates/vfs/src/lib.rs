@@ -15,6 +15,7 @@
 
 pub mod cookie;
 mod error;
+mod fdcache;
 pub mod local;
 pub mod memory;
 pub mod perm;
@@ -287,6 +288,15 @@ impl Default for Limits {
     }
 }
 
+/// What [`Backend::read_into`] reports besides the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDone {
+    /// Whether the end of the file was reached.
+    pub eof: bool,
+    /// The file's attributes after the read, when the backend has them at no cost.
+    pub attr: Option<Attr>,
+}
+
 /// A file system that rnfs can export. See the crate documentation.
 ///
 /// Names are single path components as bytes; callers never pass `/` or a NUL in them (the
@@ -325,6 +335,21 @@ pub trait Backend: Send + Sync + 'static {
     /// Reads up to `count` bytes at `offset`; also says whether the end of the file was reached.
     fn read(&self, ctx: &Ctx, key: &FileKey, offset: u64, count: u32)
         -> VfsResult<(Vec<u8>, bool)>;
+    /// Like [`Backend::read`], but appends the data to `buf` (keeping what it holds), so
+    /// that the server can read straight into its reply; on error `buf` is left as it was.
+    /// The default reads into a new buffer and copies.
+    fn read_into(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        count: u32,
+        buf: &mut Vec<u8>,
+    ) -> VfsResult<ReadDone> {
+        let (data, eof) = self.read(ctx, key, offset, count)?;
+        buf.extend_from_slice(&data);
+        Ok(ReadDone { eof, attr: None })
+    }
     /// Writes `data` at `offset` with at least the asked stability; returns the stability
     /// achieved.
     fn write(

@@ -20,19 +20,34 @@
 //! calls on Linux), so the host kernel enforces permissions exactly as for a local process.
 //! As knfsd does, the owner of a file may read, write and truncate it whatever its mode (a
 //! file created read-only stays writable through the descriptor that created it).
+//!
+//! **Open descriptors are cached** (see [`crate::fdcache`]): directories as `O_PATH`
+//! descriptors, so that a call on a file of a hot directory does not walk the export from
+//! its root, and regular files open for I/O, so that READ, WRITE and COMMIT do not locate,
+//! open and close the file each time. As in knfsd's file cache, a cached file is opened as
+//! the server (read-only, or read-write once it is written) and serves every caller; each
+//! call then checks the caller's permission on that very inode (`faccessat` of the
+//! descriptor's `/proc/self/fd` link with the caller's identity, so mode bits, ACLs and
+//! security modules decide as for an `open` by the caller), with the owner override above.
+//! When the server cannot open the file itself (read-only file system, a running program,
+//! an append-only file, or no permission when not running as root), the call opens it as
+//! the caller, for that call only, as before. Each hit is checked with a `statx` of the
+//! descriptor (a removed object has no links left); REMOVE, RMDIR and RENAME drop the
+//! entries of the objects they unlink, and idle entries are closed after a few seconds.
 
+use crate::fdcache::FdCache;
 use crate::{
     cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat,
-    Limits, SetAttr, SetTime, SpecialKind, Stability, Timestamp, VfsError, VfsResult,
+    Limits, ReadDone, SetAttr, SetTime, SpecialKind, Stability, Timestamp, VfsError, VfsResult,
 };
 use parking_lot::Mutex;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Statx, StatxFlags};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 type Id = (u64, u64); // (dev, ino)
@@ -149,7 +164,7 @@ fn check_entry_name(name: &[u8]) -> VfsResult<()> {
 
 /// Where an object is: a directory descriptor and its name there (`.` for the root).
 struct Loc {
-    dir: OwnedFd,
+    dir: Arc<OwnedFd>,
     name: Vec<u8>,
     stx: Statx,
 }
@@ -215,10 +230,53 @@ impl Drop for CredGuard {
     }
 }
 
+/// A regular file open for I/O, shared by the calls that use it.
+struct OpenFile {
+    file: std::fs::File,
+    /// Opened read-write (else read-only).
+    writable: bool,
+}
+
+/// What a call does with a file: decides the open mode and the permission checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Read,
+    Write,
+    /// COMMIT: read or write permission.
+    Sync,
+}
+
+/// The descriptor caches, shared with the thread that closes idle entries.
+struct Caches {
+    dirs: FdCache<OwnedFd>,
+    files: FdCache<OpenFile>,
+}
+
+/// Closes cached descriptors unused for this long.
+const IDLE_CLOSE: Duration = Duration::from_secs(3);
+
+/// Closes idle descriptors every second until the backend is dropped.
+fn spawn_sweeper(c: &Arc<Caches>) {
+    let w: Weak<Caches> = Arc::downgrade(c);
+    let r = std::thread::Builder::new()
+        .name("rnfs-fdcache".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(c) = w.upgrade() else { return };
+            c.files.sweep(IDLE_CLOSE);
+            c.dirs.sweep(IDLE_CLOSE);
+        });
+    if let Err(e) = r {
+        // The caches stay bounded; only idle entries stay open longer.
+        tracing::warn!(error = %e, "cannot start the descriptor cache sweeper");
+    }
+}
+
 /// A directory of the host, exported (see the module documentation).
 pub struct LocalFs {
-    root: OwnedFd,
+    root: Arc<OwnedFd>,
     root_parts: KeyParts,
+    caches: Arc<Caches>,
     names: Mutex<HashMap<Id, (Id, Vec<u8>)>>,
     stale: Mutex<HashMap<FileKey, Instant>>,
     listings: Mutex<HashMap<Id, Arc<Listing>>>,
@@ -227,6 +285,8 @@ pub struct LocalFs {
 }
 
 const MAX_NAMES: usize = 4 << 20;
+/// Most bytes one READ returns (the server asks for far less).
+const MAX_READ: u32 = 1 << 24;
 const MAX_LISTINGS: usize = 256;
 const STALE_MEMORY: Duration = Duration::from_secs(5);
 
@@ -243,9 +303,21 @@ impl LocalFs {
         let switch_creds = rustix::process::geteuid().is_root();
         // Clients apply their own umask; the server must create with the modes it is given.
         rustix::process::umask(Mode::empty());
+        // Each cache holds at most 256 descriptors, and never more than a sixteenth of the
+        // process's limit, so connections never run short of descriptors.
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let cap = usize::try_from(nofile / 16).unwrap_or(256).clamp(8, 256);
+        let caches = Arc::new(Caches {
+            dirs: FdCache::new(cap),
+            files: FdCache::new(cap),
+        });
+        spawn_sweeper(&caches);
         Ok(Self {
-            root,
+            root: Arc::new(root),
             root_parts: parts_of(&stx),
+            caches,
             names: Mutex::new(HashMap::new()),
             stale: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
@@ -269,9 +341,11 @@ impl LocalFs {
         self.names.lock().remove(&child);
     }
 
-    /// The path of `id` below the root, from the name map, if it knows one.
-    fn cached_path(&self, id: Id) -> Option<Vec<Vec<u8>>> {
+    /// The path of `id` below the root, from the name map, if it knows one, and the id of
+    /// its parent.
+    fn cached_path(&self, id: Id) -> Option<(Vec<Vec<u8>>, Id)> {
         let m = self.names.lock();
+        let parent = m.get(&id)?.0;
         let mut comps = Vec::new();
         let mut cur = id;
         while cur != self.root_parts.id() {
@@ -283,7 +357,7 @@ impl LocalFs {
             }
         }
         comps.reverse();
-        Some(comps)
+        Some((comps, parent))
     }
 
     fn open_beneath(&self, comps: &[Vec<u8>], flags: OFlags) -> VfsResult<OwnedFd> {
@@ -312,23 +386,35 @@ impl LocalFs {
             if k.gen != self.root_parts.gen {
                 return Err(VfsError::Stale);
             }
-            let dir = self.root.try_clone().map_err(VfsError::from)?;
-            let stx = statx_fd(dir.as_fd())?;
+            let stx = statx_fd(self.root.as_fd())?;
             return Ok(Some(Loc {
-                dir,
+                dir: self.root.clone(),
                 name: b".".to_vec(),
                 stx,
             }));
         }
-        let Some(mut comps) = self.cached_path(k.id()) else {
+        let Some((mut comps, parent)) = self.cached_path(k.id()) else {
             return Ok(None);
         };
         let Some(name) = comps.pop() else {
             return Ok(None);
         };
-        let dir = match self.open_beneath(&comps, OFlags::PATH | OFlags::DIRECTORY) {
-            Ok(d) => d,
-            Err(_) => return Ok(None),
+        let dir = if comps.is_empty() {
+            self.root.clone()
+        } else if let Some(d) = self.caches.dirs.get_any(parent) {
+            // Any directory of the export that holds the name with this key will do.
+            d
+        } else {
+            let epoch = self.caches.dirs.epoch();
+            let d = match self.open_beneath(&comps, OFlags::PATH | OFlags::DIRECTORY) {
+                Ok(d) => Arc::new(d),
+                Err(_) => return Ok(None),
+            };
+            if let Ok(s) = statx_fd(d.as_fd()) {
+                let p = parts_of(&s);
+                self.caches.dirs.insert(p.id(), p.gen, d.clone(), epoch);
+            }
+            d
         };
         match statx_at(dir.as_fd(), &name) {
             Ok(stx) if parts_of(&stx) == k => Ok(Some(Loc { dir, name, stx })),
@@ -406,8 +492,22 @@ impl LocalFs {
         Err(VfsError::Stale)
     }
 
-    /// Opens a located directory itself (as an O_PATH descriptor).
-    fn open_dir(&self, key: &FileKey) -> VfsResult<(OwnedFd, Statx)> {
+    /// Opens a directory itself (as an O_PATH descriptor), from the cache if it is there.
+    fn open_dir(&self, key: &FileKey) -> VfsResult<(Arc<OwnedFd>, Statx)> {
+        let k = KeyParts::decode(key)?;
+        if k.id() == self.root_parts.id() {
+            if k.gen != self.root_parts.gen {
+                return Err(VfsError::Stale);
+            }
+            return Ok((self.root.clone(), statx_fd(self.root.as_fd())?));
+        }
+        if let Some(fd) = self.caches.dirs.get(k.id(), k.gen) {
+            match statx_fd(fd.as_fd()) {
+                Ok(stx) if stx.stx_nlink > 0 && parts_of(&stx) == k => return Ok((fd, stx)),
+                _ => self.caches.dirs.invalidate(k.id()), // removed behind our back
+            }
+        }
+        let epoch = self.caches.dirs.epoch();
         let l = self.locate(key)?;
         if !l.is_dir() {
             return Err(VfsError::NotDir);
@@ -422,7 +522,129 @@ impl LocalFs {
         if parts_of(&stx) != parts_of(&l.stx) {
             return Err(VfsError::Stale);
         }
+        let fd = Arc::new(fd);
+        self.caches.dirs.insert(k.id(), k.gen, fd.clone(), epoch);
         Ok((fd, stx))
+    }
+
+    /// The attributes of `key` from a cached descriptor, if one is cached and still linked.
+    fn cached_attr(&self, k: KeyParts) -> Option<Statx> {
+        let check = |fd: BorrowedFd<'_>| match statx_fd(fd) {
+            Ok(stx) if stx.stx_nlink > 0 && parts_of(&stx) == k => Some(stx),
+            _ => None,
+        };
+        if let Some(f) = self.caches.files.get(k.id(), k.gen) {
+            if let Some(s) = check(f.file.as_fd()) {
+                return Some(s);
+            }
+            self.caches.files.invalidate(k.id());
+        }
+        if let Some(d) = self.caches.dirs.get(k.id(), k.gen) {
+            if let Some(s) = check(d.as_fd()) {
+                return Some(s);
+            }
+            self.caches.dirs.invalidate(k.id());
+        }
+        None
+    }
+
+    /// A descriptor of regular file `key` for `want`, from the cache or opened (and cached),
+    /// with its attributes before the I/O; the caller's permission is checked.
+    fn io_file(&self, ctx: &Ctx, key: &FileKey, want: Want) -> VfsResult<Arc<OpenFile>> {
+        let k = KeyParts::decode(key)?;
+        if k.dev != self.root_parts.dev {
+            return Err(VfsError::Stale);
+        }
+        if let Some(f) = self.caches.files.get(k.id(), k.gen) {
+            if want != Want::Write || f.writable {
+                match statx_fd(f.file.as_fd()) {
+                    Ok(stx) if stx.stx_nlink > 0 && parts_of(&stx) == k => {
+                        if self.permit(ctx, &f, &stx, want)? {
+                            return Ok(f);
+                        }
+                        let l = self.locate(key)?;
+                        return self.open_for_call(ctx, &l, want);
+                    }
+                    _ => self.caches.files.invalidate(k.id()), // removed behind our back
+                }
+            }
+        }
+        let epoch = self.caches.files.epoch();
+        let l = self.locate(key)?;
+        match ftype_of(u32::from(l.stx.stx_mode)) {
+            FileType::Regular => {}
+            FileType::Directory => return Err(VfsError::IsDir),
+            _ => return Err(VfsError::Inval),
+        }
+        // Opened as the server, so the descriptor can serve every caller; permission is
+        // checked per call by permit().
+        let mode = if want == Want::Write {
+            OFlags::RDWR
+        } else {
+            OFlags::RDONLY
+        };
+        let flags = mode | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        let Ok(fd) = rustix::fs::openat(&l.dir, l.name(), flags, Mode::empty()) else {
+            // The server cannot (read-only file system, a running program, an append-only
+            // file, or no permission when not running as root): open it as the caller.
+            return self.open_for_call(ctx, &l, want);
+        };
+        let stx = statx_fd(fd.as_fd())?;
+        if parts_of(&stx) != k {
+            return Err(VfsError::Stale);
+        }
+        let f = Arc::new(OpenFile {
+            file: std::fs::File::from(fd),
+            writable: want == Want::Write,
+        });
+        self.caches.files.insert(k.id(), k.gen, f.clone(), epoch);
+        if self.permit(ctx, &f, &stx, want)? {
+            Ok(f)
+        } else {
+            self.open_for_call(ctx, &l, want)
+        }
+    }
+
+    /// Opens a located file as the caller, for one call (not cached).
+    fn open_for_call(&self, ctx: &Ctx, l: &Loc, want: Want) -> VfsResult<Arc<OpenFile>> {
+        let file = match want {
+            Want::Read => self.open_file(ctx, l, OFlags::RDONLY)?,
+            Want::Write => self.open_file(ctx, l, OFlags::WRONLY)?,
+            Want::Sync => match self.open_file(ctx, l, OFlags::RDONLY) {
+                Err(VfsError::Acces) => self.open_file(ctx, l, OFlags::WRONLY)?,
+                r => r?,
+            },
+        };
+        Ok(Arc::new(OpenFile {
+            file,
+            writable: want == Want::Write,
+        }))
+    }
+
+    /// Whether the caller may use the server's descriptor `f` of a file with attributes
+    /// `stx` for `want`, as an `open` by the caller would decide (with the owner override of
+    /// the module docs). `Ok(false)`: it cannot be told here; open the file as the caller.
+    fn permit(&self, ctx: &Ctx, f: &OpenFile, stx: &Statx, want: Want) -> VfsResult<bool> {
+        let c = &ctx.creds;
+        if !self.switch_creds || c.uid == 0 || c.uid == stx.stx_uid {
+            // One identity for all; root; or the owner, who may always read and write.
+            return Ok(true);
+        }
+        use rustix::fs::Access;
+        let path = format!("/proc/self/fd/{}", f.file.as_raw_fd());
+        let _g = self.creds(ctx)?;
+        let check =
+            |a: Access| rustix::fs::accessat(rustix::fs::CWD, path.as_str(), a, AtFlags::EACCESS);
+        let r = match want {
+            Want::Read => check(Access::READ_OK),
+            Want::Write => check(Access::WRITE_OK),
+            Want::Sync => check(Access::READ_OK).or_else(|_| check(Access::WRITE_OK)),
+        };
+        match r {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::ACCESS) => Err(VfsError::Acces),
+            Err(_) => Ok(false),
+        }
     }
 
     fn attr(&self, s: &Statx) -> Attr {
@@ -493,9 +715,9 @@ impl LocalFs {
     fn apply_setattr(&self, ctx: &Ctx, l: &Loc, set: &SetAttr) -> VfsResult<()> {
         let is_link = ftype_of(u32::from(l.stx.stx_mode)) == FileType::Symlink;
         if let Some(size) = set.size {
-            let f = self.open_file(ctx, l, OFlags::WRONLY)?;
+            let f = self.io_file(ctx, &parts_of(&l.stx).encode(), Want::Write)?;
             let _g = self.creds(ctx)?;
-            f.set_len(size)?;
+            f.file.set_len(size)?;
         }
         let _g = self.creds(ctx)?;
         if set.uid.is_some() || set.gid.is_some() {
@@ -546,16 +768,21 @@ impl LocalFs {
     }
 
     /// After creating `name` in `dir`: record it, apply attributes the create call could
-    /// not, and return its key and attributes.
+    /// not, and return its key and attributes. `made`: the attributes of the new object if
+    /// the caller has them from its descriptor (else they are looked up by name).
     fn created(
         &self,
         ctx: &Ctx,
-        dir: &OwnedFd,
+        dir: &Arc<OwnedFd>,
         dir_stx: &Statx,
         name: &[u8],
         set: &SetAttr,
+        made: Option<Statx>,
     ) -> VfsResult<(FileKey, Attr)> {
-        let stx = statx_at(dir.as_fd(), name)?;
+        let stx = match made {
+            Some(s) => s,
+            None => statx_at(dir.as_fd(), name)?,
+        };
         let mut rest = *set;
         if set
             .mode
@@ -575,7 +802,7 @@ impl LocalFs {
             stx
         } else {
             let l = Loc {
-                dir: dir.try_clone().map_err(VfsError::from)?,
+                dir: dir.clone(),
                 name: name.to_vec(),
                 stx,
             };
@@ -595,7 +822,7 @@ impl LocalFs {
     /// read in the same clock tick as the directory's last change (file systems stamp times
     /// with a coarse clock, so a change by another process in that tick could leave the
     /// times equal) is trusted for one second only.
-    fn listing(&self, fd: &OwnedFd, dir_stx: &Statx) -> VfsResult<Arc<Listing>> {
+    fn listing(&self, fd: BorrowedFd<'_>, dir_stx: &Statx) -> VfsResult<Arc<Listing>> {
         let id = parts_of(dir_stx).id();
         let (mtime, ctime) = (ts(&dir_stx.stx_mtime), ts(&dir_stx.stx_ctime));
         if let Some(l) = self.listings.lock().get(&id) {
@@ -658,6 +885,9 @@ impl Backend for LocalFs {
     }
 
     fn getattr(&self, _ctx: &Ctx, key: &FileKey) -> VfsResult<Attr> {
+        if let Some(stx) = KeyParts::decode(key).ok().and_then(|k| self.cached_attr(k)) {
+            return Ok(self.attr(&stx));
+        }
         let l = self.locate(key)?;
         Ok(self.attr(&l.stx))
     }
@@ -722,22 +952,43 @@ impl Backend for LocalFs {
         offset: u64,
         count: u32,
     ) -> VfsResult<(Vec<u8>, bool)> {
-        use std::os::unix::fs::FileExt;
-        let l = self.locate(key)?;
-        let f = self.open_file(ctx, &l, OFlags::RDONLY)?;
-        let mut buf = vec![0u8; count as usize];
-        let mut got = 0;
-        while got < buf.len() {
-            match f.read_at(&mut buf[got..], offset + got as u64) {
+        let mut buf = Vec::new();
+        let done = self.read_into(ctx, key, offset, count, &mut buf)?;
+        Ok((buf, done.eof))
+    }
+
+    fn read_into(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        count: u32,
+        buf: &mut Vec<u8>,
+    ) -> VfsResult<ReadDone> {
+        let f = self.io_file(ctx, key, Want::Read)?;
+        let start = buf.len();
+        let end = start + count.min(MAX_READ) as usize;
+        buf.reserve_exact(end - start);
+        // pread straight into the spare capacity: no zeroing, no copy.
+        while buf.len() < end {
+            let at = offset.saturating_add((buf.len() - start) as u64);
+            match rustix::io::pread(&f.file, rustix::buffer::spare_capacity(buf), at) {
                 Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    buf.truncate(start);
+                    return Err(e.into());
+                }
             }
         }
-        buf.truncate(got);
-        let size = statx_fd(f.as_fd())?.stx_size;
-        Ok((buf, offset + got as u64 >= size))
+        buf.truncate(end); // the spare capacity may have been larger than asked
+        let got = (buf.len() - start) as u64;
+        let stx = statx_fd(f.file.as_fd())?;
+        Ok(ReadDone {
+            eof: offset.saturating_add(got) >= stx.stx_size,
+            attr: Some(self.attr(&stx)),
+        })
     }
 
     fn write(
@@ -750,14 +1001,13 @@ impl Backend for LocalFs {
     ) -> VfsResult<Stability> {
         use std::os::unix::fs::FileExt;
         self.check_writable()?;
-        let l = self.locate(key)?;
-        let f = self.open_file(ctx, &l, OFlags::WRONLY)?;
+        let f = self.io_file(ctx, key, Want::Write)?;
         let _g = self.creds(ctx)?; // so the kernel clears set-id bits as for this caller
-        f.write_all_at(data, offset)?;
+        f.file.write_all_at(data, offset)?;
         match stable {
             Stability::Unstable => {}
-            Stability::DataSync => f.sync_data()?,
-            Stability::FileSync => f.sync_all()?,
+            Stability::DataSync => f.file.sync_data()?,
+            Stability::FileSync => f.file.sync_all()?,
         }
         Ok(stable)
     }
@@ -780,19 +1030,19 @@ impl Backend for LocalFs {
                 let excl = matches!(how, CreateMode::Guarded(_));
                 let mode = Mode::from_raw_mode(set.mode.unwrap_or(0o644) & 0o7777);
                 let flags = if excl { base | OFlags::EXCL } else { base };
-                match rustix::fs::openat(&fd, OsStr::from_bytes(name), flags, mode) {
-                    Ok(_) => {}
+                // The attributes come from the descriptor just opened: no second lookup of
+                // the name.
+                let made = match rustix::fs::openat(&fd, OsStr::from_bytes(name), flags, mode) {
+                    Ok(f) => statx_fd(f.as_fd())?,
                     // An existing file the caller may not open for writing can still be
                     // "created" unchecked when nothing is to change (knfsd does the same).
-                    Err(rustix::io::Errno::ACCESS) if !excl => {
-                        statx_at(fd.as_fd(), name)?;
-                    }
+                    Err(rustix::io::Errno::ACCESS) if !excl => statx_at(fd.as_fd(), name)?,
                     Err(e) => return Err(e.into()),
-                }
+                };
                 drop(g);
                 let mut rest = *set;
                 rest.mode = None; // set at creation; an existing file keeps its mode
-                self.created(ctx, &fd, &dstx, name, &rest)
+                self.created(ctx, &fd, &dstx, name, &rest, Some(made))
             }
             CreateMode::Exclusive(verf) => {
                 let atime = i64::from(u32::from_be_bytes([verf[0], verf[1], verf[2], verf[3]]));
@@ -803,8 +1053,8 @@ impl Backend for LocalFs {
                     base | OFlags::EXCL,
                     Mode::from_raw_mode(0o600),
                 );
-                match made {
-                    Ok(_) => {
+                let made = match made {
+                    Ok(f) => {
                         let times = rustix::fs::Timestamps {
                             last_access: rustix::fs::Timespec {
                                 tv_sec: atime,
@@ -815,12 +1065,8 @@ impl Backend for LocalFs {
                                 tv_nsec: 0,
                             },
                         };
-                        rustix::fs::utimensat(
-                            &fd,
-                            OsStr::from_bytes(name),
-                            &times,
-                            AtFlags::SYMLINK_NOFOLLOW,
-                        )?;
+                        rustix::fs::futimens(&f, &times)?;
+                        statx_fd(f.as_fd())?
                     }
                     Err(rustix::io::Errno::EXIST) => {
                         let s = statx_at(fd.as_fd(), name)?;
@@ -830,11 +1076,12 @@ impl Backend for LocalFs {
                         if !same {
                             return Err(VfsError::Exist);
                         }
+                        s
                     }
                     Err(e) => return Err(e.into()),
-                }
+                };
                 drop(g);
-                self.created(ctx, &fd, &dstx, name, &SetAttr::default())
+                self.created(ctx, &fd, &dstx, name, &SetAttr::default(), Some(made))
             }
         }
     }
@@ -857,7 +1104,7 @@ impl Backend for LocalFs {
                 Mode::from_raw_mode(set.mode.unwrap_or(0o755) & 0o7777),
             )?;
         }
-        self.created(ctx, &fd, &dstx, name, set)
+        self.created(ctx, &fd, &dstx, name, set, None)
     }
 
     fn symlink(
@@ -880,7 +1127,7 @@ impl Backend for LocalFs {
         }
         let mut rest = *set;
         rest.mode = None; // symlink modes are fixed on Linux
-        self.created(ctx, &fd, &dstx, name, &rest)
+        self.created(ctx, &fd, &dstx, name, &rest, None)
     }
 
     fn mknod(
@@ -910,7 +1157,7 @@ impl Backend for LocalFs {
             let mode = Mode::from_raw_mode(set.mode.unwrap_or(0o644) & 0o7777);
             rustix::fs::mknodat(&fd, OsStr::from_bytes(name), ft, mode, dev)?;
         }
-        self.created(ctx, &fd, &dstx, name, set)
+        self.created(ctx, &fd, &dstx, name, set, None)
     }
 
     fn remove(&self, ctx: &Ctx, dir: &FileKey, name: &[u8]) -> VfsResult<()> {
@@ -925,6 +1172,7 @@ impl Backend for LocalFs {
         rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::empty())?;
         self.changed(&dstx);
         self.forget(parts_of(&victim).id());
+        self.caches.files.invalidate(parts_of(&victim).id()); // so its space is freed
         Ok(())
     }
 
@@ -943,6 +1191,7 @@ impl Backend for LocalFs {
         rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
         self.changed(&dstx);
         self.forget(parts_of(&victim).id());
+        self.caches.dirs.invalidate(parts_of(&victim).id());
         Ok(())
     }
 
@@ -961,12 +1210,20 @@ impl Backend for LocalFs {
         let (ffd, fstx) = self.open_dir(from_dir)?;
         let (tfd, tstx) = self.open_dir(to_dir)?;
         let moved = statx_at(ffd.as_fd(), from)?;
+        let replaced = statx_at(tfd.as_fd(), to).ok();
         {
             let _g = self.creds(ctx)?;
             rustix::fs::renameat(&ffd, OsStr::from_bytes(from), &tfd, OsStr::from_bytes(to))?;
         }
         self.changed(&fstx);
         self.changed(&tstx);
+        // The object renamed over is unlinked: close it. A moved directory is looked up
+        // afresh (a moved file's descriptor stays valid where it now is).
+        if let Some(r) = replaced.filter(|r| parts_of(r) != parts_of(&moved)) {
+            self.caches.files.invalidate(parts_of(&r).id());
+            self.caches.dirs.invalidate(parts_of(&r).id());
+        }
+        self.caches.dirs.invalidate(parts_of(&moved).id());
         self.remember(parts_of(&tstx).id(), to, parts_of(&moved).id());
         Ok(())
     }
@@ -1002,7 +1259,7 @@ impl Backend for LocalFs {
         let (fd, dstx) = self.open_dir(dir)?;
         let _g = self.creds(ctx)?;
         rustix::fs::accessat(&fd, ".", rustix::fs::Access::READ_OK, AtFlags::EACCESS)?;
-        let listing = self.listing(&fd, &dstx)?;
+        let listing = self.listing(fd.as_fd(), &dstx)?;
         let start = listing.entries.partition_point(|e| e.0 <= after);
         let dir_id = parts_of(&dstx).id();
         let mut page = DirPage {
@@ -1063,14 +1320,10 @@ impl Backend for LocalFs {
     }
 
     fn commit(&self, ctx: &Ctx, key: &FileKey, _offset: u64, _count: u32) -> VfsResult<()> {
-        let l = self.locate(key)?;
-        let f = match self.open_file(ctx, &l, OFlags::RDONLY) {
-            Err(VfsError::Acces) => self.open_file(ctx, &l, OFlags::WRONLY)?,
-            r => r?,
-        };
+        let f = self.io_file(ctx, key, Want::Sync)?;
         // fsync on any descriptor flushes the inode's dirty pages, including those written
         // through other descriptors by earlier UNSTABLE writes.
-        f.sync_all()?;
+        f.file.sync_all()?;
         Ok(())
     }
 }
@@ -1200,6 +1453,111 @@ mod tests {
             assert_eq!(seen.get(format!("f{i}").as_bytes()), Some(&1), "f{i}");
         }
         assert!(seen.values().all(|&c| c == 1));
+    }
+
+    fn ctx_of(uid: u32) -> Ctx {
+        Ctx::new(Creds {
+            uid,
+            gid: uid,
+            gids: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn cached_descriptors_check_each_caller_and_follow_mode_changes() {
+        let (_d, fs) = fs();
+        if !fs.switch_creds {
+            eprintln!("SKIPPED: needs root to act as other users");
+            return;
+        }
+        let owner = ctx_of(1000);
+        let other = ctx_of(2000);
+        let root = fs.root();
+        let mode = |m: u32| SetAttr {
+            mode: Some(m),
+            ..SetAttr::default()
+        };
+        fs.setattr(&Ctx::default(), &root, &mode(0o777), None)
+            .unwrap();
+        let (f, _) = fs
+            .create(&owner, &root, b"f", &CreateMode::Guarded(mode(0o600)))
+            .unwrap();
+        fs.write(&owner, &f, 0, b"secret", Stability::Unstable)
+            .unwrap();
+        assert_eq!(fs.read(&owner, &f, 0, 10).unwrap().0, b"secret");
+        // The file is cached open now; another caller still gets what open(2) would say.
+        assert_eq!(fs.read(&other, &f, 0, 10), Err(VfsError::Acces));
+        assert_eq!(
+            fs.write(&other, &f, 0, b"x", Stability::Unstable),
+            Err(VfsError::Acces)
+        );
+        fs.setattr(&owner, &f, &mode(0o644), None).unwrap();
+        assert_eq!(fs.read(&other, &f, 0, 10).unwrap().0, b"secret");
+        assert_eq!(
+            fs.write(&other, &f, 0, b"x", Stability::Unstable),
+            Err(VfsError::Acces)
+        );
+        assert_eq!(fs.commit(&other, &f, 0, 0), Ok(()));
+        fs.setattr(&owner, &f, &mode(0o000), None).unwrap();
+        assert_eq!(fs.read(&other, &f, 0, 10), Err(VfsError::Acces));
+        // The owner may still read and write (see the module docs), and root may.
+        assert_eq!(fs.read(&owner, &f, 0, 10).unwrap().0, b"secret");
+        fs.write(&owner, &f, 0, b"S", Stability::FileSync).unwrap();
+        assert_eq!(fs.read(&Ctx::default(), &f, 0, 10).unwrap().0, b"Secret");
+    }
+
+    #[test]
+    fn removed_and_replaced_files_are_not_kept_open() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (sub, _) = fs.mkdir(&ctx, &root, b"sub", &SetAttr::default()).unwrap();
+        let mk = |name: &[u8], data: &[u8]| {
+            let (k, _) = fs
+                .create(&ctx, &sub, name, &CreateMode::Unchecked(SetAttr::default()))
+                .unwrap();
+            fs.write(&ctx, &k, 0, data, Stability::Unstable).unwrap();
+            assert_eq!(fs.read(&ctx, &k, 0, 10).unwrap().0, data);
+            k
+        };
+        // REMOVE through the backend closes the cached descriptor (the space is freed).
+        let a = mk(b"a", b"aaa");
+        assert_eq!(fs.caches.files.len(), 1);
+        fs.remove(&ctx, &sub, b"a").unwrap();
+        assert_eq!(fs.caches.files.len(), 0);
+        assert_eq!(fs.read(&ctx, &a, 0, 10), Err(VfsError::Stale));
+        assert_eq!(fs.getattr(&ctx, &a), Err(VfsError::Stale));
+        // Removed behind our back: the cached descriptor is not used.
+        let b = mk(b"b", b"bbb");
+        std::fs::remove_file(d.path().join("sub/b")).unwrap();
+        assert_eq!(fs.read(&ctx, &b, 0, 10), Err(VfsError::Stale));
+        assert_eq!(fs.getattr(&ctx, &b), Err(VfsError::Stale));
+        assert_eq!(
+            fs.write(&ctx, &b, 0, b"x", Stability::Unstable),
+            Err(VfsError::Stale)
+        );
+        // RENAME over a cached file closes it; the renamed file is still served.
+        let c = mk(b"c", b"ccc");
+        let e = mk(b"e", b"eee");
+        fs.rename(&ctx, &sub, b"c", &sub, b"e").unwrap();
+        assert_eq!(fs.read(&ctx, &e, 0, 10), Err(VfsError::Stale));
+        assert_eq!(fs.read(&ctx, &c, 0, 10).unwrap().0, b"ccc");
+        fs.commit(&ctx, &c, 0, 0).unwrap();
+        // RMDIR, and a directory removed behind our back, are STALE at once.
+        let (dd, _) = fs.mkdir(&ctx, &sub, b"dd", &SetAttr::default()).unwrap();
+        fs.lookup(&ctx, &dd, b".").unwrap();
+        fs.rmdir(&ctx, &sub, b"dd").unwrap();
+        assert_eq!(fs.getattr(&ctx, &dd), Err(VfsError::Stale));
+        assert!(fs.lookup(&ctx, &dd, b"x").is_err());
+        let (de, _) = fs.mkdir(&ctx, &sub, b"de", &SetAttr::default()).unwrap();
+        fs.lookup(&ctx, &de, b".").unwrap();
+        std::fs::remove_dir(d.path().join("sub/de")).unwrap();
+        assert_eq!(fs.getattr(&ctx, &de), Err(VfsError::Stale));
+        assert_eq!(
+            fs.create(&ctx, &de, b"x", &CreateMode::Unchecked(SetAttr::default()))
+                .map(|_| ()),
+            Err(VfsError::Stale)
+        );
     }
 
     #[test]

@@ -67,8 +67,8 @@ use parking_lot::RwLock;
 use crate::perm::{self, R, W, X};
 use crate::{
     check_name, check_new_name, cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage,
-    FileKey, FileType, FsStat, Limits, SetAttr, SetTime, SpecialKind, Stability, Timestamp,
-    VfsError, VfsResult,
+    FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime, SpecialKind, Stability,
+    Timestamp, VfsError, VfsResult,
 };
 
 /// Bytes charged for every inode, whatever it holds.
@@ -192,18 +192,25 @@ impl FileData {
         offset / CHUNK..=(end - 1) / CHUNK
     }
 
-    /// Reads `[offset, offset + n)`, which lies within the size; `n > 0`.
-    fn read(&self, offset: u64, n: u64) -> Vec<u8> {
-        let mut buf = vec![0u8; n as usize];
+    /// Appends `[offset, offset + n)`, which lies within the size, to `buf`; `n > 0`. Each
+    /// byte is written once: chunks are copied, only holes are zero-filled.
+    fn read_into(&self, offset: u64, n: u64, buf: &mut Vec<u8>) {
+        buf.reserve_exact(n as usize);
         let end = offset + n;
+        let mut pos = offset;
         for (&idx, chunk) in self.chunks.range(Self::chunk_range(offset, end)) {
             let start = idx * CHUNK;
             let from = offset.max(start);
             let to = end.min(start + CHUNK);
-            buf[(from - offset) as usize..(to - offset) as usize]
-                .copy_from_slice(&chunk[(from - start) as usize..(to - start) as usize]);
+            if from > pos {
+                buf.resize(buf.len() + (from - pos) as usize, 0);
+            }
+            buf.extend_from_slice(&chunk[(from - start) as usize..(to - start) as usize]);
+            pos = to;
         }
-        buf
+        if end > pos {
+            buf.resize(buf.len() + (end - pos) as usize, 0);
+        }
     }
 
     /// How many chunks a write of `[offset, end)` would allocate; `end > offset`.
@@ -1013,6 +1020,19 @@ impl Backend for MemFs {
         offset: u64,
         count: u32,
     ) -> VfsResult<(Vec<u8>, bool)> {
+        let mut buf = Vec::new();
+        let done = self.read_into(ctx, key, offset, count, &mut buf)?;
+        Ok((buf, done.eof))
+    }
+
+    fn read_into(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        count: u32,
+        buf: &mut Vec<u8>,
+    ) -> VfsResult<ReadDone> {
         let ino = self.ino(key)?;
         let c = &ctx.creds;
         let g = self.inner.read();
@@ -1027,15 +1047,19 @@ impl Backend for MemFs {
             return Err(VfsError::Acces);
         }
         if offset >= f.size {
-            return Ok((Vec::new(), true));
+            return Ok(ReadDone {
+                eof: true,
+                attr: Some(a),
+            });
         }
         let len = u64::from(count).min(MAX_READ).min(f.size - offset);
-        let data = if len == 0 {
-            Vec::new()
-        } else {
-            f.read(offset, len)
-        };
-        Ok((data, offset + len >= f.size))
+        if len > 0 {
+            f.read_into(offset, len, buf);
+        }
+        Ok(ReadDone {
+            eof: offset + len >= f.size,
+            attr: Some(a),
+        })
     }
 
     fn write(
@@ -1559,15 +1583,23 @@ mod tests {
     #[test]
     fn file_data_chunks() {
         let mut f = FileData::default();
+        let read = |f: &FileData, offset: u64, n: u64| {
+            let mut v = b"kept".to_vec();
+            f.read_into(offset, n, &mut v);
+            assert_eq!(&v[..4], b"kept");
+            v.split_off(4)
+        };
         f.write(CHUNK - 2, b"abcd");
         assert_eq!(f.chunks.len(), 2);
         assert_eq!(f.missing_chunks(0, 3 * CHUNK), 1);
-        assert_eq!(f.read(CHUNK - 3, 5), b"\0abcd".to_vec());
+        assert_eq!(read(&f, CHUNK - 3, 5), b"\0abcd".to_vec());
         let removed = f.truncate(CHUNK - 1);
         assert_eq!(removed.len(), 1);
-        assert_eq!(f.read(CHUNK - 3, 2), b"\0a".to_vec());
+        assert_eq!(read(&f, CHUNK - 3, 2), b"\0a".to_vec());
         f.truncate(CHUNK + 10);
-        assert_eq!(f.read(CHUNK - 2, 4), b"a\0\0\0".to_vec());
+        assert_eq!(read(&f, CHUNK - 2, 4), b"a\0\0\0".to_vec());
+        assert_eq!(read(&f, 0, 3), b"\0\0\0".to_vec(), "a hole");
+        assert_eq!(read(&f, 2 * CHUNK - 2, 12).len(), 12);
         assert!(f.truncate(0).len() == 1 && f.chunks.is_empty());
     }
 }
