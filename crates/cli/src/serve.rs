@@ -93,11 +93,11 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         (Some(p), None, None) => {
             vec![Export::new(1, "/", open_dir(p, a.read_only)?).with_dir(p.clone())]
         }
-        (None, Some(size), None) => vec![Export::new(
-            1,
-            "/",
-            Arc::new(rnfs_vfs::memory::MemFs::new(size)),
-        )],
+        (None, Some(size), None) => {
+            let fs = Arc::new(rnfs_vfs::memory::MemFs::new(size));
+            // Memory never waits: its calls run on the connection task (no thread hop).
+            vec![Export::new(1, "/", fs).never_blocks()]
+        }
         (None, None, Some(f)) => {
             let cfg = exports::load(f).map_err(|e| anyhow::anyhow!("{e}"))?;
             if cfg.exports.is_empty() {
