@@ -18,7 +18,9 @@ pub enum RecordError {
 #[derive(Debug)]
 pub struct RecordDecoder {
     max: usize,
+    /// Bytes received; those before `pos` are already taken into records.
     buf: Vec<u8>,
+    pos: usize,
     record: Vec<u8>,
 }
 
@@ -28,25 +30,39 @@ impl RecordDecoder {
         Self {
             max,
             buf: Vec::new(),
+            pos: 0,
             record: Vec::new(),
         }
     }
 
     /// Appends bytes received from the peer.
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.recv_buf(data.len()).extend_from_slice(data);
+    }
+
+    /// The buffer to append received bytes to, with room for `want` more: lets a reader
+    /// receive straight into it (`try_read_buf`) instead of through another buffer. Append
+    /// only; what is appended is taken as received.
+    pub fn recv_buf(&mut self, want: usize) -> &mut Vec<u8> {
+        // Drop what earlier records consumed: one move per receive, not one per record.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(want);
+        &mut self.buf
     }
 
     /// Bytes buffered and not yet part of a completed record.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.record.len()
+        self.buf.len() - self.pos + self.record.len()
     }
 
     /// Whether a complete record is buffered, so that [`RecordDecoder::next_record`] would
     /// return one (or an error) without more bytes. Copies nothing.
     pub fn has_record(&self) -> bool {
         let mut size = self.record.len();
-        let mut avail = &self.buf[..];
+        let mut avail = &self.buf[self.pos..];
         while avail.len() >= 4 {
             let h = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]);
             let len = (h & 0x7fff_ffff) as usize;
@@ -68,7 +84,7 @@ impl RecordDecoder {
     /// The next complete record, if one has arrived. Checks the announced fragment length
     /// against the limit before waiting for (or storing) its bytes.
     pub fn next_record(&mut self) -> Result<Option<Vec<u8>>, RecordError> {
-        let mut consumed = 0;
+        let mut consumed = self.pos;
         let result = loop {
             let avail = &self.buf[consumed..];
             if avail.len() < 4 {
@@ -93,7 +109,11 @@ impl RecordDecoder {
                 break Ok(Some(std::mem::take(&mut self.record)));
             }
         };
-        self.buf.drain(..consumed);
+        self.pos = consumed;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
         result
     }
 }

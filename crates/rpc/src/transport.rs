@@ -176,6 +176,9 @@ impl Drop for Completion {
     }
 }
 
+/// Room made for each read from a socket.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// Most replies sent by one vectored write (two slices each; IOV_MAX is 1024).
 const MAX_BATCH: usize = 256;
 
@@ -276,7 +279,6 @@ async fn connection(
     let max = cfg.max_in_flight.max(1);
     let fin = Arc::new(Finished::default());
     let mut dec = RecordDecoder::new(cfg.max_record);
-    let mut buf = vec![0u8; 256 * 1024];
     let mut out = Outbox::default();
     // Calls running on the blocking pool.
     let mut running = 0usize;
@@ -344,9 +346,10 @@ async fn connection(
         }
         tokio::select! {
             r = sock.readable(), if reading && !dec.has_record() => match r {
-                Ok(()) => match sock.try_read(&mut buf) {
+                // Straight into the decoder's buffer, without zeroing it first.
+                Ok(()) => match sock.try_read_buf(dec.recv_buf(READ_CHUNK)) {
                     Ok(0) => reading = false,
-                    Ok(n) => dec.push(&buf[..n]),
+                    Ok(_) => {}
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                     Err(e) => {
                         debug!(error = %e, "read failed");
