@@ -1,6 +1,6 @@
 //! `rnfs`: a user-space NFS stack: the server, and tools that speak NFS.
-use anyhow::Result;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 mod mount;
 mod serve;
@@ -29,7 +29,10 @@ enum Cmd {
     Tools(tools::ToolCmd),
 }
 
-fn main() -> Result<()> {
+/// Runs the command; a failure is one line on stderr, `rnfs: what failed: why`, with the
+/// whole chain of causes and never a backtrace (whatever RUST_BACKTRACE says), and exit
+/// status 1.
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -38,11 +41,18 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.cmd {
+    let r = match cli.cmd {
         Cmd::Serve(a) => serve::serve(a),
         Cmd::Stats(a) => stats::stats(a),
         Cmd::Mount(a) => mount::mount(a),
         Cmd::Umount(a) => mount::umount(a),
         Cmd::Tools(t) => tools::run(t),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rnfs: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -129,6 +129,8 @@ fn rnfs(args: &[&str]) -> Output {
     let o = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "warn")
+        // Errors are for users: no backtrace even when one is asked for.
+        .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -159,6 +161,13 @@ fn fails(args: &[&str]) -> String {
     assert!(!o.status.success(), "rnfs {args:?} succeeded: {err}");
     assert_ne!(o.status.code(), None, "killed by a signal: {err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("acktrace"), "{err}");
+    // `rnfs: what: why`, or clap's `error: ...` for a bad command line.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("rnfs: ") || l.starts_with("error: ")),
+        "an error line: {err}"
+    );
     err
 }
 
