@@ -12,8 +12,8 @@ use rnfs_proto::mount3::MountStat3;
 use rnfs_proto::nfs3::{
     CreateHow3, Fattr3, FileHandle3, FsstatOk, Ftype3, Nfsstat3, Sattr3, SetTime,
 };
-use rnfs_xdr::OpaqueFixed;
 use rnfs_proto::{mount3, nfs3 as p3};
+use rnfs_xdr::OpaqueFixed;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -548,7 +548,9 @@ impl Client {
                 Ok(ino)
             }
             Err(Error::Nfs(Nfsstat3::NotSupp)) => {
-                let (fh, attr) = nfs.create(dir.fh(), name, CreateHow3::Guarded(sattr)).await?;
+                let (fh, attr) = nfs
+                    .create(dir.fh(), name, CreateHow3::Guarded(sattr))
+                    .await?;
                 Ok(self.inode(&fh, attr))
             }
             Err(e) => Err(e),
@@ -821,7 +823,11 @@ mod tests {
         assert_eq!(i("/", "/a/b"), Some("/a/b"));
         assert_eq!(i("/srv/x", "/srv/x/a"), Some("/a"));
         assert_eq!(i("/srv/x/", "/srv/x"), Some(""));
-        assert_eq!(i("/srv/x", "/srv/xy/a"), None, "a sibling with the same prefix");
+        assert_eq!(
+            i("/srv/x", "/srv/xy/a"),
+            None,
+            "a sibling with the same prefix"
+        );
         assert_eq!(i("/srv/x", "/etc/passwd"), None);
     }
 }

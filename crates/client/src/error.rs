@@ -87,7 +87,7 @@ impl Error {
             Error::Rpc(RpcError::Connect { .. }) => 111,
             Error::Rpc(_) => 5,
             Error::Url(_) | Error::Invalid(_) => 22,
-            Error::TooManyLinks => 40,     // ELOOP
+            Error::TooManyLinks => 40,         // ELOOP
             Error::LinkOutsideExport(_) => 18, // EXDEV
         }
     }

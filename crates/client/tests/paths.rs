@@ -232,7 +232,10 @@ async fn list_in_small_chunks(c: &Client, dir: &str) -> Vec<String> {
     let mut names = Vec::new();
     while let Some(chunk) = s.next_chunk().await.unwrap() {
         for e in chunk {
-            assert!(e.inode.is_none() && e.attr.is_none(), "READDIR has no attributes");
+            assert!(
+                e.inode.is_none() && e.attr.is_none(),
+                "READDIR has no attributes"
+            );
             names.push(e.name_lossy());
         }
         c.drop_dir_caches();
