@@ -3,15 +3,31 @@
 //!
 //! Consistency is close-to-open: `open` fetches fresh attributes (dropping cached pages if
 //! the file changed), `close` writes and commits everything.
+//!
+//! Reads go through the page cache with read-ahead: the pages a read needs that are not
+//! cached are fetched concurrently, one READ per run of up to rsize bytes; a handle that
+//! reads sequentially (each read starting where the last ended) keeps a window of READs
+//! in flight ahead of it, doubling from 128 KiB (or twice the read) up to the client's
+//! read-ahead limit ([`Client::set_readahead`], 8 MiB by default, at most a quarter of the
+//! page cache); a read anywhere else drops the window to nothing. Every READ in flight is
+//! marked on the pages it covers, so a reader needing one waits for it instead of sending
+//! another; if that READ fails or races with a write, the reader sends its own.
 use crate::client::{Attr, Client};
-use crate::error::Error;
-use crate::inode::{Inode, PAGE};
+use crate::error::{Error, RpcError};
+use crate::inode::{Fetch, Fetched, Inode, ReadAheadStats, Slot, PAGE};
+use crate::nfs::Nfs3;
 use crate::writeback::ErrCursor;
+use parking_lot::Mutex;
+use rnfs_proto::nfs3::FileHandle3;
 use rnfs_proto::nfs3::{access, Ftype3, Nfsstat3, Sattr3};
 use std::io::SeekFrom;
+use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
+
+/// First read-ahead window, in pages (128 KiB).
+const INITIAL_WINDOW: u64 = (128 * 1024) / PAGE;
 
 /// How to open a file, like [`std::fs::OpenOptions`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +78,20 @@ pub struct File {
     cursor: ErrCursor,
     opts: OpenOptions,
     closed: bool,
+    ra: Mutex<ReadAhead>,
+}
+
+/// Read-ahead state of one open file.
+#[derive(Debug, Default)]
+struct ReadAhead {
+    /// Where the last read ended: a read starting there is sequential.
+    next: Option<u64>,
+    /// The window in pages (0 after a random access).
+    window: u64,
+    /// Pages below this one were already asked for by read-ahead.
+    end: u64,
+    /// Read-ahead READs this handle started that may still be in flight.
+    pending: Vec<Arc<Fetch>>,
 }
 
 impl Client {
@@ -104,12 +134,145 @@ impl Client {
             cursor,
             opts: o,
             closed: false,
+            ra: Mutex::default(),
         };
         if o.truncate {
             f.set_len(0).await?;
         }
         Ok(f)
     }
+}
+
+impl Client {
+    /// Sets the most bytes an open file reads ahead of a sequential reader (default
+    /// [`crate::inode::DEFAULT_READAHEAD`]; never more than a quarter of the page cache;
+    /// 0 turns read-ahead off).
+    pub fn set_readahead(&self, bytes: u64) {
+        self.s
+            .counters
+            .readahead_max
+            .store(bytes, Ordering::Relaxed);
+    }
+
+    /// Read-ahead counters since the mount.
+    pub fn readahead_stats(&self) -> ReadAheadStats {
+        self.s.counters.readahead()
+    }
+
+    /// The read-ahead limit in pages.
+    fn readahead_pages(&self) -> u64 {
+        let c = &self.s.counters;
+        let max = c.readahead_max.load(Ordering::Relaxed);
+        max.min(c.page_limit.load(Ordering::Relaxed) / 4) / PAGE
+    }
+}
+
+/// Reads `len` bytes from `start` in READs of at most `rsize`, one after the other; less
+/// at the server's end of file.
+async fn read_range(
+    nfs: &Nfs3,
+    fh: &FileHandle3,
+    start: u64,
+    len: u64,
+    rsize: u32,
+) -> Result<Vec<u8>, Error> {
+    let mut data: Vec<u8> = Vec::new();
+    while (data.len() as u64) < len {
+        let want = (len - data.len() as u64).min(u64::from(rsize.max(1))) as u32;
+        let r = nfs.read(fh, start + data.len() as u64, want).await?;
+        let eof = r.eof;
+        let mut got = r.data.0;
+        got.truncate(want as usize);
+        let k = got.len();
+        if data.is_empty() {
+            data = got;
+        } else {
+            data.extend_from_slice(&got);
+        }
+        if eof || k == 0 {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+/// Cuts `count` pages out of `data` (short or empty past its end).
+fn split_pages(data: &[u8], count: u64) -> Vec<Arc<Vec<u8>>> {
+    (0..count as usize)
+        .map(|i| {
+            let a = (i * PAGE as usize).min(data.len());
+            let b = ((i + 1) * PAGE as usize).min(data.len());
+            Arc::new(data[a..b].to_vec())
+        })
+        .collect()
+}
+
+/// Completes a READ's [`Fetch`] even if its task is dropped before the reply (runtime
+/// shutdown): the markers go and the waiters wake up with an error.
+struct FetchGuard {
+    f: Arc<Fetch>,
+    ino: Weak<Inode>,
+}
+
+impl Drop for FetchGuard {
+    fn drop(&mut self) {
+        if !self.f.is_done() {
+            if let Some(i) = self.ino.upgrade() {
+                i.unmark(&self.f);
+            }
+            self.f
+                .finish(Fetched::Failed(Error::Rpc(RpcError::Shutdown)));
+        }
+    }
+}
+
+/// Sends the READ of `f` in its own task (a reader giving up does not cancel it, and no
+/// marker outlives it); caches the pages if fresh, then wakes the waiters. The task holds
+/// neither the inode nor the client while the READ is in flight.
+fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
+    let nfs = c.s.nfs.clone();
+    let fh = ino.fh().clone();
+    let (weak_ino, weak_c) = (Arc::downgrade(ino), Arc::downgrade(&c.s));
+    let rsize = c.s.rsize;
+    tokio::spawn(async move {
+        let guard = FetchGuard {
+            f: f.clone(),
+            ino: weak_ino.clone(),
+        };
+        let r = read_range(&nfs, &fh, f.first * PAGE, f.count * PAGE, rsize).await;
+        let out = match r {
+            Ok(data) => {
+                let pages = split_pages(&data, f.count);
+                drop(data);
+                let fresh = match (weak_ino.upgrade(), weak_c.upgrade()) {
+                    (Some(ino), Some(s)) => {
+                        let bytes = pages.iter().map(|p| p.len() as u64).sum();
+                        s.inodes.evict_pages(bytes, &ino);
+                        ino.store_fetched(
+                            f.first,
+                            &pages,
+                            f.gen,
+                            Some(&f),
+                            (f.behind, !f.readahead),
+                        )
+                    }
+                    _ => false,
+                };
+                Fetched::Data {
+                    pages: Arc::new(pages),
+                    fresh,
+                }
+            }
+            Err(e) => {
+                if let Some(i) = weak_ino.upgrade() {
+                    i.unmark(&f);
+                }
+                Fetched::Failed(e)
+            }
+        };
+        f.finish(out);
+        drop(guard);
+    });
 }
 
 impl File {
@@ -168,10 +331,102 @@ impl File {
         }
         let n = (buf.len() as u64).min(size - off) as usize;
         let end = off + n as u64;
+        let (first, last) = (off / PAGE, (end - 1) / PAGE);
+        let chunk = (u64::from(self.c.s.rsize) / PAGE).max(1);
+        let ahead = self.plan_readahead(off, end, first..last + 1, size.div_ceil(PAGE));
+        let (slots, started, n_demand) = self.ino.claim(first..last + 1, ahead, chunk);
+        for f in &started {
+            spawn_fetch(&self.c, &self.ino, f.clone());
+        }
+        if n_demand < started.len() {
+            let mut ra = self.ra.lock();
+            ra.pending.retain(|f| !f.is_done());
+            ra.pending.extend(started[n_demand..].iter().cloned());
+        }
+        if let Err(e) = self.fill(off, end, slots, &mut buf[..n]).await {
+            // Leave no READ of ours behind: wait for them (each ends, one way or the
+            // other), and start the next read without a window.
+            let pending = {
+                let mut ra = self.ra.lock();
+                ra.window = 0;
+                ra.end = 0;
+                std::mem::take(&mut ra.pending)
+            };
+            for f in started.iter().chain(&pending) {
+                f.wait().await;
+            }
+            return Err(e);
+        }
+        self.ino.wb.lock().overlay(off, &mut buf[..n]);
+        Ok(n)
+    }
+
+    /// The pages to read ahead for a read of the pages `want` (bytes `off..end`): none
+    /// unless the read is sequential; else the window (doubled) past the read, asked for
+    /// when less than half of it is already in flight or cached, never past `eof_page`.
+    fn plan_readahead(&self, off: u64, end: u64, want: Range<u64>, eof_page: u64) -> Range<u64> {
+        let max = self.c.readahead_pages();
+        let mut ra = self.ra.lock();
+        let seq = match ra.next {
+            Some(n) => n == off,
+            None => off == 0,
+        };
+        ra.next = Some(end);
+        if !seq || max == 0 {
+            ra.window = 0;
+            ra.end = 0;
+            return 0..0;
+        }
+        let grown = if ra.window == 0 {
+            (2 * (want.end - want.start)).max(INITIAL_WINDOW)
+        } else {
+            ra.window * 2
+        };
+        ra.window = grown.min(max);
+        let from = ra.end.max(want.end);
+        if (from - want.end) * 2 > ra.window {
+            return 0..0;
+        }
+        let to = (want.end + ra.window).min(eof_page);
+        if to <= from {
+            return 0..0;
+        }
+        ra.end = to;
+        from..to
+    }
+
+    /// Copies the pages of `slots` (from page `off / PAGE`) into `buf` (bytes
+    /// `off..end`), waiting for the READs in flight.
+    async fn fill(
+        &self,
+        off: u64,
+        end: u64,
+        slots: Vec<Slot>,
+        buf: &mut [u8],
+    ) -> Result<(), Error> {
+        let first = off / PAGE;
         let mut pos = off;
-        while pos < end {
-            let idx = pos / PAGE;
-            let page = self.page(idx).await?;
+        for (i, slot) in slots.into_iter().enumerate() {
+            let idx = first + i as u64;
+            let page = match slot {
+                Slot::Page(p) => p,
+                Slot::Wait(f, mine) => match f.wait().await {
+                    Fetched::Data { pages, fresh } if mine || fresh => pages
+                        .get((idx - f.first) as usize)
+                        .cloned()
+                        .unwrap_or_default(),
+                    Fetched::Failed(e) if mine => return Err(e),
+                    // Someone else's READ failed, or raced with a write: ours decides.
+                    _ => {
+                        self.c
+                            .s
+                            .counters
+                            .fetch_retries
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.read_page(idx).await?
+                    }
+                },
+            };
             let in_page = (pos - idx * PAGE) as usize;
             let take = ((end - pos) as usize).min(PAGE as usize - in_page);
             let dst = &mut buf[(pos - off) as usize..(pos - off) as usize + take];
@@ -182,37 +437,24 @@ impl File {
             dst[avail..].fill(0); // beyond the server's EOF: a hole our writes will fill
             pos += take as u64;
         }
-        self.ino.wb.lock().overlay(off, &mut buf[..n]);
-        Ok(n)
+        Ok(())
     }
 
-    async fn page(&self, idx: u64) -> Result<Arc<Vec<u8>>, Error> {
-        if let Some(p) = self.ino.page(idx) {
-            return Ok(p);
-        }
-        let gen = self.ino.data_gen.load(Ordering::Acquire);
-        let mut data = Vec::with_capacity(PAGE as usize);
-        let start = idx * PAGE;
-        while (data.len() as u64) < PAGE {
-            let want = (PAGE - data.len() as u64).min(u64::from(self.c.s.rsize)) as u32;
-            let r = self
-                .c
-                .s
-                .nfs
-                .read(self.ino.fh(), start + data.len() as u64, want)
-                .await?;
-            let got = r.data.0.len();
-            data.extend_from_slice(&r.data.0);
-            if r.eof || got == 0 {
-                break;
-            }
-        }
+    /// Reads one page with a READ of our own (no marker), caching it if fresh.
+    async fn read_page(&self, idx: u64) -> Result<Arc<Vec<u8>>, Error> {
+        let gen = self.ino.gen();
+        let data = read_range(
+            &self.c.s.nfs,
+            self.ino.fh(),
+            idx * PAGE,
+            PAGE,
+            self.c.s.rsize,
+        )
+        .await?;
         let page = Arc::new(data);
-        // Cache only if no write raced with this READ.
-        if self.ino.data_gen.load(Ordering::Acquire) == gen {
-            self.c.s.inodes.evict_pages(page.len() as u64, &self.ino);
-            self.ino.store_page(idx, page.clone());
-        }
+        self.c.s.inodes.evict_pages(page.len() as u64, &self.ino);
+        self.ino
+            .store_fetched(idx, std::slice::from_ref(&page), gen, None, (idx, true));
         Ok(page)
     }
 

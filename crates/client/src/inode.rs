@@ -9,12 +9,16 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// Size of a page of the clean data cache.
+/// Size of a page of the clean data cache. One READ fills several pages (up to rsize).
 pub const PAGE: u64 = 64 * 1024;
+
+/// Default upper bound of a file's read-ahead window (further limited to a quarter of the
+/// page cache).
+pub const DEFAULT_READAHEAD: u64 = 8 << 20;
 
 /// Live counters of a client's caches; after any workload they return to their baseline
 /// once files are closed and inodes released (seed entries 6-12).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CacheCounters {
     /// Inode objects alive.
     pub inodes: AtomicU64,
@@ -26,6 +30,34 @@ pub struct CacheCounters {
     pub wb_bytes: AtomicU64,
     /// Limit on `page_bytes`.
     pub page_limit: AtomicU64,
+    /// READs of pages in flight (each fills one or more pages).
+    pub fetches: AtomicU64,
+    /// Most bytes a file reads ahead of a sequential reader (0: no read-ahead).
+    pub readahead_max: AtomicU64,
+    /// Pages asked for by read-ahead (not by a reader's own buffer), ever.
+    pub readahead_pages: AtomicU64,
+    /// Times a reader waited for a READ already in flight instead of sending its own.
+    pub fetch_waits: AtomicU64,
+    /// Times a reader sent its own READ after the one it waited for failed or raced with
+    /// a write.
+    pub fetch_retries: AtomicU64,
+}
+
+impl Default for CacheCounters {
+    fn default() -> Self {
+        Self {
+            inodes: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            page_bytes: AtomicU64::new(0),
+            wb_bytes: AtomicU64::new(0),
+            page_limit: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            readahead_max: AtomicU64::new(DEFAULT_READAHEAD),
+            readahead_pages: AtomicU64::new(0),
+            fetch_waits: AtomicU64::new(0),
+            fetch_retries: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A snapshot of [`CacheCounters`].
@@ -39,6 +71,20 @@ pub struct CacheStats {
     pub page_bytes: u64,
     /// Bytes held by write-back engines.
     pub wb_bytes: u64,
+    /// READs of pages in flight.
+    pub fetches: u64,
+}
+
+/// Counters of read-ahead (totals since the mount).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadAheadStats {
+    /// Pages asked for by read-ahead.
+    pub pages: u64,
+    /// Times a reader waited for a READ already in flight instead of sending its own.
+    pub waits: u64,
+    /// Times a reader sent its own READ after the one it waited for failed or raced with
+    /// a write.
+    pub retries: u64,
 }
 
 impl CacheCounters {
@@ -50,15 +96,104 @@ impl CacheCounters {
             pages: l(&self.pages),
             page_bytes: l(&self.page_bytes),
             wb_bytes: l(&self.wb_bytes),
+            fetches: l(&self.fetches),
+        }
+    }
+
+    /// Read-ahead totals.
+    pub fn readahead(&self) -> ReadAheadStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ReadAheadStats {
+            pages: l(&self.readahead_pages),
+            waits: l(&self.fetch_waits),
+            retries: l(&self.fetch_retries),
         }
     }
 }
 
-/// The clean pages of one file.
+/// What a READ of pages gave.
+#[derive(Debug, Clone)]
+pub(crate) enum Fetched {
+    /// The pages, in order from the fetch's first (short or empty past the server's end
+    /// of file). `fresh`: no write or invalidation of the file happened while the READ was
+    /// in flight, so they were cached and anyone may use them; a stale result is only for
+    /// the reader that asked for it.
+    Data {
+        pages: Arc<Vec<Arc<Vec<u8>>>>,
+        fresh: bool,
+    },
+    /// The READ failed.
+    Failed(crate::error::Error),
+}
+
+/// A READ of `count` pages from `first` in flight. Each page it covers has a marker
+/// pointing to it in the file's [`Pages`], so a reader needing one of them waits for it
+/// instead of sending the same READ again. Whatever happens to the READ (reply, error,
+/// cancellation), the markers go away and the waiters wake up.
+#[derive(Debug)]
+pub(crate) struct Fetch {
+    pub(crate) first: u64,
+    pub(crate) count: u64,
+    /// The first page of the read that decided it: pages before it were read past, and
+    /// are the first to make room for this READ's pages.
+    pub(crate) behind: u64,
+    /// Read-ahead (no reader asked for these pages yet).
+    pub(crate) readahead: bool,
+    /// The file's data generation when the READ was decided.
+    pub(crate) gen: u64,
+    out: Mutex<Option<Fetched>>,
+    done: Notify,
+    counters: Arc<CacheCounters>,
+}
+
+impl Fetch {
+    /// Waits for the outcome.
+    pub(crate) async fn wait(&self) -> Fetched {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(o) = self.out.lock().clone() {
+                return o;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the outcome is known.
+    pub(crate) fn is_done(&self) -> bool {
+        self.out.lock().is_some()
+    }
+
+    /// Records the outcome (the first one wins) and wakes every waiter.
+    pub(crate) fn finish(&self, o: Fetched) {
+        {
+            let mut out = self.out.lock();
+            if out.is_some() {
+                return;
+            }
+            *out = Some(o);
+        }
+        self.counters.fetches.fetch_sub(1, Ordering::Relaxed);
+        self.done.notify_waiters();
+    }
+}
+
+/// What a reader gets for one page of its buffer.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// Cached.
+    Page(Arc<Vec<u8>>),
+    /// Being read; `mine`: by a READ this reader started.
+    Wait(Arc<Fetch>, bool),
+}
+
+/// The clean pages of one file, and the READs in flight for pages it does not have.
 #[derive(Debug, Default)]
 pub(crate) struct Pages {
     map: BTreeMap<u64, Arc<Vec<u8>>>,
     bytes: u64,
+    inflight: HashMap<u64, Arc<Fetch>>,
 }
 
 /// One file, directory or link known to the client.
@@ -70,8 +205,10 @@ pub struct Inode {
     pages: Mutex<Pages>,
     /// Woken whenever the write-back engine changes state.
     pub(crate) changed: Notify,
-    /// Bumped by every write and WRITE completion; a READ result is cached only if it
-    /// did not change meanwhile.
+    /// Bumped by every write, WRITE completion and invalidation, always under the `pages`
+    /// lock; a READ result is cached only if it did not change meanwhile, checked under
+    /// the same lock as the store (so a READ sent before a WRITE of the same range
+    /// completes can never cache the old data).
     pub(crate) data_gen: AtomicU64,
     /// Bytes last accounted to `wb_bytes`.
     wb_accounted: AtomicU64,
@@ -123,33 +260,52 @@ impl Inode {
         }
     }
 
-    /// A cached page.
-    pub(crate) fn page(&self, idx: u64) -> Option<Arc<Vec<u8>>> {
-        self.pages.lock().map.get(&idx).cloned()
-    }
-
-    /// Caches a page if the client-wide limit allows (first dropping this file's other
-    /// pages when it does not).
-    pub(crate) fn store_page(&self, idx: u64, data: Arc<Vec<u8>>) {
-        let limit = self.counters.page_limit.load(Ordering::Relaxed);
-        let len = data.len() as u64;
-        let mut p = self.pages.lock();
-        if self.counters.page_bytes.load(Ordering::Relaxed) + len > limit {
-            self.clear_locked(&mut p);
-            if self.counters.page_bytes.load(Ordering::Relaxed) + len > limit {
-                return;
-            }
-        }
-        if let Some(old) = p.map.insert(idx, data) {
+    fn remove_locked(&self, p: &mut Pages, idx: u64) {
+        if let Some(old) = p.map.remove(&idx) {
             p.bytes -= old.len() as u64;
             self.counters.pages.fetch_sub(1, Ordering::Relaxed);
             self.counters
                 .page_bytes
                 .fetch_sub(old.len() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Caches page `idx` if it fits under the client-wide limit, first dropping this
+    /// file's pages before `behind` (already read past), lowest first, and, for a page a
+    /// reader asked for (`demand`), then the pages furthest ahead of it (read-ahead goes
+    /// first). A read-ahead page that does not fit is not cached.
+    fn insert_locked(
+        &self,
+        p: &mut Pages,
+        idx: u64,
+        data: Arc<Vec<u8>>,
+        behind: u64,
+        demand: bool,
+    ) -> bool {
+        let limit = self.counters.page_limit.load(Ordering::Relaxed);
+        let len = data.len() as u64;
+        self.remove_locked(p, idx);
+        let over = || self.counters.page_bytes.load(Ordering::Relaxed) + len > limit;
+        while over() {
+            match p.map.first_key_value().map(|(k, _)| *k) {
+                Some(k) if k < behind => self.remove_locked(p, k),
+                _ => break,
+            }
+        }
+        while demand && over() {
+            match p.map.last_key_value().map(|(k, _)| *k) {
+                Some(k) if k > idx => self.remove_locked(p, k),
+                _ => break,
+            }
+        }
+        if over() {
+            return false;
+        }
+        p.map.insert(idx, data);
         p.bytes += len;
         self.counters.pages.fetch_add(1, Ordering::Relaxed);
         self.counters.page_bytes.fetch_add(len, Ordering::Relaxed);
+        true
     }
 
     fn clear_locked(&self, p: &mut Pages) {
@@ -163,7 +319,156 @@ impl Inode {
         p.bytes = 0;
     }
 
-    /// Drops the pages overlapping `[off, off+len)`.
+    /// A READ of `count` pages from `first`, marked in flight on each of them.
+    fn start_locked(
+        &self,
+        p: &mut Pages,
+        (first, count): (u64, u64),
+        gen: u64,
+        behind: u64,
+        readahead: bool,
+    ) -> Arc<Fetch> {
+        let f = Arc::new(Fetch {
+            first,
+            count,
+            behind,
+            readahead,
+            gen,
+            out: Mutex::new(None),
+            done: Notify::new(),
+            counters: self.counters.clone(),
+        });
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        for i in first..first + count {
+            p.inflight.insert(i, f.clone());
+        }
+        f
+    }
+
+    /// Starts the READs of the pages in `from..to` that are neither cached nor in flight,
+    /// in runs of at most `chunk` pages. With `slots`, each page of the range gets its
+    /// slot: the cached page or the READ to wait for.
+    fn claim_locked(
+        &self,
+        p: &mut Pages,
+        range: std::ops::Range<u64>,
+        chunk: u64,
+        (gen, behind): (u64, u64),
+        mut slots: Option<&mut Vec<Slot>>,
+        started: &mut Vec<Arc<Fetch>>,
+    ) {
+        let free = |p: &Pages, i: u64| !p.map.contains_key(&i) && !p.inflight.contains_key(&i);
+        let (mut idx, to) = (range.start, range.end);
+        while idx < to {
+            if let Some(pg) = p.map.get(&idx) {
+                if let Some(s) = slots.as_deref_mut() {
+                    s.push(Slot::Page(pg.clone()));
+                }
+                idx += 1;
+                continue;
+            }
+            if let Some(f) = p.inflight.get(&idx) {
+                if let Some(s) = slots.as_deref_mut() {
+                    self.counters.fetch_waits.fetch_add(1, Ordering::Relaxed);
+                    s.push(Slot::Wait(f.clone(), false));
+                }
+                idx += 1;
+                continue;
+            }
+            let mut n = 1;
+            while n < chunk && idx + n < to && free(p, idx + n) {
+                n += 1;
+            }
+            let f = self.start_locked(p, (idx, n), gen, behind, slots.is_none());
+            if let Some(s) = slots.as_deref_mut() {
+                s.extend((0..n).map(|_| Slot::Wait(f.clone(), true)));
+            }
+            started.push(f);
+            idx += n;
+        }
+    }
+
+    /// For each page in `demand`, the cached page or the READ in flight to wait for,
+    /// starting READs (of at most `chunk` pages each) for the missing ones; then READs
+    /// for the pages of `ahead` that are neither cached nor in flight (read-ahead). One
+    /// lock for all of it, so no page is ever asked for twice. Returns the slots of
+    /// `demand`, and the READs to start: those of `demand` first, then the read-ahead.
+    pub(crate) fn claim(
+        &self,
+        demand: std::ops::Range<u64>,
+        ahead: std::ops::Range<u64>,
+        chunk: u64,
+    ) -> (Vec<Slot>, Vec<Arc<Fetch>>, usize) {
+        let chunk = chunk.max(1);
+        let mut p = self.pages.lock();
+        let gen = self.data_gen.load(Ordering::Acquire);
+        let mut slots = Vec::with_capacity((demand.end - demand.start) as usize);
+        let mut started = Vec::new();
+        let g = (gen, demand.start);
+        self.claim_locked(&mut p, demand, chunk, g, Some(&mut slots), &mut started);
+        let n_demand = started.len();
+        self.claim_locked(&mut p, ahead, chunk, g, None, &mut started);
+        let ra: u64 = started[n_demand..].iter().map(|f| f.count).sum();
+        self.counters
+            .readahead_pages
+            .fetch_add(ra, Ordering::Relaxed);
+        (slots, started, n_demand)
+    }
+
+    /// The data generation now (for a READ sent without a marker).
+    pub(crate) fn gen(&self) -> u64 {
+        let _p = self.pages.lock();
+        self.data_gen.load(Ordering::Acquire)
+    }
+
+    fn unmark_locked(p: &mut Pages, f: &Arc<Fetch>) {
+        for i in f.first..f.first + f.count {
+            if p.inflight.get(&i).is_some_and(|m| Arc::ptr_eq(m, f)) {
+                p.inflight.remove(&i);
+            }
+        }
+    }
+
+    /// Caches the pages a READ brought (from page `first`) if the file's data did not
+    /// change since `gen` was taken — checked under the lock every invalidation takes, so
+    /// a write completing meanwhile either comes before (and the pages are not cached) or
+    /// after (and drops them) — and removes the READ's markers. Returns whether the
+    /// pages were fresh.
+    pub(crate) fn store_fetched(
+        &self,
+        first: u64,
+        pages: &[Arc<Vec<u8>>],
+        gen: u64,
+        marker: Option<&Arc<Fetch>>,
+        (behind, demand): (u64, bool),
+    ) -> bool {
+        let mut p = self.pages.lock();
+        if let Some(f) = marker {
+            Self::unmark_locked(&mut p, f);
+        }
+        let fresh = self.data_gen.load(Ordering::Acquire) == gen;
+        if fresh {
+            for (i, pg) in pages.iter().enumerate() {
+                let idx = first + i as u64;
+                // A page cached meanwhile by a later READ is at least as new.
+                if p.map.contains_key(&idx) {
+                    continue;
+                }
+                if !self.insert_locked(&mut p, idx, pg.clone(), behind, demand) {
+                    break;
+                }
+            }
+        }
+        fresh
+    }
+
+    /// Removes the markers of a READ that failed or was abandoned.
+    pub(crate) fn unmark(&self, f: &Arc<Fetch>) {
+        Self::unmark_locked(&mut self.pages.lock(), f);
+    }
+
+    /// Drops the pages overlapping `[off, off+len)` and forgets the READs in flight for
+    /// them (their results will not be cached; readers arriving now send new READs).
     pub(crate) fn invalidate_range(&self, off: u64, len: u64) {
         if len == 0 {
             return;
@@ -173,22 +478,27 @@ impl Inode {
         let mut p = self.pages.lock();
         let keys: Vec<u64> = p.map.range(first..=last).map(|(k, _)| *k).collect();
         for k in keys {
-            if let Some(old) = p.map.remove(&k) {
-                p.bytes -= old.len() as u64;
-                self.counters.pages.fetch_sub(1, Ordering::Relaxed);
-                self.counters
-                    .page_bytes
-                    .fetch_sub(old.len() as u64, Ordering::Relaxed);
-            }
+            self.remove_locked(&mut p, k);
         }
+        p.inflight.retain(|k, _| *k < first || *k > last);
         self.data_gen.fetch_add(1, Ordering::AcqRel);
+        drop(p);
     }
 
-    /// Drops every page.
+    /// Drops every page and forgets the READs in flight.
     pub(crate) fn invalidate_all(&self) {
         let mut p = self.pages.lock();
         self.clear_locked(&mut p);
+        p.inflight.clear();
         self.data_gen.fetch_add(1, Ordering::AcqRel);
+        drop(p);
+    }
+
+    /// Drops every page to make room for others (the data did not change: READs in
+    /// flight still cache their results).
+    pub(crate) fn drop_pages(&self) {
+        let mut p = self.pages.lock();
+        self.clear_locked(&mut p);
     }
 
     /// Runs `f` on the write-back engine and keeps the client-wide byte count in step.
@@ -341,7 +651,7 @@ impl InodeTable {
                 break;
             }
             if !std::ptr::eq(Arc::as_ptr(v), except) {
-                v.invalidate_all();
+                v.drop_pages();
             }
         }
         drop(victims);
