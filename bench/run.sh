@@ -149,6 +149,20 @@ nfscp() {
   rnfs_log "  $label: $v"
 }
 
+# rcp CONFIG RUN LABEL SRC DST BYTES : time the real `rnfs cp SRC DST` (one file, no
+# progress bar), next to nfs-cp; a local destination is on /dev/shm and removed after.
+rcp() {
+  local cfg=$1 run=$2 label=$3 src=$4 dst=$5 bytes=$6 t0 t1 v log=$LOGS/${1//\//-}.rnfs-cp.log
+  t0=$(date +%s.%N)
+  timeout 900 "$RNFS" cp --no-progress "$src" "$dst" >>"$log" 2>&1 ||
+    { rnfs_log "  $label: FAILED (see $log)"; FAILS=$((FAILS + 1)); rm -f "$SRCDIR/back.dat"; return 0; }
+  t1=$(date +%s.%N)
+  rm -f "$SRCDIR/back.dat"
+  v=$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN{printf "%.1f", b/(z-a)/1e6}')
+  record "$cfg" "$label" "$run" "$v"
+  rnfs_log "  $label: $v"
+}
+
 # start_server KIND DIR|SIZE : sets SRV_PID (the server process), URL (load generator),
 # CPURL (prefix for nfs-cp file URLs, with %s for the file name).
 start_server() {
@@ -275,6 +289,17 @@ bench_config() { # bench_config CONFIG KIND STORAGE RUN
   drop_caches
   # shellcheck disable=SC2059
   nfscp "$cfg" "$run" "libnfs nfs-cat read cold MB/s" "$(printf "$CPURL" cp.dat)" - "$SIZE_B"
+  # the real `rnfs cp` binary, each direction, right after nfs-cp (its file is removed
+  # first so that the export holds no more than before)
+  # shellcheck disable=SC2059
+  "$RNFS" rm "$(printf "$CPURL" cp.dat)" >>"$LOGS/${cfg//\//-}.rnfs-cp.log" 2>&1 || true
+  # shellcheck disable=SC2059
+  rcp "$cfg" "$run" "rnfs cp write MB/s" "$SRCDIR/src.dat" "$(printf "$CPURL" rcp.dat)" "$SIZE_B"
+  drop_caches
+  # shellcheck disable=SC2059
+  rcp "$cfg" "$run" "rnfs cp read cold MB/s" "$(printf "$CPURL" rcp.dat)" "$SRCDIR/back.dat" "$SIZE_B"
+  # shellcheck disable=SC2059
+  "$RNFS" rm "$(printf "$CPURL" rcp.dat)" >>"$LOGS/${cfg//\//-}.rnfs-cp.log" 2>&1 || true
   lg "$cfg" "$run" "rnfs client write MB/s" mbps client-write --name cl.dat --size "$SIZE_B"
   drop_caches
   lg "$cfg" "$run" "rnfs client read cold MB/s" mbps client-read --name cl.dat --size "$SIZE_B"
