@@ -141,41 +141,9 @@ pub struct RnfsFs {
 
 type R<T> = Result<T, i32>;
 
-/// The Linux errno of a client error. NFS status numbers are those of old Unix errnos and
-/// differ from Linux's past 35 (NAMETOOLONG is 63, Linux's ENOSR), so every status is
-/// mapped by name.
+/// The Linux errno of a client error (one mapping, the client's: every NFS status by name).
 fn errno(e: Error) -> i32 {
-    use Nfsstat3 as S;
-    match e {
-        Error::Nfs(s) => match s {
-            S::Ok => 0,
-            S::Perm => libc::EPERM,
-            S::NoEnt => libc::ENOENT,
-            S::Io => libc::EIO,
-            S::Nxio => libc::ENXIO,
-            S::Acces => libc::EACCES,
-            S::Exist => libc::EEXIST,
-            S::Xdev => libc::EXDEV,
-            S::NoDev => libc::ENODEV,
-            S::NotDir => libc::ENOTDIR,
-            S::IsDir => libc::EISDIR,
-            S::Inval => libc::EINVAL,
-            S::FBig => libc::EFBIG,
-            S::NoSpc => libc::ENOSPC,
-            S::Rofs => libc::EROFS,
-            S::MLink => libc::EMLINK,
-            S::NameTooLong => libc::ENAMETOOLONG,
-            S::NotEmpty => libc::ENOTEMPTY,
-            S::DQuot => libc::EDQUOT,
-            S::Stale => libc::ESTALE,
-            S::Remote => libc::EREMOTE,
-            S::BadHandle | S::BadCookie | S::NotSync | S::TooSmall | S::BadType => libc::EINVAL,
-            S::NotSupp => libc::EOPNOTSUPP,
-            S::ServerFault => libc::EIO,
-            S::Jukebox => libc::EAGAIN,
-        },
-        e => e.errno(),
-    }
+    e.errno()
 }
 
 fn utf8(name: &OsStr) -> R<String> {
