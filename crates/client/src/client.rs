@@ -707,10 +707,11 @@ impl Client {
         Ok(String::from_utf8_lossy(&t).into_owned())
     }
 
-    /// Sets attributes of a path (like `chmod(2)`/`truncate(2)`: a final symbolic link
-    /// is followed).
+    /// Sets attributes of what a path names itself (a final symbolic link is not followed,
+    /// like `lchown(2)` and `utimensat(.., AT_SYMLINK_NOFOLLOW)`; resolve it with
+    /// [`Client::resolve_follow`] first for `chmod(2)` semantics).
     pub async fn setattr(&self, path: &str, s: Sattr3) -> Result<(), Error> {
-        let ino = self.resolve_follow(path).await?;
+        let ino = self.resolve(path).await?;
         if let Some(a) = self.s.nfs.setattr(ino.fh(), s).await? {
             ino.set_attr(Instant::now(), a);
         } else {

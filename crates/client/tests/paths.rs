@@ -57,6 +57,23 @@ async fn symbolic_links_are_followed_in_paths_as_the_kernel_follows_them() {
     assert_eq!(c.readlink("/x/lf").await.unwrap(), "../d/f");
     assert_eq!(names(c.read_dir("/ld").await.unwrap()), ["f"]);
 
+    // SETATTR of a path changes what it names itself: the link, not its target.
+    let when = NfsTime3 {
+        seconds: 1_000_000_000,
+        nseconds: 0,
+    };
+    c.setattr(
+        "/ld",
+        rnfs_proto::nfs3::Sattr3 {
+            mtime: rnfs_proto::nfs3::SetTime::ClientTime(when),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.metadata("/ld").await.unwrap().mtime, when);
+    assert_ne!(c.stat("/ld").await.unwrap().mtime, when);
+
     // Creating through links: a file, a directory tree, a rename into a linked directory.
     put(&c, "/ld/g", b"g").await;
     assert_eq!(get(&c, "/d/g").await, b"g");
