@@ -182,17 +182,27 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Most replies sent by one vectored write (two slices each; IOV_MAX is 1024).
 const MAX_BATCH: usize = 256;
 
+/// Bytes of replies from inline calls worth sending before running the next call: small
+/// replies are gathered into one write, large ones go out while the next call runs.
+const SEND_EARLY: usize = 64 * 1024;
+
 /// Replies waiting to be written, each with its record mark.
 #[derive(Default)]
 struct Outbox {
     queue: VecDeque<([u8; 4], Vec<u8>)>,
     /// Bytes of the front entry already written, its record mark included.
     sent: usize,
+    /// Bytes queued and not yet written.
+    bytes: usize,
 }
 
 impl Outbox {
     fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes
     }
 
     fn is_empty(&self) -> bool {
@@ -201,7 +211,10 @@ impl Outbox {
 
     fn push(&mut self, reply: Vec<u8>) {
         match single_fragment_header(reply.len()) {
-            Some(mark) => self.queue.push_back((mark, reply)),
+            Some(mark) => {
+                self.bytes += mark.len() + reply.len();
+                self.queue.push_back((mark, reply));
+            }
             None => error!(len = reply.len(), "reply too large for a record; dropped"),
         }
     }
@@ -209,6 +222,7 @@ impl Outbox {
     fn clear(&mut self) {
         self.queue.clear();
         self.sent = 0;
+        self.bytes = 0;
     }
 
     /// Writes as much as the socket takes without waiting. `Ok(true)` when everything
@@ -241,6 +255,7 @@ impl Outbox {
 
     /// Accounts for `n` bytes written from the front.
     fn advance(&mut self, mut n: usize) {
+        self.bytes -= n.min(self.bytes);
         while n > 0 {
             let Some((mark, body)) = self.queue.front() else {
                 break;
@@ -320,6 +335,15 @@ async fn connection(
             if inline {
                 if let Some(r) = call_inline(&*svc, &conn, &msg) {
                     out.push(r);
+                }
+                if out.bytes() >= SEND_EARLY {
+                    if let Err(e) = out.flush(&sock) {
+                        debug!(error = %e, "write failed");
+                        broken = true;
+                        reading = false;
+                        decoding = false;
+                        out.clear();
+                    }
                 }
             } else {
                 let done = Completion(Some(fin.clone()));
@@ -575,6 +599,24 @@ mod tests {
         assert_eq!(p.recv().unwrap(), vec![2, 1, 7]);
         assert_eq!(p.recv(), None, "closed after the last reply");
         srv.done.recv().unwrap();
+    }
+
+    #[test]
+    fn outbox_accounts_for_partial_writes() {
+        let mut o = Outbox::default();
+        o.push(vec![1; 10]);
+        o.push(vec![]);
+        o.push(vec![2; 5]);
+        assert_eq!((o.len(), o.bytes()), (3, 27));
+        o.advance(2); // half a record mark
+        assert_eq!((o.len(), o.bytes(), o.sent), (3, 25, 2));
+        o.advance(12); // the rest of the first reply
+        assert_eq!((o.len(), o.bytes(), o.sent), (2, 13, 0));
+        o.advance(4 + 6); // the empty reply and 6 bytes of the last
+        assert_eq!((o.len(), o.bytes(), o.sent), (1, 3, 6));
+        o.advance(3);
+        assert!(o.is_empty());
+        assert_eq!(o.bytes(), 0);
     }
 
     #[test]
