@@ -231,6 +231,9 @@ pub struct NfsServer {
     table: RwLock<Arc<ExportTable>>,
     /// Every export in force never blocks (see [`Export::never_blocks`]).
     never_blocks: AtomicBool,
+    /// Large reply buffers the transport gave back after sending them (see
+    /// [`NfsServer::reply_buffer`]); at most [`POOL_BUFFERS`].
+    buffers: Mutex<Vec<Vec<u8>>>,
     pub(crate) cfg: ServerConfig,
     pub(crate) drc: Drc,
     /// Changes at every start so clients resend uncommitted UNSTABLE writes (RFC 1813 3.3.7).
@@ -260,6 +263,7 @@ impl NfsServer {
         };
         Self {
             never_blocks: AtomicBool::new(table.never_blocks()),
+            buffers: Mutex::default(),
             table: RwLock::new(Arc::new(table)),
             drc: Drc::new(cfg.drc_entries, cfg.drc_bytes),
             cfg,
@@ -291,6 +295,19 @@ impl NfsServer {
     /// The exports in force now.
     pub fn exports(&self) -> Arc<ExportTable> {
         self.table.read().clone()
+    }
+
+    /// An empty buffer with room for a reply of `len` bytes: one already sent and given
+    /// back by the transport when `len` is large (its pages are mapped, so filling it
+    /// costs no page faults, unlike a fresh allocation of 1 MiB), else a new one.
+    pub fn reply_buffer(&self, len: usize) -> Vec<u8> {
+        if len >= POOL_MIN {
+            let mut pool = self.buffers.lock();
+            if let Some(i) = pool.iter().position(|b| b.capacity() >= len) {
+                return pool.swap_remove(i);
+            }
+        }
+        Vec::with_capacity(len)
     }
 
     /// Duplicate request cache counters.
@@ -426,6 +443,11 @@ impl NfsServer {
     }
 }
 
+/// Reply buffers kept for reuse, at most.
+const POOL_BUFFERS: usize = 16;
+/// Smallest reply buffer worth keeping (smaller ones come from malloc's free lists).
+const POOL_MIN: usize = 64 * 1024;
+
 /// How much a call may wait, from its message alone (see [`Service::blocking`]): a few
 /// words at fixed offsets, and for WRITE the stability asked for. Anything unreadable is
 /// answered with an error at once, so it never blocks.
@@ -479,6 +501,20 @@ impl Service for NfsServer {
         classify(msg, self.never_blocks.load(Ordering::Relaxed))
     }
 
+    /// Keeps large reply buffers (READ replies) for [`NfsServer::reply_buffer`], up to
+    /// [`POOL_BUFFERS`] of at most twice the largest READ.
+    fn recycle(&self, mut reply: Vec<u8>) {
+        let cap = reply.capacity();
+        if cap < POOL_MIN || cap > 2 * (self.cfg.max_io as usize + 4096) {
+            return;
+        }
+        let mut pool = self.buffers.lock();
+        if pool.len() < POOL_BUFFERS {
+            reply.clear();
+            pool.push(reply);
+        }
+    }
+
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
         // A bug in a handler must cost one call, not the server: answer SYSTEM_ERR.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(conn, msg))) {
@@ -530,6 +566,30 @@ mod tests {
             data: p3::Data(vec![0; 3]),
         });
         call(p3::PROGRAM, p3::Proc::Write as u32, &args)
+    }
+
+    #[test]
+    fn reply_buffers_are_reused_and_bounded() {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
+        let mut b = s.reply_buffer(1 << 20);
+        b.extend_from_slice(&[7; 100]);
+        let ptr = b.as_ptr();
+        s.recycle(b);
+        let again = s.reply_buffer(1 << 20);
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (ptr, 0),
+            "the same buffer, emptied"
+        );
+        // Small and oversized buffers are not kept; neither is more than POOL_BUFFERS.
+        s.recycle(Vec::with_capacity(100));
+        s.recycle(Vec::with_capacity(64 << 20));
+        for _ in 0..POOL_BUFFERS + 5 {
+            s.recycle(Vec::with_capacity(1 << 20));
+        }
+        assert_eq!(s.buffers.lock().len(), POOL_BUFFERS);
+        assert!(s.reply_buffer(16 << 20).capacity() >= 16 << 20);
     }
 
     #[test]
