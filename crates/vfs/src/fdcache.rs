@@ -147,10 +147,38 @@ impl<T> FdCache<T> {
         drop(gone);
     }
 
+    /// Closes the entries for which `keep` is false (called without the lock held, on a
+    /// snapshot, so `keep` may make system calls).
+    pub(crate) fn retain(&self, keep: impl Fn(&T) -> bool) {
+        let snapshot: Vec<(Id, Arc<T>)> = {
+            let g = self.inner.lock();
+            g.map.iter().map(|(k, s)| (*k, s.val.clone())).collect()
+        };
+        for (id, v) in snapshot {
+            if !keep(&v) {
+                let mut g = self.inner.lock();
+                if g.map.get(&id).is_some_and(|s| Arc::ptr_eq(&s.val, &v)) {
+                    g.map.remove(&id);
+                }
+            }
+        }
+    }
+
     /// Entries held now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.inner.lock().map.len()
+    }
+
+    /// Every value held now.
+    #[cfg(test)]
+    pub(crate) fn values(&self) -> Vec<Arc<T>> {
+        self.inner
+            .lock()
+            .map
+            .values()
+            .map(|s| s.val.clone())
+            .collect()
     }
 }
 

@@ -265,6 +265,9 @@ fn spawn_sweeper(c: &Arc<Caches>) {
             let Some(c) = w.upgrade() else { return };
             c.files.sweep(IDLE_CLOSE);
             c.dirs.sweep(IDLE_CLOSE);
+            // Files removed behind our back: free their space now, not when idle.
+            c.files
+                .retain(|f| statx_fd(f.file.as_fd()).is_ok_and(|s| s.stx_nlink > 0));
         });
     if let Err(e) = r {
         // The caches stay bounded; only idle entries stay open longer.
@@ -280,6 +283,7 @@ pub struct LocalFs {
     names: Mutex<HashMap<Id, (Id, Vec<u8>)>>,
     stale: Mutex<HashMap<FileKey, Instant>>,
     listings: Mutex<HashMap<Id, Arc<Listing>>>,
+    unlink_locks: [Mutex<()>; UNLINK_STRIPES],
     switch_creds: bool,
     read_only: bool,
 }
@@ -288,6 +292,7 @@ const MAX_NAMES: usize = 4 << 20;
 /// Most bytes one READ returns (the server asks for far less).
 const MAX_READ: u32 = 1 << 24;
 const MAX_LISTINGS: usize = 256;
+const UNLINK_STRIPES: usize = 64;
 const STALE_MEMORY: Duration = Duration::from_secs(5);
 
 impl LocalFs {
@@ -321,6 +326,7 @@ impl LocalFs {
             names: Mutex::new(HashMap::new()),
             stale: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
+            unlink_locks: std::array::from_fn(|_| Mutex::new(())),
             switch_creds,
             read_only,
         })
@@ -812,6 +818,27 @@ impl LocalFs {
         Ok((parts_of(&stx).encode(), self.attr(&stx)))
     }
 
+    /// Locks the directories of a REMOVE, RMDIR or RENAME (a stripe each, in a fixed order)
+    /// from the `statx` of the names they unlink to the unlink itself, so that two such
+    /// calls cannot swap what a name designates in between, and the descriptor dropped from
+    /// the cache is the one of the object actually unlinked. Changes made behind our back
+    /// are caught by the link count instead (each hit, and the sweeper).
+    fn unlinking(&self, dirs: &[&Statx]) -> Vec<parking_lot::MutexGuard<'_, ()>> {
+        let mut idx: Vec<usize> = dirs
+            .iter()
+            .map(|d| {
+                let (dev, ino) = parts_of(d).id();
+                ((ino ^ dev.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
+                    % UNLINK_STRIPES
+            })
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter()
+            .map(|i| self.unlink_locks[i].lock())
+            .collect()
+    }
+
     /// Drops the cached listing of a directory we just changed.
     fn changed(&self, dir_stx: &Statx) {
         self.listings.lock().remove(&parts_of(dir_stx).id());
@@ -1164,6 +1191,8 @@ impl Backend for LocalFs {
         self.check_writable()?;
         check_entry_name(name)?;
         let (fd, dstx) = self.open_dir(dir)?;
+        // So that the name still designates `victim` when it is unlinked (see `unlinking`).
+        let _l = self.unlinking(&[&dstx]);
         let victim = statx_at(fd.as_fd(), name)?;
         if ftype_of(u32::from(victim.stx_mode)) == FileType::Directory {
             return Err(VfsError::IsDir);
@@ -1186,6 +1215,7 @@ impl Backend for LocalFs {
         }
         crate::check_name(name, 255)?;
         let (fd, dstx) = self.open_dir(dir)?;
+        let _l = self.unlinking(&[&dstx]);
         let victim = statx_at(fd.as_fd(), name)?;
         let _g = self.creds(ctx)?;
         rustix::fs::unlinkat(&fd, OsStr::from_bytes(name), AtFlags::REMOVEDIR)?;
@@ -1209,11 +1239,41 @@ impl Backend for LocalFs {
         }
         let (ffd, fstx) = self.open_dir(from_dir)?;
         let (tfd, tstx) = self.open_dir(to_dir)?;
+        let _l = self.unlinking(&[&fstx, &tstx]);
         let moved = statx_at(ffd.as_fd(), from)?;
-        let replaced = statx_at(tfd.as_fd(), to).ok();
-        {
-            let _g = self.creds(ctx)?;
-            rustix::fs::renameat(&ffd, OsStr::from_bytes(from), &tfd, OsStr::from_bytes(to))?;
+        let (fname, tname) = (OsStr::from_bytes(from), OsStr::from_bytes(to));
+        // The locks keep an existing target from changing, but a CREATE may make one at any
+        // time: with no target seen, rename with RENAME_NOREPLACE, so that whatever gets
+        // replaced is known (and its cached descriptor closed).
+        let mut replaced = statx_at(tfd.as_fd(), to).ok();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let noreplace = replaced.is_none() && tries <= 3;
+            let r = {
+                let _g = self.creds(ctx)?;
+                if noreplace {
+                    rustix::fs::renameat_with(
+                        &ffd,
+                        fname,
+                        &tfd,
+                        tname,
+                        rustix::fs::RenameFlags::NOREPLACE,
+                    )
+                } else {
+                    rustix::fs::renameat(&ffd, fname, &tfd, tname)
+                }
+            };
+            match r {
+                Ok(()) => break,
+                Err(rustix::io::Errno::EXIST) if noreplace => {
+                    replaced = statx_at(tfd.as_fd(), to).ok();
+                }
+                // Not supported by this file system (or a genuine EINVAL, which the plain
+                // rename reports again).
+                Err(rustix::io::Errno::INVAL) if noreplace => tries = 3,
+                Err(e) => return Err(e.into()),
+            }
         }
         self.changed(&fstx);
         self.changed(&tstx);
@@ -1558,6 +1618,47 @@ mod tests {
                 .map(|_| ()),
             Err(VfsError::Stale)
         );
+    }
+
+    /// Calls racing with REMOVE and RENAME over the same names: once they are done, no
+    /// cached descriptor is of a removed file (which would keep its space allocated).
+    #[test]
+    fn no_removed_file_stays_cached_after_racing_calls() {
+        let (_d, fs) = fs();
+        let fs = Arc::new(fs);
+        let root = fs.root();
+        let workers: Vec<_> = (0..4u8)
+            .map(|t| {
+                let fs = fs.clone();
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let ctx = Ctx::default();
+                    for i in 0..300u32 {
+                        let name = [b'f', b'0' + ((i + u32::from(t)) % 5) as u8];
+                        let other = [b'f', b'0' + ((i * 7 + u32::from(t)) % 5) as u8];
+                        let how = CreateMode::Unchecked(SetAttr::default());
+                        // Errors are expected: other threads remove and rename these names.
+                        if let Ok((k, _)) = fs.create(&ctx, &root, &name, &how) {
+                            let _ = fs.write(&ctx, &k, 0, b"data", Stability::Unstable);
+                            let _ = fs.read(&ctx, &k, 0, 4);
+                            let _ = fs.commit(&ctx, &k, 0, 0);
+                        }
+                        match i % 3 {
+                            0 => drop(fs.remove(&ctx, &root, &name)),
+                            1 => drop(fs.rename(&ctx, &root, &name, &root, &other)),
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        for f in fs.caches.files.values() {
+            let stx = statx_fd(f.file.as_fd()).unwrap();
+            assert!(stx.stx_nlink > 0, "a removed file is still held open");
+        }
     }
 
     #[test]
