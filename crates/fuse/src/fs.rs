@@ -667,58 +667,18 @@ impl Inner {
     async fn read(&self, fh: u64, off: i64, size: u32) -> R<Vec<u8>> {
         let f = self.file(fh)?;
         let off = u64::try_from(off).map_err(|_| libc::EINVAL)?;
-        if self.has_writers(f.node) {
-            // rnfs-client (at this commit) caches pages read while the server is behind the
-            // write-back cache, and later uses them short: it panics (read starting past
-            // the cached page's end) or fills the missing part with zeros. While a file is
-            // open for writing, read it from the server after writing back what is
-            // cached. See docs/fuse.md ("Workarounds").
-            if f.file.read().await.unwritten_bytes() > 0 {
-                self.settle(f.node).await;
-            }
-            return self.read_uncached(f.node, off, size).await;
-        }
-        let read = |f: Arc<OpenFile>| async move {
-            let mut buf = vec![0; size as usize];
-            let n = f
-                .file
-                .read()
-                .await
-                .read_at(off, &mut buf)
-                .await
-                .map_err(errno)?;
-            buf.truncate(n);
-            Ok(buf)
-        };
-        match tokio::spawn(read(f.clone())).await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => {
-                tracing::warn!("read at {off} panicked in the client; reading from the server");
-                self.settle(f.node).await;
-                self.read_uncached(f.node, off, size).await
-            }
-            Err(_) => Err(libc::EIO),
-        }
-    }
-
-    /// READs straight from the server, bypassing the client's page cache.
-    async fn read_uncached(&self, node: u64, off: u64, size: u32) -> R<Vec<u8>> {
-        let ino = self.node(node)?;
-        let mut buf = Vec::with_capacity(size as usize);
-        while buf.len() < size as usize {
-            let want = (size as usize - buf.len()).min(1 << 20) as u32;
-            let r = self
-                .c
-                .nfs()
-                .read(ino.fh(), off + buf.len() as u64, want)
-                .await
-                .map_err(errno)?;
-            let got = r.data.0.len();
-            buf.extend_from_slice(&r.data.0);
-            if r.eof || got == 0 {
-                break;
-            }
-        }
+        // Through the client's page cache and read-ahead, with this file's data not yet
+        // written back laid over it (also while the file is open for writing: git's
+        // index-pack reads back the pack it is writing).
+        let mut buf = vec![0; size as usize];
+        let n = f
+            .file
+            .read()
+            .await
+            .read_at(off, &mut buf)
+            .await
+            .map_err(errno)?;
+        buf.truncate(n);
         Ok(buf)
     }
 
