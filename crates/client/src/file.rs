@@ -14,7 +14,7 @@
 //! another; if that READ fails or races with a write, the reader sends its own.
 use crate::client::{Attr, Client};
 use crate::error::{Error, RpcError};
-use crate::inode::{Fetch, Fetched, Inode, ReadAheadStats, Slot, PAGE};
+use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::Nfs3;
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
@@ -196,17 +196,6 @@ async fn read_range(
     Ok(data)
 }
 
-/// Cuts `count` pages out of `data` (short or empty past its end).
-fn split_pages(data: &[u8], count: u64) -> Vec<Arc<Vec<u8>>> {
-    (0..count as usize)
-        .map(|i| {
-            let a = (i * PAGE as usize).min(data.len());
-            let b = ((i + 1) * PAGE as usize).min(data.len());
-            Arc::new(data[a..b].to_vec())
-        })
-        .collect()
-}
-
 /// Completes a READ's [`Fetch`] even if its task is dropped before the reply (runtime
 /// shutdown): the markers go and the waiters wake up with an error.
 struct FetchGuard {
@@ -242,8 +231,7 @@ fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
         let r = read_range(&nfs, &fh, f.first * PAGE, f.count * PAGE, rsize).await;
         let out = match r {
             Ok(data) => {
-                let pages = split_pages(&data, f.count);
-                drop(data);
+                let pages = Page::split(data, f.count);
                 let fresh = match (weak_ino.upgrade(), weak_c.upgrade()) {
                     (Some(ino), Some(s)) => {
                         let bytes = pages.iter().map(|p| p.len() as u64).sum();
@@ -441,7 +429,7 @@ impl File {
     }
 
     /// Reads one page with a READ of our own (no marker), caching it if fresh.
-    async fn read_page(&self, idx: u64) -> Result<Arc<Vec<u8>>, Error> {
+    async fn read_page(&self, idx: u64) -> Result<Page, Error> {
         let gen = self.ino.gen();
         let data = read_range(
             &self.c.s.nfs,
@@ -451,11 +439,13 @@ impl File {
             self.c.s.rsize,
         )
         .await?;
-        let page = Arc::new(data);
-        self.c.s.inodes.evict_pages(page.len() as u64, &self.ino);
-        self.ino
-            .store_fetched(idx, std::slice::from_ref(&page), gen, None, (idx, true));
-        Ok(page)
+        let pages = Page::split(data, 1);
+        self.c
+            .s
+            .inodes
+            .evict_pages(pages[0].len() as u64, &self.ino);
+        self.ino.store_fetched(idx, &pages, gen, None, (idx, true));
+        Ok(pages.into_iter().next().unwrap_or_default())
     }
 
     /// Writes at the position (or at the end, in append mode) and advances it.
@@ -488,8 +478,14 @@ impl File {
             wb.sync_mode()
         };
         self.ino.invalidate_range(off, buf.len() as u64);
+        let limit = self.c.s.opts.dirty_bytes_per_file;
         let acts = self.ino.with_wb(|wb| {
             wb.write(Instant::now(), off, buf);
+            if wb.held_bytes() > limit / 2 {
+                // A large writer: commit in the background from half the limit,
+                // so that it seldom has to stop, drain and wait for one big COMMIT.
+                wb.commit_above(limit / 2);
+            }
             wb.poll(Instant::now())
         });
         self.c.run(&self.ino, acts);

@@ -111,6 +111,42 @@ impl CacheCounters {
     }
 }
 
+/// A page of the cache: a slice of the buffer its READ filled, shared without a copy by
+/// the pages of that READ. Accounted at its own length (a page kept alone keeps the rest
+/// of its READ's buffer, at most rsize, in memory: with sequential eviction the pages of
+/// one READ go together).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Page {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    len: usize,
+}
+
+impl Page {
+    /// Pages of `count` pages cut out of `data` (short or empty past its end).
+    pub(crate) fn split(data: Vec<u8>, count: u64) -> Vec<Page> {
+        let buf = Arc::new(data);
+        (0..count as usize)
+            .map(|i| {
+                let a = (i * PAGE as usize).min(buf.len());
+                let b = ((i + 1) * PAGE as usize).min(buf.len());
+                Page {
+                    buf: buf.clone(),
+                    start: a,
+                    len: b - a,
+                }
+            })
+            .collect()
+    }
+}
+
+impl std::ops::Deref for Page {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
 /// What a READ of pages gave.
 #[derive(Debug, Clone)]
 pub(crate) enum Fetched {
@@ -118,10 +154,7 @@ pub(crate) enum Fetched {
     /// of file). `fresh`: no write or invalidation of the file happened while the READ was
     /// in flight, so they were cached and anyone may use them; a stale result is only for
     /// the reader that asked for it.
-    Data {
-        pages: Arc<Vec<Arc<Vec<u8>>>>,
-        fresh: bool,
-    },
+    Data { pages: Arc<Vec<Page>>, fresh: bool },
     /// The READ failed.
     Failed(crate::error::Error),
 }
@@ -183,7 +216,7 @@ impl Fetch {
 #[derive(Debug)]
 pub(crate) enum Slot {
     /// Cached.
-    Page(Arc<Vec<u8>>),
+    Page(Page),
     /// Being read; `mine`: by a READ this reader started.
     Wait(Arc<Fetch>, bool),
 }
@@ -191,7 +224,7 @@ pub(crate) enum Slot {
 /// The clean pages of one file, and the READs in flight for pages it does not have.
 #[derive(Debug, Default)]
 pub(crate) struct Pages {
-    map: BTreeMap<u64, Arc<Vec<u8>>>,
+    map: BTreeMap<u64, Page>,
     bytes: u64,
     inflight: HashMap<u64, Arc<Fetch>>,
 }
@@ -278,7 +311,7 @@ impl Inode {
         &self,
         p: &mut Pages,
         idx: u64,
-        data: Arc<Vec<u8>>,
+        data: Page,
         behind: u64,
         demand: bool,
     ) -> bool {
@@ -437,7 +470,7 @@ impl Inode {
     pub(crate) fn store_fetched(
         &self,
         first: u64,
-        pages: &[Arc<Vec<u8>>],
+        pages: &[Page],
         gen: u64,
         marker: Option<&Arc<Fetch>>,
         (behind, demand): (u64, bool),

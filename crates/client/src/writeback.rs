@@ -142,6 +142,8 @@ pub struct WriteBack {
     last_activity: Option<Instant>,
     /// The server said JUKEBOX (RFC 1813 2.6: try again later): nothing is sent before.
     retry_at: Option<Instant>,
+    /// Unstable bytes from which a COMMIT goes out while writes go on.
+    commit_above: u64,
     stats: WbStats,
 }
 
@@ -163,8 +165,17 @@ impl WriteBack {
             sync_mode: false,
             last_activity: None,
             retry_at: None,
+            commit_above: u64::MAX,
             stats: WbStats::default(),
         }
+    }
+
+    /// Commits in the background, while writes go on, whenever at least `bytes` written
+    /// UNSTABLE are not committed yet. Without it a COMMIT waits until everything is
+    /// written, so a writer that never pauses holds all its unstable data (kept for W6)
+    /// until it must stop, drain its WRITEs and wait for one large COMMIT.
+    pub fn commit_above(&mut self, bytes: u64) {
+        self.commit_above = bytes.max(1);
     }
 
     /// Counters.
@@ -382,6 +393,13 @@ impl WriteBack {
                 self.stats.commits += 1;
                 out.push(WbAction::Commit { op });
             }
+        }
+        if !self.sync_mode && self.commit.is_none() && self.unstable.bytes() >= self.commit_above {
+            // Covers the WRITEs answered so far; later ones stay unstable until the next.
+            let op = self.op();
+            self.commit = Some((op, self.write_seq));
+            self.stats.commits += 1;
+            out.push(WbAction::Commit { op });
         }
         out
     }
@@ -833,6 +851,41 @@ mod tests {
         assert_eq!(c, 1);
         assert!(wb.is_clean());
         assert_eq!(wb.held_bytes(), 0);
+    }
+
+    #[test]
+    fn commit_above_commits_while_writes_go_on_and_covers_only_answered_writes() {
+        let mut wb = engine();
+        wb.commit_above(2 * W as u64);
+        let t = Instant::now();
+        wb.write(t, 0, &vec![1; 8 * W]);
+        let acts = wb.poll(t);
+        assert_eq!(acts.len(), 4, "4 WRITEs in flight");
+        let ops: Vec<OpId> = acts
+            .iter()
+            .map(|a| match a {
+                WbAction::Write { op, .. } => *op,
+                WbAction::Commit { .. } => panic!("{a:?}"),
+            })
+            .collect();
+        // One answer: 1 unstable wsize, below the bound; nothing but the next WRITE.
+        let next = wb.on_write_done(t, ops[0], ok(W, StableHow::Unstable, V1));
+        assert!(matches!(&next[..], [WbAction::Write { .. }]), "{next:?}");
+        // Two: the bound is reached with data still dirty and in flight: a COMMIT now.
+        let next = wb.on_write_done(t, ops[1], ok(W, StableHow::Unstable, V1));
+        let commit = next.iter().find_map(|a| match a {
+            WbAction::Commit { op } => Some(*op),
+            WbAction::Write { .. } => None,
+        });
+        let Some(cop) = commit else {
+            panic!("no COMMIT: {next:?}")
+        };
+        assert!(!wb.is_written());
+        // A WRITE answered after the COMMIT was sent is not covered by it.
+        wb.on_write_done(t, ops[2], ok(W, StableHow::Unstable, V1));
+        wb.on_commit_done(t, cop, Ok(V1));
+        assert_eq!(wb.uncommitted_bytes(), W as u64);
+        assert_eq!(wb.stats().commits, 1);
     }
 
     #[test]
