@@ -150,14 +150,13 @@ nfscp() {
 }
 
 # rcp CONFIG RUN LABEL SRC DST BYTES : time the real `rnfs cp SRC DST` (one file, no
-# progress bar), next to nfs-cp; a local destination is on /dev/shm and removed after.
+# progress bar), next to nfs-cp; reads go to /dev/null, as nfs-cat's do.
 rcp() {
   local cfg=$1 run=$2 label=$3 src=$4 dst=$5 bytes=$6 t0 t1 v log=$LOGS/${1//\//-}.rnfs-cp.log
   t0=$(date +%s.%N)
   timeout 900 "$RNFS" cp --no-progress "$src" "$dst" >>"$log" 2>&1 ||
-    { rnfs_log "  $label: FAILED (see $log)"; FAILS=$((FAILS + 1)); rm -f "$SRCDIR/back.dat"; return 0; }
+    { rnfs_log "  $label: FAILED (see $log)"; FAILS=$((FAILS + 1)); return 0; }
   t1=$(date +%s.%N)
-  rm -f "$SRCDIR/back.dat"
   v=$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN{printf "%.1f", b/(z-a)/1e6}')
   record "$cfg" "$label" "$run" "$v"
   rnfs_log "  $label: $v"
@@ -235,11 +234,15 @@ fresh_storage() {
   fi
 }
 
-# The source of nfs-cp writes lives on /dev/shm (never dropped from memory).
+# The source of nfs-cp and rnfs cp writes lives on /dev/shm (never dropped from memory),
+# one file per size, made whole before it is renamed into place: a bench run of another
+# size at the same time must not change it under this one (it did: 256 MiB copied and
+# counted as 1 GiB).
 SRCDIR=/dev/shm/rnfs-bench
+SRC=$SRCDIR/src-$SIZE_B.dat
 mkdir -p "$SRCDIR"
-if [ "$(stat -c %s "$SRCDIR/src.dat" 2>/dev/null)" != "$SIZE_B" ]; then
-  head -c "$SIZE_B" /dev/urandom > "$SRCDIR/src.dat"
+if [ "$(stat -c %s "$SRC" 2>/dev/null)" != "$SIZE_B" ]; then
+  head -c "$SIZE_B" /dev/urandom > "$SRC.$$" && mv "$SRC.$$" "$SRC"
 fi
 
 ceiling() { # ceiling CONFIG RUN : loopback TCP, one stream
@@ -285,7 +288,7 @@ bench_config() { # bench_config CONFIG KIND STORAGE RUN
   lg "$cfg" "$run" "READDIRPLUS $DIRENTS entries (128 KiB replies) entries/s" "rate:$DIRENTS" readdirplus --name big --count "$DIRENTS" --bs 131072
   # the clients: libnfs nfs-cp and the rnfs client's file API (page cache + write-back)
   # shellcheck disable=SC2059
-  nfscp "$cfg" "$run" "libnfs nfs-cp write MB/s" "$SRCDIR/src.dat" "$(printf "$CPURL" cp.dat)" "$SIZE_B"
+  nfscp "$cfg" "$run" "libnfs nfs-cp write MB/s" "$SRC" "$(printf "$CPURL" cp.dat)" "$SIZE_B"
   drop_caches
   # shellcheck disable=SC2059
   nfscp "$cfg" "$run" "libnfs nfs-cat read cold MB/s" "$(printf "$CPURL" cp.dat)" - "$SIZE_B"
@@ -294,10 +297,10 @@ bench_config() { # bench_config CONFIG KIND STORAGE RUN
   # shellcheck disable=SC2059
   "$RNFS" rm "$(printf "$CPURL" cp.dat)" >>"$LOGS/${cfg//\//-}.rnfs-cp.log" 2>&1 || true
   # shellcheck disable=SC2059
-  rcp "$cfg" "$run" "rnfs cp write MB/s" "$SRCDIR/src.dat" "$(printf "$CPURL" rcp.dat)" "$SIZE_B"
+  rcp "$cfg" "$run" "rnfs cp write MB/s" "$SRC" "$(printf "$CPURL" rcp.dat)" "$SIZE_B"
   drop_caches
   # shellcheck disable=SC2059
-  rcp "$cfg" "$run" "rnfs cp read cold MB/s" "$(printf "$CPURL" rcp.dat)" "$SRCDIR/back.dat" "$SIZE_B"
+  rcp "$cfg" "$run" "rnfs cp read cold MB/s" "$(printf "$CPURL" rcp.dat)" /dev/null "$SIZE_B"
   # shellcheck disable=SC2059
   "$RNFS" rm "$(printf "$CPURL" rcp.dat)" >>"$LOGS/${cfg//\//-}.rnfs-cp.log" 2>&1 || true
   lg "$cfg" "$run" "rnfs client write MB/s" mbps client-write --name cl.dat --size "$SIZE_B"
