@@ -115,10 +115,13 @@ struct OpenFile {
     write: bool,
 }
 
+/// Entries of a listing: inode number, type, name.
+type Listing = Arc<Vec<(u64, FileType, String)>>;
+
 /// A directory listing taken at `opendir` (and again at each rewind to offset 0).
 struct OpenDir {
     node: u64,
-    entries: tokio::sync::Mutex<Option<Arc<Vec<(u64, FileType, String)>>>>,
+    entries: tokio::sync::Mutex<Option<Listing>>,
 }
 
 struct Inner {

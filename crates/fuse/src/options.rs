@@ -154,10 +154,22 @@ impl MountConfig {
                 self.set_actimeo(n);
                 Ok(())
             }
-            "acregmin" => Ok(self.acregmin = Some(num(opt, val()?)?)),
-            "acregmax" => Ok(self.acregmax = Some(num(opt, val()?)?)),
-            "acdirmin" => Ok(self.acdirmin = Some(num(opt, val()?)?)),
-            "acdirmax" => Ok(self.acdirmax = Some(num(opt, val()?)?)),
+            "acregmin" => {
+                self.acregmin = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "acregmax" => {
+                self.acregmax = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "acdirmin" => {
+                self.acdirmin = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "acdirmax" => {
+                self.acdirmax = Some(num(opt, val()?)?);
+                Ok(())
+            }
             "timeo" => {
                 let n: u32 = num(opt, val()?)?;
                 if n == 0 {
@@ -169,15 +181,33 @@ impl MountConfig {
                 self.timeo = Some(n);
                 Ok(())
             }
-            "retrans" => Ok(self.retrans = Some(num(opt, val()?)?)),
-            "uid" => Ok(self.uid = Some(num(opt, val()?)?)),
-            "gid" => Ok(self.gid = Some(num(opt, val()?)?)),
-            "port" => Ok(self.port = Some(num(opt, val()?)?)),
-            "mountport" => Ok(self.mountport = Some(num(opt, val()?)?)),
+            "retrans" => {
+                self.retrans = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "uid" => {
+                self.uid = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "gid" => {
+                self.gid = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "port" => {
+                self.port = Some(num(opt, val()?)?);
+                Ok(())
+            }
+            "mountport" => {
+                self.mountport = Some(num(opt, val()?)?);
+                Ok(())
+            }
             "vers" | "nfsvers" | "version" => {
                 let v = val()?;
                 match v {
-                    "3" => Ok(self.version = Some(3)),
+                    "3" => {
+                self.version = Some(3);
+                Ok(())
+            }
                     "2" | "4" | "4.0" | "4.1" | "4.2" => Err(OptionError::Unsupported {
                         opt: opt.into(),
                         why: "rnfs speaks NFS version 3 only, for now",
