@@ -205,9 +205,9 @@ impl MountConfig {
                 let v = val()?;
                 match v {
                     "3" => {
-                self.version = Some(3);
-                Ok(())
-            }
+                        self.version = Some(3);
+                        Ok(())
+                    }
                     "2" | "4" | "4.0" | "4.1" | "4.2" => Err(OptionError::Unsupported {
                         opt: opt.into(),
                         why: "rnfs speaks NFS version 3 only, for now",
