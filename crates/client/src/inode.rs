@@ -527,6 +527,26 @@ impl Inode {
         drop(p);
     }
 
+    /// Drops the pages before `idx` (read past by a stream larger than the cache can
+    /// hold: their memory is better reused at once). READs in flight are left alone.
+    pub(crate) fn drop_below(&self, idx: u64) {
+        let mut p = self.pages.lock();
+        match p.map.first_key_value() {
+            Some((k, _)) if *k < idx => {}
+            _ => return,
+        }
+        let keep = p.map.split_off(&idx);
+        let gone = std::mem::replace(&mut p.map, keep);
+        let bytes: u64 = gone.values().map(|pg| pg.len() as u64).sum();
+        p.bytes -= bytes;
+        self.counters
+            .pages
+            .fetch_sub(gone.len() as u64, Ordering::Relaxed);
+        self.counters.page_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        drop(p);
+        drop(gone);
+    }
+
     /// Drops every page to make room for others (the data did not change: READs in
     /// flight still cache their results).
     pub(crate) fn drop_pages(&self) {
