@@ -285,6 +285,8 @@ pub struct LocalFs {
     listings: Mutex<HashMap<Id, Arc<Listing>>>,
     unlink_locks: [Mutex<()>; UNLINK_STRIPES],
     switch_creds: bool,
+    /// The process runs as uid 0, gid 0, with no supplementary group but 0.
+    root_rests: bool,
     read_only: bool,
 }
 
@@ -306,6 +308,9 @@ impl LocalFs {
         )?;
         let stx = rustix::fs::statx(&root, "", AtFlags::EMPTY_PATH, STATX_WANT)?;
         let switch_creds = rustix::process::geteuid().is_root();
+        let root_rests = switch_creds
+            && rustix::process::getegid().is_root()
+            && rustix::process::getgroups().is_ok_and(|g| g.iter().all(|x| x.is_root()));
         // Clients apply their own umask; the server must create with the modes it is given.
         rustix::process::umask(Mode::empty());
         // Each cache holds at most 256 descriptors, and never more than a sixteenth of the
@@ -328,6 +333,7 @@ impl LocalFs {
             listings: Mutex::new(HashMap::new()),
             unlink_locks: std::array::from_fn(|_| Mutex::new(())),
             switch_creds,
+            root_rests,
             read_only,
         })
     }
@@ -677,7 +683,11 @@ impl LocalFs {
     }
 
     fn creds(&self, ctx: &Ctx) -> VfsResult<CredGuard> {
-        CredGuard::switch(self.switch_creds, &ctx.creds)
+        // Root with group 0 and no other group is the identity every thread has when it
+        // runs no call (see CredGuard's Drop, and `root_rests`): nothing to switch.
+        let c = &ctx.creds;
+        let at_rest = self.root_rests && c.uid == 0 && c.gid == 0 && c.gids.iter().all(|&g| g == 0);
+        CredGuard::switch(self.switch_creds && !at_rest, c)
     }
 
     fn check_writable(&self) -> VfsResult<()> {
