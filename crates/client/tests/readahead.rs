@@ -677,3 +677,56 @@ async fn read_ahead_under_faults_gives_data_or_errors_never_hangs_and_drains() {
         assert_eq!(c.cache_stats(), base, "back to baseline");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_truncate_and_rewrite_during_and_after_a_read() {
+    let t = Target::new(64 << 20);
+    let c1 = t.mount(|_| {}).await;
+    let c2 = t.mount(|_| {}).await;
+    let old = pattern(6 * MIB, 11);
+    put(&c1, "/t", &old).await;
+    c1.drop_caches();
+    // c1 reads 2 MiB of it sequentially: read-ahead is in flight or cached past that.
+    let mut f = c1.open("/t", OpenOptions::read()).await.unwrap();
+    let mut b = vec![0u8; MIB];
+    for i in 0..2 {
+        assert_eq!(f.read(&mut b).await.unwrap(), MIB);
+        assert!(b[..] == old[i * MIB..(i + 1) * MIB]);
+    }
+    // Meanwhile c2 truncates the file to 1 MiB. c1 (open, attributes cached) goes on to
+    // what it believes is the end: whatever it gets, it gets it without an error or a
+    // hang, and never more than the file it opened.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut g = c2.open("/t", OpenOptions::create_truncate()).await.unwrap();
+    g.set_len(MIB as u64).await.unwrap();
+    g.close().await.unwrap();
+    let rest = async {
+        let mut n = 2 * MIB;
+        loop {
+            let k = f.read(&mut b).await?;
+            if k == 0 {
+                return Ok::<_, Error>(n);
+            }
+            n += k;
+        }
+    };
+    let n = tokio::time::timeout(Duration::from_secs(60), rest)
+        .await
+        .expect("the reader hung")
+        .unwrap();
+    assert!(n <= old.len(), "{n}");
+    drop(f);
+    // c2 writes new contents; the next open of c1 sees them (close-to-open), none of
+    // the old pages, and fetches each byte once, none past the new end.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let new = pattern(2 * MIB + 5555, 12);
+    put(&c2, "/t", &new).await;
+    let before = c1.io_stats();
+    let back = read_seq(&c1, "/t", MIB).await.unwrap();
+    assert!(back == new, "c1 sees c2's new contents");
+    assert_eq!(
+        c1.io_stats().bytes_read - before.bytes_read,
+        new.len() as u64
+    );
+    assert_eq!(c1.cache_stats().fetches, 0);
+}
