@@ -38,8 +38,16 @@ pub struct MountOptions {
     pub wsize: u32,
     /// WRITEs in flight per file.
     pub writes_in_flight: usize,
-    /// How long cached attributes are trusted (`acregmin`).
-    pub attr_ttl: Duration,
+    /// Shortest time cached attributes of a file are trusted (`acregmin`); the timeout
+    /// grows with the time the file has been seen unchanged, up to `acregmax`. An open
+    /// always asks the server (close-to-open).
+    pub acregmin: Duration,
+    /// Longest time cached attributes of a file are trusted (`acregmax`).
+    pub acregmax: Duration,
+    /// Shortest time cached attributes of a directory are trusted (`acdirmin`).
+    pub acdirmin: Duration,
+    /// Longest time cached attributes of a directory are trusted (`acdirmax`).
+    pub acdirmax: Duration,
     /// Most bytes of clean pages cached by the client.
     pub page_cache_bytes: u64,
     /// Bytes a file may hold in its write-back engine before `write()` waits for a flush.
@@ -72,7 +80,11 @@ impl Default for MountOptions {
             rsize: 1 << 20,
             wsize: 1 << 20,
             writes_in_flight: 8,
-            attr_ttl: Duration::from_secs(3),
+            // The Linux client's defaults.
+            acregmin: Duration::from_secs(3),
+            acregmax: Duration::from_secs(60),
+            acdirmin: Duration::from_secs(30),
+            acdirmax: Duration::from_secs(60),
             page_cache_bytes: 256 << 20,
             dirty_bytes_per_file: 64 << 20,
             readdir_bytes: 32 * 1024,
@@ -595,7 +607,12 @@ impl Client {
     /// yet written back.
     pub async fn getattr(&self, ino: &Inode) -> Result<Attr, Error> {
         let now = Instant::now();
-        let mut a = match ino.cached_attr(now, self.s.opts.attr_ttl) {
+        let o = &self.s.opts;
+        let (min, max) = match ino.last_attr().map(|a| a.ftype) {
+            Some(Ftype3::Dir) => (o.acdirmin, o.acdirmax),
+            _ => (o.acregmin, o.acregmax),
+        };
+        let mut a = match ino.cached_attr(now, min, max) {
             Some(a) => a,
             None => self.revalidate(ino).await?,
         };

@@ -9,6 +9,12 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// How long attributes seen unchanged for `stable` are trusted: that long, within
+/// `min..=max` (`max` below `min` counts as `min`).
+pub(crate) fn attr_timeout(stable: Duration, min: Duration, max: Duration) -> Duration {
+    stable.min(max).max(min)
+}
+
 /// Size of a page of the clean data cache. One READ fills several pages (up to rsize).
 pub const PAGE: u64 = 64 * 1024;
 
@@ -232,8 +238,9 @@ pub(crate) struct Pages {
 /// One file, directory or link known to the client.
 pub struct Inode {
     fh: FileHandle3,
-    /// Attributes and when they were fetched (`None`: expired).
-    attr: Mutex<Option<(Fattr3, Option<Instant>)>>,
+    /// Attributes, when they were fetched (`None`: expired), and since when they have
+    /// been seen unchanged.
+    attr: Mutex<Option<(Fattr3, Option<Instant>, Instant)>>,
     pub(crate) wb: Mutex<WriteBack>,
     pages: Mutex<Pages>,
     /// Woken whenever the write-back engine changes state.
@@ -261,34 +268,41 @@ impl Inode {
         &self.fh
     }
 
-    /// Cached attributes younger than `ttl`.
-    pub fn cached_attr(&self, now: Instant, ttl: Duration) -> Option<Fattr3> {
+    /// Cached attributes still trusted: younger than their timeout, which is how long they
+    /// had been seen unchanged when fetched, kept within `min..=max` (the adaptive
+    /// attribute cache of NFS clients, `acregmin`/`acregmax` or `acdirmin`/`acdirmax`: a
+    /// file that changes often is asked about often, one that sits still is trusted longer).
+    pub fn cached_attr(&self, now: Instant, min: Duration, max: Duration) -> Option<Fattr3> {
         let a = self.attr.lock();
-        a.as_ref()
-            .filter(|(_, t)| t.is_some_and(|t| now.saturating_duration_since(t) < ttl))
-            .map(|(a, _)| a.clone())
+        let (attr, fetched, stable) = a.as_ref()?;
+        let fetched = (*fetched)?;
+        let ttl = attr_timeout(fetched.saturating_duration_since(*stable), min, max);
+        (now.saturating_duration_since(fetched) < ttl).then(|| attr.clone())
     }
 
     /// Last attributes known, however old.
     pub fn last_attr(&self) -> Option<Fattr3> {
-        self.attr.lock().as_ref().map(|(a, _)| a.clone())
+        self.attr.lock().as_ref().map(|(a, _, _)| a.clone())
     }
 
     /// Records attributes the server sent. Returns whether the file's data changed since
     /// the previous attributes (mtime, ctime or size differ), which invalidates the pages.
     pub(crate) fn set_attr(&self, now: Instant, a: Fattr3) -> bool {
         let mut cur = self.attr.lock();
-        let changed = match cur.as_ref() {
-            Some((old, _)) => old.mtime != a.mtime || old.size != a.size || old.ctime != a.ctime,
-            None => false,
+        let (changed, stable) = match cur.as_ref() {
+            Some((old, _, since)) => {
+                let changed = old.mtime != a.mtime || old.size != a.size || old.ctime != a.ctime;
+                (changed, if changed { now } else { *since })
+            }
+            None => (false, now),
         };
-        *cur = Some((a, Some(now)));
+        *cur = Some((a, Some(now), stable));
         changed
     }
 
     /// Forgets the cached attributes (the next metadata request asks the server).
     pub(crate) fn expire_attr(&self) {
-        if let Some((_, t)) = self.attr.lock().as_mut() {
+        if let Some((_, t, _)) = self.attr.lock().as_mut() {
             *t = None;
         }
     }
@@ -719,5 +733,33 @@ impl InodeTable {
     /// Inodes in the table (alive or about to be removed).
     pub(crate) fn len(&self) -> usize {
         self.map.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attr_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn the_attribute_timeout_grows_with_stability_within_its_bounds() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            attr_timeout(s(0), s(3), s(60)),
+            s(3),
+            "just changed: the minimum"
+        );
+        assert_eq!(
+            attr_timeout(s(10), s(3), s(60)),
+            s(10),
+            "unchanged for 10 s"
+        );
+        assert_eq!(
+            attr_timeout(s(1000), s(3), s(60)),
+            s(60),
+            "never past the maximum"
+        );
+        assert_eq!(attr_timeout(s(5), s(0), s(0)), s(0), "noac");
+        assert_eq!(attr_timeout(s(5), s(9), s(2)), s(9), "max below min: min");
     }
 }

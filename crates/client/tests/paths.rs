@@ -320,3 +320,45 @@ async fn a_server_without_readdirplus_gets_readdir_from_then_on() {
         "asked once, then READDIR"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attribute_cache_keeps_files_and_directories_for_their_own_times() {
+    use std::time::Duration;
+    let t = Target::new(64 << 20);
+    let c = t
+        .mount(|o| {
+            o.acregmin = Duration::from_secs(3600);
+            o.acregmax = Duration::from_secs(3600);
+            o.acdirmin = Duration::ZERO;
+            o.acdirmax = Duration::ZERO;
+        })
+        .await;
+    c.mkdir("/d", 0o755).await.unwrap();
+    put(&c, "/d/f", b"x").await;
+    let (d, f) = (
+        c.resolve("/d").await.unwrap(),
+        c.resolve("/d/f").await.unwrap(),
+    );
+    let calls = || c.rpc_stats().table.calls;
+    let n = calls();
+    c.getattr(&f).await.unwrap();
+    assert_eq!(
+        calls() - n,
+        0,
+        "a file's attributes are cached for acregmin"
+    );
+    c.getattr(&d).await.unwrap();
+    c.getattr(&d).await.unwrap();
+    assert_eq!(calls() - n, 2, "a directory's are not (acdirmax 0)");
+
+    let c2 = t
+        .mount(|o| {
+            o.acregmin = Duration::ZERO;
+            o.acregmax = Duration::ZERO;
+        })
+        .await;
+    let f2 = c2.resolve("/d/f").await.unwrap();
+    let n = c2.rpc_stats().table.calls;
+    c2.getattr(&f2).await.unwrap();
+    assert_eq!(c2.rpc_stats().table.calls - n, 1, "noac asks every time");
+}

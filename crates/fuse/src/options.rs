@@ -325,9 +325,7 @@ impl MountConfig {
     /// The client's options: the URL's, overridden by these.
     pub fn client_options(&self, url: &NfsUrl) -> MountOptions {
         let d = MountOptions::from_url(url);
-        // The client keeps one attribute timeout; the kernel's FUSE cache gets the per-type
-        // ones (see `crate::fs`). The smaller of the two minimums keeps both honest.
-        let ttl = self.acregmin().min(self.acdirmin());
+        let secs = |n: u32| Duration::from_secs(u64::from(n));
         MountOptions {
             uid: self.uid.unwrap_or(d.uid),
             gid: self.gid.unwrap_or(d.gid),
@@ -339,7 +337,10 @@ impl MountConfig {
             retrans: self.retrans.unwrap_or(d.retrans),
             rsize: self.rsize.unwrap_or(d.rsize),
             wsize: self.wsize.unwrap_or(d.wsize),
-            attr_ttl: Duration::from_secs(u64::from(ttl)),
+            acregmin: secs(self.acregmin()),
+            acregmax: secs(self.acregmax()),
+            acdirmin: secs(self.acdirmin()),
+            acdirmax: secs(self.acdirmax()),
             ..d
         }
     }
@@ -492,7 +493,18 @@ mod tests {
             .client_options(&u);
         assert_eq!((o.uid, o.soft, o.rsize), (9, false, 8192));
         assert_eq!(o.timeo, Duration::from_millis(1500));
-        assert_eq!(o.attr_ttl, Duration::ZERO);
+        assert_eq!(o.acregmin, Duration::ZERO);
+        assert_eq!(o.acregmax, Duration::ZERO);
+        assert_eq!(o.acdirmin, Duration::ZERO);
+        assert_eq!(o.acdirmax, Duration::ZERO);
+        let o = MountConfig::parse("acregmin=1,acregmax=7,acdirmin=2,acdirmax=9")
+            .unwrap()
+            .client_options(&u);
+        let s = Duration::from_secs;
+        assert_eq!(
+            (o.acregmin, o.acregmax, o.acdirmin, o.acdirmax),
+            (s(1), s(7), s(2), s(9))
+        );
     }
 
     #[test]
