@@ -26,7 +26,7 @@ PORT=$(rnfs_free_port)
 export RNFS_TEST_URL="nfs://127.0.0.1/export?version=3&nfsport=$NFS_PORT&mountport=$MNT_PORT"
 unset RNFS_TEST_BACKEND
 echo "client-ganesha: RNFS_TEST_URL=$RNFS_TEST_URL (16 MiB tmpfs at $EXPORT_DIR)"
-client_tests client-ganesha -p rnfs-client --test files --test dirs_and_faults --test paths -- --test-threads=1
+client_tests client-ganesha -p rnfs-client --test files --test dirs_and_faults --test paths --test readahead -- --test-threads=1
 if [ -f "$RNFS_REPO/crates/cli/tests/tools.rs" ]; then
   client_tests cli-ganesha -p rnfs-cli --test tools -- --test-threads=1
 fi

@@ -12,7 +12,7 @@ CT_WORK=$RNFS_TEST_WORK/client-tmpfs
 mkdir -p "$CT_WORK"
 export RNFS_TEST_BACKEND=tmpfs
 unset RNFS_TEST_URL
-client_tests client-tmpfs -p rnfs-client --test files --test dirs_and_faults --test paths
+client_tests client-tmpfs -p rnfs-client --test files --test dirs_and_faults --test paths --test readahead
 left=$(grep -c ' rnfs-client-test ' /proc/mounts)
 [ "$left" = 0 ] || { echo "client-tmpfs: $left test tmpfs mounts left behind"; CT_FAIL=$((CT_FAIL + 1)); }
 client_summary client-tmpfs
