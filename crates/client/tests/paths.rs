@@ -71,8 +71,12 @@ async fn symbolic_links_are_followed_in_paths_as_the_kernel_follows_them() {
     )
     .await
     .unwrap();
-    assert_eq!(c.metadata("/ld").await.unwrap().mtime, when);
-    assert_ne!(c.stat("/ld").await.unwrap().mtime, when);
+    assert_ne!(c.stat("/ld").await.unwrap().mtime, when, "not the target's");
+    if !t.is_external() {
+        // rnfs sets a link's own times (utimensat with AT_SYMLINK_NOFOLLOW); nfs-ganesha's
+        // VFS backend answers OK and leaves them.
+        assert_eq!(c.metadata("/ld").await.unwrap().mtime, when);
+    }
 
     // Creating through links: a file, a directory tree, a rename into a linked directory.
     put(&c, "/ld/g", b"g").await;
