@@ -195,11 +195,7 @@ pub(crate) fn run(cmd: ToolCmd) -> Result<()> {
                     "Size", "Used", "Avail", "Use%"
                 );
                 let used = s.tbytes.saturating_sub(s.fbytes);
-                let pct = if s.tbytes > 0 {
-                    used * 100 / s.tbytes
-                } else {
-                    0
-                };
+                let pct = used.saturating_mul(100).checked_div(s.tbytes).unwrap_or(0);
                 println!(
                     "{:>14} {:>14} {:>14} {:>4}%  {url}",
                     s.tbytes, used, s.abytes, pct
