@@ -41,6 +41,18 @@ async fn mount_url(url: &str, tweak: impl FnOnce(&mut MountOptions)) -> Client {
     Client::mount_with(&u, o).await.unwrap()
 }
 
+/// A client whose NFS calls go through a [`Gate`] in front of `srv` (MOUNT goes direct).
+async fn gated(srv: &TestServer) -> (Gate, Client) {
+    let gate = Gate::start(srv.addr).await;
+    let url = format!(
+        "nfs://127.0.0.1:{}/?version=3&mountport={}&uid=0&gid=0",
+        gate.addr.port(),
+        srv.addr.port()
+    );
+    let c = mount_url(&url, |_| {}).await;
+    (gate, c)
+}
+
 async fn put(c: &Client, path: &str, data: &[u8]) {
     let mut f = c.open(path, OpenOptions::create_truncate()).await.unwrap();
     f.write(data).await.unwrap();
@@ -293,13 +305,7 @@ async fn read_ahead_keeps_several_reads_in_flight() {
     // sent its own READ and the read-ahead ones, concurrently (one at a time would leave
     // a single READ held forever).
     let srv = TestServer::memory(64 << 20);
-    let gate = Gate::start(srv.addr).await;
-    let url = format!(
-        "nfs://127.0.0.1:{}/?version=3&mountport={}&uid=0&gid=0",
-        gate.addr.port(),
-        srv.addr.port()
-    );
-    let c = mount_url(&url, |_| {}).await;
+    let (gate, c) = gated(&srv).await;
     let data = pattern(12 * MIB + 4321, 2);
     put(&c, "/f", &data).await;
     c.drop_caches();
@@ -478,13 +484,7 @@ async fn read_ahead_stays_within_the_page_cache_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_read_ahead_read_is_retried_by_the_reader_and_a_lasting_error_reaches_it() {
     let srv = TestServer::memory(64 << 20);
-    let gate = Gate::start(srv.addr).await;
-    let url = format!(
-        "nfs://127.0.0.1:{}/?version=3&mountport={}&uid=0&gid=0",
-        gate.addr.port(),
-        srv.addr.port()
-    );
-    let c = mount_url(&url, |_| {}).await;
+    let (gate, c) = gated(&srv).await;
     c.drop_caches();
     let base = c.cache_stats();
     let data = Arc::new(pattern(6 * MIB, 7));
@@ -549,13 +549,7 @@ async fn a_read_sent_before_a_write_completes_never_caches_the_old_data() {
     // reply held until a WRITE of the same range was sent, answered and committed. The
     // old data must not be cached: the next reads see the new data.
     let srv = TestServer::memory(64 << 20);
-    let gate = Gate::start(srv.addr).await;
-    let url = format!(
-        "nfs://127.0.0.1:{}/?version=3&mountport={}&uid=0&gid=0",
-        gate.addr.port(),
-        srv.addr.port()
-    );
-    let c = mount_url(&url, |_| {}).await;
+    let (gate, c) = gated(&srv).await;
     let old = pattern(4 * MIB, 8);
     put(&c, "/w", &old).await;
     c.drop_caches();
