@@ -579,9 +579,7 @@ impl Client {
         let (granted, attr) = self.s.nfs.access(ino.fh(), mask).await?;
         let a = match attr {
             Some(a) => {
-                if ino.set_attr(Instant::now(), a.clone()) && ino.wb.lock().is_clean() {
-                    ino.invalidate_all();
-                }
+                ino.refresh(Instant::now(), a.clone());
                 a
             }
             None => self.revalidate(ino).await?,
@@ -623,9 +621,7 @@ impl Client {
     /// GETATTR now; drops cached pages if the file changed and holds no local data.
     pub(crate) async fn revalidate(&self, ino: &Inode) -> Result<Attr, Error> {
         let a = self.s.nfs.getattr(ino.fh()).await?;
-        if ino.set_attr(Instant::now(), a.clone()) && ino.wb.lock().is_clean() {
-            ino.invalidate_all();
-        }
+        ino.refresh(Instant::now(), a.clone());
         Ok(a)
     }
 

@@ -300,6 +300,14 @@ impl Inode {
         changed
     }
 
+    /// Records fresh attributes from the server and, if they show the file changed while
+    /// it holds no data of ours, drops its cached pages (close-to-open revalidation).
+    pub(crate) fn refresh(&self, now: Instant, a: Fattr3) {
+        if self.set_attr(now, a) && self.wb.lock().is_clean() {
+            self.invalidate_all();
+        }
+    }
+
     /// Forgets the cached attributes (the next metadata request asks the server).
     pub(crate) fn expire_attr(&self) {
         if let Some((_, t, _)) = self.attr.lock().as_mut() {
@@ -695,9 +703,7 @@ impl InodeTable {
             }
         };
         if let Some(a) = attr {
-            if ino.set_attr(now, a) && ino.wb.lock().is_clean() {
-                ino.invalidate_all();
-            }
+            ino.refresh(now, a);
         }
         self.touch(&ino);
         ino
