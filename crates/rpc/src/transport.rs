@@ -4,8 +4,12 @@
 //! on that task ("inline": no thread hand-off at all) or on the blocking pool, as
 //! [`Service::blocking`] says: calls that never block always run inline; calls that rarely
 //! block run inline only when the connection has nothing else to do (no other call running
-//! or received), so they cannot hold up another call; the rest, and every call at a higher
-//! queue depth, go to the pool, which reports each reply back to the connection task.
+//! or received), so they cannot hold up another call; calls that may block but can tell
+//! beforehand (a READ of data in the page cache or not) are tried inline, at that same
+//! moment, with [`Service::try_call`], which never waits: when it answers
+//! [`Attempt::WouldBlock`] the call goes to the pool like the rest. The others, and every
+//! call at a higher queue depth, go to the pool, which reports each reply back to the
+//! connection task.
 //! Replies go out in completion order, in any order relative to the calls, framed without a
 //! copy (record mark and message as two slices of one vectored write), and every reply
 //! waiting when the socket is writable goes out in the same `writev`.
@@ -36,8 +40,23 @@ pub enum Blocking {
     /// Usually quick (metadata and data in the kernel's caches) but may wait: runs on the
     /// connection's task when it is the only call the connection has, on the pool otherwise.
     Rarely,
+    /// May wait (a READ of data not in the page cache), but the service can tell without
+    /// waiting: when it is the connection's only call, [`Service::try_call`] runs on the
+    /// connection's task, and only if that answers [`Attempt::WouldBlock`] does
+    /// [`Service::call`] run on the pool. On the pool directly otherwise.
+    TryInline,
     /// May wait for long (fsync, ...): always runs on the blocking pool.
     Likely,
+}
+
+/// What an inline attempt ([`Service::try_call`]) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The call ran without waiting: its reply, as [`Service::call`] returns it.
+    Done(Option<Vec<u8>>),
+    /// The call would have had to wait, and did nothing that shows (no reply, no state
+    /// changed): run it again with [`Service::call`] on the blocking pool.
+    WouldBlock,
 }
 
 /// A program (or set of programs) answering calls.
@@ -53,6 +72,16 @@ pub trait Service: Send + Sync + 'static {
     fn blocking(&self, conn: &ConnInfo, msg: &[u8]) -> Blocking {
         let _ = (conn, msg);
         Blocking::Likely
+    }
+
+    /// Runs a call classified [`Blocking::TryInline`] on the connection's task, if it can
+    /// finish without waiting; otherwise does nothing that shows and answers
+    /// [`Attempt::WouldBlock`], and the call is run again with [`Service::call`] on the
+    /// pool. Must never wait: every other call of the connection waits for it. The default
+    /// always answers [`Attempt::WouldBlock`].
+    fn try_call(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
+        let _ = (conn, msg);
+        Attempt::WouldBlock
     }
 
     /// Gives back a reply's buffer once it is written, for reuse (a large buffer that stays
@@ -283,13 +312,21 @@ impl Outbox {
     }
 }
 
-/// Runs a call on the current thread; a panic costs this call's reply, nothing else.
-fn call_inline(svc: &dyn Service, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| svc.call(conn, msg))) {
+/// Runs a call on the current thread (with [`Service::try_call`] when `attempt`); a panic
+/// costs this call's reply, nothing else.
+fn call_inline(svc: &dyn Service, conn: &ConnInfo, msg: &[u8], attempt: bool) -> Attempt {
+    let run = || {
+        if attempt {
+            svc.try_call(conn, msg)
+        } else {
+            Attempt::Done(svc.call(conn, msg))
+        }
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(r) => r,
         Err(_) => {
             error!("call handler panicked; no reply");
-            None
+            Attempt::Done(None)
         }
     }
 }
@@ -338,13 +375,16 @@ async fn connection(
                     break;
                 }
             };
-            let inline = match svc.blocking(&conn, &msg) {
-                Blocking::Never => true,
-                Blocking::Rarely => running == 0 && !dec.has_record(),
-                Blocking::Likely => false,
+            // Nothing else running or received: this call cannot hold up another one.
+            let alone = running == 0 && !dec.has_record();
+            let attempt = match svc.blocking(&conn, &msg) {
+                Blocking::Never => call_inline(&*svc, &conn, &msg, false),
+                Blocking::Rarely if alone => call_inline(&*svc, &conn, &msg, false),
+                Blocking::TryInline if alone => call_inline(&*svc, &conn, &msg, true),
+                Blocking::Rarely | Blocking::TryInline | Blocking::Likely => Attempt::WouldBlock,
             };
-            if inline {
-                if let Some(r) = call_inline(&*svc, &conn, &msg) {
+            if let Attempt::Done(reply) = attempt {
+                if let Some(r) = reply {
                     out.push(r);
                 }
                 if out.bytes() >= SEND_EARLY {
@@ -430,15 +470,44 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::mpsc;
 
-    /// A toy service: message byte 0 says how it blocks (0 Never, 1 Rarely, 2 Likely), byte 1
-    /// what it does (0 echo, 1 wait for the gate then echo, 2 panic, 3 echo 3 MiB of the
-    /// byte 2, 4 no reply).
+    /// A toy service: message byte 0 says how it blocks (0 Never, 1 Rarely, 2 Likely, 3
+    /// TryInline), byte 1 what it does (0 echo, 1 wait for the gate then echo, 2 panic, 3
+    /// echo 3 MiB of the byte 2, 4 no reply). Tried inline, a call that would wait for the
+    /// gate answers WouldBlock; the others run.
+    #[derive(Default)]
     struct Toy {
         gate: Mutex<Option<mpsc::Receiver<()>>>,
+        /// Calls run by `call`, and by `try_call`; attempts that answered WouldBlock.
+        calls: AtomicU64,
+        tried: AtomicU64,
+        would_block: AtomicU64,
     }
 
     impl Service for Toy {
+        fn try_call(&self, _: &ConnInfo, msg: &[u8]) -> Attempt {
+            if msg.get(1) == Some(&1) {
+                self.would_block.fetch_add(1, Ordering::SeqCst);
+                return Attempt::WouldBlock;
+            }
+            self.tried.fetch_add(1, Ordering::SeqCst);
+            Attempt::Done(self.answer(msg))
+        }
         fn call(&self, _: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.answer(msg)
+        }
+        fn blocking(&self, _: &ConnInfo, msg: &[u8]) -> Blocking {
+            match msg.first() {
+                Some(0) => Blocking::Never,
+                Some(1) => Blocking::Rarely,
+                Some(3) => Blocking::TryInline,
+                _ => Blocking::Likely,
+            }
+        }
+    }
+
+    impl Toy {
+        fn answer(&self, msg: &[u8]) -> Option<Vec<u8>> {
             match msg.get(1) {
                 Some(1) => {
                     let rx = self.gate.lock().take().unwrap();
@@ -451,13 +520,6 @@ mod tests {
                 _ => Some(msg.to_vec()),
             }
         }
-        fn blocking(&self, _: &ConnInfo, msg: &[u8]) -> Blocking {
-            match msg.first() {
-                Some(0) => Blocking::Never,
-                Some(1) => Blocking::Rarely,
-                _ => Blocking::Likely,
-            }
-        }
     }
 
     struct Server {
@@ -465,13 +527,16 @@ mod tests {
         stop: watch::Sender<bool>,
         done: mpsc::Receiver<()>,
         gate: mpsc::Sender<()>,
+        svc: Arc<Toy>,
     }
 
     fn start(cfg: Config) -> Server {
         let (gtx, grx) = mpsc::channel();
         let svc = Arc::new(Toy {
             gate: Mutex::new(Some(grx)),
+            ..Toy::default()
         });
+        let toy = svc.clone();
         let (stop, rx) = watch::channel(false);
         let (atx, arx) = mpsc::channel();
         let (dtx, done) = mpsc::channel();
@@ -493,6 +558,7 @@ mod tests {
             stop,
             done,
             gate: gtx,
+            svc: toy,
         }
     }
 
@@ -551,14 +617,64 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_call_tried_inline_is_answered_without_the_pool() {
+        let srv = start(Config::default());
+        let mut p = Peer::connect(srv.addr);
+        for i in 0..5u8 {
+            p.send(&[3, 0, i]);
+            assert_eq!(p.recv().unwrap(), vec![3, 0, i]);
+        }
+        let n = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        assert_eq!((n(&srv.svc.tried), n(&srv.svc.calls)), (5, 0));
+    }
+
+    #[test]
+    fn a_call_that_would_block_is_rerun_on_the_pool_without_stalling_others() {
+        let srv = start(Config::default());
+        let mut p = Peer::connect(srv.addr);
+        let n = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        // Alone on its connection, so tried inline: it would wait for the gate, so it runs
+        // on the pool and waits there.
+        p.send(&[3, 1, 0xbb]);
+        while n(&srv.svc.would_block) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Calls behind it are answered meanwhile, whatever their kind; those that could be
+        // tried inline go straight to the pool while another call runs.
+        for i in 0..10u8 {
+            p.send(&[3, 0, i]);
+            p.send(&[0, 0, i]);
+            p.send(&[1, 0, i]);
+        }
+        let mut got = Vec::new();
+        for _ in 0..30 {
+            got.push(p.recv().unwrap());
+        }
+        got.sort();
+        let mut want: Vec<Vec<u8>> = (0..10u8)
+            .flat_map(|i| [vec![3, 0, i], vec![0, 0, i], vec![1, 0, i]])
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "answered while the first call waits on the pool");
+        assert_eq!(n(&srv.svc.would_block), 1);
+        assert_eq!(n(&srv.svc.tried), 0, "not tried while another call runs");
+        srv.gate.send(()).unwrap();
+        assert_eq!(p.recv().unwrap(), vec![3, 1, 0xbb]);
+        // And alone again, a call is tried inline again.
+        p.send(&[3, 0, 0xcc]);
+        assert_eq!(p.recv().unwrap(), vec![3, 0, 0xcc]);
+        assert_eq!(n(&srv.svc.tried), 1);
+    }
+
+    #[test]
     fn large_replies_are_framed_whole_through_partial_writes() {
         let srv = start(Config::default());
         let mut p = Peer::connect(srv.addr);
         // 3 MiB replies exceed the socket buffers: the writes are partial; the peer reads
         // only after sending everything, so inline and pool replies queue up.
         for i in 0..8u8 {
-            p.send(&[i % 3, 3, i]);
-            p.send(&[i % 3, 0, i]);
+            p.send(&[i % 4, 3, i]);
+            p.send(&[i % 4, 0, i]);
         }
         let mut big = Vec::new();
         let mut small = Vec::new();
@@ -587,8 +703,10 @@ mod tests {
         for _ in 0..3 {
             p.send(&[0, 2]);
             p.send(&[2, 2]);
+            p.send(&[3, 2]);
             p.send(&[1, 4]);
             p.send(&[2, 4]);
+            p.send(&[3, 4]);
         }
         p.send(&[0, 0, 1]);
         p.send(&[2, 0, 2]);

@@ -24,7 +24,7 @@ use rnfs_proto::rpc::ReplyStatus;
 use rnfs_proto::{mount3, nfs3 as p3};
 use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
 use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
-use rnfs_rpc::transport::{Blocking, ConnInfo, Service};
+use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo, Service};
 use rnfs_vfs::{Backend, Creds, Ctx};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -436,6 +436,31 @@ impl NfsServer {
         }
     }
 
+    /// Runs a READ if it can finish without waiting (see [`Service::try_call`]); anything
+    /// else, and any call that does not decode, is left to [`NfsServer::dispatch`].
+    fn try_dispatch(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
+        let Ok(call) = decode_call(msg) else {
+            return Attempt::WouldBlock;
+        };
+        let h = &call.header;
+        if (h.prog, h.vers, h.proc_) != (p3::PROGRAM, p3::VERSION, p3::Proc::Read as u32) {
+            return Attempt::WouldBlock;
+        }
+        let _span =
+            tracing::debug_span!("call", xid = h.xid, prog = h.prog, proc = h.proc_).entered();
+        let req = Req {
+            conn,
+            auth: &call.auth,
+        };
+        match nfs3::try_read_reply(self, &req, h.xid, call.args) {
+            Some(reply) => {
+                self.stats.nfs_reply(p3::Proc::Read, &reply);
+                Attempt::Done(Some(reply))
+            }
+            None => Attempt::WouldBlock,
+        }
+    }
+
     fn run_nfs(&self, req: &Req<'_>, xid: u32, proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
         let reply = nfs3::dispatch(self, req, xid, proc_, args);
         self.stats.nfs_reply(proc_, &reply);
@@ -471,23 +496,33 @@ fn classify(msg: &[u8], backends_never_block: bool) -> Blocking {
     if prog == mount3::PROGRAM {
         return Blocking::Rarely;
     }
-    // Data calls always go to the pool: a READ of data not in the page cache waits for the
-    // disk (or forever, on a hung device), a WRITE can be throttled by the kernel's dirty
-    // limits, COMMIT and stable WRITEs fsync. Run inline, any of them would stall every
-    // other call of its connection (the FUSE test `slow_read_does_not_hold_up_other_requests`
-    // holds a READ at the server and caught exactly that). Metadata calls, served from the
+    // Data calls never simply run inline: a READ of data not in the page cache waits for
+    // the disk (or forever, on a hung device), a WRITE can be throttled by the kernel's
+    // dirty limits, COMMIT and stable WRITEs fsync. Run inline, any of them would stall
+    // every other call of its connection (the FUSE test
+    // `slow_read_does_not_hold_up_other_requests` holds a READ at the server and caught
+    // exactly that). A READ is tried inline with a read that fails rather than waits
+    // (`Backend::try_read_into`), and goes to the pool only when that fails; WRITE and
+    // COMMIT always go to the pool (no kernel here takes a buffered write that fails rather
+    // than waits, on ext4 or tmpfs: docs/performance.md). Metadata calls, served from the
     // kernel's caches nearly always, run inline when they are the connection's only call.
-    let data = [p3::Proc::Read, p3::Proc::Write, p3::Proc::Commit];
-    if data.iter().any(|p| *p as u32 == proc_) {
+    if proc_ == p3::Proc::Read as u32 {
+        return Blocking::TryInline;
+    }
+    if [p3::Proc::Write, p3::Proc::Commit]
+        .iter()
+        .any(|p| *p as u32 == proc_)
+    {
         return Blocking::Likely;
     }
     Blocking::Rarely
 }
 
 impl Service for NfsServer {
-    /// Every call to backends that never block runs inline; READ, WRITE and COMMIT to
-    /// others always go to the blocking pool; metadata calls (served from the kernel's
-    /// caches most of the time) run inline when they are the connection's only call.
+    /// Every call to backends that never block runs inline; WRITE and COMMIT to others
+    /// always go to the blocking pool; a READ is tried inline (see [`Service::try_call`]);
+    /// metadata calls (served from the kernel's caches most of the time) run inline when
+    /// they are the connection's only call.
     fn blocking(&self, _conn: &ConnInfo, msg: &[u8]) -> Blocking {
         classify(msg, self.never_blocks.load(Ordering::Relaxed))
     }
@@ -510,15 +545,29 @@ impl Service for NfsServer {
         // A bug in a handler must cost one call, not the server: answer SYSTEM_ERR.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(conn, msg))) {
             Ok(r) => r,
-            Err(_) => {
-                tracing::error!("handler panicked; answering SYSTEM_ERR");
-                let mut r = rnfs_xdr::Reader::new(msg);
-                r.u32()
-                    .ok()
-                    .map(|xid| reply_error(xid, ReplyStatus::SystemErr))
-            }
+            Err(_) => system_err(msg),
         }
     }
+
+    /// A READ whose data the backend has at hand (in the page cache, for the local
+    /// backend) is answered here, on the connection's task; any other is run again on the
+    /// pool by [`Service::call`].
+    fn try_call(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
+        let run = || self.try_dispatch(conn, msg);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(r) => r,
+            Err(_) => Attempt::Done(system_err(msg)),
+        }
+    }
+}
+
+/// The SYSTEM_ERR reply to a call whose handler panicked (logged once here).
+fn system_err(msg: &[u8]) -> Option<Vec<u8>> {
+    tracing::error!("handler panicked; answering SYSTEM_ERR");
+    let mut r = rnfs_xdr::Reader::new(msg);
+    r.u32()
+        .ok()
+        .map(|xid| reply_error(xid, ReplyStatus::SystemErr))
 }
 
 #[cfg(test)]
@@ -589,7 +638,7 @@ mod tests {
         let nfs = |p: p3::Proc| call(p3::PROGRAM, p as u32, &[]);
         assert_eq!(classify(&nfs(p3::Proc::Null), false), Never);
         assert_eq!(classify(&nfs(p3::Proc::Getattr), false), Rarely);
-        assert_eq!(classify(&nfs(p3::Proc::Read), false), Likely);
+        assert_eq!(classify(&nfs(p3::Proc::Read), false), TryInline);
         assert_eq!(classify(&nfs(p3::Proc::Commit), false), Likely);
         assert_eq!(classify(&write(p3::StableHow::Unstable), false), Likely);
         assert_eq!(classify(&write(p3::StableHow::FileSync), false), Likely);
@@ -608,5 +657,28 @@ mod tests {
         let mut w = write(p3::StableHow::FileSync);
         w[28..32].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(classify(&w, false), Likely);
+    }
+
+    #[test]
+    fn only_reads_are_tried_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+        let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
+        let conn = ConnInfo {
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        // WRITE, COMMIT, metadata, other programs and garbage: left to call().
+        for msg in [
+            write(p3::StableHow::Unstable),
+            call(p3::PROGRAM, p3::Proc::Commit as u32, &[]),
+            call(p3::PROGRAM, p3::Proc::Getattr as u32, &[]),
+            call(mount3::PROGRAM, 1, &[]),
+            vec![0, 0, 0, 1],
+            // A READ with a credential that does not decode: call() answers AUTH_ERROR.
+            call(p3::PROGRAM, p3::Proc::Read as u32, &[]),
+        ] {
+            assert_eq!(s.try_call(&conn, &msg), Attempt::WouldBlock);
+        }
     }
 }

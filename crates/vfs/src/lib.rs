@@ -3,7 +3,8 @@
 //! A [`Backend`] is a file system the server exports: [`local::LocalFs`] serves a directory
 //! of the host, [`memory::MemFs`] keeps everything in memory under a size limit. The trait
 //! is synchronous on purpose: the server calls it from a pool of blocking threads, never
-//! from the async executor, and tests can drive it without any runtime.
+//! from the async executor, and tests can drive it without any runtime. The one exception
+//! is [`Backend::try_read_into`], which must never wait and so may run on the executor.
 //!
 //! Objects are named by a [`FileKey`]: the backend's own stable identity of a file, at
 //! most [`FileKey::MAX`] bytes, which the server wraps into a wire file handle. Every method
@@ -349,6 +350,26 @@ pub trait Backend: Send + Sync + 'static {
         let (data, eof) = self.read(ctx, key, offset, count)?;
         buf.extend_from_slice(&data);
         Ok(ReadDone { eof, attr: None })
+    }
+    /// Like [`Backend::read_into`], but only if it can be done without waiting (for the
+    /// disk, a lock held for long, the network): the server calls it on a connection's
+    /// task, where a wait would hold up every other call of the connection, and runs
+    /// [`Backend::read_into`] on its blocking pool when this answers `None`.
+    ///
+    /// `None`: the read would have to wait, or this backend cannot tell; `buf` is left as it
+    /// was. `Some` is what [`Backend::read_into`] would answer (an error too, when it is
+    /// known without waiting). The default answers `None`: backends that may wait and do
+    /// not know when keep their reads on the pool.
+    fn try_read_into(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        count: u32,
+        buf: &mut Vec<u8>,
+    ) -> Option<VfsResult<ReadDone>> {
+        let _ = (ctx, key, offset, count, buf);
+        None
     }
     /// Writes `data` at `offset` with at least the asked stability; returns the stability
     /// achieved.

@@ -47,6 +47,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,75 @@ fn statx_fd(fd: BorrowedFd<'_>) -> VfsResult<Statx> {
         AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
         STATX_WANT,
     )?)
+}
+
+/// Appends up to `count` bytes of `file` from `offset` to `buf`, fewer only at the end of
+/// the file, reading straight into the spare capacity (no zeroing, no copy). With `nowait`
+/// it fails with EAGAIN rather than wait for data that is not in the page cache (and with
+/// EOPNOTSUPP where the file system cannot tell). On error `buf` is left as it was.
+fn pread_append(
+    file: &std::fs::File,
+    offset: u64,
+    count: usize,
+    buf: &mut Vec<u8>,
+    nowait: bool,
+) -> Result<(), rustix::io::Errno> {
+    let start = buf.len();
+    let end = start + count;
+    buf.reserve_exact(count);
+    while buf.len() < end {
+        let at = offset.saturating_add((buf.len() - start) as u64);
+        let r = if nowait {
+            pread_nowait(file.as_fd(), buf, end, at)
+        } else {
+            rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at)
+        };
+        match r {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(end); // the spare capacity may have been larger than asked
+    Ok(())
+}
+
+/// One `preadv2(RWF_NOWAIT)` at `at` into the spare capacity of `buf`, up to length `end`;
+/// `buf`'s length grows by the bytes read. rustix's `preadv2` wants initialized slices,
+/// which would mean zeroing the buffer first, hence libc.
+#[allow(unsafe_code)]
+fn pread_nowait(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    end: usize,
+    at: u64,
+) -> Result<usize, rustix::io::Errno> {
+    let len = end
+        .saturating_sub(buf.len())
+        .min(buf.capacity() - buf.len());
+    let at = libc::off_t::try_from(at).map_err(|_| rustix::io::Errno::INVAL)?;
+    let iov = libc::iovec {
+        iov_base: buf.spare_capacity_mut().as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    // SAFETY: the one iovec covers `len` bytes of `buf`'s spare capacity, which `buf`
+    // owns and nothing else borrows during the call; the kernel writes at most `len` bytes
+    // there, and the `n` it reports written are initialized when `set_len` counts them.
+    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, at, libc::RWF_NOWAIT) };
+    let Ok(n) = usize::try_from(n) else {
+        let raw = std::io::Error::last_os_error().raw_os_error();
+        return Err(rustix::io::Errno::from_raw_os_error(
+            raw.unwrap_or(libc::EIO),
+        ));
+    };
+    let n = n.min(len);
+    // SAFETY: see above: the first `n` spare bytes were written by the kernel.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
 /// Checks a name an operation removes or renames: `.` and `..` are invalid there.
@@ -288,6 +358,9 @@ pub struct LocalFs {
     /// The process runs as uid 0, gid 0, with no supplementary group but 0.
     root_rests: bool,
     read_only: bool,
+    /// The file system answers `RWF_NOWAIT` reads (cleared at the first EOPNOTSUPP: tmpfs
+    /// does not, for one); see [`Backend::try_read_into`].
+    nowait_reads: AtomicBool,
 }
 
 const MAX_NAMES: usize = 4 << 20;
@@ -335,6 +408,7 @@ impl LocalFs {
             switch_creds,
             root_rests,
             read_only,
+            nowait_reads: AtomicBool::new(true),
         })
     }
 
@@ -1004,28 +1078,60 @@ impl Backend for LocalFs {
     ) -> VfsResult<ReadDone> {
         let f = self.io_file(ctx, key, Want::Read)?;
         let start = buf.len();
-        let end = start + count.min(MAX_READ) as usize;
-        buf.reserve_exact(end - start);
-        // pread straight into the spare capacity: no zeroing, no copy.
-        while buf.len() < end {
-            let at = offset.saturating_add((buf.len() - start) as u64);
-            match rustix::io::pread(&f.file, rustix::buffer::spare_capacity(buf), at) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(e.into());
-                }
-            }
-        }
-        buf.truncate(end); // the spare capacity may have been larger than asked
+        pread_append(&f.file, offset, count.min(MAX_READ) as usize, buf, false)?;
         let got = (buf.len() - start) as u64;
         let stx = statx_fd(f.file.as_fd())?;
         Ok(ReadDone {
             eof: offset.saturating_add(got) >= stx.stx_size,
             attr: Some(self.attr(&stx)),
         })
+    }
+
+    /// Reads without waiting when everything needed is at hand: the file's descriptor in
+    /// the cache (opening it would walk the export, a wait), the caller's permission on it
+    /// decided from its attributes or a `faccessat` (no open), and the data in the page
+    /// cache (`preadv2` with `RWF_NOWAIT` answers EAGAIN otherwise, and EOPNOTSUPP on file
+    /// systems that cannot tell, which are not asked again). Anything else, errors
+    /// included, answers `None`: [`LocalFs::read_into`] on the pool then does the read or
+    /// reports the error, exactly as before.
+    fn try_read_into(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        count: u32,
+        buf: &mut Vec<u8>,
+    ) -> Option<VfsResult<ReadDone>> {
+        if !self.nowait_reads.load(Ordering::Relaxed) {
+            return None;
+        }
+        let k = KeyParts::decode(key).ok()?;
+        let f = self.caches.files.get(k.id(), k.gen)?;
+        let stx = statx_fd(f.file.as_fd()).ok()?;
+        if stx.stx_nlink == 0
+            || parts_of(&stx) != k
+            || !self.permit(ctx, &f, &stx, Want::Read).ok()?
+        {
+            return None;
+        }
+        let start = buf.len();
+        match pread_append(&f.file, offset, count.min(MAX_READ) as usize, buf, true) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                self.nowait_reads.store(false, Ordering::Relaxed);
+                return None;
+            }
+            Err(_) => return None, // EAGAIN: not cached; or an error the pool will report
+        }
+        let got = (buf.len() - start) as u64;
+        let Ok(stx) = statx_fd(f.file.as_fd()) else {
+            buf.truncate(start);
+            return None;
+        };
+        Some(Ok(ReadDone {
+            eof: offset.saturating_add(got) >= stx.stx_size,
+            attr: Some(self.attr(&stx)),
+        }))
     }
 
     fn write(
@@ -1692,5 +1798,148 @@ mod tests {
                 .map(|_| ()),
             Err(VfsError::Exist)
         );
+    }
+
+    /// A `try_read_into` answer, and what `buf` holds after it (prefix included).
+    fn try_read(
+        fs: &LocalFs,
+        ctx: &Ctx,
+        k: &FileKey,
+        offset: u64,
+        count: u32,
+    ) -> (Option<VfsResult<ReadDone>>, Vec<u8>) {
+        let mut buf = b"head".to_vec();
+        let r = fs.try_read_into(ctx, k, offset, count, &mut buf);
+        (r, buf)
+    }
+
+    #[test]
+    fn reads_without_waiting_give_what_read_into_gives() {
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (f, _) = fs
+            .create(
+                &ctx,
+                &root,
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        // The write leaves the descriptor cached and the data in the page cache.
+        fs.write(&ctx, &f, 0, &data, Stability::Unstable).unwrap();
+        if !fs.nowait_reads.load(Ordering::Relaxed) {
+            eprintln!("SKIPPED: the file system of the temporary directory has no RWF_NOWAIT");
+            return;
+        }
+        for (offset, count) in [
+            (0, 4096),
+            (5, 20_000),
+            (19_990, 100),
+            (20_000, 10),
+            (1 << 40, 1),
+        ] {
+            let mut want = b"head".to_vec();
+            let done = fs.read_into(&ctx, &f, offset, count, &mut want).unwrap();
+            let (r, got) = try_read(&fs, &ctx, &f, offset, count);
+            match r {
+                Some(Ok(d)) => {
+                    assert_eq!(got, want, "at {offset}");
+                    assert_eq!(d, done, "at {offset}");
+                }
+                // Only EOPNOTSUPP (tmpfs) may say no here: the data is cached.
+                other => {
+                    assert!(!fs.nowait_reads.load(Ordering::Relaxed), "{other:?}");
+                    return;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reads_that_would_wait_answer_none_and_leave_the_buffer() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (f, _) = fs
+            .create(
+                &ctx,
+                &root,
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        fs.write(&ctx, &f, 0, &[7; 8192], Stability::FileSync)
+            .unwrap();
+        // A descriptor that is not cached (a fresh instance) would need an open.
+        let fs2 = LocalFs::new(d.path(), false).unwrap();
+        assert_eq!(try_read(&fs2, &ctx, &f, 0, 10), (None, b"head".to_vec()));
+        // Forged or foreign keys, and directories, are left to read_into to refuse.
+        assert_eq!(try_read(&fs, &ctx, &FileKey(vec![1; 3]), 0, 10).0, None);
+        assert_eq!(try_read(&fs, &ctx, &root, 0, 10).0, None);
+        // Data not in the page cache: dropped from it after the FileSync write, where the
+        // kernel lets us (ext4, the temporary directory here) and can answer RWF_NOWAIT.
+        let file = std::fs::File::open(d.path().join("f")).unwrap();
+        let dropped = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).is_ok();
+        let ext4 = rustix::fs::fstatfs(&file).is_ok_and(|s| s.f_type == 0xef53);
+        if dropped && ext4 {
+            assert_eq!(try_read(&fs, &ctx, &f, 0, 10), (None, b"head".to_vec()));
+        }
+        // The blocking path still reads it.
+        assert_eq!(fs.read(&ctx, &f, 0, 3).unwrap().0, [7; 3]);
+    }
+
+    #[test]
+    fn reads_without_waiting_refuse_other_callers_as_read_into_does() {
+        let (_d, fs) = fs();
+        if !fs.switch_creds {
+            eprintln!("SKIPPED: needs root to act as other users");
+            return;
+        }
+        let root = fs.root();
+        let owner = ctx_of(1000);
+        let mode = |m: u32| SetAttr {
+            mode: Some(m),
+            ..SetAttr::default()
+        };
+        fs.setattr(&Ctx::default(), &root, &mode(0o777), None)
+            .unwrap();
+        let (f, _) = fs
+            .create(&owner, &root, b"f", &CreateMode::Guarded(mode(0o600)))
+            .unwrap();
+        fs.write(&owner, &f, 0, b"secret", Stability::Unstable)
+            .unwrap();
+        // Not the owner, no permission: never data, whatever the cache holds.
+        let (r, buf) = try_read(&fs, &ctx_of(2000), &f, 0, 10);
+        assert!(matches!(r, None | Some(Err(VfsError::Acces))), "{r:?}");
+        assert_eq!(buf, b"head");
+        assert_eq!(fs.read(&ctx_of(2000), &f, 0, 10), Err(VfsError::Acces));
+        if fs.nowait_reads.load(Ordering::Relaxed) {
+            let (r, buf) = try_read(&fs, &owner, &f, 0, 10);
+            assert!(matches!(r, Some(Ok(_)) | None), "{r:?}");
+            if r.is_some() {
+                assert_eq!(buf, b"headsecret");
+            }
+        }
+    }
+
+    #[test]
+    fn backends_that_cannot_tell_answer_none() {
+        // The memory backend (which never waits, and runs inline anyway) keeps the default.
+        let fs = crate::memory::MemFs::new(1 << 20);
+        let ctx = Ctx::default();
+        let (f, _) = fs
+            .create(
+                &ctx,
+                &fs.root(),
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        fs.write(&ctx, &f, 0, b"abc", Stability::Unstable).unwrap();
+        let mut buf = Vec::new();
+        assert!(fs.try_read_into(&ctx, &f, 0, 3, &mut buf).is_none());
+        assert!(buf.is_empty());
     }
 }
