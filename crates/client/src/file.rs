@@ -16,6 +16,7 @@ use crate::client::{Attr, Client};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::Nfs3;
+use crate::rpc::buf::Slice;
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
 use rnfs_proto::nfs3::FileHandle3;
@@ -168,32 +169,28 @@ impl Client {
 }
 
 /// Reads `len` bytes from `start` in READs of at most `rsize`, one after the other; less
-/// at the server's end of file.
+/// at the server's end of file. Returns the data of each READ, in order.
 async fn read_range(
     nfs: &Nfs3,
     fh: &FileHandle3,
     start: u64,
     len: u64,
     rsize: u32,
-) -> Result<Vec<u8>, Error> {
-    let mut data: Vec<u8> = Vec::new();
-    while (data.len() as u64) < len {
-        let want = (len - data.len() as u64).min(u64::from(rsize.max(1))) as u32;
-        let r = nfs.read(fh, start + data.len() as u64, want).await?;
-        let eof = r.eof;
-        let mut got = r.data.0;
-        got.truncate(want as usize);
-        let k = got.len();
-        if data.is_empty() {
-            data = got;
-        } else {
-            data.extend_from_slice(&got);
-        }
-        if eof || k == 0 {
+) -> Result<Vec<Slice>, Error> {
+    let mut chunks: Vec<Slice> = Vec::new();
+    let mut got = 0u64;
+    while got < len {
+        let want = (len - got).min(u64::from(rsize.max(1))) as u32;
+        let r = nfs.read(fh, start + got, want).await?;
+        let data = r.data.sub(0, want as usize);
+        let k = data.len();
+        got += k as u64;
+        chunks.push(data);
+        if r.eof || k == 0 {
             break;
         }
     }
-    Ok(data)
+    Ok(chunks)
 }
 
 /// Completes a READ's [`Fetch`] even if its task is dropped before the reply (runtime
@@ -231,7 +228,7 @@ fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
         let r = read_range(&nfs, &fh, f.first * PAGE, f.count * PAGE, rsize).await;
         let out = match r {
             Ok(data) => {
-                let pages = Page::split(data, f.count);
+                let pages = Page::split(&data, f.count);
                 let fresh = match (weak_ino.upgrade(), weak_c.upgrade()) {
                     (Some(ino), Some(s)) => {
                         let bytes = pages.iter().map(|p| p.len() as u64).sum();
@@ -448,7 +445,7 @@ impl File {
             self.c.s.rsize,
         )
         .await?;
-        let pages = Page::split(data, 1);
+        let pages = Page::split(&data, 1);
         self.c
             .s
             .inodes

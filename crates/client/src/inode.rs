@@ -1,5 +1,6 @@
 //! Inodes: exactly one object per file handle (seed entry 15), holding the attribute
 //! cache, the clean page cache and the write-back engine of the file.
+use crate::rpc::buf::Slice;
 use crate::writeback::{WbConfig, WriteBack};
 use parking_lot::Mutex;
 use rnfs_proto::nfs3::{Fattr3, FileHandle3};
@@ -117,29 +118,43 @@ impl CacheCounters {
     }
 }
 
-/// A page of the cache: a slice of the buffer its READ filled, shared without a copy by
-/// the pages of that READ. Accounted at its own length (a page kept alone keeps the rest
-/// of its READ's buffer, at most rsize, in memory: with sequential eviction the pages of
-/// one READ go together).
+/// A page of the cache: a slice of the receive buffer its READ's reply arrived in, shared
+/// without a copy by the pages of that READ. Accounted at its own length (a page kept alone
+/// keeps the rest of its READ's buffer, at most rsize, in memory: with sequential eviction
+/// the pages of one READ go together).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Page {
-    buf: Arc<Vec<u8>>,
-    start: usize,
-    len: usize,
-}
+pub(crate) struct Page(Slice);
 
 impl Page {
-    /// Pages of `count` pages cut out of `data` (short or empty past its end).
-    pub(crate) fn split(data: Vec<u8>, count: u64) -> Vec<Page> {
-        let buf = Arc::new(data);
+    /// `count` pages cut out of the data of consecutive READs, `chunks` (short or empty
+    /// past their end). A page inside one READ's data is a slice of it; one straddling two
+    /// (a server answering short of what was asked) is copied together.
+    pub(crate) fn split(chunks: &[Slice], count: u64) -> Vec<Page> {
+        let total: usize = chunks.iter().map(|c| c.len()).sum();
+        let mut starts = Vec::with_capacity(chunks.len());
+        let mut at = 0usize;
+        for c in chunks {
+            starts.push(at);
+            at += c.len();
+        }
         (0..count as usize)
             .map(|i| {
-                let a = (i * PAGE as usize).min(buf.len());
-                let b = ((i + 1) * PAGE as usize).min(buf.len());
-                Page {
-                    buf: buf.clone(),
-                    start: a,
-                    len: b - a,
+                let a = (i * PAGE as usize).min(total);
+                let b = ((i + 1) * PAGE as usize).min(total);
+                // the chunk holding byte `a`
+                let k = starts.partition_point(|s| *s <= a).saturating_sub(1);
+                match (chunks.get(k), starts.get(k)) {
+                    (Some(c), Some(s)) if b - s <= c.len() => Page(c.sub(a - s, b - a)),
+                    _ => {
+                        let mut v = Vec::with_capacity(b - a);
+                        for (c, s) in chunks.iter().zip(&starts) {
+                            let (lo, hi) = (a.max(*s), b.min(s + c.len()));
+                            if lo < hi {
+                                v.extend_from_slice(&c[lo - s..hi - s]);
+                            }
+                        }
+                        Page(Slice::from_vec(v))
+                    }
                 }
             })
             .collect()
@@ -149,7 +164,7 @@ impl Page {
 impl std::ops::Deref for Page {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
+        &self.0
     }
 }
 
@@ -235,6 +250,43 @@ pub(crate) struct Pages {
     inflight: HashMap<u64, Arc<Fetch>>,
 }
 
+impl Pages {
+    /// After the pages `gone` left the cache: a run of cached pages that shared a READ
+    /// buffer with one of them and now holds less than half of that buffer gets its bytes
+    /// copied out, so that the cache's accounting (the pages' own lengths) stays within 2x
+    /// of the memory it keeps alive. Runs of a READ are consecutive pages.
+    fn compact(&mut self, gone: &[(u64, Page)]) {
+        for (idx, old) in gone {
+            for n in [idx.checked_sub(1), idx.checked_add(1)]
+                .into_iter()
+                .flatten()
+            {
+                let Some(pg) = self.map.get(&n) else { continue };
+                if !pg.0.same_buffer(&old.0) {
+                    continue;
+                }
+                let buffer = pg.0.buffer_len();
+                let same = |m: &BTreeMap<u64, Page>, k: u64| {
+                    m.get(&k).is_some_and(|q| q.0.same_buffer(&old.0))
+                };
+                let (mut lo, mut hi) = (n, n);
+                while lo > 0 && same(&self.map, lo - 1) {
+                    lo -= 1;
+                }
+                while same(&self.map, hi + 1) {
+                    hi += 1;
+                }
+                let held: usize = self.map.range(lo..=hi).map(|(_, q)| q.len()).sum();
+                if held * 2 < buffer {
+                    for (_, q) in self.map.range_mut(lo..=hi) {
+                        *q = Page(Slice::from_vec(q.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One file, directory or link known to the client.
 pub struct Inode {
     fh: FileHandle3,
@@ -315,14 +367,15 @@ impl Inode {
         }
     }
 
-    fn remove_locked(&self, p: &mut Pages, idx: u64) {
-        if let Some(old) = p.map.remove(&idx) {
-            p.bytes -= old.len() as u64;
-            self.counters.pages.fetch_sub(1, Ordering::Relaxed);
-            self.counters
-                .page_bytes
-                .fetch_sub(old.len() as u64, Ordering::Relaxed);
-        }
+    /// Removes page `idx`; returns it (for [`Pages::compact`]).
+    fn remove_locked(&self, p: &mut Pages, idx: u64) -> Option<(u64, Page)> {
+        let old = p.map.remove(&idx)?;
+        p.bytes -= old.len() as u64;
+        self.counters.pages.fetch_sub(1, Ordering::Relaxed);
+        self.counters
+            .page_bytes
+            .fetch_sub(old.len() as u64, Ordering::Relaxed);
+        Some((idx, old))
     }
 
     /// Caches page `idx` if it fits under the client-wide limit, first dropping this
@@ -339,20 +392,35 @@ impl Inode {
     ) -> bool {
         let limit = self.counters.page_limit.load(Ordering::Relaxed);
         let len = data.len() as u64;
-        self.remove_locked(p, idx);
+        let mut gone: Vec<(u64, Page)> = self.remove_locked(p, idx).into_iter().collect();
         let over = || self.counters.page_bytes.load(Ordering::Relaxed) + len > limit;
         while over() {
             match p.map.first_key_value().map(|(k, _)| *k) {
-                Some(k) if k < behind => self.remove_locked(p, k),
+                Some(k) if k < behind => {
+                    // the rest of its READ's pages read past go too: they are next anyway
+                    let mut k = k;
+                    while let Some(g) = self.remove_locked(p, k) {
+                        let next = p
+                            .map
+                            .get(&(k + 1))
+                            .filter(|n| k + 1 < behind && n.0.same_buffer(&g.1 .0));
+                        gone.push(g);
+                        if next.is_none() {
+                            break;
+                        }
+                        k += 1;
+                    }
+                }
                 _ => break,
             }
         }
         while demand && over() {
             match p.map.last_key_value().map(|(k, _)| *k) {
-                Some(k) if k > idx => self.remove_locked(p, k),
+                Some(k) if k > idx => gone.extend(self.remove_locked(p, k)),
                 _ => break,
             }
         }
+        p.compact(&gone);
         if over() {
             return false;
         }
@@ -532,9 +600,11 @@ impl Inode {
         let last = (off + len - 1) / PAGE;
         let mut p = self.pages.lock();
         let keys: Vec<u64> = p.map.range(first..=last).map(|(k, _)| *k).collect();
-        for k in keys {
-            self.remove_locked(&mut p, k);
-        }
+        let gone: Vec<(u64, Page)> = keys
+            .into_iter()
+            .filter_map(|k| self.remove_locked(&mut p, k))
+            .collect();
+        p.compact(&gone);
         p.inflight.retain(|k, _| *k < first || *k > last);
         self.data_gen.fetch_add(1, Ordering::AcqRel);
         drop(p);
@@ -744,7 +814,58 @@ impl InodeTable {
 
 #[cfg(test)]
 mod tests {
-    use super::attr_timeout;
+    use super::{attr_timeout, Page, Pages, PAGE};
+    use crate::rpc::buf::Slice;
+
+    #[test]
+    fn a_page_left_alone_does_not_keep_its_whole_read_buffer() {
+        let data: Vec<u8> = (0..16 * PAGE as usize).map(|i| i as u8).collect();
+        let pages = Page::split(&[Slice::from_vec(data.clone())], 16);
+        let mut p = Pages::default();
+        for (i, pg) in pages.into_iter().enumerate() {
+            p.map.insert(100 + i as u64, pg);
+        }
+        // Half the buffer gone: the rest still shares it.
+        let gone: Vec<(u64, Page)> = (100..108)
+            .filter_map(|k| Some((k, p.map.remove(&k)?)))
+            .collect();
+        p.compact(&gone);
+        assert!(p.map.values().all(|q| q.0.buffer_len() == data.len()));
+        // One more: the seven left are copied out, with the same bytes.
+        let gone: Vec<(u64, Page)> = (108..109)
+            .filter_map(|k| Some((k, p.map.remove(&k)?)))
+            .collect();
+        p.compact(&gone);
+        for (k, q) in &p.map {
+            assert_eq!(q.0.buffer_len(), PAGE as usize, "page {k}");
+            let at = ((k - 100) * PAGE) as usize;
+            assert_eq!(&q[..], &data[at..at + PAGE as usize]);
+        }
+    }
+
+    #[test]
+    fn pages_cut_from_short_reads_straddle_them_by_copy() {
+        let data: Vec<u8> = (0..3 * PAGE as usize).map(|i| (i * 3) as u8).collect();
+        let cut = PAGE as usize + 100;
+        let chunks = [
+            Slice::from_vec(data[..cut].to_vec()),
+            Slice::from_vec(data[cut..].to_vec()),
+        ];
+        let pages = Page::split(&chunks, 4);
+        assert_eq!(pages.len(), 4);
+        for (i, q) in pages.iter().enumerate() {
+            let a = (i * PAGE as usize).min(data.len());
+            let b = ((i + 1) * PAGE as usize).min(data.len());
+            assert_eq!(&q[..], &data[a..b], "page {i}");
+        }
+        assert!(
+            pages[0].0.same_buffer(&chunks[0]),
+            "inside one READ: no copy"
+        );
+        assert!(pages[2].0.same_buffer(&chunks[1]));
+        assert!(!pages[1].0.same_buffer(&chunks[0]) && !pages[1].0.same_buffer(&chunks[1]));
+        assert!(pages[3].is_empty(), "past the end");
+    }
     use std::time::Duration;
 
     #[test]

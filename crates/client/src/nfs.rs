@@ -4,6 +4,7 @@
 //! WRITE by stability and of COMMIT make the write-back behaviour observable in tests (W5:
 //! "did the client fall into synchronous writes?" is a counter, not a stopwatch).
 use crate::error::{Error, RpcError};
+use crate::rpc::buf::Slice;
 use crate::rpc::RpcClient;
 use rnfs_proto::nfs3::*;
 use rnfs_proto::{mount3, portmap};
@@ -86,6 +87,34 @@ fn ok<T, F>(r: Res<T, F>) -> Result<T, Error> {
         Res::Ok(v) => Ok(v),
         Res::Fail(s, _) => Err(Error::Nfs(s)),
     }
+}
+
+/// Decodes READ results up to the data: the attributes, eof, and where the data is in
+/// `body` (offset, length); or the failure status.
+#[allow(clippy::type_complexity)]
+fn read_head(body: &[u8]) -> rnfs_xdr::Result<Result<(PostOpAttr, bool, usize, usize), Nfsstat3>> {
+    let mut r = rnfs_xdr::Reader::new(body);
+    let status = Nfsstat3::decode(&mut r)?;
+    let attrs = PostOpAttr::decode(&mut r)?;
+    if status != Nfsstat3::Ok {
+        return Ok(Err(status));
+    }
+    let _count = r.u32()?;
+    let eof = r.bool()?;
+    let at = r.position() + 4;
+    let len = r.opaque(DATA_DECODE_MAX)?.len();
+    Ok(Ok((attrs, eof, at, len)))
+}
+
+/// The results of a READ.
+#[derive(Debug, Clone)]
+pub struct ReadData {
+    /// Attributes of the file after the read, if the server sent them.
+    pub file_attributes: PostOpAttr,
+    /// Whether the read reached the end of the file.
+    pub eof: bool,
+    /// The bytes (a slice of the reply as received).
+    pub data: Slice,
 }
 
 /// The NFSv3 program on one server.
@@ -175,19 +204,30 @@ impl Nfs3 {
         Ok(o.data.0)
     }
 
-    /// READ (3.3.6).
-    pub async fn read(&self, fh: &FileHandle3, offset: u64, count: u32) -> Result<ReadOk, Error> {
+    /// READ (3.3.6). The data is a slice of the reply's receive buffer: no copy.
+    pub async fn read(&self, fh: &FileHandle3, offset: u64, count: u32) -> Result<ReadData, Error> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let a = ReadArgs {
             file: fh.clone(),
             offset,
             count,
         };
-        let o = ok(self.call::<_, ReadRes>(Proc::Read, &a).await?)?;
+        let reply = self
+            .rpc
+            .call_raw(PROGRAM, VERSION, Proc::Read as u32, rnfs_xdr::to_bytes(&a))
+            .await?;
+        let (attrs, eof, at, len) = match read_head(reply.body()).map_err(RpcError::Decode)? {
+            Ok(v) => v,
+            Err(status) => return Err(Error::Nfs(status)),
+        };
         self.counters
             .bytes_read
-            .fetch_add(o.data.0.len() as u64, Ordering::Relaxed);
-        Ok(o)
+            .fetch_add(len as u64, Ordering::Relaxed);
+        Ok(ReadData {
+            file_attributes: attrs,
+            eof,
+            data: reply.into_slice(at, len),
+        })
     }
 
     /// WRITE (3.3.7).

@@ -13,6 +13,7 @@
 //! - a reply whose xid is not in the table changes nothing (it is counted as a duplicate
 //!   if the xid completed recently, otherwise as unknown);
 //! - a retransmission (after a timeout or a reconnect) sends the same bytes, same xid.
+use super::buf::{RecvBuf, Reply};
 use crate::error::RpcError;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus};
 use rnfs_rpc::record::encode_record;
@@ -103,8 +104,8 @@ pub struct TableStats {
 pub enum Output<W> {
     /// Send these bytes (a complete record) on the current connection.
     Send(Arc<Vec<u8>>),
-    /// Wake this caller with this outcome: the results' bytes, or an error.
-    Complete(W, Result<Vec<u8>, RpcError>),
+    /// Wake this caller with this outcome: the reply (its results' bytes), or an error.
+    Complete(W, Result<Reply, RpcError>),
 }
 
 #[derive(Debug)]
@@ -236,8 +237,8 @@ impl<W> CallTable<W> {
 
     /// A record arrived. Returns the caller to wake, if the record answers a call in the
     /// table; anything else (garbage, a duplicate, an unknown xid) leaves the table as is.
-    pub fn on_record(&mut self, record: &[u8]) -> Option<Output<W>> {
-        let mut r = Reader::new(record);
+    pub fn on_record(&mut self, record: RecvBuf) -> Option<Output<W>> {
+        let mut r = Reader::new(&record);
         let h = match ReplyHeader::decode(&mut r) {
             Ok(h) => h,
             Err(_) => {
@@ -256,8 +257,9 @@ impl<W> CallTable<W> {
         };
         self.remember(xid);
         self.stats.replies += 1;
+        let body = r.position();
         let result = match h.status {
-            ReplyStatus::Success => Ok(r.rest().to_vec()),
+            ReplyStatus::Success => Ok(Reply::new(record, body)),
             s => Err(RpcError::Rejected(s)),
         };
         Some(Output::Complete(p.waiter, result))
@@ -401,6 +403,10 @@ mod tests {
         w.into_inner()
     }
 
+    fn rb(v: Vec<u8>) -> RecvBuf {
+        RecvBuf::from_vec(v)
+    }
+
     fn spec(cred: &OpaqueAuth) -> CallSpec<'_> {
         CallSpec {
             prog: 100003,
@@ -432,10 +438,10 @@ mod tests {
         let xs: Vec<Xid> = (0..10).map(|i| t.start(t0, spec(&cred), i).0).collect();
         assert_eq!(t.len(), 10);
         for (i, x) in xs.iter().enumerate().rev() {
-            match t.on_record(&reply(x.0, &[0, 0, 0, i as u8])) {
+            match t.on_record(rb(reply(x.0, &[0, 0, 0, i as u8]))) {
                 Some(Output::Complete(w, Ok(b))) => {
                     assert_eq!(w, i as u32);
-                    assert_eq!(b, vec![0, 0, 0, i as u8]);
+                    assert_eq!(b.body(), [0, 0, 0, i as u8]);
                 }
                 o => panic!("{o:?}"),
             }
@@ -453,17 +459,17 @@ mod tests {
         let (a, _) = t.start(t0, spec(&cred), "a");
         let (b, _) = t.start(t0, spec(&cred), "b");
         assert!(matches!(
-            t.on_record(&reply(a.0, &[])),
+            t.on_record(rb(reply(a.0, &[]))),
             Some(Output::Complete("a", Ok(_)))
         ));
         // The same reply again (a duplicate), a reply nobody asked for, garbage.
-        assert!(t.on_record(&reply(a.0, &[])).is_none());
-        assert!(t.on_record(&reply(0xdead_beef, &[])).is_none());
-        assert!(t.on_record(&[1, 2, 3]).is_none());
-        assert!(t.on_record(&[]).is_none());
+        assert!(t.on_record(rb(reply(a.0, &[]))).is_none());
+        assert!(t.on_record(rb(reply(0xdead_beef, &[]))).is_none());
+        assert!(t.on_record(rb(vec![1, 2, 3])).is_none());
+        assert!(t.on_record(rb(Vec::new())).is_none());
         let mut call_not_reply = reply(b.0, &[]);
         call_not_reply[7] = 0; // msg_type CALL
-        assert!(t.on_record(&call_not_reply).is_none());
+        assert!(t.on_record(rb(call_not_reply)).is_none());
         let s = t.stats();
         assert_eq!(
             (s.duplicate_replies, s.unknown_replies, s.malformed_replies),
@@ -471,7 +477,7 @@ mod tests {
         );
         assert_eq!(t.len(), 1);
         assert!(matches!(
-            t.on_record(&reply(b.0, &[])),
+            t.on_record(rb(reply(b.0, &[]))),
             Some(Output::Complete("b", Ok(_)))
         ));
         assert!(t.is_empty());
@@ -500,7 +506,7 @@ mod tests {
         ));
         assert!(t.is_empty());
         // The late reply is a duplicate, not a crash or a second completion.
-        assert!(t.on_record(&reply(x.0, &[])).is_none());
+        assert!(t.on_record(rb(reply(x.0, &[]))).is_none());
         assert_eq!(t.stats().duplicate_replies, 1);
         assert_eq!(t.stats().retransmits, 2);
     }
@@ -539,7 +545,7 @@ mod tests {
         let (b, _) = t.start(t0, spec(&cred), 1);
         let (c, _) = t.start(t0, spec(&cred), 2); // xids wrap around 0
         t.on_disconnect();
-        assert!(t.on_record(&reply(b.0, &[])).is_some());
+        assert!(t.on_record(rb(reply(b.0, &[]))).is_some());
         let o = t.on_connect(t0 + Duration::from_secs(1));
         let xs: Vec<u32> = o
             .iter()

@@ -5,13 +5,14 @@
 //! table and the connection's read half; a writer task per connection sends records so that
 //! a slow reader on the other side never stops us from reading replies. Callers talk to the
 //! driver through a channel and wait on a oneshot.
+pub mod buf;
 pub mod core;
 
+use self::buf::{BufPool, Framer, Reply};
 use self::core::{CallSpec, CallTable, Output, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::{AuthSysParams, OpaqueAuth, AUTH_SYS};
-use rnfs_rpc::record::RecordDecoder;
 use rnfs_xdr::{VarArray, Xdr, XdrString};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ pub struct RpcConfig {
     pub max_in_flight: usize,
     /// Largest reply record accepted; a bigger one resets the connection.
     pub max_record: usize,
+    /// Idle receive buffers kept for reuse, in bytes (large replies are read into buffers
+    /// of their own; reusing them spares the kernel faulting fresh memory in).
+    pub recv_pool: usize,
     /// First delay between reconnection attempts (doubles up to `reconnect_max`).
     pub reconnect_min: Duration,
     /// Longest delay between reconnection attempts.
@@ -50,6 +54,7 @@ impl Default for RpcConfig {
             retry: RetryPolicy::default(),
             max_in_flight: 128,
             max_record: (4 << 20) + 64 * 1024,
+            recv_pool: 16 << 20,
             reconnect_min: Duration::from_millis(10),
             reconnect_max: Duration::from_secs(5),
             cred: OpaqueAuth::none(),
@@ -138,7 +143,7 @@ pub struct RpcStats {
     pub connect_failures: u64,
 }
 
-type Waiter = oneshot::Sender<Result<Vec<u8>, RpcError>>;
+type Waiter = oneshot::Sender<Result<Reply, RpcError>>;
 
 struct Cmd {
     prog: u32,
@@ -211,15 +216,16 @@ impl RpcClient {
         *self.inner.stats.lock()
     }
 
-    /// Calls `proc_` of `prog`/`vers` with encoded arguments; returns the encoded results.
-    /// Dropping the future cancels the call (it leaves the table at the next tick).
+    /// Calls `proc_` of `prog`/`vers` with encoded arguments; returns the reply, whose
+    /// [`Reply::body`] is the encoded results. Dropping the future cancels the call (it
+    /// leaves the table at the next tick).
     pub async fn call_raw(
         &self,
         prog: u32,
         vers: u32,
         proc_: u32,
         args: Vec<u8>,
-    ) -> Result<Vec<u8>, RpcError> {
+    ) -> Result<Reply, RpcError> {
         let _slot = self
             .inner
             .slots
@@ -248,17 +254,17 @@ impl RpcClient {
         proc_: u32,
         args: &A,
     ) -> Result<R, RpcError> {
-        let body = self
+        let reply = self
             .call_raw(prog, vers, proc_, rnfs_xdr::to_bytes(args))
             .await?;
-        rnfs_xdr::from_bytes(&body).map_err(RpcError::Decode)
+        rnfs_xdr::from_bytes(reply.body()).map_err(RpcError::Decode)
     }
 }
 
 struct Conn {
     read: tokio::net::tcp::OwnedReadHalf,
     write: mpsc::UnboundedSender<Arc<Vec<u8>>>,
-    dec: RecordDecoder,
+    framer: Framer,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -274,9 +280,11 @@ struct Driver {
 /// How often calls abandoned by their callers are reaped when nothing else happens.
 const REAP_EVERY: Duration = Duration::from_millis(500);
 
-async fn read_some(conn: &mut Option<Conn>, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Receives into the area the connection's framer asks for (cancel safe: nothing is
+/// taken as received unless the read completed).
+async fn read_some(conn: &mut Option<Conn>) -> std::io::Result<usize> {
     match conn {
-        Some(c) => c.read.read(buf).await,
+        Some(c) => c.read.read(c.framer.recv_area()).await,
         None => std::future::pending().await,
     }
 }
@@ -322,7 +330,7 @@ impl Driver {
         let mut pending_connect: Option<Connecting> = None;
         let mut backoff = self.cfg.reconnect_min;
         let mut next_connect = Instant::now();
-        let mut buf = vec![0u8; 64 * 1024];
+        let pool = BufPool::new(self.cfg.recv_pool);
         let mut closed = false;
         loop {
             let now = Instant::now();
@@ -362,15 +370,15 @@ impl Driver {
                     }
                     None => closed = true,
                 },
-                r = read_some(&mut conn, &mut buf) => match r {
+                r = read_some(&mut conn) => match r {
                     Ok(0) | Err(_) => lost = true,
                     Ok(n) => {
                         let mut outs = Vec::new();
                         if let Some(c) = conn.as_mut() {
-                            c.dec.push(&buf[..n]);
+                            c.framer.received(n);
                             loop {
-                                match c.dec.next_record() {
-                                    Ok(Some(rec)) => outs.extend(self.table.on_record(&rec)),
+                                match c.framer.next_record() {
+                                    Ok(Some(rec)) => outs.extend(self.table.on_record(rec)),
                                     Ok(None) => break,
                                     Err(e) => {
                                         debug!("broken record stream: {e}");
@@ -398,7 +406,7 @@ impl Driver {
                                     }
                                 }
                             });
-                            conn = Some(Conn { read, write: wtx, dec: RecordDecoder::new(self.cfg.max_record) });
+                            conn = Some(Conn { read, write: wtx, framer: Framer::new(self.cfg.max_record, pool.clone()) });
                             let outs = self.table.on_connect(Instant::now().into_std());
                             lost |= self.complete(outs, &mut conn);
                             self.publish(|s| s.connects += 1);
