@@ -4,6 +4,7 @@ use crate::error::Error;
 use crate::inode::{CacheCounters, CacheStats, Inode, InodeTable};
 use crate::nfs::{self, IoStats, Nfs3, WriteVerf};
 use crate::readdir::DirCaches;
+use crate::rpc::buf::BufPool;
 use crate::rpc::core::{RetryMode, RetryPolicy};
 use crate::rpc::{auth_sys, RpcClient, RpcConfig, RpcStats};
 use crate::url::NfsUrl;
@@ -145,6 +146,8 @@ pub(crate) struct Shared {
     pub(crate) inodes: InodeTable,
     pub(crate) counters: Arc<CacheCounters>,
     pub(crate) dirs: DirCaches,
+    /// Buffers for data written by the application (reused while a stream goes on).
+    pub(crate) wbufs: Arc<BufPool>,
     /// Whether READDIRPLUS is used (cleared when the server answers NOTSUPP).
     pub(crate) plus: AtomicBool,
     /// Source of EXCLUSIVE CREATE verifiers: a per-client random base plus a counter.
@@ -280,6 +283,7 @@ impl Client {
         );
         let root = inodes.get(&root_fh, info.obj_attributes, Instant::now());
         let opts_plus = opts.readdirplus;
+        let wbufs = BufPool::new(opts.dirty_bytes_per_file as usize);
         let period =
             (opts.dirty_expire / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let c = Client {
@@ -291,20 +295,26 @@ impl Client {
                 inodes,
                 counters,
                 dirs: DirCaches::default(),
+                wbufs,
                 plus: AtomicBool::new(opts_plus),
                 create_verf: (random_u64(), AtomicU64::new(0)),
                 path,
                 export,
             }),
         };
-        // Writes back expired dirty data; stops when the client is dropped.
+        // Writes back expired dirty data, and about once a second lets go of write buffers
+        // kept for a stream that has ended; stops when the client is dropped.
         let weak = Arc::downgrade(&c.s);
+        let trim_every = (Duration::from_secs(1).as_millis() / period.as_millis().max(1)).max(1);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            for n in 1u128.. {
                 tick.tick().await;
                 let Some(s) = weak.upgrade() else { break };
+                if n % trim_every == 0 {
+                    s.wbufs.trim_if_idle();
+                }
                 Client { s }.write_back_expired();
             }
         });

@@ -1,11 +1,15 @@
 //! Non-overlapping byte extents of a file, each with a piece of metadata: the building block
 //! of the write-back engine (dirty data, data written UNSTABLE and not yet committed).
+//!
+//! The bytes are [`Slice`]s: splitting an extent, taking it for a WRITE and keeping it
+//! until COMMIT share the buffer the application's write was copied into, without copies.
+use crate::rpc::buf::Slice;
 use std::collections::BTreeMap;
 
 /// A set of non-overlapping extents `offset -> (bytes, meta)`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Extents<M> {
-    map: BTreeMap<u64, (Vec<u8>, M)>,
+    map: BTreeMap<u64, (Slice, M)>,
     bytes: u64,
 }
 
@@ -40,7 +44,7 @@ impl<M: Clone> Extents<M> {
     }
 
     /// Removes `[off, off+len)`, splitting extents at the edges; returns the removed pieces.
-    pub(crate) fn remove_range(&mut self, off: u64, len: u64) -> Vec<(u64, Vec<u8>, M)> {
+    pub(crate) fn remove_range(&mut self, off: u64, len: u64) -> Vec<(u64, Slice, M)> {
         let end = off.saturating_add(len);
         let mut out = Vec::new();
         if len == 0 {
@@ -66,19 +70,20 @@ impl<M: Clone> Extents<M> {
             let b = (cut_to - k) as usize;
             if a > 0 {
                 self.bytes += a as u64;
-                self.map.insert(k, (data[..a].to_vec(), meta.clone()));
+                self.map.insert(k, (data.sub(0, a), meta.clone()));
             }
             if b < data.len() {
                 self.bytes += (data.len() - b) as u64;
-                self.map.insert(cut_to, (data[b..].to_vec(), meta.clone()));
+                self.map
+                    .insert(cut_to, (data.sub(b, data.len() - b), meta.clone()));
             }
-            out.push((cut_from, data[a..b].to_vec(), meta));
+            out.push((cut_from, data.sub(a, b - a), meta));
         }
         out
     }
 
     /// Stores `data` at `off`, replacing whatever was there.
-    pub(crate) fn insert(&mut self, off: u64, data: Vec<u8>, meta: M) {
+    pub(crate) fn insert(&mut self, off: u64, data: Slice, meta: M) {
         if data.is_empty() {
             return;
         }
@@ -118,10 +123,10 @@ impl<M: Clone> Extents<M> {
     }
 
     /// Stores the parts of `data` at `off` that no extent covers (older data under newer).
-    pub(crate) fn fill_gaps(&mut self, off: u64, data: &[u8], meta: M) {
+    pub(crate) fn fill_gaps(&mut self, off: u64, data: &Slice, meta: M) {
         for (g, l) in self.gaps(off, data.len() as u64) {
             let a = (g - off) as usize;
-            self.insert(g, data[a..a + l as usize].to_vec(), meta.clone());
+            self.insert(g, data.sub(a, l as usize), meta.clone());
         }
     }
 
@@ -152,7 +157,7 @@ impl<M: Clone> Extents<M> {
         &mut self,
         max: usize,
         mut pick: impl FnMut(u64, usize, &[&M]) -> bool,
-    ) -> Option<(u64, Vec<u8>, Vec<M>)> {
+    ) -> Option<(u64, Slice, Vec<M>)> {
         let mut runs: Vec<(u64, usize)> = Vec::new();
         for (o, (d, _)) in &self.map {
             match runs.last_mut() {
@@ -168,14 +173,19 @@ impl<M: Clone> Extents<M> {
                 .map(|(_, (_, m))| m)
                 .collect();
             if pick(ro, len, &metas) {
-                let pieces = self.remove_range(ro, len as u64);
+                let mut pieces = self.remove_range(ro, len as u64);
+                if pieces.len() == 1 {
+                    // one extent (an application write of wsize or more): no copy
+                    let (_, d, m) = pieces.remove(0);
+                    return Some((ro, d, vec![m]));
+                }
                 let mut data = Vec::with_capacity(len);
                 let mut ms = Vec::new();
                 for (_, d, m) in pieces {
                     data.extend_from_slice(&d);
                     ms.push(m);
                 }
-                return Some((ro, data, ms));
+                return Some((ro, Slice::from_vec(data), ms));
             }
         }
         None
@@ -187,10 +197,7 @@ impl<M: Clone> Extents<M> {
     }
 
     /// Removes the extents `drop` selects.
-    pub(crate) fn retain(
-        &mut self,
-        mut keep: impl FnMut(u64, &M) -> bool,
-    ) -> Vec<(u64, Vec<u8>, M)> {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(u64, &M) -> bool) -> Vec<(u64, Slice, M)> {
         let keys: Vec<u64> = self
             .map
             .iter()
@@ -222,8 +229,8 @@ mod tests {
     #[test]
     fn insert_overwrites_and_splits() {
         let mut e = Extents::new();
-        e.insert(0, vec![1; 10], 0u8);
-        e.insert(4, vec![2; 2], 1);
+        e.insert(0, Slice::from_vec(vec![1; 10]), 0u8);
+        e.insert(4, Slice::from_vec(vec![2; 2]), 1);
         assert_eq!(flat(&e, 12), vec![1, 1, 1, 1, 2, 2, 1, 1, 1, 1, 0, 0]);
         assert_eq!(e.bytes(), 10);
         assert_eq!(e.len(), 3);
@@ -231,7 +238,7 @@ mod tests {
         assert_eq!(r.iter().map(|p| p.1.len()).sum::<usize>(), 5);
         assert_eq!(e.bytes(), 5);
         assert_eq!(e.gaps(0, 12), vec![(3, 5), (10, 2)]);
-        e.fill_gaps(0, &[9; 12], 2);
+        e.fill_gaps(0, &Slice::from_vec(vec![9; 12]), 2);
         assert_eq!(flat(&e, 12), vec![1, 1, 1, 9, 9, 9, 9, 9, 1, 1, 9, 9]);
         e.truncate(9);
         assert_eq!(e.end(), 9);
@@ -241,13 +248,13 @@ mod tests {
     #[test]
     fn runs_are_contiguous_and_bounded() {
         let mut e = Extents::new();
-        e.insert(0, vec![1; 3], 0u8);
-        e.insert(3, vec![2; 3], 0);
-        e.insert(10, vec![3; 3], 0);
+        e.insert(0, Slice::from_vec(vec![1; 3]), 0u8);
+        e.insert(3, Slice::from_vec(vec![2; 3]), 0);
+        e.insert(10, Slice::from_vec(vec![3; 3]), 0);
         let (o, d, _) = e.take_run(4, |_, _, _| true).unwrap();
-        assert_eq!((o, d), (0, vec![1, 1, 1, 2]));
+        assert_eq!((o, &d[..]), (0, &[1, 1, 1, 2][..]));
         let (o, d, _) = e.take_run(4, |_, l, _| l == 2).unwrap();
-        assert_eq!((o, d), (4, vec![2, 2]));
+        assert_eq!((o, &d[..]), (4, &[2, 2][..]));
         assert_eq!(e.bytes(), 3);
     }
 }

@@ -16,7 +16,7 @@ use crate::client::{Attr, Client};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::Nfs3;
-use crate::rpc::buf::Slice;
+use crate::rpc::buf::{Buf, Slice};
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
 use rnfs_proto::nfs3::FileHandle3;
@@ -486,7 +486,8 @@ impl File {
         self.ino.invalidate_range(off, buf.len() as u64);
         let limit = self.c.s.opts.dirty_bytes_per_file;
         let acts = self.ino.with_wb(|wb| {
-            wb.write(Instant::now(), off, buf);
+            let data = Buf::copy_of(&self.c.s.wbufs, buf).into_slice(0, buf.len());
+            wb.write_slice(Instant::now(), off, data);
             if wb.held_bytes() > limit / 2 {
                 // A large writer: commit in the background from half the limit,
                 // so that it seldom has to stop, drain and wait for one big COMMIT.

@@ -230,12 +230,12 @@ impl Nfs3 {
         })
     }
 
-    /// WRITE (3.3.7).
+    /// WRITE (3.3.7). The data goes to the socket from where it is (no copy).
     pub async fn write(
         &self,
         fh: &FileHandle3,
         offset: u64,
-        data: Vec<u8>,
+        data: Slice,
         stable: StableHow,
     ) -> Result<WriteOk, Error> {
         match stable {
@@ -246,14 +246,24 @@ impl Nfs3 {
         self.counters
             .bytes_written
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let a = WriteArgs {
-            file: fh.clone(),
-            offset,
-            count: data.len() as u32,
-            stable,
-            data: Data(data),
-        };
-        ok(self.call::<_, WriteRes>(Proc::Write, &a).await?)
+        // WRITE3args up to the data's length; the data follows as the call's bulk.
+        let mut w = rnfs_xdr::Writer::with_capacity(fh.0.len() + 32);
+        fh.encode(&mut w);
+        w.u64(offset);
+        w.u32(data.len() as u32);
+        stable.encode(&mut w);
+        w.u32(data.len() as u32);
+        let reply = self
+            .rpc
+            .call_bulk(
+                PROGRAM,
+                VERSION,
+                Proc::Write as u32,
+                w.into_inner(),
+                Some(data),
+            )
+            .await?;
+        ok(rnfs_xdr::from_bytes::<WriteRes>(reply.body()).map_err(RpcError::Decode)?)
     }
 
     /// COMMIT of the whole file (3.3.21); returns the server's write verifier.

@@ -22,6 +22,7 @@
 use crate::error::Error;
 use crate::extents::Extents;
 use crate::nfs::WriteVerf;
+use crate::rpc::buf::Slice;
 use rnfs_proto::nfs3::StableHow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -67,8 +68,9 @@ pub enum WbAction {
         op: OpId,
         /// File offset.
         offset: u64,
-        /// Bytes (at most wsize).
-        data: Vec<u8>,
+        /// Bytes (at most wsize), shared with the engine (which keeps them until the server
+        /// has them).
+        data: Slice,
         /// Stability to ask for.
         stable: StableHow,
     },
@@ -112,7 +114,7 @@ pub struct WbStats {
 #[derive(Debug)]
 struct InFlight {
     offset: u64,
-    data: Vec<u8>,
+    data: Slice,
 }
 
 /// Unstable data: written under this verifier, by the WRITE with this sequence number.
@@ -270,11 +272,16 @@ impl WriteBack {
     /// The application wrote `data` at `offset`: it is now dirty. Unstable data it
     /// replaces is forgotten (the new data will be written and committed instead).
     pub fn write(&mut self, now: Instant, offset: u64, data: &[u8]) {
+        self.write_slice(now, offset, Slice::from_vec(data.to_vec()));
+    }
+
+    /// [`WriteBack::write`] of bytes already in a buffer of their own.
+    pub fn write_slice(&mut self, now: Instant, offset: u64, data: Slice) {
         if data.is_empty() {
             return;
         }
         self.unstable.remove_range(offset, data.len() as u64);
-        self.dirty.insert(offset, data.to_vec(), now);
+        self.dirty.insert(offset, data, now);
         self.last_activity = Some(now);
     }
 
@@ -436,7 +443,11 @@ impl WriteBack {
                 let n = (rep.count as usize).min(w.data.len());
                 if n < w.data.len() {
                     // Short write: the rest is dirty again, under any newer data.
-                    self.dirty.fill_gaps(w.offset + n as u64, &w.data[n..], now);
+                    self.dirty.fill_gaps(
+                        w.offset + n as u64,
+                        &w.data.sub(n, w.data.len() - n),
+                        now,
+                    );
                 }
                 self.verifier_seen(now, rep.verf);
                 if rep.committed == StableHow::Unstable && n > 0 {
@@ -448,8 +459,7 @@ impl WriteBack {
                     // Parts rewritten meanwhile are dirty and will be written again.
                     for (g, l) in self.dirty.gaps(w.offset, n as u64) {
                         let a = (g - w.offset) as usize;
-                        self.unstable
-                            .insert(g, w.data[a..a + l as usize].to_vec(), meta);
+                        self.unstable.insert(g, w.data.sub(a, l as usize), meta);
                     }
                 }
             }

@@ -5,24 +5,28 @@
 //! buffer, record decoder, record, results, data), each copy into freshly allocated memory
 //! that the kernel had to fault in page by page: that, not the network, bounded the
 //! client's read speed (`perf stat`: one page fault per 4 KiB received). Now the bytes of a
-//! large record go from the kernel into one [`RecvBuf`], READ data is handed on as a
+//! large record go from the kernel into one [`Buf`], READ data is handed on as a
 //! [`Slice`] of it (no copy), and when the last slice is dropped the buffer goes back to its
 //! [`BufPool`] (its memory already faulted in) for the next reply.
 //!
 //! No unsafe code: a pooled buffer is zero-filled once when first allocated and keeps its
 //! length; reuse writes over it.
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Records at least this large get a pooled buffer; smaller ones a plain allocation (the
 /// allocator recycles small blocks by itself).
 pub const POOL_MIN: usize = 64 * 1024;
 
-/// A bounded stock of large receive buffers.
+/// A bounded stock of large buffers (received replies; data written by the application).
 #[derive(Debug)]
 pub struct BufPool {
     free: Mutex<Vec<Vec<u8>>>,
     max_bytes: usize,
+    /// Buffers taken, and the count at the last [`BufPool::trim_if_idle`].
+    takes: AtomicU64,
+    seen: AtomicU64,
 }
 
 impl BufPool {
@@ -31,7 +35,19 @@ impl BufPool {
         Arc::new(Self {
             free: Mutex::new(Vec::new()),
             max_bytes,
+            takes: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
         })
+    }
+
+    /// Frees the idle buffers if none was taken since the last call (called periodically:
+    /// memory kept for a stream goes back once the stream is over).
+    pub fn trim_if_idle(&self) {
+        let t = self.takes.load(Ordering::Relaxed);
+        if self.seen.swap(t, Ordering::Relaxed) == t {
+            let gone = std::mem::take(&mut *self.free.lock());
+            drop(gone);
+        }
     }
 
     /// Bytes held by idle buffers.
@@ -40,14 +56,15 @@ impl BufPool {
     }
 
     /// A buffer for `len` bytes (its contents are whatever was there before).
-    pub fn take(self: &Arc<Self>, len: usize) -> RecvBuf {
+    pub fn take(self: &Arc<Self>, len: usize) -> Buf {
         if len < POOL_MIN {
-            return RecvBuf {
+            return Buf {
                 data: vec![0; len],
                 len,
                 pool: None,
             };
         }
+        self.takes.fetch_add(1, Ordering::Relaxed);
         let reused = {
             let mut free = self.free.lock();
             // The smallest idle buffer that fits; replies of one kind are all the same size.
@@ -61,7 +78,7 @@ impl BufPool {
         };
         // Rounded to whole pages, so that replies a few bytes apart share buffers.
         let data = reused.unwrap_or_else(|| vec![0; len.next_multiple_of(4096)]);
-        RecvBuf {
+        Buf {
             data,
             len,
             pool: Some(self.clone()),
@@ -90,13 +107,13 @@ impl BufPool {
 
 /// One received record (or a record being received): `len` valid bytes.
 #[derive(Debug)]
-pub struct RecvBuf {
+pub struct Buf {
     data: Vec<u8>,
     len: usize,
     pool: Option<Arc<BufPool>>,
 }
 
-impl RecvBuf {
+impl Buf {
     /// A buffer holding these bytes (not pooled).
     pub fn from_vec(v: Vec<u8>) -> Self {
         Self {
@@ -130,11 +147,18 @@ impl RecvBuf {
         }
         let mut bigger = match &self.pool {
             Some(p) => p.take(len),
-            None => RecvBuf::from_vec(vec![0; len]),
+            None => Buf::from_vec(vec![0; len]),
         };
         bigger.data[..keep].copy_from_slice(&self.data[..keep]);
         bigger.len = len;
         std::mem::swap(self, &mut bigger);
+    }
+
+    /// A buffer holding a copy of `data` (pooled if large).
+    pub fn copy_of(pool: &Arc<BufPool>, data: &[u8]) -> Self {
+        let mut b = pool.take(data.len());
+        b.data[..data.len()].copy_from_slice(data);
+        b
     }
 
     /// Shares the bytes `start..start + len` (clamped to the valid ones).
@@ -143,14 +167,14 @@ impl RecvBuf {
     }
 }
 
-impl std::ops::Deref for RecvBuf {
+impl std::ops::Deref for Buf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         &self.data[..self.len]
     }
 }
 
-impl Drop for RecvBuf {
+impl Drop for Buf {
     fn drop(&mut self) {
         if let Some(p) = self.pool.take() {
             p.give_back(std::mem::take(&mut self.data));
@@ -162,19 +186,19 @@ impl Drop for RecvBuf {
 /// buffer lives until its last slice is dropped.
 #[derive(Debug, Clone)]
 pub struct Slice {
-    buf: Arc<RecvBuf>,
+    buf: Arc<Buf>,
     start: usize,
     len: usize,
 }
 
 impl Default for Slice {
     fn default() -> Self {
-        Self::new(Arc::new(RecvBuf::from_vec(Vec::new())), 0, 0)
+        Self::new(Arc::new(Buf::from_vec(Vec::new())), 0, 0)
     }
 }
 
 impl Slice {
-    fn new(buf: Arc<RecvBuf>, start: usize, len: usize) -> Self {
+    fn new(buf: Arc<Buf>, start: usize, len: usize) -> Self {
         let start = start.min(buf.len());
         let len = len.min(buf.len() - start);
         Self { buf, start, len }
@@ -183,7 +207,7 @@ impl Slice {
     /// Owns these bytes (copied).
     pub fn from_vec(v: Vec<u8>) -> Self {
         let n = v.len();
-        Self::new(Arc::new(RecvBuf::from_vec(v)), 0, n)
+        Self::new(Arc::new(Buf::from_vec(v)), 0, n)
     }
 
     /// The part `from..from + len` of this slice (clamped).
@@ -214,15 +238,23 @@ impl std::ops::Deref for Slice {
     }
 }
 
+impl PartialEq for Slice {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Slice {}
+
 /// A decoded reply: the record and where the procedure's results start.
 #[derive(Debug)]
 pub struct Reply {
-    buf: RecvBuf,
+    buf: Buf,
     body: usize,
 }
 
 impl Reply {
-    pub(crate) fn new(buf: RecvBuf, body: usize) -> Self {
+    pub(crate) fn new(buf: Buf, body: usize) -> Self {
         Self {
             body: body.min(buf.len()),
             buf,
@@ -231,7 +263,7 @@ impl Reply {
 
     /// A reply holding these result bytes.
     pub fn from_body(v: Vec<u8>) -> Self {
-        Self::new(RecvBuf::from_vec(v), 0)
+        Self::new(Buf::from_vec(v), 0)
     }
 
     /// The encoded results.
@@ -258,7 +290,7 @@ pub struct Framer {
     start: usize,
     end: usize,
     /// The record being assembled, with `have` bytes in it.
-    rec: Option<RecvBuf>,
+    rec: Option<Buf>,
     have: usize,
     /// Bytes of the current fragment still to come (0: a fragment header is next).
     left: usize,
@@ -315,7 +347,7 @@ impl Framer {
 
     /// The next complete record, if one is in; an error if the stream is broken (the
     /// connection must then be dropped).
-    pub fn next_record(&mut self) -> Result<Option<RecvBuf>, String> {
+    pub fn next_record(&mut self) -> Result<Option<Buf>, String> {
         loop {
             if self.left == 0 {
                 if self.rec.is_some() && self.last {
@@ -438,6 +470,18 @@ mod tests {
         drop(small);
         drop(c);
         assert_eq!(pool.idle_bytes(), 200_000usize.next_multiple_of(4096));
+    }
+
+    #[test]
+    fn an_idle_pool_is_emptied() {
+        let pool = BufPool::new(1 << 20);
+        drop(pool.take(100_000));
+        pool.trim_if_idle(); // taken since the last look: kept
+        assert!(pool.idle_bytes() > 0);
+        pool.trim_if_idle();
+        assert_eq!(pool.idle_bytes(), 0);
+        let b = Buf::copy_of(&pool, &[5; 70_000]);
+        assert_eq!(&b[..], &[5; 70_000][..]);
     }
 
     #[test]

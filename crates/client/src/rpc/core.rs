@@ -13,10 +13,9 @@
 //! - a reply whose xid is not in the table changes nothing (it is counted as a duplicate
 //!   if the xid completed recently, otherwise as unknown);
 //! - a retransmission (after a timeout or a reconnect) sends the same bytes, same xid.
-use super::buf::{RecvBuf, Reply};
+use super::buf::{Buf, Reply, Slice};
 use crate::error::RpcError;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus};
-use rnfs_rpc::record::encode_record;
 use rnfs_xdr::{Reader, Writer};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -60,7 +59,7 @@ impl Default for RetryPolicy {
 }
 
 /// A call to start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CallSpec<'a> {
     /// Program number.
     pub prog: u32,
@@ -72,6 +71,45 @@ pub struct CallSpec<'a> {
     pub cred: &'a OpaqueAuth,
     /// Encoded arguments.
     pub args: &'a [u8],
+    /// Bulk data sent after `args` without a copy (the contents of an XDR opaque whose
+    /// length `args` ends with; the padding is added), e.g. a WRITE's data.
+    pub bulk: Option<Slice>,
+}
+
+/// A call's record (RFC 5531 section 11, one fragment): the record mark, the call header
+/// and the arguments, then any bulk data and its padding. Cheap to clone (shared parts),
+/// sent with one vectored write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    head: Arc<Vec<u8>>,
+    bulk: Option<Slice>,
+}
+
+impl Record {
+    /// The record mark, the call header and the encoded arguments.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The parts to send, in order (some may be empty).
+    pub fn parts(&self) -> [&[u8]; 3] {
+        let bulk = self.bulk.as_deref().unwrap_or_default();
+        [&self.head, bulk, &[0u8; 3][..pad(bulk.len())]]
+    }
+
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum()
+    }
+
+    /// Whether the record is empty (never: it has a header).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn pad(n: usize) -> usize {
+    (4 - n % 4) % 4
 }
 
 /// Counters of the table (a snapshot; cheap to copy).
@@ -102,15 +140,15 @@ pub struct TableStats {
 /// What the driver must do after an event.
 #[derive(Debug)]
 pub enum Output<W> {
-    /// Send these bytes (a complete record) on the current connection.
-    Send(Arc<Vec<u8>>),
+    /// Send this record on the current connection.
+    Send(Record),
     /// Wake this caller with this outcome: the reply (its results' bytes), or an error.
     Complete(W, Result<Reply, RpcError>),
 }
 
 #[derive(Debug)]
 struct Pending<W> {
-    record: Arc<Vec<u8>>,
+    record: Record,
     waiter: W,
     deadline: Instant,
     timeout: Duration,
@@ -188,14 +226,10 @@ impl<W> CallTable<W> {
 
     /// Starts a call: assigns an xid and returns the record to send now (`None` when not
     /// connected; it is sent by [`CallTable::on_connect`]).
-    pub fn start(
-        &mut self,
-        now: Instant,
-        call: CallSpec<'_>,
-        waiter: W,
-    ) -> (Xid, Option<Arc<Vec<u8>>>) {
+    pub fn start(&mut self, now: Instant, call: CallSpec<'_>, waiter: W) -> (Xid, Option<Record>) {
         let xid = self.alloc_xid();
-        let mut w = Writer::with_capacity(call.args.len() + 128);
+        let mut w = Writer::with_capacity(call.args.len() + 132);
+        w.u32(0); // the record mark, set below
         CallHeader {
             xid: xid.0,
             rpcvers: 2,
@@ -207,7 +241,14 @@ impl<W> CallTable<W> {
         }
         .encode(&mut w);
         w.raw(call.args);
-        let record = Arc::new(encode_record(&w.into_inner(), 1 << 30));
+        let bulk = call.bulk.as_ref().map_or(0, |b| b.len() + pad(b.len()));
+        // One fragment (a call is far below 2^31 bytes: arguments are bounded by wsize).
+        let size = (w.len() - 4 + bulk).min(0x7fff_ffff) as u32;
+        w.patch_u32(0, 0x8000_0000 | size);
+        let record = Record {
+            head: Arc::new(w.into_inner()),
+            bulk: call.bulk,
+        };
         self.stats.calls += 1;
         let send = self.connected.then(|| record.clone());
         self.pending.insert(
@@ -237,7 +278,7 @@ impl<W> CallTable<W> {
 
     /// A record arrived. Returns the caller to wake, if the record answers a call in the
     /// table; anything else (garbage, a duplicate, an unknown xid) leaves the table as is.
-    pub fn on_record(&mut self, record: RecvBuf) -> Option<Output<W>> {
+    pub fn on_record(&mut self, record: Buf) -> Option<Output<W>> {
         let mut r = Reader::new(&record);
         let h = match ReplyHeader::decode(&mut r) {
             Ok(h) => h,
@@ -403,8 +444,8 @@ mod tests {
         w.into_inner()
     }
 
-    fn rb(v: Vec<u8>) -> RecvBuf {
-        RecvBuf::from_vec(v)
+    fn rb(v: Vec<u8>) -> Buf {
+        Buf::from_vec(v)
     }
 
     fn spec(cred: &OpaqueAuth) -> CallSpec<'_> {
@@ -414,6 +455,7 @@ mod tests {
             proc_: 0,
             cred,
             args: &[],
+            bulk: None,
         }
     }
 
@@ -427,6 +469,50 @@ mod tests {
             max_timeout: Duration::from_secs(4),
             mode: RetryMode::Soft { tries },
         }
+    }
+
+    #[test]
+    fn bulk_data_follows_the_arguments_padded_and_counted_in_the_record_mark() {
+        let t0 = Instant::now();
+        let cred = OpaqueAuth::none();
+        let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
+        t.on_connect(t0);
+        let data = Slice::from_vec(vec![9; 5]);
+        let call = CallSpec {
+            args: &[0, 0, 0, 5],
+            bulk: Some(data.clone()),
+            ..spec(&cred)
+        };
+        let (_, rec) = t.start(t0, call, 1);
+        let rec = rec.unwrap();
+        let [head, bulk, pad] = rec.parts();
+        assert_eq!(&head[head.len() - 4..], &[0, 0, 0, 5]);
+        assert_eq!(bulk, &[9; 5]);
+        assert_eq!(pad, &[0; 3]);
+        let mark = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        assert_eq!(
+            mark,
+            0x8000_0000 | (rec.len() as u32 - 4),
+            "last fragment, whole length"
+        );
+        assert_eq!(rec.len() % 4, 0);
+        // the wire bytes are those of the same call with the data inside the arguments
+        let mut flat = Vec::new();
+        for p in rec.parts() {
+            flat.extend_from_slice(p);
+        }
+        let mut t2: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
+        t2.on_connect(t0);
+        let args = [&[0, 0, 0, 5][..], &[9; 5], &[0; 3]].concat();
+        let (_, rec2) = t2.start(
+            t0,
+            CallSpec {
+                args: &args,
+                ..spec(&cred)
+            },
+            1,
+        );
+        assert_eq!(flat, rec2.unwrap().head());
     }
 
     #[test]
@@ -493,11 +579,11 @@ mod tests {
         let first = first.expect("connected: sent at once");
         assert!(t.on_tick(t0 + Duration::from_millis(999)).is_empty());
         let o = t.on_tick(t0 + Duration::from_secs(1));
-        assert!(matches!(&o[..], [Output::Send(r)] if **r == *first));
+        assert!(matches!(&o[..], [Output::Send(r)] if *r == first));
         // Timeout doubled: next retransmission at 1 + 2 s.
         assert!(t.on_tick(t0 + Duration::from_millis(2999)).is_empty());
         let o = t.on_tick(t0 + Duration::from_secs(3));
-        assert!(matches!(&o[..], [Output::Send(r)] if xid_of(r) == x.0));
+        assert!(matches!(&o[..], [Output::Send(r)] if xid_of(r.head()) == x.0));
         // Third try exhausted after 4 more seconds.
         let o = t.on_tick(t0 + Duration::from_secs(7));
         assert!(matches!(
@@ -550,7 +636,7 @@ mod tests {
         let xs: Vec<u32> = o
             .iter()
             .map(|o| match o {
-                Output::Send(r) => xid_of(r),
+                Output::Send(r) => xid_of(r.head()),
                 Output::Complete(..) => panic!(),
             })
             .collect();

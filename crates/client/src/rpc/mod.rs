@@ -8,8 +8,8 @@
 pub mod buf;
 pub mod core;
 
-use self::buf::{BufPool, Framer, Reply};
-use self::core::{CallSpec, CallTable, Output, RetryPolicy, TableStats};
+use self::buf::{BufPool, Framer, Reply, Slice};
+use self::core::{CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::{AuthSysParams, OpaqueAuth, AUTH_SYS};
@@ -150,6 +150,7 @@ struct Cmd {
     vers: u32,
     proc_: u32,
     args: Vec<u8>,
+    bulk: Option<Slice>,
     reply: Waiter,
 }
 
@@ -226,6 +227,19 @@ impl RpcClient {
         proc_: u32,
         args: Vec<u8>,
     ) -> Result<Reply, RpcError> {
+        self.call_bulk(prog, vers, proc_, args, None).await
+    }
+
+    /// [`RpcClient::call_raw`] with bulk data after the arguments, sent from where it is
+    /// (no copy): `args` ends with the length of an XDR opaque whose contents are `bulk`.
+    pub async fn call_bulk(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: u32,
+        args: Vec<u8>,
+        bulk: Option<Slice>,
+    ) -> Result<Reply, RpcError> {
         let _slot = self
             .inner
             .slots
@@ -240,6 +254,7 @@ impl RpcClient {
                 vers,
                 proc_,
                 args,
+                bulk,
                 reply: tx,
             })
             .map_err(|_| RpcError::Shutdown)?;
@@ -263,7 +278,7 @@ impl RpcClient {
 
 struct Conn {
     read: tokio::net::tcp::OwnedReadHalf,
-    write: mpsc::UnboundedSender<Arc<Vec<u8>>>,
+    write: mpsc::UnboundedSender<Record>,
     framer: Framer,
 }
 
@@ -275,6 +290,71 @@ struct Driver {
     table: CallTable<Waiter>,
     stats: Arc<Mutex<RpcStats>>,
     rx: mpsc::UnboundedReceiver<Cmd>,
+}
+
+/// Most records gathered into one vectored write.
+const BATCH: usize = 64;
+
+/// The writer of a connection: sends the records it is given, those waiting together in
+/// one vectored write (fewer system calls at deep queues, no copy of bulk data). Returns
+/// when the channel closes or the connection fails.
+async fn send_records(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    rx: &mut mpsc::UnboundedReceiver<Record>,
+) -> std::io::Result<()> {
+    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+    while let Some(r) = rx.recv().await {
+        batch.push(r);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let parts: Vec<&[u8]> = batch
+            .iter()
+            .flat_map(|r| r.parts())
+            .filter(|p| !p.is_empty())
+            .collect();
+        write_all_parts(write, &parts).await?;
+        batch.clear();
+    }
+    Ok(())
+}
+
+/// Writes every byte of `parts`, in order, with as few vectored writes as the socket takes.
+async fn write_all_parts(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    parts: &[&[u8]],
+) -> std::io::Result<()> {
+    let (mut i, mut off) = (0usize, 0usize);
+    while i < parts.len() {
+        let iov: Vec<std::io::IoSlice<'_>> =
+            std::iter::once(std::io::IoSlice::new(&parts[i][off..]))
+                .chain(
+                    parts[i + 1..]
+                        .iter()
+                        .take(511)
+                        .map(|p| std::io::IoSlice::new(p)),
+                )
+                .collect();
+        let mut n = write.write_vectored(&iov).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && i < parts.len() {
+            let rest = parts[i].len() - off;
+            if n >= rest {
+                n -= rest;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How often calls abandoned by their callers are reaped when nothing else happens.
@@ -362,7 +442,7 @@ impl Driver {
                 cmd = self.rx.recv(), if !closed => match cmd {
                     Some(c) => {
                         let cred = self.cfg.cred.clone();
-                        let spec = CallSpec { prog: c.prog, vers: c.vers, proc_: c.proc_, cred: &cred, args: &c.args };
+                        let spec = CallSpec { prog: c.prog, vers: c.vers, proc_: c.proc_, cred: &cred, args: &c.args, bulk: c.bulk };
                         let (_, send) = self.table.start(now.into_std(), spec, c.reply);
                         if let (Some(rec), Some(cn)) = (send, conn.as_ref()) {
                             lost = cn.write.send(rec).is_err();
@@ -398,13 +478,9 @@ impl Driver {
                             debug!("connected");
                             backoff = self.cfg.reconnect_min;
                             let (read, mut write) = stream.into_split();
-                            let (wtx, mut wrx) = mpsc::unbounded_channel::<Arc<Vec<u8>>>();
+                            let (wtx, mut wrx) = mpsc::unbounded_channel::<Record>();
                             tokio::spawn(async move {
-                                while let Some(rec) = wrx.recv().await {
-                                    if write.write_all(&rec).await.is_err() {
-                                        break;
-                                    }
-                                }
+                                let _ = send_records(&mut write, &mut wrx).await;
                             });
                             conn = Some(Conn { read, write: wtx, framer: Framer::new(self.cfg.max_record, pool.clone()) });
                             let outs = self.table.on_connect(Instant::now().into_std());
@@ -425,6 +501,7 @@ impl Driver {
                     let outs = self.table.on_tick(Instant::now().into_std());
                     lost |= self.complete(outs, &mut conn);
                     self.table.reap(|w| w.is_closed());
+                    pool.trim_if_idle();
                 },
             }
             if lost && conn.is_some() {
