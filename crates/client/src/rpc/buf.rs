@@ -67,11 +67,12 @@ impl BufPool {
         self.takes.fetch_add(1, Ordering::Relaxed);
         let reused = {
             let mut free = self.free.lock();
-            // The smallest idle buffer that fits; replies of one kind are all the same size.
+            // The smallest idle buffer that fits, if not more than twice too large (a small
+            // write must not keep a large buffer alive); a stream asks for one size.
             let best = free
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.len() >= len)
+                .filter(|(_, b)| b.len() >= len && b.len() / 2 <= len)
                 .min_by_key(|(_, b)| b.len())
                 .map(|(i, _)| i);
             best.map(|i| free.swap_remove(i))
@@ -465,11 +466,21 @@ mod tests {
         let c = pool.take(150_000);
         assert_eq!(c.data.len(), 200_000usize.next_multiple_of(4096), "reused");
         assert_eq!(pool.idle_bytes(), 0);
+        let c2 = pool.take(70_000);
+        assert_eq!(
+            c2.data.len(),
+            72 * 1024,
+            "not served by a buffer over twice its size"
+        );
+        drop(c2);
         let small = pool.take(100);
         assert!(small.pool.is_none());
         drop(small);
         drop(c);
-        assert_eq!(pool.idle_bytes(), 200_000usize.next_multiple_of(4096));
+        assert_eq!(
+            pool.idle_bytes(),
+            200_000usize.next_multiple_of(4096) + 72 * 1024
+        );
     }
 
     #[test]
