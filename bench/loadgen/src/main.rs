@@ -15,6 +15,7 @@
 //!   WORKLOAD  seq-write | seq-read | rand-read | rand-write | meta | mkfiles | readdirplus
 //!             | client-write | client-read | seed-nospc | null
 use rnfs_client::nfs::Nfs3;
+use rnfs_client::rpc::buf::Slice;
 use rnfs_client::{Client, Error, MountOptions, NfsUrl, OpenOptions};
 use rnfs_proto::nfs3::{CreateHow3, FileHandle3, Nfsstat3, Sattr3, StableHow};
 use std::future::Future;
@@ -156,7 +157,7 @@ async fn lookup(x: &Ctx, name: &str) -> Res<FileHandle3> {
 async fn seq_write(x: &Ctx, o: &Opts) -> Res<()> {
     let bs = o.bs.min(x.wtmax);
     let n = o.size.div_ceil(bs);
-    let data = Arc::new(pattern(bs as usize, 1));
+    let data = Slice::from_vec(pattern(bs as usize, 1));
     let t = Instant::now();
     let sattr = Sattr3 {
         mode: Some(0o644),
@@ -177,7 +178,7 @@ async fn seq_write(x: &Ctx, o: &Opts) -> Res<()> {
             let off = i * bs;
             let len = bs.min(size - off) as usize;
             let r = nfs
-                .write(&fh, off, data[..len].to_vec(), StableHow::Unstable)
+                .write(&fh, off, data.sub(0, len), StableHow::Unstable)
                 .await
                 .map_err(e)?;
             if r.committed == StableHow::Unstable {
@@ -210,7 +211,7 @@ async fn seq_read(x: &Ctx, o: &Opts) -> Res<()> {
         let (nfs, fh, tot) = (nfs.clone(), fh.clone(), tot.clone());
         async move {
             let r = nfs.read(&fh, i * bs, bs as u32).await.map_err(e)?;
-            tot.fetch_add(r.data.0.len() as u64, Ordering::Relaxed);
+            tot.fetch_add(r.data.len() as u64, Ordering::Relaxed);
             Ok(())
         }
     })
@@ -227,7 +228,7 @@ async fn rand_io(x: &Ctx, o: &Opts, write: bool) -> Res<()> {
     let bs = o.bs.min(if write { x.wtmax } else { x.rtmax });
     let fh = lookup(x, &o.name).await?;
     let blocks = (o.size / bs).max(1);
-    let data = Arc::new(pattern(bs as usize, 2));
+    let data = Slice::from_vec(pattern(bs as usize, 2));
     let nfs = x.nfs.clone();
     let fh2 = fh.clone();
     let need_commit = Arc::new(AtomicBool::new(false));
@@ -239,7 +240,7 @@ async fn rand_io(x: &Ctx, o: &Opts, write: bool) -> Res<()> {
             let off = (mix(i ^ 0x5555) % blocks) * bs;
             if write {
                 let r = nfs
-                    .write(&fh, off, data.to_vec(), StableHow::Unstable)
+                    .write(&fh, off, data.clone(), StableHow::Unstable)
                     .await
                     .map_err(e)?;
                 if r.committed == StableHow::Unstable {
@@ -247,7 +248,7 @@ async fn rand_io(x: &Ctx, o: &Opts, write: bool) -> Res<()> {
                 }
             } else {
                 let r = nfs.read(&fh, off, bs as u32).await.map_err(e)?;
-                if r.data.0.len() as u64 != bs {
+                if r.data.len() as u64 != bs {
                     return Err(format!("short read at {off}"));
                 }
             }
