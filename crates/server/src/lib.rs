@@ -70,6 +70,9 @@ pub struct Export {
     /// The backend never waits (on a disk, a lock held for long): its calls may run on
     /// the connection's task instead of the blocking pool (see [`Export::never_blocks`]).
     pub never_blocks: bool,
+    /// The backend's data calls never wait for a device ([`Backend::data_in_memory`]):
+    /// they are classed with metadata calls.
+    pub data_in_memory: bool,
     /// Key that makes handle check values specific to this export.
     pub(crate) secret: u64,
 }
@@ -91,6 +94,7 @@ impl Export {
         Self {
             id,
             path,
+            data_in_memory: fs.data_in_memory(),
             fs,
             rules,
             dir: None,
@@ -148,6 +152,13 @@ impl ExportTable {
     /// Whether no export's backend ever blocks.
     fn never_blocks(&self) -> bool {
         self.exports.iter().all(|e| e.never_blocks)
+    }
+
+    /// Whether every export's data lives in memory (see [`Export::data_in_memory`]).
+    fn data_in_memory(&self) -> bool {
+        self.exports
+            .iter()
+            .all(|e| e.never_blocks || e.data_in_memory)
     }
 
     /// The export with handle id `id`.
@@ -231,6 +242,8 @@ pub struct NfsServer {
     table: RwLock<Arc<ExportTable>>,
     /// Every export in force never blocks (see [`Export::never_blocks`]).
     never_blocks: AtomicBool,
+    /// Every export in force keeps its data in memory (see [`Export::data_in_memory`]).
+    data_in_memory: AtomicBool,
     /// Large reply buffers the transport gave back after sending them (see
     /// [`NfsServer::reply_buffer`]); at most [`POOL_BUFFERS`].
     buffers: Mutex<Vec<Vec<u8>>>,
@@ -263,6 +276,7 @@ impl NfsServer {
         };
         Self {
             never_blocks: AtomicBool::new(table.never_blocks()),
+            data_in_memory: AtomicBool::new(table.data_in_memory()),
             buffers: Mutex::default(),
             table: RwLock::new(Arc::new(table)),
             drc: Drc::new(cfg.drc_entries, cfg.drc_bytes),
@@ -289,6 +303,8 @@ impl NfsServer {
         let table = ExportTable { exports, retired };
         self.never_blocks
             .store(table.never_blocks(), Ordering::Relaxed);
+        self.data_in_memory
+            .store(table.data_in_memory(), Ordering::Relaxed);
         *g = Arc::new(table);
     }
 
@@ -476,7 +492,7 @@ const POOL_MIN: usize = 64 * 1024;
 /// How much a call may wait, from its message alone (see [`Service::blocking`]): a few
 /// words at fixed offsets. Anything unreadable is answered with an error at once, so it
 /// never blocks.
-fn classify(msg: &[u8], backends_never_block: bool) -> Blocking {
+fn classify(msg: &[u8], backends_never_block: bool, data_in_memory: bool) -> Blocking {
     let word = |at: usize| {
         msg.get(at..at.checked_add(4)?)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
@@ -506,6 +522,12 @@ fn classify(msg: &[u8], backends_never_block: bool) -> Blocking {
     // COMMIT always go to the pool (no kernel here takes a buffered write that fails rather
     // than waits, on ext4 or tmpfs: docs/performance.md). Metadata calls, served from the
     // kernel's caches nearly always, run inline when they are the connection's only call.
+    // Backends whose data is in memory (tmpfs) have data calls that wait no more than
+    // metadata calls do.
+    let data = [p3::Proc::Read, p3::Proc::Write, p3::Proc::Commit];
+    if data_in_memory && data.iter().any(|p| *p as u32 == proc_) {
+        return Blocking::Rarely;
+    }
     if proc_ == p3::Proc::Read as u32 {
         return Blocking::TryInline;
     }
@@ -524,7 +546,11 @@ impl Service for NfsServer {
     /// metadata calls (served from the kernel's caches most of the time) run inline when
     /// they are the connection's only call.
     fn blocking(&self, _conn: &ConnInfo, msg: &[u8]) -> Blocking {
-        classify(msg, self.never_blocks.load(Ordering::Relaxed))
+        classify(
+            msg,
+            self.never_blocks.load(Ordering::Relaxed),
+            self.data_in_memory.load(Ordering::Relaxed),
+        )
     }
 
     /// Keeps large reply buffers (READ replies) for [`NfsServer::reply_buffer`], up to
@@ -636,27 +662,50 @@ mod tests {
     fn what_may_block() {
         use Blocking::*;
         let nfs = |p: p3::Proc| call(p3::PROGRAM, p as u32, &[]);
-        assert_eq!(classify(&nfs(p3::Proc::Null), false), Never);
-        assert_eq!(classify(&nfs(p3::Proc::Getattr), false), Rarely);
-        assert_eq!(classify(&nfs(p3::Proc::Read), false), TryInline);
-        assert_eq!(classify(&nfs(p3::Proc::Commit), false), Likely);
-        assert_eq!(classify(&write(p3::StableHow::Unstable), false), Likely);
-        assert_eq!(classify(&write(p3::StableHow::FileSync), false), Likely);
-        assert_eq!(classify(&write(p3::StableHow::DataSync), false), Likely);
-        assert_eq!(classify(&call(mount3::PROGRAM, 1, &[]), false), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Null), false, false), Never);
+        assert_eq!(classify(&nfs(p3::Proc::Getattr), false, false), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Read), false, false), TryInline);
+        assert_eq!(classify(&nfs(p3::Proc::Commit), false, false), Likely);
+        assert_eq!(
+            classify(&write(p3::StableHow::Unstable), false, false),
+            Likely
+        );
+        assert_eq!(
+            classify(&write(p3::StableHow::FileSync), false, false),
+            Likely
+        );
+        assert_eq!(
+            classify(&write(p3::StableHow::DataSync), false, false),
+            Likely
+        );
+        assert_eq!(
+            classify(&call(mount3::PROGRAM, 1, &[]), false, false),
+            Rarely
+        );
         // Backends that never block: everything inline.
-        assert_eq!(classify(&nfs(p3::Proc::Commit), true), Never);
-        assert_eq!(classify(&write(p3::StableHow::FileSync), true), Never);
+        assert_eq!(classify(&nfs(p3::Proc::Commit), true, false), Never);
+        // data in memory (tmpfs): data calls are like metadata calls
+        assert_eq!(classify(&nfs(p3::Proc::Read), false, true), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Commit), false, true), Rarely);
+        assert_eq!(
+            classify(&write(p3::StableHow::FileSync), false, true),
+            Rarely
+        );
+        assert_eq!(classify(&nfs(p3::Proc::Lookup), false, true), Rarely);
+        assert_eq!(
+            classify(&write(p3::StableHow::FileSync), true, false),
+            Never
+        );
         // Other programs and garbage are answered at once.
-        assert_eq!(classify(&call(100099, 1, &[]), false), Never);
-        assert_eq!(classify(&[0, 0, 0, 1], false), Never);
+        assert_eq!(classify(&call(100099, 1, &[]), false, false), Never);
+        assert_eq!(classify(&[0, 0, 0, 1], false, false), Never);
         // A truncated WRITE, or one with a huge length word, is still a WRITE.
         let mut w = write(p3::StableHow::FileSync);
         w.truncate(w.len() - 12);
-        assert_eq!(classify(&w, false), Likely);
+        assert_eq!(classify(&w, false, false), Likely);
         let mut w = write(p3::StableHow::FileSync);
         w[28..32].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(classify(&w, false), Likely);
+        assert_eq!(classify(&w, false, false), Likely);
     }
 
     #[test]

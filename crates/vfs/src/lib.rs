@@ -351,6 +351,12 @@ pub trait Backend: Send + Sync + 'static {
         buf.extend_from_slice(&data);
         Ok(ReadDone { eof, attr: None })
     }
+    /// Whether reads, writes and commits finish without waiting for a device (the data
+    /// lives in memory, as on tmpfs): like metadata calls, they may then run on a
+    /// connection's task when it has nothing else to do. The default says no.
+    fn data_in_memory(&self) -> bool {
+        false
+    }
     /// Like [`Backend::read_into`], but only if it can be done without waiting (for the
     /// disk, a lock held for long, the network): the server calls it on a connection's
     /// task, where a wait would hold up every other call of the connection, and runs

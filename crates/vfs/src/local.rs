@@ -361,6 +361,9 @@ pub struct LocalFs {
     /// The file system answers `RWF_NOWAIT` reads (cleared at the first EOPNOTSUPP: tmpfs
     /// does not, for one); see [`Backend::try_read_into`].
     nowait_reads: AtomicBool,
+    /// The directory is on tmpfs or ramfs (the export never crosses into another file
+    /// system: `RESOLVE_NO_XDEV`), so data calls never wait for a device.
+    in_memory: bool,
 }
 
 const MAX_NAMES: usize = 4 << 20;
@@ -380,6 +383,11 @@ impl LocalFs {
             Mode::empty(),
         )?;
         let stx = rustix::fs::statx(&root, "", AtFlags::EMPTY_PATH, STATX_WANT)?;
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+        let in_memory = rustix::fs::fstatfs(&root)
+            .is_ok_and(|s| matches!(s.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC));
         let switch_creds = rustix::process::geteuid().is_root();
         let root_rests = switch_creds
             && rustix::process::getegid().is_root()
@@ -409,6 +417,7 @@ impl LocalFs {
             root_rests,
             read_only,
             nowait_reads: AtomicBool::new(true),
+            in_memory,
         })
     }
 
@@ -1085,6 +1094,10 @@ impl Backend for LocalFs {
             eof: offset.saturating_add(got) >= stx.stx_size,
             attr: Some(self.attr(&stx)),
         })
+    }
+
+    fn data_in_memory(&self) -> bool {
+        self.in_memory
     }
 
     /// Reads without waiting when everything needed is at hand: the file's descriptor in
@@ -1811,6 +1824,16 @@ mod tests {
         let mut buf = b"head".to_vec();
         let r = fs.try_read_into(ctx, k, offset, count, &mut buf);
         (r, buf)
+    }
+
+    #[test]
+    fn an_export_on_tmpfs_has_its_data_in_memory() {
+        let Ok(d) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("SKIPPED: no /dev/shm here");
+            return;
+        };
+        let fs = LocalFs::new(d.path(), false).unwrap();
+        assert!(fs.data_in_memory(), "/dev/shm is a tmpfs");
     }
 
     #[test]
