@@ -158,6 +158,21 @@ pub(crate) struct Shared {
     export: String,
 }
 
+/// The READ or WRITE size to use: what the mount asks for, within the server's maximum
+/// (`rtmax`/`wtmax`; RFC 1813 3.3.19 says the preferred size "should be the same" unless
+/// there is a clear benefit, and a server whose preference is odd, e.g. nfsserve's 124 KiB,
+/// would otherwise cut every read-ahead into READs that straddle pages), in whole cache
+/// pages when at least one, and never below 4 KiB.
+fn transfer_size(want: u32, max: u32) -> u32 {
+    let v = if max > 0 { want.min(max) } else { want };
+    let page = crate::inode::PAGE as u32;
+    if v >= page {
+        v - v % page
+    } else {
+        v.max(4096)
+    }
+}
+
 /// Symbolic links followed in one path before giving up (Linux's MAXSYMLINKS).
 const MAX_LINKS: u32 = 40;
 
@@ -258,16 +273,8 @@ impl Client {
         };
         let nfs = Nfs3::new(nfs_rpc);
         let info = nfs.fsinfo(&root_fh).await?;
-        let clamp = |want: u32, pref: u32, max: u32| {
-            let v = want.min(if pref > 0 { pref } else { max }).min(if max > 0 {
-                max
-            } else {
-                u32::MAX
-            });
-            v.max(4096)
-        };
-        let rsize = clamp(opts.rsize, info.rtpref, info.rtmax);
-        let wsize = clamp(opts.wsize, info.wtpref, info.wtmax);
+        let rsize = transfer_size(opts.rsize, info.rtmax);
+        let wsize = transfer_size(opts.wsize, info.wtmax);
         let counters = Arc::new(CacheCounters::default());
         counters
             .page_limit
@@ -841,6 +848,18 @@ fn inside_export<'a>(export: &str, target: &'a str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn transfer_sizes_follow_the_servers_maximum_in_whole_pages() {
+        use super::transfer_size as t;
+        assert_eq!(t(1 << 20, 1 << 20), 1 << 20);
+        assert_eq!(t(1 << 20, 4 << 20), 1 << 20, "the mount's own limit");
+        assert_eq!(t(1 << 20, 0), 1 << 20, "no maximum given");
+        assert_eq!(t(1 << 20, 124 * 1024), 64 * 1024, "whole pages");
+        assert_eq!(t(1 << 20, 200_000), 192 * 1024);
+        assert_eq!(t(1 << 20, 32 * 1024), 32 * 1024, "below a page: as is");
+        assert_eq!(t(1 << 20, 1000), 4096, "never below 4 KiB");
+    }
+
     #[test]
     fn absolute_link_targets_resolve_only_under_the_export() {
         use super::inside_export as i;
