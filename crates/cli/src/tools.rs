@@ -466,6 +466,7 @@ fn print_stat(p: &str, a: &Attr) {
 mod copy {
     use super::{base_name, is_nfs, join, mount};
     use anyhow::{anyhow, bail, Context, Result};
+    use rnfs_client::rpc::buf::Slice;
     use rnfs_client::{Client, NfsUrl, OpenOptions};
     use rnfs_proto::nfs3::Ftype3;
     use std::io::{Read, Write};
@@ -624,12 +625,70 @@ mod copy {
     }
 
     impl Reader {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        /// The next bytes, at most `buf.len()`: from NFS as slices of the client's page
+        /// cache (no copy), from a local file read into `buf`. Empty at the end.
+        async fn next<'a>(&mut self, buf: &'a mut [u8]) -> Result<Chunk<'a>> {
             Ok(match self {
-                Reader::Local(f) => tokio::task::block_in_place(|| f.read(buf))?,
-                Reader::Nfs(f) => f.read(buf).await?,
+                Reader::Local(f) => {
+                    let n = tokio::task::block_in_place(|| f.read(buf))?;
+                    Chunk::Read(&buf[..n])
+                }
+                Reader::Nfs(f) => Chunk::Shared(f.read_shared(buf.len()).await?),
             })
         }
+    }
+
+    /// Bytes read for a copy.
+    enum Chunk<'a> {
+        /// Read into the copy buffer.
+        Read(&'a [u8]),
+        /// Shared with the client's page cache.
+        Shared(Vec<Slice>),
+    }
+
+    impl Chunk<'_> {
+        fn len(&self) -> usize {
+            match self {
+                Chunk::Read(b) => b.len(),
+                Chunk::Shared(v) => v.iter().map(|s| s.len()).sum(),
+            }
+        }
+    }
+
+    /// Writes every byte of `parts` to `out`, in order, with vectored writes.
+    fn write_parts(out: &mut std::fs::File, parts: &[Slice]) -> std::io::Result<()> {
+        let (mut i, mut off) = (0usize, 0usize);
+        while i < parts.len() {
+            let iov: Vec<std::io::IoSlice<'_>> =
+                std::iter::once(std::io::IoSlice::new(&parts[i][off..]))
+                    .chain(
+                        parts[i + 1..]
+                            .iter()
+                            .take(511)
+                            .map(|p| std::io::IoSlice::new(p)),
+                    )
+                    .collect();
+            let mut n = out.write_vectored(&iov)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 && i < parts.len() {
+                let rest = parts[i].len() - off;
+                if n >= rest {
+                    n -= rest;
+                    i += 1;
+                    off = 0;
+                } else {
+                    off += n;
+                    n = 0;
+                }
+            }
+            while i < parts.len() && parts[i].len() == off {
+                i += 1;
+                off = 0;
+            }
+        }
+        Ok(())
     }
 
     /// Bytes moved per read/write of a copy.
@@ -657,15 +716,19 @@ mod copy {
                 let mut out = std::fs::File::create(&dst.path)
                     .with_context(|| format!("cannot create {}", dst.show()))?;
                 loop {
-                    let n = r
-                        .read(&mut buf)
+                    let chunk = r
+                        .next(&mut buf)
                         .await
                         .with_context(|| format!("reading {}", src.show()))?;
+                    let n = chunk.len();
                     if n == 0 {
                         break;
                     }
-                    tokio::task::block_in_place(|| out.write_all(&buf[..n]))
-                        .with_context(|| format!("writing {}", dst.show()))?;
+                    tokio::task::block_in_place(|| match &chunk {
+                        Chunk::Read(b) => out.write_all(b),
+                        Chunk::Shared(parts) => write_parts(&mut out, parts),
+                    })
+                    .with_context(|| format!("writing {}", dst.show()))?;
                     done.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 // A device such as /dev/null has nothing to sync (and fsync(2) says EINVAL).
@@ -681,16 +744,27 @@ mod copy {
                     .await
                     .with_context(|| format!("cannot create {}", dst.show()))?;
                 loop {
-                    let n = r
-                        .read(&mut buf)
+                    let chunk = r
+                        .next(&mut buf)
                         .await
                         .with_context(|| format!("reading {}", src.show()))?;
+                    let n = chunk.len();
                     if n == 0 {
                         break;
                     }
-                    f.write(&buf[..n])
-                        .await
-                        .with_context(|| format!("writing {}", dst.show()))?;
+                    match chunk {
+                        Chunk::Read(b) => f.write(b).await.map(|_| ()),
+                        Chunk::Shared(parts) => {
+                            async {
+                                for p in parts {
+                                    f.write_shared(p).await?;
+                                }
+                                Ok(())
+                            }
+                            .await
+                        }
+                    }
+                    .with_context(|| format!("writing {}", dst.show()))?;
                     done.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 // Write-back errors are reported here (W1): the copy is not done before.

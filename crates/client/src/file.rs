@@ -168,6 +168,29 @@ impl Client {
     }
 }
 
+/// Bytes to write: the caller's (copied into the cache) or already shared (kept as is).
+enum Bytes<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Slice),
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Bytes::Borrowed(b) => b.len(),
+            Bytes::Shared(s) => s.len(),
+        }
+    }
+}
+
+/// A part of what a read gives, in order.
+enum Part<'a> {
+    /// Bytes of a cached page.
+    Data(&'a Slice),
+    /// Zeros (past the server's end of file, inside ours).
+    Zeros(usize),
+}
+
 /// Reads `len` bytes from `start` in READs of at most `rsize`, one after the other; less
 /// at the server's end of file. Returns the data of each READ, in order.
 async fn read_range(
@@ -307,14 +330,70 @@ impl File {
 
     /// Reads at `off` through the page cache, with data not yet written back on top.
     pub async fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut n = 0;
+        self.read_pages(off, buf.len(), |part| match part {
+            Part::Data(d) => {
+                buf[n..n + d.len()].copy_from_slice(d);
+                n += d.len();
+            }
+            Part::Zeros(z) => {
+                buf[n..n + z].fill(0); // beyond the server's EOF: a hole our writes will fill
+                n += z;
+            }
+        })
+        .await?;
+        self.ino.wb.lock().overlay(off, &mut buf[..n]);
+        Ok(n)
+    }
+
+    /// Reads at the position up to `max` bytes and advances it, without copying: the
+    /// data comes as slices of the page cache (of the READ replies as received). Empty at
+    /// end of file. Where the file holds data not yet written back, that part is copied
+    /// together with it.
+    pub async fn read_shared(&mut self, max: usize) -> Result<Vec<Slice>, Error> {
+        let off = self.pos;
+        let mut out: Vec<Slice> = Vec::new();
+        let mut n = 0usize;
+        self.read_pages(off, max, |part| match part {
+            Part::Data(d) => {
+                n += d.len();
+                out.push(d.clone());
+            }
+            Part::Zeros(z) => {
+                n += z;
+                out.push(Slice::from_vec(vec![0; z]));
+            }
+        })
+        .await?;
+        if self.ino.wb.lock().holds_data_in(off, n as u64) {
+            let mut flat = Vec::with_capacity(n);
+            for p in &out {
+                flat.extend_from_slice(p);
+            }
+            self.ino.wb.lock().overlay(off, &mut flat);
+            out = vec![Slice::from_vec(flat)];
+        }
+        self.pos += n as u64;
+        Ok(out)
+    }
+
+    /// Reads up to `len` bytes at `off` through the page cache (read-ahead, waiting for
+    /// READs in flight, drop-behind), giving `sink` the parts in order; how many bytes
+    /// were given (less at the end of the file).
+    async fn read_pages(
+        &self,
+        off: u64,
+        len: usize,
+        mut sink: impl FnMut(Part<'_>),
+    ) -> Result<usize, Error> {
         if !self.opts.read {
             return Err(Error::Invalid("file not opened for reading"));
         }
         let size = self.metadata().await?.size;
-        if off >= size || buf.is_empty() {
+        if off >= size || len == 0 {
             return Ok(0);
         }
-        let n = (buf.len() as u64).min(size - off) as usize;
+        let n = (len as u64).min(size - off) as usize;
         let end = off + n as u64;
         let (first, last) = (off / PAGE, (end - 1) / PAGE);
         let chunk = (u64::from(self.c.s.rsize) / PAGE).max(1);
@@ -328,7 +407,7 @@ impl File {
             ra.pending.retain(|f| !f.is_done());
             ra.pending.extend(started[n_demand..].iter().cloned());
         }
-        if let Err(e) = self.fill(off, end, slots, &mut buf[..n]).await {
+        if let Err(e) = self.fill(off, end, slots, &mut sink).await {
             // Leave no READ of ours behind: wait for them (each ends, one way or the
             // other), and start the next read without a window.
             let pending = {
@@ -342,7 +421,6 @@ impl File {
             }
             return Err(e);
         }
-        self.ino.wb.lock().overlay(off, &mut buf[..n]);
         // Drop-behind: a sequential stream through a file larger than half the cache
         // cannot stay cached anyway; what it read more than a window ago goes now, so the
         // cache keeps other files' pages and READ buffers are reused instead of faulted
@@ -389,14 +467,14 @@ impl File {
         from..to
     }
 
-    /// Copies the pages of `slots` (from page `off / PAGE`) into `buf` (bytes
-    /// `off..end`), waiting for the READs in flight.
+    /// Gives `sink` the bytes `off..end` of the pages of `slots` (from page `off / PAGE`),
+    /// waiting for the READs in flight.
     async fn fill(
         &self,
         off: u64,
         end: u64,
         slots: Vec<Slot>,
-        buf: &mut [u8],
+        sink: &mut impl FnMut(Part<'_>),
     ) -> Result<(), Error> {
         let first = off / PAGE;
         let mut pos = off;
@@ -423,12 +501,13 @@ impl File {
             };
             let in_page = (pos - idx * PAGE) as usize;
             let take = ((end - pos) as usize).min(PAGE as usize - in_page);
-            let dst = &mut buf[(pos - off) as usize..(pos - off) as usize + take];
             let avail = page.len().saturating_sub(in_page).min(take);
             if avail > 0 {
-                dst[..avail].copy_from_slice(&page[in_page..in_page + avail]);
+                sink(Part::Data(&page.slice(in_page, avail)));
             }
-            dst[avail..].fill(0); // beyond the server's EOF: a hole our writes will fill
+            if take > avail {
+                sink(Part::Zeros(take - avail));
+            }
             pos += take as u64;
         }
         Ok(())
@@ -454,6 +533,17 @@ impl File {
         Ok(pages.into_iter().next().unwrap_or_default())
     }
 
+    /// Writes bytes already in a shared buffer (e.g. from [`File::read_shared`] of another
+    /// file) at the position, without copying them; advances it.
+    pub async fn write_shared(&mut self, data: Slice) -> Result<usize, Error> {
+        if self.opts.append {
+            self.pos = self.metadata().await?.size;
+        }
+        let n = self.write_at_inner(self.pos, Bytes::Shared(data)).await?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
     /// Writes at the position (or at the end, in append mode) and advances it.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         if self.opts.append {
@@ -468,13 +558,18 @@ impl File {
     /// this handle's cursor (W4), and waits for the data to be written when the file is in
     /// sync mode after a failure (W5) or when the file holds too much unwritten data.
     pub async fn write_at(&mut self, off: u64, buf: &[u8]) -> Result<usize, Error> {
+        self.write_at_inner(off, Bytes::Borrowed(buf)).await
+    }
+
+    async fn write_at_inner(&mut self, off: u64, data: Bytes<'_>) -> Result<usize, Error> {
         if !self.opts.write {
             return Err(Error::Invalid("file not opened for writing"));
         }
         if self.closed {
             return Err(Error::Invalid("file closed"));
         }
-        off.checked_add(buf.len() as u64)
+        let len = data.len();
+        off.checked_add(len as u64)
             .ok_or(Error::Nfs(Nfsstat3::FBig))?;
         let sync = {
             let mut wb = self.ino.wb.lock();
@@ -483,10 +578,13 @@ impl File {
             }
             wb.sync_mode()
         };
-        self.ino.invalidate_range(off, buf.len() as u64);
+        self.ino.invalidate_range(off, len as u64);
         let limit = self.c.s.opts.dirty_bytes_per_file;
+        let data = match data {
+            Bytes::Borrowed(b) => Buf::copy_of(&self.c.s.wbufs, b).into_slice(0, b.len()),
+            Bytes::Shared(s) => s,
+        };
         let acts = self.ino.with_wb(|wb| {
-            let data = Buf::copy_of(&self.c.s.wbufs, buf).into_slice(0, buf.len());
             wb.write_slice(Instant::now(), off, data);
             if wb.held_bytes() > limit / 2 {
                 // A large writer: commit in the background from half the limit,
@@ -505,7 +603,7 @@ impl File {
                 .wait_wb(&self.ino, true, move |wb| wb.held_bytes() <= limit)
                 .await;
         }
-        Ok(buf.len())
+        Ok(len)
     }
 
     /// Writes everything and commits it; reports write-back errors newer than this

@@ -161,6 +161,13 @@ impl Page {
     }
 }
 
+impl Page {
+    /// The bytes `from..from + len` of the page, shared.
+    pub(crate) fn slice(&self, from: usize, len: usize) -> Slice {
+        self.0.sub(from, len)
+    }
+}
+
 impl std::ops::Deref for Page {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

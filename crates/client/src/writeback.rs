@@ -306,6 +306,14 @@ impl WriteBack {
         self.dirty.overlay(offset, buf);
     }
 
+    /// Whether data the server may not have (in flight or dirty) overlaps
+    /// `[offset, offset+len)`: what [`WriteBack::overlay`] would copy there.
+    pub fn holds_data_in(&self, offset: u64, len: u64) -> bool {
+        len > 0
+            && (self.overlaps_inflight(offset, len as usize)
+                || self.dirty.gaps(offset, len) != [(offset, len)])
+    }
+
     /// Asks for everything to reach stable storage: all dirty data is written, then
     /// committed. Completion is [`WriteBack::is_clean`].
     pub fn flush(&mut self) {
