@@ -108,12 +108,18 @@ async fn shared_reads_and_writes_move_the_same_bytes_without_copies() {
     let t = Target::new(64 << 20);
     let c = mount(&t, |_| {}).await;
     let data = pattern(5 * W + 777, 3);
-    let mut f = c.open("/src", OpenOptions::create_truncate()).await.unwrap();
+    let mut f = c
+        .open("/src", OpenOptions::create_truncate())
+        .await
+        .unwrap();
     f.write(&data).await.unwrap();
     f.close().await.unwrap();
     // A copy through read_shared / write_shared (what `rnfs cp` does NFS to NFS).
     let mut src = c.open("/src", OpenOptions::read()).await.unwrap();
-    let mut dst = c.open("/dst", OpenOptions::create_truncate()).await.unwrap();
+    let mut dst = c
+        .open("/dst", OpenOptions::create_truncate())
+        .await
+        .unwrap();
     let mut parts = 0;
     loop {
         let got = src.read_shared(100_000).await.unwrap();
@@ -140,16 +146,22 @@ async fn shared_reads_and_writes_move_the_same_bytes_without_copies() {
         )
         .await
         .unwrap();
-    f.seek(std::io::SeekFrom::Start(W as u64 - 2)).await.unwrap();
+    f.seek(std::io::SeekFrom::Start(W as u64 - 2))
+        .await
+        .unwrap();
     f.write(b"edge").await.unwrap();
-    f.seek(std::io::SeekFrom::Start(W as u64 - 10)).await.unwrap();
+    f.seek(std::io::SeekFrom::Start(W as u64 - 10))
+        .await
+        .unwrap();
     let got = f.read_shared(20).await.unwrap();
     let flat: Vec<u8> = got.iter().flat_map(|s| s.iter().copied()).collect();
     let mut want = data[W - 10..W + 10].to_vec();
     want[8..12].copy_from_slice(b"edge");
     assert_eq!(flat, want);
     // Past the end: nothing.
-    f.seek(std::io::SeekFrom::Start(10 * W as u64)).await.unwrap();
+    f.seek(std::io::SeekFrom::Start(10 * W as u64))
+        .await
+        .unwrap();
     assert!(f.read_shared(10).await.unwrap().is_empty());
     f.close().await.unwrap();
 }
