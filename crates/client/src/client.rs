@@ -51,6 +51,10 @@ pub struct MountOptions {
     pub acdirmax: Duration,
     /// Most bytes of clean pages cached by the client.
     pub page_cache_bytes: u64,
+    /// Most bytes a sequential reader keeps READ ahead (URL `readahead=N`; 0: none); never
+    /// more than a quarter of `page_cache_bytes`. Changeable later with
+    /// [`Client::set_readahead`].
+    pub readahead: u64,
     /// Bytes a file may hold in its write-back engine before `write()` waits for a flush.
     pub dirty_bytes_per_file: u64,
     /// Size asked for in each READDIRPLUS reply.
@@ -87,6 +91,7 @@ impl Default for MountOptions {
             acdirmin: Duration::from_secs(30),
             acdirmax: Duration::from_secs(60),
             page_cache_bytes: 256 << 20,
+            readahead: crate::inode::DEFAULT_READAHEAD,
             dirty_bytes_per_file: 64 << 20,
             readdir_bytes: 32 * 1024,
             readdirplus: true,
@@ -113,6 +118,7 @@ impl MountOptions {
             retrans: u.retrans.unwrap_or(d.retrans),
             rsize: u.rsize.unwrap_or(d.rsize),
             wsize: u.wsize.unwrap_or(d.wsize),
+            readahead: u.readahead.unwrap_or(d.readahead),
             privileged_port: u.privport.unwrap_or(d.privileged_port),
             ..d
         }
@@ -279,6 +285,9 @@ impl Client {
         counters
             .page_limit
             .store(opts.page_cache_bytes, Ordering::Relaxed);
+        counters
+            .readahead_max
+            .store(opts.readahead, Ordering::Relaxed);
         let inodes = InodeTable::new(
             counters.clone(),
             WbConfig {

@@ -3,7 +3,8 @@
 //!
 //! Besides libnfs' `version`, `nfsport`, `mountport`, `uid` and `gid`, rnfs accepts
 //! `soft`, `hard`, `timeo` (tenths of a second), `retrans`, `rsize` and `wsize`, as the
-//! kernel's mount options name them, and `privport=1` (alias `resvport`): connect from a
+//! kernel's mount options name them, `readahead=N` (bytes read ahead of a sequential
+//! reader, 0 for none), and `privport=1` (alias `resvport`): connect from a
 //! source port below 1024, for servers whose export is `secure`. Any other parameter is refused (never ignored: seed
 //! entry 5). A port in the authority is the NFS port.
 use crate::error::Error;
@@ -31,6 +32,8 @@ pub struct NfsUrl {
     pub retrans: Option<u32>,
     /// Largest READ.
     pub rsize: Option<u32>,
+    /// `readahead=N`: most bytes read ahead of a sequential reader (0: none).
+    pub readahead: Option<u64>,
     /// Largest WRITE.
     pub wsize: Option<u32>,
     /// Connect from a privileged source port (`privport=1`; `privport=0` or absent: any).
@@ -120,6 +123,7 @@ impl NfsUrl {
             timeo: None,
             retrans: None,
             rsize: None,
+            readahead: None,
             wsize: None,
             privport: None,
         };
@@ -140,6 +144,7 @@ impl NfsUrl {
                 "timeo" => u.timeo = Some(num(k, v)?),
                 "retrans" => u.retrans = Some(num(k, v)?),
                 "rsize" => u.rsize = Some(num(k, v)?),
+                "readahead" => u.readahead = Some(num(k, v)?),
                 "wsize" => u.wsize = Some(num(k, v)?),
                 "privport" | "resvport" => {
                     u.privport = Some(match v {
@@ -189,6 +194,10 @@ mod tests {
         assert_eq!(
             (u.timeo, u.retrans, u.wsize),
             (Some(5), Some(2), Some(65536))
+        );
+        assert_eq!(
+            NfsUrl::parse("nfs://h/?readahead=0").unwrap().readahead,
+            Some(0)
         );
         let u = NfsUrl::parse("nfs://h").unwrap();
         assert_eq!((u.path.as_str(), u.nfsport, u.privport), ("/", None, None));

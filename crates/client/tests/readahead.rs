@@ -300,6 +300,20 @@ async fn a_sequential_read_is_rsize_reads_each_byte_fetched_once_and_none_past_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_sets_the_read_ahead_limit() {
+    let srv = TestServer::memory(64 << 20);
+    let data = pattern(4 * MIB, 5);
+    for (param, ahead) in [("readahead=0", false), ("readahead=4194304", true)] {
+        let c = mount_url(&format!("{}&{param}", srv.url("/")), |_| {}).await;
+        put(&c, "/f", &data).await;
+        c.drop_caches();
+        assert!(read_seq(&c, "/f", 64 * 1024).await.unwrap() == data);
+        let pages = c.readahead_stats().pages;
+        assert_eq!(pages > 0, ahead, "{param}: {pages} pages read ahead");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_ahead_keeps_several_reads_in_flight() {
     // With every READ reply held, a sequential reader's first read must already have
     // sent its own READ and the read-ahead ones, concurrently (one at a time would leave

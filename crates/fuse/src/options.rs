@@ -45,6 +45,8 @@ pub struct MountConfig {
     pub ro: bool,
     /// Largest READ in bytes (`rsize`).
     pub rsize: Option<u32>,
+    /// Bytes read ahead of a sequential reader (`readahead`, 0: none).
+    pub readahead: Option<u64>,
     /// Largest WRITE in bytes (`wsize`).
     pub wsize: Option<u32>,
     /// Attribute cache minimum for files (`acregmin`, seconds).
@@ -147,6 +149,10 @@ impl MountConfig {
                 } else {
                     self.wsize = Some(n);
                 }
+                Ok(())
+            }
+            "readahead" => {
+                self.readahead = Some(num(opt, val()?)?);
                 Ok(())
             }
             "actimeo" => {
@@ -337,6 +343,7 @@ impl MountConfig {
             retrans: self.retrans.unwrap_or(d.retrans),
             rsize: self.rsize.unwrap_or(d.rsize),
             wsize: self.wsize.unwrap_or(d.wsize),
+            readahead: self.readahead.unwrap_or(d.readahead),
             acregmin: secs(self.acregmin()),
             acregmax: secs(self.acregmax()),
             acdirmin: secs(self.acdirmin()),
@@ -364,7 +371,7 @@ mod tests {
         let c = MountConfig::parse(
             "ro,rsize=65536,wsize=131072,acregmin=1,acregmax=2,acdirmin=3,acdirmax=4,soft,\
              timeo=5,retrans=6,uid=7,gid=8,vers=3,port=2049,mountport=20048,allow_other,\
-             default_permissions,nolock,proto=tcp,sec=sys",
+             default_permissions,nolock,proto=tcp,sec=sys,readahead=1048576",
         )
         .unwrap();
         assert_eq!(
@@ -372,6 +379,7 @@ mod tests {
             MountConfig {
                 ro: true,
                 rsize: Some(65536),
+                readahead: Some(1 << 20),
                 wsize: Some(131072),
                 acregmin: Some(1),
                 acregmax: Some(2),
