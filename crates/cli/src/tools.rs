@@ -466,7 +466,7 @@ fn print_stat(p: &str, a: &Attr) {
 mod copy {
     use super::{base_name, is_nfs, join, mount};
     use anyhow::{anyhow, bail, Context, Result};
-    use rnfs_client::rpc::buf::Slice;
+    use rnfs_client::rpc::buf::{Gather, Slice};
     use rnfs_client::{Client, NfsUrl, OpenOptions};
     use rnfs_proto::nfs3::Ftype3;
     use std::io::{Read, Write};
@@ -657,36 +657,13 @@ mod copy {
 
     /// Writes every byte of `parts` to `out`, in order, with vectored writes.
     fn write_parts(out: &mut std::fs::File, parts: &[Slice]) -> std::io::Result<()> {
-        let (mut i, mut off) = (0usize, 0usize);
-        while i < parts.len() {
-            let iov: Vec<std::io::IoSlice<'_>> =
-                std::iter::once(std::io::IoSlice::new(&parts[i][off..]))
-                    .chain(
-                        parts[i + 1..]
-                            .iter()
-                            .take(511)
-                            .map(|p| std::io::IoSlice::new(p)),
-                    )
-                    .collect();
-            let mut n = out.write_vectored(&iov)?;
+        let mut g = Gather::new(parts);
+        while !g.done(parts) {
+            let n = out.write_vectored(&g.iov(parts))?;
             if n == 0 {
                 return Err(std::io::ErrorKind::WriteZero.into());
             }
-            while n > 0 && i < parts.len() {
-                let rest = parts[i].len() - off;
-                if n >= rest {
-                    n -= rest;
-                    i += 1;
-                    off = 0;
-                } else {
-                    off += n;
-                    n = 0;
-                }
-            }
-            while i < parts.len() && parts[i].len() == off {
-                i += 1;
-                off = 0;
-            }
+            g.advance(parts, n);
         }
         Ok(())
     }

@@ -239,6 +239,60 @@ impl std::ops::Deref for Slice {
     }
 }
 
+impl AsRef<[u8]> for Slice {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Progress through byte slices sent with vectored writes, which may each write only part
+/// of what they are given.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gather {
+    i: usize,
+    off: usize,
+}
+
+impl Gather {
+    /// At the start of `parts` (past any empty ones).
+    pub fn new<P: AsRef<[u8]>>(parts: &[P]) -> Self {
+        let mut g = Self::default();
+        g.advance(parts, 0);
+        g
+    }
+
+    /// Whether every byte of `parts` has been written.
+    pub fn done<P: AsRef<[u8]>>(&self, parts: &[P]) -> bool {
+        self.i >= parts.len()
+    }
+
+    /// The bytes still to write, as at most 512 slices (under the kernel's IOV_MAX).
+    pub fn iov<'a, P: AsRef<[u8]>>(&self, parts: &'a [P]) -> Vec<std::io::IoSlice<'a>> {
+        let Some(first) = parts.get(self.i) else {
+            return Vec::new();
+        };
+        std::iter::once(&first.as_ref()[self.off..])
+            .chain(parts[self.i + 1..].iter().map(|p| p.as_ref()))
+            .take(512)
+            .map(std::io::IoSlice::new)
+            .collect()
+    }
+
+    /// `n` more bytes were written (empty parts are passed over).
+    pub fn advance<P: AsRef<[u8]>>(&mut self, parts: &[P], mut n: usize) {
+        while let Some(p) = parts.get(self.i) {
+            let rest = p.as_ref().len() - self.off;
+            if n < rest || (n == 0 && rest > 0) {
+                self.off += n;
+                return;
+            }
+            n -= rest;
+            self.i += 1;
+            self.off = 0;
+        }
+    }
+}
+
 impl PartialEq for Slice {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
@@ -481,6 +535,22 @@ mod tests {
             pool.idle_bytes(),
             200_000usize.next_multiple_of(4096) + 72 * 1024
         );
+    }
+
+    #[test]
+    fn gather_walks_parts_through_partial_writes() {
+        let parts: [&[u8]; 5] = [b"", b"abc", b"", b"defg", b"h"];
+        let mut g = Gather::new(&parts);
+        let mut out = Vec::new();
+        for step in [2, 0, 3, 2, 1] {
+            let iov = g.iov(&parts);
+            let flat: Vec<u8> = iov.iter().flat_map(|s| s.iter().copied()).collect();
+            out.extend_from_slice(&flat[..step]);
+            g.advance(&parts, step);
+        }
+        assert_eq!(out, b"abcdefgh");
+        assert!(g.done(&parts));
+        assert!(g.iov(&parts).is_empty());
     }
 
     #[test]

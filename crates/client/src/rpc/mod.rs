@@ -8,7 +8,7 @@
 pub mod buf;
 pub mod core;
 
-use self::buf::{BufPool, Framer, Reply, Slice};
+use self::buf::{BufPool, Framer, Gather, Reply, Slice};
 use self::core::{CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
@@ -327,32 +327,13 @@ async fn write_all_parts(
     write: &mut tokio::net::tcp::OwnedWriteHalf,
     parts: &[&[u8]],
 ) -> std::io::Result<()> {
-    let (mut i, mut off) = (0usize, 0usize);
-    while i < parts.len() {
-        let iov: Vec<std::io::IoSlice<'_>> =
-            std::iter::once(std::io::IoSlice::new(&parts[i][off..]))
-                .chain(
-                    parts[i + 1..]
-                        .iter()
-                        .take(511)
-                        .map(|p| std::io::IoSlice::new(p)),
-                )
-                .collect();
-        let mut n = write.write_vectored(&iov).await?;
+    let mut g = Gather::new(parts);
+    while !g.done(parts) {
+        let n = write.write_vectored(&g.iov(parts)).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while n > 0 && i < parts.len() {
-            let rest = parts[i].len() - off;
-            if n >= rest {
-                n -= rest;
-                i += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
+        g.advance(parts, n);
     }
     Ok(())
 }
