@@ -169,6 +169,7 @@ impl Mounted {
 
     fn finish(&mut self) {
         if let Some(s) = self.session.take() {
+            release_mount(&self.path);
             s.join();
             let failed = self.rt.block_on(self.closer.close_all());
             if failed > 0 {
@@ -176,6 +177,33 @@ impl Mounted {
             }
         }
     }
+}
+
+/// Unmounts `path` so that the session ends. A file closed just before may still be being
+/// released by the kernel, which answers EBUSY for that moment: retry for up to 2 s, then
+/// detach lazily (the session ends once the kernel lets go). fuser's own unmount, which
+/// gives up at the first EBUSY and leaves its thread reading /dev/fuse (and `join` waiting)
+/// forever, then finds nothing left to do. Without the right to unmount (not root), fuser's
+/// `fusermount -u` does it.
+fn release_mount(path: &Path) {
+    use rustix::mount::{unmount, UnmountFlags};
+    // Only a FUSE mount (already unmounted by someone else: nothing of ours is there).
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    let fuse = rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == FUSE_SUPER_MAGIC);
+    if !fuse {
+        return;
+    }
+    for _ in 0..40 {
+        match unmount(path, UnmountFlags::empty()) {
+            Err(rustix::io::Errno::BUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Ok(()) | Err(_) => return,
+        }
+    }
+    tracing::warn!("{} still busy after 2 s: detaching it", path.display());
+    let _ = unmount(path, UnmountFlags::DETACH);
 }
 
 impl Drop for Mounted {
