@@ -23,6 +23,7 @@ fn canonical(u: &NfsUrl) -> Option<String> {
         retrans: _,
         rsize: _,
         wsize: _,
+        readahead: _,
         privport: _,
     } = u;
     if u.host.contains(['[', ']']) || (u.host.is_empty() && u.nfsport.is_none()) {
@@ -73,6 +74,9 @@ fn canonical(u: &NfsUrl) -> Option<String> {
     }
     if let Some(v) = u.wsize {
         q.push(format!("wsize={v}"));
+    }
+    if let Some(v) = u.readahead {
+        q.push(format!("readahead={v}"));
     }
     if let Some(v) = u.privport {
         q.push(format!("privport={}", u8::from(v)));
