@@ -64,8 +64,7 @@ impl RecordDecoder {
         let mut size = self.record.len();
         let mut avail = &self.buf[self.pos..];
         while avail.len() >= 4 {
-            let h = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]);
-            let len = (h & 0x7fff_ffff) as usize;
+            let (last, len) = fragment_header([avail[0], avail[1], avail[2], avail[3]]);
             size = size.saturating_add(len);
             if size > self.max {
                 return true;
@@ -73,7 +72,7 @@ impl RecordDecoder {
             if avail.len() - 4 < len {
                 return false;
             }
-            if h & 0x8000_0000 != 0 {
+            if last {
                 return true;
             }
             avail = &avail[4 + len..];
@@ -90,9 +89,7 @@ impl RecordDecoder {
             if avail.len() < 4 {
                 break Ok(None);
             }
-            let h = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]);
-            let last = h & 0x8000_0000 != 0;
-            let len = (h & 0x7fff_ffff) as usize;
+            let (last, len) = fragment_header([avail[0], avail[1], avail[2], avail[3]]);
             let size = self.record.len() + len;
             if size > self.max {
                 break Err(RecordError::TooLarge {
@@ -116,6 +113,12 @@ impl RecordDecoder {
         }
         result
     }
+}
+
+/// Reads a fragment header: whether the fragment is its record's last, and its length.
+pub fn fragment_header(h: [u8; 4]) -> (bool, usize) {
+    let h = u32::from_be_bytes(h);
+    (h & 0x8000_0000 != 0, (h & 0x7fff_ffff) as usize)
 }
 
 /// The header of a record sent as one (last) fragment of `len` bytes, or `None` if `len`

@@ -311,7 +311,7 @@ fn read_done(
         // No attributes to return: the header is shorter and the data moves up.
         buf.splice(head_at..head_at + READ_FIXED, head);
     }
-    buf.extend_from_slice(&[0u8; 3][..(4 - n % 4) % 4]);
+    buf.extend_from_slice(&[0u8; 3][..rnfs_xdr::padding(n)]);
     buf
 }
 

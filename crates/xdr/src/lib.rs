@@ -69,6 +69,12 @@ pub trait Xdr: Sized {
     fn decode(r: &mut Reader<'_>) -> Result<Self>;
 }
 
+/// Zero bytes that follow `len` bytes of opaque data to reach a multiple of 4 (RFC 4506
+/// section 4.9).
+pub fn padding(len: usize) -> usize {
+    (4 - len % 4) % 4
+}
+
 /// Encodes a value into a fresh buffer.
 pub fn to_bytes<T: Xdr>(v: &T) -> Vec<u8> {
     let mut w = Writer::new();

@@ -82,8 +82,7 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_padding(&mut self, len: usize) -> Result<()> {
-        let pad = (4 - len % 4) % 4;
-        if self.take(pad)?.iter().any(|&b| b != 0) {
+        if self.take(crate::padding(len))?.iter().any(|&b| b != 0) {
             return Err(Error::BadPadding);
         }
         Ok(())

@@ -83,8 +83,8 @@ impl Writer {
     /// Appends fixed-length opaque data and its padding.
     pub fn opaque_fixed(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
-        let pad = (4 - b.len() % 4) % 4;
-        self.buf.extend_from_slice(&[0u8; 3][..pad]);
+        self.buf
+            .extend_from_slice(&[0u8; 3][..crate::padding(b.len())]);
     }
 
     /// Appends variable-length opaque data: length, bytes, padding.

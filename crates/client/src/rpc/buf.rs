@@ -12,6 +12,7 @@
 //! No unsafe code: a pooled buffer is zero-filled once when first allocated and keeps its
 //! length; reuse writes over it.
 use parking_lot::Mutex;
+use rnfs_rpc::record::fragment_header;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -282,7 +283,7 @@ impl Gather {
     pub fn advance<P: AsRef<[u8]>>(&mut self, parts: &[P], mut n: usize) {
         while let Some(p) = parts.get(self.i) {
             let rest = p.as_ref().len() - self.off;
-            if n < rest || (n == 0 && rest > 0) {
+            if n < rest {
                 self.off += n;
                 return;
             }
@@ -314,11 +315,6 @@ impl Reply {
             body: body.min(buf.len()),
             buf,
         }
-    }
-
-    /// A reply holding these result bytes.
-    pub fn from_body(v: Vec<u8>) -> Self {
-        Self::new(Buf::from_vec(v), 0)
     }
 
     /// The encoded results.
@@ -414,10 +410,9 @@ impl Framer {
                     return Ok(None);
                 }
                 let h = &self.stage[self.start..self.start + 4];
-                let h = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+                let (last, len) = fragment_header([h[0], h[1], h[2], h[3]]);
                 self.start += 4;
-                self.last = h & 0x8000_0000 != 0;
-                let len = (h & 0x7fff_ffff) as usize;
+                self.last = last;
                 let size = self.have + len;
                 if size > self.max {
                     return Err(format!(

@@ -16,7 +16,8 @@
 use super::buf::{Buf, Reply, Slice};
 use crate::error::RpcError;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus};
-use rnfs_xdr::{Reader, Writer};
+use rnfs_rpc::record::single_fragment_header;
+use rnfs_xdr::{padding, Reader, Writer};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,7 +95,7 @@ impl Record {
     /// The parts to send, in order (some may be empty).
     pub fn parts(&self) -> [&[u8]; 3] {
         let bulk = self.bulk.as_deref().unwrap_or_default();
-        [&self.head, bulk, &[0u8; 3][..pad(bulk.len())]]
+        [&self.head, bulk, &[0u8; 3][..padding(bulk.len())]]
     }
 
     /// Bytes on the wire.
@@ -106,10 +107,6 @@ impl Record {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn pad(n: usize) -> usize {
-    (4 - n % 4) % 4
 }
 
 /// Counters of the table (a snapshot; cheap to copy).
@@ -241,10 +238,11 @@ impl<W> CallTable<W> {
         }
         .encode(&mut w);
         w.raw(call.args);
-        let bulk = call.bulk.as_ref().map_or(0, |b| b.len() + pad(b.len()));
+        let bulk = call.bulk.as_ref().map_or(0, |b| b.len() + padding(b.len()));
         // One fragment (a call is far below 2^31 bytes: arguments are bounded by wsize).
-        let size = (w.len() - 4 + bulk).min(0x7fff_ffff) as u32;
-        w.patch_u32(0, 0x8000_0000 | size);
+        let size = (w.len() - 4 + bulk).min(0x7fff_ffff);
+        let mark = single_fragment_header(size).unwrap_or_default();
+        w.patch_u32(0, u32::from_be_bytes(mark));
         let record = Record {
             head: Arc::new(w.into_inner()),
             bulk: call.bulk,
