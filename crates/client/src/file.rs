@@ -168,21 +168,6 @@ impl Client {
     }
 }
 
-/// Bytes to write: the caller's (copied into the cache) or already shared (kept as is).
-enum Bytes<'a> {
-    Borrowed(&'a [u8]),
-    Shared(Slice),
-}
-
-impl Bytes<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Bytes::Borrowed(b) => b.len(),
-            Bytes::Shared(s) => s.len(),
-        }
-    }
-}
-
 /// A part of what a read gives, in order.
 enum Part<'a> {
     /// Bytes of a cached page.
@@ -365,14 +350,16 @@ impl File {
             }
         })
         .await?;
-        if self.ino.wb.lock().holds_data_in(off, n as u64) {
+        let wb = self.ino.wb.lock();
+        if wb.holds_data_in(off, n as u64) {
             let mut flat = Vec::with_capacity(n);
             for p in &out {
                 flat.extend_from_slice(p);
             }
-            self.ino.wb.lock().overlay(off, &mut flat);
+            wb.overlay(off, &mut flat);
             out = vec![Slice::from_vec(flat)];
         }
+        drop(wb);
         self.pos += n as u64;
         Ok(out)
     }
@@ -536,32 +523,38 @@ impl File {
     /// Writes bytes already in a shared buffer (e.g. from [`File::read_shared`] of another
     /// file) at the position, without copying them; advances it.
     pub async fn write_shared(&mut self, data: Slice) -> Result<usize, Error> {
-        if self.opts.append {
-            self.pos = self.metadata().await?.size;
-        }
-        let n = self.write_at_inner(self.pos, Bytes::Shared(data)).await?;
-        self.pos += n as u64;
-        Ok(n)
+        self.write_here(data).await
     }
 
     /// Writes at the position (or at the end, in append mode) and advances it.
     pub async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        let data = self.copy_in(buf);
+        self.write_here(data).await
+    }
+
+    async fn write_here(&mut self, data: Slice) -> Result<usize, Error> {
         if self.opts.append {
             self.pos = self.metadata().await?.size;
         }
-        let n = self.write_at(self.pos, buf).await?;
+        let n = self.write_slice_at(self.pos, data).await?;
         self.pos += n as u64;
         Ok(n)
+    }
+
+    /// The application's bytes, copied into a buffer of the write pool.
+    fn copy_in(&self, buf: &[u8]) -> Slice {
+        Buf::copy_of(&self.c.s.wbufs, buf).into_slice(0, buf.len())
     }
 
     /// Writes at `off` into the cache. Fails early only with a write-back error newer than
     /// this handle's cursor (W4), and waits for the data to be written when the file is in
     /// sync mode after a failure (W5) or when the file holds too much unwritten data.
     pub async fn write_at(&mut self, off: u64, buf: &[u8]) -> Result<usize, Error> {
-        self.write_at_inner(off, Bytes::Borrowed(buf)).await
+        let data = self.copy_in(buf);
+        self.write_slice_at(off, data).await
     }
 
-    async fn write_at_inner(&mut self, off: u64, data: Bytes<'_>) -> Result<usize, Error> {
+    async fn write_slice_at(&mut self, off: u64, data: Slice) -> Result<usize, Error> {
         if !self.opts.write {
             return Err(Error::Invalid("file not opened for writing"));
         }
@@ -580,10 +573,6 @@ impl File {
         };
         self.ino.invalidate_range(off, len as u64);
         let limit = self.c.s.opts.dirty_bytes_per_file;
-        let data = match data {
-            Bytes::Borrowed(b) => Buf::copy_of(&self.c.s.wbufs, b).into_slice(0, b.len()),
-            Bytes::Shared(s) => s,
-        };
         let acts = self.ino.with_wb(|wb| {
             wb.write_slice(Instant::now(), off, data);
             if wb.held_bytes() > limit / 2 {

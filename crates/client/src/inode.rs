@@ -119,9 +119,8 @@ impl CacheCounters {
 }
 
 /// A page of the cache: a slice of the receive buffer its READ's reply arrived in, shared
-/// without a copy by the pages of that READ. Accounted at its own length (a page kept alone
-/// keeps the rest of its READ's buffer, at most rsize, in memory: with sequential eviction
-/// the pages of one READ go together).
+/// without a copy by the pages of that READ. Accounted at its own length; pages left
+/// holding less than half of their READ's buffer are copied out ([`Pages::compact`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Page(Slice);
 

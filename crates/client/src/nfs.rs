@@ -246,22 +246,21 @@ impl Nfs3 {
         self.counters
             .bytes_written
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        // WRITE3args up to the data's length; the data follows as the call's bulk.
-        let mut w = rnfs_xdr::Writer::with_capacity(fh.0.len() + 32);
-        fh.encode(&mut w);
-        w.u64(offset);
-        w.u32(data.len() as u32);
-        stable.encode(&mut w);
-        w.u32(data.len() as u32);
+        // WRITE3args as the type encodes them, up to the data's length (the encoding of
+        // empty data is its length alone); the data follows as the call's bulk.
+        let count = data.len() as u32;
+        let mut args = rnfs_xdr::to_bytes(&WriteArgs {
+            file: fh.clone(),
+            offset,
+            count,
+            stable,
+            data: Data(Vec::new()),
+        });
+        let at = args.len() - 4;
+        args[at..].copy_from_slice(&count.to_be_bytes());
         let reply = self
             .rpc
-            .call_bulk(
-                PROGRAM,
-                VERSION,
-                Proc::Write as u32,
-                w.into_inner(),
-                Some(data),
-            )
+            .call_bulk(PROGRAM, VERSION, Proc::Write as u32, args, Some(data))
             .await?;
         ok(rnfs_xdr::from_bytes::<WriteRes>(reply.body()).map_err(RpcError::Decode)?)
     }
