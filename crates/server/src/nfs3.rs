@@ -885,18 +885,24 @@ mod tests {
             r
         };
 
+        // A file `f` holding `data` (with LocalFs: its descriptor cached and its data in
+        // the page cache).
+        let file_with_data = |fs: &dyn Backend| {
+            let (k, _) = fs
+                .create(
+                    &ctx,
+                    &fs.root(),
+                    b"f",
+                    &CreateMode::Unchecked(Default::default()),
+                )
+                .unwrap();
+            fs.write(&ctx, &k, 0, &data, Stability::Unstable).unwrap();
+            k
+        };
+
         let dir = tempfile::tempdir().unwrap();
         let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
-        let (k, _) = fs
-            .create(
-                &ctx,
-                &fs.root(),
-                b"f",
-                &CreateMode::Unchecked(Default::default()),
-            )
-            .unwrap();
-        // Leaves the file's descriptor cached and its data in the page cache.
-        fs.write(&ctx, &k, 0, &data, Stability::Unstable).unwrap();
+        let k = file_with_data(&*fs);
         let s = NfsServer::new(Export::new(1, "/", fs.clone()), ServerConfig::default());
         let fh = handle::encode(&s.exports().exports[0], &k);
         let mut tried = 0;
@@ -934,15 +940,7 @@ mod tests {
         // A backend that cannot tell (here the memory backend, not declared as never
         // waiting): every READ goes to the pool.
         let mem = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
-        let (k, _) = mem
-            .create(
-                &ctx,
-                &mem.root(),
-                b"f",
-                &CreateMode::Unchecked(Default::default()),
-            )
-            .unwrap();
-        mem.write(&ctx, &k, 0, &data, Stability::Unstable).unwrap();
+        let k = file_with_data(&*mem);
         let s = NfsServer::new(Export::new(1, "/", mem), ServerConfig::default());
         let fh = handle::encode(&s.exports().exports[0], &k);
         assert_eq!(try_read_reply(&s, &req, 7, &args(&fh, 0, 4096)), None);

@@ -1813,6 +1813,15 @@ mod tests {
         );
     }
 
+    /// A file `f` in the root of `fs` holding `data`, written with `how`.
+    fn file_with(fs: &dyn Backend, data: &[u8], how: Stability) -> FileKey {
+        let ctx = Ctx::default();
+        let how_create = CreateMode::Unchecked(SetAttr::default());
+        let (f, _) = fs.create(&ctx, &fs.root(), b"f", &how_create).unwrap();
+        fs.write(&ctx, &f, 0, data, how).unwrap();
+        f
+    }
+
     /// A `try_read_into` answer, and what `buf` holds after it (prefix included).
     fn try_read(
         fs: &LocalFs,
@@ -1840,18 +1849,9 @@ mod tests {
     fn reads_without_waiting_give_what_read_into_gives() {
         let (_d, fs) = fs();
         let ctx = Ctx::default();
-        let root = fs.root();
-        let (f, _) = fs
-            .create(
-                &ctx,
-                &root,
-                b"f",
-                &CreateMode::Unchecked(SetAttr::default()),
-            )
-            .unwrap();
         let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
         // The write leaves the descriptor cached and the data in the page cache.
-        fs.write(&ctx, &f, 0, &data, Stability::Unstable).unwrap();
+        let f = file_with(&fs, &data, Stability::Unstable);
         if !fs.nowait_reads.load(Ordering::Relaxed) {
             eprintln!("SKIPPED: the file system of the temporary directory has no RWF_NOWAIT");
             return;
@@ -1885,16 +1885,7 @@ mod tests {
         let (d, fs) = fs();
         let ctx = Ctx::default();
         let root = fs.root();
-        let (f, _) = fs
-            .create(
-                &ctx,
-                &root,
-                b"f",
-                &CreateMode::Unchecked(SetAttr::default()),
-            )
-            .unwrap();
-        fs.write(&ctx, &f, 0, &[7; 8192], Stability::FileSync)
-            .unwrap();
+        let f = file_with(&fs, &[7; 8192], Stability::FileSync);
         // A descriptor that is not cached (a fresh instance) would need an open.
         let fs2 = LocalFs::new(d.path(), false).unwrap();
         assert_eq!(try_read(&fs2, &ctx, &f, 0, 10), (None, b"head".to_vec()));
@@ -1952,15 +1943,7 @@ mod tests {
         // The memory backend (which never waits, and runs inline anyway) keeps the default.
         let fs = crate::memory::MemFs::new(1 << 20);
         let ctx = Ctx::default();
-        let (f, _) = fs
-            .create(
-                &ctx,
-                &fs.root(),
-                b"f",
-                &CreateMode::Unchecked(SetAttr::default()),
-            )
-            .unwrap();
-        fs.write(&ctx, &f, 0, b"abc", Stability::Unstable).unwrap();
+        let f = file_with(&fs, b"abc", Stability::Unstable);
         let mut buf = Vec::new();
         assert!(fs.try_read_into(&ctx, &f, 0, 3, &mut buf).is_none());
         assert!(buf.is_empty());
