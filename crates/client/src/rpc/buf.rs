@@ -69,14 +69,18 @@ impl BufPool {
         let reused = {
             let mut free = self.free.lock();
             // The smallest idle buffer that fits, if not more than twice too large (a small
-            // write must not keep a large buffer alive); a stream asks for one size.
+            // write must not keep a large buffer alive); a stream asks for one size. Of
+            // equals, the one given back last: it is the likeliest to be still in the
+            // processor's cache, which makes receiving into it cheaper (the oldest cost a
+            // 1 GiB read from nfs-ganesha on tmpfs 10% more CPU).
             let best = free
                 .iter()
                 .enumerate()
+                .rev()
                 .filter(|(_, b)| b.len() >= len && b.len() / 2 <= len)
                 .min_by_key(|(_, b)| b.len())
                 .map(|(i, _)| i);
-            best.map(|i| free.swap_remove(i))
+            best.map(|i| free.remove(i))
         };
         // Rounded to whole pages, so that replies a few bytes apart share buffers.
         let data = reused.unwrap_or_else(|| vec![0; len.next_multiple_of(4096)]);
@@ -530,6 +534,17 @@ mod tests {
             pool.idle_bytes(),
             200_000usize.next_multiple_of(4096) + 72 * 1024
         );
+    }
+
+    #[test]
+    fn the_buffer_given_back_last_is_taken_first() {
+        let pool = BufPool::new(1 << 20);
+        let bufs: Vec<Buf> = (0..3).map(|_| pool.take(100_000)).collect();
+        let addrs: Vec<*const u8> = bufs.iter().map(|b| b.data.as_ptr()).collect();
+        drop(bufs); // given back in order: 0, 1, 2
+        let again: Vec<Buf> = (0..3).map(|_| pool.take(100_000)).collect();
+        let got: Vec<*const u8> = again.iter().map(|b| b.data.as_ptr()).collect();
+        assert_eq!(got, addrs.into_iter().rev().collect::<Vec<_>>());
     }
 
     #[test]
