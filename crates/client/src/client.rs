@@ -369,6 +369,12 @@ impl Client {
         self.s.root.clone()
     }
 
+    /// The READ size in use: the mount's `rsize` within the server's maximum. A stream
+    /// reading this much at a time gets each READ's pages as soon as they are in.
+    pub fn rsize(&self) -> u32 {
+        self.s.rsize
+    }
+
     /// Counters of the RPC layer.
     pub fn rpc_stats(&self) -> RpcStats {
         self.s.nfs.rpc().stats()

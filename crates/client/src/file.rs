@@ -9,13 +9,16 @@
 //! reads sequentially (each read starting where the last ended) keeps a window of READs
 //! in flight ahead of it, doubling from 128 KiB (or twice the read) up to the client's
 //! read-ahead limit ([`Client::set_readahead`], 8 MiB by default, at most a quarter of the
-//! page cache); a read anywhere else drops the window to nothing. Every READ in flight is
+//! page cache) and, once the stream's READs have been timed, to twice their
+//! bandwidth-delay product (module `pace`: READs past it would only queue at the
+//! server); a read anywhere else drops the window to nothing. Every READ in flight is
 //! marked on the pages it covers, so a reader needing one waits for it instead of sending
 //! another; if that READ fails or races with a write, the reader sends its own.
 use crate::client::{Attr, Client};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::Nfs3;
+use crate::pace::{Pace, Span};
 use crate::rpc::buf::{Buf, Slice};
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
@@ -91,8 +94,11 @@ struct ReadAhead {
     window: u64,
     /// Pages below this one were already asked for by read-ahead.
     end: u64,
-    /// Read-ahead READs this handle started that may still be in flight.
+    /// READs this handle started for its sequential stream (read-ahead or not) that may
+    /// still be in flight or not yet taken into `pace`.
     pending: Vec<Arc<Fetch>>,
+    /// The window's pacing, from the stream's READs.
+    pace: Pace,
 }
 
 impl Client {
@@ -228,6 +234,7 @@ fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
     let fh = ino.fh().clone();
     let (weak_ino, weak_c) = (Arc::downgrade(ino), Arc::downgrade(&c.s));
     let rsize = c.s.rsize;
+    let sent = Instant::now();
     tokio::spawn(async move {
         let guard = FetchGuard {
             f: f.clone(),
@@ -236,6 +243,11 @@ fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
         let r = read_range(&nfs, &fh, f.first * PAGE, f.count * PAGE, rsize).await;
         let out = match r {
             Ok(data) => {
+                f.set_span(Span {
+                    sent,
+                    done: Instant::now(),
+                    bytes: data.iter().map(|d| d.len() as u64).sum(),
+                });
                 let pages = Page::split(&data, f.count);
                 let fresh = match (weak_ino.upgrade(), weak_c.upgrade()) {
                     (Some(ino), Some(s)) => {
@@ -272,6 +284,12 @@ impl File {
     /// The inode.
     pub fn inode(&self) -> &Arc<Inode> {
         &self.ino
+    }
+
+    /// The read-ahead window in bytes: how far ahead of a sequential reader READs are
+    /// sent (0 until the handle reads sequentially, and after a read elsewhere).
+    pub fn readahead_window(&self) -> u64 {
+        self.ra.lock().window * PAGE
     }
 
     /// Bytes of this file not yet acknowledged by the server (dirty or in flight).
@@ -384,15 +402,15 @@ impl File {
         let end = off + n as u64;
         let (first, last) = (off / PAGE, (end - 1) / PAGE);
         let chunk = (u64::from(self.c.s.rsize) / PAGE).max(1);
-        let ahead = self.plan_readahead(off, end, first..last + 1, size.div_ceil(PAGE));
-        let (slots, started, n_demand) = self.ino.claim(first..last + 1, ahead, chunk);
+        let (ahead, seq) =
+            self.plan_readahead(off, end, first..last + 1, size.div_ceil(PAGE), chunk);
+        let (slots, started, _) = self.ino.claim(first..last + 1, ahead, chunk);
         for f in &started {
             spawn_fetch(&self.c, &self.ino, f.clone());
         }
-        if n_demand < started.len() {
-            let mut ra = self.ra.lock();
-            ra.pending.retain(|f| !f.is_done());
-            ra.pending.extend(started[n_demand..].iter().cloned());
+        if seq && !started.is_empty() {
+            // The stream's READs, read-ahead or not, pace its window.
+            self.ra.lock().pending.extend(started.iter().cloned());
         }
         if let Err(e) = self.fill(off, end, slots, &mut sink).await {
             // Leave no READ of ours behind: wait for them (each ends, one way or the
@@ -409,21 +427,32 @@ impl File {
             return Err(e);
         }
         // Drop-behind: a sequential stream through a file larger than half the cache
-        // cannot stay cached anyway; what it read more than a window ago goes now, so the
-        // cache keeps other files' pages and READ buffers are reused instead of faulted
-        // in fresh (a third of the client's time in a 1 GiB copy).
+        // cannot stay cached anyway; what it has read goes now, so the cache keeps other
+        // files' pages and READ buffers are reused instead of faulted in fresh (a third
+        // of the client's time in a 1 GiB copy), while still in the processor's cache
+        // (with the pages of a window behind kept too, the copy took 15% more CPU).
         let window = self.ra.lock().window;
         let limit = self.c.s.counters.page_limit.load(Ordering::Relaxed);
-        if window > 0 && size > limit / 2 && first > window {
-            self.ino.drop_below(first - window);
+        if window > 0 && size > limit / 2 {
+            self.ino.drop_below(first);
         }
         Ok(n)
     }
 
-    /// The pages to read ahead for a read of the pages `want` (bytes `off..end`): none
-    /// unless the read is sequential; else the window (doubled) past the read, asked for
-    /// when less than half of it is already in flight or cached, never past `eof_page`.
-    fn plan_readahead(&self, off: u64, end: u64, want: Range<u64>, eof_page: u64) -> Range<u64> {
+    /// The pages to read ahead for a read of the pages `want` (bytes `off..end`), and
+    /// whether the read continues a sequential stream: none unless it does; else the window
+    /// past the read, asked for when less than half of it is already in flight or cached,
+    /// never past `eof_page`. The window doubles at each read, up to the read-ahead limit
+    /// and, once the stream's READs have been measured, to twice their bandwidth-delay
+    /// product (at least two READs of `chunk` pages): see `crate::pace`.
+    fn plan_readahead(
+        &self,
+        off: u64,
+        end: u64,
+        want: Range<u64>,
+        eof_page: u64,
+        chunk: u64,
+    ) -> (Range<u64>, bool) {
         let max = self.c.readahead_pages();
         let mut ra = self.ra.lock();
         let seq = match ra.next {
@@ -434,24 +463,43 @@ impl File {
         if !seq || max == 0 {
             ra.window = 0;
             ra.end = 0;
-            return 0..0;
+            ra.pace.reset();
+            ra.pending.retain(|f| !f.is_done());
+            return (0..0, false);
         }
+        let mut spans = Vec::new();
+        ra.pending.retain(|f| {
+            if !f.is_done() {
+                return true;
+            }
+            spans.extend(f.span());
+            false
+        });
+        ra.pace.on_done(&mut spans);
         let grown = if ra.window == 0 {
             (2 * (want.end - want.start)).max(INITIAL_WINDOW)
         } else {
             ra.window * 2
         };
-        ra.window = grown.min(max);
+        let paced = ra
+            .pace
+            .window(2 * chunk * PAGE)
+            .map_or(u64::MAX, |b| b.div_ceil(chunk * PAGE) * chunk);
+        ra.window = grown.min(max).min(paced);
         let from = ra.end.max(want.end);
         if (from - want.end) * 2 > ra.window {
-            return 0..0;
+            return (0..0, true);
         }
-        let to = (want.end + ra.window).min(eof_page);
+        let mut to = (want.end + ra.window).min(eof_page);
+        // Ending on a READ boundary, the next window's READs are whole and aligned.
+        if to < eof_page && to / chunk * chunk > from {
+            to = to / chunk * chunk;
+        }
         if to <= from {
-            return 0..0;
+            return (0..0, true);
         }
         ra.end = to;
-        from..to
+        (from..to, true)
     }
 
     /// Gives `sink` the bytes `off..end` of the pages of `slots` (from page `off / PAGE`),

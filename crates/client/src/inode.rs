@@ -1,5 +1,6 @@
 //! Inodes: exactly one object per file handle (seed entry 15), holding the attribute
 //! cache, the clean page cache and the write-back engine of the file.
+use crate::pace::Span;
 use crate::rpc::buf::Slice;
 use crate::writeback::{WbConfig, WriteBack};
 use parking_lot::Mutex;
@@ -204,6 +205,8 @@ pub(crate) struct Fetch {
     out: Mutex<Option<Fetched>>,
     done: Notify,
     counters: Arc<CacheCounters>,
+    /// When the READ went out and came back, for read-ahead pacing (none if it failed).
+    span: Mutex<Option<Span>>,
 }
 
 impl Fetch {
@@ -223,6 +226,16 @@ impl Fetch {
     /// Whether the outcome is known.
     pub(crate) fn is_done(&self) -> bool {
         self.out.lock().is_some()
+    }
+
+    /// Records when the READ went out and came back, with the bytes it brought.
+    pub(crate) fn set_span(&self, s: Span) {
+        *self.span.lock() = Some(s);
+    }
+
+    /// When the READ went out and came back (once done, if it succeeded).
+    pub(crate) fn span(&self) -> Option<Span> {
+        *self.span.lock()
     }
 
     /// Records the outcome (the first one wins) and wakes every waiter.
@@ -466,6 +479,7 @@ impl Inode {
             out: Mutex::new(None),
             done: Notify::new(),
             counters: self.counters.clone(),
+            span: Mutex::new(None),
         });
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         for i in first..first + count {

@@ -56,6 +56,7 @@ mod extents;
 pub mod file;
 pub mod inode;
 pub mod nfs;
+mod pace;
 pub mod readdir;
 pub mod rpc;
 pub mod url;

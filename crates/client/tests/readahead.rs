@@ -84,6 +84,8 @@ struct GateState {
     held: Vec<(mpsc::UnboundedSender<Vec<u8>>, Vec<u8>, u64)>,
     /// READ calls seen going to the server.
     reads: u64,
+    /// Delay every READ reply by this much (a link with that round trip).
+    delay: Option<Duration>,
     /// Answer the next `fail_left` READs sent for offsets >= this with NFS3ERR_IO.
     fail_from: Option<u64>,
     fail_left: u64,
@@ -248,6 +250,14 @@ async fn gate_pump(client: TcpStream, server: TcpStream, st: Arc<Mutex<GateState
                     s.held.push((tx.clone(), framed, off));
                     continue;
                 }
+                if let Some(d) = s.delay {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(d).await;
+                        let _ = tx.send(framed);
+                    });
+                    continue;
+                }
             }
             let _ = tx.send(framed);
         }
@@ -352,6 +362,42 @@ async fn read_ahead_keeps_several_reads_in_flight() {
         .await;
     gate.open();
     reader.await.unwrap();
+    assert_eq!(c.cache_stats().fetches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_grows_to_the_limit_when_the_link_is_slow() {
+    // 20 ms on every READ: the stream's rate grows with the READs in flight, so the window
+    // keeps doubling up to the read-ahead limit. (How far it stops short of the limit on a
+    // server-bound link is timing, left to `pace`'s unit tests with made-up times.)
+    let srv = TestServer::memory(64 << 20);
+    let (gate, c) = gated(&srv).await;
+    let limit = 4 * MIB as u64;
+    c.set_readahead(limit);
+    let data = pattern(24 * MIB, 8);
+    put(&c, "/slow", &data).await;
+    c.drop_caches();
+    gate.st.lock().delay = Some(Duration::from_millis(20));
+    let mut f = c.open("/slow", OpenOptions::read()).await.unwrap();
+    assert_eq!(f.readahead_window(), 0);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut pos, mut widest) = (0, 0);
+    loop {
+        let n = f.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n] == data[pos..pos + n], "at {pos}");
+        pos += n;
+        widest = widest.max(f.readahead_window());
+    }
+    assert_eq!(pos, data.len());
+    assert_eq!(widest, limit, "the window stopped short of the limit");
+    // A read elsewhere ends the stream: no window.
+    f.read_at(0, &mut buf[..4096]).await.unwrap();
+    assert_eq!(f.readahead_window(), 0);
+    drop(f);
+    c.drop_caches();
     assert_eq!(c.cache_stats().fetches, 0);
 }
 
