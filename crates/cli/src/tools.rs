@@ -621,7 +621,7 @@ mod copy {
 
     enum Reader {
         Local(std::fs::File),
-        Nfs(rnfs_client::File),
+        Nfs(Box<rnfs_client::File>),
     }
 
     impl Reader {
@@ -678,16 +678,23 @@ mod copy {
                 std::fs::File::open(&src.path)
                     .with_context(|| format!("cannot open {}", src.show()))?,
             ),
-            Fs::Nfs(c, _) => Reader::Nfs(
+            Fs::Nfs(c, _) => Reader::Nfs(Box::new(
                 c.open(&src.path, OpenOptions::read())
                     .await
                     .with_context(|| format!("cannot open {}", src.show()))?,
-            ),
+            )),
         };
-        // From NFS, the client's read-ahead keeps rsize READs in flight ahead of the copy
-        // whatever the buffer; a larger one only cuts the per-call costs (attribute check,
-        // page cache walk, one write(2) or write-back call per buffer).
-        let mut buf = vec![0u8; COPY_BUF];
+        // A local source is read a large buffer at a time (fewer calls). An NFS source is
+        // read one READ's worth at a time (at least 1 MiB), as slices of the client's page
+        // cache, with its read-ahead in flight ahead: each READ's pages are handed over as
+        // soon as they are in, and their buffer goes back to the receive pool while still
+        // in the processor's cache (a 1 GiB copy from nfs-ganesha on tmpfs spent a quarter
+        // less time in the socket receive copy than when it asked for 4 MiB at a time).
+        let step = match &src.fs {
+            Fs::Local => COPY_BUF,
+            Fs::Nfs(c, _) => (c.rsize() as usize).clamp(1 << 20, COPY_BUF),
+        };
+        let mut buf = vec![0u8; step];
         match &dst.fs {
             Fs::Local => {
                 let mut out = std::fs::File::create(&dst.path)
