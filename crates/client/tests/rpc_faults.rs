@@ -254,3 +254,158 @@ async fn a_non_idempotent_call_replayed_after_a_lost_connection_keeps_its_first_
         Ok(Res::Fail(Nfsstat3::NoEnt, _))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_started_without_waiting_each_get_their_own_outcome_under_faults() {
+    // `start_call` hands the outcome to a function the driver runs: the same guarantees as
+    // awaited calls, also with more calls than slots (the rest wait for one).
+    let srv = TestServer::memory(64 << 20);
+    let (root, files) = setup(&srv, 50);
+    let proxy = FaultProxy::start(
+        srv.addr,
+        Faults {
+            drop: 20,
+            duplicate: 50,
+            delay: 50,
+            delay_ms: 300,
+            garbage: 20,
+            unknown: 20,
+            kill: 4,
+            break_framing: 2,
+        },
+        0xca11,
+    )
+    .await;
+    let c = RpcClient::new(
+        proxy.addr,
+        RpcConfig {
+            max_in_flight: 32,
+            ..cfg(RetryMode::Hard, 150)
+        },
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..400usize {
+        let name = format!("f{}", i % 50);
+        let a = DirOpArgs3 {
+            dir: root.clone(),
+            name: XdrString(name.clone().into_bytes()),
+        };
+        let tx = tx.clone();
+        c.start_call(
+            PROGRAM,
+            VERSION,
+            Proc::Lookup as u32,
+            rnfs_xdr::to_bytes(&a),
+            move |r| {
+                let r = r.and_then(|reply| {
+                    rnfs_xdr::from_bytes::<LookupRes>(reply.body()).map_err(RpcError::Decode)
+                });
+                let _ = tx.send((name, r));
+            },
+        );
+    }
+    drop(tx);
+    let mut n = 0;
+    while let Some((name, r)) = rx.recv().await {
+        match r {
+            Ok(Res::Ok(o)) => assert_eq!(&o.object, &files[&name], "reply for another call"),
+            other => panic!("{name}: {other:?}"),
+        }
+        n += 1;
+    }
+    assert_eq!(n, 400, "every function ran once");
+    let s = c.stats();
+    assert_eq!((s.table.live, s.table.replies), (0, 400), "{s:?}");
+    assert!(s.disconnects > 0 && s.table.replays > 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_call_ends_with_an_error_when_the_server_stays_silent_in_soft_mode() {
+    let srv = TestServer::memory(1 << 20);
+    let (root, _) = setup(&srv, 1);
+    let proxy = FaultProxy::start(
+        srv.addr,
+        Faults {
+            drop: 1000,
+            ..Default::default()
+        },
+        5,
+    )
+    .await;
+    let c = RpcClient::new(proxy.addr, cfg(RetryMode::Soft { tries: 2 }, 50));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let a = DirOpArgs3 {
+        dir: root,
+        name: XdrString(b"f0".to_vec()),
+    };
+    c.start_call(
+        PROGRAM,
+        VERSION,
+        Proc::Lookup as u32,
+        rnfs_xdr::to_bytes(&a),
+        move |r| {
+            let _ = tx.send(r.map(|_| ()));
+        },
+    );
+    assert_eq!(rx.await.unwrap(), Err(RpcError::TimedOut { tries: 2 }));
+    assert_eq!(c.stats().table.live, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_are_read_while_calls_wait_for_a_peer_that_does_not_read() {
+    // A server that answers its first call but reads nothing more: the large calls after it
+    // fill the socket and wait to be written; the reply to the first must still be read.
+    use rnfs_client::rpc::buf::Slice;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (got_first, first_in) = tokio::sync::oneshot::channel::<()>();
+    let (answer, go) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut mark = [0u8; 4];
+        s.read_exact(&mut mark).await.unwrap();
+        let len = (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize;
+        let mut call = vec![0u8; len];
+        s.read_exact(&mut call).await.unwrap();
+        let _ = got_first.send(());
+        go.await.unwrap();
+        let mut w = rnfs_xdr::Writer::new();
+        let xid = u32::from_be_bytes([call[0], call[1], call[2], call[3]]);
+        rnfs_proto::rpc::ReplyHeader::success(xid).encode(&mut w);
+        let rec = rnfs_rpc::record::encode_record(&w.into_inner(), 1 << 20);
+        s.write_all(&rec).await.unwrap();
+        // Hold the connection, reading nothing, until the test ends.
+        std::future::pending::<()>().await;
+    });
+    let c = RpcClient::new(addr, cfg(RetryMode::Hard, 60_000));
+    let c1 = c.clone();
+    let first = tokio::spawn(async move { c1.call_raw(PROGRAM, VERSION, 0, Vec::new()).await });
+    first_in.await.unwrap();
+    // 64 MiB of WRITE-sized calls: more than the socket buffers on both sides hold.
+    let data = Slice::from_vec(vec![7u8; 4 << 20]);
+    let mut big = Vec::new();
+    for _ in 0..16 {
+        let (c, d) = (c.clone(), data.clone());
+        let mut args = Vec::new();
+        args.extend_from_slice(&(d.len() as u32).to_be_bytes());
+        big.push(tokio::spawn(async move {
+            c.call_bulk(PROGRAM, VERSION, 7, args, Some(d)).await
+        }));
+    }
+    // Let the writes fill the socket, then answer the first call.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    answer.send(()).unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(20), first)
+        .await
+        .expect("the reply was not read while calls waited to be written");
+    assert!(r.unwrap().is_ok());
+    assert!(
+        big.iter().all(|t| !t.is_finished()),
+        "nobody read those calls"
+    );
+    for t in big {
+        t.abort();
+    }
+    server.abort();
+}

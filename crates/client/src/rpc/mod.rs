@@ -8,7 +8,7 @@
 pub mod buf;
 pub mod core;
 
-use self::buf::{BufPool, Framer, Gather, Reply, Slice};
+use self::buf::{BufPool, Framer, Reply, Slice};
 use self::core::{CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
@@ -143,7 +143,32 @@ pub struct RpcStats {
     pub connect_failures: u64,
 }
 
-type Waiter = oneshot::Sender<Result<Reply, RpcError>>;
+/// Who hears of a call's outcome: a caller awaiting it, or a function the driver task runs
+/// as it reads the reply (no task to wake up: see [`RpcClient::start_call`]).
+enum Waiter {
+    Chan(oneshot::Sender<Result<Reply, RpcError>>),
+    Call(Done),
+}
+
+impl Waiter {
+    fn complete(self, r: Result<Reply, RpcError>) {
+        match self {
+            // The caller may have gone away; nothing to do then.
+            Waiter::Chan(tx) => {
+                let _ = tx.send(r);
+            }
+            Waiter::Call(f) => f(r),
+        }
+    }
+
+    /// Nobody wants the outcome any more (a function always does).
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Waiter::Chan(tx) => tx.is_closed(),
+            Waiter::Call(_) => false,
+        }
+    }
+}
 
 struct Cmd {
     prog: u32,
@@ -152,6 +177,39 @@ struct Cmd {
     args: Vec<u8>,
     bulk: Option<Slice>,
     reply: Waiter,
+}
+
+type Done = Box<dyn FnOnce(Result<Reply, RpcError>) + Send>;
+
+/// A call of [`RpcClient::start_call`] waiting for a slot.
+struct CallOf {
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    args: Vec<u8>,
+    done: Done,
+}
+
+impl CallOf {
+    fn send(self, inner: &Inner, permit: tokio::sync::OwnedSemaphorePermit) {
+        let done = self.done;
+        // The slot is free again before `done` runs (it may start the next call).
+        let reply = Waiter::Call(Box::new(move |r| {
+            drop(permit);
+            done(r);
+        }));
+        let cmd = Cmd {
+            prog: self.prog,
+            vers: self.vers,
+            proc_: self.proc_,
+            args: self.args,
+            bulk: None,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(c)) = inner.cmd.send(cmd) {
+            c.reply.complete(Err(RpcError::Shutdown));
+        }
+    }
 }
 
 /// A connection to one server address. Cheap to clone; the driver stops when the last
@@ -255,10 +313,45 @@ impl RpcClient {
                 proc_,
                 args,
                 bulk,
-                reply: tx,
+                reply: Waiter::Chan(tx),
             })
             .map_err(|_| RpcError::Shutdown)?;
         rx.await.map_err(|_| RpcError::Shutdown)?
+    }
+
+    /// Starts a call whose outcome (the reply, or the error that ends it) is given to
+    /// `done`, run by the connection's driver task as it reads the reply: a caller that
+    /// does not need to wait saves a task wake-up per call, e.g. the page cache storing a
+    /// READ's pages. `done` must be quick and never block. It is dropped without being
+    /// called only if the runtime shuts down. Must be called inside a tokio runtime.
+    pub fn start_call(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: u32,
+        args: Vec<u8>,
+        done: impl FnOnce(Result<Reply, RpcError>) + Send + 'static,
+    ) {
+        let call = CallOf {
+            prog,
+            vers,
+            proc_,
+            args,
+            done: Box::new(done),
+        };
+        match self.inner.slots.clone().try_acquire_owned() {
+            Ok(permit) => call.send(&self.inner, permit),
+            // Every slot taken: wait for one in a task of its own.
+            Err(_) => {
+                let inner = self.inner.clone();
+                tokio::spawn(async move {
+                    match inner.slots.clone().acquire_owned().await {
+                        Ok(permit) => call.send(&inner, permit),
+                        Err(_) => (call.done)(Err(RpcError::Shutdown)),
+                    }
+                });
+            }
+        }
     }
 
     /// Calls with typed arguments and results.
@@ -276,10 +369,18 @@ impl RpcClient {
     }
 }
 
+/// A connection: its read side with the framer of replies, its write side with the
+/// records not yet written. The driver task owns both, so a call goes out and a reply is
+/// handled without waking any other task; a peer slow to read only makes records wait in
+/// the outbox (the driver goes on reading replies).
 struct Conn {
     read: tokio::net::tcp::OwnedReadHalf,
-    write: mpsc::UnboundedSender<Record>,
     framer: Framer,
+}
+
+struct Out {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    q: Outbox,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -292,50 +393,72 @@ struct Driver {
     rx: mpsc::UnboundedReceiver<Cmd>,
 }
 
-/// Most records gathered into one vectored write.
+/// Most records gathered into one vectored write, and most calls taken from the queue
+/// before writing.
 const BATCH: usize = 64;
 
-/// The writer of a connection: sends the records it is given, those waiting together in
-/// one vectored write (fewer system calls at deep queues, no copy of bulk data). Returns
-/// when the channel closes or the connection fails.
-async fn send_records(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    rx: &mut mpsc::UnboundedReceiver<Record>,
-) -> std::io::Result<()> {
-    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-    while let Some(r) = rx.recv().await {
-        batch.push(r);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let parts: Vec<&[u8]> = batch
-            .iter()
-            .flat_map(|r| r.parts())
-            .filter(|p| !p.is_empty())
-            .collect();
-        write_all_parts(write, &parts).await?;
-        batch.clear();
-    }
-    Ok(())
+/// Records waiting to be written, the first maybe in part.
+#[derive(Default)]
+struct Outbox {
+    q: std::collections::VecDeque<Record>,
+    /// Bytes of the first record already written.
+    sent: usize,
 }
 
-/// Writes every byte of `parts`, in order, with as few vectored writes as the socket takes.
-async fn write_all_parts(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    parts: &[&[u8]],
-) -> std::io::Result<()> {
-    let mut g = Gather::new(parts);
-    while !g.done(parts) {
-        let n = write.write_vectored(&g.iov(parts)).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        g.advance(parts, n);
+impl Outbox {
+    fn push(&mut self, r: Record) {
+        self.q.push_back(r);
     }
-    Ok(())
+
+    fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// Writes what the socket takes without waiting, those waiting together in vectored
+    /// writes (no copy of bulk data). `Ok(true)` once all is written, `Ok(false)` when the
+    /// socket is full.
+    fn flush(&mut self, w: &tokio::net::tcp::OwnedWriteHalf) -> std::io::Result<bool> {
+        while !self.q.is_empty() {
+            let mut skip = self.sent;
+            let mut iov: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(3 * BATCH);
+            for r in self.q.iter().take(BATCH) {
+                for p in r.parts() {
+                    if skip >= p.len() {
+                        skip -= p.len();
+                        continue;
+                    }
+                    iov.push(std::io::IoSlice::new(&p[skip..]));
+                    skip = 0;
+                }
+            }
+            let n = match w.try_write_vectored(&iov) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            drop(iov);
+            self.advance(n);
+        }
+        Ok(true)
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(first) = self.q.front() else {
+                return;
+            };
+            let left = first.len() - self.sent;
+            if n >= left {
+                n -= left;
+                self.sent = 0;
+                self.q.pop_front();
+            } else {
+                self.sent += n;
+                n = 0;
+            }
+        }
+    }
 }
 
 /// How often calls abandoned by their callers are reaped when nothing else happens.
@@ -350,6 +473,14 @@ async fn read_some(conn: &mut Option<Conn>) -> std::io::Result<usize> {
     }
 }
 
+/// Waits until the socket takes more, if records are waiting for that.
+async fn writable(out: &Option<Out>) -> std::io::Result<()> {
+    match out {
+        Some(o) if !o.q.is_empty() => o.write.writable().await,
+        _ => std::future::pending().await,
+    }
+}
+
 async fn connecting(c: &mut Option<Connecting>) -> std::io::Result<TcpStream> {
     match c {
         Some(f) => f.await,
@@ -358,26 +489,20 @@ async fn connecting(c: &mut Option<Connecting>) -> std::io::Result<TcpStream> {
 }
 
 impl Driver {
-    fn complete(&self, outs: Vec<Output<Waiter>>, conn: &mut Option<Conn>) -> bool {
+    /// Queues the records to send and completes the calls that ended.
+    fn complete(&self, outs: Vec<Output<Waiter>>, out: &mut Option<Out>) {
         // Counters first, so that a woken caller sees its call gone from `live`.
         self.publish(|_| {});
-        let mut broken = false;
         for o in outs {
             match o {
                 Output::Send(rec) => {
-                    if let Some(c) = conn.as_ref() {
-                        if c.write.send(rec).is_err() {
-                            broken = true;
-                        }
+                    if let Some(o) = out.as_mut() {
+                        o.q.push(rec);
                     }
                 }
-                Output::Complete(w, r) => {
-                    // The caller may have gone away; nothing to do then.
-                    let _ = w.send(r);
-                }
+                Output::Complete(w, r) => w.complete(r),
             }
         }
-        broken
     }
 
     fn publish(&self, extra: impl FnOnce(&mut RpcStats)) {
@@ -386,8 +511,26 @@ impl Driver {
         extra(&mut s);
     }
 
+    /// Starts a call; its record goes to the outbox.
+    fn start(&mut self, c: Cmd, out: &mut Option<Out>) {
+        let cred = self.cfg.cred.clone();
+        let spec = CallSpec {
+            prog: c.prog,
+            vers: c.vers,
+            proc_: c.proc_,
+            cred: &cred,
+            args: &c.args,
+            bulk: c.bulk,
+        };
+        let (_, send) = self.table.start(Instant::now().into_std(), spec, c.reply);
+        if let (Some(rec), Some(o)) = (send, out.as_mut()) {
+            o.q.push(rec);
+        }
+    }
+
     async fn run(mut self) {
         let mut conn: Option<Conn> = None;
+        let mut out: Option<Out> = None;
         let mut pending_connect: Option<Connecting> = None;
         let mut backoff = self.cfg.reconnect_min;
         let mut next_connect = Instant::now();
@@ -422,11 +565,13 @@ impl Driver {
             tokio::select! {
                 cmd = self.rx.recv(), if !closed => match cmd {
                     Some(c) => {
-                        let cred = self.cfg.cred.clone();
-                        let spec = CallSpec { prog: c.prog, vers: c.vers, proc_: c.proc_, cred: &cred, args: &c.args, bulk: c.bulk };
-                        let (_, send) = self.table.start(now.into_std(), spec, c.reply);
-                        if let (Some(rec), Some(cn)) = (send, conn.as_ref()) {
-                            lost = cn.write.send(rec).is_err();
+                        self.start(c, &mut out);
+                        // Take what else is waiting: written together below.
+                        for _ in 1..BATCH {
+                            match self.rx.try_recv() {
+                                Ok(c) => self.start(c, &mut out),
+                                Err(_) => break,
+                            }
                         }
                     }
                     None => closed = true,
@@ -449,23 +594,21 @@ impl Driver {
                                 }
                             }
                         }
-                        lost |= self.complete(outs, &mut conn);
+                        self.complete(outs, &mut out);
                     }
                 },
+                r = writable(&out) => lost |= r.is_err(),
                 r = connecting(&mut pending_connect) => {
                     pending_connect = None;
                     match r {
                         Ok(stream) => {
                             debug!("connected");
                             backoff = self.cfg.reconnect_min;
-                            let (read, mut write) = stream.into_split();
-                            let (wtx, mut wrx) = mpsc::unbounded_channel::<Record>();
-                            tokio::spawn(async move {
-                                let _ = send_records(&mut write, &mut wrx).await;
-                            });
-                            conn = Some(Conn { read, write: wtx, framer: Framer::new(self.cfg.max_record, pool.clone()) });
+                            let (read, write) = stream.into_split();
+                            conn = Some(Conn { read, framer: Framer::new(self.cfg.max_record, pool.clone()) });
+                            out = Some(Out { write, q: Outbox::default() });
                             let outs = self.table.on_connect(Instant::now().into_std());
-                            lost |= self.complete(outs, &mut conn);
+                            self.complete(outs, &mut out);
                             self.publish(|s| s.connects += 1);
                         }
                         Err(e) => {
@@ -473,21 +616,28 @@ impl Driver {
                             next_connect = Instant::now() + backoff;
                             backoff = (backoff * 2).min(self.cfg.reconnect_max);
                             let outs = self.table.on_connect_failed(self.addr, &e.to_string());
-                            self.complete(outs, &mut conn);
+                            self.complete(outs, &mut out);
                             self.publish(|s| s.connect_failures += 1);
                         }
                     }
                 },
                 _ = tokio::time::sleep_until(wake) => {
                     let outs = self.table.on_tick(Instant::now().into_std());
-                    lost |= self.complete(outs, &mut conn);
-                    self.table.reap(|w| w.is_closed());
+                    self.complete(outs, &mut out);
+                    self.table.reap(|w| w.is_abandoned());
                     pool.trim_if_idle();
                 },
+            }
+            if let Some(o) = out.as_mut() {
+                if let Err(e) = o.q.flush(&o.write) {
+                    debug!("send failed: {e}");
+                    lost = true;
+                }
             }
             if lost && conn.is_some() {
                 debug!("connection lost; calls will be replayed");
                 conn = None;
+                out = None;
                 self.table.on_disconnect();
                 next_connect = Instant::now() + backoff;
                 backoff = (backoff * 2).min(self.cfg.reconnect_max);
@@ -496,7 +646,7 @@ impl Driver {
             self.publish(|_| {});
         }
         let outs = self.table.shutdown();
-        self.complete(outs, &mut conn);
+        self.complete(outs, &mut out);
         self.publish(|_| {});
     }
 }
