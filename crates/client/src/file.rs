@@ -14,10 +14,11 @@
 //! server); a read anywhere else drops the window to nothing. Every READ in flight is
 //! marked on the pages it covers, so a reader needing one waits for it instead of sending
 //! another; if that READ fails or races with a write, the reader sends its own.
+use crate::client::Shared;
 use crate::client::{Attr, Client};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
-use crate::nfs::Nfs3;
+use crate::nfs::{Nfs3, ReadData};
 use crate::pace::{Pace, Span};
 use crate::rpc::buf::{Buf, Slice};
 use crate::writeback::ErrCursor;
@@ -207,8 +208,8 @@ async fn read_range(
     Ok(chunks)
 }
 
-/// Completes a READ's [`Fetch`] even if its task is dropped before the reply (runtime
-/// shutdown): the markers go and the waiters wake up with an error.
+/// Completes a READ's [`Fetch`] even if it is dropped before the reply (runtime shutdown):
+/// the markers go and the waiters wake up with an error.
 struct FetchGuard {
     f: Arc<Fetch>,
     ino: Weak<Inode>,
@@ -226,40 +227,85 @@ impl Drop for FetchGuard {
     }
 }
 
-/// Sends the READ of `f` in its own task (a reader giving up does not cancel it, and no
-/// marker outlives it); caches the pages if fresh, then wakes the waiters. The task holds
-/// neither the inode nor the client while the READ is in flight.
-fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
-    let nfs = c.s.nfs.clone();
-    let fh = ino.fh().clone();
-    let (weak_ino, weak_c) = (Arc::downgrade(ino), Arc::downgrade(&c.s));
-    let rsize = c.s.rsize;
-    let sent = Instant::now();
-    tokio::spawn(async move {
-        let guard = FetchGuard {
-            f: f.clone(),
-            ino: weak_ino.clone(),
+/// The READs of a [`Fetch`] going on: one of up to rsize bytes, then another only where
+/// the server answered short of what was asked; then the pages are cached if fresh and the
+/// waiters woken. It runs in the RPC driver task as the replies are read
+/// ([`Nfs3::read_then`]), so a READ costs no task of its own and no wake-up besides the
+/// reader's. A reader giving up does not cancel it, and it holds neither the inode nor the
+/// client while a READ is in flight.
+struct FetchRun {
+    nfs: Nfs3,
+    fh: FileHandle3,
+    guard: FetchGuard,
+    client: Weak<Shared>,
+    rsize: u32,
+    sent: Instant,
+    got: Vec<Slice>,
+    have: u64,
+}
+
+/// Starts the READs of `f`.
+fn start_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
+    FetchRun {
+        nfs: c.s.nfs.clone(),
+        fh: ino.fh().clone(),
+        guard: FetchGuard {
+            f,
+            ino: Arc::downgrade(ino),
+        },
+        client: Arc::downgrade(&c.s),
+        rsize: c.s.rsize,
+        sent: Instant::now(),
+        got: Vec::new(),
+        have: 0,
+    }
+    .next();
+}
+
+impl FetchRun {
+    /// Sends the next READ.
+    fn next(self) {
+        let f = &self.guard.f;
+        let want = (f.count * PAGE - self.have).min(u64::from(self.rsize.max(1))) as u32;
+        let off = f.first * PAGE + self.have;
+        let (nfs, fh) = (self.nfs.clone(), self.fh.clone());
+        nfs.read_then(&fh, off, want, move |r| self.on_reply(r, want));
+    }
+
+    fn on_reply(mut self, r: Result<ReadData, Error>, want: u32) {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => return self.finish(Err(e)),
         };
-        let r = read_range(&nfs, &fh, f.first * PAGE, f.count * PAGE, rsize).await;
+        let data = r.data.sub(0, want as usize);
+        let k = data.len() as u64;
+        self.have += k;
+        self.got.push(data);
+        if r.eof || k == 0 || self.have >= self.guard.f.count * PAGE {
+            self.finish(Ok(()));
+        } else {
+            self.next();
+        }
+    }
+
+    /// Caches the pages if fresh (or drops the markers after an error), then wakes the
+    /// waiters.
+    fn finish(self, r: Result<(), Error>) {
+        let f = &self.guard.f;
+        let weak_ino = &self.guard.ino;
         let out = match r {
-            Ok(data) => {
+            Ok(()) => {
                 f.set_span(Span {
-                    sent,
+                    sent: self.sent,
                     done: Instant::now(),
-                    bytes: data.iter().map(|d| d.len() as u64).sum(),
+                    bytes: self.have,
                 });
-                let pages = Page::split(&data, f.count);
-                let fresh = match (weak_ino.upgrade(), weak_c.upgrade()) {
+                let pages = Page::split(&self.got, f.count);
+                let fresh = match (weak_ino.upgrade(), self.client.upgrade()) {
                     (Some(ino), Some(s)) => {
                         let bytes = pages.iter().map(|p| p.len() as u64).sum();
                         s.inodes.evict_pages(bytes, &ino);
-                        ino.store_fetched(
-                            f.first,
-                            &pages,
-                            f.gen,
-                            Some(&f),
-                            (f.behind, !f.readahead),
-                        )
+                        ino.store_fetched(f.first, &pages, f.gen, Some(f), (f.behind, !f.readahead))
                     }
                     _ => false,
                 };
@@ -270,14 +316,13 @@ fn spawn_fetch(c: &Client, ino: &Arc<Inode>, f: Arc<Fetch>) {
             }
             Err(e) => {
                 if let Some(i) = weak_ino.upgrade() {
-                    i.unmark(&f);
+                    i.unmark(f);
                 }
                 Fetched::Failed(e)
             }
         };
         f.finish(out);
-        drop(guard);
-    });
+    }
 }
 
 impl File {
@@ -406,7 +451,7 @@ impl File {
             self.plan_readahead(off, end, first..last + 1, size.div_ceil(PAGE), chunk);
         let (slots, started, _) = self.ino.claim(first..last + 1, ahead, chunk);
         for f in &started {
-            spawn_fetch(&self.c, &self.ino, f.clone());
+            start_fetch(&self.c, &self.ino, f.clone());
         }
         if seq && !started.is_empty() {
             // The stream's READs, read-ahead or not, pace its window.
@@ -431,9 +476,8 @@ impl File {
         // files' pages and READ buffers are reused instead of faulted in fresh (a third
         // of the client's time in a 1 GiB copy), while still in the processor's cache
         // (with the pages of a window behind kept too, the copy took 15% more CPU).
-        let window = self.ra.lock().window;
         let limit = self.c.s.counters.page_limit.load(Ordering::Relaxed);
-        if window > 0 && size > limit / 2 {
+        if seq && size > limit / 2 {
             self.ino.drop_below(first);
         }
         Ok(n)
@@ -465,7 +509,7 @@ impl File {
             ra.end = 0;
             ra.pace.reset();
             ra.pending.retain(|f| !f.is_done());
-            return (0..0, false);
+            return (0..0, seq);
         }
         let mut spans = Vec::new();
         ra.pending.retain(|f| {

@@ -4,7 +4,7 @@
 //! WRITE by stability and of COMMIT make the write-back behaviour observable in tests (W5:
 //! "did the client fall into synchronous writes?" is a counter, not a stopwatch).
 use crate::error::{Error, RpcError};
-use crate::rpc::buf::Slice;
+use crate::rpc::buf::{Reply, Slice};
 use crate::rpc::RpcClient;
 use rnfs_proto::nfs3::*;
 use rnfs_proto::{mount3, portmap};
@@ -104,6 +104,20 @@ fn read_head(body: &[u8]) -> rnfs_xdr::Result<Result<(PostOpAttr, bool, usize, u
     let at = r.position() + 4;
     let len = r.opaque(DATA_DECODE_MAX)?.len();
     Ok(Ok((attrs, eof, at, len)))
+}
+
+/// The results of a READ from its reply (the data stays where it was received).
+fn read_results(counters: &IoCounters, reply: Reply) -> Result<ReadData, Error> {
+    let (attrs, eof, at, len) = match read_head(reply.body()).map_err(RpcError::Decode)? {
+        Ok(v) => v,
+        Err(status) => return Err(Error::Nfs(status)),
+    };
+    counters.bytes_read.fetch_add(len as u64, Ordering::Relaxed);
+    Ok(ReadData {
+        file_attributes: attrs,
+        eof,
+        data: reply.into_slice(at, len),
+    })
 }
 
 /// The results of a READ.
@@ -206,27 +220,40 @@ impl Nfs3 {
 
     /// READ (3.3.6). The data is a slice of the reply's receive buffer: no copy.
     pub async fn read(&self, fh: &FileHandle3, offset: u64, count: u32) -> Result<ReadData, Error> {
+        let args = self.read_args(fh, offset, count);
+        let reply = self
+            .rpc
+            .call_raw(PROGRAM, VERSION, Proc::Read as u32, args)
+            .await?;
+        read_results(&self.counters, reply)
+    }
+
+    /// READ, its outcome given to `done` by the connection's driver task as the reply is
+    /// read ([`RpcClient::start_call`]: no task woken up). `done` must be quick.
+    pub fn read_then(
+        &self,
+        fh: &FileHandle3,
+        offset: u64,
+        count: u32,
+        done: impl FnOnce(Result<ReadData, Error>) + Send + 'static,
+    ) {
+        let args = self.read_args(fh, offset, count);
+        let counters = self.counters.clone();
+        self.rpc
+            .start_call(PROGRAM, VERSION, Proc::Read as u32, args, move |r| {
+                done(
+                    r.map_err(Error::from)
+                        .and_then(|reply| read_results(&counters, reply)),
+                )
+            });
+    }
+
+    fn read_args(&self, fh: &FileHandle3, offset: u64, count: u32) -> Vec<u8> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        let a = ReadArgs {
+        rnfs_xdr::to_bytes(&ReadArgs {
             file: fh.clone(),
             offset,
             count,
-        };
-        let reply = self
-            .rpc
-            .call_raw(PROGRAM, VERSION, Proc::Read as u32, rnfs_xdr::to_bytes(&a))
-            .await?;
-        let (attrs, eof, at, len) = match read_head(reply.body()).map_err(RpcError::Decode)? {
-            Ok(v) => v,
-            Err(status) => return Err(Error::Nfs(status)),
-        };
-        self.counters
-            .bytes_read
-            .fetch_add(len as u64, Ordering::Relaxed);
-        Ok(ReadData {
-            file_attributes: attrs,
-            eof,
-            data: reply.into_slice(at, len),
         })
     }
 
