@@ -2,9 +2,11 @@
 //!
 //! [`core::CallTable`] holds all the logic (xids, timeouts, retransmission, replay after
 //! reconnect); this module is the thin tokio driver around it. One driver task owns the
-//! table and the connection's read half; a writer task per connection sends records so that
-//! a slow reader on the other side never stops us from reading replies. Callers talk to the
-//! driver through a channel and wait on a oneshot.
+//! table and both halves of the connection: it writes calls without waiting (what the
+//! socket does not take waits in an outbox, written when the socket drains, so a slow
+//! reader on the other side never stops us from reading replies) and reads replies.
+//! Callers talk to the driver through a channel and wait on a oneshot, or leave a function
+//! for the driver to run with the reply ([`RpcClient::start_call`]).
 pub mod buf;
 pub mod core;
 
