@@ -556,7 +556,10 @@ impl File {
         sink: &mut impl FnMut(Part<'_>),
     ) -> Result<(), Error> {
         let first = off / PAGE;
+        let last = (end - 1) / PAGE;
         let mut pos = off;
+        // Pages read again after someone else's READ failed: (first page, pages).
+        let mut redone: (u64, Vec<Page>) = (0, Vec::new());
         for (i, slot) in slots.into_iter().enumerate() {
             let idx = first + i as u64;
             let page = match slot {
@@ -567,14 +570,23 @@ impl File {
                         .cloned()
                         .unwrap_or_default(),
                     Fetched::Failed(e) if mine => return Err(e),
-                    // Someone else's READ failed, or raced with a write: ours decides.
+                    // Someone else's READ failed, or raced with a write: ours decides, for
+                    // the rest of that READ's pages this read needs at once.
                     _ => {
-                        self.c
-                            .s
-                            .counters
-                            .fetch_retries
-                            .fetch_add(1, Ordering::Relaxed);
-                        self.read_page(idx).await?
+                        let (from, pages) = &redone;
+                        match idx.checked_sub(*from).and_then(|k| pages.get(k as usize)) {
+                            Some(p) => p.clone(),
+                            None => {
+                                self.c
+                                    .s
+                                    .counters
+                                    .fetch_retries
+                                    .fetch_add(1, Ordering::Relaxed);
+                                let n = (f.first + f.count).min(last + 1) - idx;
+                                redone = (idx, self.read_run(idx, n).await?);
+                                redone.1.first().cloned().unwrap_or_default()
+                            }
+                        }
                     }
                 },
             };
@@ -592,24 +604,22 @@ impl File {
         Ok(())
     }
 
-    /// Reads one page with a READ of our own (no marker), caching it if fresh.
-    async fn read_page(&self, idx: u64) -> Result<Page, Error> {
+    /// Reads `n` pages from `idx` with READs of our own (no marker), caching them if fresh.
+    async fn read_run(&self, idx: u64, n: u64) -> Result<Vec<Page>, Error> {
         let gen = self.ino.gen();
         let data = read_range(
             &self.c.s.nfs,
             self.ino.fh(),
             idx * PAGE,
-            PAGE,
+            n * PAGE,
             self.c.s.rsize,
         )
         .await?;
-        let pages = Page::split(&data, 1);
-        self.c
-            .s
-            .inodes
-            .evict_pages(pages[0].len() as u64, &self.ino);
+        let pages = Page::split(&data, n);
+        let bytes = pages.iter().map(|p| p.len() as u64).sum();
+        self.c.s.inodes.evict_pages(bytes, &self.ino);
         self.ino.store_fetched(idx, &pages, gen, None, (idx, true));
-        Ok(pages.into_iter().next().unwrap_or_default())
+        Ok(pages)
     }
 
     /// Writes bytes already in a shared buffer (e.g. from [`File::read_shared`] of another

@@ -578,7 +578,14 @@ async fn a_failed_read_ahead_read_is_retried_by_the_reader_and_a_lasting_error_r
     gate.open();
     reader.await.unwrap();
     assert_eq!(gate.st.lock().failed, 2);
-    assert!(c.readahead_stats().retries > 0, "{:?}", c.readahead_stats());
+    // The reader redoes a failed READ's pages with one READ of its own, not one per page
+    // (16 per MiB); the second failed READ may have left before the reader needed it.
+    let retries = c.readahead_stats().retries;
+    assert!(
+        (1..=2).contains(&retries),
+        "retries: {:?}",
+        c.readahead_stats()
+    );
     assert_eq!(c.cache_stats().fetches, 0, "no READ marker left behind");
     // Every READ past 2 MiB fails: the reader gets the error, never hangs, and no READ
     // is left in flight.
