@@ -14,8 +14,7 @@
 //! server); a read anywhere else drops the window to nothing. Every READ in flight is
 //! marked on the pages it covers, so a reader needing one waits for it instead of sending
 //! another; if that READ fails or races with a write, the reader sends its own.
-use crate::client::Shared;
-use crate::client::{Attr, Client};
+use crate::client::{Attr, Client, Shared};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::{Nfs3, ReadData};
@@ -449,7 +448,7 @@ impl File {
         let chunk = (u64::from(self.c.s.rsize) / PAGE).max(1);
         let (ahead, seq) =
             self.plan_readahead(off, end, first..last + 1, size.div_ceil(PAGE), chunk);
-        let (slots, started, _) = self.ino.claim(first..last + 1, ahead, chunk);
+        let (slots, started) = self.ino.claim(first..last + 1, ahead, chunk);
         for f in &started {
             start_fetch(&self.c, &self.ino, f.clone());
         }

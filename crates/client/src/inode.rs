@@ -541,7 +541,7 @@ impl Inode {
         demand: std::ops::Range<u64>,
         ahead: std::ops::Range<u64>,
         chunk: u64,
-    ) -> (Vec<Slot>, Vec<Arc<Fetch>>, usize) {
+    ) -> (Vec<Slot>, Vec<Arc<Fetch>>) {
         let chunk = chunk.max(1);
         let mut p = self.pages.lock();
         let gen = self.data_gen.load(Ordering::Acquire);
@@ -555,7 +555,7 @@ impl Inode {
         self.counters
             .readahead_pages
             .fetch_add(ra, Ordering::Relaxed);
-        (slots, started, n_demand)
+        (slots, started)
     }
 
     /// The data generation now (for a READ sent without a marker).
