@@ -111,6 +111,8 @@ pub fn run(
             tracing::error!("unmount of {} failed: {e}", mnt.display());
         }
     });
+    let m = mountpoint.to_path_buf();
+    std::thread::spawn(move || raise_kernel_readahead(&m));
     ready();
     let r = session.run();
     drop(session);
@@ -149,6 +151,8 @@ impl Mounted {
         let session = fuser::Session::new(fs, mountpoint, &fuse_options(&u, cfg))
             .and_then(fuser::Session::spawn)
             .map_err(fuse_err)?;
+        let m = mountpoint.to_path_buf();
+        std::thread::spawn(move || raise_kernel_readahead(&m));
         Ok(Self {
             session: Some(session),
             closer,
@@ -179,6 +183,44 @@ impl Mounted {
     }
 }
 
+/// The kernel's read-ahead on a mount, in KiB: how far ahead of a sequential reader it
+/// asks, and so the size of its READ requests (up to the 1 MiB `max_write` gives as the
+/// request size limit at INIT).
+pub const KERNEL_READAHEAD_KB: u32 = 1024;
+
+/// FUSE's `statfs` type.
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+fn is_fuse(path: &Path) -> bool {
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == FUSE_SUPER_MAGIC)
+}
+
+/// Raises the kernel's read-ahead on the mount at `path` to [`KERNEL_READAHEAD_KB`]. The
+/// kernel starts a FUSE mount at 128 KiB (the smaller of its default and what the file
+/// system asks for at INIT), so a sequential read reached us as 128 KiB requests, each a
+/// round trip through /dev/fuse and our tasks: `dd bs=1M` of 1 GiB read at 1.2 GB/s, and
+/// at 1.9 GB/s with 1 MiB requests. Only root may write the setting
+/// (`/sys/class/bdi/MAJ:MIN/read_ahead_kb`); otherwise it stays as the kernel set it.
+/// `stat` of the mount point waits for the INIT exchange, so this runs on a thread of its
+/// own while the session starts serving.
+fn raise_kernel_readahead(path: &Path) {
+    let Ok(st) = rustix::fs::stat(path) else {
+        return;
+    };
+    // Only our FUSE mount (an anonymous device, major 0), never the file system under it
+    // if the mount already went away.
+    let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    if major != 0 || !is_fuse(path) {
+        return;
+    }
+    let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    match std::fs::write(&knob, KERNEL_READAHEAD_KB.to_string()) {
+        Ok(()) => tracing::debug!("{knob}: {KERNEL_READAHEAD_KB}"),
+        Err(e) => tracing::debug!("kernel read-ahead left as it was ({knob}: {e})"),
+    }
+}
+
 /// Unmounts `path` so that the session ends. A file closed just before may still be being
 /// released by the kernel, which answers EBUSY for that moment: retry for up to 2 s, then
 /// detach lazily (the session ends once the kernel lets go). fuser's own unmount, which
@@ -188,10 +230,7 @@ impl Mounted {
 fn release_mount(path: &Path) {
     use rustix::mount::{unmount, UnmountFlags};
     // Only a FUSE mount (already unmounted by someone else: nothing of ours is there).
-    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
-    let fuse = rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == FUSE_SUPER_MAGIC);
-    if !fuse {
+    if !is_fuse(path) {
         return;
     }
     for _ in 0..40 {

@@ -325,6 +325,35 @@ fn drop_kernel_caches() {
 }
 
 #[test]
+fn the_kernel_reads_ahead_whole_requests() {
+    // The kernel starts a FUSE mount with 128 KiB of read-ahead, so sequential reads came as
+    // 128 KiB requests; the mount raises it to one 1 MiB request.
+    if !can_mount() {
+        return;
+    }
+    let srv = Server::start(Arc::new(MemFs::new(64 << 20)));
+    let mnt = mountpoint("readahead");
+    let m = Mounted::new(&srv.url(), &mnt, &MountConfig::default()).unwrap();
+    let dev = std::fs::metadata(&mnt).unwrap().dev();
+    let knob = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    );
+    let want = rnfs_fuse::KERNEL_READAHEAD_KB.to_string();
+    wait_for("the mount's read-ahead to be raised", || {
+        std::fs::read_to_string(&knob).is_ok_and(|v| v.trim() == want)
+    });
+    let data: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 253) as u8).collect();
+    std::fs::write(mnt.join("f"), &data).unwrap();
+    drop_kernel_caches();
+    assert!(std::fs::read(mnt.join("f")).unwrap() == data);
+    m.unmount();
+    drop(srv);
+    let _ = std::fs::remove_dir(&mnt);
+}
+
+#[test]
 fn one_stable_inode_number_per_file_handle() {
     if !can_mount() {
         return;
