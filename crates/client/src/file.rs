@@ -398,13 +398,22 @@ impl File {
     /// end of file. Where the file holds data not yet written back, that part is copied
     /// together with it.
     pub async fn read_shared(&mut self, max: usize) -> Result<Vec<Slice>, Error> {
-        let off = self.pos;
+        let out = self.read_shared_at(self.pos, max).await?;
+        self.pos += out.iter().map(|s| s.len() as u64).sum::<u64>();
+        Ok(out)
+    }
+
+    /// [`File::read_shared`] at `off`, without moving the position. Consecutive pages of
+    /// one READ come as one slice: a read of whole READs is as many slices.
+    pub async fn read_shared_at(&self, off: u64, max: usize) -> Result<Vec<Slice>, Error> {
         let mut out: Vec<Slice> = Vec::new();
         let mut n = 0usize;
         self.read_pages(off, max, |part| match part {
             Part::Data(d) => {
                 n += d.len();
-                out.push(d.clone());
+                if !out.last_mut().is_some_and(|last| last.append(d)) {
+                    out.push(d.clone());
+                }
             }
             Part::Zeros(z) => {
                 n += z;
@@ -422,7 +431,6 @@ impl File {
             out = vec![Slice::from_vec(flat)];
         }
         drop(wb);
-        self.pos += n as u64;
         Ok(out)
     }
 

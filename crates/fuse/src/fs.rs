@@ -27,6 +27,7 @@ use fuser::{
 };
 use parking_lot::Mutex;
 use rnfs_client::inode::Inode;
+use rnfs_client::rpc::buf::Slice;
 use rnfs_client::{Attr, Client, Error, File, OpenOptions};
 use rnfs_proto::nfs3::{FileHandle3, Ftype3, NfsTime3, Nfsstat3, Sattr3, SetTime};
 use std::collections::HashMap;
@@ -667,22 +668,31 @@ impl Inner {
         self.files.lock().get(&fh).cloned().ok_or(libc::EBADF)
     }
 
-    async fn read(&self, fh: u64, off: i64, size: u32) -> R<Vec<u8>> {
+    async fn read(&self, fh: u64, off: i64, size: u32) -> R<Slice> {
         let f = self.file(fh)?;
         let off = u64::try_from(off).map_err(|_| libc::EINVAL)?;
         // Through the client's page cache and read-ahead, with this file's data not yet
         // written back laid over it (also while the file is open for writing: git's
-        // index-pack reads back the pack it is writing).
-        let mut buf = vec![0; size as usize];
-        let n = f
+        // index-pack reads back the pack it is writing). A request inside one READ's
+        // pages is answered from the page cache as it is; across READs, the parts are
+        // joined here.
+        let parts = f
             .file
             .read()
             .await
-            .read_at(off, &mut buf)
+            .read_shared_at(off, size as usize)
             .await
             .map_err(errno)?;
-        buf.truncate(n);
-        Ok(buf)
+        Ok(match <[Slice; 1]>::try_from(parts) {
+            Ok([one]) => one,
+            Err(parts) => {
+                let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+                for p in &parts {
+                    v.extend_from_slice(p);
+                }
+                Slice::from_vec(v)
+            }
+        })
     }
 
     /// Writes back the dirty data of a node through a short-lived handle of our own. Errors
@@ -1156,7 +1166,7 @@ impl Filesystem for RnfsFs {
     ) {
         self.spawn(|s| async move {
             match s.read(fh, offset, size).await {
-                Ok(d) => reply.data(&d),
+                Ok(d) => reply.data(&d[..]),
                 Err(e) => reply.error(e),
             }
         });

@@ -235,6 +235,16 @@ impl Slice {
     pub fn same_buffer(&self, other: &Slice) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
     }
+
+    /// Extends this slice over `next` if `next` follows it in the same buffer (the pages
+    /// of one READ do); whether it did.
+    pub fn append(&mut self, next: &Slice) -> bool {
+        let follows = self.same_buffer(next) && self.start + self.len == next.start;
+        if follows {
+            self.len += next.len;
+        }
+        follows
+    }
 }
 
 impl std::ops::Deref for Slice {
@@ -534,6 +544,19 @@ mod tests {
             pool.idle_bytes(),
             200_000usize.next_multiple_of(4096) + 72 * 1024
         );
+    }
+
+    #[test]
+    fn a_slice_extends_only_over_what_follows_it_in_its_buffer() {
+        let s = Slice::from_vec((0..100u8).collect());
+        let mut a = s.sub(10, 20);
+        assert!(a.append(&s.sub(30, 5)));
+        assert_eq!(&a[..], &(10..35u8).collect::<Vec<_>>()[..]);
+        assert!(!a.append(&s.sub(40, 5)), "a gap");
+        assert!(!a.append(&s.sub(20, 5)), "behind");
+        let other = Slice::from_vec((0..100u8).collect());
+        assert!(!a.append(&other.sub(35, 5)), "another buffer");
+        assert_eq!(a.len(), 25);
     }
 
     #[test]
