@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::inode::{CacheCounters, CacheStats, Inode, InodeTable};
 use crate::nfs::{self, IoStats, Nfs3, WriteVerf};
 use crate::readdir::DirCaches;
-use crate::rpc::buf::BufPool;
+use crate::rpc::buf::{Buf, BufPool, Slice};
 use crate::rpc::core::{RetryMode, RetryPolicy};
 use crate::rpc::{auth_sys, RpcClient, RpcConfig, RpcStats};
 use crate::url::NfsUrl;
@@ -367,6 +367,13 @@ impl Client {
     /// The root of the export.
     pub fn root(&self) -> Arc<Inode> {
         self.s.root.clone()
+    }
+
+    /// `data` copied into a buffer of the client's write pool (buffers reused while writes
+    /// go on), for [`crate::File::write_shared`]: a caller that must copy the bytes anyway
+    /// (out of a buffer it does not keep) copies them once, there.
+    pub fn write_buffer(&self, data: &[u8]) -> Slice {
+        Buf::copy_of(&self.s.wbufs, data).into_slice(0, data.len())
     }
 
     /// The READ size in use: the mount's `rsize` within the server's maximum. A stream

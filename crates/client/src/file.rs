@@ -19,7 +19,7 @@ use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::{Nfs3, ReadData};
 use crate::pace::{Pace, Span};
-use crate::rpc::buf::{Buf, Slice};
+use crate::rpc::buf::Slice;
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
 use rnfs_proto::nfs3::FileHandle3;
@@ -652,7 +652,12 @@ impl File {
 
     /// The application's bytes, copied into a buffer of the write pool.
     fn copy_in(&self, buf: &[u8]) -> Slice {
-        Buf::copy_of(&self.c.s.wbufs, buf).into_slice(0, buf.len())
+        self.c.write_buffer(buf)
+    }
+
+    /// [`File::write_shared`] at `off`, without moving the position.
+    pub async fn write_shared_at(&mut self, off: u64, data: Slice) -> Result<usize, Error> {
+        self.write_slice_at(off, data).await
     }
 
     /// Writes at `off` into the cache. Fails early only with a write-back error newer than

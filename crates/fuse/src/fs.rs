@@ -719,7 +719,7 @@ impl Inner {
             .any(|f| f.node == node && f.write)
     }
 
-    async fn write(&self, fh: u64, off: i64, data: Vec<u8>) -> R<u32> {
+    async fn write(&self, fh: u64, off: i64, data: Slice) -> R<u32> {
         self.check_rw()?;
         let f = self.file(fh)?;
         let off = u64::try_from(off).map_err(|_| libc::EINVAL)?;
@@ -727,7 +727,7 @@ impl Inner {
             .file
             .write()
             .await
-            .write_at(off, &data)
+            .write_shared_at(off, data)
             .await
             .map_err(errno)?;
         Ok(n as u32)
@@ -1184,7 +1184,9 @@ impl Filesystem for RnfsFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
-        let data = data.to_vec();
+        // The request's buffer is fuser's: its bytes are copied once, into the client's
+        // write pool, where write-back sends them from.
+        let data = self.inner.c.write_buffer(data);
         self.spawn(|s| async move {
             match s.write(fh, offset, data).await {
                 Ok(n) => reply.written(n),
