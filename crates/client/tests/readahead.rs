@@ -12,7 +12,7 @@
 mod common;
 use common::{FaultProxy, Faults, Target, TestServer};
 use parking_lot::Mutex;
-use rnfs_client::{Client, Error, MountOptions, NfsUrl, OpenOptions};
+use rnfs_client::{Client, Error, File, MountOptions, NfsUrl, OpenOptions};
 use rnfs_proto::nfs3::{Nfsstat3, Proc, ReadArgs, ReadRes};
 use rnfs_proto::rpc::{CallHeader, ReplyHeader};
 use rnfs_rpc::record::{encode_record, RecordDecoder};
@@ -72,6 +72,23 @@ async fn read_seq(c: &Client, path: &str, bs: usize) -> Result<Vec<u8>, Error> {
         out.extend_from_slice(&buf[..n]);
     }
     Ok(out)
+}
+
+/// Reads `f` to its end with `read` calls of `bs` bytes, checking each against `data` (the
+/// whole file), calling `each` after every read.
+async fn read_checking(f: &mut File, data: &[u8], bs: usize, mut each: impl FnMut(&File)) {
+    let mut buf = vec![0u8; bs];
+    let mut pos = 0;
+    loop {
+        let n = f.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n] == data[pos..pos + n], "at {pos}");
+        pos += n;
+        each(f);
+    }
+    assert_eq!(pos, data.len());
 }
 
 // ---- the gate proxy ----------------------------------------------------------------------
@@ -380,21 +397,14 @@ async fn the_window_grows_to_the_limit_when_the_link_is_slow() {
     gate.st.lock().delay = Some(Duration::from_millis(20));
     let mut f = c.open("/slow", OpenOptions::read()).await.unwrap();
     assert_eq!(f.readahead_window(), 0);
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut pos, mut widest) = (0, 0);
-    loop {
-        let n = f.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        assert!(buf[..n] == data[pos..pos + n], "at {pos}");
-        pos += n;
-        widest = widest.max(f.readahead_window());
-    }
-    assert_eq!(pos, data.len());
+    let mut widest = 0;
+    read_checking(&mut f, &data, 256 * 1024, |f| {
+        widest = widest.max(f.readahead_window())
+    })
+    .await;
     assert_eq!(widest, limit, "the window stopped short of the limit");
     // A read elsewhere ends the stream: no window.
-    f.read_at(0, &mut buf[..4096]).await.unwrap();
+    f.read_at(0, &mut [0u8; 4096]).await.unwrap();
     assert_eq!(f.readahead_window(), 0);
     drop(f);
     c.drop_caches();
@@ -515,19 +525,11 @@ async fn read_ahead_stays_within_the_page_cache_bound() {
     assert!(read_seq(&c, "/n", 4096).await.unwrap()[..] == data[..MIB]);
     let before = c.io_stats();
     let mut f = c.open("/m", OpenOptions::read()).await.unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut pos = 0;
     let mut peak = 0;
-    loop {
-        let n = f.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        assert!(buf[..n] == data[pos..pos + n], "at {pos}");
-        pos += n;
-        peak = peak.max(c.cache_stats().page_bytes);
-    }
-    assert_eq!(pos, data.len());
+    read_checking(&mut f, &data, 256 * 1024, |_| {
+        peak = peak.max(c.cache_stats().page_bytes)
+    })
+    .await;
     assert!(peak <= limit, "page cache {peak} over its bound {limit}");
     // The window never exceeds a quarter of the cache: no page was dropped before it
     // was read, none fetched twice.

@@ -62,33 +62,64 @@ fn cfg(mode: RetryMode, timeout_ms: u64) -> RpcConfig {
     }
 }
 
-async fn lookup(c: &RpcClient, root: &FileHandle3, name: &str) -> Result<LookupRes, RpcError> {
-    let a = DirOpArgs3 {
+/// Every kind of fault the proxy injects, often enough that each happens in a few hundred
+/// calls.
+fn every_fault() -> Faults {
+    Faults {
+        drop: 20,
+        duplicate: 50,
+        delay: 50,
+        delay_ms: 300,
+        garbage: 20,
+        unknown: 20,
+        kill: 4,
+        break_framing: 2,
+    }
+}
+
+/// Every reply dropped: a silent server.
+fn replies_dropped() -> Faults {
+    Faults {
+        drop: 1000,
+        ..Default::default()
+    }
+}
+
+fn lookup_args(root: &FileHandle3, name: &str) -> DirOpArgs3 {
+    DirOpArgs3 {
         dir: root.clone(),
         name: XdrString(name.as_bytes().to_vec()),
-    };
-    c.call(PROGRAM, VERSION, Proc::Lookup as u32, &a).await
+    }
+}
+
+/// A LOOKUP through `start_call`: `done` gets the decoded results.
+fn start_lookup(
+    c: &RpcClient,
+    root: &FileHandle3,
+    name: &str,
+    done: impl FnOnce(Result<LookupRes, RpcError>) + Send + 'static,
+) {
+    let args = rnfs_xdr::to_bytes(&lookup_args(root, name));
+    c.start_call(PROGRAM, VERSION, Proc::Lookup as u32, args, move |r| {
+        done(r.and_then(|reply| rnfs_xdr::from_bytes(reply.body()).map_err(RpcError::Decode)))
+    });
+}
+
+async fn lookup(c: &RpcClient, root: &FileHandle3, name: &str) -> Result<LookupRes, RpcError> {
+    c.call(
+        PROGRAM,
+        VERSION,
+        Proc::Lookup as u32,
+        &lookup_args(root, name),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_gets_its_own_reply_under_all_faults() {
     let srv = TestServer::memory(64 << 20);
     let (root, files) = setup(&srv, 50);
-    let proxy = FaultProxy::start(
-        srv.addr,
-        Faults {
-            drop: 20,
-            duplicate: 50,
-            delay: 50,
-            delay_ms: 300,
-            garbage: 20,
-            unknown: 20,
-            kill: 4,
-            break_framing: 2,
-        },
-        0x5eed,
-    )
-    .await;
+    let proxy = FaultProxy::start(srv.addr, every_fault(), 0x5eed).await;
     let c = RpcClient::new(proxy.addr, cfg(RetryMode::Hard, 150));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..800usize {
@@ -143,15 +174,7 @@ async fn every_call_gets_its_own_reply_under_all_faults() {
 async fn soft_mode_times_out_and_leaves_no_call_behind() {
     let srv = TestServer::memory(1 << 20);
     let (root, _) = setup(&srv, 1);
-    let proxy = FaultProxy::start(
-        srv.addr,
-        Faults {
-            drop: 1000,
-            ..Default::default()
-        },
-        1,
-    )
-    .await;
+    let proxy = FaultProxy::start(srv.addr, replies_dropped(), 1).await;
     let c = RpcClient::new(proxy.addr, cfg(RetryMode::Soft { tries: 3 }, 50));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
@@ -185,15 +208,7 @@ async fn soft_mode_reports_an_unreachable_server() {
 async fn abandoned_calls_are_reaped_and_hard_calls_survive_a_silent_server() {
     let srv = TestServer::memory(1 << 20);
     let (root, _) = setup(&srv, 1);
-    let proxy = FaultProxy::start(
-        srv.addr,
-        Faults {
-            drop: 1000,
-            ..Default::default()
-        },
-        2,
-    )
-    .await;
+    let proxy = FaultProxy::start(srv.addr, replies_dropped(), 2).await;
     let c = RpcClient::new(proxy.addr, cfg(RetryMode::Hard, 50));
     // Callers that give up: their calls must leave the table.
     for _ in 0..10 {
@@ -261,21 +276,7 @@ async fn calls_started_without_waiting_each_get_their_own_outcome_under_faults()
     // awaited calls, also with more calls than slots (the rest wait for one).
     let srv = TestServer::memory(64 << 20);
     let (root, files) = setup(&srv, 50);
-    let proxy = FaultProxy::start(
-        srv.addr,
-        Faults {
-            drop: 20,
-            duplicate: 50,
-            delay: 50,
-            delay_ms: 300,
-            garbage: 20,
-            unknown: 20,
-            kill: 4,
-            break_framing: 2,
-        },
-        0xca11,
-    )
-    .await;
+    let proxy = FaultProxy::start(srv.addr, every_fault(), 0xca11).await;
     let c = RpcClient::new(
         proxy.addr,
         RpcConfig {
@@ -286,23 +287,10 @@ async fn calls_started_without_waiting_each_get_their_own_outcome_under_faults()
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..400usize {
         let name = format!("f{}", i % 50);
-        let a = DirOpArgs3 {
-            dir: root.clone(),
-            name: XdrString(name.clone().into_bytes()),
-        };
         let tx = tx.clone();
-        c.start_call(
-            PROGRAM,
-            VERSION,
-            Proc::Lookup as u32,
-            rnfs_xdr::to_bytes(&a),
-            move |r| {
-                let r = r.and_then(|reply| {
-                    rnfs_xdr::from_bytes::<LookupRes>(reply.body()).map_err(RpcError::Decode)
-                });
-                let _ = tx.send((name, r));
-            },
-        );
+        start_lookup(&c, &root, &name.clone(), move |r| {
+            let _ = tx.send((name, r));
+        });
     }
     drop(tx);
     let mut n = 0;
@@ -323,30 +311,12 @@ async fn calls_started_without_waiting_each_get_their_own_outcome_under_faults()
 async fn a_started_call_ends_with_an_error_when_the_server_stays_silent_in_soft_mode() {
     let srv = TestServer::memory(1 << 20);
     let (root, _) = setup(&srv, 1);
-    let proxy = FaultProxy::start(
-        srv.addr,
-        Faults {
-            drop: 1000,
-            ..Default::default()
-        },
-        5,
-    )
-    .await;
+    let proxy = FaultProxy::start(srv.addr, replies_dropped(), 5).await;
     let c = RpcClient::new(proxy.addr, cfg(RetryMode::Soft { tries: 2 }, 50));
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let a = DirOpArgs3 {
-        dir: root,
-        name: XdrString(b"f0".to_vec()),
-    };
-    c.start_call(
-        PROGRAM,
-        VERSION,
-        Proc::Lookup as u32,
-        rnfs_xdr::to_bytes(&a),
-        move |r| {
-            let _ = tx.send(r.map(|_| ()));
-        },
-    );
+    start_lookup(&c, &root, "f0", move |r| {
+        let _ = tx.send(r.map(|_| ()));
+    });
     assert_eq!(rx.await.unwrap(), Err(RpcError::TimedOut { tries: 2 }));
     assert_eq!(c.stats().table.live, 0);
 }
