@@ -11,6 +11,7 @@
 pub mod client;
 pub mod drc;
 pub mod message;
+pub mod outbox;
 pub mod record;
 pub mod rpcbind;
 pub mod transport;

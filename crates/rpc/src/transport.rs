@@ -18,10 +18,10 @@
 //! connection; beyond that nothing more is read from the socket, which bounds memory per
 //! connection. A malformed stream (a record over the size limit) closes the connection;
 //! nothing the peer sends can make the server allocate more than the limits allow.
+use crate::outbox::{Outbox, Pieces};
 use crate::record::{single_fragment_header, RecordDecoder};
 use parking_lot::Mutex;
-use std::collections::VecDeque;
-use std::io::{ErrorKind, IoSlice};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -222,94 +222,30 @@ const MAX_BATCH: usize = 256;
 /// replies are gathered into one write, large ones go out while the next call runs.
 const SEND_EARLY: usize = 64 * 1024;
 
-/// Replies waiting to be written, each with its record mark.
-#[derive(Default)]
-struct Outbox {
-    queue: VecDeque<([u8; 4], Vec<u8>)>,
-    /// Bytes of the front entry already written, its record mark included.
-    sent: usize,
-    /// Bytes queued and not yet written.
-    bytes: usize,
+/// A reply with its record mark, as it waits in the outbox.
+struct Framed {
+    mark: [u8; 4],
+    body: Vec<u8>,
 }
 
-impl Outbox {
-    fn len(&self) -> usize {
-        self.queue.len()
+impl Pieces for Framed {
+    fn pieces(&self) -> [&[u8]; 3] {
+        [&self.mark, &self.body, &[]]
     }
+}
 
-    fn bytes(&self) -> usize {
-        self.bytes
+/// Queues a reply as one record (one larger than a record can be is dropped, logged).
+fn push_reply(out: &mut Outbox<Framed>, reply: Vec<u8>) {
+    match single_fragment_header(reply.len()) {
+        Some(mark) => out.push(Framed { mark, body: reply }),
+        None => error!(len = reply.len(), "reply too large for a record; dropped"),
     }
+}
 
-    fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    fn push(&mut self, reply: Vec<u8>) {
-        match single_fragment_header(reply.len()) {
-            Some(mark) => {
-                self.bytes += mark.len() + reply.len();
-                self.queue.push_back((mark, reply));
-            }
-            None => error!(len = reply.len(), "reply too large for a record; dropped"),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.queue.clear();
-        self.sent = 0;
-        self.bytes = 0;
-    }
-
-    /// Writes as much as the socket takes without waiting, giving each reply written back
-    /// to `svc`. `Ok(true)` when everything queued is written, `Ok(false)` when the socket
-    /// is full.
-    fn flush(&mut self, sock: &TcpStream, svc: &dyn Service) -> std::io::Result<bool> {
-        while !self.queue.is_empty() {
-            let n = {
-                let mut slices = Vec::with_capacity(2 * self.queue.len().min(MAX_BATCH));
-                for (i, (mark, body)) in self.queue.iter().take(MAX_BATCH).enumerate() {
-                    let done = if i == 0 { self.sent } else { 0 };
-                    if done < mark.len() {
-                        slices.push(IoSlice::new(&mark[done..]));
-                        slices.push(IoSlice::new(body));
-                    } else {
-                        slices.push(IoSlice::new(&body[done - mark.len()..]));
-                    }
-                }
-                match sock.try_write_vectored(&slices) {
-                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            self.advance(n, |body| svc.recycle(body));
-        }
-        Ok(true)
-    }
-
-    /// Accounts for `n` bytes written from the front; hands each reply written whole to
-    /// `done`.
-    fn advance(&mut self, mut n: usize, mut done: impl FnMut(Vec<u8>)) {
-        self.bytes -= n.min(self.bytes);
-        while n > 0 {
-            let Some((mark, body)) = self.queue.front() else {
-                break;
-            };
-            let left = mark.len() + body.len() - self.sent;
-            if n < left {
-                self.sent += n;
-                break;
-            }
-            n -= left;
-            self.sent = 0;
-            if let Some((_, body)) = self.queue.pop_front() {
-                done(body);
-            }
-        }
-    }
+/// Writes what the socket takes of the replies waiting, giving each written reply's
+/// buffer back to `svc`.
+fn flush(out: &mut Outbox<Framed>, sock: &TcpStream, svc: &dyn Service) -> std::io::Result<bool> {
+    out.flush(|iov| sock.try_write_vectored(iov), |f| svc.recycle(f.body))
 }
 
 /// Runs a call on the current thread (with [`Service::try_call`] when `attempt`); a panic
@@ -342,7 +278,7 @@ async fn connection(
     let max = cfg.max_in_flight.max(1);
     let fin = Arc::new(Finished::default());
     let mut dec = RecordDecoder::new(cfg.max_record);
-    let mut out = Outbox::default();
+    let mut out = Outbox::with_batch(MAX_BATCH);
     // Calls running on the blocking pool.
     let mut running = 0usize;
     // Whether to read more from the socket: not after end of stream, shutdown, a bad record
@@ -359,7 +295,7 @@ async fn connection(
             running -= done.len();
             if !broken {
                 for r in done.into_iter().flatten() {
-                    out.push(r);
+                    push_reply(&mut out, r);
                 }
             }
         }
@@ -385,10 +321,10 @@ async fn connection(
             };
             if let Attempt::Done(reply) = attempt {
                 if let Some(r) = reply {
-                    out.push(r);
+                    push_reply(&mut out, r);
                 }
                 if out.bytes() >= SEND_EARLY {
-                    if let Err(e) = out.flush(&sock, &*svc) {
+                    if let Err(e) = flush(&mut out, &sock, &*svc) {
                         debug!(error = %e, "write failed");
                         broken = true;
                         reading = false;
@@ -404,7 +340,7 @@ async fn connection(
             }
         }
         if !out.is_empty() {
-            if let Err(e) = out.flush(&sock, &*svc) {
+            if let Err(e) = flush(&mut out, &sock, &*svc) {
                 debug!(error = %e, "write failed");
                 broken = true;
                 reading = false;
@@ -728,30 +664,6 @@ mod tests {
         assert_eq!(p.recv().unwrap(), vec![2, 1, 7]);
         assert_eq!(p.recv(), None, "closed after the last reply");
         srv.done.recv().unwrap();
-    }
-
-    #[test]
-    fn outbox_accounts_for_partial_writes() {
-        let mut o = Outbox::default();
-        let mut done = Vec::new();
-        o.push(vec![1; 10]);
-        o.push(vec![]);
-        o.push(vec![2; 5]);
-        assert_eq!((o.len(), o.bytes()), (3, 27));
-        o.advance(2, |b| done.push(b)); // half a record mark
-        assert_eq!((o.len(), o.bytes(), o.sent), (3, 25, 2));
-        o.advance(12, |b| done.push(b)); // the rest of the first reply
-        assert_eq!((o.len(), o.bytes(), o.sent), (2, 13, 0));
-        o.advance(4 + 6, |b| done.push(b)); // the empty reply and 6 bytes of the last
-        assert_eq!((o.len(), o.bytes(), o.sent), (1, 3, 6));
-        o.advance(3, |b| done.push(b));
-        assert!(o.is_empty());
-        assert_eq!(o.bytes(), 0);
-        assert_eq!(
-            done,
-            vec![vec![1; 10], vec![], vec![2; 5]],
-            "each given back once"
-        );
     }
 
     #[test]

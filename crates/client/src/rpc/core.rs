@@ -109,6 +109,12 @@ impl Record {
     }
 }
 
+impl rnfs_rpc::outbox::Pieces for Record {
+    fn pieces(&self) -> [&[u8]; 3] {
+        self.parts()
+    }
+}
+
 /// Counters of the table (a snapshot; cheap to copy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableStats {

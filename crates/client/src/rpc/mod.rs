@@ -15,6 +15,7 @@ use self::core::{CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::{AuthSysParams, OpaqueAuth, AUTH_SYS};
+use rnfs_rpc::outbox::Outbox;
 use rnfs_xdr::{VarArray, Xdr, XdrString};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -382,7 +383,7 @@ struct Conn {
 
 struct Out {
     write: tokio::net::tcp::OwnedWriteHalf,
-    q: Outbox,
+    q: Outbox<Record>,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -395,73 +396,8 @@ struct Driver {
     rx: mpsc::UnboundedReceiver<Cmd>,
 }
 
-/// Most records gathered into one vectored write, and most calls taken from the queue
-/// before writing.
+/// Most calls taken from the queue before writing (they go out together).
 const BATCH: usize = 64;
-
-/// Records waiting to be written, the first maybe in part.
-#[derive(Default)]
-struct Outbox {
-    q: std::collections::VecDeque<Record>,
-    /// Bytes of the first record already written.
-    sent: usize,
-}
-
-impl Outbox {
-    fn push(&mut self, r: Record) {
-        self.q.push_back(r);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.q.is_empty()
-    }
-
-    /// Writes what the socket takes without waiting, those waiting together in vectored
-    /// writes (no copy of bulk data). `Ok(true)` once all is written, `Ok(false)` when the
-    /// socket is full.
-    fn flush(&mut self, w: &tokio::net::tcp::OwnedWriteHalf) -> std::io::Result<bool> {
-        while !self.q.is_empty() {
-            let mut skip = self.sent;
-            let mut iov: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(3 * BATCH);
-            for r in self.q.iter().take(BATCH) {
-                for p in r.parts() {
-                    if skip >= p.len() {
-                        skip -= p.len();
-                        continue;
-                    }
-                    iov.push(std::io::IoSlice::new(&p[skip..]));
-                    skip = 0;
-                }
-            }
-            let n = match w.try_write_vectored(&iov) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            drop(iov);
-            self.advance(n);
-        }
-        Ok(true)
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(first) = self.q.front() else {
-                return;
-            };
-            let left = first.len() - self.sent;
-            if n >= left {
-                n -= left;
-                self.sent = 0;
-                self.q.pop_front();
-            } else {
-                self.sent += n;
-                n = 0;
-            }
-        }
-    }
-}
 
 /// How often calls abandoned by their callers are reaped when nothing else happens.
 const REAP_EVERY: Duration = Duration::from_millis(500);
@@ -608,7 +544,7 @@ impl Driver {
                             backoff = self.cfg.reconnect_min;
                             let (read, write) = stream.into_split();
                             conn = Some(Conn { read, framer: Framer::new(self.cfg.max_record, pool.clone()) });
-                            out = Some(Out { write, q: Outbox::default() });
+                            out = Some(Out { write, q: Outbox::with_batch(BATCH) });
                             let outs = self.table.on_connect(Instant::now().into_std());
                             self.complete(outs, &mut out);
                             self.publish(|s| s.connects += 1);
@@ -631,7 +567,7 @@ impl Driver {
                 },
             }
             if let Some(o) = out.as_mut() {
-                if let Err(e) = o.q.flush(&o.write) {
+                if let Err(e) = o.q.flush(|iov| o.write.try_write_vectored(iov), drop) {
                     debug!("send failed: {e}");
                     lost = true;
                 }
