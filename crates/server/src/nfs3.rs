@@ -781,10 +781,16 @@ mod tests {
     use rnfs_vfs::{Backend, Ctx};
     use std::sync::Arc;
 
-    /// The hand-encoded READ reply is byte for byte what encoding a [`ReadRes`] gives.
-    #[test]
-    fn read_reply_matches_the_generic_encoding() {
-        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+    fn test_conn() -> ConnInfo {
+        ConnInfo {
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        }
+    }
+
+    /// A file `f` holding `data` (with LocalFs: its descriptor cached and its data in the
+    /// page cache).
+    fn file_with(fs: &dyn Backend, data: &[u8]) -> FileKey {
         let ctx = Ctx::default();
         let (k, _) = fs
             .create(
@@ -794,13 +800,26 @@ mod tests {
                 &CreateMode::Unchecked(Default::default()),
             )
             .unwrap();
-        fs.write(&ctx, &k, 0, b"0123456789", Stability::Unstable)
-            .unwrap();
+        fs.write(&ctx, &k, 0, data, Stability::Unstable).unwrap();
+        k
+    }
+
+    fn read_args(fh: &FileHandle3, offset: u64, count: u32) -> Vec<u8> {
+        rnfs_xdr::to_bytes(&ReadArgs {
+            file: fh.clone(),
+            offset,
+            count,
+        })
+    }
+
+    /// The hand-encoded READ reply is byte for byte what encoding a [`ReadRes`] gives.
+    #[test]
+    fn read_reply_matches_the_generic_encoding() {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let ctx = Ctx::default();
+        let k = file_with(&*fs, b"0123456789");
         let s = NfsServer::new(Export::new(1, "/", fs.clone()), ServerConfig::default());
-        let conn = ConnInfo {
-            peer: "127.0.0.1:700".parse().unwrap(),
-            local: "127.0.0.1:2049".parse().unwrap(),
-        };
+        let conn = test_conn();
         let req = Req {
             conn: &conn,
             auth: &Auth::None,
@@ -817,11 +836,7 @@ mod tests {
             (8, 100),
             (50, 4),
         ] {
-            let args = rnfs_xdr::to_bytes(&ReadArgs {
-                file: fh.clone(),
-                offset,
-                count,
-            });
+            let args = read_args(&fh, offset, count);
             let got = read_reply(&s, &req, 7, &args);
             let (data, eof) = fs.read(&ctx, &k, offset, count).unwrap();
             let want = reply_with(
@@ -836,11 +851,7 @@ mod tests {
             assert_eq!(got, want, "offset {offset} count {count}");
         }
         // A failure is the generic failure reply.
-        let args = rnfs_xdr::to_bytes(&ReadArgs {
-            file: handle::encode(&s.exports().exports[0], &fs.root()),
-            offset: 0,
-            count: 10,
-        });
+        let args = read_args(&handle::encode(&s.exports().exports[0], &fs.root()), 0, 10);
         let got = read_reply(&s, &req, 8, &args);
         let at = fs.getattr(&ctx, &fs.root()).unwrap();
         assert_eq!(
@@ -857,23 +868,13 @@ mod tests {
     /// reads without waiting, and nothing when it cannot tell.
     #[test]
     fn a_read_tried_inline_gives_the_pool_reply_or_nothing() {
-        let conn = ConnInfo {
-            peer: "127.0.0.1:700".parse().unwrap(),
-            local: "127.0.0.1:2049".parse().unwrap(),
-        };
+        let conn = test_conn();
         let req = Req {
             conn: &conn,
             auth: &Auth::None,
         };
         let ctx = Ctx::default();
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let args = |fh: &FileHandle3, offset: u64, count: u32| {
-            rnfs_xdr::to_bytes(&ReadArgs {
-                file: fh.clone(),
-                offset,
-                count,
-            })
-        };
         // The reply without the access time, which a read may move.
         let decoded = |reply: &[u8]| {
             let mut r = rnfs_xdr::from_bytes::<ReadRes>(&reply[RPC_REPLY_HEADER..]).unwrap();
@@ -885,29 +886,14 @@ mod tests {
             r
         };
 
-        // A file `f` holding `data` (with LocalFs: its descriptor cached and its data in
-        // the page cache).
-        let file_with_data = |fs: &dyn Backend| {
-            let (k, _) = fs
-                .create(
-                    &ctx,
-                    &fs.root(),
-                    b"f",
-                    &CreateMode::Unchecked(Default::default()),
-                )
-                .unwrap();
-            fs.write(&ctx, &k, 0, &data, Stability::Unstable).unwrap();
-            k
-        };
-
         let dir = tempfile::tempdir().unwrap();
         let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
-        let k = file_with_data(&*fs);
+        let k = file_with(&*fs, &data);
         let s = NfsServer::new(Export::new(1, "/", fs.clone()), ServerConfig::default());
         let fh = handle::encode(&s.exports().exports[0], &k);
         let mut tried = 0;
         for (offset, count) in [(0, 4096), (1, 3), (9_999, 10), (10_000, 1), (20_000, 5)] {
-            let a = args(&fh, offset, count);
+            let a = read_args(&fh, offset, count);
             let want = read_reply(&s, &req, 7, &a);
             if let Some(got) = try_read_reply(&s, &req, 7, &a) {
                 assert_eq!(decoded(&got), decoded(&want), "offset {offset}");
@@ -927,7 +913,7 @@ mod tests {
         if let Some(b) = forged.0.last_mut() {
             *b ^= 1; // the check value no longer matches
         }
-        let a = args(&forged, 0, 1);
+        let a = read_args(&forged, 0, 1);
         assert_eq!(
             try_read_reply(&s, &req, 8, &a),
             Some(read_reply(&s, &req, 8, &a))
@@ -940,9 +926,9 @@ mod tests {
         // A backend that cannot tell (here the memory backend, not declared as never
         // waiting): every READ goes to the pool.
         let mem = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
-        let k = file_with_data(&*mem);
+        let k = file_with(&*mem, &data);
         let s = NfsServer::new(Export::new(1, "/", mem), ServerConfig::default());
         let fh = handle::encode(&s.exports().exports[0], &k);
-        assert_eq!(try_read_reply(&s, &req, 7, &args(&fh, 0, 4096)), None);
+        assert_eq!(try_read_reply(&s, &req, 7, &read_args(&fh, 0, 4096)), None);
     }
 }

@@ -1652,27 +1652,43 @@ mod tests {
         })
     }
 
-    #[test]
-    fn cached_descriptors_check_each_caller_and_follow_mode_changes() {
-        let (_d, fs) = fs();
-        if !fs.switch_creds {
-            eprintln!("SKIPPED: needs root to act as other users");
-            return;
-        }
-        let owner = ctx_of(1000);
-        let other = ctx_of(2000);
-        let root = fs.root();
-        let mode = |m: u32| SetAttr {
+    fn mode(m: u32) -> SetAttr {
+        SetAttr {
             mode: Some(m),
             ..SetAttr::default()
-        };
-        fs.setattr(&Ctx::default(), &root, &mode(0o777), None)
+        }
+    }
+
+    /// A LocalFs acting as each caller, which needs root; `None` (said) without.
+    fn fs_acting_as_callers() -> Option<(tempfile::TempDir, LocalFs)> {
+        let (d, fs) = fs();
+        if !fs.switch_creds {
+            eprintln!("SKIPPED: needs root to act as other users");
+            return None;
+        }
+        Some((d, fs))
+    }
+
+    /// As `owner`, a file `f` of mode 0600 holding "secret", in a root everyone may write.
+    fn owners_secret(fs: &LocalFs, owner: &Ctx) -> FileKey {
+        fs.setattr(&Ctx::default(), &fs.root(), &mode(0o777), None)
             .unwrap();
         let (f, _) = fs
-            .create(&owner, &root, b"f", &CreateMode::Guarded(mode(0o600)))
+            .create(owner, &fs.root(), b"f", &CreateMode::Guarded(mode(0o600)))
             .unwrap();
-        fs.write(&owner, &f, 0, b"secret", Stability::Unstable)
+        fs.write(owner, &f, 0, b"secret", Stability::Unstable)
             .unwrap();
+        f
+    }
+
+    #[test]
+    fn cached_descriptors_check_each_caller_and_follow_mode_changes() {
+        let Some((_d, fs)) = fs_acting_as_callers() else {
+            return;
+        };
+        let owner = ctx_of(1000);
+        let other = ctx_of(2000);
+        let f = owners_secret(&fs, &owner);
         assert_eq!(fs.read(&owner, &f, 0, 10).unwrap().0, b"secret");
         // The file is cached open now; another caller still gets what open(2) would say.
         assert_eq!(fs.read(&other, &f, 0, 10), Err(VfsError::Acces));
@@ -1906,24 +1922,11 @@ mod tests {
 
     #[test]
     fn reads_without_waiting_refuse_other_callers_as_read_into_does() {
-        let (_d, fs) = fs();
-        if !fs.switch_creds {
-            eprintln!("SKIPPED: needs root to act as other users");
+        let Some((_d, fs)) = fs_acting_as_callers() else {
             return;
-        }
-        let root = fs.root();
-        let owner = ctx_of(1000);
-        let mode = |m: u32| SetAttr {
-            mode: Some(m),
-            ..SetAttr::default()
         };
-        fs.setattr(&Ctx::default(), &root, &mode(0o777), None)
-            .unwrap();
-        let (f, _) = fs
-            .create(&owner, &root, b"f", &CreateMode::Guarded(mode(0o600)))
-            .unwrap();
-        fs.write(&owner, &f, 0, b"secret", Stability::Unstable)
-            .unwrap();
+        let owner = ctx_of(1000);
+        let f = owners_secret(&fs, &owner);
         // Not the owner, no permission: never data, whatever the cache holds.
         let (r, buf) = try_read(&fs, &ctx_of(2000), &f, 0, 10);
         assert!(matches!(r, None | Some(Err(VfsError::Acces))), "{r:?}");
