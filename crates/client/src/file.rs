@@ -62,6 +62,15 @@ impl OpenOptions {
         }
     }
 
+    /// Read and write an existing file.
+    pub fn read_write() -> Self {
+        Self {
+            read: true,
+            write: true,
+            ..Default::default()
+        }
+    }
+
     /// Write, create and truncate (what `>` in a shell does).
     pub fn create_truncate() -> Self {
         Self {

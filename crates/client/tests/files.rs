@@ -74,17 +74,7 @@ async fn write_read_seek_set_len_roundtrip() {
     assert_commits(&t, io.commits, 1);
 
     // Read-modify-write in place, seek, and reading our own unwritten data.
-    let mut f = c
-        .open(
-            "/a",
-            OpenOptions {
-                read: true,
-                write: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mut f = c.open("/a", OpenOptions::read_write()).await.unwrap();
     f.seek(std::io::SeekFrom::Start(10)).await.unwrap();
     f.write(b"hello").await.unwrap();
     let mut b = [0u8; 9];
@@ -135,17 +125,7 @@ async fn shared_reads_and_writes_move_the_same_bytes_without_copies() {
     assert!(parts >= 6, "slices of pages, not one buffer: {parts}");
     assert_eq!(read_all(&c, "/dst").await, data);
     // Data not yet written back is seen through read_shared too.
-    let mut f = c
-        .open(
-            "/src",
-            OpenOptions {
-                read: true,
-                write: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mut f = c.open("/src", OpenOptions::read_write()).await.unwrap();
     f.seek(std::io::SeekFrom::Start(W as u64 - 2))
         .await
         .unwrap();
@@ -276,10 +256,8 @@ async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
     let c = mount(&t, |_| {}).await;
     fill(&c).await;
     let rw = OpenOptions {
-        read: true,
-        write: true,
         create: true,
-        ..Default::default()
+        ..OpenOptions::read_write()
     };
     let mut a = c.open("/f", rw).await.unwrap();
     let mut b = c.open("/f", rw).await.unwrap();
@@ -318,10 +296,8 @@ async fn w2_w4_w5_a_seen_error_never_fails_a_later_write_and_writes_stay_cached(
     let c = mount(&t, |_| {}).await;
     fill(&c).await;
     let rw = OpenOptions {
-        read: true,
-        write: true,
         create: true,
-        ..Default::default()
+        ..OpenOptions::read_write()
     };
     let mut a = c.open("/f", rw).await.unwrap();
     a.write(&vec![1; 4 * W]).await.unwrap();

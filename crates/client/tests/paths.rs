@@ -228,11 +228,7 @@ async fn open_asks_access_for_the_callers_credentials() {
     assert_eq!(e, Error::Nfs(Nfsstat3::Acces));
     assert_eq!(e.errno(), 13);
     u.open("/public", OpenOptions::read()).await.unwrap();
-    let rw = OpenOptions {
-        read: true,
-        write: true,
-        ..Default::default()
-    };
+    let rw = OpenOptions::read_write();
     assert_eq!(
         u.open("/public", rw).await.unwrap_err(),
         Error::Nfs(Nfsstat3::Acces)

@@ -700,12 +700,7 @@ impl Inner {
     /// them, so nothing is taken from the application's `fsync`/`close`.
     async fn settle(&self, node: u64) {
         let Ok(path) = self.path(node) else { return };
-        let o = OpenOptions {
-            read: true,
-            write: true,
-            ..Default::default()
-        };
-        if let Ok(f) = self.c.open(&path, o).await {
+        if let Ok(f) = self.c.open(&path, OpenOptions::read_write()).await {
             if let Err(e) = f.close().await {
                 tracing::debug!("write-back of {path:?} before a read or a time change: {e}");
             }
