@@ -16,6 +16,7 @@
 use super::buf::{Buf, Reply, Slice};
 use crate::error::RpcError;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus};
+use rnfs_rpc::outbox::Pieces;
 use rnfs_rpc::record::single_fragment_header;
 use rnfs_xdr::{padding, Reader, Writer};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -91,27 +92,14 @@ impl Record {
     pub fn head(&self) -> &[u8] {
         &self.head
     }
-
-    /// The parts to send, in order (some may be empty).
-    pub fn parts(&self) -> [&[u8]; 3] {
-        let bulk = self.bulk.as_deref().unwrap_or_default();
-        [&self.head, bulk, &[0u8; 3][..padding(bulk.len())]]
-    }
-
-    /// Bytes on the wire.
-    pub fn len(&self) -> usize {
-        self.parts().iter().map(|p| p.len()).sum()
-    }
-
-    /// Whether the record is empty (never: it has a header).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
-impl rnfs_rpc::outbox::Pieces for Record {
+/// A record goes out as its head, the bulk data and the bulk's padding (bytes on the wire:
+/// [`Pieces::wire_len`]).
+impl Pieces for Record {
     fn pieces(&self) -> [&[u8]; 3] {
-        self.parts()
+        let bulk = self.bulk.as_deref().unwrap_or_default();
+        [&self.head, bulk, &[0u8; 3][..padding(bulk.len())]]
     }
 }
 
@@ -489,20 +477,20 @@ mod tests {
         };
         let (_, rec) = t.start(t0, call, 1);
         let rec = rec.unwrap();
-        let [head, bulk, pad] = rec.parts();
+        let [head, bulk, pad] = rec.pieces();
         assert_eq!(&head[head.len() - 4..], &[0, 0, 0, 5]);
         assert_eq!(bulk, &[9; 5]);
         assert_eq!(pad, &[0; 3]);
         let mark = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         assert_eq!(
             mark,
-            0x8000_0000 | (rec.len() as u32 - 4),
+            0x8000_0000 | (rec.wire_len() as u32 - 4),
             "last fragment, whole length"
         );
-        assert_eq!(rec.len() % 4, 0);
+        assert_eq!(rec.wire_len() % 4, 0);
         // the wire bytes are those of the same call with the data inside the arguments
         let mut flat = Vec::new();
-        for p in rec.parts() {
+        for p in rec.pieces() {
             flat.extend_from_slice(p);
         }
         let mut t2: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
