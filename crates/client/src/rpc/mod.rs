@@ -372,15 +372,16 @@ impl RpcClient {
     }
 }
 
-/// A connection: its read side with the framer of replies, its write side with the
-/// records not yet written. The driver task owns both, so a call goes out and a reply is
-/// handled without waking any other task; a peer slow to read only makes records wait in
-/// the outbox (the driver goes on reading replies).
+/// The read side of a connection, with the framer of replies. The driver task owns it and
+/// the write side ([`Out`]), both set and dropped together, so a call goes out and a reply
+/// is handled without waking any other task.
 struct Conn {
     read: tokio::net::tcp::OwnedReadHalf,
     framer: Framer,
 }
 
+/// The write side of a connection, with the records not yet written: a peer slow to read
+/// only makes records wait here (the driver goes on reading replies).
 struct Out {
     write: tokio::net::tcp::OwnedWriteHalf,
     q: Outbox<Record>,
