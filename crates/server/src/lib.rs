@@ -410,7 +410,13 @@ impl NfsServer {
                 if !proc_.is_non_idempotent() {
                     return Some(self.run_nfs(&req, h.xid, proc_, call.args));
                 }
-                let key = DrcKey::new(conn.peer.ip(), h.xid, (h.prog, h.vers, h.proc_), call.args);
+                let key = DrcKey::new(
+                    conn.peer,
+                    &h.cred,
+                    h.xid,
+                    (h.prog, h.vers, h.proc_),
+                    call.args,
+                );
                 match self.drc.begin(&key) {
                     Lookup::Replay(r) => Some((*r).clone()),
                     Lookup::InProgress => None,

@@ -233,3 +233,51 @@ fn retransmitted_non_idempotent_calls_get_the_original_reply() {
     );
     assert!(s.server.drc_stats().hits >= 3);
 }
+
+/// Issue 12, finding 6: the reply cache once keyed on the client's address alone, so a
+/// second user on the same host who sent the same xid and arguments on another connection
+/// received the first user's cached CREATE reply (and its handle) instead of EXIST.
+#[test]
+fn a_replay_from_another_user_or_port_runs_afresh() {
+    let (d, fs) = local();
+    // Any uid may create in the export's root.
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let s = TestServer::start(fs);
+    let create = |c: &mut Nfs| {
+        let args = rnfs_xdr::to_bytes(&CreateArgs {
+            where_: dirop(&c.root, "mine"),
+            how: CreateHow3::Guarded(Sattr3 {
+                mode: Some(0o600),
+                ..Default::default()
+            }),
+        });
+        let (_, r) =
+            c.c.call_raw_xid(4242, PROGRAM, 3, Proc::Create as u32, &args)
+                .unwrap();
+        r
+    };
+    let status = |r: &[u8]| rnfs_xdr::from_bytes::<CreateRes>(r).unwrap().status();
+    let mut alice = s.client();
+    alice.c.auth_sys(1000, 1000, &[]);
+    let first = create(&mut alice);
+    assert_eq!(status(&first), Nfsstat3::Ok);
+    // Another user, another connection from 127.0.0.1, same xid and arguments.
+    let mut mallory = s.client();
+    mallory.c.auth_sys(1001, 1001, &[]);
+    let replay = create(&mut mallory);
+    assert_ne!(
+        replay, first,
+        "another user got the first user's cached reply"
+    );
+    assert_eq!(status(&replay), Nfsstat3::Exist);
+    // The same user on another connection (another port) runs afresh too.
+    let mut alice2 = s.client();
+    alice2.c.auth_sys(1000, 1000, &[]);
+    assert_eq!(status(&create(&mut alice2)), Nfsstat3::Exist);
+    // A genuine retransmission, on the first connection, still gets the original reply.
+    assert_eq!(create(&mut alice), first);
+}
