@@ -36,6 +36,13 @@ pub(crate) struct ServeArgs {
     /// Serve Prometheus metrics over HTTP on this address (off by default).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+    /// MOUNT list (what `showmount -a` shows): most entries per client address; its oldest
+    /// entry is forgotten beyond.
+    #[arg(long, value_name = "N", default_value_t = rnfs_server::DEFAULT_MOUNTS_PER_CLIENT)]
+    max_mounts_per_client: usize,
+    /// MOUNT list: most entries in all; the oldest entry is forgotten beyond.
+    #[arg(long, value_name = "N", default_value_t = rnfs_server::DEFAULT_MOUNTS_TOTAL)]
+    max_mounts: usize,
 }
 
 /// Parses "64MiB", "1G", "4096", "10k" into bytes (binary multiples).
@@ -109,6 +116,8 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     };
     let cfg = ServerConfig {
         read_only: a.read_only,
+        mounts_per_client: a.max_mounts_per_client,
+        mounts_total: a.max_mounts,
         ..Default::default()
     };
     let server = Arc::new(NfsServer::with_exports(exports, cfg));

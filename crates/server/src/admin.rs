@@ -161,6 +161,25 @@ pub fn metrics_text(s: &NfsServer) -> String {
         family(&mut o, name, kind, help);
         let _ = writeln!(o, "{name} {v}");
     }
+    let (mounts, dropped) = s.mount_list_stats();
+    let mount_list = [
+        (
+            "rnfs_mount_list_entries",
+            "gauge",
+            "Entries in the MOUNT list (what DUMP reports) now.",
+            mounts as u64,
+        ),
+        (
+            "rnfs_mount_list_dropped_total",
+            "counter",
+            "MOUNT list entries forgotten at the list's bounds.",
+            dropped,
+        ),
+    ];
+    for (name, kind, help, v) in mount_list {
+        family(&mut o, name, kind, help);
+        let _ = writeln!(o, "{name} {v}");
+    }
     o
 }
 

@@ -106,7 +106,8 @@ impl ClientMatch {
     }
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// The address as a client rule sees it: an IPv4-mapped IPv6 address is its IPv4 address.
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

@@ -26,7 +26,6 @@ use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
 use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
 use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo, Service};
 use rnfs_vfs::{Backend, Creds, Ctx};
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,7 +41,17 @@ pub struct ServerConfig {
     pub drc_entries: usize,
     /// Duplicate request cache: most reply bytes kept.
     pub drc_bytes: usize,
+    /// Mount list (what MOUNT DUMP reports): most entries per client address; its oldest
+    /// is forgotten beyond (see [`mount`]).
+    pub mounts_per_client: usize,
+    /// Mount list: most entries in all; the oldest is forgotten beyond.
+    pub mounts_total: usize,
 }
+
+/// Default of [`ServerConfig::mounts_per_client`].
+pub const DEFAULT_MOUNTS_PER_CLIENT: usize = 64;
+/// Default of [`ServerConfig::mounts_total`].
+pub const DEFAULT_MOUNTS_TOTAL: usize = 4096;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -51,6 +60,8 @@ impl Default for ServerConfig {
             max_io: 1 << 20,
             drc_entries: 4096,
             drc_bytes: 16 << 20,
+            mounts_per_client: DEFAULT_MOUNTS_PER_CLIENT,
+            mounts_total: DEFAULT_MOUNTS_TOTAL,
         }
     }
 }
@@ -167,11 +178,15 @@ impl ExportTable {
     }
 
     /// The export whose mount path is the longest prefix of `path` (by components), and
-    /// the rest of the path below it.
+    /// the rest of the path below it. `path` is in its [canonical](mount::canonical) form;
+    /// so are the export paths compared with it.
     pub fn by_path<'p>(&self, path: &'p [u8]) -> Option<(&Arc<Export>, &'p [u8])> {
         let mut best: Option<(&Arc<Export>, &[u8])> = None;
         for e in &self.exports {
-            let ep = e.path.trim_end_matches('/').as_bytes();
+            let Some(ep) = mount::canonical(e.path.as_bytes()) else {
+                continue;
+            };
+            let ep = if ep == b"/" { &[][..] } else { &ep[..] };
             let Some(rest) = path.strip_prefix(ep) else {
                 continue;
             };
@@ -251,7 +266,9 @@ pub struct NfsServer {
     pub(crate) drc: Drc,
     /// Changes at every start so clients resend uncommitted UNSTABLE writes (RFC 1813 3.3.7).
     pub(crate) write_verf: [u8; 8],
-    pub(crate) mounts: Mutex<BTreeSet<(IpAddr, String)>>,
+    pub(crate) mounts: Mutex<mount::MountList>,
+    /// DUMP and EXPORT replies cut to [`mount::MAX_REPLY`].
+    pub(crate) mount_replies_cut: std::sync::atomic::AtomicU64,
     /// Counters.
     pub stats: stats::Stats,
     /// Connection counters, shared with the transport.
@@ -274,6 +291,7 @@ impl NfsServer {
             exports: exports.into_iter().map(Arc::new).collect(),
             retired: Default::default(),
         };
+        let mounts = mount::MountList::new(cfg.mounts_per_client, cfg.mounts_total);
         Self {
             never_blocks: AtomicBool::new(table.never_blocks()),
             data_in_memory: AtomicBool::new(table.data_in_memory()),
@@ -282,7 +300,8 @@ impl NfsServer {
             drc: Drc::new(cfg.drc_entries, cfg.drc_bytes),
             cfg,
             write_verf: v.to_be_bytes(),
-            mounts: Mutex::default(),
+            mounts: Mutex::new(mounts),
+            mount_replies_cut: Default::default(),
             stats: stats::Stats::default(),
             conn_stats: Arc::default(),
         }
@@ -329,6 +348,12 @@ impl NfsServer {
     /// Duplicate request cache counters.
     pub fn drc_stats(&self) -> rnfs_rpc::drc::DrcStats {
         self.drc.stats()
+    }
+
+    /// Mount list counters: entries now, and entries forgotten to make room since start.
+    pub fn mount_list_stats(&self) -> (usize, u64) {
+        let l = self.mounts.lock();
+        (l.len(), l.dropped())
     }
 
     /// The write verifier of this server instance.
