@@ -1,5 +1,6 @@
 //! `rnfs`: a user-space NFS stack: the server, and tools that speak NFS.
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 mod mount;
@@ -31,9 +32,11 @@ enum Cmd {
 
 /// Runs the command; a failure is one line on stderr, `rnfs: what failed: why`, with the
 /// whole chain of causes and never a backtrace (whatever RUST_BACKTRACE says), and exit
-/// status 1.
+/// status 1. Log lines are coloured only when stderr is a terminal: a file or the journal
+/// gets plain text, with no escape codes.
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
