@@ -63,32 +63,35 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
-fn open_dir(p: &Path, read_only: bool) -> Result<Arc<dyn Backend>> {
+fn open_dir(p: &Path, read_only: bool, crossmnt: bool) -> Result<Arc<dyn Backend>> {
     let meta = std::fs::metadata(p).with_context(|| format!("cannot export {}", p.display()))?;
     if !meta.is_dir() {
         bail!("cannot export {}: not a directory", p.display());
     }
     Ok(Arc::new(
         rnfs_vfs::local::LocalFs::new(p, read_only)
-            .with_context(|| format!("cannot open {}", p.display()))?,
+            .with_context(|| format!("cannot open {}", p.display()))?
+            .cross_mounts(crossmnt),
     ))
 }
 
 /// Builds the exports of a configuration, reusing the backends of `old` exports that serve
-/// the same directory with the same id (their caches and handles stay as they are).
+/// the same directory with the same id and `crossmnt` (their caches and handles stay as
+/// they are).
 fn build_exports(cfg: &ExportsConfig, old: &[Arc<Export>], read_only: bool) -> Result<Vec<Export>> {
-    let mut reuse: HashMap<(u16, PathBuf), Arc<dyn Backend>> = HashMap::new();
+    let mut reuse: HashMap<(u16, PathBuf, bool), Arc<dyn Backend>> = HashMap::new();
     for e in old {
         if let Some(d) = e.dir.as_ref() {
-            reuse.insert((e.id, d.clone()), e.fs.clone());
+            let crossmnt = e.rules.iter().any(|r| r.options.crossmnt);
+            reuse.insert((e.id, d.clone(), crossmnt), e.fs.clone());
         }
     }
     cfg.exports
         .iter()
         .map(|spec| {
-            let fs = match reuse.get(&(spec.id, spec.dir.clone())) {
+            let fs = match reuse.get(&(spec.id, spec.dir.clone(), spec.crossmnt())) {
                 Some(fs) => fs.clone(),
-                None => open_dir(&spec.dir, read_only)?,
+                None => open_dir(&spec.dir, read_only, spec.crossmnt())?,
             };
             Ok(Export::from_spec(spec, fs).with_dir(spec.dir.clone()))
         })
@@ -98,7 +101,7 @@ fn build_exports(cfg: &ExportsConfig, old: &[Arc<Export>], read_only: bool) -> R
 pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     let exports = match (&a.path, a.memory, &a.exports) {
         (Some(p), None, None) => {
-            vec![Export::new(1, "/", open_dir(p, a.read_only)?).with_dir(p.clone())]
+            vec![Export::new(1, "/", open_dir(p, a.read_only, false)?).with_dir(p.clone())]
         }
         (None, Some(size), None) => {
             let fs = Arc::new(rnfs_vfs::memory::MemFs::new(size));

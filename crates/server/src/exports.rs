@@ -9,11 +9,20 @@
 //! Clients are an IP address, a CIDR network, a host name (resolved when the file is read),
 //! or `*`. Options: `rw`/`ro`, `root_squash` (default) / `no_root_squash` / `all_squash` /
 //! `no_all_squash`, `anonuid=N`, `anongid=N`, `secure` (default: source port below 1024) /
-//! `insecure`, `sec=sys`, `fsid=N` (the export's id in file handles), and the knfsd options
-//! that describe what rnfs always does: `sync`, `no_subtree_check`, `wdelay`, `no_wdelay`,
-//! `hide`, `nohide`. Any other option, an unsupported flavour (`sec=krb5`), host wildcards
-//! other than `*` or netgroups are refused with the line number and the reason, never
-//! silently ignored.
+//! `insecure`, `sec=sys`, `fsid=N` (the export's id in file handles), `crossmnt` (see
+//! below), and the knfsd options that describe what rnfs always does: `sync`,
+//! `no_subtree_check`, `wdelay`, `no_wdelay`, `hide`. Any other option, an unsupported
+//! flavour (`sec=krb5`), host wildcards other than `*` or netgroups are refused with the
+//! line number and the reason, never silently ignored.
+//!
+//! **Mounts inside an export** (a bind mount, another file system) are not crossed: their
+//! mount point answers LOOKUP with NFS3ERR_XDEV and nothing behind it is reachable, as
+//! knfsd does not cross them either. `crossmnt` crosses them, as in exports(5); rnfs
+//! applies it to the whole export (its boundary is the backend's, shared by all clients),
+//! so it must be given for every client of an export or for none. `nohide` is refused:
+//! in exports(5) it makes a sub-export visible inside its parent export with the
+//! sub-export's own options, and rnfs does not graft one export into another (export the
+//! inner directory separately, or give the outer export `crossmnt`).
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -53,6 +62,8 @@ pub struct ExportOptions {
     pub anongid: u32,
     /// Require a source port below 1024.
     pub secure: bool,
+    /// Cross mounts inside the export (`crossmnt`; see the module documentation).
+    pub crossmnt: bool,
 }
 
 impl Default for ExportOptions {
@@ -63,6 +74,7 @@ impl Default for ExportOptions {
             anonuid: 65534,
             anongid: 65534,
             secure: true,
+            crossmnt: false,
         }
     }
 }
@@ -77,6 +89,7 @@ impl ExportOptions {
             anonuid: 65534,
             anongid: 65534,
             secure: false,
+            crossmnt: false,
         }
     }
 }
@@ -161,6 +174,11 @@ pub struct ExportSpec {
 }
 
 impl ExportSpec {
+    /// Whether the export crosses mounts inside it (`crossmnt`, the same for every client).
+    pub fn crossmnt(&self) -> bool {
+        self.clients.iter().any(|c| c.options.crossmnt)
+    }
+
     /// The rule for a client, most specific first; `None`: no access.
     pub fn rule_for(&self, ip: IpAddr) -> Option<&ExportOptions> {
         self.clients
@@ -251,7 +269,14 @@ fn apply_option(
                     .ok_or_else(|| c.err("fsid must be 1..65535"))?,
             );
         }
-        ("sync" | "no_subtree_check" | "wdelay" | "no_wdelay" | "hide" | "nohide", None) => {}
+        ("crossmnt", None) => o.crossmnt = true,
+        ("nohide", None) => {
+            return Err(c.err(
+                "nohide is not supported: export the inner directory separately, \
+                 or give the outer export crossmnt",
+            ))
+        }
+        ("sync" | "no_subtree_check" | "wdelay" | "no_wdelay" | "hide", None) => {}
         ("async", None) => {
             return Err(c.err("async is not supported: rnfs honours every stable write"))
         }
@@ -324,6 +349,13 @@ fn finish(
     }
     if e.clients.is_empty() {
         return Err(c.err(format!("export {} names no client", e.name)));
+    }
+    if e.clients.iter().any(|r| r.options.crossmnt != e.crossmnt()) {
+        return Err(c.err(format!(
+            "crossmnt must be given for every client of {} or for none: \
+             it applies to the whole export",
+            e.name
+        )));
     }
     e.id = fsid.unwrap_or_else(|| id_of(&e.name));
     if let Some(o) = cfg.exports.iter().find(|o| o.name == e.name) {
@@ -594,6 +626,21 @@ mod tests {
         assert!(parse_exports("f", "/a host (rw)").is_err());
         assert!(parse_exports("f", "/a *(rw)\n/a *(ro)").is_err());
         assert!(parse_exports("f", "/a *(rw,async)").is_err());
+        let e = parse_exports("f", "/a *(rw,nohide)").unwrap_err();
+        assert!(e.msg.contains("nohide is not supported"), "{e}");
+        let e = parse_exports("f", "/a 10.0.0.1(rw,crossmnt) 10.0.0.2(ro)").unwrap_err();
+        assert!(e.msg.contains("every client"), "{e}");
+    }
+
+    #[test]
+    fn crossmnt_is_an_export_option() {
+        let cfg = parse_exports(
+            "x",
+            "/a *(rw,hide)\n/b -crossmnt 10.0.0.1(rw) 10.0.0.2(ro)\n/c 10.0.0.1(crossmnt)\n",
+        )
+        .unwrap();
+        let crossing: Vec<bool> = cfg.exports.iter().map(|e| e.crossmnt()).collect();
+        assert_eq!(crossing, [false, true, true]);
     }
 
     #[test]

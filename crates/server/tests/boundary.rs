@@ -173,3 +173,101 @@ fn handles_survive_a_server_restart() {
     let mut c = s.client();
     assert_eq!(c.read(&fh, 0, 4).unwrap(), (b"pers".to_vec(), false));
 }
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A bind mount, undone (lazily, so a failed test cannot leave it busy) when dropped.
+struct BindMount(std::path::PathBuf);
+
+impl BindMount {
+    fn new(src: &std::path::Path, dst: &std::path::Path) -> Self {
+        let ok = std::process::Command::new("mount")
+            .arg("--bind")
+            .args([src, dst])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount --bind {} {}", src.display(), dst.display());
+        Self(dst.to_path_buf())
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Issue 12, finding 7: with `mount --bind SRC EXPORT/bm`, LOOKUP, READ and READDIRPLUS
+/// of `bm/passwd` succeeded, because the boundary compared only device numbers (and a
+/// bind mount of the same file system has the same device).
+#[test]
+fn bind_mounts_inside_the_export_are_crossed_only_with_crossmnt() {
+    if !is_root() {
+        eprintln!("SKIP(needs root): bind_mounts_inside_the_export_are_crossed_only_with_crossmnt");
+        return;
+    }
+    // Both directories in the same parent: the same file system, so the device check
+    // alone cannot tell them apart.
+    let d = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), b"secret").unwrap();
+    std::fs::create_dir(d.path().join("bm")).unwrap();
+    let _m = BindMount::new(outside.path(), &d.path().join("bm"));
+    let plus_handle = |c: &mut Nfs, dir: &FileHandle3, name: &str| {
+        let a = ReaddirplusArgs {
+            dir: dir.clone(),
+            cookie: 0,
+            cookieverf: OpaqueFixed([0; 8]),
+            dircount: 8192,
+            maxcount: 32768,
+        };
+        let Res::Ok(ok) = c.call::<_, ReaddirplusRes>(Proc::Readdirplus, &a) else {
+            panic!("READDIRPLUS failed")
+        };
+        let e = ok.entries.into_iter().find(|e| e.name.0 == name.as_bytes());
+        e.unwrap_or_else(|| panic!("{name} not listed")).name_handle
+    };
+
+    // With crossmnt the mount is part of the export.
+    let (bm, passwd) = {
+        let fs = rnfs_vfs::local::LocalFs::new(d.path(), false)
+            .unwrap()
+            .cross_mounts(true);
+        let s = TestServer::start(std::sync::Arc::new(fs));
+        let mut c = s.client();
+        let root = c.root.clone();
+        let (bm, _) = c.lookup(&root, "bm").unwrap();
+        let (passwd, _) = c.lookup(&bm, "passwd").unwrap();
+        assert_eq!(c.read(&passwd, 0, 100).unwrap().0, b"secret");
+        assert!(plus_handle(&mut c, &bm, "passwd").is_some());
+        assert!(plus_handle(&mut c, &root, "bm").is_some());
+        (bm, passwd)
+    };
+
+    // Without it, nothing behind the mount point is reachable: not by name, not by a
+    // listing, not with the handles issued above.
+    let fs = rnfs_vfs::local::LocalFs::new(d.path(), false).unwrap();
+    let s = TestServer::start(std::sync::Arc::new(fs));
+    let mut c = s.client();
+    let root = c.root.clone();
+    assert_eq!(c.lookup(&root, "bm").map(|_| ()), Err(Nfsstat3::Xdev));
+    assert_eq!(
+        plus_handle(&mut c, &root, "bm"),
+        None,
+        "a handle for the mount point"
+    );
+    assert!(c.getattr(&bm).is_err());
+    assert!(c.lookup(&bm, "passwd").is_err());
+    assert!(c.list(&bm, 4096, true).is_err());
+    assert!(c.read(&passwd, 0, 100).is_err());
+    assert!(c.getattr(&passwd).is_err());
+    // The rest of the export is served as before.
+    let f = c.file(&root, "f");
+    assert!(c.getattr(&f).is_ok());
+}

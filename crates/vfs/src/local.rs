@@ -15,6 +15,18 @@
 //! (`*at` with `AT_SYMLINK_NOFOLLOW`, `O_NOFOLLOW`). A symlink planted anywhere, even by a
 //! client racing with us, cannot lead outside the export.
 //!
+//! **Mounts inside the export** (a bind mount, another file system) are not crossed unless
+//! the export says `crossmnt` ([`LocalFs::cross_mounts`]). An object belongs to the export
+//! when it is on the root's mount: same device and same mount id (`statx` `STATX_MNT_ID`,
+//! Linux 5.8; the device alone where the kernel does not report it, and a bind mount of
+//! the same file system has the same device). Nothing outside is ever named: LOOKUP of a
+//! mount point answers XDEV (knfsd shows the covered directory instead, which we cannot
+//! open without a mount of our own; an error that says "another file system" tells the
+//! user what is there, an empty directory would suggest lost data), READDIRPLUS gives it
+//! no handle, and no key of an object behind it is ever issued or remembered, so none is
+//! ever found (the walk opens with `RESOLVE_NO_XDEV`); every directory and file opened for
+//! a call is checked once more after the open.
+//!
 //! **Permissions**: when the server runs as root, each call runs with the caller's uid,
 //! gid and groups on its thread (`setresuid`/`setresgid`/`setgroups` are per-thread system
 //! calls on Linux), so the host kernel enforces permissions exactly as for a local process.
@@ -131,7 +143,14 @@ fn ts(t: &rustix::fs::StatxTimestamp) -> Timestamp {
     }
 }
 
-const STATX_WANT: StatxFlags = StatxFlags::BASIC_STATS.union(StatxFlags::BTIME);
+const STATX_WANT: StatxFlags = StatxFlags::BASIC_STATS
+    .union(StatxFlags::BTIME)
+    .union(StatxFlags::MNT_ID);
+
+/// The mount id of `s`, if the kernel reported it (Linux 5.8 and later).
+fn mnt_of(s: &Statx) -> Option<u64> {
+    (s.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(s.stx_mnt_id)
+}
 
 fn statx_at(dir: BorrowedFd<'_>, name: &[u8]) -> VfsResult<Statx> {
     let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
@@ -364,6 +383,10 @@ pub struct LocalFs {
     /// The directory is on tmpfs or ramfs (the export never crosses into another file
     /// system: `RESOLVE_NO_XDEV`), so data calls never wait for a device.
     in_memory: bool,
+    /// The mount id of the root, when the kernel reports mount ids.
+    root_mnt: Option<u64>,
+    /// Mounts inside the export are crossed (`crossmnt`).
+    crossmnt: bool,
 }
 
 const MAX_NAMES: usize = 4 << 20;
@@ -418,7 +441,34 @@ impl LocalFs {
             read_only,
             nowait_reads: AtomicBool::new(true),
             in_memory,
+            root_mnt: mnt_of(&stx),
+            crossmnt: false,
         })
+    }
+
+    /// Crosses mounts inside the export (the `crossmnt` export option): bind mounts and
+    /// other file systems below the root are served as part of it, each file system with
+    /// its own fsid (so a client sees where one ends, as with knfsd). Handles of files
+    /// behind a crossed mount are found again after a restart only if something looks
+    /// them up again (the walk that finds unknown keys stays on the root's mount).
+    pub fn cross_mounts(mut self, yes: bool) -> Self {
+        self.crossmnt = yes;
+        // Data behind a mount may live on a device: not "in memory" any more.
+        self.in_memory &= !yes;
+        self
+    }
+
+    /// Whether an object with attributes `s` belongs to the export: on the root's mount
+    /// (see the module documentation), or anywhere below the root with `crossmnt`.
+    fn inside(&self, s: &Statx) -> bool {
+        if self.crossmnt {
+            return true;
+        }
+        dev_of(s) == self.root_parts.dev
+            && match (self.root_mnt, mnt_of(s)) {
+                (Some(root), Some(m)) => root == m,
+                _ => true,
+            }
     }
 
     fn remember(&self, parent: Id, name: &[u8], child: Id) {
@@ -466,7 +516,10 @@ impl LocalFs {
         if p.is_empty() {
             p.push(b'.');
         }
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
+        let mut resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        if !self.crossmnt {
+            resolve |= ResolveFlags::NO_XDEV;
+        }
         Ok(rustix::fs::openat2(
             &self.root,
             OsStr::from_bytes(&p),
@@ -560,7 +613,7 @@ impl LocalFs {
 
     fn locate(&self, key: &FileKey) -> VfsResult<Loc> {
         let k = KeyParts::decode(key)?;
-        if k.dev != self.root_parts.dev {
+        if k.dev != self.root_parts.dev && !self.crossmnt {
             return Err(VfsError::Stale);
         }
         if let Some(l) = self.try_locate(k)? {
@@ -614,7 +667,7 @@ impl LocalFs {
             Mode::empty(),
         )?;
         let stx = statx_fd(fd.as_fd())?;
-        if parts_of(&stx) != parts_of(&l.stx) {
+        if parts_of(&stx) != parts_of(&l.stx) || !self.inside(&stx) {
             return Err(VfsError::Stale);
         }
         let fd = Arc::new(fd);
@@ -647,7 +700,7 @@ impl LocalFs {
     /// with its attributes before the I/O; the caller's permission is checked.
     fn io_file(&self, ctx: &Ctx, key: &FileKey, want: Want) -> VfsResult<Arc<OpenFile>> {
         let k = KeyParts::decode(key)?;
-        if k.dev != self.root_parts.dev {
+        if k.dev != self.root_parts.dev && !self.crossmnt {
             return Err(VfsError::Stale);
         }
         if let Some(f) = self.caches.files.get(k.id(), k.gen) {
@@ -666,6 +719,9 @@ impl LocalFs {
         }
         let epoch = self.caches.files.epoch();
         let l = self.locate(key)?;
+        if !self.inside(&l.stx) {
+            return Err(VfsError::Stale);
+        }
         match ftype_of(u32::from(l.stx.stx_mode)) {
             FileType::Regular => {}
             FileType::Directory => return Err(VfsError::IsDir),
@@ -685,7 +741,7 @@ impl LocalFs {
             return self.open_for_call(ctx, &l, want);
         };
         let stx = statx_fd(fd.as_fd())?;
-        if parts_of(&stx) != k {
+        if parts_of(&stx) != k || !self.inside(&stx) {
             return Err(VfsError::Stale);
         }
         let f = Arc::new(OpenFile {
@@ -754,7 +810,12 @@ impl LocalFs {
             size: s.stx_size,
             used: s.stx_blocks.saturating_mul(512),
             rdev: (s.stx_rdev_major, s.stx_rdev_minor),
-            fsid: self.root_parts.dev,
+            // One fsid per file system: the root's, or with crossmnt each one's own.
+            fsid: if self.crossmnt {
+                dev_of(s)
+            } else {
+                self.root_parts.dev
+            },
             fileid: s.stx_ino,
             atime: ts(&s.stx_atime),
             mtime: ts(&s.stx_mtime),
@@ -1009,6 +1070,9 @@ impl Backend for LocalFs {
             return Ok(self.attr(&stx));
         }
         let l = self.locate(key)?;
+        if !self.inside(&l.stx) {
+            return Err(VfsError::Stale);
+        }
         Ok(self.attr(&l.stx))
     }
 
@@ -1049,7 +1113,8 @@ impl Backend for LocalFs {
             return Ok((parts_of(&stx).encode(), self.attr(&stx)));
         }
         let stx = statx_at(fd.as_fd(), name)?;
-        if dev_of(&stx) != self.root_parts.dev {
+        if !self.inside(&stx) {
+            // A mount point (see the module documentation).
             return Err(VfsError::Xdev);
         }
         self.remember(parts_of(&dstx).id(), name, parts_of(&stx).id());
@@ -1468,9 +1533,10 @@ impl Backend for LocalFs {
             if plus {
                 match statx_at(fd.as_fd(), name) {
                     Ok(stx) => {
-                        self.remember(dir_id, name, parts_of(&stx).id());
                         e.fileid = stx.stx_ino;
-                        if dev_of(&stx) == self.root_parts.dev {
+                        // A mount point gets no handle, and is not remembered.
+                        if self.inside(&stx) {
+                            self.remember(dir_id, name, parts_of(&stx).id());
                             e.plus = Some((parts_of(&stx).encode(), self.attr(&stx)));
                         }
                     }
