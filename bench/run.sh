@@ -13,7 +13,9 @@
 #          --no-chart
 # Output: a markdown table on stdout (medians, min-max over the runs), and in --out
 # (default $RNFS_BENCH_WORK/results): results.tsv (every sample), table.md, chart.png,
-# machine.txt, logs/. Exit status 0 only if every workload ran.
+# machine.txt, logs/. Exit status 0 only if every workload ran and gave every number it
+# reports (a missing or non-positive field fails the workload rather than recording inf).
+# Ends with "bench: N passed, N failed, N skipped" (workloads).
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
@@ -113,14 +115,23 @@ field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
 # lg CONFIG RUN WORKLOAD_LABEL METRIC ARGS... : run the load generator, record the metric
 # (mbps: bytes/s/1e6, iops: ops/s, rate:N: N/secs).
-FAILS=0
+FAILS=0 OKS=0 SKIPS=0
+skipped() { echo "SKIPPED bench/$1: $2"; SKIPS=$((SKIPS + 1)); }
+# positive X: X is a plain positive number (not empty, inf or nan)
+positive() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]] && awk -v x="$1" 'BEGIN{exit !(x > 0)}'; }
 lg() {
-  local cfg=$1 run=$2 label=$3 metric=$4 out secs v log=$LOGS/${1//\//-}.loadgen; shift 4
+  local cfg=$1 run=$2 label=$3 metric=$4 out secs v f need log=$LOGS/${1//\//-}.loadgen; shift 4
   if ! out=$(timeout 900 "$LOADGEN" "$URL" "$@" 2>>"$log.err"); then
     rnfs_log "  $label: FAILED (see $log.err)"; FAILS=$((FAILS + 1)); return 0
   fi
   echo "$label $out" >> "$log.out"
   out=$(grep '^RESULT' <<<"$out")
+  case "$metric" in mbps) need="secs bytes" ;; iops) need="secs ops" ;; ratio) need=ratio ;; *) need=secs ;; esac
+  for f in $need; do
+    positive "$(field "$f" "$out")" && continue
+    rnfs_log "  $label: FAILED: no positive $f= in the load generator's result: ${out:-no RESULT line}"
+    FAILS=$((FAILS + 1)); return 0
+  done
   secs=$(field secs "$out")
   case "$metric" in
     mbps) v=$(awk -v b="$(field bytes "$out")" -v s="$secs" 'BEGIN{printf "%.1f", b/s/1e6}') ;;
@@ -128,7 +139,7 @@ lg() {
     rate:*) v=$(awk -v n="${metric#rate:}" -v s="$secs" 'BEGIN{printf "%.0f", n/s}') ;;
     ratio) v=$(field ratio "$out") ;;
   esac
-  record "$cfg" "$label" "$run" "$v"
+  record "$cfg" "$label" "$run" "$v"; OKS=$((OKS + 1))
   rnfs_log "  $label: $v"
 }
 
@@ -136,7 +147,7 @@ lg() {
 # as nfs-cp cannot write to a character device)
 nfscp() {
   local cfg=$1 run=$2 label=$3 src=$4 dst=$5 bytes=$6 t0 t1 v log=$LOGS/${1//\//-}.nfs-cp.log
-  command -v nfs-cp >/dev/null || { rnfs_log "  $label: skipped (no nfs-cp)"; return 0; }
+  command -v nfs-cp >/dev/null || { skipped "$label" "no nfs-cp (libnfs-utils)"; return 0; }
   t0=$(date +%s.%N)
   if [ "$dst" = - ]; then
     timeout 900 nfs-cat "$src" 2>>"$log" >/dev/null
@@ -145,7 +156,7 @@ nfscp() {
   fi || { rnfs_log "  $label: FAILED (see $log)"; FAILS=$((FAILS + 1)); return 0; }
   t1=$(date +%s.%N)
   v=$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN{printf "%.1f", b/(z-a)/1e6}')
-  record "$cfg" "$label" "$run" "$v"
+  record "$cfg" "$label" "$run" "$v"; OKS=$((OKS + 1))
   rnfs_log "  $label: $v"
 }
 
@@ -158,7 +169,7 @@ rcp() {
     { rnfs_log "  $label: FAILED (see $log)"; FAILS=$((FAILS + 1)); return 0; }
   t1=$(date +%s.%N)
   v=$(awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN{printf "%.1f", b/(z-a)/1e6}')
-  record "$cfg" "$label" "$run" "$v"
+  record "$cfg" "$label" "$run" "$v"; OKS=$((OKS + 1))
   rnfs_log "  $label: $v"
 }
 
@@ -320,7 +331,7 @@ seed_config() { # seed_config CONFIG KIND RUN
   if [ "$kind" = rnfs-mem ]; then
     start_server rnfs-mem 16MiB
   else
-    [ -n "$ROOT" ] || { rnfs_log "  seed: skipped (tmpfs needs root)"; return 0; }
+    [ -n "$ROOT" ] || { skipped "$cfg seed ENOSPC" "tmpfs needs root"; return 0; }
     fresh_storage tmpfs "$d" 16m
     start_server "$kind" "$d"
   fi
@@ -354,4 +365,5 @@ if [ -n "$CHART" ] && command -v gnuplot >/dev/null; then
   "$BENCH/chart.sh" "$OUT" "${CONFIGS[@]}" && echo && echo "chart: $OUT/chart.png"
 fi
 echo "samples: $RES; logs: $LOGS"
+echo "bench: $OKS passed, $FAILS failed, $SKIPS skipped"
 [ "$FAILS" = 0 ] || { echo "$FAILS workload(s) failed" >&2; exit 1; }

@@ -92,7 +92,15 @@ for t in "${targets[@]}"; do
         -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 ${extra[@]+"${extra[@]}"} \
         "$corpus" >"$log" 2>&1; then
         runs="$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)"
-        echo "fuzz $t: ${runs:-?} runs, ok ($(($(date +%s) - t0)) s)"
+        if [ "${runs:-0}" -gt 0 ]; then
+            echo "fuzz $t: $runs runs, ok ($(($(date +%s) - t0)) s)"
+        else
+            # Exit status 0 without a single input run (no "Done N runs" line, or N = 0)
+            # tested nothing: a failure, not a pass.
+            echo "fuzz $t: FAILED: ${runs:-no} runs reported ($(($(date +%s) - t0)) s); last lines of its log:"
+            tail -n 12 "$log" | sed 's/^/    /'
+            failed+=("$t")
+        fi
     else
         echo "fuzz $t: FAILED ($(($(date +%s) - t0)) s); from its log:"
         grep -a -m 8 -A 4 -E '^rnfs-fuzz: panic|^==[0-9]+==ERROR|^SUMMARY' "$log" | sed 's/^/    /' || true
@@ -105,6 +113,7 @@ done
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzz-smoke: ${#failed[@]} of ${#targets[@]} targets failed: ${failed[*]}"
+    echo "fuzz-smoke: $((${#targets[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
     exit 1
 fi
 echo "fuzz-smoke: ${#targets[@]} passed, 0 failed"

@@ -29,11 +29,13 @@ rnfs_port_busy() { [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]; }
 rnfs_port_listening() { [ -n "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
 
 # rnfs_free_port [EXCLUDED_PORT...] : print a random unused TCP port in 20000-32699 (below the
-# kernel's ephemeral range, so outgoing connections do not take it meanwhile).
+# kernel's ephemeral range, so outgoing connections do not take it meanwhile), or in
+# $RNFS_TEST_PORTS (LOW-HIGH) when set, for runs that must keep to a range of their own.
 rnfs_free_port() {
-  local p i x ok
+  local p i x ok lo=20000 hi=32699
+  if [ -n "${RNFS_TEST_PORTS:-}" ]; then lo=${RNFS_TEST_PORTS%-*} hi=${RNFS_TEST_PORTS#*-}; fi
   for i in $(seq 1 500); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 12700))
+    p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
     ok=1
     for x in "$@"; do [ "$x" != "$p" ] || ok=; done
     [ -n "$ok" ] || continue

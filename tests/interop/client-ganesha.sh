@@ -26,7 +26,10 @@ PORT=$(rnfs_free_port)
 export RNFS_TEST_URL="nfs://127.0.0.1/export?version=3&nfsport=$NFS_PORT&mountport=$MNT_PORT"
 unset RNFS_TEST_BACKEND
 echo "client-ganesha: RNFS_TEST_URL=$RNFS_TEST_URL (16 MiB tmpfs at $EXPORT_DIR)"
+export RNFS_TEST_BACKEND_PROOF=$CT_WORK/backend-proof
+rm -f "$RNFS_TEST_BACKEND_PROOF"
 client_tests client-ganesha -p rnfs-client --test files --test dirs_and_faults --test paths --test readahead -- --test-threads=1
+client_backend_proof client-ganesha external
 if [ -f "$RNFS_REPO/crates/cli/tests/tools.rs" ]; then
   # The library tests leave files behind (up to a 16 MiB read-ahead file), and ganesha
   # keeps descriptors of removed files open, so their space stays used: the CLI tests get

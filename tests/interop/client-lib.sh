@@ -39,6 +39,19 @@ client_tests() {
   CT_PASS=$((CT_PASS + p - s)) CT_FAIL=$((CT_FAIL + f)) CT_SKIP=$((CT_SKIP + s))
 }
 
+# client_backend_proof NAME BACKEND: the guard test found BACKEND really serving (it writes
+# what it found to $RNFS_TEST_BACKEND_PROOF); anything else, or no proof, is a failure.
+client_backend_proof() {
+  local got
+  got=$(cat "$RNFS_TEST_BACKEND_PROOF" 2>/dev/null)
+  if [ "$got" = "$2" ]; then
+    echo "[$1] the tests ran against the $2 backend (checked by the guard test)"
+  else
+    echo "[$1] FAIL: the tests were meant for the $2 backend, the guard test found: ${got:-nothing (it did not run)}"
+    CT_FAIL=$((CT_FAIL + 1))
+  fi
+}
+
 client_summary() { # client_summary LABEL
   echo "$1: $CT_PASS passed, $CT_FAIL failed, $CT_SKIP skipped"
   [ "$CT_FAIL" = 0 ]

@@ -12,7 +12,12 @@ CT_WORK=$RNFS_TEST_WORK/client-tmpfs
 mkdir -p "$CT_WORK"
 export RNFS_TEST_BACKEND=tmpfs
 unset RNFS_TEST_URL
+# The guard test (files: the_server_is_the_one_the_environment_asked_for) writes the backend
+# it found really serving (a file written through the client showed up in the tmpfs) here.
+export RNFS_TEST_BACKEND_PROOF=$CT_WORK/backend-proof
+rm -f "$RNFS_TEST_BACKEND_PROOF"
 client_tests client-tmpfs -p rnfs-client --test files --test dirs_and_faults --test paths --test readahead
+client_backend_proof client-tmpfs tmpfs
 left=$(grep -c ' rnfs-client-test ' /proc/mounts)
 [ "$left" = 0 ] || { echo "client-tmpfs: $left test tmpfs mounts left behind"; CT_FAIL=$((CT_FAIL + 1)); }
 client_summary client-tmpfs

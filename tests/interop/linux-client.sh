@@ -60,12 +60,22 @@ run_guest() {
   return "$rc"
 }
 
+# enough_checks NAME OUT MIN: the guest script's closing line "NAME: all N checks passed" with
+# N >= MIN (the checks it has today), so that a script that ends early with status 0 fails.
+enough_checks() {
+  local n
+  n=$(tr -d '\r' < "$2" | sed -n "s/^$1: all \([0-9][0-9]*\) checks passed.*/\1/p" | tail -n 1)
+  if [ -n "$n" ] && [ "$n" -ge "$3" ]; then return 0; fi
+  rnfs_log "$1: the guest ran ${n:-no count of} checks, at least $3 expected"
+  return 1
+}
 # --- phase 1: acceptance over a fresh empty directory
 echo "=== [$SERVER] nfs3-acceptance"
 t=$SECONDS rc=0
 mkdir -p "$RUN/export"
 if start_server "$RUN/export"; then
   run_guest acceptance "$G/nfs3-acceptance.sh" || rc=$?
+  [ "$rc" != 0 ] || enough_checks nfs3-acceptance "$RUN/acceptance.out" 37 || rc=1
   "$H/$SERVER.sh" stop >&2 || true
 else
   rc=1; rnfs_log "acceptance: could not start $SERVER"
@@ -84,6 +94,7 @@ mkdir -p "$SMALL"
 mount -t tmpfs -o size=16m,mode=755 rnfs-test-small "$SMALL"
 if start_server "$SMALL"; then
   run_guest enospc "$G/nfs3-enospc.sh" || rc=$?
+  [ "$rc" != 0 ] || enough_checks nfs3-enospc "$RUN/enospc.out" 7 || rc=1
   "$H/$SERVER.sh" stop >&2 || true
 else
   rc=1; rnfs_log "enospc: could not start $SERVER"

@@ -31,7 +31,13 @@ grep -Eq '100005 +3 +tcp +20048 +mountd' "$W/registered" && ok "MOUNT v3 registe
 echo hi > "$W/export/f"
 if [ "$(nfs-cat 'nfs://127.0.0.1//f?version=3')" = hi ]; then ok "nfs-cat found the ports through rpcbind"; else bad "nfs-cat via rpcbind"; fi
 kill -TERM $PID; if wait $PID; then ok "rnfs exited 0 on SIGTERM"; else bad "rnfs exit status $?"; fi
-if rpcinfo -p 127.0.0.1 | grep -Eq '10000[35]'; then bad "still registered after exit"; else ok "unregistered at exit"; fi
+# rpcbind must answer (and list itself, program 100000) for "not listed" to mean anything.
+if ! rpcinfo -p 127.0.0.1 > "$W/after" 2>&1; then
+  bad "rpcbind did not answer after rnfs exited: $(head -1 "$W/after")"
+elif ! grep -Eq '^ +100000 ' "$W/after"; then
+  bad "rpcbind's answer after rnfs exited lists no portmapper: $(head -3 "$W/after" | tr '\n' ' ')"
+elif grep -Eq '^ +10000[35] ' "$W/after"; then bad "still registered after exit"
+else ok "unregistered at exit (rpcbind answered: $(wc -l < "$W/after") lines)"; fi
 kill $RPCB; wait $RPCB 2>/dev/null || true
 echo "rpcbind: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -34,19 +34,9 @@ fn wait_listening(port: u16, child: &mut Child) {
     panic!("rnfs serve did not listen on {port}");
 }
 
-fn skip(test: &str, why: &str) {
-    let line = format!("SKIPPED {test}: {why}");
-    eprintln!("{line}");
-    if let Some(p) = std::env::var_os("RNFS_TEST_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+/// A test that does not apply to the external server: a recorded skip (rnfs-testkit).
+fn not_applicable(why: &str) {
+    rnfs_testkit::not_applicable(why);
 }
 
 /// The server a test talks to, and the directory of the export it works in.
@@ -494,16 +484,10 @@ fn errors_name_the_path_and_exit_non_zero() {
 #[test]
 fn privport_reaches_a_secure_export() {
     if external().is_some() {
-        return skip(
-            "privport_reaches_a_secure_export",
-            "needs an rnfs server process with a `secure` exports file",
-        );
+        return not_applicable("needs an rnfs server process with a `secure` exports file");
     }
-    if !is_root() {
-        return skip(
-            "privport_reaches_a_secure_export",
-            "binding a source port below 1024 needs root",
-        );
+    if !rnfs_testkit::require_root() {
+        return; // binding a source port below 1024 needs root
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("share");
@@ -538,16 +522,4 @@ fn privport_reaches_a_secure_export() {
         &s.url_with("/up", "privport=1"),
     ]);
     assert_eq!(std::fs::read(dir.join("up")).unwrap(), b"up");
-}
-
-fn is_root() -> bool {
-    // No libc binding needed: /proc tells the effective uid.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }

@@ -551,11 +551,40 @@ fn a_file_dropped_outside_any_runtime_is_still_written_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_is_the_one_the_environment_asked_for() {
     // Guards the harness: the tmpfs and external variants must not silently run against
-    // the memory backend. All three have 16 MiB here.
+    // the memory backend. All three have 16 MiB here, so the size cannot tell them apart:
+    // a file written through the client must show up in the tmpfs, on the host's side.
+    let name = common::backend_name();
     let t = Target::new(common::TMPFS_BYTES);
     let c = mount(&t, |_| {}).await;
     let s = c.fsstat().await.unwrap();
-    eprintln!("backend {}: {s:?}", common::backend_name());
+    eprintln!("backend {name}: {s:?}");
     assert_eq!(s.tbytes, common::TMPFS_BYTES, "{s:?}");
     assert_eq!(c.read_dir("/").await.unwrap().len(), 0, "starts empty");
+    let mut f = c
+        .open("/proof", OpenOptions::create_truncate())
+        .await
+        .unwrap();
+    f.write(name.as_bytes()).await.unwrap();
+    f.close().await.unwrap();
+    match name {
+        "tmpfs" => {
+            let dir = t.tmpfs_dir().expect("the tmpfs backend serves a tmpfs");
+            assert_eq!(std::fs::read(dir.join("proof")).unwrap(), b"tmpfs");
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+            let d = dir.to_str().unwrap();
+            assert!(
+                mounts.lines().any(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    f.len() > 2 && f[1] == d && f[2] == "tmpfs"
+                }),
+                "{d} is not a tmpfs mount point"
+            );
+        }
+        "memory" => assert!(t.tmpfs_dir().is_none() && t.srv.is_some()),
+        _ => assert!(t.is_external() && t.srv.is_none()),
+    }
+    // What the harness checks (tests/interop/client-*.sh): the backend really used.
+    if let Some(p) = std::env::var_os("RNFS_TEST_BACKEND_PROOF") {
+        std::fs::write(p, format!("{name}\n")).unwrap();
+    }
 }

@@ -2,7 +2,8 @@
 //! the server does not hold up GETATTR, LOOKUP or CREATE from another thread), one stable
 //! inode number per file handle, and the seed's dd scenario with coreutils dd.
 //!
-//! These need root and /dev/fuse; elsewhere each test says so and passes without running.
+//! These need root and /dev/fuse; elsewhere each test records a skip (rnfs-testkit), which
+//! the test command counts as skipped, not passed (and as failed under `RNFS_NO_SKIP=1`).
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 use parking_lot::{Condvar, Mutex};
 use rnfs_fuse::{MountConfig, Mounted};
@@ -11,28 +12,10 @@ use rnfs_server::{Export, NfsServer, ServerConfig};
 use rnfs_vfs::memory::MemFs;
 use rnfs_vfs::*;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn can_mount() -> bool {
-    let root = rustix_is_root();
-    let ok = root && Path::new("/dev/fuse").exists();
-    if !ok {
-        eprintln!("skipped: needs root and /dev/fuse");
-    }
-    ok
-}
-
-fn rustix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 /// A backend whose READs wait at a gate while it is closed, and which counts calls.
 struct Gated {
@@ -266,7 +249,7 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 
 #[test]
 fn slow_read_does_not_hold_up_other_requests() {
-    if !can_mount() {
+    if !rnfs_testkit::require_fuse() {
         return;
     }
     let fs = Gated::new(64 << 20);
@@ -328,7 +311,7 @@ fn drop_kernel_caches() {
 fn the_kernel_reads_ahead_whole_requests() {
     // The kernel starts a FUSE mount with 128 KiB of read-ahead, so sequential reads came as
     // 128 KiB requests; the mount raises it to one 1 MiB request.
-    if !can_mount() {
+    if !rnfs_testkit::require_fuse() {
         return;
     }
     let srv = Server::start(Arc::new(MemFs::new(64 << 20)));
@@ -355,7 +338,7 @@ fn the_kernel_reads_ahead_whole_requests() {
 
 #[test]
 fn one_stable_inode_number_per_file_handle() {
-    if !can_mount() {
+    if !rnfs_testkit::require_fuse() {
         return;
     }
     let srv = Server::start(Arc::new(MemFs::new(64 << 20)));
@@ -407,7 +390,7 @@ fn one_stable_inode_number_per_file_handle() {
 /// The seed scenario with coreutils dd, against the memory backend (full at 16 MiB).
 #[test]
 fn seed_dd_scenario() {
-    if !can_mount() {
+    if !rnfs_testkit::require_fuse() {
         return;
     }
     let srv = Server::start(Arc::new(MemFs::new(16 << 20)));

@@ -33,10 +33,6 @@ fn mount_from(server: SocketAddr, src: &str, port: u16, uid: u32) -> Result<Nfs,
     }
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 #[test]
 fn rules_by_address_squashing_and_reload() {
     let d = tempfile::tempdir().unwrap();
@@ -78,7 +74,7 @@ fn rules_by_address_squashing_and_reload() {
     );
 
     // 127.0.0.3: root_squash (the default): root's files belong to nobody.
-    if is_root() {
+    if rnfs_testkit::is_root() {
         let mut sq = mount_from(s.addr, "127.0.0.3", 0, 0).unwrap();
         sq.file(&root, "squashed");
         let m = std::fs::metadata(d.path().join("squashed")).unwrap();
@@ -96,7 +92,10 @@ fn rules_by_address_squashing_and_reload() {
         let m = std::fs::metadata(d.path().join("all-squashed")).unwrap();
         assert_eq!((m.uid(), m.gid()), (4242, 4243));
     } else {
-        eprintln!("not root: ownership checks need per-call credentials, not run");
+        rnfs_testkit::skip(
+            "the squashing checks (127.0.0.3, 127.0.0.4): ownership needs per-call \
+             credentials, which need root; the rest of the test ran",
+        );
     }
 
     // 127.0.0.5: secure: an unprivileged source port is refused, a privileged one accepted.
@@ -121,10 +120,15 @@ fn rules_by_address_squashing_and_reload() {
         Nfsstat3::Perm,
         "NFS calls from an unprivileged port are refused too"
     );
-    if is_root() {
+    if rnfs_testkit::is_root() {
         let port = 700 + (std::process::id() % 200) as u16;
         let mut sec = mount_from(s.addr, "127.0.0.5", port, 0).unwrap();
         sec.file(&root, "from-privileged-port");
+    } else {
+        rnfs_testkit::skip(
+            "the privileged-port mount of a secure export (binding a port below 1024 needs \
+             root); the rest of the test ran",
+        );
     }
 
     // Anyone else: no access at all.

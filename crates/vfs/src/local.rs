@@ -1725,11 +1725,11 @@ mod tests {
         }
     }
 
-    /// A LocalFs acting as each caller, which needs root; `None` (said) without.
+    /// A LocalFs acting as each caller, which needs root; `None` (a recorded skip) without.
     fn fs_acting_as_callers() -> Option<(tempfile::TempDir, LocalFs)> {
         let (d, fs) = fs();
         if !fs.switch_creds {
-            eprintln!("SKIPPED: needs root to act as other users");
+            rnfs_testkit::skip("needs root to act as other users");
             return None;
         }
         Some((d, fs))
@@ -1920,7 +1920,7 @@ mod tests {
     #[test]
     fn an_export_on_tmpfs_has_its_data_in_memory() {
         let Ok(d) = tempfile::tempdir_in("/dev/shm") else {
-            eprintln!("SKIPPED: no /dev/shm here");
+            rnfs_testkit::skip("no /dev/shm here");
             return;
         };
         let fs = LocalFs::new(d.path(), false).unwrap();
@@ -1935,7 +1935,7 @@ mod tests {
         // The write leaves the descriptor cached and the data in the page cache.
         let f = file_with(&fs, &data, Stability::Unstable);
         if !fs.nowait_reads.load(Ordering::Relaxed) {
-            eprintln!("SKIPPED: the file system of the temporary directory has no RWF_NOWAIT");
+            rnfs_testkit::skip("the file system of the temporary directory has no RWF_NOWAIT");
             return;
         }
         for (offset, count) in [
@@ -1956,6 +1956,9 @@ mod tests {
                 // Only EOPNOTSUPP (tmpfs) may say no here: the data is cached.
                 other => {
                     assert!(!fs.nowait_reads.load(Ordering::Relaxed), "{other:?}");
+                    rnfs_testkit::skip(&format!(
+                        "from offset {offset} on: the file system refused RWF_NOWAIT"
+                    ));
                     return;
                 }
             }
@@ -1981,6 +1984,11 @@ mod tests {
         let ext4 = rustix::fs::fstatfs(&file).is_ok_and(|s| s.f_type == 0xef53);
         if dropped && ext4 {
             assert_eq!(try_read(&fs, &ctx, &f, 0, 10), (None, b"head".to_vec()));
+        } else {
+            rnfs_testkit::skip(&format!(
+                "the uncached read (needs ext4 and fadvise DONTNEED; here ext4 {ext4}, \
+                 dropped {dropped}); the rest of the test ran"
+            ));
         }
         // The blocking path still reads it.
         assert_eq!(fs.read(&ctx, &f, 0, 3).unwrap().0, [7; 3]);
@@ -2004,6 +2012,11 @@ mod tests {
             if r.is_some() {
                 assert_eq!(buf, b"headsecret");
             }
+        } else {
+            rnfs_testkit::skip(
+                "the owner's read without waiting (the temporary directory's file system has \
+                 no RWF_NOWAIT); the refusals ran",
+            );
         }
     }
 

@@ -563,30 +563,27 @@ impl Drop for TmpfsMount {
     }
 }
 
+/// The backend the environment selects: `external`, `tmpfs` or `memory`. A value of
+/// `RNFS_TEST_BACKEND` other than `tmpfs` or `memory` (a typo) panics: it must never
+/// quietly mean the memory backend.
 pub fn backend_name() -> &'static str {
     if std::env::var_os("RNFS_TEST_URL").is_some_and(|v| !v.is_empty()) {
-        "external"
-    } else if std::env::var("RNFS_TEST_BACKEND").as_deref() == Ok("tmpfs") {
-        "tmpfs"
-    } else {
-        "memory"
+        return "external";
+    }
+    match std::env::var("RNFS_TEST_BACKEND").as_deref() {
+        Ok("tmpfs") => "tmpfs",
+        Ok("memory" | "") | Err(std::env::VarError::NotPresent) => "memory",
+        Ok(other) => panic!("RNFS_TEST_BACKEND={other:?}: unknown backend (tmpfs or memory)"),
+        Err(e) => panic!("RNFS_TEST_BACKEND: {e}"),
     }
 }
 
-/// Records a skipped test: a line on stderr and one in `$RNFS_TEST_SKIP_LOG`.
+/// Records a test that does not apply to the selected server (rnfs-testkit: counted as
+/// skipped, printed, and in `$RNFS_TEST_SKIP_LOG`). The line names the test from libtest's
+/// thread; `test` says which at the call site.
 pub fn skip(test: &str, why: &str) {
-    let line = format!("SKIPPED {test} [{}]: {why}", backend_name());
-    eprintln!("{line}");
-    if let Some(p) = std::env::var_os("RNFS_TEST_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+    let _ = test;
+    rnfs_testkit::not_applicable(&format!("[{}] {why}", backend_name()));
 }
 
 impl Target {
@@ -618,6 +615,11 @@ impl Target {
             _ => t.srv = Some(TestServer::memory(mem_cap)),
         }
         t
+    }
+
+    /// The tmpfs the `tmpfs` backend serves, if that is the one selected.
+    pub fn tmpfs_dir(&self) -> Option<&std::path::Path> {
+        self.tmpfs.as_ref().map(|m| m.dir.as_path())
     }
 
     pub fn is_external(&self) -> bool {
