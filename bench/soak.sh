@@ -247,16 +247,16 @@ run_soak() {
   alive=yes; kill -0 "$SRV_PID" 2>/dev/null || alive=no
   after=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SRV_PID/status" 2>/dev/null || echo -)
   [ "$alive" = yes ] && record "$s" "$run" counters_after "$(counters "$tag-after")"
-  kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=
+  kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=
   killed=$(sed -n 's/^KILLED after=\([0-9]*\).*/\1/p' "$tag.rss")
   stop_server
   res=$(grep '^RESULT' "$tag.out" || true)
   local k
-  for k in served clients ops errors ops_per_s p50_ms p99_ms max_ms min_client_ops hostile_open_at_start forge_mode; do
+  for k in served clients ops errors ops_per_s p50_ms p99_ms max_ms min_client_ops hostile hostile_open_at_start ramp_secs forge_mode; do
     record "$s" "$run" "$k" "$(field "$k" "$res")"
   done
   record "$s" "$run" rss_idle_mib "$(awk -v k="$rss0" 'BEGIN {printf "%.0f", k/1024}')"
-  record "$s" "$run" peak_rss_mib "$(awk '$3 > m {m = $3} END {printf "%.0f", m/1024}' "$tag.rss")"
+  record "$s" "$run" peak_rss_mib "$(awk '$1 != "KILLED" && $3 + 0 > m {m = $3 + 0} END {printf "%.0f", m/1024}' "$tag.rss")"
   record "$s" "$run" rss_after_mib "$after"
   record "$s" "$run" killed_at_cap "${killed:-no}"
   record "$s" "$run" alive_after "$alive"
@@ -292,7 +292,9 @@ GOAL_MISSED=
       [ "$run" = A ] && ratio=1
       state=up; [ "$(get "$s" "$run" alive_after)" = no ] && state=dead
       k=$(get "$s" "$run" killed_at_cap); [ "$k" = no ] || state="killed at $MEMCAP, ${k} s after start"
-      echo "| $s | $run | ${v:--} | $ratio | $(get "$s" "$run" p50_ms) | $(get "$s" "$run" p99_ms) | $(get "$s" "$run" max_ms) | $(get "$s" "$run" served)/$(get "$s" "$run" clients) | $(get "$s" "$run" errors) | $(get "$s" "$run" peak_rss_mib) | $(get "$s" "$run" rss_after_mib) | $state | $(get "$s" "$run" counters_mid) |"
+      lat="$(get "$s" "$run" p50_ms) | $(get "$s" "$run" p99_ms) | $(get "$s" "$run" max_ms)"
+      [ "$(get "$s" "$run" ops)" = 0 ] && lat="- | - | -" # no successful call to time
+      echo "| $s | $run | ${v:--} | $ratio | $lat | $(get "$s" "$run" served)/$(get "$s" "$run" clients) | $(get "$s" "$run" errors) | $(get "$s" "$run" peak_rss_mib) | $(get "$s" "$run" rss_after_mib) | $state | $(get "$s" "$run" counters_mid) |"
       if [ "$s" = rnfs ] && [ "$run" = B ]; then
         awk -v r="$ratio" 'BEGIN {exit !(r != "-" && r >= 0.80)}' || GOAL_MISSED+=" throughput"
         if [ -n "$HAS_BUDGET" ]; then
@@ -304,6 +306,9 @@ GOAL_MISSED=
   done
   echo
   echo "Hostile groups in run B (connects: connections made, reconnections included; closed: by the server):"
+  for s in "${SV[@]}"; do
+    echo "$s: $(get "$s" B hostile_open_at_start) of $(get "$s" B hostile) hostile connections open when the normal clients started (after $(get "$s" B ramp_secs) s of ramp, at most 60)."
+  done
   echo
   echo "| server | group | conns | connects | connect failed | closed by server | calls | replies | OK/BADHANDLE/STALE/other |"
   echo "|---|---|---|---|---|---|---|---|---|"
