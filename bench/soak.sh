@@ -205,7 +205,7 @@ counters() { # the server's counters now, one line: key=value ...
   c="conns=$(ss -Htn state established "( sport = :$PORT )" 2>/dev/null | wc -l)"
   if [ "$SRV" = rnfs ]; then
     if timeout 10 "$RNFS" stats --server "127.0.0.1:$PORT" --prometheus > "$1.prom" 2>&1; then
-      c+=" $(grep -E '^rnfs_(conn|shed|buffer|bytes_buffered|memory|budget|handle|mac|walk|record|idle)[a-z_]*(\{[^}]*\})? ' "$1.prom" |
+      c+=" $(grep -E '^rnfs_[a-z_]*(conn|shed|buffer|budget|memory|mac|walk|timeout|idle|record|handle)[a-z_]*(\{[^}]*\})? ' "$1.prom" |
         sed -E 's/^rnfs_//; s/\{[^}]*"([^"]*)"\}/.\1/; s/ /=/' | tr '\n' ' ')"
     else
       c+=" stats=unanswered"
