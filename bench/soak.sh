@@ -24,12 +24,12 @@ REPO=$(cd "$BENCH/.." && pwd)
 . "$REPO/tests/harness/lib.sh"
 
 ARGS="$*"
-SMOKE= SERVERS=rnfs,ganesha DURATION=60 NORMAL=100 HOSTILE=1900 RATE=50 DIRS=20000
+SERVERS=rnfs,ganesha DURATION=60 NORMAL=100 HOSTILE=1900 RATE=50 DIRS=20000
 NOFILE=4096 MEMCAP=4GiB MAXCONNS=3000 IDLE_TMO=30 RECORD_TMO=10 BUDGET=256MiB
 UNREAD_CALLS=64 SETTLE=3 OUT= CHECK= KINDS=idle,loris,unread,forge
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) SMOKE=1 SERVERS=rnfs DURATION=5 NORMAL=10 HOSTILE=40 DIRS=200 UNREAD_CALLS=8 SETTLE=1 ;;
+    --smoke) SERVERS=rnfs DURATION=5 NORMAL=10 HOSTILE=40 DIRS=200 UNREAD_CALLS=8 SETTLE=1 ;;
     --servers) SERVERS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --normal) NORMAL=$2; shift ;;
@@ -82,8 +82,8 @@ cargo build -q --release --manifest-path "$BENCH/loadgen/Cargo.toml" --bin rnfs-
   { tail -30 "$LOGS/build.log"; rnfs_die "build of bench/loadgen failed"; }
 RNFS=$CARGO_TARGET_DIR/release/rnfs SOAK=$CARGO_TARGET_DIR/release/rnfs-soak
 # this process (and so the load generator) needs a descriptor per connection, and more
-need=$((NORMAL * 2 + HOSTILE + 256))
-[ "$(ulimit -Hn)" -ge "$need" ] || ulimit -Hn "$need" || rnfs_die "cannot raise RLIMIT_NOFILE to $need"
+fds=$((NORMAL * 2 + HOSTILE + 256))
+[ "$(ulimit -Hn)" -ge "$fds" ] || ulimit -Hn "$fds" || rnfs_die "cannot raise RLIMIT_NOFILE to $fds"
 ulimit -n "$(ulimit -Hn)"
 
 # rnfs's limits, each passed only if this rnfs has the option
@@ -264,7 +264,7 @@ run_soak() {
   grep '^GROUP' "$tag.out" | while read -r line; do
     record "$s" "$run" "group_$(field kind "$line")" "${line#GROUP }"
   done || true
-  rnfs_log "  $(sed 's/ rate=.*//' <<<"${res:-no RESULT}"); peak RSS $(get "$s" "$run" peak_rss_mib) MiB${killed:+ (KILLED at the cap)}"
+  res=${res:-no RESULT}; rnfs_log "  ${res%% rate=*}; peak RSS $(get "$s" "$run" peak_rss_mib) MiB${killed:+ (KILLED at the cap)}"
 }
 
 get() { awk -F'\t' -v s="$1" -v r="$2" -v k="$3" '$1 == s && $2 == r && $3 == k {v = $4} END {print v}' "$RES"; }
