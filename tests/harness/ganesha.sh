@@ -16,6 +16,9 @@
 # of this host's network stack, where nobody else is told about it; if a system rpcbind already
 # has port 111, ours keeps running on its unix socket only, which is all ganesha uses.)
 #
+# GANESHA_CORE_EXTRA: lines added to NFS_CORE_PARAM (e.g. "RPC_Max_Connections = 3000;"),
+# for bench/soak.sh's limits.
+#
 # State, config and logs: $GANESHA_STATE (default $RNFS_TEST_WORK/ganesha, i.e.
 # /tmp/rnfs-test/ganesha). The file $GANESHA_STATE/state is shell-sourceable:
 #   PGID NFS_PORT MNT_PORT EXPORT DIR
@@ -70,6 +73,7 @@ NFS_CORE_PARAM {
   Protocols = 3, 4;
   # NFSv3 MOUNT takes the pseudo path (/export) too, not the local path
   Mount_Path_Pseudo = true;
+${GANESHA_CORE_EXTRA:-}
 }
 NFSV4 {
   Minor_Versions = 1, 2;
