@@ -739,6 +739,77 @@ mod tests {
         assert_eq!(classify(&w, false, false), Likely);
     }
 
+    /// A call message with AUTH_SYS credentials for `uid`.
+    fn sys_call(xid: u32, prog: u32, proc_: u32, uid: u32, args: &[u8]) -> Vec<u8> {
+        let cred = rnfs_proto::rpc::AuthSysParams {
+            stamp: 0,
+            machine_name: rnfs_xdr::XdrString(b"client".to_vec()),
+            uid,
+            gid: uid,
+            gids: rnfs_xdr::VarArray(Vec::new()),
+        };
+        let mut w = Writer::new();
+        CallHeader {
+            xid,
+            rpcvers: 2,
+            prog,
+            vers: 3,
+            proc_,
+            cred: OpaqueAuth {
+                flavor: rnfs_proto::rpc::AUTH_SYS,
+                body: rnfs_xdr::Opaque(rnfs_xdr::to_bytes(&cred)),
+            },
+            verf: OpaqueAuth::none(),
+        }
+        .encode(&mut w);
+        let mut m = w.into_inner();
+        m.extend_from_slice(args);
+        m
+    }
+
+    /// The results of a reply, after its header.
+    fn results<T: rnfs_xdr::Xdr>(reply: &[u8]) -> T {
+        let mut r = rnfs_xdr::Reader::new(reply);
+        rnfs_proto::rpc::ReplyHeader::decode(&mut r).unwrap();
+        T::decode(&mut r).unwrap()
+    }
+
+    #[test]
+    fn a_retry_from_the_same_port_is_replayed_and_from_another_runs_again() {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
+        let from = |port: u16| ConnInfo {
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        let path = rnfs_xdr::to_bytes(&rnfs_xdr::XdrString::<1024>(b"/".to_vec()));
+        let mnt = s
+            .call(&from(700), &sys_call(1, mount3::PROGRAM, 1, 0, &path))
+            .unwrap();
+        let mount3::MountRes::Ok(ok) = results::<mount3::MountRes>(&mnt) else {
+            panic!("MNT failed")
+        };
+        let args = rnfs_xdr::to_bytes(&p3::CreateArgs {
+            where_: p3::DirOpArgs3 {
+                dir: ok.fhandle,
+                name: rnfs_xdr::XdrString(b"f".to_vec()),
+            },
+            how: p3::CreateHow3::Guarded(Default::default()),
+        });
+        let create = sys_call(2, p3::PROGRAM, p3::Proc::Create as u32, 0, &args);
+        let first = s.call(&from(700), &create).unwrap();
+        assert_eq!(results::<p3::CreateRes>(&first).status(), p3::Nfsstat3::Ok);
+        // The connection broke; the client reconnected from the same port and resent.
+        assert_eq!(s.call(&from(700), &create).unwrap(), first);
+        // The same call from another port is another client's: it runs again.
+        let other = s.call(&from(701), &create).unwrap();
+        assert_eq!(
+            results::<p3::CreateRes>(&other).status(),
+            p3::Nfsstat3::Exist
+        );
+        assert_eq!(s.drc_stats().hits, 1);
+    }
+
     #[test]
     fn only_reads_are_tried_inline() {
         let dir = tempfile::tempdir().unwrap();
