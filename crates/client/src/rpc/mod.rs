@@ -10,7 +10,7 @@
 pub mod buf;
 pub mod core;
 
-use self::buf::{BufPool, Framer, Reply, Slice};
+use self::buf::{BufPool, FrameStats, Framer, Reply, Slice};
 use self::core::{CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
@@ -144,6 +144,9 @@ pub struct RpcStats {
     pub disconnects: u64,
     /// Failed connection attempts.
     pub connect_failures: u64,
+    /// Record marking of the replies received, over all connections (fragments, and the
+    /// bytes moved reassembling records of several).
+    pub framing: FrameStats,
 }
 
 /// Who hears of a call's outcome: a caller awaiting it, or a function the driver task runs
@@ -475,6 +478,8 @@ impl Driver {
         let mut next_connect = Instant::now();
         let pool = BufPool::new(self.cfg.recv_pool);
         let mut closed = false;
+        // Record marking counters of the connections gone.
+        let mut framing = FrameStats::default();
         loop {
             let now = Instant::now();
             if conn.is_none()
@@ -532,6 +537,9 @@ impl Driver {
                                     }
                                 }
                             }
+                            // Before the callers wake, as the table's counters.
+                            let f = framing + c.framer.stats();
+                            self.publish(|s| s.framing = f);
                         }
                         self.complete(outs, &mut out);
                     }
@@ -573,16 +581,17 @@ impl Driver {
                     lost = true;
                 }
             }
-            if lost && conn.is_some() {
+            if let Some(c) = conn.take_if(|_| lost) {
                 debug!("connection lost; calls will be replayed");
-                conn = None;
+                framing = framing + c.framer.stats();
                 out = None;
                 self.table.on_disconnect();
                 next_connect = Instant::now() + backoff;
                 backoff = (backoff * 2).min(self.cfg.reconnect_max);
                 self.publish(|s| s.disconnects += 1);
             }
-            self.publish(|_| {});
+            let f = framing + conn.as_ref().map(|c| c.framer.stats()).unwrap_or_default();
+            self.publish(|s| s.framing = f);
         }
         let outs = self.table.shutdown();
         self.complete(outs, &mut out);
