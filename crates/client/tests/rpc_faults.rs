@@ -379,3 +379,184 @@ async fn replies_are_read_while_calls_wait_for_a_peer_that_does_not_read() {
     }
     server.abort();
 }
+
+/// What a misbehaving server does on each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Breaks {
+    /// Accepts and closes at once.
+    AcceptClose,
+    /// Reads the call, sends half a reply, closes.
+    HalfReply,
+    /// Reads the call, sends a record mark far over the client's limit, stays open.
+    OversizedMark,
+}
+
+/// Reads one call record (of any number of fragments); returns its xid.
+async fn read_call(s: &mut tokio::net::TcpStream) -> std::io::Result<u32> {
+    use tokio::io::AsyncReadExt;
+    let mut call = Vec::new();
+    loop {
+        let mut mark = [0u8; 4];
+        s.read_exact(&mut mark).await?;
+        let (last, len) = rnfs_rpc::record::fragment_header(mark);
+        let at = call.len();
+        call.resize(at + len.min(1 << 20), 0);
+        s.read_exact(&mut call[at..]).await?;
+        if last {
+            break;
+        }
+    }
+    Ok(u32::from_be_bytes([call[0], call[1], call[2], call[3]]))
+}
+
+/// A server on 127.0.0.1 that breaks every connection the way `how` says; returns its
+/// address and the count of connections it accepted.
+async fn breaking_server(
+    how: Breaks,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::AsyncWriteExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let n = accepts.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            n.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                match how {
+                    Breaks::AcceptClose => drop(s),
+                    Breaks::HalfReply => {
+                        let Ok(xid) = read_call(&mut s).await else {
+                            return;
+                        };
+                        let mut w = rnfs_xdr::Writer::new();
+                        rnfs_proto::rpc::ReplyHeader::success(xid).encode(&mut w);
+                        w.raw(&[0; 64]);
+                        let rec = rnfs_rpc::record::encode_record(&w.into_inner(), 1 << 20);
+                        let _ = s.write_all(&rec[..rec.len() / 2]).await;
+                    }
+                    Breaks::OversizedMark => {
+                        if read_call(&mut s).await.is_ok() {
+                            let _ = s.write_all(&0xffff_ff00u32.to_be_bytes()).await;
+                            // Hold the connection: the client must break it.
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_calls_time_out_against_a_server_that_breaks_every_connection() {
+    // Issue 13, finding 4: each reconnect restarted the call's timer without counting a
+    // try, so these servers got the same call forever. Each connection lost is now a try:
+    // with `retrans=2` the call fails after at most two connections, within its timeouts
+    // (timeo 200 ms, then 400 ms: 600 ms, plus reconnect delays of 5-10 ms; it takes tens
+    // of milliseconds). The bound of 5 s is that with room for a loaded machine; the count
+    // of connections is the sharper check.
+    use std::sync::atomic::Ordering::Relaxed;
+    for how in [
+        Breaks::AcceptClose,
+        Breaks::HalfReply,
+        Breaks::OversizedMark,
+    ] {
+        let (addr, accepts) = breaking_server(how).await;
+        let c = RpcClient::new(addr, cfg(RetryMode::Soft { tries: 2 }, 200));
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            c.call_raw(PROGRAM, VERSION, 0, Vec::new()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{how:?}: still waiting after 5 s, {:?}", c.stats()));
+        assert_eq!(r.unwrap_err(), RpcError::TimedOut { tries: 2 }, "{how:?}");
+        // Nothing left to send: no more connections.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let n = accepts.load(Relaxed);
+        eprintln!("{how:?}: timed out after {n} connections");
+        assert!((1..=2).contains(&n), "{how:?}: {n} connections");
+        let s = c.stats();
+        assert_eq!(s.table.live, 0, "{how:?}: {s:?}");
+        assert_eq!(s.table.timeouts, 1, "{how:?}: {s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_call_reconnects_at_a_bounded_rate_to_a_server_that_breaks_every_connection() {
+    // Issue 13, finding 4: the reconnect delay went back to its minimum at every connect,
+    // so a server that accepts and closes saw a connection every 5 ms (`reconnect_min`
+    // here: ~400 in 2 s). It now doubles until a connection delivers a reply: 5, 10, 20,
+    // 40, 80, then 100 ms (`reconnect_max`): about 25 connections in 2 s. The bound of 60
+    // leaves room for a slow machine without letting a hot loop through.
+    use std::sync::atomic::Ordering::Relaxed;
+    for how in [Breaks::AcceptClose, Breaks::OversizedMark] {
+        let (addr, accepts) = breaking_server(how).await;
+        let c = RpcClient::new(addr, cfg(RetryMode::Hard, 200));
+        let c2 = c.clone();
+        let call = tokio::spawn(async move { c2.call_raw(PROGRAM, VERSION, 0, Vec::new()).await });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let n = accepts.load(Relaxed);
+        eprintln!("{how:?}: {n} connections in 2 s");
+        assert!(!call.is_finished(), "{how:?}: a hard call does not give up");
+        assert!((5..=60).contains(&n), "{how:?}: {n} connections in 2 s");
+        call.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_mib_read_reply_in_1_byte_fragments_arrives_whole_at_linear_cost() {
+    // Issue 13, finding 5: the record grew by each fragment's size, one copy of the whole
+    // record per fragment (2^39 bytes for 1 MiB: minutes of CPU). It now doubles: the
+    // bytes moved to reassemble are at most the record's size again. The 60 s bound only
+    // stops the old behaviour from holding the test for minutes; it takes well under a
+    // second now (5 MiB on the loopback).
+    use tokio::io::AsyncWriteExt;
+    let data: Vec<u8> = (0..1u32 << 20).map(|k| (k % 251) as u8).collect();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let sent = data.clone();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let xid = read_call(&mut s).await.unwrap();
+        let mut w = rnfs_xdr::Writer::new();
+        rnfs_proto::rpc::ReplyHeader::success(xid).encode(&mut w);
+        let res: ReadRes = Res::Ok(ReadOk {
+            file_attributes: None,
+            count: sent.len() as u32,
+            eof: true,
+            data: Data(sent),
+        });
+        rnfs_xdr::Xdr::encode(&res, &mut w);
+        let reply = w.into_inner();
+        let rec = rnfs_rpc::record::encode_record(&reply, 1);
+        assert_eq!(rec.len(), 5 * reply.len());
+        s.write_all(&rec).await.unwrap();
+        let _ = read_call(&mut s).await; // hold the connection until the client goes
+        reply.len()
+    });
+    let c = RpcClient::new(addr, cfg(RetryMode::Hard, 60_000));
+    let nfs = rnfs_client::nfs::Nfs3::new(c.clone());
+    let fh = FileHandle3(vec![1; 8]);
+    let r = tokio::time::timeout(Duration::from_secs(60), nfs.read(&fh, 0, 1 << 20))
+        .await
+        .expect("no reply in 60 s")
+        .unwrap();
+    assert!(r.eof);
+    assert!(r.data[..] == data[..], "the data, byte for byte");
+    let s = c.stats();
+    drop((nfs, c));
+    let len = server.await.unwrap() as u64;
+    assert_eq!(s.framing.fragments, len, "{s:?}");
+    assert_eq!((s.framing.records, s.framing.reassembled), (1, 1), "{s:?}");
+    assert!(
+        s.framing.moved <= 2 * len,
+        "{} bytes moved to reassemble {len}",
+        s.framing.moved
+    );
+}

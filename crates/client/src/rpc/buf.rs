@@ -144,20 +144,31 @@ impl Buf {
         &mut self.data[at..end]
     }
 
-    /// Makes room for `len` bytes, keeping the first `keep` (a record of several
-    /// fragments; rare).
-    pub(crate) fn grow(&mut self, len: usize, keep: usize) {
+    /// Makes room for `len` bytes (at most `limit`), keeping the first `keep`: a record
+    /// of several fragments (rare). The buffer grows to at least twice its size, so that a
+    /// record in many small fragments is copied a bounded number of times in all (at most
+    /// its own size again), not once per fragment; never beyond `limit`. A larger buffer
+    /// comes from `pool`. Returns the bytes copied.
+    pub(crate) fn grow(
+        &mut self,
+        pool: &Arc<BufPool>,
+        len: usize,
+        keep: usize,
+        limit: usize,
+    ) -> usize {
         if len <= self.data.len() {
             self.len = len;
-            return;
+            return 0;
         }
-        let mut bigger = match &self.pool {
-            Some(p) => p.take(len),
-            None => Buf::from_vec(vec![0; len]),
-        };
+        let room = len
+            .max(self.data.len().saturating_mul(2))
+            .min(limit.max(len));
+        let mut bigger = pool.take(room);
+        let keep = keep.min(self.len);
         bigger.data[..keep].copy_from_slice(&self.data[..keep]);
         bigger.len = len;
         std::mem::swap(self, &mut bigger);
+        keep
     }
 
     /// A buffer holding a copy of `data` (pooled if large).
@@ -343,13 +354,49 @@ impl Reply {
     }
 }
 
+/// Counters of a [`Framer`] (a snapshot; cheap to copy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Complete records taken out.
+    pub records: u64,
+    /// Records that came in more than one fragment.
+    pub reassembled: u64,
+    /// Fragment headers read.
+    pub fragments: u64,
+    /// Bytes copied from a record's buffer into a larger one while reassembling a record of
+    /// several fragments: at most the record's size again per record, whatever the
+    /// fragments' sizes.
+    pub moved: u64,
+}
+
+impl std::ops::Add for FrameStats {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            records: self.records + o.records,
+            reassembled: self.reassembled + o.reassembled,
+            fragments: self.fragments + o.fragments,
+            moved: self.moved + o.moved,
+        }
+    }
+}
+
 /// RPC record marking (RFC 5531 section 11) on the receive side, reading each large
 /// record straight into its own buffer: bytes are staged in a small buffer only until the
 /// record's header is known; the rest of a record's fragment is read into the record.
+///
+/// What a peer can make it hold or do is bounded: a record of at most `max` bytes (checked
+/// before any allocation, growing by doubling so that a record in 1-byte fragments costs
+/// linear time), and at most `max + 1` fragments per record (as many as a record of the
+/// largest size in 1-byte fragments and an empty last one), so that a record that never
+/// ends (empty fragments forever) breaks the stream instead of keeping it busy.
 #[derive(Debug)]
 pub struct Framer {
     max: usize,
     pool: Arc<BufPool>,
+    stats: FrameStats,
+    /// Fragments of the record being assembled.
+    frags: usize,
     stage: Vec<u8>,
     /// Received, not yet taken: `stage[start..end]`.
     start: usize,
@@ -372,6 +419,8 @@ impl Framer {
         Self {
             max,
             pool,
+            stats: FrameStats::default(),
+            frags: 0,
             stage: vec![0; STAGE],
             start: 0,
             end: 0,
@@ -380,6 +429,11 @@ impl Framer {
             left: 0,
             last: false,
         }
+    }
+
+    /// Counters since this framer was made.
+    pub fn stats(&self) -> FrameStats {
+        self.stats
     }
 
     /// Where the next bytes from the socket go: into the record being assembled when the
@@ -418,6 +472,11 @@ impl Framer {
                 if self.rec.is_some() && self.last {
                     self.last = false;
                     self.have = 0;
+                    self.stats.records += 1;
+                    if self.frags > 1 {
+                        self.stats.reassembled += 1;
+                    }
+                    self.frags = 0;
                     return Ok(self.rec.take());
                 }
                 if self.end - self.start < 4 {
@@ -427,6 +486,8 @@ impl Framer {
                 let (last, len) = fragment_header([h[0], h[1], h[2], h[3]]);
                 self.start += 4;
                 self.last = last;
+                self.frags += 1;
+                self.stats.fragments += 1;
                 let size = self.have + len;
                 if size > self.max {
                     return Err(format!(
@@ -434,8 +495,17 @@ impl Framer {
                         self.max
                     ));
                 }
+                if self.frags > self.max.saturating_add(1) {
+                    return Err(format!(
+                        "reply record of more than {} fragments",
+                        self.max.saturating_add(1)
+                    ));
+                }
                 match self.rec.as_mut() {
-                    Some(rec) => rec.grow(size, self.have),
+                    Some(rec) => {
+                        let moved = rec.grow(&self.pool, size, self.have, self.max);
+                        self.stats.moved += moved as u64;
+                    }
                     None => self.rec = Some(self.pool.take(size)),
                 }
                 self.left = len;
@@ -468,7 +538,11 @@ mod tests {
     /// Feeds `stream` to a framer in pieces of at most `step` bytes (honouring the area it
     /// gives), returns the records.
     fn run(stream: &[u8], step: usize, pool: &Arc<BufPool>) -> Result<Vec<Vec<u8>>, String> {
-        let mut f = Framer::new(1 << 24, pool.clone());
+        feed(&mut Framer::new(1 << 24, pool.clone()), stream, step)
+    }
+
+    /// [`run`] with a given framer.
+    fn feed(f: &mut Framer, stream: &[u8], step: usize) -> Result<Vec<Vec<u8>>, String> {
         let mut out = Vec::new();
         let mut at = 0;
         while at < stream.len() {
@@ -612,6 +686,94 @@ mod tests {
         assert_eq!(pool.idle_bytes(), 0);
         drop(t);
         assert!(pool.idle_bytes() >= 100_000);
+    }
+
+    /// One record of `len` bytes in fragments of `frag` bytes.
+    fn fragmented(len: usize, frag: usize) -> (Vec<u8>, Vec<u8>) {
+        let body: Vec<u8> = (0..len).map(|k| (k % 253) as u8).collect();
+        (rnfs_rpc::record::encode_record(&body, frag), body)
+    }
+
+    #[test]
+    fn a_record_in_one_byte_fragments_costs_copies_linear_in_its_size() {
+        // 1 MiB in 1-byte fragments: growing the record by the size of each fragment
+        // copied it once per fragment (2^20 copies, ~2^39 bytes); doubling copies each
+        // byte at most twice in all.
+        for len in [1 << 20, (1 << 20) + 100] {
+            let (stream, body) = fragmented(len, 1);
+            let mut f = Framer::new((4 << 20) + 65536, BufPool::new(16 << 20));
+            let got = feed(&mut f, &stream, 1 << 20).unwrap();
+            assert_eq!(got.len(), 1);
+            assert!(got[0] == body, "the record, byte for byte");
+            let s = f.stats();
+            assert_eq!((s.records, s.reassembled), (1, 1));
+            assert_eq!(s.fragments, len as u64);
+            assert!(
+                s.moved <= 2 * len as u64,
+                "{} bytes moved to reassemble {len} bytes",
+                s.moved
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_fragment_record_is_never_moved_and_growth_stops_at_the_limit() {
+        let pool = BufPool::new(1 << 20);
+        let (stream, body) = fragmented(300_000, 1 << 30);
+        let mut f = Framer::new(1 << 20, pool.clone());
+        assert_eq!(feed(&mut f, &stream, 1 << 20).unwrap(), vec![body]);
+        let s = f.stats();
+        assert_eq!(
+            (s.records, s.reassembled, s.fragments, s.moved),
+            (1, 0, 1, 0)
+        );
+        let mut f = Framer::new(1000, pool);
+        let (stream, body) = fragmented(1000, 600); // 600 + 400 bytes
+        let area = f.recv_area();
+        area[..stream.len()].copy_from_slice(&stream);
+        f.received(stream.len());
+        let r = f.next_record().unwrap().unwrap();
+        assert_eq!(&r[..], &body[..]);
+        assert_eq!(r.data.len(), 1000, "doubling 600 stops at the limit");
+        assert_eq!(f.stats().moved, 600);
+        let (stream, _) = fragmented(1000, 1000);
+        let area = f.recv_area();
+        area[..stream.len()].copy_from_slice(&stream);
+        f.received(stream.len());
+        assert!(f.next_record().unwrap().is_some());
+        let s = f.stats();
+        assert_eq!(
+            (s.records, s.reassembled, s.fragments, s.moved),
+            (2, 1, 3, 600)
+        );
+    }
+
+    #[test]
+    fn a_record_of_endless_empty_fragments_breaks_the_stream() {
+        // A record of `max` 1-byte fragments and an empty last one is the most a record
+        // can have; one empty fragment more and the stream is broken.
+        let mut ok: Vec<u8> = Vec::new();
+        for _ in 0..10 {
+            ok.extend_from_slice(&mark(false, 1));
+            ok.push(7);
+        }
+        ok.extend_from_slice(&mark(true, 0));
+        let pool = BufPool::new(1 << 20);
+        let mut f = Framer::new(10, pool.clone());
+        let area = f.recv_area();
+        area[..ok.len()].copy_from_slice(&ok);
+        f.received(ok.len());
+        assert_eq!(&f.next_record().unwrap().unwrap()[..], &[7; 10]);
+        let mut endless = Vec::new();
+        for _ in 0..12 {
+            endless.extend_from_slice(&mark(false, 0));
+        }
+        let mut f = Framer::new(10, pool);
+        let area = f.recv_area();
+        area[..endless.len()].copy_from_slice(&endless);
+        f.received(endless.len());
+        let e = f.next_record().unwrap_err();
+        assert!(e.contains("more than 11 fragments"), "{e}");
     }
 
     #[test]

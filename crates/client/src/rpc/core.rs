@@ -12,7 +12,15 @@
 //!   exactly once;
 //! - a reply whose xid is not in the table changes nothing (it is counted as a duplicate
 //!   if the xid completed recently, otherwise as unknown);
-//! - a retransmission (after a timeout or a reconnect) sends the same bytes, same xid.
+//! - a retransmission (after a timeout or a reconnect) sends the same bytes, same xid;
+//! - a try ends when its timer expires or when the connection it was sent on is lost
+//!   (closed or reset by the peer, or its record stream broken): either way it counts, so a
+//!   soft call fails after its tries whatever the connection does, and its timer runs
+//!   across reconnects (as the Linux client's major timeout does);
+//! - after a failed connection attempt or a lost connection the next attempt waits a delay
+//!   that doubles up to a cap and shrinks back only once a connection has delivered a
+//!   reply ([`Backoff`]), so a server that accepts and closes is never reconnected to in a
+//!   hot loop, not even by a hard mount.
 use super::buf::{Buf, Reply, Slice};
 use crate::error::RpcError;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus};
@@ -32,9 +40,10 @@ pub struct Xid(pub u32);
 pub enum RetryMode {
     /// Retransmit until answered (NFS `hard`).
     Hard,
-    /// Fail with [`RpcError::TimedOut`] after this many transmissions (NFS `soft,retrans`).
+    /// Fail with [`RpcError::TimedOut`] after this many tries (NFS `soft,retrans`); a try
+    /// ends when its timer expires or when the connection it was sent on is lost.
     Soft {
-        /// Transmissions before failing (at least 1).
+        /// Tries before failing (at least 1).
         tries: u32,
     },
 }
@@ -122,6 +131,8 @@ pub struct TableStats {
     pub malformed_replies: u64,
     /// Calls failed after exhausting their tries (soft mode).
     pub timeouts: u64,
+    /// Tries ended by the loss of the connection they were sent on.
+    pub lost_tries: u64,
     /// Calls cancelled by their caller.
     pub cancelled: u64,
     /// Calls in the table now.
@@ -145,6 +156,41 @@ struct Pending<W> {
     timeout: Duration,
     tries: u32,
     sent: bool,
+}
+
+/// The delay before the next connection attempt: it doubles from `min` up to `max` after
+/// each failed attempt or lost connection, and goes back to `min` only when a connection
+/// has delivered a reply to a call, not merely connected (a server that accepts and
+/// closes, or breaks every reply, is otherwise reconnected to as fast as it can accept).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Delays from `min` to `max` (`max` is raised to `min` if below it).
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max: max.max(min),
+            next: min,
+        }
+    }
+
+    /// A connection attempt failed, or the connection was lost, at `now`: when to try next.
+    pub fn failed(&mut self, now: Instant) -> Instant {
+        let at = now + self.next;
+        self.next = (self.next * 2).min(self.max);
+        at
+    }
+
+    /// A connection delivered a reply to a call: the server works, the next loss of a
+    /// connection is retried quickly again.
+    pub fn delivered(&mut self) {
+        self.next = self.min;
+    }
 }
 
 /// How many completed xids are remembered to tell duplicates from unknown replies.
@@ -339,8 +385,8 @@ impl<W> CallTable<W> {
     }
 
     /// A connection was established: every call not yet answered is sent (again), oldest
-    /// xid first, and its timer restarts.
-    pub fn on_connect(&mut self, now: Instant) -> Vec<Output<W>> {
+    /// xid first. Timers go on as they were: a call's time runs across reconnects.
+    pub fn on_connect(&mut self) -> Vec<Output<W>> {
         self.connected = true;
         let last = self.next_xid;
         let mut xs: Vec<(&Xid, &mut Pending<W>)> = self.pending.iter_mut().collect();
@@ -348,7 +394,6 @@ impl<W> CallTable<W> {
         xs.sort_by_key(|(x, _)| std::cmp::Reverse(last.wrapping_sub(x.0)));
         let mut out = Vec::with_capacity(xs.len());
         for (_, p) in xs {
-            p.deadline = now + p.timeout;
             if p.sent {
                 self.stats.replays += 1;
             }
@@ -358,9 +403,46 @@ impl<W> CallTable<W> {
         out
     }
 
-    /// The connection was lost. Calls stay in the table; they are replayed on reconnect.
-    pub fn on_disconnect(&mut self) {
-        self.connected = false;
+    /// The connection was lost (closed or reset by the peer, or its record stream broken;
+    /// we never close one with calls in flight). Every call in the table was sent on it,
+    /// and that try has failed: it counts as one, as a timeout does. In soft mode a call
+    /// out of tries fails with [`RpcError::TimedOut`]; the others stay in the table, to be
+    /// replayed at the next connection, and the timer of their next try starts now (it
+    /// runs while there is no connection, so a server that cannot be reached again fails
+    /// soft calls in time too).
+    pub fn on_disconnect(&mut self, now: Instant) -> Vec<Output<W>> {
+        if !std::mem::replace(&mut self.connected, false) {
+            return Vec::new();
+        }
+        let budget = match self.policy.mode {
+            RetryMode::Soft { tries } => tries.max(1),
+            RetryMode::Hard => u32::MAX,
+        };
+        let mut out = Vec::new();
+        let xs: Vec<Xid> = self.pending.keys().copied().collect();
+        for xid in xs {
+            self.stats.lost_tries += 1;
+            let spent = match self.pending.get_mut(&xid) {
+                Some(p) if p.tries >= budget => true,
+                Some(p) => {
+                    p.tries = p.tries.saturating_add(1);
+                    p.deadline = now + p.timeout;
+                    false
+                }
+                None => false,
+            };
+            if spent {
+                if let Some(p) = self.pending.remove(&xid) {
+                    self.remember(xid);
+                    self.stats.timeouts += 1;
+                    out.push(Output::Complete(
+                        p.waiter,
+                        Err(RpcError::TimedOut { tries: p.tries }),
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// A connection attempt failed. In soft mode this counts as one try of every waiting
@@ -468,7 +550,7 @@ mod tests {
         let t0 = Instant::now();
         let cred = OpaqueAuth::none();
         let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
-        t.on_connect(t0);
+        t.on_connect();
         let data = Slice::from_vec(vec![9; 5]);
         let call = CallSpec {
             args: &[0, 0, 0, 5],
@@ -494,7 +576,7 @@ mod tests {
             flat.extend_from_slice(p);
         }
         let mut t2: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
-        t2.on_connect(t0);
+        t2.on_connect();
         let args = [&[0, 0, 0, 5][..], &[9; 5], &[0; 3]].concat();
         let (_, rec2) = t2.start(
             t0,
@@ -512,7 +594,7 @@ mod tests {
         let t0 = Instant::now();
         let cred = OpaqueAuth::none();
         let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), 100);
-        t.on_connect(t0);
+        t.on_connect();
         let xs: Vec<Xid> = (0..10).map(|i| t.start(t0, spec(&cred), i).0).collect();
         assert_eq!(t.len(), 10);
         for (i, x) in xs.iter().enumerate().rev() {
@@ -533,7 +615,7 @@ mod tests {
         let t0 = Instant::now();
         let cred = OpaqueAuth::none();
         let mut t: CallTable<&str> = CallTable::new(RetryPolicy::default(), 7);
-        t.on_connect(t0);
+        t.on_connect();
         let (a, _) = t.start(t0, spec(&cred), "a");
         let (b, _) = t.start(t0, spec(&cred), "b");
         assert!(matches!(
@@ -566,7 +648,7 @@ mod tests {
         let t0 = Instant::now();
         let cred = OpaqueAuth::none();
         let mut t: CallTable<u8> = CallTable::new(soft(3), 1);
-        t.on_connect(t0);
+        t.on_connect();
         let (x, first) = t.start(t0, spec(&cred), 1);
         let first = first.expect("connected: sent at once");
         assert!(t.on_tick(t0 + Duration::from_millis(999)).is_empty());
@@ -599,7 +681,7 @@ mod tests {
             mode: RetryMode::Hard,
         };
         let mut t: CallTable<()> = CallTable::new(pol, 1);
-        t.on_connect(t0);
+        t.on_connect();
         t.start(t0, spec(&cred), ());
         let mut now = t0;
         for _ in 0..100 {
@@ -619,12 +701,12 @@ mod tests {
         let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), u32::MAX - 2);
         let (a, sent) = t.start(t0, spec(&cred), 0);
         assert!(sent.is_none(), "not connected yet");
-        t.on_connect(t0);
+        t.on_connect();
         let (b, _) = t.start(t0, spec(&cred), 1);
         let (c, _) = t.start(t0, spec(&cred), 2); // xids wrap around 0
-        t.on_disconnect();
+        assert!(t.on_disconnect(t0).is_empty(), "hard: calls stay");
         assert!(t.on_record(rb(reply(b.0, &[]))).is_some());
-        let o = t.on_connect(t0 + Duration::from_secs(1));
+        let o = t.on_connect();
         let xs: Vec<u32> = o
             .iter()
             .map(|o| match o {
@@ -634,6 +716,112 @@ mod tests {
             .collect();
         assert_eq!(xs, vec![a.0, c.0]);
         assert_eq!(t.stats().replays, 2);
+    }
+
+    #[test]
+    fn a_lost_connection_ends_a_try_and_soft_calls_fail_after_their_tries() {
+        // A server that accepts and closes (or sends half a reply, or a record mark over
+        // the limit): each connection lost is a try, so the call fails long before its
+        // timer, instead of being replayed on every new connection forever.
+        let t0 = Instant::now();
+        let cred = OpaqueAuth::none();
+        let mut t: CallTable<u8> = CallTable::new(soft(2), 1);
+        t.on_connect();
+        let (x, _) = t.start(t0, spec(&cred), 1);
+        assert!(t.on_disconnect(t0 + Duration::from_millis(10)).is_empty());
+        let o = t.on_connect();
+        assert!(matches!(&o[..], [Output::Send(r)] if xid_of(r.head()) == x.0));
+        let o = t.on_disconnect(t0 + Duration::from_millis(20));
+        assert!(
+            matches!(
+                &o[..],
+                [Output::Complete(1, Err(RpcError::TimedOut { tries: 2 }))]
+            ),
+            "{o:?}"
+        );
+        assert!(t.is_empty() && t.next_deadline().is_none());
+        let s = t.stats();
+        assert_eq!((s.lost_tries, s.timeouts, s.replays), (2, 1, 1));
+        // Losing a connection that is already gone changes nothing.
+        assert!(t.on_disconnect(t0 + Duration::from_millis(30)).is_empty());
+        assert_eq!(t.stats().lost_tries, 2);
+    }
+
+    #[test]
+    fn a_calls_timer_runs_across_reconnects_and_while_disconnected() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let cred = OpaqueAuth::none();
+        let mut t: CallTable<u8> = CallTable::new(soft(3), 1);
+        t.on_connect();
+        let (x, _) = t.start(t0, spec(&cred), 1);
+        // Lost at 0.5 s (try 2, its timer from now), a new connection at 0.6 s: the call
+        // is replayed but its timer is not restarted, so the silent new connection gets
+        // the retransmission at 1.5 s, not at 1.6 s.
+        assert!(t.on_disconnect(t0 + ms(500)).is_empty());
+        assert!(matches!(&t.on_connect()[..], [Output::Send(_)]));
+        assert_eq!(t.next_deadline(), Some(t0 + ms(1500)));
+        let o = t.on_tick(t0 + ms(1500));
+        assert!(
+            matches!(&o[..], [Output::Send(r)] if xid_of(r.head()) == x.0),
+            "{o:?}"
+        );
+        // Third try (timeout doubled to 2 s) ends at 3.5 s: the call fails.
+        assert!(t.on_tick(t0 + ms(3499)).is_empty());
+        let o = t.on_tick(t0 + ms(3500));
+        assert!(matches!(
+            &o[..],
+            [Output::Complete(1, Err(RpcError::TimedOut { tries: 3 }))]
+        ));
+        // Without a new connection the timer runs on: lost at once, failed 1 s later.
+        let mut t: CallTable<u8> = CallTable::new(soft(2), 1);
+        t.on_connect();
+        t.start(t0, spec(&cred), 2);
+        assert!(t.on_disconnect(t0).is_empty());
+        assert!(t.on_tick(t0 + ms(999)).is_empty());
+        let o = t.on_tick(t0 + ms(1000));
+        assert!(matches!(
+            &o[..],
+            [Output::Complete(2, Err(RpcError::TimedOut { tries: 2 }))]
+        ));
+    }
+
+    #[test]
+    fn hard_calls_survive_any_number_of_lost_connections() {
+        let t0 = Instant::now();
+        let cred = OpaqueAuth::none();
+        let mut t: CallTable<u8> = CallTable::new(RetryPolicy::default(), 1);
+        t.on_connect();
+        let (x, _) = t.start(t0, spec(&cred), 1);
+        for i in 0..100 {
+            assert!(t.on_disconnect(t0 + Duration::from_millis(i)).is_empty());
+            assert!(matches!(&t.on_connect()[..], [Output::Send(_)]));
+        }
+        assert_eq!(t.stats().lost_tries, 100);
+        assert!(matches!(
+            t.on_record(rb(reply(x.0, &[]))),
+            Some(Output::Complete(1, Ok(_)))
+        ));
+    }
+
+    #[test]
+    fn the_reconnect_delay_doubles_to_its_cap_and_shrinks_only_after_a_reply() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(10), ms(100));
+        // Connections lost (or attempts failed) one after the other: connecting in between
+        // is no reason to hurry, only a reply is.
+        let delays: Vec<Duration> = (0..7).map(|_| b.failed(t0) - t0).collect();
+        assert_eq!(
+            delays,
+            [ms(10), ms(20), ms(40), ms(80), ms(100), ms(100), ms(100)]
+        );
+        b.delivered();
+        assert_eq!(b.failed(t0) - t0, ms(10));
+        assert_eq!(b.failed(t0) - t0, ms(20));
+        // A cap below the start is raised to it.
+        let mut b = Backoff::new(ms(50), ms(5));
+        assert_eq!((b.failed(t0) - t0, b.failed(t0) - t0), (ms(50), ms(50)));
     }
 
     #[test]

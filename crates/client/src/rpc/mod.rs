@@ -10,8 +10,8 @@
 pub mod buf;
 pub mod core;
 
-use self::buf::{BufPool, Framer, Reply, Slice};
-use self::core::{CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
+use self::buf::{BufPool, FrameStats, Framer, Reply, Slice};
+use self::core::{Backoff, CallSpec, CallTable, Output, Record, RetryPolicy, TableStats};
 use crate::error::RpcError;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::{AuthSysParams, OpaqueAuth, AUTH_SYS};
@@ -40,7 +40,8 @@ pub struct RpcConfig {
     /// Idle receive buffers kept for reuse, in bytes (large replies are read into buffers
     /// of their own; reusing them spares the kernel faulting fresh memory in).
     pub recv_pool: usize,
-    /// First delay between reconnection attempts (doubles up to `reconnect_max`).
+    /// First delay between reconnection attempts (doubles up to `reconnect_max`, and comes
+    /// back only once a connection has delivered a reply).
     pub reconnect_min: Duration,
     /// Longest delay between reconnection attempts.
     pub reconnect_max: Duration,
@@ -144,6 +145,9 @@ pub struct RpcStats {
     pub disconnects: u64,
     /// Failed connection attempts.
     pub connect_failures: u64,
+    /// Record marking of the replies received, over all connections (fragments, and the
+    /// bytes moved reassembling records of several).
+    pub framing: FrameStats,
 }
 
 /// Who hears of a call's outcome: a caller awaiting it, or a function the driver task runs
@@ -471,10 +475,12 @@ impl Driver {
         let mut conn: Option<Conn> = None;
         let mut out: Option<Out> = None;
         let mut pending_connect: Option<Connecting> = None;
-        let mut backoff = self.cfg.reconnect_min;
+        let mut backoff = Backoff::new(self.cfg.reconnect_min, self.cfg.reconnect_max);
         let mut next_connect = Instant::now();
         let pool = BufPool::new(self.cfg.recv_pool);
         let mut closed = false;
+        // Record marking counters of the connections gone.
+        let mut framing = FrameStats::default();
         loop {
             let now = Instant::now();
             if conn.is_none()
@@ -523,7 +529,12 @@ impl Driver {
                             c.framer.received(n);
                             loop {
                                 match c.framer.next_record() {
-                                    Ok(Some(rec)) => outs.extend(self.table.on_record(rec)),
+                                    Ok(Some(rec)) => {
+                                        if let Some(o) = self.table.on_record(rec) {
+                                            backoff.delivered();
+                                            outs.push(o);
+                                        }
+                                    }
                                     Ok(None) => break,
                                     Err(e) => {
                                         debug!("broken record stream: {e}");
@@ -532,6 +543,9 @@ impl Driver {
                                     }
                                 }
                             }
+                            // Before the callers wake, as the table's counters.
+                            let f = framing + c.framer.stats();
+                            self.publish(|s| s.framing = f);
                         }
                         self.complete(outs, &mut out);
                     }
@@ -542,18 +556,16 @@ impl Driver {
                     match r {
                         Ok(stream) => {
                             debug!("connected");
-                            backoff = self.cfg.reconnect_min;
                             let (read, write) = stream.into_split();
                             conn = Some(Conn { read, framer: Framer::new(self.cfg.max_record, pool.clone()) });
                             out = Some(Out { write, q: Outbox::with_batch(BATCH) });
-                            let outs = self.table.on_connect(Instant::now().into_std());
+                            let outs = self.table.on_connect();
                             self.complete(outs, &mut out);
                             self.publish(|s| s.connects += 1);
                         }
                         Err(e) => {
                             debug!("connect failed: {e}");
-                            next_connect = Instant::now() + backoff;
-                            backoff = (backoff * 2).min(self.cfg.reconnect_max);
+                            next_connect = Instant::from_std(backoff.failed(Instant::now().into_std()));
                             let outs = self.table.on_connect_failed(self.addr, &e.to_string());
                             self.complete(outs, &mut out);
                             self.publish(|s| s.connect_failures += 1);
@@ -573,16 +585,18 @@ impl Driver {
                     lost = true;
                 }
             }
-            if lost && conn.is_some() {
+            if let Some(c) = conn.take_if(|_| lost) {
                 debug!("connection lost; calls will be replayed");
-                conn = None;
+                framing = framing + c.framer.stats();
                 out = None;
-                self.table.on_disconnect();
-                next_connect = Instant::now() + backoff;
-                backoff = (backoff * 2).min(self.cfg.reconnect_max);
+                let now = Instant::now().into_std();
+                let outs = self.table.on_disconnect(now);
+                self.complete(outs, &mut out);
+                next_connect = Instant::from_std(backoff.failed(now));
                 self.publish(|s| s.disconnects += 1);
             }
-            self.publish(|_| {});
+            let f = framing + conn.as_ref().map(|c| c.framer.stats()).unwrap_or_default();
+            self.publish(|s| s.framing = f);
         }
         let outs = self.table.shutdown();
         self.complete(outs, &mut out);
