@@ -7,7 +7,8 @@
 #
 #   tests/interop/fuse-pjdfstest.sh [PATTERN...]      (patterns as pjdfstest takes them)
 #
-# Writes $RUN/results.txt ("TEST<TAB>STATUS") and prints "fuse-pjdfstest: N passed, N failed".
+# Writes $RUN/results.txt ("TEST<TAB>STATUS") and prints "fuse-pjdfstest: N passed, N failed,
+# N skipped" (pjdfstest's skips are listed as SKIPPED lines).
 # Every failure must be in the KNOWN list below, each explained in docs/conformance.md
 # ("FUSE mount"); an unlisted failure, or a listed test that now passes, fails the step.
 set -uo pipefail
@@ -69,5 +70,7 @@ nnew=$(echo -n "$new" | grep -c .); nfixed=$(echo -n "$fixed" | grep -c .)
 echo "pjdfstest through the mount: $p ok, $f failing ($((f - nnew)) of them known and listed in docs/conformance.md)"
 # The closing line counts what this harness checks: pjdfstest's passes, and as failures only
 # the tests that fail without being listed (a listed one that passes now fails it too).
-echo "fuse-pjdfstest: $p passed, $((nnew + nfixed)) failed"
+k=$(grep -cP '\tskipped' "$RUN/results.txt")
+grep -P '\tskipped' "$RUN/results.txt" | cut -f1 | sed 's/^\(.*\)$/SKIPPED fuse-pjdfstest\/\1: skipped by pjdfstest/'
+echo "fuse-pjdfstest: $p passed, $((nnew + nfixed)) failed, $k skipped"
 [ -z "$new" ] && [ -z "$fixed" ]

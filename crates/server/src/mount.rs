@@ -177,7 +177,10 @@ fn mnt(s: &NfsServer, req: &Req<'_>, path: &[u8]) -> MountRes {
     };
     let scope = match s.admit(export, req) {
         Ok(x) => x,
-        Err(Denied::NotListed) => return MountRes::Err(MountStat3::Acces),
+        Err(Denied::NotListed) => {
+            tracing::info!(peer = %req.conn.peer, "MNT refused: no rule of the export lists this client");
+            return MountRes::Err(MountStat3::Acces);
+        }
         Err(Denied::InsecurePort) => {
             tracing::info!(peer = %req.conn.peer, "MNT from an unprivileged port refused (export is secure)");
             return MountRes::Err(MountStat3::Acces);
