@@ -174,10 +174,6 @@ fn handles_survive_a_server_restart() {
     assert_eq!(c.read(&fh, 0, 4).unwrap(), (b"pers".to_vec(), false));
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// A bind mount, undone (lazily, so a failed test cannot leave it busy) when dropped.
 struct BindMount(std::path::PathBuf);
 
@@ -208,8 +204,7 @@ impl Drop for BindMount {
 /// bind mount of the same file system has the same device).
 #[test]
 fn bind_mounts_inside_the_export_are_crossed_only_with_crossmnt() {
-    if !is_root() {
-        eprintln!("SKIP(needs root): bind_mounts_inside_the_export_are_crossed_only_with_crossmnt");
+    if !rnfs_testkit::require_root() {
         return;
     }
     // Both directories in the same parent: the same file system, so the device check
