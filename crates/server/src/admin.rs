@@ -171,7 +171,7 @@ fn handle_metrics(s: &NfsServer, st: &crate::stats::Snapshot, o: &mut String) {
         (
             "rnfs_handle_mac_failures_total",
             "counter",
-            "Handles refused because their MAC tag did not match (forged or damaged).",
+            "Handles refused: not of our format, or their MAC tag did not match (forged or damaged).",
             st.handle_mac_failures,
         ),
         (

@@ -403,7 +403,7 @@ impl NfsServer {
         req: &Req<'_>,
         fh: &p3::FileHandle3,
     ) -> Result<(Scope, rnfs_vfs::FileKey), p3::Nfsstat3> {
-        let id = handle::export_id(fh)?;
+        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
         let table = self.exports();
         let e = table.by_id(id);
         // The tag first, before anything looks at the key: with the export's key, or for
@@ -439,7 +439,8 @@ impl NfsServer {
         x: &Scope,
         fh: &p3::FileHandle3,
     ) -> Result<rnfs_vfs::FileKey, p3::Nfsstat3> {
-        if handle::export_id(fh)? != x.export.id {
+        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
+        if id != x.export.id {
             return Err(p3::Nfsstat3::Xdev);
         }
         let key =

@@ -41,7 +41,8 @@ pub struct Snapshot {
     pub written_bytes: u64,
     /// Replies by NFSv3 status (only non-OK statuses).
     pub by_status: Vec<(u32, u64)>,
-    /// Handles refused because their MAC tag did not match (forged or damaged).
+    /// Handles refused unchecked: not of our format, or their MAC tag did not match
+    /// (forged or damaged).
     pub handle_mac_failures: u64,
     /// Searches started for keys the backend did not know.
     pub searches_started: u64,
@@ -87,7 +88,7 @@ impl Stats {
     pub fn bytes_written(&self, n: usize) {
         self.written_bytes.fetch_add(n as u64, Relaxed);
     }
-    /// Counts a handle whose MAC tag did not match.
+    /// Counts a handle refused: not of our format, or its MAC tag did not match.
     pub fn handle_mac_failure(&self) {
         self.handles.mac_failures.fetch_add(1, Relaxed);
     }
