@@ -21,20 +21,20 @@ const HEADER: &str = "rnfs handle secret v1";
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The directory or the file cannot be created or written.
-    #[error("cannot create the handle secret in {path}: {source} (choose a writable directory with --state-dir)")]
+    #[error("cannot create the handle secret in {path}: {error} (choose a writable directory with --state-dir)")]
     Create {
         /// The path that failed.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not a `source`).
+        error: std::io::Error,
     },
     /// The file exists but cannot be read.
-    #[error("cannot read the handle secret {path}: {source}")]
+    #[error("cannot read the handle secret {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not a `source`).
+        error: std::io::Error,
     },
     /// The file exists but is not a secret of this format.
     #[error("{path} is not an rnfs handle secret (expected a line \"{HEADER}\" and 64 hex digits); move it away to make a new one (handles given out so far will stop working)")]
@@ -74,7 +74,7 @@ pub fn load_or_create(dir: &Path) -> Result<HandleSecret, StateError> {
     }
     let create = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| StateError::Create { path: p, source }
+        move |error| StateError::Create { path: p, error }
     };
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -94,7 +94,7 @@ pub fn load_or_create(dir: &Path) -> Result<HandleSecret, StateError> {
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(|e| StateError::Create {
         path: dir.to_path_buf(),
-        source: std::io::Error::other(e),
+        error: std::io::Error::other(e),
     })?;
     let tmp = dir.join(format!(
         ".{SECRET_FILE}.{}.{:016x}",
@@ -110,9 +110,9 @@ pub fn load_or_create(dir: &Path) -> Result<HandleSecret, StateError> {
         f.write_all(text.as_bytes())?;
         f.sync_all()
     })();
-    if let Err(source) = written {
+    if let Err(error) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(StateError::Create { path: tmp, source });
+        return Err(StateError::Create { path: tmp, error });
     }
     let linked = std::fs::hard_link(&tmp, &path);
     let _ = std::fs::remove_file(&tmp);
@@ -129,7 +129,7 @@ pub fn load_or_create(dir: &Path) -> Result<HandleSecret, StateError> {
             Some(s) => Ok(s),
             None => Err(StateError::Malformed { path }),
         },
-        Err(source) => Err(StateError::Create { path, source }),
+        Err(error) => Err(StateError::Create { path, error }),
     }
 }
 
@@ -138,10 +138,10 @@ fn read(path: &Path) -> Result<Option<HandleSecret>, StateError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(error) => {
             return Err(StateError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
         }
     };
