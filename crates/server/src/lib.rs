@@ -571,6 +571,11 @@ impl NfsServer {
     /// backend can place without a search. Anything else, and any call that does not
     /// decode, is left to [`NfsServer::dispatch`] on the pool.
     fn try_dispatch(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
+        // Only what the transport may try (it asks `blocking` first): never a WRITE or
+        // COMMIT that may wait, whoever calls.
+        if self.blocking(conn, msg) != Blocking::TryInline {
+            return Attempt::WouldBlock;
+        }
         let Ok(call) = decode_call(msg) else {
             return Attempt::WouldBlock;
         };
@@ -951,7 +956,7 @@ mod tests {
     }
 
     #[test]
-    fn only_reads_are_tried_inline() {
+    fn only_calls_that_need_not_wait_are_tried_inline() {
         let dir = tempfile::tempdir().unwrap();
         let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
@@ -959,17 +964,36 @@ mod tests {
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
-        // WRITE, COMMIT, metadata, other programs and garbage: left to call().
-        for msg in [
+        let root = handle::encode(&s.exports().exports[0], &s.exports().exports[0].fs.root());
+        let commit = rnfs_xdr::to_bytes(&p3::CommitArgs {
+            file: root.clone(),
+            offset: 0,
+            count: 0,
+        });
+        // WRITE, COMMIT (unless the data is in memory: a tmpfs TMPDIR), other programs
+        // and garbage: left to call().
+        let mut msgs = vec![anon_call(p3::Proc::Commit, &commit)];
+        if s.data_in_memory.load(Ordering::Relaxed) {
+            msgs.clear();
+        }
+        for msg in msgs.into_iter().chain([
             write(p3::StableHow::Unstable),
-            call(p3::PROGRAM, p3::Proc::Commit as u32, &[]),
-            call(p3::PROGRAM, p3::Proc::Getattr as u32, &[]),
             call(mount3::PROGRAM, 1, &[]),
             vec![0, 0, 0, 1],
-            // A READ with a credential that does not decode: call() answers AUTH_ERROR.
+            // Credentials that do not decode: call() answers AUTH_ERROR.
             call(p3::PROGRAM, p3::Proc::Read as u32, &[]),
-        ] {
+            call(p3::PROGRAM, p3::Proc::Getattr as u32, &[]),
+        ]) {
             assert_eq!(s.try_call(&conn, &msg), Attempt::WouldBlock);
+        }
+        // A metadata call whose handle needs no search runs there.
+        let getattr = anon_call(
+            p3::Proc::Getattr,
+            &rnfs_xdr::to_bytes(&p3::GetattrArgs { object: root }),
+        );
+        match s.try_call(&conn, &getattr) {
+            Attempt::Done(Some(r)) => assert_eq!(nfs_status(&r), 0),
+            other => panic!("{other:?}"),
         }
     }
 }
