@@ -188,9 +188,14 @@ fn where_(dir: &FileHandle3, name: &str) -> p3::DirOpArgs3 {
 
 fn build_harness() -> Harness {
     let fs = Arc::new(rnfs_vfs::memory::MemFs::new(16 << 20));
-    let export = Export::new(1, "/", fs.clone());
-    let root = rnfs_server::handle::encode(&export, &fs.root());
-    let server = NfsServer::new(export, ServerConfig::default());
+    // A fixed handle secret: the same handles in every run, so inputs that carry one stay
+    // meaningful.
+    let cfg = ServerConfig {
+        handle_secret: rnfs_server::handle::HandleSecret::from_bytes([7; 32]),
+        ..Default::default()
+    };
+    let server = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
+    let root = rnfs_server::handle::encode(&server.exports().exports[0], &fs.root());
     let conn = ConnInfo {
         peer: "127.0.0.1:700".parse().expect("addr"),
         local: "127.0.0.1:2049".parse().expect("addr"),

@@ -23,7 +23,8 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 stop() { [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }; }
 trap 'stop; [ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
 start() { # start ARGS... (PORT must be set)
-  "$BIN" serve "$@" --listen "127.0.0.1:$PORT" --no-rpcbind >>"$W/server.log" 2>&1 &
+  # One state directory for every start: its handle secret keeps the handles valid.
+  "$BIN" serve "$@" --state-dir "$W/state" --listen "127.0.0.1:$PORT" --no-rpcbind >>"$W/server.log" 2>&1 &
   PID=$!
   rnfs_wait_listen "$PORT" 20 "$PID" || { tail -20 "$W/server.log"; rnfs_die "rnfs did not start"; }
 }

@@ -43,6 +43,63 @@ pub(crate) struct ServeArgs {
     /// MOUNT list: most entries in all; the oldest entry is forgotten beyond.
     #[arg(long, value_name = "N", default_value_t = rnfs_server::DEFAULT_MOUNTS_TOTAL)]
     max_mounts: usize,
+    #[command(flatten)]
+    handles: HandleArgs,
+}
+
+/// The handle secret's state directory and the bounds on searching for unknown keys.
+#[derive(clap::Args)]
+pub(crate) struct HandleArgs {
+    /// State directory: keeps the secret that makes file handles unforgeable (file
+    /// handle-secret, made on first start), so handles survive restarts. Default:
+    /// /var/lib/rnfs as root, else $XDG_STATE_HOME/rnfs or ~/.local/state/rnfs. With
+    /// --memory and no --state-dir, a new secret each start (the files do not survive it).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Most directories read when searching for a file whose handle the server does not
+    /// know (after a restart, or moved behind its back); a search given up answers STALE.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    search_dirs: usize,
+    /// Longest such a search runs, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    search_ms: u64,
+    /// Most such searches running at once for one client address; beyond it (or beyond
+    /// --searches) calls are answered JUKEBOX, and the client retries later.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    searches_per_client: usize,
+    /// Most such searches running at once in all.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    searches: usize,
+}
+
+impl HandleArgs {
+    /// The handle secret and the search bounds of a server configuration.
+    fn apply(&self, memory: bool, cfg: &mut ServerConfig) -> Result<()> {
+        use rnfs_server::state;
+        let dir = match &self.state_dir {
+            Some(d) => Some(d.clone()),
+            None if memory => None,
+            None => Some(
+                state::default_dir(
+                    rustix::process::geteuid().is_root(),
+                    std::env::var_os("XDG_STATE_HOME"),
+                    std::env::var_os("HOME"),
+                )
+                .context("no state directory: set HOME or give --state-dir")?,
+            ),
+        };
+        if let Some(d) = dir {
+            cfg.handle_secret = state::load_or_create(&d)?;
+            info!(dir = %d.display(), "handle secret loaded");
+        }
+        cfg.search = rnfs_server::search::SearchConfig {
+            max_dirs: self.search_dirs.max(1),
+            max_time: std::time::Duration::from_millis(self.search_ms),
+            per_client: self.searches_per_client,
+            total: self.searches,
+        };
+        Ok(())
+    }
 }
 
 /// Parses "64MiB", "1G", "4096", "10k" into bytes (binary multiples).
@@ -117,12 +174,13 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         }
         _ => bail!("give a directory, --memory SIZE or --exports FILE"),
     };
-    let cfg = ServerConfig {
+    let mut cfg = ServerConfig {
         read_only: a.read_only,
         mounts_per_client: a.max_mounts_per_client,
         mounts_total: a.max_mounts,
         ..Default::default()
     };
+    a.handles.apply(a.memory.is_some(), &mut cfg)?;
     let server = Arc::new(NfsServer::with_exports(exports, cfg));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

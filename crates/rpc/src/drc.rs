@@ -160,12 +160,17 @@ impl Drc {
         Self::evict(&mut g, self.max_entries, self.max_bytes);
     }
 
-    /// Forgets a call that produced no reply (so a retry runs it again).
+    /// Forgets a call that produced no reply (so a retry runs it again). Its place in the
+    /// eviction order goes too: left there, it would evict the entry of the call's next run
+    /// early. Searched from the back, where a call just begun stands.
     pub fn abandon(&self, key: &DrcKey) {
         let mut g = self.inner.lock();
         if let Some(Slot::InProgress) = g.map.get(key) {
             g.map.remove(key);
             g.bytes -= key.held();
+            if let Some(i) = g.order.iter().rposition(|k| k == key) {
+                g.order.remove(i);
+            }
         }
     }
 
@@ -225,6 +230,22 @@ mod tests {
                 misses: 2
             }
         );
+    }
+
+    /// A call abandoned (deferred to the pool) and begun again holds one place in the
+    /// eviction order: the first place, left behind, would evict the second run's reply
+    /// when the cache fills, and its retransmission would run the call twice.
+    #[test]
+    fn an_abandoned_call_begun_again_keeps_its_reply() {
+        let d = Drc::new(2, 1 << 20);
+        let k = key(1, b"remove x");
+        assert_eq!(d.begin(&k), Lookup::New);
+        d.abandon(&k);
+        assert_eq!(d.begin(&k), Lookup::New);
+        d.complete(&k, Arc::new(b"removed".to_vec()));
+        // One more call: two entries, within the bound of two.
+        assert_eq!(d.begin(&key(2, b"create y")), Lookup::New);
+        assert_eq!(d.begin(&k), Lookup::Replay(Arc::new(b"removed".to_vec())));
     }
 
     #[test]

@@ -180,7 +180,47 @@ pub fn metrics_text(s: &NfsServer) -> String {
         family(&mut o, name, kind, help);
         let _ = writeln!(o, "{name} {v}");
     }
+    handle_metrics(s, &st, &mut o);
     o
+}
+
+/// Handle MAC failures and searches for unknown keys (see [`crate::search`]).
+fn handle_metrics(s: &NfsServer, st: &crate::stats::Snapshot, o: &mut String) {
+    let rows = [
+        (
+            "rnfs_handle_mac_failures_total",
+            "counter",
+            "Handles refused: not of our format, or their MAC tag did not match (forged or damaged).",
+            st.handle_mac_failures,
+        ),
+        (
+            "rnfs_searches_started_total",
+            "counter",
+            "Searches of an export for a key the backend did not know.",
+            st.searches_started,
+        ),
+        (
+            "rnfs_searches_given_up_total",
+            "counter",
+            "Searches given up at their directory or time limit.",
+            st.searches_given_up,
+        ),
+        (
+            "rnfs_searches_refused_total",
+            "counter",
+            "Calls answered JUKEBOX because too many searches were running.",
+            st.searches_refused,
+        ),
+        (
+            "rnfs_searches_running",
+            "gauge",
+            "Searches running now.",
+            s.searches.running() as u64,
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
 }
 
 /// Parses metrics text back into `(name with labels, value)` pairs (for `rnfs stats`).
@@ -252,6 +292,15 @@ pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
         get("rnfs_drc_hits_total"),
         get("rnfs_drc_misses_total"),
         get("rnfs_drc_in_progress_total")
+    );
+    let _ = writeln!(
+        o,
+        "Handles: MAC failures {}  searches started {}  given up {}  refused {}  running {}",
+        get("rnfs_handle_mac_failures_total"),
+        get("rnfs_searches_started_total"),
+        get("rnfs_searches_given_up_total"),
+        get("rnfs_searches_refused_total"),
+        get("rnfs_searches_running")
     );
     o
 }

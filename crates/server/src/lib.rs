@@ -3,7 +3,9 @@
 //! [`NfsServer`] is an [`rnfs_rpc::transport::Service`]: it takes one call message and
 //! returns the reply message, with no I/O of its own beyond the backend, so every procedure
 //! can be tested by feeding it bytes. The pieces:
-//! - [`handle`]: wire file handles (export id, backend key, check value);
+//! - [`handle`]: wire file handles (export id, backend key, MAC tag);
+//! - [`state`]: the state directory, which keeps the handle secret across restarts;
+//! - [`search`]: bounds on searching for keys the backend does not know;
 //! - [`status`]: the one place where backend errors become NFS and MOUNT statuses;
 //! - [`nfs3`]: the 22 NFSv3 procedures, one small function each;
 //! - [`mount`]: the MOUNT procedures;
@@ -16,6 +18,8 @@ pub mod exports;
 pub mod handle;
 pub mod mount;
 pub mod nfs3;
+pub mod search;
+pub mod state;
 pub mod stats;
 pub mod status;
 
@@ -26,6 +30,7 @@ use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
 use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
 use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo, Service};
 use rnfs_vfs::{Backend, Creds, Ctx};
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,6 +51,12 @@ pub struct ServerConfig {
     pub mounts_per_client: usize,
     /// Mount list: most entries in all; the oldest is forgotten beyond.
     pub mounts_total: usize,
+    /// The secret that keys handle MACs ([`handle`]): the same secret gives the same
+    /// handles, so a server that must keep its handles across restarts loads it from its
+    /// state directory ([`state::load_or_create`]). The default is a new random one.
+    pub handle_secret: handle::HandleSecret,
+    /// Bounds on searching for keys the backend does not know.
+    pub search: search::SearchConfig,
 }
 
 /// Default of [`ServerConfig::mounts_per_client`].
@@ -62,6 +73,11 @@ impl Default for ServerConfig {
             drc_bytes: 16 << 20,
             mounts_per_client: DEFAULT_MOUNTS_PER_CLIENT,
             mounts_total: DEFAULT_MOUNTS_TOTAL,
+            // getrandom(2) fails only before Linux 3.17; rnfs needs openat2 (5.6).
+            #[allow(clippy::expect_used)]
+            handle_secret: handle::HandleSecret::random()
+                .expect("the kernel's random number generator"),
+            search: search::SearchConfig::default(),
         }
     }
 }
@@ -84,8 +100,9 @@ pub struct Export {
     /// The backend's data calls never wait for a device ([`Backend::data_in_memory`]):
     /// they are classed with metadata calls.
     pub data_in_memory: bool,
-    /// Key that makes handle check values specific to this export.
-    pub(crate) secret: u64,
+    /// The key of this export's handle MACs: derived from the server's secret when a
+    /// server takes the export ([`NfsServer::with_exports`], [`NfsServer::reload`]).
+    pub(crate) key: handle::HandleKey,
 }
 
 impl Export {
@@ -93,10 +110,6 @@ impl Export {
     /// simple `rnfs serve PATH` form); see [`Export::with_rules`].
     pub fn new(id: u16, path: impl Into<String>, fs: Arc<dyn Backend>) -> Self {
         let path = path.into();
-        let mut secret = 0x5bd1_e995_u64 ^ u64::from(id);
-        for b in path.bytes().chain(fs.root().0.iter().copied()) {
-            secret = (secret ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
         let rules = vec![exports::ClientRule {
             matcher: exports::ClientMatch::Any,
             spec: "*".into(),
@@ -110,7 +123,8 @@ impl Export {
             rules,
             dir: None,
             never_blocks: false,
-            secret,
+            // Replaced by the server's key when a server takes the export.
+            key: handle::HandleKey::derive(&handle::HandleSecret::from_bytes([0; 32]), id),
         }
     }
 
@@ -131,6 +145,12 @@ impl Export {
     /// Records the host directory the backend serves.
     pub fn with_dir(mut self, dir: std::path::PathBuf) -> Self {
         self.dir = Some(dir);
+        self
+    }
+
+    /// This export with its handle key derived from the server's `secret`.
+    fn keyed(mut self, secret: &handle::HandleSecret) -> Self {
+        self.key = handle::HandleKey::derive(secret, self.id);
         self
     }
 
@@ -208,6 +228,17 @@ pub struct Req<'a> {
     pub conn: &'a ConnInfo,
     /// The caller's credentials as sent.
     pub auth: &'a Auth,
+    /// Set when the call runs on the connection's task ([`Service::try_call`]): a handle
+    /// whose key needs a search sets the cell, and the call is run again on the blocking
+    /// pool, where the search may run ([`search`]).
+    pub defer: Option<&'a Cell<bool>>,
+}
+
+impl Req<'_> {
+    /// Whether the call was given up here, to run again on the pool.
+    fn deferred(&self) -> bool {
+        self.defer.is_some_and(Cell::get)
+    }
 }
 
 /// Why a client may not use an export.
@@ -269,6 +300,8 @@ pub struct NfsServer {
     pub(crate) mounts: Mutex<mount::MountList>,
     /// DUMP and EXPORT replies cut to [`mount::MAX_REPLY`].
     pub(crate) mount_replies_cut: std::sync::atomic::AtomicU64,
+    /// Searches for unknown keys running now, by client.
+    pub(crate) searches: search::Searches,
     /// Counters.
     pub stats: stats::Stats,
     /// Connection counters, shared with the transport.
@@ -288,7 +321,10 @@ impl NfsServer {
             .unwrap_or_default();
         let v = (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 48);
         let table = ExportTable {
-            exports: exports.into_iter().map(Arc::new).collect(),
+            exports: exports
+                .into_iter()
+                .map(|e| Arc::new(e.keyed(&cfg.handle_secret)))
+                .collect(),
             retired: Default::default(),
         };
         let mounts = mount::MountList::new(cfg.mounts_per_client, cfg.mounts_total);
@@ -302,6 +338,7 @@ impl NfsServer {
             write_verf: v.to_be_bytes(),
             mounts: Mutex::new(mounts),
             mount_replies_cut: Default::default(),
+            searches: search::Searches::default(),
             stats: stats::Stats::default(),
             conn_stats: Arc::default(),
         }
@@ -315,7 +352,10 @@ impl NfsServer {
         for e in &g.exports {
             retired.insert(e.id);
         }
-        let exports: Vec<Arc<Export>> = exports.into_iter().map(Arc::new).collect();
+        let exports: Vec<Arc<Export>> = exports
+            .into_iter()
+            .map(|e| Arc::new(e.keyed(&self.cfg.handle_secret)))
+            .collect();
         for e in &exports {
             retired.remove(&e.id);
         }
@@ -325,6 +365,12 @@ impl NfsServer {
         self.data_in_memory
             .store(table.data_in_memory(), Ordering::Relaxed);
         *g = Arc::new(table);
+    }
+
+    /// The configuration the server was made with (a restarted server given the same
+    /// keeps the same handles).
+    pub fn config(&self) -> &ServerConfig {
+        &self.cfg
     }
 
     /// The exports in force now.
@@ -382,27 +428,90 @@ impl NfsServer {
         req: &Req<'_>,
         fh: &p3::FileHandle3,
     ) -> Result<(Scope, rnfs_vfs::FileKey), p3::Nfsstat3> {
-        let id = handle::export_id(fh)?;
+        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
         let table = self.exports();
-        let Some(e) = table.by_id(id) else {
+        let e = table.by_id(id);
+        // The tag first, before anything looks at the key: with the export's key, or for
+        // an export not (or no longer) served, with the key it would have.
+        let key = match e {
+            Some(e) => handle::verify(&e.key, fh),
+            None => handle::verify(&handle::HandleKey::derive(&self.cfg.handle_secret, id), fh),
+        }
+        .inspect_err(|_| self.stats.handle_mac_failure())?;
+        let Some(e) = e else {
             return Err(if table.retired.contains(&id) {
                 p3::Nfsstat3::Acces
             } else {
                 p3::Nfsstat3::Stale
             });
         };
-        let key = handle::decode(e, fh)?;
-        match self.admit(e, req) {
-            Ok(s) => Ok((s, key)),
-            Err(Denied::NotListed) => Err(p3::Nfsstat3::Acces),
+        let scope = match self.admit(e, req) {
+            Ok(s) => s,
+            Err(Denied::NotListed) => return Err(p3::Nfsstat3::Acces),
             Err(Denied::InsecurePort) => {
                 tracing::info!(peer = %req.conn.peer, "request from an unprivileged port refused (export is secure)");
-                Err(p3::Nfsstat3::Perm)
+                return Err(p3::Nfsstat3::Perm);
             }
+        };
+        self.place(req, &scope, &key)?;
+        Ok((scope, key))
+    }
+
+    /// A second handle of the same call (RENAME, LINK): it must be in the same export.
+    pub(crate) fn key_in(
+        &self,
+        req: &Req<'_>,
+        x: &Scope,
+        fh: &p3::FileHandle3,
+    ) -> Result<rnfs_vfs::FileKey, p3::Nfsstat3> {
+        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
+        if id != x.export.id {
+            return Err(p3::Nfsstat3::Xdev);
+        }
+        let key =
+            handle::verify(&x.export.key, fh).inspect_err(|_| self.stats.handle_mac_failure())?;
+        self.place(req, x, &key)?;
+        Ok(key)
+    }
+
+    /// Makes sure the backend can place `key` before the call uses it: if it needs a
+    /// search, defers a call tried on the connection's task to the pool, and runs the
+    /// search there within the bounds of [`search`].
+    fn place(&self, req: &Req<'_>, x: &Scope, key: &rnfs_vfs::FileKey) -> Result<(), p3::Nfsstat3> {
+        use rnfs_vfs::Searched;
+        match x.export.fs.needs_search(key) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => return Err(status::nfs3(e)),
+        }
+        if let Some(d) = req.defer {
+            d.set(true);
+            return Err(p3::Nfsstat3::Jukebox); // never sent: the call runs again
+        }
+        let cfg = &self.cfg.search;
+        let Some(_permit) = self.searches.admit(req.conn.peer.ip(), cfg) else {
+            self.stats.search_refused();
+            tracing::debug!(peer = %req.conn.peer, "search refused: too many running");
+            return Err(p3::Nfsstat3::Jukebox);
+        };
+        self.stats.search_started();
+        let limits = rnfs_vfs::SearchLimits {
+            max_dirs: cfg.max_dirs,
+            deadline: std::time::Instant::now() + cfg.max_time,
+        };
+        match x.export.fs.search(key, &limits) {
+            Ok(Searched::Found) => Ok(()),
+            Ok(Searched::NotFound) => Err(p3::Nfsstat3::Stale),
+            Ok(Searched::GaveUp) => {
+                self.stats.search_given_up();
+                tracing::info!(peer = %req.conn.peer, ?key, "search for a key given up at its limit; answering STALE");
+                Err(p3::Nfsstat3::Stale)
+            }
+            Err(e) => Err(status::nfs3(e)),
         }
     }
 
-    fn dispatch(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
+    fn dispatch(&self, conn: &ConnInfo, msg: &[u8], defer: Option<&Cell<bool>>) -> Option<Vec<u8>> {
         let call = match decode_call(msg) {
             Ok(c) => c,
             Err(BadCall::Reply(r)) => {
@@ -420,6 +529,7 @@ impl NfsServer {
         let req = Req {
             conn,
             auth: &call.auth,
+            defer,
         };
         match h.prog {
             p3::PROGRAM => {
@@ -447,6 +557,10 @@ impl NfsServer {
                     Lookup::InProgress => None,
                     Lookup::New => {
                         let r = self.run_nfs(&req, h.xid, proc_, call.args);
+                        if req.deferred() {
+                            self.drc.abandon(&key); // it runs again, on the pool
+                            return None;
+                        }
                         self.drc.complete(&key, Arc::new(r.clone()));
                         Some(r)
                     }
@@ -483,23 +597,43 @@ impl NfsServer {
         }
     }
 
-    /// Runs a READ if it can finish without waiting (see [`Service::try_call`]); anything
-    /// else, and any call that does not decode, is left to [`NfsServer::dispatch`].
+    /// Runs an NFS call on the connection's task if it can finish without waiting (see
+    /// [`Service::try_call`]): a READ of data at hand, any other call whose handles the
+    /// backend can place without a search. Anything else, and any call that does not
+    /// decode, is left to [`NfsServer::dispatch`] on the pool.
     fn try_dispatch(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
+        // Only what the transport may try (it asks `blocking` first): never a WRITE or
+        // COMMIT that may wait, whoever calls.
+        if self.blocking(conn, msg) != Blocking::TryInline {
+            return Attempt::WouldBlock;
+        }
         let Ok(call) = decode_call(msg) else {
             return Attempt::WouldBlock;
         };
         let h = &call.header;
-        if (h.prog, h.vers, h.proc_) != (p3::PROGRAM, p3::VERSION, p3::Proc::Read as u32) {
+        if (h.prog, h.vers) != (p3::PROGRAM, p3::VERSION) {
             return Attempt::WouldBlock;
+        }
+        let deferred = Cell::new(false);
+        // A READ of data in memory waits no more than a metadata call: run it whole.
+        let data_at_hand = self.data_in_memory.load(Ordering::Relaxed);
+        if h.proc_ != p3::Proc::Read as u32 || data_at_hand {
+            let r = self.dispatch(conn, msg, Some(&deferred));
+            return if deferred.get() {
+                Attempt::WouldBlock
+            } else {
+                Attempt::Done(r)
+            };
         }
         let _span =
             tracing::debug_span!("call", xid = h.xid, prog = h.prog, proc = h.proc_).entered();
         let req = Req {
             conn,
             auth: &call.auth,
+            defer: Some(&deferred),
         };
         match nfs3::try_read_reply(self, &req, h.xid, call.args) {
+            _ if deferred.get() => Attempt::WouldBlock,
             Some(reply) => {
                 self.stats.nfs_reply(p3::Proc::Read, &reply);
                 Attempt::Done(Some(reply))
@@ -510,7 +644,9 @@ impl NfsServer {
 
     fn run_nfs(&self, req: &Req<'_>, xid: u32, proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
         let reply = nfs3::dispatch(self, req, xid, proc_, args);
-        self.stats.nfs_reply(proc_, &reply);
+        if !req.deferred() {
+            self.stats.nfs_reply(proc_, &reply);
+        }
         reply
     }
 }
@@ -555,11 +691,11 @@ fn classify(msg: &[u8], backends_never_block: bool, data_in_memory: bool) -> Blo
     // kernel's caches nearly always, run inline when they are the connection's only call.
     // Backends whose data is in memory (tmpfs) have data calls that wait no more than
     // metadata calls do.
+    // Every NFS call is *tried* inline (not simply run): a handle whose key the backend
+    // must search for sends the call to the pool (`Req::defer`, the `search` module), so
+    // no walk of the export ever runs on a connection's task.
     let data = [p3::Proc::Read, p3::Proc::Write, p3::Proc::Commit];
     if data_in_memory && data.iter().any(|p| *p as u32 == proc_) {
-        return Blocking::Rarely;
-    }
-    if proc_ == p3::Proc::Read as u32 {
         return Blocking::TryInline;
     }
     if [p3::Proc::Write, p3::Proc::Commit]
@@ -568,14 +704,15 @@ fn classify(msg: &[u8], backends_never_block: bool, data_in_memory: bool) -> Blo
     {
         return Blocking::Likely;
     }
-    Blocking::Rarely
+    Blocking::TryInline
 }
 
 impl Service for NfsServer {
     /// Every call to backends that never block runs inline; WRITE and COMMIT to others
-    /// always go to the blocking pool; a READ is tried inline (see [`Service::try_call`]);
-    /// metadata calls (served from the kernel's caches most of the time) run inline when
-    /// they are the connection's only call.
+    /// always go to the blocking pool; other NFS calls are tried inline when they are the
+    /// connection's only call (see [`Service::try_call`]): a READ of data at hand, and
+    /// metadata calls (served from the kernel's caches most of the time) whose handles
+    /// need no search.
     fn blocking(&self, _conn: &ConnInfo, msg: &[u8]) -> Blocking {
         classify(
             msg,
@@ -600,7 +737,8 @@ impl Service for NfsServer {
 
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
         // A bug in a handler must cost one call, not the server: answer SYSTEM_ERR.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dispatch(conn, msg))) {
+        let run = || self.dispatch(conn, msg, None);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
             Ok(r) => r,
             Err(_) => system_err(msg),
         }
@@ -694,7 +832,8 @@ mod tests {
         use Blocking::*;
         let nfs = |p: p3::Proc| call(p3::PROGRAM, p as u32, &[]);
         assert_eq!(classify(&nfs(p3::Proc::Null), false, false), Never);
-        assert_eq!(classify(&nfs(p3::Proc::Getattr), false, false), Rarely);
+        // Metadata calls are tried inline: one whose handle needs a search goes to the pool.
+        assert_eq!(classify(&nfs(p3::Proc::Getattr), false, false), TryInline);
         assert_eq!(classify(&nfs(p3::Proc::Read), false, false), TryInline);
         assert_eq!(classify(&nfs(p3::Proc::Commit), false, false), Likely);
         assert_eq!(
@@ -716,13 +855,13 @@ mod tests {
         // Backends that never block: everything inline.
         assert_eq!(classify(&nfs(p3::Proc::Commit), true, false), Never);
         // data in memory (tmpfs): data calls are like metadata calls
-        assert_eq!(classify(&nfs(p3::Proc::Read), false, true), Rarely);
-        assert_eq!(classify(&nfs(p3::Proc::Commit), false, true), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Read), false, true), TryInline);
+        assert_eq!(classify(&nfs(p3::Proc::Commit), false, true), TryInline);
         assert_eq!(
             classify(&write(p3::StableHow::FileSync), false, true),
-            Rarely
+            TryInline
         );
-        assert_eq!(classify(&nfs(p3::Proc::Lookup), false, true), Rarely);
+        assert_eq!(classify(&nfs(p3::Proc::Lookup), false, true), TryInline);
         assert_eq!(
             classify(&write(p3::StableHow::FileSync), true, false),
             Never
@@ -759,6 +898,24 @@ mod tests {
                 flavor: rnfs_proto::rpc::AUTH_SYS,
                 body: rnfs_xdr::Opaque(rnfs_xdr::to_bytes(&cred)),
             },
+            verf: OpaqueAuth::none(),
+        }
+        .encode(&mut w);
+        let mut m = w.into_inner();
+        m.extend_from_slice(args);
+        m
+    }
+
+    /// A call message with AUTH_NONE.
+    fn anon_call(proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        CallHeader {
+            xid: 2,
+            rpcvers: 2,
+            prog: p3::PROGRAM,
+            vers: 3,
+            proc_: proc_ as u32,
+            cred: OpaqueAuth::none(),
             verf: OpaqueAuth::none(),
         }
         .encode(&mut w);
@@ -810,8 +967,98 @@ mod tests {
         assert_eq!(s.drc_stats().hits, 1);
     }
 
+    /// The NFS status of an accepted reply.
+    fn nfs_status(reply: &[u8]) -> u32 {
+        u32::from_be_bytes(reply[24..28].try_into().unwrap())
+    }
+
+    /// A handle the backend must search for (a file made before the backend started, as
+    /// after a restart) is never searched for on the connection's task: the call tried
+    /// there gives up with nothing shown, and on the pool the search runs and the call
+    /// succeeds, a non-idempotent one too (the reply cache forgets the attempt).
     #[test]
-    fn only_reads_are_tried_inline() {
+    fn a_handle_that_needs_a_search_is_searched_for_on_the_pool_only() {
+        use rnfs_vfs::{CreateMode, SetAttr};
+        let dir = tempfile::tempdir().unwrap();
+        let before = rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap();
+        let (sub, _) = before
+            .mkdir(&Ctx::default(), &before.root(), b"d", &SetAttr::default())
+            .unwrap();
+        let how = CreateMode::Unchecked(SetAttr::default());
+        let (k, _) = before.create(&Ctx::default(), &sub, b"f", &how).unwrap();
+        let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+        let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        let conn = ConnInfo {
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        let getattr = anon_call(
+            p3::Proc::Getattr,
+            &rnfs_xdr::to_bytes(&p3::GetattrArgs { object: fh.clone() }),
+        );
+        let setattr = anon_call(
+            p3::Proc::Setattr,
+            &rnfs_xdr::to_bytes(&p3::SetattrArgs {
+                object: fh,
+                // Nothing to change: allowed to anyone, still through the reply cache.
+                new_attributes: p3::Sattr3::default(),
+                guard: None,
+            }),
+        );
+        assert_eq!(s.try_call(&conn, &getattr), Attempt::WouldBlock);
+        assert_eq!(s.try_call(&conn, &setattr), Attempt::WouldBlock);
+        let st = s.stats.snapshot();
+        assert_eq!(st.searches_started, 0, "no search on the connection's task");
+        assert_eq!(st.nfs_calls.iter().sum::<u64>(), 0, "nothing counted");
+        let reply = s.call(&conn, &setattr).expect("a reply, not a duplicate");
+        assert_eq!(nfs_status(&reply), 0);
+        assert_eq!(s.stats.snapshot().searches_started, 1);
+        // Found: from now on the key is placed without a search, inline.
+        match s.try_call(&conn, &getattr) {
+            Attempt::Done(Some(r)) => assert_eq!(nfs_status(&r), 0),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.stats.snapshot().searches_started, 1);
+    }
+
+    /// Beyond the cap of searches for one client, a call is answered JUKEBOX (the client
+    /// retries later) without searching.
+    #[test]
+    fn searches_beyond_the_cap_are_answered_jukebox() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap();
+        let (k, _) = before
+            .mkdir(&Ctx::default(), &before.root(), b"d", &Default::default())
+            .unwrap();
+        let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+        let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        let conn = ConnInfo {
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        let getattr = anon_call(
+            p3::Proc::Getattr,
+            &rnfs_xdr::to_bytes(&p3::GetattrArgs { object: fh }),
+        );
+        // The client's places are all taken (by searches of other calls).
+        let ip = conn.peer.ip();
+        let held: Vec<_> = (0..s.cfg.search.per_client)
+            .map(|_| s.searches.admit(ip, &s.cfg.search).unwrap())
+            .collect();
+        let r = s.call(&conn, &getattr).unwrap();
+        assert_eq!(nfs_status(&r), p3::Nfsstat3::Jukebox as u32);
+        let st = s.stats.snapshot();
+        assert_eq!((st.searches_started, st.searches_refused), (0, 1));
+        drop(held);
+        let r = s.call(&conn, &getattr).unwrap();
+        assert_eq!(nfs_status(&r), 0);
+        assert_eq!(s.stats.snapshot().searches_started, 1);
+    }
+
+    #[test]
+    fn only_calls_that_need_not_wait_are_tried_inline() {
         let dir = tempfile::tempdir().unwrap();
         let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
@@ -819,17 +1066,36 @@ mod tests {
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
-        // WRITE, COMMIT, metadata, other programs and garbage: left to call().
-        for msg in [
+        let root = handle::encode(&s.exports().exports[0], &s.exports().exports[0].fs.root());
+        let commit = rnfs_xdr::to_bytes(&p3::CommitArgs {
+            file: root.clone(),
+            offset: 0,
+            count: 0,
+        });
+        // WRITE, COMMIT (unless the data is in memory: a tmpfs TMPDIR), other programs
+        // and garbage: left to call().
+        let mut msgs = vec![anon_call(p3::Proc::Commit, &commit)];
+        if s.data_in_memory.load(Ordering::Relaxed) {
+            msgs.clear();
+        }
+        for msg in msgs.into_iter().chain([
             write(p3::StableHow::Unstable),
-            call(p3::PROGRAM, p3::Proc::Commit as u32, &[]),
-            call(p3::PROGRAM, p3::Proc::Getattr as u32, &[]),
             call(mount3::PROGRAM, 1, &[]),
             vec![0, 0, 0, 1],
-            // A READ with a credential that does not decode: call() answers AUTH_ERROR.
+            // Credentials that do not decode: call() answers AUTH_ERROR.
             call(p3::PROGRAM, p3::Proc::Read as u32, &[]),
-        ] {
+            call(p3::PROGRAM, p3::Proc::Getattr as u32, &[]),
+        ]) {
             assert_eq!(s.try_call(&conn, &msg), Attempt::WouldBlock);
+        }
+        // A metadata call whose handle needs no search runs there.
+        let getattr = anon_call(
+            p3::Proc::Getattr,
+            &rnfs_xdr::to_bytes(&p3::GetattrArgs { object: root }),
+        );
+        match s.try_call(&conn, &getattr) {
+            Attempt::Done(Some(r)) => assert_eq!(nfs_status(&r), 0),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -53,13 +53,6 @@ impl Scope {
     fn fs(&self) -> &dyn rnfs_vfs::Backend {
         &*self.export.fs
     }
-    /// A second handle of the same call (RENAME, LINK): it must be in the same export.
-    fn key(&self, fh: &FileHandle3) -> R<FileKey> {
-        if handle::export_id(fh)? != self.export.id {
-            return Err(Nfsstat3::Xdev);
-        }
-        handle::decode(&self.export, fh)
-    }
     fn fh(&self, key: &FileKey) -> FileHandle3 {
         handle::encode(&self.export, key)
     }
@@ -453,7 +446,7 @@ fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
 fn rename(s: &NfsServer, req: &Req<'_>, a: RenameArgs) -> RenameRes {
     let (x, fk, tk) = match s
         .scope(req, &a.from.dir)
-        .and_then(|(x, f)| Ok((x.key(&a.to.dir)?, x, f)))
+        .and_then(|(x, f)| Ok((s.key_in(req, &x, &a.to.dir)?, x, f)))
     {
         Ok((t, x, f)) => (x, f, t),
         Err(e) => return Res::Fail(e, RenameWcc::default()),
@@ -481,7 +474,7 @@ fn rename(s: &NfsServer, req: &Req<'_>, a: RenameArgs) -> RenameRes {
 fn link(s: &NfsServer, req: &Req<'_>, a: LinkArgs) -> LinkRes {
     let (x, k, dk) = match s
         .scope(req, &a.file)
-        .and_then(|(x, k)| Ok((x.key(&a.link.dir)?, x, k)))
+        .and_then(|(x, k)| Ok((s.key_in(req, &x, &a.link.dir)?, x, k)))
     {
         Ok((d, x, k)) => (x, k, d),
         Err(e) => return Res::Fail(e, LinkWcc::default()),
@@ -823,6 +816,7 @@ mod tests {
         let req = Req {
             conn: &conn,
             auth: &Auth::None,
+            defer: None,
         };
         let fh = s.exports().exports[0].clone();
         let fh = handle::encode(&fh, &k);
@@ -872,6 +866,7 @@ mod tests {
         let req = Req {
             conn: &conn,
             auth: &Auth::None,
+            defer: None,
         };
         let ctx = Ctx::default();
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();

@@ -12,6 +12,16 @@ pub struct Stats {
     read_bytes: AtomicU64,
     written_bytes: AtomicU64,
     status_counts: parking_lot::Mutex<std::collections::BTreeMap<u32, u64>>,
+    handles: HandleCounters,
+}
+
+/// Handle checks and searches for unknown keys (see [`crate::search`]).
+#[derive(Debug, Default)]
+struct HandleCounters {
+    mac_failures: AtomicU64,
+    searches_started: AtomicU64,
+    searches_given_up: AtomicU64,
+    searches_refused: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,6 +41,15 @@ pub struct Snapshot {
     pub written_bytes: u64,
     /// Replies by NFSv3 status (only non-OK statuses).
     pub by_status: Vec<(u32, u64)>,
+    /// Handles refused unchecked: not of our format, or their MAC tag did not match
+    /// (forged or damaged).
+    pub handle_mac_failures: u64,
+    /// Searches started for keys the backend did not know.
+    pub searches_started: u64,
+    /// Searches given up at their limit (directories or time).
+    pub searches_given_up: u64,
+    /// Calls answered JUKEBOX because the client (or the server) had too many searches.
+    pub searches_refused: u64,
 }
 
 impl Stats {
@@ -69,6 +88,22 @@ impl Stats {
     pub fn bytes_written(&self, n: usize) {
         self.written_bytes.fetch_add(n as u64, Relaxed);
     }
+    /// Counts a handle refused: not of our format, or its MAC tag did not match.
+    pub fn handle_mac_failure(&self) {
+        self.handles.mac_failures.fetch_add(1, Relaxed);
+    }
+    /// Counts a search started.
+    pub fn search_started(&self) {
+        self.handles.searches_started.fetch_add(1, Relaxed);
+    }
+    /// Counts a search given up at its limit.
+    pub fn search_given_up(&self) {
+        self.handles.searches_given_up.fetch_add(1, Relaxed);
+    }
+    /// Counts a search refused by a cap.
+    pub fn search_refused(&self) {
+        self.handles.searches_refused.fetch_add(1, Relaxed);
+    }
     /// A consistent-enough copy for display.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -84,6 +119,10 @@ impl Stats {
                 .iter()
                 .map(|(k, v)| (*k, *v))
                 .collect(),
+            handle_mac_failures: self.handles.mac_failures.load(Relaxed),
+            searches_started: self.handles.searches_started.load(Relaxed),
+            searches_given_up: self.handles.searches_given_up.load(Relaxed),
+            searches_refused: self.handles.searches_refused.load(Relaxed),
         }
     }
 }

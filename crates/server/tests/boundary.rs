@@ -149,9 +149,17 @@ fn altered_handles_are_refused_bit_by_bit() {
 
 #[test]
 fn handles_survive_a_server_restart() {
+    use rnfs_rpc::transport::Config;
+    use rnfs_server::{state, ServerConfig};
     let (d, fs) = local();
+    let state_dir = tempfile::tempdir().unwrap();
+    // Each start reads the secret from the state directory, as `rnfs serve` does.
+    let cfg = || ServerConfig {
+        handle_secret: state::load_or_create(state_dir.path()).unwrap(),
+        ..Default::default()
+    };
     let (fh, dir) = {
-        let s = TestServer::start(fs);
+        let s = TestServer::start_with(fs, cfg(), Config::default());
         let mut c = s.client();
         let root = c.root.clone();
         let a = c.mkdir(&root, "a").unwrap();
@@ -162,16 +170,32 @@ fn handles_survive_a_server_restart() {
     };
     // A new server process on the same directory: the old handles still work.
     let fs = std::sync::Arc::new(rnfs_vfs::local::LocalFs::new(d.path(), false).unwrap());
-    let s = TestServer::start(fs);
+    let s = TestServer::start_with(fs, cfg(), Config::default());
     let mut c = s.client();
     assert_eq!(c.read(&fh, 0, 100).unwrap(), (b"persistent".to_vec(), true));
     assert_eq!(c.list(&dir, 4096, true).unwrap().len(), 3);
     // Renamed behind the server's back, still found.
     std::fs::rename(d.path().join("a/b"), d.path().join("moved")).unwrap();
     let fs = std::sync::Arc::new(rnfs_vfs::local::LocalFs::new(d.path(), false).unwrap());
-    let s = TestServer::start(fs);
+    let s = TestServer::start_with(fs, cfg(), Config::default());
     let mut c = s.client();
     assert_eq!(c.read(&fh, 0, 4).unwrap(), (b"pers".to_vec(), false));
+    let searched = s.server.stats.snapshot().searches_started;
+    assert!(searched >= 1, "found by a search");
+    // A server with another state directory's secret: the handles do not verify, and
+    // nothing is searched for.
+    let other = tempfile::tempdir().unwrap();
+    let fs = std::sync::Arc::new(rnfs_vfs::local::LocalFs::new(d.path(), false).unwrap());
+    let cfg2 = ServerConfig {
+        handle_secret: state::load_or_create(other.path()).unwrap(),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(fs, cfg2, Config::default());
+    let mut c = s.client();
+    assert_eq!(c.read(&fh, 0, 4), Err(Nfsstat3::BadHandle));
+    assert_eq!(c.getattr(&dir), Err(Nfsstat3::BadHandle));
+    let st = s.server.stats.snapshot();
+    assert_eq!((st.searches_started, st.handle_mac_failures), (0, 2));
 }
 
 /// A bind mount, undone (lazily, so a failed test cannot leave it busy) when dropped.

@@ -298,6 +298,26 @@ pub struct ReadDone {
     pub attr: Option<Attr>,
 }
 
+/// Bounds of one [`Backend::search`]: what a key the backend does not know may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchLimits {
+    /// Most directories read.
+    pub max_dirs: usize,
+    /// When to give up (the caller reads the clock; the backend compares).
+    pub deadline: std::time::Instant,
+}
+
+/// What a [`Backend::search`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Searched {
+    /// The object is found: calls on its key now reach it without searching.
+    Found,
+    /// The whole backend was searched: the object is gone.
+    NotFound,
+    /// A limit was reached first.
+    GaveUp,
+}
+
 /// A file system that rnfs can export. See the crate documentation.
 ///
 /// Names are single path components as bytes; callers never pass `/` or a NUL in them (the
@@ -453,6 +473,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Key of the parent of directory `dir` (the root for the root).
     fn parent(&self, ctx: &Ctx, dir: &FileKey) -> VfsResult<(FileKey, Attr)> {
         self.lookup(ctx, dir, b"..")
+    }
+    /// Whether calls on `key` would first need a [`Backend::search`]: the backend does not
+    /// know where its object is (a key from before a restart, or of an object moved behind
+    /// its back). Must be cheap and must not walk anything: the server asks it on a
+    /// connection's task, before any other call on the key, and runs the search on its
+    /// blocking pool, within limits and a cap per client. [`VfsError::Stale`] for a key
+    /// recently searched for in vain. Until a search finds it, calls on such a key answer
+    /// [`VfsError::Stale`]. The default: no key ever needs one.
+    fn needs_search(&self, key: &FileKey) -> VfsResult<bool> {
+        let _ = key;
+        Ok(false)
+    }
+    /// Searches for the object of `key` (see [`Backend::needs_search`]), reading no more
+    /// directories than `limits` allow and giving up at its deadline. May take long: only
+    /// ever called on a blocking thread. The default finds every key at once.
+    fn search(&self, key: &FileKey, limits: &SearchLimits) -> VfsResult<Searched> {
+        let _ = (key, limits);
+        Ok(Searched::Found)
     }
     /// Makes everything written so far durable (at shutdown).
     fn sync_all(&self) -> VfsResult<()> {

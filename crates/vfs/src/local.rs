@@ -6,8 +6,11 @@
 //!
 //! **Finding a file from its key** uses a map from inode to (parent, name), filled by every
 //! lookup, listing and create. A key the map does not know (after a restart, or after a
-//! rename done behind our back) is found by walking the export; a key that is not found is
-//! remembered as stale for a while, so forged keys cannot make the server walk repeatedly.
+//! rename done behind our back) is found by walking the export, never inside a call: the
+//! server asks [`Backend::needs_search`] first (cheap) and runs [`Backend::search`] on its
+//! blocking pool, bounded in directories read and in time; until then calls on the key
+//! answer STALE. A key searched for in vain is remembered as stale for a few seconds, so
+//! replaying it does not make the server walk again.
 //!
 //! **The export boundary**: every path is opened relative to the export's root descriptor
 //! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV)`, and every
@@ -50,7 +53,8 @@
 use crate::fdcache::FdCache;
 use crate::{
     cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat,
-    Limits, ReadDone, SetAttr, SetTime, SpecialKind, Stability, Timestamp, VfsError, VfsResult,
+    Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SpecialKind, Stability, Timestamp,
+    VfsError, VfsResult,
 };
 use parking_lot::Mutex;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -394,7 +398,10 @@ const MAX_NAMES: usize = 4 << 20;
 const MAX_READ: u32 = 1 << 24;
 const MAX_LISTINGS: usize = 256;
 const UNLINK_STRIPES: usize = 64;
+/// How long a key searched for in vain is answered STALE without another search.
 const STALE_MEMORY: Duration = Duration::from_secs(5);
+/// Most keys remembered as stale.
+const STALE_KEYS: usize = 65536;
 
 impl LocalFs {
     /// Opens `path` for export. When the process runs as root, calls run with each
@@ -570,15 +577,17 @@ impl LocalFs {
         }
     }
 
-    /// Walks the export breadth-first, filling the name map, until `want` is seen.
-    fn search(&self, want: Id) -> VfsResult<bool> {
+    /// Walks the export breadth-first, filling the name map, until `want` is seen, at most
+    /// `limits.max_dirs` directories read and no later than its deadline.
+    fn walk(&self, want: Id, limits: &SearchLimits) -> Searched {
         let mut queue: std::collections::VecDeque<(Id, Vec<Vec<u8>>)> = Default::default();
         queue.push_back((self.root_parts.id(), Vec::new()));
-        let mut visited = 0usize;
+        // Directories read or queued: the queue never holds more than the walk may read.
+        let mut taken = 1usize;
+        let mut complete = true;
         while let Some((dir_id, comps)) = queue.pop_front() {
-            visited += 1;
-            if visited > 1 << 20 {
-                return Ok(false);
+            if Instant::now() >= limits.deadline {
+                return Searched::GaveUp;
             }
             let Ok(fd) = self.open_beneath(&comps, OFlags::RDONLY | OFlags::DIRECTORY) else {
                 continue;
@@ -599,45 +608,47 @@ impl LocalFs {
                     found = true;
                 }
                 if ent.file_type() == rustix::fs::FileType::Directory {
+                    if taken >= limits.max_dirs {
+                        complete = false;
+                        continue;
+                    }
+                    taken += 1;
                     let mut c = comps.clone();
                     c.push(name.to_vec());
                     queue.push_back((id, c));
                 }
             }
             if found {
-                return Ok(true);
+                return Searched::Found;
             }
         }
-        Ok(false)
+        if complete {
+            Searched::NotFound
+        } else {
+            Searched::GaveUp
+        }
     }
 
+    /// Whether `key` was searched for in vain a short while ago.
+    fn remembered_stale(&self, key: &FileKey) -> bool {
+        let mut st = self.stale.lock();
+        if st.get(key).is_some_and(|t| t.elapsed() < STALE_MEMORY) {
+            return true;
+        }
+        if st.len() >= STALE_KEYS / 2 {
+            st.retain(|_, t| t.elapsed() < STALE_MEMORY);
+        }
+        false
+    }
+
+    /// Where the object of `key` is, without searching: a key the name map does not place
+    /// is stale here (the server searches first: [`Backend::needs_search`]).
     fn locate(&self, key: &FileKey) -> VfsResult<Loc> {
         let k = KeyParts::decode(key)?;
         if k.dev != self.root_parts.dev && !self.crossmnt {
             return Err(VfsError::Stale);
         }
-        if let Some(l) = self.try_locate(k)? {
-            return Ok(l);
-        }
-        {
-            let mut st = self.stale.lock();
-            if let Some(t) = st.get(key) {
-                if t.elapsed() < STALE_MEMORY {
-                    return Err(VfsError::Stale);
-                }
-            }
-            st.retain(|_, t| t.elapsed() < STALE_MEMORY);
-        }
-        if self.search(k.id())? {
-            if let Some(l) = self.try_locate(k)? {
-                return Ok(l);
-            }
-        }
-        let mut st = self.stale.lock();
-        if st.len() < 65536 {
-            st.insert(key.clone(), Instant::now());
-        }
-        Err(VfsError::Stale)
+        self.try_locate(k)?.ok_or(VfsError::Stale)
     }
 
     /// Opens a directory itself (as an O_PATH descriptor), from the cache if it is there.
@@ -1564,6 +1575,45 @@ impl Backend for LocalFs {
         })
     }
 
+    fn needs_search(&self, key: &FileKey) -> VfsResult<bool> {
+        let k = KeyParts::decode(key)?;
+        if k.dev != self.root_parts.dev {
+            return Err(VfsError::Stale);
+        }
+        // A cached descriptor: calls use it, and a removed object is stale, not lost.
+        if self.caches.files.get(k.id(), k.gen).is_some()
+            || self.caches.dirs.get(k.id(), k.gen).is_some()
+        {
+            return Ok(false);
+        }
+        if self.try_locate(k)?.is_some() {
+            return Ok(false);
+        }
+        if self.remembered_stale(key) {
+            return Err(VfsError::Stale);
+        }
+        Ok(true)
+    }
+
+    fn search(&self, key: &FileKey, limits: &SearchLimits) -> VfsResult<Searched> {
+        let k = KeyParts::decode(key)?;
+        if k.dev != self.root_parts.dev {
+            return Ok(Searched::NotFound);
+        }
+        let mut r = self.walk(k.id(), limits);
+        // The inode seen may be a newer file with the same number (another generation).
+        if r == Searched::Found && self.try_locate(k)?.is_none() {
+            r = Searched::NotFound;
+        }
+        if r != Searched::Found {
+            let mut st = self.stale.lock();
+            if st.len() < STALE_KEYS {
+                st.insert(key.clone(), Instant::now());
+            }
+        }
+        Ok(r)
+    }
+
     fn sync_all(&self) -> VfsResult<()> {
         let fd = rustix::fs::openat(
             &self.root,
@@ -1608,8 +1658,13 @@ mod tests {
             fs.read(&ctx, &f, 0, 100).unwrap(),
             (b"hello".to_vec(), true)
         );
-        // A fresh instance (a server restart) finds the file from its key alone.
+        // A fresh instance (a server restart) finds the file from its key alone, after a
+        // search: until then the key is stale to it, and no call walks the export.
         let fs2 = LocalFs::new(d.path(), false).unwrap();
+        assert_eq!(fs2.needs_search(&f), Ok(true));
+        assert_eq!(fs2.read(&ctx, &f, 1, 2), Err(VfsError::Stale));
+        assert_eq!(fs2.search(&f, &unlimited()), Ok(Searched::Found));
+        assert_eq!(fs2.needs_search(&f), Ok(false));
         assert_eq!(fs2.read(&ctx, &f, 1, 2).unwrap(), (b"el".to_vec(), false));
         fs2.remove(&ctx, &sub, b"f").unwrap();
         assert_eq!(fs2.getattr(&ctx, &f), Err(VfsError::Stale));
@@ -1646,12 +1701,90 @@ mod tests {
             .unwrap();
         std::fs::rename(d.path().join("a"), d.path().join("b")).unwrap();
         std::os::unix::fs::symlink("/etc", d.path().join("a")).unwrap();
-        // The cached path a/passwd now leads through a symlink: it must not be used.
+        // The cached path a/passwd now leads through a symlink: it must not be used (the
+        // descriptor cached for the directory, now named b, still holds it).
+        if fs.needs_search(&f) == Ok(true) {
+            assert_eq!(fs.search(&f, &unlimited()), Ok(Searched::Found));
+        }
         let got = fs.read(&ctx, &f, 0, 10).unwrap();
         assert_eq!(
             got,
             (Vec::new(), true),
             "found the real file by search, not /etc/passwd"
+        );
+    }
+
+    fn unlimited() -> SearchLimits {
+        SearchLimits {
+            max_dirs: usize::MAX,
+            deadline: Instant::now() + Duration::from_secs(3600),
+        }
+    }
+
+    /// A chain of `depth` directories `d/d/d...` with a file `f` at the bottom, and `wide`
+    /// empty directories beside the first; the key of `f`.
+    fn deep_file(fs: &LocalFs, depth: usize, wide: usize) -> FileKey {
+        let ctx = Ctx::default();
+        let mut dir = fs.root();
+        for i in 0..wide {
+            fs.mkdir(&ctx, &dir, format!("w{i}").as_bytes(), &SetAttr::default())
+                .unwrap();
+        }
+        for _ in 0..depth {
+            dir = fs.mkdir(&ctx, &dir, b"d", &SetAttr::default()).unwrap().0;
+        }
+        let how = CreateMode::Unchecked(SetAttr::default());
+        fs.create(&ctx, &dir, b"f", &how).unwrap().0
+    }
+
+    #[test]
+    fn a_search_stops_at_its_directory_limit_and_its_deadline() {
+        let (d, fs) = fs();
+        let f = deep_file(&fs, 10, 50);
+        let fresh = || LocalFs::new(d.path(), false).unwrap();
+        // 61 directories in all (root, 50 wide, 10 deep): 60 are too few.
+        let limits = |max_dirs| SearchLimits {
+            max_dirs,
+            ..unlimited()
+        };
+        assert_eq!(fresh().search(&f, &limits(60)), Ok(Searched::GaveUp));
+        assert_eq!(fresh().search(&f, &limits(61)), Ok(Searched::Found));
+        let past = SearchLimits {
+            deadline: Instant::now(),
+            ..unlimited()
+        };
+        let fs2 = fresh();
+        assert_eq!(fs2.search(&f, &past), Ok(Searched::GaveUp));
+        // Given up: remembered as stale for a while, so a replay does not walk again.
+        assert_eq!(fs2.needs_search(&f), Err(VfsError::Stale));
+    }
+
+    #[test]
+    fn a_key_searched_in_vain_is_remembered_stale() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let f = deep_file(&fs, 3, 0);
+        let mut gone = f.clone();
+        gone.0[15] ^= 0x40; // another inode number, never seen
+        assert_eq!(fs.needs_search(&gone), Ok(true));
+        assert_eq!(fs.search(&gone, &unlimited()), Ok(Searched::NotFound));
+        assert_eq!(fs.needs_search(&gone), Err(VfsError::Stale));
+        assert_eq!(fs.getattr(&ctx, &gone), Err(VfsError::Stale));
+        // Keys of other file systems and malformed keys never need a search.
+        let mut other = f.clone();
+        other.0[0] ^= 1;
+        assert_eq!(fs.needs_search(&other), Err(VfsError::Stale));
+        assert_eq!(
+            fs.needs_search(&FileKey(vec![1, 2])),
+            Err(VfsError::BadHandle)
+        );
+        // Known keys and the root need none.
+        assert_eq!(fs.needs_search(&f), Ok(false));
+        assert_eq!(
+            LocalFs::new(d.path(), false)
+                .unwrap()
+                .needs_search(&fs.root()),
+            Ok(false)
         );
     }
 

@@ -140,9 +140,11 @@ impl TestServer {
     /// duplicate request cache (what a reboot looks like to a client).
     pub fn restart(&self) {
         std::thread::sleep(Duration::from_millis(2)); // the verifier is time-based
+                                                      // The same handle secret, as `rnfs serve` reads it from its state directory.
+        let cfg = self.server().config().clone();
         let s = Arc::new(NfsServer::new(
             Export::new(1, "/", self.svc.fs.clone()),
-            ServerConfig::default(),
+            cfg,
         ));
         *self.svc.cur.lock() = s;
     }
