@@ -36,6 +36,51 @@ pub(crate) struct ServeArgs {
     /// Serve Prometheus metrics over HTTP on this address (off by default).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What a client can make the server hold (README "Limits").
+#[derive(clap::Args)]
+#[command(next_help_heading = "Limits")]
+pub(crate) struct LimitArgs {
+    /// Connections open at once; at the limit a new one closes the connection idle longest,
+    /// or is refused when none is idle. [default: the descriptor limit (raised to its hard
+    /// limit at start) minus 64 and a quarter of it (at most 4096), kept for the exports]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Close a connection with no call running and nothing received or sent for this long.
+    #[arg(long, value_name = "SECS", default_value_t = 360)]
+    idle_timeout: u64,
+    /// Close a connection whose record (call) has begun to arrive but is not complete this
+    /// long after.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    record_timeout: u64,
+    /// Bytes of calls being received and replies waiting to be sent, over all connections
+    /// (e.g. 256MiB); when short, the heaviest connections stop being read first.
+    /// [default: a sixteenth of RAM, at least 64MiB, at most 1GiB]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    memory_budget: Option<u64>,
+    /// Bytes of replies a connection may owe before its requests stop being read (a client
+    /// that does not read its replies holds at most this).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "16MiB")]
+    max_unsent: u64,
+}
+
+impl LimitArgs {
+    /// The transport's configuration; call after raising the descriptor limit.
+    fn config(&self) -> rnfs_rpc::transport::Config {
+        let d = rnfs_rpc::transport::Config::default();
+        let bytes = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        rnfs_rpc::transport::Config {
+            max_connections: self.max_connections.unwrap_or(d.max_connections).max(1),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout.max(1)),
+            record_timeout: std::time::Duration::from_secs(self.record_timeout.max(1)),
+            memory_budget: self.memory_budget.map_or(d.memory_budget, bytes),
+            max_unsent: bytes(self.max_unsent),
+            ..d
+        }
+    }
 }
 
 /// Parses "64MiB", "1G", "4096", "10k" into bytes (binary multiples).
@@ -89,6 +134,12 @@ fn build_exports(cfg: &ExportsConfig, old: &[Arc<Export>], read_only: bool) -> R
 }
 
 pub(crate) fn serve(a: ServeArgs) -> Result<()> {
+    // Each connection takes a descriptor: use all the system grants us (the backends size
+    // their descriptor caches from the limit, so before opening them).
+    match rnfs_rpc::transport::raise_fd_limit() {
+        Ok(n) => info!(nofile = n, "descriptor limit"),
+        Err(e) => warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let exports = match (&a.path, a.memory, &a.exports) {
         (Some(p), None, None) => {
             vec![Export::new(1, "/", open_dir(p, a.read_only)?).with_dir(p.clone())]
@@ -120,7 +171,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
 }
 
 async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
-    use rnfs_rpc::transport::{serve, Config};
+    use rnfs_rpc::transport::serve;
     use tokio::signal::unix::{signal, SignalKind};
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
@@ -143,7 +194,15 @@ async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
         .transpose()?
         .unwrap_or(port);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let cfg = Config::default();
+    let cfg = a.limits.config();
+    info!(
+        max_connections = cfg.max_connections,
+        idle_timeout_s = cfg.idle_timeout.as_secs(),
+        record_timeout_s = cfg.record_timeout.as_secs(),
+        memory_budget = cfg.memory_budget,
+        max_unsent = cfg.max_unsent,
+        "limits"
+    );
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(serve(
         listener,
