@@ -227,6 +227,7 @@ async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
         info!(%addr, "metrics at http://{addr}/metrics");
         tokio::spawn(metrics_endpoint(l, server.clone()));
     }
+    tokio::spawn(trim_after_bursts(server.conn_stats.clone()));
     let registered = !a.no_rpcbind && register(port, mport).await;
     for e in &server.exports().exports {
         info!(export = %e.path, clients = e.rules.len(), "exported");
@@ -332,6 +333,47 @@ async fn metrics_endpoint(l: tokio::net::TcpListener, server: Arc<NfsServer>) {
         });
     }
 }
+
+/// Gives the memory of a burst of buffered calls and replies back to the system once it
+/// has passed (the buffered total fell by at least 16 MiB, to half its peak or less).
+///
+/// Without this, glibc keeps it: after the first 1 MiB buffer is freed its mmap threshold
+/// rises, later 1 MiB buffers come from its arenas, and freed arena memory stays mapped.
+/// Measured with the test `replies_never_read_are_held_within_the_budget_and_freed_after_close`:
+/// 51 MiB of RSS over a 6 MiB baseline stayed after the connections closed, with or without
+/// MALLOC_ARENA_MAX=1; with MALLOC_MMAP_THRESHOLD_=131072 it went. Fixing the threshold
+/// instead would make every 1 MiB WRITE record a fresh mmap and 256 page faults; trimming
+/// after a burst costs nothing on the way.
+async fn trim_after_bursts(stats: Arc<rnfs_rpc::transport::ConnStats>) {
+    const BURST: usize = 16 << 20;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut high = 0;
+    loop {
+        tick.tick().await;
+        high = high.max(stats.memory.take_peak());
+        let now = stats.memory.total();
+        if high >= now + BURST && now <= high / 2 {
+            high = now;
+            let _ = tokio::task::spawn_blocking(give_back_freed_memory).await;
+        }
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc `malloc_trim`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn give_back_freed_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists under its locks; it
+    // takes no pointer and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators give memory back by themselves.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 async fn register(port: u16, mport: u16) -> bool {
     tokio::task::spawn_blocking(move || {

@@ -74,6 +74,8 @@ pub fn grant(
 pub struct Memory {
     limit: AtomicUsize,
     total: AtomicUsize,
+    /// The highest total since [`Memory::take_peak`] last looked.
+    peak: AtomicUsize,
     /// Signalled when the total falls below the three-quarter mark, where connections
     /// stopped for being heavy may go on.
     pub(crate) freed: Notify,
@@ -109,7 +111,10 @@ impl Memory {
                 .total
                 .compare_exchange_weak(total, total + g, Relaxed, Relaxed)
             {
-                Ok(_) => return g,
+                Ok(_) => {
+                    self.peak.fetch_max(total + g, Relaxed);
+                    return g;
+                }
                 Err(t) => total = t,
             }
         }
@@ -118,7 +123,14 @@ impl Memory {
     /// Adds bytes held whatever the budget says (a reply that came out larger than its
     /// reservation: it exists already).
     pub(crate) fn add(&self, n: usize) {
-        self.total.fetch_add(n, Relaxed);
+        let before = self.total.fetch_add(n, Relaxed);
+        self.peak.fetch_max(before + n, Relaxed);
+    }
+
+    /// The highest total since the last call (to tell when a burst has passed and the
+    /// memory it used can be given back to the system).
+    pub fn take_peak(&self) -> usize {
+        self.peak.swap(self.total(), Relaxed)
     }
 
     /// Gives back `n` bytes; wakes the connections waiting for memory when the total
@@ -375,6 +387,8 @@ mod tests {
         m.release(10); // 69
         assert!(futures_poll(freed.as_mut()).is_ready());
         assert_eq!(m.total(), 69);
+        assert_eq!(m.take_peak(), 80, "the high-water mark");
+        assert_eq!(m.take_peak(), 69, "from the last look on");
     }
 
     fn futures_poll<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<()> {
