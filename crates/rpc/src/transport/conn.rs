@@ -133,9 +133,12 @@ impl Held<'_> {
         self.replies + self.reserved
     }
 
-    /// Takes up to `want` (at least `least`) from the budget; what was granted.
+    /// Takes up to `want` (at least `least`) from the budget for a connection holding
+    /// `held`; what was granted. Grants not yet brought back to what is held by
+    /// [`Held::sync`] count as held (several calls started in one turn).
     fn take(&mut self, held: usize, want: usize, least: usize) -> usize {
         let open = usize::try_from(self.shared.open.load(Relaxed)).unwrap_or(usize::MAX);
+        let held = held.max(self.charged);
         let g = self.shared.memory.take(open, held, want, least);
         self.charged += g;
         g

@@ -361,7 +361,7 @@ mod tests {
     use super::*;
     use crate::record::{encode_record, RecordDecoder};
     use parking_lot::Mutex;
-    use std::io::{Read, Write};
+    use std::io::{ErrorKind, Read, Write};
     use std::sync::mpsc;
 
     /// A toy service: message byte 0 says how it blocks (0 Never, 1 Rarely, 2 Likely, 3
@@ -644,5 +644,73 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 6);
+    }
+
+    /// True once the server has closed `s` (end of stream or reset), waiting at most 10 s.
+    fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    #[test]
+    fn at_the_connection_limit_the_idle_one_goes_and_else_the_new_one() {
+        let srv = start(Config {
+            max_connections: 2,
+            ..Config::default()
+        });
+        let mut a = Peer::connect(srv.addr);
+        a.send(&[0, 0, 1]);
+        assert_eq!(a.recv().unwrap(), vec![0, 0, 1]);
+        // b is busy: half a record.
+        let mut b = Peer::connect(srv.addr);
+        b.s.write_all(&[0x80, 0, 0, 9, 1]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // c takes a's place (a is idle), and is served.
+        let mut c = Peer::connect(srv.addr);
+        c.send(&[0, 0, 3]);
+        assert_eq!(c.recv().unwrap(), vec![0, 0, 3]);
+        assert!(closed_by_server(&mut a.s), "the idle connection was shed");
+        // With b busy and c ... made busy too, d is refused: closed at once.
+        c.s.write_all(&[0x80, 0, 0, 9, 1]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut d = Peer::connect(srv.addr);
+        assert!(closed_by_server(&mut d.s), "refused");
+        b.s.write_all(&[0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        let r = b.recv().unwrap();
+        assert_eq!(r.len(), 9, "b kept its place: {r:?}");
+    }
+
+    #[test]
+    fn idle_connections_and_records_that_never_complete_are_closed() {
+        let ms = std::time::Duration::from_millis;
+        let srv = start(Config {
+            idle_timeout: ms(300),
+            record_timeout: ms(300),
+            ..Config::default()
+        });
+        let mut idle = Peer::connect(srv.addr);
+        let mut slow = Peer::connect(srv.addr);
+        slow.s.write_all(&[0x80, 0, 0, 100, 0, 0]).unwrap();
+        // One that keeps busy in between stays open.
+        let mut busy = Peer::connect(srv.addr);
+        let t = std::time::Instant::now();
+        while t.elapsed() < ms(900) {
+            busy.send(&[0, 0, 7]);
+            assert_eq!(busy.recv().unwrap(), vec![0, 0, 7]);
+            std::thread::sleep(ms(50));
+        }
+        assert!(closed_by_server(&mut idle.s));
+        assert!(closed_by_server(&mut slow.s));
+        busy.send(&[0, 0, 8]);
+        assert_eq!(busy.recv().unwrap(), vec![0, 0, 8]);
     }
 }
