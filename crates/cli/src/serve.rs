@@ -295,6 +295,8 @@ async fn metrics_endpoint(l: tokio::net::TcpListener, server: Arc<NfsServer>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let Ok((mut sock, _)) = l.accept().await else {
+            // Out of descriptors, most likely: retrying at once would spin.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         };
         let server = server.clone();

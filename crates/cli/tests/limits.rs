@@ -216,6 +216,36 @@ fn an_idle_connection_flood_at_1024_descriptors_does_not_lock_out_a_client() {
     drop(idle);
 }
 
+/// The same flood with the connection limit set above the descriptor limit: accept meets
+/// EMFILE. It must not retry in a loop: it closes the connection idle longest and waits for
+/// it to go, so the client queued behind the flood is still accepted and served.
+#[test]
+fn past_the_descriptor_limit_accept_sheds_instead_of_spinning() {
+    raise_own_fd_limit();
+    let srv = Server::start(
+        &["prlimit", "--nofile=1024:1024", "--"],
+        &["--memory", "16MiB", "--max-connections", "5000"],
+    );
+    let mut idle = Vec::new();
+    for i in 0..1100 {
+        match TcpStream::connect_timeout(&srv.addr, Duration::from_secs(5)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connection {i}: {e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let served = null_call(srv.addr, Duration::from_secs(10));
+    assert!(
+        served.is_ok(),
+        "a client was not served within 10 s behind 1100 idle connections: {served:?}"
+    );
+    let before = srv.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = srv.cpu_ticks() - before;
+    assert!(used < 50, "{used} ticks of CPU in 3 s while idle");
+    drop(idle);
+}
+
 /// Finding 2: 400 connections each sending a 1 MiB record one byte short held ~445 MB
 /// indefinitely. Now the memory budget bounds what they hold, and the record deadline
 /// closes each of them.
