@@ -129,6 +129,12 @@ impl Server {
 fn raise_own_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut l = getrlimit(Resource::Nofile);
+    // Two floods of 1100 sockets may run at once (tests run in parallel).
+    assert!(
+        l.maximum.is_none_or(|m| m >= 2400),
+        "these tests open 1100 connections each: raise the hard descriptor limit (ulimit -Hn) \
+         to 2400 or more"
+    );
     l.current = l.maximum;
     setrlimit(Resource::Nofile, l).unwrap();
 }

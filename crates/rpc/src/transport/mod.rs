@@ -303,6 +303,11 @@ pub async fn serve(
                 if open >= max_conns {
                     if stats.registry.shed_idle() {
                         stats.shed_for_new.fetch_add(1, Ordering::Relaxed);
+                        if let Some(n) = limit_log.allow(Instant::now()) {
+                            info!(open, suppressed = n,
+                                "connection limit reached: closing the connection idle longest \
+                                 for a new one");
+                        }
                     } else {
                         stats.refused.fetch_add(1, Ordering::Relaxed);
                         if let Some(n) = limit_log.allow(Instant::now()) {
