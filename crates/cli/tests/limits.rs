@@ -289,6 +289,11 @@ fn records_that_never_complete_are_closed_and_held_within_the_budget() {
         (sampler.join().unwrap(), conns)
     });
     let (peak, conns) = peak;
+    eprintln!(
+        "partial records: baseline {} MiB, peak {} MiB",
+        base / MIB,
+        peak / MIB
+    );
     assert!(
         peak <= base + 64 * MIB + 48 * MIB,
         "peak RSS {} MiB over a baseline of {} MiB with a 64 MiB budget",
@@ -373,6 +378,12 @@ fn replies_never_read_are_held_within_the_budget_and_freed_after_close() {
     }
     let peak = srv.peak_rss(Duration::from_secs(4));
     let buffered = srv.metric("rnfs_buffered_bytes");
+    eprintln!(
+        "unread replies: baseline {} MiB, peak {} MiB, buffered {} MiB",
+        base / MIB,
+        peak / MIB,
+        buffered / MIB
+    );
     assert!(buffered <= 64 * MIB + MIB, "buffered {buffered}");
     assert!(
         peak <= base + 64 * MIB + 48 * MIB,
@@ -389,6 +400,7 @@ fn replies_never_read_are_held_within_the_budget_and_freed_after_close() {
         std::thread::sleep(Duration::from_millis(100));
         rss = srv.rss();
     }
+    eprintln!("unread replies: {} MiB after close", rss / MIB);
     assert!(
         rss <= base + 32 * MIB,
         "RSS {} MiB 10 s after the connections closed, baseline {} MiB",
