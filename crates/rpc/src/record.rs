@@ -37,20 +37,59 @@ impl RecordDecoder {
 
     /// Appends bytes received from the peer.
     pub fn push(&mut self, data: &[u8]) {
-        self.recv_buf(data.len()).extend_from_slice(data);
+        self.drain_taken();
+        // Amortized growth here: the callers (clients, tests) push small pieces.
+        self.buf.extend_from_slice(data);
     }
 
-    /// The buffer to append received bytes to, with room for `want` more: lets a reader
-    /// receive straight into it (`try_read_buf`) instead of through another buffer. Append
-    /// only; what is appended is taken as received.
-    pub fn recv_buf(&mut self, want: usize) -> &mut Vec<u8> {
-        // Drop what earlier records consumed: one move per receive, not one per record.
+    /// Drops what earlier records consumed: one move per receive, not one per record.
+    fn drain_taken(&mut self) {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.reserve(want);
+    }
+
+    /// The buffer to append received bytes to, with room for `want` more: lets a reader
+    /// receive straight into it (`try_read_buf`) instead of through another buffer. Append
+    /// only; what is appended is taken as received. The buffer grows by at most
+    /// [`RecordDecoder::growth_for`]`(want)` bytes (no doubling), so what the caller
+    /// charges for it is what it holds.
+    pub fn recv_buf(&mut self, want: usize) -> &mut Vec<u8> {
+        self.drain_taken();
+        self.buf.reserve_exact(want);
         &mut self.buf
+    }
+
+    /// How many bytes of capacity [`RecordDecoder::recv_buf`]`(want)` would add.
+    pub fn growth_for(&self, want: usize) -> usize {
+        (self.buf.len() - self.pos + want).saturating_sub(self.buf.capacity())
+    }
+
+    /// Bytes of memory the decoder holds (capacity, used or not).
+    pub fn held(&self) -> usize {
+        self.buf.capacity() + self.record.capacity()
+    }
+
+    /// Gives back memory the buffer no longer needs: all of it once everything received
+    /// is taken (an idle connection holds nothing), and the unused bulk when what is left
+    /// fills less than a quarter of it (after a large record, a small one's bytes).
+    pub fn shrink(&mut self) {
+        let left = self.buf.len() - self.pos;
+        if left == 0 {
+            if self.buf.capacity() > 0 {
+                self.buf = Vec::new();
+                self.pos = 0;
+            }
+        } else if left < self.buf.capacity() / 4 && self.buf.capacity() > 64 * 1024 {
+            let mut b = Vec::with_capacity(left.max(16 * 1024));
+            b.extend_from_slice(&self.buf[self.pos..]);
+            self.buf = b;
+            self.pos = 0;
+        }
+        if self.record.is_empty() && self.record.capacity() > 0 {
+            self.record = Vec::new();
+        }
     }
 
     /// Bytes buffered and not yet part of a completed record.
@@ -209,6 +248,37 @@ mod tests {
         d.push(&0x7fff_ffffu32.to_be_bytes());
         assert!(d.has_record());
         assert!(d.next_record().is_err());
+    }
+
+    #[test]
+    fn growth_is_what_was_asked_and_shrink_gives_back_what_is_unused() {
+        let mut d = RecordDecoder::new(1 << 20);
+        assert_eq!((d.held(), d.growth_for(100)), (0, 100));
+        d.recv_buf(100);
+        assert_eq!(d.held(), 100, "exactly what was asked");
+        // Most of a 200 KiB record arrives, in pieces: the buffer grows by what is asked.
+        let rec = encode_record(&[5; 200 * 1024], 1 << 30);
+        for piece in rec[..150 * 1024].chunks(50 * 1024) {
+            let grow = d.growth_for(piece.len());
+            let before = d.held();
+            d.recv_buf(piece.len()).extend_from_slice(piece);
+            assert!(d.held() <= before + grow);
+        }
+        d.shrink();
+        assert!(d.held() >= 150 * 1024, "an incomplete record stays");
+        d.push(&rec[150 * 1024..]);
+        d.push(&encode_record(b"next", 1 << 30)[..6]);
+        assert_eq!(d.next_record().unwrap().map(|r| r.len()), Some(200 * 1024));
+        d.shrink();
+        assert!(
+            d.held() <= 16 * 1024,
+            "6 bytes left of a large buffer: {}",
+            d.held()
+        );
+        d.push(&encode_record(b"next", 1 << 30)[6..]);
+        assert_eq!(d.next_record().unwrap(), Some(b"next".to_vec()));
+        d.shrink();
+        assert_eq!(d.held(), 0, "nothing left: nothing held");
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub fn metrics_text(s: &NfsServer) -> String {
         let _ = writeln!(o, "{name} {v}");
     }
     handle_metrics(s, &st, &mut o);
+    limits_text(&mut o, &s.conn_stats);
     o
 }
 
@@ -220,6 +221,64 @@ fn handle_metrics(s: &NfsServer, st: &crate::stats::Snapshot, o: &mut String) {
     ];
     for (name, kind, help, v) in rows {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
+}
+
+/// The transport's limits, what they shed and what is buffered (README "Limits").
+fn limits_text(o: &mut String, c: &rnfs_rpc::transport::ConnStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(
+        o,
+        "# HELP rnfs_connections_shed_total Connections the server closed or refused, by reason.\n\
+         # TYPE rnfs_connections_shed_total counter"
+    );
+    for (reason, v) in [
+        ("idle_for_new", &c.shed_for_new),
+        ("refused_at_limit", &c.refused),
+        ("idle_timeout", &c.closed_idle),
+        ("record_timeout", &c.closed_record),
+        ("accept_no_descriptor", &c.accept_no_fd),
+    ] {
+        let _ = writeln!(
+            o,
+            "rnfs_connections_shed_total{{reason=\"{reason}\"}} {}",
+            v.load(Relaxed)
+        );
+    }
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    for (name, help, v) in [
+        (
+            "rnfs_buffered_bytes",
+            "Bytes of calls being received and replies waiting to be sent (and reserved for calls running).",
+            n(c.memory.total()),
+        ),
+        (
+            "rnfs_limit_memory_budget_bytes",
+            "Memory budget for buffered bytes (--memory-budget).",
+            n(c.memory.limit()),
+        ),
+        (
+            "rnfs_limit_max_connections",
+            "Connections open at once (--max-connections).",
+            c.max_connections.load(Relaxed),
+        ),
+        (
+            "rnfs_limit_idle_timeout_seconds",
+            "Idle connections are closed after this (--idle-timeout).",
+            c.idle_timeout_secs.load(Relaxed),
+        ),
+        (
+            "rnfs_limit_record_timeout_seconds",
+            "A record not complete this long after its first byte closes its connection (--record-timeout).",
+            c.record_timeout_secs.load(Relaxed),
+        ),
+        (
+            "rnfs_limit_max_unsent_bytes",
+            "Replies a connection may owe before its requests stop being read (--max-unsent).",
+            c.max_unsent.load(Relaxed),
+        ),
+    ] {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
 }
 
@@ -284,9 +343,24 @@ pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
         let st = n.split('"').nth(1).unwrap_or(n);
         let _ = writeln!(o, "{st:<16} {v}");
     }
+    let shed = |r: &str| get(&format!("rnfs_connections_shed_total{{reason=\"{r}\"}}"));
     let _ = writeln!(
         o,
-        "\nBytes: read {}  written {}\nReply cache: hits {}  misses {}  in progress {}",
+        "\nConnections: open {} of {}  shed: idle for new {}  refused {}  idle timeout {}  \
+         record timeout {}  out of descriptors {}\nBuffered: {} of {} bytes",
+        get("rnfs_connections_open"),
+        get("rnfs_limit_max_connections"),
+        shed("idle_for_new"),
+        shed("refused_at_limit"),
+        shed("idle_timeout"),
+        shed("record_timeout"),
+        shed("accept_no_descriptor"),
+        get("rnfs_buffered_bytes"),
+        get("rnfs_limit_memory_budget_bytes"),
+    );
+    let _ = writeln!(
+        o,
+        "Bytes: read {}  written {}\nReply cache: hits {}  misses {}  in progress {}",
         get("rnfs_read_bytes_total"),
         get("rnfs_written_bytes_total"),
         get("rnfs_drc_hits_total"),

@@ -707,6 +707,42 @@ fn classify(msg: &[u8], backends_never_block: bool, data_in_memory: bool) -> Blo
     Blocking::TryInline
 }
 
+/// About how large the reply to `msg` is (see [`Service::reply_size_hint`]): the count of a
+/// READ, READDIR or READDIRPLUS (at most `max_io`) plus its headers, a few KiB for any other
+/// call. Read from a few words, like [`classify`]; what cannot be read is small.
+fn reply_hint(msg: &[u8], max_io: u32) -> usize {
+    const SMALL: usize = 8 * 1024;
+    let word = |at: usize| {
+        msg.get(at..at.checked_add(4)?)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    // Skips an opaque (length word, body padded to 4) at `at`; where the next item starts.
+    let skip = |at: usize| -> Option<usize> {
+        let len = usize::try_from(word(at)?).ok()?;
+        at.checked_add(4)?.checked_add(len.checked_add(3)? & !3)
+    };
+    let (Some(p3::PROGRAM), Some(p3::VERSION), Some(proc_)) = (word(12), word(16), word(20)) else {
+        return SMALL;
+    };
+    // The credential's body at 28, the verifier after it, then the file handle.
+    let count_at = |after_fh: usize| -> Option<u32> {
+        let verf = skip(28)?;
+        let fh = skip(verf.checked_add(4)?)?;
+        word(skip(fh)?.checked_add(after_fh)?)
+    };
+    let count = if proc_ == p3::Proc::Read as u32 {
+        count_at(8) // offset
+    } else if proc_ == p3::Proc::Readdir as u32 {
+        count_at(16) // cookie, verifier
+    } else if proc_ == p3::Proc::Readdirplus as u32 {
+        count_at(20) // cookie, verifier, dircount
+    } else {
+        None
+    };
+    count.map_or(SMALL, |c| c.min(max_io) as usize + 4096)
+}
+
 impl Service for NfsServer {
     /// Every call to backends that never block runs inline; WRITE and COMMIT to others
     /// always go to the blocking pool; other NFS calls are tried inline when they are the
@@ -733,6 +769,10 @@ impl Service for NfsServer {
             reply.clear();
             pool.push(reply);
         }
+    }
+
+    fn reply_size_hint(&self, _conn: &ConnInfo, msg: &[u8]) -> Option<usize> {
+        Some(reply_hint(msg, self.cfg.max_io))
     }
 
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
@@ -825,6 +865,27 @@ mod tests {
         }
         assert_eq!(s.buffers.lock().len(), POOL_BUFFERS);
         assert!(s.reply_buffer(16 << 20).capacity() >= 16 << 20);
+    }
+
+    #[test]
+    fn reply_hints_follow_the_count_asked() {
+        let read = |count: u32| {
+            let args = rnfs_xdr::to_bytes(&p3::ReadArgs {
+                file: p3::FileHandle3(vec![1; 21]),
+                offset: 7,
+                count,
+            });
+            call(p3::PROGRAM, p3::Proc::Read as u32, &args)
+        };
+        assert_eq!(reply_hint(&read(4096), 1 << 20), 4096 + 4096);
+        assert_eq!(reply_hint(&read(u32::MAX), 1 << 20), (1 << 20) + 4096);
+        let getattr = call(p3::PROGRAM, p3::Proc::Getattr as u32, &[0; 8]);
+        assert_eq!(reply_hint(&getattr, 1 << 20), 8192);
+        // Truncated: small, never a panic.
+        let m = read(1 << 20);
+        for cut in 0..m.len() {
+            assert!(reply_hint(&m[..cut], 1 << 20) <= 8192);
+        }
     }
 
     #[test]

@@ -73,6 +73,7 @@ fn oversized_record_closes_the_connection_and_nothing_else() {
         Config {
             max_record: 64 * 1024,
             max_in_flight: 8,
+            ..Config::default()
         },
     );
     let mut bad = SyncClient::connect(s.addr).unwrap();

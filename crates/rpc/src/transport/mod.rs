@@ -18,17 +18,24 @@
 //! connection; beyond that nothing more is read from the socket, which bounds memory per
 //! connection. A malformed stream (a record over the size limit) closes the connection;
 //! nothing the peer sends can make the server allocate more than the limits allow.
-use crate::outbox::{Outbox, Pieces};
-use crate::record::{single_fragment_header, RecordDecoder};
-use parking_lot::Mutex;
-use std::io::ErrorKind;
+//!
+//! What a peer can make the server hold is bounded server-wide ([`limits`]): connections
+//! (at [`Config::max_connections`] the connection idle longest is shed), time (idle
+//! connections and records that never complete are closed) and memory (one budget for the
+//! bytes received and the replies unsent of every connection; when it runs short the
+//! heaviest connections stop being read first, and a connection whose replies are not read
+//! stops having its requests read).
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
-use tracing::{debug, error, info, warn, Instrument};
+use tokio::time::Instant;
+use tracing::{info, warn, Instrument};
+
+mod conn;
+pub mod limits;
 
 /// Whether a call may wait (on a disk, a lock held for long) while it runs, as the service
 /// judges from the call message before running it. See [`Service::blocking`].
@@ -84,6 +91,14 @@ pub trait Service: Send + Sync + 'static {
         Attempt::WouldBlock
     }
 
+    /// About how many bytes the reply to this message takes (a READ's count, ...), so that
+    /// what calls in flight will hold is charged to the memory budget before they run.
+    /// Must be cheap. The default, `None`, stands for [`Config::max_record`].
+    fn reply_size_hint(&self, conn: &ConnInfo, msg: &[u8]) -> Option<usize> {
+        let _ = (conn, msg);
+        None
+    }
+
     /// Gives back a reply's buffer once it is written, for reuse (a large buffer that stays
     /// mapped costs no page faults next time). Runs on the connection's task: must be cheap.
     /// The default frees it.
@@ -101,7 +116,8 @@ pub struct ConnInfo {
     pub local: SocketAddr,
 }
 
-/// Transport limits.
+/// Transport limits. Each bounds something a peer can make the server hold; see
+/// [`limits`] for how they are applied.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
     /// Largest record accepted (a WRITE of wtmax plus headers must fit).
@@ -109,28 +125,142 @@ pub struct Config {
     /// Calls running or waiting for their reply to be written, per connection; nothing more
     /// is read from the connection while this many are.
     pub max_in_flight: usize,
+    /// Connections open at once, over every listener sharing a [`ConnStats`]. At the limit
+    /// a new connection makes the one idle longest close; when none is idle the new one is
+    /// refused. Default: [`limits::default_max_connections`] of the descriptor limit.
+    pub max_connections: usize,
+    /// A connection with no call running and no byte received or sent for this long is
+    /// closed. Default 6 minutes, knfsd's value: longer than the 5 minutes after which the
+    /// Linux client closes an idle connection itself, so a well-behaved client normally
+    /// closes first.
+    pub idle_timeout: Duration,
+    /// A record whose first byte arrived but which is not complete this much later closes
+    /// its connection (a peer trickling bytes to hold memory). Default 30 s: a 1 MiB WRITE
+    /// needs under 30 s down to 300 kbit/s; slower links should use a smaller wsize.
+    pub record_timeout: Duration,
+    /// Bytes of requests being received, replies waiting to be sent and reservations for
+    /// calls running, over every connection sharing a [`ConnStats`]. Default:
+    /// [`limits::default_memory_budget`] of the machine's RAM.
+    pub memory_budget: usize,
+    /// Bytes of replies a connection may owe (queued unsent, or expected from its calls
+    /// running) before it stops starting calls and reading requests: a peer that does not
+    /// read its replies holds at most this much. Default 16 MiB: fifteen 1 MiB READs in
+    /// flight, as many as the Linux client's read-ahead sends on one connection.
+    pub max_unsent: usize,
 }
 
 impl Default for Config {
+    /// Defaults for this machine: the connection limit from the current descriptor limit
+    /// (raise it first, see [`raise_fd_limit`]), the memory budget from its RAM.
     fn default() -> Self {
         Self {
             max_record: (1 << 20) + 64 * 1024,
             max_in_flight: 64,
+            max_connections: limits::default_max_connections(fd_limit()),
+            idle_timeout: Duration::from_secs(360),
+            record_timeout: Duration::from_secs(30),
+            memory_budget: limits::default_memory_budget(total_ram()),
+            max_unsent: 16 << 20,
         }
     }
 }
 
-/// Connection counters.
+/// The soft limit on open descriptors (RLIMIT_NOFILE); 1024 when unknown.
+pub fn fd_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(1024)
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (each connection takes
+/// one); call once at start, before opening backends (they size their descriptor caches
+/// from it). Returns the soft limit in force afterwards.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        setrlimit(Resource::Nofile, l)?;
+    }
+    Ok(fd_limit())
+}
+
+/// The machine's RAM in bytes.
+// `c_ulong` is 32 bits on 32-bit targets: the conversion is not useless there.
+#[allow(clippy::useless_conversion)]
+pub fn total_ram() -> u64 {
+    let s = rustix::system::sysinfo();
+    u64::from(s.totalram).saturating_mul(u64::from(s.mem_unit.max(1)))
+}
+
+/// Connection counters, and the state shared by every connection of the listeners serving
+/// with it (the connection registry and the memory account).
 #[derive(Debug, Default)]
 pub struct ConnStats {
     /// Connections open now.
     pub open: AtomicU64,
     /// Connections accepted since start.
     pub total: AtomicU64,
+    /// Idle connections closed to make room for a new one at the connection limit.
+    pub shed_for_new: AtomicU64,
+    /// New connections refused at the connection limit, none being idle.
+    pub refused: AtomicU64,
+    /// Connections closed by the idle timeout.
+    pub closed_idle: AtomicU64,
+    /// Connections closed by the record timeout.
+    pub closed_record: AtomicU64,
+    /// Accepts that failed for want of descriptors (EMFILE, ENFILE).
+    pub accept_no_fd: AtomicU64,
+    /// The limits in force (0 until serving starts).
+    pub max_connections: AtomicU64,
+    /// The idle timeout in force, in seconds.
+    pub idle_timeout_secs: AtomicU64,
+    /// The per-connection bound on replies owed, in bytes.
+    pub max_unsent: AtomicU64,
+    /// The record timeout in force, in seconds.
+    pub record_timeout_secs: AtomicU64,
+    /// The memory account: [`limits::Memory::total`] is the bytes buffered now (received
+    /// and unsent), [`limits::Memory::limit`] the budget.
+    pub memory: limits::Memory,
+    /// Which connections are open, for shedding.
+    registry: limits::Registry,
+    /// Signalled when a connection closes (accepting may go on after EMFILE).
+    closed: Notify,
+}
+
+impl ConnStats {
+    /// Records the limits in force.
+    fn configure(&self, cfg: &Config) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.max_connections
+            .store(n(cfg.max_connections), Ordering::Relaxed);
+        self.idle_timeout_secs
+            .store(cfg.idle_timeout.as_secs(), Ordering::Relaxed);
+        self.record_timeout_secs
+            .store(cfg.record_timeout.as_secs(), Ordering::Relaxed);
+        self.max_unsent.store(n(cfg.max_unsent), Ordering::Relaxed);
+        self.memory.set_limit(cfg.memory_budget);
+    }
+}
+
+/// How long accepting pauses after EMFILE/ENFILE when no connection closes meanwhile.
+const NO_FD_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether an accept error means the process or the system is out of descriptors.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true, then stops accepting,
 /// lets each connection finish the calls it has started and returns.
+///
+/// At [`Config::max_connections`] open connections (over every listener sharing `stats`),
+/// a new one makes the connection idle longest close, or is refused (closed at once) when
+/// none is idle, with a log line at most every 10 s. When accept fails for want of
+/// descriptors, the idle connection idle longest is closed and accepting pauses until a
+/// connection closes (or a second passes): never a busy retry.
 pub async fn serve(
     listener: TcpListener,
     svc: Arc<dyn Service>,
@@ -138,18 +268,57 @@ pub async fn serve(
     stats: Arc<ConnStats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    stats.configure(&cfg);
+    let max_conns = u64::try_from(cfg.max_connections.max(1)).unwrap_or(u64::MAX);
     let mut conns = tokio::task::JoinSet::new();
+    let mut limit_log = limits::RateLimit::new(Duration::from_secs(10));
+    let mut error_log = limits::RateLimit::new(Duration::from_secs(10));
+    // Accepting paused (out of descriptors) until a connection closes or this instant.
+    let mut paused: Option<Instant> = None;
     loop {
+        let resume = paused.unwrap_or_else(Instant::now);
         tokio::select! {
-            r = listener.accept() => {
+            r = listener.accept(), if paused.is_none() => {
                 let (sock, peer) = match r {
                     Ok(x) => x,
                     Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        let now = Instant::now();
+                        if out_of_descriptors(&e) {
+                            stats.accept_no_fd.fetch_add(1, Ordering::Relaxed);
+                            let shed = stats.registry.shed_idle();
+                            if let Some(n) = limit_log.allow(now) {
+                                warn!(error = %e, shed_idle = shed, suppressed = n,
+                                    "out of descriptors: accepting paused until a connection closes; \
+                                     raise LimitNOFILE or lower --max-connections");
+                            }
+                            paused = Some(now + NO_FD_PAUSE);
+                        } else if let Some(n) = error_log.allow(now) {
+                            // ECONNABORTED and the like: the next connection is fine.
+                            warn!(error = %e, suppressed = n, "accept failed");
+                        }
                         continue;
                     }
                 };
+                let open = stats.open.load(Ordering::Relaxed);
+                if open >= max_conns {
+                    if stats.registry.shed_idle() {
+                        stats.shed_for_new.fetch_add(1, Ordering::Relaxed);
+                        if let Some(n) = limit_log.allow(Instant::now()) {
+                            info!(open, suppressed = n,
+                                "connection limit reached: closing the connection idle longest \
+                                 for a new one");
+                        }
+                    } else {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                        if let Some(n) = limit_log.allow(Instant::now()) {
+                            warn!(%peer, open, suppressed = n,
+                                "connection limit reached and no connection idle: refused; \
+                                 raise --max-connections");
+                        }
+                        drop(sock);
+                        continue;
+                    }
+                }
                 let local = sock.local_addr()?;
                 let _ = sock.set_nodelay(true);
                 let conn = ConnInfo { peer, local };
@@ -158,11 +327,25 @@ pub async fn serve(
                 let sd = shutdown.clone();
                 stats.open.fetch_add(1, Ordering::Relaxed);
                 stats.total.fetch_add(1, Ordering::Relaxed);
+                let (id, entry) = stats.registry.insert(Instant::now());
                 conns.spawn(async move {
-                    connection(sock, conn, svc, cfg, sd).await;
+                    let end = conn::connection(sock, conn, svc, cfg, stats.clone(), entry, sd).await;
+                    match end {
+                        conn::End::Expired(limits::Expiry::Idle) => {
+                            stats.closed_idle.fetch_add(1, Ordering::Relaxed);
+                        }
+                        conn::End::Expired(limits::Expiry::Record) => {
+                            stats.closed_record.fetch_add(1, Ordering::Relaxed);
+                        }
+                        conn::End::Normal | conn::End::Shed => {}
+                    }
+                    stats.registry.remove(id);
                     stats.open.fetch_sub(1, Ordering::Relaxed);
+                    stats.closed.notify_one();
                 }.instrument(tracing::info_span!("conn", %peer)));
             }
+            () = stats.closed.notified(), if paused.is_some() => paused = None,
+            () = tokio::time::sleep_until(resume), if paused.is_some() => paused = None,
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }
             }
@@ -177,233 +360,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// Replies of calls that ran on the blocking pool, waiting for the connection task.
-#[derive(Default)]
-struct Finished {
-    replies: Mutex<Vec<Option<Vec<u8>>>>,
-    wake: Notify,
-}
-
-impl Finished {
-    fn push(&self, reply: Option<Vec<u8>>) {
-        self.replies.lock().push(reply);
-        self.wake.notify_one();
-    }
-}
-
-/// Hands a pool call's reply to its connection; when dropped unused (the call panicked, or
-/// never ran because the runtime is shutting down) it reports "no reply", so the connection
-/// never waits for a call that is gone.
-struct Completion(Option<Arc<Finished>>);
-
-impl Completion {
-    fn send(mut self, reply: Option<Vec<u8>>) {
-        if let Some(fin) = self.0.take() {
-            fin.push(reply);
-        }
-    }
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        if let Some(fin) = self.0.take() {
-            fin.push(None);
-        }
-    }
-}
-
-/// Room made for each read from a socket.
-const READ_CHUNK: usize = 256 * 1024;
-
-/// Most replies sent by one vectored write (two slices each; IOV_MAX is 1024).
-const MAX_BATCH: usize = 256;
-
-/// Bytes of replies from inline calls worth sending before running the next call: small
-/// replies are gathered into one write, large ones go out while the next call runs.
-const SEND_EARLY: usize = 64 * 1024;
-
-/// A reply with its record mark, as it waits in the outbox.
-struct Framed {
-    mark: [u8; 4],
-    body: Vec<u8>,
-}
-
-impl Pieces for Framed {
-    fn pieces(&self) -> [&[u8]; 3] {
-        [&self.mark, &self.body, &[]]
-    }
-}
-
-/// Queues a reply as one record (one larger than a record can be is dropped, logged).
-fn push_reply(out: &mut Outbox<Framed>, reply: Vec<u8>) {
-    match single_fragment_header(reply.len()) {
-        Some(mark) => out.push(Framed { mark, body: reply }),
-        None => error!(len = reply.len(), "reply too large for a record; dropped"),
-    }
-}
-
-/// Writes what the socket takes of the replies waiting, giving each written reply's
-/// buffer back to `svc`.
-fn flush(out: &mut Outbox<Framed>, sock: &TcpStream, svc: &dyn Service) -> std::io::Result<bool> {
-    out.flush(|iov| sock.try_write_vectored(iov), |f| svc.recycle(f.body))
-}
-
-/// Runs a call on the current thread (with [`Service::try_call`] when `attempt`); a panic
-/// costs this call's reply, nothing else.
-fn call_inline(svc: &dyn Service, conn: &ConnInfo, msg: &[u8], attempt: bool) -> Attempt {
-    let run = || {
-        if attempt {
-            svc.try_call(conn, msg)
-        } else {
-            Attempt::Done(svc.call(conn, msg))
-        }
-    };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(r) => r,
-        Err(_) => {
-            error!("call handler panicked; no reply");
-            Attempt::Done(None)
-        }
-    }
-}
-
-async fn connection(
-    mut sock: TcpStream,
-    conn: ConnInfo,
-    svc: Arc<dyn Service>,
-    cfg: Config,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    debug!("connected");
-    let max = cfg.max_in_flight.max(1);
-    let fin = Arc::new(Finished::default());
-    let mut dec = RecordDecoder::new(cfg.max_record);
-    let mut out = Outbox::with_batch(MAX_BATCH);
-    // Calls running on the blocking pool.
-    let mut running = 0usize;
-    // Whether to read more from the socket: not after end of stream, shutdown, a bad record
-    // or a failed write.
-    let mut reading = !*shutdown.borrow_and_update();
-    // Whether to take more calls out of what was read: not after a bad record.
-    let mut decoding = true;
-    // The socket failed: replies can no longer be sent.
-    let mut broken = false;
-    let mut watch_shutdown = true;
-    loop {
-        if running > 0 {
-            let done = std::mem::take(&mut *fin.replies.lock());
-            running -= done.len();
-            if !broken {
-                for r in done.into_iter().flatten() {
-                    push_reply(&mut out, r);
-                }
-            }
-        }
-        // Start the calls received, up to the bound.
-        while decoding && running + out.len() < max {
-            let msg = match dec.next_record() {
-                Ok(Some(m)) => m,
-                Ok(None) => break,
-                Err(e) => {
-                    warn!(error = %e, "closing connection: bad record");
-                    decoding = false;
-                    reading = false;
-                    break;
-                }
-            };
-            // Nothing else running or received: this call cannot hold up another one.
-            let alone = running == 0 && !dec.has_record();
-            let attempt = match svc.blocking(&conn, &msg) {
-                Blocking::Never => call_inline(&*svc, &conn, &msg, false),
-                Blocking::Rarely if alone => call_inline(&*svc, &conn, &msg, false),
-                Blocking::TryInline if alone => call_inline(&*svc, &conn, &msg, true),
-                Blocking::Rarely | Blocking::TryInline | Blocking::Likely => Attempt::WouldBlock,
-            };
-            if let Attempt::Done(reply) = attempt {
-                if let Some(r) = reply {
-                    push_reply(&mut out, r);
-                }
-                if out.bytes() >= SEND_EARLY {
-                    if let Err(e) = flush(&mut out, &sock, &*svc) {
-                        debug!(error = %e, "write failed");
-                        broken = true;
-                        reading = false;
-                        decoding = false;
-                        out.clear();
-                    }
-                }
-            } else {
-                let done = Completion(Some(fin.clone()));
-                let svc = svc.clone();
-                running += 1;
-                tokio::task::spawn_blocking(move || done.send(svc.call(&conn, &msg)));
-            }
-        }
-        if !out.is_empty() {
-            if let Err(e) = flush(&mut out, &sock, &*svc) {
-                debug!(error = %e, "write failed");
-                broken = true;
-                reading = false;
-                decoding = false;
-                out.clear();
-            }
-        }
-        let more = decoding && running + out.len() < max && dec.has_record();
-        if more {
-            continue;
-        }
-        if !reading && running == 0 && out.is_empty() {
-            break;
-        }
-        tokio::select! {
-            r = sock.readable(), if reading && !dec.has_record() => match r {
-                // Straight into the decoder's buffer, without zeroing it first.
-                Ok(()) => match sock.try_read_buf(dec.recv_buf(READ_CHUNK)) {
-                    Ok(0) => reading = false,
-                    Ok(_) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(e) => {
-                        debug!(error = %e, "read failed");
-                        reading = false;
-                    }
-                },
-                Err(e) => {
-                    debug!(error = %e, "read failed");
-                    reading = false;
-                }
-            },
-            r = sock.writable(), if !out.is_empty() => {
-                if let Err(e) = r {
-                    debug!(error = %e, "write failed");
-                    broken = true;
-                    reading = false;
-                    decoding = false;
-                    out.clear();
-                }
-            }
-            () = fin.wake.notified(), if running > 0 => {}
-            r = shutdown.changed(), if reading && watch_shutdown => match r {
-                Ok(()) => {
-                    if *shutdown.borrow_and_update() {
-                        reading = false;
-                    }
-                }
-                Err(_) => watch_shutdown = false,
-            },
-        }
-    }
-    if !broken {
-        let _ = sock.shutdown().await;
-    }
-    debug!("closed");
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::record::encode_record;
-    use std::io::{Read, Write};
+    use crate::record::{encode_record, RecordDecoder};
+    use parking_lot::Mutex;
+    use std::io::{ErrorKind, Read, Write};
     use std::sync::mpsc;
 
     /// A toy service: message byte 0 says how it blocks (0 Never, 1 Rarely, 2 Likely, 3
@@ -633,6 +596,7 @@ mod tests {
         let srv = start(Config {
             max_record: 1024,
             max_in_flight: 2,
+            ..Config::default()
         });
         let mut p = Peer::connect(srv.addr);
         // More panics and silent calls than max_in_flight: none may hold a slot.
@@ -671,6 +635,7 @@ mod tests {
         let srv = start(Config {
             max_record: 1024,
             max_in_flight: 4,
+            ..Config::default()
         });
         let mut p = Peer::connect(srv.addr);
         let mut wire = Vec::new();
@@ -684,5 +649,73 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 6);
+    }
+
+    /// True once the server has closed `s` (end of stream or reset), waiting at most 10 s.
+    fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 64];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    #[test]
+    fn at_the_connection_limit_the_idle_one_goes_and_else_the_new_one() {
+        let srv = start(Config {
+            max_connections: 2,
+            ..Config::default()
+        });
+        let mut a = Peer::connect(srv.addr);
+        a.send(&[0, 0, 1]);
+        assert_eq!(a.recv().unwrap(), vec![0, 0, 1]);
+        // b is busy: half a record.
+        let mut b = Peer::connect(srv.addr);
+        b.s.write_all(&[0x80, 0, 0, 9, 1]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // c takes a's place (a is idle), and is served.
+        let mut c = Peer::connect(srv.addr);
+        c.send(&[0, 0, 3]);
+        assert_eq!(c.recv().unwrap(), vec![0, 0, 3]);
+        assert!(closed_by_server(&mut a.s), "the idle connection was shed");
+        // With b busy and c ... made busy too, d is refused: closed at once.
+        c.s.write_all(&[0x80, 0, 0, 9, 1]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut d = Peer::connect(srv.addr);
+        assert!(closed_by_server(&mut d.s), "refused");
+        b.s.write_all(&[0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        let r = b.recv().unwrap();
+        assert_eq!(r.len(), 9, "b kept its place: {r:?}");
+    }
+
+    #[test]
+    fn idle_connections_and_records_that_never_complete_are_closed() {
+        let ms = std::time::Duration::from_millis;
+        let srv = start(Config {
+            idle_timeout: ms(300),
+            record_timeout: ms(300),
+            ..Config::default()
+        });
+        let mut idle = Peer::connect(srv.addr);
+        let mut slow = Peer::connect(srv.addr);
+        slow.s.write_all(&[0x80, 0, 0, 100, 0, 0]).unwrap();
+        // One that keeps busy in between stays open.
+        let mut busy = Peer::connect(srv.addr);
+        let t = std::time::Instant::now();
+        while t.elapsed() < ms(900) {
+            busy.send(&[0, 0, 7]);
+            assert_eq!(busy.recv().unwrap(), vec![0, 0, 7]);
+            std::thread::sleep(ms(50));
+        }
+        assert!(closed_by_server(&mut idle.s));
+        assert!(closed_by_server(&mut slow.s));
+        busy.send(&[0, 0, 8]);
+        assert_eq!(busy.recv().unwrap(), vec![0, 0, 8]);
     }
 }

@@ -1,0 +1,510 @@
+//! One connection's task: reads records, runs calls (inline or on the pool), writes replies,
+//! within the limits of [`super::limits`]: what it holds is charged to the server's memory
+//! budget, it stops reading when its replies are not being read, and it closes when idle
+//! too long, when a record takes too long, or when the accept loop sheds it.
+use super::limits::{self, Entry, Expiry};
+use super::{Attempt, Blocking, Config, ConnInfo, ConnStats, Service};
+use crate::outbox::{Outbox, Pieces};
+use crate::record::{single_fragment_header, RecordDecoder};
+use parking_lot::Mutex;
+use std::io::ErrorKind;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tracing::{debug, error, warn};
+
+/// Replies of calls that ran on the blocking pool, waiting for the connection task, each
+/// with the bytes reserved for it.
+#[derive(Default)]
+struct Finished {
+    replies: Mutex<Vec<(usize, Option<Vec<u8>>)>>,
+    wake: Notify,
+}
+
+impl Finished {
+    fn push(&self, reserved: usize, reply: Option<Vec<u8>>) {
+        self.replies.lock().push((reserved, reply));
+        self.wake.notify_one();
+    }
+}
+
+/// Hands a pool call's reply to its connection; when dropped unused (the call panicked, or
+/// never ran because the runtime is shutting down) it reports "no reply", so the connection
+/// never waits for a call that is gone.
+struct Completion(Option<Arc<Finished>>, usize);
+
+impl Completion {
+    fn send(mut self, reply: Option<Vec<u8>>) {
+        if let Some(fin) = self.0.take() {
+            fin.push(self.1, reply);
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(fin) = self.0.take() {
+            fin.push(self.1, None);
+        }
+    }
+}
+
+/// Room made for each read from a socket while a record is arriving.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Room made for the first read after the buffer emptied: most calls are small, and an
+/// idle connection should not hold a large buffer.
+const FIRST_READ: usize = 16 * 1024;
+
+/// Least worth reading when memory is short.
+const MIN_READ: usize = 1024;
+
+/// Most replies sent by one vectored write (two slices each; IOV_MAX is 1024).
+const MAX_BATCH: usize = 256;
+
+/// Bytes of replies from inline calls worth sending before running the next call: small
+/// replies are gathered into one write, large ones go out while the next call runs.
+const SEND_EARLY: usize = 64 * 1024;
+
+/// How often a connection stopped for want of memory looks again, besides being woken
+/// when the total falls below the mark.
+const MEMORY_RETRY: Duration = Duration::from_millis(250);
+
+/// A reply with its record mark, as it waits in the outbox.
+struct Framed {
+    mark: [u8; 4],
+    body: Vec<u8>,
+}
+
+impl Pieces for Framed {
+    fn pieces(&self) -> [&[u8]; 3] {
+        [&self.mark, &self.body, &[]]
+    }
+}
+
+/// Runs a call on the current thread (with [`Service::try_call`] when `attempt`); a panic
+/// costs this call's reply, nothing else.
+fn call_inline(svc: &dyn Service, conn: &ConnInfo, msg: &[u8], attempt: bool) -> Attempt {
+    let run = || {
+        if attempt {
+            svc.try_call(conn, msg)
+        } else {
+            Attempt::Done(svc.call(conn, msg))
+        }
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(r) => r,
+        Err(_) => {
+            error!("call handler panicked; no reply");
+            Attempt::Done(None)
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The peer closed, the stream broke, or the server shut down.
+    Normal,
+    /// Expired (see [`Expiry`]).
+    Expired(Expiry),
+    /// Shed by the accept loop to make room for a new connection.
+    Shed,
+}
+
+/// What the connection holds, charged to the server's memory budget.
+struct Held<'a> {
+    shared: &'a ConnStats,
+    /// Bytes charged to the budget.
+    charged: usize,
+    /// Capacity of the replies in the outbox.
+    replies: usize,
+    /// Reserved for calls running on the pool (their message and expected reply).
+    reserved: usize,
+}
+
+impl Held<'_> {
+    /// Replies owed: queued or expected from calls running.
+    fn owed(&self) -> usize {
+        self.replies + self.reserved
+    }
+
+    /// Takes up to `want` (at least `least`) from the budget for a connection holding
+    /// `held`; what was granted. Grants not yet brought back to what is held by
+    /// [`Held::sync`] count as held (several calls started in one turn).
+    fn take(&mut self, held: usize, want: usize, least: usize) -> usize {
+        let open = usize::try_from(self.shared.open.load(Relaxed)).unwrap_or(usize::MAX);
+        let held = held.max(self.charged);
+        let g = self.shared.memory.take(open, held, want, least);
+        self.charged += g;
+        g
+    }
+
+    /// Brings the charge to `now`, what the connection holds.
+    fn sync(&mut self, now: usize) {
+        if now > self.charged {
+            self.shared.memory.add(now - self.charged);
+        } else {
+            self.shared.memory.release(self.charged - now);
+        }
+        self.charged = now;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.shared.memory.release(self.charged);
+    }
+}
+
+/// The connection's state between events.
+struct Conn<'a> {
+    sock: &'a TcpStream,
+    conn: ConnInfo,
+    svc: Arc<dyn Service>,
+    cfg: Config,
+    fin: Arc<Finished>,
+    dec: RecordDecoder,
+    /// A call taken from the decoder and not yet started (waiting for memory or for the
+    /// peer to read replies).
+    pending: Option<Vec<u8>>,
+    out: Outbox<Framed>,
+    held: Held<'a>,
+    /// Calls running on the blocking pool.
+    running: usize,
+    /// Whether to read more from the socket: not after end of stream, shutdown, a bad
+    /// record or a failed write.
+    reading: bool,
+    /// Whether to take more calls out of what was read: not after a bad record.
+    decoding: bool,
+    /// The socket failed: replies can no longer be sent.
+    broken: bool,
+    /// Stopped reading or starting calls for want of memory.
+    starved: bool,
+    last_active: Instant,
+    record_started: Option<Instant>,
+}
+
+impl Conn<'_> {
+    /// Bytes held: receive buffers, the call waiting, replies and reservations.
+    fn holding(&self) -> usize {
+        self.dec.held() + self.pending.as_ref().map_or(0, Vec::capacity) + self.held.owed()
+    }
+
+    /// The socket failed: drop what waits, stop everything.
+    fn broke(&mut self, e: &std::io::Error) {
+        debug!(error = %e, "write failed");
+        self.broken = true;
+        self.reading = false;
+        self.decoding = false;
+        self.pending = None;
+        self.out.clear();
+        self.held.replies = 0;
+    }
+
+    /// Queues a reply as one record (one larger than a record can be is dropped, logged).
+    fn push_reply(&mut self, reply: Vec<u8>) {
+        match single_fragment_header(reply.len()) {
+            Some(mark) => {
+                self.held.replies += reply.capacity();
+                self.out.push(Framed { mark, body: reply });
+            }
+            None => error!(len = reply.len(), "reply too large for a record; dropped"),
+        }
+    }
+
+    /// Writes what the socket takes of the replies waiting, giving each written reply's
+    /// buffer back to the service.
+    fn flush(&mut self) {
+        let before = self.out.bytes();
+        let svc = &*self.svc;
+        let sock = self.sock;
+        let replies = &mut self.held.replies;
+        let r = self.out.flush(
+            |iov| sock.try_write_vectored(iov),
+            |f| {
+                *replies -= f.body.capacity().min(*replies);
+                svc.recycle(f.body);
+            },
+        );
+        if self.out.bytes() < before {
+            self.last_active = Instant::now();
+        }
+        if let Err(e) = r {
+            self.broke(&e);
+        }
+    }
+
+    /// Takes in the replies of pool calls that finished.
+    fn collect(&mut self) {
+        if self.running == 0 {
+            return;
+        }
+        let done = std::mem::take(&mut *self.fin.replies.lock());
+        if done.is_empty() {
+            return;
+        }
+        self.last_active = Instant::now();
+        for (reserved, r) in done {
+            self.running -= 1;
+            self.held.reserved -= reserved.min(self.held.reserved);
+            if let Some(r) = r.filter(|_| !self.broken) {
+                self.push_reply(r);
+            }
+        }
+    }
+
+    /// Starts the calls received, up to the bounds: calls in flight, unsent replies, memory.
+    fn start_calls(&mut self) {
+        let max = self.cfg.max_in_flight.max(1);
+        while self.decoding && self.running + self.out.len() < max {
+            let msg = match self.pending.take() {
+                Some(m) => m,
+                None => match self.dec.next_record() {
+                    Ok(Some(m)) => {
+                        self.record_started = None;
+                        m
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(error = %e, "closing connection: bad record");
+                        self.decoding = false;
+                        self.reading = false;
+                        break;
+                    }
+                },
+            };
+            let hint = self
+                .svc
+                .reply_size_hint(&self.conn, &msg)
+                .unwrap_or(self.cfg.max_record);
+            // The peer does not read its replies: run nothing more for it (one call at a
+            // time always runs).
+            let owed = self.held.owed();
+            if owed > 0 && owed + hint > self.cfg.max_unsent {
+                self.pending = Some(msg);
+                break;
+            }
+            let holding = self.holding();
+            if self.held.take(holding, hint, hint) == 0 {
+                self.starved = true;
+                self.pending = Some(msg);
+                break;
+            }
+            self.run(msg, hint);
+        }
+    }
+
+    /// Runs one call, inline or on the pool.
+    fn run(&mut self, msg: Vec<u8>, hint: usize) {
+        // Nothing else running or received: this call cannot hold up another one.
+        let alone = self.running == 0 && !self.dec.has_record();
+        let (svc, conn) = (&*self.svc, &self.conn);
+        let attempt = match svc.blocking(conn, &msg) {
+            Blocking::Never => call_inline(svc, conn, &msg, false),
+            Blocking::Rarely if alone => call_inline(svc, conn, &msg, false),
+            Blocking::TryInline if alone => call_inline(svc, conn, &msg, true),
+            Blocking::Rarely | Blocking::TryInline | Blocking::Likely => Attempt::WouldBlock,
+        };
+        if let Attempt::Done(reply) = attempt {
+            if let Some(r) = reply {
+                self.push_reply(r);
+            }
+            if self.out.bytes() >= SEND_EARLY {
+                self.flush();
+            }
+        } else {
+            let reserved = hint + msg.capacity();
+            self.held.reserved += reserved;
+            let done = Completion(Some(self.fin.clone()), reserved);
+            let svc = self.svc.clone();
+            let conn = self.conn;
+            self.running += 1;
+            tokio::task::spawn_blocking(move || done.send(svc.call(&conn, &msg)));
+        }
+    }
+
+    /// Reads what the socket has, as far as the memory budget allows.
+    fn read(&mut self) {
+        let want = if self.dec.buffered() == 0 {
+            FIRST_READ
+        } else {
+            READ_CHUNK
+        };
+        let growth = self.dec.growth_for(want);
+        let room = if growth == 0 {
+            want
+        } else {
+            let holding = self.holding();
+            let g = self.held.take(holding, growth, growth.min(MIN_READ));
+            if g == 0 {
+                self.starved = true;
+                return;
+            }
+            want - (growth - g)
+        };
+        // Straight into the decoder's buffer, without zeroing it first.
+        match self.sock.try_read_buf(self.dec.recv_buf(room)) {
+            Ok(0) => self.reading = false,
+            Ok(_) => self.last_active = Instant::now(),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(e) => {
+                debug!(error = %e, "read failed");
+                self.reading = false;
+            }
+        }
+    }
+
+    /// Whether the socket should be read now.
+    fn wants_read(&self) -> bool {
+        self.reading
+            && !self.starved
+            && self.pending.is_none()
+            && !self.dec.has_record()
+            && self.held.owed() < self.cfg.max_unsent
+    }
+}
+
+/// Serves one connection until it closes; says how it ended.
+pub(crate) async fn connection(
+    sock: TcpStream,
+    conn: ConnInfo,
+    svc: Arc<dyn Service>,
+    cfg: Config,
+    shared: Arc<ConnStats>,
+    entry: Arc<Entry>,
+    mut shutdown: watch::Receiver<bool>,
+) -> End {
+    debug!("connected");
+    let mut sock = sock;
+    let epoch = shared.registry.epoch();
+    let mut c = Conn {
+        sock: &sock,
+        conn,
+        svc,
+        cfg,
+        fin: Arc::new(Finished::default()),
+        dec: RecordDecoder::new(cfg.max_record),
+        pending: None,
+        out: Outbox::with_batch(MAX_BATCH),
+        held: Held {
+            shared: &shared,
+            charged: 0,
+            replies: 0,
+            reserved: 0,
+        },
+        running: 0,
+        reading: !*shutdown.borrow_and_update(),
+        decoding: true,
+        broken: false,
+        starved: false,
+        last_active: Instant::now(),
+        record_started: None,
+    };
+    let mut watch_shutdown = true;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut timer_at = None;
+    let end = loop {
+        c.collect();
+        c.start_calls();
+        if !c.out.is_empty() {
+            c.flush();
+        }
+        let more = c.decoding
+            && c.pending.is_none()
+            && !c.starved
+            && c.running + c.out.len() < cfg.max_in_flight.max(1)
+            && c.dec.has_record();
+        if more {
+            continue;
+        }
+        let waiting = c.decoding && (c.pending.is_some() || c.dec.has_record());
+        if !c.reading && c.running == 0 && c.out.is_empty() && !waiting {
+            break End::Normal;
+        }
+        // A record is arriving while bytes of an incomplete one are buffered: its clock
+        // starts when that is first seen (a record completed since restarts it).
+        if c.dec.buffered() == 0 || c.dec.has_record() {
+            c.record_started = None;
+        } else if c.record_started.is_none() {
+            c.record_started = Some(Instant::now());
+        }
+        c.dec.shrink();
+        let holding = c.holding();
+        c.held.sync(holding);
+        let idle = c.running == 0 && c.out.is_empty() && c.pending.is_none() && holding == 0;
+        entry.update(epoch, c.last_active, idle);
+        let due = limits::deadline(
+            c.last_active,
+            c.record_started,
+            c.running,
+            cfg.idle_timeout,
+            cfg.record_timeout,
+        );
+        // The timer is moved only to an earlier deadline; when it fires early (activity
+        // moved the deadline later) it is set again: one timer update per expiry, not per
+        // read.
+        match (due, timer_at) {
+            (None, _) => timer_at = None,
+            (Some((at, _)), Some(t)) if at >= t => {}
+            (Some((at, _)), _) => {
+                timer.as_mut().reset(at);
+                timer_at = Some(at);
+            }
+        }
+        // Registered before looking, so a release between the look and the wait wakes us.
+        let freed = shared.memory.freed.notified();
+        tokio::select! {
+            r = c.sock.readable(), if c.wants_read() => match r {
+                Ok(()) => c.read(),
+                Err(e) => {
+                    debug!(error = %e, "read failed");
+                    c.reading = false;
+                }
+            },
+            r = c.sock.writable(), if !c.out.is_empty() => {
+                if let Err(e) = r {
+                    c.broke(&e);
+                }
+            }
+            () = c.fin.wake.notified(), if c.running > 0 => {}
+            () = freed, if c.starved => c.starved = false,
+            () = async { tokio::time::sleep(MEMORY_RETRY).await }, if c.starved => {
+                c.starved = false;
+            }
+            () = &mut timer, if timer_at.is_some() => {
+                timer_at = None;
+                if let Some((_, why)) = due.filter(|d| d.0 <= Instant::now()) {
+                    debug!(?why, "closing connection: expired");
+                    break End::Expired(why);
+                }
+            }
+            () = entry.close.notified() => {
+                debug!("closing connection: shed for a new one");
+                break End::Shed;
+            }
+            r = shutdown.changed(), if c.reading && watch_shutdown => match r {
+                Ok(()) => {
+                    if *shutdown.borrow_and_update() {
+                        c.reading = false;
+                    }
+                }
+                Err(_) => watch_shutdown = false,
+            },
+        }
+    };
+    let broken = c.broken;
+    // Whatever waits is dropped with the connection; calls still running on the pool
+    // report to a `Finished` no one reads, and their reservations go with `Held`.
+    drop(c);
+    if !broken && end == End::Normal {
+        let _ = sock.shutdown().await;
+    }
+    debug!("closed");
+    end
+}
