@@ -1156,4 +1156,15 @@ mod tests {
         assert_eq!(base_name("/tmp/x/").ok().as_deref(), Some("x"));
         assert!(base_name("nfs://h/").is_err());
     }
+
+    #[test]
+    fn names_are_shown_with_control_characters_escaped() {
+        assert_eq!(shown(b"plain name.txt"), "plain name.txt");
+        assert_eq!(shown(b"red\x1b[31mX"), "red\\033[31mX");
+        assert_eq!(shown(b"a\nb\tc\x07"), "a\\nb\\tc\\a");
+        assert_eq!(shown(b"back\\slash"), "back\\\\slash");
+        assert_eq!(shown(b"bad-\xff"), "bad-\\377");
+        assert_eq!(shown("c1-\u{9b}".as_bytes()), "c1-\\302\\233");
+        assert_eq!(shown("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
 }

@@ -928,6 +928,8 @@ fn inside_export<'a>(export: &str, target: &'a str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use super::{check_fsstat, FsstatOk};
+
     #[test]
     fn transfer_sizes_follow_the_servers_maximum_in_whole_pages() {
         use super::transfer_size as t;
@@ -938,6 +940,41 @@ mod tests {
         assert_eq!(t(1 << 20, 200_000), 192 * 1024);
         assert_eq!(t(1 << 20, 32 * 1024), 32 * 1024, "below a page: as is");
         assert_eq!(t(1 << 20, 1000), 4096, "never below 4 KiB");
+    }
+
+    #[test]
+    fn impossible_fsstat_figures_are_refused() {
+        let ok = FsstatOk {
+            obj_attributes: None,
+            tbytes: 100,
+            fbytes: 60,
+            abytes: 50,
+            tfiles: 10,
+            ffiles: 5,
+            afiles: 5,
+            invarsec: 0,
+        };
+        assert_eq!(check_fsstat(&ok), Ok(()));
+        for bad in [
+            FsstatOk {
+                fbytes: 101,
+                ..ok.clone()
+            },
+            FsstatOk {
+                abytes: 61,
+                ..ok.clone()
+            },
+            FsstatOk {
+                ffiles: 11,
+                ..ok.clone()
+            },
+            FsstatOk {
+                afiles: 6,
+                ..ok.clone()
+            },
+        ] {
+            assert!(check_fsstat(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

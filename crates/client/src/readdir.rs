@@ -406,3 +406,34 @@ impl Client {
         self.s.dirs.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_that_cannot_be_entries_are_refused() {
+        for bad in [
+            &b""[..],
+            b".",
+            b"..",
+            b"a/b",
+            b"../../x",
+            b"etc/",
+            b"nul\0byte",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            &b"a"[..],
+            b"...",
+            b"..x",
+            b".hidden",
+            b"a b",
+            b"\x1b[31m",
+            b"\xff",
+        ] {
+            assert_eq!(check_name(good), Ok(()), "{good:?}");
+        }
+    }
+}
