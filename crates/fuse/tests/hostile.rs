@@ -12,7 +12,6 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
 use rnfs_fuse::{MountConfig, Mounted};
 use rnfs_hostile::{Hostile, Mode};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -56,17 +55,38 @@ fn done(m: Mounted, mnt: &Path) {
 }
 
 /// Aborts the FUSE connection of the mount at `mnt`: every request waiting on it fails,
-/// so a process stuck in the kernel on it ends.
+/// so a process stuck in the kernel on it ends. The connection number is the mount's
+/// device minor, read from /proc/self/mountinfo (a `stat` of the mount point would be a
+/// request to the very file system that may be stuck).
 fn abort_connection(mnt: &Path) {
-    if let Ok(md) = std::fs::metadata(mnt) {
-        let minor = rustix_minor(md.dev());
-        let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mnt.to_string_lossy();
+    for l in info.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(4) == Some(&want.as_ref()) {
+            if let Some(minor) = f.get(2).and_then(|d| d.split(':').nth(1)) {
+                let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+            }
+        }
     }
 }
 
-/// The minor number of a Linux device number.
-fn rustix_minor(dev: u64) -> u64 {
-    (dev & 0xff) | ((dev >> 12) & !0xff)
+/// The output of a run, the mount unmounted. If the run had to be stopped (the fault under
+/// test was not fixed), the mount is detached and its runtime leaked (its drop would wait
+/// for the stuck task forever), and the test fails.
+fn finish(r: Result<Output, String>, m: Mounted, mnt: &Path) -> Output {
+    match r {
+        Ok(out) => {
+            done(m, mnt);
+            out
+        }
+        Err(e) => {
+            abort_connection(mnt);
+            let _ = rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH);
+            std::mem::forget(m);
+            panic!("{e}");
+        }
+    }
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -152,8 +172,7 @@ fn a_listing_loop_fails_instead_of_hanging() {
     for mode in [Mode::CookieLoop, Mode::EmptyChunk] {
         let (_h, m, mnt) = mount(mode);
         let r = run(&mnt, "ls -f .", DEADLINE, &|| None);
-        done(m, &mnt);
-        let out = r.unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let out = finish(r.map_err(|e| format!("{mode}: {e}")), m, &mnt);
         assert!(!out.status.success(), "{mode}: ls succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -182,8 +201,7 @@ fn an_endless_listing_ends_at_the_bound_in_bounded_memory() {
             (k > MAX_KIB).then(|| format!("peak RSS {k} KiB over {MAX_KIB} KiB"))
         },
     );
-    done(m, &mnt);
-    let out = r.unwrap();
+    let out = finish(r, m, &mnt);
     assert!(!out.status.success(), "ls succeeded");
     assert!(
         h.stats()
@@ -203,8 +221,7 @@ fn a_file_whose_reads_end_early_reads_short_not_as_zeros() {
     let (h, m, mnt) = mount(Mode::HugeSize);
     // `head` stops at 64 MiB: before the fix, the 2^40 claimed bytes came as zeros.
     let r = run(&mnt, "head -c 67108864 huge | wc -c", DEADLINE, &|| None);
-    done(m, &mnt);
-    let out = r.unwrap();
+    let out = finish(r, m, &mnt);
     assert!(
         out.status.success(),
         "{}",
