@@ -190,7 +190,11 @@ impl DirStream {
                         self.bytes = 0;
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // Not continued from after all: a caller may try again.
+                        self.from.remove(&self.cookie);
+                        return Err(e);
+                    }
                 },
             };
             self.verf = chunk.verf;
