@@ -269,6 +269,44 @@ fn long_line(a: &Attr, name: &str) -> String {
     )
 }
 
+/// A name as `ls` shows it, escaped as GNU `ls -b` does so that a server cannot move the
+/// cursor, recolour or clear the terminal, or forge lines: control characters (C0, DEL,
+/// C1) as `\n`, `\t`... or `\ooo` (octal, per byte), bytes that are not UTF-8 as `\ooo`,
+/// and a backslash doubled so the escapes stay unambiguous. Spaces are left alone.
+pub(crate) fn shown(name: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let esc = match c {
+                '\\' => "\\\\",
+                '\x07' => "\\a",
+                '\x08' => "\\b",
+                '\t' => "\\t",
+                '\n' => "\\n",
+                '\x0b' => "\\v",
+                '\x0c' => "\\f",
+                '\r' => "\\r",
+                c if c.is_control() => {
+                    for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                        let _ = write!(out, "\\{b:03o}");
+                    }
+                    continue;
+                }
+                c => {
+                    out.push(c);
+                    continue;
+                }
+            };
+            out.push_str(esc);
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\{b:03o}");
+        }
+    }
+    out
+}
+
 pub(crate) fn join(dir: &str, name: &str) -> String {
     format!("{}/{}", dir.trim_end_matches('/'), name)
 }
@@ -277,15 +315,8 @@ async fn ls(url: &str, long: bool, recursive: bool) -> Result<()> {
     let (c, p) = mount(url).await?;
     let a = c.metadata(&p).await.with_context(|| format!("ls {url}"))?;
     if a.ftype != Ftype3::Dir {
-        let name = p.rsplit('/').next().unwrap_or(&p);
-        println!(
-            "{}",
-            if long {
-                long_line(&a, name)
-            } else {
-                name.to_string()
-            }
-        );
+        let name = shown(p.rsplit('/').next().unwrap_or(&p).as_bytes());
+        println!("{}", if long { long_line(&a, &name) } else { name });
         return Ok(());
     }
     let mut todo = vec![p.clone()];
@@ -300,7 +331,7 @@ async fn ls(url: &str, long: bool, recursive: bool) -> Result<()> {
             if !first {
                 println!();
             }
-            println!("{dir}:");
+            println!("{}:", shown(dir.as_bytes()));
         }
         first = false;
         let mut subdirs = Vec::new();
@@ -311,9 +342,10 @@ async fn ls(url: &str, long: bool, recursive: bool) -> Result<()> {
                 None if long || recursive => c.metadata(&join(&dir, &name)).await.ok(),
                 None => None,
             };
+            let show = shown(&e.name);
             match (&attr, long) {
-                (Some(a), true) => println!("{}", long_line(a, &name)),
-                _ => println!("{name}"),
+                (Some(a), true) => println!("{}", long_line(a, &show)),
+                _ => println!("{show}"),
             }
             if recursive && attr.is_some_and(|a| a.ftype == Ftype3::Dir) {
                 subdirs.push(join(&dir, &name));
@@ -469,7 +501,10 @@ mod copy {
     use rnfs_client::rpc::buf::{Gather, Slice};
     use rnfs_client::{Client, NfsUrl, OpenOptions};
     use rnfs_proto::nfs3::Ftype3;
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use rustix::io::Errno;
     use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -482,10 +517,20 @@ mod copy {
         Nfs(Client, String),
     }
 
+    /// Where a copy reads or writes. A local destination below the path the user named is
+    /// reached only through directories held open (`at`), one name at a time with
+    /// `O_NOFOLLOW`: nothing a server names can steer the copy through a symbolic link or
+    /// `..` out of the destination (issue 13).
     #[derive(Clone)]
     struct Loc {
         fs: Fs,
+        /// The path: for NFS, inside the export; for local, for messages (and for the
+        /// paths the user named, which have no `at`).
         path: String,
+        /// Local only: the directory holding this entry, and its name there.
+        at: Option<(Arc<OwnedFd>, String)>,
+        /// Local only: this directory, held open for creating what goes in it.
+        open: Option<Arc<OwnedFd>>,
     }
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -501,6 +546,8 @@ mod copy {
                 return Ok(Loc {
                     fs: Fs::Local,
                     path: arg.to_string(),
+                    at: None,
+                    open: None,
                 });
             }
             let (c, p) = mount(arg).await?;
@@ -517,14 +564,23 @@ mod copy {
             Ok(Loc {
                 fs: Fs::Nfs(c, prefix),
                 path: p,
+                at: None,
+                open: None,
             })
         }
 
-        fn child(&self, name: &str) -> Loc {
-            Loc {
+        /// The entry `name` in this directory; `name` must be a single file name (the
+        /// client refuses others from a listing already; this holds for every caller).
+        fn child(&self, name: &str) -> Result<Loc> {
+            if let Err(why) = rnfs_client::readdir::check_name(name.as_bytes()) {
+                bail!("{}: refusing the name {name:?} ({why})", self.show());
+            }
+            Ok(Loc {
                 fs: self.fs.clone(),
                 path: join(&self.path, name),
-            }
+                at: self.open.as_ref().map(|d| (d.clone(), name.to_string())),
+                open: None,
+            })
         }
 
         fn show(&self) -> String {
@@ -537,6 +593,16 @@ mod copy {
         /// Kind and size, without following a final symbolic link.
         async fn stat(&self) -> Result<(Kind, u64)> {
             let (t, size) = match &self.fs {
+                Fs::Local if self.at.is_some() => {
+                    let (dir, name) = self.at.as_ref().ok_or_else(|| anyhow!("no directory"))?;
+                    let st = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+                    let k = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+                        rustix::fs::FileType::Directory => Kind::Dir,
+                        rustix::fs::FileType::Symlink => Kind::Link,
+                        _ => Kind::File,
+                    };
+                    (k, st.st_size as u64)
+                }
                 Fs::Local => {
                     let m = std::fs::symlink_metadata(&self.path)?;
                     let t = m.file_type();
@@ -578,27 +644,104 @@ mod copy {
             Ok(v)
         }
 
-        /// Creates the directory; an existing directory is fine.
-        async fn mkdir(&self) -> Result<()> {
+        /// Creates the directory (an existing directory is fine) and returns it ready to
+        /// take entries: a local one held open. Below the path the user named, an
+        /// existing symbolic link where the directory goes is an error, never followed.
+        async fn mkdir(&self) -> Result<Loc> {
             match &self.fs {
-                Fs::Local => match std::fs::create_dir(&self.path) {
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        if !std::path::Path::new(&self.path).is_dir() {
-                            return Err(e.into());
+                Fs::Local => {
+                    let dir = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                    let fd = match &self.at {
+                        Some((parent, name)) => {
+                            match rustix::fs::mkdirat(parent, name.as_str(), Mode::from(0o755)) {
+                                Ok(()) | Err(Errno::EXIST) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                            rustix::fs::openat(
+                                parent,
+                                name.as_str(),
+                                dir | OFlags::NOFOLLOW,
+                                Mode::empty(),
+                            )
+                            .map_err(|e| match e {
+                                Errno::LOOP => {
+                                    anyhow!("it exists and is a symbolic link (not followed)")
+                                }
+                                Errno::NOTDIR => anyhow!("it exists and is not a directory"),
+                                e => e.into(),
+                            })?
                         }
-                        Ok(())
-                    }
-                    r => Ok(r?),
-                },
+                        None => {
+                            match std::fs::create_dir(&self.path) {
+                                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                                r => r?,
+                            }
+                            rustix::fs::open(self.path.as_str(), dir, Mode::empty())?
+                        }
+                    };
+                    Ok(Loc {
+                        open: Some(Arc::new(fd)),
+                        ..self.clone()
+                    })
+                }
                 Fs::Nfs(c, _) => match c.mkdir(&self.path, 0o755).await {
                     Err(rnfs_client::Error::Nfs(rnfs_proto::nfs3::Nfsstat3::Exist))
                         if self.stat().await?.0 == Kind::Dir =>
                     {
-                        Ok(())
+                        Ok(self.clone())
                     }
-                    r => Ok(r.map(|_| ())?),
+                    r => Ok(r.map(|_| self.clone())?),
                 },
             }
+        }
+
+        /// This directory (named by the user, so followed if a link), held open for
+        /// creating entries in it.
+        fn open_dir(&self) -> Result<Loc> {
+            if !matches!(self.fs, Fs::Local) {
+                return Ok(self.clone());
+            }
+            let fd = match &self.at {
+                Some((parent, name)) => rustix::fs::openat(
+                    parent,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                )?,
+                None => rustix::fs::open(
+                    self.path.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?,
+            };
+            Ok(Loc {
+                open: Some(Arc::new(fd)),
+                ..self.clone()
+            })
+        }
+
+        /// Creates (or truncates) a local regular file; below the path the user named, an
+        /// existing symbolic link in its place is an error, never followed.
+        fn create_local(&self) -> Result<std::fs::File> {
+            Ok(match &self.at {
+                Some((dir, name)) => std::fs::File::from(
+                    rustix::fs::openat(
+                        dir,
+                        name.as_str(),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::TRUNC
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from(0o666),
+                    )
+                    .map_err(|e| match e {
+                        Errno::LOOP => anyhow!("it exists and is a symbolic link (not followed)"),
+                        e => e.into(),
+                    })?,
+                ),
+                None => std::fs::File::create(&self.path)?,
+            })
         }
 
         async fn readlink(&self) -> Result<String> {
@@ -610,9 +753,13 @@ mod copy {
             })
         }
 
+        /// Creates a symbolic link holding `target` (never followed here).
         async fn symlink(&self, target: &str) -> Result<()> {
             match &self.fs {
-                Fs::Local => std::os::unix::fs::symlink(target, &self.path)?,
+                Fs::Local => match &self.at {
+                    Some((dir, name)) => rustix::fs::symlinkat(target, dir, name.as_str())?,
+                    None => std::os::unix::fs::symlink(target, &self.path)?,
+                },
                 Fs::Nfs(c, _) => c.symlink(target, &self.path).await?,
             }
             Ok(())
@@ -695,9 +842,11 @@ mod copy {
             Fs::Nfs(c, _) => (c.rsize() as usize).clamp(1 << 20, COPY_BUF),
         };
         let mut buf = vec![0u8; step];
+        let mut copied = 0u64;
         match &dst.fs {
             Fs::Local => {
-                let mut out = std::fs::File::create(&dst.path)
+                let mut out = dst
+                    .create_local()
                     .with_context(|| format!("cannot create {}", dst.show()))?;
                 loop {
                     let chunk = r
@@ -714,6 +863,7 @@ mod copy {
                     })
                     .with_context(|| format!("writing {}", dst.show()))?;
                     done.fetch_add(n as u64, Ordering::Relaxed);
+                    copied += n as u64;
                 }
                 // A device such as /dev/null has nothing to sync (and fsync(2) says EINVAL).
                 let regular = out.metadata().is_ok_and(|m| m.is_file());
@@ -750,11 +900,32 @@ mod copy {
                     }
                     .with_context(|| format!("writing {}", dst.show()))?;
                     done.fetch_add(n as u64, Ordering::Relaxed);
+                    copied += n as u64;
                 }
                 // Write-back errors are reported here (W1): the copy is not done before.
                 f.close()
                     .await
                     .with_context(|| format!("writing {}", dst.show()))?;
+            }
+        }
+        // The client ends a read where the server's data ends, even inside the size the
+        // server claims (never zeros in its place). A copy shorter than that size is an
+        // error, not a success: the file shrank while being copied, or the server
+        // contradicts itself (issue 13: a claimed 2^40 bytes with empty READs).
+        if let Reader::Nfs(f) = &r {
+            let size = f
+                .metadata()
+                .await
+                .with_context(|| format!("reading {}", src.show()))?
+                .size;
+            if copied < size {
+                bail!(
+                    "{}: incomplete copy: the server's data ended at byte {copied} of the \
+                     {size} its attributes claim (the file shrank, or the server is \
+                     inconsistent); {} holds the {copied} bytes read",
+                    src.show(),
+                    dst.show()
+                );
             }
         }
         Ok(())
@@ -789,7 +960,8 @@ mod copy {
                 bail!("{} is a directory (use -r)", src.show())
             }
             Kind::Dir => {
-                dst.mkdir()
+                let dst = dst
+                    .mkdir()
                     .await
                     .with_context(|| format!("cannot create directory {}", dst.show()))?;
                 let names = src
@@ -797,7 +969,7 @@ mod copy {
                     .await
                     .with_context(|| format!("cannot list {}", src.show()))?;
                 for n in names {
-                    Box::pin(plan(src.child(&n), dst.child(&n), recursive, jobs)).await?;
+                    Box::pin(plan(src.child(&n)?, dst.child(&n)?, recursive, jobs)).await?;
                 }
             }
         }
@@ -870,8 +1042,14 @@ mod copy {
         jobs: usize,
         show: bool,
     ) -> Result<()> {
-        let to = Loc::parse(dst).await?;
-        let to_is_dir = matches!(to.stat().await, Ok((Kind::Dir, _)));
+        let mut to = Loc::parse(dst).await?;
+        let to_is_dir = matches!(to.stat().await, Ok((Kind::Dir, _)))
+            || (!is_nfs(dst) && std::path::Path::new(dst).is_dir());
+        if to_is_dir {
+            to = to
+                .open_dir()
+                .with_context(|| format!("cannot open directory {dst}"))?;
+        }
         if srcs.len() > 1 && !to_is_dir {
             bail!("cp: target {dst} is not a directory");
         }
@@ -882,7 +1060,7 @@ mod copy {
             let r = async {
                 let from = Loc::parse(s).await?;
                 let target = if to_is_dir {
-                    to.child(&base_name(s)?)
+                    to.child(&base_name(s)?)?
                 } else {
                     to.clone()
                 };
@@ -977,5 +1155,16 @@ mod tests {
         assert_eq!(base_name("nfs://h/a/b.txt").ok().as_deref(), Some("b.txt"));
         assert_eq!(base_name("/tmp/x/").ok().as_deref(), Some("x"));
         assert!(base_name("nfs://h/").is_err());
+    }
+
+    #[test]
+    fn names_are_shown_with_control_characters_escaped() {
+        assert_eq!(shown(b"plain name.txt"), "plain name.txt");
+        assert_eq!(shown(b"red\x1b[31mX"), "red\\033[31mX");
+        assert_eq!(shown(b"a\nb\tc\x07"), "a\\nb\\tc\\a");
+        assert_eq!(shown(b"back\\slash"), "back\\\\slash");
+        assert_eq!(shown(b"bad-\xff"), "bad-\\377");
+        assert_eq!(shown("c1-\u{9b}".as_bytes()), "c1-\\302\\233");
+        assert_eq!(shown("caf\u{e9}".as_bytes()), "caf\u{e9}");
     }
 }

@@ -56,6 +56,53 @@ pub enum Error {
     /// An absolute symbolic link points outside the mounted export.
     #[error("symbolic link to {0:?} points outside the export")]
     LinkOutsideExport(String),
+    /// The server's answer breaks a rule or contradicts itself (the peer's fault).
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// How a server's answer was impossible: refused so that a hostile or broken server can
+/// neither make the client loop, nor hold unbounded memory, nor make it act on a name
+/// that is not a single file name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerError {
+    /// A directory listing held a name that cannot name an entry of that directory: empty,
+    /// `.` or `..` as an ordinary entry is dropped, but these never are.
+    #[error("{dir}: the server listed an invalid name {name:?} ({why})")]
+    BadName {
+        /// The directory listed.
+        dir: String,
+        /// The name, as text (invalid UTF-8 replaced), quoted with escapes when shown.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A listing sent the client back to a cookie it had already continued from.
+    #[error("{dir}: the server's listing loops (cookie {cookie} came back)")]
+    CookieLoop {
+        /// The directory listed.
+        dir: String,
+        /// The cookie seen twice.
+        cookie: u64,
+    },
+    /// A listing reply had no entries and did not say the listing was complete.
+    #[error("{dir}: the server's listing makes no progress (a reply without entries or end)")]
+    NoProgress {
+        /// The directory listed.
+        dir: String,
+    },
+    /// A listing went past the client's bound on entries or name bytes per directory
+    /// ([`crate::MountOptions::max_dir_entries`], [`crate::MountOptions::max_dir_bytes`]).
+    #[error("{dir}: the listing exceeds {limit} (the server may be sending names forever)")]
+    ListingTooLarge {
+        /// The directory listed.
+        dir: String,
+        /// The bound passed, in words.
+        limit: String,
+    },
+    /// FSSTAT figures that cannot all be true.
+    #[error("impossible file system figures from the server: {0}")]
+    Fsstat(String),
 }
 
 impl From<Nfsstat3> for Error {
@@ -89,6 +136,9 @@ impl Error {
             Error::Url(_) | Error::Invalid(_) => 22,
             Error::TooManyLinks => 40,         // ELOOP
             Error::LinkOutsideExport(_) => 18, // EXDEV
+            // A listing that loops is ELOOP, as the Linux client says; the rest EIO.
+            Error::Server(ServerError::CookieLoop { .. } | ServerError::NoProgress { .. }) => 40,
+            Error::Server(_) => 5,
         }
     }
 

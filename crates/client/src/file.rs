@@ -187,7 +187,10 @@ impl Client {
 enum Part<'a> {
     /// Bytes of a cached page.
     Data(&'a Slice),
-    /// Zeros (past the server's end of file, inside ours).
+    /// Zeros: past the server's end of file, where data of ours not yet written back
+    /// extends the file (a hole those writes will leave). Never past that data: where the
+    /// server's READ ends inside the size it claims, the read ends there (issue 13: a
+    /// server claiming 2^40 bytes whose READs return nothing had a copy write 2^40 zeros).
     Zeros(usize),
 }
 
@@ -473,20 +476,24 @@ impl File {
             // The stream's READs, read-ahead or not, pace its window.
             self.ra.lock().pending.extend(started.iter().cloned());
         }
-        if let Err(e) = self.fill(off, end, slots, &mut sink).await {
-            // Leave no READ of ours behind: wait for them (each ends, one way or the
-            // other), and start the next read without a window.
-            let pending = {
-                let mut ra = self.ra.lock();
-                ra.window = 0;
-                ra.end = 0;
-                std::mem::take(&mut ra.pending)
-            };
-            for f in started.iter().chain(&pending) {
-                f.wait().await;
+        let local_end = self.ino.wb.lock().local_end();
+        let given = match self.fill(off, end, local_end, slots, &mut sink).await {
+            Ok(given) => given,
+            Err(e) => {
+                // Leave no READ of ours behind: wait for them (each ends, one way or the
+                // other), and start the next read without a window.
+                let pending = {
+                    let mut ra = self.ra.lock();
+                    ra.window = 0;
+                    ra.end = 0;
+                    std::mem::take(&mut ra.pending)
+                };
+                for f in started.iter().chain(&pending) {
+                    f.wait().await;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         // Drop-behind: a sequential stream through a file larger than half the cache
         // cannot stay cached anyway; what it has read goes now, so the cache keeps other
         // files' pages and READ buffers are reused instead of faulted in fresh (a third
@@ -496,7 +503,7 @@ impl File {
         if seq && size > limit / 2 {
             self.ino.drop_below(first);
         }
-        Ok(n)
+        Ok(given)
     }
 
     /// The pages to read ahead for a read of the pages `want` (bytes `off..end`), and
@@ -563,14 +570,17 @@ impl File {
     }
 
     /// Gives `sink` the bytes `off..end` of the pages of `slots` (from page `off / PAGE`),
-    /// waiting for the READs in flight.
+    /// waiting for the READs in flight; returns how many it gave. Where a page ends short
+    /// (the server's end of file), zeros follow up to `local_end` (our data not yet
+    /// written back, laid over them by the caller), and the read ends there.
     async fn fill(
         &self,
         off: u64,
         end: u64,
+        local_end: u64,
         slots: Vec<Slot>,
         sink: &mut impl FnMut(Part<'_>),
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let first = off / PAGE;
         let last = (end - 1) / PAGE;
         let mut pos = off;
@@ -613,11 +623,30 @@ impl File {
                 sink(Part::Data(&page.slice(in_page, avail)));
             }
             if take > avail {
-                sink(Part::Zeros(take - avail));
+                let data_end = pos + avail as u64;
+                let zeros = local_end
+                    .saturating_sub(data_end)
+                    .min((take - avail) as u64);
+                if zeros > 0 {
+                    sink(Part::Zeros(zeros as usize));
+                }
+                if zeros < (take - avail) as u64 {
+                    // The server's data ended inside the size it claims, with nothing of
+                    // ours beyond: the file is shorter than its attributes said (it shrank,
+                    // or the server is lying). End the read here and ask again next time.
+                    let claimed = self.ino.last_attr().map_or(0, |a| a.size);
+                    tracing::warn!(
+                        "{:?}: READ ended at byte {} of the {claimed} the server claims",
+                        self.ino.fh(),
+                        data_end + zeros
+                    );
+                    self.ino.expire_attr();
+                    return Ok((data_end + zeros - off) as usize);
+                }
             }
             pos += take as u64;
         }
-        Ok(())
+        Ok((pos - off) as usize)
     }
 
     /// Reads `n` pages from `idx` with READs of our own (no marker), caching them if fresh.

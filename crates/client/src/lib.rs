@@ -63,7 +63,7 @@ pub mod url;
 pub mod writeback;
 
 pub use client::{Attr, Client, MountOptions};
-pub use error::{Error, RpcError};
+pub use error::{Error, RpcError, ServerError};
 pub use file::{File, OpenOptions};
 pub use readdir::{DirEntry, DirStream};
 pub use url::NfsUrl;

@@ -6,8 +6,18 @@
 //! chunk (seed entry 4: a listing taken in small chunks with the cache dropped in between
 //! yields every name exactly once). On BAD_COOKIE it restarts from the beginning and skips
 //! the names it already returned.
+//!
+//! The server is not trusted (issue 13): every name is checked ([`check_name`]: empty, `.`
+//! or `..` as an ordinary entry, `/` or NUL inside are refused, or skipped when the stream
+//! was told to with [`DirStream::skip_bad_names`]); a listing that sends the client back
+//! to a cookie it already continued from, or a reply with neither entries nor EOF, fails
+//! with [`ServerError::CookieLoop`] or [`ServerError::NoProgress`], cached chunks
+//! included, so no listing spins without the network; and one listing takes at most
+//! [`crate::MountOptions::max_dir_entries`] entries and
+//! [`crate::MountOptions::max_dir_bytes`] bytes of names, repeats included, so a server
+//! sending fresh names forever ends with [`ServerError::ListingTooLarge`].
 use crate::client::{Attr, Client};
-use crate::error::Error;
+use crate::error::{Error, ServerError};
 use crate::inode::Inode;
 use parking_lot::Mutex;
 use rnfs_proto::nfs3::{FileHandle3, NfsTime3, Nfsstat3};
@@ -90,24 +100,80 @@ impl DirCaches {
     }
 }
 
+/// Why a name from a listing cannot be an entry of the directory, if it cannot: the
+/// checks of the Linux client's `verify_dirent_name`, plus `.` and `..` (dropped by the
+/// caller before this, as the directory's own dot entries). Call on every name a server
+/// sends before using it as a path component.
+pub fn check_name(name: &[u8]) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("empty")
+    } else if name == b"." || name == b".." {
+        Err("a dot entry where a name belongs")
+    } else if name.contains(&b'/') {
+        Err("contains '/'")
+    } else if name.contains(&0) {
+        Err("contains NUL")
+    } else {
+        Ok(())
+    }
+}
+
 /// A listing in progress.
 #[derive(Debug)]
 pub struct DirStream {
     c: Client,
     dir: Arc<Inode>,
+    /// The path listed, for messages.
+    path: String,
     cookie: u64,
     verf: [u8; 8],
     done: bool,
     returned: HashSet<Vec<u8>>,
+    /// Cookies this listing has continued from (since the last restart).
+    from: HashSet<u64>,
+    /// Entries and name bytes taken (since the last restart).
+    entries: u64,
+    bytes: u64,
     restarts: u32,
+    skip_bad: bool,
+    skipped: u64,
 }
 
 impl DirStream {
+    /// Skips entries whose names fail [`check_name`] (logging the first of each listing)
+    /// instead of failing the listing with [`ServerError::BadName`]; for a caller that can
+    /// show the rest of the directory, like the FUSE mount.
+    pub fn skip_bad_names(mut self) -> Self {
+        self.skip_bad = true;
+        self
+    }
+
+    /// Entries skipped for their names so far (see [`DirStream::skip_bad_names`]).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
     /// The next chunk of entries (without `.` and `..`); `None` at the end.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<DirEntry>>, Error> {
+        let r = self.next_checked().await;
+        if r.is_err() {
+            // Whatever was cached of a listing that failed is not to be trusted.
+            self.c.s.dirs.forget(self.dir.fh());
+        }
+        r
+    }
+
+    async fn next_checked(&mut self) -> Result<Option<Vec<DirEntry>>, Error> {
         loop {
             if self.done {
                 return Ok(None);
+            }
+            if !self.from.insert(self.cookie) {
+                return Err(ServerError::CookieLoop {
+                    dir: self.path.clone(),
+                    cookie: self.cookie,
+                }
+                .into());
             }
             let chunk = match self.c.s.dirs.get(self.dir.fh(), self.cookie) {
                 Some(c) => c,
@@ -119,9 +185,16 @@ impl DirStream {
                         self.c.s.dirs.forget(self.dir.fh());
                         self.cookie = 0;
                         self.verf = [0; 8];
+                        self.from.clear();
+                        self.entries = 0;
+                        self.bytes = 0;
                         continue;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // Not continued from after all: a caller may try again.
+                        self.from.remove(&self.cookie);
+                        return Err(e);
+                    }
                 },
             };
             self.verf = chunk.verf;
@@ -129,11 +202,50 @@ impl DirStream {
                 Some(n) => self.cookie = n,
                 None => self.done = true,
             }
-            let fresh: Vec<DirEntry> = chunk
+            self.entries += chunk.entries.len() as u64;
+            self.bytes += chunk
                 .entries
-                .into_iter()
-                .filter(|e| self.returned.insert(e.name.clone()))
-                .collect();
+                .iter()
+                .map(|e| e.name.len() as u64)
+                .sum::<u64>();
+            let o = &self.c.s.opts;
+            if self.entries > o.max_dir_entries || self.bytes > o.max_dir_bytes {
+                let limit = if self.entries > o.max_dir_entries {
+                    format!("{} entries", o.max_dir_entries)
+                } else {
+                    format!("{} bytes of names", o.max_dir_bytes)
+                };
+                return Err(ServerError::ListingTooLarge {
+                    dir: self.path.clone(),
+                    limit,
+                }
+                .into());
+            }
+            let mut fresh = Vec::with_capacity(chunk.entries.len());
+            for e in chunk.entries {
+                if let Err(why) = check_name(&e.name) {
+                    if !self.skip_bad {
+                        return Err(ServerError::BadName {
+                            dir: self.path.clone(),
+                            name: e.name_lossy(),
+                            why,
+                        }
+                        .into());
+                    }
+                    if self.skipped == 0 {
+                        tracing::warn!(
+                            "{}: skipping an entry the server named {:?} ({why})",
+                            self.path,
+                            e.name_lossy()
+                        );
+                    }
+                    self.skipped += 1;
+                    continue;
+                }
+                if self.returned.insert(e.name.clone()) {
+                    fresh.push(e);
+                }
+            }
             if !fresh.is_empty() || self.done {
                 return Ok(Some(fresh));
             }
@@ -216,7 +328,9 @@ impl DirStream {
             None
         } else {
             // A reply with no entries and no EOF would loop forever: refuse it.
-            Some(next.ok_or(Error::Nfs(Nfsstat3::ServerFault))?)
+            Some(next.ok_or_else(|| ServerError::NoProgress {
+                dir: self.path.clone(),
+            })?)
         };
         let chunk = Chunk {
             entries,
@@ -235,6 +349,15 @@ impl DirStream {
     pub fn spoil_verifier(&mut self) {
         self.verf = [0xee; 8];
         self.c.s.dirs.forget(self.dir.fh());
+    }
+
+    /// The rest of the listing.
+    pub async fn collect(mut self) -> Result<Vec<DirEntry>, Error> {
+        let mut all = Vec::new();
+        while let Some(c) = self.next_chunk().await? {
+            all.extend(c);
+        }
+        Ok(all)
     }
 
     /// Times the listing restarted after BAD_COOKIE.
@@ -256,26 +379,65 @@ impl Client {
         Ok(DirStream {
             c: self.clone(),
             dir,
+            path: path.to_string(),
             cookie: 0,
             verf: [0; 8],
             done: false,
             returned: HashSet::new(),
+            from: HashSet::new(),
+            entries: 0,
+            bytes: 0,
             restarts: 0,
+            skip_bad: false,
+            skipped: 0,
         })
     }
 
-    /// Lists a whole directory (without `.` and `..`).
+    /// Lists a whole directory (without `.` and `..`); a name that fails [`check_name`]
+    /// fails the listing.
     pub async fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>, Error> {
-        let mut s = self.open_dir(path).await?;
-        let mut all = Vec::new();
-        while let Some(c) = s.next_chunk().await? {
-            all.extend(c);
-        }
-        Ok(all)
+        self.open_dir(path).await?.collect().await
+    }
+
+    /// Lists a whole directory (without `.` and `..`), leaving out entries whose names
+    /// fail [`check_name`] (the first is logged).
+    pub async fn read_dir_skipping_bad_names(&self, path: &str) -> Result<Vec<DirEntry>, Error> {
+        self.open_dir(path).await?.skip_bad_names().collect().await
     }
 
     /// Drops every cached directory chunk.
     pub fn drop_dir_caches(&self) {
         self.s.dirs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_that_cannot_be_entries_are_refused() {
+        for bad in [
+            &b""[..],
+            b".",
+            b"..",
+            b"a/b",
+            b"../../x",
+            b"etc/",
+            b"nul\0byte",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            &b"a"[..],
+            b"...",
+            b"..x",
+            b".hidden",
+            b"a b",
+            b"\x1b[31m",
+            b"\xff",
+        ] {
+            assert_eq!(check_name(good), Ok(()), "{good:?}");
+        }
     }
 }

@@ -184,6 +184,30 @@ async fn reading_back_data_before_and_after_it_is_written_back() {
     assert_eq!(read_all(&c, "/rb").await, data);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_before_data_not_yet_written_back_reads_as_zeros() {
+    // A read past the server's end of file gives zeros only where our own unwritten data
+    // extends the file (a read stops where the server's data ends otherwise: issue 13).
+    let t = Target::new(16 << 20);
+    let c = mount(&t, |o| o.dirty_expire = Duration::from_secs(600)).await;
+    let mut f = c
+        .open(
+            "/hole",
+            OpenOptions {
+                read: true,
+                ..OpenOptions::create_truncate()
+            },
+        )
+        .await
+        .unwrap();
+    f.write_at(3 * 4096 + 5, b"tail").await.unwrap();
+    let mut b = vec![0xffu8; 3 * 4096 + 9];
+    assert_eq!(f.read_at(0, &mut b).await, Ok(3 * 4096 + 9));
+    assert!(b[..3 * 4096 + 5].iter().all(|&x| x == 0), "the hole");
+    assert_eq!(&b[3 * 4096 + 5..], b"tail");
+    f.close().await.unwrap();
+}
+
 /// Fills the server with a file named `nospc` until write-back fails with NOSPC.
 async fn fill(c: &Client) {
     let mut f = c

@@ -779,7 +779,13 @@ impl Inner {
             return Ok(v.clone());
         }
         let path = self.path(d.node)?;
-        let list = self.c.read_dir(&path).await.map_err(errno)?;
+        // A name the kernel would refuse (empty, with `/` or NUL) would fail the whole
+        // listing with EIO: the client leaves such entries out and logs the first.
+        let list = self
+            .c
+            .read_dir_skipping_bad_names(&path)
+            .await
+            .map_err(errno)?;
         let parent = self
             .nodes
             .lock()
