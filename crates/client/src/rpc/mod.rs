@@ -71,24 +71,65 @@ impl Default for RpcConfig {
 /// down to 512, as the kernel's `resvport` does, skipping ports in use).
 pub async fn connect_tcp(addr: SocketAddr, privileged: bool) -> std::io::Result<TcpStream> {
     if !privileged {
-        return TcpStream::connect(addr).await;
+        // SO_REUSEADDR from the start, so that a reconnection can bind this socket's port
+        // again while the old connection is still closing (see reconnect_tcp).
+        let sock = tcp_socket(addr)?;
+        sock.set_reuseaddr(true)?;
+        return sock.connect(addr).await;
     }
+    connect_privileged(addr).await
+}
+
+/// Reconnects to `addr` from `port`, the source port of the connection that was lost, as
+/// the Linux client does: a server's duplicate request cache knows a client by address
+/// and port (knfsd's and ours), so only a retransmission from the same port finds the
+/// reply of a non-idempotent call that ran before the connection broke. When the port
+/// cannot be had again (taken, or the old connection still in TIME_WAIT), any port that
+/// [`connect_tcp`] would use: the call is then retransmitted as a new client's.
+pub async fn reconnect_tcp(
+    addr: SocketAddr,
+    port: u16,
+    privileged: bool,
+) -> std::io::Result<TcpStream> {
+    match connect_from(addr, port).await {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            debug!("reconnect from port {port}: {e}; from another port");
+            connect_tcp(addr, privileged).await
+        }
+    }
+}
+
+fn tcp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+}
+
+fn any_address(addr: SocketAddr, port: u16) -> SocketAddr {
+    let ip: std::net::IpAddr = if addr.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    SocketAddr::new(ip, port)
+}
+
+async fn connect_from(addr: SocketAddr, port: u16) -> std::io::Result<TcpStream> {
+    let sock = tcp_socket(addr)?;
+    sock.set_reuseaddr(true)?;
+    sock.bind(any_address(addr, port))?;
+    sock.connect(addr).await
+}
+
+async fn connect_privileged(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let mut last = None;
     for port in (512..1024u16).rev() {
-        let sock = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        let local = SocketAddr::new(
-            if addr.is_ipv4() {
-                std::net::Ipv4Addr::UNSPECIFIED.into()
-            } else {
-                std::net::Ipv6Addr::UNSPECIFIED.into()
-            },
-            port,
-        );
-        match sock.bind(local) {
+        let sock = tcp_socket(addr)?;
+        sock.set_reuseaddr(true)?;
+        match sock.bind(any_address(addr, port)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 last = Some(e);
@@ -479,6 +520,8 @@ impl Driver {
         let mut next_connect = Instant::now();
         let pool = BufPool::new(self.cfg.recv_pool);
         let mut closed = false;
+        // The source port of the last connection, to reconnect from (see reconnect_tcp).
+        let mut last_port: Option<u16> = None;
         // Record marking counters of the connections gone.
         let mut framing = FrameStats::default();
         loop {
@@ -491,7 +534,10 @@ impl Driver {
                 let addr = self.addr;
                 let privileged = self.cfg.privileged_port;
                 pending_connect = Some(Box::pin(async move {
-                    let s = connect_tcp(addr, privileged).await?;
+                    let s = match last_port {
+                        Some(p) => reconnect_tcp(addr, p, privileged).await?,
+                        None => connect_tcp(addr, privileged).await?,
+                    };
                     s.set_nodelay(true)?;
                     Ok(s)
                 }));
@@ -556,6 +602,7 @@ impl Driver {
                     match r {
                         Ok(stream) => {
                             debug!("connected");
+                            last_port = stream.local_addr().ok().map(|a| a.port());
                             let (read, write) = stream.into_split();
                             conn = Some(Conn { read, framer: Framer::new(self.cfg.max_record, pool.clone()) });
                             out = Some(Out { write, q: Outbox::with_batch(BATCH) });

@@ -247,12 +247,23 @@ impl FaultProxy {
         let task = tokio::spawn(async move {
             let mut n = 0u64;
             let mut conns = tokio::task::JoinSet::new();
-            while let Ok((c, _)) = l.accept().await {
+            // A client that reconnects from its old port reaches the server from the
+            // proxy's old port for it too, as it would without a proxy (the server's reply
+            // cache knows a client by address and port).
+            let mut ports = std::collections::HashMap::<u16, u16>::new();
+            while let Ok((c, peer)) = l.accept().await {
                 n += 1;
                 s2.conns.fetch_add(1, Ordering::Relaxed);
-                let Ok(s) = TcpStream::connect(target).await else {
+                let up = match ports.get(&peer.port()) {
+                    Some(&p) => rnfs_client::rpc::reconnect_tcp(target, p, false).await,
+                    None => rnfs_client::rpc::connect_tcp(target, false).await,
+                };
+                let Ok(s) = up else {
                     continue;
                 };
+                if let Ok(a) = s.local_addr() {
+                    ports.insert(peer.port(), a.port());
+                }
                 conns.spawn(pump(
                     c,
                     s,
