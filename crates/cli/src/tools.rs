@@ -116,7 +116,7 @@ pub(crate) async fn mount(url: &str) -> Result<(Client, String)> {
     let mut o = MountOptions::from_url(&u);
     if u.soft.is_none() {
         o.soft = true;
-        o.retrans = u.retrans.unwrap_or(3);
+        o.retrans = u.retrans.unwrap_or(2);
         if u.timeo.is_none() {
             o.timeo = Duration::from_secs(5);
         }

@@ -27,11 +27,12 @@ pub struct MountOptions {
     pub uid: u32,
     /// AUTH_SYS group id.
     pub gid: u32,
-    /// Give up after `retrans` tries instead of retrying forever.
+    /// Give up after `retrans` retransmissions instead of retrying forever.
     pub soft: bool,
     /// First RPC timeout.
     pub timeo: Duration,
-    /// Tries in soft mode.
+    /// Retransmissions of a call before a soft mount gives up: `retrans + 1` tries in all,
+    /// as nfs(5) means it (a lost connection counts as a try).
     pub retrans: u32,
     /// Largest READ (further limited by the server's FSINFO).
     pub rsize: u32,
@@ -99,7 +100,7 @@ impl Default for MountOptions {
             gid: 0,
             soft: false,
             timeo: Duration::from_secs(10),
-            retrans: 3,
+            retrans: 2,
             rsize: 1 << 20,
             wsize: 1 << 20,
             writes_in_flight: 8,
@@ -151,7 +152,7 @@ impl MountOptions {
                 max_timeout: self.timeo * 6,
                 mode: if self.soft {
                     RetryMode::Soft {
-                        tries: self.retrans.max(1),
+                        tries: self.retrans.saturating_add(1),
                     }
                 } else {
                     RetryMode::Hard

@@ -24,7 +24,7 @@ pub struct NfsUrl {
     pub uid: Option<u32>,
     /// AUTH_SYS group id.
     pub gid: Option<u32>,
-    /// Soft mode: give up after `retrans` tries.
+    /// Soft mode: give up after `retrans` retransmissions (`retrans + 1` tries).
     pub soft: Option<bool>,
     /// First timeout in tenths of a second.
     pub timeo: Option<u32>,

@@ -61,7 +61,7 @@ pub struct MountConfig {
     pub soft: Option<bool>,
     /// First RPC timeout in tenths of a second (`timeo`).
     pub timeo: Option<u32>,
-    /// Tries before a soft mount gives up (`retrans`).
+    /// Retransmissions before a soft mount gives up (`retrans`; `retrans + 1` tries).
     pub retrans: Option<u32>,
     /// AUTH_SYS user id of the client's calls (`uid`).
     pub uid: Option<u32>,
