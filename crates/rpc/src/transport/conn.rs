@@ -413,7 +413,13 @@ pub(crate) async fn connection(
         c.collect();
         c.start_calls();
         if !c.out.is_empty() {
+            let owed = c.held.owed();
             c.flush();
+            // Replies written may be what held a received call back (max_unsent): start
+            // it now, as nothing else would wake this task for it once the outbox is empty.
+            if c.pending.is_some() && c.held.owed() < owed {
+                c.start_calls();
+            }
         }
         let more = c.decoding
             && c.pending.is_none()
