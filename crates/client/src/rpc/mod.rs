@@ -91,13 +91,29 @@ pub async fn reconnect_tcp(
     port: u16,
     privileged: bool,
 ) -> std::io::Result<TcpStream> {
-    match connect_from(addr, port).await {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            debug!("reconnect from port {port}: {e}; from another port");
-            connect_tcp(addr, privileged).await
+    // The old connection may take a moment to leave the kernel's tables (its last ACK):
+    // a few short waits, 150 ms in all, before giving the port up.
+    let mut wait = Duration::from_millis(10);
+    for _ in 0..4 {
+        match connect_from(addr, port).await {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+                ) =>
+            {
+                debug!("reconnect from port {port}: {e}; again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => {
+                debug!("reconnect from port {port}: {e}; from another port");
+                break;
+            }
         }
     }
+    connect_tcp(addr, privileged).await
 }
 
 fn tcp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {

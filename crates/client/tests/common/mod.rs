@@ -264,6 +264,9 @@ impl FaultProxy {
                 if let Ok(a) = s.local_addr() {
                     ports.insert(peer.port(), a.port());
                 }
+                // A killed connection resets rather than closes, as a broken network
+                // would: no TIME_WAIT on our side to keep its port from being used again.
+                let _ = s.set_linger(Some(Duration::ZERO));
                 conns.spawn(pump(
                     c,
                     s,
