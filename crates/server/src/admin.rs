@@ -238,6 +238,7 @@ fn limits_text(o: &mut String, c: &rnfs_rpc::transport::ConnStats) {
         ("idle_timeout", &c.closed_idle),
         ("record_timeout", &c.closed_record),
         ("accept_no_descriptor", &c.accept_no_fd),
+        ("stalled_memory_short", &c.shed_stalled),
     ] {
         let _ = writeln!(
             o,

@@ -187,6 +187,8 @@ struct Conn<'a> {
     starved: bool,
     last_active: Instant,
     record_started: Option<Instant>,
+    /// Since when replies have waited with none of them written (None: none wait).
+    unsent_since: Option<Instant>,
 }
 
 impl Conn<'_> {
@@ -203,6 +205,7 @@ impl Conn<'_> {
         self.decoding = false;
         self.pending = None;
         self.out.clear();
+        self.unsent_since = None;
         self.held.replies = 0;
     }
 
@@ -211,6 +214,9 @@ impl Conn<'_> {
         match single_fragment_header(reply.len()) {
             Some(mark) => {
                 self.held.replies += reply.capacity();
+                if self.out.is_empty() {
+                    self.unsent_since = Some(Instant::now());
+                }
                 self.out.push(Framed { mark, body: reply });
             }
             None => error!(len = reply.len(), "reply too large for a record; dropped"),
@@ -233,6 +239,7 @@ impl Conn<'_> {
         );
         if self.out.bytes() < before {
             self.last_active = Instant::now();
+            self.unsent_since = (!self.out.is_empty()).then_some(self.last_active);
         }
         if let Err(e) = r {
             self.broke(&e);
@@ -292,6 +299,7 @@ impl Conn<'_> {
             let holding = self.holding();
             if self.held.take(holding, hint, hint) == 0 {
                 self.starved = true;
+                self.shed_for_memory();
                 self.pending = Some(msg);
                 break;
             }
@@ -343,6 +351,7 @@ impl Conn<'_> {
             let g = self.held.take(holding, growth, growth.min(MIN_READ));
             if g == 0 {
                 self.starved = true;
+                self.shed_for_memory();
                 return;
             }
             want - (growth - g)
@@ -356,6 +365,15 @@ impl Conn<'_> {
                 debug!(error = %e, "read failed");
                 self.reading = false;
             }
+        }
+    }
+
+    /// Memory is short for this connection: close the heaviest connection whose client
+    /// does not read its replies, if there is one (see [`limits::pick_stalled`]).
+    fn shed_for_memory(&self) {
+        let s = self.held.shared;
+        if s.registry.shed_stalled(Instant::now()) {
+            s.shed_stalled.fetch_add(1, Relaxed);
         }
     }
 
@@ -404,6 +422,7 @@ pub(crate) async fn connection(
         starved: false,
         last_active: Instant::now(),
         record_started: None,
+        unsent_since: None,
     };
     let mut watch_shutdown = true;
     let timer = tokio::time::sleep(Duration::ZERO);
@@ -444,7 +463,12 @@ pub(crate) async fn connection(
         let holding = c.holding();
         c.held.sync(holding);
         let idle = c.running == 0 && c.out.is_empty() && c.pending.is_none() && holding == 0;
-        entry.update(epoch, c.last_active, idle);
+        // Stalled: replies waiting unwritten, or a record still arriving, since then.
+        let stalled = match (c.unsent_since, c.record_started) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        entry.update(epoch, c.last_active, idle, holding, stalled);
         let due = limits::deadline(
             c.last_active,
             c.record_started,

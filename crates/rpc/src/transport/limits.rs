@@ -176,6 +176,14 @@ pub fn deadline(
     }
 }
 
+/// How long a connection's replies must have waited with none of them written, or a record
+/// of it been arriving, before, when memory runs short, the connection may be closed to
+/// give its memory to others (see [`pick_stalled`]). A client that reads its replies
+/// empties its outbox within a round trip, and sends a 1 MiB call in well under a second
+/// on any link worth serving; one that does not read, or trickles a record (slow-loris),
+/// holds what it holds until it is closed.
+pub const STALL: Duration = Duration::from_secs(2);
+
 /// One connection as the accept loop sees it, updated by the connection's task.
 #[derive(Debug)]
 pub struct Entry {
@@ -183,20 +191,58 @@ pub struct Entry {
     last_active: AtomicU64,
     /// Nothing received, running or waiting to be sent.
     idle: AtomicBool,
+    /// Bytes the connection holds (charged to the memory budget).
+    held: AtomicUsize,
+    /// Milliseconds since the epoch since when replies have waited with none written, or a
+    /// record has been arriving (the earlier); `u64::MAX` when neither.
+    stalled_since: AtomicU64,
     /// Chosen to be shed; told to close.
     closing: AtomicBool,
     /// Wakes the connection's task to close.
     pub(crate) close: Notify,
 }
 
+fn millis_since(epoch: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Entry {
-    /// Records the connection's state.
-    pub(crate) fn update(&self, epoch: Instant, last_active: Instant, idle: bool) {
-        let ms = u64::try_from(last_active.saturating_duration_since(epoch).as_millis())
-            .unwrap_or(u64::MAX);
-        self.last_active.store(ms, Relaxed);
+    /// Records the connection's state: when it was last active, whether it is idle, what
+    /// it holds, and since when its replies have waited unwritten or a record has been
+    /// arriving (if so).
+    pub(crate) fn update(
+        &self,
+        epoch: Instant,
+        last_active: Instant,
+        idle: bool,
+        held: usize,
+        stalled_since: Option<Instant>,
+    ) {
+        self.last_active
+            .store(millis_since(epoch, last_active), Relaxed);
         self.idle.store(idle, Relaxed);
+        self.held.store(held, Relaxed);
+        let stalled = stalled_since.map_or(u64::MAX, |t| millis_since(epoch, t));
+        self.stalled_since.store(stalled, Relaxed);
     }
+}
+
+/// The victim when memory runs short: among `(id, closing, held, stalled since)` (times in
+/// milliseconds), the connection not already closing that has been stalled (replies
+/// unwritten, or a record arriving) for at least `stall` by `now` and that holds the most;
+/// `None` when none has.
+pub fn pick_stalled(
+    conns: impl IntoIterator<Item = (u64, bool, usize, u64)>,
+    now: u64,
+    stall: u64,
+) -> Option<u64> {
+    conns
+        .into_iter()
+        .filter(|&(_, closing, held, since)| {
+            !closing && held > 0 && since != u64::MAX && since.saturating_add(stall) <= now
+        })
+        .max_by_key(|&(id, _, held, _)| (held, std::cmp::Reverse(id)))
+        .map(|(id, ..)| id)
 }
 
 /// The victim when a connection must be shed: among `(id, idle, closing, last active)`,
@@ -240,10 +286,12 @@ impl Registry {
         let e = Arc::new(Entry {
             last_active: AtomicU64::new(0),
             idle: AtomicBool::new(true),
+            held: AtomicUsize::new(0),
+            stalled_since: AtomicU64::new(u64::MAX),
             closing: AtomicBool::new(false),
             close: Notify::new(),
         });
-        e.update(self.epoch, now, true);
+        e.update(self.epoch, now, true, 0, None);
         self.conns.lock().insert(id, e.clone());
         (id, e)
     }
@@ -265,6 +313,37 @@ impl Registry {
                 e.last_active.load(Relaxed),
             )
         }));
+        match victim.and_then(|id| conns.get(&id)) {
+            Some(e) => {
+                e.closing.store(true, Relaxed);
+                e.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Registry {
+    /// When memory runs short: tells the connection stalled for [`STALL`] (replies
+    /// unwritten, or a record arriving) that holds the most (see [`pick_stalled`]) to
+    /// close, so that its memory goes to connections whose clients read and send; false
+    /// when none qualifies.
+    pub(crate) fn shed_stalled(&self, now: Instant) -> bool {
+        let conns = self.conns.lock();
+        let stall = u64::try_from(STALL.as_millis()).unwrap_or(u64::MAX);
+        let victim = pick_stalled(
+            conns.iter().map(|(&id, e)| {
+                (
+                    id,
+                    e.closing.load(Relaxed),
+                    e.held.load(Relaxed),
+                    e.stalled_since.load(Relaxed),
+                )
+            }),
+            millis_since(self.epoch, now),
+            stall,
+        );
         match victim.and_then(|id| conns.get(&id)) {
             Some(e) => {
                 e.closing.store(true, Relaxed);
@@ -310,6 +389,23 @@ mod tests {
     use super::*;
 
     const MIB: usize = 1 << 20;
+
+    #[test]
+    fn under_memory_pressure_the_heaviest_stalled_connection_goes() {
+        // (id, closing, held, stalled since): times in ms, now 10_000, stall 2_000.
+        let conns = [
+            (1, false, 64 * MIB, u64::MAX), // heaviest, but its replies move
+            (2, false, 16 * MIB, 7_000),    // stalled 3 s
+            (3, false, 32 * MIB, 9_000),    // stalled only 1 s
+            (4, true, 48 * MIB, 1_000),     // already closing
+            (5, false, 8 * MIB, 2_000),     // stalled 8 s, lighter
+            (6, false, 0, 0),               // holds nothing
+        ];
+        assert_eq!(pick_stalled(conns, 10_000, 2_000), Some(2));
+        assert_eq!(pick_stalled(conns, 8_500, 2_000), Some(5));
+        assert_eq!(pick_stalled(conns, 3_000, 2_000), None);
+        assert_eq!(pick_stalled([], 10_000, 2_000), None);
+    }
 
     #[test]
     fn defaults_leave_room_for_the_backends() {
@@ -439,14 +535,50 @@ mod tests {
         let (_, a) = r.insert(now);
         let (_, b) = r.insert(now);
         let (_, c) = r.insert(now);
-        a.update(r.epoch(), now + Duration::from_secs(9), true);
-        b.update(r.epoch(), now + Duration::from_secs(1), false);
-        c.update(r.epoch(), now + Duration::from_secs(5), true);
+        a.update(r.epoch(), now + Duration::from_secs(9), true, 0, None);
+        b.update(r.epoch(), now + Duration::from_secs(1), false, 0, None);
+        c.update(r.epoch(), now + Duration::from_secs(5), true, 0, None);
         assert!(r.shed_idle());
         assert!(c.closing.load(Relaxed), "c: idle, and idle longest");
         assert!(r.shed_idle());
         assert!(a.closing.load(Relaxed), "then a; b is busy");
         assert!(!r.shed_idle(), "nothing idle left");
+    }
+
+    #[test]
+    fn the_registry_sheds_the_heaviest_stalled_connection_once() {
+        let r = Registry::default();
+        let t0 = Instant::now();
+        let (_, a) = r.insert(t0);
+        let (_, b) = r.insert(t0);
+        let (_, c) = r.insert(t0);
+        // a: replies unwritten for 5 s, 8 MiB; b: the same, 16 MiB; c: reads, 32 MiB.
+        a.update(r.epoch(), t0, false, 8 * MIB, Some(t0));
+        b.update(r.epoch(), t0, false, 16 * MIB, Some(t0));
+        c.update(
+            r.epoch(),
+            t0 + Duration::from_secs(5),
+            false,
+            32 * MIB,
+            None,
+        );
+        let now = t0 + Duration::from_secs(5);
+        assert!(
+            !r.shed_stalled(t0 + Duration::from_secs(1)),
+            "not stalled long enough"
+        );
+        assert!(r.shed_stalled(now));
+        assert!(
+            b.closing.load(Relaxed),
+            "b: stalled, and the heaviest of those"
+        );
+        assert!(r.shed_stalled(now));
+        assert!(a.closing.load(Relaxed));
+        assert!(
+            !r.shed_stalled(now),
+            "c reads its replies: never shed for memory"
+        );
+        assert!(!c.closing.load(Relaxed));
     }
 
     #[test]

@@ -211,6 +211,10 @@ pub struct ConnStats {
     pub closed_record: AtomicU64,
     /// Accepts that failed for want of descriptors (EMFILE, ENFILE).
     pub accept_no_fd: AtomicU64,
+    /// Connections closed when memory ran short because their replies had waited
+    /// unwritten, or a record of theirs had been arriving, for [`limits::STALL`] (clients
+    /// that do not read their replies, or trickle their calls).
+    pub shed_stalled: AtomicU64,
     /// The limits in force (0 until serving starts).
     pub max_connections: AtomicU64,
     /// The idle timeout in force, in seconds.
