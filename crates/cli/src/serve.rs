@@ -240,21 +240,34 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     rt.block_on(run(a, server))
 }
 
+/// Connections the kernel may queue for accept: the standard library's (and tokio's) 128
+/// overflows under a burst of connects (a mount storm, or a flood the connection limit
+/// is shedding), and a legitimate client's SYN is then dropped and retried a second later.
+/// knfsd listens with SOMAXCONN; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` (SO_REUSEADDR, as `TcpListener::bind`), with
+/// [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(LISTEN_BACKLOG)
+}
+
 async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
     use rnfs_rpc::transport::serve;
     use tokio::signal::unix::{signal, SignalKind};
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let listener = listen(a.listen).with_context(|| format!("cannot listen on {}", a.listen))?;
     let port = listener.local_addr()?.port();
     let mount_listener = match a.mount_port {
         Some(mp) => {
             let addr = SocketAddr::new(a.listen.ip(), mp);
-            Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))?,
-            )
+            Some(listen(addr).with_context(|| format!("cannot listen on {addr}"))?)
         }
         None => None,
     };

@@ -420,3 +420,28 @@ fn replies_never_read_are_held_within_the_budget_and_freed_after_close() {
     }
     assert_eq!(srv.metric("rnfs_buffered_bytes"), 0);
 }
+
+/// The listening socket queues more than the standard library's 128 connections for
+/// accept: a burst of connects (a mount storm, or a flood the connection limit sheds)
+/// must not drop a legitimate client's SYN. `ss` shows a listener's backlog as Send-Q.
+#[test]
+fn the_listen_backlog_holds_a_burst_of_connects() {
+    let srv = Server::start(&[], &["--memory", "16MiB"]);
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{}", srv.addr.port())])
+        .output()
+        .expect("ss (iproute2) runs");
+    assert!(out.status.success(), "ss failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // State Recv-Q Send-Q Local Peer: Send-Q of a listener is its backlog.
+    let backlog: u64 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no listener in ss output: {text:?}"));
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    assert_eq!(backlog, somaxconn.min(4096), "listen backlog");
+}

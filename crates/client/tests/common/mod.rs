@@ -266,6 +266,8 @@ impl FaultProxy {
                 }
                 // A killed connection resets rather than closes, as a broken network
                 // would: no TIME_WAIT on our side to keep its port from being used again.
+                // (Deprecated for blocking on drop; a zero linger resets at once instead.)
+                #[allow(deprecated)]
                 let _ = s.set_linger(Some(Duration::ZERO));
                 conns.spawn(pump(
                     c,
