@@ -64,7 +64,7 @@ impl Server {
         };
         for a in [addr, metrics] {
             let t = Instant::now();
-            while TcpStream::connect(a).is_err() {
+            while !rnfs_testkit::listening(a) {
                 assert!(
                     t.elapsed() < Duration::from_secs(20),
                     "server did not start"

@@ -6,7 +6,7 @@ use rnfs_proto::mount3;
 use rnfs_proto::nfs3::*;
 use rnfs_rpc::client::SyncClient;
 use rnfs_xdr::XdrString;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ fn serve(dir: &Path, state: &Path) -> Server {
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
+    while !rnfs_testkit::listening(addr) {
         if let Some(st) = child.try_wait().unwrap() {
             panic!("rnfs serve exited: {st}");
         }

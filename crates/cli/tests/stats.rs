@@ -28,7 +28,7 @@ impl Drop for Server {
 
 fn wait_listening(addr: SocketAddr) {
     let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
+    while !rnfs_testkit::listening(addr) {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "server did not start"

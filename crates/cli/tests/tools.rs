@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 fn wait_listening(port: u16, child: &mut Child) {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(20) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if rnfs_testkit::listening(std::net::SocketAddr::from(([127, 0, 0, 1], port))) {
             return;
         }
         if let Some(st) = child.try_wait().unwrap() {

@@ -128,6 +128,18 @@ fn record(line: &str) {
     }
 }
 
+/// Whether something listens at `addr`, a TCP address on this machine, for tests that wait
+/// for a server they started. A successful connect is not enough: when nothing listens
+/// yet and the ephemeral port Linux picks for the connection is `addr`'s own, the
+/// connection is made to itself (TCP simultaneous open), and polling a port a server is
+/// about to bind does meet that now and then.
+pub fn listening(addr: std::net::SocketAddr) -> bool {
+    match std::net::TcpStream::connect(addr) {
+        Ok(s) => s.local_addr().is_ok_and(|l| l != addr),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
