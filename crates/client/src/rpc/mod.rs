@@ -92,9 +92,9 @@ pub async fn reconnect_tcp(
     privileged: bool,
 ) -> std::io::Result<TcpStream> {
     // The old connection may take a moment to leave the kernel's tables (its last ACK):
-    // a few short waits, 150 ms in all, before giving the port up.
+    // a few short waits, 630 ms in all, before giving the port up.
     let mut wait = Duration::from_millis(10);
-    for _ in 0..4 {
+    for _ in 0..6 {
         match connect_from(addr, port).await {
             Ok(s) => return Ok(s),
             Err(e)

@@ -261,6 +261,10 @@ impl FaultProxy {
                 let Ok(s) = up else {
                     continue;
                 };
+                // The client's side resets too when killed, so that its reconnection from
+                // the same port meets no TIME_WAIT of ours.
+                #[allow(deprecated)]
+                let _ = c.set_linger(Some(Duration::ZERO));
                 if let Ok(a) = s.local_addr() {
                     ports.insert(peer.port(), a.port());
                 }
