@@ -231,43 +231,70 @@ async fn abandoned_calls_are_reaped_and_hard_calls_survive_a_silent_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_idempotent_call_replayed_after_a_lost_connection_keeps_its_first_outcome() {
     // The REMOVE executes, the connection dies before the reply; the replay on the new
-    // connection carries the same xid, so the server's reply cache answers "done" instead
-    // of a second execution answering NOENT.
+    // connection carries the same xid and comes from the same port (the server's reply
+    // cache knows a client by address and port), so the cache answers "done" instead of
+    // a second execution answering NOENT. Reusing the port is best effort (it may be taken
+    // meanwhile by another test's connection): an attempt where the proxy saw no
+    // reconnection from the old port proves nothing and is tried again, with another file.
     let srv = TestServer::memory(1 << 20);
-    let (root, _) = setup(&srv, 1);
+    let (root, _) = setup(&srv, 5);
     let proxy = FaultProxy::start(srv.addr, Faults::default(), 3).await;
     let c = RpcClient::new(proxy.addr, cfg(RetryMode::Hard, 200));
-    assert!(matches!(lookup(&c, &root, "f0").await, Ok(Res::Ok(_))));
-    proxy.set(Faults {
-        kill: 1000,
-        ..Default::default()
-    });
-    let (c2, root2) = (c.clone(), root.clone());
-    let remove = tokio::spawn(async move {
-        let a = DirOpArgs3 {
-            dir: root2,
-            name: XdrString(b"f0".to_vec()),
-        };
-        c2.call::<_, RemoveRes>(PROGRAM, VERSION, Proc::Remove as u32, &a)
-            .await
-    });
-    while proxy
-        .stats
-        .killed
-        .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    for attempt in 0..5 {
+        let name = format!("f{attempt}");
+        assert!(matches!(lookup(&c, &root, &name).await, Ok(Res::Ok(_))));
+        let (killed, resumed) = (
+            proxy
+                .stats
+                .killed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            proxy
+                .stats
+                .resumed
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        proxy.set(Faults {
+            kill: 1000,
+            ..Default::default()
+        });
+        let (c2, root2, n2) = (c.clone(), root.clone(), name.clone());
+        let remove = tokio::spawn(async move {
+            let a = DirOpArgs3 {
+                dir: root2,
+                name: XdrString(n2.into_bytes()),
+            };
+            c2.call::<_, RemoveRes>(PROGRAM, VERSION, Proc::Remove as u32, &a)
+                .await
+        });
+        while proxy
+            .stats
+            .killed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == killed
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        proxy.set(Faults::default());
+        let r = remove.await.unwrap().unwrap();
+        if proxy
+            .stats
+            .resumed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == resumed
+        {
+            eprintln!("attempt {attempt}: no reconnection from the old port; again");
+            continue;
+        }
+        assert!(matches!(r, Res::Ok(_)), "{r:?}");
+        let s = c.stats();
+        assert!(s.disconnects >= 1 && s.table.replays >= 1, "{s:?}");
+        assert!(matches!(
+            lookup(&c, &root, &name).await,
+            Ok(Res::Fail(Nfsstat3::NoEnt, _))
+        ));
+        return;
     }
-    proxy.set(Faults::default());
-    let r = remove.await.unwrap().unwrap();
-    assert!(matches!(r, Res::Ok(_)), "{r:?}");
-    let s = c.stats();
-    assert!(s.disconnects >= 1 && s.table.replays >= 1, "{s:?}");
-    assert!(matches!(
-        lookup(&c, &root, "f0").await,
-        Ok(Res::Fail(Nfsstat3::NoEnt, _))
-    ));
+    panic!("in 5 attempts the client never reconnected from its old port");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,6 +203,9 @@ pub struct ProxyStats {
     pub unknown: AtomicU64,
     pub killed: AtomicU64,
     pub broken: AtomicU64,
+    /// Connections from a client port seen before that reached the server from the
+    /// proxy's port for it again: a reconnection the server can tell is the same client.
+    pub resumed: AtomicU64,
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `target` that injects faults into replies.
@@ -261,6 +264,10 @@ impl FaultProxy {
                 let Ok(s) = up else {
                     continue;
                 };
+                let known = ports.get(&peer.port()).copied();
+                if known.is_some() && known == s.local_addr().ok().map(|a| a.port()) {
+                    s2.resumed.fetch_add(1, Ordering::Relaxed);
+                }
                 // The client's side resets too when killed, so that its reconnection from
                 // the same port meets no TIME_WAIT of ours.
                 #[allow(deprecated)]
