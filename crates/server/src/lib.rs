@@ -22,6 +22,7 @@ pub mod search;
 pub mod state;
 pub mod stats;
 pub mod status;
+pub mod v4;
 
 use parking_lot::{Mutex, RwLock};
 use rnfs_proto::rpc::ReplyStatus;
