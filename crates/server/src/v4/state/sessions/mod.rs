@@ -4,11 +4,13 @@
 //!
 //! - [`clients`]: the table the COMPOUND engine calls for EXCHANGE_ID, CREATE_SESSION,
 //!   SEQUENCE, DESTROY_*, BIND_CONN_TO_SESSION, RECLAIM_COMPLETE and the laundromat.
+//! - [`api`]: the plain-Rust requests and results of those operations.
 //! - [`slots`]: one session's slot table and its exactly-once rules.
 //! - [`sizing`]: the reply-cache memory budget (seed entry 13).
 //! - [`grace`]: the grace period after a restart.
 //! - [`records`]: the stable client records' format.
 //! - [`error`]: the refusals, each one `NFS4ERR_*`.
+pub mod api;
 pub mod clients;
 pub mod error;
 pub mod grace;

@@ -342,10 +342,11 @@ mod tests {
     #[test]
     fn shrink_only_when_acknowledged_and_idle() {
         let mut t = SlotTable::new(8, 1024);
-        t.start(6, 1, d("a"), true).unwrap();
         t.set_target(4);
         assert_eq!(t.target_highest_slotid(), 3);
         assert_eq!(t.shrink_if_acknowledged(7), 8, "client still uses slot 7");
+        assert_eq!(t.shrink_if_acknowledged(4), 8, "client still uses slot 4");
+        t.start(6, 1, d("a"), true).unwrap();
         assert_eq!(t.shrink_if_acknowledged(3), 8, "slot 6 is busy");
         t.finish(6, b"r").unwrap();
         assert_eq!(t.cached_bytes(), 1);

@@ -1,5 +1,6 @@
 //! Virtual-time tests of the client and session table (clauses C1-C7 of [`super::clients`]).
-use super::clients::*;
+use super::api::*;
+use super::clients::ClientTable;
 use super::error::SessionError;
 use super::records::StableRecord;
 use super::slots::RequestDigest;
@@ -462,6 +463,19 @@ fn sequence_flags_only_from_what_the_caller_says() {
             .status_flags,
         0
     );
+    // Nor does a session without a back channel (the client did not ask for one).
+    let id = t
+        .exchange_id(Time(1), &exid("b", 1, "p", false))
+        .unwrap()
+        .clientid;
+    let mut a = cs_args(id, 1, "p");
+    a.back_chan = false;
+    let sid = t.create_session(Time(1), &a).unwrap().reply.sessionid;
+    assert!(t.back_channel_conns(sid).is_empty());
+    let flags = seq(&mut t, Time(1), &seq_args(sid, 0, 1, "e"))
+        .unwrap()
+        .status_flags;
+    assert_eq!(flags, 0);
 }
 
 // Seed 13 through the table: slot tables shrink and grow as sessions come and go.
@@ -744,13 +758,19 @@ fn client_bounds_refuse_or_evict_courtesy_clients() {
         Time(0),
         1,
     );
-    t.exchange_id(Time(0), &exid("u", 1, "p", false)).unwrap();
+    let u = t.exchange_id(Time(0), &exid("u", 1, "p", false)).unwrap();
+    let v = t.exchange_id(Time(1), &exid("v", 1, "p", false)).unwrap();
+    // At the unconfirmed bound, the oldest unconfirmed record makes room.
+    assert_eq!(t.stats().unconfirmed, 1);
     assert_eq!(
-        t.exchange_id(Time(0), &exid("v", 1, "p", false)),
-        Err(SessionError::Delay),
-        "unconfirmed records are at their bound"
+        t.create_session(Time(2), &cs_args(u.clientid, 1, "p")),
+        Err(SessionError::StaleClientid)
     );
-    t.tick(Time(LEASE + 1));
+    let vs = t
+        .create_session(Time(2), &cs_args(v.clientid, 1, "p"))
+        .unwrap();
+    t.destroy_session(vs.reply.sessionid, CONN).unwrap();
+    t.destroy_clientid(v.clientid, false).unwrap();
     let (a, _) = mount(&mut t, "a", Time(LEASE + 1));
     let (_b, _) = mount(&mut t, "b", Time(LEASE + 2));
     assert_eq!(
@@ -764,5 +784,5 @@ fn client_bounds_refuse_or_evict_courtesy_clients() {
         .unwrap();
     assert_eq!(ok.purge, vec![a]);
     let st = t.stats();
-    assert_eq!((st.refused_unconfirmed, st.refused_clients), (1, 1));
+    assert_eq!((st.unconfirmed_evicted, st.refused_clients), (1, 1));
 }
