@@ -2,13 +2,15 @@
 //! DESTROY_CLIENTID, BIND_CONN_TO_SESSION, RECLAIM_COMPLETE, leases and the laundromat.
 //!
 //! The contract (RFC 8881 sections named), each clause tested in `tests.rs`:
-//! - C1 (18.35.5): EXCHANGE_ID follows the nine cases of the RFC: new owner; non-update on
-//!   a confirmed record with the same verifier and principal (same id, confirmed); another
-//!   principal on a live confirmed record (`CLID_INUSE`; on an expired or courtesy one the
-//!   old client is purged and the owner starts afresh); an unconfirmed record is replaced;
-//!   a new verifier (client restart) makes a new unconfirmed record beside the confirmed
-//!   one; updates with the right verifier and principal succeed, else `NOT_SAME`, `PERM`,
-//!   or `NOENT` without a confirmed record.
+//! - C1 (18.35.5): EXCHANGE_ID follows the nine cases of the RFC: (1) new owner; (2)
+//!   non-update on a confirmed record with the same verifier and principal (same id,
+//!   confirmed); (3) another principal on a confirmed record: `CLID_INUSE` while that
+//!   client holds sessions or state and its lease is current, else the old client is
+//!   purged and the owner starts afresh; (4) an unconfirmed record is replaced; (5) a new
+//!   verifier (client restart) makes a new unconfirmed record beside the confirmed one;
+//!   (6) an update with the right verifier and principal succeeds; (7) `NOENT` without a
+//!   confirmed record, (8) `NOT_SAME` with another verifier, (9) `PERM` by another
+//!   principal.
 //! - C2 (18.36.4): CREATE_SESSION has its own one-slot replay cache per client: the
 //!   sequence id handed out by EXCHANGE_ID is new, the same id again returns the cached
 //!   result, anything else is `SEQ_MISORDERED`. It confirms the client, and confirming a
@@ -138,11 +140,13 @@ impl ClientTable {
         self.grace.active()
     }
 
-    /// EXCHANGE_ID (RFC 8881 18.35; C1, C7).
+    /// EXCHANGE_ID (RFC 8881 18.35; C1, C7). `has_state` tells whether a client holds
+    /// opens, locks or delegations (the open and lock tables know).
     pub fn exchange_id(
         &mut self,
         now: Time,
         args: &ExchangeIdArgs,
+        has_state: &dyn Fn(ClientId) -> bool,
     ) -> Result<ExchangeIdOk, SessionError> {
         if args.owner.len() > MAX_OWNER || args.principal.0.len() > MAX_PRINCIPAL {
             return Err(SessionError::Inval);
@@ -153,7 +157,7 @@ impl ClientTable {
             .and_then(|id| Some((id, self.clients.get(&id)?)));
         let mut purge = Vec::new();
         if args.update {
-            // Cases 6 to 9.
+            // Cases 6 to 9 (RFC numbering: 7 no record, 8 verifier, 9 principal).
             let Some((id, c)) = confirmed else {
                 return Err(SessionError::Noent);
             };
@@ -174,8 +178,9 @@ impl ClientTable {
         }
         if let Some((id, c)) = confirmed {
             if c.principal != args.principal {
-                // Case 3: a live client keeps its owner; an expired one is replaced.
-                if !c.courtesy {
+                // Case 3: a client in use keeps its owner; one without sessions or state,
+                // or whose lease has run out, is replaced.
+                if !c.courtesy && (!c.sessions.is_empty() || has_state(id)) {
                     return Err(SessionError::ClidInuse);
                 }
                 self.expire(id);

@@ -9,6 +9,11 @@ use crate::v4::state::ids::{ClientId, SessionId, Time, Verifier};
 const LEASE: u64 = 90_000;
 const CONN: ConnId = ConnId(1);
 
+/// The open and lock tables' answer for a client without opens or locks.
+fn no_state(_: ClientId) -> bool {
+    false
+}
+
 fn cfg() -> Config {
     Config {
         lease_ms: LEASE,
@@ -59,7 +64,9 @@ fn cs_args(id: ClientId, sequence: u32, principal: &str) -> CreateSessionArgs {
 
 /// EXCHANGE_ID + CREATE_SESSION for `owner` by principal "p" at `now`.
 fn mount(t: &mut ClientTable, owner: &str, now: Time) -> (ClientId, SessionId) {
-    let ok = t.exchange_id(now, &exid(owner, 1, "p", false)).unwrap();
+    let ok = t
+        .exchange_id(now, &exid(owner, 1, "p", false), &no_state)
+        .unwrap();
     let cs = t
         .create_session(now, &cs_args(ok.clientid, ok.sequenceid, "p"))
         .unwrap();
@@ -95,11 +102,15 @@ fn seq(t: &mut ClientTable, now: Time, args: &SequenceArgs) -> Result<SequenceOk
 #[test]
 fn case1_new_owner_gets_unconfirmed_id_and_sequence() {
     let mut t = table();
-    let ok = t.exchange_id(Time(0), &exid("a", 1, "p", false)).unwrap();
+    let ok = t
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
+        .unwrap();
     assert!(!ok.confirmed);
     assert_eq!(ok.sequenceid, 1);
     assert_eq!(t.stats().unconfirmed, 1);
-    let other = t.exchange_id(Time(0), &exid("b", 1, "p", false)).unwrap();
+    let other = t
+        .exchange_id(Time(0), &exid("b", 1, "p", false), &no_state)
+        .unwrap();
     assert_ne!(ok.clientid, other.clientid);
 }
 
@@ -107,7 +118,9 @@ fn case1_new_owner_gets_unconfirmed_id_and_sequence() {
 fn case2_same_verifier_and_principal_returns_the_confirmed_id() {
     let mut t = table();
     let (id, _) = mount(&mut t, "a", Time(0));
-    let again = t.exchange_id(Time(10), &exid("a", 1, "p", false)).unwrap();
+    let again = t
+        .exchange_id(Time(10), &exid("a", 1, "p", false), &no_state)
+        .unwrap();
     assert_eq!(again.clientid, id);
     assert!(again.confirmed);
     assert_eq!(again.sequenceid, 2, "the next CREATE_SESSION sequence id");
@@ -118,7 +131,7 @@ fn case3_other_principal_live_is_clid_inuse_expired_is_replaced() {
     let mut t = table();
     let (id, _) = mount(&mut t, "a", Time(0));
     assert_eq!(
-        t.exchange_id(Time(1), &exid("a", 1, "intruder", false)),
+        t.exchange_id(Time(1), &exid("a", 1, "intruder", false), &no_state),
         Err(SessionError::ClidInuse)
     );
     assert_eq!(t.lease_state(id), Some(LeaseState::Active));
@@ -126,7 +139,7 @@ fn case3_other_principal_live_is_clid_inuse_expired_is_replaced() {
     let tick = t.tick(Time(LEASE + 1));
     assert_eq!(tick.courtesy, vec![id]);
     let ok = t
-        .exchange_id(Time(LEASE + 2), &exid("a", 1, "new", false))
+        .exchange_id(Time(LEASE + 2), &exid("a", 1, "new", false), &no_state)
         .unwrap();
     assert_eq!(ok.purge, vec![id]);
     assert_ne!(ok.clientid, id);
@@ -134,10 +147,32 @@ fn case3_other_principal_live_is_clid_inuse_expired_is_replaced() {
 }
 
 #[test]
+fn case3_a_live_client_without_sessions_or_state_is_replaced() {
+    let mut t = table();
+    let (id, sid) = mount(&mut t, "a", Time(0));
+    t.destroy_session(sid, CONN).unwrap();
+    let holds_state = |c: ClientId| c == id;
+    assert_eq!(
+        t.exchange_id(Time(1), &exid("a", 1, "intruder", false), &holds_state),
+        Err(SessionError::ClidInuse),
+        "it still holds opens or locks"
+    );
+    let ok = t
+        .exchange_id(Time(1), &exid("a", 1, "intruder", false), &no_state)
+        .unwrap();
+    assert_eq!(ok.purge, vec![id]);
+    assert!(!ok.confirmed);
+}
+
+#[test]
 fn case4_unconfirmed_record_is_replaced() {
     let mut t = table();
-    let first = t.exchange_id(Time(0), &exid("a", 1, "p", false)).unwrap();
-    let second = t.exchange_id(Time(0), &exid("a", 2, "q", false)).unwrap();
+    let first = t
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
+        .unwrap();
+    let second = t
+        .exchange_id(Time(0), &exid("a", 2, "q", false), &no_state)
+        .unwrap();
     assert_ne!(first.clientid, second.clientid);
     assert_eq!(t.stats().unconfirmed, 1);
     assert_eq!(
@@ -152,7 +187,9 @@ fn case4_unconfirmed_record_is_replaced() {
 fn case5_client_restart_replaces_confirmed_record_on_confirmation() {
     let mut t = table();
     let (old, old_sid) = mount(&mut t, "a", Time(0));
-    let ok = t.exchange_id(Time(5), &exid("a", 9, "p", false)).unwrap();
+    let ok = t
+        .exchange_id(Time(5), &exid("a", 9, "p", false), &no_state)
+        .unwrap();
     assert_ne!(ok.clientid, old);
     assert!(!ok.confirmed);
     assert!(ok.purge.is_empty());
@@ -171,36 +208,40 @@ fn case5_client_restart_replaces_confirmed_record_on_confirmation() {
 }
 
 #[test]
-fn cases6_to_9_updates() {
+fn cases6_to_9_updates_rfc_numbering() {
     let mut t = table();
     assert_eq!(
-        t.exchange_id(Time(0), &exid("a", 1, "p", true)),
+        t.exchange_id(Time(0), &exid("a", 1, "p", true), &no_state),
         Err(SessionError::Noent),
-        "case 9: nothing to update"
+        "case 7: nothing to update"
     );
-    let unconf = t.exchange_id(Time(0), &exid("a", 1, "p", false)).unwrap();
+    let unconf = t
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
+        .unwrap();
     assert_eq!(
-        t.exchange_id(Time(0), &exid("a", 1, "p", true)),
+        t.exchange_id(Time(0), &exid("a", 1, "p", true), &no_state),
         Err(SessionError::Noent),
-        "case 9: only an unconfirmed record"
+        "case 7: only an unconfirmed record"
     );
     t.create_session(Time(0), &cs_args(unconf.clientid, 1, "p"))
         .unwrap();
-    let ok = t.exchange_id(Time(1), &exid("a", 1, "p", true)).unwrap();
+    let ok = t
+        .exchange_id(Time(1), &exid("a", 1, "p", true), &no_state)
+        .unwrap();
     assert_eq!(
         (ok.clientid, ok.confirmed),
         (unconf.clientid, true),
         "case 6"
     );
     assert_eq!(
-        t.exchange_id(Time(1), &exid("a", 2, "p", true)),
+        t.exchange_id(Time(1), &exid("a", 2, "p", true), &no_state),
         Err(SessionError::NotSame),
-        "case 7"
+        "case 8"
     );
     assert_eq!(
-        t.exchange_id(Time(1), &exid("a", 1, "q", true)),
+        t.exchange_id(Time(1), &exid("a", 1, "q", true), &no_state),
         Err(SessionError::Perm),
-        "case 8"
+        "case 9"
     );
 }
 
@@ -209,7 +250,10 @@ fn overlong_owner_is_inval() {
     let mut t = table();
     let mut a = exid("a", 1, "p", false);
     a.owner = vec![b'x'; 1025];
-    assert_eq!(t.exchange_id(Time(0), &a), Err(SessionError::Inval));
+    assert_eq!(
+        t.exchange_id(Time(0), &a, &no_state),
+        Err(SessionError::Inval)
+    );
 }
 
 // C2: CREATE_SESSION and its replay cache.
@@ -217,7 +261,9 @@ fn overlong_owner_is_inval() {
 #[test]
 fn create_session_replay_and_misorder() {
     let mut t = table();
-    let ok = t.exchange_id(Time(0), &exid("a", 1, "p", false)).unwrap();
+    let ok = t
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
+        .unwrap();
     let id = ok.clientid;
     assert_eq!(
         t.create_session(Time(0), &cs_args(id, 2, "p")),
@@ -261,7 +307,7 @@ fn create_session_errors_are_cached_but_transient_ones_are_not() {
         1,
     );
     let id = t
-        .exchange_id(Time(0), &exid("a", 1, "p", false))
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
         .unwrap()
         .clientid;
     let mut small = cs_args(id, 1, "p");
@@ -293,7 +339,7 @@ fn create_session_errors_are_cached_but_transient_ones_are_not() {
 fn channel_attributes_are_negotiated_down() {
     let mut t = table();
     let id = t
-        .exchange_id(Time(0), &exid("a", 1, "p", false))
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
         .unwrap()
         .clientid;
     let mut a = cs_args(id, 1, "p");
@@ -465,7 +511,7 @@ fn sequence_flags_only_from_what_the_caller_says() {
     );
     // Nor does a session without a back channel (the client did not ask for one).
     let id = t
-        .exchange_id(Time(1), &exid("b", 1, "p", false))
+        .exchange_id(Time(1), &exid("b", 1, "p", false), &no_state)
         .unwrap()
         .clientid;
     let mut a = cs_args(id, 1, "p");
@@ -494,7 +540,9 @@ fn slot_tables_follow_the_sessions_within_budget() {
         1,
     );
     let ask = |t: &mut ClientTable, owner: &str| {
-        let ok = t.exchange_id(Time(0), &exid(owner, 1, "p", false)).unwrap();
+        let ok = t
+            .exchange_id(Time(0), &exid(owner, 1, "p", false), &no_state)
+            .unwrap();
         let mut a = cs_args(ok.clientid, ok.sequenceid, "p");
         a.fore.max_requests = 128;
         t.create_session(Time(0), &a).map(|d| d.reply)
@@ -627,7 +675,9 @@ fn courtesy_has_a_time_bound_and_a_count_bound() {
 #[test]
 fn unconfirmed_records_expire_after_a_lease() {
     let mut t = table();
-    let ok = t.exchange_id(Time(0), &exid("a", 1, "p", false)).unwrap();
+    let ok = t
+        .exchange_id(Time(0), &exid("a", 1, "p", false), &no_state)
+        .unwrap();
     assert_eq!(t.tick(Time(LEASE + 1)), Tick::default());
     assert_eq!(t.stats().unconfirmed, 0);
     assert_eq!(t.stats().unconfirmed_expired, 1);
@@ -659,7 +709,7 @@ fn destroy_clientid_busy_while_sessions_or_state() {
     );
     // The owner starts afresh.
     assert!(
-        !t.exchange_id(Time(1), &exid("a", 1, "p", false))
+        !t.exchange_id(Time(1), &exid("a", 1, "p", false), &no_state)
             .unwrap()
             .confirmed
     );
@@ -758,8 +808,12 @@ fn client_bounds_refuse_or_evict_courtesy_clients() {
         Time(0),
         1,
     );
-    let u = t.exchange_id(Time(0), &exid("u", 1, "p", false)).unwrap();
-    let v = t.exchange_id(Time(1), &exid("v", 1, "p", false)).unwrap();
+    let u = t
+        .exchange_id(Time(0), &exid("u", 1, "p", false), &no_state)
+        .unwrap();
+    let v = t
+        .exchange_id(Time(1), &exid("v", 1, "p", false), &no_state)
+        .unwrap();
     // At the unconfirmed bound, the oldest unconfirmed record makes room.
     assert_eq!(t.stats().unconfirmed, 1);
     assert_eq!(
@@ -774,13 +828,13 @@ fn client_bounds_refuse_or_evict_courtesy_clients() {
     let (a, _) = mount(&mut t, "a", Time(LEASE + 1));
     let (_b, _) = mount(&mut t, "b", Time(LEASE + 2));
     assert_eq!(
-        t.exchange_id(Time(LEASE + 3), &exid("c", 1, "p", false)),
+        t.exchange_id(Time(LEASE + 3), &exid("c", 1, "p", false), &no_state),
         Err(SessionError::Resource)
     );
     // Once a is a courtesy client, a newcomer takes its place.
     t.tick(Time(2 * LEASE + 2));
     let ok = t
-        .exchange_id(Time(2 * LEASE + 3), &exid("c", 1, "p", false))
+        .exchange_id(Time(2 * LEASE + 3), &exid("c", 1, "p", false), &no_state)
         .unwrap();
     assert_eq!(ok.purge, vec![a]);
     let st = t.stats();
