@@ -609,3 +609,158 @@ fn reclaims_are_recorded() {
     assert!(t.open_info(A, &o.stateid).map(|i| i.reclaimed) == Ok(true));
     assert_eq!(t.stats().reclaims, 1);
 }
+
+/// One step of a random workload. `usize` picks a stateid among all handed out so far (old
+/// versions and special ones included); the step then acts as that stateid's client on its
+/// file, unless `stray` is set, when it uses its own client `u8` and file `u8` instead
+/// (another client's stateid, the wrong file).
+#[derive(Debug, Clone)]
+enum Step {
+    Open(u8, u8, u8, u32, u32),
+    Close(Pick),
+    Downgrade(Pick, u32, u32),
+    LockNew(Pick, u8, bool, u64, u64),
+    LockMore(Pick, bool, u64, u64),
+    Unlock(Pick, u64, u64),
+    Free(Pick),
+    Release(u8, u8),
+    Purge(u8),
+}
+
+/// Which stateid a step uses, and whether it strays to another client or file.
+#[derive(Debug, Clone, Copy)]
+struct Pick {
+    index: usize,
+    stray: bool,
+    client: u8,
+    file: u8,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    let pick = (any::<usize>(), prop::bool::weighted(0.1), 0u8..2, 0u8..2).prop_map(
+        |(index, stray, client, file)| Pick {
+            index,
+            stray,
+            client,
+            file,
+        },
+    );
+    let len = prop_oneof![6 => 1u64..8, 1 => Just(u64::MAX), 1 => Just(0u64)];
+    let deny = prop_oneof![3 => Just(0u32), 1 => 0u32..4];
+    prop_oneof![
+        3 => (0u8..2, 0u8..2, 0u8..2, 1u32..4, deny.clone())
+            .prop_map(|(c, o, f, a, d)| Step::Open(c, o, f, a, d)),
+        1 => pick.clone().prop_map(Step::Close),
+        1 => (pick.clone(), 1u32..4, deny).prop_map(|(p, a, d)| Step::Downgrade(p, a, d)),
+        3 => (pick.clone(), 0u8..2, any::<bool>(), 0u64..16, len.clone())
+            .prop_map(|(p, o, w, a, l)| Step::LockNew(p, o, w, a, l)),
+        3 => (pick.clone(), any::<bool>(), 0u64..16, len.clone())
+            .prop_map(|(p, w, a, l)| Step::LockMore(p, w, a, l)),
+        2 => (pick.clone(), 0u64..16, len).prop_map(|(p, a, l)| Step::Unlock(p, a, l)),
+        1 => pick.prop_map(Step::Free),
+        1 => (0u8..2, 0u8..2).prop_map(|(c, o)| Step::Release(c, o)),
+        1 => (0u8..6).prop_map(Step::Purge),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever a pair of clients do, with limits small enough to be hit: every refused
+    /// request leaves the table exactly as it was, every reference is accounted for after
+    /// every step, no client or the server exceeds its limits, and purging both clients
+    /// leaves nothing.
+    #[test]
+    fn random_workloads_leak_nothing(steps in proptest::collection::vec(step(), 1..80)) {
+        let limits = Limits {
+            states_per_client: 4,
+            owners_per_client: 3,
+            ranges_per_client: 4,
+            states: 7,
+            owners: 5,
+            ranges: 6,
+        };
+        let mut t = Locking::new(7, limits);
+        // (client, file, stateid) of everything handed out, and two special stateids.
+        let mut pool: Vec<(u8, u8, Stateid)> =
+            vec![(0, 0, Stateid::ANONYMOUS), (1, 1, Stateid::CURRENT)];
+        let client = |c: u8| ClientId(u64::from(c) + 1);
+        for s in steps {
+            let before = t.counts();
+            let at = |p: Pick| {
+                let (c, f, sid) = pool[p.index % pool.len()];
+                if p.stray { (client(p.client), p.file, sid) } else { (client(c), f, sid) }
+            };
+            let kind = |w: bool| if w { Write } else { Read };
+            let got: Result<Option<(ClientId, u8, Stateid)>, LockingError> = match s {
+                Step::Open(c, o, f, a, d) => open(
+                    &mut t,
+                    client(c),
+                    &[o],
+                    f,
+                    ShareAccess::from_bits(a).expect("1..4"),
+                    ShareDeny::from_bits(d).expect("0..4"),
+                )
+                .map(|sid| Some((client(c), f, sid))),
+                Step::Close(p) => {
+                    let (c, f, sid) = at(p);
+                    t.close(c, &sid, &file(f)).map(|_| None)
+                }
+                Step::Downgrade(p, a, d) => {
+                    let (c, f, sid) = at(p);
+                    t.open_downgrade(
+                        c,
+                        &sid,
+                        &file(f),
+                        ShareAccess::from_bits(a).expect("1..4"),
+                        ShareDeny::from_bits(d).expect("0..4"),
+                    )
+                    .map(|sid| Some((c, f, sid)))
+                }
+                Step::LockNew(p, o, w, a, l) => {
+                    let (c, f, sid) = at(p);
+                    lock_new(&mut t, c, sid, &[b'L', o], f, kind(w), a, l).map(|sid| Some((c, f, sid)))
+                }
+                Step::LockMore(p, w, a, l) => {
+                    let (c, f, sid) = at(p);
+                    lock_more(&mut t, c, sid, f, kind(w), a, l).map(|sid| Some((c, f, sid)))
+                }
+                Step::Unlock(p, a, l) => {
+                    let (c, f, sid) = at(p);
+                    t.unlock(c, &sid, &file(f), a, l).map(|sid| Some((c, f, sid)))
+                }
+                Step::Free(p) => {
+                    let (c, _, sid) = at(p);
+                    t.free_stateid(c, &sid).map(|_| None)
+                }
+                Step::Release(c, o) => t.release_lock_owner(client(c), &[b'L', o]).map(|_| None),
+                Step::Purge(c) => {
+                    // Rarely: 2 in 6.
+                    if c < 2 {
+                        t.purge_client(client(c));
+                    }
+                    Ok(None)
+                }
+            };
+            match got {
+                Ok(Some((c, f, sid))) => pool.push(((c.0 - 1) as u8, f, sid)),
+                Ok(None) => {}
+                Err(e) => proptest::prop_assert_eq!(t.counts(), before, "{:?} changed state", e),
+            }
+            if let Err(e) = t.audit() {
+                proptest::prop_assert!(false, "audit after {:?}: {}", s, e);
+            }
+            for u in t.clients.values() {
+                proptest::prop_assert!(u.states.len() <= limits.states_per_client);
+                proptest::prop_assert!(u.owners <= limits.owners_per_client);
+                proptest::prop_assert!(u.ranges <= limits.ranges_per_client);
+            }
+            let c = t.counts();
+            proptest::prop_assert!(c.opens + c.lock_states <= limits.states);
+            proptest::prop_assert!(c.open_owners + c.lock_owners <= limits.owners);
+            proptest::prop_assert!(c.ranges <= limits.ranges);
+        }
+        t.purge_client(client(0));
+        t.purge_client(client(1));
+        proptest::prop_assert_eq!(t.counts(), Counts::default());
+    }
+}

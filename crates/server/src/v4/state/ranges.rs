@@ -454,4 +454,101 @@ mod tests {
         assert_eq!(spans(&t, &a), vec![(10, 90, Read)]);
         assert_eq!(t.total(), 1);
     }
+
+    /// Bytes 0..MODEL; the last index stands for everything from there to 2^64 - 1 (requests
+    /// below end before it: offsets under 40, lengths under 10, or to the end).
+    const MODEL: usize = 52;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Lock(u8, u64, u64, bool),
+        Unlock(u8, u64, u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let len = prop_oneof![1u64..10, Just(u64::MAX)];
+        prop_oneof![
+            (0u8..3, 0u64..40, len.clone(), any::<bool>())
+                .prop_map(|(o, a, l, w)| Op::Lock(o, a, l, w)),
+            (0u8..3, 0u64..40, len).prop_map(|(o, a, l)| Op::Unlock(o, a, l)),
+        ]
+    }
+
+    fn indices(r: ByteRange) -> std::ops::Range<usize> {
+        let last = MODEL as u64 - 1;
+        r.start as usize..(r.end.min(last) as usize + 1)
+    }
+
+    proptest::proptest! {
+        /// The table against a byte-by-byte model of POSIX locks: same grants and refusals,
+        /// same bytes held, and each owner's list normalised (sorted, disjoint, touching
+        /// ranges of one type merged), whatever the sequence of requests.
+        #[test]
+        fn agrees_with_a_byte_model(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut t: RangeTable<u32> = RangeTable::new();
+            let mut model: [[Option<LockKind>; MODEL]; 3] = [[None; MODEL]; 3];
+            for op in ops {
+                match op {
+                    Op::Lock(o, off, len, w) => {
+                        let r = r(off, len);
+                        let kind = if w { Write } else { Read };
+                        let clash = (0..3usize).filter(|&x| x != usize::from(o)).any(|x| {
+                            indices(r).any(|i| match model[x][i] {
+                                Some(k) => k == Write || kind == Write,
+                                None => false,
+                            })
+                        });
+                        let got = t.lock(&1, &owner(o), r, kind, usize::MAX);
+                        proptest::prop_assert_eq!(got.is_err(), clash);
+                        if let Err(RangeRefusal::Conflict(c)) = got {
+                            // The holder reported really conflicts.
+                            proptest::prop_assert!(c.held.range.overlaps(&r));
+                            proptest::prop_assert!(c.held.kind == Write || kind == Write);
+                            proptest::prop_assert!(c.owners.contains(&c.owner));
+                        } else {
+                            for i in indices(r) {
+                                model[usize::from(o)][i] = Some(kind);
+                            }
+                        }
+                    }
+                    Op::Unlock(o, off, len) => {
+                        let r = r(off, len);
+                        proptest::prop_assert!(t.unlock(&1, &owner(o), r, usize::MAX).is_ok());
+                        for i in indices(r) {
+                            model[usize::from(o)][i] = None;
+                        }
+                    }
+                }
+                let mut total = 0;
+                for (x, bytes) in model.iter().enumerate() {
+                    let held = t.held(&1, &owner(x as u8));
+                    total += held.len();
+                    proptest::prop_assert_eq!(t.owner_count(&owner(x as u8)), held.len());
+                    let mut seen = [None; MODEL];
+                    for (j, h) in held.iter().enumerate() {
+                        for i in indices(h.range) {
+                            seen[i] = Some(h.kind);
+                        }
+                        if let Some(n) = held.get(j + 1) {
+                            proptest::prop_assert!(h.range.end < n.range.start);
+                            proptest::prop_assert!(
+                                h.kind != n.kind || h.range.end + 1 < n.range.start,
+                                "touching ranges of one type not merged: {:?}", held
+                            );
+                        }
+                    }
+                    // A range reaching the model's last index must run to the end: only
+                    // to-end requests reach it.
+                    if let Some(h) = held.last() {
+                        if h.range.end >= MODEL as u64 - 1 {
+                            proptest::prop_assert_eq!(h.range.end, u64::MAX);
+                        }
+                    }
+                    proptest::prop_assert_eq!(&seen, bytes);
+                }
+                proptest::prop_assert_eq!(t.total(), total);
+            }
+        }
+    }
 }
