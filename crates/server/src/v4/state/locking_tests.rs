@@ -594,6 +594,32 @@ fn io_checks_under_each_kind_of_stateid() {
 }
 
 #[test]
+fn overlong_owners_and_bad_ranges_are_inval_and_create_nothing() {
+    let mut t = table();
+    let s = open(&mut t, A, b"o", 1, Acc::BOTH, Deny::NONE).expect("open");
+    let before = t.counts();
+    let long = vec![b'x'; OWNER_MAX + 1];
+    assert_eq!(
+        open(&mut t, A, &long, 2, Acc::READ, Deny::NONE),
+        Err(LockingError::Inval)
+    );
+    assert_eq!(
+        lock_new(&mut t, A, s, &long, 1, Read, 0, 1),
+        Err(LockingError::Inval)
+    );
+    assert_eq!(
+        t.lock_test(A, &long, &file(1), Read, 0, 1),
+        Err(LockingError::Inval)
+    );
+    assert_eq!(t.release_lock_owner(A, &long), Err(LockingError::Inval));
+    unchanged(&t, before);
+    // The longest owner allowed is fine.
+    let max = vec![b'x'; OWNER_MAX];
+    lock_new(&mut t, A, s, &max, 1, Read, 0, 1).expect("1024-byte owner");
+    audit(&t);
+}
+
+#[test]
 fn reclaims_are_recorded() {
     let mut t = table();
     let o = t
