@@ -7,15 +7,9 @@
 //!
 //! - [`ids`]: the identifiers every part shares (client ids, session ids, stateids, time).
 pub mod ids;
-/// The locking state: owners, opens, lock stateids, bounds, TEST/FREE_STATEID, purge.
 pub mod locking;
-/// LOCK, LOCKT, LOCKU, RELEASE_LOCKOWNER.
 pub mod locks;
-/// OPEN, OPEN_DOWNGRADE, CLOSE.
 pub mod opens;
-/// The byte-range lock table, POSIX semantics, shared with NLM later.
 pub mod ranges;
-/// Share reservations and the OPEN_DOWNGRADE rule (RFC 8881 9.7, 18.18).
 pub mod share;
-/// Stateids: minting, the seqid rules, the special stateids (RFC 8881 8.2).
 pub mod stateid;
