@@ -487,6 +487,39 @@ fn purging_a_courtesy_client_lets_the_conflicting_request_through() {
 }
 
 #[test]
+fn a_lock_denied_by_a_courtesy_client_is_granted_after_its_purge() {
+    let mut t = table();
+    let sa = open(&mut t, A, b"oa", 1, Acc::BOTH, Deny::NONE).expect("A");
+    lock_new(&mut t, A, sa, b"LA", 1, Read, 0, 10).expect("A reads 0..10");
+    let sb = open(&mut t, B, b"ob", 1, Acc::BOTH, Deny::NONE).expect("B");
+    lock_new(&mut t, B, sb, b"LB", 1, Read, 5, 10).expect("B reads 5..15");
+    let c = ClientId(3);
+    let sc = open(&mut t, c, b"oc", 1, Acc::BOTH, Deny::NONE).expect("C");
+    let before = t.counts();
+    // C wants to write over both: the first holder is reported, both clients are named.
+    let got = lock_new(&mut t, c, sc, b"LC", 1, Write, 0, u64::MAX);
+    let Err(LockingError::Denied(d)) = got else {
+        panic!("expected DENIED, got {got:?}");
+    };
+    assert_eq!((d.offset, d.length, d.kind), (0, 10, Read));
+    assert_eq!(d.clients, vec![A, B]);
+    unchanged(&t, before);
+    // The caller expires the courtesy clients among them and retries.
+    t.purge_client(A);
+    let got = lock_new(&mut t, c, sc, b"LC", 1, Write, 0, u64::MAX);
+    assert!(
+        matches!(&got, Err(LockingError::Denied(d)) if d.clients == vec![B] && d.offset == 5),
+        "{got:?}"
+    );
+    t.purge_client(B);
+    let l = lock_new(&mut t, c, sc, b"LC", 1, Write, 0, u64::MAX).expect("granted");
+    assert_eq!(l.seqid, 1);
+    let held = t.counts();
+    assert_eq!((held.clients, held.lock_states, held.ranges), (1, 1, 1));
+    audit(&t);
+}
+
+#[test]
 fn a_client_over_its_limit_is_refused_and_others_are_served() {
     let limits = Limits {
         states_per_client: 3,
