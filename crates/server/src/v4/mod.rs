@@ -7,4 +7,8 @@
 //!   deterministically.
 //! - The COMPOUND engine (next to this file) decodes operations one at a time, runs each
 //!   against the backend and the state, and maps errors to `nfsstat4` in one place.
+pub mod attrs;
+pub mod error;
+pub mod owner;
+pub mod pseudo;
 pub mod state;

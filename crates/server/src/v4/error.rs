@@ -1,0 +1,209 @@
+//! Why an NFSv4 operation failed, and the one map from backend errors to it.
+//!
+//! [`Nfs4Error`] names the `nfsstat4` values (RFC 8881 section 15.1) that the pseudo file
+//! system, the attributes and the owner mapping produce. [`Nfs4Error::code`] is the number
+//! on the wire; the COMPOUND engine converts it to the generated `nfsstat4` type in one
+//! place. [`Nfs4Error::from_vfs`] is the one map from backend errors.
+use rnfs_vfs::VfsError;
+
+/// An `nfsstat4` other than `NFS4_OK`, for the errors this layer produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Nfs4Error {
+    /// NFS4ERR_PERM: not owner; also an unprivileged source port on a `secure` export.
+    #[error("NFS4ERR_PERM")]
+    Perm,
+    /// NFS4ERR_NOENT: no such file, or a pseudo node the client may not see.
+    #[error("NFS4ERR_NOENT")]
+    NoEnt,
+    /// NFS4ERR_IO.
+    #[error("NFS4ERR_IO")]
+    Io,
+    /// NFS4ERR_NXIO.
+    #[error("NFS4ERR_NXIO")]
+    Nxio,
+    /// NFS4ERR_ACCESS: permission denied, or an export that does not list the client.
+    #[error("NFS4ERR_ACCESS")]
+    Access,
+    /// NFS4ERR_EXIST.
+    #[error("NFS4ERR_EXIST")]
+    Exist,
+    /// NFS4ERR_XDEV.
+    #[error("NFS4ERR_XDEV")]
+    Xdev,
+    /// NFS4ERR_NOTDIR.
+    #[error("NFS4ERR_NOTDIR")]
+    NotDir,
+    /// NFS4ERR_ISDIR.
+    #[error("NFS4ERR_ISDIR")]
+    IsDir,
+    /// NFS4ERR_INVAL.
+    #[error("NFS4ERR_INVAL")]
+    Inval,
+    /// NFS4ERR_FBIG.
+    #[error("NFS4ERR_FBIG")]
+    FBig,
+    /// NFS4ERR_NOSPC.
+    #[error("NFS4ERR_NOSPC")]
+    NoSpc,
+    /// NFS4ERR_ROFS.
+    #[error("NFS4ERR_ROFS")]
+    Rofs,
+    /// NFS4ERR_MLINK.
+    #[error("NFS4ERR_MLINK")]
+    MLink,
+    /// NFS4ERR_NAMETOOLONG.
+    #[error("NFS4ERR_NAMETOOLONG")]
+    NameTooLong,
+    /// NFS4ERR_NOTEMPTY.
+    #[error("NFS4ERR_NOTEMPTY")]
+    NotEmpty,
+    /// NFS4ERR_DQUOT.
+    #[error("NFS4ERR_DQUOT")]
+    DQuot,
+    /// NFS4ERR_STALE.
+    #[error("NFS4ERR_STALE")]
+    Stale,
+    /// NFS4ERR_BADHANDLE.
+    #[error("NFS4ERR_BADHANDLE")]
+    BadHandle,
+    /// NFS4ERR_BAD_COOKIE.
+    #[error("NFS4ERR_BAD_COOKIE")]
+    BadCookie,
+    /// NFS4ERR_NOTSUPP.
+    #[error("NFS4ERR_NOTSUPP")]
+    NotSupp,
+    /// NFS4ERR_SERVERFAULT.
+    #[error("NFS4ERR_SERVERFAULT")]
+    ServerFault,
+    /// NFS4ERR_BADTYPE.
+    #[error("NFS4ERR_BADTYPE")]
+    BadType,
+    /// NFS4ERR_DELAY.
+    #[error("NFS4ERR_DELAY")]
+    Delay,
+    /// NFS4ERR_SYMLINK: a symbolic link where a directory was needed.
+    #[error("NFS4ERR_SYMLINK")]
+    Symlink,
+    /// NFS4ERR_ATTRNOTSUPP: an attribute the server does not support.
+    #[error("NFS4ERR_ATTRNOTSUPP")]
+    AttrNotSupp,
+    /// NFS4ERR_BADXDR: arguments that do not decode.
+    #[error("NFS4ERR_BADXDR")]
+    BadXdr,
+    /// NFS4ERR_BADOWNER: an owner or group string that cannot be mapped to an id.
+    #[error("NFS4ERR_BADOWNER")]
+    BadOwner,
+    /// NFS4ERR_BADNAME: a name that cannot be a component (`.`, `..`, a `/` or a NUL in it).
+    #[error("NFS4ERR_BADNAME")]
+    BadName,
+    /// NFS4ERR_NOT_SAME: VERIFY found the attributes differ.
+    #[error("NFS4ERR_NOT_SAME")]
+    NotSame,
+    /// NFS4ERR_SAME: NVERIFY found the attributes equal.
+    #[error("NFS4ERR_SAME")]
+    Same,
+}
+
+impl Nfs4Error {
+    /// The `nfsstat4` value on the wire (RFC 8881 section 15.1, RFC 5662).
+    pub fn code(self) -> u32 {
+        use Nfs4Error as E;
+        match self {
+            E::Perm => 1,
+            E::NoEnt => 2,
+            E::Io => 5,
+            E::Nxio => 6,
+            E::Access => 13,
+            E::Exist => 17,
+            E::Xdev => 18,
+            E::NotDir => 20,
+            E::IsDir => 21,
+            E::Inval => 22,
+            E::FBig => 27,
+            E::NoSpc => 28,
+            E::Rofs => 30,
+            E::MLink => 31,
+            E::NameTooLong => 63,
+            E::NotEmpty => 66,
+            E::DQuot => 69,
+            E::Stale => 70,
+            E::BadHandle => 10001,
+            E::BadCookie => 10003,
+            E::NotSupp => 10004,
+            E::ServerFault => 10006,
+            E::BadType => 10007,
+            E::Delay => 10008,
+            E::Same => 10009,
+            E::NotSame => 10027,
+            E::Symlink => 10029,
+            E::AttrNotSupp => 10032,
+            E::BadXdr => 10036,
+            E::BadOwner => 10039,
+            E::BadName => 10041,
+        }
+    }
+
+    /// The status for a backend error: the one place where they are mapped for NFSv4.
+    pub fn from_vfs(e: VfsError) -> Self {
+        use Nfs4Error as N;
+        use VfsError as E;
+        match e {
+            E::Perm => N::Perm,
+            E::NoEnt => N::NoEnt,
+            E::Io => N::Io,
+            E::Nxio => N::Nxio,
+            E::Acces => N::Access,
+            E::Exist => N::Exist,
+            E::Xdev => N::Xdev,
+            // NFSv4 has no ENODEV; knfsd answers IO for it.
+            E::NoDev => N::Io,
+            E::NotDir => N::NotDir,
+            E::IsDir => N::IsDir,
+            E::Inval => N::Inval,
+            E::FBig => N::FBig,
+            E::NoSpc => N::NoSpc,
+            E::Rofs => N::Rofs,
+            E::MLink => N::MLink,
+            E::NameTooLong => N::NameTooLong,
+            E::NotEmpty => N::NotEmpty,
+            E::DQuot => N::DQuot,
+            E::Stale => N::Stale,
+            E::BadHandle => N::BadHandle,
+            // NFSv4 has no NOT_SYNC (its SETATTR guard is a stateid, not a ctime).
+            E::NotSync => N::Inval,
+            E::BadCookie => N::BadCookie,
+            E::NotSupp => N::NotSupp,
+            E::BadType => N::BadType,
+            E::Jukebox => N::Delay,
+            // A symbolic link met where none may be followed (RFC 8881 15.1.2.9).
+            E::Loop => N::Symlink,
+            E::ServerFault => N::ServerFault,
+        }
+    }
+}
+
+impl From<VfsError> for Nfs4Error {
+    fn from(e: VfsError) -> Self {
+        Self::from_vfs(e)
+    }
+}
+
+/// Result of this layer.
+pub type R4<T> = Result<T, Nfs4Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_those_of_the_rfc() {
+        // A few from RFC 8881 section 15.1 / the XDR of RFC 5662, by hand.
+        assert_eq!(Nfs4Error::Access.code(), 13);
+        assert_eq!(Nfs4Error::Stale.code(), 70);
+        assert_eq!(Nfs4Error::AttrNotSupp.code(), 10032);
+        assert_eq!(Nfs4Error::BadOwner.code(), 10039);
+        assert_eq!(Nfs4Error::BadName.code(), 10041);
+        assert_eq!(Nfs4Error::from(VfsError::Jukebox), Nfs4Error::Delay);
+        assert_eq!(Nfs4Error::from(VfsError::Loop), Nfs4Error::Symlink);
+    }
+}
