@@ -183,20 +183,26 @@ impl<'a> Fattr<'a> {
 
     /// Decodes a `fattr4`, each length checked before anything is read.
     pub fn decode(r: &mut Reader<'a>) -> rnfs_xdr::Result<Self> {
-        let n = r.array_len(MAX_BITMAP_WORDS, 4)?;
-        let mut words = [0u32; 4];
-        let mut beyond = false;
-        for i in 0..n {
-            let x = r.u32()?;
-            match words.get_mut(i) {
-                Some(w) => *w = x,
-                None => beyond |= x != 0,
-            }
-        }
+        let (mask, beyond) = decode_bitmap(r)?;
         let vals = r.opaque(MAX_ATTRLIST)?;
-        let (mask, _) = Bitmap::from_words(&words);
         Ok(Self { mask, beyond, vals })
     }
+}
+
+/// Decodes a `bitmap4` (at most [`MAX_BITMAP_WORDS`] words, their count checked before
+/// any is read), and says whether a bit past attribute 127 was set.
+pub fn decode_bitmap(r: &mut Reader<'_>) -> rnfs_xdr::Result<(Bitmap, bool)> {
+    let n = r.array_len(MAX_BITMAP_WORDS, 4)?;
+    let mut words = [0u32; 4];
+    let mut beyond = false;
+    for i in 0..n {
+        let x = r.u32()?;
+        match words.get_mut(i) {
+            Some(w) => *w = x,
+            None => beyond |= x != 0,
+        }
+    }
+    Ok((Bitmap::from_words(&words).0, beyond))
 }
 
 /// Writes a `fattr4` of these attributes and their encoded values.

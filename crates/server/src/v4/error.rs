@@ -102,6 +102,46 @@ pub enum Nfs4Error {
     /// NFS4ERR_SAME: NVERIFY found the attributes equal.
     #[error("NFS4ERR_SAME")]
     Same,
+    /// NFS4ERR_NOFILEHANDLE: an operation that needs a current filehandle found none.
+    #[error("NFS4ERR_NOFILEHANDLE")]
+    NoFileHandle,
+    /// NFS4ERR_RESTOREFH: RESTOREFH with no saved filehandle.
+    #[error("NFS4ERR_RESTOREFH")]
+    RestoreFh,
+    /// NFS4ERR_BAD_STATEID: the current stateid used when there is none.
+    #[error("NFS4ERR_BAD_STATEID")]
+    BadStateid,
+    /// NFS4ERR_MINOR_VERS_MISMATCH: a minor version this server does not speak.
+    #[error("NFS4ERR_MINOR_VERS_MISMATCH")]
+    MinorVersMismatch,
+    /// NFS4ERR_OP_ILLEGAL: an operation number that names no operation.
+    #[error("NFS4ERR_OP_ILLEGAL")]
+    OpIllegal,
+    /// NFS4ERR_SEQUENCE_POS: SEQUENCE anywhere but first.
+    #[error("NFS4ERR_SEQUENCE_POS")]
+    SequencePos,
+    /// NFS4ERR_REQ_TOO_BIG: a request larger than the session allows.
+    #[error("NFS4ERR_REQ_TOO_BIG")]
+    ReqTooBig,
+    /// NFS4ERR_REP_TOO_BIG: the reply would exceed the session's largest reply.
+    #[error("NFS4ERR_REP_TOO_BIG")]
+    RepTooBig,
+    /// NFS4ERR_REP_TOO_BIG_TO_CACHE: the reply would exceed the largest cached reply.
+    #[error("NFS4ERR_REP_TOO_BIG_TO_CACHE")]
+    RepTooBigToCache,
+    /// NFS4ERR_TOO_MANY_OPS: more operations than the session (or the server) allows.
+    #[error("NFS4ERR_TOO_MANY_OPS")]
+    TooManyOps,
+    /// NFS4ERR_OP_NOT_IN_SESSION: an NFSv4.1 compound that does not start with SEQUENCE
+    /// (nor with an operation allowed without a session).
+    #[error("NFS4ERR_OP_NOT_IN_SESSION")]
+    OpNotInSession,
+    /// NFS4ERR_NOT_ONLY_OP: an operation allowed without a session, not alone.
+    #[error("NFS4ERR_NOT_ONLY_OP")]
+    NotOnlyOp,
+    /// Another `nfsstat4`, by number (from the session operations, built elsewhere).
+    #[error("nfsstat4 {0}")]
+    Status(u32),
 }
 
 impl Nfs4Error {
@@ -140,6 +180,19 @@ impl Nfs4Error {
             E::BadXdr => 10036,
             E::BadOwner => 10039,
             E::BadName => 10041,
+            E::NoFileHandle => 10020,
+            E::MinorVersMismatch => 10021,
+            E::BadStateid => 10025,
+            E::RestoreFh => 10030,
+            E::OpIllegal => 10044,
+            E::SequencePos => 10064,
+            E::ReqTooBig => 10065,
+            E::RepTooBig => 10066,
+            E::RepTooBigToCache => 10067,
+            E::TooManyOps => 10070,
+            E::OpNotInSession => 10071,
+            E::NotOnlyOp => 10081,
+            E::Status(n) => n,
         }
     }
 

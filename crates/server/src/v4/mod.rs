@@ -8,7 +8,9 @@
 //! - The COMPOUND engine (next to this file) decodes operations one at a time, runs each
 //!   against the backend and the state, and maps errors to `nfsstat4` in one place.
 pub mod attrs;
+pub mod compound;
 pub mod error;
+pub mod ops;
 pub mod owner;
 pub mod pseudo;
 pub mod state;
