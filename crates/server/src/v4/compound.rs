@@ -30,10 +30,12 @@
 //! COMPOUND4res) out. It is not wired into the RPC dispatch yet.
 use super::attrs::ServerAttrs;
 use super::error::{Nfs4Error, R4};
+use super::ops;
 use super::owner::OwnerMap;
 use super::pseudo::{Caller, Place, PseudoFs};
 use super::state::ids::Stateid;
-use rnfs_xdr::{Reader, Writer};
+use rnfs_proto::nfs4::{decode_compound_args, CompoundError, CompoundLimits, NfsArgop4};
+use rnfs_xdr::Writer;
 
 /// What one compound may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +52,10 @@ pub struct Limits {
 /// The session operations, built with the NFSv4 state: SEQUENCE, EXCHANGE_ID,
 /// CREATE_SESSION, DESTROY_SESSION, BIND_CONN_TO_SESSION, DESTROY_CLIENTID.
 pub trait Sessions {
-    /// Runs session operation `op`, at position `index` of a compound of `count`
-    /// operations: decodes its arguments from `args`, and on success writes its result
-    /// body (what follows the status) to `out`.
-    fn run(
-        &self,
-        op: u32,
-        index: usize,
-        count: usize,
-        args: &mut Reader<'_>,
-        out: &mut Writer,
-    ) -> SessionStep;
+    /// Runs session operation `op` (its arguments decoded), at position `index` of a
+    /// compound of `count` operations; on success writes its result body (what follows
+    /// the status) to `out`.
+    fn run(&self, op: &NfsArgop4, index: usize, count: usize, out: &mut Writer) -> SessionStep;
 
     /// The compound is done, and this is its reply: SEQUENCE's slot keeps it when asked.
     /// Called for every compound that ran (the implementation knows whether a SEQUENCE
@@ -86,7 +81,7 @@ pub enum SessionStep {
 pub struct NoSessions;
 
 impl Sessions for NoSessions {
-    fn run(&self, _: u32, _: usize, _: usize, _: &mut Reader<'_>, _: &mut Writer) -> SessionStep {
+    fn run(&self, _: &NfsArgop4, _: usize, _: usize, _: &mut Writer) -> SessionStep {
         SessionStep::Err(Nfs4Error::NotSupp)
     }
 }
@@ -159,9 +154,6 @@ impl Compound<'_> {
     }
 }
 
-/// An operation's handler: decodes its arguments, runs, writes its result body.
-pub type Handler = fn(&mut Compound<'_>, &mut Reader<'_>, &mut Writer) -> R4<()>;
-
 /// The operation needs a current filehandle.
 pub const NEEDS_FH: u8 = 1;
 /// A session operation, which may start a compound without SEQUENCE ([`Sessions`]).
@@ -189,8 +181,8 @@ pub struct OpDesc {
     /// Bytes its result may take, besides the op number and status (an estimate checked
     /// against the largest reply before the op runs).
     pub reply_size: usize,
-    /// Its handler, or `None` for an operation not built yet (NOTSUPP).
-    pub handler: Option<Handler>,
+    /// Whether it is built: [`dispatch`] runs it. Unbuilt operations answer NOTSUPP.
+    pub built: bool,
 }
 
 const fn op(num: u32, name: &'static str, since: u32, flags: u8, reply_size: usize) -> OpDesc {
@@ -201,7 +193,7 @@ const fn op(num: u32, name: &'static str, since: u32, flags: u8, reply_size: usi
         v40_only: false,
         flags,
         reply_size,
-        handler: None,
+        built: false,
     }
 }
 
@@ -212,11 +204,9 @@ const fn v40(num: u32, name: &'static str) -> OpDesc {
     }
 }
 
-const fn with(d: OpDesc, h: Handler) -> OpDesc {
-    OpDesc {
-        handler: Some(h),
-        ..d
-    }
+/// A built operation.
+const fn built(d: OpDesc) -> OpDesc {
+    OpDesc { built: true, ..d }
 }
 
 /// Room for a file handle and its length (NFS4_FHSIZE is 128).
@@ -226,60 +216,43 @@ const FH_REPLY: usize = 4 + 128;
 /// and the real size is checked after the operation.
 const ATTR_REPLY: usize = 512;
 
-use super::ops;
-
 /// The op table, by operation number from 3 (ACCESS) to 75 (REMOVEXATTR, RFC 8276).
 pub static OPS: [OpDesc; 73] = [
-    with(op(3, "ACCESS", 0, NEEDS_FH, 8), ops::access::access),
+    built(op(3, "ACCESS", 0, NEEDS_FH, 8)),
     op(4, "CLOSE", 0, NEEDS_FH | MODIFIES, 16),
     op(5, "COMMIT", 0, NEEDS_FH | MODIFIES, 8),
     op(6, "CREATE", 0, NEEDS_FH | MODIFIES, 64),
     op(7, "DELEGPURGE", 0, MODIFIES, 0),
     op(8, "DELEGRETURN", 0, NEEDS_FH | MODIFIES, 0),
-    with(
-        op(9, "GETATTR", 0, NEEDS_FH, ATTR_REPLY),
-        ops::attr::getattr,
-    ),
-    with(op(10, "GETFH", 0, NEEDS_FH, FH_REPLY), ops::fh::getfh),
+    built(op(9, "GETATTR", 0, NEEDS_FH, ATTR_REPLY)),
+    built(op(10, "GETFH", 0, NEEDS_FH, FH_REPLY)),
     op(11, "LINK", 0, NEEDS_FH | MODIFIES, 20),
     op(12, "LOCK", 0, NEEDS_FH | MODIFIES, 64),
     op(13, "LOCKT", 0, NEEDS_FH, 64),
     op(14, "LOCKU", 0, NEEDS_FH | MODIFIES, 16),
-    with(
-        op(15, "LOOKUP", 0, NEEDS_FH | CLEARS_STATEID, 0),
-        ops::fh::lookup,
-    ),
-    with(
-        op(16, "LOOKUPP", 0, NEEDS_FH | CLEARS_STATEID, 0),
-        ops::fh::lookupp,
-    ),
-    with(op(17, "NVERIFY", 0, NEEDS_FH, 0), ops::attr::nverify),
+    built(op(15, "LOOKUP", 0, NEEDS_FH | CLEARS_STATEID, 0)),
+    built(op(16, "LOOKUPP", 0, NEEDS_FH | CLEARS_STATEID, 0)),
+    built(op(17, "NVERIFY", 0, NEEDS_FH, 0)),
     op(18, "OPEN", 0, NEEDS_FH | MODIFIES, 128),
     op(19, "OPENATTR", 0, NEEDS_FH, 0),
     v40(20, "OPEN_CONFIRM"),
     op(21, "OPEN_DOWNGRADE", 0, NEEDS_FH | MODIFIES, 16),
-    with(op(22, "PUTFH", 0, CLEARS_STATEID, 0), ops::fh::putfh),
-    with(op(23, "PUTPUBFH", 0, CLEARS_STATEID, 0), ops::fh::putpubfh),
-    with(
-        op(24, "PUTROOTFH", 0, CLEARS_STATEID, 0),
-        ops::fh::putrootfh,
-    ),
+    built(op(22, "PUTFH", 0, CLEARS_STATEID, 0)),
+    built(op(23, "PUTPUBFH", 0, CLEARS_STATEID, 0)),
+    built(op(24, "PUTROOTFH", 0, CLEARS_STATEID, 0)),
     op(25, "READ", 0, NEEDS_FH, 8),
     op(26, "READDIR", 0, NEEDS_FH, 8),
-    with(
-        op(27, "READLINK", 0, NEEDS_FH, 4 + 4096),
-        ops::access::readlink,
-    ),
+    built(op(27, "READLINK", 0, NEEDS_FH, 4 + 4096)),
     op(28, "REMOVE", 0, NEEDS_FH | MODIFIES, 20),
     op(29, "RENAME", 0, NEEDS_FH | MODIFIES, 40),
     v40(30, "RENEW"),
-    with(op(31, "RESTOREFH", 0, 0, 0), ops::fh::restorefh),
-    with(op(32, "SAVEFH", 0, NEEDS_FH, 0), ops::fh::savefh),
-    with(op(33, "SECINFO", 0, NEEDS_FH, 64), ops::fh::secinfo),
+    built(op(31, "RESTOREFH", 0, 0, 0)),
+    built(op(32, "SAVEFH", 0, NEEDS_FH, 0)),
+    built(op(33, "SECINFO", 0, NEEDS_FH, 64)),
     op(34, "SETATTR", 0, NEEDS_FH | MODIFIES, 16),
     v40(35, "SETCLIENTID"),
     v40(36, "SETCLIENTID_CONFIRM"),
-    with(op(37, "VERIFY", 0, NEEDS_FH, 0), ops::attr::verify),
+    built(op(37, "VERIFY", 0, NEEDS_FH, 0)),
     op(38, "WRITE", 0, NEEDS_FH | MODIFIES, 16),
     v40(39, "RELEASE_LOCKOWNER"),
     op(40, "BACKCHANNEL_CTL", 1, MODIFIES, 0),
@@ -294,10 +267,7 @@ pub static OPS: [OpDesc; 73] = [
     op(49, "LAYOUTCOMMIT", 1, NEEDS_FH | MODIFIES, 16),
     op(50, "LAYOUTGET", 1, NEEDS_FH | MODIFIES, 64),
     op(51, "LAYOUTRETURN", 1, NEEDS_FH | MODIFIES, 16),
-    with(
-        op(52, "SECINFO_NO_NAME", 1, NEEDS_FH, 64),
-        ops::fh::secinfo_no_name,
-    ),
+    built(op(52, "SECINFO_NO_NAME", 1, NEEDS_FH, 64)),
     op(53, "SEQUENCE", 1, SESSION | MODIFIES, 40),
     op(54, "SET_SSV", 1, MODIFIES, 64),
     op(55, "TEST_STATEID", 1, 0, 64),
@@ -336,35 +306,33 @@ pub fn describe(num: u32, minor: u32) -> Option<&'static OpDesc> {
 
 /// Longest COMPOUND tag accepted (echoed in the reply; knfsd takes 128 bytes).
 pub const MAX_TAG: u32 = 1024;
-/// Longest file handle (NFS4_FHSIZE).
-pub const MAX_FH: u32 = 128;
 
 /// Runs one COMPOUND (RFC 8881 16.2): `request` is the COMPOUND4args, the result the
 /// COMPOUND4res. `Err` when the header does not decode (the caller answers GARBAGE_ARGS).
 pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> {
-    let mut r = Reader::new(request);
-    let tag_len = {
-        let mut peek = r.clone();
-        peek.u32()?
+    let bounds = CompoundLimits {
+        max_tag: MAX_TAG,
+        max_ops: ctx.limits.max_ops,
     };
     let mut out = Writer::with_capacity(512);
-    if tag_len > MAX_TAG {
+    let (header, mut ops) = match decode_compound_args(request, &bounds) {
+        Ok(v) => v,
+        Err(CompoundError::Xdr(e)) => return Err(e),
         // A tag this long is not echoed: the compound fails with no results.
-        out.u32(Nfs4Error::BadXdr.code());
-        out.opaque(&[]);
-        out.u32(0);
-        return Ok(out.into_inner());
-    }
-    let tag = r.opaque(MAX_TAG)?;
-    let minor = r.u32()?;
-    let count = r.array_len(u32::MAX, 4)?;
-    let status_at = out.len();
-    out.u32(0);
-    out.opaque(tag);
-    let count_at = out.len();
-    out.u32(0);
+        Err(CompoundError::TagTooLong { .. }) => {
+            Header::begin(&mut out, &[]).finish(&mut out, Nfs4Error::BadXdr.code(), 0);
+            return Ok(out.into_inner());
+        }
+        // More operations than the server takes: none is read, none is run.
+        Err(CompoundError::TooManyOps { tag, .. }) => {
+            Header::begin(&mut out, &tag.0).finish(&mut out, Nfs4Error::TooManyOps.code(), 0);
+            return Ok(out.into_inner());
+        }
+    };
+    let res = Header::begin(&mut out, &header.tag.0);
+    let minor = header.minorversion;
     if minor < ctx.minors.0 || minor > ctx.minors.1 {
-        out.patch_u32(status_at, Nfs4Error::MinorVersMismatch.code());
+        res.finish(&mut out, Nfs4Error::MinorVersMismatch.code(), 0);
         return Ok(out.into_inner());
     }
     let mut c = Compound {
@@ -375,50 +343,79 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
         current_stateid: None,
         saved_stateid: None,
     };
+    let count = header.op_count as usize;
     let mut limits = ctx.limits;
-    let mut done = 0u32;
     let mut status = 0;
+    let mut done = 0;
     for index in 0..count {
-        let Ok(num) = r.u32() else {
-            // The arguments of the operations before ran past the end: no op number.
-            out.u32(OP_ILLEGAL);
-            out.u32(Nfs4Error::BadXdr.code());
-            done += 1;
-            status = Nfs4Error::BadXdr.code();
-            break;
-        };
         let start = out.len();
-        let res = run_one(&mut c, &mut limits, num, index, count, &mut r, &mut out);
-        done += 1;
-        let res = match res {
-            Step::Replay(reply) => return Ok(reply),
-            Step::Result(res) => res,
+        let step = match ops.peek_opnum() {
+            // No operation where one was announced.
+            None => fail(&mut out, OP_ILLEGAL, Nfs4Error::BadXdr),
+            Some(num) => match check(&c, &limits, num, index, count, start) {
+                Err(e) => fail(&mut out, result_op(num, minor), e),
+                Ok(d) => match ops.next() {
+                    Some(Ok(op)) => run_one(&mut c, &mut limits, d, &op, index, count, &mut out),
+                    // Arguments that do not decode.
+                    _ => fail(&mut out, num, Nfs4Error::BadXdr),
+                },
+            },
         };
+        let written_op = ops_num(&out, start);
+        let r = match step {
+            Step::Replay(reply) => return Ok(reply),
+            Step::Result(r) => r,
+        };
+        done += 1;
         // Its real size against the limits (the estimate may have been short).
-        let res = match res {
+        let r = match r {
             Ok(()) if out.len() > limits.max_reply => Err(Nfs4Error::RepTooBig),
             Ok(()) if limits.max_cached.is_some_and(|m| out.len() > m) => {
                 Err(Nfs4Error::RepTooBigToCache)
             }
             r => r,
         };
-        if let Err(e) = res {
+        if let Err(e) = r {
             if matches!(e, Nfs4Error::RepTooBig | Nfs4Error::RepTooBigToCache) {
                 let mut v = std::mem::take(&mut out).into_inner();
                 v.truncate(start);
                 out = Writer::from_vec(v);
-                out.u32(result_op(num, minor));
-                out.u32(e.code());
+                fail(&mut out, written_op, e);
             }
             status = e.code();
             break;
         }
     }
-    out.patch_u32(status_at, status);
-    out.patch_u32(count_at, done);
+    res.finish(&mut out, status, done);
     let reply = out.into_inner();
     ctx.sessions.finish(&reply);
     Ok(reply)
+}
+
+/// The COMPOUND4res header, its status and result count filled in at the end (the
+/// results are written as they come, already encoded, so the proto crate's
+/// `ResultsWriter`, which encodes typed results, does not serve).
+struct Header {
+    status_at: usize,
+    count_at: usize,
+}
+
+impl Header {
+    fn begin(out: &mut Writer, tag: &[u8]) -> Self {
+        let status_at = out.len();
+        out.u32(0);
+        out.opaque(tag);
+        let count_at = out.len();
+        out.u32(0);
+        Self {
+            status_at,
+            count_at,
+        }
+    }
+    fn finish(self, out: &mut Writer, status: u32, count: u32) {
+        out.patch_u32(self.status_at, status);
+        out.patch_u32(self.count_at, count);
+    }
 }
 
 enum Step {
@@ -435,56 +432,82 @@ fn result_op(num: u32, minor: u32) -> u32 {
     }
 }
 
-/// Runs operation `num` (at `index` of `count`) and appends its result.
-fn run_one(
-    c: &mut Compound<'_>,
-    limits: &mut Limits,
+/// Appends a result of status `e` (no body) for op number `num`.
+fn fail(out: &mut Writer, num: u32, e: Nfs4Error) -> Step {
+    out.u32(num);
+    out.u32(e.code());
+    Step::Result(Err(e))
+}
+
+/// The op number of the result written at `start`.
+fn ops_num(out: &Writer, start: usize) -> u32 {
+    out.as_slice()
+        .get(start..start + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(OP_ILLEGAL, u32::from_be_bytes)
+}
+
+/// What is known of operation `num` before its arguments are decoded: OP_ILLEGAL for a
+/// number no operation (of this minor version) has, the session rules (RFC 8881 2.10.6,
+/// 18.46.3), the reply-size estimate, NOTSUPP for one not built (its arguments are then
+/// never decoded, nor a WRITE's data copied).
+fn check(
+    c: &Compound<'_>,
+    limits: &Limits,
     num: u32,
     index: usize,
     count: usize,
-    r: &mut Reader<'_>,
-    out: &mut Writer,
-) -> Step {
-    let minor = c.minor;
-    let fail = |out: &mut Writer, e: Nfs4Error| {
-        out.u32(result_op(num, minor));
-        out.u32(e.code());
-        Step::Result(Err(e))
-    };
-    let Some(d) = describe(num, c.minor) else {
-        return fail(out, Nfs4Error::OpIllegal);
-    };
+    reply_len: usize,
+) -> R4<&'static OpDesc> {
+    let d = describe(num, c.minor).ok_or(Nfs4Error::OpIllegal)?;
     if d.v40_only && c.minor > 0 {
-        return fail(out, Nfs4Error::NotSupp);
+        return Err(Nfs4Error::NotSupp);
     }
-    // Sessions (RFC 8881 2.10.6, 18.46.3).
     if c.minor > 0 {
         if index == 0 && d.flags & SESSION == 0 {
-            return fail(out, Nfs4Error::OpNotInSession);
+            return Err(Nfs4Error::OpNotInSession);
         }
         if index == 0 && d.num != OP_SEQUENCE && count > 1 {
-            return fail(out, Nfs4Error::NotOnlyOp);
+            return Err(Nfs4Error::NotOnlyOp);
         }
         if index > 0 && d.num == OP_SEQUENCE {
-            return fail(out, Nfs4Error::SequencePos);
+            return Err(Nfs4Error::SequencePos);
         }
     }
-    if count > limits.max_ops as usize {
-        return fail(out, Nfs4Error::TooManyOps);
+    if reply_len + 8 + d.reply_size > limits.max_reply {
+        return Err(Nfs4Error::RepTooBig);
     }
-    if out.len() + 8 + d.reply_size > limits.max_reply {
-        return fail(out, Nfs4Error::RepTooBig);
+    if d.flags & SESSION == 0 && !d.built {
+        return Err(Nfs4Error::NotSupp);
     }
+    if d.flags & NEEDS_FH != 0 && c.current.is_none() {
+        return Err(Nfs4Error::NoFileHandle);
+    }
+    Ok(d)
+}
+
+/// Runs operation `op` (at `index` of `count`), which [`check`] let through, and appends
+/// its result.
+fn run_one(
+    c: &mut Compound<'_>,
+    limits: &mut Limits,
+    d: &OpDesc,
+    op: &NfsArgop4,
+    index: usize,
+    count: usize,
+    out: &mut Writer,
+) -> Step {
+    let num = d.num;
     if d.flags & SESSION != 0 {
         let mut body = Writer::new();
-        return match c.ctx.sessions.run(num, index, count, r, &mut body) {
+        return match c.ctx.sessions.run(op, index, count, &mut body) {
             SessionStep::Replay(reply) => Step::Replay(reply),
-            SessionStep::Err(e) => fail(out, e),
+            SessionStep::Err(e) => fail(out, num, e),
             SessionStep::Ok(l) => {
                 if let Some(l) = l {
                     *limits = l;
                     if count > l.max_ops as usize {
-                        return fail(out, Nfs4Error::TooManyOps);
+                        return fail(out, num, Nfs4Error::TooManyOps);
                     }
                 }
                 out.u32(num);
@@ -494,24 +517,44 @@ fn run_one(
             }
         };
     }
-    let Some(h) = d.handler else {
-        return fail(out, Nfs4Error::NotSupp);
-    };
-    if d.flags & NEEDS_FH != 0 && c.current.is_none() {
-        return fail(out, Nfs4Error::NoFileHandle);
-    }
     let mut body = Writer::new();
-    let res = h(c, r, &mut body);
-    if res.is_ok() && d.flags & CLEARS_STATEID != 0 {
+    let r = dispatch(c, op, &mut body);
+    if r.is_ok() && d.flags & CLEARS_STATEID != 0 {
         c.current_stateid = None;
     }
     out.u32(num);
-    out.u32(match res {
+    out.u32(match r {
         Ok(()) => 0,
         Err(e) => e.code(),
     });
     out.raw(body.as_slice());
-    Step::Result(res)
+    Step::Result(r)
+}
+
+/// Runs a built operation: one arm per operation, its handler in `ops/`. The op table's
+/// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
+/// them together).
+fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
+    use ops::{access, attr, fh};
+    use NfsArgop4 as A;
+    match op {
+        A::OpAccess(a) => access::access(c, a, w),
+        A::OpGetattr(a) => attr::getattr(c, a, w),
+        A::OpGetfh => fh::getfh(c, w),
+        A::OpLookup(a) => fh::lookup(c, a),
+        A::OpLookupp => fh::lookupp(c),
+        A::OpNverify(a) => attr::nverify(c, a),
+        A::OpPutfh(a) => fh::putfh(c, a),
+        A::OpPutpubfh => fh::putpubfh(c),
+        A::OpPutrootfh => fh::putrootfh(c),
+        A::OpReadlink => access::readlink(c, w),
+        A::OpRestorefh => fh::restorefh(c),
+        A::OpSavefh => fh::savefh(c),
+        A::OpSecinfo(a) => fh::secinfo(c, a, w),
+        A::OpSecinfoNoName(a) => fh::secinfo_no_name(c, *a, w),
+        A::OpVerify(a) => attr::verify(c, a),
+        _ => Err(Nfs4Error::NotSupp),
+    }
 }
 
 #[cfg(test)]
@@ -524,6 +567,7 @@ mod tests {
     use rnfs_rpc::message::Auth;
     use rnfs_vfs::memory::MemFs;
     use rnfs_vfs::{Backend, Ctx as VCtx, SetAttr, Timestamp};
+    use rnfs_xdr::Reader;
     use std::cell::RefCell;
     use std::sync::Arc;
 
@@ -543,6 +587,7 @@ mod tests {
     const VERIFY: u32 = 37;
     const NVERIFY: u32 = 17;
     const EXCHANGE_ID: u32 = 42;
+    const DESTROY_SESSION: u32 = 44;
 
     /// SEQUENCE for the tests: takes its 32 bytes of arguments, answers 36 bytes, and
     /// gives the limits it was made with; or replays a reply.
@@ -553,22 +598,12 @@ mod tests {
     }
 
     impl Sessions for FakeSessions {
-        fn run(
-            &self,
-            op: u32,
-            _: usize,
-            _: usize,
-            r: &mut Reader<'_>,
-            out: &mut Writer,
-        ) -> SessionStep {
-            if op != SEQ {
+        fn run(&self, op: &NfsArgop4, _: usize, _: usize, out: &mut Writer) -> SessionStep {
+            if !matches!(op, NfsArgop4::OpSequence(_)) {
                 return SessionStep::Err(Nfs4Error::NotSupp);
             }
             if let Some(reply) = &self.replay {
                 return SessionStep::Replay(reply.clone());
-            }
-            if r.take(32).is_err() {
-                return SessionStep::Err(Nfs4Error::BadXdr);
             }
             out.raw(&[0; 36]);
             SessionStep::Ok(self.limits)
@@ -772,9 +807,12 @@ mod tests {
         assert_eq!(r.ops(), [(SEQ, 0), (SEQ, code(Nfs4Error::SequencePos))]);
         let mut r = w.run(&req(b"", 1).op(EXCHANGE_ID, |_| {}).plain(PUTROOTFH).done());
         assert_eq!(r.ops(), [(EXCHANGE_ID, code(Nfs4Error::NotOnlyOp))]);
-        // Alone, it goes to the session operations (here: not built).
+        // Alone, it goes to the session operations, decoded (here: not built)...
+        let mut r = w.run(&req(b"", 1).op(DESTROY_SESSION, |x| x.raw(&[0; 16])).done());
+        assert_eq!(r.ops(), [(DESTROY_SESSION, code(Nfs4Error::NotSupp))]);
+        // ... if its arguments decode.
         let mut r = w.run(&req(b"", 1).op(EXCHANGE_ID, |_| {}).done());
-        assert_eq!(r.ops(), [(EXCHANGE_ID, code(Nfs4Error::NotSupp))]);
+        assert_eq!(r.ops(), [(EXCHANGE_ID, code(Nfs4Error::BadXdr))]);
     }
 
     #[test]
@@ -956,15 +994,22 @@ mod tests {
             max_ops: 16,
             ..WIDE
         };
-        // 10,000 operations: one result, TOO_MANY_OPS, and nothing run.
-        let mut big = req(b"", 1).seq();
+        // 10,000 operations: TOO_MANY_OPS, the tag echoed, nothing run.
+        let mut big = req(b"big", 1).seq();
         for _ in 0..9_999 {
             big = big.plain(PUTROOTFH);
         }
-        let mut r = Reply::parse(run_compound(&w.ctx(&s, cap), &big.done()).unwrap());
+        let r = Reply::parse(run_compound(&w.ctx(&s, cap), &big.done()).unwrap());
         assert_eq!(r.status, code(Nfs4Error::TooManyOps));
-        assert_eq!(r.ops(), [(SEQ, code(Nfs4Error::TooManyOps))]);
+        assert_eq!((r.tag.as_slice(), r.count), (&b"big"[..], 0));
         assert!(r.bytes.len() < 64);
+        // At the bound, the compound runs.
+        let mut at = req(b"", 1).seq();
+        for _ in 1..16 {
+            at = at.plain(PUTROOTFH);
+        }
+        let r = Reply::parse(run_compound(&w.ctx(&s, cap), &at.done()).unwrap());
+        assert_eq!((r.status, r.count), (0, 16));
         // The session's own limit, from SEQUENCE, applies to the rest.
         let s = FakeSessions {
             limits: Some(Limits { max_ops: 2, ..WIDE }),
@@ -1046,6 +1091,9 @@ mod tests {
         // A handle longer than NFS4_FHSIZE.
         let mut r = w.run(&req(b"", 1).seq().op(PUTFH, |x| x.opaque(&[0; 129])).done());
         assert_eq!(r.ops()[1], (PUTFH, code(Nfs4Error::BadXdr)));
+        // A tag at its bound is echoed.
+        let r = w.run(&req(&vec![b'x'; MAX_TAG as usize], 1).seq().done());
+        assert_eq!((r.status, r.tag.len()), (0, MAX_TAG as usize));
         // A header that does not decode at all is the caller's GARBAGE_ARGS.
         let s = sessions();
         assert!(run_compound(&w.ctx(&s, WIDE), &[0, 0, 0, 0, 0]).is_err());
@@ -1196,6 +1244,37 @@ mod tests {
     }
 
     #[test]
+    fn the_table_and_dispatch_agree() {
+        // Every operation the wire types know, decoded from zeros (empty lengths), run on
+        // the root: NOTSUPP exactly for those the table says are not built.
+        let w = world();
+        let s = sessions();
+        let ctx = w.ctx(&s, WIDE);
+        let caller = ctx.caller;
+        for d in OPS.iter().filter(|d| d.flags & SESSION == 0) {
+            let mut bytes = d.num.to_be_bytes().to_vec();
+            bytes.extend([0; 256]);
+            let Ok(op) = <NfsArgop4 as rnfs_xdr::Xdr>::decode(&mut Reader::new(&bytes)) else {
+                continue;
+            };
+            if matches!(op, NfsArgop4::Unknown(_)) {
+                assert!(!d.built, "{} is built but has no wire type", d.name);
+                continue;
+            }
+            let mut c = Compound {
+                ctx: &ctx,
+                minor: 2,
+                current: Some(w.pseudo.root(&caller).unwrap()),
+                saved: None,
+                current_stateid: None,
+                saved_stateid: None,
+            };
+            let r = dispatch(&mut c, &op, &mut Writer::new());
+            assert_eq!(r == Err(Nfs4Error::NotSupp), !d.built, "{}: {r:?}", d.name);
+        }
+    }
+
+    #[test]
     fn the_current_stateid() {
         let w = world();
         let s = sessions();
@@ -1218,17 +1297,15 @@ mod tests {
         assert_eq!(c.stateid(Stateid::CURRENT), Ok(mine));
         // SAVEFH / RESTOREFH carry it; PUTROOTFH clears it (CLEARS_STATEID).
         let mut out = Writer::new();
-        let mut none = Reader::new(&[]);
         let mut l = WIDE;
-        assert!(matches!(
-            run_one(&mut c, &mut l, PUTROOTFH, 1, 3, &mut none, &mut out),
-            Step::Result(Ok(()))
-        ));
+        let d = describe(PUTROOTFH, 1).unwrap();
+        let step = run_one(&mut c, &mut l, d, &NfsArgop4::OpPutrootfh, 1, 3, &mut out);
+        assert!(matches!(step, Step::Result(Ok(()))));
         assert_eq!(c.current_stateid, None);
         c.current_stateid = Some(mine);
-        ops::fh::savefh(&mut c, &mut none, &mut out).unwrap();
+        ops::fh::savefh(&mut c).unwrap();
         c.current_stateid = None;
-        ops::fh::restorefh(&mut c, &mut none, &mut out).unwrap();
+        ops::fh::restorefh(&mut c).unwrap();
         assert_eq!(c.current_stateid, Some(mine));
     }
 }

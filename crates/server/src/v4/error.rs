@@ -235,6 +235,15 @@ impl Nfs4Error {
     }
 }
 
+impl Nfs4Error {
+    /// The wire type's form; SERVERFAULT for a number it does not know (only
+    /// [`Nfs4Error::Status`] can carry one).
+    pub fn status(self) -> rnfs_proto::nfs4::Nfsstat4 {
+        use rnfs_proto::nfs4::Nfsstat4;
+        Nfsstat4::from_u32(self.code()).unwrap_or(Nfsstat4::Nfs4errServerfault)
+    }
+}
+
 impl From<VfsError> for Nfs4Error {
     fn from(e: VfsError) -> Self {
         Self::from_vfs(e)
@@ -258,5 +267,18 @@ mod tests {
         assert_eq!(Nfs4Error::BadName.code(), 10041);
         assert_eq!(Nfs4Error::from(VfsError::Jukebox), Nfs4Error::Delay);
         assert_eq!(Nfs4Error::from(VfsError::Loop), Nfs4Error::Symlink);
+        // Every code is one the wire type knows.
+        use rnfs_proto::nfs4::Nfsstat4;
+        for code in [
+            1, 2, 13, 70, 10001, 10020, 10039, 10044, 10067, 10071, 10081,
+        ] {
+            let e = Nfs4Error::Status(code);
+            assert_eq!(e.status() as u32, code);
+        }
+        assert_eq!(Nfs4Error::NotOnlyOp.status(), Nfsstat4::Nfs4errNotOnlyOp);
+        assert_eq!(
+            Nfs4Error::Status(4242).status(),
+            Nfsstat4::Nfs4errServerfault
+        );
     }
 }

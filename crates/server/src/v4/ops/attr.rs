@@ -1,10 +1,10 @@
 //! GETATTR, VERIFY and NVERIFY (RFC 8881 18.7, 18.31, 18.15), over [`crate::v4::attrs`].
-use super::xdr;
 use crate::v4::attrs::{self, Bitmap, Fattr, Source};
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::ObjectAttrs;
-use rnfs_xdr::{Reader, Writer};
+use rnfs_proto::nfs4::{Fattr4, Getattr4args, Nverify4args, Verify4args};
+use rnfs_xdr::Writer;
 
 /// The current object's attributes and what else encoding `mask` needs.
 fn fetch(c: &Compound<'_>, mask: Bitmap) -> R4<(ObjectAttrs, Option<rnfs_vfs::FsStat>, Vec<u8>)> {
@@ -20,8 +20,8 @@ fn fetch(c: &Compound<'_>, mask: Bitmap) -> R4<(ObjectAttrs, Option<rnfs_vfs::Fs
 }
 
 /// GETATTR: the attributes asked for that the server has.
-pub fn getattr(c: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> R4<()> {
-    let (mask, _) = xdr(attrs::decode_bitmap(r))?;
+pub fn getattr(c: &mut Compound<'_>, a: &Getattr4args, w: &mut Writer) -> R4<()> {
+    let (mask, _) = Bitmap::from_words(&a.attr_request.0);
     let (obj, fsstat, fh) = fetch(c, mask)?;
     let src = Source {
         obj: &obj,
@@ -35,9 +35,9 @@ pub fn getattr(c: &mut Compound<'_>, r: &mut Reader<'_>, w: &mut Writer) -> R4<(
     Ok(())
 }
 
-/// Whether the attributes of the `fattr4` in `r` equal the current object's.
-fn same(c: &Compound<'_>, r: &mut Reader<'_>) -> R4<bool> {
-    let f = xdr(Fattr::decode(r))?;
+/// Whether the attributes of `f` equal the current object's.
+fn same(c: &Compound<'_>, f: &Fattr4) -> R4<bool> {
+    let f = Fattr::from_parts(&f.attrmask.0, &f.attr_vals.0);
     let (obj, fsstat, fh) = fetch(c, f.mask)?;
     let src = Source {
         obj: &obj,
@@ -50,8 +50,8 @@ fn same(c: &Compound<'_>, r: &mut Reader<'_>) -> R4<bool> {
 }
 
 /// VERIFY: NOT_SAME unless the attributes are equal.
-pub fn verify(c: &mut Compound<'_>, r: &mut Reader<'_>, _: &mut Writer) -> R4<()> {
-    if same(c, r)? {
+pub fn verify(c: &mut Compound<'_>, a: &Verify4args) -> R4<()> {
+    if same(c, &a.obj_attributes)? {
         Ok(())
     } else {
         Err(Nfs4Error::NotSame)
@@ -59,8 +59,8 @@ pub fn verify(c: &mut Compound<'_>, r: &mut Reader<'_>, _: &mut Writer) -> R4<()
 }
 
 /// NVERIFY: SAME if the attributes are equal.
-pub fn nverify(c: &mut Compound<'_>, r: &mut Reader<'_>, _: &mut Writer) -> R4<()> {
-    if same(c, r)? {
+pub fn nverify(c: &mut Compound<'_>, a: &Nverify4args) -> R4<()> {
+    if same(c, &a.obj_attributes)? {
         Err(Nfs4Error::Same)
     } else {
         Ok(())
