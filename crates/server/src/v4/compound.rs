@@ -104,6 +104,20 @@ pub struct Ctx<'a> {
     pub limits: Limits,
     /// The session operations.
     pub sessions: &'a dyn Sessions,
+    /// Makes sure the backend can place the key of a handle given by PUTFH before any
+    /// operation uses it: a key the backend must search for (after a restart, see
+    /// [`crate::search`]) is searched for here, within the server's bounds, or the call
+    /// answers DELAY or STALE, as NFSv3 does in `NfsServer::place`. [`any_key`] when no
+    /// backend ever needs a search.
+    pub locate: &'a Locate,
+}
+
+/// See [`Ctx::locate`].
+pub type Locate = dyn Fn(&std::sync::Arc<crate::Export>, &rnfs_vfs::FileKey) -> R4<()>;
+
+/// A [`Ctx::locate`] for backends that never need a search: every key is placed.
+pub fn any_key(_: &std::sync::Arc<crate::Export>, _: &rnfs_vfs::FileKey) -> R4<()> {
+    Ok(())
 }
 
 /// The state of one compound as it runs (RFC 8881 16.2.3.1).
@@ -680,6 +694,7 @@ mod tests {
                 minors: (1, 2),
                 limits,
                 sessions: s,
+                locate: &any_key,
             }
         }
         fn run(&self, req: &[u8]) -> Reply {
@@ -901,6 +916,22 @@ mod tests {
                 .done(),
         );
         assert_eq!(r.ops()[1..], [(PUTFH, 0), (LOOKUP, code(Nfs4Error::NoEnt))]);
+        // A key the backend cannot place (here: never) stops at PUTFH.
+        let s = sessions();
+        let nowhere = |_: &Arc<Export>, _: &rnfs_vfs::FileKey| Err(Nfs4Error::Stale);
+        let ctx = Ctx {
+            locate: &nowhere,
+            ..w.ctx(&s, WIDE)
+        };
+        let q = req(b"", 1).seq().op(PUTFH, |x| x.opaque(&want(&a))).done();
+        let mut r = Reply::parse(run_compound(&ctx, &q).unwrap());
+        assert_eq!(r.ops()[1], (PUTFH, code(Nfs4Error::Stale)));
+        // Pseudo nodes are not the backend's to place.
+        let q = req(b"", 1)
+            .seq()
+            .op(PUTFH, |x| x.opaque(&want(&root)))
+            .done();
+        assert_eq!(Reply::parse(run_compound(&ctx, &q).unwrap()).status, 0);
         let mut bad = want(&a);
         bad[5] ^= 1;
         let mut r = w.run(&req(b"", 1).seq().op(PUTFH, |x| x.opaque(&bad)).done());

@@ -3,6 +3,7 @@
 //! 18.28), and SECINFO and SECINFO_NO_NAME (18.29, 18.45), which consume it.
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
+use crate::v4::pseudo::Place;
 use rnfs_proto::nfs3::FileHandle3;
 use rnfs_proto::nfs4::{Lookup4args, Putfh4args, Secinfo4args, SecinfoStyle4};
 use rnfs_xdr::Writer;
@@ -23,6 +24,9 @@ pub fn putpubfh(c: &mut Compound<'_>) -> R4<()> {
 pub fn putfh(c: &mut Compound<'_>, a: &Putfh4args) -> R4<()> {
     let fh = FileHandle3(a.object.0.clone());
     let p = c.ctx.pseudo.resolve(&c.ctx.caller, &fh)?;
+    if let Place::Export { export, key } = &p {
+        (c.ctx.locate)(export, key)?;
+    }
     c.set_fh(p);
     Ok(())
 }
