@@ -267,18 +267,56 @@ mod tests {
         assert_eq!(Nfs4Error::BadName.code(), 10041);
         assert_eq!(Nfs4Error::from(VfsError::Jukebox), Nfs4Error::Delay);
         assert_eq!(Nfs4Error::from(VfsError::Loop), Nfs4Error::Symlink);
-        // Every code is one the wire type knows.
-        use rnfs_proto::nfs4::Nfsstat4;
-        for code in [
-            1, 2, 13, 70, 10001, 10020, 10039, 10044, 10067, 10071, 10081,
+        // Each status is the generated type's of the same name (a typo in a number shows).
+        use rnfs_proto::nfs4::Nfsstat4 as W;
+        for (e, w) in [
+            (Nfs4Error::Perm, W::Nfs4errPerm),
+            (Nfs4Error::NoEnt, W::Nfs4errNoent),
+            (Nfs4Error::Io, W::Nfs4errIo),
+            (Nfs4Error::Nxio, W::Nfs4errNxio),
+            (Nfs4Error::Access, W::Nfs4errAccess),
+            (Nfs4Error::Exist, W::Nfs4errExist),
+            (Nfs4Error::Xdev, W::Nfs4errXdev),
+            (Nfs4Error::NotDir, W::Nfs4errNotdir),
+            (Nfs4Error::IsDir, W::Nfs4errIsdir),
+            (Nfs4Error::Inval, W::Nfs4errInval),
+            (Nfs4Error::FBig, W::Nfs4errFbig),
+            (Nfs4Error::NoSpc, W::Nfs4errNospc),
+            (Nfs4Error::Rofs, W::Nfs4errRofs),
+            (Nfs4Error::MLink, W::Nfs4errMlink),
+            (Nfs4Error::NameTooLong, W::Nfs4errNametoolong),
+            (Nfs4Error::NotEmpty, W::Nfs4errNotempty),
+            (Nfs4Error::DQuot, W::Nfs4errDquot),
+            (Nfs4Error::Stale, W::Nfs4errStale),
+            (Nfs4Error::BadHandle, W::Nfs4errBadhandle),
+            (Nfs4Error::BadCookie, W::Nfs4errBadCookie),
+            (Nfs4Error::NotSupp, W::Nfs4errNotsupp),
+            (Nfs4Error::ServerFault, W::Nfs4errServerfault),
+            (Nfs4Error::BadType, W::Nfs4errBadtype),
+            (Nfs4Error::Delay, W::Nfs4errDelay),
+            (Nfs4Error::Symlink, W::Nfs4errSymlink),
+            (Nfs4Error::AttrNotSupp, W::Nfs4errAttrnotsupp),
+            (Nfs4Error::BadXdr, W::Nfs4errBadxdr),
+            (Nfs4Error::BadOwner, W::Nfs4errBadowner),
+            (Nfs4Error::BadName, W::Nfs4errBadname),
+            (Nfs4Error::NotSame, W::Nfs4errNotSame),
+            (Nfs4Error::Same, W::Nfs4errSame),
+            (Nfs4Error::NoFileHandle, W::Nfs4errNofilehandle),
+            (Nfs4Error::RestoreFh, W::Nfs4errRestorefh),
+            (Nfs4Error::BadStateid, W::Nfs4errBadStateid),
+            (Nfs4Error::MinorVersMismatch, W::Nfs4errMinorVersMismatch),
+            (Nfs4Error::OpIllegal, W::Nfs4errOpIllegal),
+            (Nfs4Error::SequencePos, W::Nfs4errSequencePos),
+            (Nfs4Error::ReqTooBig, W::Nfs4errReqTooBig),
+            (Nfs4Error::RepTooBig, W::Nfs4errRepTooBig),
+            (Nfs4Error::RepTooBigToCache, W::Nfs4errRepTooBigToCache),
+            (Nfs4Error::TooManyOps, W::Nfs4errTooManyOps),
+            (Nfs4Error::OpNotInSession, W::Nfs4errOpNotInSession),
+            (Nfs4Error::NotOnlyOp, W::Nfs4errNotOnlyOp),
         ] {
-            let e = Nfs4Error::Status(code);
-            assert_eq!(e.status() as u32, code);
+            assert_eq!(e.status(), w, "{e:?}");
         }
-        assert_eq!(Nfs4Error::NotOnlyOp.status(), Nfsstat4::Nfs4errNotOnlyOp);
-        assert_eq!(
-            Nfs4Error::Status(4242).status(),
-            Nfsstat4::Nfs4errServerfault
-        );
+        assert_eq!(Nfs4Error::Status(10022).status(), W::Nfs4errStaleClientid);
+        assert_eq!(Nfs4Error::Status(4242).status(), W::Nfs4errServerfault);
     }
 }
