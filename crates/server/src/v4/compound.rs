@@ -195,7 +195,7 @@ pub struct OpDesc {
     /// Bytes its result may take, besides the op number and status (an estimate checked
     /// against the largest reply before the op runs).
     pub reply_size: usize,
-    /// Whether it is built: [`dispatch`] runs it. Unbuilt operations answer NOTSUPP.
+    /// Whether it is built (the engine's dispatch runs it); unbuilt ones answer NOTSUPP.
     pub built: bool,
 }
 

@@ -456,8 +456,9 @@ impl PseudoFs {
             Place::Export { export, key } => {
                 let x = self.scope(who, export)?;
                 let attr = export.fs.getattr(&x.ctx, key)?;
+                // An export at `/` covers no directory a client sees: its own file id.
                 let mounted_on_fileid = match self.mounted.get(&export.id) {
-                    Some(&at) if *key == export.fs.root() => self.nodes[at].id,
+                    Some(&at) if *key == export.fs.root() && at != 0 => self.nodes[at].id,
                     _ => attr.fileid,
                 };
                 Ok(ObjectAttrs {
@@ -796,6 +797,8 @@ mod tests {
             }
         );
         assert_eq!(fs.lookupp(&who, &root), Err(Nfs4Error::NoEnt));
+        let ra = fs.attrs(&who, &root).unwrap();
+        assert_eq!(ra.mounted_on_fileid, ra.attr.fileid);
         let ctx = Ctx::default();
         let m = &f.fs[0];
         let (d, _) = m.mkdir(&ctx, &m.root(), b"d", &SetAttr::default()).unwrap();
