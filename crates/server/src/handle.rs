@@ -80,6 +80,18 @@ impl HandleKey {
         )
     }
 
+    /// The key of pseudo file system handles under `secret` (see the module documentation).
+    pub(crate) fn pseudo(secret: &HandleSecret) -> Self {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        m.update(b"rnfs pseudo fs handle key v2");
+        let k = m.finalize().into_bytes();
+        Self(
+            <Hmac<Sha256> as Mac>::new_from_slice(&k)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
+        )
+    }
+
     fn tag(&self, body: &[u8]) -> [u8; TAG] {
         let mut m = self.0.clone();
         m.update(body);
@@ -106,6 +118,32 @@ pub fn encode(export: &Export, key: &FileKey) -> FileHandle3 {
     let t = export.key.tag(&v);
     v.extend_from_slice(&t);
     FileHandle3(v)
+}
+
+/// The export id of pseudo file system handles (no export has it).
+pub const PSEUDO_EXPORT: u16 = 0;
+
+/// Makes the handle of pseudo file system node `node` (see the module documentation).
+pub(crate) fn encode_pseudo(key: &HandleKey, node: u64) -> FileHandle3 {
+    let mut v = Vec::with_capacity(HEADER + 8 + TAG);
+    v.extend_from_slice(&[MAGIC, VERSION]);
+    v.extend_from_slice(&PSEUDO_EXPORT.to_be_bytes());
+    v.extend_from_slice(&node.to_be_bytes());
+    let t = key.tag(&v);
+    v.extend_from_slice(&t);
+    FileHandle3(v)
+}
+
+/// The node id of a pseudo file system handle, its tag checked with the pseudo key:
+/// BADHANDLE for one not of this form or whose tag does not match.
+pub(crate) fn decode_pseudo(key: &HandleKey, fh: &FileHandle3) -> Result<u64, Nfsstat3> {
+    if export_id(fh)? != PSEUDO_EXPORT || fh.0.len() != HEADER + 8 + TAG {
+        return Err(Nfsstat3::BadHandle);
+    }
+    let body = verify(key, fh)?;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&body.0);
+    Ok(u64::from_be_bytes(id))
 }
 
 /// The export id of a handle of our format (its tag not yet checked).
@@ -164,6 +202,32 @@ mod tests {
             let mut bad = fh.clone();
             bad.0[bit / 8] ^= 1 << (bit % 8);
             assert!(verify(&e.key, &bad).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn pseudo_handles_are_a_form_of_their_own() {
+        let secret = HandleSecret::from_bytes([3; 32]);
+        let pk = HandleKey::pseudo(&secret);
+        let fh = encode_pseudo(&pk, 0x0102_0304_0506_0708);
+        assert_eq!(fh.0.len(), HEADER + 8 + TAG);
+        assert_eq!(export_id(&fh), Ok(PSEUDO_EXPORT));
+        assert_eq!(decode_pseudo(&pk, &fh), Ok(0x0102_0304_0506_0708));
+        // Another secret, or an export's key (even that of a would-be export 0), refuses it.
+        let other = HandleKey::pseudo(&HandleSecret::from_bytes([4; 32]));
+        assert_eq!(decode_pseudo(&other, &fh), Err(Nfsstat3::BadHandle));
+        assert_eq!(
+            verify(&HandleKey::derive(&secret, PSEUDO_EXPORT), &fh),
+            Err(Nfsstat3::BadHandle)
+        );
+        // An export's handle is not a pseudo handle, whatever its length.
+        let e = export(&secret, 1);
+        let efh = encode(&e, &FileKey(vec![9; 8]));
+        assert_eq!(decode_pseudo(&pk, &efh), Err(Nfsstat3::BadHandle));
+        for bit in 0..fh.0.len() * 8 {
+            let mut bad = fh.clone();
+            bad.0[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode_pseudo(&pk, &bad).is_err(), "bit {bit}");
         }
     }
 

@@ -7,5 +7,10 @@
 //!
 //! - [`ids`]: the identifiers every part shares (client ids, session ids, stateids, time).
 pub mod ids;
-/// Clients, sessions, slots, leases and grace (RFC 8881 sections 2.10, 8.3, 8.4, 18.35-18.51).
+pub mod locking;
+pub mod locks;
+pub mod opens;
+pub mod ranges;
 pub mod sessions;
+pub mod share;
+pub mod stateid;
