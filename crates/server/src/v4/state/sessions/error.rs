@@ -101,3 +101,59 @@ impl SessionError {
         }
     }
 }
+
+impl From<SessionError> for crate::v4::error::Nfs4Error {
+    /// The status the COMPOUND engine answers: the engine's own variant where it has one,
+    /// else the number.
+    fn from(e: SessionError) -> Self {
+        use crate::v4::error::Nfs4Error as N;
+        match e {
+            SessionError::Perm => N::Perm,
+            SessionError::Noent => N::NoEnt,
+            SessionError::Inval => N::Inval,
+            SessionError::Delay => N::Delay,
+            SessionError::NotSame => N::NotSame,
+            SessionError::RepTooBigToCache => N::RepTooBigToCache,
+            other => N::Status(other.code()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v4::error::Nfs4Error;
+    use rnfs_proto::nfs4::Nfsstat4 as W;
+
+    /// Each code is the generated `nfsstat4` of the same name (a typo in a number shows),
+    /// and survives the conversion to the engine's error.
+    #[test]
+    fn codes_are_the_generated_statuses_of_the_same_name() {
+        use SessionError as S;
+        for (e, w) in [
+            (S::StaleClientid, W::Nfs4errStaleClientid),
+            (S::BadSession, W::Nfs4errBadsession),
+            (S::BadSlot, W::Nfs4errBadslot),
+            (S::SeqMisordered, W::Nfs4errSeqMisordered),
+            (S::SeqFalseRetry, W::Nfs4errSeqFalseRetry),
+            (S::RetryUncachedRep, W::Nfs4errRetryUncachedRep),
+            (S::RepTooBigToCache, W::Nfs4errRepTooBigToCache),
+            (S::ClidInuse, W::Nfs4errClidInuse),
+            (S::NotSame, W::Nfs4errNotSame),
+            (S::Perm, W::Nfs4errPerm),
+            (S::Noent, W::Nfs4errNoent),
+            (S::ClientidBusy, W::Nfs4errClientidBusy),
+            (S::CompleteAlready, W::Nfs4errCompleteAlready),
+            (S::ConnNotBoundToSession, W::Nfs4errConnNotBoundToSession),
+            (S::TooSmall, W::Nfs4errToosmall),
+            (S::Inval, W::Nfs4errInval),
+            (S::Grace, W::Nfs4errGrace),
+            (S::NoGrace, W::Nfs4errNoGrace),
+            (S::Delay, W::Nfs4errDelay),
+            (S::Resource, W::Nfs4errResource),
+        ] {
+            assert_eq!(W::from_u32(e.code()), Some(w), "{e}");
+            assert_eq!(Nfs4Error::from(e).status(), w, "{e}");
+        }
+    }
+}
