@@ -339,14 +339,13 @@ impl Backchannel {
         };
         chan.stats.sent.fetch_add(1, Relaxed);
         chan.stats.outstanding.fetch_add(1, Relaxed);
+        // Dropped with this future however it ends: a call answered is no longer in the
+        // table, so only a call given up (timed out, or the future dropped) is taken out.
         let guard = Outstanding { chan, xid };
         chan.wake.notify_one();
         let r = tokio::time::timeout(timeout, &mut rx).await;
         match r {
-            Ok(Ok(r)) => {
-                std::mem::forget(guard);
-                r
-            }
+            Ok(Ok(r)) => r,
             // The waiter is dropped only with the table, after the close completed it.
             Ok(Err(_)) => Err(CallbackError::Closed(CloseReason::Error)),
             Err(_) => {
