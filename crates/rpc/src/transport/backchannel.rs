@@ -1,7 +1,7 @@
 //! Calls the server makes on a connection a client opened, and the replies routed back: the
 //! NFSv4.1 backchannel (RFC 8881 section 2.10.3.1), which delegations use for CB_RECALL.
 //!
-//! Every accepted connection has a [`Channel`], registered in the server's [`Channels`]
+//! Every accepted connection has a channel, registered in the server's [`Channels`]
 //! under its [`ConnId`] while the connection is open. A service that sees a call on
 //! connection `id` asks [`Channels::backchannel`] for a [`Backchannel`] handle (cloneable,
 //! `Send`) and sends calls with [`Backchannel::call`]: the call message is queued for the
