@@ -431,7 +431,7 @@ impl Xdr for Settime4 {
         let d = r.u32()?;
         Ok(match d {
             1 => Self::SetToClientTime4(Xdr::decode(r)?),
-            _ => Self::Default(TimeHow4::from_u32(d).ok_or(Error::BadDiscriminant { what: "time_how4", value: d })?),
+            _ => Self::Default(TimeHow4::from_u32(d).ok_or(Error::BadDiscriminant { what: "TimeHow4", value: d })?),
         })
     }
 }
@@ -920,7 +920,7 @@ impl Xdr for Layoutreturn4 {
         let d = r.u32()?;
         Ok(match d {
             1 => Self::Layoutreturn4File(Xdr::decode(r)?),
-            _ => Self::Default(LayoutreturnType4::from_u32(d).ok_or(Error::BadDiscriminant { what: "layoutreturn_type4", value: d })?),
+            _ => Self::Default(LayoutreturnType4::from_u32(d).ok_or(Error::BadDiscriminant { what: "LayoutreturnType4", value: d })?),
         })
     }
 }
@@ -1092,7 +1092,7 @@ impl Xdr for Netloc4 {
             1 => Self::Nl4Name(Xdr::decode(r)?),
             2 => Self::Nl4Url(Xdr::decode(r)?),
             3 => Self::Nl4Netaddr(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "netloc4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "Netloc4", value: d }),
         })
     }
 }
@@ -2216,7 +2216,7 @@ impl Xdr for Access4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2266,7 +2266,7 @@ impl Xdr for Close4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2325,7 +2325,7 @@ impl Xdr for Commit4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2387,7 +2387,7 @@ impl Xdr for Createtype4 {
             6 => Self::Nf4sock,
             7 => Self::Nf4fifo,
             2 => Self::Nf4dir,
-            _ => Self::Default(NfsFtype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfs_ftype4", value: d })?),
+            _ => Self::Default(NfsFtype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "NfsFtype4", value: d })?),
         })
     }
 }
@@ -2448,7 +2448,7 @@ impl Xdr for Create4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2545,7 +2545,7 @@ impl Xdr for Getattr4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2593,7 +2593,7 @@ impl Xdr for Getfh4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2650,7 +2650,7 @@ impl Xdr for Link4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2800,7 +2800,7 @@ impl Xdr for Lock4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10010 => Self::Nfs4errDenied(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2858,7 +2858,7 @@ impl Xdr for Lockt4res {
         Ok(match d {
             10010 => Self::Nfs4errDenied(Xdr::decode(r)?),
             0 => Self::Nfs4Ok,
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2914,7 +2914,7 @@ impl Xdr for Locku4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3040,7 +3040,7 @@ impl Xdr for Createhow4 {
             1 => Self::Guarded4(Xdr::decode(r)?),
             2 => Self::Exclusive4(Xdr::decode(r)?),
             3 => Self::Exclusive41(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "createhow4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "Createhow4", value: d }),
         })
     }
 }
@@ -3087,7 +3087,7 @@ impl Xdr for Openflag4 {
         let d = r.u32()?;
         Ok(match d {
             1 => Self::Open4Create(Xdr::decode(r)?),
-            _ => Self::Default(Opentype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "opentype4", value: d })?),
+            _ => Self::Default(Opentype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Opentype4", value: d })?),
         })
     }
 }
@@ -3146,7 +3146,7 @@ impl Xdr for NfsSpaceLimit4 {
         Ok(match d {
             1 => Self::NfsLimitSize(Xdr::decode(r)?),
             2 => Self::NfsLimitBlocks(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "nfs_space_limit4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "NfsSpaceLimit4", value: d }),
         })
     }
 }
@@ -3301,7 +3301,7 @@ impl Xdr for OpenClaim4 {
             4 => Self::ClaimFh,
             6 => Self::ClaimDelegPrevFh,
             5 => Self::ClaimDelegCurFh(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "open_claim4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "OpenClaim4", value: d }),
         })
     }
 }
@@ -3415,7 +3415,7 @@ impl Xdr for OpenNoneDelegation4 {
         Ok(match d {
             1 => Self::Wnd4Contention(Xdr::decode(r)?),
             2 => Self::Wnd4Resource(Xdr::decode(r)?),
-            _ => Self::Default(WhyNoDelegation4::from_u32(d).ok_or(Error::BadDiscriminant { what: "why_no_delegation4", value: d })?),
+            _ => Self::Default(WhyNoDelegation4::from_u32(d).ok_or(Error::BadDiscriminant { what: "WhyNoDelegation4", value: d })?),
         })
     }
 }
@@ -3463,7 +3463,7 @@ impl Xdr for OpenDelegation4 {
             1 => Self::OpenDelegateRead(Xdr::decode(r)?),
             2 => Self::OpenDelegateWrite(Xdr::decode(r)?),
             3 => Self::OpenDelegateNoneExt(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "open_delegation4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "OpenDelegation4", value: d }),
         })
     }
 }
@@ -3529,7 +3529,7 @@ impl Xdr for Open4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3608,7 +3608,7 @@ impl Xdr for OpenConfirm4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3671,7 +3671,7 @@ impl Xdr for OpenDowngrade4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3776,7 +3776,7 @@ impl Xdr for Read4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3867,7 +3867,7 @@ impl Xdr for Readdir4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3915,7 +3915,7 @@ impl Xdr for Readlink4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3972,7 +3972,7 @@ impl Xdr for Remove4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4033,7 +4033,7 @@ impl Xdr for Rename4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4188,7 +4188,7 @@ impl Xdr for Secinfo4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4281,7 +4281,7 @@ impl Xdr for Setclientid4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10017 => Self::Nfs4errClidInuse(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4390,7 +4390,7 @@ impl Xdr for Write4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4482,7 +4482,7 @@ impl Xdr for CallbackSecParms4 {
             0 => Self::AuthNone,
             1 => Self::AuthSys(Xdr::decode(r)?),
             6 => Self::RpcsecGss(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "callback_sec_parms4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "CallbackSecParms4", value: d }),
         })
     }
 }
@@ -4593,7 +4593,7 @@ impl Xdr for BindConnToSession4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4708,7 +4708,7 @@ impl Xdr for StateProtect4A {
             0 => Self::Sp4None,
             1 => Self::Sp4MachCred(Xdr::decode(r)?),
             2 => Self::Sp4Ssv(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "state_protect4_a", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "StateProtect4A", value: d }),
         })
     }
 }
@@ -4785,7 +4785,7 @@ impl Xdr for StateProtect4R {
             0 => Self::Sp4None,
             1 => Self::Sp4MachCred(Xdr::decode(r)?),
             2 => Self::Sp4Ssv(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "state_protect4_r", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "StateProtect4R", value: d }),
         })
     }
 }
@@ -4843,7 +4843,7 @@ impl Xdr for ExchangeId4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4950,7 +4950,7 @@ impl Xdr for CreateSession4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5079,7 +5079,7 @@ impl Xdr for GetDirDelegation4resNonFatal {
         Ok(match d {
             0 => Self::Gdd4Ok(Xdr::decode(r)?),
             1 => Self::Gdd4Unavail(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "GET_DIR_DELEGATION4res_non_fatal", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "GetDirDelegation4resNonFatal", value: d }),
         })
     }
 }
@@ -5116,7 +5116,7 @@ impl Xdr for GetDirDelegation4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5187,7 +5187,7 @@ impl Xdr for Getdeviceinfo4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10005 => Self::Nfs4errToosmall(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5256,7 +5256,7 @@ impl Xdr for Getdevicelist4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5436,7 +5436,7 @@ impl Xdr for Layoutcommit4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5517,7 +5517,7 @@ impl Xdr for Layoutget4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10058 => Self::Nfs4errLayouttrylater(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5608,7 +5608,7 @@ impl Xdr for Layoutreturn4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5740,7 +5740,7 @@ impl Xdr for Sequence4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5817,7 +5817,7 @@ impl Xdr for SetSsv4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5874,7 +5874,7 @@ impl Xdr for TestStateid4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5917,7 +5917,7 @@ impl Xdr for DelegClaim4 {
             4 => Self::ClaimFh,
             6 => Self::ClaimDelegPrevFh,
             1 => Self::ClaimPrevious(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "deleg_claim4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "DelegClaim4", value: d }),
         })
     }
 }
@@ -5965,7 +5965,7 @@ impl Xdr for WantDelegation4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6119,7 +6119,7 @@ impl Xdr for Copy4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10094 => Self::Nfs4errOffloadNoReqs(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6182,7 +6182,7 @@ impl Xdr for CopyNotify4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6297,7 +6297,7 @@ impl Xdr for IoAdvise4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6458,7 +6458,7 @@ impl Xdr for OffloadStatus4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6516,7 +6516,7 @@ impl Xdr for ReadPlusContent {
         Ok(match d {
             0 => Self::Nfs4ContentData(Xdr::decode(r)?),
             1 => Self::Nfs4ContentHole(Xdr::decode(r)?),
-            _ => Self::Default(DataContent4::from_u32(d).ok_or(Error::BadDiscriminant { what: "data_content4", value: d })?),
+            _ => Self::Default(DataContent4::from_u32(d).ok_or(Error::BadDiscriminant { what: "DataContent4", value: d })?),
         })
     }
 }
@@ -6564,7 +6564,7 @@ impl Xdr for ReadPlus4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6627,7 +6627,7 @@ impl Xdr for Seek4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6679,7 +6679,7 @@ impl Xdr for WriteSame4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -7614,7 +7614,7 @@ impl Xdr for NfsResop4 {
             70 => Self::OpWriteSame(Xdr::decode(r)?),
             71 => Self::OpClone(Xdr::decode(r)?),
             10044 => Self::OpIllegal(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "nfs_resop4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "NfsResop4", value: d }),
         })
     }
 }
@@ -7710,7 +7710,7 @@ impl Xdr for CbGetattr4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -7817,7 +7817,7 @@ impl Xdr for Layoutrecall4 {
             1 => Self::Layoutrecall4File(Xdr::decode(r)?),
             2 => Self::Layoutrecall4Fsid(Xdr::decode(r)?),
             3 => Self::Layoutrecall4All,
-            _ => return Err(Error::BadDiscriminant { what: "layoutrecall4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "Layoutrecall4", value: d }),
         })
     }
 }
@@ -8180,7 +8180,7 @@ impl Xdr for CbSequence4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -8318,7 +8318,7 @@ impl Xdr for OffloadInfo4 {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?, Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?, Xdr::decode(r)?),
         })
     }
 }
@@ -8582,7 +8582,7 @@ impl Xdr for NfsCbResop4 {
             14 => Self::OpCbNotifyDeviceid(Xdr::decode(r)?),
             15 => Self::OpCbOffload(Xdr::decode(r)?),
             10044 => Self::OpCbIllegal(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "nfs_cb_resop4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "NfsCbResop4", value: d }),
         })
     }
 }
