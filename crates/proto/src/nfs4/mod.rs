@@ -199,6 +199,11 @@ impl<'a, T: Op> Ops<'a, T> {
         }
     }
 
+    /// Bytes of the message consumed so far (header included).
+    pub fn position(&self) -> usize {
+        self.r.position()
+    }
+
     /// The number of the next operation, without consuming it.
     pub fn peek_opnum(&self) -> Option<u32> {
         if self.remaining() == 0 {
