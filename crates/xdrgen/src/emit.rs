@@ -613,7 +613,7 @@ mod tests {
     fn lists_bounds_and_keywords() {
         let out = gen(
             "struct e { int type; opaque o<>; string s<>; e *next; };\n\
-             struct l { e *first; unsigned hyper h[2]; };",
+             struct l { e *first; unsigned hyper h[2]; hyper *maybe; bool b; };",
             LIMITS,
         );
         assert!(out.contains("pub r#type: i32,"), "{out}");
@@ -622,6 +622,8 @@ mod tests {
         assert!(!out.contains("pub next"), "the link is not a field: {out}");
         assert!(out.contains("pub first: XdrList<E, 4>,"), "{out}");
         assert!(out.contains("pub h: [u64; 2],"), "{out}");
+        assert!(out.contains("pub maybe: Option<Box<i64>>,"), "{out}");
+        assert!(out.contains("pub b: bool,"), "{out}");
     }
 
     #[test]
