@@ -1,5 +1,5 @@
 //! Property tests of the NFSv4 wire types: arguments and results of every family of
-//! operations (files, state, sessions, pNFS, NFSv4.2, callbacks), unions with default
+//! operations (files, state, sessions, pNFS, NFSv4.2, xattrs, callbacks), unions with default
 //! arms, optional data and lists survive encode → decode unchanged, alone and inside a
 //! COMPOUND decoded op by op. Every strict prefix of an encoding is refused as truncated.
 use proptest::prelude::*;

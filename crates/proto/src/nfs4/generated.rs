@@ -293,6 +293,10 @@ xdr_enum! {
         Nfs4errBadlabel = 10093,
         /// `NFS4ERR_OFFLOAD_NO_REQS` = 10094.
         Nfs4errOffloadNoReqs = 10094,
+        /// `NFS4ERR_NOXATTR` = 10095.
+        Nfs4errNoxattr = 10095,
+        /// `NFS4ERR_XATTR2BIG` = 10096.
+        Nfs4errXattr2big = 10096,
     }
 }
 
@@ -371,7 +375,7 @@ pub type Pathname4 = VarArray<Component4, 1024>;
 pub type Verifier4 = OpaqueFixed<8>;
 
 /// XDR `typedef secret4`.
-pub type Secret4 = Utf8strCs;
+pub type Secret4 = XdrString<1024>;
 
 /// XDR `typedef policy4`.
 pub type Policy4 = u32;
@@ -1166,7 +1170,7 @@ xdr_struct! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct CopyConfirmAuthPriv {
         /// `ccap_shared_secret_mic`
-        pub ccap_shared_secret_mic: Secret4,
+        pub ccap_shared_secret_mic: Opaque<4096>,
         /// `ccap_username`
         pub ccap_username: Utf8strMixed,
     }
@@ -1745,6 +1749,14 @@ pub const FATTR4_CHANGE_ATTR_TYPE: u32 = 79;
 /// XDR `const FATTR4_SEC_LABEL`.
 pub const FATTR4_SEC_LABEL: u32 = 80;
 
+/// Extended attributes (RFC 8276).
+///
+/// XDR `const FATTR4_XATTR_SUPPORT`.
+pub const FATTR4_XATTR_SUPPORT: u32 = 82;
+
+/// XDR `typedef fattr4_xattr_support`.
+pub type Fattr4XattrSupport = bool;
+
 xdr_struct! {
     /// File attributes as sent: a bitmap and the values of the set bits, in order.
     ///
@@ -2060,6 +2072,11 @@ pub const NFL4_UFLG_COMMIT_THRU_MDS: u32 = 2;
 /// XDR `const NFL4_UFLG_STRIPE_UNIT_SIZE_MASK`.
 pub const NFL4_UFLG_STRIPE_UNIT_SIZE_MASK: u32 = 4294967232;
 
+/// XDR `const NFL42_UFLG_IO_ADVISE_THRU_MDS`.
+pub const NFL42_UFLG_IO_ADVISE_THRU_MDS: u32 = 4;
+
+/// NFSv4.2
+///
 /// XDR `typedef nfl_util4`.
 pub type NflUtil4 = u32;
 
@@ -2070,6 +2087,8 @@ xdr_enum! {
         Nflh4CareDense = 1,
         /// `NFLH4_CARE_COMMIT_THRU_MDS` = 2.
         Nflh4CareCommitThruMds = 2,
+        /// `NFL42_CARE_IO_ADVISE_THRU_MDS` = 4.
+        Nfl42CareIoAdviseThruMds = 4,
         /// `NFLH4_CARE_STRIPE_UNIT_SIZE` = 64.
         Nflh4CareStripeUnitSize = 64,
         /// `NFLH4_CARE_STRIPE_COUNT` = 128.
@@ -6712,6 +6731,238 @@ xdr_struct! {
     }
 }
 
+/// Extended attributes (RFC 8276, an OPTIONAL extension of NFSv4.2 after RFC 7863).
+/// Included so that the engine can answer them NFS4ERR_NOTSUPP instead of OP_ILLEGAL.
+///
+/// XDR `typedef xattrkey4`.
+pub type Xattrkey4 = Component4;
+
+/// XDR `typedef xattrvalue4`.
+pub type Xattrvalue4 = Opaque<65536>;
+
+xdr_struct! {
+    /// GETXATTR: get an extended attribute.
+    ///
+    /// XDR `struct GETXATTR4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Getxattr4args {
+        /// `gxa_name`
+        pub gxa_name: Xattrkey4,
+    }
+}
+
+/// XDR `union GETXATTR4res switch (nfsstat4 gxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Getxattr4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(Xattrvalue4),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Getxattr4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Getxattr4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
+xdr_enum! {
+    /// SETXATTR: set an extended attribute.
+    ///
+    /// XDR `enum setxattr_option4`.
+    pub enum SetxattrOption4 {
+        /// `SETXATTR4_EITHER` = 0.
+        Setxattr4Either = 0,
+        /// `SETXATTR4_CREATE` = 1.
+        Setxattr4Create = 1,
+        /// `SETXATTR4_REPLACE` = 2.
+        Setxattr4Replace = 2,
+    }
+}
+
+xdr_struct! {
+    /// XDR `struct SETXATTR4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Setxattr4args {
+        /// `sxa_option`
+        pub sxa_option: SetxattrOption4,
+        /// `sxa_key`
+        pub sxa_key: Xattrkey4,
+        /// `sxa_value`
+        pub sxa_value: Xattrvalue4,
+    }
+}
+
+/// XDR `union SETXATTR4res switch (nfsstat4 sxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setxattr4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(ChangeInfo4),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Setxattr4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Setxattr4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
+xdr_struct! {
+    /// LISTXATTRS: list extended attribute names.
+    ///
+    /// XDR `struct LISTXATTRS4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Listxattrs4args {
+        /// `lxa_cookie`
+        pub lxa_cookie: NfsCookie4,
+        /// `lxa_maxcount`
+        pub lxa_maxcount: Count4,
+    }
+}
+
+xdr_struct! {
+    /// XDR `struct LISTXATTRS4resok`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Listxattrs4resok {
+        /// `lxr_cookie`
+        pub lxr_cookie: NfsCookie4,
+        /// `lxr_names`
+        pub lxr_names: VarArray<Xattrkey4, 1024>,
+        /// `lxr_eof`
+        pub lxr_eof: bool,
+    }
+}
+
+/// XDR `union LISTXATTRS4res switch (nfsstat4 lxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listxattrs4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(Listxattrs4resok),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Listxattrs4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Listxattrs4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
+xdr_struct! {
+    /// REMOVEXATTR: remove an extended attribute.
+    ///
+    /// XDR `struct REMOVEXATTR4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Removexattr4args {
+        /// `rxa_name`
+        pub rxa_name: Xattrkey4,
+    }
+}
+
+/// XDR `union REMOVEXATTR4res switch (nfsstat4 rxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removexattr4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(ChangeInfo4),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Removexattr4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Removexattr4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
 xdr_enum! {
     /// Operation numbers.
     ///
@@ -6855,6 +7106,14 @@ xdr_enum! {
         OpWriteSame = 70,
         /// `OP_CLONE` = 71.
         OpClone = 71,
+        /// `OP_GETXATTR` = 72.
+        OpGetxattr = 72,
+        /// `OP_SETXATTR` = 73.
+        OpSetxattr = 73,
+        /// `OP_LISTXATTRS` = 74.
+        OpListxattrs = 74,
+        /// `OP_REMOVEXATTR` = 75.
+        OpRemovexattr = 75,
         /// `OP_ILLEGAL` = 10044.
         OpIllegal = 10044,
     }
@@ -7005,6 +7264,14 @@ pub enum NfsArgop4 {
     OpWriteSame(WriteSame4args),
     /// `case OP_CLONE`.
     OpClone(Clone4args),
+    /// `case OP_GETXATTR`.
+    OpGetxattr(Getxattr4args),
+    /// `case OP_SETXATTR`.
+    OpSetxattr(Setxattr4args),
+    /// `case OP_LISTXATTRS`.
+    OpListxattrs(Listxattrs4args),
+    /// `case OP_REMOVEXATTR`.
+    OpRemovexattr(Removexattr4args),
     /// `case OP_ILLEGAL`.
     OpIllegal,
     /// A discriminant outside the cases. Nothing after it can be decoded: the
@@ -7085,6 +7352,10 @@ impl NfsArgop4 {
             Self::OpSeek(_) => 69,
             Self::OpWriteSame(_) => 70,
             Self::OpClone(_) => 71,
+            Self::OpGetxattr(_) => 72,
+            Self::OpSetxattr(_) => 73,
+            Self::OpListxattrs(_) => 74,
+            Self::OpRemovexattr(_) => 75,
             Self::OpIllegal => 10044,
             Self::Unknown(d) => *d,
         }
@@ -7157,6 +7428,10 @@ impl Xdr for NfsArgop4 {
             Self::OpSeek(x) => x.encode(w),
             Self::OpWriteSame(x) => x.encode(w),
             Self::OpClone(x) => x.encode(w),
+            Self::OpGetxattr(x) => x.encode(w),
+            Self::OpSetxattr(x) => x.encode(w),
+            Self::OpListxattrs(x) => x.encode(w),
+            Self::OpRemovexattr(x) => x.encode(w),
             _ => {}
         }
     }
@@ -7233,6 +7508,10 @@ impl Xdr for NfsArgop4 {
             69 => Self::OpSeek(Xdr::decode(r)?),
             70 => Self::OpWriteSame(Xdr::decode(r)?),
             71 => Self::OpClone(Xdr::decode(r)?),
+            72 => Self::OpGetxattr(Xdr::decode(r)?),
+            73 => Self::OpSetxattr(Xdr::decode(r)?),
+            74 => Self::OpListxattrs(Xdr::decode(r)?),
+            75 => Self::OpRemovexattr(Xdr::decode(r)?),
             10044 => Self::OpIllegal,
             _ => Self::Unknown(d),
         })
@@ -7382,6 +7661,14 @@ pub enum NfsResop4 {
     OpWriteSame(WriteSame4res),
     /// `case OP_CLONE`.
     OpClone(Clone4res),
+    /// `case OP_GETXATTR`.
+    OpGetxattr(Getxattr4res),
+    /// `case OP_SETXATTR`.
+    OpSetxattr(Setxattr4res),
+    /// `case OP_LISTXATTRS`.
+    OpListxattrs(Listxattrs4res),
+    /// `case OP_REMOVEXATTR`.
+    OpRemovexattr(Removexattr4res),
     /// `case OP_ILLEGAL`.
     OpIllegal(Illegal4res),
 }
@@ -7459,6 +7746,10 @@ impl NfsResop4 {
             Self::OpSeek(_) => 69,
             Self::OpWriteSame(_) => 70,
             Self::OpClone(_) => 71,
+            Self::OpGetxattr(_) => 72,
+            Self::OpSetxattr(_) => 73,
+            Self::OpListxattrs(_) => 74,
+            Self::OpRemovexattr(_) => 75,
             Self::OpIllegal(_) => 10044,
         }
     }
@@ -7537,6 +7828,10 @@ impl Xdr for NfsResop4 {
             Self::OpSeek(x) => x.encode(w),
             Self::OpWriteSame(x) => x.encode(w),
             Self::OpClone(x) => x.encode(w),
+            Self::OpGetxattr(x) => x.encode(w),
+            Self::OpSetxattr(x) => x.encode(w),
+            Self::OpListxattrs(x) => x.encode(w),
+            Self::OpRemovexattr(x) => x.encode(w),
             Self::OpIllegal(x) => x.encode(w),
         }
     }
@@ -7613,6 +7908,10 @@ impl Xdr for NfsResop4 {
             69 => Self::OpSeek(Xdr::decode(r)?),
             70 => Self::OpWriteSame(Xdr::decode(r)?),
             71 => Self::OpClone(Xdr::decode(r)?),
+            72 => Self::OpGetxattr(Xdr::decode(r)?),
+            73 => Self::OpSetxattr(Xdr::decode(r)?),
+            74 => Self::OpListxattrs(Xdr::decode(r)?),
+            75 => Self::OpRemovexattr(Xdr::decode(r)?),
             10044 => Self::OpIllegal(Xdr::decode(r)?),
             _ => return Err(Error::BadDiscriminant { what: "NfsResop4", value: d }),
         })
