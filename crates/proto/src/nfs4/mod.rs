@@ -213,7 +213,8 @@ impl<'a, T: Op> Ops<'a, T> {
         self.r.clone().u32().ok()
     }
 
-    /// Fails unless every operation was decoded and nothing follows the last one.
+    /// Fails unless every operation was decoded and nothing follows the last one (an
+    /// operation left undecoded reads as a truncated message).
     pub fn finish(&self) -> Result<()> {
         if self.left > 0 {
             return Err(rnfs_xdr::Error::Truncated { needed: 4 });
@@ -320,11 +321,10 @@ fn op_count(
         });
     }
     // Every operation is at least its 4-byte number.
-    if count as usize * 4 > r.remaining() {
-        return Err(rnfs_xdr::Error::Truncated {
-            needed: count as usize * 4 - r.remaining(),
-        }
-        .into());
+    let need = (count as usize).saturating_mul(4);
+    if need > r.remaining() {
+        let needed = need - r.remaining();
+        return Err(rnfs_xdr::Error::Truncated { needed }.into());
     }
     Ok(count)
 }
