@@ -148,7 +148,7 @@ if [ "$VERS" != 3 ] && { phase locks || phase restart; }; then
   mkdir -p "$RUN/export-locks"
   if start_server "$RUN/export-locks"; then
     run_guest locks "$G/nfs4-locks.sh" -a "$LOCKTREE" || rc=$?
-    [ "$rc" != 0 ] || enough_checks nfs4-locks "$RUN/locks.out" 20 || rc=1
+    [ "$rc" != 0 ] || enough_checks nfs4-locks "$RUN/locks.out" 21 || rc=1
     "$H/$SERVER.sh" stop >&2 || true
   else
     rc=1; rnfs_log "locks: could not start $SERVER"

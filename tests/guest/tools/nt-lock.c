@@ -3,7 +3,7 @@
  * Linux-client VM (its busybox has no such tool). Built statically on the host by
  * tests/harness/linux-client/lock-tree.sh; written for rnfs, no code taken from elsewhere.
  *
- *   nt-lock [-s|-x] [-n] [-r START:LEN] [-t SECS] [-m MARK] [-h FLAG] [-a TEXT] FILE
+ *   nt-lock [-s|-x] [-n] [-r START:LEN] [-t SECS] [-m MARK] [-h FLAG] [-a TEXT] [-u UID:GID] FILE
  *
  *   -s / -x      shared (read) or exclusive (write) lock; default -x
  *   -n           do not wait: F_SETLK instead of F_SETLKW
@@ -12,6 +12,8 @@
  *   -m MARK      create the file MARK once the lock is held (a signal to the test script)
  *   -h FLAG      hold the lock until the file FLAG exists (polled every 100 ms)
  *   -a TEXT      then append TEXT and a newline through the locked descriptor, and fsync
+ *   -u UID:GID   switch to this user and group (no supplementary groups) before opening FILE:
+ *                another user means another NFSv4 open owner on the server
  *
  * Exit status: 0 the lock was taken (and the append, if any, succeeded), then released by
  * exiting; 1 refused with -n because another owner holds a conflicting lock (EAGAIN/EACCES);
@@ -20,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,20 +35,21 @@ static void on_alarm(int sig) { (void)sig; }
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: nt-lock [-s|-x] [-n] [-r START:LEN] [-t SECS] [-m MARK] [-h FLAG] [-a TEXT] FILE\n");
+    fprintf(stderr, "usage: nt-lock [-s|-x] [-n] [-r START:LEN] [-t SECS] [-m MARK] [-h FLAG] [-a TEXT] [-u UID:GID] FILE\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     int type = F_WRLCK, nowait = 0, opt, fd;
+    long uid = -1, gid = -1;
     long long start = 0, len = 0;
     unsigned secs = 300;
     const char *mark = NULL, *flag = NULL, *text = NULL, *file;
     struct flock fl;
     struct sigaction sa;
 
-    while ((opt = getopt(argc, argv, "sxnr:t:m:h:a:")) != -1) {
+    while ((opt = getopt(argc, argv, "sxnr:t:m:h:a:u:")) != -1) {
         switch (opt) {
         case 's': type = F_RDLCK; break;
         case 'x': type = F_WRLCK; break;
@@ -58,12 +62,20 @@ int main(int argc, char **argv)
         case 'm': mark = optarg; break;
         case 'h': flag = optarg; break;
         case 'a': text = optarg; break;
+        case 'u':
+            if (sscanf(optarg, "%ld:%ld", &uid, &gid) != 2 || uid < 0 || gid < 0)
+                return usage();
+            break;
         default: return usage();
         }
     }
     if (optind != argc - 1 || secs == 0)
         return usage();
     file = argv[optind];
+    if (uid >= 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0)) {
+        fprintf(stderr, "nt-lock: switch to %ld:%ld: %s\n", uid, gid, strerror(errno));
+        return 2;
+    }
     fd = open(file, O_RDWR | O_CREAT, 0644);
     if (fd < 0) {
         fprintf(stderr, "nt-lock: open %s: %s\n", file, strerror(errno));
