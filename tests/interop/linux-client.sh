@@ -39,6 +39,9 @@ TMO=${RNFS_VM_TIMEOUT:-900}
 OPTS=$(rnfs_mount_opts "$VERS")
 NAME=$SERVER SUFFIX=
 [ "$VERS" = 3 ] || { NAME=$SERVER-v$VERS SUFFIX=-v$VERS; }
+# result names: as they always were over NFSv3
+ACC=nfs3-acceptance ENO=nfs3-enospc
+[ "$VERS" = 3 ] || { ACC=acceptance$SUFFIX ENO=enospc$SUFFIX; }
 LEASE=${RNFS_TEST_LEASE:-15}
 if [ "$VERS" != 3 ]; then
   if [ "$SERVER" = ganesha ]; then
@@ -112,7 +115,7 @@ if start_server "$RUN/export"; then
 else
   rc=1; rnfs_log "acceptance: could not start $SERVER"
 fi
-result "acceptance$SUFFIX" "$rc" $((SECONDS - t))
+result "$ACC" "$rc" $((SECONDS - t))
 if [ "$rc" = 0 ]; then
   left=$(find "$RUN/export" -mindepth 1 | head -20)
   if [ -z "$left" ]; then result host-export-empty 0 0
@@ -134,7 +137,7 @@ else
   rc=1; rnfs_log "enospc: could not start $SERVER"
 fi
 umount "$SMALL"
-result "enospc$SUFFIX" "$rc" $((SECONDS - t))
+result "$ENO" "$rc" $((SECONDS - t))
 fi
 
 if [ "$VERS" != 3 ] && { phase locks || phase restart; }; then
