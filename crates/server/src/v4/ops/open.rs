@@ -76,6 +76,8 @@ struct Found {
     created: bool,
     cinfo: (u64, u64),
     attrset: Bitmap,
+    /// UNCHECKED4's size, to set once the open is granted.
+    truncate: Option<u64>,
 }
 
 /// The attributes a create carries, decoded.
@@ -106,6 +108,7 @@ fn by_name(
             created: false,
             cinfo: (before.change, before.change),
             attrset: Bitmap::default(),
+            truncate: None,
         });
     };
     if !x.rw {
@@ -114,21 +117,20 @@ fn by_name(
     let (mode, attrset, after_set) = match how {
         Createhow4::Unchecked4(f) => {
             let (mask, set) = create_attrs(c, f)?;
-            // An existing file is opened, not created: its permissions apply, before the
-            // backend applies the size.
-            if let Ok((key, attr)) = fs.lookup(&x.ctx, dk, name) {
-                if attr.ftype == FileType::Regular && set.size.is_some() {
-                    let found = Found {
-                        key,
-                        attr,
-                        created: false,
-                        cinfo: (before.change, before.change),
-                        attrset: Bitmap::default(),
-                    };
-                    check_open_access(x, &found, true, false)?;
-                }
-            }
-            (CreateMode::Unchecked(set), mask, None)
+            // The size (O_TRUNC) is applied once the share reservation is granted: a
+            // conflicting OPEN must not truncate someone else's file.
+            let no_size = SetAttr { size: None, ..set };
+            let mut f = create_now(
+                x,
+                dk,
+                name,
+                CreateMode::Unchecked(no_size),
+                mask,
+                None,
+                &before,
+            )?;
+            f.truncate = set.size;
+            return Ok(f);
         }
         Createhow4::Guarded4(f) => {
             let (mask, set) = create_attrs(c, f)?;
@@ -171,6 +173,7 @@ fn create_now(
         created: after.change != before.change,
         cinfo: (before.change, after.change),
         attrset,
+        truncate: None,
     })
 }
 
@@ -244,6 +247,7 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
                 created: false,
                 cinfo: (0, 0),
                 attrset: Bitmap::default(),
+                truncate: None,
             };
             (x, f)
         }
@@ -255,6 +259,10 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         }
     };
     check_open_access(&x, &found, access.writes(), access.reads())?;
+    if found.truncate.is_some() && !access.writes() {
+        // knfsd too: a size needs write access.
+        return Err(Nfs4Error::Inval);
+    }
     let req = OpenRequest {
         client,
         owner: a.owner.owner.0.clone(),
@@ -264,6 +272,25 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         reclaim,
     };
     let opened = with_locking(c, |l| l.open(&req)).map_err(|e| lerr(c, &e))?;
+    if let Some(size) = found.truncate {
+        let set = SetAttr {
+            size: Some(size),
+            ..SetAttr::default()
+        };
+        if let Err(e) = x.export.fs.setattr(&x.ctx, &found.key, &set, None) {
+            // The open this OPEN made goes with it (an upgrade stays: the owner's
+            // earlier OPENs hold it).
+            if !opened.upgraded {
+                let _ = c
+                    .ctx
+                    .state
+                    .locking
+                    .lock()
+                    .close(client, &opened.stateid, &req.file);
+            }
+            return Err(e.into());
+        }
+    }
     put_stateid(w, &opened.stateid);
     put_cinfo(w, found.cinfo.0, found.cinfo.1);
     w.u32(RESULT_LOCKTYPE_POSIX);

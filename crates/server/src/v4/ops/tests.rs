@@ -68,7 +68,7 @@ impl StateHooks for Hooks {
 
 struct World {
     _server: NfsServer,
-    fs: Arc<MemFs>,
+    fs: Arc<dyn Backend>,
     _ro: Arc<MemFs>,
     pseudo: PseudoFs,
     owners: OwnerMap,
@@ -79,9 +79,13 @@ struct World {
 static NONE: Auth = Auth::None;
 
 fn world() -> World {
+    world_on(Arc::new(MemFs::with_root(1 << 24, 0, 0, 0o777)))
+}
+
+/// The test world with `fs` exported at /srv/a (and a memory backend at /ro).
+fn world_on(fs: Arc<dyn Backend>) -> World {
     let cfg =
         exports::parse_exports("t", "/srv/a *(rw,insecure)\n/ro 10.0.0.1(ro,insecure)\n").unwrap();
-    let fs = Arc::new(MemFs::with_root(1 << 24, 0, 0, 0o777));
     let ro = Arc::new(MemFs::new(1 << 20));
     let exports = vec![
         Export::from_spec(&cfg.exports[0], fs.clone()),
@@ -416,7 +420,24 @@ fn open_checks_its_arguments_and_the_file_type() {
 
 #[test]
 fn an_exclusive_create_retried_with_its_verifier_succeeds() {
-    let w = world();
+    exclusive_create(world());
+}
+
+#[test]
+fn an_exclusive_create_on_the_local_backend() {
+    // The local backend keeps the verifier in the file's times, as knfsd does: the
+    // attributes EXCLUSIVE4_1 sets afterwards (a mode) must not lose it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+    exclusive_create(world_on(fs));
+}
+
+fn exclusive_create(w: World) {
     let excl = |verf: [u8; 8], attrs: Fattr4| {
         let mut v = at_export();
         v.push(open_op(
@@ -455,6 +476,50 @@ fn an_exclusive_create_retried_with_its_verifier_succeeds() {
     assert_eq!(w.run(1, excl([3; 8], times)).0, code(Nfs4Error::Inval));
     let a = w.fs.lookup(&VCtx::default(), &w.fs.root(), b"x").unwrap().1;
     assert_eq!(a.mode & 0o777, 0o640);
+    // After the retry, the file is an ordinary file: its size may change, and its
+    // times are real ones.
+    let (s, _) = w.run(1, excl([1; 8], mode));
+    assert_eq!(s, 0);
+}
+
+#[test]
+fn a_conflicting_open_does_not_truncate() {
+    let w = world();
+    let mut ops = open_file(b"o1", b"f", BOTH, WRITE);
+    ops.push(write_op(&current(), 0, b"data", StableHow4::FileSync4));
+    assert_eq!(w.run(1, ops).0, 0);
+    let trunc = |owner: &[u8], access| {
+        let mut v = at_export();
+        v.push(open_op(
+            owner,
+            access,
+            0,
+            Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
+                attrmask: VarArray(vec![1 << 4]),
+                attr_vals: Opaque(0u64.to_be_bytes().to_vec()),
+            })),
+            OpenClaim4::ClaimNull(name(b"f")),
+        ));
+        v
+    };
+    let size = || {
+        w.fs.lookup(&VCtx::default(), &w.fs.root(), b"f")
+            .unwrap()
+            .1
+            .size
+    };
+    let held = w.counts();
+    assert_eq!(
+        w.run(2, trunc(b"o2", WRITE)).0,
+        code(Nfs4Error::ShareDenied)
+    );
+    assert_eq!(size(), 4, "the refused OPEN truncated the file");
+    // A size without write access.
+    assert_eq!(w.run(2, trunc(b"o2", READ)).0, code(Nfs4Error::Inval));
+    assert_eq!((size(), w.counts()), (4, held));
+    // The holder truncates.
+    assert_eq!(w.run(1, trunc(b"o1", BOTH)).0, 0);
+    assert_eq!(size(), 0);
 }
 
 #[test]
@@ -695,6 +760,20 @@ fn old_and_bad_stateids_through_compounds_leak_nothing() {
             vec![putfh(&fh), lock_new(&s2, b"l", NfsLockType4::WriteLt, 0, 0)],
             Nfs4Error::Inval,
         ),
+        (vec![putfh(&fh), read_op(&s1, 0, 1)], Nfs4Error::OldStateid),
+        (
+            vec![
+                putfh(&fh),
+                NfsArgop4::OpSetattr(Setattr4args {
+                    stateid: s1.clone(),
+                    obj_attributes: Fattr4 {
+                        attrmask: VarArray(vec![1 << 4]),
+                        attr_vals: Opaque(0u64.to_be_bytes().to_vec()),
+                    },
+                }),
+            ],
+            Nfs4Error::OldStateid,
+        ),
         // Another client's stateid.
         (vec![putfh(&fh), close_op(&s2)], Nfs4Error::BadStateid),
         // The current stateid when none is set.
@@ -704,10 +783,66 @@ fn old_and_bad_stateids_through_compounds_leak_nothing() {
         ),
     ];
     for (i, (ops, e)) in refused.into_iter().enumerate() {
-        let client = if i == 6 { 2 } else { 1 };
+        let client = if i == 8 { 2 } else { 1 };
         assert_eq!(w.run(client, ops).0, code(e), "case {i}");
         assert_eq!(w.counts(), held, "case {i} leaked");
     }
+    // A lock stateid, then its old versions through LOCK (exist_lock_owner) and LOCKU.
+    let (s, r) = w.run(
+        1,
+        vec![
+            putfh(&fh),
+            lock_new(&s2, b"l", NfsLockType4::WriteLt, 0, 10),
+        ],
+    );
+    assert_eq!(s, 0);
+    let l1 = match &r[1] {
+        NfsResop4::OpLock(Lock4res::Nfs4Ok(ok)) => ok.lock_stateid.clone(),
+        other => panic!("{other:?}"),
+    };
+    let unlock = |sid: &Stateid4| {
+        NfsArgop4::OpLocku(Locku4args {
+            locktype: NfsLockType4::WriteLt,
+            seqid: 0,
+            lock_stateid: sid.clone(),
+            offset: 0,
+            length: 5,
+        })
+    };
+    assert_eq!(w.run(1, vec![putfh(&fh), unlock(&l1)]).0, 0);
+    let held = w.counts();
+    let existing = NfsArgop4::OpLock(Lock4args {
+        locktype: NfsLockType4::WriteLt,
+        reclaim: false,
+        offset: 20,
+        length: 1,
+        locker: Locker4::False(ExistLockOwner4 {
+            lock_stateid: l1.clone(),
+            lock_seqid: 0,
+        }),
+    });
+    assert_eq!(
+        w.run(1, vec![putfh(&fh), existing]).0,
+        code(Nfs4Error::OldStateid)
+    );
+    assert_eq!(
+        w.run(1, vec![putfh(&fh), unlock(&l1)]).0,
+        code(Nfs4Error::OldStateid)
+    );
+    assert_eq!(w.counts(), held, "old lock stateids leaked");
+    let l2 = Stateid4 {
+        seqid: l1.seqid + 1,
+        ..l1.clone()
+    };
+    let unlock_all = NfsArgop4::OpLocku(Locku4args {
+        locktype: NfsLockType4::WriteLt,
+        seqid: 0,
+        lock_stateid: l2.clone(),
+        offset: 0,
+        length: u64::MAX,
+    });
+    let free = NfsArgop4::OpFreeStateid(FreeStateid4args { fsa_stateid: l2 });
+    assert_eq!(w.run(1, vec![putfh(&fh), unlock_all, free]).0, 0);
     // OPEN_DOWNGRADE to READ (asked first) works; to WRITE alone (never asked) is INVAL.
     let down = |sid: &Stateid4, access| {
         NfsArgop4::OpOpenDowngrade(OpenDowngrade4args {
