@@ -134,9 +134,9 @@ impl StateHooks for NoHooks {
 
 /// The state a compound's operations use, besides the namespace.
 pub struct StateCtx<'a> {
-    /// The server's locking state (opens, share reservations, locks). Operations take the
-    /// lock for the length of one state change and never across backend I/O they wait on,
-    /// but for OPEN, which must create the file and record the open as one step.
+    /// The server's locking state (opens, share reservations, locks). Operations hold the
+    /// lock for one state change or check, never across backend I/O (OPEN creates the
+    /// file first, then records the open; UNCHECKED4's size is set after that).
     pub locking: &'a parking_lot::Mutex<Locking>,
     /// Grace, reclaim and courtesy clients.
     pub hooks: &'a dyn StateHooks,

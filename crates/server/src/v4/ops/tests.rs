@@ -1180,3 +1180,58 @@ fn readdir_of_the_pseudo_root_and_rdattr_error() {
         );
     }
 }
+
+#[test]
+fn a_client_past_its_state_limit_gets_resource_and_others_are_served() {
+    let mut w = world();
+    w.locking = parking_lot::Mutex::new(Locking::new(
+        1,
+        crate::v4::state::locking::Limits {
+            states_per_client: 2,
+            ..Default::default()
+        },
+    ));
+    open_ok(&w, 1, b"o", b"f1", READ, 0);
+    open_ok(&w, 1, b"o", b"f2", READ, 0);
+    let held = w.counts();
+    assert_eq!(
+        w.run(1, open_file(b"o", b"f3", READ, 0)).0,
+        code(Nfs4Error::Resource)
+    );
+    assert_eq!(w.counts(), held);
+    open_ok(&w, 2, b"o", b"f3", READ, 0);
+    let stats = w.locking.lock().stats();
+    assert_eq!(stats.refused_client_limit, 1);
+}
+
+#[test]
+fn setattr_of_mode_and_times() {
+    let w = world();
+    let (fh, _) = open_ok(&w, 1, b"o1", b"f", READ, 0);
+    // mode 0600 and time_modify_set to 1000 s: no stateid needed.
+    let mut vals = 0o600u32.to_be_bytes().to_vec();
+    vals.extend(1u32.to_be_bytes());
+    vals.extend(1000i64.to_be_bytes());
+    vals.extend(0u32.to_be_bytes());
+    let set = NfsArgop4::OpSetattr(Setattr4args {
+        stateid: anonymous(),
+        obj_attributes: Fattr4 {
+            attrmask: VarArray(vec![0, 1 << 1 | 1 << (54 - 32)]),
+            attr_vals: Opaque(vals),
+        },
+    });
+    let (s, r) = w.run(1, vec![putfh(&fh), set]);
+    assert_eq!(s, 0, "{r:?}");
+    let a = w.fs.lookup(&VCtx::default(), &w.fs.root(), b"f").unwrap().1;
+    assert_eq!((a.mode & 0o7777, a.mtime.secs), (0o600, 1000));
+    // In the pseudo file system: ROFS, its bitmap empty.
+    let set = NfsArgop4::OpSetattr(Setattr4args {
+        stateid: anonymous(),
+        obj_attributes: Fattr4 {
+            attrmask: VarArray(vec![0, 1 << 1]),
+            attr_vals: Opaque(0o700u32.to_be_bytes().to_vec()),
+        },
+    });
+    let (s, _) = w.run(1, vec![NfsArgop4::OpPutrootfh, set]);
+    assert_eq!(s, code(Nfs4Error::Rofs));
+}
