@@ -119,16 +119,24 @@ fn by_name(
             let (mask, set) = create_attrs(c, f)?;
             // The size (O_TRUNC) is applied once the share reservation is granted: a
             // conflicting OPEN must not truncate someone else's file.
+            let existed = fs.lookup(&x.ctx, dk, name).is_ok();
             let no_size = SetAttr { size: None, ..set };
+            // An existing file is opened: of the attributes, only the size applies.
+            let set_mask = if existed {
+                mask.and(Bitmap::of(&[attrs::num::SIZE]))
+            } else {
+                mask
+            };
             let mut f = create_now(
                 x,
                 dk,
                 name,
                 CreateMode::Unchecked(no_size),
-                mask,
+                set_mask,
                 None,
                 &before,
             )?;
+            f.created = !existed;
             f.truncate = set.size;
             return Ok(f);
         }
@@ -170,7 +178,9 @@ fn create_now(
     Ok(Found {
         key,
         attr,
-        created: after.change != before.change,
+        // GUARDED4 and EXCLUSIVE4 succeed only for a file they created (an exclusive
+        // retry: created by the same client, its verifier says); UNCHECKED4 says itself.
+        created: true,
         cinfo: (before.change, after.change),
         attrset,
         truncate: None,

@@ -1235,3 +1235,44 @@ fn setattr_of_mode_and_times() {
     let (s, _) = w.run(1, vec![NfsArgop4::OpPutrootfh, set]);
     assert_eq!(s, code(Nfs4Error::Rofs));
 }
+
+#[test]
+fn an_unchecked_open_of_an_existing_file() {
+    let w = world();
+    let ctx = VCtx::default();
+    // root's file, 0600: nobody may open it, UNCHECKED4 or not.
+    let set = SetAttr {
+        mode: Some(0o600),
+        ..SetAttr::default()
+    };
+    w.fs.create(
+        &ctx,
+        &w.fs.root(),
+        b"mine",
+        &rnfs_vfs::CreateMode::Guarded(set),
+    )
+    .unwrap();
+    assert_eq!(
+        w.run(1, open_file(b"o", b"mine", READ, 0)).0,
+        code(Nfs4Error::Access)
+    );
+    // An existing file of the caller's: opened, and of the attributes asked (mode) none
+    // is set, so attrset is empty.
+    open_ok(&w, 1, b"o", b"f", BOTH, 0);
+    let mut v = at_export();
+    v.push(open_op(
+        b"o",
+        BOTH,
+        0,
+        Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
+            attrmask: VarArray(vec![0, 1 << 1]),
+            attr_vals: Opaque(0o600u32.to_be_bytes().to_vec()),
+        })),
+        OpenClaim4::ClaimNull(name(b"f")),
+    ));
+    let (s, r) = w.run(1, v);
+    assert_eq!(s, 0);
+    let o = opened(&r[3]);
+    assert!(o.attrset.0.iter().all(|w| *w == 0), "{:?}", o.attrset);
+    assert_eq!(o.stateid.seqid, 2, "the owner's open upgraded");
+}
