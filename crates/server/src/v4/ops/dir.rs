@@ -11,7 +11,8 @@
 //! or removed in between, so an entry present for the whole listing is returned exactly
 //! once (seed entry 4 cannot happen). Cookies 1 and 2 are reserved (RFC 8881 18.23.3:
 //! BAD_COOKIE); the cookie verifier ties a cookie to its directory (NOT_SAME otherwise).
-//! `maxcount` bounds the whole result (TOOSMALL when not even one entry fits); an entry
+//! `maxcount` bounds the whole result (TOOSMALL when not even one entry fits; `dircount`
+//! is a hint the server may ignore, RFC 8881 18.23.3, and knfsd does too); an entry
 //! whose attributes cannot be read carries `rdattr_error` when asked for, else fails the
 //! listing.
 use super::{put_cinfo, writable};

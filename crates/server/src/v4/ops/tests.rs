@@ -1276,3 +1276,58 @@ fn an_unchecked_open_of_an_existing_file() {
     assert!(o.attrset.0.iter().all(|w| *w == 0), "{:?}", o.attrset);
     assert_eq!(o.stateid.seqid, 2, "the owner's open upgraded");
 }
+
+#[test]
+fn operations_without_a_use_here_answer_notsupp() {
+    let w = world();
+    let (fh, _) = open_ok(&w, 1, b"o", b"f", READ, 0);
+    // RELEASE_LOCKOWNER is NFSv4.0's (4.1 frees lock stateids with FREE_STATEID); no pNFS.
+    let release = NfsArgop4::OpReleaseLockowner(ReleaseLockowner4args {
+        lock_owner: StateOwner4 {
+            clientid: 1,
+            owner: Opaque(b"l".to_vec()),
+        },
+    });
+    assert_eq!(w.run(1, vec![release]).0, code(Nfs4Error::NotSupp));
+    let getdeviceinfo = NfsArgop4::OpGetdeviceinfo(Getdeviceinfo4args {
+        gdia_device_id: OpaqueFixed([0; 16]),
+        gdia_layout_type: Layouttype4::Layout4Nfsv41Files,
+        gdia_maxcount: 1000,
+        gdia_notify_types: VarArray(vec![]),
+    });
+    assert_eq!(w.run(1, vec![getdeviceinfo]).0, code(Nfs4Error::NotSupp));
+    let layoutreturn = NfsArgop4::OpLayoutreturn(Layoutreturn4args {
+        lora_reclaim: false,
+        lora_layout_type: Layouttype4::Layout4Nfsv41Files,
+        lora_iomode: Layoutiomode4::Layoutiomode4Any,
+        lora_layoutreturn: Layoutreturn4::Default(LayoutreturnType4::Layoutreturn4All),
+    });
+    assert_eq!(
+        w.run(1, vec![putfh(&fh), layoutreturn]).0,
+        code(Nfs4Error::NotSupp)
+    );
+}
+
+#[test]
+fn create_a_symlink_and_read_it() {
+    let w = world();
+    let mut v = at_export();
+    v.push(create_op(
+        Createtype4::Nf4lnk(Opaque(b"../target".to_vec())),
+        b"l",
+    ));
+    v.push(NfsArgop4::OpReadlink);
+    let (s, r) = w.run(1, v);
+    assert_eq!(s, 0, "{r:?}");
+    match &r[4] {
+        NfsResop4::OpReadlink(Readlink4res::Nfs4Ok(ok)) => assert_eq!(ok.link.0, b"../target"),
+        other => panic!("{other:?}"),
+    }
+    // An empty target is INVAL; a name taken is EXIST.
+    let mut v = at_export();
+    v.push(create_op(Createtype4::Nf4lnk(Opaque(vec![])), b"l2"));
+    assert_eq!(w.run(1, v).0, code(Nfs4Error::Inval));
+    let mut v = at_export();
+    v.push(create_op(Createtype4::Nf4dir, b"l"));
+    assert_eq!(w.run(1, v).0, code(Nfs4Error::Exist));
+}
