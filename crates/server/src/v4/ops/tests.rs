@@ -69,7 +69,7 @@ impl StateHooks for Hooks {
 struct World {
     _server: NfsServer,
     fs: Arc<dyn Backend>,
-    _ro: Arc<MemFs>,
+    _ro: Arc<dyn Backend>,
     pseudo: PseudoFs,
     owners: OwnerMap,
     locking: parking_lot::Mutex<Locking>,
@@ -84,9 +84,13 @@ fn world() -> World {
 
 /// The test world with `fs` exported at /srv/a (and a memory backend at /ro).
 fn world_on(fs: Arc<dyn Backend>) -> World {
+    world_of(fs, Arc::new(MemFs::new(1 << 20)))
+}
+
+/// The test world with `fs` exported at /srv/a and `ro` at /ro.
+fn world_of(fs: Arc<dyn Backend>, ro: Arc<dyn Backend>) -> World {
     let cfg =
         exports::parse_exports("t", "/srv/a *(rw,insecure)\n/ro 10.0.0.1(ro,insecure)\n").unwrap();
-    let ro = Arc::new(MemFs::new(1 << 20));
     let exports = vec![
         Export::from_spec(&cfg.exports[0], fs.clone()),
         Export::from_spec(&cfg.exports[1], ro.clone()),
@@ -1330,4 +1334,37 @@ fn create_a_symlink_and_read_it() {
     let mut v = at_export();
     v.push(create_op(Createtype4::Nf4dir, b"l"));
     assert_eq!(w.run(1, v).0, code(Nfs4Error::Exist));
+}
+
+#[test]
+fn one_file_through_two_exports_has_one_set_of_reservations() {
+    // /srv/a and /ro export the same file system: a deny through one holds through the
+    // other (the locking state knows files by the backend's key, not per export).
+    let fs: Arc<dyn Backend> = Arc::new(MemFs::with_root(1 << 24, 0, 0, 0o777));
+    let w = world_of(fs.clone(), fs);
+    let mut v = at_export();
+    v.push(open_op(
+        b"o1",
+        BOTH,
+        READ,
+        Openflag4::Open4Create(Createhow4::Unchecked4(no_attrs())),
+        OpenClaim4::ClaimNull(name(b"f")),
+    ));
+    assert_eq!(w.run(1, v).0, 0);
+    let other = |access| {
+        vec![
+            NfsArgop4::OpPutrootfh,
+            NfsArgop4::OpLookup(Lookup4args {
+                objname: name(b"ro"),
+            }),
+            open_op(
+                b"o2",
+                access,
+                0,
+                Openflag4::Default(Opentype4::Open4Nocreate),
+                OpenClaim4::ClaimNull(name(b"f")),
+            ),
+        ]
+    };
+    assert_eq!(w.run(2, other(READ)).0, code(Nfs4Error::ShareDenied));
 }
