@@ -350,6 +350,8 @@ pub async fn serve(
                 let sd = shutdown.clone();
                 stats.open.fetch_add(1, Ordering::Relaxed);
                 stats.total.fetch_add(1, Ordering::Relaxed);
+                // Held whatever the budget says: the connection limit bounds it.
+                stats.memory.add(limits::CONN_COST);
                 let (id, entry) = stats.registry.insert(Instant::now());
                 conns.spawn(async move {
                     let end = conn::connection(sock, conn, svc, cfg, stats.clone(), entry, sd).await;
@@ -363,6 +365,7 @@ pub async fn serve(
                         conn::End::Normal | conn::End::Shed => {}
                     }
                     stats.registry.remove(id);
+                    stats.memory.release(limits::CONN_COST);
                     stats.open.fetch_sub(1, Ordering::Relaxed);
                     stats.closed.notify_one();
                 }.instrument(tracing::info_span!("conn", %peer)));
@@ -795,7 +798,7 @@ mod tests {
         }
         // What the connection holds is charged to the budget once it has read.
         let t = std::time::Instant::now();
-        while srv.stats.memory.total() < 48 * 1024 {
+        while srv.stats.memory.total() < limits::CONN_COST + 48 * 1024 {
             assert!(
                 t.elapsed() < std::time::Duration::from_secs(10),
                 "never read"
@@ -804,10 +807,40 @@ mod tests {
         }
         // The most ever charged, room made for reads included: about twice what arrived
         // (each read makes room for as much as is buffered), not 256 KiB more.
-        let peak = srv.stats.memory.take_peak();
+        let peak = srv.stats.memory.take_peak() - limits::CONN_COST;
         assert!(
             peak <= 2 * 48 * 1024 + 16 * 1024,
             "{peak} bytes taken for 48 KiB received"
         );
+    }
+
+    #[test]
+    fn each_open_connection_is_charged_to_the_memory_budget() {
+        let srv = start(Config::default());
+        let total = || srv.stats.memory.total();
+        let open = || srv.stats.open.load(Ordering::SeqCst);
+        let mut peers: Vec<_> = (0..10).map(|_| Peer::connect(srv.addr)).collect();
+        // Once served, each is open (its accept has run).
+        for p in &mut peers {
+            p.send(&[0, 0, 1]);
+            assert_eq!(p.recv().unwrap(), vec![0, 0, 1]);
+        }
+        assert_eq!(open(), 10);
+        // Each connection gives back what its call took just after sending the reply.
+        let t = std::time::Instant::now();
+        while total() != 10 * limits::CONN_COST {
+            let n = total();
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "{n} bytes held"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(peers);
+        while open() > 0 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(total(), 0, "given back when they close");
     }
 }
