@@ -469,9 +469,14 @@ fn give_back_freed_memory() {}
 /// 376 MiB for at most 256 MiB buffered; with the threshold fixed, 270 MiB
 /// (docs/benchmarks.md). A 1 MiB WRITE's receive buffer is then a fresh mapping (its
 /// growth a `mremap`, no copy); READ replies come from the reply-buffer pool.
+///
+/// An administrator's `MALLOC_MMAP_THRESHOLD_` (glibc reads it at start) wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_allocator() {
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
+        return;
+    }
     // SAFETY: mallopt only sets a parameter of the allocator under its lock, called
     // before the runtime's threads start; it takes no pointer.
     let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
