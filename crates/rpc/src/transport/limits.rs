@@ -40,7 +40,10 @@ pub fn default_memory_budget(ram: u64) -> usize {
 /// What one open connection costs the server besides its buffers (its task and state, the
 /// runtime's registration of its socket, its registry entry), charged to the memory budget
 /// while it is open, so that the budget bounds the server's memory, not only its buffers.
-/// Measured: 575 idle connections added ~6 MiB of RSS (~11 KiB each); rounded up.
+/// Measured: 575 idle connections added ~6 MiB of RSS (~11 KiB each); rounded up. Charged
+/// whatever the budget says (a connection is never refused for memory; the connection
+/// limit bounds them): those accepted while the budget is full pass it by this much each,
+/// until buffers are given back.
 pub const CONN_COST: usize = 16 * 1024;
 
 /// The least share of the last quarter of the budget a connection may hold however many
