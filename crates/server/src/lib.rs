@@ -1182,6 +1182,7 @@ mod tests {
         let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
         let conn = ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
