@@ -3,38 +3,42 @@
 //! [`NfsServer`] is an [`rnfs_rpc::transport::Service`]: it takes one call message and
 //! returns the reply message, with no I/O of its own beyond the backend, so every procedure
 //! can be tested by feeding it bytes. The pieces:
+//! - [`route`]: one unit per (program, version), which owns its classification, replay
+//!   caching, dispatch and statistics; the server routes each call to its unit;
 //! - [`handle`]: wire file handles (export id, backend key, MAC tag);
 //! - [`state`]: the state directory, which keeps the handle secret across restarts;
 //! - [`search`]: bounds on searching for keys the backend does not know;
-//! - [`status`]: the one place where backend errors become NFS and MOUNT statuses;
-//! - [`nfs3`]: the 22 NFSv3 procedures, one small function each;
-//! - [`mount`]: the MOUNT procedures;
-//! - [`stats`]: counters per procedure, errors, bytes and reply-cache activity.
+//! - [`v3`]: NFSv3 and MOUNT v3, their units, and the one place where backend errors
+//!   become their statuses; [`v4`]: NFSv4;
+//! - [`admin`]: the administration program (statistics for `rnfs stats`, metrics);
+//! - [`stats`]: server-wide counters, and the named counter tables of the units.
+//!
+//! Below the protocol layers (exports, handles, searches, the backend) errors are neutral
+//! ([`rnfs_vfs::VfsError`]); each protocol version maps them to its statuses once.
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod attr;
 pub mod exports;
 pub mod handle;
-pub mod mount;
-pub mod nfs3;
+pub mod route;
 pub mod search;
 pub mod state;
 pub mod stats;
-pub mod status;
+pub mod v3;
 pub mod v4;
 
 use parking_lot::{Mutex, RwLock};
 use rnfs_proto::rpc::ReplyStatus;
-use rnfs_proto::{mount3, nfs3 as p3};
 use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
 use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
 use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo, Service};
-use rnfs_vfs::{Backend, Creds, Ctx};
+use rnfs_vfs::{Backend, Creds, Ctx, VfsError};
+use route::{Env, Peek, Route, Routes};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use v3::mount;
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -237,7 +241,7 @@ pub struct Req<'a> {
 
 impl Req<'_> {
     /// Whether the call was given up here, to run again on the pool.
-    fn deferred(&self) -> bool {
+    pub(crate) fn deferred(&self) -> bool {
         self.defer.is_some_and(Cell::get)
     }
 }
@@ -287,6 +291,8 @@ pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
 /// The NFS server: MOUNT v3 and NFSv3 over a table of exports.
 pub struct NfsServer {
     table: RwLock<Arc<ExportTable>>,
+    /// The units, by (program, version): see [`route`].
+    routes: Routes,
     /// Every export in force never blocks (see [`Export::never_blocks`]).
     never_blocks: AtomicBool,
     /// Every export in force keeps its data in memory (see [`Export::data_in_memory`]).
@@ -329,7 +335,12 @@ impl NfsServer {
             retired: Default::default(),
         };
         let mounts = mount::MountList::new(cfg.mounts_per_client, cfg.mounts_total);
+        let mut routes = Routes::default();
+        routes.register(Box::new(v3::Nfs3::new()));
+        routes.register(Box::new(mount::Mount3::new()));
+        routes.register(Box::new(admin::Admin));
         Self {
+            routes,
             never_blocks: AtomicBool::new(table.never_blocks()),
             data_in_memory: AtomicBool::new(table.data_in_memory()),
             buffers: Mutex::default(),
@@ -427,8 +438,8 @@ impl NfsServer {
     pub(crate) fn scope(
         &self,
         req: &Req<'_>,
-        fh: &p3::FileHandle3,
-    ) -> Result<(Scope, rnfs_vfs::FileKey), p3::Nfsstat3> {
+        fh: &[u8],
+    ) -> Result<(Scope, rnfs_vfs::FileKey), VfsError> {
         let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
         let table = self.exports();
         let e = table.by_id(id);
@@ -441,17 +452,17 @@ impl NfsServer {
         .inspect_err(|_| self.stats.handle_mac_failure())?;
         let Some(e) = e else {
             return Err(if table.retired.contains(&id) {
-                p3::Nfsstat3::Acces
+                VfsError::Acces
             } else {
-                p3::Nfsstat3::Stale
+                VfsError::Stale
             });
         };
         let scope = match self.admit(e, req) {
             Ok(s) => s,
-            Err(Denied::NotListed) => return Err(p3::Nfsstat3::Acces),
+            Err(Denied::NotListed) => return Err(VfsError::Acces),
             Err(Denied::InsecurePort) => {
                 tracing::info!(peer = %req.conn.peer, "request from an unprivileged port refused (export is secure)");
-                return Err(p3::Nfsstat3::Perm);
+                return Err(VfsError::Perm);
             }
         };
         self.place(req, &scope, &key)?;
@@ -463,11 +474,11 @@ impl NfsServer {
         &self,
         req: &Req<'_>,
         x: &Scope,
-        fh: &p3::FileHandle3,
-    ) -> Result<rnfs_vfs::FileKey, p3::Nfsstat3> {
+        fh: &[u8],
+    ) -> Result<rnfs_vfs::FileKey, VfsError> {
         let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
         if id != x.export.id {
-            return Err(p3::Nfsstat3::Xdev);
+            return Err(VfsError::Xdev);
         }
         let key =
             handle::verify(&x.export.key, fh).inspect_err(|_| self.stats.handle_mac_failure())?;
@@ -478,22 +489,22 @@ impl NfsServer {
     /// Makes sure the backend can place `key` before the call uses it: if it needs a
     /// search, defers a call tried on the connection's task to the pool, and runs the
     /// search there within the bounds of [`search`].
-    fn place(&self, req: &Req<'_>, x: &Scope, key: &rnfs_vfs::FileKey) -> Result<(), p3::Nfsstat3> {
+    /// Beyond a cap of searches the call is answered [`VfsError::Jukebox`]: the condition
+    /// passes and the client should retry later (see [`search`]).
+    fn place(&self, req: &Req<'_>, x: &Scope, key: &rnfs_vfs::FileKey) -> Result<(), VfsError> {
         use rnfs_vfs::Searched;
-        match x.export.fs.needs_search(key) {
-            Ok(false) => return Ok(()),
-            Ok(true) => {}
-            Err(e) => return Err(status::nfs3(e)),
+        if !x.export.fs.needs_search(key)? {
+            return Ok(());
         }
         if let Some(d) = req.defer {
             d.set(true);
-            return Err(p3::Nfsstat3::Jukebox); // never sent: the call runs again
+            return Err(VfsError::Jukebox); // never sent: the call runs again
         }
         let cfg = &self.cfg.search;
         let Some(_permit) = self.searches.admit(req.conn.peer.ip(), cfg) else {
             self.stats.search_refused();
             tracing::debug!(peer = %req.conn.peer, "search refused: too many running");
-            return Err(p3::Nfsstat3::Jukebox);
+            return Err(VfsError::Jukebox);
         };
         self.stats.search_started();
         let limits = rnfs_vfs::SearchLimits {
@@ -502,16 +513,19 @@ impl NfsServer {
         };
         match x.export.fs.search(key, &limits) {
             Ok(Searched::Found) => Ok(()),
-            Ok(Searched::NotFound) => Err(p3::Nfsstat3::Stale),
+            Ok(Searched::NotFound) => Err(VfsError::Stale),
             Ok(Searched::GaveUp) => {
                 self.stats.search_given_up();
                 tracing::info!(peer = %req.conn.peer, ?key, "search for a key given up at its limit; answering STALE");
-                Err(p3::Nfsstat3::Stale)
+                Err(VfsError::Stale)
             }
-            Err(e) => Err(status::nfs3(e)),
+            Err(e) => Err(e),
         }
     }
 
+    /// Decodes a call and routes it to its unit ([`route`]), through the duplicate request
+    /// cache when the unit says so: the reply, or `None` to send nothing (a retransmission
+    /// of a call still running, a message that is not a call, a call given up to the pool).
     fn dispatch(&self, conn: &ConnInfo, msg: &[u8], defer: Option<&Cell<bool>>) -> Option<Vec<u8>> {
         let call = match decode_call(msg) {
             Ok(c) => c,
@@ -532,76 +546,39 @@ impl NfsServer {
             auth: &call.auth,
             defer,
         };
-        match h.prog {
-            p3::PROGRAM => {
-                if h.vers != p3::VERSION {
-                    return Some(reply_error(
-                        h.xid,
-                        ReplyStatus::ProgMismatch { low: 3, high: 3 },
-                    ));
+        let unit = match self.routes.route(conn, h.prog, h.vers) {
+            Route::Unit(u) => u,
+            Route::Refused(status) => return Some(reply_error(h.xid, status)),
+        };
+        if !unit.cached(h.proc_) {
+            return Some(unit.dispatch(self, &req, h.xid, h.proc_, call.args));
+        }
+        let key = DrcKey::new(
+            conn.peer,
+            &h.cred,
+            h.xid,
+            (h.prog, h.vers, h.proc_),
+            call.args,
+        );
+        match self.drc.begin(&key) {
+            Lookup::Replay(r) => Some((*r).clone()),
+            Lookup::InProgress => None,
+            Lookup::New => {
+                let r = unit.dispatch(self, &req, h.xid, h.proc_, call.args);
+                if req.deferred() {
+                    self.drc.abandon(&key); // it runs again, on the pool
+                    return None;
                 }
-                let Some(proc_) = p3::Proc::from_u32(h.proc_) else {
-                    return Some(reply_error(h.xid, ReplyStatus::ProcUnavail));
-                };
-                if !proc_.is_non_idempotent() {
-                    return Some(self.run_nfs(&req, h.xid, proc_, call.args));
-                }
-                let key = DrcKey::new(
-                    conn.peer,
-                    &h.cred,
-                    h.xid,
-                    (h.prog, h.vers, h.proc_),
-                    call.args,
-                );
-                match self.drc.begin(&key) {
-                    Lookup::Replay(r) => Some((*r).clone()),
-                    Lookup::InProgress => None,
-                    Lookup::New => {
-                        let r = self.run_nfs(&req, h.xid, proc_, call.args);
-                        if req.deferred() {
-                            self.drc.abandon(&key); // it runs again, on the pool
-                            return None;
-                        }
-                        self.drc.complete(&key, Arc::new(r.clone()));
-                        Some(r)
-                    }
-                }
+                self.drc.complete(&key, Arc::new(r.clone()));
+                Some(r)
             }
-            mount3::PROGRAM => {
-                if h.vers != mount3::VERSION {
-                    return Some(reply_error(
-                        h.xid,
-                        ReplyStatus::ProgMismatch { low: 3, high: 3 },
-                    ));
-                }
-                let Some(proc_) = mount3::Proc::from_u32(h.proc_) else {
-                    return Some(reply_error(h.xid, ReplyStatus::ProcUnavail));
-                };
-                self.stats.mount_call(proc_);
-                Some(mount::dispatch(self, &req, h.xid, proc_, call.args))
-            }
-            admin::PROGRAM if conn.peer.ip().is_loopback() => match (h.vers, h.proc_) {
-                (admin::VERSION, 0) => Some(rnfs_rpc::message::reply_with(h.xid, &())),
-                (admin::VERSION, admin::PROC_METRICS) => {
-                    let text = admin::metrics_text(self);
-                    let mut w = rnfs_rpc::message::reply_success(h.xid, text.len() + 8);
-                    w.opaque(text.as_bytes());
-                    Some(w.into_inner())
-                }
-                (admin::VERSION, _) => Some(reply_error(h.xid, ReplyStatus::ProcUnavail)),
-                _ => Some(reply_error(
-                    h.xid,
-                    ReplyStatus::ProgMismatch { low: 1, high: 1 },
-                )),
-            },
-            _ => Some(reply_error(h.xid, ReplyStatus::ProgUnavail)),
         }
     }
 
-    /// Runs an NFS call on the connection's task if it can finish without waiting (see
-    /// [`Service::try_call`]): a READ of data at hand, any other call whose handles the
-    /// backend can place without a search. Anything else, and any call that does not
-    /// decode, is left to [`NfsServer::dispatch`] on the pool.
+    /// Runs a call on the connection's task if it can finish without waiting (see
+    /// [`Service::try_call`]): only a call its unit classes [`Blocking::TryInline`], and
+    /// only as the unit decides ([`route::Unit::try_call`]). Anything else, and any call
+    /// that does not decode, is left to [`NfsServer::dispatch`] on the pool.
     fn try_dispatch(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
         // Only what the transport may try (it asks `blocking` first): never a WRITE or
         // COMMIT that may wait, whoever calls.
@@ -611,44 +588,35 @@ impl NfsServer {
         let Ok(call) = decode_call(msg) else {
             return Attempt::WouldBlock;
         };
-        let h = &call.header;
-        if (h.prog, h.vers) != (p3::PROGRAM, p3::VERSION) {
-            return Attempt::WouldBlock;
-        }
-        let deferred = Cell::new(false);
-        // A READ of data in memory waits no more than a metadata call: run it whole.
-        let data_at_hand = self.data_in_memory.load(Ordering::Relaxed);
-        if h.proc_ != p3::Proc::Read as u32 || data_at_hand {
-            let r = self.dispatch(conn, msg, Some(&deferred));
-            return if deferred.get() {
-                Attempt::WouldBlock
-            } else {
-                Attempt::Done(r)
-            };
-        }
-        let _span =
-            tracing::debug_span!("call", xid = h.xid, prog = h.prog, proc = h.proc_).entered();
-        let req = Req {
-            conn,
-            auth: &call.auth,
-            defer: Some(&deferred),
-        };
-        match nfs3::try_read_reply(self, &req, h.xid, call.args) {
-            _ if deferred.get() => Attempt::WouldBlock,
-            Some(reply) => {
-                self.stats.nfs_reply(p3::Proc::Read, &reply);
-                Attempt::Done(Some(reply))
-            }
-            None => Attempt::WouldBlock,
+        match self.routes.route(conn, call.header.prog, call.header.vers) {
+            Route::Unit(u) => u.try_call(self, conn, msg, &call),
+            Route::Refused(_) => Attempt::WouldBlock,
         }
     }
 
-    fn run_nfs(&self, req: &Req<'_>, xid: u32, proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
-        let reply = nfs3::dispatch(self, req, xid, proc_, args);
-        if !req.deferred() {
-            self.stats.nfs_reply(proc_, &reply);
-        }
-        reply
+    /// How much a call may wait, from its message alone (see [`Service::blocking`]): its
+    /// unit decides. Anything unreadable, or for no unit, is answered with an error at
+    /// once, so it never blocks.
+    fn classify(&self, msg: &[u8]) -> Blocking {
+        let Some(call) = Peek::of(msg) else {
+            return Blocking::Never;
+        };
+        let env = Env {
+            never_blocks: self.never_blocks.load(Ordering::Relaxed),
+            data_in_memory: self.data_in_memory.load(Ordering::Relaxed),
+        };
+        self.routes
+            .unit(call.prog, call.vers)
+            .map_or(Blocking::Never, |u| u.classify(&call, &env))
+    }
+
+    /// The counters of the unit serving (`prog`, `vers`): one table per list of names it
+    /// counts (procedures; operations, for a program whose calls carry several).
+    pub fn unit_counters(&self, prog: u32, vers: u32) -> Vec<stats::CountersSnapshot> {
+        self.routes
+            .unit(prog, vers)
+            .map(|u| u.counters())
+            .unwrap_or_default()
     }
 }
 
@@ -657,105 +625,15 @@ const POOL_BUFFERS: usize = 16;
 /// Smallest reply buffer worth keeping (smaller ones come from malloc's free lists).
 const POOL_MIN: usize = 64 * 1024;
 
-/// How much a call may wait, from its message alone (see [`Service::blocking`]): a few
-/// words at fixed offsets. Anything unreadable is answered with an error at once, so it
-/// never blocks.
-fn classify(msg: &[u8], backends_never_block: bool, data_in_memory: bool) -> Blocking {
-    let word = |at: usize| {
-        msg.get(at..at.checked_add(4)?)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
-    };
-    // xid, CALL, rpcvers, prog, vers, proc, then the credential and the verifier.
-    let (Some(prog), Some(vers), Some(proc_)) = (word(12), word(16), word(20)) else {
-        return Blocking::Never;
-    };
-    match (prog, vers) {
-        (p3::PROGRAM, p3::VERSION) | (mount3::PROGRAM, mount3::VERSION) => {}
-        _ => return Blocking::Never, // an error reply, or the admin program's counters
-    }
-    if backends_never_block || proc_ == p3::Proc::Null as u32 {
-        return Blocking::Never;
-    }
-    if prog == mount3::PROGRAM {
-        return Blocking::Rarely;
-    }
-    // Data calls never simply run inline: a READ of data not in the page cache waits for
-    // the disk (or forever, on a hung device), a WRITE can be throttled by the kernel's
-    // dirty limits, COMMIT and stable WRITEs fsync. Run inline, any of them would stall
-    // every other call of its connection (the FUSE test
-    // `slow_read_does_not_hold_up_other_requests` holds a READ at the server and caught
-    // exactly that). A READ is tried inline with a read that fails rather than waits
-    // (`Backend::try_read_into`), and goes to the pool only when that fails; WRITE and
-    // COMMIT always go to the pool (no kernel here takes a buffered write that fails rather
-    // than waits, on ext4 or tmpfs: docs/performance.md). Metadata calls, served from the
-    // kernel's caches nearly always, run inline when they are the connection's only call.
-    // Backends whose data is in memory (tmpfs) have data calls that wait no more than
-    // metadata calls do.
-    // Every NFS call is *tried* inline (not simply run): a handle whose key the backend
-    // must search for sends the call to the pool (`Req::defer`, the `search` module), so
-    // no walk of the export ever runs on a connection's task.
-    let data = [p3::Proc::Read, p3::Proc::Write, p3::Proc::Commit];
-    if data_in_memory && data.iter().any(|p| *p as u32 == proc_) {
-        return Blocking::TryInline;
-    }
-    if [p3::Proc::Write, p3::Proc::Commit]
-        .iter()
-        .any(|p| *p as u32 == proc_)
-    {
-        return Blocking::Likely;
-    }
-    Blocking::TryInline
-}
-
-/// About how large the reply to `msg` is (see [`Service::reply_size_hint`]): the count of a
-/// READ, READDIR or READDIRPLUS (at most `max_io`) plus its headers, a few KiB for any other
-/// call. Read from a few words, like [`classify`]; what cannot be read is small.
-fn reply_hint(msg: &[u8], max_io: u32) -> usize {
-    const SMALL: usize = 8 * 1024;
-    let word = |at: usize| {
-        msg.get(at..at.checked_add(4)?)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
-    };
-    // Skips an opaque (length word, body padded to 4) at `at`; where the next item starts.
-    let skip = |at: usize| -> Option<usize> {
-        let len = usize::try_from(word(at)?).ok()?;
-        at.checked_add(4)?.checked_add(len.checked_add(3)? & !3)
-    };
-    let (Some(p3::PROGRAM), Some(p3::VERSION), Some(proc_)) = (word(12), word(16), word(20)) else {
-        return SMALL;
-    };
-    // The credential's body at 28, the verifier after it, then the file handle.
-    let count_at = |after_fh: usize| -> Option<u32> {
-        let verf = skip(28)?;
-        let fh = skip(verf.checked_add(4)?)?;
-        word(skip(fh)?.checked_add(after_fh)?)
-    };
-    let count = if proc_ == p3::Proc::Read as u32 {
-        count_at(8) // offset
-    } else if proc_ == p3::Proc::Readdir as u32 {
-        count_at(16) // cookie, verifier
-    } else if proc_ == p3::Proc::Readdirplus as u32 {
-        count_at(20) // cookie, verifier, dircount
-    } else {
-        None
-    };
-    count.map_or(SMALL, |c| c.min(max_io) as usize + 4096)
-}
-
 impl Service for NfsServer {
-    /// Every call to backends that never block runs inline; WRITE and COMMIT to others
+    /// Each call's unit classifies it ([`route::Unit::classify`]). For NFSv3: every call
+    /// to backends that never block runs inline; WRITE and COMMIT to others
     /// always go to the blocking pool; other NFS calls are tried inline when they are the
     /// connection's only call (see [`Service::try_call`]): a READ of data at hand, and
     /// metadata calls (served from the kernel's caches most of the time) whose handles
     /// need no search.
     fn blocking(&self, _conn: &ConnInfo, msg: &[u8]) -> Blocking {
-        classify(
-            msg,
-            self.never_blocks.load(Ordering::Relaxed),
-            self.data_in_memory.load(Ordering::Relaxed),
-        )
+        self.classify(msg)
     }
 
     /// Keeps large reply buffers (READ replies) for [`NfsServer::reply_buffer`], up to
@@ -773,7 +651,11 @@ impl Service for NfsServer {
     }
 
     fn reply_size_hint(&self, _conn: &ConnInfo, msg: &[u8]) -> Option<usize> {
-        Some(reply_hint(msg, self.cfg.max_io))
+        let hint = Peek::of(msg).and_then(|call| {
+            let unit = self.routes.unit(call.prog, call.vers)?;
+            Some(unit.reply_hint(&call, self.cfg.max_io))
+        });
+        Some(hint.unwrap_or(route::SMALL_REPLY))
     }
 
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
@@ -811,7 +693,36 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
+    use rnfs_proto::{mount3, nfs3 as p3};
     use rnfs_xdr::Writer;
+
+    fn mem_server() -> NfsServer {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        NfsServer::new(Export::new(1, "/", fs), ServerConfig::default())
+    }
+
+    /// How a server whose backends never block (or keep their data in memory) classes `msg`.
+    fn classify(msg: &[u8], never_blocks: bool, data_in_memory: bool) -> Blocking {
+        let s = mem_server();
+        s.never_blocks.store(never_blocks, Ordering::Relaxed);
+        s.data_in_memory.store(data_in_memory, Ordering::Relaxed);
+        s.classify(msg)
+    }
+
+    /// The reply size a server expects for `msg`.
+    fn reply_hint(msg: &[u8], max_io: u32) -> usize {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let cfg = ServerConfig {
+            max_io,
+            ..Default::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs), cfg);
+        let conn = ConnInfo {
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        s.reply_size_hint(&conn, msg).unwrap()
+    }
 
     fn call(prog: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
         let mut w = Writer::new();
@@ -1072,7 +983,8 @@ mod tests {
         assert_eq!(s.try_call(&conn, &setattr), Attempt::WouldBlock);
         let st = s.stats.snapshot();
         assert_eq!(st.searches_started, 0, "no search on the connection's task");
-        assert_eq!(st.nfs_calls.iter().sum::<u64>(), 0, "nothing counted");
+        let calls = &s.unit_counters(p3::PROGRAM, p3::VERSION)[0].calls;
+        assert_eq!(calls.iter().sum::<u64>(), 0, "nothing counted");
         let reply = s.call(&conn, &setattr).expect("a reply, not a duplicate");
         assert_eq!(nfs_status(&reply), 0);
         assert_eq!(s.stats.snapshot().searches_started, 1);
@@ -1159,5 +1071,199 @@ mod tests {
             Attempt::Done(Some(r)) => assert_eq!(nfs_status(&r), 0),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A call message to any program and version, with AUTH_NONE.
+    fn call_to(xid: u32, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        CallHeader {
+            xid,
+            rpcvers: 2,
+            prog,
+            vers,
+            proc_,
+            cred: OpaqueAuth::none(),
+            verf: OpaqueAuth::none(),
+        }
+        .encode(&mut w);
+        let mut m = w.into_inner();
+        m.extend_from_slice(args);
+        m
+    }
+
+    fn status_of(reply: &[u8]) -> ReplyStatus {
+        rnfs_proto::rpc::ReplyHeader::decode(&mut rnfs_xdr::Reader::new(reply))
+            .unwrap()
+            .status
+    }
+
+    fn conn_from(ip: [u8; 4]) -> ConnInfo {
+        ConnInfo {
+            peer: std::net::SocketAddr::from((ip, 700)),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_version_gets_the_range_the_program_has_and_an_unknown_program_unavail() {
+        let s = mem_server();
+        let lo = conn_from([127, 0, 0, 1]);
+        let refusal = |conn: &ConnInfo, prog, vers| {
+            status_of(&s.call(conn, &call_to(1, prog, vers, 0, &[])).unwrap())
+        };
+        let v3 = ReplyStatus::ProgMismatch { low: 3, high: 3 };
+        for v in [0, 2, 4, u32::MAX] {
+            assert_eq!(refusal(&lo, p3::PROGRAM, v), v3, "NFS version {v}");
+            assert_eq!(refusal(&lo, mount3::PROGRAM, v), v3, "MOUNT version {v}");
+        }
+        let admin_range = ReplyStatus::ProgMismatch { low: 1, high: 1 };
+        assert_eq!(refusal(&lo, admin::PROGRAM, 2), admin_range);
+        assert_eq!(refusal(&lo, 100099, 3), ReplyStatus::ProgUnavail);
+        // The admin program exists only for loopback callers: to others, it is unknown.
+        let far = conn_from([10, 0, 0, 1]);
+        for v in [1, 2] {
+            assert_eq!(refusal(&far, admin::PROGRAM, v), ReplyStatus::ProgUnavail);
+        }
+        assert_eq!(refusal(&lo, admin::PROGRAM, 1), ReplyStatus::Success);
+        // A procedure the unit does not have.
+        let r = s.call(&lo, &call_to(2, p3::PROGRAM, 3, 22, &[])).unwrap();
+        assert_eq!(status_of(&r), ReplyStatus::ProcUnavail);
+        let r = s
+            .call(&lo, &call_to(2, mount3::PROGRAM, 3, 6, &[]))
+            .unwrap();
+        assert_eq!(status_of(&r), ReplyStatus::ProcUnavail);
+        // Refusals are not calls of any unit.
+        assert!(s.unit_counters(p3::PROGRAM, 3)[0]
+            .calls
+            .iter()
+            .all(|c| *c == 0));
+        assert!(s.unit_counters(mount3::PROGRAM, 3)[0]
+            .calls
+            .iter()
+            .all(|c| *c == 0));
+    }
+
+    /// A unit for a made-up program: procedure 1 carries "operations" (each word of its
+    /// arguments one, as a COMPOUND carries several) counted in a table of their own;
+    /// procedure 2 goes through the reply cache; procedure 3 may wait for long.
+    struct Fake {
+        vers: u32,
+        procs: stats::Counters,
+        ops: stats::Counters,
+        runs: std::sync::atomic::AtomicU64,
+    }
+
+    const FAKE: u32 = 0x2fff_0001;
+
+    impl Fake {
+        fn new(vers: u32) -> Self {
+            Self {
+                vers,
+                procs: stats::Counters::new(&["null", "compound", "create", "sync"]),
+                ops: stats::Counters::new(&["op_a", "op_b"]),
+                runs: Default::default(),
+            }
+        }
+    }
+
+    impl route::Unit for Fake {
+        fn program(&self) -> u32 {
+            FAKE
+        }
+        fn version(&self) -> u32 {
+            self.vers
+        }
+        fn classify(&self, call: &Peek<'_>, env: &Env) -> Blocking {
+            match (call.proc_, call.args.map(<[u8]>::len)) {
+                (3, _) if !env.never_blocks => Blocking::Likely,
+                (1, Some(n)) if n > 8 => Blocking::Rarely, // more than two operations
+                _ => Blocking::Never,
+            }
+        }
+        fn cached(&self, proc_: u32) -> bool {
+            proc_ == 2
+        }
+        fn dispatch(
+            &self,
+            _s: &NfsServer,
+            _req: &Req<'_>,
+            xid: u32,
+            proc_: u32,
+            args: &[u8],
+        ) -> Vec<u8> {
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            if proc_ == 1 {
+                for op in args.chunks(4) {
+                    let op = u32::from_be_bytes(op.try_into().unwrap());
+                    self.ops.result(op as usize, u32::from(op == 1));
+                }
+            }
+            self.procs.call(proc_ as usize);
+            rnfs_rpc::message::reply_with(xid, &self.runs.load(Ordering::Relaxed))
+        }
+        fn counters(&self) -> Vec<stats::CountersSnapshot> {
+            vec![self.procs.snapshot(), self.ops.snapshot()]
+        }
+        fn metrics(&self, out: &mut String) {
+            let ops = self.ops.snapshot();
+            for (n, c) in ops.names.iter().zip(&ops.calls) {
+                out.push_str(&format!("fake_ops_total{{op=\"{n}\"}} {c}\n"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_unit_registered_for_a_program_owns_its_classification_caching_and_counters() {
+        let mut s = mem_server();
+        s.routes.register(Box::new(Fake::new(2)));
+        s.routes.register(Box::new(Fake::new(5)));
+        let conn = conn_from([10, 0, 0, 9]);
+        // Versions: the program's range, from every unit registered for it.
+        let r = s.call(&conn, &call_to(1, FAKE, 3, 0, &[])).unwrap();
+        assert_eq!(status_of(&r), ReplyStatus::ProgMismatch { low: 2, high: 5 });
+        // Classification is the unit's, from the procedure and the arguments.
+        let ops = |n: u32| {
+            (0..n)
+                .flat_map(|i| (i % 2).to_be_bytes())
+                .collect::<Vec<u8>>()
+        };
+        assert_eq!(s.classify(&call_to(1, FAKE, 5, 3, &[])), Blocking::Likely);
+        assert_eq!(
+            s.classify(&call_to(1, FAKE, 5, 1, &ops(2))),
+            Blocking::Never
+        );
+        assert_eq!(
+            s.classify(&call_to(1, FAKE, 5, 1, &ops(3))),
+            Blocking::Rarely
+        );
+        s.never_blocks.store(true, Ordering::Relaxed);
+        assert_eq!(s.classify(&call_to(1, FAKE, 5, 3, &[])), Blocking::Never);
+        // NFSv3 keeps its own: a WRITE under a backend that never blocks runs inline.
+        assert_eq!(s.classify(&write(p3::StableHow::FileSync)), Blocking::Never);
+        // Counters: per procedure, and per operation inside a call.
+        s.call(&conn, &call_to(2, FAKE, 5, 1, &ops(3))).unwrap();
+        s.call(&conn, &call_to(3, FAKE, 2, 1, &ops(1))).unwrap();
+        let c = s.unit_counters(FAKE, 5);
+        assert_eq!(c[0].calls_of("compound"), Some(1));
+        assert_eq!(
+            (c[1].calls_of("op_a"), c[1].calls_of("op_b")),
+            (Some(2), Some(1))
+        );
+        assert_eq!(c[1].by_status, [(1, 1)]);
+        assert_eq!(s.unit_counters(FAKE, 2)[1].calls_of("op_a"), Some(1));
+        assert!(s.unit_counters(p3::PROGRAM, 3)[0]
+            .calls
+            .iter()
+            .all(|c| *c == 0));
+        // Reply caching is the unit's choice: procedure 2 is replayed, 1 runs again.
+        let create = call_to(9, FAKE, 5, 2, &[]);
+        let first = s.call(&conn, &create).unwrap();
+        assert_eq!(s.call(&conn, &create).unwrap(), first, "replayed");
+        let compound = call_to(10, FAKE, 5, 1, &[]);
+        let first = s.call(&conn, &compound).unwrap();
+        assert_ne!(s.call(&conn, &compound).unwrap(), first, "run again");
+        assert_eq!(s.drc_stats().hits, 1);
+        // Its metrics are in the server's text.
+        assert!(admin::metrics_text(&s).contains("fake_ops_total{op=\"op_a\"} 2\n"));
     }
 }
