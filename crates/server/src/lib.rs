@@ -262,6 +262,33 @@ pub(crate) struct Scope {
     pub(crate) rw: bool,
 }
 
+impl Scope {
+    /// The export's backend.
+    pub(crate) fn fs(&self) -> &dyn Backend {
+        &*self.export.fs
+    }
+
+    /// The attributes of `key`, if the backend gives them (for replies that carry
+    /// attributes when they can).
+    pub(crate) fn attr_of(&self, key: &rnfs_vfs::FileKey) -> Option<rnfs_vfs::Attr> {
+        self.fs().getattr(&self.ctx, key).ok()
+    }
+
+    /// Whether the caller may change things here: [`VfsError::Rofs`] if not (a read-only
+    /// server, export, rule or backend).
+    pub(crate) fn writable(&self) -> Result<(), VfsError> {
+        if !self.rw {
+            return Err(VfsError::Rofs);
+        }
+        Ok(())
+    }
+
+    /// Whether `key` is the export's root (whose `..` is itself: seed entry 14).
+    pub(crate) fn is_root(&self, key: &rnfs_vfs::FileKey) -> bool {
+        *key == self.export.fs.root()
+    }
+}
+
 /// The identity a caller gets under `o` (squashing, anonymous ids).
 pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
     use exports::Squash;

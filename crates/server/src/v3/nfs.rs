@@ -61,15 +61,10 @@ fn key_in(s: &NfsServer, req: &Req<'_>, x: &Scope, fh: &FileHandle3) -> R<FileKe
     s.key_in(req, x, &fh.0).map_err(st)
 }
 
+/// What NFSv3 adds to a [`Scope`]: its handles and its attributes.
 impl Scope {
-    pub(super) fn fs(&self) -> &dyn rnfs_vfs::Backend {
-        &*self.export.fs
-    }
     pub(super) fn fh(&self, key: &FileKey) -> FileHandle3 {
         handle::encode(&self.export, key)
-    }
-    pub(super) fn attr_of(&self, key: &FileKey) -> Option<Attr> {
-        self.fs().getattr(&self.ctx, key).ok()
     }
     pub(super) fn post_op(&self, key: &FileKey) -> PostOpAttr {
         self.attr_of(key).as_ref().map(fattr3)
@@ -79,15 +74,6 @@ impl Scope {
             before: before.as_ref().map(wcc_attr),
             after: self.post_op(key),
         }
-    }
-    pub(super) fn writable(&self) -> R<()> {
-        if !self.rw {
-            return Err(Nfsstat3::Rofs);
-        }
-        Ok(())
-    }
-    pub(super) fn is_root(&self, key: &FileKey) -> bool {
-        *key == self.export.fs.root()
     }
 }
 
@@ -119,7 +105,7 @@ fn setattr_(s: &NfsServer, req: &Req<'_>, a: SetattrArgs) -> SetattrRes {
         Err(e) => return Res::Fail(e, WccData::default()),
     };
     let before = x.attr_of(&k);
-    let r = x.writable().and_then(|()| {
+    let r = x.writable().map_err(st).and_then(|()| {
         x.fs()
             .setattr(
                 &x.ctx,
@@ -204,7 +190,7 @@ fn write(s: &NfsServer, req: &Req<'_>, a: WriteArgs) -> WriteRes {
     };
     let before = x.attr_of(&k);
     let r = (|| {
-        x.writable()?;
+        x.writable().map_err(st)?;
         if a.data.0.len() > s.cfg.max_io as usize || (a.count as usize) > a.data.0.len() {
             return Err(Nfsstat3::Inval);
         }
@@ -251,6 +237,7 @@ fn make(
     let before = x.attr_of(&dk);
     let r = x
         .writable()
+        .map_err(st)
         .and_then(|()| name_ok(&x, &w.name))
         .and_then(|()| f(&x, &dk, &w.name.0).map_err(st));
     let dir_wcc = x.wcc(&dk, &before);
@@ -316,6 +303,7 @@ fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
     let before = x.attr_of(&dk);
     let r = x
         .writable()
+        .map_err(st)
         .and_then(|()| name_ok(&x, &a.name))
         .and_then(|()| {
             if dir {
@@ -342,6 +330,7 @@ fn rename(s: &NfsServer, req: &Req<'_>, a: RenameArgs) -> RenameRes {
     let (fb, tb) = (x.attr_of(&fk), x.attr_of(&tk));
     let r = x
         .writable()
+        .map_err(st)
         .and_then(|()| name_ok(&x, &a.from.name))
         .and_then(|()| name_ok(&x, &a.to.name))
         .and_then(|()| {
@@ -369,6 +358,7 @@ fn link(s: &NfsServer, req: &Req<'_>, a: LinkArgs) -> LinkRes {
     let before = x.attr_of(&dk);
     let r = x
         .writable()
+        .map_err(st)
         .and_then(|()| name_ok(&x, &a.link.name))
         .and_then(|()| x.fs().link(&x.ctx, &k, &dk, &a.link.name.0).map_err(st));
     let w = LinkWcc {
