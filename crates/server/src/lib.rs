@@ -3,6 +3,8 @@
 //! [`NfsServer`] is an [`rnfs_rpc::transport::Service`]: it takes one call message and
 //! returns the reply message, with no I/O of its own beyond the backend, so every procedure
 //! can be tested by feeding it bytes. The pieces:
+//! - [`Export`], [`ExportTable`]: what is served; [`Req`] and the scope of a call (who
+//!   calls, the export and rights it is admitted to, a handle checked and placed);
 //! - [`route`]: one unit per (program, version), which owns its classification, replay
 //!   caching, dispatch and statistics; the server routes each call to its unit;
 //! - [`handle`]: wire file handles (export id, backend key, MAC tag);
@@ -18,9 +20,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod export_table;
 pub mod exports;
 pub mod handle;
 pub mod route;
+mod scope;
 pub mod search;
 pub mod state;
 pub mod stats;
@@ -30,15 +34,17 @@ pub mod v4;
 use parking_lot::{Mutex, RwLock};
 use rnfs_proto::rpc::ReplyStatus;
 use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
-use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
+use rnfs_rpc::message::{decode_call, reply_error, BadCall};
 use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo, Service};
-use rnfs_vfs::{Backend, Creds, Ctx, VfsError};
 use route::{Env, Peek, Route, Routes};
 use std::cell::Cell;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use v3::mount;
+
+pub use export_table::{Export, ExportTable};
+pub use scope::Req;
+pub(crate) use scope::{Denied, Scope};
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -83,234 +89,6 @@ impl Default for ServerConfig {
             handle_secret: handle::HandleSecret::random()
                 .expect("the kernel's random number generator"),
             search: search::SearchConfig::default(),
-        }
-    }
-}
-
-/// One exported file system.
-pub struct Export {
-    /// Identifier carried in every handle of this export.
-    pub id: u16,
-    /// The path clients mount (`/` for the simple form).
-    pub path: String,
-    /// The backend.
-    pub fs: Arc<dyn Backend>,
-    /// Who may use it, and how.
-    pub rules: Vec<exports::ClientRule>,
-    /// The host directory, for backends that serve one (reload keeps their backend).
-    pub dir: Option<std::path::PathBuf>,
-    /// The backend never waits (on a disk, a lock held for long): its calls may run on
-    /// the connection's task instead of the blocking pool (see [`Export::never_blocks`]).
-    pub never_blocks: bool,
-    /// The backend's data calls never wait for a device ([`Backend::data_in_memory`]):
-    /// they are classed with metadata calls.
-    pub data_in_memory: bool,
-    /// The key of this export's handle MACs: derived from the server's secret when a
-    /// server takes the export ([`NfsServer::with_exports`], [`NfsServer::reload`]).
-    pub(crate) key: handle::HandleKey,
-}
-
-impl Export {
-    /// An export of `fs` mounted as `path`, open to every client with no squashing (the
-    /// simple `rnfs serve PATH` form); see [`Export::with_rules`].
-    pub fn new(id: u16, path: impl Into<String>, fs: Arc<dyn Backend>) -> Self {
-        let path = path.into();
-        let rules = vec![exports::ClientRule {
-            matcher: exports::ClientMatch::Any,
-            spec: "*".into(),
-            options: exports::ExportOptions::open(false),
-        }];
-        Self {
-            id,
-            path,
-            data_in_memory: fs.data_in_memory(),
-            fs,
-            rules,
-            dir: None,
-            never_blocks: false,
-            // Replaced by the server's key when a server takes the export.
-            key: handle::HandleKey::derive(&handle::HandleSecret::from_bytes([0; 32]), id),
-        }
-    }
-
-    /// Declares that the backend never waits while it works (the memory backend), so its
-    /// calls run on the connection's task with no thread hand-off. Only for backends whose
-    /// every call finishes on the CPU: a call that waits there stalls every other call of
-    /// its connection.
-    pub fn never_blocks(mut self) -> Self {
-        self.never_blocks = true;
-        self
-    }
-
-    /// The export an exports file describes, served by `fs`.
-    pub fn from_spec(spec: &exports::ExportSpec, fs: Arc<dyn Backend>) -> Self {
-        Self::new(spec.id, spec.name.clone(), fs).with_rules(spec.clients.clone())
-    }
-
-    /// Records the host directory the backend serves.
-    pub fn with_dir(mut self, dir: std::path::PathBuf) -> Self {
-        self.dir = Some(dir);
-        self
-    }
-
-    /// This export with its handle key derived from the server's `secret`.
-    fn keyed(mut self, secret: &handle::HandleSecret) -> Self {
-        self.key = handle::HandleKey::derive(secret, self.id);
-        self
-    }
-
-    /// Replaces the client rules.
-    pub fn with_rules(mut self, rules: Vec<exports::ClientRule>) -> Self {
-        self.rules = rules;
-        self
-    }
-
-    /// The options that apply to a client address, if it may use this export at all.
-    pub fn rule_for(&self, ip: IpAddr) -> Option<&exports::ExportOptions> {
-        self.rules
-            .iter()
-            .filter_map(|r| r.matcher.specificity(ip).map(|s| (s, r)))
-            .max_by_key(|(s, _)| *s)
-            .map(|(_, r)| &r.options)
-    }
-}
-
-/// The exports in force; replaced as a whole on reload.
-#[derive(Default)]
-pub struct ExportTable {
-    /// Exports, in configuration order.
-    pub exports: Vec<Arc<Export>>,
-    /// Ids of exports removed by a reload: their handles get ACCES, not STALE.
-    retired: std::collections::HashSet<u16>,
-}
-
-impl ExportTable {
-    /// Whether no export's backend ever blocks.
-    fn never_blocks(&self) -> bool {
-        self.exports.iter().all(|e| e.never_blocks)
-    }
-
-    /// Whether every export's data lives in memory (see [`Export::data_in_memory`]).
-    fn data_in_memory(&self) -> bool {
-        self.exports
-            .iter()
-            .all(|e| e.never_blocks || e.data_in_memory)
-    }
-
-    /// The export with handle id `id`.
-    pub fn by_id(&self, id: u16) -> Option<&Arc<Export>> {
-        self.exports.iter().find(|e| e.id == id)
-    }
-
-    /// The export whose mount path is the longest prefix of `path` (by components), and
-    /// the rest of the path below it. `path` is in its [canonical](mount::canonical) form;
-    /// so are the export paths compared with it.
-    pub fn by_path<'p>(&self, path: &'p [u8]) -> Option<(&Arc<Export>, &'p [u8])> {
-        let mut best: Option<(&Arc<Export>, &[u8])> = None;
-        for e in &self.exports {
-            let Some(ep) = mount::canonical(e.path.as_bytes()) else {
-                continue;
-            };
-            let ep = if ep == b"/" { &[][..] } else { &ep[..] };
-            let Some(rest) = path.strip_prefix(ep) else {
-                continue;
-            };
-            if !rest.is_empty() && rest[0] != b'/' {
-                continue;
-            }
-            if best.is_none_or(|(b, _)| b.path.len() < e.path.len()) {
-                best = Some((e, rest));
-            }
-        }
-        best
-    }
-}
-
-/// Who is calling, and on which connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Req<'a> {
-    /// The connection.
-    pub conn: &'a ConnInfo,
-    /// The caller's credentials as sent.
-    pub auth: &'a Auth,
-    /// Set when the call runs on the connection's task ([`Service::try_call`]): a handle
-    /// whose key needs a search sets the cell, and the call is run again on the blocking
-    /// pool, where the search may run ([`search`]).
-    pub defer: Option<&'a Cell<bool>>,
-}
-
-impl Req<'_> {
-    /// Whether the call was given up here, to run again on the pool.
-    pub(crate) fn deferred(&self) -> bool {
-        self.defer.is_some_and(Cell::get)
-    }
-}
-
-/// Why a client may not use an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Denied {
-    /// No rule matches its address.
-    NotListed,
-    /// The export is `secure` and the source port is 1024 or above.
-    InsecurePort,
-}
-
-/// The export a call works in, with the caller's mapped identity and rights.
-pub(crate) struct Scope {
-    pub(crate) export: Arc<Export>,
-    pub(crate) ctx: Ctx,
-    pub(crate) rw: bool,
-}
-
-impl Scope {
-    /// The export's backend.
-    pub(crate) fn fs(&self) -> &dyn Backend {
-        &*self.export.fs
-    }
-
-    /// The attributes of `key`, if the backend gives them (for replies that carry
-    /// attributes when they can).
-    pub(crate) fn attr_of(&self, key: &rnfs_vfs::FileKey) -> Option<rnfs_vfs::Attr> {
-        self.fs().getattr(&self.ctx, key).ok()
-    }
-
-    /// Whether the caller may change things here: [`VfsError::Rofs`] if not (a read-only
-    /// server, export, rule or backend).
-    pub(crate) fn writable(&self) -> Result<(), VfsError> {
-        if !self.rw {
-            return Err(VfsError::Rofs);
-        }
-        Ok(())
-    }
-
-    /// Whether `key` is the export's root (whose `..` is itself: seed entry 14).
-    pub(crate) fn is_root(&self, key: &rnfs_vfs::FileKey) -> bool {
-        *key == self.export.fs.root()
-    }
-}
-
-/// The identity a caller gets under `o` (squashing, anonymous ids).
-pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
-    use exports::Squash;
-    let anon = Creds {
-        uid: o.anonuid,
-        gid: o.anongid,
-        gids: Vec::new(),
-    };
-    match (auth, o.squash) {
-        (Auth::None, _) | (_, Squash::All) => anon,
-        (Auth::Sys(p), Squash::None) => Creds {
-            uid: p.uid,
-            gid: p.gid,
-            gids: p.gids.0.clone(),
-        },
-        (Auth::Sys(p), Squash::Root) => {
-            let g = |g: u32| if g == 0 { o.anongid } else { g };
-            Creds {
-                uid: if p.uid == 0 { o.anonuid } else { p.uid },
-                gid: g(p.gid),
-                gids: p.gids.0.iter().map(|&x| g(x)).collect(),
-            }
         }
     }
 }
@@ -363,8 +141,8 @@ impl NfsServer {
         };
         let mounts = mount::MountList::new(cfg.mounts_per_client, cfg.mounts_total);
         let mut routes = Routes::default();
-        routes.register(Box::new(v3::Nfs3::new()));
-        routes.register(Box::new(mount::Mount3::new()));
+        routes.register(Box::new(v3::Nfs3::default()));
+        routes.register(Box::new(mount::Mount3::default()));
         routes.register(Box::new(admin::Admin));
         Self {
             routes,
@@ -444,110 +222,6 @@ impl NfsServer {
     /// The write verifier of this server instance.
     pub fn write_verifier(&self) -> [u8; 8] {
         self.write_verf
-    }
-
-    /// Admits a caller to an export, or says why not.
-    pub(crate) fn admit(&self, export: &Arc<Export>, req: &Req<'_>) -> Result<Scope, Denied> {
-        let o = export
-            .rule_for(req.conn.peer.ip())
-            .ok_or(Denied::NotListed)?;
-        if o.secure && req.conn.peer.port() >= 1024 {
-            return Err(Denied::InsecurePort);
-        }
-        Ok(Scope {
-            export: export.clone(),
-            ctx: Ctx::new(map_creds(req.auth, o)),
-            rw: o.rw && !self.cfg.read_only && !export.fs.read_only(),
-        })
-    }
-
-    /// Finds the export of a handle and admits the caller: the first step of every NFS call.
-    pub(crate) fn scope(
-        &self,
-        req: &Req<'_>,
-        fh: &[u8],
-    ) -> Result<(Scope, rnfs_vfs::FileKey), VfsError> {
-        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
-        let table = self.exports();
-        let e = table.by_id(id);
-        // The tag first, before anything looks at the key: with the export's key, or for
-        // an export not (or no longer) served, with the key it would have.
-        let key = match e {
-            Some(e) => handle::verify(&e.key, fh),
-            None => handle::verify(&handle::HandleKey::derive(&self.cfg.handle_secret, id), fh),
-        }
-        .inspect_err(|_| self.stats.handle_mac_failure())?;
-        let Some(e) = e else {
-            return Err(if table.retired.contains(&id) {
-                VfsError::Acces
-            } else {
-                VfsError::Stale
-            });
-        };
-        let scope = match self.admit(e, req) {
-            Ok(s) => s,
-            Err(Denied::NotListed) => return Err(VfsError::Acces),
-            Err(Denied::InsecurePort) => {
-                tracing::info!(peer = %req.conn.peer, "request from an unprivileged port refused (export is secure)");
-                return Err(VfsError::Perm);
-            }
-        };
-        self.place(req, &scope, &key)?;
-        Ok((scope, key))
-    }
-
-    /// A second handle of the same call (RENAME, LINK): it must be in the same export.
-    pub(crate) fn key_in(
-        &self,
-        req: &Req<'_>,
-        x: &Scope,
-        fh: &[u8],
-    ) -> Result<rnfs_vfs::FileKey, VfsError> {
-        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
-        if id != x.export.id {
-            return Err(VfsError::Xdev);
-        }
-        let key =
-            handle::verify(&x.export.key, fh).inspect_err(|_| self.stats.handle_mac_failure())?;
-        self.place(req, x, &key)?;
-        Ok(key)
-    }
-
-    /// Makes sure the backend can place `key` before the call uses it: if it needs a
-    /// search, defers a call tried on the connection's task to the pool, and runs the
-    /// search there within the bounds of [`search`].
-    /// Beyond a cap of searches the call is answered [`VfsError::Jukebox`]: the condition
-    /// passes and the client should retry later (see [`search`]).
-    fn place(&self, req: &Req<'_>, x: &Scope, key: &rnfs_vfs::FileKey) -> Result<(), VfsError> {
-        use rnfs_vfs::Searched;
-        if !x.export.fs.needs_search(key)? {
-            return Ok(());
-        }
-        if let Some(d) = req.defer {
-            d.set(true);
-            return Err(VfsError::Jukebox); // never sent: the call runs again
-        }
-        let cfg = &self.cfg.search;
-        let Some(_permit) = self.searches.admit(req.conn.peer.ip(), cfg) else {
-            self.stats.search_refused();
-            tracing::debug!(peer = %req.conn.peer, "search refused: too many running");
-            return Err(VfsError::Jukebox);
-        };
-        self.stats.search_started();
-        let limits = rnfs_vfs::SearchLimits {
-            max_dirs: cfg.max_dirs,
-            deadline: std::time::Instant::now() + cfg.max_time,
-        };
-        match x.export.fs.search(key, &limits) {
-            Ok(Searched::Found) => Ok(()),
-            Ok(Searched::NotFound) => Err(VfsError::Stale),
-            Ok(Searched::GaveUp) => {
-                self.stats.search_given_up();
-                tracing::info!(peer = %req.conn.peer, ?key, "search for a key given up at its limit; answering STALE");
-                Err(VfsError::Stale)
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// Decodes a call and routes it to its unit ([`route`]), through the duplicate request
@@ -721,6 +395,7 @@ mod tests {
     use super::*;
     use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
     use rnfs_proto::{mount3, nfs3 as p3};
+    use rnfs_vfs::{Backend, Ctx};
     use rnfs_xdr::Writer;
 
     fn mem_server() -> NfsServer {
@@ -1098,199 +773,5 @@ mod tests {
             Attempt::Done(Some(r)) => assert_eq!(nfs_status(&r), 0),
             other => panic!("{other:?}"),
         }
-    }
-
-    /// A call message to any program and version, with AUTH_NONE.
-    fn call_to(xid: u32, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
-        let mut w = Writer::new();
-        CallHeader {
-            xid,
-            rpcvers: 2,
-            prog,
-            vers,
-            proc_,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        let mut m = w.into_inner();
-        m.extend_from_slice(args);
-        m
-    }
-
-    fn status_of(reply: &[u8]) -> ReplyStatus {
-        rnfs_proto::rpc::ReplyHeader::decode(&mut rnfs_xdr::Reader::new(reply))
-            .unwrap()
-            .status
-    }
-
-    fn conn_from(ip: [u8; 4]) -> ConnInfo {
-        ConnInfo {
-            peer: std::net::SocketAddr::from((ip, 700)),
-            local: "127.0.0.1:2049".parse().unwrap(),
-        }
-    }
-
-    #[test]
-    fn an_unknown_version_gets_the_range_the_program_has_and_an_unknown_program_unavail() {
-        let s = mem_server();
-        let lo = conn_from([127, 0, 0, 1]);
-        let refusal = |conn: &ConnInfo, prog, vers| {
-            status_of(&s.call(conn, &call_to(1, prog, vers, 0, &[])).unwrap())
-        };
-        let v3 = ReplyStatus::ProgMismatch { low: 3, high: 3 };
-        for v in [0, 2, 4, u32::MAX] {
-            assert_eq!(refusal(&lo, p3::PROGRAM, v), v3, "NFS version {v}");
-            assert_eq!(refusal(&lo, mount3::PROGRAM, v), v3, "MOUNT version {v}");
-        }
-        let admin_range = ReplyStatus::ProgMismatch { low: 1, high: 1 };
-        assert_eq!(refusal(&lo, admin::PROGRAM, 2), admin_range);
-        assert_eq!(refusal(&lo, 100099, 3), ReplyStatus::ProgUnavail);
-        // The admin program exists only for loopback callers: to others, it is unknown.
-        let far = conn_from([10, 0, 0, 1]);
-        for v in [1, 2] {
-            assert_eq!(refusal(&far, admin::PROGRAM, v), ReplyStatus::ProgUnavail);
-        }
-        assert_eq!(refusal(&lo, admin::PROGRAM, 1), ReplyStatus::Success);
-        // A procedure the unit does not have.
-        let r = s.call(&lo, &call_to(2, p3::PROGRAM, 3, 22, &[])).unwrap();
-        assert_eq!(status_of(&r), ReplyStatus::ProcUnavail);
-        let r = s
-            .call(&lo, &call_to(2, mount3::PROGRAM, 3, 6, &[]))
-            .unwrap();
-        assert_eq!(status_of(&r), ReplyStatus::ProcUnavail);
-        // Refusals are not calls of any unit.
-        assert!(s.unit_counters(p3::PROGRAM, 3)[0]
-            .calls
-            .iter()
-            .all(|c| *c == 0));
-        assert!(s.unit_counters(mount3::PROGRAM, 3)[0]
-            .calls
-            .iter()
-            .all(|c| *c == 0));
-    }
-
-    /// A unit for a made-up program: procedure 1 carries "operations" (each word of its
-    /// arguments one, as a COMPOUND carries several) counted in a table of their own;
-    /// procedure 2 goes through the reply cache; procedure 3 may wait for long.
-    struct Fake {
-        vers: u32,
-        procs: stats::Counters,
-        ops: stats::Counters,
-        runs: std::sync::atomic::AtomicU64,
-    }
-
-    const FAKE: u32 = 0x2fff_0001;
-
-    impl Fake {
-        fn new(vers: u32) -> Self {
-            Self {
-                vers,
-                procs: stats::Counters::new(&["null", "compound", "create", "sync"]),
-                ops: stats::Counters::new(&["op_a", "op_b"]),
-                runs: Default::default(),
-            }
-        }
-    }
-
-    impl route::Unit for Fake {
-        fn program(&self) -> u32 {
-            FAKE
-        }
-        fn version(&self) -> u32 {
-            self.vers
-        }
-        fn classify(&self, call: &Peek<'_>, env: &Env) -> Blocking {
-            match (call.proc_, call.args.map(<[u8]>::len)) {
-                (3, _) if !env.never_blocks => Blocking::Likely,
-                (1, Some(n)) if n > 8 => Blocking::Rarely, // more than two operations
-                _ => Blocking::Never,
-            }
-        }
-        fn cached(&self, proc_: u32) -> bool {
-            proc_ == 2
-        }
-        fn dispatch(
-            &self,
-            _s: &NfsServer,
-            _req: &Req<'_>,
-            xid: u32,
-            proc_: u32,
-            args: &[u8],
-        ) -> Vec<u8> {
-            self.runs.fetch_add(1, Ordering::Relaxed);
-            if proc_ == 1 {
-                for op in args.chunks(4) {
-                    let op = u32::from_be_bytes(op.try_into().unwrap());
-                    self.ops.result(op as usize, u32::from(op == 1));
-                }
-            }
-            self.procs.call(proc_ as usize);
-            rnfs_rpc::message::reply_with(xid, &self.runs.load(Ordering::Relaxed))
-        }
-        fn counters(&self) -> Vec<stats::CountersSnapshot> {
-            vec![self.procs.snapshot(), self.ops.snapshot()]
-        }
-        fn metrics(&self, out: &mut String) {
-            let ops = self.ops.snapshot();
-            for (n, c) in ops.names.iter().zip(&ops.calls) {
-                out.push_str(&format!("fake_ops_total{{op=\"{n}\"}} {c}\n"));
-            }
-        }
-    }
-
-    #[test]
-    fn a_unit_registered_for_a_program_owns_its_classification_caching_and_counters() {
-        let mut s = mem_server();
-        s.routes.register(Box::new(Fake::new(2)));
-        s.routes.register(Box::new(Fake::new(5)));
-        let conn = conn_from([10, 0, 0, 9]);
-        // Versions: the program's range, from every unit registered for it.
-        let r = s.call(&conn, &call_to(1, FAKE, 3, 0, &[])).unwrap();
-        assert_eq!(status_of(&r), ReplyStatus::ProgMismatch { low: 2, high: 5 });
-        // Classification is the unit's, from the procedure and the arguments.
-        let ops = |n: u32| {
-            (0..n)
-                .flat_map(|i| (i % 2).to_be_bytes())
-                .collect::<Vec<u8>>()
-        };
-        assert_eq!(s.classify(&call_to(1, FAKE, 5, 3, &[])), Blocking::Likely);
-        assert_eq!(
-            s.classify(&call_to(1, FAKE, 5, 1, &ops(2))),
-            Blocking::Never
-        );
-        assert_eq!(
-            s.classify(&call_to(1, FAKE, 5, 1, &ops(3))),
-            Blocking::Rarely
-        );
-        s.never_blocks.store(true, Ordering::Relaxed);
-        assert_eq!(s.classify(&call_to(1, FAKE, 5, 3, &[])), Blocking::Never);
-        // NFSv3 keeps its own: a WRITE under a backend that never blocks runs inline.
-        assert_eq!(s.classify(&write(p3::StableHow::FileSync)), Blocking::Never);
-        // Counters: per procedure, and per operation inside a call.
-        s.call(&conn, &call_to(2, FAKE, 5, 1, &ops(3))).unwrap();
-        s.call(&conn, &call_to(3, FAKE, 2, 1, &ops(1))).unwrap();
-        let c = s.unit_counters(FAKE, 5);
-        assert_eq!(c[0].calls_of("compound"), Some(1));
-        assert_eq!(
-            (c[1].calls_of("op_a"), c[1].calls_of("op_b")),
-            (Some(2), Some(1))
-        );
-        assert_eq!(c[1].by_status, [(1, 1)]);
-        assert_eq!(s.unit_counters(FAKE, 2)[1].calls_of("op_a"), Some(1));
-        assert!(s.unit_counters(p3::PROGRAM, 3)[0]
-            .calls
-            .iter()
-            .all(|c| *c == 0));
-        // Reply caching is the unit's choice: procedure 2 is replayed, 1 runs again.
-        let create = call_to(9, FAKE, 5, 2, &[]);
-        let first = s.call(&conn, &create).unwrap();
-        assert_eq!(s.call(&conn, &create).unwrap(), first, "replayed");
-        let compound = call_to(10, FAKE, 5, 1, &[]);
-        let first = s.call(&conn, &compound).unwrap();
-        assert_ne!(s.call(&conn, &compound).unwrap(), first, "run again");
-        assert_eq!(s.drc_stats().hits, 1);
-        // Its metrics are in the server's text.
-        assert!(admin::metrics_text(&s).contains("fake_ops_total{op=\"op_a\"} 2\n"));
     }
 }

@@ -53,18 +53,20 @@ pub const NFS3_PROCS: [&str; 22] = [
 
 /// The routing unit of NFS version 3.
 #[derive(Debug)]
-pub(crate) struct Nfs3 {
+pub struct Nfs3 {
     counters: Counters,
 }
 
-impl Nfs3 {
-    /// The unit, its counters at zero.
-    pub(crate) fn new() -> Self {
+/// The unit, its counters at zero.
+impl Default for Nfs3 {
+    fn default() -> Self {
         Self {
             counters: Counters::new(&NFS3_PROCS),
         }
     }
+}
 
+impl Nfs3 {
     /// Counts a reply of `p`, reading its status from the encoded reply.
     fn count(&self, s: &NfsServer, p: Proc, reply: &[u8]) {
         // Header: xid, REPLY, MSG_ACCEPTED, verifier (flavour, empty body), accept_stat.

@@ -5,8 +5,8 @@
 //! a full list forgets its oldest entries rather than refusing a mount:
 //! - paths are recorded in their [canonical](canonical) form (`/srv`, `//srv/`, `/./srv`
 //!   are one entry), as mountd records the `realpath` of what it mounted;
-//! - each client address keeps at most [`ServerConfig::mounts_per_client`] entries (its
-//!   oldest goes first), and the whole list at most [`ServerConfig::mounts_total`] (the
+//! - each client address keeps at most [`crate::ServerConfig::mounts_per_client`] entries (its
+//!   oldest goes first), and the whole list at most [`crate::ServerConfig::mounts_total`] (the
 //!   oldest of all goes first); refreshing an entry (a second MNT) makes it the newest.
 //!
 //! **What a caller may see.** nfs-utils' mountd answers DUMP and EXPORT to anyone with
@@ -41,13 +41,13 @@ pub const MOUNT3_PROCS: [&str; 6] = ["null", "mnt", "dump", "umnt", "umntall", "
 
 /// The routing unit of MOUNT version 3 (see [`crate::route`]).
 #[derive(Debug)]
-pub(crate) struct Mount3 {
+pub struct Mount3 {
     counters: Counters,
 }
 
-impl Mount3 {
-    /// The unit, its counters at zero.
-    pub(crate) fn new() -> Self {
+/// The unit, its counters at zero.
+impl Default for Mount3 {
+    fn default() -> Self {
         Self {
             counters: Counters::new(&MOUNT3_PROCS),
         }
