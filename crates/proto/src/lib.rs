@@ -1,9 +1,11 @@
 //! Wire types of the protocols rnfs speaks: ONC-RPC (RFC 5531), portmap v2 (RFC 1833),
-//! MOUNT v3 and NFSv3 (RFC 1813). Pure data plus XDR encoding; no I/O, no policy.
+//! MOUNT v3, NFSv3 (RFC 1813) and NFSv4.0/4.1/4.2 with its callback program (RFC 7863).
+//! Pure data plus XDR encoding; no I/O, no policy.
 #![forbid(unsafe_code)]
 
 pub mod mount3;
 pub mod nfs3;
+pub mod nfs4;
 pub mod portmap;
 pub mod rpc;
 

@@ -576,6 +576,34 @@ pub fn load(path: &std::path::Path) -> Result<ExportsConfig, ExportsError> {
     }
 }
 
+/// The identity a caller gets under `o`: squashing and the anonymous ids (exports(5)).
+/// The rule both NFS versions apply; NFSv4's pseudo file system calls it (`v4::pseudo`).
+pub fn squash_creds(auth: &rnfs_rpc::message::Auth, o: &ExportOptions) -> rnfs_vfs::Creds {
+    use rnfs_rpc::message::Auth;
+    use rnfs_vfs::Creds;
+    let anon = Creds {
+        uid: o.anonuid,
+        gid: o.anongid,
+        gids: Vec::new(),
+    };
+    match (auth, o.squash) {
+        (Auth::None, _) | (_, Squash::All) => anon,
+        (Auth::Sys(p), Squash::None) => Creds {
+            uid: p.uid,
+            gid: p.gid,
+            gids: p.gids.0.clone(),
+        },
+        (Auth::Sys(p), Squash::Root) => {
+            let g = |g: u32| if g == 0 { o.anongid } else { g };
+            Creds {
+                uid: if p.uid == 0 { o.anonuid } else { p.uid },
+                gid: g(p.gid),
+                gids: p.gids.0.iter().map(|&x| g(x)).collect(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ mod types;
 mod writer;
 
 pub use reader::Reader;
-pub use types::{Opaque, OpaqueFixed, VarArray, XdrString};
+pub use types::{Opaque, OpaqueFixed, VarArray, XdrList, XdrString};
 pub use writer::Writer;
 
 /// Why a message could not be decoded. Every variant is the sender's fault.

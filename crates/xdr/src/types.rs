@@ -216,3 +216,33 @@ impl<T: Xdr, const MAX: u32> Xdr for VarArray<T, MAX> {
         Ok(Self(v))
     }
 }
+
+/// A singly-linked XDR list of at most `MAX` elements: the optional-data chain
+/// `struct T { ...; T *next; }` (RFC 4506 section 4.19), held as a vector. On the wire
+/// each element is preceded by TRUE and the list ends with FALSE. Decoding is a loop,
+/// not a recursion, so a long list cannot exhaust the stack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct XdrList<T, const MAX: u32>(pub Vec<T>);
+
+impl<T: Xdr, const MAX: u32> Xdr for XdrList<T, MAX> {
+    fn encode(&self, w: &mut Writer) {
+        for v in &self.0 {
+            w.bool(true);
+            v.encode(w);
+        }
+        w.bool(false);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let mut v = Vec::new();
+        while r.bool()? {
+            if v.len() >= MAX as usize {
+                return Err(Error::TooLong {
+                    len: v.len() as u64 + 1,
+                    max: MAX.into(),
+                });
+            }
+            v.push(T::decode(r)?);
+        }
+        Ok(Self(v))
+    }
+}

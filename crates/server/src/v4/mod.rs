@@ -5,6 +5,16 @@
 //! - [`state`] is the protocol state machinery. It does no I/O and never reads a clock: the
 //!   caller passes the time in, so lease expiry, grace and slot replay are tested
 //!   deterministically.
-//! - The COMPOUND engine (next to this file) decodes operations one at a time, runs each
-//!   against the backend and the state, and maps errors to `nfsstat4` in one place.
+//! - [`compound`] is the COMPOUND engine: it decodes operations one at a time, checks each
+//!   against the op table, runs it (one handler per operation in [`ops`]) against the
+//!   namespace, the backend and the state, and writes its result.
+//! - [`pseudo`] is the namespace: the pseudo file system joining the exports, with the
+//!   export rules applied as for NFSv3; [`attrs`] encodes and decodes `fattr4`;
+//!   [`owner`] maps owner strings to ids; [`error`] is the one map to `nfsstat4`.
+pub mod attrs;
+pub mod compound;
+pub mod error;
+pub mod ops;
+pub mod owner;
+pub mod pseudo;
 pub mod state;

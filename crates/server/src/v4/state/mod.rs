@@ -7,3 +7,9 @@
 //!
 //! - [`ids`]: the identifiers every part shares (client ids, session ids, stateids, time).
 pub mod ids;
+pub mod locking;
+pub mod locks;
+pub mod opens;
+pub mod ranges;
+pub mod share;
+pub mod stateid;

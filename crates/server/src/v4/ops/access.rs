@@ -1,0 +1,51 @@
+//! ACCESS and READLINK (RFC 8881 18.1, 18.24).
+use crate::v4::compound::Compound;
+use crate::v4::error::{Nfs4Error, R4};
+use crate::v4::pseudo::Place;
+use rnfs_proto::nfs4::Access4args;
+use rnfs_xdr::Writer;
+
+/// ACCESS4_READ, ACCESS4_LOOKUP, ACCESS4_MODIFY, ACCESS4_EXTEND, ACCESS4_DELETE,
+/// ACCESS4_EXECUTE: the bits this server answers (the NFSv4.2 xattr bits are not).
+const KNOWN: u32 = 0x3f;
+const READ: u32 = 0x01;
+const LOOKUP: u32 = 0x02;
+const WRITES: u32 = 0x04 | 0x08 | 0x10;
+
+/// ACCESS: which of the asked rights the caller holds, as the backend's permission check
+/// says, less the write rights on a read-only scope. Pseudo directories may be read and
+/// searched.
+pub fn access(c: &mut Compound<'_>, a: &Access4args, w: &mut Writer) -> R4<()> {
+    let supported = a.access & KNOWN;
+    let granted = match c.fh()? {
+        Place::Pseudo(_) => supported & (READ | LOOKUP),
+        Place::Export { export, key } => {
+            let x = c.ctx.pseudo.scope(&c.ctx.caller, export)?;
+            let mut bits = export.fs.access(&x.ctx, key, supported)?;
+            if !x.rw {
+                bits &= !WRITES;
+            }
+            bits & supported
+        }
+    };
+    w.u32(supported);
+    w.u32(granted);
+    Ok(())
+}
+
+/// READLINK: the target of the current symbolic link; INVAL for anything else.
+pub fn readlink(c: &mut Compound<'_>, w: &mut Writer) -> R4<()> {
+    match c.fh()? {
+        Place::Pseudo(_) => Err(Nfs4Error::Inval),
+        Place::Export { export, key } => {
+            let x = c.ctx.pseudo.scope(&c.ctx.caller, export)?;
+            let a = export.fs.getattr(&x.ctx, key)?;
+            if a.ftype != rnfs_vfs::FileType::Symlink {
+                return Err(Nfs4Error::Inval);
+            }
+            let t = export.fs.readlink(&x.ctx, key)?;
+            w.opaque(&t);
+            Ok(())
+        }
+    }
+}
