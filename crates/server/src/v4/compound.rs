@@ -33,7 +33,8 @@ use super::error::{Nfs4Error, R4};
 use super::ops;
 use super::owner::OwnerMap;
 use super::pseudo::{Caller, Place, PseudoFs};
-use super::state::ids::Stateid;
+use super::state::ids::{ClientId, Stateid, Time};
+use super::state::locking::Locking;
 use rnfs_proto::nfs4::{decode_compound_args, CompoundError, CompoundLimits, NfsArgop4};
 use rnfs_xdr::Writer;
 
@@ -70,6 +71,15 @@ pub trait Sessions {
 pub enum SessionStep {
     /// Done; for SEQUENCE, the session's limits, which apply to the rest of the compound.
     Ok(Option<Limits>),
+    /// SEQUENCE done: the session's limits, which apply to the rest of the compound, and
+    /// the client the session belongs to, for whom the compound's operations then act
+    /// ([`Compound::client`]).
+    Sequenced {
+        /// The session's limits, if they differ from the server's.
+        limits: Option<Limits>,
+        /// The session's client.
+        client: ClientId,
+    },
     /// Failed with this status (no result body).
     Err(Nfs4Error),
     /// A retry of a request whose reply is cached: send this reply, as it is.
@@ -84,6 +94,57 @@ impl Sessions for NoSessions {
     fn run(&self, _: &NfsArgop4, _: usize, _: usize, _: &mut Writer) -> SessionStep {
         SessionStep::Err(Nfs4Error::NotSupp)
     }
+}
+
+/// What the state operations (OPEN, LOCK, READ's stateid check...) need from the session
+/// and lease machinery, implemented over it by the server. Each call gets the time as an
+/// input: no operation reads a clock.
+pub trait StateHooks {
+    /// Whether the server is in its grace period (RFC 8881 8.4.2): reclaims are allowed,
+    /// new opens and locks answer NFS4ERR_GRACE.
+    fn in_grace(&self, now: Time) -> bool;
+    /// Whether `client` may reclaim now: it held state before the restart (it has a stable
+    /// record) and has not sent RECLAIM_COMPLETE. A reclaim from any other client, or
+    /// outside grace, answers NFS4ERR_NO_GRACE.
+    fn may_reclaim(&self, client: ClientId, now: Time) -> bool;
+    /// `clients` hold state in the way of a request (share or lock conflict, as
+    /// [`Locking`] reports them): expires those that are courtesy clients (their lease
+    /// ran out, their state was kept until someone conflicts), purging their state from
+    /// `locking` (the lock the caller holds). Returns whether any was expired: the caller
+    /// then retries the request once.
+    fn expire_courtesy(&self, clients: &[ClientId], locking: &mut Locking, now: Time) -> bool;
+}
+
+/// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and
+/// tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl StateHooks for NoHooks {
+    fn in_grace(&self, _: Time) -> bool {
+        false
+    }
+    fn may_reclaim(&self, _: ClientId, _: Time) -> bool {
+        false
+    }
+    fn expire_courtesy(&self, _: &[ClientId], _: &mut Locking, _: Time) -> bool {
+        false
+    }
+}
+
+/// The state a compound's operations use, besides the namespace.
+pub struct StateCtx<'a> {
+    /// The server's locking state (opens, share reservations, locks). Operations hold the
+    /// lock for one state change or check, never across backend I/O (OPEN creates the
+    /// file first, then records the open; UNCHECKED4's size is set after that).
+    pub locking: &'a parking_lot::Mutex<Locking>,
+    /// Grace, reclaim and courtesy clients.
+    pub hooks: &'a dyn StateHooks,
+    /// The time the compound runs at (the caller reads the clock once per compound).
+    pub now: Time,
+    /// The write verifier of this server instance (changes on restart; the one NFSv3
+    /// uses, [`crate::NfsServer::write_verifier`]).
+    pub write_verf: [u8; 8],
 }
 
 /// Everything a compound runs against.
@@ -110,6 +171,8 @@ pub struct Ctx<'a> {
     /// answers DELAY or STALE, as NFSv3 does in `NfsServer::place`. [`any_key`] when no
     /// backend ever needs a search.
     pub locate: &'a Locate,
+    /// The locking state, grace and the write verifier.
+    pub state: StateCtx<'a>,
 }
 
 /// See [`Ctx::locate`].
@@ -134,9 +197,31 @@ pub struct Compound<'a> {
     pub current_stateid: Option<Stateid>,
     /// The stateid saved with the saved filehandle.
     pub saved_stateid: Option<Stateid>,
+    /// The client the compound acts for: the session's, from SEQUENCE.
+    pub client: Option<ClientId>,
 }
 
-impl Compound<'_> {
+impl<'a> Compound<'a> {
+    /// A compound of minor version `minor` before its first operation.
+    pub fn new(ctx: &'a Ctx<'a>, minor: u32) -> Self {
+        Self {
+            ctx,
+            minor,
+            current: None,
+            saved: None,
+            current_stateid: None,
+            saved_stateid: None,
+            client: None,
+        }
+    }
+
+    /// The client the compound acts for. In NFSv4.1 every compound that reaches a state
+    /// operation began with SEQUENCE, which names it; without one (a session layer that
+    /// did not say) the state cannot be used: NFS4ERR_OP_NOT_IN_SESSION.
+    pub fn client(&self) -> R4<ClientId> {
+        self.client.ok_or(Nfs4Error::OpNotInSession)
+    }
+
     /// The current filehandle: NOFILEHANDLE when there is none.
     pub fn fh(&self) -> R4<&Place> {
         self.current.as_ref().ok_or(Nfs4Error::NoFileHandle)
@@ -233,48 +318,48 @@ const ATTR_REPLY: usize = 512;
 /// The op table, by operation number from 3 (ACCESS) to 75 (REMOVEXATTR, RFC 8276).
 pub static OPS: [OpDesc; 73] = [
     built(op(3, "ACCESS", 0, NEEDS_FH, 8)),
-    op(4, "CLOSE", 0, NEEDS_FH | MODIFIES, 16),
-    op(5, "COMMIT", 0, NEEDS_FH | MODIFIES, 8),
-    op(6, "CREATE", 0, NEEDS_FH | MODIFIES, 64),
+    built(op(4, "CLOSE", 0, NEEDS_FH | MODIFIES, 16)),
+    built(op(5, "COMMIT", 0, NEEDS_FH | MODIFIES, 8)),
+    built(op(6, "CREATE", 0, NEEDS_FH | MODIFIES | CLEARS_STATEID, 64)),
     op(7, "DELEGPURGE", 0, MODIFIES, 0),
-    op(8, "DELEGRETURN", 0, NEEDS_FH | MODIFIES, 0),
+    built(op(8, "DELEGRETURN", 0, NEEDS_FH | MODIFIES, 0)),
     built(op(9, "GETATTR", 0, NEEDS_FH, ATTR_REPLY)),
     built(op(10, "GETFH", 0, NEEDS_FH, FH_REPLY)),
-    op(11, "LINK", 0, NEEDS_FH | MODIFIES, 20),
-    op(12, "LOCK", 0, NEEDS_FH | MODIFIES, 64),
-    op(13, "LOCKT", 0, NEEDS_FH, 64),
-    op(14, "LOCKU", 0, NEEDS_FH | MODIFIES, 16),
+    built(op(11, "LINK", 0, NEEDS_FH | MODIFIES, 20)),
+    built(op(12, "LOCK", 0, NEEDS_FH | MODIFIES, 40 + 1024)),
+    built(op(13, "LOCKT", 0, NEEDS_FH, 40 + 1024)),
+    built(op(14, "LOCKU", 0, NEEDS_FH | MODIFIES, 16)),
     built(op(15, "LOOKUP", 0, NEEDS_FH | CLEARS_STATEID, 0)),
     built(op(16, "LOOKUPP", 0, NEEDS_FH | CLEARS_STATEID, 0)),
     built(op(17, "NVERIFY", 0, NEEDS_FH, 0)),
-    op(18, "OPEN", 0, NEEDS_FH | MODIFIES, 128),
+    built(op(18, "OPEN", 0, NEEDS_FH | MODIFIES, 128)),
     op(19, "OPENATTR", 0, NEEDS_FH, 0),
     v40(20, "OPEN_CONFIRM"),
-    op(21, "OPEN_DOWNGRADE", 0, NEEDS_FH | MODIFIES, 16),
+    built(op(21, "OPEN_DOWNGRADE", 0, NEEDS_FH | MODIFIES, 16)),
     built(op(22, "PUTFH", 0, CLEARS_STATEID, 0)),
     built(op(23, "PUTPUBFH", 0, CLEARS_STATEID, 0)),
     built(op(24, "PUTROOTFH", 0, CLEARS_STATEID, 0)),
-    op(25, "READ", 0, NEEDS_FH, 8),
-    op(26, "READDIR", 0, NEEDS_FH, 8),
+    built(op(25, "READ", 0, NEEDS_FH, 8)),
+    built(op(26, "READDIR", 0, NEEDS_FH, 8)),
     built(op(27, "READLINK", 0, NEEDS_FH, 4 + 4096)),
-    op(28, "REMOVE", 0, NEEDS_FH | MODIFIES, 20),
-    op(29, "RENAME", 0, NEEDS_FH | MODIFIES, 40),
+    built(op(28, "REMOVE", 0, NEEDS_FH | MODIFIES, 20)),
+    built(op(29, "RENAME", 0, NEEDS_FH | MODIFIES, 40)),
     v40(30, "RENEW"),
     built(op(31, "RESTOREFH", 0, 0, 0)),
     built(op(32, "SAVEFH", 0, NEEDS_FH, 0)),
     built(op(33, "SECINFO", 0, NEEDS_FH, 64)),
-    op(34, "SETATTR", 0, NEEDS_FH | MODIFIES, 16),
+    built(op(34, "SETATTR", 0, NEEDS_FH | MODIFIES, 16)),
     v40(35, "SETCLIENTID"),
     v40(36, "SETCLIENTID_CONFIRM"),
     built(op(37, "VERIFY", 0, NEEDS_FH, 0)),
-    op(38, "WRITE", 0, NEEDS_FH | MODIFIES, 16),
+    built(op(38, "WRITE", 0, NEEDS_FH | MODIFIES, 16)),
     v40(39, "RELEASE_LOCKOWNER"),
     op(40, "BACKCHANNEL_CTL", 1, MODIFIES, 0),
     op(41, "BIND_CONN_TO_SESSION", 1, SESSION | MODIFIES, 24),
     op(42, "EXCHANGE_ID", 1, SESSION | MODIFIES, 2048),
     op(43, "CREATE_SESSION", 1, SESSION | MODIFIES, 128),
     op(44, "DESTROY_SESSION", 1, SESSION | MODIFIES, 0),
-    op(45, "FREE_STATEID", 1, MODIFIES, 0),
+    built(op(45, "FREE_STATEID", 1, MODIFIES, 0)),
     op(46, "GET_DIR_DELEGATION", 1, NEEDS_FH | MODIFIES, 64),
     op(47, "GETDEVICEINFO", 1, 0, 64),
     op(48, "GETDEVICELIST", 1, NEEDS_FH, 64),
@@ -284,7 +369,7 @@ pub static OPS: [OpDesc; 73] = [
     built(op(52, "SECINFO_NO_NAME", 1, NEEDS_FH, 64)),
     op(53, "SEQUENCE", 1, SESSION | MODIFIES, 40),
     op(54, "SET_SSV", 1, MODIFIES, 64),
-    op(55, "TEST_STATEID", 1, 0, 64),
+    built(op(55, "TEST_STATEID", 1, 0, 4 + 4 * 1024)),
     op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64),
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
     op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0),
@@ -349,14 +434,7 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
         res.finish(&mut out, Nfs4Error::MinorVersMismatch.code(), 0);
         return Ok(out.into_inner());
     }
-    let mut c = Compound {
-        ctx,
-        minor,
-        current: None,
-        saved: None,
-        current_stateid: None,
-        saved_stateid: None,
-    };
+    let mut c = Compound::new(ctx, minor);
     let count = header.op_count as usize;
     let mut limits = ctx.limits;
     let mut status = 0;
@@ -514,10 +592,14 @@ fn run_one(
     let num = d.num;
     if d.flags & SESSION != 0 {
         let mut body = Writer::new();
-        return match c.ctx.sessions.run(op, index, count, &mut body) {
+        let step = c.ctx.sessions.run(op, index, count, &mut body);
+        return match step.clone() {
             SessionStep::Replay(reply) => Step::Replay(reply),
             SessionStep::Err(e) => fail(out, num, e),
-            SessionStep::Ok(l) => {
+            SessionStep::Ok(l) | SessionStep::Sequenced { limits: l, .. } => {
+                if let SessionStep::Sequenced { client, .. } = step {
+                    c.client = Some(client);
+                }
                 if let Some(l) = l {
                     *limits = l;
                     if count > l.max_ops as usize {
@@ -549,10 +631,28 @@ fn run_one(
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
 fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, fh};
+    use ops::{access, attr, dir, fh, io, lock, open};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
+        A::OpClose(a) => open::close(c, a, w),
+        A::OpCommit(a) => io::commit(c, a, w),
+        A::OpCreate(a) => dir::create(c, a, w),
+        A::OpDelegreturn(a) => lock::delegreturn(c, a),
+        A::OpFreeStateid(a) => lock::free_stateid(c, a),
+        A::OpLink(a) => dir::link(c, a, w),
+        A::OpLock(a) => lock::lock(c, a, w),
+        A::OpLockt(a) => lock::lockt(c, a, w),
+        A::OpLocku(a) => lock::locku(c, a, w),
+        A::OpOpen(a) => open::open(c, a, w),
+        A::OpOpenDowngrade(a) => open::open_downgrade(c, a, w),
+        A::OpRead(a) => io::read(c, a, w),
+        A::OpReaddir(a) => dir::readdir(c, a, w),
+        A::OpRemove(a) => dir::remove(c, a, w),
+        A::OpRename(a) => dir::rename(c, a, w),
+        A::OpSetattr(a) => io::setattr(c, a, w),
+        A::OpTestStateid(a) => lock::test_stateid(c, a, w),
+        A::OpWrite(a) => io::write(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),
         A::OpLookup(a) => fh::lookup(c, a),
@@ -620,7 +720,10 @@ mod tests {
                 return SessionStep::Replay(reply.clone());
             }
             out.raw(&[0; 36]);
-            SessionStep::Ok(self.limits)
+            SessionStep::Sequenced {
+                limits: self.limits,
+                client: ClientId(7),
+            }
         }
         fn finish(&self, reply: &[u8]) {
             self.finished.borrow_mut().push(reply.to_vec());
@@ -646,6 +749,7 @@ mod tests {
         fs: Arc<MemFs>,
         pseudo: PseudoFs,
         owners: OwnerMap,
+        locking: parking_lot::Mutex<Locking>,
     }
 
     fn world() -> World {
@@ -675,6 +779,7 @@ mod tests {
             fs,
             pseudo,
             owners: OwnerMap::numeric(),
+            locking: parking_lot::Mutex::new(Locking::new(1, Default::default())),
         }
     }
 
@@ -695,6 +800,12 @@ mod tests {
                 limits,
                 sessions: s,
                 locate: &any_key,
+                state: StateCtx {
+                    locking: &self.locking,
+                    hooks: &NoHooks,
+                    now: Time(0),
+                    write_verf: [7; 8],
+                },
             }
         }
         fn run(&self, req: &[u8]) -> Reply {
@@ -846,9 +957,9 @@ mod tests {
         assert_eq!(r.ops()[1], (OP_ILLEGAL, code(Nfs4Error::OpIllegal)));
         let mut r = w.run(&req(b"", 2).seq().plain(59).done());
         assert_eq!(r.ops()[1], (59, code(Nfs4Error::NotSupp)));
-        // READ is not built yet; OPEN_CONFIRM is NFSv4.0 only.
-        let mut r = w.run(&req(b"", 1).seq().plain(PUTROOTFH).plain(25).done());
-        assert_eq!(r.ops()[2], (25, code(Nfs4Error::NotSupp)));
+        // OPENATTR is not built; OPEN_CONFIRM is NFSv4.0 only.
+        let mut r = w.run(&req(b"", 1).seq().plain(PUTROOTFH).plain(19).done());
+        assert_eq!(r.ops()[2], (19, code(Nfs4Error::NotSupp)));
         let mut r = w.run(&req(b"", 1).seq().plain(20).done());
         assert_eq!(r.ops()[1], (20, code(Nfs4Error::NotSupp)));
         // The table is indexed by op number.
@@ -1293,12 +1404,8 @@ mod tests {
                 continue;
             }
             let mut c = Compound {
-                ctx: &ctx,
-                minor: 2,
                 current: Some(w.pseudo.root(&caller).unwrap()),
-                saved: None,
-                current_stateid: None,
-                saved_stateid: None,
+                ..Compound::new(&ctx, 2)
             };
             let r = dispatch(&mut c, &op, &mut Writer::new());
             assert_eq!(r == Err(Nfs4Error::NotSupp), !d.built, "{}: {r:?}", d.name);
@@ -1310,14 +1417,7 @@ mod tests {
         let w = world();
         let s = sessions();
         let ctx = w.ctx(&s, WIDE);
-        let mut c = Compound {
-            ctx: &ctx,
-            minor: 1,
-            current: None,
-            saved: None,
-            current_stateid: None,
-            saved_stateid: None,
-        };
+        let mut c = Compound::new(&ctx, 1);
         assert_eq!(c.stateid(Stateid::CURRENT), Err(Nfs4Error::BadStateid));
         let mine = Stateid {
             seqid: 3,
