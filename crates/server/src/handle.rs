@@ -8,7 +8,9 @@
 //! handles survive restarts). Only a holder of the secret can make a handle the server
 //! accepts: one with a tag that does not match (forged, or damaged) is BADHANDLE, found
 //! before any lookup work, with a comparison in constant time. A handle of an unknown
-//! export with a valid tag is STALE. A valid handle still goes through the backend, which
+//! export with a valid tag is STALE. (The errors are the backend's neutral ones,
+//! [`VfsError::BadHandle`] and [`VfsError::Stale`]: each protocol version maps them to its
+//! status, as it maps every backend error.) A valid handle still goes through the backend, which
 //! answers STALE for objects that are gone.
 //!
 //! Why HMAC-SHA-256 (the `hmac` and `sha2` crates): the standard MAC, in small, pure-Rust,
@@ -18,8 +20,8 @@
 //! hash tables more than as a long-lived MAC.
 use crate::Export;
 use hmac::{Hmac, Mac};
-use rnfs_proto::nfs3::{FileHandle3, Nfsstat3};
-use rnfs_vfs::FileKey;
+use rnfs_proto::nfs3::FileHandle3;
+use rnfs_vfs::{FileKey, VfsError};
 use sha2::Sha256;
 
 const MAGIC: u8 = b'R';
@@ -136,9 +138,13 @@ pub(crate) fn encode_pseudo(key: &HandleKey, node: u64) -> FileHandle3 {
 
 /// The node id of a pseudo file system handle, its tag checked with the pseudo key:
 /// BADHANDLE for one not of this form or whose tag does not match.
-pub(crate) fn decode_pseudo(key: &HandleKey, fh: &FileHandle3) -> Result<u64, Nfsstat3> {
-    if export_id(fh)? != PSEUDO_EXPORT || fh.0.len() != HEADER + 8 + TAG {
-        return Err(Nfsstat3::BadHandle);
+pub(crate) fn decode_pseudo(
+    key: &HandleKey,
+    fh: &(impl HandleBytes + ?Sized),
+) -> Result<u64, VfsError> {
+    let fh = fh.handle_bytes();
+    if export_id(fh)? != PSEUDO_EXPORT || fh.len() != HEADER + 8 + TAG {
+        return Err(VfsError::BadHandle);
     }
     let body = verify(key, fh)?;
     let mut id = [0u8; 8];
@@ -146,34 +152,56 @@ pub(crate) fn decode_pseudo(key: &HandleKey, fh: &FileHandle3) -> Result<u64, Nf
     Ok(u64::from_be_bytes(id))
 }
 
+/// The bytes of a wire handle, whichever protocol's type carries them.
+pub trait HandleBytes {
+    /// The handle's bytes.
+    fn handle_bytes(&self) -> &[u8];
+}
+
+impl HandleBytes for [u8] {
+    fn handle_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl HandleBytes for FileHandle3 {
+    fn handle_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// The export id of a handle of our format (its tag not yet checked).
-pub fn export_id(fh: &FileHandle3) -> Result<u16, Nfsstat3> {
-    let b = &fh.0;
+pub fn export_id(fh: &(impl HandleBytes + ?Sized)) -> Result<u16, VfsError> {
+    let b = fh.handle_bytes();
     if b.len() < HEADER + TAG || b.len() > HEADER + FileKey::MAX + TAG {
-        return Err(Nfsstat3::BadHandle);
+        return Err(VfsError::BadHandle);
     }
     if b[0] != MAGIC || b[1] != VERSION {
-        return Err(Nfsstat3::BadHandle);
+        return Err(VfsError::BadHandle);
     }
     Ok(u16::from_be_bytes([b[2], b[3]]))
 }
 
 /// Checks the tag of a wire handle with the key of its export and extracts the backend
 /// key: BADHANDLE for a handle not of our format or whose tag does not match.
-pub(crate) fn verify(key: &HandleKey, fh: &FileHandle3) -> Result<FileKey, Nfsstat3> {
+pub(crate) fn verify(
+    key: &HandleKey,
+    fh: &(impl HandleBytes + ?Sized),
+) -> Result<FileKey, VfsError> {
+    let fh = fh.handle_bytes();
     export_id(fh)?;
-    let (body, tag) = fh.0.split_at(fh.0.len() - TAG);
+    let (body, tag) = fh.split_at(fh.len() - TAG);
     if !key.verify(body, tag) {
-        return Err(Nfsstat3::BadHandle);
+        return Err(VfsError::BadHandle);
     }
     Ok(FileKey(body[HEADER..].to_vec()))
 }
 
 /// Checks a wire handle of `export` and extracts the backend key: STALE for a handle of
 /// another export, BADHANDLE for one not of our format or whose tag does not match.
-pub fn decode(export: &Export, fh: &FileHandle3) -> Result<FileKey, Nfsstat3> {
+pub fn decode(export: &Export, fh: &(impl HandleBytes + ?Sized)) -> Result<FileKey, VfsError> {
     if export_id(fh)? != export.id {
-        return Err(Nfsstat3::Stale);
+        return Err(VfsError::Stale);
     }
     verify(&export.key, fh)
 }
@@ -215,15 +243,15 @@ mod tests {
         assert_eq!(decode_pseudo(&pk, &fh), Ok(0x0102_0304_0506_0708));
         // Another secret, or an export's key (even that of a would-be export 0), refuses it.
         let other = HandleKey::pseudo(&HandleSecret::from_bytes([4; 32]));
-        assert_eq!(decode_pseudo(&other, &fh), Err(Nfsstat3::BadHandle));
+        assert_eq!(decode_pseudo(&other, &fh), Err(VfsError::BadHandle));
         assert_eq!(
             verify(&HandleKey::derive(&secret, PSEUDO_EXPORT), &fh),
-            Err(Nfsstat3::BadHandle)
+            Err(VfsError::BadHandle)
         );
         // An export's handle is not a pseudo handle, whatever its length.
         let e = export(&secret, 1);
         let efh = encode(&e, &FileKey(vec![9; 8]));
-        assert_eq!(decode_pseudo(&pk, &efh), Err(Nfsstat3::BadHandle));
+        assert_eq!(decode_pseudo(&pk, &efh), Err(VfsError::BadHandle));
         for bit in 0..fh.0.len() * 8 {
             let mut bad = fh.clone();
             bad.0[bit / 8] ^= 1 << (bit % 8);
@@ -238,7 +266,7 @@ mod tests {
         let key = FileKey(vec![7; 20]);
         let fh = encode(&export(&s1, 1), &key);
         assert_eq!(decode(&export(&s1, 1), &fh), Ok(key.clone()));
-        assert_eq!(decode(&export(&s2, 1), &fh), Err(Nfsstat3::BadHandle));
+        assert_eq!(decode(&export(&s2, 1), &fh), Err(VfsError::BadHandle));
         // The same key in export 2 under the same secret: another tag.
         let fh2 = encode(&export(&s1, 2), &key);
         assert_ne!(fh.0[HEADER + 20..], fh2.0[HEADER + 20..]);
@@ -246,22 +274,22 @@ mod tests {
         moved.0[2..4].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
             verify(&export(&s1, 2).key, &moved),
-            Err(Nfsstat3::BadHandle)
+            Err(VfsError::BadHandle)
         );
         // Too short, too long, another version.
         assert_eq!(
             export_id(&FileHandle3(vec![b'R', 2, 0, 1])),
-            Err(Nfsstat3::BadHandle)
+            Err(VfsError::BadHandle)
         );
         assert_eq!(
             export_id(&FileHandle3(
                 vec![b'R', 2, 0, 1].into_iter().chain([0; 61]).collect()
             )),
-            Err(Nfsstat3::BadHandle)
+            Err(VfsError::BadHandle)
         );
         let mut v1 = fh.clone();
         v1.0[1] = 1;
-        assert_eq!(export_id(&v1), Err(Nfsstat3::BadHandle));
+        assert_eq!(export_id(&v1), Err(VfsError::BadHandle));
         assert_eq!(format!("{s1:?}"), "HandleSecret(..)");
     }
 }
