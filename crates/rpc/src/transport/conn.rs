@@ -646,6 +646,13 @@ pub(crate) async fn connection(
             },
         }
     };
+    // Chosen to be shed, it may still have reached a deadline first in the `select!`: it
+    // was counted as shed, so it must not be counted as expired too.
+    let chosen = entry.end();
+    let end = match end {
+        End::Expired(_) if chosen => End::Shed,
+        end => end,
+    };
     let broken = c.broken;
     // Whatever waits is dropped with the connection; calls still running on the pool
     // report to a `Finished` no one reads, and their reservations go with `Held`.

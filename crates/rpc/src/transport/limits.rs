@@ -224,6 +224,13 @@ fn millis_since(epoch: Instant, t: Instant) -> u64 {
 }
 
 impl Entry {
+    /// The connection ends: from now on no one chooses it to be shed. True if someone had
+    /// (and counted it as shed): then it must not be counted again for another reason. The
+    /// choice and the end race on one atomic, so exactly one of them counts.
+    pub(crate) fn end(&self) -> bool {
+        self.closing.swap(true, Relaxed)
+    }
+
     /// Records the connection's state: when it was last active, whether it is idle, what
     /// it holds, and since when its replies have waited unwritten or a record has been
     /// arriving (if so).
@@ -345,7 +352,13 @@ impl Registry {
         }));
         match victim.and_then(|id| conns.get(&id)) {
             Some(e) => {
-                e.closing.store(true, Relaxed);
+                // It may be ending on its own right now (`Entry::end`): then it is not shed.
+                if e.closing
+                    .compare_exchange(false, true, Relaxed, Relaxed)
+                    .is_err()
+                {
+                    return false;
+                }
                 e.close.notify_one();
                 true
             }
@@ -389,7 +402,13 @@ impl Registry {
         );
         match victim.and_then(|id| conns.get(&id)) {
             Some(e) => {
-                e.closing.store(true, Relaxed);
+                // It may be ending on its own right now (`Entry::end`): then it is not shed.
+                if e.closing
+                    .compare_exchange(false, true, Relaxed, Relaxed)
+                    .is_err()
+                {
+                    return false;
+                }
                 e.close.notify_one();
                 true
             }
