@@ -3,8 +3,13 @@
 //! Program [`PROGRAM`] version 1 answers on the NFS port, to loopback callers only:
 //! procedure 0 is NULL, procedure 1 returns the counters in the Prometheus text format
 //! (the same text the `--metrics` endpoint serves), so there is one source of truth.
-use crate::NfsServer;
-use rnfs_proto::nfs3;
+use crate::route::{Env, Peek, Unit};
+use crate::v3::mount::MOUNT3_PROCS;
+use crate::v3::NFS3_PROCS;
+use crate::{NfsServer, Req};
+use rnfs_proto::rpc::ReplyStatus;
+use rnfs_rpc::message::{reply_error, reply_success, reply_with};
+use rnfs_rpc::transport::{Blocking, ConnInfo};
 use std::fmt::Write;
 
 /// Program number (in the range RFC 5531 leaves to users).
@@ -14,96 +19,62 @@ pub const VERSION: u32 = 1;
 /// Procedure returning the metrics text.
 pub const PROC_METRICS: u32 = 1;
 
-/// NFSv3 procedure names, by number.
-pub const NFS3_PROCS: [&str; 22] = [
-    "null",
-    "getattr",
-    "setattr",
-    "lookup",
-    "access",
-    "readlink",
-    "read",
-    "write",
-    "create",
-    "mkdir",
-    "symlink",
-    "mknod",
-    "remove",
-    "rmdir",
-    "rename",
-    "link",
-    "readdir",
-    "readdirplus",
-    "fsstat",
-    "fsinfo",
-    "pathconf",
-    "commit",
-];
-/// MOUNT v3 procedure names, by number.
-pub const MOUNT3_PROCS: [&str; 6] = ["null", "mnt", "dump", "umnt", "umntall", "export"];
+/// The routing unit of the administration program (see [`crate::route`]): loopback
+/// callers only, answered at once, never through the reply cache, not counted.
+#[derive(Debug)]
+pub(crate) struct Admin;
 
-fn status_name(s: u32) -> String {
-    match nfs3::Nfsstat3::from_u32(s) {
-        Some(v) => format!("{v:?}"),
-        None => s.to_string(),
+impl Unit for Admin {
+    fn program(&self) -> u32 {
+        PROGRAM
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn serves(&self, conn: &ConnInfo) -> bool {
+        conn.peer.ip().is_loopback()
+    }
+
+    fn classify(&self, _call: &Peek<'_>, _env: &Env) -> Blocking {
+        Blocking::Never
+    }
+
+    fn dispatch(
+        &self,
+        s: &NfsServer,
+        _req: &Req<'_>,
+        xid: u32,
+        proc_: u32,
+        _args: &[u8],
+    ) -> Vec<u8> {
+        match proc_ {
+            0 => reply_with(xid, &()),
+            PROC_METRICS => {
+                let text = metrics_text(s);
+                let mut w = reply_success(xid, text.len() + 8);
+                w.opaque(text.as_bytes());
+                w.into_inner()
+            }
+            _ => reply_error(xid, ReplyStatus::ProcUnavail),
+        }
     }
 }
 
-/// Renders every counter in the Prometheus text exposition format.
+/// Writes the HELP and TYPE lines of a metric family.
+pub(crate) fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Renders every counter in the Prometheus text exposition format: each unit's (see
+/// [`crate::route::Unit::metrics`]), then the server's.
 pub fn metrics_text(s: &NfsServer) -> String {
     let st = s.stats.snapshot();
     let drc = s.drc_stats();
     let mut o = String::new();
-    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    family(
-        &mut o,
-        "rnfs_nfs3_calls_total",
-        "counter",
-        "NFSv3 calls by procedure.",
-    );
-    for (i, n) in st.nfs_calls.iter().enumerate() {
-        let _ = writeln!(o, "rnfs_nfs3_calls_total{{proc=\"{}\"}} {n}", NFS3_PROCS[i]);
-    }
-    family(
-        &mut o,
-        "rnfs_nfs3_errors_total",
-        "counter",
-        "NFSv3 replies with a status other than NFS3_OK, by procedure.",
-    );
-    for (i, n) in st.nfs_errors.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "rnfs_nfs3_errors_total{{proc=\"{}\"}} {n}",
-            NFS3_PROCS[i]
-        );
-    }
-    family(
-        &mut o,
-        "rnfs_nfs3_status_total",
-        "counter",
-        "NFSv3 error replies by status.",
-    );
-    for (code, n) in &st.by_status {
-        let _ = writeln!(
-            o,
-            "rnfs_nfs3_status_total{{status=\"{}\"}} {n}",
-            status_name(*code)
-        );
-    }
-    family(
-        &mut o,
-        "rnfs_mount3_calls_total",
-        "counter",
-        "MOUNT v3 calls by procedure.",
-    );
-    for (i, n) in st.mount_calls.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "rnfs_mount3_calls_total{{proc=\"{}\"}} {n}",
-            MOUNT3_PROCS[i]
-        );
+    for unit in s.routes.iter() {
+        unit.metrics(&mut o);
     }
     let simple = [
         (

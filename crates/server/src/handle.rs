@@ -8,7 +8,9 @@
 //! handles survive restarts). Only a holder of the secret can make a handle the server
 //! accepts: one with a tag that does not match (forged, or damaged) is BADHANDLE, found
 //! before any lookup work, with a comparison in constant time. A handle of an unknown
-//! export with a valid tag is STALE. A valid handle still goes through the backend, which
+//! export with a valid tag is STALE. (The errors are the backend's neutral ones,
+//! [`VfsError::BadHandle`] and [`VfsError::Stale`]: each protocol version maps them to its
+//! status, as it maps every backend error.) A valid handle still goes through the backend, which
 //! answers STALE for objects that are gone.
 //!
 //! Why HMAC-SHA-256 (the `hmac` and `sha2` crates): the standard MAC, in small, pure-Rust,
@@ -18,8 +20,8 @@
 //! hash tables more than as a long-lived MAC.
 use crate::Export;
 use hmac::{Hmac, Mac};
-use rnfs_proto::nfs3::{FileHandle3, Nfsstat3};
-use rnfs_vfs::FileKey;
+use rnfs_proto::nfs3::FileHandle3;
+use rnfs_vfs::{FileKey, VfsError};
 use sha2::Sha256;
 
 const MAGIC: u8 = b'R';
@@ -147,33 +149,33 @@ pub(crate) fn decode_pseudo(key: &HandleKey, fh: &FileHandle3) -> Result<u64, Nf
 }
 
 /// The export id of a handle of our format (its tag not yet checked).
-pub fn export_id(fh: &FileHandle3) -> Result<u16, Nfsstat3> {
-    let b = &fh.0;
+pub fn export_id(fh: &[u8]) -> Result<u16, VfsError> {
+    let b = fh;
     if b.len() < HEADER + TAG || b.len() > HEADER + FileKey::MAX + TAG {
-        return Err(Nfsstat3::BadHandle);
+        return Err(VfsError::BadHandle);
     }
     if b[0] != MAGIC || b[1] != VERSION {
-        return Err(Nfsstat3::BadHandle);
+        return Err(VfsError::BadHandle);
     }
     Ok(u16::from_be_bytes([b[2], b[3]]))
 }
 
 /// Checks the tag of a wire handle with the key of its export and extracts the backend
 /// key: BADHANDLE for a handle not of our format or whose tag does not match.
-pub(crate) fn verify(key: &HandleKey, fh: &FileHandle3) -> Result<FileKey, Nfsstat3> {
+pub(crate) fn verify(key: &HandleKey, fh: &[u8]) -> Result<FileKey, VfsError> {
     export_id(fh)?;
-    let (body, tag) = fh.0.split_at(fh.0.len() - TAG);
+    let (body, tag) = fh.split_at(fh.len() - TAG);
     if !key.verify(body, tag) {
-        return Err(Nfsstat3::BadHandle);
+        return Err(VfsError::BadHandle);
     }
     Ok(FileKey(body[HEADER..].to_vec()))
 }
 
 /// Checks a wire handle of `export` and extracts the backend key: STALE for a handle of
 /// another export, BADHANDLE for one not of our format or whose tag does not match.
-pub fn decode(export: &Export, fh: &FileHandle3) -> Result<FileKey, Nfsstat3> {
+pub fn decode(export: &Export, fh: &[u8]) -> Result<FileKey, VfsError> {
     if export_id(fh)? != export.id {
-        return Err(Nfsstat3::Stale);
+        return Err(VfsError::Stale);
     }
     verify(&export.key, fh)
 }
@@ -197,11 +199,11 @@ mod tests {
         let key = FileKey((0..FileKey::MAX as u8).collect());
         let fh = encode(&e, &key);
         assert_eq!(fh.0.len(), 64);
-        assert_eq!(decode(&e, &fh).unwrap(), key);
+        assert_eq!(decode(&e, &fh.0).unwrap(), key);
         for bit in 0..fh.0.len() * 8 {
             let mut bad = fh.clone();
             bad.0[bit / 8] ^= 1 << (bit % 8);
-            assert!(verify(&e.key, &bad).is_err(), "bit {bit}");
+            assert!(verify(&e.key, &bad.0).is_err(), "bit {bit}");
         }
     }
 
@@ -237,31 +239,31 @@ mod tests {
         let s2 = HandleSecret::from_bytes([2; 32]);
         let key = FileKey(vec![7; 20]);
         let fh = encode(&export(&s1, 1), &key);
-        assert_eq!(decode(&export(&s1, 1), &fh), Ok(key.clone()));
-        assert_eq!(decode(&export(&s2, 1), &fh), Err(Nfsstat3::BadHandle));
+        assert_eq!(decode(&export(&s1, 1), &fh.0), Ok(key.clone()));
+        assert_eq!(decode(&export(&s2, 1), &fh.0), Err(VfsError::BadHandle));
         // The same key in export 2 under the same secret: another tag.
         let fh2 = encode(&export(&s1, 2), &key);
         assert_ne!(fh.0[HEADER + 20..], fh2.0[HEADER + 20..]);
         let mut moved = fh.clone();
         moved.0[2..4].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
-            verify(&export(&s1, 2).key, &moved),
-            Err(Nfsstat3::BadHandle)
+            verify(&export(&s1, 2).key, &moved.0),
+            Err(VfsError::BadHandle)
         );
         // Too short, too long, another version.
+        assert_eq!(export_id(&[b'R', 2, 0, 1]), Err(VfsError::BadHandle));
         assert_eq!(
-            export_id(&FileHandle3(vec![b'R', 2, 0, 1])),
-            Err(Nfsstat3::BadHandle)
-        );
-        assert_eq!(
-            export_id(&FileHandle3(
-                vec![b'R', 2, 0, 1].into_iter().chain([0; 61]).collect()
-            )),
-            Err(Nfsstat3::BadHandle)
+            export_id(
+                &[b'R', 2, 0, 1]
+                    .into_iter()
+                    .chain([0; 61])
+                    .collect::<Vec<_>>()
+            ),
+            Err(VfsError::BadHandle)
         );
         let mut v1 = fh.clone();
         v1.0[1] = 1;
-        assert_eq!(export_id(&v1), Err(Nfsstat3::BadHandle));
+        assert_eq!(export_id(&v1.0), Err(VfsError::BadHandle));
         assert_eq!(format!("{s1:?}"), "HandleSecret(..)");
     }
 }

@@ -3,38 +3,48 @@
 //! [`NfsServer`] is an [`rnfs_rpc::transport::Service`]: it takes one call message and
 //! returns the reply message, with no I/O of its own beyond the backend, so every procedure
 //! can be tested by feeding it bytes. The pieces:
+//! - [`Export`], [`ExportTable`]: what is served; [`Req`] and the scope of a call (who
+//!   calls, the export and rights it is admitted to, a handle checked and placed);
+//! - [`route`]: one unit per (program, version), which owns its classification, replay
+//!   caching, dispatch and statistics; the server routes each call to its unit;
 //! - [`handle`]: wire file handles (export id, backend key, MAC tag);
 //! - [`state`]: the state directory, which keeps the handle secret across restarts;
 //! - [`search`]: bounds on searching for keys the backend does not know;
-//! - [`status`]: the one place where backend errors become NFS and MOUNT statuses;
-//! - [`nfs3`]: the 22 NFSv3 procedures, one small function each;
-//! - [`mount`]: the MOUNT procedures;
-//! - [`stats`]: counters per procedure, errors, bytes and reply-cache activity.
+//! - [`v3`]: NFSv3 and MOUNT v3, their units, and the one place where backend errors
+//!   become their statuses; [`v4`]: NFSv4;
+//! - [`admin`]: the administration program (statistics for `rnfs stats`, metrics);
+//! - [`stats`]: server-wide counters, and the named counter tables of the units.
+//!
+//! Below the protocol layers (exports, handles, searches, the backend) errors are neutral
+//! ([`rnfs_vfs::VfsError`]); each protocol version maps them to its statuses once.
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod attr;
+mod export_table;
 pub mod exports;
 pub mod handle;
-pub mod mount;
-pub mod nfs3;
+pub mod route;
+mod scope;
 pub mod search;
 pub mod state;
 pub mod stats;
-pub mod status;
+pub mod v3;
 pub mod v4;
 
 use parking_lot::{Mutex, RwLock};
 use rnfs_proto::rpc::ReplyStatus;
-use rnfs_proto::{mount3, nfs3 as p3};
 use rnfs_rpc::drc::{Drc, DrcKey, Lookup};
-use rnfs_rpc::message::{decode_call, reply_error, Auth, BadCall};
+use rnfs_rpc::message::{decode_call, reply_error, BadCall};
 use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo, Service};
-use rnfs_vfs::{Backend, Creds, Ctx};
+use route::{Env, Peek, Route, Routes};
 use std::cell::Cell;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use v3::mount;
+
+pub use export_table::{Export, ExportTable};
+pub use scope::Req;
+pub(crate) use scope::{Denied, Scope};
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -83,210 +93,11 @@ impl Default for ServerConfig {
     }
 }
 
-/// One exported file system.
-pub struct Export {
-    /// Identifier carried in every handle of this export.
-    pub id: u16,
-    /// The path clients mount (`/` for the simple form).
-    pub path: String,
-    /// The backend.
-    pub fs: Arc<dyn Backend>,
-    /// Who may use it, and how.
-    pub rules: Vec<exports::ClientRule>,
-    /// The host directory, for backends that serve one (reload keeps their backend).
-    pub dir: Option<std::path::PathBuf>,
-    /// The backend never waits (on a disk, a lock held for long): its calls may run on
-    /// the connection's task instead of the blocking pool (see [`Export::never_blocks`]).
-    pub never_blocks: bool,
-    /// The backend's data calls never wait for a device ([`Backend::data_in_memory`]):
-    /// they are classed with metadata calls.
-    pub data_in_memory: bool,
-    /// The key of this export's handle MACs: derived from the server's secret when a
-    /// server takes the export ([`NfsServer::with_exports`], [`NfsServer::reload`]).
-    pub(crate) key: handle::HandleKey,
-}
-
-impl Export {
-    /// An export of `fs` mounted as `path`, open to every client with no squashing (the
-    /// simple `rnfs serve PATH` form); see [`Export::with_rules`].
-    pub fn new(id: u16, path: impl Into<String>, fs: Arc<dyn Backend>) -> Self {
-        let path = path.into();
-        let rules = vec![exports::ClientRule {
-            matcher: exports::ClientMatch::Any,
-            spec: "*".into(),
-            options: exports::ExportOptions::open(false),
-        }];
-        Self {
-            id,
-            path,
-            data_in_memory: fs.data_in_memory(),
-            fs,
-            rules,
-            dir: None,
-            never_blocks: false,
-            // Replaced by the server's key when a server takes the export.
-            key: handle::HandleKey::derive(&handle::HandleSecret::from_bytes([0; 32]), id),
-        }
-    }
-
-    /// Declares that the backend never waits while it works (the memory backend), so its
-    /// calls run on the connection's task with no thread hand-off. Only for backends whose
-    /// every call finishes on the CPU: a call that waits there stalls every other call of
-    /// its connection.
-    pub fn never_blocks(mut self) -> Self {
-        self.never_blocks = true;
-        self
-    }
-
-    /// The export an exports file describes, served by `fs`.
-    pub fn from_spec(spec: &exports::ExportSpec, fs: Arc<dyn Backend>) -> Self {
-        Self::new(spec.id, spec.name.clone(), fs).with_rules(spec.clients.clone())
-    }
-
-    /// Records the host directory the backend serves.
-    pub fn with_dir(mut self, dir: std::path::PathBuf) -> Self {
-        self.dir = Some(dir);
-        self
-    }
-
-    /// This export with its handle key derived from the server's `secret`.
-    fn keyed(mut self, secret: &handle::HandleSecret) -> Self {
-        self.key = handle::HandleKey::derive(secret, self.id);
-        self
-    }
-
-    /// Replaces the client rules.
-    pub fn with_rules(mut self, rules: Vec<exports::ClientRule>) -> Self {
-        self.rules = rules;
-        self
-    }
-
-    /// The options that apply to a client address, if it may use this export at all.
-    pub fn rule_for(&self, ip: IpAddr) -> Option<&exports::ExportOptions> {
-        self.rules
-            .iter()
-            .filter_map(|r| r.matcher.specificity(ip).map(|s| (s, r)))
-            .max_by_key(|(s, _)| *s)
-            .map(|(_, r)| &r.options)
-    }
-}
-
-/// The exports in force; replaced as a whole on reload.
-#[derive(Default)]
-pub struct ExportTable {
-    /// Exports, in configuration order.
-    pub exports: Vec<Arc<Export>>,
-    /// Ids of exports removed by a reload: their handles get ACCES, not STALE.
-    retired: std::collections::HashSet<u16>,
-}
-
-impl ExportTable {
-    /// Whether no export's backend ever blocks.
-    fn never_blocks(&self) -> bool {
-        self.exports.iter().all(|e| e.never_blocks)
-    }
-
-    /// Whether every export's data lives in memory (see [`Export::data_in_memory`]).
-    fn data_in_memory(&self) -> bool {
-        self.exports
-            .iter()
-            .all(|e| e.never_blocks || e.data_in_memory)
-    }
-
-    /// The export with handle id `id`.
-    pub fn by_id(&self, id: u16) -> Option<&Arc<Export>> {
-        self.exports.iter().find(|e| e.id == id)
-    }
-
-    /// The export whose mount path is the longest prefix of `path` (by components), and
-    /// the rest of the path below it. `path` is in its [canonical](mount::canonical) form;
-    /// so are the export paths compared with it.
-    pub fn by_path<'p>(&self, path: &'p [u8]) -> Option<(&Arc<Export>, &'p [u8])> {
-        let mut best: Option<(&Arc<Export>, &[u8])> = None;
-        for e in &self.exports {
-            let Some(ep) = mount::canonical(e.path.as_bytes()) else {
-                continue;
-            };
-            let ep = if ep == b"/" { &[][..] } else { &ep[..] };
-            let Some(rest) = path.strip_prefix(ep) else {
-                continue;
-            };
-            if !rest.is_empty() && rest[0] != b'/' {
-                continue;
-            }
-            if best.is_none_or(|(b, _)| b.path.len() < e.path.len()) {
-                best = Some((e, rest));
-            }
-        }
-        best
-    }
-}
-
-/// Who is calling, and on which connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Req<'a> {
-    /// The connection.
-    pub conn: &'a ConnInfo,
-    /// The caller's credentials as sent.
-    pub auth: &'a Auth,
-    /// Set when the call runs on the connection's task ([`Service::try_call`]): a handle
-    /// whose key needs a search sets the cell, and the call is run again on the blocking
-    /// pool, where the search may run ([`search`]).
-    pub defer: Option<&'a Cell<bool>>,
-}
-
-impl Req<'_> {
-    /// Whether the call was given up here, to run again on the pool.
-    fn deferred(&self) -> bool {
-        self.defer.is_some_and(Cell::get)
-    }
-}
-
-/// Why a client may not use an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Denied {
-    /// No rule matches its address.
-    NotListed,
-    /// The export is `secure` and the source port is 1024 or above.
-    InsecurePort,
-}
-
-/// The export a call works in, with the caller's mapped identity and rights.
-pub(crate) struct Scope {
-    pub(crate) export: Arc<Export>,
-    pub(crate) ctx: Ctx,
-    pub(crate) rw: bool,
-}
-
-/// The identity a caller gets under `o` (squashing, anonymous ids).
-pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
-    use exports::Squash;
-    let anon = Creds {
-        uid: o.anonuid,
-        gid: o.anongid,
-        gids: Vec::new(),
-    };
-    match (auth, o.squash) {
-        (Auth::None, _) | (_, Squash::All) => anon,
-        (Auth::Sys(p), Squash::None) => Creds {
-            uid: p.uid,
-            gid: p.gid,
-            gids: p.gids.0.clone(),
-        },
-        (Auth::Sys(p), Squash::Root) => {
-            let g = |g: u32| if g == 0 { o.anongid } else { g };
-            Creds {
-                uid: if p.uid == 0 { o.anonuid } else { p.uid },
-                gid: g(p.gid),
-                gids: p.gids.0.iter().map(|&x| g(x)).collect(),
-            }
-        }
-    }
-}
-
 /// The NFS server: MOUNT v3 and NFSv3 over a table of exports.
 pub struct NfsServer {
     table: RwLock<Arc<ExportTable>>,
+    /// The units, by (program, version): see [`route`].
+    routes: Routes,
     /// Every export in force never blocks (see [`Export::never_blocks`]).
     never_blocks: AtomicBool,
     /// Every export in force keeps its data in memory (see [`Export::data_in_memory`]).
@@ -329,7 +140,12 @@ impl NfsServer {
             retired: Default::default(),
         };
         let mounts = mount::MountList::new(cfg.mounts_per_client, cfg.mounts_total);
+        let mut routes = Routes::default();
+        routes.register(Box::new(v3::Nfs3::default()));
+        routes.register(Box::new(mount::Mount3::default()));
+        routes.register(Box::new(admin::Admin));
         Self {
+            routes,
             never_blocks: AtomicBool::new(table.never_blocks()),
             data_in_memory: AtomicBool::new(table.data_in_memory()),
             buffers: Mutex::default(),
@@ -408,110 +224,9 @@ impl NfsServer {
         self.write_verf
     }
 
-    /// Admits a caller to an export, or says why not.
-    pub(crate) fn admit(&self, export: &Arc<Export>, req: &Req<'_>) -> Result<Scope, Denied> {
-        let o = export
-            .rule_for(req.conn.peer.ip())
-            .ok_or(Denied::NotListed)?;
-        if o.secure && req.conn.peer.port() >= 1024 {
-            return Err(Denied::InsecurePort);
-        }
-        Ok(Scope {
-            export: export.clone(),
-            ctx: Ctx::new(map_creds(req.auth, o)),
-            rw: o.rw && !self.cfg.read_only && !export.fs.read_only(),
-        })
-    }
-
-    /// Finds the export of a handle and admits the caller: the first step of every NFS call.
-    pub(crate) fn scope(
-        &self,
-        req: &Req<'_>,
-        fh: &p3::FileHandle3,
-    ) -> Result<(Scope, rnfs_vfs::FileKey), p3::Nfsstat3> {
-        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
-        let table = self.exports();
-        let e = table.by_id(id);
-        // The tag first, before anything looks at the key: with the export's key, or for
-        // an export not (or no longer) served, with the key it would have.
-        let key = match e {
-            Some(e) => handle::verify(&e.key, fh),
-            None => handle::verify(&handle::HandleKey::derive(&self.cfg.handle_secret, id), fh),
-        }
-        .inspect_err(|_| self.stats.handle_mac_failure())?;
-        let Some(e) = e else {
-            return Err(if table.retired.contains(&id) {
-                p3::Nfsstat3::Acces
-            } else {
-                p3::Nfsstat3::Stale
-            });
-        };
-        let scope = match self.admit(e, req) {
-            Ok(s) => s,
-            Err(Denied::NotListed) => return Err(p3::Nfsstat3::Acces),
-            Err(Denied::InsecurePort) => {
-                tracing::info!(peer = %req.conn.peer, "request from an unprivileged port refused (export is secure)");
-                return Err(p3::Nfsstat3::Perm);
-            }
-        };
-        self.place(req, &scope, &key)?;
-        Ok((scope, key))
-    }
-
-    /// A second handle of the same call (RENAME, LINK): it must be in the same export.
-    pub(crate) fn key_in(
-        &self,
-        req: &Req<'_>,
-        x: &Scope,
-        fh: &p3::FileHandle3,
-    ) -> Result<rnfs_vfs::FileKey, p3::Nfsstat3> {
-        let id = handle::export_id(fh).inspect_err(|_| self.stats.handle_mac_failure())?;
-        if id != x.export.id {
-            return Err(p3::Nfsstat3::Xdev);
-        }
-        let key =
-            handle::verify(&x.export.key, fh).inspect_err(|_| self.stats.handle_mac_failure())?;
-        self.place(req, x, &key)?;
-        Ok(key)
-    }
-
-    /// Makes sure the backend can place `key` before the call uses it: if it needs a
-    /// search, defers a call tried on the connection's task to the pool, and runs the
-    /// search there within the bounds of [`search`].
-    fn place(&self, req: &Req<'_>, x: &Scope, key: &rnfs_vfs::FileKey) -> Result<(), p3::Nfsstat3> {
-        use rnfs_vfs::Searched;
-        match x.export.fs.needs_search(key) {
-            Ok(false) => return Ok(()),
-            Ok(true) => {}
-            Err(e) => return Err(status::nfs3(e)),
-        }
-        if let Some(d) = req.defer {
-            d.set(true);
-            return Err(p3::Nfsstat3::Jukebox); // never sent: the call runs again
-        }
-        let cfg = &self.cfg.search;
-        let Some(_permit) = self.searches.admit(req.conn.peer.ip(), cfg) else {
-            self.stats.search_refused();
-            tracing::debug!(peer = %req.conn.peer, "search refused: too many running");
-            return Err(p3::Nfsstat3::Jukebox);
-        };
-        self.stats.search_started();
-        let limits = rnfs_vfs::SearchLimits {
-            max_dirs: cfg.max_dirs,
-            deadline: std::time::Instant::now() + cfg.max_time,
-        };
-        match x.export.fs.search(key, &limits) {
-            Ok(Searched::Found) => Ok(()),
-            Ok(Searched::NotFound) => Err(p3::Nfsstat3::Stale),
-            Ok(Searched::GaveUp) => {
-                self.stats.search_given_up();
-                tracing::info!(peer = %req.conn.peer, ?key, "search for a key given up at its limit; answering STALE");
-                Err(p3::Nfsstat3::Stale)
-            }
-            Err(e) => Err(status::nfs3(e)),
-        }
-    }
-
+    /// Decodes a call and routes it to its unit ([`route`]), through the duplicate request
+    /// cache when the unit says so: the reply, or `None` to send nothing (a retransmission
+    /// of a call still running, a message that is not a call, a call given up to the pool).
     fn dispatch(&self, conn: &ConnInfo, msg: &[u8], defer: Option<&Cell<bool>>) -> Option<Vec<u8>> {
         let call = match decode_call(msg) {
             Ok(c) => c,
@@ -532,76 +247,39 @@ impl NfsServer {
             auth: &call.auth,
             defer,
         };
-        match h.prog {
-            p3::PROGRAM => {
-                if h.vers != p3::VERSION {
-                    return Some(reply_error(
-                        h.xid,
-                        ReplyStatus::ProgMismatch { low: 3, high: 3 },
-                    ));
+        let unit = match self.routes.route(conn, h.prog, h.vers) {
+            Route::Unit(u) => u,
+            Route::Refused(status) => return Some(reply_error(h.xid, status)),
+        };
+        if !unit.cached(h.proc_) {
+            return Some(unit.dispatch(self, &req, h.xid, h.proc_, call.args));
+        }
+        let key = DrcKey::new(
+            conn.peer,
+            &h.cred,
+            h.xid,
+            (h.prog, h.vers, h.proc_),
+            call.args,
+        );
+        match self.drc.begin(&key) {
+            Lookup::Replay(r) => Some((*r).clone()),
+            Lookup::InProgress => None,
+            Lookup::New => {
+                let r = unit.dispatch(self, &req, h.xid, h.proc_, call.args);
+                if req.deferred() {
+                    self.drc.abandon(&key); // it runs again, on the pool
+                    return None;
                 }
-                let Some(proc_) = p3::Proc::from_u32(h.proc_) else {
-                    return Some(reply_error(h.xid, ReplyStatus::ProcUnavail));
-                };
-                if !proc_.is_non_idempotent() {
-                    return Some(self.run_nfs(&req, h.xid, proc_, call.args));
-                }
-                let key = DrcKey::new(
-                    conn.peer,
-                    &h.cred,
-                    h.xid,
-                    (h.prog, h.vers, h.proc_),
-                    call.args,
-                );
-                match self.drc.begin(&key) {
-                    Lookup::Replay(r) => Some((*r).clone()),
-                    Lookup::InProgress => None,
-                    Lookup::New => {
-                        let r = self.run_nfs(&req, h.xid, proc_, call.args);
-                        if req.deferred() {
-                            self.drc.abandon(&key); // it runs again, on the pool
-                            return None;
-                        }
-                        self.drc.complete(&key, Arc::new(r.clone()));
-                        Some(r)
-                    }
-                }
+                self.drc.complete(&key, Arc::new(r.clone()));
+                Some(r)
             }
-            mount3::PROGRAM => {
-                if h.vers != mount3::VERSION {
-                    return Some(reply_error(
-                        h.xid,
-                        ReplyStatus::ProgMismatch { low: 3, high: 3 },
-                    ));
-                }
-                let Some(proc_) = mount3::Proc::from_u32(h.proc_) else {
-                    return Some(reply_error(h.xid, ReplyStatus::ProcUnavail));
-                };
-                self.stats.mount_call(proc_);
-                Some(mount::dispatch(self, &req, h.xid, proc_, call.args))
-            }
-            admin::PROGRAM if conn.peer.ip().is_loopback() => match (h.vers, h.proc_) {
-                (admin::VERSION, 0) => Some(rnfs_rpc::message::reply_with(h.xid, &())),
-                (admin::VERSION, admin::PROC_METRICS) => {
-                    let text = admin::metrics_text(self);
-                    let mut w = rnfs_rpc::message::reply_success(h.xid, text.len() + 8);
-                    w.opaque(text.as_bytes());
-                    Some(w.into_inner())
-                }
-                (admin::VERSION, _) => Some(reply_error(h.xid, ReplyStatus::ProcUnavail)),
-                _ => Some(reply_error(
-                    h.xid,
-                    ReplyStatus::ProgMismatch { low: 1, high: 1 },
-                )),
-            },
-            _ => Some(reply_error(h.xid, ReplyStatus::ProgUnavail)),
         }
     }
 
-    /// Runs an NFS call on the connection's task if it can finish without waiting (see
-    /// [`Service::try_call`]): a READ of data at hand, any other call whose handles the
-    /// backend can place without a search. Anything else, and any call that does not
-    /// decode, is left to [`NfsServer::dispatch`] on the pool.
+    /// Runs a call on the connection's task if it can finish without waiting (see
+    /// [`Service::try_call`]): only a call its unit classes [`Blocking::TryInline`], and
+    /// only as the unit decides ([`route::Unit::try_call`]). Anything else, and any call
+    /// that does not decode, is left to [`NfsServer::dispatch`] on the pool.
     fn try_dispatch(&self, conn: &ConnInfo, msg: &[u8]) -> Attempt {
         // Only what the transport may try (it asks `blocking` first): never a WRITE or
         // COMMIT that may wait, whoever calls.
@@ -611,44 +289,35 @@ impl NfsServer {
         let Ok(call) = decode_call(msg) else {
             return Attempt::WouldBlock;
         };
-        let h = &call.header;
-        if (h.prog, h.vers) != (p3::PROGRAM, p3::VERSION) {
-            return Attempt::WouldBlock;
-        }
-        let deferred = Cell::new(false);
-        // A READ of data in memory waits no more than a metadata call: run it whole.
-        let data_at_hand = self.data_in_memory.load(Ordering::Relaxed);
-        if h.proc_ != p3::Proc::Read as u32 || data_at_hand {
-            let r = self.dispatch(conn, msg, Some(&deferred));
-            return if deferred.get() {
-                Attempt::WouldBlock
-            } else {
-                Attempt::Done(r)
-            };
-        }
-        let _span =
-            tracing::debug_span!("call", xid = h.xid, prog = h.prog, proc = h.proc_).entered();
-        let req = Req {
-            conn,
-            auth: &call.auth,
-            defer: Some(&deferred),
-        };
-        match nfs3::try_read_reply(self, &req, h.xid, call.args) {
-            _ if deferred.get() => Attempt::WouldBlock,
-            Some(reply) => {
-                self.stats.nfs_reply(p3::Proc::Read, &reply);
-                Attempt::Done(Some(reply))
-            }
-            None => Attempt::WouldBlock,
+        match self.routes.route(conn, call.header.prog, call.header.vers) {
+            Route::Unit(u) => u.try_call(self, conn, msg, &call),
+            Route::Refused(_) => Attempt::WouldBlock,
         }
     }
 
-    fn run_nfs(&self, req: &Req<'_>, xid: u32, proc_: p3::Proc, args: &[u8]) -> Vec<u8> {
-        let reply = nfs3::dispatch(self, req, xid, proc_, args);
-        if !req.deferred() {
-            self.stats.nfs_reply(proc_, &reply);
-        }
-        reply
+    /// How much a call may wait, from its message alone (see [`Service::blocking`]): its
+    /// unit decides. Anything unreadable, or for no unit, is answered with an error at
+    /// once, so it never blocks.
+    fn classify(&self, msg: &[u8]) -> Blocking {
+        let Some(call) = Peek::of(msg) else {
+            return Blocking::Never;
+        };
+        let env = Env {
+            never_blocks: self.never_blocks.load(Ordering::Relaxed),
+            data_in_memory: self.data_in_memory.load(Ordering::Relaxed),
+        };
+        self.routes
+            .unit(call.prog, call.vers)
+            .map_or(Blocking::Never, |u| u.classify(&call, &env))
+    }
+
+    /// The counters of the unit serving (`prog`, `vers`): one table per list of names it
+    /// counts (procedures; operations, for a program whose calls carry several).
+    pub fn unit_counters(&self, prog: u32, vers: u32) -> Vec<stats::CountersSnapshot> {
+        self.routes
+            .unit(prog, vers)
+            .map(|u| u.counters())
+            .unwrap_or_default()
     }
 }
 
@@ -657,105 +326,15 @@ const POOL_BUFFERS: usize = 16;
 /// Smallest reply buffer worth keeping (smaller ones come from malloc's free lists).
 const POOL_MIN: usize = 64 * 1024;
 
-/// How much a call may wait, from its message alone (see [`Service::blocking`]): a few
-/// words at fixed offsets. Anything unreadable is answered with an error at once, so it
-/// never blocks.
-fn classify(msg: &[u8], backends_never_block: bool, data_in_memory: bool) -> Blocking {
-    let word = |at: usize| {
-        msg.get(at..at.checked_add(4)?)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
-    };
-    // xid, CALL, rpcvers, prog, vers, proc, then the credential and the verifier.
-    let (Some(prog), Some(vers), Some(proc_)) = (word(12), word(16), word(20)) else {
-        return Blocking::Never;
-    };
-    match (prog, vers) {
-        (p3::PROGRAM, p3::VERSION) | (mount3::PROGRAM, mount3::VERSION) => {}
-        _ => return Blocking::Never, // an error reply, or the admin program's counters
-    }
-    if backends_never_block || proc_ == p3::Proc::Null as u32 {
-        return Blocking::Never;
-    }
-    if prog == mount3::PROGRAM {
-        return Blocking::Rarely;
-    }
-    // Data calls never simply run inline: a READ of data not in the page cache waits for
-    // the disk (or forever, on a hung device), a WRITE can be throttled by the kernel's
-    // dirty limits, COMMIT and stable WRITEs fsync. Run inline, any of them would stall
-    // every other call of its connection (the FUSE test
-    // `slow_read_does_not_hold_up_other_requests` holds a READ at the server and caught
-    // exactly that). A READ is tried inline with a read that fails rather than waits
-    // (`Backend::try_read_into`), and goes to the pool only when that fails; WRITE and
-    // COMMIT always go to the pool (no kernel here takes a buffered write that fails rather
-    // than waits, on ext4 or tmpfs: docs/performance.md). Metadata calls, served from the
-    // kernel's caches nearly always, run inline when they are the connection's only call.
-    // Backends whose data is in memory (tmpfs) have data calls that wait no more than
-    // metadata calls do.
-    // Every NFS call is *tried* inline (not simply run): a handle whose key the backend
-    // must search for sends the call to the pool (`Req::defer`, the `search` module), so
-    // no walk of the export ever runs on a connection's task.
-    let data = [p3::Proc::Read, p3::Proc::Write, p3::Proc::Commit];
-    if data_in_memory && data.iter().any(|p| *p as u32 == proc_) {
-        return Blocking::TryInline;
-    }
-    if [p3::Proc::Write, p3::Proc::Commit]
-        .iter()
-        .any(|p| *p as u32 == proc_)
-    {
-        return Blocking::Likely;
-    }
-    Blocking::TryInline
-}
-
-/// About how large the reply to `msg` is (see [`Service::reply_size_hint`]): the count of a
-/// READ, READDIR or READDIRPLUS (at most `max_io`) plus its headers, a few KiB for any other
-/// call. Read from a few words, like [`classify`]; what cannot be read is small.
-fn reply_hint(msg: &[u8], max_io: u32) -> usize {
-    const SMALL: usize = 8 * 1024;
-    let word = |at: usize| {
-        msg.get(at..at.checked_add(4)?)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
-    };
-    // Skips an opaque (length word, body padded to 4) at `at`; where the next item starts.
-    let skip = |at: usize| -> Option<usize> {
-        let len = usize::try_from(word(at)?).ok()?;
-        at.checked_add(4)?.checked_add(len.checked_add(3)? & !3)
-    };
-    let (Some(p3::PROGRAM), Some(p3::VERSION), Some(proc_)) = (word(12), word(16), word(20)) else {
-        return SMALL;
-    };
-    // The credential's body at 28, the verifier after it, then the file handle.
-    let count_at = |after_fh: usize| -> Option<u32> {
-        let verf = skip(28)?;
-        let fh = skip(verf.checked_add(4)?)?;
-        word(skip(fh)?.checked_add(after_fh)?)
-    };
-    let count = if proc_ == p3::Proc::Read as u32 {
-        count_at(8) // offset
-    } else if proc_ == p3::Proc::Readdir as u32 {
-        count_at(16) // cookie, verifier
-    } else if proc_ == p3::Proc::Readdirplus as u32 {
-        count_at(20) // cookie, verifier, dircount
-    } else {
-        None
-    };
-    count.map_or(SMALL, |c| c.min(max_io) as usize + 4096)
-}
-
 impl Service for NfsServer {
-    /// Every call to backends that never block runs inline; WRITE and COMMIT to others
+    /// Each call's unit classifies it ([`route::Unit::classify`]). For NFSv3: every call
+    /// to backends that never block runs inline; WRITE and COMMIT to others
     /// always go to the blocking pool; other NFS calls are tried inline when they are the
     /// connection's only call (see [`Service::try_call`]): a READ of data at hand, and
     /// metadata calls (served from the kernel's caches most of the time) whose handles
     /// need no search.
     fn blocking(&self, _conn: &ConnInfo, msg: &[u8]) -> Blocking {
-        classify(
-            msg,
-            self.never_blocks.load(Ordering::Relaxed),
-            self.data_in_memory.load(Ordering::Relaxed),
-        )
+        self.classify(msg)
     }
 
     /// Keeps large reply buffers (READ replies) for [`NfsServer::reply_buffer`], up to
@@ -773,7 +352,11 @@ impl Service for NfsServer {
     }
 
     fn reply_size_hint(&self, _conn: &ConnInfo, msg: &[u8]) -> Option<usize> {
-        Some(reply_hint(msg, self.cfg.max_io))
+        let hint = Peek::of(msg).and_then(|call| {
+            let unit = self.routes.unit(call.prog, call.vers)?;
+            Some(unit.reply_hint(&call, self.cfg.max_io))
+        });
+        Some(hint.unwrap_or(route::SMALL_REPLY))
     }
 
     fn call(&self, conn: &ConnInfo, msg: &[u8]) -> Option<Vec<u8>> {
@@ -811,7 +394,37 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
+    use rnfs_proto::{mount3, nfs3 as p3};
+    use rnfs_vfs::{Backend, Ctx};
     use rnfs_xdr::Writer;
+
+    fn mem_server() -> NfsServer {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        NfsServer::new(Export::new(1, "/", fs), ServerConfig::default())
+    }
+
+    /// How a server whose backends never block (or keep their data in memory) classes `msg`.
+    fn classify(msg: &[u8], never_blocks: bool, data_in_memory: bool) -> Blocking {
+        let s = mem_server();
+        s.never_blocks.store(never_blocks, Ordering::Relaxed);
+        s.data_in_memory.store(data_in_memory, Ordering::Relaxed);
+        s.classify(msg)
+    }
+
+    /// The reply size a server expects for `msg`.
+    fn reply_hint(msg: &[u8], max_io: u32) -> usize {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let cfg = ServerConfig {
+            max_io,
+            ..Default::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs), cfg);
+        let conn = ConnInfo {
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        s.reply_size_hint(&conn, msg).unwrap()
+    }
 
     fn call(prog: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
         let mut w = Writer::new();
@@ -1072,7 +685,8 @@ mod tests {
         assert_eq!(s.try_call(&conn, &setattr), Attempt::WouldBlock);
         let st = s.stats.snapshot();
         assert_eq!(st.searches_started, 0, "no search on the connection's task");
-        assert_eq!(st.nfs_calls.iter().sum::<u64>(), 0, "nothing counted");
+        let calls = &s.unit_counters(p3::PROGRAM, p3::VERSION)[0].calls;
+        assert_eq!(calls.iter().sum::<u64>(), 0, "nothing counted");
         let reply = s.call(&conn, &setattr).expect("a reply, not a duplicate");
         assert_eq!(nfs_status(&reply), 0);
         assert_eq!(s.stats.snapshot().searches_started, 1);

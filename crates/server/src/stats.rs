@@ -1,17 +1,22 @@
-//! Server statistics (seed entry 18): calls per procedure, errors by status, bytes moved.
-use rnfs_proto::{mount3, nfs3};
+//! Server statistics (seed entry 18).
+//!
+//! Two kinds:
+//! - [`Stats`]: what the server counts whatever the program (calls refused before reaching
+//!   one, bytes moved, handle checks and searches);
+//! - [`Counters`]: a table of named counters that a routing unit ([`crate::route`]) keeps
+//!   for itself: calls (and error replies, and error statuses) by procedure, or by
+//!   operation for a program whose calls carry several. Each unit renders its own tables
+//!   in the metrics text, so a new version brings its names and counters with it.
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters, updated lock-free on every call.
 #[derive(Debug, Default)]
 pub struct Stats {
-    nfs_calls: [AtomicU64; 22],
-    nfs_errors: [AtomicU64; 22],
-    mount_calls: [AtomicU64; 6],
     bad_calls: AtomicU64,
     read_bytes: AtomicU64,
     written_bytes: AtomicU64,
-    status_counts: parking_lot::Mutex<std::collections::BTreeMap<u32, u64>>,
     handles: HandleCounters,
 }
 
@@ -27,20 +32,12 @@ struct HandleCounters {
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// NFSv3 calls by procedure number.
-    pub nfs_calls: Vec<u64>,
-    /// NFSv3 replies with a status other than NFS3_OK, by procedure number.
-    pub nfs_errors: Vec<u64>,
-    /// MOUNT calls by procedure number.
-    pub mount_calls: Vec<u64>,
     /// Calls refused at the RPC level (malformed, bad version, bad credentials).
     pub bad_calls: u64,
     /// Bytes returned by READ.
     pub read_bytes: u64,
     /// Bytes accepted by WRITE.
     pub written_bytes: u64,
-    /// Replies by NFSv3 status (only non-OK statuses).
-    pub by_status: Vec<(u32, u64)>,
     /// Handles refused unchecked: not of our format, or their MAC tag did not match
     /// (forged or damaged).
     pub handle_mac_failures: u64,
@@ -53,29 +50,6 @@ pub struct Snapshot {
 }
 
 impl Stats {
-    /// Counts an NFSv3 reply, reading its status from the encoded reply.
-    pub fn nfs_reply(&self, p: nfs3::Proc, reply: &[u8]) {
-        // Header: xid, REPLY, MSG_ACCEPTED, verifier (flavour, empty body), accept_stat.
-        // A call whose arguments did not decode is a bad call, not a call of `p`.
-        if reply.len() < 24 || reply[20..24] != [0, 0, 0, 0] {
-            self.rpc_bad_calls();
-            return;
-        }
-        let i = p as usize;
-        self.nfs_calls[i].fetch_add(1, Relaxed);
-        // Our replies carry an AUTH_NONE verifier: the status follows 24 header bytes.
-        if p != nfs3::Proc::Null && reply.len() >= 28 {
-            let st = u32::from_be_bytes([reply[24], reply[25], reply[26], reply[27]]);
-            if st != 0 {
-                self.nfs_errors[i].fetch_add(1, Relaxed);
-                *self.status_counts.lock().entry(st).or_default() += 1;
-            }
-        }
-    }
-    /// Counts a MOUNT call.
-    pub fn mount_call(&self, p: mount3::Proc) {
-        self.mount_calls[p as usize].fetch_add(1, Relaxed);
-    }
     /// Counts a call refused before reaching a program.
     pub fn rpc_bad_calls(&self) {
         self.bad_calls.fetch_add(1, Relaxed);
@@ -107,22 +81,116 @@ impl Stats {
     /// A consistent-enough copy for display.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            nfs_calls: self.nfs_calls.iter().map(|c| c.load(Relaxed)).collect(),
-            nfs_errors: self.nfs_errors.iter().map(|c| c.load(Relaxed)).collect(),
-            mount_calls: self.mount_calls.iter().map(|c| c.load(Relaxed)).collect(),
             bad_calls: self.bad_calls.load(Relaxed),
             read_bytes: self.read_bytes.load(Relaxed),
             written_bytes: self.written_bytes.load(Relaxed),
-            by_status: self
-                .status_counts
-                .lock()
-                .iter()
-                .map(|(k, v)| (*k, *v))
-                .collect(),
             handle_mac_failures: self.handles.mac_failures.load(Relaxed),
             searches_started: self.handles.searches_started.load(Relaxed),
             searches_given_up: self.handles.searches_given_up.load(Relaxed),
             searches_refused: self.handles.searches_refused.load(Relaxed),
         }
+    }
+}
+
+/// Named counters of one list of procedures or operations: calls, replies with an error
+/// status, and error replies by status. Indexed by the procedure (or operation) number;
+/// numbers past the list are not counted (the caller answers them PROC_UNAVAIL, or
+/// counts them as illegal operations under a name of its own).
+#[derive(Debug)]
+pub struct Counters {
+    names: &'static [&'static str],
+    calls: Box<[AtomicU64]>,
+    errors: Box<[AtomicU64]>,
+    by_status: Mutex<BTreeMap<u32, u64>>,
+}
+
+/// A copy of a [`Counters`] table at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountersSnapshot {
+    /// The names, by number.
+    pub names: Vec<&'static str>,
+    /// Calls by number.
+    pub calls: Vec<u64>,
+    /// Replies with a status other than OK, by number.
+    pub errors: Vec<u64>,
+    /// Error replies by status (only statuses seen).
+    pub by_status: Vec<(u32, u64)>,
+}
+
+impl CountersSnapshot {
+    /// The calls counted under `name`.
+    pub fn calls_of(&self, name: &str) -> Option<u64> {
+        let i = self.names.iter().position(|n| *n == name)?;
+        self.calls.get(i).copied()
+    }
+}
+
+impl Counters {
+    /// A table for the procedures (or operations) `names`, numbered from 0.
+    pub fn new(names: &'static [&'static str]) -> Self {
+        let zeros = || names.iter().map(|_| AtomicU64::new(0)).collect();
+        Self {
+            names,
+            calls: zeros(),
+            errors: zeros(),
+            by_status: Mutex::default(),
+        }
+    }
+
+    /// Counts a call of number `i` that had no status (or whose status is not counted).
+    pub fn call(&self, i: usize) {
+        if let Some(c) = self.calls.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a call of number `i` that ended with `status` (0 is OK).
+    pub fn result(&self, i: usize, status: u32) {
+        let (Some(c), Some(e)) = (self.calls.get(i), self.errors.get(i)) else {
+            return;
+        };
+        c.fetch_add(1, Relaxed);
+        if status != 0 {
+            e.fetch_add(1, Relaxed);
+            *self.by_status.lock().entry(status).or_default() += 1;
+        }
+    }
+
+    /// A consistent-enough copy for display.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        let load = |v: &[AtomicU64]| v.iter().map(|c| c.load(Relaxed)).collect();
+        CountersSnapshot {
+            names: self.names.to_vec(),
+            calls: load(&self.calls),
+            errors: load(&self.errors),
+            by_status: self
+                .by_status
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_count_by_name_and_ignore_numbers_past_the_list() {
+        let c = Counters::new(&["null", "a", "b"]);
+        c.result(1, 0);
+        c.result(1, 2);
+        c.result(2, 2);
+        c.call(0);
+        c.result(3, 5);
+        c.call(9);
+        let s = c.snapshot();
+        assert_eq!(s.calls, [1, 2, 1]);
+        assert_eq!(s.errors, [0, 1, 1]);
+        assert_eq!(s.by_status, [(2, 2)]);
+        assert_eq!(s.calls_of("a"), Some(2));
+        assert_eq!(s.calls_of("c"), None);
     }
 }

@@ -134,7 +134,7 @@ fn no_dump_reply_is_larger_than_its_bound() {
     let mut c = connect_from(s.addr, "127.0.0.1");
     let (len, l) = dump(&mut c);
     assert!(
-        len <= rnfs_server::mount::MAX_REPLY,
+        len <= rnfs_server::v3::mount::MAX_REPLY,
         "a DUMP reply of {len} bytes"
     );
     // Cut at the bound, not far below it: as many whole entries as fit.

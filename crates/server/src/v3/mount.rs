@@ -5,8 +5,8 @@
 //! a full list forgets its oldest entries rather than refusing a mount:
 //! - paths are recorded in their [canonical](canonical) form (`/srv`, `//srv/`, `/./srv`
 //!   are one entry), as mountd records the `realpath` of what it mounted;
-//! - each client address keeps at most [`ServerConfig::mounts_per_client`] entries (its
-//!   oldest goes first), and the whole list at most [`ServerConfig::mounts_total`] (the
+//! - each client address keeps at most [`crate::ServerConfig::mounts_per_client`] entries (its
+//!   oldest goes first), and the whole list at most [`crate::ServerConfig::mounts_total`] (the
 //!   oldest of all goes first); refreshing an entry (a second MNT) makes it the newest.
 //!
 //! **What a caller may see.** nfs-utils' mountd answers DUMP and EXPORT to anyone with
@@ -19,10 +19,14 @@
 //! `..` in a MNT path is refused (MNT3ERR_INVAL) rather than resolved lexically: resolving
 //! it by text would disagree with the file system wherever a component is a symbolic link
 //! (mountd resolves links; rnfs never follows them), and no client needs it.
-use crate::{handle, status, Denied, NfsServer, Req};
+use super::status;
+use crate::route::{Env, Peek, Unit};
+use crate::stats::{Counters, CountersSnapshot};
+use crate::{handle, Denied, NfsServer, Req};
 use rnfs_proto::mount3::*;
 use rnfs_proto::rpc::{ReplyStatus, AUTH_SYS};
 use rnfs_rpc::message::{reply_error, reply_success, reply_with};
+use rnfs_rpc::transport::Blocking;
 use rnfs_vfs::FileType;
 use rnfs_xdr::{VarArray, Xdr};
 use std::collections::VecDeque;
@@ -31,6 +35,71 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest DUMP or EXPORT reply, in bytes (RPC header included).
 pub const MAX_REPLY: usize = 256 * 1024;
+
+/// MOUNT v3 procedure names, by number.
+pub const MOUNT3_PROCS: [&str; 6] = ["null", "mnt", "dump", "umnt", "umntall", "export"];
+
+/// The routing unit of MOUNT version 3 (see [`crate::route`]).
+#[derive(Debug)]
+pub struct Mount3 {
+    counters: Counters,
+}
+
+/// The unit, its counters at zero.
+impl Default for Mount3 {
+    fn default() -> Self {
+        Self {
+            counters: Counters::new(&MOUNT3_PROCS),
+        }
+    }
+}
+
+impl Unit for Mount3 {
+    fn program(&self) -> u32 {
+        PROGRAM
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    /// NULL (and every call, when no backend ever blocks) at once; the others look up
+    /// paths in the backend, rarely waiting.
+    fn classify(&self, call: &Peek<'_>, env: &Env) -> Blocking {
+        if env.never_blocks || call.proc_ == Proc::Null as u32 {
+            return Blocking::Never;
+        }
+        Blocking::Rarely
+    }
+
+    /// Every call is counted, whatever its reply; none goes through the reply cache (MNT
+    /// and UMNT only change the advisory mount list, and running one again is harmless).
+    fn dispatch(&self, s: &NfsServer, req: &Req<'_>, xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+        let Some(p) = Proc::from_u32(proc_) else {
+            return reply_error(xid, ReplyStatus::ProcUnavail);
+        };
+        self.counters.call(p as usize);
+        dispatch(s, req, xid, p, args)
+    }
+
+    fn counters(&self) -> Vec<CountersSnapshot> {
+        vec![self.counters.snapshot()]
+    }
+
+    fn metrics(&self, o: &mut String) {
+        use std::fmt::Write;
+        crate::admin::family(
+            o,
+            "rnfs_mount3_calls_total",
+            "counter",
+            "MOUNT v3 calls by procedure.",
+        );
+        let st = self.counters.snapshot();
+        for (name, n) in st.names.iter().zip(&st.calls) {
+            let _ = writeln!(o, "rnfs_mount3_calls_total{{proc=\"{name}\"}} {n}");
+        }
+    }
+}
 
 /// Decodes, runs and encodes one MOUNT call.
 pub fn dispatch(s: &NfsServer, req: &Req<'_>, xid: u32, proc_: Proc, args: &[u8]) -> Vec<u8> {

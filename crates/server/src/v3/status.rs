@@ -1,4 +1,9 @@
-//! The one mapping from backend errors to protocol statuses.
+//! The one mapping from neutral errors to NFSv3 and MOUNT v3 statuses.
+//!
+//! Everything below the procedures fails with [`VfsError`]: the backend, and the server's
+//! own checks of handles, exports and searches (`BADHANDLE`, `STALE`, `ACCES`/`PERM` for a
+//! client an export refuses, `XDEV` for a second handle of another export, `JUKEBOX` for a
+//! search refused at its cap, `ROFS`). NFSv4 maps the same errors in its own module.
 use rnfs_proto::mount3::MountStat3;
 use rnfs_proto::nfs3::Nfsstat3;
 use rnfs_vfs::VfsError;
