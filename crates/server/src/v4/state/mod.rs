@@ -11,5 +11,6 @@ pub mod locking;
 pub mod locks;
 pub mod opens;
 pub mod ranges;
+pub mod sessions;
 pub mod share;
 pub mod stateid;
