@@ -1,36 +1,9 @@
 //! Errors of the client, grouped by who is at fault.
 use rnfs_proto::mount3::MountStat3;
 use rnfs_proto::nfs3::Nfsstat3;
-use rnfs_proto::rpc::ReplyStatus;
 
-/// Why an RPC call did not produce results. Cloneable: one write-back failure is reported
-/// to every handle whose cursor predates it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RpcError {
-    /// Soft mode: no reply after the configured number of tries.
-    #[error("no reply after {tries} tries")]
-    TimedOut {
-        /// Transmissions made.
-        tries: u32,
-    },
-    /// The server answered but did not execute the call (RFC 5531 section 9).
-    #[error("call rejected by the server: {0:?}")]
-    Rejected(ReplyStatus),
-    /// The server executed the call but its results could not be decoded (peer's fault).
-    #[error("undecodable results: {0}")]
-    Decode(rnfs_xdr::Error),
-    /// The server could not be reached (soft mode, after the configured tries).
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect {
-        /// Address tried.
-        addr: std::net::SocketAddr,
-        /// What the system said.
-        reason: String,
-    },
-    /// The client was shut down while the call was waiting.
-    #[error("RPC client shut down")]
-    Shutdown,
-}
+/// Why an RPC call did not produce results (shared with the server's callbacks).
+pub use rnfs_rpc::xid::RpcError;
 
 /// Why a client operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

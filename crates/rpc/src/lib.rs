@@ -4,6 +4,8 @@
 //! - [`message`]: decoding a call's header and credential, encoding replies and rejections.
 //! - [`client`]: a small blocking client for tests and tools.
 //! - [`drc`]: the duplicate request cache for non-idempotent procedures.
+//! - [`xid`]: the table of calls in flight by xid, sans-IO, shared by the client and the
+//!   server's callbacks.
 //! - [`transport`]: the tokio TCP server: many connections, many calls in flight on each,
 //!   replies in completion order. The only module that does I/O.
 #![forbid(unsafe_code)]
@@ -15,5 +17,6 @@ pub mod outbox;
 pub mod record;
 pub mod rpcbind;
 pub mod transport;
+pub mod xid;
 
 pub use message::{Auth, Call};

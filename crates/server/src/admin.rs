@@ -252,6 +252,39 @@ fn limits_text(o: &mut String, c: &rnfs_rpc::transport::ConnStats) {
     ] {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
+    callbacks_text(o, c.callbacks());
+}
+
+/// The calls the server sends on clients' connections (the v4.1 backchannel).
+fn callbacks_text(o: &mut String, b: &rnfs_rpc::transport::CallbackStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(
+        o,
+        "# HELP rnfs_callbacks_total Calls sent on clients' connections, by outcome.\n\
+         # TYPE rnfs_callbacks_total counter"
+    );
+    for (outcome, v) in [
+        ("sent", &b.sent),
+        ("replied", &b.replied),
+        ("timed_out", &b.timed_out),
+        ("connection_closed", &b.closed),
+        ("busy", &b.busy),
+        ("reply_too_large", &b.too_large),
+        ("reply_malformed", &b.malformed),
+        ("unknown_reply_dropped", &b.unknown_replies),
+    ] {
+        let _ = writeln!(
+            o,
+            "rnfs_callbacks_total{{outcome=\"{outcome}\"}} {}",
+            v.load(Relaxed)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP rnfs_callbacks_outstanding Calls on clients' connections waiting for a reply.\n\
+         # TYPE rnfs_callbacks_outstanding gauge\nrnfs_callbacks_outstanding {}",
+        b.outstanding.load(Relaxed)
+    );
 }
 
 /// Parses metrics text back into `(name with labels, value)` pairs (for `rnfs stats`).

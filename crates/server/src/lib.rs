@@ -420,6 +420,7 @@ mod tests {
         };
         let s = NfsServer::new(Export::new(1, "/", fs), cfg);
         let conn = ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
@@ -611,6 +612,7 @@ mod tests {
         let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
         let from = |port: u16| ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
@@ -665,6 +667,7 @@ mod tests {
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
         let fh = handle::encode(&s.exports().exports[0], &k);
         let conn = ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
@@ -711,6 +714,7 @@ mod tests {
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
         let fh = handle::encode(&s.exports().exports[0], &k);
         let conn = ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };
@@ -739,6 +743,7 @@ mod tests {
         let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
         let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
         let conn = ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         };

@@ -233,6 +233,7 @@ mod tests {
 
     fn conn_from(ip: [u8; 4]) -> ConnInfo {
         ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: std::net::SocketAddr::from((ip, 700)),
             local: "127.0.0.1:2049".parse().unwrap(),
         }

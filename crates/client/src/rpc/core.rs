@@ -1,73 +1,21 @@
-//! The sans-IO core of the RPC client: the table of calls in flight, keyed by xid.
-//!
-//! It takes events (a call to start, a record received, a tick of the clock, a connection
-//! made or lost) together with the current time, and says what to send and which callers to
-//! wake. It never reads the clock or touches a socket, so timeouts, retransmissions,
-//! reconnects and hostile replies are tested deterministically (seed entry 19: the table
-//! stays consistent under timeouts, retransmissions, duplicate, late and unknown replies).
-//!
-//! Invariants, checked by the tests below:
-//! - a call is in the table from `start` until exactly one of: its reply matched, it timed
-//!   out (soft mode), it was cancelled, or the table was shut down; its waiter is returned
-//!   exactly once;
-//! - a reply whose xid is not in the table changes nothing (it is counted as a duplicate
-//!   if the xid completed recently, otherwise as unknown);
-//! - a retransmission (after a timeout or a reconnect) sends the same bytes, same xid;
-//! - a try ends when its timer expires or when the connection it was sent on is lost
-//!   (closed or reset by the peer, or its record stream broken): either way it counts, so a
-//!   soft call fails after its tries whatever the connection does, and its timer runs
-//!   across reconnects (as the Linux client's major timeout does);
-//! - after a failed connection attempt or a lost connection the next attempt waits a delay
-//!   that doubles up to a cap and shrinks back only once a connection has delivered a
-//!   reply ([`Backoff`]), so a server that accepts and closes is never reconnected to in a
-//!   hot loop, not even by a hard mount.
-use super::buf::{Buf, Reply, Slice};
-use crate::error::RpcError;
-use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus};
+//! The client's side of the call table: how a call's record is made (header, arguments,
+//! bulk data sent without a copy). The table itself (xids, timeouts, retransmission, replay
+//! after reconnect) is [`rnfs_rpc::xid`], shared with the server's callbacks; its names are
+//! re-exported here with the client's record and buffer types filled in.
+use super::buf::{Buf, Slice};
+use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
 use rnfs_rpc::outbox::Pieces;
 use rnfs_rpc::record::single_fragment_header;
-use rnfs_xdr::{padding, Reader, Writer};
-use std::collections::{HashMap, HashSet, VecDeque};
+use rnfs_xdr::{padding, Writer};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-/// A transaction id (RFC 5531 section 9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Xid(pub u32);
+pub use rnfs_rpc::xid::{Backoff, RetryMode, RetryPolicy, TableStats, Xid};
 
-/// When to give up on a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryMode {
-    /// Retransmit until answered (NFS `hard`).
-    Hard,
-    /// Fail with [`RpcError::TimedOut`] after this many tries (NFS `soft,retrans`); a try
-    /// ends when its timer expires or when the connection it was sent on is lost.
-    Soft {
-        /// Tries before failing (at least 1).
-        tries: u32,
-    },
-}
+/// The table of the client's calls in flight (see [`rnfs_rpc::xid::CallTable`]).
+pub type CallTable<W> = rnfs_rpc::xid::CallTable<W, Record, Buf>;
 
-/// Timeouts and retransmission policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Time to wait for a reply before the first retransmission (NFS `timeo`).
-    pub timeout: Duration,
-    /// Upper bound for the doubling timeout.
-    pub max_timeout: Duration,
-    /// Hard or soft.
-    pub mode: RetryMode,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(10),
-            max_timeout: Duration::from_secs(60),
-            mode: RetryMode::Hard,
-        }
-    }
-}
+/// What the driver must do after an event (see [`rnfs_rpc::xid::Output`]).
+pub type Output<W> = rnfs_rpc::xid::Output<W, Record, Buf>;
 
 /// A call to start.
 #[derive(Debug, Clone)]
@@ -112,397 +60,29 @@ impl Pieces for Record {
     }
 }
 
-/// Counters of the table (a snapshot; cheap to copy).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TableStats {
-    /// Calls started.
-    pub calls: u64,
-    /// Calls completed by a matching reply.
-    pub replies: u64,
-    /// Retransmissions after a timeout.
-    pub retransmits: u64,
-    /// Calls sent again because the connection was re-established.
-    pub replays: u64,
-    /// Replies for a call that had already completed.
-    pub duplicate_replies: u64,
-    /// Replies whose xid was never (or not recently) in the table.
-    pub unknown_replies: u64,
-    /// Records that are not a decodable reply header.
-    pub malformed_replies: u64,
-    /// Calls failed after exhausting their tries (soft mode).
-    pub timeouts: u64,
-    /// Tries ended by the loss of the connection they were sent on.
-    pub lost_tries: u64,
-    /// Calls cancelled by their caller.
-    pub cancelled: u64,
-    /// Calls in the table now.
-    pub live: u64,
-}
-
-/// What the driver must do after an event.
-#[derive(Debug)]
-pub enum Output<W> {
-    /// Send this record on the current connection.
-    Send(Record),
-    /// Wake this caller with this outcome: the reply (its results' bytes), or an error.
-    Complete(W, Result<Reply, RpcError>),
-}
-
-#[derive(Debug)]
-struct Pending<W> {
-    record: Record,
-    waiter: W,
-    deadline: Instant,
-    timeout: Duration,
-    tries: u32,
-    sent: bool,
-}
-
-/// The delay before the next connection attempt: it doubles from `min` up to `max` after
-/// each failed attempt or lost connection, and goes back to `min` only when a connection
-/// has delivered a reply to a call, not merely connected (a server that accepts and
-/// closes, or breaks every reply, is otherwise reconnected to as fast as it can accept).
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// Delays from `min` to `max` (`max` is raised to `min` if below it).
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            min,
-            max: max.max(min),
-            next: min,
-        }
+/// The record of `call` with transaction id `xid`, as [`CallTable::start`] sends it.
+pub fn record(xid: Xid, call: CallSpec<'_>) -> Record {
+    let mut w = Writer::with_capacity(call.args.len() + 132);
+    w.u32(0); // the record mark, set below
+    CallHeader {
+        xid: xid.0,
+        rpcvers: 2,
+        prog: call.prog,
+        vers: call.vers,
+        proc_: call.proc_,
+        cred: call.cred.clone(),
+        verf: OpaqueAuth::none(),
     }
-
-    /// A connection attempt failed, or the connection was lost, at `now`: when to try next.
-    pub fn failed(&mut self, now: Instant) -> Instant {
-        let at = now + self.next;
-        self.next = (self.next * 2).min(self.max);
-        at
-    }
-
-    /// A connection delivered a reply to a call: the server works, the next loss of a
-    /// connection is retried quickly again.
-    pub fn delivered(&mut self) {
-        self.next = self.min;
-    }
-}
-
-/// How many completed xids are remembered to tell duplicates from unknown replies.
-const RECENT: usize = 1024;
-
-/// The table of calls in flight.
-#[derive(Debug)]
-pub struct CallTable<W> {
-    policy: RetryPolicy,
-    next_xid: u32,
-    pending: HashMap<Xid, Pending<W>>,
-    recent: VecDeque<Xid>,
-    recent_set: HashSet<Xid>,
-    connected: bool,
-    stats: TableStats,
-}
-
-impl<W> CallTable<W> {
-    /// An empty table. `first_xid` should differ between client instances (the server's
-    /// duplicate request cache is keyed by xid), e.g. derived from the time and pid.
-    pub fn new(policy: RetryPolicy, first_xid: u32) -> Self {
-        Self {
-            policy,
-            next_xid: first_xid,
-            pending: HashMap::new(),
-            recent: VecDeque::new(),
-            recent_set: HashSet::new(),
-            connected: false,
-            stats: TableStats::default(),
-        }
-    }
-
-    /// Counters, with `live` filled in.
-    pub fn stats(&self) -> TableStats {
-        TableStats {
-            live: self.pending.len() as u64,
-            ..self.stats
-        }
-    }
-
-    /// Calls waiting for a reply.
-    pub fn len(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Whether no call is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Whether the driver currently has a connection.
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
-    /// The earliest time at which [`CallTable::on_tick`] has something to do.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.deadline).min()
-    }
-
-    fn alloc_xid(&mut self) -> Xid {
-        loop {
-            self.next_xid = self.next_xid.wrapping_add(1);
-            let x = Xid(self.next_xid);
-            if !self.pending.contains_key(&x) {
-                return x;
-            }
-        }
-    }
-
-    /// Starts a call: assigns an xid and returns the record to send now (`None` when not
-    /// connected; it is sent by [`CallTable::on_connect`]).
-    pub fn start(&mut self, now: Instant, call: CallSpec<'_>, waiter: W) -> (Xid, Option<Record>) {
-        let xid = self.alloc_xid();
-        let mut w = Writer::with_capacity(call.args.len() + 132);
-        w.u32(0); // the record mark, set below
-        CallHeader {
-            xid: xid.0,
-            rpcvers: 2,
-            prog: call.prog,
-            vers: call.vers,
-            proc_: call.proc_,
-            cred: call.cred.clone(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        w.raw(call.args);
-        let bulk = call.bulk.as_ref().map_or(0, |b| b.len() + padding(b.len()));
-        // One fragment (a call is far below 2^31 bytes: arguments are bounded by wsize).
-        let size = (w.len() - 4 + bulk).min(0x7fff_ffff);
-        let mark = single_fragment_header(size).unwrap_or_default();
-        w.patch_u32(0, u32::from_be_bytes(mark));
-        let record = Record {
-            head: Arc::new(w.into_inner()),
-            bulk: call.bulk,
-        };
-        self.stats.calls += 1;
-        let send = self.connected.then(|| record.clone());
-        self.pending.insert(
-            xid,
-            Pending {
-                record,
-                waiter,
-                deadline: now + self.policy.timeout,
-                timeout: self.policy.timeout,
-                tries: 1,
-                sent: send.is_some(),
-            },
-        );
-        (xid, send)
-    }
-
-    fn remember(&mut self, xid: Xid) {
-        if self.recent_set.insert(xid) {
-            self.recent.push_back(xid);
-            if self.recent.len() > RECENT {
-                if let Some(old) = self.recent.pop_front() {
-                    self.recent_set.remove(&old);
-                }
-            }
-        }
-    }
-
-    /// A record arrived. Returns the caller to wake, if the record answers a call in the
-    /// table; anything else (garbage, a duplicate, an unknown xid) leaves the table as is.
-    pub fn on_record(&mut self, record: Buf) -> Option<Output<W>> {
-        let mut r = Reader::new(&record);
-        let h = match ReplyHeader::decode(&mut r) {
-            Ok(h) => h,
-            Err(_) => {
-                self.stats.malformed_replies += 1;
-                return None;
-            }
-        };
-        let xid = Xid(h.xid);
-        let Some(p) = self.pending.remove(&xid) else {
-            if self.recent_set.contains(&xid) {
-                self.stats.duplicate_replies += 1;
-            } else {
-                self.stats.unknown_replies += 1;
-            }
-            return None;
-        };
-        self.remember(xid);
-        self.stats.replies += 1;
-        let body = r.position();
-        let result = match h.status {
-            ReplyStatus::Success => Ok(Reply::new(record, body)),
-            s => Err(RpcError::Rejected(s)),
-        };
-        Some(Output::Complete(p.waiter, result))
-    }
-
-    /// The clock advanced to `now`: retransmits calls whose timeout passed (same xid, same
-    /// bytes, doubled timeout) and, in soft mode, fails those out of tries.
-    pub fn on_tick(&mut self, now: Instant) -> Vec<Output<W>> {
-        let mut out = Vec::new();
-        let due: Vec<Xid> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(x, _)| *x)
-            .collect();
-        for xid in due {
-            let exhausted = match (self.policy.mode, self.pending.get(&xid)) {
-                (RetryMode::Soft { tries }, Some(p)) => p.tries >= tries.max(1),
-                _ => false,
-            };
-            if exhausted {
-                if let Some(p) = self.pending.remove(&xid) {
-                    self.remember(xid);
-                    self.stats.timeouts += 1;
-                    out.push(Output::Complete(
-                        p.waiter,
-                        Err(RpcError::TimedOut { tries: p.tries }),
-                    ));
-                }
-                continue;
-            }
-            let max = self.policy.max_timeout;
-            if let Some(p) = self.pending.get_mut(&xid) {
-                p.tries += 1;
-                p.timeout = (p.timeout * 2).min(max);
-                p.deadline = now + p.timeout;
-                if self.connected {
-                    self.stats.retransmits += 1;
-                    out.push(Output::Send(p.record.clone()));
-                }
-            }
-        }
-        out
-    }
-
-    /// A connection was established: every call not yet answered is sent (again), oldest
-    /// xid first. Timers go on as they were: a call's time runs across reconnects.
-    pub fn on_connect(&mut self) -> Vec<Output<W>> {
-        self.connected = true;
-        let last = self.next_xid;
-        let mut xs: Vec<(&Xid, &mut Pending<W>)> = self.pending.iter_mut().collect();
-        // Oldest first: the largest distance back from the last xid allocated.
-        xs.sort_by_key(|(x, _)| std::cmp::Reverse(last.wrapping_sub(x.0)));
-        let mut out = Vec::with_capacity(xs.len());
-        for (_, p) in xs {
-            if p.sent {
-                self.stats.replays += 1;
-            }
-            p.sent = true;
-            out.push(Output::Send(p.record.clone()));
-        }
-        out
-    }
-
-    /// The connection was lost (closed or reset by the peer, or its record stream broken;
-    /// we never close one with calls in flight). Every call in the table was sent on it,
-    /// and that try has failed: it counts as one, as a timeout does. In soft mode a call
-    /// out of tries fails with [`RpcError::TimedOut`]; the others stay in the table, to be
-    /// replayed at the next connection, and the timer of their next try starts now (it
-    /// runs while there is no connection, so a server that cannot be reached again fails
-    /// soft calls in time too).
-    pub fn on_disconnect(&mut self, now: Instant) -> Vec<Output<W>> {
-        if !std::mem::replace(&mut self.connected, false) {
-            return Vec::new();
-        }
-        let budget = match self.policy.mode {
-            RetryMode::Soft { tries } => tries.max(1),
-            RetryMode::Hard => u32::MAX,
-        };
-        let mut out = Vec::new();
-        let xs: Vec<Xid> = self.pending.keys().copied().collect();
-        for xid in xs {
-            self.stats.lost_tries += 1;
-            let spent = match self.pending.get_mut(&xid) {
-                Some(p) if p.tries >= budget => true,
-                Some(p) => {
-                    p.tries = p.tries.saturating_add(1);
-                    p.deadline = now + p.timeout;
-                    false
-                }
-                None => false,
-            };
-            if spent {
-                if let Some(p) = self.pending.remove(&xid) {
-                    self.remember(xid);
-                    self.stats.timeouts += 1;
-                    out.push(Output::Complete(
-                        p.waiter,
-                        Err(RpcError::TimedOut { tries: p.tries }),
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    /// A connection attempt failed. In soft mode this counts as one try of every waiting
-    /// call, so that an unreachable server fails calls instead of hanging them.
-    pub fn on_connect_failed(
-        &mut self,
-        addr: std::net::SocketAddr,
-        reason: &str,
-    ) -> Vec<Output<W>> {
-        let RetryMode::Soft { tries } = self.policy.mode else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let xs: Vec<Xid> = self.pending.keys().copied().collect();
-        for xid in xs {
-            let done = match self.pending.get_mut(&xid) {
-                Some(p) => {
-                    p.tries += 1;
-                    p.tries > tries.max(1)
-                }
-                None => false,
-            };
-            if done {
-                if let Some(p) = self.pending.remove(&xid) {
-                    self.remember(xid);
-                    self.stats.timeouts += 1;
-                    out.push(Output::Complete(
-                        p.waiter,
-                        Err(RpcError::Connect {
-                            addr,
-                            reason: reason.to_string(),
-                        }),
-                    ));
-                }
-            }
-        }
-        out
-    }
-
-    /// Removes calls whose caller has gone away (`gone` says so for a waiter).
-    pub fn reap(&mut self, mut gone: impl FnMut(&W) -> bool) {
-        let before = self.pending.len();
-        self.pending.retain(|_, p| !gone(&p.waiter));
-        self.stats.cancelled += (before - self.pending.len()) as u64;
-    }
-
-    /// Removes one call; returns its waiter if it was still in the table.
-    pub fn cancel(&mut self, xid: Xid) -> Option<W> {
-        let p = self.pending.remove(&xid)?;
-        self.remember(xid);
-        self.stats.cancelled += 1;
-        Some(p.waiter)
-    }
-
-    /// Empties the table, failing every call with [`RpcError::Shutdown`].
-    pub fn shutdown(&mut self) -> Vec<Output<W>> {
-        self.pending
-            .drain()
-            .map(|(_, p)| Output::Complete(p.waiter, Err(RpcError::Shutdown)))
-            .collect()
+    .encode(&mut w);
+    w.raw(call.args);
+    let bulk = call.bulk.as_ref().map_or(0, |b| b.len() + padding(b.len()));
+    // One fragment (a call is far below 2^31 bytes: arguments are bounded by wsize).
+    let size = (w.len() - 4 + bulk).min(0x7fff_ffff);
+    let mark = single_fragment_header(size).unwrap_or_default();
+    w.patch_u32(0, u32::from_be_bytes(mark));
+    Record {
+        head: Arc::new(w.into_inner()),
+        bulk: call.bulk,
     }
 }
 
@@ -510,17 +90,6 @@ impl<W> CallTable<W> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn reply(xid: u32, body: &[u8]) -> Vec<u8> {
-        let mut w = Writer::new();
-        ReplyHeader::success(xid).encode(&mut w);
-        w.raw(body);
-        w.into_inner()
-    }
-
-    fn rb(v: Vec<u8>) -> Buf {
-        Buf::from_vec(v)
-    }
 
     fn spec(cred: &OpaqueAuth) -> CallSpec<'_> {
         CallSpec {
@@ -533,32 +102,16 @@ mod tests {
         }
     }
 
-    fn xid_of(record: &[u8]) -> u32 {
-        u32::from_be_bytes([record[4], record[5], record[6], record[7]])
-    }
-
-    fn soft(tries: u32) -> RetryPolicy {
-        RetryPolicy {
-            timeout: Duration::from_secs(1),
-            max_timeout: Duration::from_secs(4),
-            mode: RetryMode::Soft { tries },
-        }
-    }
-
     #[test]
     fn bulk_data_follows_the_arguments_padded_and_counted_in_the_record_mark() {
-        let t0 = Instant::now();
         let cred = OpaqueAuth::none();
-        let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
-        t.on_connect();
         let data = Slice::from_vec(vec![9; 5]);
         let call = CallSpec {
             args: &[0, 0, 0, 5],
             bulk: Some(data.clone()),
             ..spec(&cred)
         };
-        let (_, rec) = t.start(t0, call, 1);
-        let rec = rec.unwrap();
+        let rec = record(Xid(1), call);
         let [head, bulk, pad] = rec.pieces();
         assert_eq!(&head[head.len() - 4..], &[0, 0, 0, 5]);
         assert_eq!(bulk, &[9; 5]);
@@ -575,281 +128,14 @@ mod tests {
         for p in rec.pieces() {
             flat.extend_from_slice(p);
         }
-        let mut t2: CallTable<u32> = CallTable::new(RetryPolicy::default(), 1);
-        t2.on_connect();
         let args = [&[0, 0, 0, 5][..], &[9; 5], &[0; 3]].concat();
-        let (_, rec2) = t2.start(
-            t0,
+        let rec2 = record(
+            Xid(1),
             CallSpec {
                 args: &args,
                 ..spec(&cred)
             },
-            1,
         );
-        assert_eq!(flat, rec2.unwrap().head());
-    }
-
-    #[test]
-    fn replies_match_by_xid_in_any_order() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), 100);
-        t.on_connect();
-        let xs: Vec<Xid> = (0..10).map(|i| t.start(t0, spec(&cred), i).0).collect();
-        assert_eq!(t.len(), 10);
-        for (i, x) in xs.iter().enumerate().rev() {
-            match t.on_record(rb(reply(x.0, &[0, 0, 0, i as u8]))) {
-                Some(Output::Complete(w, Ok(b))) => {
-                    assert_eq!(w, i as u32);
-                    assert_eq!(b.body(), [0, 0, 0, i as u8]);
-                }
-                o => panic!("{o:?}"),
-            }
-        }
-        assert!(t.is_empty());
-        assert_eq!(t.stats().replies, 10);
-    }
-
-    #[test]
-    fn duplicate_unknown_and_malformed_replies_change_nothing() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<&str> = CallTable::new(RetryPolicy::default(), 7);
-        t.on_connect();
-        let (a, _) = t.start(t0, spec(&cred), "a");
-        let (b, _) = t.start(t0, spec(&cred), "b");
-        assert!(matches!(
-            t.on_record(rb(reply(a.0, &[]))),
-            Some(Output::Complete("a", Ok(_)))
-        ));
-        // The same reply again (a duplicate), a reply nobody asked for, garbage.
-        assert!(t.on_record(rb(reply(a.0, &[]))).is_none());
-        assert!(t.on_record(rb(reply(0xdead_beef, &[]))).is_none());
-        assert!(t.on_record(rb(vec![1, 2, 3])).is_none());
-        assert!(t.on_record(rb(Vec::new())).is_none());
-        let mut call_not_reply = reply(b.0, &[]);
-        call_not_reply[7] = 0; // msg_type CALL
-        assert!(t.on_record(rb(call_not_reply)).is_none());
-        let s = t.stats();
-        assert_eq!(
-            (s.duplicate_replies, s.unknown_replies, s.malformed_replies),
-            (1, 1, 3)
-        );
-        assert_eq!(t.len(), 1);
-        assert!(matches!(
-            t.on_record(rb(reply(b.0, &[]))),
-            Some(Output::Complete("b", Ok(_)))
-        ));
-        assert!(t.is_empty());
-    }
-
-    #[test]
-    fn timeouts_retransmit_same_bytes_and_soft_mode_gives_up() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<u8> = CallTable::new(soft(3), 1);
-        t.on_connect();
-        let (x, first) = t.start(t0, spec(&cred), 1);
-        let first = first.expect("connected: sent at once");
-        assert!(t.on_tick(t0 + Duration::from_millis(999)).is_empty());
-        let o = t.on_tick(t0 + Duration::from_secs(1));
-        assert!(matches!(&o[..], [Output::Send(r)] if *r == first));
-        // Timeout doubled: next retransmission at 1 + 2 s.
-        assert!(t.on_tick(t0 + Duration::from_millis(2999)).is_empty());
-        let o = t.on_tick(t0 + Duration::from_secs(3));
-        assert!(matches!(&o[..], [Output::Send(r)] if xid_of(r.head()) == x.0));
-        // Third try exhausted after 4 more seconds.
-        let o = t.on_tick(t0 + Duration::from_secs(7));
-        assert!(matches!(
-            &o[..],
-            [Output::Complete(1, Err(RpcError::TimedOut { tries: 3 }))]
-        ));
-        assert!(t.is_empty());
-        // The late reply is a duplicate, not a crash or a second completion.
-        assert!(t.on_record(rb(reply(x.0, &[]))).is_none());
-        assert_eq!(t.stats().duplicate_replies, 1);
-        assert_eq!(t.stats().retransmits, 2);
-    }
-
-    #[test]
-    fn hard_mode_retries_forever_with_capped_timeout() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let pol = RetryPolicy {
-            timeout: Duration::from_secs(1),
-            max_timeout: Duration::from_secs(4),
-            mode: RetryMode::Hard,
-        };
-        let mut t: CallTable<()> = CallTable::new(pol, 1);
-        t.on_connect();
-        t.start(t0, spec(&cred), ());
-        let mut now = t0;
-        for _ in 0..100 {
-            now = t.next_deadline().expect("pending");
-            assert!(now - t0 <= Duration::from_secs(4 * 101));
-            let o = t.on_tick(now);
-            assert!(matches!(&o[..], [Output::Send(_)]));
-        }
-        assert_eq!(t.len(), 1);
-        assert!(now - t0 >= Duration::from_secs(4 * 90));
-    }
-
-    #[test]
-    fn disconnect_holds_calls_and_reconnect_replays_them_oldest_first() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<u32> = CallTable::new(RetryPolicy::default(), u32::MAX - 2);
-        let (a, sent) = t.start(t0, spec(&cred), 0);
-        assert!(sent.is_none(), "not connected yet");
-        t.on_connect();
-        let (b, _) = t.start(t0, spec(&cred), 1);
-        let (c, _) = t.start(t0, spec(&cred), 2); // xids wrap around 0
-        assert!(t.on_disconnect(t0).is_empty(), "hard: calls stay");
-        assert!(t.on_record(rb(reply(b.0, &[]))).is_some());
-        let o = t.on_connect();
-        let xs: Vec<u32> = o
-            .iter()
-            .map(|o| match o {
-                Output::Send(r) => xid_of(r.head()),
-                Output::Complete(..) => panic!(),
-            })
-            .collect();
-        assert_eq!(xs, vec![a.0, c.0]);
-        assert_eq!(t.stats().replays, 2);
-    }
-
-    #[test]
-    fn a_lost_connection_ends_a_try_and_soft_calls_fail_after_their_tries() {
-        // A server that accepts and closes (or sends half a reply, or a record mark over
-        // the limit): each connection lost is a try, so the call fails long before its
-        // timer, instead of being replayed on every new connection forever.
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<u8> = CallTable::new(soft(2), 1);
-        t.on_connect();
-        let (x, _) = t.start(t0, spec(&cred), 1);
-        assert!(t.on_disconnect(t0 + Duration::from_millis(10)).is_empty());
-        let o = t.on_connect();
-        assert!(matches!(&o[..], [Output::Send(r)] if xid_of(r.head()) == x.0));
-        let o = t.on_disconnect(t0 + Duration::from_millis(20));
-        assert!(
-            matches!(
-                &o[..],
-                [Output::Complete(1, Err(RpcError::TimedOut { tries: 2 }))]
-            ),
-            "{o:?}"
-        );
-        assert!(t.is_empty() && t.next_deadline().is_none());
-        let s = t.stats();
-        assert_eq!((s.lost_tries, s.timeouts, s.replays), (2, 1, 1));
-        // Losing a connection that is already gone changes nothing.
-        assert!(t.on_disconnect(t0 + Duration::from_millis(30)).is_empty());
-        assert_eq!(t.stats().lost_tries, 2);
-    }
-
-    #[test]
-    fn a_calls_timer_runs_across_reconnects_and_while_disconnected() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<u8> = CallTable::new(soft(3), 1);
-        t.on_connect();
-        let (x, _) = t.start(t0, spec(&cred), 1);
-        // Lost at 0.5 s (try 2, its timer from now), a new connection at 0.6 s: the call
-        // is replayed but its timer is not restarted, so the silent new connection gets
-        // the retransmission at 1.5 s, not at 1.6 s.
-        assert!(t.on_disconnect(t0 + ms(500)).is_empty());
-        assert!(matches!(&t.on_connect()[..], [Output::Send(_)]));
-        assert_eq!(t.next_deadline(), Some(t0 + ms(1500)));
-        let o = t.on_tick(t0 + ms(1500));
-        assert!(
-            matches!(&o[..], [Output::Send(r)] if xid_of(r.head()) == x.0),
-            "{o:?}"
-        );
-        // Third try (timeout doubled to 2 s) ends at 3.5 s: the call fails.
-        assert!(t.on_tick(t0 + ms(3499)).is_empty());
-        let o = t.on_tick(t0 + ms(3500));
-        assert!(matches!(
-            &o[..],
-            [Output::Complete(1, Err(RpcError::TimedOut { tries: 3 }))]
-        ));
-        // Without a new connection the timer runs on: lost at once, failed 1 s later.
-        let mut t: CallTable<u8> = CallTable::new(soft(2), 1);
-        t.on_connect();
-        t.start(t0, spec(&cred), 2);
-        assert!(t.on_disconnect(t0).is_empty());
-        assert!(t.on_tick(t0 + ms(999)).is_empty());
-        let o = t.on_tick(t0 + ms(1000));
-        assert!(matches!(
-            &o[..],
-            [Output::Complete(2, Err(RpcError::TimedOut { tries: 2 }))]
-        ));
-    }
-
-    #[test]
-    fn hard_calls_survive_any_number_of_lost_connections() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let mut t: CallTable<u8> = CallTable::new(RetryPolicy::default(), 1);
-        t.on_connect();
-        let (x, _) = t.start(t0, spec(&cred), 1);
-        for i in 0..100 {
-            assert!(t.on_disconnect(t0 + Duration::from_millis(i)).is_empty());
-            assert!(matches!(&t.on_connect()[..], [Output::Send(_)]));
-        }
-        assert_eq!(t.stats().lost_tries, 100);
-        assert!(matches!(
-            t.on_record(rb(reply(x.0, &[]))),
-            Some(Output::Complete(1, Ok(_)))
-        ));
-    }
-
-    #[test]
-    fn the_reconnect_delay_doubles_to_its_cap_and_shrinks_only_after_a_reply() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut b = Backoff::new(ms(10), ms(100));
-        // Connections lost (or attempts failed) one after the other: connecting in between
-        // is no reason to hurry, only a reply is.
-        let delays: Vec<Duration> = (0..7).map(|_| b.failed(t0) - t0).collect();
-        assert_eq!(
-            delays,
-            [ms(10), ms(20), ms(40), ms(80), ms(100), ms(100), ms(100)]
-        );
-        b.delivered();
-        assert_eq!(b.failed(t0) - t0, ms(10));
-        assert_eq!(b.failed(t0) - t0, ms(20));
-        // A cap below the start is raised to it.
-        let mut b = Backoff::new(ms(50), ms(5));
-        assert_eq!((b.failed(t0) - t0, b.failed(t0) - t0), (ms(50), ms(50)));
-    }
-
-    #[test]
-    fn unreachable_server_fails_soft_calls_and_cancel_and_reap_remove() {
-        let t0 = Instant::now();
-        let cred = OpaqueAuth::none();
-        let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut t: CallTable<u32> = CallTable::new(soft(2), 1);
-        t.start(t0, spec(&cred), 0);
-        assert!(t.on_connect_failed(addr, "refused").is_empty());
-        let o = t.on_connect_failed(addr, "refused");
-        assert!(matches!(
-            &o[..],
-            [Output::Complete(0, Err(RpcError::Connect { .. }))]
-        ));
-        let (x, _) = t.start(t0, spec(&cred), 1);
-        t.start(t0, spec(&cred), 2);
-        t.start(t0, spec(&cred), 3);
-        assert_eq!(t.cancel(x), Some(1));
-        assert_eq!(t.cancel(x), None);
-        t.reap(|w| *w == 2);
-        assert_eq!(t.len(), 1);
-        let o = t.shutdown();
-        assert!(matches!(
-            &o[..],
-            [Output::Complete(3, Err(RpcError::Shutdown))]
-        ));
-        assert_eq!(t.stats().cancelled, 2);
-        assert_eq!(t.stats().live, 0);
+        assert_eq!(flat, rec2.head());
     }
 }

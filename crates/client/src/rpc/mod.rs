@@ -1,6 +1,6 @@
 //! The asynchronous RPC client: many calls in flight on one TCP connection, matched by xid.
 //!
-//! [`core::CallTable`] holds all the logic (xids, timeouts, retransmission, replay after
+//! [`core::CallTable`] (the table of [`rnfs_rpc::xid`]) holds all the logic (xids, timeouts, retransmission, replay after
 //! reconnect); this module is the thin tokio driver around it. One driver task owns the
 //! table and both halves of the connection: it writes calls without waiting (what the
 //! socket does not take waits in an outbox, written when the socket drains, so a slow
@@ -500,7 +500,7 @@ impl Driver {
                         o.q.push(rec);
                     }
                 }
-                Output::Complete(w, r) => w.complete(r),
+                Output::Complete(w, r) => w.complete(r.map(|a| Reply::new(a.record, a.body))),
             }
         }
     }
@@ -522,7 +522,9 @@ impl Driver {
             args: &c.args,
             bulk: c.bulk,
         };
-        let (_, send) = self.table.start(Instant::now().into_std(), spec, c.reply);
+        let (_, send) = self.table.start(Instant::now().into_std(), c.reply, |x| {
+            core::record(x, spec)
+        });
         if let (Some(rec), Some(o)) = (send, out.as_mut()) {
             o.q.push(rec);
         }

@@ -2,8 +2,12 @@
 //! within the limits of [`super::limits`]: what it holds is charged to the server's memory
 //! budget, it stops reading when its replies are not being read, and it closes when idle
 //! too long, when a record takes too long, or when the accept loop sheds it.
+//!
+//! It also writes the calls the server sends on the connection ([`super::backchannel`]),
+//! each as a whole record between replies, and hands the REPLY records it reads to them.
+use super::backchannel::{is_reply, Channel};
 use super::limits::{self, Entry, Expiry};
-use super::{Attempt, Blocking, Config, ConnInfo, ConnStats, Service};
+use super::{Attempt, Blocking, CloseReason, Config, ConnInfo, ConnStats, Service};
 use crate::outbox::{Outbox, Pieces};
 use crate::record::{single_fragment_header, RecordDecoder};
 use parking_lot::Mutex;
@@ -108,12 +112,24 @@ fn call_inline(svc: &dyn Service, conn: &ConnInfo, msg: &[u8], attempt: bool) ->
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
-    /// The peer closed, the stream broke, or the server shut down.
-    Normal,
+    /// The peer closed, the stream broke, or the server shut down: which, said.
+    Closed(CloseReason),
     /// Expired (see [`Expiry`]).
     Expired(Expiry),
-    /// Shed by the accept loop to make room for a new connection.
+    /// Shed by the accept loop to make room for a new connection, or for memory.
     Shed,
+}
+
+impl End {
+    /// The reason told to whoever waits for the connection to close.
+    pub(crate) fn reason(self) -> CloseReason {
+        match self {
+            End::Closed(why) => why,
+            End::Expired(Expiry::Idle) => CloseReason::IdleTimeout,
+            End::Expired(Expiry::Record) => CloseReason::RecordTimeout,
+            End::Shed => CloseReason::Shed,
+        }
+    }
 }
 
 /// What the connection holds, charged to the server's memory budget.
@@ -168,6 +184,10 @@ struct Conn<'a> {
     svc: Arc<dyn Service>,
     cfg: Config,
     fin: Arc<Finished>,
+    /// The calls the server sends on this connection.
+    chan: Arc<Channel>,
+    /// Why reading stopped, first cause (none yet: still open, or ending otherwise).
+    why: Option<CloseReason>,
     dec: RecordDecoder,
     /// A call taken from the decoder and not yet started (waiting for memory or for the
     /// peer to read replies).
@@ -200,6 +220,7 @@ impl Conn<'_> {
     /// The socket failed: drop what waits, stop everything.
     fn broke(&mut self, e: &std::io::Error) {
         debug!(error = %e, "write failed");
+        self.stop(CloseReason::Error);
         self.broken = true;
         self.reading = false;
         self.decoding = false;
@@ -207,6 +228,22 @@ impl Conn<'_> {
         self.out.clear();
         self.unsent_since = None;
         self.held.replies = 0;
+    }
+
+    /// Stops reading, for this reason if it is the first.
+    fn stop(&mut self, why: CloseReason) {
+        self.reading = false;
+        self.why.get_or_insert(why);
+    }
+
+    /// Queues the calls the server sends on this connection, each as one record between
+    /// replies (dropped when the socket has failed: they fail when the connection closes).
+    fn send_callbacks(&mut self) {
+        for call in self.chan.take_queued() {
+            if !self.broken {
+                self.push_reply(call);
+            }
+        }
     }
 
     /// Queues a reply as one record (one larger than a record can be is dropped, logged).
@@ -266,25 +303,40 @@ impl Conn<'_> {
     }
 
     /// Starts the calls received, up to the bounds: calls in flight, unsent replies, memory.
+    /// Replies to the server's own calls are handed to them as they come, even at the
+    /// bound on calls in flight (a call may be waiting for one).
     fn start_calls(&mut self) {
         let max = self.cfg.max_in_flight.max(1);
-        while self.decoding && self.running + self.out.len() < max {
+        while self.decoding {
+            let full = self.running + self.out.len() >= max;
+            if full && self.pending.is_some() {
+                break;
+            }
             let msg = match self.pending.take() {
                 Some(m) => m,
                 None => match self.dec.next_record() {
                     Ok(Some(m)) => {
                         self.record_started = None;
+                        if is_reply(&m) {
+                            self.last_active = Instant::now();
+                            self.chan.on_reply(m);
+                            continue;
+                        }
                         m
                     }
                     Ok(None) => break,
                     Err(e) => {
                         warn!(error = %e, "closing connection: bad record");
                         self.decoding = false;
-                        self.reading = false;
+                        self.stop(CloseReason::Error);
                         break;
                     }
                 },
             };
+            if full {
+                self.pending = Some(msg);
+                break;
+            }
             let hint = self
                 .svc
                 .reply_size_hint(&self.conn, &msg)
@@ -358,12 +410,12 @@ impl Conn<'_> {
         };
         // Straight into the decoder's buffer, without zeroing it first.
         match self.sock.try_read_buf(self.dec.recv_buf(room)) {
-            Ok(0) => self.reading = false,
+            Ok(0) => self.stop(CloseReason::PeerClosed),
             Ok(_) => self.last_active = Instant::now(),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => {
                 debug!(error = %e, "read failed");
-                self.reading = false;
+                self.stop(CloseReason::Error);
             }
         }
     }
@@ -387,6 +439,13 @@ impl Conn<'_> {
     }
 }
 
+/// Where a connection is known server-wide: its entry in the registry of connections
+/// (for shedding) and its backchannel.
+pub(crate) struct Registered {
+    pub(crate) entry: Arc<Entry>,
+    pub(crate) chan: Arc<Channel>,
+}
+
 /// Serves one connection until it closes; says how it ended.
 pub(crate) async fn connection(
     sock: TcpStream,
@@ -394,9 +453,10 @@ pub(crate) async fn connection(
     svc: Arc<dyn Service>,
     cfg: Config,
     shared: Arc<ConnStats>,
-    entry: Arc<Entry>,
+    reg: Registered,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
+    let Registered { entry, chan } = reg;
     debug!("connected");
     let mut sock = sock;
     let epoch = shared.registry.epoch();
@@ -406,6 +466,8 @@ pub(crate) async fn connection(
         svc,
         cfg,
         fin: Arc::new(Finished::default()),
+        chan,
+        why: None,
         dec: RecordDecoder::new(cfg.max_record),
         pending: None,
         out: Outbox::with_batch(MAX_BATCH),
@@ -416,7 +478,7 @@ pub(crate) async fn connection(
             reserved: 0,
         },
         running: 0,
-        reading: !*shutdown.borrow_and_update(),
+        reading: true,
         decoding: true,
         broken: false,
         starved: false,
@@ -424,12 +486,16 @@ pub(crate) async fn connection(
         record_started: None,
         unsent_since: None,
     };
+    if *shutdown.borrow_and_update() {
+        c.stop(CloseReason::Shutdown);
+    }
     let mut watch_shutdown = true;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut timer_at = None;
     let end = loop {
         c.collect();
+        c.send_callbacks();
         c.start_calls();
         if !c.out.is_empty() {
             let owed = c.held.owed();
@@ -450,7 +516,7 @@ pub(crate) async fn connection(
         }
         let waiting = c.decoding && (c.pending.is_some() || c.dec.has_record());
         if !c.reading && c.running == 0 && c.out.is_empty() && !waiting {
-            break End::Normal;
+            break End::Closed(c.why.unwrap_or(CloseReason::PeerClosed));
         }
         // A record is arriving while bytes of an incomplete one are buffered: its clock
         // starts when that is first seen (a record completed since restarts it).
@@ -494,7 +560,7 @@ pub(crate) async fn connection(
                 Ok(()) => c.read(),
                 Err(e) => {
                     debug!(error = %e, "read failed");
-                    c.reading = false;
+                    c.stop(CloseReason::Error);
                 }
             },
             r = c.sock.writable(), if !c.out.is_empty() => {
@@ -503,6 +569,7 @@ pub(crate) async fn connection(
                 }
             }
             () = c.fin.wake.notified(), if c.running > 0 => {}
+            () = c.chan.wake.notified() => {}
             () = freed, if c.starved => c.starved = false,
             () = async { tokio::time::sleep(MEMORY_RETRY).await }, if c.starved => {
                 c.starved = false;
@@ -521,7 +588,7 @@ pub(crate) async fn connection(
             r = shutdown.changed(), if c.reading && watch_shutdown => match r {
                 Ok(()) => {
                     if *shutdown.borrow_and_update() {
-                        c.reading = false;
+                        c.stop(CloseReason::Shutdown);
                     }
                 }
                 Err(_) => watch_shutdown = false,
@@ -532,7 +599,7 @@ pub(crate) async fn connection(
     // Whatever waits is dropped with the connection; calls still running on the pool
     // report to a `Finished` no one reads, and their reservations go with `Held`.
     drop(c);
-    if !broken && end == End::Normal {
+    if !broken && matches!(end, End::Closed(_)) {
         let _ = sock.shutdown().await;
     }
     debug!("closed");

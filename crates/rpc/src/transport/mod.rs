@@ -25,6 +25,11 @@
 //! bytes received and the replies unsent of every connection; when it runs short the
 //! heaviest connections stop being read first, and a connection whose replies are not read
 //! stops having its requests read).
+//!
+//! Each accepted connection has a [`ConnId`], never reused in the process, which the
+//! service sees with every call ([`ConnInfo::id`]); the server can learn when and why a
+//! connection closed ([`ConnStats::on_close`]) and send calls of its own on it, with the
+//! replies routed back by xid ([`backchannel`], the NFSv4.1 backchannel).
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,8 +39,13 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
 
+pub mod backchannel;
 mod conn;
 pub mod limits;
+
+pub use backchannel::{
+    Backchannel, CallbackCall, CallbackConfig, CallbackError, CallbackReply, CallbackStats,
+};
 
 /// Whether a call may wait (on a disk, a lock held for long) while it runs, as the service
 /// judges from the call message before running it. See [`Service::blocking`].
@@ -107,9 +117,43 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// A connection's identity: assigned when it is accepted, never reused in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// A new id, unique in the process (the transport takes one per accepted connection;
+    /// tests that build a [`ConnInfo`] by hand take one too).
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Why a connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed it (end of stream).
+    PeerClosed,
+    /// Nothing happened on it for [`Config::idle_timeout`].
+    IdleTimeout,
+    /// A record did not complete within [`Config::record_timeout`].
+    RecordTimeout,
+    /// Closed to make room for a new connection, or because memory ran short while its
+    /// client did not read its replies.
+    Shed,
+    /// The socket failed, or the peer sent a record over the limit.
+    Error,
+    /// The server shut down.
+    Shutdown,
+}
+
 /// What a service knows about the connection a call came on.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
+    /// The connection (to send calls on it, see [`ConnStats::backchannel`], or to know
+    /// the calls of one connection from another's).
+    pub id: ConnId,
     /// The client's address.
     pub peer: SocketAddr,
     /// Our address the client connected to.
@@ -147,6 +191,8 @@ pub struct Config {
     /// read its replies holds at most this much. Default 16 MiB: fifteen 1 MiB READs in
     /// flight, as many as the Linux client's read-ahead sends on one connection.
     pub max_unsent: usize,
+    /// Limits of the calls the server sends on a client's connection (the backchannel).
+    pub callbacks: CallbackConfig,
 }
 
 impl Default for Config {
@@ -161,6 +207,7 @@ impl Default for Config {
             record_timeout: Duration::from_secs(30),
             memory_budget: limits::default_memory_budget(total_ram()),
             max_unsent: 16 << 20,
+            callbacks: CallbackConfig::default(),
         }
     }
 }
@@ -230,9 +277,28 @@ pub struct ConnStats {
     registry: limits::Registry,
     /// Signalled when a connection closes (accepting may go on after EMFILE).
     closed: Notify,
+    /// The open connections' backchannels, close hooks and callback counters.
+    pub channels: Arc<backchannel::Channels>,
 }
 
 impl ConnStats {
+    /// A handle to send calls on connection `id` (see [`backchannel`]); `None` once it
+    /// has closed.
+    pub fn backchannel(&self, id: ConnId) -> Option<Backchannel> {
+        self.channels.backchannel(id)
+    }
+
+    /// Runs `hook` with the id and reason of every connection that closes from now on;
+    /// see [`backchannel::Channels::on_close`].
+    pub fn on_close(&self, hook: impl Fn(ConnId, CloseReason) + Send + Sync + 'static) {
+        self.channels.on_close(hook);
+    }
+
+    /// Counters of the calls sent on clients' connections.
+    pub fn callbacks(&self) -> &CallbackStats {
+        &self.channels.stats
+    }
+
     /// Records the limits in force.
     fn configure(&self, cfg: &Config) {
         let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
@@ -325,15 +391,19 @@ pub async fn serve(
                 }
                 let local = sock.local_addr()?;
                 let _ = sock.set_nodelay(true);
-                let conn = ConnInfo { peer, local };
+                let id = ConnId::next();
+                let conn = ConnInfo { id, peer, local };
+                let mut channel = stats.channels.open(id, cfg.callbacks);
                 let svc = svc.clone();
                 let stats = stats.clone();
                 let sd = shutdown.clone();
                 stats.open.fetch_add(1, Ordering::Relaxed);
                 stats.total.fetch_add(1, Ordering::Relaxed);
-                let (id, entry) = stats.registry.insert(Instant::now());
+                let (slot, entry) = stats.registry.insert(Instant::now());
                 conns.spawn(async move {
-                    let end = conn::connection(sock, conn, svc, cfg, stats.clone(), entry, sd).await;
+                    let reg = conn::Registered { entry, chan: channel.chan.clone() };
+                    let end = conn::connection(sock, conn, svc, cfg, stats.clone(), reg, sd).await;
+                    channel.why = end.reason();
                     match end {
                         conn::End::Expired(limits::Expiry::Idle) => {
                             stats.closed_idle.fetch_add(1, Ordering::Relaxed);
@@ -341,12 +411,14 @@ pub async fn serve(
                         conn::End::Expired(limits::Expiry::Record) => {
                             stats.closed_record.fetch_add(1, Ordering::Relaxed);
                         }
-                        conn::End::Normal | conn::End::Shed => {}
+                        conn::End::Closed(_) | conn::End::Shed => {}
                     }
-                    stats.registry.remove(id);
+                    // Pending callbacks fail and close hooks run before the count drops.
+                    drop(channel);
+                    stats.registry.remove(slot);
                     stats.open.fetch_sub(1, Ordering::Relaxed);
                     stats.closed.notify_one();
-                }.instrument(tracing::info_span!("conn", %peer)));
+                }.instrument(tracing::info_span!("conn", %peer, id = id.0)));
             }
             () = stats.closed.notified(), if paused.is_some() => paused = None,
             () = tokio::time::sleep_until(resume), if paused.is_some() => paused = None,

@@ -149,6 +149,7 @@ mod tests {
 
     fn test_conn() -> ConnInfo {
         ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
             peer: "127.0.0.1:700".parse().unwrap(),
             local: "127.0.0.1:2049".parse().unwrap(),
         }
