@@ -33,7 +33,8 @@ use super::error::{Nfs4Error, R4};
 use super::ops;
 use super::owner::OwnerMap;
 use super::pseudo::{Caller, Place, PseudoFs};
-use super::state::ids::Stateid;
+use super::state::ids::{ClientId, Stateid, Time};
+use super::state::locking::Locking;
 use rnfs_proto::nfs4::{decode_compound_args, CompoundError, CompoundLimits, NfsArgop4};
 use rnfs_xdr::Writer;
 
@@ -70,6 +71,15 @@ pub trait Sessions {
 pub enum SessionStep {
     /// Done; for SEQUENCE, the session's limits, which apply to the rest of the compound.
     Ok(Option<Limits>),
+    /// SEQUENCE done: the session's limits, which apply to the rest of the compound, and
+    /// the client the session belongs to, for whom the compound's operations then act
+    /// ([`Compound::client`]).
+    Sequenced {
+        /// The session's limits, if they differ from the server's.
+        limits: Option<Limits>,
+        /// The session's client.
+        client: ClientId,
+    },
     /// Failed with this status (no result body).
     Err(Nfs4Error),
     /// A retry of a request whose reply is cached: send this reply, as it is.
@@ -84,6 +94,57 @@ impl Sessions for NoSessions {
     fn run(&self, _: &NfsArgop4, _: usize, _: usize, _: &mut Writer) -> SessionStep {
         SessionStep::Err(Nfs4Error::NotSupp)
     }
+}
+
+/// What the state operations (OPEN, LOCK, READ's stateid check...) need from the session
+/// and lease machinery, implemented over it by the server. Each call gets the time as an
+/// input: no operation reads a clock.
+pub trait StateHooks {
+    /// Whether the server is in its grace period (RFC 8881 8.4.2): reclaims are allowed,
+    /// new opens and locks answer NFS4ERR_GRACE.
+    fn in_grace(&self, now: Time) -> bool;
+    /// Whether `client` may reclaim now: it held state before the restart (it has a stable
+    /// record) and has not sent RECLAIM_COMPLETE. A reclaim from any other client, or
+    /// outside grace, answers NFS4ERR_NO_GRACE.
+    fn may_reclaim(&self, client: ClientId, now: Time) -> bool;
+    /// `clients` hold state in the way of a request (share or lock conflict, as
+    /// [`Locking`] reports them): expires those that are courtesy clients (their lease
+    /// ran out, their state was kept until someone conflicts), purging their state from
+    /// `locking` (the lock the caller holds). Returns whether any was expired: the caller
+    /// then retries the request once.
+    fn expire_courtesy(&self, clients: &[ClientId], locking: &mut Locking, now: Time) -> bool;
+}
+
+/// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and
+/// tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl StateHooks for NoHooks {
+    fn in_grace(&self, _: Time) -> bool {
+        false
+    }
+    fn may_reclaim(&self, _: ClientId, _: Time) -> bool {
+        false
+    }
+    fn expire_courtesy(&self, _: &[ClientId], _: &mut Locking, _: Time) -> bool {
+        false
+    }
+}
+
+/// The state a compound's operations use, besides the namespace.
+pub struct StateCtx<'a> {
+    /// The server's locking state (opens, share reservations, locks). Operations take the
+    /// lock for the length of one state change and never across backend I/O they wait on,
+    /// but for OPEN, which must create the file and record the open as one step.
+    pub locking: &'a parking_lot::Mutex<Locking>,
+    /// Grace, reclaim and courtesy clients.
+    pub hooks: &'a dyn StateHooks,
+    /// The time the compound runs at (the caller reads the clock once per compound).
+    pub now: Time,
+    /// The write verifier of this server instance (changes on restart; the one NFSv3
+    /// uses, [`crate::NfsServer::write_verifier`]).
+    pub write_verf: [u8; 8],
 }
 
 /// Everything a compound runs against.
@@ -110,6 +171,8 @@ pub struct Ctx<'a> {
     /// answers DELAY or STALE, as NFSv3 does in `NfsServer::place`. [`any_key`] when no
     /// backend ever needs a search.
     pub locate: &'a Locate,
+    /// The locking state, grace and the write verifier.
+    pub state: StateCtx<'a>,
 }
 
 /// See [`Ctx::locate`].
@@ -134,9 +197,31 @@ pub struct Compound<'a> {
     pub current_stateid: Option<Stateid>,
     /// The stateid saved with the saved filehandle.
     pub saved_stateid: Option<Stateid>,
+    /// The client the compound acts for: the session's, from SEQUENCE.
+    pub client: Option<ClientId>,
 }
 
-impl Compound<'_> {
+impl<'a> Compound<'a> {
+    /// A compound of minor version `minor` before its first operation.
+    pub fn new(ctx: &'a Ctx<'a>, minor: u32) -> Self {
+        Self {
+            ctx,
+            minor,
+            current: None,
+            saved: None,
+            current_stateid: None,
+            saved_stateid: None,
+            client: None,
+        }
+    }
+
+    /// The client the compound acts for. In NFSv4.1 every compound that reaches a state
+    /// operation began with SEQUENCE, which names it; without one (a session layer that
+    /// did not say) the state cannot be used: NFS4ERR_OP_NOT_IN_SESSION.
+    pub fn client(&self) -> R4<ClientId> {
+        self.client.ok_or(Nfs4Error::OpNotInSession)
+    }
+
     /// The current filehandle: NOFILEHANDLE when there is none.
     pub fn fh(&self) -> R4<&Place> {
         self.current.as_ref().ok_or(Nfs4Error::NoFileHandle)
@@ -349,14 +434,7 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
         res.finish(&mut out, Nfs4Error::MinorVersMismatch.code(), 0);
         return Ok(out.into_inner());
     }
-    let mut c = Compound {
-        ctx,
-        minor,
-        current: None,
-        saved: None,
-        current_stateid: None,
-        saved_stateid: None,
-    };
+    let mut c = Compound::new(ctx, minor);
     let count = header.op_count as usize;
     let mut limits = ctx.limits;
     let mut status = 0;
@@ -514,10 +592,14 @@ fn run_one(
     let num = d.num;
     if d.flags & SESSION != 0 {
         let mut body = Writer::new();
-        return match c.ctx.sessions.run(op, index, count, &mut body) {
+        let step = c.ctx.sessions.run(op, index, count, &mut body);
+        return match step.clone() {
             SessionStep::Replay(reply) => Step::Replay(reply),
             SessionStep::Err(e) => fail(out, num, e),
-            SessionStep::Ok(l) => {
+            SessionStep::Ok(l) | SessionStep::Sequenced { limits: l, .. } => {
+                if let SessionStep::Sequenced { client, .. } = step {
+                    c.client = Some(client);
+                }
                 if let Some(l) = l {
                     *limits = l;
                     if count > l.max_ops as usize {
@@ -620,7 +702,10 @@ mod tests {
                 return SessionStep::Replay(reply.clone());
             }
             out.raw(&[0; 36]);
-            SessionStep::Ok(self.limits)
+            SessionStep::Sequenced {
+                limits: self.limits,
+                client: ClientId(7),
+            }
         }
         fn finish(&self, reply: &[u8]) {
             self.finished.borrow_mut().push(reply.to_vec());
@@ -646,6 +731,7 @@ mod tests {
         fs: Arc<MemFs>,
         pseudo: PseudoFs,
         owners: OwnerMap,
+        locking: parking_lot::Mutex<Locking>,
     }
 
     fn world() -> World {
@@ -675,6 +761,7 @@ mod tests {
             fs,
             pseudo,
             owners: OwnerMap::numeric(),
+            locking: parking_lot::Mutex::new(Locking::new(1, Default::default())),
         }
     }
 
@@ -695,6 +782,12 @@ mod tests {
                 limits,
                 sessions: s,
                 locate: &any_key,
+                state: StateCtx {
+                    locking: &self.locking,
+                    hooks: &NoHooks,
+                    now: Time(0),
+                    write_verf: [7; 8],
+                },
             }
         }
         fn run(&self, req: &[u8]) -> Reply {
@@ -1293,12 +1386,8 @@ mod tests {
                 continue;
             }
             let mut c = Compound {
-                ctx: &ctx,
-                minor: 2,
                 current: Some(w.pseudo.root(&caller).unwrap()),
-                saved: None,
-                current_stateid: None,
-                saved_stateid: None,
+                ..Compound::new(&ctx, 2)
             };
             let r = dispatch(&mut c, &op, &mut Writer::new());
             assert_eq!(r == Err(Nfs4Error::NotSupp), !d.built, "{}: {r:?}", d.name);
@@ -1310,14 +1399,7 @@ mod tests {
         let w = world();
         let s = sessions();
         let ctx = w.ctx(&s, WIDE);
-        let mut c = Compound {
-            ctx: &ctx,
-            minor: 1,
-            current: None,
-            saved: None,
-            current_stateid: None,
-            saved_stateid: None,
-        };
+        let mut c = Compound::new(&ctx, 1);
         assert_eq!(c.stateid(Stateid::CURRENT), Err(Nfs4Error::BadStateid));
         let mine = Stateid {
             seqid: 3,

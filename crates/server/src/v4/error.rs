@@ -4,6 +4,7 @@
 //! system, the attributes and the owner mapping produce. [`Nfs4Error::code`] is the number
 //! on the wire; the COMPOUND engine converts it to the generated `nfsstat4` type in one
 //! place. [`Nfs4Error::from_vfs`] is the one map from backend errors.
+use crate::v4::state::locking::LockingError;
 use rnfs_vfs::VfsError;
 
 /// An `nfsstat4` other than `NFS4_OK`, for the errors this layer produces.
@@ -139,6 +140,45 @@ pub enum Nfs4Error {
     /// NFS4ERR_NOT_ONLY_OP: an operation allowed without a session, not alone.
     #[error("NFS4ERR_NOT_ONLY_OP")]
     NotOnlyOp,
+    /// NFS4ERR_TOOSMALL: READDIR: not even one entry fits in `maxcount`.
+    #[error("NFS4ERR_TOOSMALL")]
+    TooSmall,
+    /// NFS4ERR_DENIED: a byte-range lock conflicts (LOCK, LOCKT; the result carries LOCK4denied).
+    #[error("NFS4ERR_DENIED")]
+    Denied,
+    /// NFS4ERR_LOCKED: I/O under a special stateid against a deny reservation.
+    #[error("NFS4ERR_LOCKED")]
+    Locked,
+    /// NFS4ERR_GRACE: a new open or lock while the server is in its grace period.
+    #[error("NFS4ERR_GRACE")]
+    Grace,
+    /// NFS4ERR_SHARE_DENIED: an OPEN whose share reservation conflicts with another open.
+    #[error("NFS4ERR_SHARE_DENIED")]
+    ShareDenied,
+    /// NFS4ERR_RESOURCE: the client holds as much state as it may.
+    #[error("NFS4ERR_RESOURCE")]
+    Resource,
+    /// NFS4ERR_STALE_STATEID: NFSv4.0: a stateid of an earlier server instance.
+    #[error("NFS4ERR_STALE_STATEID")]
+    StaleStateid,
+    /// NFS4ERR_OLD_STATEID: a stateid seqid older than the current one.
+    #[error("NFS4ERR_OLD_STATEID")]
+    OldStateid,
+    /// NFS4ERR_NO_GRACE: a reclaim outside grace, or by a client with nothing to reclaim.
+    #[error("NFS4ERR_NO_GRACE")]
+    NoGrace,
+    /// NFS4ERR_RECLAIM_BAD: a reclaim of what the server cannot have granted (a delegation).
+    #[error("NFS4ERR_RECLAIM_BAD")]
+    ReclaimBad,
+    /// NFS4ERR_LOCKS_HELD: CLOSE or FREE_STATEID while byte-range locks remain.
+    #[error("NFS4ERR_LOCKS_HELD")]
+    LocksHeld,
+    /// NFS4ERR_OPENMODE: a lock or I/O the open's access does not allow.
+    #[error("NFS4ERR_OPENMODE")]
+    OpenMode,
+    /// NFS4ERR_WRONG_TYPE: OPEN of a file that is neither regular, a directory nor a link.
+    #[error("NFS4ERR_WRONG_TYPE")]
+    WrongType,
     /// Another `nfsstat4`, by number (from the session operations, built elsewhere).
     #[error("nfsstat4 {0}")]
     Status(u32),
@@ -192,6 +232,19 @@ impl Nfs4Error {
             E::TooManyOps => 10070,
             E::OpNotInSession => 10071,
             E::NotOnlyOp => 10081,
+            E::TooSmall => 10005,
+            E::Denied => 10010,
+            E::Locked => 10012,
+            E::Grace => 10013,
+            E::ShareDenied => 10015,
+            E::Resource => 10018,
+            E::StaleStateid => 10023,
+            E::OldStateid => 10024,
+            E::NoGrace => 10033,
+            E::ReclaimBad => 10034,
+            E::LocksHeld => 10037,
+            E::OpenMode => 10038,
+            E::WrongType => 10083,
             E::Status(n) => n,
         }
     }
@@ -241,6 +294,29 @@ impl Nfs4Error {
     pub fn status(self) -> rnfs_proto::nfs4::Nfsstat4 {
         use rnfs_proto::nfs4::Nfsstat4;
         Nfsstat4::from_u32(self.code()).unwrap_or(Nfsstat4::Nfs4errServerfault)
+    }
+}
+
+impl Nfs4Error {
+    /// The status for a refusal of the locking state, in minor version `minor`: the one
+    /// place where they are mapped. A stateid of an earlier server instance is
+    /// BAD_STATEID from NFSv4.1 on (RFC 8881 obsoletes STALE_STATEID), as in knfsd.
+    pub fn from_locking(e: &LockingError, minor: u32) -> Self {
+        use LockingError as L;
+        match e {
+            L::BadStateid => Self::BadStateid,
+            L::StaleStateid if minor == 0 => Self::StaleStateid,
+            L::StaleStateid => Self::BadStateid,
+            L::OldStateid => Self::OldStateid,
+            L::Inval => Self::Inval,
+            L::LocksHeld => Self::LocksHeld,
+            L::OpenMode => Self::OpenMode,
+            L::ShareDenied { .. } => Self::ShareDenied,
+            L::Denied(_) => Self::Denied,
+            L::Locked => Self::Locked,
+            L::Resource => Self::Resource,
+            L::Delay => Self::Delay,
+        }
     }
 }
 
@@ -313,10 +389,42 @@ mod tests {
             (Nfs4Error::TooManyOps, W::Nfs4errTooManyOps),
             (Nfs4Error::OpNotInSession, W::Nfs4errOpNotInSession),
             (Nfs4Error::NotOnlyOp, W::Nfs4errNotOnlyOp),
+            (Nfs4Error::TooSmall, W::Nfs4errToosmall),
+            (Nfs4Error::Denied, W::Nfs4errDenied),
+            (Nfs4Error::Locked, W::Nfs4errLocked),
+            (Nfs4Error::Grace, W::Nfs4errGrace),
+            (Nfs4Error::ShareDenied, W::Nfs4errShareDenied),
+            (Nfs4Error::Resource, W::Nfs4errResource),
+            (Nfs4Error::StaleStateid, W::Nfs4errStaleStateid),
+            (Nfs4Error::OldStateid, W::Nfs4errOldStateid),
+            (Nfs4Error::NoGrace, W::Nfs4errNoGrace),
+            (Nfs4Error::ReclaimBad, W::Nfs4errReclaimBad),
+            (Nfs4Error::LocksHeld, W::Nfs4errLocksHeld),
+            (Nfs4Error::OpenMode, W::Nfs4errOpenmode),
+            (Nfs4Error::WrongType, W::Nfs4errWrongType),
         ] {
             assert_eq!(e.status(), w, "{e:?}");
         }
         assert_eq!(Nfs4Error::Status(10022).status(), W::Nfs4errStaleClientid);
+        // The locking state's own numbers agree with the map.
+        for e in [
+            LockingError::BadStateid,
+            LockingError::OldStateid,
+            LockingError::StaleStateid,
+            LockingError::Inval,
+            LockingError::LocksHeld,
+            LockingError::OpenMode,
+            LockingError::ShareDenied { clients: vec![] },
+            LockingError::Locked,
+            LockingError::Resource,
+            LockingError::Delay,
+        ] {
+            assert_eq!(Nfs4Error::from_locking(&e, 1).code(), e.code(), "{e:?}");
+        }
+        assert_eq!(
+            Nfs4Error::from_locking(&LockingError::StaleStateid, 0),
+            Nfs4Error::StaleStateid
+        );
         assert_eq!(Nfs4Error::Status(4242).status(), W::Nfs4errServerfault);
     }
 }
