@@ -138,9 +138,9 @@ pub(crate) fn encode_pseudo(key: &HandleKey, node: u64) -> FileHandle3 {
 
 /// The node id of a pseudo file system handle, its tag checked with the pseudo key:
 /// BADHANDLE for one not of this form or whose tag does not match.
-pub(crate) fn decode_pseudo(key: &HandleKey, fh: &FileHandle3) -> Result<u64, Nfsstat3> {
-    if export_id(fh)? != PSEUDO_EXPORT || fh.0.len() != HEADER + 8 + TAG {
-        return Err(Nfsstat3::BadHandle);
+pub(crate) fn decode_pseudo(key: &HandleKey, fh: &[u8]) -> Result<u64, VfsError> {
+    if export_id(fh)? != PSEUDO_EXPORT || fh.len() != HEADER + 8 + TAG {
+        return Err(VfsError::BadHandle);
     }
     let body = verify(key, fh)?;
     let mut id = [0u8; 8];
@@ -213,23 +213,23 @@ mod tests {
         let pk = HandleKey::pseudo(&secret);
         let fh = encode_pseudo(&pk, 0x0102_0304_0506_0708);
         assert_eq!(fh.0.len(), HEADER + 8 + TAG);
-        assert_eq!(export_id(&fh), Ok(PSEUDO_EXPORT));
-        assert_eq!(decode_pseudo(&pk, &fh), Ok(0x0102_0304_0506_0708));
+        assert_eq!(export_id(&fh.0), Ok(PSEUDO_EXPORT));
+        assert_eq!(decode_pseudo(&pk, &fh.0), Ok(0x0102_0304_0506_0708));
         // Another secret, or an export's key (even that of a would-be export 0), refuses it.
         let other = HandleKey::pseudo(&HandleSecret::from_bytes([4; 32]));
-        assert_eq!(decode_pseudo(&other, &fh), Err(Nfsstat3::BadHandle));
+        assert_eq!(decode_pseudo(&other, &fh.0), Err(VfsError::BadHandle));
         assert_eq!(
-            verify(&HandleKey::derive(&secret, PSEUDO_EXPORT), &fh),
-            Err(Nfsstat3::BadHandle)
+            verify(&HandleKey::derive(&secret, PSEUDO_EXPORT), &fh.0),
+            Err(VfsError::BadHandle)
         );
         // An export's handle is not a pseudo handle, whatever its length.
         let e = export(&secret, 1);
         let efh = encode(&e, &FileKey(vec![9; 8]));
-        assert_eq!(decode_pseudo(&pk, &efh), Err(Nfsstat3::BadHandle));
+        assert_eq!(decode_pseudo(&pk, &efh.0), Err(VfsError::BadHandle));
         for bit in 0..fh.0.len() * 8 {
             let mut bad = fh.clone();
             bad.0[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode_pseudo(&pk, &bad).is_err(), "bit {bit}");
+            assert!(decode_pseudo(&pk, &bad.0).is_err(), "bit {bit}");
         }
     }
 
