@@ -3,7 +3,8 @@
 //! Layers, bottom up:
 //! - [`rpc`]: ONC-RPC over TCP with many calls in flight, timeouts, retransmission with the
 //!   same xid, reconnect and replay, hard and soft modes; its logic is the sans-IO
-//!   [`rpc::core::CallTable`].
+//!   [`rpc::core::CallTable`] (the table of `rnfs_rpc::xid`, shared with the server's
+//!   callbacks).
 //! - [`nfs`]: typed NFSv3 calls, MOUNT and portmap lookups, counters of WRITE/COMMIT.
 //! - [`writeback`]: the sans-IO write-back engine of one file and the W1-W6 error
 //!   contract (per-handle error cursors).
@@ -21,7 +22,7 @@
 //! What is guaranteed, and the test that shows it:
 //! - The table of calls in flight stays consistent under dropped, duplicated, delayed,
 //!   unknown and garbage replies, killed connections and broken framing; every call gets
-//!   its own reply and the table ends empty (seed 19): `rpc::core` unit tests,
+//!   its own reply and the table ends empty (seed 19): `rnfs_rpc::xid` unit tests,
 //!   `tests/rpc_faults.rs`.
 //! - W1-W6 (SEED-DIGEST section 1): `writeback` unit tests (deterministic, virtual time),
 //!   and over TCP in `tests/files.rs`: the seed scenario

@@ -7,7 +7,9 @@
 //! - [`xid`]: the table of calls in flight by xid, sans-IO, shared by the client and the
 //!   server's callbacks.
 //! - [`transport`]: the tokio TCP server: many connections, many calls in flight on each,
-//!   replies in completion order. The only module that does I/O.
+//!   replies in completion order; connection ids and close notices; calls sent on a
+//!   client's connection with their replies routed back (the NFSv4.1 backchannel). The
+//!   only module that does I/O.
 #![forbid(unsafe_code)]
 
 pub mod client;

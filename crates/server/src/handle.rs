@@ -138,7 +138,11 @@ pub(crate) fn encode_pseudo(key: &HandleKey, node: u64) -> FileHandle3 {
 
 /// The node id of a pseudo file system handle, its tag checked with the pseudo key:
 /// BADHANDLE for one not of this form or whose tag does not match.
-pub(crate) fn decode_pseudo(key: &HandleKey, fh: &[u8]) -> Result<u64, VfsError> {
+pub(crate) fn decode_pseudo(
+    key: &HandleKey,
+    fh: &(impl HandleBytes + ?Sized),
+) -> Result<u64, VfsError> {
+    let fh = fh.handle_bytes();
     if export_id(fh)? != PSEUDO_EXPORT || fh.len() != HEADER + 8 + TAG {
         return Err(VfsError::BadHandle);
     }
@@ -148,9 +152,27 @@ pub(crate) fn decode_pseudo(key: &HandleKey, fh: &[u8]) -> Result<u64, VfsError>
     Ok(u64::from_be_bytes(id))
 }
 
+/// The bytes of a wire handle, whichever protocol's type carries them.
+pub trait HandleBytes {
+    /// The handle's bytes.
+    fn handle_bytes(&self) -> &[u8];
+}
+
+impl HandleBytes for [u8] {
+    fn handle_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl HandleBytes for FileHandle3 {
+    fn handle_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// The export id of a handle of our format (its tag not yet checked).
-pub fn export_id(fh: &[u8]) -> Result<u16, VfsError> {
-    let b = fh;
+pub fn export_id(fh: &(impl HandleBytes + ?Sized)) -> Result<u16, VfsError> {
+    let b = fh.handle_bytes();
     if b.len() < HEADER + TAG || b.len() > HEADER + FileKey::MAX + TAG {
         return Err(VfsError::BadHandle);
     }
@@ -162,7 +184,11 @@ pub fn export_id(fh: &[u8]) -> Result<u16, VfsError> {
 
 /// Checks the tag of a wire handle with the key of its export and extracts the backend
 /// key: BADHANDLE for a handle not of our format or whose tag does not match.
-pub(crate) fn verify(key: &HandleKey, fh: &[u8]) -> Result<FileKey, VfsError> {
+pub(crate) fn verify(
+    key: &HandleKey,
+    fh: &(impl HandleBytes + ?Sized),
+) -> Result<FileKey, VfsError> {
+    let fh = fh.handle_bytes();
     export_id(fh)?;
     let (body, tag) = fh.split_at(fh.len() - TAG);
     if !key.verify(body, tag) {
@@ -173,7 +199,7 @@ pub(crate) fn verify(key: &HandleKey, fh: &[u8]) -> Result<FileKey, VfsError> {
 
 /// Checks a wire handle of `export` and extracts the backend key: STALE for a handle of
 /// another export, BADHANDLE for one not of our format or whose tag does not match.
-pub fn decode(export: &Export, fh: &[u8]) -> Result<FileKey, VfsError> {
+pub fn decode(export: &Export, fh: &(impl HandleBytes + ?Sized)) -> Result<FileKey, VfsError> {
     if export_id(fh)? != export.id {
         return Err(VfsError::Stale);
     }
@@ -199,11 +225,11 @@ mod tests {
         let key = FileKey((0..FileKey::MAX as u8).collect());
         let fh = encode(&e, &key);
         assert_eq!(fh.0.len(), 64);
-        assert_eq!(decode(&e, &fh.0).unwrap(), key);
+        assert_eq!(decode(&e, &fh).unwrap(), key);
         for bit in 0..fh.0.len() * 8 {
             let mut bad = fh.clone();
             bad.0[bit / 8] ^= 1 << (bit % 8);
-            assert!(verify(&e.key, &bad.0).is_err(), "bit {bit}");
+            assert!(verify(&e.key, &bad).is_err(), "bit {bit}");
         }
     }
 
@@ -213,23 +239,23 @@ mod tests {
         let pk = HandleKey::pseudo(&secret);
         let fh = encode_pseudo(&pk, 0x0102_0304_0506_0708);
         assert_eq!(fh.0.len(), HEADER + 8 + TAG);
-        assert_eq!(export_id(&fh.0), Ok(PSEUDO_EXPORT));
-        assert_eq!(decode_pseudo(&pk, &fh.0), Ok(0x0102_0304_0506_0708));
+        assert_eq!(export_id(&fh), Ok(PSEUDO_EXPORT));
+        assert_eq!(decode_pseudo(&pk, &fh), Ok(0x0102_0304_0506_0708));
         // Another secret, or an export's key (even that of a would-be export 0), refuses it.
         let other = HandleKey::pseudo(&HandleSecret::from_bytes([4; 32]));
-        assert_eq!(decode_pseudo(&other, &fh.0), Err(VfsError::BadHandle));
+        assert_eq!(decode_pseudo(&other, &fh), Err(VfsError::BadHandle));
         assert_eq!(
-            verify(&HandleKey::derive(&secret, PSEUDO_EXPORT), &fh.0),
+            verify(&HandleKey::derive(&secret, PSEUDO_EXPORT), &fh),
             Err(VfsError::BadHandle)
         );
         // An export's handle is not a pseudo handle, whatever its length.
         let e = export(&secret, 1);
         let efh = encode(&e, &FileKey(vec![9; 8]));
-        assert_eq!(decode_pseudo(&pk, &efh.0), Err(VfsError::BadHandle));
+        assert_eq!(decode_pseudo(&pk, &efh), Err(VfsError::BadHandle));
         for bit in 0..fh.0.len() * 8 {
             let mut bad = fh.clone();
             bad.0[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode_pseudo(&pk, &bad.0).is_err(), "bit {bit}");
+            assert!(decode_pseudo(&pk, &bad).is_err(), "bit {bit}");
         }
     }
 
@@ -239,31 +265,31 @@ mod tests {
         let s2 = HandleSecret::from_bytes([2; 32]);
         let key = FileKey(vec![7; 20]);
         let fh = encode(&export(&s1, 1), &key);
-        assert_eq!(decode(&export(&s1, 1), &fh.0), Ok(key.clone()));
-        assert_eq!(decode(&export(&s2, 1), &fh.0), Err(VfsError::BadHandle));
+        assert_eq!(decode(&export(&s1, 1), &fh), Ok(key.clone()));
+        assert_eq!(decode(&export(&s2, 1), &fh), Err(VfsError::BadHandle));
         // The same key in export 2 under the same secret: another tag.
         let fh2 = encode(&export(&s1, 2), &key);
         assert_ne!(fh.0[HEADER + 20..], fh2.0[HEADER + 20..]);
         let mut moved = fh.clone();
         moved.0[2..4].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
-            verify(&export(&s1, 2).key, &moved.0),
+            verify(&export(&s1, 2).key, &moved),
             Err(VfsError::BadHandle)
         );
         // Too short, too long, another version.
-        assert_eq!(export_id(&[b'R', 2, 0, 1]), Err(VfsError::BadHandle));
         assert_eq!(
-            export_id(
-                &[b'R', 2, 0, 1]
-                    .into_iter()
-                    .chain([0; 61])
-                    .collect::<Vec<_>>()
-            ),
+            export_id(&FileHandle3(vec![b'R', 2, 0, 1])),
+            Err(VfsError::BadHandle)
+        );
+        assert_eq!(
+            export_id(&FileHandle3(
+                vec![b'R', 2, 0, 1].into_iter().chain([0; 61]).collect()
+            )),
             Err(VfsError::BadHandle)
         );
         let mut v1 = fh.clone();
         v1.0[1] = 1;
-        assert_eq!(export_id(&v1.0), Err(VfsError::BadHandle));
+        assert_eq!(export_id(&v1), Err(VfsError::BadHandle));
         assert_eq!(format!("{s1:?}"), "HandleSecret(..)");
     }
 }

@@ -344,6 +344,15 @@ impl NfsServer {
             .map_or(Blocking::Never, |u| u.classify(&call, &env))
     }
 
+    /// Whether `reply` to the call `msg` shows the caller at fault in a way a
+    /// well-behaved client never is, as the call's unit judges it
+    /// ([`route::Unit::client_fault`]: for NFSv3, a forged or damaged handle).
+    pub fn client_fault(&self, msg: &[u8], reply: &[u8]) -> bool {
+        Peek::of(msg)
+            .and_then(|c| self.routes.unit(c.prog, c.vers))
+            .is_some_and(|u| u.client_fault(reply))
+    }
+
     /// The counters of the unit serving (`prog`, `vers`): one table per list of names it
     /// counts (procedures; operations, for a program whose calls carry several).
     pub fn unit_counters(&self, prog: u32, vers: u32) -> Vec<stats::CountersSnapshot> {

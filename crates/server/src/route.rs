@@ -125,6 +125,13 @@ pub trait Unit: Send + Sync {
         Attempt::WouldBlock
     }
 
+    /// Whether `reply` (to a call of this unit) says the caller was at fault in a way a
+    /// well-behaved client never is (a forged handle), for a transport that slows such
+    /// callers down. RPC-level refusals are judged by the transport, not here.
+    fn client_fault(&self, _reply: &[u8]) -> bool {
+        false
+    }
+
     /// The unit's counter tables (see [`crate::stats::Counters`]).
     fn counters(&self) -> Vec<CountersSnapshot> {
         Vec::new()

@@ -6,7 +6,7 @@
 use crate::{exports, handle, Export, NfsServer};
 use rnfs_rpc::message::Auth;
 use rnfs_rpc::transport::ConnInfo;
-use rnfs_vfs::{Backend, Creds, Ctx, VfsError};
+use rnfs_vfs::{Backend, Ctx, VfsError};
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -73,32 +73,6 @@ impl Scope {
     }
 }
 
-/// The identity a caller gets under `o` (squashing, anonymous ids).
-pub(crate) fn map_creds(auth: &Auth, o: &exports::ExportOptions) -> Creds {
-    use exports::Squash;
-    let anon = Creds {
-        uid: o.anonuid,
-        gid: o.anongid,
-        gids: Vec::new(),
-    };
-    match (auth, o.squash) {
-        (Auth::None, _) | (_, Squash::All) => anon,
-        (Auth::Sys(p), Squash::None) => Creds {
-            uid: p.uid,
-            gid: p.gid,
-            gids: p.gids.0.clone(),
-        },
-        (Auth::Sys(p), Squash::Root) => {
-            let g = |g: u32| if g == 0 { o.anongid } else { g };
-            Creds {
-                uid: if p.uid == 0 { o.anonuid } else { p.uid },
-                gid: g(p.gid),
-                gids: p.gids.0.iter().map(|&x| g(x)).collect(),
-            }
-        }
-    }
-}
-
 impl NfsServer {
     /// Admits a caller to an export, or says why not.
     pub(crate) fn admit(&self, export: &Arc<Export>, req: &Req<'_>) -> Result<Scope, Denied> {
@@ -110,7 +84,7 @@ impl NfsServer {
         }
         Ok(Scope {
             export: export.clone(),
-            ctx: Ctx::new(map_creds(req.auth, o)),
+            ctx: Ctx::new(exports::squash_creds(req.auth, o)),
             rw: o.rw && !self.cfg.read_only && !export.fs.read_only(),
         })
     }

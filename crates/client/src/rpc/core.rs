@@ -49,6 +49,19 @@ impl Record {
     pub fn head(&self) -> &[u8] {
         &self.head
     }
+
+    /// A whole message (a reply to the server's call) as one record; `None` if it is too
+    /// long for one.
+    pub fn message(msg: &[u8]) -> Option<Self> {
+        let mark = single_fragment_header(msg.len())?;
+        let mut head = Vec::with_capacity(msg.len() + 4);
+        head.extend_from_slice(&mark);
+        head.extend_from_slice(msg);
+        Some(Self {
+            head: Arc::new(head),
+            bulk: None,
+        })
+    }
 }
 
 /// A record goes out as its head, the bulk data and the bulk's padding (bytes on the wire:

@@ -7,6 +7,10 @@
 //! reader on the other side never stops us from reading replies) and reads replies.
 //! Callers talk to the driver through a channel and wait on a oneshot, or leave a function
 //! for the driver to run with the reply ([`RpcClient::start_call`]).
+//!
+//! The server may call the client on the same connection (the NFSv4.1 backchannel): such
+//! CALL records go to [`RpcConfig::on_call`], whose reply is sent back on the connection
+//! the call came on; without a handler they are dropped (counted as malformed replies).
 pub mod buf;
 pub mod core;
 
@@ -50,6 +54,30 @@ pub struct RpcConfig {
     /// Connect from a privileged source port (below 1024), for servers that only accept
     /// those (`secure` exports). Needs root or `CAP_NET_BIND_SERVICE`.
     pub privileged_port: bool,
+    /// Answers the calls the server sends on the connection (the v4.1 backchannel).
+    pub on_call: Option<CallHandler>,
+}
+
+/// Answers a call the server sends to the client: given the whole call message, returns
+/// the whole reply message, or `None` to send nothing. Runs on the connection's driver
+/// task: must be quick and never block (hand longer work to a task and answer from what
+/// is known, as a callback service does).
+#[derive(Clone)]
+pub struct CallHandler(Arc<HandlerFn>);
+
+type HandlerFn = dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync;
+
+impl CallHandler {
+    /// A handler running `f` for each call.
+    pub fn new(f: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for CallHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallHandler")
+    }
 }
 
 impl Default for RpcConfig {
@@ -63,6 +91,7 @@ impl Default for RpcConfig {
             reconnect_max: Duration::from_secs(5),
             cred: OpaqueAuth::none(),
             privileged_port: false,
+            on_call: None,
         }
     }
 }
@@ -202,6 +231,8 @@ pub struct RpcStats {
     pub disconnects: u64,
     /// Failed connection attempts.
     pub connect_failures: u64,
+    /// Calls received from the server and handed to [`RpcConfig::on_call`].
+    pub calls_received: u64,
     /// Record marking of the replies received, over all connections (fragments, and the
     /// bytes moved reassembling records of several).
     pub framing: FrameStats,
@@ -464,6 +495,11 @@ const BATCH: usize = 64;
 /// How often calls abandoned by their callers are reaped when nothing else happens.
 const REAP_EVERY: Duration = Duration::from_millis(500);
 
+/// Whether a record is an RPC call (its `msg_type`, the second word, is CALL = 0).
+fn is_call(rec: &[u8]) -> bool {
+    rec.get(4..8) == Some(&[0, 0, 0, 0])
+}
+
 /// Receives into the area the connection's framer asks for (cancel safe: nothing is
 /// taken as received unless the read completed).
 async fn read_some(conn: &mut Option<Conn>) -> std::io::Result<usize> {
@@ -509,6 +545,18 @@ impl Driver {
         let mut s = self.stats.lock();
         s.table = self.table.stats();
         extra(&mut s);
+    }
+
+    /// Runs the handler for a call the server sent; its reply goes to the outbox.
+    fn answer_call(&self, msg: &[u8], out: &mut Option<Out>) {
+        let Some(h) = &self.cfg.on_call else { return };
+        let reply = (h.0)(msg);
+        self.publish(|s| s.calls_received += 1);
+        match (reply.as_deref().and_then(Record::message), out.as_mut()) {
+            (Some(rec), Some(o)) => o.q.push(rec),
+            (None, _) if reply.is_some() => debug!("reply to the server's call too long; dropped"),
+            _ => {}
+        }
     }
 
     /// Starts a call; its record goes to the outbox.
@@ -593,6 +641,9 @@ impl Driver {
                             c.framer.received(n);
                             loop {
                                 match c.framer.next_record() {
+                                    Ok(Some(rec)) if is_call(&rec) && self.cfg.on_call.is_some() => {
+                                        self.answer_call(&rec, &mut out);
+                                    }
                                     Ok(Some(rec)) => {
                                         if let Some(o) = self.table.on_record(rec) {
                                             backoff.delivered();

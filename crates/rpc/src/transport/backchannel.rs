@@ -1,7 +1,7 @@
 //! Calls the server makes on a connection a client opened, and the replies routed back: the
 //! NFSv4.1 backchannel (RFC 8881 section 2.10.3.1), which delegations use for CB_RECALL.
 //!
-//! Every accepted connection has a [`Channel`], registered in the server's [`Channels`]
+//! Every accepted connection has a channel, registered in the server's [`Channels`]
 //! under its [`ConnId`] while the connection is open. A service that sees a call on
 //! connection `id` asks [`Channels::backchannel`] for a [`Backchannel`] handle (cloneable,
 //! `Send`) and sends calls with [`Backchannel::call`]: the call message is queued for the
@@ -339,14 +339,13 @@ impl Backchannel {
         };
         chan.stats.sent.fetch_add(1, Relaxed);
         chan.stats.outstanding.fetch_add(1, Relaxed);
+        // Dropped with this future however it ends: a call answered is no longer in the
+        // table, so only a call given up (timed out, or the future dropped) is taken out.
         let guard = Outstanding { chan, xid };
         chan.wake.notify_one();
         let r = tokio::time::timeout(timeout, &mut rx).await;
         match r {
-            Ok(Ok(r)) => {
-                std::mem::forget(guard);
-                r
-            }
+            Ok(Ok(r)) => r,
             // The waiter is dropped only with the table, after the close completed it.
             Ok(Err(_)) => Err(CallbackError::Closed(CloseReason::Error)),
             Err(_) => {

@@ -86,6 +86,17 @@ impl Nfs3 {
     }
 }
 
+/// The NFSv3 status of an accepted, successful reply (our replies carry an AUTH_NONE
+/// verifier, so it follows 24 header bytes); `None` for any other reply.
+fn reply_status(reply: &[u8]) -> Option<u32> {
+    // xid, REPLY, MSG_ACCEPTED, verifier (flavour, empty body), accept_stat SUCCESS.
+    if reply.get(8..24)? != [0; 16] {
+        return None;
+    }
+    let st = reply.get(24..28)?;
+    Some(u32::from_be_bytes([st[0], st[1], st[2], st[3]]))
+}
+
 impl Unit for Nfs3 {
     fn program(&self) -> u32 {
         p3::PROGRAM
@@ -209,6 +220,12 @@ impl Unit for Nfs3 {
         }
     }
 
+    /// BADHANDLE: a handle whose tag does not match, forged or damaged, never one we
+    /// issued. STALE is not the client's fault.
+    fn client_fault(&self, reply: &[u8]) -> bool {
+        reply_status(reply) == Some(p3::Nfsstat3::BadHandle as u32)
+    }
+
     fn counters(&self) -> Vec<CountersSnapshot> {
         vec![self.counters.snapshot()]
     }
@@ -247,5 +264,22 @@ impl Unit for Nfs3 {
             };
             let _ = writeln!(o, "rnfs_nfs3_status_total{{status=\"{name}\"}} {n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnfs_rpc::message::reply_with;
+
+    #[test]
+    fn only_a_badhandle_reply_is_the_clients_fault() {
+        let u = Nfs3::default();
+        let st = |s: p3::Nfsstat3| reply_with(7, &(s as u32));
+        assert!(u.client_fault(&st(p3::Nfsstat3::BadHandle)));
+        assert!(!u.client_fault(&st(p3::Nfsstat3::Stale)));
+        assert!(!u.client_fault(&st(p3::Nfsstat3::Ok)));
+        assert!(!u.client_fault(&reply_error(7, ReplyStatus::GarbageArgs)));
+        assert!(!u.client_fault(&[0; 10]));
     }
 }

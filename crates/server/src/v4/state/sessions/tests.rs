@@ -840,3 +840,145 @@ fn client_bounds_refuse_or_evict_courtesy_clients() {
     let st = t.stats();
     assert_eq!((st.unconfirmed_evicted, st.refused_clients), (1, 1));
 }
+
+// The client table with the locking table, as the COMPOUND engine will drive them.
+
+mod with_locking {
+    use super::*;
+    use crate::v4::state::locking::{Limits, Locking, LockingError};
+    use crate::v4::state::locks::{LockRequest, Locker};
+    use crate::v4::state::opens::OpenRequest;
+    use crate::v4::state::ranges::LockKind;
+    use crate::v4::state::share::{ShareAccess, ShareDeny};
+    use rnfs_vfs::FileKey;
+
+    fn open_and_lock(l: &mut Locking, client: ClientId, owner: &[u8]) -> Result<(), LockingError> {
+        let open = l
+            .open(&OpenRequest {
+                client,
+                owner: owner.to_vec(),
+                file: FileKey(vec![1]),
+                access: ShareAccess::BOTH,
+                deny: ShareDeny::NONE,
+                reclaim: false,
+            })?
+            .stateid;
+        l.lock(&LockRequest {
+            client,
+            file: FileKey(vec![1]),
+            locker: Locker::New {
+                open,
+                owner: owner.to_vec(),
+            },
+            kind: LockKind::Write,
+            offset: 0,
+            length: u64::MAX,
+        })
+        .map(|_| ())
+    }
+
+    /// What the engine does with a conflict: expire the courtesy clients in the way,
+    /// purge their state, and say whether anything was cleared.
+    fn clear_courtesy(t: &mut ClientTable, l: &mut Locking, in_the_way: &[ClientId]) -> bool {
+        let mut cleared = false;
+        for c in in_the_way {
+            if t.expire_courtesy(*c) {
+                l.purge_client(*c);
+                cleared = true;
+            }
+        }
+        cleared
+    }
+
+    fn holders(e: &LockingError) -> Vec<ClientId> {
+        match e {
+            LockingError::Denied(d) => d.clients.clone(),
+            LockingError::ShareDenied { clients } => clients.clone(),
+            other => panic!("not a conflict: {other:?}"),
+        }
+    }
+
+    /// Acceptance 4: a client whose lease ran out keeps its lock until someone conflicts;
+    /// then it is expired, its state purged, and the other's lock granted.
+    #[test]
+    fn courtesy_client_keeps_its_lock_until_a_conflict() {
+        let mut t = table();
+        let mut l = Locking::new(7, Limits::default());
+        let (a, a_sid) = mount(&mut t, "a", Time(0));
+        open_and_lock(&mut l, a, b"a-owner").unwrap();
+        let (b, _) = mount(&mut t, "b", Time(0));
+        // While a's lease holds, b is simply denied.
+        let e = open_and_lock(&mut l, b, b"b-owner").unwrap_err();
+        assert_eq!(holders(&e), vec![a]);
+        assert!(!clear_courtesy(&mut t, &mut l, &holders(&e)));
+        assert!(l.has_state(a));
+        // a goes silent; b keeps renewing.
+        let later = Time(LEASE + 1);
+        let renew = |t: &mut ClientTable| {
+            let sid = t
+                .create_session(later, &cs_args(b, 2, "p"))
+                .unwrap()
+                .reply
+                .sessionid;
+            seq(t, later, &seq_args(sid, 0, 1, "renew")).unwrap();
+        };
+        renew(&mut t);
+        let tick = t.tick(later);
+        assert_eq!((tick.courtesy, tick.expired), (vec![a], vec![]));
+        assert!(l.has_state(a), "a courtesy client keeps its state");
+        // b conflicts: a is expired and purged, b's lock is granted.
+        let e = open_and_lock(&mut l, b, b"b-owner").unwrap_err();
+        assert!(clear_courtesy(&mut t, &mut l, &holders(&e)));
+        open_and_lock(&mut l, b, b"b-owner").unwrap();
+        assert!(!l.has_state(a));
+        assert_eq!(
+            t.sequence(later, &seq_args(a_sid, 0, 1, "late")),
+            Err(SessionError::BadSession),
+            "a learns it lost its lease and starts over"
+        );
+        // DESTROY_CLIENTID asks the locking table whether b still holds state.
+        assert_eq!(
+            t.destroy_clientid(b, l.has_state(b)),
+            Err(SessionError::ClientidBusy)
+        );
+    }
+
+    /// Acceptance 4: after a restart, new state waits for grace; a recorded client
+    /// reclaims, an unrecorded one cannot.
+    #[test]
+    fn grace_gates_new_state_and_admits_reclaims() {
+        let rec = StableRecord {
+            owner: b"a".to_vec(),
+            principal: b"p".to_vec(),
+        };
+        let mut t = ClientTable::new(cfg(), vec![rec], Time(0), 3);
+        let mut l = Locking::new(8, Limits::default());
+        let (a, _) = mount(&mut t, "a", Time(1));
+        let (b, _) = mount(&mut t, "b", Time(1));
+        assert_eq!(t.check_new_state(), Err(SessionError::Grace));
+        assert_eq!(t.check_reclaim(b), Err(SessionError::NoGrace));
+        t.check_reclaim(a).unwrap();
+        l.open(&OpenRequest {
+            client: a,
+            owner: b"a-owner".to_vec(),
+            file: FileKey(vec![1]),
+            access: ShareAccess::BOTH,
+            deny: ShareDeny::BOTH,
+            reclaim: true,
+        })
+        .unwrap();
+        t.reclaim_complete(a, false).unwrap();
+        assert_eq!(t.check_new_state(), Ok(()), "every recorded client is back");
+        let e = l
+            .open(&OpenRequest {
+                client: b,
+                owner: b"b-owner".to_vec(),
+                file: FileKey(vec![1]),
+                access: ShareAccess::READ,
+                deny: ShareDeny::NONE,
+                reclaim: false,
+            })
+            .unwrap_err();
+        assert_eq!(holders(&e), vec![a], "the reclaimed open still excludes b");
+    }
+}
