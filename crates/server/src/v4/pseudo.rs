@@ -314,9 +314,9 @@ impl PseudoFs {
     /// (as `NfsServer::place` does for NFSv3) before it uses the key.
     pub fn resolve(&self, who: &Caller<'_>, fh: &FileHandle3) -> R4<Place> {
         let bad = |_| Nfs4Error::BadHandle;
-        let id = handle::export_id(&fh.0).map_err(bad)?;
+        let id = handle::export_id(fh).map_err(bad)?;
         if id == handle::PSEUDO_EXPORT {
-            let node = handle::decode_pseudo(&self.key, &fh.0).map_err(bad)?;
+            let node = handle::decode_pseudo(&self.key, fh).map_err(bad)?;
             let i = self.node(node)?;
             if !self.visible(i, who) {
                 return Err(Nfs4Error::Access);
@@ -325,8 +325,8 @@ impl PseudoFs {
         }
         let e = self.table.by_id(id);
         let key = match e {
-            Some(e) => handle::verify(&e.key, &fh.0),
-            None => handle::verify(&HandleKey::derive(&self.secret, id), &fh.0),
+            Some(e) => handle::verify(&e.key, fh),
+            None => handle::verify(&HandleKey::derive(&self.secret, id), fh),
         }
         .map_err(bad)?;
         let Some(e) = e else {
