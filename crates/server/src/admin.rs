@@ -413,3 +413,29 @@ pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
     );
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nfsstat_layout_shows_nfsv4_operations_and_state_when_served() {
+        let m = |lines: &[(&str, u64)]| -> Vec<(String, u64)> {
+            lines.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+        };
+        let v4 = nfsstat_layout(&m(&[
+            ("rnfs_nfs4_ops_total{op=\"sequence\"}", 7),
+            ("rnfs_nfs4_ops_total{op=\"putrootfh\"}", 3),
+            ("rnfs_nfs4_state{kind=\"sessions\"}", 2),
+            ("rnfs_nfs4_grace", 1),
+        ]));
+        assert!(v4.contains("Server nfs v4 operations:"), "{v4}");
+        assert!(v4.contains("sequence") && v4.contains("7 70%"), "{v4}");
+        assert!(
+            v4.contains("sessions 2") && v4.contains("grace yes"),
+            "{v4}"
+        );
+        let v3 = nfsstat_layout(&m(&[("rnfs_nfs3_calls_total{proc=\"null\"}", 1)]));
+        assert!(!v3.contains("nfs v4"), "{v3}");
+    }
+}
