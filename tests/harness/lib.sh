@@ -72,3 +72,13 @@ rnfs_kill_group() {
 # Mount options for the Linux client in the VM. The guest always talks to ports 2049 (NFS) and
 # 20048 (MOUNT); run.sh's -p NFSPORT,MOUNTPORT maps them to the host ports.
 RNFS_V3_OPTS=vers=3,proto=tcp,port=2049,mountport=20048,mountproto=tcp,nolock
+
+# rnfs_mount_opts VERS : the guest's mount options for NFS version VERS (3, 4.1 or 4.2).
+# NFSv4 needs no MOUNT protocol and no NLM (locks are part of the protocol).
+rnfs_mount_opts() {
+  case "$1" in
+    3) echo "$RNFS_V3_OPTS" ;;
+    4.1|4.2) echo "vers=$1,proto=tcp,port=2049" ;;
+    *) rnfs_die "unknown NFS version $1 (3, 4.1 or 4.2)" ;;
+  esac
+}

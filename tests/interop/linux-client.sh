@@ -1,31 +1,63 @@
 #!/bin/bash
-# Interop test with the real Linux NFS client (Debian's kernel in a QEMU VM) over NFSv3.
+# Interop test with the real Linux NFS client (Debian's kernel in a QEMU VM) over NFSv3, NFSv4.1
+# or NFSv4.2.
 #
-#   tests/interop/linux-client.sh ganesha|rnfs
+#   tests/interop/linux-client.sh ganesha|rnfs [3|4.1|4.2 [PHASE,...]]   (default: 3, all phases)
 #
+# PHASE: acceptance, enospc, locks, restart (the last two NFSv4.x only).
 # 1. acceptance: the server exports a fresh empty directory; the guest runs
 #    tests/guest/nfs3-acceptance.sh (64 MiB write/read-back, deep tree, rename, link, symlink,
-#    chmod, truncate, 3000-entry directory, rm -rf); afterwards the directory must be empty on
-#    the host too.
+#    chmod, truncate, 3000-entry directory, rm -rf; nothing in it is NFSv3-specific);
+#    afterwards the directory must be empty on the host too.
 # 2. enospc: the server is restarted over a 16 MiB tmpfs; the guest runs
 #    tests/guest/nfs3-enospc.sh (64 MiB write must fail with ENOSPC, space reusable after rm).
+# NFSv4.x only (mount options vers=4.x,proto=tcp; the guest gets util-linux flock and nt-lock
+# from tests/harness/linux-client/lock-tree.sh):
+# 3. locks: tests/guest/nfs4-locks.sh, flock and fcntl locks from two processes in the guest
+#    (a conflicting lock is refused or blocks, and is granted on release; ranges; shared locks).
+# 4. restart: tests/guest/nfs4-restart-lock.sh holds a file open and locked; when it prints
+#    NT-HOST-RESTART on its results port, this script restarts the server (same directory,
+#    port and state), writes 1 into the export's nt-restart-flag while it is down, and the guest
+#    checks that its lock was reclaimed, still excludes another process, and the data is intact.
+#    Servers run with a lease of $LEASE s (ganesha: Lease_Lifetime, a grace period of
+#    $((LEASE + 5)) s; rnfs: --lease when `rnfs serve --help` lists it).
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
-# tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}). Needs root (tmpfs mount, apt-get).
-# Work files and logs: $RNFS_TEST_WORK/linux-client-SERVER.XXXXXX (default under /tmp/rnfs-test).
-# Exit status: 0 if every phase passed.
+# tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}; RNFS_SERVE_EXTRA adds options).
+# Needs root (tmpfs mount, apt-get).
+# Work files and logs: $RNFS_TEST_WORK/linux-client-SERVER[-vVERS].XXXXXX (default under /tmp/rnfs-test).
+# Ends with "linux-client-SERVER[-vVERS]: N passed, N failed"; exit status 0 if every phase passed.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/../harness/lib.sh"
 H=$RNFS_HARNESS
 G=$RNFS_REPO/tests/guest
-SERVER=${1:-}
-case "$SERVER" in ganesha|rnfs) ;; *) echo "usage: $0 ganesha|rnfs" >&2; exit 2;; esac
+SERVER=${1:-} VERS=${2:-3} PHASES=,${3:-acceptance,enospc,locks,restart},
+usage() { echo "usage: $0 ganesha|rnfs [3|4.1|4.2 [PHASE,...]] (phases: acceptance,enospc,locks,restart)" >&2; exit 2; }
+case "$SERVER" in ganesha|rnfs) ;; *) usage ;; esac
+case "$VERS" in 3|4.1|4.2) ;; *) usage ;; esac
+phase() { [[ "$PHASES" == *",$1,"* ]]; }
 TMO=${RNFS_VM_TIMEOUT:-900}
+OPTS=$(rnfs_mount_opts "$VERS")
+NAME=$SERVER SUFFIX=
+[ "$VERS" = 3 ] || { NAME=$SERVER-v$VERS SUFFIX=-v$VERS; }
+# result names: as they always were over NFSv3
+ACC=nfs3-acceptance ENO=nfs3-enospc
+[ "$VERS" = 3 ] || { ACC=acceptance$SUFFIX ENO=enospc$SUFFIX; }
+LEASE=${RNFS_TEST_LEASE:-15}
+if [ "$VERS" != 3 ]; then
+  if [ "$SERVER" = ganesha ]; then
+    export GANESHA_NFSV4_EXTRA="  Lease_Lifetime = $LEASE;"
+  elif [ -z "${RNFS_SERVE_EXTRA:-}" ]; then
+    bin=${RNFS_BIN:-target/release/rnfs}
+    case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
+    if "$bin" serve --help 2>/dev/null | grep -q -- '--lease'; then export RNFS_SERVE_EXTRA="--lease $LEASE"; fi
+  fi
+fi
 
 rnfs_need_pkgs iproute2 util-linux coreutils
 mkdir -p "$RNFS_TEST_WORK"
 T_ALL=$SECONDS
 "$H/linux-client/setup.sh" >&2
-RUN=$(mktemp -d "$RNFS_TEST_WORK/linux-client-$SERVER.XXXXXX")
+RUN=$(mktemp -d "$RNFS_TEST_WORK/linux-client-$NAME.XXXXXX")
 export GANESHA_STATE=$RUN/server RNFS_STATE=$RUN/server
 SMALL=$RUN/small
 cleanup() {
@@ -34,7 +66,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-rnfs_log "linux-client interop against $SERVER; work dir $RUN"
+rnfs_log "linux-client interop against $SERVER over NFS $VERS ($OPTS); work dir $RUN"
 
 passed=0 failed=0 results=()
 result() { # result NAME RC SECONDS
@@ -49,14 +81,16 @@ start_server() { # start_server DIR -> NFS_PORT MNT_PORT EXPORT
   . "$RUN/server/state"
 }
 
-# run_guest NAME SCRIPT: boot the VM against the running server, mount over NFSv3, run SCRIPT
+# run_guest NAME SCRIPT [RUN.SH OPTIONS...]: boot the VM against the running server, mount
+# with $OPTS, run SCRIPT
 run_guest() {
-  local rc=0
-  rnfs_log "$1: guest runs $(basename "$2") against 127.0.0.1:$NFS_PORT (mount $MNT_PORT) export $EXPORT"
-  "$H/linux-client/run.sh" -o "$RNFS_V3_OPTS" -p "$NFS_PORT,$MNT_PORT" -e "$EXPORT" \
-    -t "$2" -T "$TMO" -d "$RUN/$1" | tee "$RUN/$1.out" || rc=${PIPESTATUS[0]}
-  rm -f "$RUN/$1/initrd.img" "$RUN/$1/extra.cpio.gz"
-  [ "$rc" = 0 ] || rnfs_log "$1: guest exit status $rc; console $RUN/$1/console.txt, server logs $RUN/server"
+  local rc=0 name=$1 script=$2
+  shift 2
+  rnfs_log "$name: guest runs $(basename "$script") against 127.0.0.1:$NFS_PORT (mount $MNT_PORT) export $EXPORT"
+  "$H/linux-client/run.sh" -o "$OPTS" -p "$NFS_PORT,$MNT_PORT" -e "$EXPORT" \
+    -t "$script" -T "$TMO" -d "$RUN/$name" "$@" | tee "$RUN/$name.out" || rc=${PIPESTATUS[0]}
+  rm -f "$RUN/$name/initrd.img" "$RUN/$name/extra.cpio.gz"
+  [ "$rc" = 0 ] || rnfs_log "$name: guest exit status $rc; console $RUN/$name/console.txt, server logs $RUN/server"
   return "$rc"
 }
 
@@ -70,7 +104,8 @@ enough_checks() {
   return 1
 }
 # --- phase 1: acceptance over a fresh empty directory
-echo "=== [$SERVER] nfs3-acceptance"
+if phase acceptance; then
+echo "=== [$NAME] nfs3-acceptance"
 t=$SECONDS rc=0
 mkdir -p "$RUN/export"
 if start_server "$RUN/export"; then
@@ -80,15 +115,17 @@ if start_server "$RUN/export"; then
 else
   rc=1; rnfs_log "acceptance: could not start $SERVER"
 fi
-result nfs3-acceptance "$rc" $((SECONDS - t))
+result "$ACC" "$rc" $((SECONDS - t))
 if [ "$rc" = 0 ]; then
   left=$(find "$RUN/export" -mindepth 1 | head -20)
   if [ -z "$left" ]; then result host-export-empty 0 0
   else echo "left in the export on the host:"; echo "$left"; result host-export-empty 1 0; fi
 fi
+fi
 
 # --- phase 2: ENOSPC over a 16 MiB tmpfs
-echo "=== [$SERVER] nfs3-enospc (16 MiB tmpfs)"
+if phase enospc; then
+echo "=== [$NAME] nfs3-enospc (16 MiB tmpfs)"
 t=$SECONDS rc=0
 mkdir -p "$SMALL"
 mount -t tmpfs -o size=16m,mode=755 rnfs-test-small "$SMALL"
@@ -100,10 +137,71 @@ else
   rc=1; rnfs_log "enospc: could not start $SERVER"
 fi
 umount "$SMALL"
-result nfs3-enospc "$rc" $((SECONDS - t))
+result "$ENO" "$rc" $((SECONDS - t))
+fi
 
-echo "=== [$SERVER] results (logs in $RUN)"
+if [ "$VERS" != 3 ] && { phase locks || phase restart; }; then
+  LOCKTREE=$RUN/locktree
+  "$H/linux-client/lock-tree.sh" "$LOCKTREE" >&2
+
+  # --- phase 3: flock and fcntl locks from two processes
+  if phase locks; then
+  echo "=== [$NAME] nfs4-locks"
+  t=$SECONDS rc=0
+  mkdir -p "$RUN/export-locks"
+  if start_server "$RUN/export-locks"; then
+    run_guest locks "$G/nfs4-locks.sh" -a "$LOCKTREE" || rc=$?
+    [ "$rc" != 0 ] || enough_checks nfs4-locks "$RUN/locks.out" 21 || rc=1
+    "$H/$SERVER.sh" stop >&2 || true
+  else
+    rc=1; rnfs_log "locks: could not start $SERVER"
+  fi
+  result "locks$SUFFIX" "$rc" $((SECONDS - t))
+  fi
+
+  # --- phase 4: server restart while a file is open and locked
+  if phase restart; then
+  echo "=== [$NAME] nfs4-restart-lock"
+  t=$SECONDS rc=0
+  RX=$RUN/export-restart
+  mkdir -p "$RX"
+  if GANESHA_GRACE=$((LEASE + 5)) start_server "$RX"; then
+    rnfs_log "restart: guest runs nfs4-restart-lock.sh against 127.0.0.1:$NFS_PORT export $EXPORT"
+    mkdir -p "$RUN/restart"
+    "$H/linux-client/run.sh" -o "$OPTS" -p "$NFS_PORT,$MNT_PORT" -e "$EXPORT" -a "$LOCKTREE" \
+      -t "$G/nfs4-restart-lock.sh" -T "$TMO" -d "$RUN/restart" > "$RUN/restart.out" 2>&1 &
+    VM=$!
+    t0=$SECONDS asked=
+    while [ $((SECONDS - t0)) -lt "$TMO" ] && kill -0 "$VM" 2>/dev/null; do
+      if grep -q '^NT-HOST-RESTART' "$RUN/restart/results.txt" 2>/dev/null; then asked=1; break; fi
+      sleep 0.2
+    done
+    if [ -n "$asked" ]; then
+      rnfs_log "restart: the guest holds its lock and asks for a restart after $((SECONDS - t0)) s: restarting $SERVER"
+      # the flag is written while the server is down, so any read of 1 comes after the restart
+      GANESHA_GRACE=$((LEASE + 5)) "$H/$SERVER.sh" restart sh -c 'echo 1 > "$1/nt-restart-flag"' flag "$RX" >&2 ||
+        { rc=1; rnfs_log "restart: $SERVER did not start again"; }
+    else
+      rc=1; rnfs_log "restart: the guest never printed NT-HOST-RESTART"
+    fi
+    vrc=0
+    wait "$VM" || vrc=$?
+    [ "$vrc" = 0 ] || rc=$vrc
+    cat "$RUN/restart.out"
+    rm -f "$RUN/restart/initrd.img" "$RUN/restart/extra.cpio.gz"
+    [ "$rc" != 0 ] || enough_checks nfs4-restart-lock "$RUN/restart.out" 11 || rc=1
+    [ "$rc" = 0 ] || rnfs_log "restart: status $rc; console $RUN/restart/console.txt, server logs $RUN/server"
+    "$H/$SERVER.sh" stop >&2 || true
+  else
+    rc=1; rnfs_log "restart: could not start $SERVER"
+  fi
+  result "restart-lock$SUFFIX" "$rc" $((SECONDS - t))
+  fi
+fi
+[ $((passed + failed)) -gt 0 ] || { echo "no phase ran (phases: ${PHASES//,/ })"; failed=1; }
+
+echo "=== [$NAME] results (logs in $RUN)"
 printf '%s\n' "${results[@]}"
 echo "total $((SECONDS - T_ALL)) s"
-echo "linux-client-$SERVER: $passed passed, $failed failed"
+echo "linux-client-$NAME: $passed passed, $failed failed"
 [ "$failed" = 0 ]

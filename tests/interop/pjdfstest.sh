@@ -1,12 +1,13 @@
 #!/bin/bash
-# pjdfstest (crates.io, pinned) run by the real Linux NFS client in a QEMU VM, over NFSv3,
-# against nfs-ganesha and against rnfs in the same run, each over its own fresh directory on the
-# same file system; then a per-test comparison.
+# pjdfstest (crates.io, pinned) run by the real Linux NFS client in a QEMU VM, over NFSv3 (or
+# NFSv4.1/4.2 with --vers), against nfs-ganesha and against rnfs in the same run, each over its
+# own fresh directory on the same file system; then a per-test comparison.
 #
-#   tests/interop/pjdfstest.sh [--only ganesha|rnfs] [--filter PATTERN]... [-T SECONDS]
+#   tests/interop/pjdfstest.sh [--vers 3|4.1|4.2] [--only ganesha|rnfs] [--filter PATTERN]... [-T SECONDS]
 #
-# Per server it writes $RNFS_TEST_WORK/pjdfstest-SERVER.txt (one "TEST<TAB>STATUS" line per
-# test, status passed|failed|skipped|...) and prints "SERVER: N passed, N failed, N skipped".
+# Per server it writes $RNFS_TEST_WORK/pjdfstest-SERVER.txt (pjdfstest-SERVER-vVERS.txt for
+# NFSv4.x; one "TEST<TAB>STATUS" line per test, status passed|failed|skipped|...) and prints
+# "SERVER: N passed, N failed, N skipped".
 # Exit status: non-zero if a run produced no results, or if any test that passed on ganesha did
 # not pass on rnfs (they are listed). With --only ganesha nothing is compared; with --only rnfs
 # the comparison uses a previous $RNFS_TEST_WORK/pjdfstest-ganesha.txt if there is one.
@@ -23,23 +24,38 @@ export LC_ALL=C
 H=$RNFS_HARNESS
 G=$RNFS_REPO/tests/guest
 SERVERS=(ganesha rnfs) FILTER=() TMO=${RNFS_VM_TIMEOUT:-1200}
-# Known counts of pjdfstest 0.2.2 over NFSv3 (docs/conformance.md, "Latest run").
-PJD_MIN_TESTS=${PJD_MIN_TESTS:-398}
-PJD_GANESHA_MIN_PASSED=${PJD_GANESHA_MIN_PASSED:-394}
-# rnfs's known failures, each explained in docs/conformance.md.
-RNFS_KNOWN=(
-  unlink::open_file_not_freed   # the Linux client's silly rename of an open file
-  utimensat::y2038              # NFSv3 times are unsigned 32-bit seconds (RFC 1813 nfstime3)
-)
+VERS=3
 while [ $# -gt 0 ]; do
   case "$1" in
+    --vers) VERS=${2:?--vers needs 3, 4.1 or 4.2}; shift 2 ;;
     --only) SERVERS=("${2:?--only needs ganesha or rnfs}"); shift 2 ;;
     --filter) FILTER+=("${2:?--filter needs a pattern}"); shift 2 ;;
     -T) TMO=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+OPTS=$(rnfs_mount_opts "$VERS")
+if [ "$VERS" = 3 ]; then
+  SFX='' OVER=NFSv3
+  # Known counts of pjdfstest 0.2.2 over NFSv3 (docs/conformance.md, "Latest run").
+  PJD_MIN_TESTS=${PJD_MIN_TESTS:-398}
+  PJD_GANESHA_MIN_PASSED=${PJD_GANESHA_MIN_PASSED:-394}
+  # rnfs's known failures, each explained in docs/conformance.md.
+  RNFS_KNOWN=(
+    unlink::open_file_not_freed   # the Linux client's silly rename of an open file
+    utimensat::y2038              # NFSv3 times are unsigned 32-bit seconds (RFC 1813 nfstime3)
+  )
+else
+  SFX=-v$VERS OVER=NFSv$VERS
+  # Known counts of pjdfstest 0.2.2 over NFSv4.1 (docs/conformance.md, "NFSv4.1").
+  PJD_MIN_TESTS=${PJD_MIN_TESTS:-398}
+  PJD_GANESHA_MIN_PASSED=${PJD_GANESHA_MIN_PASSED:-395}
+  # rnfs's known failures over NFSv4.x, each explained in docs/conformance.md.
+  RNFS_KNOWN=(
+    unlink::open_file_not_freed   # the Linux client's silly rename of an open file
+  )
+fi
 for s in "${SERVERS[@]}"; do
   case "$s" in ganesha|rnfs) ;; *) echo "unknown server $s (ganesha or rnfs)" >&2; exit 2;; esac
 done
@@ -61,7 +77,7 @@ CUR= FINAL=
 cleanup() { [ -z "$CUR" ] || "$H/$CUR.sh" stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-rnfs_log "pjdfstest interop (${SERVERS[*]}); $PJD_VERSION; work dir $RUN"
+rnfs_log "pjdfstest interop (${SERVERS[*]}) over $OVER; $PJD_VERSION; work dir $RUN"
 
 # parse OUT > RESULTS: "test<TAB>status" per test; a later pass overrides an earlier one.
 parse() {
@@ -79,7 +95,7 @@ count() { awk -F'\t' -v s="$2" '$2 == s' "$1" | wc -l; }
 
 declare -A OK
 for S in "${SERVERS[@]}"; do
-  echo "=== pjdfstest against $S (NFSv3)"
+  echo "=== pjdfstest against $S ($OVER)"
   t=$SECONDS
   dir=$RUN/export-$S
   mkdir -p "$dir"
@@ -91,7 +107,7 @@ for S in "${SERVERS[@]}"; do
     CUR=$S
     . "$RUN/server-$S/state"
     rnfs_log "$S: guest runs pjdfstest against 127.0.0.1:$NFS_PORT (mount $MNT_PORT) export $EXPORT"
-    "$H/linux-client/run.sh" -o "$RNFS_V3_OPTS" -p "$NFS_PORT,$MNT_PORT" -e "$EXPORT" \
+    "$H/linux-client/run.sh" -o "$OPTS" -p "$NFS_PORT,$MNT_PORT" -e "$EXPORT" \
       -a "$TREE" -t "$GUEST" -T "$TMO" -d "$RUN/vm-$S" > "$OUT" || rc=$?
     rm -f "$RUN/vm-$S/initrd.img" "$RUN/vm-$S/extra.cpio.gz"
     "$H/$S.sh" stop >&2 || true
@@ -99,14 +115,14 @@ for S in "${SERVERS[@]}"; do
   else
     rc=1; rnfs_log "$S: server did not start"
   fi
-  R=$RNFS_TEST_WORK/pjdfstest-$S.txt
+  R=$RNFS_TEST_WORK/pjdfstest-$S$SFX.txt
   parse "$OUT" > "$RUN/$S.results"
   p=$(count "$RUN/$S.results" passed) f=$(count "$RUN/$S.results" failed)
   k=$(count "$RUN/$S.results" skipped) tot=$(wc -l < "$RUN/$S.results")
   o=$((tot - p - f - k)) other=
   [ "$o" = 0 ] || other=", $o other"
   {
-    echo "# $PJD_VERSION over NFSv3 (Linux $(ls "${LINUX_CLIENT_WORK:-$RNFS_TEST_WORK/linux-client}/kernel/lib/modules" | tail -1) client in QEMU) against $S, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# $PJD_VERSION over $OVER ($OPTS; Linux $(ls "${LINUX_CLIENT_WORK:-$RNFS_TEST_WORK/linux-client}/kernel/lib/modules" | tail -1) client in QEMU) against $S, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# filter: ${FILTER[*]:-(none)}; guest exit status $rc; raw output $OUT"
     tr -d '\r' < "$OUT" | grep -E '^(pass [a-z]+: )?Summary:|^PJD-PASS .* end' | sed 's/^/# /' || true
     cat "$RUN/$S.results"
@@ -147,10 +163,10 @@ fi
 # compare: every test that passed on ganesha must pass on rnfs
 if [[ " ${SERVERS[*]} " == *" rnfs "* ]]; then
   GR=$RUN/ganesha.results
-  if [ ! -f "$GR" ] && [ -f "$RNFS_TEST_WORK/pjdfstest-ganesha.txt" ]; then
+  if [ ! -f "$GR" ] && [ -f "$RNFS_TEST_WORK/pjdfstest-ganesha$SFX.txt" ]; then
     GR=$RUN/ganesha-previous.results
-    grep -v '^#' "$RNFS_TEST_WORK/pjdfstest-ganesha.txt" | grep -P '\t' > "$GR" || true
-    echo "comparing with the previous ganesha results in $RNFS_TEST_WORK/pjdfstest-ganesha.txt"
+    grep -v '^#' "$RNFS_TEST_WORK/pjdfstest-ganesha$SFX.txt" | grep -P '\t' > "$GR" || true
+    echo "comparing with the previous ganesha results in $RNFS_TEST_WORK/pjdfstest-ganesha$SFX.txt"
   fi
   if [ -f "$GR" ]; then
     echo "=== comparison: tests that pass on ganesha must pass on rnfs"

@@ -130,3 +130,26 @@ fn enums_reject_unknown_values() {
         Err(Error::BadDiscriminant { value: 3, .. })
     ));
 }
+
+#[test]
+fn linked_lists_roundtrip_and_are_bounded() {
+    let l = XdrList::<u32, 2>(vec![7, 8]);
+    let b = to_bytes(&l);
+    assert_eq!(
+        b,
+        [0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 0]
+    );
+    assert_eq!(from_bytes::<XdrList<u32, 2>>(&b), Ok(l));
+    assert_eq!(
+        from_bytes::<XdrList<u32, 1>>(&b),
+        Err(Error::TooLong { len: 2, max: 1 })
+    );
+    assert_eq!(
+        from_bytes::<XdrList<u32, 2>>(&[0, 0, 0, 2]),
+        Err(Error::BadBool(2))
+    );
+    assert!(matches!(
+        from_bytes::<XdrList<u32, 2>>(&b[..16]),
+        Err(Error::Truncated { .. })
+    ));
+}

@@ -553,7 +553,7 @@ impl Ctx<'_> {
         let fallback = if default.is_some() {
             let k = match &kind {
                 Discr::Enum(e) => format!(
-                    "{}::from_u32(d).ok_or(Error::BadDiscriminant {{ what: \"{e}\", value: d }})?",
+                    "{0}::from_u32(d).ok_or(Error::BadDiscriminant {{ what: \"{0}\", value: d }})?",
                     camel(e)
                 ),
                 Discr::Int => "d as i32".into(),
@@ -569,7 +569,7 @@ impl Ctx<'_> {
         } else if matches!(kind, Discr::Bool) {
             "return Err(Error::BadBool(d))".into()
         } else {
-            format!("return Err(Error::BadDiscriminant {{ what: \"{name}\", value: d }})")
+            format!("return Err(Error::BadDiscriminant {{ what: \"{rname}\", value: d }})")
         };
         let _ = writeln!(out, "            _ => {fallback},");
         let _ = writeln!(out, "        }})\n    }}\n}}");
@@ -596,5 +596,76 @@ fn type_name(t: &TypeSpec) -> String {
         TypeSpec::Float => "float".into(),
         TypeSpec::Double => "double".into(),
         TypeSpec::Named(n) => n.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::generate;
+
+    const LIMITS: &str = "limit default.opaque 16\nlimit default.array 4\nlimit default.string 8\n";
+
+    fn gen(spec: &str, limits: &str) -> String {
+        generate(spec, limits, "test").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn lists_bounds_and_keywords() {
+        let out = gen(
+            "struct e { int type; opaque o<>; string s<>; e *next; };\n\
+             struct l { e *first; unsigned hyper h[2]; hyper *maybe; bool b; };",
+            LIMITS,
+        );
+        assert!(out.contains("pub r#type: i32,"), "{out}");
+        assert!(out.contains("pub o: Opaque<16>,"), "{out}");
+        assert!(out.contains("pub s: XdrString<8>,"), "{out}");
+        assert!(!out.contains("pub next"), "the link is not a field: {out}");
+        assert!(out.contains("pub first: XdrList<E, 4>,"), "{out}");
+        assert!(out.contains("pub h: [u64; 2],"), "{out}");
+        assert!(out.contains("pub maybe: Option<Box<i64>>,"), "{out}");
+        assert!(out.contains("pub b: bool,"), "{out}");
+    }
+
+    #[test]
+    fn specific_limits_win_over_defaults() {
+        let out = gen(
+            "typedef opaque t<>; struct s { opaque a<>; int v<>; };",
+            &format!("{LIMITS}limit t 3\nlimit s.a 5\nlimit s.v 6\n"),
+        );
+        assert!(out.contains("pub type T = Opaque<3>;"), "{out}");
+        assert!(out.contains("pub a: Opaque<5>,"), "{out}");
+        assert!(out.contains("pub v: VarArray<i32, 6>,"), "{out}");
+    }
+
+    #[test]
+    fn open_and_closed_unions() {
+        let spec =
+            "enum k { A = 1, B = 2 }; union u switch (k d) { case A: int x; case B: void; };";
+        let closed = gen(spec, LIMITS);
+        assert!(
+            closed.contains("Error::BadDiscriminant { what: \"U\""),
+            "{closed}"
+        );
+        let open = gen(spec, &format!("{LIMITS}open u\n"));
+        assert!(
+            open.contains("Unknown(u32),") && open.contains("_ => Self::Unknown(d),"),
+            "{open}"
+        );
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let err = |spec: &str, limits: &str| generate(spec, limits, "t").unwrap_err().to_string();
+        assert!(err("struct s { nosuch x; };", LIMITS).contains("unknown type nosuch"));
+        assert!(err("typedef opaque o<>;", "").contains("no limit for o"));
+        assert!(err("const A = B;", LIMITS).contains("unknown or circular constant"));
+        assert!(err(
+            "union u switch (int d) { case 1: int a; case 1: void; };",
+            LIMITS
+        )
+        .contains("given twice"));
+        assert!(
+            err("struct a_b { int x; }; struct A_B { int y; };", LIMITS).contains("same Rust name")
+        );
     }
 }

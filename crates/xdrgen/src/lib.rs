@@ -64,6 +64,12 @@ pub fn generate(spec: &str, limits: &str, source: &str) -> Result<String, GenErr
     Ok(out)
 }
 
+/// Parses `spec` (XDR language) into its definitions, for tools that inspect a
+/// specification without generating code.
+pub fn parse_spec(spec: &str) -> Result<Vec<parse::Definition>, GenError> {
+    parse::parse(&lex::lex(spec)?)
+}
+
 /// The Rust CamelCase form of an XDR name (see the crate documentation).
 pub fn camel(name: &str) -> String {
     let mut s = String::with_capacity(name.len());

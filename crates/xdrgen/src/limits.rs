@@ -68,10 +68,15 @@ impl Limits {
         open
     }
 
-    /// Keys and open marks that no definition used (likely misspelt).
+    /// Keys and open marks that no definition used (likely misspelt); defaults may go
+    /// unused.
     pub fn unused(&self) -> Vec<String> {
         let used = self.used.borrow();
-        let limits = self.limits.keys().filter(|k| !used.contains(*k)).cloned();
+        let limits = self
+            .limits
+            .keys()
+            .filter(|k| !used.contains(*k) && !k.starts_with("default."))
+            .cloned();
         let open = self
             .open
             .iter()

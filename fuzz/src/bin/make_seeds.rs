@@ -932,5 +932,272 @@ fn main() {
     nfs3_seeds(&mut o);
     mount3_seeds(&mut o);
     rpc_seeds(&mut o);
+    nfs4::seeds(&mut o);
     println!("wrote {} seeds under {}", o.count, o.dir.display());
+}
+
+/// Seeds of the `nfs4_compound` target: typical COMPOUNDs and CB_COMPOUNDs of a Linux
+/// NFSv4.1 client and their replies, one with an unknown operation.
+mod nfs4 {
+    use super::Out;
+    use rnfs_proto::nfs4::*;
+    use rnfs_xdr::{to_bytes, Opaque, OpaqueFixed, VarArray, XdrList};
+
+    fn stateid(n: u8) -> Stateid4 {
+        Stateid4 {
+            seqid: 1,
+            other: OpaqueFixed([n; 12]),
+        }
+    }
+
+    fn sequence() -> NfsArgop4 {
+        NfsArgop4::OpSequence(Sequence4args {
+            sa_sessionid: OpaqueFixed([7; 16]),
+            sa_sequenceid: 2,
+            sa_slotid: 0,
+            sa_highest_slotid: 0,
+            sa_cachethis: false,
+        })
+    }
+
+    fn bitmap(bits: &[u32]) -> Bitmap4 {
+        let mut b = Bitmap4::default();
+        for &bit in bits {
+            bitmap_set(&mut b, bit);
+        }
+        b
+    }
+
+    fn args(tag: &str, ops: Vec<NfsArgop4>) -> Vec<u8> {
+        to_bytes(&Compound4args {
+            tag: Opaque(tag.as_bytes().to_vec()),
+            minorversion: 1,
+            argarray: VarArray(ops),
+        })
+    }
+
+    fn res(ops: Vec<NfsResop4>) -> Vec<u8> {
+        to_bytes(&Compound4res {
+            status: Nfsstat4::Nfs4Ok,
+            tag: Opaque::default(),
+            resarray: VarArray(ops),
+        })
+    }
+
+    pub(super) fn seeds(o: &mut Out) {
+        let t = "nfs4_compound";
+        let fattr = Fattr4 {
+            attrmask: bitmap(&[FATTR4_MODE]),
+            attr_vals: Opaque(vec![0, 0, 1, 0xa4]),
+        };
+        o.put(
+            t,
+            "exchange-id",
+            &args(
+                "",
+                vec![NfsArgop4::OpExchangeId(ExchangeId4args {
+                    eia_clientowner: ClientOwner4 {
+                        co_verifier: OpaqueFixed([1; 8]),
+                        co_ownerid: Opaque(b"Linux NFSv4.1 client".to_vec()),
+                    },
+                    eia_flags: EXCHGID4_FLAG_USE_NON_PNFS,
+                    eia_state_protect: StateProtect4A::Sp4None,
+                    eia_client_impl_id: VarArray(vec![]),
+                })],
+            ),
+        );
+        let chan = ChannelAttrs4 {
+            ca_headerpadsize: 0,
+            ca_maxrequestsize: 1 << 20,
+            ca_maxresponsesize: 1 << 20,
+            ca_maxresponsesize_cached: 8192,
+            ca_maxoperations: 16,
+            ca_maxrequests: 64,
+            ca_rdma_ird: VarArray(vec![]),
+        };
+        o.put(
+            t,
+            "create-session",
+            &args(
+                "",
+                vec![NfsArgop4::OpCreateSession(CreateSession4args {
+                    csa_clientid: 0x1234,
+                    csa_sequence: 1,
+                    csa_flags: CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
+                    csa_fore_chan_attrs: chan.clone(),
+                    csa_back_chan_attrs: chan,
+                    csa_cb_program: NFS4_CALLBACK,
+                    csa_sec_parms: VarArray(vec![CallbackSecParms4::AuthNone]),
+                })],
+            ),
+        );
+        o.put(
+            t,
+            "getattr-root",
+            &args(
+                "",
+                vec![
+                    sequence(),
+                    NfsArgop4::OpPutrootfh,
+                    NfsArgop4::OpGetfh,
+                    NfsArgop4::OpGetattr(Getattr4args {
+                        attr_request: bitmap(&[FATTR4_TYPE, FATTR4_SIZE, FATTR4_MOUNTED_ON_FILEID]),
+                    }),
+                ],
+            ),
+        );
+        o.put(
+            t,
+            "open-create",
+            &args(
+                "open",
+                vec![
+                    sequence(),
+                    NfsArgop4::OpPutfh(Putfh4args {
+                        object: Opaque(vec![1; 28]),
+                    }),
+                    NfsArgop4::OpOpen(Open4args {
+                        seqid: 0,
+                        share_access: OPEN4_SHARE_ACCESS_BOTH,
+                        share_deny: OPEN4_SHARE_DENY_NONE,
+                        owner: StateOwner4 {
+                            clientid: 0x1234,
+                            owner: Opaque(b"open id:\0\0\0\x01".to_vec()),
+                        },
+                        openhow: Openflag4::Open4Create(Createhow4::Exclusive41(Creatverfattr {
+                            cva_verf: OpaqueFixed([9; 8]),
+                            cva_attrs: fattr.clone(),
+                        })),
+                        claim: OpenClaim4::ClaimNull(Opaque(b"file".to_vec())),
+                    }),
+                    NfsArgop4::OpGetfh,
+                ],
+            ),
+        );
+        o.put(
+            t,
+            "write-lock",
+            &args(
+                "",
+                vec![
+                    sequence(),
+                    NfsArgop4::OpPutfh(Putfh4args {
+                        object: Opaque(vec![2; 28]),
+                    }),
+                    NfsArgop4::OpLock(Lock4args {
+                        locktype: NfsLockType4::WriteLt,
+                        reclaim: false,
+                        offset: 0,
+                        length: NFS4_UINT64_MAX,
+                        locker: Locker4::True(OpenToLockOwner4 {
+                            open_seqid: 0,
+                            open_stateid: stateid(3),
+                            lock_seqid: 0,
+                            lock_owner: StateOwner4 {
+                                clientid: 0x1234,
+                                owner: Opaque(vec![5; 8]),
+                            },
+                        }),
+                    }),
+                    NfsArgop4::OpWrite(Write4args {
+                        stateid: stateid(4),
+                        offset: 4096,
+                        stable: StableHow4::Unstable4,
+                        data: Opaque(b"hello, world".to_vec()),
+                    }),
+                    NfsArgop4::OpSetattr(Setattr4args {
+                        stateid: stateid(4),
+                        obj_attributes: fattr,
+                    }),
+                ],
+            ),
+        );
+        let mut unknown = args("", vec![sequence(), NfsArgop4::OpPutrootfh]);
+        unknown[11] = 3; // one more operation than encoded: an unknown number follows
+        unknown.extend_from_slice(&9999u32.to_be_bytes());
+        o.put(t, "unknown-op", &unknown);
+        o.put(
+            t,
+            "readdir-res",
+            &res(vec![
+                NfsResop4::OpPutfh(Putfh4res {
+                    status: Nfsstat4::Nfs4Ok,
+                }),
+                NfsResop4::OpReaddir(Readdir4res::Nfs4Ok(Readdir4resok {
+                    cookieverf: OpaqueFixed([0; 8]),
+                    reply: Dirlist4 {
+                        entries: XdrList(vec![
+                            Entry4 {
+                                cookie: 3,
+                                name: Opaque(b"a".to_vec()),
+                                attrs: Fattr4 {
+                                    attrmask: bitmap(&[]),
+                                    attr_vals: Opaque::default(),
+                                },
+                            },
+                            Entry4 {
+                                cookie: 4,
+                                name: Opaque(b"bb".to_vec()),
+                                attrs: Fattr4 {
+                                    attrmask: bitmap(&[FATTR4_FILEID]),
+                                    attr_vals: Opaque(vec![0; 8]),
+                                },
+                            },
+                        ]),
+                        eof: true,
+                    },
+                })),
+            ]),
+        );
+        o.put(
+            t,
+            "lock-denied-res",
+            &res(vec![NfsResop4::OpLock(Lock4res::Nfs4errDenied(
+                Lock4denied {
+                    offset: 0,
+                    length: 10,
+                    locktype: NfsLockType4::WriteLt,
+                    owner: StateOwner4 {
+                        clientid: 9,
+                        owner: Opaque(vec![1]),
+                    },
+                },
+            ))]),
+        );
+        o.put(
+            t,
+            "cb-sequence-recall",
+            &to_bytes(&CbCompound4args {
+                tag: Opaque::default(),
+                minorversion: 1,
+                callback_ident: 0,
+                argarray: VarArray(vec![
+                    NfsCbArgop4::OpCbSequence(CbSequence4args {
+                        csa_sessionid: OpaqueFixed([7; 16]),
+                        csa_sequenceid: 1,
+                        csa_slotid: 0,
+                        csa_highest_slotid: 0,
+                        csa_cachethis: false,
+                        csa_referring_call_lists: VarArray(vec![]),
+                    }),
+                    NfsCbArgop4::OpCbRecall(CbRecall4args {
+                        stateid: stateid(6),
+                        truncate: false,
+                        fh: Opaque(vec![3; 28]),
+                    }),
+                ]),
+            }),
+        );
+        o.put(
+            t,
+            "cb-res",
+            &to_bytes(&CbCompound4res {
+                status: Nfsstat4::Nfs4Ok,
+                tag: Opaque::default(),
+                resarray: VarArray(vec![NfsCbResop4::OpCbRecall(CbRecall4res {
+                    status: Nfsstat4::Nfs4Ok,
+                })]),
+            }),
+        );
+    }
 }

@@ -293,6 +293,10 @@ xdr_enum! {
         Nfs4errBadlabel = 10093,
         /// `NFS4ERR_OFFLOAD_NO_REQS` = 10094.
         Nfs4errOffloadNoReqs = 10094,
+        /// `NFS4ERR_NOXATTR` = 10095.
+        Nfs4errNoxattr = 10095,
+        /// `NFS4ERR_XATTR2BIG` = 10096.
+        Nfs4errXattr2big = 10096,
     }
 }
 
@@ -371,7 +375,7 @@ pub type Pathname4 = VarArray<Component4, 1024>;
 pub type Verifier4 = OpaqueFixed<8>;
 
 /// XDR `typedef secret4`.
-pub type Secret4 = Utf8strCs;
+pub type Secret4 = XdrString<1024>;
 
 /// XDR `typedef policy4`.
 pub type Policy4 = u32;
@@ -431,7 +435,7 @@ impl Xdr for Settime4 {
         let d = r.u32()?;
         Ok(match d {
             1 => Self::SetToClientTime4(Xdr::decode(r)?),
-            _ => Self::Default(TimeHow4::from_u32(d).ok_or(Error::BadDiscriminant { what: "time_how4", value: d })?),
+            _ => Self::Default(TimeHow4::from_u32(d).ok_or(Error::BadDiscriminant { what: "TimeHow4", value: d })?),
         })
     }
 }
@@ -920,7 +924,7 @@ impl Xdr for Layoutreturn4 {
         let d = r.u32()?;
         Ok(match d {
             1 => Self::Layoutreturn4File(Xdr::decode(r)?),
-            _ => Self::Default(LayoutreturnType4::from_u32(d).ok_or(Error::BadDiscriminant { what: "layoutreturn_type4", value: d })?),
+            _ => Self::Default(LayoutreturnType4::from_u32(d).ok_or(Error::BadDiscriminant { what: "LayoutreturnType4", value: d })?),
         })
     }
 }
@@ -1092,7 +1096,7 @@ impl Xdr for Netloc4 {
             1 => Self::Nl4Name(Xdr::decode(r)?),
             2 => Self::Nl4Url(Xdr::decode(r)?),
             3 => Self::Nl4Netaddr(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "netloc4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "Netloc4", value: d }),
         })
     }
 }
@@ -1166,7 +1170,7 @@ xdr_struct! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct CopyConfirmAuthPriv {
         /// `ccap_shared_secret_mic`
-        pub ccap_shared_secret_mic: Secret4,
+        pub ccap_shared_secret_mic: Opaque<4096>,
         /// `ccap_username`
         pub ccap_username: Utf8strMixed,
     }
@@ -1745,6 +1749,14 @@ pub const FATTR4_CHANGE_ATTR_TYPE: u32 = 79;
 /// XDR `const FATTR4_SEC_LABEL`.
 pub const FATTR4_SEC_LABEL: u32 = 80;
 
+/// Extended attributes (RFC 8276).
+///
+/// XDR `const FATTR4_XATTR_SUPPORT`.
+pub const FATTR4_XATTR_SUPPORT: u32 = 82;
+
+/// XDR `typedef fattr4_xattr_support`.
+pub type Fattr4XattrSupport = bool;
+
 xdr_struct! {
     /// File attributes as sent: a bitmap and the values of the set bits, in order.
     ///
@@ -2060,6 +2072,11 @@ pub const NFL4_UFLG_COMMIT_THRU_MDS: u32 = 2;
 /// XDR `const NFL4_UFLG_STRIPE_UNIT_SIZE_MASK`.
 pub const NFL4_UFLG_STRIPE_UNIT_SIZE_MASK: u32 = 4294967232;
 
+/// XDR `const NFL42_UFLG_IO_ADVISE_THRU_MDS`.
+pub const NFL42_UFLG_IO_ADVISE_THRU_MDS: u32 = 4;
+
+/// NFSv4.2
+///
 /// XDR `typedef nfl_util4`.
 pub type NflUtil4 = u32;
 
@@ -2070,6 +2087,8 @@ xdr_enum! {
         Nflh4CareDense = 1,
         /// `NFLH4_CARE_COMMIT_THRU_MDS` = 2.
         Nflh4CareCommitThruMds = 2,
+        /// `NFL42_CARE_IO_ADVISE_THRU_MDS` = 4.
+        Nfl42CareIoAdviseThruMds = 4,
         /// `NFLH4_CARE_STRIPE_UNIT_SIZE` = 64.
         Nflh4CareStripeUnitSize = 64,
         /// `NFLH4_CARE_STRIPE_COUNT` = 128.
@@ -2216,7 +2235,7 @@ impl Xdr for Access4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2266,7 +2285,7 @@ impl Xdr for Close4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2325,7 +2344,7 @@ impl Xdr for Commit4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2387,7 +2406,7 @@ impl Xdr for Createtype4 {
             6 => Self::Nf4sock,
             7 => Self::Nf4fifo,
             2 => Self::Nf4dir,
-            _ => Self::Default(NfsFtype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfs_ftype4", value: d })?),
+            _ => Self::Default(NfsFtype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "NfsFtype4", value: d })?),
         })
     }
 }
@@ -2448,7 +2467,7 @@ impl Xdr for Create4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2545,7 +2564,7 @@ impl Xdr for Getattr4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2593,7 +2612,7 @@ impl Xdr for Getfh4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2650,7 +2669,7 @@ impl Xdr for Link4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2800,7 +2819,7 @@ impl Xdr for Lock4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10010 => Self::Nfs4errDenied(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2858,7 +2877,7 @@ impl Xdr for Lockt4res {
         Ok(match d {
             10010 => Self::Nfs4errDenied(Xdr::decode(r)?),
             0 => Self::Nfs4Ok,
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -2914,7 +2933,7 @@ impl Xdr for Locku4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3040,7 +3059,7 @@ impl Xdr for Createhow4 {
             1 => Self::Guarded4(Xdr::decode(r)?),
             2 => Self::Exclusive4(Xdr::decode(r)?),
             3 => Self::Exclusive41(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "createhow4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "Createhow4", value: d }),
         })
     }
 }
@@ -3087,7 +3106,7 @@ impl Xdr for Openflag4 {
         let d = r.u32()?;
         Ok(match d {
             1 => Self::Open4Create(Xdr::decode(r)?),
-            _ => Self::Default(Opentype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "opentype4", value: d })?),
+            _ => Self::Default(Opentype4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Opentype4", value: d })?),
         })
     }
 }
@@ -3146,7 +3165,7 @@ impl Xdr for NfsSpaceLimit4 {
         Ok(match d {
             1 => Self::NfsLimitSize(Xdr::decode(r)?),
             2 => Self::NfsLimitBlocks(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "nfs_space_limit4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "NfsSpaceLimit4", value: d }),
         })
     }
 }
@@ -3301,7 +3320,7 @@ impl Xdr for OpenClaim4 {
             4 => Self::ClaimFh,
             6 => Self::ClaimDelegPrevFh,
             5 => Self::ClaimDelegCurFh(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "open_claim4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "OpenClaim4", value: d }),
         })
     }
 }
@@ -3415,7 +3434,7 @@ impl Xdr for OpenNoneDelegation4 {
         Ok(match d {
             1 => Self::Wnd4Contention(Xdr::decode(r)?),
             2 => Self::Wnd4Resource(Xdr::decode(r)?),
-            _ => Self::Default(WhyNoDelegation4::from_u32(d).ok_or(Error::BadDiscriminant { what: "why_no_delegation4", value: d })?),
+            _ => Self::Default(WhyNoDelegation4::from_u32(d).ok_or(Error::BadDiscriminant { what: "WhyNoDelegation4", value: d })?),
         })
     }
 }
@@ -3463,7 +3482,7 @@ impl Xdr for OpenDelegation4 {
             1 => Self::OpenDelegateRead(Xdr::decode(r)?),
             2 => Self::OpenDelegateWrite(Xdr::decode(r)?),
             3 => Self::OpenDelegateNoneExt(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "open_delegation4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "OpenDelegation4", value: d }),
         })
     }
 }
@@ -3529,7 +3548,7 @@ impl Xdr for Open4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3608,7 +3627,7 @@ impl Xdr for OpenConfirm4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3671,7 +3690,7 @@ impl Xdr for OpenDowngrade4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3776,7 +3795,7 @@ impl Xdr for Read4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3867,7 +3886,7 @@ impl Xdr for Readdir4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3915,7 +3934,7 @@ impl Xdr for Readlink4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -3972,7 +3991,7 @@ impl Xdr for Remove4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4033,7 +4052,7 @@ impl Xdr for Rename4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4188,7 +4207,7 @@ impl Xdr for Secinfo4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4281,7 +4300,7 @@ impl Xdr for Setclientid4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10017 => Self::Nfs4errClidInuse(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4390,7 +4409,7 @@ impl Xdr for Write4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4482,7 +4501,7 @@ impl Xdr for CallbackSecParms4 {
             0 => Self::AuthNone,
             1 => Self::AuthSys(Xdr::decode(r)?),
             6 => Self::RpcsecGss(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "callback_sec_parms4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "CallbackSecParms4", value: d }),
         })
     }
 }
@@ -4593,7 +4612,7 @@ impl Xdr for BindConnToSession4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4708,7 +4727,7 @@ impl Xdr for StateProtect4A {
             0 => Self::Sp4None,
             1 => Self::Sp4MachCred(Xdr::decode(r)?),
             2 => Self::Sp4Ssv(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "state_protect4_a", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "StateProtect4A", value: d }),
         })
     }
 }
@@ -4785,7 +4804,7 @@ impl Xdr for StateProtect4R {
             0 => Self::Sp4None,
             1 => Self::Sp4MachCred(Xdr::decode(r)?),
             2 => Self::Sp4Ssv(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "state_protect4_r", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "StateProtect4R", value: d }),
         })
     }
 }
@@ -4843,7 +4862,7 @@ impl Xdr for ExchangeId4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -4950,7 +4969,7 @@ impl Xdr for CreateSession4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5079,7 +5098,7 @@ impl Xdr for GetDirDelegation4resNonFatal {
         Ok(match d {
             0 => Self::Gdd4Ok(Xdr::decode(r)?),
             1 => Self::Gdd4Unavail(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "GET_DIR_DELEGATION4res_non_fatal", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "GetDirDelegation4resNonFatal", value: d }),
         })
     }
 }
@@ -5116,7 +5135,7 @@ impl Xdr for GetDirDelegation4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5187,7 +5206,7 @@ impl Xdr for Getdeviceinfo4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10005 => Self::Nfs4errToosmall(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5256,7 +5275,7 @@ impl Xdr for Getdevicelist4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5436,7 +5455,7 @@ impl Xdr for Layoutcommit4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5517,7 +5536,7 @@ impl Xdr for Layoutget4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10058 => Self::Nfs4errLayouttrylater(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5608,7 +5627,7 @@ impl Xdr for Layoutreturn4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5740,7 +5759,7 @@ impl Xdr for Sequence4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5817,7 +5836,7 @@ impl Xdr for SetSsv4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5874,7 +5893,7 @@ impl Xdr for TestStateid4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -5917,7 +5936,7 @@ impl Xdr for DelegClaim4 {
             4 => Self::ClaimFh,
             6 => Self::ClaimDelegPrevFh,
             1 => Self::ClaimPrevious(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "deleg_claim4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "DelegClaim4", value: d }),
         })
     }
 }
@@ -5965,7 +5984,7 @@ impl Xdr for WantDelegation4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6119,7 +6138,7 @@ impl Xdr for Copy4res {
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
             10094 => Self::Nfs4errOffloadNoReqs(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6182,7 +6201,7 @@ impl Xdr for CopyNotify4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6297,7 +6316,7 @@ impl Xdr for IoAdvise4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6458,7 +6477,7 @@ impl Xdr for OffloadStatus4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6516,7 +6535,7 @@ impl Xdr for ReadPlusContent {
         Ok(match d {
             0 => Self::Nfs4ContentData(Xdr::decode(r)?),
             1 => Self::Nfs4ContentHole(Xdr::decode(r)?),
-            _ => Self::Default(DataContent4::from_u32(d).ok_or(Error::BadDiscriminant { what: "data_content4", value: d })?),
+            _ => Self::Default(DataContent4::from_u32(d).ok_or(Error::BadDiscriminant { what: "DataContent4", value: d })?),
         })
     }
 }
@@ -6564,7 +6583,7 @@ impl Xdr for ReadPlus4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6627,7 +6646,7 @@ impl Xdr for Seek4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6679,7 +6698,7 @@ impl Xdr for WriteSame4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -6709,6 +6728,238 @@ xdr_struct! {
     pub struct Clone4res {
         /// `cl_status`
         pub cl_status: Nfsstat4,
+    }
+}
+
+/// Extended attributes (RFC 8276, an OPTIONAL extension of NFSv4.2 after RFC 7863).
+/// Included so that the engine can answer them NFS4ERR_NOTSUPP instead of OP_ILLEGAL.
+///
+/// XDR `typedef xattrkey4`.
+pub type Xattrkey4 = Component4;
+
+/// XDR `typedef xattrvalue4`.
+pub type Xattrvalue4 = Opaque<65536>;
+
+xdr_struct! {
+    /// GETXATTR: get an extended attribute.
+    ///
+    /// XDR `struct GETXATTR4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Getxattr4args {
+        /// `gxa_name`
+        pub gxa_name: Xattrkey4,
+    }
+}
+
+/// XDR `union GETXATTR4res switch (nfsstat4 gxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Getxattr4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(Xattrvalue4),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Getxattr4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Getxattr4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
+xdr_enum! {
+    /// SETXATTR: set an extended attribute.
+    ///
+    /// XDR `enum setxattr_option4`.
+    pub enum SetxattrOption4 {
+        /// `SETXATTR4_EITHER` = 0.
+        Setxattr4Either = 0,
+        /// `SETXATTR4_CREATE` = 1.
+        Setxattr4Create = 1,
+        /// `SETXATTR4_REPLACE` = 2.
+        Setxattr4Replace = 2,
+    }
+}
+
+xdr_struct! {
+    /// XDR `struct SETXATTR4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Setxattr4args {
+        /// `sxa_option`
+        pub sxa_option: SetxattrOption4,
+        /// `sxa_key`
+        pub sxa_key: Xattrkey4,
+        /// `sxa_value`
+        pub sxa_value: Xattrvalue4,
+    }
+}
+
+/// XDR `union SETXATTR4res switch (nfsstat4 sxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setxattr4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(ChangeInfo4),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Setxattr4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Setxattr4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
+xdr_struct! {
+    /// LISTXATTRS: list extended attribute names.
+    ///
+    /// XDR `struct LISTXATTRS4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Listxattrs4args {
+        /// `lxa_cookie`
+        pub lxa_cookie: NfsCookie4,
+        /// `lxa_maxcount`
+        pub lxa_maxcount: Count4,
+    }
+}
+
+xdr_struct! {
+    /// XDR `struct LISTXATTRS4resok`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Listxattrs4resok {
+        /// `lxr_cookie`
+        pub lxr_cookie: NfsCookie4,
+        /// `lxr_names`
+        pub lxr_names: VarArray<Xattrkey4, 1024>,
+        /// `lxr_eof`
+        pub lxr_eof: bool,
+    }
+}
+
+/// XDR `union LISTXATTRS4res switch (nfsstat4 lxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listxattrs4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(Listxattrs4resok),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Listxattrs4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Listxattrs4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
+    }
+}
+
+xdr_struct! {
+    /// REMOVEXATTR: remove an extended attribute.
+    ///
+    /// XDR `struct REMOVEXATTR4args`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Removexattr4args {
+        /// `rxa_name`
+        pub rxa_name: Xattrkey4,
+    }
+}
+
+/// XDR `union REMOVEXATTR4res switch (nfsstat4 rxr_status)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removexattr4res {
+    /// `case NFS4_OK`.
+    Nfs4Ok(ChangeInfo4),
+    /// `default`: any other value of the discriminant (which must not be one
+    /// of the cases above, or the encoding decodes as that case).
+    Default(Nfsstat4),
+}
+
+impl Removexattr4res {
+    /// The discriminant's wire value.
+    pub fn discriminant(&self) -> u32 {
+        match self {
+            Self::Nfs4Ok(_) => 0,
+            Self::Default(d) => *d as u32,
+        }
+    }
+}
+
+impl Xdr for Removexattr4res {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.discriminant());
+        if let Self::Nfs4Ok(x) = self {
+            x.encode(w);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let d = r.u32()?;
+        Ok(match d {
+            0 => Self::Nfs4Ok(Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
+        })
     }
 }
 
@@ -6855,6 +7106,14 @@ xdr_enum! {
         OpWriteSame = 70,
         /// `OP_CLONE` = 71.
         OpClone = 71,
+        /// `OP_GETXATTR` = 72.
+        OpGetxattr = 72,
+        /// `OP_SETXATTR` = 73.
+        OpSetxattr = 73,
+        /// `OP_LISTXATTRS` = 74.
+        OpListxattrs = 74,
+        /// `OP_REMOVEXATTR` = 75.
+        OpRemovexattr = 75,
         /// `OP_ILLEGAL` = 10044.
         OpIllegal = 10044,
     }
@@ -7005,6 +7264,14 @@ pub enum NfsArgop4 {
     OpWriteSame(WriteSame4args),
     /// `case OP_CLONE`.
     OpClone(Clone4args),
+    /// `case OP_GETXATTR`.
+    OpGetxattr(Getxattr4args),
+    /// `case OP_SETXATTR`.
+    OpSetxattr(Setxattr4args),
+    /// `case OP_LISTXATTRS`.
+    OpListxattrs(Listxattrs4args),
+    /// `case OP_REMOVEXATTR`.
+    OpRemovexattr(Removexattr4args),
     /// `case OP_ILLEGAL`.
     OpIllegal,
     /// A discriminant outside the cases. Nothing after it can be decoded: the
@@ -7085,6 +7352,10 @@ impl NfsArgop4 {
             Self::OpSeek(_) => 69,
             Self::OpWriteSame(_) => 70,
             Self::OpClone(_) => 71,
+            Self::OpGetxattr(_) => 72,
+            Self::OpSetxattr(_) => 73,
+            Self::OpListxattrs(_) => 74,
+            Self::OpRemovexattr(_) => 75,
             Self::OpIllegal => 10044,
             Self::Unknown(d) => *d,
         }
@@ -7157,6 +7428,10 @@ impl Xdr for NfsArgop4 {
             Self::OpSeek(x) => x.encode(w),
             Self::OpWriteSame(x) => x.encode(w),
             Self::OpClone(x) => x.encode(w),
+            Self::OpGetxattr(x) => x.encode(w),
+            Self::OpSetxattr(x) => x.encode(w),
+            Self::OpListxattrs(x) => x.encode(w),
+            Self::OpRemovexattr(x) => x.encode(w),
             _ => {}
         }
     }
@@ -7233,6 +7508,10 @@ impl Xdr for NfsArgop4 {
             69 => Self::OpSeek(Xdr::decode(r)?),
             70 => Self::OpWriteSame(Xdr::decode(r)?),
             71 => Self::OpClone(Xdr::decode(r)?),
+            72 => Self::OpGetxattr(Xdr::decode(r)?),
+            73 => Self::OpSetxattr(Xdr::decode(r)?),
+            74 => Self::OpListxattrs(Xdr::decode(r)?),
+            75 => Self::OpRemovexattr(Xdr::decode(r)?),
             10044 => Self::OpIllegal,
             _ => Self::Unknown(d),
         })
@@ -7382,6 +7661,14 @@ pub enum NfsResop4 {
     OpWriteSame(WriteSame4res),
     /// `case OP_CLONE`.
     OpClone(Clone4res),
+    /// `case OP_GETXATTR`.
+    OpGetxattr(Getxattr4res),
+    /// `case OP_SETXATTR`.
+    OpSetxattr(Setxattr4res),
+    /// `case OP_LISTXATTRS`.
+    OpListxattrs(Listxattrs4res),
+    /// `case OP_REMOVEXATTR`.
+    OpRemovexattr(Removexattr4res),
     /// `case OP_ILLEGAL`.
     OpIllegal(Illegal4res),
 }
@@ -7459,6 +7746,10 @@ impl NfsResop4 {
             Self::OpSeek(_) => 69,
             Self::OpWriteSame(_) => 70,
             Self::OpClone(_) => 71,
+            Self::OpGetxattr(_) => 72,
+            Self::OpSetxattr(_) => 73,
+            Self::OpListxattrs(_) => 74,
+            Self::OpRemovexattr(_) => 75,
             Self::OpIllegal(_) => 10044,
         }
     }
@@ -7537,6 +7828,10 @@ impl Xdr for NfsResop4 {
             Self::OpSeek(x) => x.encode(w),
             Self::OpWriteSame(x) => x.encode(w),
             Self::OpClone(x) => x.encode(w),
+            Self::OpGetxattr(x) => x.encode(w),
+            Self::OpSetxattr(x) => x.encode(w),
+            Self::OpListxattrs(x) => x.encode(w),
+            Self::OpRemovexattr(x) => x.encode(w),
             Self::OpIllegal(x) => x.encode(w),
         }
     }
@@ -7613,8 +7908,12 @@ impl Xdr for NfsResop4 {
             69 => Self::OpSeek(Xdr::decode(r)?),
             70 => Self::OpWriteSame(Xdr::decode(r)?),
             71 => Self::OpClone(Xdr::decode(r)?),
+            72 => Self::OpGetxattr(Xdr::decode(r)?),
+            73 => Self::OpSetxattr(Xdr::decode(r)?),
+            74 => Self::OpListxattrs(Xdr::decode(r)?),
+            75 => Self::OpRemovexattr(Xdr::decode(r)?),
             10044 => Self::OpIllegal(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "nfs_resop4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "NfsResop4", value: d }),
         })
     }
 }
@@ -7710,7 +8009,7 @@ impl Xdr for CbGetattr4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -7817,7 +8116,7 @@ impl Xdr for Layoutrecall4 {
             1 => Self::Layoutrecall4File(Xdr::decode(r)?),
             2 => Self::Layoutrecall4Fsid(Xdr::decode(r)?),
             3 => Self::Layoutrecall4All,
-            _ => return Err(Error::BadDiscriminant { what: "layoutrecall4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "Layoutrecall4", value: d }),
         })
     }
 }
@@ -8180,7 +8479,7 @@ impl Xdr for CbSequence4res {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?),
         })
     }
 }
@@ -8318,7 +8617,7 @@ impl Xdr for OffloadInfo4 {
         let d = r.u32()?;
         Ok(match d {
             0 => Self::Nfs4Ok(Xdr::decode(r)?),
-            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "nfsstat4", value: d })?, Xdr::decode(r)?),
+            _ => Self::Default(Nfsstat4::from_u32(d).ok_or(Error::BadDiscriminant { what: "Nfsstat4", value: d })?, Xdr::decode(r)?),
         })
     }
 }
@@ -8582,7 +8881,7 @@ impl Xdr for NfsCbResop4 {
             14 => Self::OpCbNotifyDeviceid(Xdr::decode(r)?),
             15 => Self::OpCbOffload(Xdr::decode(r)?),
             10044 => Self::OpCbIllegal(Xdr::decode(r)?),
-            _ => return Err(Error::BadDiscriminant { what: "nfs_cb_resop4", value: d }),
+            _ => return Err(Error::BadDiscriminant { what: "NfsCbResop4", value: d }),
         })
     }
 }

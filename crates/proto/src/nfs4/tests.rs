@@ -107,7 +107,7 @@ fn unknown_op_decodes_to_unknown_and_stops() {
     assert_eq!(
         from_bytes::<NfsResop4>(&words(&[9999])),
         Err(Error::BadDiscriminant {
-            what: "nfs_resop4",
+            what: "NfsResop4",
             value: 9999
         })
     );
@@ -170,4 +170,170 @@ fn write_data_can_be_borrowed() {
     assert_eq!(w.to_owned_args(), args);
     assert!(ops.next().is_none());
     ops.finish().unwrap();
+}
+
+#[test]
+fn oversized_items_give_too_long_before_reading_them() {
+    fn too_long<T>(len: u64, max: u64) -> Result<T> {
+        Err(Error::TooLong { len, max })
+    }
+    // bitmap4: 8 words at most.
+    assert_eq!(from_bytes::<Bitmap4>(&words(&[9])), too_long(9, 8));
+    // nfs_fh4: NFS4_FHSIZE bytes.
+    assert_eq!(from_bytes::<NfsFh4>(&words(&[129])), too_long(129, 128));
+    // WRITE data: 4 MiB + 4 KiB, refused on the length alone.
+    let mut w = words(&[0; 4]); // stateid: seqid + 12 bytes of other
+    w.extend(words(&[0, 0, 2, WRITE_DATA_MAX + 1])); // offset, FILE_SYNC4, data length
+    assert_eq!(
+        from_bytes::<Write4args>(&w),
+        too_long(u64::from(WRITE_DATA_MAX) + 1, 4198400)
+    );
+    // attrlist4 in a fattr4: 1 MiB.
+    assert_eq!(
+        from_bytes::<Fattr4>(&words(&[0, 1 << 20 | 1])),
+        too_long(1048577, 1048576)
+    );
+    // Owners: NFS4_OPAQUE_LIMIT.
+    assert_eq!(
+        from_bytes::<StateOwner4>(&words(&[0, 0, 1025])),
+        too_long(1025, 1024)
+    );
+    // The whole-message COMPOUND form bounds its op array too.
+    assert_eq!(
+        from_bytes::<Compound4args>(&words(&[0, 1, 1025])),
+        too_long(1025, 1024)
+    );
+}
+
+#[test]
+fn counts_beyond_the_message_are_truncated_not_allocated() {
+    // 1000 stateids announced (within the 1024 limit), none present: refused before
+    // reserving room for them.
+    let r = from_bytes::<TestStateid4args>(&words(&[1000]));
+    assert_eq!(r, Err(Error::Truncated { needed: 4000 }));
+}
+
+#[test]
+fn readdir_list_is_bounded_and_not_recursive() {
+    // 65,537 minimal entries: refused at the limit, decoded by a loop (a recursive
+    // decoder would need 65,537 stack frames here).
+    let entry = words(&[1, 0, 0, 0, 0, 0]); // TRUE, cookie (2 words), name "", bitmap [], attrs ""
+    let mut b = words(&[0]); // NFS4_OK
+    b.extend_from_slice(&[0; 8]); // cookieverf
+    for _ in 0..65_537 {
+        b.extend_from_slice(&entry);
+    }
+    b.extend(words(&[0, 1])); // end of list, eof
+    assert_eq!(
+        from_bytes::<Readdir4res>(&b),
+        Err(Error::TooLong {
+            len: 65_537,
+            max: 65_536
+        })
+    );
+    // One fewer decodes.
+    let cut = b.len() - 8 - entry.len();
+    let mut ok = b[..cut].to_vec();
+    ok.extend(words(&[0, 1]));
+    let Readdir4res::Nfs4Ok(r) = from_bytes::<Readdir4res>(&ok).unwrap() else {
+        panic!("not OK")
+    };
+    assert_eq!(r.reply.entries.0.len(), 65_536);
+}
+
+#[test]
+fn closed_enums_and_unions_reject_unknown_values() {
+    // 10073 is the one unused nfsstat4 value in the NFSv4.1 range.
+    assert_eq!(
+        from_bytes::<Nfsstat4>(&words(&[10073])),
+        Err(Error::BadDiscriminant {
+            what: "Nfsstat4",
+            value: 10073
+        })
+    );
+    // A default arm still checks that its discriminant is a status.
+    assert_eq!(
+        from_bytes::<Access4res>(&words(&[10073])),
+        Err(Error::BadDiscriminant {
+            what: "Nfsstat4",
+            value: 10073
+        })
+    );
+    // A union without default: open_claim4 has cases 0..=6 only.
+    assert_eq!(
+        from_bytes::<OpenClaim4>(&words(&[7])),
+        Err(Error::BadDiscriminant {
+            what: "OpenClaim4",
+            value: 7
+        })
+    );
+    // A bool-switched union (locker4) refuses a bool that is neither 0 nor 1.
+    assert_eq!(from_bytes::<Locker4>(&words(&[2])), Err(Error::BadBool(2)));
+    // Fall-through cases: NF4BLK and NF4CHR both carry specdata4.
+    let chr = from_bytes::<Createtype4>(&words(&[4, 1, 2])).unwrap();
+    assert_eq!(
+        chr,
+        Createtype4::Nf4chr(Specdata4 {
+            specdata1: 1,
+            specdata2: 2
+        })
+    );
+    assert_eq!(
+        from_bytes::<Createtype4>(&words(&[1])).unwrap(),
+        Createtype4::Default(NfsFtype4::Nf4reg)
+    );
+}
+
+#[test]
+fn cb_compound_header_is_bounded_too() {
+    let limits = CompoundLimits {
+        max_tag: 8,
+        max_ops: 4,
+    };
+    assert!(matches!(
+        decode_cb_compound_args(&words(&[9]), &limits),
+        Err(CompoundError::TagTooLong { len: 9, max: 8 })
+    ));
+    assert!(matches!(
+        decode_cb_compound_args(&words(&[0, 1, 7, 5]), &limits),
+        Err(CompoundError::TooManyOps { count: 5, .. })
+    ));
+    // CB_SEQUENCE, then an unknown callback op.
+    let mut b = words(&[0, 1, 7, 2, 11]);
+    b.extend_from_slice(&[1; 16]);
+    b.extend(words(&[1, 0, 0, 0, 0, 99]));
+    let (h, ops) = decode_cb_compound_args(&b, &limits).unwrap();
+    assert_eq!((h.minorversion, h.callback_ident, h.op_count), (1, 7, 2));
+    let ops: Vec<_> = ops.collect::<Result<_>>().unwrap();
+    assert!(matches!(ops[0], NfsCbArgop4::OpCbSequence(_)));
+    assert_eq!(ops[1], NfsCbArgop4::Unknown(99));
+}
+
+#[test]
+fn ops_stop_after_a_malformed_op_and_finish_reports_leftovers() {
+    // Two ops announced; the first is a GETATTR whose bitmap is too long.
+    let b = words(&[0, 1, 2, 9, 9]);
+    let (_, mut ops) = decode_compound_args(&b, &CompoundLimits::default()).unwrap();
+    assert_eq!(ops.next(), Some(Err(Error::TooLong { len: 9, max: 8 })));
+    assert_eq!(ops.next(), None);
+    assert!(ops.finish().is_err());
+    // All ops decoded but bytes left over.
+    let b = words(&[0, 1, 1, 24, 0]);
+    let (_, mut ops) = decode_compound_args(&b, &CompoundLimits::default()).unwrap();
+    assert_eq!(ops.next(), Some(Ok(NfsArgop4::OpPutrootfh)));
+    assert_eq!(ops.finish(), Err(Error::TrailingBytes(4)));
+}
+
+#[test]
+fn bitmap_helpers() {
+    let mut b = Bitmap4::default();
+    bitmap_set(&mut b, FATTR4_SUPPATTR_EXCLCREAT);
+    bitmap_set(&mut b, FATTR4_TYPE);
+    assert_eq!(
+        b.0,
+        vec![1 << FATTR4_TYPE, 0, 1 << (FATTR4_SUPPATTR_EXCLCREAT - 64)]
+    );
+    assert!(bitmap_has(&b, FATTR4_SUPPATTR_EXCLCREAT));
+    assert!(!bitmap_has(&b, FATTR4_SEC_LABEL));
+    assert!(!bitmap_has(&b, 255));
 }

@@ -1,0 +1,253 @@
+#!/bin/bash
+# pynfs (the NFSv4 server conformance suite; its own tests, unmodified) at NFSv4.1 against
+# nfs-ganesha and against rnfs in the same run, each over a fresh directory, each with a short
+# lease so that the tests that wait for a lease to expire take seconds, not minutes.
+#
+#   tests/interop/pynfs.sh [--only ganesha|rnfs] [--lease SECS] [-T SECONDS] [CODE|FLAG...]
+#
+# CODE|FLAG: pynfs test codes or groups (default: all), run with --minorversion 1.
+# The pynfs source is a tarball of its git tree: $PYNFS_TARBALL, else
+# ../shared/tools/pynfs/pynfs-src.tar.gz beside the repository (or beside its main worktree).
+# Without one, the run is recorded as skipped ("SKIPPED pynfs ..."), never as passed; with
+# RNFS_NO_SKIP=1 it fails instead. pynfs is built once into $PYNFS_HOME (default
+# $RNFS_TEST_WORK/pynfs): a Python venv with ply and xdrlib3 from the Python package registry.
+#
+# Grading is from pynfs' JSON output (its exit status says nothing). Per server it writes
+# $RNFS_TEST_WORK/pynfs-SERVER.txt ("CODE<TAB>passed|failed|skipped<TAB>message") and prints
+# "pynfs SERVER: N passed, N failed, N skipped". The step fails if:
+#   - a run produced no results or fewer than $PYNFS_MIN_TESTS tests (full runs);
+#   - ganesha passed fewer than $PYNFS_GANESHA_MIN_PASSED (its known count, docs/conformance.md),
+#     so that a degraded peer cannot shrink the comparison;
+#   - a test that passed on ganesha did not pass on rnfs;
+#   - rnfs failed a test that is not in docs/pynfs-known-failures.txt (code and reason per line).
+# A listed test that passes on rnfs is reported ("FIXED ...: remove it from the list"), not failed.
+# With --only ganesha nothing is compared; with --only rnfs the comparison uses a previous
+# $RNFS_TEST_WORK/pynfs-ganesha.txt if there is one. Ends with the line scripts/test-all.sh
+# counts: "pynfs: N passed, N failed, N skipped" (rnfs's passes; failed = failed checks).
+# rnfs is started with --lease SECS when `rnfs serve --help` lists that option (otherwise with
+# its default lease: the run takes much longer). Needs root; logs in $RNFS_TEST_WORK/pynfs.XXXXXX.
+set -euo pipefail
+export LC_ALL=C
+. "$(cd "$(dirname "$0")" && pwd)/../harness/lib.sh"
+H=$RNFS_HARNESS
+SERVERS=(ganesha rnfs) CODES=() LEASE=15 TMO=${PYNFS_TIMEOUT:-1500}
+# Known counts of pynfs (snapshot 3c14d9e) 4.1 `all` against nfs-ganesha 4.3 with a 15 s lease
+# (docs/conformance.md).
+PYNFS_MIN_TESTS=${PYNFS_MIN_TESTS:-183}
+PYNFS_GANESHA_MIN_PASSED=${PYNFS_GANESHA_MIN_PASSED:-172}
+KNOWN_FILE=$RNFS_REPO/docs/pynfs-known-failures.txt
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) SERVERS=("${2:?--only needs ganesha or rnfs}"); shift 2 ;;
+    --lease) LEASE=${2:?--lease needs seconds}; shift 2 ;;
+    -T) TMO=${2:?-T needs seconds}; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
+    *) CODES+=("$1"); shift ;;
+  esac
+done
+for s in "${SERVERS[@]}"; do
+  case "$s" in ganesha|rnfs) ;; *) echo "unknown server $s (ganesha or rnfs)" >&2; exit 2;; esac
+done
+FULL=1
+((${#CODES[@]})) || CODES=(all)
+[ "${CODES[*]}" = all ] || FULL=
+
+# --- the pynfs source: a missing tarball is a skip, recorded as one
+TARBALL=${PYNFS_TARBALL:-}
+if [ -z "$TARBALL" ]; then
+  for c in "$RNFS_REPO/../shared/tools/pynfs/pynfs-src.tar.gz" \
+           "$(git -C "$RNFS_REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)/../../shared/tools/pynfs/pynfs-src.tar.gz"; do
+    [ -f "$c" ] && { TARBALL=$(realpath "$c"); break; }
+  done
+fi
+if [ -z "$TARBALL" ] || [ ! -f "$TARBALL" ]; then
+  why="no pynfs source tarball (set PYNFS_TARBALL, or put it at ../shared/tools/pynfs/pynfs-src.tar.gz)"
+  if [ -n "${RNFS_NO_SKIP:-}" ]; then echo "pynfs: $why, and RNFS_NO_SKIP is set"; echo "pynfs: 0 passed, 1 failed, 0 skipped"; exit 1; fi
+  echo "SKIPPED pynfs: $why"
+  echo "pynfs: 0 passed, 0 failed, 1 skipped"
+  exit 0
+fi
+
+rnfs_need_pkgs iproute2 util-linux python3 python3-venv
+mkdir -p "$RNFS_TEST_WORK"
+T_ALL=$SECONDS
+RUN=$(mktemp -d "$RNFS_TEST_WORK/pynfs.XXXXXX")
+
+# --- build pynfs once per tarball (its sha256 names the build)
+P=${PYNFS_HOME:-$RNFS_TEST_WORK/pynfs}
+SUM=$(sha256sum "$TARBALL" | cut -d' ' -f1)
+if [ "$(cat "$P/.built" 2>/dev/null)" != "$SUM" ]; then
+  rnfs_log "building pynfs from $TARBALL (sha256 $SUM) in $P"
+  rm -rf "$P"; mkdir -p "$P"
+  tar -xzf "$TARBALL" -C "$P" --strip-components=1
+  PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+  "$PY" -m venv "$P/venv" > "$P/build.log" 2>&1 || { tail "$P/build.log"; rnfs_die "python3 -m venv failed"; }
+  "$P/venv/bin/pip" -q install ply xdrlib3 >> "$P/build.log" 2>&1 ||
+    { tail "$P/build.log"; rnfs_die "pip install ply xdrlib3 failed (needs the Python package registry)"; }
+  (cd "$P" && PATH="$P/venv/bin:$PATH" "$P/venv/bin/python" setup.py build >> "$P/build.log" 2>&1) ||
+    { tail "$P/build.log"; rnfs_die "pynfs build failed; log $P/build.log"; }
+  [ -f "$P/nfs4.1/testserver.py" ] || rnfs_die "no nfs4.1/testserver.py in $TARBALL"
+  echo "$SUM" > "$P/.built"
+fi
+
+CUR=
+cleanup() { [ -z "$CUR" ] || "$H/$CUR.sh" stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+rnfs_log "pynfs 4.1 (${CODES[*]}) against ${SERVERS[*]}, lease $LEASE s; pynfs sha256 $SUM; work dir $RUN"
+
+# results JSON LOG > "code<TAB>status<TAB>message" per test asked for, sorted by code.
+# The JSON lists every test pynfs knows, the ones the command line did not ask for as
+# "skipped" too; the text log (run with --showomit) names the tests that were asked for:
+# a test pynfs skipped because a dependency failed counts as skipped, one not asked for is left
+# out. Fails if the log's "asked for N" disagrees with what is counted.
+results() {
+  "$P/venv/bin/python" - "$1" "$2" <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+log = open(sys.argv[2], errors="replace").read()
+shown = set(re.findall(r"^(\S+)\s+st_\S+\s+: [A-Z]", log, re.M))
+asked = re.search(r"^Command line asked for (\d+) of (\d+) tests", log, re.M)
+rows = []
+for t in d.get("testcase", []):
+    code = str(t.get("code") or t.get("name"))
+    f = t.get("failure") or t.get("error")
+    if f is not None:
+        msg = f.get("message", "") if isinstance(f, dict) else str(f)
+        st = "failed"
+    elif "skipped" in t:
+        if code not in shown:
+            continue
+        st, msg = "skipped", ""
+    else:
+        st, msg = "passed", ""
+    msg = " ".join(str(msg).split())[:200]
+    rows.append((code, st, msg))
+if asked is None or int(asked.group(1)) != len(rows):
+    sys.exit("pynfs log says %r, the JSON gives %d tests" % (asked and asked.group(0), len(rows)))
+for r in sorted(rows):
+    print("\t".join(r))
+PY
+}
+count() { awk -F'\t' -v s="$2" '$2 == s' "$1" | wc -l; }
+
+declare -A OK
+for S in "${SERVERS[@]}"; do
+  echo "=== pynfs 4.1 against $S"
+  t=$SECONDS rc=0
+  dir=$RUN/export-$S
+  mkdir -p "$dir"
+  export GANESHA_STATE=$RUN/server-$S RNFS_STATE=$RUN/server-$S
+  port=$(rnfs_free_port)
+  started=
+  if [ "$S" = ganesha ]; then
+    GANESHA_NFSV4_EXTRA="  Lease_Lifetime = $LEASE;" "$H/ganesha.sh" start "$dir" "$port" >&2 && started=1
+  else
+    bin=${RNFS_BIN:-target/release/rnfs}
+    case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
+    extra=
+    if "$bin" serve --help 2>/dev/null | grep -q -- '--lease'; then extra="--lease $LEASE"
+    else rnfs_log "rnfs: 'rnfs serve --help' lists no --lease: running with its default lease (slow)"; fi
+    "$bin" serve --help 2>/dev/null | grep -q -- '--versions' || rnfs_log "rnfs: 'rnfs serve --help' lists no --versions: does it serve NFSv4.1 yet?"
+    RNFS_SERVE_EXTRA=$extra "$H/rnfs.sh" start "$dir" "$port" >&2 && started=1
+  fi
+  J=$RUN/$S.json
+  if [ -n "$started" ]; then
+    CUR=$S
+    . "$RUN/server-$S/state"
+    url=127.0.0.1:$NFS_PORT$EXPORT
+    rnfs_log "$S: testserver.py $url --maketree --showomit --minorversion 1 ${CODES[*]} (timeout $TMO s)"
+    (cd "$P/nfs4.1" && PATH="$P/venv/bin:$PATH" timeout "$TMO" "$P/venv/bin/python" ./testserver.py "$url" \
+      --maketree --showomit --json="$J" --minorversion 1 "${CODES[@]}") > "$RUN/$S.log" 2>&1 || rc=$?
+    [ "$rc" != 124 ] || rnfs_log "$S: pynfs timed out after $TMO s"
+    "$H/$S.sh" stop >&2 || true
+    CUR=
+  else
+    rnfs_log "$S: server did not start"
+  fi
+  R=$RNFS_TEST_WORK/pynfs-$S.txt
+  if [ -s "$J" ] && results "$J" "$RUN/$S.log" > "$RUN/$S.results" 2> "$RUN/$S.parse.err"; then :; else
+    : > "$RUN/$S.results"
+    why="wrote no JSON"; [ ! -s "$J" ] || why=$(tail -n 1 "$RUN/$S.parse.err" 2>/dev/null)
+    echo "$S: pynfs produced no usable results (exit status $rc: $why); last lines of $RUN/$S.log:"
+    tail -n 15 "$RUN/$S.log" 2>/dev/null | sed 's/^/  /' || true
+  fi
+  p=$(count "$RUN/$S.results" passed) f=$(count "$RUN/$S.results" failed)
+  k=$(count "$RUN/$S.results" skipped) tot=$(wc -l < "$RUN/$S.results")
+  {
+    echo "# pynfs sha256 $SUM, NFSv4.1 (--minorversion 1) ${CODES[*]}, lease $LEASE s, against $S, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# exit status $rc; log $RUN/$S.log"
+    cat "$RUN/$S.results"
+    echo "pynfs $S: $p passed, $f failed, $k skipped"
+  } > "$R"
+  echo "$S: $tot tests in $((SECONDS - t)) s; results in $R"
+  if [ "$f" -gt 0 ]; then echo "$S: failing tests:"; awk -F'\t' '$2 == "failed" {print "  " $1 ": " $3}' "$RUN/$S.results"; fi
+  [ "$tot" -gt 0 ] && OK[$S]=1
+  echo "pynfs $S: $p passed, $f failed, $k skipped"
+done
+
+status=0 FLOOR_FAILS=0
+floor_fail() { echo "FLOOR: $*"; FLOOR_FAILS=$((FLOOR_FAILS + 1)); status=1; }
+for S in "${SERVERS[@]}"; do [ -n "${OK[$S]:-}" ] || floor_fail "$S: no pynfs results"; done
+if [ -n "$FULL" ]; then
+  for S in "${SERVERS[@]}"; do
+    [ -n "${OK[$S]:-}" ] || continue
+    n=$(wc -l < "$RUN/$S.results")
+    [ "$n" -ge "$PYNFS_MIN_TESTS" ] || floor_fail "$S reported $n tests, at least $PYNFS_MIN_TESTS expected"
+  done
+fi
+GR=
+if [[ " ${SERVERS[*]} " == *" ganesha "* ]]; then GR=$RUN/ganesha.results
+elif [ -f "$RNFS_TEST_WORK/pynfs-ganesha.txt" ]; then
+  GR=$RUN/ganesha-previous.results
+  grep -v '^#' "$RNFS_TEST_WORK/pynfs-ganesha.txt" | grep -P '\t' > "$GR" || true
+  echo "comparing with the previous ganesha results in $RNFS_TEST_WORK/pynfs-ganesha.txt"
+fi
+if [ -n "$GR" ] && [ -n "$FULL" ]; then
+  gp=$(count "$GR" passed)
+  if [ "$gp" -ge "$PYNFS_GANESHA_MIN_PASSED" ]; then echo "ganesha passed $gp tests (its known count: $PYNFS_GANESHA_MIN_PASSED)"
+  else floor_fail "ganesha passed $gp tests, its known count is $PYNFS_GANESHA_MIN_PASSED: the comparison would shrink"; fi
+fi
+
+reg=0
+if [[ " ${SERVERS[*]} " == *" rnfs "* ]] && [ -n "${OK[rnfs]:-}" ]; then
+  RR=$RUN/rnfs.results
+  # every rnfs failure must be listed with its reason
+  grep -v '^[[:space:]]*\(#\|$\)' "$KNOWN_FILE" | awk '{print $1}' | sort -u > "$RUN/known.txt"
+  awk -F'\t' '$2 == "failed" {print $1}' "$RR" | sort > "$RUN/rnfs-failed.txt"
+  new=$(comm -23 "$RUN/rnfs-failed.txt" "$RUN/known.txt")
+  fixed=$(join <(comm -13 "$RUN/rnfs-failed.txt" "$RUN/known.txt") <(awk -F'\t' '$2 == "passed" {print $1}' "$RR" | sort))
+  [ -z "$new" ] || floor_fail "rnfs failures not listed in docs/pynfs-known-failures.txt:"$'\n'"$(join -t $'\t' <(echo "$new") "$RR" | awk -F'\t' '{print "  " $1 ": " $3}')"
+  [ -z "$fixed" ] || echo "FIXED: listed in docs/pynfs-known-failures.txt but passing on rnfs now (remove them):"$'\n'"$(sed 's/^/  /' <<<"$fixed")"
+  awk -F'\t' '$2 == "skipped" {print "SKIPPED pynfs/" $1 " [rnfs]: skipped by pynfs"}' "$RR"
+  # every test that passed on ganesha must pass on rnfs
+  if [ -n "$GR" ]; then
+    echo "=== comparison: tests that pass on ganesha must pass on rnfs"
+    join -t $'\t' -a 1 -e missing -o 0,1.2,2.2 <(cut -f1,2 "$GR") <(cut -f1,2 "$RR") > "$RUN/compare.txt"
+    awk -F'\t' '$2 == "passed" && $3 != "passed" {print $1 "\t" $3}' "$RUN/compare.txt" > "$RUN/regressions.txt"
+    reg=$(wc -l < "$RUN/regressions.txt")
+    both=$(awk -F'\t' '$2 == "passed" && $3 == "passed"' "$RUN/compare.txt" | wc -l)
+    better=$(awk -F'\t' '$2 != "passed" && $3 == "passed" {print "  " $1 " (ganesha: " $2 ")"}' "$RUN/compare.txt")
+    [ -z "$better" ] || { echo "passing on rnfs but not on ganesha:"; echo "$better"; }
+    if [ "$reg" -gt 0 ]; then
+      echo "REGRESSIONS: passed on ganesha, not on rnfs:"
+      awk -F'\t' '{print "  " $1 " (rnfs: " $2 ")"}' "$RUN/regressions.txt"
+      status=1
+    fi
+    echo "compare-ganesha: $both passed, $reg failed"
+  else
+    echo "no ganesha results to compare with"
+  fi
+fi
+echo "total $((SECONDS - T_ALL)) s; logs in $RUN"
+if [[ " ${SERVERS[*]} " == *" rnfs "* ]]; then
+  # The closing line: tests rnfs passed; failed = regressions + failed floors (each a failed
+  # check), at least 1 when the step fails; tests pynfs skipped on rnfs.
+  rp=0 rk=0
+  [ ! -s "$RUN/rnfs.results" ] || { rp=$(count "$RUN/rnfs.results" passed); rk=$(count "$RUN/rnfs.results" skipped); }
+  nf=$((reg + FLOOR_FAILS))
+  [ "$status" = 0 ] || [ "$nf" -gt 0 ] || nf=1
+  echo "pynfs: $rp passed, $nf failed, $rk skipped"
+fi
+exit $status
