@@ -220,6 +220,20 @@ fn limits_text(o: &mut String, c: &rnfs_rpc::transport::ConnStats) {
     let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
     for (name, help, v) in [
         (
+            "rnfs_connections_throttled_total",
+            "Times a connection whose calls kept failing by its own fault (forged handles, garbage) was made to wait before its next call.",
+            c.throttled.load(Relaxed),
+        ),
+        (
+            "rnfs_shed_searches_total",
+            "Searches of the open connections for a stalled one to shed when memory ran short (at most one per 5 ms).",
+            c.shed_searches(),
+        ),
+    ] {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
+    for (name, help, v) in [
+        (
             "rnfs_buffered_bytes",
             "Bytes of calls being received and replies waiting to be sent (and reserved for calls running).",
             n(c.memory.total()),

@@ -393,6 +393,14 @@ impl Service for NfsServer {
         }
     }
 
+    /// The RPC-level refusals, and what the call's unit judges the client's fault
+    /// ([`NfsServer::client_fault`]: NFSv3's BADHANDLE, a handle whose tag does not match,
+    /// forged or damaged, never one we issued), slow a connection down when they keep
+    /// coming (`rnfs_rpc::transport::limits::Penalty`). STALE is not the client's fault.
+    fn peer_fault(&self, _conn: &ConnInfo, msg: &[u8], reply: &[u8]) -> bool {
+        rnfs_rpc::transport::limits::rpc_fault(reply) || self.client_fault(msg, reply)
+    }
+
     fn reply_size_hint(&self, _conn: &ConnInfo, msg: &[u8]) -> Option<usize> {
         let hint = Peek::of(msg).and_then(|call| {
             let unit = self.routes.unit(call.prog, call.vers)?;
@@ -820,5 +828,39 @@ mod tests {
             Attempt::Done(Some(r)) => assert_eq!(nfs_status(&r), 0),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_forged_handle_or_an_unknown_procedure_is_the_clients_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+        let s = NfsServer::new(Export::new(1, "/", fs), ServerConfig::default());
+        let conn = ConnInfo {
+            id: rnfs_rpc::transport::ConnId::next(),
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        };
+        let getattr = |fh: p3::FileHandle3| {
+            anon_call(
+                p3::Proc::Getattr,
+                &rnfs_xdr::to_bytes(&p3::GetattrArgs { object: fh }),
+            )
+        };
+        let judge = |msg: &[u8]| {
+            let r = s.call(&conn, msg).unwrap();
+            (nfs_status(&r), s.peer_fault(&conn, msg, &r))
+        };
+        let root = handle::encode(&s.exports().exports[0], &s.exports().exports[0].fs.root());
+        assert_eq!(judge(&getattr(root.clone())), (0, false));
+        let mut forged = root.clone();
+        let last = forged.0.len() - 1;
+        forged.0[last] ^= 1;
+        let bad = p3::Nfsstat3::BadHandle as u32;
+        assert_eq!(judge(&getattr(forged)), (bad, true));
+        // A procedure that does not exist: refused at the RPC level, the caller's fault.
+        let mut nope = getattr(root);
+        nope[20..24].copy_from_slice(&99u32.to_be_bytes());
+        let r = s.call(&conn, &nope).unwrap();
+        assert!(s.peer_fault(&conn, &nope, &r));
     }
 }

@@ -22,16 +22,28 @@ use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 /// Replies of calls that ran on the blocking pool, waiting for the connection task, each
-/// with the bytes reserved for it.
+/// with the bytes reserved for it and whether it failed by the client's fault.
 #[derive(Default)]
 struct Finished {
-    replies: Mutex<Vec<(usize, Option<Vec<u8>>)>>,
+    replies: Mutex<Vec<Done>>,
     wake: Notify,
 }
 
+/// A pool call's outcome.
+struct Done {
+    reserved: usize,
+    reply: Option<Vec<u8>>,
+    /// It failed by the client's fault ([`Service::peer_fault`]).
+    fault: bool,
+}
+
 impl Finished {
-    fn push(&self, reserved: usize, reply: Option<Vec<u8>>) {
-        self.replies.lock().push((reserved, reply));
+    fn push(&self, reserved: usize, reply: Option<Vec<u8>>, fault: bool) {
+        self.replies.lock().push(Done {
+            reserved,
+            reply,
+            fault,
+        });
         self.wake.notify_one();
     }
 }
@@ -42,9 +54,9 @@ impl Finished {
 struct Completion(Option<Arc<Finished>>, usize);
 
 impl Completion {
-    fn send(mut self, reply: Option<Vec<u8>>) {
+    fn send(mut self, reply: Option<Vec<u8>>, fault: bool) {
         if let Some(fin) = self.0.take() {
-            fin.push(self.1, reply);
+            fin.push(self.1, reply, fault);
         }
     }
 }
@@ -52,12 +64,15 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(fin) = self.0.take() {
-            fin.push(self.1, None);
+            fin.push(self.1, None, false);
         }
     }
 }
 
-/// Room made for each read from a socket while a record is arriving.
+/// Most room made for one read from a socket while a record is arriving. The room made
+/// is what is buffered already (at least [`FIRST_READ`]), so the buffer at most doubles
+/// per read: a record trickled in small pieces (slow-loris) takes about twice its bytes,
+/// not 256 KiB more than it sent for every piece (and gives it back after each read).
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Room made for the first read after the buffer emptied: most calls are small, and an
@@ -209,6 +224,10 @@ struct Conn<'a> {
     record_started: Option<Instant>,
     /// Since when replies have waited with none of them written (None: none wait).
     unsent_since: Option<Instant>,
+    /// Calls failing by the client's fault, in a row.
+    penalty: limits::Penalty,
+    /// Nothing is read or started before then (the penalty's delay).
+    hold_until: Option<Instant>,
 }
 
 impl Conn<'_> {
@@ -293,13 +312,37 @@ impl Conn<'_> {
             return;
         }
         self.last_active = Instant::now();
-        for (reserved, r) in done {
+        for Done {
+            reserved,
+            reply: r,
+            fault,
+        } in done
+        {
             self.running -= 1;
             self.held.reserved -= reserved.min(self.held.reserved);
+            if r.is_some() {
+                self.judged(fault);
+            }
             if let Some(r) = r.filter(|_| !self.broken) {
                 self.push_reply(r);
             }
         }
+    }
+
+    /// Applies [`limits::Penalty`] to a call's outcome: a connection whose calls keep
+    /// failing by its own fault reads and starts nothing until the delay has passed; a
+    /// call that does not fail so lifts it.
+    fn judged(&mut self, fault: bool) {
+        let d = self.penalty.after(fault);
+        if d.is_zero() {
+            if !fault {
+                self.hold_until = None;
+            }
+            return;
+        }
+        self.held.shared.throttled.fetch_add(1, Relaxed);
+        let until = Instant::now() + d;
+        self.hold_until = Some(self.hold_until.map_or(until, |t| t.max(until)));
     }
 
     /// Starts the calls received, up to the bounds: calls in flight, unsent replies, memory.
@@ -307,7 +350,7 @@ impl Conn<'_> {
     /// bound on calls in flight (a call may be waiting for one).
     fn start_calls(&mut self) {
         let max = self.cfg.max_in_flight.max(1);
-        while self.decoding {
+        while self.decoding && self.hold_until.is_none() {
             let full = self.running + self.out.len() >= max;
             if full && self.pending.is_some() {
                 break;
@@ -372,6 +415,7 @@ impl Conn<'_> {
         };
         if let Attempt::Done(reply) = attempt {
             if let Some(r) = reply {
+                self.judged(svc.peer_fault(conn, &msg, &r));
                 self.push_reply(r);
             }
             if self.out.bytes() >= SEND_EARLY {
@@ -384,17 +428,17 @@ impl Conn<'_> {
             let svc = self.svc.clone();
             let conn = self.conn;
             self.running += 1;
-            tokio::task::spawn_blocking(move || done.send(svc.call(&conn, &msg)));
+            tokio::task::spawn_blocking(move || {
+                let r = svc.call(&conn, &msg);
+                let fault = r.as_deref().is_some_and(|r| svc.peer_fault(&conn, &msg, r));
+                done.send(r, fault);
+            });
         }
     }
 
     /// Reads what the socket has, as far as the memory budget allows.
     fn read(&mut self) {
-        let want = if self.dec.buffered() == 0 {
-            FIRST_READ
-        } else {
-            READ_CHUNK
-        };
+        let want = self.dec.buffered().clamp(FIRST_READ, READ_CHUNK);
         let growth = self.dec.growth_for(want);
         let room = if growth == 0 {
             want
@@ -433,6 +477,7 @@ impl Conn<'_> {
     fn wants_read(&self) -> bool {
         self.reading
             && !self.starved
+            && self.hold_until.is_none()
             && self.pending.is_none()
             && !self.dec.has_record()
             && self.held.owed() < self.cfg.max_unsent
@@ -485,6 +530,8 @@ pub(crate) async fn connection(
         last_active: Instant::now(),
         record_started: None,
         unsent_since: None,
+        penalty: limits::Penalty::default(),
+        hold_until: None,
     };
     if *shutdown.borrow_and_update() {
         c.stop(CloseReason::Shutdown);
@@ -509,6 +556,7 @@ pub(crate) async fn connection(
         let more = c.decoding
             && c.pending.is_none()
             && !c.starved
+            && c.hold_until.is_none()
             && c.running + c.out.len() < cfg.max_in_flight.max(1)
             && c.dec.has_record();
         if more {
@@ -555,6 +603,7 @@ pub(crate) async fn connection(
         }
         // Registered before looking, so a release between the look and the wait wakes us.
         let freed = shared.memory.freed.notified();
+        let hold = c.hold_until;
         tokio::select! {
             r = c.sock.readable(), if c.wants_read() => match r {
                 Ok(()) => c.read(),
@@ -571,6 +620,8 @@ pub(crate) async fn connection(
             () = c.fin.wake.notified(), if c.running > 0 => {}
             () = c.chan.wake.notified() => {}
             () = freed, if c.starved => c.starved = false,
+            () = async { tokio::time::sleep_until(hold.unwrap_or_else(Instant::now)).await },
+                if hold.is_some() => c.hold_until = None,
             () = async { tokio::time::sleep(MEMORY_RETRY).await }, if c.starved => {
                 c.starved = false;
             }

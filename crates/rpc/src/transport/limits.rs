@@ -37,15 +37,31 @@ pub fn default_memory_budget(ram: u64) -> usize {
     usize::try_from(b).unwrap_or(1 << 30)
 }
 
+/// What one open connection costs the server besides its buffers (its task and state, the
+/// runtime's registration of its socket, its registry entry), charged to the memory budget
+/// while it is open, so that the budget bounds the server's memory, not only its buffers.
+/// Measured: 575 idle connections added ~6 MiB of RSS (~11 KiB each); rounded up. Charged
+/// whatever the budget says (a connection is never refused for memory; the connection
+/// limit bounds them): those accepted while the budget is full pass it by this much each,
+/// until buffers are given back.
+pub const CONN_COST: usize = 16 * 1024;
+
+/// The least share of the last quarter of the budget a connection may hold however many
+/// are open (see [`grant`]): a 64 KiB READ's reply with its call and a first receive
+/// buffer. Without it, 2,000 open connections split a 64 MiB quarter into 32 KiB shares
+/// and no READ could start once memory ran short: the soak benchmark's normal clients
+/// waited for memory while hostile ones held the budget (docs/benchmarks.md).
+pub const MIN_SHARE: usize = 128 * 1024;
+
 /// How much of a request for `want` more bytes a connection holding `held` may take (0:
 /// none, when less than `least` would be granted), when `open` connections hold `total`
 /// of `limit` in all.
 ///
 /// Below three quarters of the limit any connection grows; above that mark only
 /// connections holding less than their share of the last quarter (split evenly over the
-/// open connections) do, up to that share. So when memory runs short the heaviest
-/// connections stop first and the light ones (a GETATTR, a NULL) keep being served, and
-/// the total never passes the limit.
+/// open connections, but at least [`MIN_SHARE`]) do, up to that share. So when memory
+/// runs short the heaviest connections stop first and the light ones (a GETATTR, a NULL,
+/// a 64 KiB READ) keep being served, and the total never passes the limit.
 pub fn grant(
     limit: usize,
     total: usize,
@@ -58,6 +74,7 @@ pub fn grant(
     let mark = limit - reserve;
     let common = mark.saturating_sub(total);
     let share = (reserve / open.max(1))
+        .max(MIN_SHARE.min(reserve))
         .saturating_sub(held)
         .min(limit.saturating_sub(total));
     let g = want.min(common.max(share));
@@ -256,12 +273,23 @@ pub fn pick_idle(conns: impl IntoIterator<Item = (u64, bool, bool, u64)>) -> Opt
         .map(|(id, ..)| id)
 }
 
+/// How often, at most, the open connections are searched for one to shed when memory runs
+/// short ([`Registry::shed_stalled`]). Every connection refused memory asks, and each
+/// search looks at every connection under the registry's lock: unbounded, 1,500 starved
+/// connections spent a tenth of the server's CPU searching (perf, soak benchmark). 200
+/// searches a second still shed faster than any client reconnects.
+pub const SHED_SEARCH_EVERY: Duration = Duration::from_millis(5);
+
 /// The open connections, for shedding.
 #[derive(Debug)]
 pub struct Registry {
     epoch: Instant,
     next: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<Entry>>>,
+    /// Milliseconds since the epoch before which no search for a stalled connection runs.
+    next_search: AtomicU64,
+    /// Searches for a stalled connection run (at most one per [`SHED_SEARCH_EVERY`]).
+    pub(crate) searches: AtomicU64,
 }
 
 impl Default for Registry {
@@ -270,6 +298,8 @@ impl Default for Registry {
             epoch: Instant::now(),
             next: AtomicU64::new(0),
             conns: Mutex::default(),
+            next_search: AtomicU64::new(0),
+            searches: AtomicU64::new(0),
         }
     }
 }
@@ -328,8 +358,21 @@ impl Registry {
     /// When memory runs short: tells the connection stalled for [`STALL`] (replies
     /// unwritten, or a record arriving) that holds the most (see [`pick_stalled`]) to
     /// close, so that its memory goes to connections whose clients read and send; false
-    /// when none qualifies.
+    /// when none qualifies, or when another search ran less than [`SHED_SEARCH_EVERY`]
+    /// before `now`.
     pub(crate) fn shed_stalled(&self, now: Instant) -> bool {
+        let t = millis_since(self.epoch, now);
+        let next = self.next_search.load(Relaxed);
+        let every = u64::try_from(SHED_SEARCH_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if t < next
+            || self
+                .next_search
+                .compare_exchange(next, t.saturating_add(every), Relaxed, Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        self.searches.fetch_add(1, Relaxed);
         let conns = self.conns.lock();
         let stall = u64::try_from(STALL.as_millis()).unwrap_or(u64::MAX);
         let victim = pick_stalled(
@@ -341,7 +384,7 @@ impl Registry {
                     e.stalled_since.load(Relaxed),
                 )
             }),
-            millis_since(self.epoch, now),
+            t,
             stall,
         );
         match victim.and_then(|id| conns.get(&id)) {
@@ -353,6 +396,88 @@ impl Registry {
             None => false,
         }
     }
+}
+
+/// Calls in a row a connection may get wrong by its own fault before it is slowed down
+/// ([`Penalty`]): a client with a few handles gone bad (BADHANDLE after a new secret) is
+/// not slowed for those.
+pub const FREE_FAULTS: u32 = 8;
+
+/// The first delay, doubled for each further fault in a row, up to [`PENALTY_CAP`].
+pub const PENALTY_FIRST: Duration = Duration::from_millis(1);
+
+/// The longest delay between two calls of a connection whose calls keep failing by its
+/// own fault: such a connection gets one call a second answered. 475 connections
+/// flooding forged handles got ~58,000 BADHANDLEs a second on 2 cores, and the CPU that
+/// took was the normal clients' (docs/benchmarks.md, soak); at the cap they get 475.
+pub const PENALTY_CAP: Duration = Duration::from_secs(1);
+
+/// Slows down a connection whose calls keep failing by its client's own fault (a forged
+/// handle, arguments that do not decode, a program or procedure that does not exist; the
+/// service judges, [`super::Service::peer_fault`]): after [`FREE_FAULTS`] such calls in a
+/// row, the connection's next call is read or started only after a delay, from
+/// [`PENALTY_FIRST`] doubling to [`PENALTY_CAP`]; one call that does not fail so ends it.
+/// Per connection, so it works however many clients share an address (loopback, NAT).
+#[derive(Debug, Default, Clone)]
+pub struct Penalty {
+    faults: u32,
+}
+
+impl Penalty {
+    /// Records the outcome of one call; how long the connection waits before its next
+    /// call is read or started (zero: at once).
+    pub fn after(&mut self, fault: bool) -> Duration {
+        if !fault {
+            self.faults = 0;
+            return Duration::ZERO;
+        }
+        self.faults = self.faults.saturating_add(1);
+        match self.faults.saturating_sub(FREE_FAULTS) {
+            0 => Duration::ZERO,
+            n => PENALTY_FIRST
+                .saturating_mul(1 << (n - 1).min(20))
+                .min(PENALTY_CAP),
+        }
+    }
+}
+
+/// Whether an RPC reply says the call was refused for its caller's own fault (RFC 5531
+/// section 9): denied (RPC version or authentication), or accepted with PROG_UNAVAIL,
+/// PROG_MISMATCH, PROC_UNAVAIL or GARBAGE_ARGS. SYSTEM_ERR is the server's fault; a reply
+/// that does not parse is not judged.
+pub fn rpc_fault(reply: &[u8]) -> bool {
+    match (word(reply, 8), accept_stat(reply)) {
+        (Some(1), _) => true,                       // MSG_DENIED
+        (Some(0), Some(s)) => (1..=4).contains(&s), // MSG_ACCEPTED
+        _ => false,
+    }
+}
+
+/// The first word of the procedure's result in an accepted, successful RPC reply (the
+/// status of every NFSv3 and NFSv4 reply), if there is one.
+pub fn result_status(reply: &[u8]) -> Option<u32> {
+    let at = body_at(reply)?;
+    match (word(reply, 8), word(reply, at)) {
+        (Some(0), Some(0)) => word(reply, at.checked_add(4)?),
+        _ => None,
+    }
+}
+
+/// The big-endian word at `at`.
+fn word(b: &[u8], at: usize) -> Option<u32> {
+    let w = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(w.try_into().ok()?))
+}
+
+/// Where the accept status of an accepted reply is: after xid, REPLY, MSG_ACCEPTED and
+/// the verifier (flavor, length, body padded to 4).
+fn body_at(reply: &[u8]) -> Option<usize> {
+    let len = usize::try_from(word(reply, 16)?).ok()?;
+    20usize.checked_add(len.checked_add(3)? & !3)
+}
+
+fn accept_stat(reply: &[u8]) -> Option<u32> {
+    word(reply, body_at(reply)?)
 }
 
 /// At most one log line per `every`, saying how many were suppressed since the last.
@@ -443,6 +568,100 @@ mod tests {
     }
 
     #[test]
+    fn a_read_starts_above_the_mark_however_many_connections_are_open() {
+        // The soak benchmark's server: a 256 MiB budget, 2,000 connections open, the
+        // total just above the mark (hostile connections hold it). A normal client's
+        // 64 KiB READ (its reply's hint, 68 KiB) with a 16 KiB receive buffer held still
+        // starts: 64 MiB / 2,000 is 32 KiB, but the share is at least MIN_SHARE.
+        let limit = 256 * MIB;
+        let above = 193 * MIB;
+        let want = 68 * 1024;
+        assert_eq!(grant(limit, above, 2000, 16 * 1024, want, want), want);
+        // Not past the share: a connection holding MIN_SHARE gets nothing more.
+        assert_eq!(grant(limit, above, 2000, MIN_SHARE, 1024, 1), 0);
+        // Nor past the limit.
+        assert_eq!(grant(limit, limit - 1024, 2000, 0, want, want), 0);
+        // The share of a small budget is never more than its last quarter.
+        assert_eq!(grant(400 * 1024, 300 * 1024, 1, 0, MIB, 1), 100 * 1024);
+    }
+
+    #[test]
+    fn searches_for_a_stalled_connection_run_at_most_once_per_period() {
+        let r = Registry::default();
+        let t0 = Instant::now();
+        let conns: Vec<_> = (0..3).map(|_| r.insert(t0).1).collect();
+        for c in &conns {
+            c.update(r.epoch(), t0, false, MIB, Some(t0));
+        }
+        let now = t0 + 2 * STALL;
+        // Three connections short of memory at once: one search, one shed.
+        let shed = (0..3).filter(|_| r.shed_stalled(now)).count();
+        assert_eq!(shed, 1);
+        assert_eq!(r.searches.load(Relaxed), 1);
+        let later = now + SHED_SEARCH_EVERY;
+        assert!(!r.shed_stalled(later - Duration::from_millis(1)));
+        assert!(r.shed_stalled(later), "the next period searches again");
+        assert_eq!(r.searches.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_connection_whose_calls_keep_failing_waits_longer_up_to_the_cap() {
+        let mut p = Penalty::default();
+        let ms = Duration::from_millis;
+        for _ in 0..FREE_FAULTS {
+            assert_eq!(p.after(true), Duration::ZERO, "the first faults are free");
+        }
+        let delays: Vec<_> = (0..12).map(|_| p.after(true)).collect();
+        assert_eq!(delays[..4], [ms(1), ms(2), ms(4), ms(8)]);
+        assert_eq!(delays[9], ms(512));
+        assert_eq!(delays[10..], [PENALTY_CAP, PENALTY_CAP]);
+        for _ in 0..1000 {
+            assert!(p.after(true) <= PENALTY_CAP, "never past the cap");
+        }
+        // One call that does not fail by its client's fault ends it.
+        assert_eq!(p.after(false), Duration::ZERO);
+        for _ in 0..FREE_FAULTS {
+            assert_eq!(p.after(true), Duration::ZERO);
+        }
+        assert_eq!(p.after(true), ms(1));
+    }
+
+    #[test]
+    fn rpc_refusals_are_the_callers_fault_system_err_is_not() {
+        // xid, REPLY, MSG_ACCEPTED, verifier AUTH_NONE (flavor, empty body), accept_stat.
+        let accepted = |stat: u32, rest: &[u32]| {
+            let mut v = [7u32, 1, 0, 0, 0, stat].to_vec();
+            v.extend_from_slice(rest);
+            v.iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>()
+        };
+        assert!(!rpc_fault(&accepted(0, &[10001])), "SUCCESS");
+        for stat in 1..=4 {
+            assert!(rpc_fault(&accepted(stat, &[])), "accept_stat {stat}");
+        }
+        assert!(!rpc_fault(&accepted(5, &[])), "SYSTEM_ERR: ours");
+        // MSG_DENIED (AUTH_ERROR, AUTH_BADCRED).
+        let denied: Vec<u8> = [7u32, 1, 1, 1, 1]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        assert!(rpc_fault(&denied));
+        assert_eq!(result_status(&accepted(0, &[10001])), Some(10001));
+        assert_eq!(result_status(&accepted(4, &[10001])), None, "not SUCCESS");
+        assert_eq!(result_status(&denied), None);
+        // A verifier with a body: the status is after it, padded.
+        let mut v = [7u32, 1, 0, 1, 5, 0xaabb_ccdd, 0xee00_0000, 0, 70]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect::<Vec<u8>>();
+        assert_eq!(result_status(&v), Some(70));
+        // Anything cut short is not judged, and never panics.
+        while v.pop().is_some() {
+            assert!(!rpc_fault(&v));
+            assert_eq!(result_status(&v), None);
+        }
+    }
+
+    #[test]
     fn the_total_stays_within_the_limit_however_connections_ask() {
         // 400 connections each asking for 1 MiB until refused, in turns: the total ends
         // at most at the limit, and every refusal came to a connection above its share.
@@ -460,7 +679,7 @@ mod tests {
         assert!(m.total() <= 64 * MIB, "total {}", m.total());
         // The quarter kept back was spread over the light connections.
         assert!(m.total() > 60 * MIB);
-        let share = 16 * MIB / open;
+        let share = (16 * MIB / open).max(MIN_SHARE);
         assert!(held.iter().filter(|&&h| h > share).count() <= 48);
     }
 
@@ -572,10 +791,11 @@ mod tests {
             b.closing.load(Relaxed),
             "b: stalled, and the heaviest of those"
         );
+        let now = now + SHED_SEARCH_EVERY;
         assert!(r.shed_stalled(now));
         assert!(a.closing.load(Relaxed));
         assert!(
-            !r.shed_stalled(now),
+            !r.shed_stalled(now + SHED_SEARCH_EVERY),
             "c reads its replies: never shed for memory"
         );
         assert!(!c.closing.load(Relaxed));

@@ -109,6 +109,16 @@ pub trait Service: Send + Sync + 'static {
         None
     }
 
+    /// Whether `reply`, the answer to `msg`, says the call failed by its client's own fault
+    /// (a forged handle, arguments that do not decode, a program or procedure that does
+    /// not exist): a connection whose calls keep failing so is slowed down
+    /// ([`limits::Penalty`]). Must be cheap. The default judges the RPC header only
+    /// ([`limits::rpc_fault`]).
+    fn peer_fault(&self, conn: &ConnInfo, msg: &[u8], reply: &[u8]) -> bool {
+        let _ = (conn, msg);
+        limits::rpc_fault(reply)
+    }
+
     /// Gives back a reply's buffer once it is written, for reuse (a large buffer that stays
     /// mapped costs no page faults next time). Runs on the connection's task: must be cheap.
     /// The default frees it.
@@ -262,6 +272,9 @@ pub struct ConnStats {
     /// unwritten, or a record of theirs had been arriving, for [`limits::STALL`] (clients
     /// that do not read their replies, or trickle their calls).
     pub shed_stalled: AtomicU64,
+    /// Times a connection was made to wait before its next call because its calls kept
+    /// failing by its own fault ([`limits::Penalty`]).
+    pub throttled: AtomicU64,
     /// The limits in force (0 until serving starts).
     pub max_connections: AtomicU64,
     /// The idle timeout in force, in seconds.
@@ -297,6 +310,12 @@ impl ConnStats {
     /// Counters of the calls sent on clients' connections.
     pub fn callbacks(&self) -> &CallbackStats {
         &self.channels.stats
+    }
+
+    /// Searches of the open connections for one to shed when memory ran short (at most one
+    /// per [`limits::SHED_SEARCH_EVERY`]).
+    pub fn shed_searches(&self) -> u64 {
+        self.registry.searches.load(Ordering::Relaxed)
     }
 
     /// Records the limits in force.
@@ -399,6 +418,8 @@ pub async fn serve(
                 let sd = shutdown.clone();
                 stats.open.fetch_add(1, Ordering::Relaxed);
                 stats.total.fetch_add(1, Ordering::Relaxed);
+                // Held whatever the budget says: the connection limit bounds it.
+                stats.memory.add(limits::CONN_COST);
                 let (slot, entry) = stats.registry.insert(Instant::now());
                 conns.spawn(async move {
                     let reg = conn::Registered { entry, chan: channel.chan.clone() };
@@ -416,6 +437,7 @@ pub async fn serve(
                     // Pending callbacks fail and close hooks run before the count drops.
                     drop(channel);
                     stats.registry.remove(slot);
+                    stats.memory.release(limits::CONN_COST);
                     stats.open.fetch_sub(1, Ordering::Relaxed);
                     stats.closed.notify_one();
                 }.instrument(tracing::info_span!("conn", %peer, id = id.0)));
@@ -447,8 +469,9 @@ mod tests {
 
     /// A toy service: message byte 0 says how it blocks (0 Never, 1 Rarely, 2 Likely, 3
     /// TryInline), byte 1 what it does (0 echo, 1 wait for the gate then echo, 2 panic, 3
-    /// echo 3 MiB of the byte 2, 4 no reply). Tried inline, a call that would wait for the
-    /// gate answers WouldBlock; the others run.
+    /// echo 3 MiB of the byte 2, 4 no reply, 5 echo and judge it the client's fault).
+    /// Tried inline, a call that would wait for the gate answers WouldBlock; the others
+    /// run.
     #[derive(Default)]
     struct Toy {
         gate: Mutex<Option<mpsc::Receiver<()>>>,
@@ -479,6 +502,9 @@ mod tests {
                 _ => Blocking::Likely,
             }
         }
+        fn peer_fault(&self, _: &ConnInfo, _: &[u8], reply: &[u8]) -> bool {
+            reply.get(1) == Some(&5)
+        }
     }
 
     impl Toy {
@@ -503,6 +529,7 @@ mod tests {
         done: mpsc::Receiver<()>,
         gate: mpsc::Sender<()>,
         svc: Arc<Toy>,
+        stats: Arc<ConnStats>,
     }
 
     fn start(cfg: Config) -> Server {
@@ -512,6 +539,8 @@ mod tests {
             ..Toy::default()
         });
         let toy = svc.clone();
+        let stats = Arc::new(ConnStats::default());
+        let st = stats.clone();
         let (stop, rx) = watch::channel(false);
         let (atx, arx) = mpsc::channel();
         let (dtx, done) = mpsc::channel();
@@ -524,7 +553,7 @@ mod tests {
             rt.block_on(async move {
                 let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 atx.send(l.local_addr().unwrap()).unwrap();
-                serve(l, svc, cfg, Arc::default(), rx).await.unwrap();
+                serve(l, svc, cfg, st, rx).await.unwrap();
             });
             let _ = dtx.send(());
         });
@@ -534,6 +563,7 @@ mod tests {
             done,
             gate: gtx,
             svc: toy,
+            stats,
         }
     }
 
@@ -793,5 +823,96 @@ mod tests {
         assert!(closed_by_server(&mut slow.s));
         busy.send(&[0, 0, 8]);
         assert_eq!(busy.recv().unwrap(), vec![0, 0, 8]);
+    }
+
+    #[test]
+    fn a_connection_whose_calls_keep_failing_is_slowed_and_a_good_call_ends_it() {
+        let srv = start(Config::default());
+        let throttled = || srv.stats.throttled.load(Ordering::SeqCst);
+        let mut p = Peer::connect(srv.addr);
+        // Another connection, failing too: the penalty is per connection.
+        let mut q = Peer::connect(srv.addr);
+        let fail = |p: &mut Peer, n: u8| {
+            for i in 0..n {
+                // Inline and pool calls are judged alike.
+                p.send(&[i % 3, 5, i]);
+                assert_eq!(p.recv().unwrap(), vec![i % 3, 5, i]);
+            }
+        };
+        let t = std::time::Instant::now();
+        fail(&mut p, 16);
+        // The 8 free faults, then 8 delayed: 1, 2, ... 64 ms waited before the 10th to
+        // 16th calls were read (at least: the delay is a floor, never a ceiling).
+        assert_eq!(throttled(), 8);
+        assert!(t.elapsed() >= std::time::Duration::from_millis(127));
+        fail(&mut q, 8);
+        assert_eq!(throttled(), 8, "q's own faults are still free");
+        // A good call (read once p's last delay has passed) ends p's penalty: its next
+        // faults are free again.
+        p.send(&[0, 0, 1]);
+        assert_eq!(p.recv().unwrap(), vec![0, 0, 1]);
+        fail(&mut p, 8);
+        assert_eq!(throttled(), 8);
+        fail(&mut p, 1);
+        assert_eq!(throttled(), 9);
+    }
+
+    #[test]
+    fn a_record_trickled_in_small_pieces_never_takes_much_more_than_it_sent() {
+        let srv = start(Config::default());
+        let mut p = Peer::connect(srv.addr);
+        // The mark of a 1 MiB record, then 48 KiB of it in 1 KiB pieces, each read on its own.
+        p.s.write_all(&(0x8000_0000u32 | (1 << 20)).to_be_bytes())
+            .unwrap();
+        for _ in 0..48 {
+            p.s.write_all(&[0; 1024]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        // What the connection holds is charged to the budget once it has read.
+        let t = std::time::Instant::now();
+        while srv.stats.memory.total() < limits::CONN_COST + 48 * 1024 {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "never read"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // The most ever charged, room made for reads included: about twice what arrived
+        // (each read makes room for as much as is buffered), not 256 KiB more.
+        let peak = srv.stats.memory.take_peak() - limits::CONN_COST;
+        assert!(
+            peak <= 2 * 48 * 1024 + 16 * 1024,
+            "{peak} bytes taken for 48 KiB received"
+        );
+    }
+
+    #[test]
+    fn each_open_connection_is_charged_to_the_memory_budget() {
+        let srv = start(Config::default());
+        let total = || srv.stats.memory.total();
+        let open = || srv.stats.open.load(Ordering::SeqCst);
+        let mut peers: Vec<_> = (0..10).map(|_| Peer::connect(srv.addr)).collect();
+        // Once served, each is open (its accept has run).
+        for p in &mut peers {
+            p.send(&[0, 0, 1]);
+            assert_eq!(p.recv().unwrap(), vec![0, 0, 1]);
+        }
+        assert_eq!(open(), 10);
+        // Each connection gives back what its call took just after sending the reply.
+        let t = std::time::Instant::now();
+        while total() != 10 * limits::CONN_COST {
+            let n = total();
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "{n} bytes held"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(peers);
+        while open() > 0 {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(total(), 0, "given back when they close");
     }
 }

@@ -117,6 +117,13 @@ impl Nfs {
         self.c.call(PROGRAM, VERSION, p as u32, a).unwrap()
     }
 
+    /// A NULL call: a call that does not fail, which ends the slowing down of a connection
+    /// whose calls kept failing by its own fault (`rnfs_rpc::transport::limits::Penalty`),
+    /// without touching the backend.
+    pub fn null(&mut self) {
+        self.call::<_, ()>(Proc::Null, &());
+    }
+
     pub fn getattr(&mut self, fh: &FileHandle3) -> Result<Fattr3, Nfsstat3> {
         match self.call::<_, GetattrRes>(Proc::Getattr, &GetattrArgs { object: fh.clone() }) {
             Res::Ok(a) => Ok(a),
