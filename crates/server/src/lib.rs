@@ -398,6 +398,7 @@ impl Service for NfsServer {
     /// forged or damaged, never one we issued), slow a connection down when they keep
     /// coming (`rnfs_rpc::transport::limits::Penalty`). STALE is not the client's fault.
     fn peer_fault(&self, _conn: &ConnInfo, msg: &[u8], reply: &[u8]) -> bool {
+        // The call's unit judges its own statuses (`route::Unit::client_fault`).
         rnfs_rpc::transport::limits::rpc_fault(reply) || self.client_fault(msg, reply)
     }
 
