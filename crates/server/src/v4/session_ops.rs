@@ -27,10 +27,9 @@ use std::sync::Arc;
 /// verifier, SUCCESS): what `ca_maxresponsesize` counts besides the compound's results.
 pub const RPC_REPLY_HEADER: u32 = 24;
 
-/// The flags a client may set in EXCHANGE_ID (RFC 8881 18.35.3, and 4.2's
-/// SUPP_FENCE_OPS); any other is NFS4ERR_INVAL, as knfsd.
-const EXCHGID_CLIENT_FLAGS: u32 =
-    0x1 | 0x2 | 0x4 | 0x100 | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x4000_0000;
+/// The flags a client may set in EXCHANGE_ID (RFC 8881 18.35.3, knfsd's
+/// EXCHGID4_FLAG_MASK_A); any other is NFS4ERR_INVAL (pynfs EID4 sends 0x4).
+const EXCHGID_CLIENT_FLAGS: u32 = 0x1 | 0x2 | 0x100 | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x4000_0000;
 /// `EXCHGID4_FLAG_UPD_CONFIRMED_REC_A`.
 const EXCHGID_UPDATE: u32 = 0x4000_0000;
 /// `EXCHGID4_FLAG_USE_NON_PNFS`: no pNFS here.

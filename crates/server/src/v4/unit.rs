@@ -459,6 +459,28 @@ mod tests {
     }
 
     #[test]
+    fn exchange_id_with_an_undefined_flag_is_inval() {
+        let s = server();
+        let c = conn(ConnId::next());
+        for (flags, want) in [(0x4, Nfsstat4::Nfs4errInval as u32), (0x1_0000, 0)] {
+            let eid = NfsArgop4::OpExchangeId(ExchangeId4args {
+                eia_clientowner: ClientOwner4 {
+                    co_verifier: OpaqueFixed([1; 8]),
+                    co_ownerid: Opaque(b"flags".to_vec()),
+                },
+                eia_flags: flags,
+                eia_state_protect: StateProtect4A::Sp4None,
+                eia_client_impl_id: VarArray(Vec::new()),
+            });
+            assert_eq!(
+                results(&compound(&s, &c, 1, 1, vec![eid])).0,
+                want,
+                "{flags:#x}"
+            );
+        }
+    }
+
+    #[test]
     fn minor_version_zero_and_three_are_refused() {
         let s = server();
         let c = conn(ConnId::next());
