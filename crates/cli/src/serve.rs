@@ -43,10 +43,52 @@ pub(crate) struct ServeArgs {
     /// MOUNT list: most entries in all; the oldest entry is forgotten beyond.
     #[arg(long, value_name = "N", default_value_t = rnfs_server::DEFAULT_MOUNTS_TOTAL)]
     max_mounts: usize,
+    /// Protocol versions served, comma-separated: 3 (NFSv3 and MOUNT v3), 4.1, 4.2 (all
+    /// on the same port). NFSv4.0 is not served: its compounds answer MINOR_VERS_MISMATCH.
+    #[arg(long, value_name = "LIST", default_value = "3,4.1,4.2", value_parser = parse_versions)]
+    versions: Versions,
+    /// NFSv4 lease, in seconds: a client silent this long loses its state to whoever
+    /// conflicts with it; also the length of the grace period after a restart.
+    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    lease: u32,
     #[command(flatten)]
     handles: HandleArgs,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// The protocol versions `--versions` chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Versions {
+    /// NFSv3 and MOUNT v3.
+    v3: bool,
+    /// NFSv4 minor versions, lowest and highest.
+    v4: Option<(u32, u32)>,
+}
+
+/// Parses "3,4.1,4.2" (any non-empty subset).
+pub(crate) fn parse_versions(s: &str) -> Result<Versions, String> {
+    let mut v = Versions {
+        v3: false,
+        v4: None,
+    };
+    for part in s.split(',').map(str::trim) {
+        let minor = match part {
+            "3" => {
+                v.v3 = true;
+                continue;
+            }
+            "4.1" => 1,
+            "4.2" => 2,
+            "4" | "4.0" => return Err("NFSv4.0 is not served (yet): use 4.1 or 4.2".into()),
+            other => return Err(format!("unknown version {other:?}: give 3, 4.1 or 4.2")),
+        };
+        v.v4 = Some(v.v4.map_or((minor, minor), |(lo, hi)| (lo.min(minor), hi.max(minor))));
+    }
+    if !v.v3 && v.v4.is_none() {
+        return Err("no version to serve".into());
+    }
+    Ok(v)
 }
 
 /// The handle secret's state directory and the bounds on searching for unknown keys.
@@ -75,8 +117,9 @@ pub(crate) struct HandleArgs {
 }
 
 impl HandleArgs {
-    /// The handle secret and the search bounds of a server configuration.
-    fn apply(&self, memory: bool, cfg: &mut ServerConfig) -> Result<()> {
+    /// The handle secret and the search bounds of a server configuration; the state
+    /// directory in use, if any.
+    fn apply(&self, memory: bool, cfg: &mut ServerConfig) -> Result<Option<PathBuf>> {
         use rnfs_server::state;
         let dir = match &self.state_dir {
             Some(d) => Some(d.clone()),
@@ -90,8 +133,8 @@ impl HandleArgs {
                 .context("no state directory: set HOME or give --state-dir")?,
             ),
         };
-        if let Some(d) = dir {
-            cfg.handle_secret = state::load_or_create(&d)?;
+        if let Some(d) = &dir {
+            cfg.handle_secret = state::load_or_create(d)?;
             info!(dir = %d.display(), "handle secret loaded");
         }
         cfg.search = rnfs_server::search::SearchConfig {
@@ -100,7 +143,7 @@ impl HandleArgs {
             per_client: self.searches_per_client,
             total: self.searches,
         };
-        Ok(())
+        Ok(dir)
     }
 }
 
@@ -233,7 +276,16 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
         mounts_total: a.max_mounts,
         ..Default::default()
     };
-    a.handles.apply(a.memory.is_some(), &mut cfg)?;
+    let state_dir = a.handles.apply(a.memory.is_some(), &mut cfg)?;
+    cfg.nfs3 = a.versions.v3;
+    cfg.v4 = a
+        .versions
+        .v4
+        .map(|minors| rnfs_server::v4::service::V4Options {
+            minors,
+            lease_secs: a.lease.max(1),
+            state_dir,
+        });
     let server = Arc::new(NfsServer::with_exports(exports, cfg));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -313,11 +365,14 @@ async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
         tokio::spawn(metrics_endpoint(l, server.clone()));
     }
     tokio::spawn(trim_after_bursts(server.conn_stats.clone()));
-    let registered = !a.no_rpcbind && register(port, mport).await;
+    if server.v4().is_some() {
+        tokio::spawn(laundromat(server.clone()));
+    }
+    let registered = !a.no_rpcbind && register(a.versions, port, mport).await;
     for e in &server.exports().exports {
         info!(export = %e.path, clients = e.rules.len(), "exported");
     }
-    info!(listen = %a.listen, port, mount_port = mport, "rnfs serving NFSv3 and MOUNT v3");
+    info!(listen = %a.listen, port, mount_port = mport, versions = ?a.versions, "rnfs serving");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -346,6 +401,7 @@ async fn run(a: ServeArgs, server: Arc<NfsServer>) -> Result<()> {
             for (p, v) in [
                 (nfs3::PROGRAM, nfs3::VERSION),
                 (mount3::PROGRAM, mount3::VERSION),
+                (nfs3::PROGRAM, 4),
             ] {
                 let _ = rnfs_rpc::rpcbind::unregister(p, v);
             }
@@ -462,6 +518,18 @@ fn give_back_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn give_back_freed_memory() {}
 
+/// The NFSv4 laundromat: once a second, leases, courtesy clients and grace (on the
+/// blocking pool: it may write the stable client records).
+async fn laundromat(server: Arc<NfsServer>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let s = server.clone();
+        let _ = tokio::task::spawn_blocking(move || s.v4_tick()).await;
+    }
+}
+
 /// Makes glibc serve every allocation of 128 KiB or more (receive buffers, replies) with
 /// its own mapping, returned to the system when freed. By default the threshold rises to
 /// the largest block freed, after which 1 MiB buffers come from per-thread arenas that
@@ -489,10 +557,17 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
-async fn register(port: u16, mport: u16) -> bool {
+async fn register(versions: Versions, port: u16, mport: u16) -> bool {
     tokio::task::spawn_blocking(move || {
-        let r = rnfs_rpc::rpcbind::register(nfs3::PROGRAM, nfs3::VERSION, port)
-            .and_then(|()| rnfs_rpc::rpcbind::register(mount3::PROGRAM, mount3::VERSION, mport));
+        let mut r = Ok(());
+        if versions.v3 {
+            r = rnfs_rpc::rpcbind::register(nfs3::PROGRAM, nfs3::VERSION, port).and_then(|()| {
+                rnfs_rpc::rpcbind::register(mount3::PROGRAM, mount3::VERSION, mport)
+            });
+        }
+        if versions.v4.is_some() {
+            r = r.and_then(|()| rnfs_rpc::rpcbind::register(nfs3::PROGRAM, 4, port));
+        }
         match r {
             Ok(()) => {
                 info!("registered with rpcbind");
@@ -510,7 +585,7 @@ async fn register(port: u16, mport: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, parse_versions, Versions};
 
     #[test]
     fn sizes() {
@@ -519,5 +594,17 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("12XB").is_err());
         assert!(parse_size("99999999999999T").is_err());
+    }
+
+    #[test]
+    fn versions() {
+        let v = |v3, v4| Versions { v3, v4 };
+        assert_eq!(parse_versions("3,4.1,4.2"), Ok(v(true, Some((1, 2)))));
+        assert_eq!(parse_versions("3"), Ok(v(true, None)));
+        assert_eq!(parse_versions("4.2"), Ok(v(false, Some((2, 2)))));
+        assert_eq!(parse_versions("4.1, 3"), Ok(v(true, Some((1, 1)))));
+        assert!(parse_versions("4.0").is_err());
+        assert!(parse_versions("2").is_err());
+        assert!(parse_versions("").is_err());
     }
 }

@@ -349,6 +349,36 @@ pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
     };
     table(&mut o, "Server nfs v3", &NFS3_PROCS, &nfs);
     table(&mut o, "Server mount v3", &MOUNT3_PROCS, &mnt);
+    // NFSv4: the operations seen (the metrics list only those), and the state held.
+    let ops: Vec<(&str, u64)> = m
+        .iter()
+        .filter_map(|(n, v)| {
+            let op = n
+                .strip_prefix("rnfs_nfs4_ops_total{op=\"")?
+                .strip_suffix("\"}")?;
+            Some((op, *v))
+        })
+        .collect();
+    if m.iter().any(|(n, _)| n.starts_with("rnfs_nfs4_")) {
+        let names: Vec<&str> = ops.iter().map(|(n, _)| *n).collect();
+        let vals: Vec<u64> = ops.iter().map(|(_, v)| *v).collect();
+        table(&mut o, "Server nfs v4 operations", &names, &vals);
+        let state = |k: &str| get(&format!("rnfs_nfs4_state{{kind=\"{k}\"}}"));
+        let _ = writeln!(
+            o,
+            "NFSv4 state: clients {}  courtesy {}  sessions {}  opens {}  locks {}  grace {}\n",
+            state("clients"),
+            state("courtesy_clients"),
+            state("sessions"),
+            state("opens"),
+            state("lock_states"),
+            if get("rnfs_nfs4_grace") == 1 {
+                "yes"
+            } else {
+                "no"
+            },
+        );
+    }
     let errs: Vec<(&String, &u64)> = m
         .iter()
         .filter(|(n, _)| n.starts_with("rnfs_nfs3_status_total"))
@@ -396,4 +426,30 @@ pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
         get("rnfs_searches_running")
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nfsstat_layout_shows_nfsv4_operations_and_state_when_served() {
+        let m = |lines: &[(&str, u64)]| -> Vec<(String, u64)> {
+            lines.iter().map(|(n, v)| (n.to_string(), *v)).collect()
+        };
+        let v4 = nfsstat_layout(&m(&[
+            ("rnfs_nfs4_ops_total{op=\"sequence\"}", 7),
+            ("rnfs_nfs4_ops_total{op=\"putrootfh\"}", 3),
+            ("rnfs_nfs4_state{kind=\"sessions\"}", 2),
+            ("rnfs_nfs4_grace", 1),
+        ]));
+        assert!(v4.contains("Server nfs v4 operations:"), "{v4}");
+        assert!(v4.contains("sequence") && v4.contains("7 70%"), "{v4}");
+        assert!(
+            v4.contains("sessions 2") && v4.contains("grace yes"),
+            "{v4}"
+        );
+        let v3 = nfsstat_layout(&m(&[("rnfs_nfs3_calls_total{proc=\"null\"}", 1)]));
+        assert!(!v3.contains("nfs v4"), "{v3}");
+    }
 }

@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub handle_secret: handle::HandleSecret,
     /// Bounds on searching for keys the backend does not know.
     pub search: search::SearchConfig,
+    /// Serve NFSv3 and MOUNT v3 (on by default).
+    pub nfs3: bool,
+    /// Serve NFSv4 (its minor versions, lease and records): off by default in the library
+    /// (`rnfs serve` turns it on).
+    pub v4: Option<v4::service::V4Options>,
 }
 
 /// Default of [`ServerConfig::mounts_per_client`].
@@ -89,6 +94,8 @@ impl Default for ServerConfig {
             handle_secret: handle::HandleSecret::random()
                 .expect("the kernel's random number generator"),
             search: search::SearchConfig::default(),
+            nfs3: true,
+            v4: None,
         }
     }
 }
@@ -118,6 +125,8 @@ pub struct NfsServer {
     pub stats: stats::Stats,
     /// Connection counters, shared with the transport.
     pub conn_stats: Arc<rnfs_rpc::transport::ConnStats>,
+    /// The NFSv4 state, when NFSv4 is served.
+    v4: Option<Arc<v4::service::V4State>>,
 }
 
 impl NfsServer {
@@ -141,8 +150,18 @@ impl NfsServer {
         };
         let mounts = mount::MountList::new(cfg.mounts_per_client, cfg.mounts_total);
         let mut routes = Routes::default();
-        routes.register(Box::new(v3::Nfs3::default()));
-        routes.register(Box::new(mount::Mount3::default()));
+        if cfg.nfs3 {
+            routes.register(Box::new(v3::Nfs3::default()));
+            routes.register(Box::new(mount::Mount3::default()));
+        }
+        let conn_stats: Arc<rnfs_rpc::transport::ConnStats> = Arc::default();
+        let v4 = cfg
+            .v4
+            .clone()
+            .map(|o| v4::service::V4State::new(o, conn_stats.clone()));
+        if let Some(st) = &v4 {
+            routes.register(Box::new(v4::unit::Nfs4::new(st.clone())));
+        }
         routes.register(Box::new(admin::Admin));
         Self {
             routes,
@@ -157,7 +176,8 @@ impl NfsServer {
             mount_replies_cut: Default::default(),
             searches: search::Searches::default(),
             stats: stats::Stats::default(),
-            conn_stats: Arc::default(),
+            conn_stats,
+            v4,
         }
     }
 
@@ -219,9 +239,22 @@ impl NfsServer {
         (l.len(), l.dropped())
     }
 
-    /// The write verifier of this server instance.
+    /// The write verifier of this server instance (NFSv3 and NFSv4 share it).
     pub fn write_verifier(&self) -> [u8; 8] {
         self.write_verf
+    }
+
+    /// The NFSv4 state, when NFSv4 is served.
+    pub fn v4(&self) -> Option<&Arc<v4::service::V4State>> {
+        self.v4.as_ref()
+    }
+
+    /// The NFSv4 laundromat: the runner calls this about once a second (see
+    /// [`v4::service::V4State::tick`]); nothing without NFSv4.
+    pub fn v4_tick(&self) {
+        if let Some(st) = &self.v4 {
+            st.tick();
+        }
     }
 
     /// Decodes a call and routes it to its unit ([`route`]), through the duplicate request
@@ -360,7 +393,8 @@ impl Service for NfsServer {
         }
     }
 
-    /// The RPC-level refusals, and NFSv3's BADHANDLE (a handle whose tag does not match:
+    /// The RPC-level refusals, and what the call's unit judges the client's fault
+    /// ([`NfsServer::client_fault`]: NFSv3's BADHANDLE, a handle whose tag does not match,
     /// forged or damaged, never one we issued), slow a connection down when they keep
     /// coming (`rnfs_rpc::transport::limits::Penalty`). STALE is not the client's fault.
     fn peer_fault(&self, _conn: &ConnInfo, msg: &[u8], reply: &[u8]) -> bool {

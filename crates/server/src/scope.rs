@@ -147,8 +147,20 @@ impl NfsServer {
     /// Beyond a cap of searches the call is answered [`VfsError::Jukebox`]: the condition
     /// passes and the client should retry later (see [`crate::search`]).
     fn place(&self, req: &Req<'_>, x: &Scope, key: &rnfs_vfs::FileKey) -> Result<(), VfsError> {
+        self.locate_key(req, &x.export, key)
+    }
+
+    /// [`NfsServer::place`] for a key of `export` (NFSv4's PUTFH, which admits the caller
+    /// itself).
+    pub(crate) fn locate_key(
+        &self,
+        req: &Req<'_>,
+        export: &Export,
+        key: &rnfs_vfs::FileKey,
+    ) -> Result<(), VfsError> {
         use rnfs_vfs::Searched;
-        if !x.export.fs.needs_search(key)? {
+        let x = export;
+        if !x.fs.needs_search(key)? {
             return Ok(());
         }
         if let Some(d) = req.defer {
@@ -166,7 +178,7 @@ impl NfsServer {
             max_dirs: cfg.max_dirs,
             deadline: std::time::Instant::now() + cfg.max_time,
         };
-        match x.export.fs.search(key, &limits) {
+        match x.fs.search(key, &limits) {
             Ok(Searched::Found) => Ok(()),
             Ok(Searched::NotFound) => Err(VfsError::Stale),
             Ok(Searched::GaveUp) => {

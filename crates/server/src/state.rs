@@ -173,6 +173,108 @@ fn read(path: &Path) -> Result<Option<HandleSecret>, StateError> {
     Ok(Some(HandleSecret::from_bytes(b)))
 }
 
+/// The NFSv4 stable client records' directory inside the state directory.
+pub const CLIENTS_DIR: &str = "v4-clients";
+/// Largest record file read back (a record is at most about 2 KiB, see
+/// [`crate::v4::state::sessions::records`]).
+const MAX_RECORD_FILE: u64 = 4096;
+
+/// The NFSv4 clients that may reclaim after a restart (RFC 8881 8.4.2.1), one file per
+/// client in `<state dir>/v4-clients`, named by a hash of the record, holding the bytes of
+/// [`crate::v4::state::sessions::records::StableRecord::encode`]. A record is written to a
+/// temporary file, synced, and renamed into place, so a crash leaves the old set or the new.
+#[derive(Debug)]
+pub struct ClientRecords {
+    dir: PathBuf,
+}
+
+impl ClientRecords {
+    /// The records under state directory `state_dir` (the directory is made, mode 0700).
+    pub fn open(state_dir: &Path) -> std::io::Result<Self> {
+        let dir = state_dir.join(CLIENTS_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// The records kept, at most `max` of them; files that are not records (damaged, too
+    /// large, another version) are logged and skipped.
+    pub fn load(
+        &self,
+        max: usize,
+    ) -> std::io::Result<Vec<crate::v4::state::sessions::records::StableRecord>> {
+        use crate::v4::state::sessions::records::StableRecord;
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if out.len() >= max {
+                tracing::warn!(dir = %self.dir.display(), max, "more client records than clients allowed; the rest are ignored");
+                break;
+            }
+            if path.extension().is_some_and(|e| e == "tmp") {
+                continue;
+            }
+            let record = std::fs::File::open(&path).and_then(|f| {
+                use std::io::Read;
+                let mut b = Vec::new();
+                f.take(MAX_RECORD_FILE + 1).read_to_end(&mut b)?;
+                Ok(b)
+            });
+            match record.map(|b| StableRecord::decode(&b)) {
+                Ok(Ok(r)) => out.push(r),
+                Ok(Err(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "not a client record; ignored")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read a client record; ignored")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies the changes the client table asked for, in order.
+    pub fn apply(&self, changes: &[crate::v4::state::sessions::api::RecordChange]) {
+        use crate::v4::state::sessions::api::RecordChange;
+        for c in changes {
+            let r = match c {
+                RecordChange::Insert(r) => self.write(&r.encode()),
+                RecordChange::Remove(r) => match std::fs::remove_file(self.path_of(&r.encode())) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    r => r,
+                },
+            };
+            if let Err(e) = r {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot update a client record");
+            }
+        }
+    }
+
+    fn path_of(&self, bytes: &[u8]) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(bytes);
+        let name: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(name)
+    }
+
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.path_of(bytes);
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -251,5 +353,30 @@ mod tests {
             Some(PathBuf::from("/home/u/.local/state/rnfs"))
         );
         assert_eq!(default_dir(false, None, None), None);
+    }
+
+    #[test]
+    fn client_records_are_kept_removed_and_damaged_ones_skipped() {
+        use crate::v4::state::sessions::api::RecordChange;
+        use crate::v4::state::sessions::records::StableRecord;
+        let d = tempfile::tempdir().unwrap();
+        let rec = |o: &[u8]| StableRecord {
+            owner: o.to_vec(),
+            principal: vec![0, 0, 0, 0],
+        };
+        let store = ClientRecords::open(d.path()).unwrap();
+        store.apply(&[
+            RecordChange::Insert(rec(b"a")),
+            RecordChange::Insert(rec(b"b")),
+            RecordChange::Insert(rec(b"c")),
+            RecordChange::Remove(rec(b"b")),
+            RecordChange::Remove(rec(b"never there")),
+        ]);
+        std::fs::write(d.path().join(CLIENTS_DIR).join("junk"), b"\x09nonsense").unwrap();
+        let again = ClientRecords::open(d.path()).unwrap();
+        let mut got = again.load(100).unwrap();
+        got.sort();
+        assert_eq!(got, vec![rec(b"a"), rec(b"c")]);
+        assert_eq!(again.load(1).unwrap().len(), 1, "at most the bound");
     }
 }

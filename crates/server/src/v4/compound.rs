@@ -64,6 +64,19 @@ pub trait Sessions {
     fn finish(&self, reply: &[u8]) {
         let _ = reply;
     }
+
+    /// RECLAIM_COMPLETE (RFC 8881 18.51) for `client`, the client the compound's SEQUENCE
+    /// named: the session layer keeps the grace period and the stable records.
+    fn reclaim_complete(&self, client: ClientId, one_fs: bool) -> R4<()> {
+        let _ = (client, one_fs);
+        Err(Nfs4Error::NotSupp)
+    }
+
+    /// Operation `num` of the compound answered `status` (for the per-operation
+    /// statistics; OP_ILLEGAL for a number no operation has).
+    fn op_done(&self, num: u32, status: u32) {
+        let _ = (num, status);
+    }
 }
 
 /// What a session operation came to.
@@ -170,13 +183,13 @@ pub struct Ctx<'a> {
     /// [`crate::search`]) is searched for here, within the server's bounds, or the call
     /// answers DELAY or STALE, as NFSv3 does in `NfsServer::place`. [`any_key`] when no
     /// backend ever needs a search.
-    pub locate: &'a Locate,
+    pub locate: &'a Locate<'a>,
     /// The locking state, grace and the write verifier.
     pub state: StateCtx<'a>,
 }
 
 /// See [`Ctx::locate`].
-pub type Locate = dyn Fn(&std::sync::Arc<crate::Export>, &rnfs_vfs::FileKey) -> R4<()>;
+pub type Locate<'a> = dyn Fn(&std::sync::Arc<crate::Export>, &rnfs_vfs::FileKey) -> R4<()> + 'a;
 
 /// A [`Ctx::locate`] for backends that never need a search: every key is placed.
 pub fn any_key(_: &std::sync::Arc<crate::Export>, _: &rnfs_vfs::FileKey) -> R4<()> {
@@ -372,7 +385,7 @@ pub static OPS: [OpDesc; 73] = [
     built(op(55, "TEST_STATEID", 1, 0, 4 + 4 * 1024)),
     op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64),
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
-    op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0),
+    built(op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0)),
     op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0),
     op(60, "COPY", 2, NEEDS_FH | MODIFIES, 64),
     op(61, "COPY_NOTIFY", 2, NEEDS_FH | MODIFIES, 64),
@@ -467,6 +480,8 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
             }
             r => r,
         };
+        ctx.sessions
+            .op_done(written_op, r.as_ref().err().map_or(0, |e| e.code()));
         if let Err(e) = r {
             if matches!(e, Nfs4Error::RepTooBig | Nfs4Error::RepTooBigToCache) {
                 let mut v = std::mem::take(&mut out).into_inner();
@@ -667,6 +682,7 @@ fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
         A::OpSecinfo(a) => fh::secinfo(c, a, w),
         A::OpSecinfoNoName(a) => fh::secinfo_no_name(c, *a, w),
         A::OpVerify(a) => attr::verify(c, a),
+        A::OpReclaimComplete(a) => c.ctx.sessions.reclaim_complete(c.client()?, a.rca_one_fs),
         _ => Err(Nfs4Error::NotSupp),
     }
 }

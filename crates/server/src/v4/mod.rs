@@ -11,10 +11,16 @@
 //! - [`pseudo`] is the namespace: the pseudo file system joining the exports, with the
 //!   export rules applied as for NFSv3; [`attrs`] encodes and decodes `fattr4`;
 //!   [`owner`] maps owner strings to ids; [`error`] is the one map to `nfsstat4`.
+//! - [`unit`] is the routing unit (program 100003 version 4); [`service`] the state a
+//!   server holds over the cores (clock, laundromat, stable records, back channel);
+//!   [`session_ops`] the session operations of one COMPOUND over it.
 pub mod attrs;
 pub mod compound;
 pub mod error;
 pub mod ops;
 pub mod owner;
 pub mod pseudo;
+pub mod service;
+pub mod session_ops;
 pub mod state;
+pub mod unit;

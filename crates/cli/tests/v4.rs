@@ -1,0 +1,381 @@
+//! `rnfs serve` over NFSv4.1, against the real binary on 127.0.0.1 (ports 26500-26999):
+//! NULL, EXCHANGE_ID -> CREATE_SESSION -> SEQUENCE + PUTROOTFH + GETATTR, a retried slot
+//! answered with the same bytes, a closed connection unbound from its session, minor
+//! version 0 refused, `--versions 3` refusing NFSv4, and a restart with a recorded client:
+//! grace, ended early by its RECLAIM_COMPLETE.
+#![allow(clippy::unwrap_used)]
+use rnfs_proto::nfs4::*;
+use rnfs_proto::rpc::ReplyStatus;
+use rnfs_rpc::client::SyncClient;
+use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Xdr};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROG: u32 = 100_003;
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `rnfs serve --memory` on `port`, metrics on `port + 1`, with `extra` arguments.
+fn serve(port: u16, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rnfs"))
+        .args(["serve", "--memory", "16MiB", "--no-rpcbind"])
+        .args(["--listen", &addr(port).to_string()])
+        .args(["--metrics", &addr(port + 1).to_string()])
+        .args(extra)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !rnfs_testkit::listening(addr(port)) || !rnfs_testkit::listening(addr(port + 1)) {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("rnfs serve exited: {st}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server(child)
+}
+
+/// The value of metric line `name` (with its labels) at the metrics port.
+fn metric(port: u16, name: &str) -> Option<u64> {
+    let mut s = std::net::TcpStream::connect(addr(port + 1)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Waits (up to 10 s: a generous bound for a loaded machine) for a metric to reach `want`.
+fn wait_metric(port: u16, name: &str, want: u64) {
+    let t = Instant::now();
+    loop {
+        let got = metric(port, name);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{name} is {got:?}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn client(port: u16) -> SyncClient {
+    let mut c = SyncClient::connect(addr(port)).unwrap();
+    c.auth_sys(0, 0, &[]);
+    c
+}
+
+fn compound_args(minor: u32, ops: Vec<NfsArgop4>) -> Vec<u8> {
+    rnfs_xdr::to_bytes(&Compound4args {
+        tag: Opaque(b"t".to_vec()),
+        minorversion: minor,
+        argarray: VarArray(ops),
+    })
+}
+
+/// Sends a COMPOUND with `xid`; the COMPOUND4res bytes.
+fn send(c: &mut SyncClient, xid: u32, args: &[u8]) -> Vec<u8> {
+    let (h, body) = c.call_raw_xid(xid, PROG, 4, 1, args).unwrap();
+    assert_eq!(h.status, ReplyStatus::Success);
+    body
+}
+
+/// The status and the results of a COMPOUND4res.
+fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
+    let mut r = Reader::new(res);
+    let status = r.u32().unwrap();
+    let _tag = Opaque::<1024>::decode(&mut r).unwrap();
+    let n = r.u32().unwrap();
+    let ops = (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect();
+    (status, ops)
+}
+
+fn run(c: &mut SyncClient, minor: u32, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
+    let xid = c.xid();
+    results(&send(c, xid, &compound_args(minor, ops)))
+}
+
+fn channel() -> ChannelAttrs4 {
+    ChannelAttrs4 {
+        ca_headerpadsize: 0,
+        ca_maxrequestsize: 1 << 20,
+        ca_maxresponsesize: 1 << 20,
+        ca_maxresponsesize_cached: 64 << 10,
+        ca_maxoperations: 16,
+        ca_maxrequests: 8,
+        ca_rdma_ird: VarArray(Vec::new()),
+    }
+}
+
+/// EXCHANGE_ID and CREATE_SESSION for `owner`: the session id.
+fn session(c: &mut SyncClient, owner: &[u8]) -> (u64, [u8; 16]) {
+    session_with(c, owner, 0)
+}
+
+/// [`session`] with CREATE_SESSION flags `flags`.
+fn session_with(c: &mut SyncClient, owner: &[u8], flags: u32) -> (u64, [u8; 16]) {
+    let (st, r) = run(
+        c,
+        1,
+        vec![NfsArgop4::OpExchangeId(ExchangeId4args {
+            eia_clientowner: ClientOwner4 {
+                co_verifier: OpaqueFixed([1; 8]),
+                co_ownerid: Opaque(owner.to_vec()),
+            },
+            eia_flags: 0,
+            eia_state_protect: StateProtect4A::Sp4None,
+            eia_client_impl_id: VarArray(Vec::new()),
+        })],
+    );
+    assert_eq!(st, 0, "EXCHANGE_ID: {r:?}");
+    let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(eid)) = &r[0] else {
+        panic!("{r:?}")
+    };
+    let (st, r) = run(
+        c,
+        1,
+        vec![NfsArgop4::OpCreateSession(CreateSession4args {
+            csa_clientid: eid.eir_clientid,
+            csa_sequence: eid.eir_sequenceid,
+            csa_flags: flags,
+            csa_fore_chan_attrs: channel(),
+            csa_back_chan_attrs: channel(),
+            csa_cb_program: 0x4000_0000,
+            csa_sec_parms: VarArray(vec![CallbackSecParms4::AuthNone]),
+        })],
+    );
+    assert_eq!(st, 0, "CREATE_SESSION: {r:?}");
+    let NfsResop4::OpCreateSession(CreateSession4res::Nfs4Ok(cs)) = &r[0] else {
+        panic!("{r:?}")
+    };
+    (eid.eir_clientid, cs.csr_sessionid.0)
+}
+
+fn sequence(sid: [u8; 16], seq: u32, slot: u32) -> NfsArgop4 {
+    NfsArgop4::OpSequence(Sequence4args {
+        sa_sessionid: OpaqueFixed(sid),
+        sa_sequenceid: seq,
+        sa_slotid: slot,
+        sa_highest_slotid: 0,
+        sa_cachethis: true,
+    })
+}
+
+fn getattr_type() -> NfsArgop4 {
+    NfsArgop4::OpGetattr(Getattr4args {
+        attr_request: VarArray(vec![1 << 1]), // FATTR4_TYPE
+    })
+}
+
+#[test]
+fn a_session_runs_compounds_and_a_retried_slot_answers_the_same_bytes() {
+    let port = 26510;
+    let _s = serve(port, &[]);
+    let mut c = client(port);
+    let (h, body) = c.call_raw_xid(1, PROG, 4, 0, &[]).unwrap();
+    assert_eq!((h.status, body.len()), (ReplyStatus::Success, 0), "NULL");
+
+    // NFSv4.0 is not served.
+    let (st, _) = run(&mut c, 0, vec![NfsArgop4::OpPutrootfh]);
+    assert_eq!(st, Nfsstat4::Nfs4errMinorVersMismatch as u32);
+
+    let (_, sid) = session(&mut c, b"rnfs test client one");
+    let args = compound_args(
+        1,
+        vec![sequence(sid, 1, 0), NfsArgop4::OpPutrootfh, getattr_type()],
+    );
+    let first = send(&mut c, 100, &args);
+    let (st, r) = results(&first);
+    assert_eq!((st, r.len()), (0, 3), "{r:?}");
+    let NfsResop4::OpGetattr(Getattr4res::Nfs4Ok(ok)) = &r[2] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(ok.obj_attributes.attrmask.0, vec![1 << 1]);
+    // The same slot and sequence id again, as a client retrying after a lost reply: the
+    // cached reply, byte for byte, under the retry's xid.
+    let again = send(&mut c, 101, &args);
+    assert_eq!(again, first);
+    wait_metric(port, "rnfs_nfs4_sequence_replays_total", 1);
+    // The next sequence id runs anew.
+    let (st, _) = run(&mut c, 1, vec![sequence(sid, 2, 0), NfsArgop4::OpPutrootfh]);
+    assert_eq!(st, 0);
+    wait_metric(port, "rnfs_nfs4_ops_total{op=\"sequence\"}", 2);
+}
+
+#[test]
+fn a_closed_connection_is_unbound_from_its_session() {
+    let port = 26520;
+    let _s = serve(port, &[]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs test client two");
+    wait_metric(port, "rnfs_nfs4_state{kind=\"connections\"}", 1);
+    let mut other = client(port);
+    let (st, _) = run(&mut other, 1, vec![sequence(sid, 1, 0)]);
+    assert_eq!(st, 0);
+    wait_metric(port, "rnfs_nfs4_state{kind=\"connections\"}", 2);
+    drop(other);
+    wait_metric(port, "rnfs_nfs4_state{kind=\"connections\"}", 1);
+    // The session goes on on the first connection.
+    let (st, _) = run(&mut c, 1, vec![sequence(sid, 2, 0), NfsArgop4::OpPutrootfh]);
+    assert_eq!(st, 0);
+}
+
+#[test]
+fn versions_3_refuses_nfsv4_with_the_range_it_serves() {
+    let port = 26530;
+    let _s = serve(port, &["--versions", "3"]);
+    let mut c = client(port);
+    let (h, _) = c.call_raw_xid(1, PROG, 4, 0, &[]).unwrap();
+    assert_eq!(h.status, ReplyStatus::ProgMismatch { low: 3, high: 3 });
+    let (h, _) = c.call_raw_xid(2, PROG, 3, 0, &[]).unwrap();
+    assert_eq!(h.status, ReplyStatus::Success);
+}
+
+fn reclaim_complete(c: &mut SyncClient, sid: [u8; 16]) -> u32 {
+    let (st, _) = run(
+        c,
+        1,
+        vec![
+            sequence(sid, 1, 0),
+            NfsArgop4::OpReclaimComplete(ReclaimComplete4args { rca_one_fs: false }),
+        ],
+    );
+    st
+}
+
+fn restart_grace(state: &Path) {
+    let port = 26540;
+    let owner = b"rnfs test client restarting";
+    {
+        let _s = serve(port, &["--state-dir", state.to_str().unwrap()]);
+        wait_metric(port, "rnfs_nfs4_grace", 0); // nothing recorded: no grace
+        let mut c = client(port);
+        let (_, sid) = session(&mut c, owner);
+        assert_eq!(reclaim_complete(&mut c, sid), 0);
+    }
+    // Restarted with a 90 s lease: grace lasts until the recorded client is done.
+    let _s = serve(port, &["--state-dir", state.to_str().unwrap()]);
+    wait_metric(port, "rnfs_nfs4_grace", 1);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, owner);
+    wait_metric(port, "rnfs_nfs4_grace", 1);
+    assert_eq!(reclaim_complete(&mut c, sid), 0);
+    wait_metric(port, "rnfs_nfs4_grace", 0);
+}
+
+#[test]
+fn after_a_restart_a_recorded_client_gets_grace_and_its_reclaim_complete_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    restart_grace(dir.path());
+}
+
+/// The server's calls on the client's own connection (the back channel): sends a
+/// COMPOUND, answers every call that comes before its reply (each with SUCCESS and no
+/// results, as CB_NULL's reply is), and returns those calls' (prog, vers, proc) and the
+/// COMPOUND4res.
+fn send_answering_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)>, Vec<u8>) {
+    let xid = c.xid();
+    let msg = c.call_message(xid, PROG, 4, 1, args);
+    c.send_message(&msg).unwrap();
+    let mut calls = Vec::new();
+    loop {
+        let rec = c.recv_record().unwrap();
+        let mut r = Reader::new(&rec);
+        let (rxid, kind) = (r.u32().unwrap(), r.u32().unwrap());
+        if kind == 0 {
+            let _rpcvers = r.u32().unwrap();
+            calls.push((r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap()));
+            // REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SUCCESS.
+            let mut reply = rxid.to_be_bytes().to_vec();
+            for w in [1u32, 0, 0, 0, 0] {
+                reply.extend_from_slice(&w.to_be_bytes());
+            }
+            c.send_message(&reply).unwrap();
+            continue;
+        }
+        assert_eq!(rxid, xid);
+        let h = rnfs_proto::rpc::ReplyHeader::decode(&mut Reader::new(&rec)).unwrap();
+        assert_eq!(h.status, ReplyStatus::Success);
+        // xid, REPLY, MSG_ACCEPTED, an AUTH_NONE verifier (2 words), SUCCESS.
+        return (calls, rec[24..].to_vec());
+    }
+}
+
+fn status_flags(r: &[NfsResop4]) -> u32 {
+    let NfsResop4::OpSequence(Sequence4res::Nfs4Ok(ok)) = &r[0] else {
+        panic!("{r:?}")
+    };
+    ok.sr_status_flags
+}
+
+#[test]
+fn the_back_channel_is_probed_and_reported_down_only_when_it_is() {
+    let port = 26550;
+    let _s = serve(port, &[]);
+    let mut a = client(port);
+    let (_, sid) = session_with(
+        &mut a,
+        b"rnfs test client callbacks",
+        CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
+    );
+    // The CB_NULL probe arrives on this connection; answer it, then SEQUENCE says all is
+    // well (the probe may come before or after SEQUENCE's reply).
+    let mut seen = Vec::new();
+    let mut seq = 1;
+    let t = Instant::now();
+    while seen.is_empty() {
+        let (calls, res) =
+            send_answering_calls(&mut a, &compound_args(1, vec![sequence(sid, seq, 0)]));
+        seq += 1;
+        let (st, r) = results(&res);
+        assert_eq!(
+            (st, status_flags(&r)),
+            (0, 0),
+            "a working back channel is never reported down"
+        );
+        seen.extend(calls);
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no CB_NULL probe came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        seen[0],
+        (0x4000_0000, 1, 0),
+        "CB_NULL to the session's callback program"
+    );
+    // The back channel's only connection goes away: SEQUENCE on another says so.
+    let mut b = client(port);
+    drop(a);
+    let t = Instant::now();
+    loop {
+        let (st, r) = run(&mut b, 1, vec![sequence(sid, seq, 0)]);
+        seq += 1;
+        assert_eq!(st, 0);
+        if status_flags(&r) & SEQ4_STATUS_CB_PATH_DOWN != 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "CB_PATH_DOWN never set"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,359 @@
+//! The session operations of one COMPOUND ([`Sessions`]) over the server's NFSv4 state:
+//! the wire arguments become the session core's requests ([`super::state::sessions::api`]),
+//! its results the wire results. One [`CompoundSessions`] per COMPOUND: it knows the
+//! connection, the caller, the request's digest (for the slot's replay check) and, once
+//! SEQUENCE ran, the slot that is to keep the reply.
+use super::compound::{Limits, SessionStep, Sessions};
+use super::error::{Nfs4Error, R4};
+use super::service::{core_conn, SessionInfo, V4State};
+use super::state::ids::{ClientId, SessionId, Time, Verifier};
+use super::state::sessions::api::{
+    BindDir, ChannelAttrs, ConnDir, CreateSessionArgs, ExchangeIdArgs, Principal, SequenceArgs,
+    SequenceOutcome,
+};
+use super::state::sessions::slots::RequestDigest;
+use super::unit::NFS4_OPS;
+use crate::stats::Counters;
+use rnfs_proto::nfs4 as p4;
+use rnfs_proto::nfs4::NfsArgop4;
+use rnfs_proto::rpc::{OpaqueAuth, AUTH_NONE, AUTH_SYS};
+use rnfs_rpc::message::Auth;
+use rnfs_rpc::transport::ConnId;
+use rnfs_xdr::{OpaqueFixed, VarArray, Writer, Xdr};
+use std::cell::Cell;
+use std::sync::Arc;
+
+/// The RPC reply header before the COMPOUND4res (xid, REPLY, MSG_ACCEPTED, an AUTH_NONE
+/// verifier, SUCCESS): what `ca_maxresponsesize` counts besides the compound's results.
+pub const RPC_REPLY_HEADER: u32 = 24;
+
+/// The flags a client may set in EXCHANGE_ID (RFC 8881 18.35.3, knfsd's
+/// EXCHGID4_FLAG_MASK_A); any other is NFS4ERR_INVAL (pynfs EID4 sends 0x4).
+const EXCHGID_CLIENT_FLAGS: u32 = 0x1 | 0x2 | 0x100 | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x4000_0000;
+/// `EXCHGID4_FLAG_UPD_CONFIRMED_REC_A`.
+const EXCHGID_UPDATE: u32 = 0x4000_0000;
+/// `EXCHGID4_FLAG_USE_NON_PNFS`: no pNFS here.
+const EXCHGID_NON_PNFS: u32 = 0x1_0000;
+/// `EXCHGID4_FLAG_CONFIRMED_R`.
+const EXCHGID_CONFIRMED: u32 = 0x8000_0000;
+/// The server owner and scope: one server, one scope.
+const SERVER_OWNER: &[u8] = b"rnfs";
+
+/// The session operations of one COMPOUND. See the module documentation.
+pub struct CompoundSessions<'a> {
+    state: &'a Arc<V4State>,
+    conn: ConnId,
+    principal: Principal,
+    request: &'a [u8],
+    now: Time,
+    /// The slot SEQUENCE took, which keeps the reply.
+    slot: Cell<Option<(SessionId, u32)>>,
+    counters: &'a Counters,
+}
+
+impl<'a> CompoundSessions<'a> {
+    /// The session operations of the COMPOUND `request` (its whole arguments), sent on
+    /// `conn` with credentials `auth`, at `now`; operations are counted in `counters`.
+    pub fn new(
+        state: &'a Arc<V4State>,
+        conn: ConnId,
+        auth: &Auth,
+        request: &'a [u8],
+        now: Time,
+        counters: &'a Counters,
+    ) -> Self {
+        Self {
+            state,
+            conn,
+            principal: principal_of(auth),
+            request,
+            now,
+            slot: Cell::new(None),
+            counters,
+        }
+    }
+
+    fn exchange_id(&self, a: &p4::ExchangeId4args, out: &mut Writer) -> R4<()> {
+        if a.eia_flags & !EXCHGID_CLIENT_FLAGS != 0 {
+            return Err(Nfs4Error::Inval);
+        }
+        if !matches!(a.eia_state_protect, p4::StateProtect4A::Sp4None) {
+            // SP4_MACH_CRED and SP4_SSV need RPCSEC_GSS: not offered.
+            return Err(Nfs4Error::NotSupp);
+        }
+        let args = ExchangeIdArgs {
+            owner: a.eia_clientowner.co_ownerid.0.clone(),
+            verifier: Verifier(a.eia_clientowner.co_verifier.0),
+            principal: self.principal.clone(),
+            update: a.eia_flags & EXCHGID_UPDATE != 0,
+        };
+        let st = self.state;
+        let mut locking = st.locking.lock();
+        let mut clients = st.clients.lock();
+        let ok = clients.exchange_id(self.now, &args, &|id| locking.has_state(id))?;
+        for id in &ok.purge {
+            locking.purge_client(*id);
+        }
+        st.write_records(clients);
+        drop(locking);
+        let mut flags = EXCHGID_NON_PNFS;
+        if ok.confirmed {
+            flags |= EXCHGID_CONFIRMED;
+        }
+        p4::ExchangeId4resok {
+            eir_clientid: ok.clientid.0,
+            eir_sequenceid: ok.sequenceid,
+            eir_flags: flags,
+            eir_state_protect: p4::StateProtect4R::Sp4None,
+            eir_server_owner: p4::ServerOwner4 {
+                so_minor_id: 0,
+                so_major_id: rnfs_xdr::Opaque(SERVER_OWNER.to_vec()),
+            },
+            eir_server_scope: rnfs_xdr::Opaque(SERVER_OWNER.to_vec()),
+            eir_server_impl_id: VarArray(Vec::new()),
+        }
+        .encode(out);
+        Ok(())
+    }
+
+    fn create_session(&self, a: &p4::CreateSession4args, out: &mut Writer) -> R4<()> {
+        let back_chan = a.csa_flags & p4::CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
+        let cb_cred = a.csa_sec_parms.0.iter().find_map(|p| match p {
+            p4::CallbackSecParms4::AuthNone => Some(OpaqueAuth::none()),
+            p4::CallbackSecParms4::AuthSys(s) => Some(OpaqueAuth {
+                flavor: AUTH_SYS,
+                body: rnfs_xdr::Opaque(rnfs_xdr::to_bytes(s)),
+            }),
+            p4::CallbackSecParms4::RpcsecGss(_) => None,
+        });
+        let args = CreateSessionArgs {
+            clientid: ClientId(a.csa_clientid),
+            sequence: a.csa_sequence,
+            principal: self.principal.clone(),
+            back_chan,
+            fore: attrs_in(&a.csa_fore_chan_attrs),
+            back: attrs_in(&a.csa_back_chan_attrs),
+            conn: core_conn(self.conn),
+        };
+        let st = self.state;
+        let mut locking = st.locking.lock();
+        let mut clients = st.clients.lock();
+        let done = clients.create_session(self.now, &args)?;
+        if let Some(id) = done.purge {
+            locking.purge_client(id);
+        }
+        st.write_records(clients);
+        drop(locking);
+        let r = &done.reply;
+        let probe = r.back_chan && cb_cred.is_some();
+        st.sessions.lock().insert(
+            r.sessionid,
+            SessionInfo {
+                fore: r.fore,
+                wants_back: back_chan,
+                cb_program: a.csa_cb_program,
+                cb_cred: cb_cred.unwrap_or_else(|| OpaqueAuth {
+                    flavor: AUTH_NONE,
+                    ..OpaqueAuth::none()
+                }),
+                probe_ok: None,
+            },
+        );
+        if probe {
+            st.probe_back_channel(r.sessionid);
+        }
+        p4::CreateSession4resok {
+            csr_sessionid: OpaqueFixed(r.sessionid.0),
+            csr_sequence: r.sequence,
+            csr_flags: if r.back_chan {
+                p4::CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+            } else {
+                0
+            },
+            csr_fore_chan_attrs: attrs_out(&r.fore),
+            csr_back_chan_attrs: attrs_out(&r.back),
+        }
+        .encode(out);
+        Ok(())
+    }
+
+    fn sequence(&self, a: &p4::Sequence4args, out: &mut Writer) -> SessionStep {
+        let sid = SessionId(a.sa_sessionid.0);
+        let st = self.state;
+        let mut clients = st.clients.lock();
+        let args = SequenceArgs {
+            sessionid: sid,
+            sequenceid: a.sa_sequenceid,
+            slotid: a.sa_slotid,
+            highest_slotid: a.sa_highest_slotid,
+            cachethis: a.sa_cachethis,
+            digest: RequestDigest::of(self.request),
+            conn: core_conn(self.conn),
+            callback: st.callback_health(&clients, sid),
+        };
+        let ok = match clients.sequence(self.now, &args) {
+            Err(e) => return SessionStep::Err(e.into()),
+            Ok(SequenceOutcome::Replay(bytes)) => return SessionStep::Replay(bytes),
+            Ok(SequenceOutcome::Execute(ok)) => ok,
+        };
+        let max_cached = clients.max_cached_reply(sid);
+        drop(clients);
+        self.slot.set(Some((sid, ok.slotid)));
+        let fore = st.sessions.lock().get(&sid).map(|i| i.fore);
+        let limits = fore.map(|f| Limits {
+            max_ops: f.max_operations,
+            max_reply: f.max_response_size.saturating_sub(RPC_REPLY_HEADER) as usize,
+            max_cached: a
+                .sa_cachethis
+                .then(|| max_cached.unwrap_or(f.max_response_size_cached) as usize),
+        });
+        p4::Sequence4resok {
+            sr_sessionid: OpaqueFixed(ok.sessionid.0),
+            sr_sequenceid: ok.sequenceid,
+            sr_slotid: ok.slotid,
+            sr_highest_slotid: ok.highest_slotid,
+            sr_target_highest_slotid: ok.target_highest_slotid,
+            sr_status_flags: ok.status_flags,
+        }
+        .encode(out);
+        SessionStep::Sequenced {
+            limits,
+            client: ok.clientid,
+        }
+    }
+
+    fn bind_conn(&self, a: &p4::BindConnToSession4args, out: &mut Writer) -> R4<()> {
+        let sid = SessionId(a.bctsa_sessid.0);
+        let dir = match a.bctsa_dir {
+            p4::ChannelDirFromClient4::Cdfc4Fore => BindDir::Fore,
+            p4::ChannelDirFromClient4::Cdfc4Back => BindDir::Back,
+            p4::ChannelDirFromClient4::Cdfc4ForeOrBoth => BindDir::ForeOrBoth,
+            p4::ChannelDirFromClient4::Cdfc4BackOrBoth => BindDir::BackOrBoth,
+        };
+        let st = self.state;
+        let granted = st
+            .clients
+            .lock()
+            .bind_conn(sid, core_conn(self.conn), dir)?;
+        if granted.back() {
+            let known = match st.sessions.lock().get_mut(&sid) {
+                Some(i) => {
+                    i.wants_back = true;
+                    true
+                }
+                None => false,
+            };
+            if known {
+                st.probe_back_channel(sid);
+            }
+        }
+        p4::BindConnToSession4resok {
+            bctsr_sessid: a.bctsa_sessid,
+            bctsr_dir: match granted {
+                ConnDir::Fore => p4::ChannelDirFromServer4::Cdfs4Fore,
+                ConnDir::Back => p4::ChannelDirFromServer4::Cdfs4Back,
+                ConnDir::Both => p4::ChannelDirFromServer4::Cdfs4Both,
+            },
+            bctsr_use_conn_in_rdma_mode: false,
+        }
+        .encode(out);
+        Ok(())
+    }
+
+    fn destroy_session(&self, a: &p4::DestroySession4args) -> R4<()> {
+        let sid = SessionId(a.dsa_sessionid.0);
+        self.state
+            .clients
+            .lock()
+            .destroy_session(sid, core_conn(self.conn))?;
+        self.state.sessions.lock().remove(&sid);
+        Ok(())
+    }
+
+    fn destroy_clientid(&self, a: &p4::DestroyClientid4args) -> R4<()> {
+        let id = ClientId(a.dca_clientid);
+        let st = self.state;
+        let locking = st.locking.lock();
+        let mut clients = st.clients.lock();
+        clients.destroy_clientid(id, locking.has_state(id))?;
+        st.write_records(clients);
+        Ok(())
+    }
+}
+
+impl Sessions for CompoundSessions<'_> {
+    fn run(&self, op: &NfsArgop4, _index: usize, _count: usize, out: &mut Writer) -> SessionStep {
+        let r = match op {
+            NfsArgop4::OpSequence(a) => return self.sequence(a, out),
+            NfsArgop4::OpExchangeId(a) => self.exchange_id(a, out),
+            NfsArgop4::OpCreateSession(a) => self.create_session(a, out),
+            NfsArgop4::OpBindConnToSession(a) => self.bind_conn(a, out),
+            NfsArgop4::OpDestroySession(a) => self.destroy_session(a),
+            NfsArgop4::OpDestroyClientid(a) => self.destroy_clientid(a),
+            _ => Err(Nfs4Error::NotSupp),
+        };
+        match r {
+            Ok(()) => SessionStep::Ok(None),
+            Err(e) => SessionStep::Err(e),
+        }
+    }
+
+    fn finish(&self, reply: &[u8]) {
+        if let Some((sid, slot)) = self.slot.get() {
+            if let Err(e) = self.state.clients.lock().sequence_done(sid, slot, reply) {
+                tracing::debug!(error = ?e, "slot did not keep the reply");
+            }
+        }
+    }
+
+    fn reclaim_complete(&self, client: ClientId, one_fs: bool) -> R4<()> {
+        let st = self.state;
+        let mut clients = st.clients.lock();
+        clients.reclaim_complete(client, one_fs)?;
+        st.write_records(clients);
+        Ok(())
+    }
+
+    fn op_done(&self, num: u32, status: u32) {
+        // OP_ILLEGAL (10044) is past the table: counted under the name "illegal".
+        let i = if num as usize >= NFS4_OPS.len() {
+            0
+        } else {
+            num as usize
+        };
+        self.counters.result(i, status);
+    }
+}
+
+/// The principal of a caller, as the client table compares it: AUTH_SYS's uid (knfsd
+/// compares the uid and groups of AUTH_SYS credentials; the machine name may change
+/// between a client's calls), nothing for AUTH_NONE.
+fn principal_of(auth: &Auth) -> Principal {
+    match auth {
+        Auth::None => Principal(Vec::new()),
+        Auth::Sys(p) => Principal(p.uid.to_be_bytes().to_vec()),
+    }
+}
+
+fn attrs_in(a: &p4::ChannelAttrs4) -> ChannelAttrs {
+    ChannelAttrs {
+        header_pad_size: a.ca_headerpadsize,
+        max_request_size: a.ca_maxrequestsize,
+        max_response_size: a.ca_maxresponsesize,
+        max_response_size_cached: a.ca_maxresponsesize_cached,
+        max_operations: a.ca_maxoperations,
+        max_requests: a.ca_maxrequests,
+    }
+}
+
+fn attrs_out(a: &ChannelAttrs) -> p4::ChannelAttrs4 {
+    p4::ChannelAttrs4 {
+        ca_headerpadsize: a.header_pad_size,
+        ca_maxrequestsize: a.max_request_size,
+        ca_maxresponsesize: a.max_response_size,
+        ca_maxresponsesize_cached: a.max_response_size_cached,
+        ca_maxoperations: a.max_operations,
+        ca_maxrequests: a.max_requests,
+        ca_rdma_ird: VarArray(Vec::new()),
+    }
+}

@@ -1,0 +1,551 @@
+//! The routing unit of NFS version 4 (program 100003, version 4; see [`crate::route`]):
+//! NULL and COMPOUND, for the minor versions the server serves.
+//!
+//! - **Classification**: a COMPOUND's operations are only known by decoding them one by
+//!   one, and its SEQUENCE takes a slot as it runs, so a compound cannot be tried on the
+//!   connection's task and given up half-way to the pool as NFSv3 calls are (the slot
+//!   would be held by a request that never finishes there). Compounds therefore run on
+//!   the connection's task when no export's backend ever blocks (memory), and on the pool
+//!   otherwise.
+//! - **Replay caching**: none here: NFSv4.1 has its slot cache per session.
+//! - **Statistics**: one counter table by operation number ([`NFS4_OPS`]), fed by the
+//!   engine as each operation answers, and the client, session and locking gauges.
+use super::compound::{run_compound, Ctx, Limits, StateCtx};
+use super::error::Nfs4Error;
+use super::owner::OwnerMap;
+use super::pseudo::{Caller, PseudoFs};
+use super::service::V4State;
+use super::session_ops::{CompoundSessions, RPC_REPLY_HEADER};
+use crate::route::{Env, Peek, Unit};
+use crate::stats::{Counters, CountersSnapshot};
+use crate::{ExportTable, NfsServer, Req};
+use parking_lot::Mutex;
+use rnfs_proto::rpc::ReplyStatus;
+use rnfs_rpc::message::{reply_error, reply_success};
+use rnfs_rpc::transport::Blocking;
+use std::fmt::Write;
+use std::sync::Arc;
+
+pub use rnfs_proto::nfs4::{PROGRAM, VERSION};
+
+/// Operation names by number, for the counters: 0 counts OP_ILLEGAL (unknown numbers).
+pub static NFS4_OPS: [&str; 76] = [
+    "illegal",
+    "reserved1",
+    "reserved2",
+    "access",
+    "close",
+    "commit",
+    "create",
+    "delegpurge",
+    "delegreturn",
+    "getattr",
+    "getfh",
+    "link",
+    "lock",
+    "lockt",
+    "locku",
+    "lookup",
+    "lookupp",
+    "nverify",
+    "open",
+    "openattr",
+    "open_confirm",
+    "open_downgrade",
+    "putfh",
+    "putpubfh",
+    "putrootfh",
+    "read",
+    "readdir",
+    "readlink",
+    "remove",
+    "rename",
+    "renew",
+    "restorefh",
+    "savefh",
+    "secinfo",
+    "setattr",
+    "setclientid",
+    "setclientid_confirm",
+    "verify",
+    "write",
+    "release_lockowner",
+    "backchannel_ctl",
+    "bind_conn_to_session",
+    "exchange_id",
+    "create_session",
+    "destroy_session",
+    "free_stateid",
+    "get_dir_delegation",
+    "getdeviceinfo",
+    "getdevicelist",
+    "layoutcommit",
+    "layoutget",
+    "layoutreturn",
+    "secinfo_no_name",
+    "sequence",
+    "set_ssv",
+    "test_stateid",
+    "want_delegation",
+    "destroy_clientid",
+    "reclaim_complete",
+    "allocate",
+    "copy",
+    "copy_notify",
+    "deallocate",
+    "io_advise",
+    "layouterror",
+    "layoutstats",
+    "offload_cancel",
+    "offload_status",
+    "read_plus",
+    "seek",
+    "write_same",
+    "clone",
+    "getxattr",
+    "setxattr",
+    "listxattrs",
+    "removexattr",
+];
+
+/// The routing unit of NFS version 4. See the module documentation.
+pub struct Nfs4 {
+    state: Arc<V4State>,
+    owners: OwnerMap,
+    counters: Counters,
+    /// The pseudo file system of the export table it was built from (rebuilt when the
+    /// exports are reloaded).
+    pseudo: Mutex<Option<(Arc<ExportTable>, Arc<PseudoFs>)>>,
+}
+
+impl Nfs4 {
+    /// The unit over `state`.
+    pub fn new(state: Arc<V4State>) -> Self {
+        Self {
+            state,
+            owners: OwnerMap::numeric(),
+            counters: Counters::new(&NFS4_OPS),
+            pseudo: Mutex::default(),
+        }
+    }
+
+    /// The pseudo file system over the exports in force.
+    fn pseudo(&self, s: &NfsServer) -> Arc<PseudoFs> {
+        let table = s.exports();
+        let mut g = self.pseudo.lock();
+        if let Some((t, p)) = &*g {
+            if Arc::ptr_eq(t, &table) {
+                return p.clone();
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let built = rnfs_vfs::Timestamp {
+            secs: now.as_secs() as i64,
+            nsecs: now.subsec_nanos(),
+        };
+        let p = Arc::new(PseudoFs::new(
+            table.clone(),
+            &s.cfg.handle_secret,
+            s.cfg.read_only,
+            built,
+        ));
+        *g = Some((table, p.clone()));
+        p
+    }
+
+    fn compound(&self, s: &NfsServer, req: &Req<'_>, xid: u32, args: &[u8]) -> Vec<u8> {
+        let pseudo = self.pseudo(s);
+        let st = &self.state;
+        let now = st.now();
+        let sessions = CompoundSessions::new(st, req.conn.id, req.auth, args, now, &self.counters);
+        let locate = |e: &Arc<crate::Export>, k: &rnfs_vfs::FileKey| {
+            s.locate_key(req, e, k).map_err(Nfs4Error::from)
+        };
+        let server = st.limits;
+        let ctx = Ctx {
+            pseudo: &pseudo,
+            caller: Caller {
+                peer: req.conn.peer,
+                auth: req.auth,
+            },
+            owners: &self.owners,
+            lease_time: st.opts.lease_secs,
+            max_io: s.cfg.max_io,
+            minors: st.opts.minors,
+            limits: Limits {
+                max_ops: server.0,
+                max_reply: server.1.saturating_sub(RPC_REPLY_HEADER) as usize,
+                max_cached: None,
+            },
+            sessions: &sessions,
+            locate: &locate,
+            state: StateCtx {
+                locking: &st.locking,
+                hooks: &**st,
+                now,
+                write_verf: s.write_verf,
+            },
+        };
+        match run_compound(&ctx, args) {
+            Ok(res) => {
+                let mut w = reply_success(xid, res.len());
+                w.raw(&res);
+                w.into_inner()
+            }
+            Err(_) => {
+                s.stats.rpc_bad_calls();
+                reply_error(xid, ReplyStatus::GarbageArgs)
+            }
+        }
+    }
+}
+
+impl Unit for Nfs4 {
+    fn program(&self) -> u32 {
+        PROGRAM
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    /// See the module documentation.
+    fn classify(&self, _call: &Peek<'_>, env: &Env) -> Blocking {
+        if env.never_blocks {
+            Blocking::Never
+        } else {
+            Blocking::Likely
+        }
+    }
+
+    /// About the largest READ or READDIR the session allows: COMPOUND replies are not
+    /// sized from their arguments here.
+    fn reply_hint(&self, call: &Peek<'_>, max_io: u32) -> usize {
+        if call.proc_ == 0 {
+            return crate::route::SMALL_REPLY;
+        }
+        max_io as usize + 4096
+    }
+
+    fn dispatch(&self, s: &NfsServer, req: &Req<'_>, xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+        match proc_ {
+            0 => reply_success(xid, 0).into_inner(),
+            1 => self.compound(s, req, xid, args),
+            _ => reply_error(xid, ReplyStatus::ProcUnavail),
+        }
+    }
+
+    fn counters(&self) -> Vec<CountersSnapshot> {
+        vec![self.counters.snapshot()]
+    }
+
+    fn metrics(&self, o: &mut String) {
+        let st = self.counters.snapshot();
+        let family = crate::admin::family;
+        family(
+            o,
+            "rnfs_nfs4_ops_total",
+            "counter",
+            "NFSv4 operations by name.",
+        );
+        for (name, n) in st.names.iter().zip(&st.calls) {
+            if *n > 0 {
+                let _ = writeln!(o, "rnfs_nfs4_ops_total{{op=\"{name}\"}} {n}");
+            }
+        }
+        family(
+            o,
+            "rnfs_nfs4_op_errors_total",
+            "counter",
+            "NFSv4 operations that answered a status other than NFS4_OK, by name.",
+        );
+        for (name, n) in st.names.iter().zip(&st.errors) {
+            if *n > 0 {
+                let _ = writeln!(o, "rnfs_nfs4_op_errors_total{{op=\"{name}\"}} {n}");
+            }
+        }
+        family(
+            o,
+            "rnfs_nfs4_status_total",
+            "counter",
+            "NFSv4 operation errors by status number.",
+        );
+        for (code, n) in &st.by_status {
+            let _ = writeln!(o, "rnfs_nfs4_status_total{{status=\"{code}\"}} {n}");
+        }
+        let (c, l) = self.state.stats();
+        family(
+            o,
+            "rnfs_nfs4_state",
+            "gauge",
+            "NFSv4 state held now, by kind.",
+        );
+        for (kind, v) in [
+            ("clients", c.clients),
+            ("unconfirmed_clients", c.unconfirmed),
+            ("courtesy_clients", c.courtesy),
+            ("sessions", c.sessions),
+            ("connections", c.connections),
+            ("reply_cache_bytes", c.reply_cache_held),
+            ("open_owners", l.open_owners as u64),
+            ("opens", l.opens as u64),
+            ("lock_states", l.lock_states as u64),
+            ("locked_ranges", l.ranges as u64),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_state{{kind=\"{kind}\"}} {v}");
+        }
+        family(
+            o,
+            "rnfs_nfs4_grace",
+            "gauge",
+            "1 while the server is in its NFSv4 grace period.",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_grace {}", u8::from(self.state.in_grace()));
+        family(
+            o,
+            "rnfs_nfs4_sequence_replays_total",
+            "counter",
+            "SEQUENCEs answered from a slot's cache.",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_sequence_replays_total {}", c.sequence_replays);
+        family(
+            o,
+            "rnfs_nfs4_clients_expired_total",
+            "counter",
+            "NFSv4 clients expired (lease, conflict, pressure).",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_clients_expired_total {}", c.expired);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::v4::service::V4Options;
+    use crate::{Export, ServerConfig};
+    use rnfs_proto::nfs4::*;
+    use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
+    use rnfs_rpc::transport::{ConnId, ConnInfo, Service};
+    use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr};
+
+    fn server() -> NfsServer {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let cfg = ServerConfig {
+            v4: Some(V4Options::default()),
+            ..ServerConfig::default()
+        };
+        NfsServer::new(Export::new(1, "/", fs), cfg)
+    }
+
+    fn conn(id: ConnId) -> ConnInfo {
+        ConnInfo {
+            id,
+            peer: "127.0.0.1:700".parse().unwrap(),
+            local: "127.0.0.1:2049".parse().unwrap(),
+        }
+    }
+
+    /// Runs a COMPOUND of `ops` on `conn`: the COMPOUND4res bytes.
+    fn compound(
+        s: &NfsServer,
+        conn: &ConnInfo,
+        xid: u32,
+        minor: u32,
+        ops: Vec<NfsArgop4>,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        CallHeader {
+            xid,
+            rpcvers: 2,
+            prog: super::PROGRAM,
+            vers: super::VERSION,
+            proc_: 1,
+            cred: OpaqueAuth::none(),
+            verf: OpaqueAuth::none(),
+        }
+        .encode(&mut w);
+        Compound4args {
+            tag: Opaque(Vec::new()),
+            minorversion: minor,
+            argarray: VarArray(ops),
+        }
+        .encode(&mut w);
+        let reply = s.call(conn, &w.into_inner()).unwrap();
+        reply[24..].to_vec()
+    }
+
+    fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
+        let mut r = Reader::new(res);
+        let status = r.u32().unwrap();
+        let _tag = Opaque::<1024>::decode(&mut r).unwrap();
+        let n = r.u32().unwrap();
+        (
+            status,
+            (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect(),
+        )
+    }
+
+    fn attrs() -> ChannelAttrs4 {
+        ChannelAttrs4 {
+            ca_headerpadsize: 0,
+            ca_maxrequestsize: 1 << 20,
+            ca_maxresponsesize: 1 << 20,
+            ca_maxresponsesize_cached: 8192,
+            ca_maxoperations: 8,
+            ca_maxrequests: 4,
+            ca_rdma_ird: VarArray(Vec::new()),
+        }
+    }
+
+    /// EXCHANGE_ID and CREATE_SESSION on `c`: the client and session ids.
+    fn session(s: &NfsServer, c: &ConnInfo, owner: &[u8]) -> (u64, [u8; 16]) {
+        let eid = NfsArgop4::OpExchangeId(ExchangeId4args {
+            eia_clientowner: ClientOwner4 {
+                co_verifier: OpaqueFixed([1; 8]),
+                co_ownerid: Opaque(owner.to_vec()),
+            },
+            eia_flags: 0,
+            eia_state_protect: StateProtect4A::Sp4None,
+            eia_client_impl_id: VarArray(Vec::new()),
+        });
+        let (st, r) = results(&compound(s, c, 1, 1, vec![eid]));
+        let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(e)) = &r[0] else {
+            panic!("{st} {r:?}")
+        };
+        let cs = NfsArgop4::OpCreateSession(CreateSession4args {
+            csa_clientid: e.eir_clientid,
+            csa_sequence: e.eir_sequenceid,
+            csa_flags: 0,
+            csa_fore_chan_attrs: attrs(),
+            csa_back_chan_attrs: attrs(),
+            csa_cb_program: 1,
+            csa_sec_parms: VarArray(vec![CallbackSecParms4::AuthNone]),
+        });
+        let (st, r) = results(&compound(s, c, 2, 1, vec![cs]));
+        let NfsResop4::OpCreateSession(CreateSession4res::Nfs4Ok(cs)) = &r[0] else {
+            panic!("{st} {r:?}")
+        };
+        (e.eir_clientid, cs.csr_sessionid.0)
+    }
+
+    fn sequence(sid: [u8; 16], seq: u32) -> NfsArgop4 {
+        NfsArgop4::OpSequence(Sequence4args {
+            sa_sessionid: OpaqueFixed(sid),
+            sa_sequenceid: seq,
+            sa_slotid: 0,
+            sa_highest_slotid: 0,
+            sa_cachethis: true,
+        })
+    }
+
+    #[test]
+    fn a_retried_slot_gets_the_first_reply_and_runs_nothing() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let (_, sid) = session(&s, &c, b"owner");
+        let ops = || vec![sequence(sid, 1), NfsArgop4::OpPutrootfh, NfsArgop4::OpGetfh];
+        let first = compound(&s, &c, 10, 1, ops());
+        assert_eq!(results(&first).0, 0);
+        let again = compound(&s, &c, 11, 1, ops());
+        assert_eq!(again, first);
+        // Run once: PUTROOTFH counted once, SEQUENCE once (the replay ran no operation).
+        let t = &s.unit_counters(super::PROGRAM, super::VERSION)[0];
+        assert_eq!(t.calls[24], 1, "putrootfh");
+        assert_eq!(t.calls[53], 1, "sequence");
+        assert_eq!(s.v4().unwrap().stats().0.sequence_replays, 1);
+    }
+
+    #[test]
+    fn exchange_id_with_an_undefined_flag_is_inval() {
+        let s = server();
+        let c = conn(ConnId::next());
+        for (flags, want) in [(0x4, Nfsstat4::Nfs4errInval as u32), (0x1_0000, 0)] {
+            let eid = NfsArgop4::OpExchangeId(ExchangeId4args {
+                eia_clientowner: ClientOwner4 {
+                    co_verifier: OpaqueFixed([1; 8]),
+                    co_ownerid: Opaque(b"flags".to_vec()),
+                },
+                eia_flags: flags,
+                eia_state_protect: StateProtect4A::Sp4None,
+                eia_client_impl_id: VarArray(Vec::new()),
+            });
+            assert_eq!(
+                results(&compound(&s, &c, 1, 1, vec![eid])).0,
+                want,
+                "{flags:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn minor_version_zero_and_three_are_refused() {
+        let s = server();
+        let c = conn(ConnId::next());
+        for minor in [0, 3] {
+            let (st, r) = results(&compound(&s, &c, 1, minor, vec![NfsArgop4::OpPutrootfh]));
+            assert_eq!(
+                (st, r.len()),
+                (Nfsstat4::Nfs4errMinorVersMismatch as u32, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_connection_no_longer_counts_for_its_session() {
+        let s = server();
+        let (a, b) = (conn(ConnId::next()), conn(ConnId::next()));
+        let (_, sid) = session(&s, &a, b"owner");
+        assert_eq!(
+            results(&compound(&s, &b, 3, 1, vec![sequence(sid, 1)])).0,
+            0
+        );
+        let st = s.v4().unwrap();
+        assert_eq!(st.stats().0.connections, 2);
+        st.connection_closed(b.id);
+        assert_eq!(st.stats().0.connections, 1);
+        // DESTROY_SESSION alone on a connection not bound to the session is refused.
+        let destroy = || {
+            vec![NfsArgop4::OpDestroySession(DestroySession4args {
+                dsa_sessionid: OpaqueFixed(sid),
+            })]
+        };
+        let (code, _) = results(&compound(&s, &b, 4, 1, destroy()));
+        assert_eq!(code, Nfsstat4::Nfs4errConnNotBoundToSession as u32);
+        assert_eq!(results(&compound(&s, &a, 5, 1, destroy())).0, 0);
+        assert_eq!(st.stats().0.sessions, 0);
+    }
+
+    #[test]
+    fn reclaim_complete_needs_a_session_and_is_answered_once() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let rc = || NfsArgop4::OpReclaimComplete(ReclaimComplete4args { rca_one_fs: false });
+        let (st, _) = results(&compound(&s, &c, 1, 1, vec![rc()]));
+        assert_eq!(st, Nfsstat4::Nfs4errOpNotInSession as u32);
+        let (_, sid) = session(&s, &c, b"owner");
+        assert_eq!(
+            results(&compound(&s, &c, 2, 1, vec![sequence(sid, 1), rc()])).0,
+            0
+        );
+        let (st, _) = results(&compound(&s, &c, 3, 1, vec![sequence(sid, 2), rc()]));
+        assert_eq!(st, Nfsstat4::Nfs4errCompleteAlready as u32);
+    }
+
+    #[test]
+    fn v4_is_off_unless_configured_and_v3_can_be_turned_off() {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let only3 = NfsServer::new(Export::new(1, "/", fs.clone()), ServerConfig::default());
+        assert!(only3.v4().is_none());
+        let cfg = ServerConfig {
+            nfs3: false,
+            v4: Some(V4Options::default()),
+            ..ServerConfig::default()
+        };
+        let only4 = NfsServer::new(Export::new(1, "/", fs), cfg);
+        assert!(only4.unit_counters(100_003, 3).is_empty());
+        assert_eq!(only4.unit_counters(super::PROGRAM, super::VERSION).len(), 1);
+    }
+}
