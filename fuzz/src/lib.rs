@@ -197,6 +197,7 @@ fn build_harness() -> Harness {
     let server = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
     let root = rnfs_server::handle::encode(&server.exports().exports[0], &fs.root());
     let conn = ConnInfo {
+        id: rnfs_rpc::transport::ConnId::next(),
         peer: "127.0.0.1:700".parse().expect("addr"),
         local: "127.0.0.1:2049".parse().expect("addr"),
     };
