@@ -409,6 +409,8 @@ pub static OPS: [OpDesc; 73] = [
 pub const OP_ILLEGAL: u32 = 10044;
 /// `OP_SEQUENCE`.
 pub const OP_SEQUENCE: u32 = 53;
+/// `OP_SETATTR`.
+pub const OP_SETATTR: u32 = 34;
 
 /// The row of operation `num` in minor version `minor`, if it has one.
 pub fn describe(num: u32, minor: u32) -> Option<&'static OpDesc> {
@@ -543,6 +545,11 @@ fn result_op(num: u32, minor: u32) -> u32 {
 fn fail(out: &mut Writer, num: u32, e: Nfs4Error) -> Step {
     out.u32(num);
     out.u32(e.code());
+    // SETATTR4res is the one result that is not a union on its status: its `attrsset`
+    // follows whatever the status (RFC 8881 18.30), empty when nothing was set.
+    if num == OP_SETATTR {
+        out.u32(0);
+    }
     Step::Result(Err(e))
 }
 
@@ -1246,6 +1253,20 @@ mod tests {
         let mut r = w.run(&q);
         assert_eq!(r.status, code(Nfs4Error::BadXdr));
         assert_eq!(r.ops(), [(SEQ, 0), (OP_ILLEGAL, code(Nfs4Error::BadXdr))]);
+        // SETATTR failing before it runs (its arguments cut short) still carries its
+        // `attrsset`, so the reply decodes (found by the nfs4_dispatch fuzz target).
+        let mut q = req(b"", 1).seq().op(PUTROOTFH, |_| {}).done();
+        q.extend_from_slice(&[0, 0, 0, 34, 24, 0, 0, 0, 24]);
+        q[11] = 3; // the count
+        let r = w.run(&q);
+        assert_eq!(r.status, code(Nfs4Error::BadXdr));
+        let lim = rnfs_proto::nfs4::CompoundLimits {
+            max_tag: MAX_TAG,
+            max_ops: 16,
+        };
+        let (_, ops) = rnfs_proto::nfs4::decode_compound_res(&r.bytes, &lim).unwrap();
+        let ops: Vec<_> = ops.collect::<Result<_, _>>().unwrap();
+        assert_eq!(ops.len(), 3);
         // A handle longer than NFS4_FHSIZE.
         let mut r = w.run(&req(b"", 1).seq().op(PUTFH, |x| x.opaque(&[0; 129])).done());
         assert_eq!(r.ops()[1], (PUTFH, code(Nfs4Error::BadXdr)));

@@ -477,12 +477,11 @@ impl ClientTable {
                 self.counters.refused_connections += 1;
                 return Err(SessionError::Resource);
             }
-            let dir = if s.back_chan {
-                ConnDir::Both
-            } else {
-                ConnDir::Fore
-            };
-            s.conns.insert(args.conn, dir);
+            // Bound implicitly, a connection carries the fore channel only: a client that
+            // wants callbacks on it says so with BIND_CONN_TO_SESSION, which it does when
+            // SEQUENCE reports the back channel down (CB_PATH_DOWN_SESSION). Binding it for
+            // callbacks unasked would report a back channel nobody probed as up.
+            s.conns.insert(args.conn, ConnDir::Fore);
             self.conns
                 .entry(args.conn)
                 .or_default()

@@ -377,7 +377,7 @@ fn connections_bind_unbind_and_destroy_session_needs_a_bound_one() {
         t.destroy_session(sid, ConnId(2)),
         Err(SessionError::ConnNotBoundToSession)
     );
-    // SEQUENCE on a new connection binds it (SP4_NONE).
+    // SEQUENCE on a new connection binds it (SP4_NONE), for the fore channel only.
     let mut a = seq_args(sid, 0, 1, "x");
     a.conn = ConnId(2);
     seq(&mut t, Time(1), &a).unwrap();
@@ -389,7 +389,7 @@ fn connections_bind_unbind_and_destroy_session_needs_a_bound_one() {
         t.bind_conn(sid, ConnId(4), BindDir::BackOrBoth),
         Ok(ConnDir::Both)
     );
-    assert_eq!(t.back_channel_conns(sid), vec![CONN, ConnId(2), ConnId(4)]);
+    assert_eq!(t.back_channel_conns(sid), vec![CONN, ConnId(4)]);
     t.connection_closed(ConnId(2));
     assert_eq!(
         t.destroy_session(sid, ConnId(2)),
