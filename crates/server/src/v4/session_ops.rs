@@ -30,6 +30,16 @@ pub const RPC_REPLY_HEADER: u32 = 24;
 /// The flags a client may set in EXCHANGE_ID (RFC 8881 18.35.3, knfsd's
 /// EXCHGID4_FLAG_MASK_A); any other is NFS4ERR_INVAL (pynfs EID4 sends 0x4).
 const EXCHGID_CLIENT_FLAGS: u32 = 0x1 | 0x2 | 0x100 | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x4000_0000;
+/// The flags CREATE_SESSION defines (RFC 8881 18.36.1: PERSIST, CONN_BACK_CHAN,
+/// CONN_RDMA); any other is NFS4ERR_INVAL, as knfsd (pynfs CSESS15 sends 0xf).
+const CREATE_SESSION_FLAGS: u32 = p4::CREATE_SESSION4_FLAG_PERSIST
+    | p4::CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+    | p4::CREATE_SESSION4_FLAG_CONN_RDMA;
+/// The least an RPC call header takes before the COMPOUND4args (xid, CALL, RPC version,
+/// program, version, procedure, then an AUTH_NONE credential and verifier): what
+/// `ca_maxrequestsize` counts besides the compound's arguments. Credentials of other
+/// flavours are longer, so a request judged by this is never refused wrongly.
+pub const RPC_CALL_HEADER_MIN: usize = 40;
 /// `EXCHGID4_FLAG_UPD_CONFIRMED_REC_A`.
 const EXCHGID_UPDATE: u32 = 0x4000_0000;
 /// `EXCHGID4_FLAG_USE_NON_PNFS`: no pNFS here.
@@ -117,6 +127,9 @@ impl<'a> CompoundSessions<'a> {
     }
 
     fn create_session(&self, a: &p4::CreateSession4args, out: &mut Writer) -> R4<()> {
+        if a.csa_flags & !CREATE_SESSION_FLAGS != 0 {
+            return Err(Nfs4Error::Inval);
+        }
         let back_chan = a.csa_flags & p4::CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
         let cb_cred = a.csa_sec_parms.0.iter().find_map(|p| match p {
             p4::CallbackSecParms4::AuthNone => Some(OpaqueAuth::none()),
@@ -180,6 +193,19 @@ impl<'a> CompoundSessions<'a> {
     fn sequence(&self, a: &p4::Sequence4args, out: &mut Writer) -> SessionStep {
         let sid = SessionId(a.sa_sessionid.0);
         let st = self.state;
+        // RFC 8881 18.46.3 / 2.10.6.4: a request larger than the session's
+        // ca_maxrequestsize is refused before the slot is touched (pynfs SEQ6). An unknown
+        // session is left to the core (BADSESSION).
+        let max_request = st
+            .sessions
+            .lock()
+            .get(&sid)
+            .map(|i| i.fore.max_request_size);
+        if let Some(max) = max_request {
+            if self.request.len().saturating_add(RPC_CALL_HEADER_MIN) > max as usize {
+                return SessionStep::Err(Nfs4Error::ReqTooBig);
+            }
+        }
         let mut clients = st.clients.lock();
         let args = SequenceArgs {
             sessionid: sid,

@@ -402,6 +402,22 @@ mod tests {
 
     /// EXCHANGE_ID and CREATE_SESSION on `c`: the client and session ids.
     fn session(s: &NfsServer, c: &ConnInfo, owner: &[u8]) -> (u64, [u8; 16]) {
+        let (id, res) = session_with(s, c, owner, 0, attrs());
+        let CreateSession4res::Nfs4Ok(cs) = res else {
+            panic!("{res:?}")
+        };
+        (id, cs.csr_sessionid.0)
+    }
+
+    /// EXCHANGE_ID, then CREATE_SESSION with `flags` and fore channel `fore`: the client
+    /// id and CREATE_SESSION's result.
+    fn session_with(
+        s: &NfsServer,
+        c: &ConnInfo,
+        owner: &[u8],
+        flags: u32,
+        fore: ChannelAttrs4,
+    ) -> (u64, CreateSession4res) {
         let eid = NfsArgop4::OpExchangeId(ExchangeId4args {
             eia_clientowner: ClientOwner4 {
                 co_verifier: OpaqueFixed([1; 8]),
@@ -418,17 +434,17 @@ mod tests {
         let cs = NfsArgop4::OpCreateSession(CreateSession4args {
             csa_clientid: e.eir_clientid,
             csa_sequence: e.eir_sequenceid,
-            csa_flags: 0,
-            csa_fore_chan_attrs: attrs(),
+            csa_flags: flags,
+            csa_fore_chan_attrs: fore,
             csa_back_chan_attrs: attrs(),
             csa_cb_program: 1,
             csa_sec_parms: VarArray(vec![CallbackSecParms4::AuthNone]),
         });
-        let (st, r) = results(&compound(s, c, 2, 1, vec![cs]));
-        let NfsResop4::OpCreateSession(CreateSession4res::Nfs4Ok(cs)) = &r[0] else {
+        let (st, mut r) = results(&compound(s, c, 2, 1, vec![cs]));
+        let Some(NfsResop4::OpCreateSession(cs)) = r.pop() else {
             panic!("{st} {r:?}")
         };
-        (e.eir_clientid, cs.csr_sessionid.0)
+        (e.eir_clientid, cs)
     }
 
     fn sequence(sid: [u8; 16], seq: u32) -> NfsArgop4 {
@@ -478,6 +494,54 @@ mod tests {
                 "{flags:#x}"
             );
         }
+    }
+
+    /// pynfs CSESS15: flags CREATE_SESSION does not define are INVAL (0x8 here); the
+    /// defined ones are accepted.
+    #[test]
+    fn create_session_with_an_undefined_flag_is_inval() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let (_, res) = session_with(&s, &c, b"csflags", 0xf, attrs());
+        assert!(
+            matches!(res, CreateSession4res::Default(Nfsstat4::Nfs4errInval)),
+            "{res:?}"
+        );
+        let (_, res) = session_with(&s, &c, b"csflags", 0x1, attrs());
+        assert!(matches!(res, CreateSession4res::Nfs4Ok(_)), "{res:?}");
+    }
+
+    /// pynfs SEQ6: a compound larger than the session's ca_maxrequestsize answers
+    /// REQ_TOO_BIG on its SEQUENCE and runs nothing; one that fits runs.
+    #[test]
+    fn a_request_larger_than_the_session_allows_is_req_too_big() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let fore = ChannelAttrs4 {
+            ca_maxrequestsize: 512,
+            ..attrs()
+        };
+        let (_, res) = session_with(&s, &c, b"small", 0, fore);
+        let CreateSession4res::Nfs4Ok(cs) = res else {
+            panic!("{res:?}")
+        };
+        assert_eq!(cs.csr_fore_chan_attrs.ca_maxrequestsize, 512);
+        let sid = cs.csr_sessionid.0;
+        let lookup = |name: Vec<u8>| {
+            vec![
+                sequence(sid, 1),
+                NfsArgop4::OpPutrootfh,
+                NfsArgop4::OpLookup(Lookup4args {
+                    objname: Opaque(name),
+                }),
+            ]
+        };
+        let (st, r) = results(&compound(&s, &c, 3, 1, lookup(b"12345".repeat(100))));
+        assert_eq!(st, Nfsstat4::Nfs4errReqTooBig as u32);
+        assert_eq!(r.len(), 1, "{r:?}");
+        // The slot was not used: sequence id 1 runs now, with a request that fits.
+        let (st, r) = results(&compound(&s, &c, 4, 1, lookup(b"x".to_vec())));
+        assert_eq!(r.len(), 3, "{st} {r:?}");
     }
 
     #[test]

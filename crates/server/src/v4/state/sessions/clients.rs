@@ -304,11 +304,18 @@ impl ClientTable {
         now: Time,
         args: &CreateSessionArgs,
     ) -> Result<CreateSessionDone, SessionError> {
+        // Channel attributes the server cannot meet are refused before the sequence id is
+        // looked at, and the refusal is not cached: the client may send the same sequence
+        // id again with better attributes (knfsd does the same; pynfs CSESS29).
+        self.negotiate(&args.fore, &args.back)?;
         let c = self
             .clients
             .get(&args.clientid)
             .ok_or(SessionError::StaleClientid)?;
-        if c.principal != args.principal {
+        // Only an unconfirmed record is tied to the principal that created it (18.36.4:
+        // CLID_INUSE); once confirmed, another principal may create sessions (pynfs
+        // CSESS10), as no SP4_MACH_CRED state protection is offered.
+        if !c.confirmed && c.principal != args.principal {
             return Err(SessionError::ClidInuse);
         }
         if args.sequence == c.cs_seq {
