@@ -42,6 +42,8 @@ struct Hooks {
     reclaimers: RefCell<Vec<ClientId>>,
     courtesy: RefCell<Vec<ClientId>>,
     asked: RefCell<Vec<ClientId>>,
+    /// Clients that have not sent RECLAIM_COMPLETE.
+    unfinished: RefCell<Vec<ClientId>>,
 }
 
 impl StateHooks for Hooks {
@@ -50,6 +52,9 @@ impl StateHooks for Hooks {
     }
     fn may_reclaim(&self, client: ClientId, _: Time) -> bool {
         self.reclaimers.borrow().contains(&client)
+    }
+    fn reclaim_completed(&self, client: ClientId) -> bool {
+        !self.unfinished.borrow().contains(&client)
     }
     fn expire_courtesy(&self, clients: &[ClientId], l: &mut Locking, _: Time) -> bool {
         self.asked.borrow_mut().extend_from_slice(clients);
@@ -926,6 +931,39 @@ fn grace_and_reclaim() {
         code(Nfs4Error::NoGrace)
     );
     assert_eq!(w.run(2, open_file(b"o2", b"f", READ, 0)).0, 0);
+}
+
+#[test]
+fn new_opens_and_locks_wait_for_the_clients_reclaim_complete() {
+    let w = world();
+    let (fh, sid) = open_ok(&w, 1, b"o1", b"f", BOTH, 0);
+    w.hooks
+        .unfinished
+        .borrow_mut()
+        .extend([ClientId(1), ClientId(2)]);
+    // Out of grace still: RFC 8881 18.51.3.
+    assert_eq!(
+        w.run(2, open_file(b"o2", b"f", READ, 0)).0,
+        code(Nfs4Error::Grace)
+    );
+    let l = lock_new(&sid, b"l1", NfsLockType4::WriteLt, 0, 10);
+    assert_eq!(
+        w.run(1, vec![putfh(&fh), l.clone()]).0,
+        code(Nfs4Error::Grace)
+    );
+    // What it holds already it still uses and gives back.
+    assert_eq!(w.run(1, vec![putfh(&fh), read_op(&sid, 0, 1)]).0, 0);
+    w.hooks
+        .unfinished
+        .borrow_mut()
+        .retain(|c| *c != ClientId(1));
+    assert_eq!(w.run(1, vec![putfh(&fh), l]).0, 0);
+    assert_eq!(
+        w.run(2, open_file(b"o2", b"f", READ, 0)).0,
+        code(Nfs4Error::Grace)
+    );
+    w.hooks.unfinished.borrow_mut().clear();
+    open_ok(&w, 2, b"o2", b"f", READ, 0);
 }
 
 #[test]
