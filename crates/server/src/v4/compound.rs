@@ -120,6 +120,11 @@ pub trait StateHooks {
     /// record) and has not sent RECLAIM_COMPLETE. A reclaim from any other client, or
     /// outside grace, answers NFS4ERR_NO_GRACE.
     fn may_reclaim(&self, client: ClientId, now: Time) -> bool;
+    /// Whether `client` has sent RECLAIM_COMPLETE for all its file systems. Until it has,
+    /// its non-reclaim OPEN and LOCK answer NFS4ERR_GRACE, in grace or not (RFC 8881
+    /// 18.51.3: a client sends it after establishing a client ID, before its first
+    /// non-reclaim locking operation; knfsd answers so too).
+    fn reclaim_completed(&self, client: ClientId) -> bool;
     /// `clients` hold state in the way of a request (share or lock conflict, as
     /// [`Locking`] reports them): expires those that are courtesy clients (their lease
     /// ran out, their state was kept until someone conflicts), purging their state from
@@ -139,6 +144,9 @@ impl StateHooks for NoHooks {
     }
     fn may_reclaim(&self, _: ClientId, _: Time) -> bool {
         false
+    }
+    fn reclaim_completed(&self, _: ClientId) -> bool {
+        true
     }
     fn expire_courtesy(&self, _: &[ClientId], _: &mut Locking, _: Time) -> bool {
         false

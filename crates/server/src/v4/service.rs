@@ -289,6 +289,10 @@ impl StateHooks for V4State {
         self.clients.lock().check_reclaim(client).is_ok()
     }
 
+    fn reclaim_completed(&self, client: ClientId) -> bool {
+        self.clients.lock().reclaim_completed(client)
+    }
+
     fn expire_courtesy(&self, ids: &[ClientId], locking: &mut Locking, _now: Time) -> bool {
         let mut clients = self.clients.lock();
         let mut any = false;

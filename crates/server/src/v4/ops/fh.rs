@@ -1,12 +1,16 @@
 //! Operations on the current and saved filehandle: PUTROOTFH, PUTPUBFH, PUTFH, GETFH,
 //! SAVEFH, RESTOREFH, LOOKUP, LOOKUPP (RFC 8881 18.19-18.22, 18.8, 18.13, 18.14, 18.27,
 //! 18.28), and SECINFO and SECINFO_NO_NAME (18.29, 18.45), which consume it.
+use super::state_key;
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::Place;
+use crate::Export;
 use rnfs_proto::nfs3::FileHandle3;
 use rnfs_proto::nfs4::{Lookup4args, Putfh4args, Secinfo4args, SecinfoStyle4};
+use rnfs_vfs::FileKey;
 use rnfs_xdr::Writer;
+use std::sync::Arc;
 
 /// PUTROOTFH: the root of the pseudo file system (or the export at `/`).
 pub fn putrootfh(c: &mut Compound<'_>) -> R4<()> {
@@ -25,10 +29,23 @@ pub fn putfh(c: &mut Compound<'_>, a: &Putfh4args) -> R4<()> {
     let fh = FileHandle3(a.object.0.clone());
     let p = c.ctx.pseudo.resolve(&c.ctx.caller, &fh)?;
     if let Place::Export { export, key } = &p {
-        (c.ctx.locate)(export, key)?;
+        match (c.ctx.locate)(export, key) {
+            // A file removed while open (REMOVE, or RENAME over it) keeps its handle for
+            // the state held on it: CLOSE and LOCKU name the file by it and must still
+            // release that state (knfsd keeps the inode while it is open; pynfs RNM21).
+            // Operations that reach the backend still answer STALE.
+            Err(Nfs4Error::Stale) if holds_state(c, export, key)? => {}
+            r => r?,
+        }
     }
     c.set_fh(p);
     Ok(())
+}
+
+/// Whether the locking state holds an open or lock on the file `key` of `export`.
+fn holds_state(c: &Compound<'_>, export: &Arc<Export>, key: &FileKey) -> R4<bool> {
+    let x = c.ctx.pseudo.scope(&c.ctx.caller, export)?;
+    Ok(c.ctx.state.locking.lock().holds_file(&state_key(&x, key)))
 }
 
 /// GETFH: the current filehandle.

@@ -94,10 +94,11 @@ fn lerr(c: &Compound<'_>, e: &LockingError) -> Nfs4Error {
     Nfs4Error::from_locking(e, c.minor)
 }
 
-/// Whether a new open or lock must wait for grace to end (NFS4ERR_GRACE).
+/// Whether a new open or lock must wait (NFS4ERR_GRACE): for grace to end, or for the
+/// client to send RECLAIM_COMPLETE.
 fn check_not_grace(c: &Compound<'_>) -> R4<()> {
     let st = &c.ctx.state;
-    if st.hooks.in_grace(st.now) {
+    if st.hooks.in_grace(st.now) || !st.hooks.reclaim_completed(c.client()?) {
         return Err(Nfs4Error::Grace);
     }
     Ok(())

@@ -3,9 +3,7 @@
 //! reclaim and courtesy clients.
 #![allow(clippy::unwrap_used)]
 use crate::handle::HandleSecret;
-use crate::v4::compound::{
-    any_key, run_compound, Ctx, Limits, SessionStep, Sessions, StateCtx, StateHooks,
-};
+use crate::v4::compound::{run_compound, Ctx, Limits, SessionStep, Sessions, StateCtx, StateHooks};
 use crate::v4::error::Nfs4Error;
 use crate::v4::owner::OwnerMap;
 use crate::v4::pseudo::{Caller, PseudoFs};
@@ -44,6 +42,8 @@ struct Hooks {
     reclaimers: RefCell<Vec<ClientId>>,
     courtesy: RefCell<Vec<ClientId>>,
     asked: RefCell<Vec<ClientId>>,
+    /// Clients that have not sent RECLAIM_COMPLETE.
+    unfinished: RefCell<Vec<ClientId>>,
 }
 
 impl StateHooks for Hooks {
@@ -52,6 +52,9 @@ impl StateHooks for Hooks {
     }
     fn may_reclaim(&self, client: ClientId, _: Time) -> bool {
         self.reclaimers.borrow().contains(&client)
+    }
+    fn reclaim_completed(&self, client: ClientId) -> bool {
+        !self.unfinished.borrow().contains(&client)
     }
     fn expire_courtesy(&self, clients: &[ClientId], l: &mut Locking, _: Time) -> bool {
         self.asked.borrow_mut().extend_from_slice(clients);
@@ -74,6 +77,8 @@ struct World {
     owners: OwnerMap,
     locking: parking_lot::Mutex<Locking>,
     hooks: Hooks,
+    /// The backend answers STALE for every file's key (as for files removed meanwhile).
+    all_gone: Cell<bool>,
 }
 
 static NONE: Auth = Auth::None;
@@ -116,6 +121,7 @@ fn world_of(fs: Arc<dyn Backend>, ro: Arc<dyn Backend>) -> World {
         owners: OwnerMap::numeric(),
         locking: parking_lot::Mutex::new(Locking::new(1, Default::default())),
         hooks: Hooks::default(),
+        all_gone: Cell::new(false),
     }
 }
 
@@ -129,6 +135,13 @@ impl World {
     /// Runs SEQUENCE + `ops` as client `client`; the results after SEQUENCE.
     fn run(&self, client: u64, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
         let s = As(ClientId(client));
+        let locate = |_: &Arc<Export>, _: &rnfs_vfs::FileKey| {
+            if self.all_gone.get() {
+                Err(Nfs4Error::Stale)
+            } else {
+                Ok(())
+            }
+        };
         let ctx = Ctx {
             pseudo: &self.pseudo,
             caller: Caller {
@@ -141,7 +154,7 @@ impl World {
             minors: (1, 2),
             limits: WIDE,
             sessions: &s,
-            locate: &any_key,
+            locate: &locate,
             state: StateCtx {
                 locking: &self.locking,
                 hooks: &self.hooks,
@@ -918,6 +931,61 @@ fn grace_and_reclaim() {
         code(Nfs4Error::NoGrace)
     );
     assert_eq!(w.run(2, open_file(b"o2", b"f", READ, 0)).0, 0);
+}
+
+#[test]
+fn new_opens_and_locks_wait_for_the_clients_reclaim_complete() {
+    let w = world();
+    let (fh, sid) = open_ok(&w, 1, b"o1", b"f", BOTH, 0);
+    w.hooks
+        .unfinished
+        .borrow_mut()
+        .extend([ClientId(1), ClientId(2)]);
+    // Out of grace still: RFC 8881 18.51.3.
+    assert_eq!(
+        w.run(2, open_file(b"o2", b"f", READ, 0)).0,
+        code(Nfs4Error::Grace)
+    );
+    let l = lock_new(&sid, b"l1", NfsLockType4::WriteLt, 0, 10);
+    assert_eq!(
+        w.run(1, vec![putfh(&fh), l.clone()]).0,
+        code(Nfs4Error::Grace)
+    );
+    // What it holds already it still uses and gives back.
+    assert_eq!(w.run(1, vec![putfh(&fh), read_op(&sid, 0, 1)]).0, 0);
+    w.hooks
+        .unfinished
+        .borrow_mut()
+        .retain(|c| *c != ClientId(1));
+    assert_eq!(w.run(1, vec![putfh(&fh), l]).0, 0);
+    assert_eq!(
+        w.run(2, open_file(b"o2", b"f", READ, 0)).0,
+        code(Nfs4Error::Grace)
+    );
+    w.hooks.unfinished.borrow_mut().clear();
+    open_ok(&w, 2, b"o2", b"f", READ, 0);
+}
+
+#[test]
+fn a_file_removed_while_open_can_still_be_closed() {
+    let w = world();
+    let (fh, sid) = open_ok(&w, 1, b"o1", b"f", BOTH, 0);
+    let (other, osid) = open_ok(&w, 1, b"o1", b"g", BOTH, 0);
+    assert_eq!(w.run(1, vec![putfh(&other), close_op(&osid)]).0, 0);
+    // Both files removed (RENAME over them): the backend no longer places their keys.
+    w.all_gone.set(true);
+    assert_eq!(
+        w.run(1, vec![putfh(&other), NfsArgop4::OpGetfh]).0,
+        code(Nfs4Error::Stale)
+    );
+    let (s, r) = w.run(1, vec![putfh(&fh), close_op(&sid)]);
+    assert_eq!(s, 0, "{r:?}");
+    assert_eq!(w.counts(), Counts::default());
+    // Its state gone, so is its handle.
+    assert_eq!(
+        w.run(1, vec![putfh(&fh), NfsArgop4::OpGetfh]).0,
+        code(Nfs4Error::Stale)
+    );
 }
 
 #[test]

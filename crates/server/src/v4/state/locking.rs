@@ -378,6 +378,12 @@ impl Locking {
         self.clients.contains_key(&client)
     }
 
+    /// Whether any open or lock is held on `file`: its handle stays usable for that state
+    /// (CLOSE, LOCKU) after the file is removed (see [`crate::v4::ops`]'s PUTFH).
+    pub fn holds_file(&self, file: &FileKey) -> bool {
+        self.files.contains_key(file)
+    }
+
     /// The wire stateid for key `k` with seqid `seqid`.
     pub(super) fn stateid(&self, k: u64, seqid: u32) -> Stateid {
         Stateid {

@@ -694,6 +694,12 @@ impl ClientTable {
         self.grace.check_reclaim(&c.record(), c.reclaim_complete)
     }
 
+    /// Has `id` sent RECLAIM_COMPLETE for all its file systems? An unknown client answers
+    /// true: the operation's other checks answer for it.
+    pub fn reclaim_completed(&self, id: ClientId) -> bool {
+        self.clients.get(&id).is_none_or(|c| c.reclaim_complete)
+    }
+
     /// May new (non-reclaim) state be created now (C6)?
     pub fn check_new_state(&self) -> Result<(), SessionError> {
         self.grace.check_new_state()
