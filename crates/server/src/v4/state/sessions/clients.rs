@@ -78,7 +78,6 @@ struct Session {
     slot_bytes: u64,
     /// The most slots this session may grow to.
     ceiling: u32,
-    back_chan: bool,
     conns: BTreeMap<ConnId, ConnDir>,
 }
 
@@ -389,7 +388,6 @@ impl ClientTable {
             slots: SlotTable::new(grant.slots, fore.max_response_size_cached),
             slot_bytes: grant.slot_bytes,
             ceiling,
-            back_chan: args.back_chan,
             conns: BTreeMap::new(),
         };
         let dir = if args.back_chan {
