@@ -706,12 +706,11 @@ fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::handle::HandleSecret;
     use crate::v4::attrs::{num, Bitmap};
-    use crate::{exports, Export, NfsServer, ServerConfig};
+    use crate::{Export, NfsServer};
     use rnfs_rpc::message::Auth;
     use rnfs_vfs::memory::MemFs;
-    use rnfs_vfs::{Backend, Ctx as VCtx, SetAttr, Timestamp};
+    use rnfs_vfs::{Backend, Ctx as VCtx, SetAttr};
     use rnfs_xdr::Reader;
     use std::cell::RefCell;
     use std::sync::Arc;
@@ -784,27 +783,9 @@ mod tests {
     }
 
     fn world() -> World {
-        let cfg = exports::parse_exports("t", "/srv/a *(rw,insecure)\n/ro 10.0.0.1(ro,insecure)\n")
-            .unwrap();
         let fs = Arc::new(MemFs::new(1 << 20));
-        let ro = Arc::new(MemFs::new(1 << 20));
-        let exports = vec![
-            Export::from_spec(&cfg.exports[0], fs.clone()),
-            Export::from_spec(&cfg.exports[1], ro),
-        ];
-        let server = NfsServer::with_exports(
-            exports,
-            ServerConfig {
-                handle_secret: HandleSecret::from_bytes([1; 32]),
-                ..ServerConfig::default()
-            },
-        );
-        let pseudo = PseudoFs::new(
-            server.exports(),
-            &server.config().handle_secret,
-            false,
-            Timestamp { secs: 1, nsecs: 0 },
-        );
+        let (server, pseudo) =
+            super::super::pseudo::test_exports(fs.clone(), Arc::new(MemFs::new(1 << 20)));
         World {
             server,
             fs,

@@ -536,6 +536,38 @@ pub fn check_component(name: &[u8], name_max: u32) -> R4<()> {
     Ok(())
 }
 
+/// The server the NFSv4 unit tests run against: `fs` exported read-write to everyone at
+/// /srv/a, `ro` read-only to 10.0.0.1 at /ro (both `insecure`), a fixed handle secret; and
+/// its pseudo file system.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_exports(
+    fs: std::sync::Arc<dyn rnfs_vfs::Backend>,
+    ro: std::sync::Arc<dyn rnfs_vfs::Backend>,
+) -> (crate::NfsServer, PseudoFs) {
+    let cfg =
+        crate::exports::parse_exports("t", "/srv/a *(rw,insecure)\n/ro 10.0.0.1(ro,insecure)\n")
+            .unwrap();
+    let exports = vec![
+        crate::Export::from_spec(&cfg.exports[0], fs),
+        crate::Export::from_spec(&cfg.exports[1], ro),
+    ];
+    let server = crate::NfsServer::with_exports(
+        exports,
+        crate::ServerConfig {
+            handle_secret: crate::handle::HandleSecret::from_bytes([1; 32]),
+            ..crate::ServerConfig::default()
+        },
+    );
+    let pseudo = PseudoFs::new(
+        server.exports(),
+        &server.config().handle_secret,
+        false,
+        rnfs_vfs::Timestamp { secs: 1, nsecs: 0 },
+    );
+    (server, pseudo)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -2,18 +2,17 @@
 //! a test session layer that names a client per compound and test hooks for grace,
 //! reclaim and courtesy clients.
 #![allow(clippy::unwrap_used)]
-use crate::handle::HandleSecret;
 use crate::v4::compound::{run_compound, Ctx, Limits, SessionStep, Sessions, StateCtx, StateHooks};
 use crate::v4::error::Nfs4Error;
 use crate::v4::owner::OwnerMap;
 use crate::v4::pseudo::{Caller, PseudoFs};
 use crate::v4::state::ids::{ClientId, Time};
 use crate::v4::state::locking::{Counts, Locking};
-use crate::{exports, Export, NfsServer, ServerConfig};
+use crate::{Export, NfsServer};
 use rnfs_proto::nfs4::*;
 use rnfs_rpc::message::Auth;
 use rnfs_vfs::memory::MemFs;
-use rnfs_vfs::{Backend, Ctx as VCtx, SetAttr, Timestamp};
+use rnfs_vfs::{Backend, Ctx as VCtx, SetAttr};
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -94,25 +93,7 @@ fn world_on(fs: Arc<dyn Backend>) -> World {
 
 /// The test world with `fs` exported at /srv/a and `ro` at /ro.
 fn world_of(fs: Arc<dyn Backend>, ro: Arc<dyn Backend>) -> World {
-    let cfg =
-        exports::parse_exports("t", "/srv/a *(rw,insecure)\n/ro 10.0.0.1(ro,insecure)\n").unwrap();
-    let exports = vec![
-        Export::from_spec(&cfg.exports[0], fs.clone()),
-        Export::from_spec(&cfg.exports[1], ro.clone()),
-    ];
-    let server = NfsServer::with_exports(
-        exports,
-        ServerConfig {
-            handle_secret: HandleSecret::from_bytes([1; 32]),
-            ..ServerConfig::default()
-        },
-    );
-    let pseudo = PseudoFs::new(
-        server.exports(),
-        &server.config().handle_secret,
-        false,
-        Timestamp { secs: 1, nsecs: 0 },
-    );
+    let (server, pseudo) = crate::v4::pseudo::test_exports(fs.clone(), ro.clone());
     World {
         _server: server,
         fs,
