@@ -224,6 +224,20 @@ fn millis_since(epoch: Instant, t: Instant) -> u64 {
 }
 
 impl Entry {
+    /// Tells the connection to close, as chosen to be shed; false if it is ending on its own
+    /// right now ([`Entry::end`]): then it is not shed, and not counted as such.
+    fn shed(&self) -> bool {
+        if self
+            .closing
+            .compare_exchange(false, true, Relaxed, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.close.notify_one();
+        true
+    }
+
     /// The connection ends: from now on no one chooses it to be shed. True if someone had
     /// (and counted it as shed): then it must not be counted again for another reason. The
     /// choice and the end race on one atomic, so exactly one of them counts.
@@ -350,20 +364,9 @@ impl Registry {
                 e.last_active.load(Relaxed),
             )
         }));
-        match victim.and_then(|id| conns.get(&id)) {
-            Some(e) => {
-                // It may be ending on its own right now (`Entry::end`): then it is not shed.
-                if e.closing
-                    .compare_exchange(false, true, Relaxed, Relaxed)
-                    .is_err()
-                {
-                    return false;
-                }
-                e.close.notify_one();
-                true
-            }
-            None => false,
-        }
+        victim
+            .and_then(|id| conns.get(&id))
+            .is_some_and(|e| e.shed())
     }
 }
 
@@ -400,20 +403,9 @@ impl Registry {
             t,
             stall,
         );
-        match victim.and_then(|id| conns.get(&id)) {
-            Some(e) => {
-                // It may be ending on its own right now (`Entry::end`): then it is not shed.
-                if e.closing
-                    .compare_exchange(false, true, Relaxed, Relaxed)
-                    .is_err()
-                {
-                    return false;
-                }
-                e.close.notify_one();
-                true
-            }
-            None => false,
-        }
+        victim
+            .and_then(|id| conns.get(&id))
+            .is_some_and(|e| e.shed())
     }
 }
 
