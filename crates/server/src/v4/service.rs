@@ -40,6 +40,82 @@ pub struct V4Options {
     /// Where the stable client records are kept (the state directory); `None`: nowhere,
     /// so no grace after a restart.
     pub state_dir: Option<PathBuf>,
+    /// What clients may make the server hold.
+    pub bounds: V4Bounds,
+}
+
+/// What NFSv4 clients may make the server hold (`rnfs serve --v4-limit NAME=N`): the
+/// client table's bounds (C7 of [`ClientTable`]) and the locking table's [`LockLimits`].
+/// Sessions in total are bounded by the reply-cache budget, not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Bounds {
+    /// Client records, confirmed and unconfirmed.
+    pub clients: usize,
+    /// Unconfirmed client records (at the bound the oldest is dropped).
+    pub unconfirmed: usize,
+    /// Sessions per client.
+    pub sessions_per_client: usize,
+    /// Connections bound to one session.
+    pub conns_per_session: usize,
+    /// Opens, locks, owners and ranges, per client and in all.
+    pub locking: LockLimits,
+}
+
+impl Default for V4Bounds {
+    fn default() -> Self {
+        let c = Config::default();
+        Self {
+            clients: c.max_clients,
+            unconfirmed: c.max_unconfirmed,
+            sessions_per_client: c.max_sessions_per_client,
+            conns_per_session: c.max_conns_per_session,
+            locking: LockLimits::default(),
+        }
+    }
+}
+
+impl V4Bounds {
+    /// The names [`V4Bounds::set`] takes, in the order of the documentation.
+    pub const NAMES: [&'static str; 10] = [
+        "clients",
+        "unconfirmed",
+        "sessions-per-client",
+        "conns-per-session",
+        "states-per-client",
+        "owners-per-client",
+        "ranges-per-client",
+        "states",
+        "owners",
+        "ranges",
+    ];
+
+    /// Sets bound `name` (one of [`V4Bounds::NAMES`]) to `n` (at least 1).
+    pub fn set(&mut self, name: &str, n: usize) -> Result<(), String> {
+        if n == 0 {
+            return Err(format!("{name}: a bound of 0 would refuse every client"));
+        }
+        let l = &mut self.locking;
+        let field = match name {
+            "clients" => &mut self.clients,
+            "unconfirmed" => &mut self.unconfirmed,
+            "sessions-per-client" => &mut self.sessions_per_client,
+            "conns-per-session" => &mut self.conns_per_session,
+            "states-per-client" => &mut l.states_per_client,
+            "owners-per-client" => &mut l.owners_per_client,
+            "ranges-per-client" => &mut l.ranges_per_client,
+            "states" => &mut l.states,
+            "owners" => &mut l.owners,
+            "ranges" => &mut l.ranges,
+            _ => {
+                return Err(format!(
+                    "unknown NFSv4 bound {name:?}: one of {}",
+                    Self::NAMES.join(", ")
+                ))
+            }
+        };
+        *field = n;
+        Ok(())
+    }
 }
 
 impl Default for V4Options {
@@ -48,6 +124,7 @@ impl Default for V4Options {
             minors: (1, 2),
             lease_secs: 90,
             state_dir: None,
+            bounds: V4Bounds::default(),
         }
     }
 }
@@ -96,6 +173,10 @@ impl V4State {
         let config = Config {
             lease_ms: u64::from(opts.lease_secs.max(1)) * 1000,
             ram_bytes: rnfs_rpc::transport::total_ram().max(256 << 20),
+            max_clients: opts.bounds.clients,
+            max_unconfirmed: opts.bounds.unconfirmed,
+            max_sessions_per_client: opts.bounds.sessions_per_client,
+            max_conns_per_session: opts.bounds.conns_per_session,
             ..Config::default()
         };
         let records = opts.state_dir.as_ref().and_then(|d| match ClientRecords::open(d) {
@@ -118,7 +199,7 @@ impl V4State {
         }
         let state = Arc::new(Self {
             clients: Mutex::new(ClientTable::new(config.clone(), kept, Time(0), boot)),
-            locking: Mutex::new(Locking::new(boot, LockLimits::default())),
+            locking: Mutex::new(Locking::new(boot, opts.bounds.locking)),
             records: records.map(Mutex::new),
             sessions: Mutex::default(),
             conn_stats: conn_stats.clone(),
@@ -182,6 +263,11 @@ impl V4State {
     /// Whether the server is in its grace period.
     pub fn in_grace(&self) -> bool {
         self.clients.lock().in_grace()
+    }
+
+    /// The locking table's counters (its refusals at the bounds among them).
+    pub fn locking_stats(&self) -> super::state::locking::LockingStats {
+        self.locking.lock().stats()
     }
 
     /// Client and session counters, and the locking table's counts.
