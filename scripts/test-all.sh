@@ -76,6 +76,7 @@ if [ -z "$QUICK" ]; then
   step pjdfstest tests/interop/pjdfstest.sh
   step linux-client-v4.1 tests/interop/linux-client.sh rnfs 4.1
   step linux-client-v4.2 tests/interop/linux-client.sh rnfs 4.2
+  step pjdfstest-v4.1 tests/interop/pjdfstest.sh --vers 4.1
   step pynfs tests/interop/pynfs.sh
   step fuse-enospc tests/interop/fuse-enospc.sh
   step fuse-workloads tests/interop/fuse-workloads.sh

@@ -25,6 +25,7 @@ use crate::state::ClientRecords;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::OpaqueAuth;
 use rnfs_rpc::transport::{ConnId, ConnStats};
+use rnfs_vfs::{FileKey, Kept};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,6 +162,11 @@ pub struct V4State {
     started: Instant,
     /// Operations per COMPOUND and the largest reply, before a SEQUENCE names a session.
     pub(crate) limits: (u32, u32),
+    /// The backends' holds on open files, by locking key (then export), so that a file
+    /// removed while open stays usable ([`StateHooks::keep_unlinked`]). At most one per
+    /// file with state in the locking table and export, which bounds them; let go at the
+    /// file's last CLOSE, or by the laundromat once no state is held on it.
+    kept: Mutex<HashMap<FileKey, Vec<(u16, Kept)>>>,
 }
 
 impl V4State {
@@ -205,6 +211,7 @@ impl V4State {
             conn_stats: conn_stats.clone(),
             started: Instant::now(),
             limits: (config.max_operations, config.max_response_size),
+            kept: Mutex::default(),
             opts,
         });
         let weak = Arc::downgrade(&state);
@@ -235,6 +242,9 @@ impl V4State {
         for id in &t.expired {
             locking.purge_client(*id);
         }
+        // Files kept for opens that are gone another way than CLOSE (expired or courtesy
+        // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
+        self.kept.lock().retain(|f, _| locking.holds_file(f));
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
         }
@@ -390,5 +400,94 @@ impl StateHooks for V4State {
         }
         self.write_records(clients);
         any
+    }
+
+    fn keep_unlinked(
+        &self,
+        export: u16,
+        file: &FileKey,
+        keep: &mut dyn FnMut() -> Option<Kept>,
+    ) -> bool {
+        let has = |m: &HashMap<FileKey, Vec<(u16, Kept)>>| {
+            m.get(file)
+                .is_some_and(|v| v.iter().any(|(e, _)| *e == export))
+        };
+        if has(&self.kept.lock()) {
+            return true;
+        }
+        // The backend opens the file: not under the lock.
+        let Some(hold) = keep() else {
+            return false;
+        };
+        let mut m = self.kept.lock();
+        if !has(&m) {
+            m.entry(file.clone()).or_default().push((export, hold));
+        }
+        true
+    }
+
+    fn let_go_unheld(&self, file: &FileKey, locking: &Locking) {
+        if !locking.holds_file(file) {
+            self.kept.lock().remove(file);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v4::state::opens::OpenRequest;
+    use crate::v4::state::share::{ShareAccess, ShareDeny};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A backend's hold that counts its drops.
+    struct Hold(Arc<AtomicUsize>);
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn files_are_kept_while_state_is_held_on_them() {
+        let s = V4State::new(V4Options::default(), Arc::new(ConnStats::default()));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let asked = Cell::new(0);
+        let mut keep = || {
+            asked.set(asked.get() + 1);
+            Some(Kept::new(Hold(dropped.clone())))
+        };
+        let file = FileKey(vec![7; 12]);
+        let req = OpenRequest {
+            client: ClientId(1),
+            owner: b"o".to_vec(),
+            file: file.clone(),
+            access: ShareAccess::from_bits(3).unwrap(),
+            deny: ShareDeny::from_bits(0).unwrap(),
+            reclaim: false,
+        };
+        let mut l = s.locking.lock();
+        let opened = l.open(&req).unwrap();
+        assert!(s.keep_unlinked(1, &file, &mut keep));
+        assert!(s.keep_unlinked(1, &file, &mut keep));
+        assert_eq!(asked.get(), 1, "one hold per file and export");
+        assert!(s.keep_unlinked(2, &file, &mut keep));
+        assert_eq!(asked.get(), 2, "another export's backend keeps its own");
+        // A backend that cannot keep the file: no promise.
+        assert!(!s.keep_unlinked(1, &FileKey(vec![8; 12]), &mut || None));
+        // Let go once no state is held on the file, not before.
+        s.let_go_unheld(&file, &l);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        l.close(ClientId(1), &opened.stateid, &file).unwrap();
+        s.let_go_unheld(&file, &l);
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+        // State gone another way (an expired client): the laundromat lets go.
+        assert!(s.keep_unlinked(1, &file, &mut keep));
+        drop(l);
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+        s.tick();
+        assert_eq!(dropped.load(Ordering::SeqCst), 3);
+        assert!(s.kept.lock().is_empty());
     }
 }
