@@ -51,10 +51,10 @@ else
   # Known counts of pjdfstest 0.2.2 over NFSv4.1 (docs/conformance.md, "NFSv4.1").
   PJD_MIN_TESTS=${PJD_MIN_TESTS:-398}
   PJD_GANESHA_MIN_PASSED=${PJD_GANESHA_MIN_PASSED:-395}
-  # rnfs's known failures over NFSv4.x, each explained in docs/conformance.md.
-  RNFS_KNOWN=(
-    unlink::open_file_not_freed   # silly rename: rnfs does not yet keep an unlinked open file
-  )                               # (OPEN4_RESULT_PRESERVE_UNLINKED), so the client renames it
+  # rnfs's known failures over NFSv4.x: none (a file removed while open is kept for its
+  # opens, OPEN4_RESULT_PRESERVE_UNLINKED, so the client does not rename it; see
+  # docs/conformance.md).
+  RNFS_KNOWN=()
 fi
 for s in "${SERVERS[@]}"; do
   case "$s" in ganesha|rnfs) ;; *) echo "unknown server $s (ganesha or rnfs)" >&2; exit 2;; esac
@@ -149,7 +149,7 @@ if ! ((${#FILTER[@]})); then   # a full run: each server reports the whole suite
 fi
 if [[ " ${SERVERS[*]} " == *" rnfs "* ]]; then   # every rnfs failure is a known one, and only those
   awk -F'\t' '$2 != "passed" && $2 != "skipped" {print $1}' "$RUN/rnfs.results" | sort > "$RUN/rnfs-failed.txt"
-  printf '%s\n' "${RNFS_KNOWN[@]}" | sort > "$RUN/rnfs-known.txt"
+  printf '%s\n' "${RNFS_KNOWN[@]}" | sed '/^$/d' | sort > "$RUN/rnfs-known.txt"
   # with --filter, only the listed tests that ran can be judged
   ((${#FILTER[@]})) && join "$RUN/rnfs-known.txt" <(cut -f1 "$RUN/rnfs.results" | sort) > "$RUN/rnfs-known.run" &&
     mv "$RUN/rnfs-known.run" "$RUN/rnfs-known.txt"

@@ -18,6 +18,11 @@
 //! verifier opens the file it created; EXCLUSIVE4_1 then sets its attributes, which may
 //! only be those of `suppattr_exclcreat`. The delegation is always none: NFSv4.1 clients
 //! that asked for one through the "want" bits get OPEN_DELEGATE_NONE_EXT with the reason.
+//!
+//! Removal while open: in NFSv4.1 OPEN sets `OPEN4_RESULT_PRESERVE_UNLINKED` when the
+//! backend keeps the file for as long as state is held on it ([`rnfs_vfs::Backend::keep_open`],
+//! held through [`crate::v4::compound::StateHooks::keep_unlinked`], let go at the last CLOSE
+//! or by the laundromat), so the client removes an open file instead of renaming it.
 use super::{
     check_not_grace, check_reclaim, lerr, put_cinfo, put_stateid, state_key, stateid, with_locking,
 };
