@@ -356,6 +356,17 @@ mod tests {
         minor: u32,
         ops: Vec<NfsArgop4>,
     ) -> Vec<u8> {
+        compound_reply(s, conn, xid, minor, ops)[24..].to_vec()
+    }
+
+    /// Runs a COMPOUND of `ops` on `conn`: the whole RPC reply.
+    fn compound_reply(
+        s: &NfsServer,
+        conn: &ConnInfo,
+        xid: u32,
+        minor: u32,
+        ops: Vec<NfsArgop4>,
+    ) -> Vec<u8> {
         let mut w = Writer::new();
         CallHeader {
             xid,
@@ -373,8 +384,7 @@ mod tests {
             argarray: VarArray(ops),
         }
         .encode(&mut w);
-        let reply = s.call(conn, &w.into_inner()).unwrap();
-        reply[24..].to_vec()
+        s.call(conn, &w.into_inner()).unwrap()
     }
 
     fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
@@ -472,6 +482,28 @@ mod tests {
         assert_eq!(t.calls[24], 1, "putrootfh");
         assert_eq!(t.calls[53], 1, "sequence");
         assert_eq!(s.v4().unwrap().stats().0.sequence_replays, 1);
+    }
+
+    /// A panic in an operation after SEQUENCE costs the call (SYSTEM_ERR), not the slot:
+    /// the retry is told the reply was not kept, and the slot's next sequence id runs.
+    #[test]
+    fn a_panic_after_sequence_frees_the_slot() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let (_, sid) = session(&s, &c, b"owner");
+        let ops = |seq| vec![sequence(sid, seq), NfsArgop4::OpPutrootfh];
+        crate::v4::session_ops::tests::panic_at(Some(24));
+        let reply = compound_reply(&s, &c, 10, 1, ops(1));
+        crate::v4::session_ops::tests::panic_at(None);
+        // xid, REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SYSTEM_ERR (5).
+        assert_eq!(
+            reply,
+            [0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]
+        );
+        let (st, _) = results(&compound(&s, &c, 11, 1, ops(1)));
+        assert_eq!(st, Nfsstat4::Nfs4errRetryUncachedRep as u32);
+        let (st, r) = results(&compound(&s, &c, 12, 1, ops(2)));
+        assert_eq!((st, r.len()), (0, 2), "{r:?}");
     }
 
     #[test]
