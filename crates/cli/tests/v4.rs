@@ -379,3 +379,77 @@ fn the_back_channel_is_probed_and_reported_down_only_when_it_is() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// SEQUENCE, PUTROOTFH, SETATTR of the `owner` attribute to `owner`: the status.
+fn set_owner(c: &mut SyncClient, sid: [u8; 16], seq: u32, owner: &str) -> u32 {
+    let mut vals = (owner.len() as u32).to_be_bytes().to_vec();
+    vals.extend(owner.as_bytes());
+    vals.resize(vals.len().next_multiple_of(4), 0);
+    let set = NfsArgop4::OpSetattr(Setattr4args {
+        stateid: Stateid4 {
+            seqid: 0,
+            other: OpaqueFixed([0; 12]),
+        },
+        obj_attributes: Fattr4 {
+            attrmask: VarArray(vec![0, 1 << (36 - 32)]), // FATTR4_OWNER
+            attr_vals: Opaque(vals),
+        },
+    });
+    run(
+        c,
+        1,
+        vec![sequence(sid, seq, 0), NfsArgop4::OpPutrootfh, set],
+    )
+    .0
+}
+
+/// SEQUENCE, PUTROOTFH, GETATTR of `owner`: the string answered.
+fn owner_of(c: &mut SyncClient, sid: [u8; 16], seq: u32) -> String {
+    let get = NfsArgop4::OpGetattr(Getattr4args {
+        attr_request: VarArray(vec![0, 1 << (36 - 32)]),
+    });
+    let (st, r) = run(
+        c,
+        1,
+        vec![sequence(sid, seq, 0), NfsArgop4::OpPutrootfh, get],
+    );
+    assert_eq!(st, 0, "{r:?}");
+    let NfsResop4::OpGetattr(Getattr4res::Nfs4Ok(ok)) = &r[2] else {
+        panic!("{r:?}")
+    };
+    let v = &ok.obj_attributes.attr_vals.0;
+    let len = u32::from_be_bytes(v[..4].try_into().unwrap()) as usize;
+    String::from_utf8(v[4..4 + len].to_vec()).unwrap()
+}
+
+/// `--idmap-domain`: `root@DOMAIN` is accepted (any case of the domain), another domain
+/// is BADOWNER; numeric ids still work and are what replies carry unless `--idmap-names`,
+/// which answers `root@DOMAIN`. Without the flag, a name is BADOWNER.
+#[test]
+fn idmap_domain_accepts_and_answers_owner_names() {
+    let bad = Nfsstat4::Nfs4errBadowner as u32;
+    let port = 26980;
+    let s = serve(port, &["--idmap-domain", "example.org"]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs idmap client");
+    assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), 0);
+    assert_eq!(set_owner(&mut c, sid, 2, "root@EXAMPLE.ORG"), 0);
+    assert_eq!(set_owner(&mut c, sid, 3, "root@other.org"), bad);
+    assert_eq!(set_owner(&mut c, sid, 4, "0"), 0);
+    assert_eq!(owner_of(&mut c, sid, 5), "0");
+    drop(s);
+
+    let port = 26984;
+    let _s = serve(port, &["--idmap-domain", "example.org", "--idmap-names"]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs idmap client");
+    assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), 0);
+    assert_eq!(owner_of(&mut c, sid, 2), "root@example.org");
+
+    let port = 26988;
+    let _s = serve(port, &[]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs idmap client");
+    assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), bad);
+    assert_eq!(set_owner(&mut c, sid, 2, "0"), 0);
+}

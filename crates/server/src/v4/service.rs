@@ -40,6 +40,14 @@ pub struct V4Options {
     /// Where the stable client records are kept (the state directory); `None`: nowhere,
     /// so no grace after a restart.
     pub state_dir: Option<PathBuf>,
+    /// The NFSv4 owner domain (knfsd's and nfsidmap's `Domain`): with one, `owner` and
+    /// `owner_group` strings `name@domain` are accepted and mapped through the system's
+    /// user and group database, besides numeric strings (see [`super::owner`]). `None`:
+    /// numeric strings only.
+    pub owner_domain: Option<String>,
+    /// With an owner domain: replies carry `name@domain` for ids that have a name
+    /// (numeric strings otherwise, and always without a domain).
+    pub owner_names: bool,
 }
 
 impl Default for V4Options {
@@ -48,6 +56,8 @@ impl Default for V4Options {
             minors: (1, 2),
             lease_secs: 90,
             state_dir: None,
+            owner_domain: None,
+            owner_names: false,
         }
     }
 }

@@ -119,11 +119,18 @@ pub struct Nfs4 {
 }
 
 impl Nfs4 {
-    /// The unit over `state`.
+    /// The unit over `state`, mapping owners as its options say
+    /// ([`super::service::V4Options::owner_domain`]).
     pub fn new(state: Arc<V4State>) -> Self {
+        let owners = match &state.opts.owner_domain {
+            Some(d) => {
+                OwnerMap::with_domain(d, Arc::new(super::owner::SystemIds), state.opts.owner_names)
+            }
+            None => OwnerMap::numeric(),
+        };
         Self {
             state,
-            owners: OwnerMap::numeric(),
+            owners,
             counters: Counters::new(&NFS4_OPS),
             pseudo: Mutex::default(),
         }
