@@ -17,7 +17,7 @@ use super::pseudo::{Caller, PseudoFs};
 use super::service::V4State;
 use super::session_ops::{CompoundSessions, RPC_REPLY_HEADER};
 use crate::route::{Env, Peek, Unit};
-use crate::stats::{Counters, CountersSnapshot};
+use crate::stats::{Counters, CountersSnapshot, TableMetrics};
 use crate::{ExportTable, NfsServer, Req};
 use parking_lot::Mutex;
 use rnfs_proto::rpc::ReplyStatus;
@@ -248,39 +248,24 @@ impl Unit for Nfs4 {
     }
 
     fn metrics(&self, o: &mut String) {
-        let st = self.counters.snapshot();
+        self.counters.snapshot().write_metrics(
+            o,
+            &TableMetrics {
+                calls: ("rnfs_nfs4_ops_total", "NFSv4 operations by name."),
+                errors: (
+                    "rnfs_nfs4_op_errors_total",
+                    "NFSv4 operations that answered a status other than NFS4_OK, by name.",
+                ),
+                statuses: (
+                    "rnfs_nfs4_status_total",
+                    "NFSv4 operation errors by status number.",
+                ),
+                label: "op",
+                skip_zero: true,
+                status_name: |code| code.to_string(),
+            },
+        );
         let family = crate::admin::family;
-        family(
-            o,
-            "rnfs_nfs4_ops_total",
-            "counter",
-            "NFSv4 operations by name.",
-        );
-        for (name, n) in st.names.iter().zip(&st.calls) {
-            if *n > 0 {
-                let _ = writeln!(o, "rnfs_nfs4_ops_total{{op=\"{name}\"}} {n}");
-            }
-        }
-        family(
-            o,
-            "rnfs_nfs4_op_errors_total",
-            "counter",
-            "NFSv4 operations that answered a status other than NFS4_OK, by name.",
-        );
-        for (name, n) in st.names.iter().zip(&st.errors) {
-            if *n > 0 {
-                let _ = writeln!(o, "rnfs_nfs4_op_errors_total{{op=\"{name}\"}} {n}");
-            }
-        }
-        family(
-            o,
-            "rnfs_nfs4_status_total",
-            "counter",
-            "NFSv4 operation errors by status number.",
-        );
-        for (code, n) in &st.by_status {
-            let _ = writeln!(o, "rnfs_nfs4_status_total{{status=\"{code}\"}} {n}");
-        }
         let (c, l) = self.state.stats();
         family(
             o,
@@ -673,20 +658,7 @@ mod tests {
         // Through the server: NULL small, COMPOUND as estimated.
         let s = server();
         let msg = |proc_: u32, args: &[u8]| {
-            let mut w = Writer::new();
-            CallHeader {
-                xid: 1,
-                rpcvers: 2,
-                prog: super::PROGRAM,
-                vers: super::VERSION,
-                proc_,
-                cred: OpaqueAuth::none(),
-                verf: OpaqueAuth::none(),
-            }
-            .encode(&mut w);
-            let mut m = w.into_inner();
-            m.extend_from_slice(args);
-            m
+            crate::route::tests::call_to(1, super::PROGRAM, super::VERSION, proc_, args)
         };
         let c = conn(ConnId::next());
         let max_io = s.cfg.max_io;
