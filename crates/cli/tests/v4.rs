@@ -453,3 +453,79 @@ fn idmap_domain_accepts_and_answers_owner_names() {
     assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), bad);
     assert_eq!(set_owner(&mut c, sid, 2, "0"), 0);
 }
+
+/// A measurement, not a check (run by hand, `--ignored`): SEQUENCE + PUTROOTFH + GETATTR
+/// compounds against `rnfs serve` of a local directory, from `RNFS_BENCH_CLIENTS`
+/// connections (default 1 and 8 in turn), each with its own session, for
+/// `RNFS_BENCH_SECS` seconds (default 5) each; prints compounds per second. The binary
+/// is `RNFS_BENCH_BIN` (default this build's), the port `RNFS_BENCH_PORT` (default 24100),
+/// the directory a new one under `RNFS_TEST_WORK` (default the system's temp dir).
+#[test]
+#[ignore]
+fn bench_small_compounds() {
+    let env = |k: &str| std::env::var(k).ok();
+    let port: u16 = env("RNFS_BENCH_PORT").map_or(24100, |p| p.parse().unwrap());
+    let secs: u64 = env("RNFS_BENCH_SECS").map_or(5, |p| p.parse().unwrap());
+    let bin = env("RNFS_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_rnfs").to_string());
+    let work = env("RNFS_TEST_WORK").map_or_else(std::env::temp_dir, Into::into);
+    std::fs::create_dir_all(&work).unwrap();
+    let dir = tempfile::tempdir_in(&work).unwrap();
+    std::fs::write(dir.path().join("f"), b"data").unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--no-rpcbind", "--state-dir"])
+        .arg(dir.path().join(".state"))
+        .args(["--listen", &addr(port).to_string()])
+        .args(["--metrics", &addr(port + 1).to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _s = Server(child);
+    let t = Instant::now();
+    while !rnfs_testkit::listening(addr(port)) {
+        assert!(t.elapsed() < Duration::from_secs(20), "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let clients: Vec<usize> = env("RNFS_BENCH_CLIENTS").map_or(vec![1, 8], |v| {
+        v.split(',').map(|n| n.parse().unwrap()).collect()
+    });
+    let get = || {
+        NfsArgop4::OpGetattr(Getattr4args {
+            // type, change, size; mode, numlinks, owner, time_modify
+            attr_request: VarArray(vec![
+                1 << 1 | 1 << 3 | 1 << 4,
+                1 << 1 | 1 << 3 | 1 << 4 | 1 << 21,
+            ]),
+        })
+    };
+    for n in clients {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let until = Instant::now() + Duration::from_secs(secs);
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut c = client(port);
+                    let (_, sid) = session(&mut c, format!("bench {n} {i}").as_bytes());
+                    let mut seq = 1;
+                    while Instant::now() < until {
+                        let ops = vec![sequence(sid, seq, 0), NfsArgop4::OpPutrootfh, get()];
+                        let (st, _) = run(&mut c, 1, ops);
+                        assert_eq!(st, 0);
+                        seq += 1;
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let total = done.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "clients {n}: {total} compounds in {secs} s: {:.0}/s",
+            total as f64 / secs as f64
+        );
+    }
+}
