@@ -59,6 +59,16 @@ pub(crate) struct ServeArgs {
     /// NFS4ERR_RESOURCE, over the server's NFS4ERR_DELAY.
     #[arg(long = "v4-limit", value_name = "NAME=N", value_parser = parse_v4_limit)]
     v4_limits: Vec<(String, usize)>,
+    /// NFSv4 owner domain (the `Domain` of knfsd's idmapd.conf): owners and groups given
+    /// as `name@DOMAIN` are accepted and mapped through the system's user and group
+    /// database, besides numeric ids (what clients send for sec=sys by default). Without
+    /// it, names are refused with BADOWNER and clients fall back to numbers.
+    #[arg(long, value_name = "DOMAIN", value_parser = parse_domain)]
+    idmap_domain: Option<String>,
+    /// With --idmap-domain: answer owners as `name@DOMAIN` where the id has a name (the
+    /// client must then share the domain and user database). Default: numeric ids.
+    #[arg(long, requires = "idmap_domain")]
+    idmap_names: bool,
     #[command(flatten)]
     handles: HandleArgs,
     #[command(flatten)]
@@ -72,6 +82,16 @@ pub(crate) struct Versions {
     v3: bool,
     /// NFSv4 minor versions, lowest and highest.
     v4: Option<(u32, u32)>,
+}
+
+/// An NFSv4 owner domain: a non-empty DNS-like name (letters, digits, `.`, `-`, `_`),
+/// at most 255 bytes; no `@`, which separates it from the name.
+fn parse_domain(s: &str) -> Result<String, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    if s.is_empty() || s.len() > 255 || !s.bytes().all(ok) {
+        return Err(format!("not a domain name: {s:?}"));
+    }
+    Ok(s.to_string())
 }
 
 /// Parses "3,4.1,4.2" (any non-empty subset).
@@ -312,6 +332,8 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
             lease_secs: a.lease.max(1),
             state_dir,
             bounds,
+            owner_domain: a.idmap_domain.clone(),
+            owner_names: a.idmap_names,
         }
     });
     let server = Arc::new(NfsServer::with_exports(exports, cfg));

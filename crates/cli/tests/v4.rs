@@ -379,3 +379,153 @@ fn the_back_channel_is_probed_and_reported_down_only_when_it_is() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// SEQUENCE, PUTROOTFH, SETATTR of the `owner` attribute to `owner`: the status.
+fn set_owner(c: &mut SyncClient, sid: [u8; 16], seq: u32, owner: &str) -> u32 {
+    let mut vals = (owner.len() as u32).to_be_bytes().to_vec();
+    vals.extend(owner.as_bytes());
+    vals.resize(vals.len().next_multiple_of(4), 0);
+    let set = NfsArgop4::OpSetattr(Setattr4args {
+        stateid: Stateid4 {
+            seqid: 0,
+            other: OpaqueFixed([0; 12]),
+        },
+        obj_attributes: Fattr4 {
+            attrmask: VarArray(vec![0, 1 << (36 - 32)]), // FATTR4_OWNER
+            attr_vals: Opaque(vals),
+        },
+    });
+    run(
+        c,
+        1,
+        vec![sequence(sid, seq, 0), NfsArgop4::OpPutrootfh, set],
+    )
+    .0
+}
+
+/// SEQUENCE, PUTROOTFH, GETATTR of `owner`: the string answered.
+fn owner_of(c: &mut SyncClient, sid: [u8; 16], seq: u32) -> String {
+    let get = NfsArgop4::OpGetattr(Getattr4args {
+        attr_request: VarArray(vec![0, 1 << (36 - 32)]),
+    });
+    let (st, r) = run(
+        c,
+        1,
+        vec![sequence(sid, seq, 0), NfsArgop4::OpPutrootfh, get],
+    );
+    assert_eq!(st, 0, "{r:?}");
+    let NfsResop4::OpGetattr(Getattr4res::Nfs4Ok(ok)) = &r[2] else {
+        panic!("{r:?}")
+    };
+    let v = &ok.obj_attributes.attr_vals.0;
+    let len = u32::from_be_bytes(v[..4].try_into().unwrap()) as usize;
+    String::from_utf8(v[4..4 + len].to_vec()).unwrap()
+}
+
+/// `--idmap-domain`: `root@DOMAIN` is accepted (any case of the domain), another domain
+/// is BADOWNER; numeric ids still work and are what replies carry unless `--idmap-names`,
+/// which answers `root@DOMAIN`. Without the flag, a name is BADOWNER.
+#[test]
+fn idmap_domain_accepts_and_answers_owner_names() {
+    let bad = Nfsstat4::Nfs4errBadowner as u32;
+    let port = 26980;
+    let s = serve(port, &["--idmap-domain", "example.org"]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs idmap client");
+    assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), 0);
+    assert_eq!(set_owner(&mut c, sid, 2, "root@EXAMPLE.ORG"), 0);
+    assert_eq!(set_owner(&mut c, sid, 3, "root@other.org"), bad);
+    assert_eq!(set_owner(&mut c, sid, 4, "0"), 0);
+    assert_eq!(owner_of(&mut c, sid, 5), "0");
+    drop(s);
+
+    let port = 26984;
+    let _s = serve(port, &["--idmap-domain", "example.org", "--idmap-names"]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs idmap client");
+    assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), 0);
+    assert_eq!(owner_of(&mut c, sid, 2), "root@example.org");
+
+    let port = 26988;
+    let _s = serve(port, &[]);
+    let mut c = client(port);
+    let (_, sid) = session(&mut c, b"rnfs idmap client");
+    assert_eq!(set_owner(&mut c, sid, 1, "root@example.org"), bad);
+    assert_eq!(set_owner(&mut c, sid, 2, "0"), 0);
+}
+
+/// A measurement, not a check (run by hand, `--ignored`): SEQUENCE + PUTROOTFH + GETATTR
+/// compounds against `rnfs serve` of a local directory, from `RNFS_BENCH_CLIENTS`
+/// connections (default 1 and 8 in turn), each with its own session, for
+/// `RNFS_BENCH_SECS` seconds (default 5) each; prints compounds per second. The binary
+/// is `RNFS_BENCH_BIN` (default this build's), the port `RNFS_BENCH_PORT` (default 24100),
+/// the directory a new one under `RNFS_TEST_WORK` (default the system's temp dir).
+#[test]
+#[ignore]
+fn bench_small_compounds() {
+    let env = |k: &str| std::env::var(k).ok();
+    let port: u16 = env("RNFS_BENCH_PORT").map_or(24100, |p| p.parse().unwrap());
+    let secs: u64 = env("RNFS_BENCH_SECS").map_or(5, |p| p.parse().unwrap());
+    let bin = env("RNFS_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_rnfs").to_string());
+    let work = env("RNFS_TEST_WORK").map_or_else(std::env::temp_dir, Into::into);
+    std::fs::create_dir_all(&work).unwrap();
+    let dir = tempfile::tempdir_in(&work).unwrap();
+    std::fs::write(dir.path().join("f"), b"data").unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(dir.path())
+        .args(["--no-rpcbind", "--state-dir"])
+        .arg(dir.path().join(".state"))
+        .args(["--listen", &addr(port).to_string()])
+        .args(["--metrics", &addr(port + 1).to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _s = Server(child);
+    let t = Instant::now();
+    while !rnfs_testkit::listening(addr(port)) {
+        assert!(t.elapsed() < Duration::from_secs(20), "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let clients: Vec<usize> = env("RNFS_BENCH_CLIENTS").map_or(vec![1, 8], |v| {
+        v.split(',').map(|n| n.parse().unwrap()).collect()
+    });
+    let get = || {
+        NfsArgop4::OpGetattr(Getattr4args {
+            // type, change, size; mode, numlinks, owner, time_modify
+            attr_request: VarArray(vec![
+                1 << 1 | 1 << 3 | 1 << 4,
+                1 << 1 | 1 << 3 | 1 << 4 | 1 << 21,
+            ]),
+        })
+    };
+    for n in clients {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let until = Instant::now() + Duration::from_secs(secs);
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut c = client(port);
+                    let (_, sid) = session(&mut c, format!("bench {n} {i}").as_bytes());
+                    let mut seq = 1;
+                    while Instant::now() < until {
+                        let ops = vec![sequence(sid, seq, 0), NfsArgop4::OpPutrootfh, get()];
+                        let (st, _) = run(&mut c, 1, ops);
+                        assert_eq!(st, 0);
+                        seq += 1;
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let total = done.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "clients {n}: {total} compounds in {secs} s: {:.0}/s",
+            total as f64 / secs as f64
+        );
+    }
+}

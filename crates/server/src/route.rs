@@ -198,7 +198,7 @@ impl Routes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::{admin, stats, Export, ServerConfig};
@@ -215,7 +215,7 @@ mod tests {
     }
 
     /// A call message to any program and version, with AUTH_NONE.
-    fn call_to(xid: u32, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+    pub(crate) fn call_to(xid: u32, prog: u32, vers: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
         let mut w = Writer::new();
         CallHeader {
             xid,

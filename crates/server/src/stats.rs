@@ -123,6 +123,46 @@ impl CountersSnapshot {
         let i = self.names.iter().position(|n| *n == name)?;
         self.calls.get(i).copied()
     }
+
+    /// Appends the table to the metrics text (Prometheus text format) as `m` names it:
+    /// calls and errors by entry, error replies by status. What each unit's
+    /// `route::Unit::metrics` writes for its counters.
+    pub fn write_metrics(&self, o: &mut String, m: &TableMetrics<'_>) {
+        use std::fmt::Write;
+        let family = crate::admin::family;
+        let label = m.label;
+        for ((name, help), values) in [(m.calls, &self.calls), (m.errors, &self.errors)] {
+            family(o, name, "counter", help);
+            for (entry, n) in self.names.iter().zip(values) {
+                if *n > 0 || !m.skip_zero {
+                    let _ = writeln!(o, "{name}{{{label}=\"{entry}\"}} {n}");
+                }
+            }
+        }
+        let (name, help) = m.statuses;
+        family(o, name, "counter", help);
+        for (code, n) in &self.by_status {
+            let status = (m.status_name)(*code);
+            let _ = writeln!(o, "{name}{{status=\"{status}\"}} {n}");
+        }
+    }
+}
+
+/// How a counter table appears in the metrics text ([`CountersSnapshot::write_metrics`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TableMetrics<'a> {
+    /// The family of calls by entry, and its help text.
+    pub calls: (&'a str, &'a str),
+    /// The family of replies with a status other than OK by entry, and its help text.
+    pub errors: (&'a str, &'a str),
+    /// The family of error replies by status, and its help text.
+    pub statuses: (&'a str, &'a str),
+    /// The label naming an entry (`proc`, `op`).
+    pub label: &'a str,
+    /// Leave out entries at zero (a long table of which clients use a few).
+    pub skip_zero: bool,
+    /// The `status` label's value for a status number.
+    pub status_name: fn(u32) -> String,
 }
 
 impl Counters {
@@ -192,5 +232,44 @@ mod tests {
         assert_eq!(s.by_status, [(2, 2)]);
         assert_eq!(s.calls_of("a"), Some(2));
         assert_eq!(s.calls_of("c"), None);
+    }
+
+    #[test]
+    fn a_table_is_written_as_three_families() {
+        let c = Counters::new(&["null", "a", "b"]);
+        c.result(1, 0);
+        c.result(1, 2);
+        let m = |skip_zero| TableMetrics {
+            calls: ("x_calls_total", "Calls."),
+            errors: ("x_errors_total", "Errors."),
+            statuses: ("x_status_total", "Statuses."),
+            label: "proc",
+            skip_zero,
+            status_name: |c| format!("s{c}"),
+        };
+        let mut all = String::new();
+        c.snapshot().write_metrics(&mut all, &m(false));
+        let family = |o: &mut String, n, h| crate::admin::family(o, n, "counter", h);
+        let mut want = String::new();
+        family(&mut want, "x_calls_total", "Calls.");
+        want += "x_calls_total{proc=\"null\"} 0\nx_calls_total{proc=\"a\"} 2\n";
+        want += "x_calls_total{proc=\"b\"} 0\n";
+        family(&mut want, "x_errors_total", "Errors.");
+        want += "x_errors_total{proc=\"null\"} 0\nx_errors_total{proc=\"a\"} 1\n";
+        want += "x_errors_total{proc=\"b\"} 0\n";
+        family(&mut want, "x_status_total", "Statuses.");
+        want += "x_status_total{status=\"s2\"} 1\n";
+        assert_eq!(all, want);
+        let mut some = String::new();
+        c.snapshot().write_metrics(&mut some, &m(true));
+        let kept: Vec<_> = some.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            kept,
+            [
+                "x_calls_total{proc=\"a\"} 2",
+                "x_errors_total{proc=\"a\"} 1",
+                "x_status_total{status=\"s2\"} 1"
+            ]
+        );
     }
 }

@@ -15,14 +15,13 @@ pub mod read;
 pub mod status;
 
 use crate::route::{Env, Peek, Unit, SMALL_REPLY};
-use crate::stats::{Counters, CountersSnapshot};
+use crate::stats::{Counters, CountersSnapshot, TableMetrics};
 use crate::{NfsServer, Req};
 use rnfs_proto::nfs3::{self as p3, Proc};
 use rnfs_proto::rpc::ReplyStatus;
 use rnfs_rpc::message::{reply_error, Call};
 use rnfs_rpc::transport::{Attempt, Blocking, ConnInfo};
 use std::cell::Cell;
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 /// NFSv3 procedure names, by number.
@@ -231,39 +230,23 @@ impl Unit for Nfs3 {
     }
 
     fn metrics(&self, o: &mut String) {
-        let st = self.counters.snapshot();
-        let family = crate::admin::family;
-        family(
+        self.counters.snapshot().write_metrics(
             o,
-            "rnfs_nfs3_calls_total",
-            "counter",
-            "NFSv3 calls by procedure.",
+            &TableMetrics {
+                calls: ("rnfs_nfs3_calls_total", "NFSv3 calls by procedure."),
+                errors: (
+                    "rnfs_nfs3_errors_total",
+                    "NFSv3 replies with a status other than NFS3_OK, by procedure.",
+                ),
+                statuses: ("rnfs_nfs3_status_total", "NFSv3 error replies by status."),
+                label: "proc",
+                skip_zero: false,
+                status_name: |code| match p3::Nfsstat3::from_u32(code) {
+                    Some(v) => format!("{v:?}"),
+                    None => code.to_string(),
+                },
+            },
         );
-        for (name, n) in st.names.iter().zip(&st.calls) {
-            let _ = writeln!(o, "rnfs_nfs3_calls_total{{proc=\"{name}\"}} {n}");
-        }
-        family(
-            o,
-            "rnfs_nfs3_errors_total",
-            "counter",
-            "NFSv3 replies with a status other than NFS3_OK, by procedure.",
-        );
-        for (name, n) in st.names.iter().zip(&st.errors) {
-            let _ = writeln!(o, "rnfs_nfs3_errors_total{{proc=\"{name}\"}} {n}");
-        }
-        family(
-            o,
-            "rnfs_nfs3_status_total",
-            "counter",
-            "NFSv3 error replies by status.",
-        );
-        for (code, n) in &st.by_status {
-            let name = match p3::Nfsstat3::from_u32(*code) {
-                Some(v) => format!("{v:?}"),
-                None => code.to_string(),
-            };
-            let _ = writeln!(o, "rnfs_nfs3_status_total{{status=\"{name}\"}} {n}");
-        }
     }
 }
 

@@ -43,6 +43,14 @@ pub struct V4Options {
     pub state_dir: Option<PathBuf>,
     /// What clients may make the server hold.
     pub bounds: V4Bounds,
+    /// The NFSv4 owner domain (knfsd's and nfsidmap's `Domain`): with one, `owner` and
+    /// `owner_group` strings `name@domain` are accepted and mapped through the system's
+    /// user and group database, besides numeric strings (see [`super::owner`]). `None`:
+    /// numeric strings only.
+    pub owner_domain: Option<String>,
+    /// With an owner domain: replies carry `name@domain` for ids that have a name
+    /// (numeric strings otherwise, and always without a domain).
+    pub owner_names: bool,
 }
 
 /// What NFSv4 clients may make the server hold (`rnfs serve --v4-limit NAME=N`): the
@@ -126,6 +134,8 @@ impl Default for V4Options {
             lease_secs: 90,
             state_dir: None,
             bounds: V4Bounds::default(),
+            owner_domain: None,
+            owner_names: false,
         }
     }
 }

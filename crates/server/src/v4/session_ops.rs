@@ -56,7 +56,8 @@ pub struct CompoundSessions<'a> {
     principal: Principal,
     request: &'a [u8],
     now: Time,
-    /// The slot SEQUENCE took, which keeps the reply.
+    /// The slot SEQUENCE took, which keeps the reply; taken by `finish`, else released
+    /// uncached on drop (a panic in an operation unwinds through here).
     slot: Cell<Option<(SessionId, u32)>>,
     counters: &'a Counters,
 }
@@ -325,7 +326,7 @@ impl Sessions for CompoundSessions<'_> {
     }
 
     fn finish(&self, reply: &[u8]) {
-        if let Some((sid, slot)) = self.slot.get() {
+        if let Some((sid, slot)) = self.slot.take() {
             if let Err(e) = self.state.clients.lock().sequence_done(sid, slot, reply) {
                 tracing::debug!(error = ?e, "slot did not keep the reply");
             }
@@ -341,6 +342,8 @@ impl Sessions for CompoundSessions<'_> {
     }
 
     fn op_done(&self, num: u32, status: u32) {
+        #[cfg(test)]
+        tests::maybe_panic(num);
         // OP_ILLEGAL (10044) is past the table: counted under the name "illegal".
         let i = if num as usize >= NFS4_OPS.len() {
             0
@@ -348,6 +351,22 @@ impl Sessions for CompoundSessions<'_> {
             num as usize
         };
         self.counters.result(i, status);
+    }
+}
+
+/// The slot guard: a compound that never reached `finish` (an operation panicked, and
+/// the panic unwinds to the RPC layer, which answers SYSTEM_ERR) frees its slot with no
+/// reply kept, as `rnfs_rpc`'s `Completion` frees a call's place. Otherwise the slot would
+/// stay busy and the client's every later call on it be DELAY or SEQ_MISORDERED.
+impl Drop for CompoundSessions<'_> {
+    fn drop(&mut self) {
+        if let Some((sid, slot)) = self.slot.take() {
+            tracing::warn!(
+                slot,
+                "compound given up after SEQUENCE; slot freed uncached"
+            );
+            self.state.clients.lock().sequence_abandoned(sid, slot);
+        }
     }
 }
 
@@ -381,5 +400,28 @@ fn attrs_out(a: &ChannelAttrs) -> p4::ChannelAttrs4 {
         ca_maxoperations: a.max_operations,
         ca_maxrequests: a.max_requests,
         ca_rdma_ird: VarArray(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The operation number whose completion panics on this thread (tests only).
+        static PANIC_AT: Cell<Option<u32>> = const { Cell::new(None) };
+    }
+
+    /// Makes operation `num` panic as it answers, on this thread, until cleared with
+    /// `None`: a stand-in for a handler bug (test builds only; nothing on the network
+    /// reaches it).
+    pub(crate) fn panic_at(num: Option<u32>) {
+        PANIC_AT.with(|p| p.set(num));
+    }
+
+    pub(super) fn maybe_panic(num: u32) {
+        if PANIC_AT.with(|p| p.get()) == Some(num) {
+            panic!("injected panic in operation {num}");
+        }
     }
 }

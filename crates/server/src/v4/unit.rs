@@ -17,7 +17,7 @@ use super::pseudo::{Caller, PseudoFs};
 use super::service::V4State;
 use super::session_ops::{CompoundSessions, RPC_REPLY_HEADER};
 use crate::route::{Env, Peek, Unit};
-use crate::stats::{Counters, CountersSnapshot};
+use crate::stats::{Counters, CountersSnapshot, TableMetrics};
 use crate::{ExportTable, NfsServer, Req};
 use parking_lot::Mutex;
 use rnfs_proto::rpc::ReplyStatus;
@@ -119,11 +119,18 @@ pub struct Nfs4 {
 }
 
 impl Nfs4 {
-    /// The unit over `state`.
+    /// The unit over `state`, mapping owners as its options say
+    /// ([`super::service::V4Options::owner_domain`]).
     pub fn new(state: Arc<V4State>) -> Self {
+        let owners = match &state.opts.owner_domain {
+            Some(d) => {
+                OwnerMap::with_domain(d, Arc::new(super::owner::SystemIds), state.opts.owner_names)
+            }
+            None => OwnerMap::numeric(),
+        };
         Self {
             state,
-            owners: OwnerMap::numeric(),
+            owners,
             counters: Counters::new(&NFS4_OPS),
             pseudo: Mutex::default(),
         }
@@ -220,13 +227,12 @@ impl Unit for Nfs4 {
         }
     }
 
-    /// About the largest READ or READDIR the session allows: COMPOUND replies are not
-    /// sized from their arguments here.
+    /// A COMPOUND's reply from a bounded look at its operations ([`compound_reply_hint`]).
     fn reply_hint(&self, call: &Peek<'_>, max_io: u32) -> usize {
-        if call.proc_ == 0 {
-            return crate::route::SMALL_REPLY;
+        match (call.proc_, call.args) {
+            (1, Some(args)) => compound_reply_hint(args, max_io),
+            _ => crate::route::SMALL_REPLY,
         }
-        max_io as usize + 4096
     }
 
     fn dispatch(&self, s: &NfsServer, req: &Req<'_>, xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
@@ -242,39 +248,24 @@ impl Unit for Nfs4 {
     }
 
     fn metrics(&self, o: &mut String) {
-        let st = self.counters.snapshot();
+        self.counters.snapshot().write_metrics(
+            o,
+            &TableMetrics {
+                calls: ("rnfs_nfs4_ops_total", "NFSv4 operations by name."),
+                errors: (
+                    "rnfs_nfs4_op_errors_total",
+                    "NFSv4 operations that answered a status other than NFS4_OK, by name.",
+                ),
+                statuses: (
+                    "rnfs_nfs4_status_total",
+                    "NFSv4 operation errors by status number.",
+                ),
+                label: "op",
+                skip_zero: true,
+                status_name: |code| code.to_string(),
+            },
+        );
         let family = crate::admin::family;
-        family(
-            o,
-            "rnfs_nfs4_ops_total",
-            "counter",
-            "NFSv4 operations by name.",
-        );
-        for (name, n) in st.names.iter().zip(&st.calls) {
-            if *n > 0 {
-                let _ = writeln!(o, "rnfs_nfs4_ops_total{{op=\"{name}\"}} {n}");
-            }
-        }
-        family(
-            o,
-            "rnfs_nfs4_op_errors_total",
-            "counter",
-            "NFSv4 operations that answered a status other than NFS4_OK, by name.",
-        );
-        for (name, n) in st.names.iter().zip(&st.errors) {
-            if *n > 0 {
-                let _ = writeln!(o, "rnfs_nfs4_op_errors_total{{op=\"{name}\"}} {n}");
-            }
-        }
-        family(
-            o,
-            "rnfs_nfs4_status_total",
-            "counter",
-            "NFSv4 operation errors by status number.",
-        );
-        for (code, n) in &st.by_status {
-            let _ = writeln!(o, "rnfs_nfs4_status_total{{status=\"{code}\"}} {n}");
-        }
         let (c, l) = self.state.stats();
         family(
             o,
@@ -350,6 +341,76 @@ impl Unit for Nfs4 {
     }
 }
 
+/// Operations looked at for a reply estimate, at most; a compound with more is charged
+/// the most a reply may take.
+const HINT_OPS: u32 = 64;
+/// What the reply header and the status of each operation take, about.
+const HINT_BASE: usize = 4096;
+/// A GETATTR's result, about (the attributes a client asks for; ACLs and locations are
+/// larger, but seldom).
+const HINT_GETATTR: usize = 1024;
+/// Any other operation's result (a handle, a stateid, change info...).
+const HINT_OP: usize = 256;
+
+/// About how large the reply to COMPOUND arguments `args` is: a small part per operation,
+/// plus the data a READ, READ_PLUS, READDIR or LISTXATTRS asks for (each capped at
+/// `max_io`), the whole capped at `max_io` + 4 KiB, which no reply exceeds. Looks at no
+/// more than [`HINT_OPS`] operations and allocates nothing for a WRITE's data. Arguments
+/// that do not decode stop the count where they fail: the compound stops there too (or is
+/// refused whole), so what follows never runs.
+pub fn compound_reply_hint(args: &[u8], max_io: u32) -> usize {
+    let most = max_io as usize + 4096;
+    let mut r = rnfs_xdr::Reader::new(args);
+    let header = (|| {
+        r.opaque(super::compound::MAX_TAG)?;
+        r.u32()?; // minorversion
+        r.u32()
+    })();
+    let Ok(count) = header else {
+        return crate::route::SMALL_REPLY;
+    };
+    if count > HINT_OPS {
+        return most;
+    }
+    let mut sum = HINT_BASE;
+    for _ in 0..count {
+        let Some(size) = op_reply_hint(&mut r, max_io) else {
+            break;
+        };
+        sum = sum.saturating_add(size);
+        if sum >= most {
+            return most;
+        }
+    }
+    sum
+}
+
+/// The reply of the operation `r` is at (decoding it, or skipping a WRITE's data), or
+/// `None` if it does not decode.
+fn op_reply_hint(r: &mut rnfs_xdr::Reader<'_>, max_io: u32) -> Option<usize> {
+    use rnfs_proto::nfs4::{NfsArgop4, NfsOpnum4};
+    let data = |count: u32| count.min(max_io) as usize + HINT_OP;
+    let mut peek = r.clone();
+    let size = if peek.u32().ok()? == NfsOpnum4::OpWrite as u32 {
+        // stateid (seqid and 12 bytes), offset, stable, then the data, only skipped.
+        peek.take(16 + 8 + 4).ok()?;
+        peek.opaque(u32::MAX).ok()?;
+        HINT_OP
+    } else {
+        peek = r.clone();
+        match <NfsArgop4 as rnfs_xdr::Xdr>::decode(&mut peek).ok()? {
+            NfsArgop4::OpRead(a) => data(a.count),
+            NfsArgop4::OpReadPlus(a) => data(a.rpa_count),
+            NfsArgop4::OpReaddir(a) => data(a.maxcount),
+            NfsArgop4::OpListxattrs(a) => data(a.lxa_maxcount),
+            NfsArgop4::OpGetattr(_) => HINT_GETATTR,
+            _ => HINT_OP,
+        }
+    };
+    *r = peek;
+    Some(size)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -386,6 +447,17 @@ mod tests {
         minor: u32,
         ops: Vec<NfsArgop4>,
     ) -> Vec<u8> {
+        compound_reply(s, conn, xid, minor, ops)[24..].to_vec()
+    }
+
+    /// Runs a COMPOUND of `ops` on `conn`: the whole RPC reply.
+    fn compound_reply(
+        s: &NfsServer,
+        conn: &ConnInfo,
+        xid: u32,
+        minor: u32,
+        ops: Vec<NfsArgop4>,
+    ) -> Vec<u8> {
         let mut w = Writer::new();
         CallHeader {
             xid,
@@ -403,8 +475,7 @@ mod tests {
             argarray: VarArray(ops),
         }
         .encode(&mut w);
-        let reply = s.call(conn, &w.into_inner()).unwrap();
-        reply[24..].to_vec()
+        s.call(conn, &w.into_inner()).unwrap()
     }
 
     fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
@@ -502,6 +573,133 @@ mod tests {
         assert_eq!(t.calls[24], 1, "putrootfh");
         assert_eq!(t.calls[53], 1, "sequence");
         assert_eq!(s.v4().unwrap().stats().0.sequence_replays, 1);
+    }
+
+    /// A panic in an operation after SEQUENCE costs the call (SYSTEM_ERR), not the slot:
+    /// the retry is told the reply was not kept, and the slot's next sequence id runs.
+    #[test]
+    fn a_panic_after_sequence_frees_the_slot() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let (_, sid) = session(&s, &c, b"owner");
+        let ops = |seq| vec![sequence(sid, seq), NfsArgop4::OpPutrootfh];
+        crate::v4::session_ops::tests::panic_at(Some(24));
+        let reply = compound_reply(&s, &c, 10, 1, ops(1));
+        crate::v4::session_ops::tests::panic_at(None);
+        // xid, REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SYSTEM_ERR (5).
+        assert_eq!(
+            reply,
+            [0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]
+        );
+        let (st, _) = results(&compound(&s, &c, 11, 1, ops(1)));
+        assert_eq!(st, Nfsstat4::Nfs4errRetryUncachedRep as u32);
+        let (st, r) = results(&compound(&s, &c, 12, 1, ops(2)));
+        assert_eq!((st, r.len()), (0, 2), "{r:?}");
+    }
+
+    /// The COMPOUND4args of `ops`.
+    fn args_of(ops: Vec<NfsArgop4>) -> Vec<u8> {
+        rnfs_xdr::to_bytes(&Compound4args {
+            tag: Opaque(b"tag".to_vec()),
+            minorversion: 1,
+            argarray: VarArray(ops),
+        })
+    }
+
+    fn read(count: u32) -> NfsArgop4 {
+        NfsArgop4::OpRead(Read4args {
+            stateid: Stateid4 {
+                seqid: 0,
+                other: OpaqueFixed([0; 12]),
+            },
+            offset: 0,
+            count,
+        })
+    }
+
+    fn small_ops() -> Vec<NfsArgop4> {
+        vec![
+            sequence([7; 16], 1),
+            NfsArgop4::OpPutfh(Putfh4args {
+                object: Opaque(vec![1; 40]),
+            }),
+            NfsArgop4::OpGetattr(Getattr4args {
+                attr_request: VarArray(vec![0x0010_011a, 0x00b0_a23a]),
+            }),
+        ]
+    }
+
+    /// A COMPOUND is charged what its operations ask for, not the largest READ: small
+    /// operations little, READ / READDIR their count (each capped at max_io), the whole at
+    /// most max_io + 4 KiB; a WRITE's data is not a reply.
+    #[test]
+    fn compound_reply_hints_follow_the_operations() {
+        const MIB: u32 = 1 << 20;
+        let most = MIB as usize + 4096;
+        let hint = |ops: Vec<NfsArgop4>| compound_reply_hint(&args_of(ops), MIB);
+        let small = HINT_BASE + 2 * HINT_OP + HINT_GETATTR;
+        assert_eq!(hint(small_ops()), small);
+        assert!(small <= crate::route::SMALL_REPLY);
+        let with = |op: NfsArgop4| {
+            let mut v = small_ops();
+            v.push(op);
+            hint(v)
+        };
+        assert_eq!(with(read(4096)), small + 4096 + HINT_OP);
+        assert_eq!(with(read(u32::MAX)), most);
+        let readdir = NfsArgop4::OpReaddir(Readdir4args {
+            cookie: 0,
+            cookieverf: OpaqueFixed([0; 8]),
+            dircount: 8192,
+            maxcount: 32768,
+            attr_request: VarArray(vec![0x18]),
+        });
+        assert_eq!(with(readdir), small + 32768 + HINT_OP);
+        let write = NfsArgop4::OpWrite(Write4args {
+            stateid: Stateid4 {
+                seqid: 0,
+                other: OpaqueFixed([0; 12]),
+            },
+            offset: 0,
+            stable: StableHow4::FileSync4,
+            data: Opaque(vec![5; MIB as usize]),
+        });
+        assert_eq!(with(write), small + HINT_OP);
+        // Two large READs: capped at what one reply may take.
+        assert_eq!(hint(vec![read(600 << 10), read(600 << 10)]), most);
+        // More operations than are looked at: the most.
+        assert_eq!(hint(vec![NfsArgop4::OpGetfh; HINT_OPS as usize + 1]), most);
+        // Truncated or damaged anywhere: at most what the whole asks, never a panic; a
+        // header that does not decode is small.
+        let mut ops = small_ops();
+        ops.push(read(65536));
+        let m = args_of(ops);
+        let whole = compound_reply_hint(&m, MIB);
+        for cut in 0..m.len() {
+            assert!(compound_reply_hint(&m[..cut], MIB) <= whole, "{cut}");
+        }
+        assert_eq!(
+            compound_reply_hint(&m[..10], MIB),
+            crate::route::SMALL_REPLY
+        );
+        let mut bad = m.clone();
+        bad[0..4].copy_from_slice(&u32::MAX.to_be_bytes()); // tag length
+        assert_eq!(compound_reply_hint(&bad, MIB), crate::route::SMALL_REPLY);
+        // Through the server: NULL small, COMPOUND as estimated.
+        let s = server();
+        let msg = |proc_: u32, args: &[u8]| {
+            crate::route::tests::call_to(1, super::PROGRAM, super::VERSION, proc_, args)
+        };
+        let c = conn(ConnId::next());
+        let max_io = s.cfg.max_io;
+        assert_eq!(
+            s.reply_size_hint(&c, &msg(1, &m)),
+            Some(compound_reply_hint(&m, max_io))
+        );
+        assert_eq!(
+            s.reply_size_hint(&c, &msg(0, &[])),
+            Some(crate::route::SMALL_REPLY)
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@
 //! with EXIST, EXCLUSIVE4 and EXCLUSIVE4_1 create once per verifier: the backend stores
 //! the verifier with the file (in its times on disk, as knfsd) and a retry with the same
 //! verifier opens the file it created; EXCLUSIVE4_1 then sets its attributes, which may
-//! only be those of `suppattr_exclcreat`. The delegation is always none: NFSv4.1 clients
+//! only be those of `suppattr_exclcreat`. An OPEN that is refused leaves no file behind:
+//! what can be checked before creating (the size without write access, the client's and
+//! the server's state limits) is checked first, and a file this OPEN created (it did not
+//! exist before) is removed again when a later step refuses; a file that existed is never
+//! removed. The delegation is always none: NFSv4.1 clients
 //! that asked for one through the "want" bits get OPEN_DELEGATE_NONE_EXT with the reason.
 //!
 //! Removal while open: in NFSv4.1 OPEN sets `OPEN4_RESULT_PRESERVE_UNLINKED` when the
@@ -30,7 +34,7 @@ use crate::v4::attrs::{self, Bitmap, Fattr};
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::{check_component, ExportScope, Place};
-use crate::v4::state::opens::OpenRequest;
+use crate::v4::state::opens::{OpenRequest, Opened};
 use crate::v4::state::share::{ShareAccess, ShareDeny};
 use rnfs_proto::nfs4::{
     Close4args, Createhow4, Fattr4, Open4args, OpenClaim4, OpenDelegationType4, OpenDowngrade4args,
@@ -82,6 +86,9 @@ struct Found {
     key: FileKey,
     attr: Attr,
     created: bool,
+    /// This OPEN made the file (it did not exist before): removed again if the OPEN is
+    /// refused after all ([`undo_create`]).
+    new: bool,
     cinfo: (u64, u64),
     attrset: Bitmap,
     /// UNCHECKED4's size, to set once the open is granted.
@@ -94,13 +101,16 @@ fn create_attrs(c: &Compound<'_>, f: &Fattr4) -> R4<(Bitmap, SetAttr)> {
     attrs::decode_settable(&f, c.minor, c.ctx.owners)
 }
 
-/// CLAIM_NULL: `name` in directory `dk`, created as `how` says.
+/// CLAIM_NULL: `name` in directory `dk`, created as `how` says, for `owner` wanting
+/// write access or not (`writes`).
 fn by_name(
     c: &Compound<'_>,
     x: &ExportScope,
     dk: &FileKey,
     name: &[u8],
     how: &Openflag4,
+    owner: &[u8],
+    writes: bool,
 ) -> R4<Found> {
     let fs = &x.export.fs;
     check_component(name, fs.limits().name_max)?;
@@ -114,6 +124,7 @@ fn by_name(
             key,
             attr,
             created: false,
+            new: false,
             cinfo: (before.change, before.change),
             attrset: Bitmap::default(),
             truncate: None,
@@ -122,12 +133,23 @@ fn by_name(
     if !x.rw {
         return Err(Nfs4Error::Rofs);
     }
+    // Whether the file is there already: if not, this OPEN is to create it, and what
+    // would refuse the open afterwards is checked first (a file that is there is never
+    // removed, so it needs no such care).
+    let existed = fs.lookup(&x.ctx, dk, name).is_ok();
+    if !existed {
+        let client = c.client()?;
+        with_locking(c, |l| l.check_new_open(client, owner)).map_err(|e| lerr(c, &e))?;
+    }
     let (mode, attrset, after_set) = match how {
         Createhow4::Unchecked4(f) => {
             let (mask, set) = create_attrs(c, f)?;
+            if set.size.is_some() && !writes {
+                // knfsd too: a size needs write access.
+                return Err(Nfs4Error::Inval);
+            }
             // The size (O_TRUNC) is applied once the share reservation is granted: a
             // conflicting OPEN must not truncate someone else's file.
-            let existed = fs.lookup(&x.ctx, dk, name).is_ok();
             let no_size = SetAttr { size: None, ..set };
             // An existing file is opened: of the attributes, only the size applies.
             let set_mask = if existed {
@@ -143,6 +165,7 @@ fn by_name(
                 set_mask,
                 None,
                 &before,
+                !existed,
             )?;
             f.created = !existed;
             f.truncate = set.size;
@@ -164,10 +187,14 @@ fn by_name(
             (CreateMode::Exclusive(cva.cva_verf.0), mask, Some(set))
         }
     };
-    create_now(x, dk, name, mode, attrset, after_set, &before)
+    // GUARDED4 fails on a file that exists; an EXCLUSIVE4 retry opens the file the
+    // first try created (not new to this OPEN).
+    create_now(x, dk, name, mode, attrset, after_set, &before, !existed)
 }
 
-/// Creates (or opens, per `mode`) `name`, then sets `after_set` on it.
+/// Creates (or opens, per `mode`) `name`, then sets `after_set` on it; `new`: the file
+/// did not exist before, and is removed again if a step after its creation fails.
+#[allow(clippy::too_many_arguments)]
 fn create_now(
     x: &ExportScope,
     dk: &FileKey,
@@ -176,23 +203,50 @@ fn create_now(
     attrset: Bitmap,
     after_set: Option<SetAttr>,
     before: &Attr,
+    new: bool,
 ) -> R4<Found> {
     let fs = &x.export.fs;
-    let (key, mut attr) = fs.create(&x.ctx, dk, name, &mode)?;
-    if let Some(set) = after_set.filter(|s| !s.is_empty()) {
-        attr = fs.setattr(&x.ctx, &key, &set, None)?;
-    }
-    let after = fs.getattr(&x.ctx, dk)?;
+    let (key, attr) = fs.create(&x.ctx, dk, name, &mode)?;
+    let then = || -> R4<(Attr, Attr)> {
+        let attr = match after_set.filter(|s| !s.is_empty()) {
+            Some(set) => fs.setattr(&x.ctx, &key, &set, None)?,
+            None => attr,
+        };
+        Ok((attr, fs.getattr(&x.ctx, dk)?))
+    };
+    let (attr, after) = match then() {
+        Ok(v) => v,
+        Err(e) => {
+            if new {
+                undo_create(x, dk, name, &key);
+            }
+            return Err(e);
+        }
+    };
     Ok(Found {
         key,
         attr,
         // GUARDED4 and EXCLUSIVE4 succeed only for a file they created (an exclusive
         // retry: created by the same client, its verifier says); UNCHECKED4 says itself.
         created: true,
+        new,
         cinfo: (before.change, after.change),
         attrset,
         truncate: None,
     })
+}
+
+/// Removes `name` from `dk` again, if it still names `key`: the file an OPEN created
+/// before it was refused. Best effort: a failure is logged, the OPEN's error stands.
+fn undo_create(x: &ExportScope, dk: &FileKey, name: &[u8], key: &FileKey) {
+    let fs = &x.export.fs;
+    let same = matches!(fs.lookup(&x.ctx, dk, name), Ok((k, _)) if k == *key);
+    if !same {
+        return;
+    }
+    if let Err(e) = fs.remove(&x.ctx, dk, name) {
+        tracing::warn!(error = ?e, "could not remove the file of a refused OPEN");
+    }
 }
 
 /// The file must be a regular file the caller may open as asked (a file this OPEN
@@ -222,6 +276,8 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
     let client = c.client()?;
     let (access, deny, want) = modes(c, a.share_access, a.share_deny)?;
     let mut reclaim = false;
+    // For a file this OPEN creates: where, to remove it if the OPEN is refused after all.
+    let mut made = None;
     let (x, found) = match &a.claim {
         OpenClaim4::ClaimNull(name) => {
             check_not_grace(c)?;
@@ -237,7 +293,18 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
                 Place::Export { export, key } => (export.clone(), key.clone()),
             };
             let x = c.ctx.pseudo.scope(&c.ctx.caller, &export)?;
-            let f = by_name(c, &x, &dk, &name.0, &a.openhow)?;
+            let f = by_name(
+                c,
+                &x,
+                &dk,
+                &name.0,
+                &a.openhow,
+                &a.owner.owner.0,
+                access.writes(),
+            )?;
+            if f.new {
+                made = Some((dk, name.0.clone()));
+            }
             (x, f)
         }
         OpenClaim4::ClaimFh | OpenClaim4::ClaimPrevious(_) => {
@@ -263,6 +330,7 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
                 key,
                 attr,
                 created: false,
+                new: false,
                 cinfo: (0, 0),
                 attrset: Bitmap::default(),
                 truncate: None,
@@ -276,11 +344,6 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
             return Err(Nfs4Error::NotSupp)
         }
     };
-    check_open_access(&x, &found, access.writes(), access.reads())?;
-    if found.truncate.is_some() && !access.writes() {
-        // knfsd too: a size needs write access.
-        return Err(Nfs4Error::Inval);
-    }
     let req = OpenRequest {
         client,
         owner: a.owner.owner.0.clone(),
@@ -289,26 +352,15 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         deny,
         reclaim,
     };
-    let opened = with_locking(c, |l| l.open(&req)).map_err(|e| lerr(c, &e))?;
-    if let Some(size) = found.truncate {
-        let set = SetAttr {
-            size: Some(size),
-            ..SetAttr::default()
-        };
-        if let Err(e) = x.export.fs.setattr(&x.ctx, &found.key, &set, None) {
-            // The open this OPEN made goes with it (an upgrade stays: the owner's
-            // earlier OPENs hold it).
-            if !opened.upgraded {
-                let _ = c
-                    .ctx
-                    .state
-                    .locking
-                    .lock()
-                    .close(client, &opened.stateid, &req.file);
+    let opened = match grant(c, &x, &found, &req) {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some((dk, name)) = &made {
+                undo_create(&x, dk, name, &found.key);
             }
-            return Err(e.into());
+            return Err(e);
         }
-    }
+    };
     // While open, the file outlives its last name where the backend can keep it (NFSv4.1:
     // minor version 0 has no such flag, and its clients rename an open file they remove).
     let hooks = c.ctx.state.hooks;
@@ -347,6 +399,33 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
     });
     c.current_stateid = Some(opened.stateid);
     Ok(())
+}
+
+/// The rest of OPEN once the file is found (or created): the access check, the share
+/// reservation and the open stateid, then UNCHECKED4's size.
+fn grant(c: &Compound<'_>, x: &ExportScope, found: &Found, req: &OpenRequest) -> R4<Opened> {
+    check_open_access(x, found, req.access.writes(), req.access.reads())?;
+    let opened = with_locking(c, |l| l.open(req)).map_err(|e| lerr(c, &e))?;
+    if let Some(size) = found.truncate {
+        let set = SetAttr {
+            size: Some(size),
+            ..SetAttr::default()
+        };
+        if let Err(e) = x.export.fs.setattr(&x.ctx, &found.key, &set, None) {
+            // The open this OPEN made goes with it (an upgrade stays: the owner's
+            // earlier OPENs hold it).
+            if !opened.upgraded {
+                let _ = c
+                    .ctx
+                    .state
+                    .locking
+                    .lock()
+                    .close(req.client, &opened.stateid, &req.file);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(opened)
 }
 
 /// The current file as the locking state knows it.

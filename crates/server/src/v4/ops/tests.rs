@@ -1341,9 +1341,68 @@ fn a_client_past_its_state_limit_gets_resource_and_others_are_served() {
         code(Nfs4Error::Resource)
     );
     assert_eq!(w.counts(), held);
+    // Refused before the file was created: none is left behind.
+    assert!(!exists(&w, b"f3"));
+    // A file that existed is opened (and refused) as it is: never removed.
+    w.fs.create(
+        &VCtx::default(),
+        &w.fs.root(),
+        b"there",
+        &rnfs_vfs::CreateMode::Unchecked(SetAttr::default()),
+    )
+    .unwrap();
+    assert_eq!(
+        w.run(1, open_file(b"o", b"there", READ, 0)).0,
+        code(Nfs4Error::Resource)
+    );
+    assert!(exists(&w, b"there"));
     open_ok(&w, 2, b"o", b"f3", READ, 0);
     let stats = w.locking.lock().stats();
-    assert_eq!(stats.refused_client_limit, 1);
+    assert_eq!(stats.refused_client_limit, 2);
+}
+
+/// Whether the export's root has `name`.
+fn exists(w: &World, name: &[u8]) -> bool {
+    w.fs.lookup(&VCtx::default(), &w.fs.root(), name).is_ok()
+}
+
+/// OPEN (UNCHECKED4, attributes: the size) of `file` in the export's root.
+fn open_sized(file: &[u8], access: u32, size: u64) -> Vec<NfsArgop4> {
+    let mut v = at_export();
+    v.push(open_op(
+        b"o",
+        access,
+        0,
+        Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
+            attrmask: VarArray(vec![1 << 4]),
+            attr_vals: Opaque(size.to_be_bytes().to_vec()),
+        })),
+        OpenClaim4::ClaimNull(name(file)),
+    ));
+    v
+}
+
+/// An OPEN refused after it created its file removes the file (and holds no open); one
+/// refused before creating creates nothing; a file that existed stays.
+#[test]
+fn a_refused_open_leaves_no_file_it_created() {
+    let w = world();
+    let held = w.counts();
+    // A size without write access: refused before anything is created.
+    let (s, _) = w.run(1, open_sized(b"ro", READ, 0));
+    assert_eq!(s, code(Nfs4Error::Inval));
+    assert!(!exists(&w, b"ro"));
+    // A size the backend refuses (past i64::MAX: FBIG) is set after the open is granted,
+    // so after the create: the new file goes, the open with it.
+    let (s, _) = w.run(1, open_sized(b"big", WRITE, u64::MAX));
+    assert_eq!(s, code(Nfs4Error::FBig));
+    assert!(!exists(&w, b"big"));
+    assert_eq!(w.counts(), held);
+    // The same OPEN of a file that existed: refused, the file kept.
+    open_ok(&w, 2, b"x", b"big", READ, 0);
+    let (s, _) = w.run(1, open_sized(b"big", WRITE, u64::MAX));
+    assert_eq!(s, code(Nfs4Error::FBig));
+    assert!(exists(&w, b"big"));
 }
 
 #[test]

@@ -60,6 +60,25 @@ impl Locking {
         self.count_err(r)
     }
 
+    /// Whether a new open by `owner` of `client`, of a file nobody holds open (one the
+    /// OPEN is about to create), would fit: the checks of [`Locking::open`] that need no
+    /// file (the owner's name, the client's and the server's limits). Call it before
+    /// creating the file, so that a refusal leaves nothing behind. Changes nothing but the
+    /// refusal counters.
+    pub fn check_new_open(&mut self, client: ClientId, owner: &[u8]) -> Result<(), LockingError> {
+        let r = self.new_open_room(client, owner);
+        self.count_err(r)
+    }
+
+    fn new_open_room(&self, client: ClientId, owner: &[u8]) -> Result<(), LockingError> {
+        let owner = OwnerKey::new(client, owner)?;
+        let mut needs = vec![Need::State];
+        if !self.open_owners.contains_key(&owner) {
+            needs.push(Need::Owner);
+        }
+        self.room(client, &needs)
+    }
+
     fn open_inner(&mut self, req: &OpenRequest) -> Result<Opened, LockingError> {
         let owner = OwnerKey::new(req.client, &req.owner)?;
         let existing = self

@@ -558,6 +558,14 @@ impl ClientTable {
         }
     }
 
+    /// The compound that SEQUENCE started on `slotid` was given up before it had a reply
+    /// (a handler panicked): the slot is free again, with no reply kept (S7).
+    pub fn sequence_abandoned(&mut self, session: SessionId, slotid: u32) {
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.slots.abandon(slotid);
+        }
+    }
+
     /// The largest reply the session caches (for `REP_TOO_BIG_TO_CACHE` before executing).
     pub fn max_cached_reply(&self, session: SessionId) -> Option<u32> {
         Some(self.sessions.get(&session)?.slots.max_cached())

@@ -16,6 +16,9 @@
 //! - S6: the table shrinks only to a size the client has acknowledged (its
 //!   `sa_highest_slotid` is below the new size) and never drops a busy slot; slots added
 //!   later start afresh (sequence id 1 is new).
+//! - S7: a request whose execution was given up (a handler panicked) releases its slot with
+//!   no reply kept ([`SlotTable::abandon`]): a retry is `RETRY_UNCACHED_REP`, the next
+//!   sequence id is new, so one bug costs the client one call, not the slot.
 use super::error::SessionError;
 use sha2::{Digest, Sha256};
 
@@ -198,6 +201,17 @@ impl SlotTable {
         Ok(())
     }
 
+    /// The request started on slot `slotid` will not be finished (its execution was given
+    /// up: a handler panicked): the slot is released with no reply kept (S7). A slot that
+    /// is not busy is left alone.
+    pub fn abandon(&mut self, slotid: u32) {
+        if let Some(slot) = self.slots.get_mut(slotid as usize) {
+            if matches!(slot.held, Held::Busy { .. }) {
+                slot.held = Held::Uncached;
+            }
+        }
+    }
+
     /// Sets the slot count the server wants (1..=len, or more to be reached by
     /// [`SlotTable::grow_to`]).
     pub fn set_target(&mut self, slots: u32) {
@@ -273,6 +287,27 @@ mod tests {
         assert_eq!(
             t.start(0, 2, d("b"), true),
             Err(SessionError::SeqMisordered)
+        );
+    }
+
+    /// S7: an abandoned request frees its slot with no reply: its retry is told the reply
+    /// was not kept, the next sequence id runs; a slot that is not busy is untouched.
+    #[test]
+    fn abandoned_request_frees_the_slot_uncached() {
+        let mut t = SlotTable::new(1, 1024);
+        t.start(0, 1, d("a"), true).unwrap();
+        t.abandon(0);
+        assert_eq!(
+            t.start(0, 1, d("a"), true),
+            Err(SessionError::RetryUncachedRep)
+        );
+        assert_eq!(t.start(0, 2, d("b"), true), Ok(SlotStart::New));
+        t.finish(0, b"reply").unwrap();
+        t.abandon(0);
+        t.abandon(7);
+        assert_eq!(
+            t.start(0, 2, d("b"), true),
+            Ok(SlotStart::Replay(b"reply".to_vec()))
         );
     }
 
