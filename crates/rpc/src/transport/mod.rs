@@ -45,6 +45,7 @@ pub mod limits;
 
 pub use backchannel::{
     Backchannel, CallbackCall, CallbackConfig, CallbackError, CallbackReply, CallbackStats,
+    Completion,
 };
 
 /// Whether a call may wait (on a disk, a lock held for long) while it runs, as the service

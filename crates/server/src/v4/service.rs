@@ -227,11 +227,9 @@ impl V4State {
     }
 
     /// Sends CB_NULL on `session`'s back-channel connections, recording whether one
-    /// answered. Needs a tokio runtime (the server's); without one nothing is sent.
+    /// answered. The transport waits for the replies on its own runtime
+    /// ([`rnfs_rpc::transport::Backchannel::send`]); this returns at once.
     pub(crate) fn probe_back_channel(self: &Arc<Self>, session: SessionId) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let conns = self.clients.lock().back_channel_conns(session);
         let Some((prog, cred)) = self
             .sessions
@@ -245,31 +243,40 @@ impl V4State {
             .iter()
             .filter_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
             .collect();
-        let me = self.clone();
-        rt.spawn(async move {
-            let mut ok = false;
-            for bc in chans {
-                let call = rnfs_rpc::transport::CallbackCall {
-                    prog,
-                    vers: CB_VERSION,
-                    proc_: 0,
-                    cred: &cred,
-                    args: &[],
+        if chans.is_empty() {
+            return;
+        }
+        // (connections not answered yet, one answered)
+        let tally = Arc::new(Mutex::new((chans.len(), false)));
+        for bc in chans {
+            let call = rnfs_rpc::transport::CallbackCall {
+                prog,
+                vers: CB_VERSION,
+                proc_: 0,
+                cred: &cred,
+                args: &[],
+            };
+            let me = Arc::downgrade(self);
+            let tally = tally.clone();
+            let conn = bc.conn();
+            bc.send(call, PROBE_TIMEOUT, move |r| {
+                if let Err(e) = &r {
+                    tracing::info!(conn = conn.0, error = %e, "CB_NULL probe failed");
+                }
+                let done = {
+                    let mut t = tally.lock();
+                    t.0 -= 1;
+                    t.1 |= r.is_ok();
+                    // Settled by the first answer, or by the last failure.
+                    (r.is_ok() || t.0 == 0).then_some(t.1)
                 };
-                match bc.call(call, PROBE_TIMEOUT).await {
-                    Ok(_) => {
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::info!(conn = bc.conn().0, error = %e, "CB_NULL probe failed")
+                if let (Some(ok), Some(me)) = (done, me.upgrade()) {
+                    if let Some(i) = me.sessions.lock().get_mut(&session) {
+                        i.probe_ok = Some(ok);
                     }
                 }
-            }
-            if let Some(i) = me.sessions.lock().get_mut(&session) {
-                i.probe_ok = Some(ok);
-            }
-        });
+            });
+        }
     }
 }
 
