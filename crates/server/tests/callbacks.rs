@@ -111,6 +111,8 @@ struct Conn {
     /// Calls the server sent, in order.
     calls: Vec<CbCall>,
     answer: Answer,
+    /// The callback program the server is to use.
+    prog: u32,
 }
 
 impl Conn {
@@ -122,6 +124,7 @@ impl Conn {
             xid: 100,
             calls: Vec::new(),
             answer: Answer::Status(Nfsstat4::Nfs4Ok),
+            prog: CB_PROG,
         }
     }
 
@@ -156,7 +159,7 @@ impl Conn {
         }
         let mut r = Reader::new(&msg);
         let h = CallHeader::decode(&mut r).unwrap();
-        assert_eq!((h.prog, h.vers), (CB_PROG, 1), "the session's cb_program");
+        assert_eq!((h.prog, h.vers), (self.prog, 1), "the session's cb_program");
         let args = (h.proc_ == 1).then(|| CbCompound4args::decode(&mut r).unwrap());
         let call = CbCall {
             xid: h.xid,
@@ -462,4 +465,81 @@ fn a_client_that_drops_callbacks_is_path_down_until_a_new_connection_answers() {
     // Slot 1 is idle (never used), so it goes before the uncertain slot 0.
     assert_eq!((s.csa_slotid, s.csa_sequenceid), (1, 1));
     assert_eq!(srv.v4().callback_counts().pending, 0);
+}
+
+#[test]
+fn backchannel_ctl_changes_the_program_and_the_credential_and_reprobes() {
+    let srv = Server::start();
+    let outcomes = srv.outcomes();
+    let mut c = Conn::open(srv.addr);
+    let (client, sid) = session(&mut c, b"ctl", true);
+    // Outside a session it is refused.
+    let ctl = |prog| {
+        NfsArgop4::OpBackchannelCtl(BackchannelCtl4args {
+            bca_cb_program: prog,
+            bca_sec_parms: VarArray(vec![CallbackSecParms4::AuthSys(AuthsysParms {
+                stamp: 8,
+                ..auth_sys()
+            })]),
+        })
+    };
+    let (st, _) = c.compound(vec![ctl(CB_PROG + 1)]);
+    assert_eq!(st, 10071, "NFS4ERR_OP_NOT_IN_SESSION");
+    // Take the first probe (the old program) before the program changes.
+    while !c.calls.iter().any(|c| c.proc_ == 0) {
+        assert!(c.read_one().is_none());
+    }
+    let (st, r) = c.compound(vec![
+        NfsArgop4::OpSequence(Sequence4args {
+            sa_sessionid: OpaqueFixed(sid),
+            sa_sequenceid: 1,
+            sa_slotid: 0,
+            sa_highest_slotid: 0,
+            sa_cachethis: false,
+        }),
+        ctl(CB_PROG + 1),
+    ]);
+    assert_eq!(st, 0, "{r:?}");
+    c.prog = CB_PROG + 1;
+    while c.calls.iter().filter(|c| c.proc_ == 0).count() < 2 {
+        assert!(c.read_one().is_none());
+    }
+    srv.v4().dispatch_recalls(vec![order(client, 1)]);
+    c.wait_compounds(1);
+    assert_eq!(
+        outcomes.recv_timeout(WAIT).unwrap().1,
+        RecallOutcome::Delivered
+    );
+    let call = c.calls.iter().rfind(|c| c.proc_ == 1).unwrap();
+    let p = AuthsysParms::decode(&mut Reader::new(&call.cred.body.0)).unwrap();
+    assert_eq!(p.stamp, 8, "the credential BACKCHANNEL_CTL gave");
+}
+
+#[test]
+fn recalls_past_a_session_queue_are_refused_with_delay_at_once() {
+    let srv = Server::start();
+    let outcomes = srv.outcomes();
+    let mut c = Conn::open(srv.addr);
+    let (client, _) = session(&mut c, b"flood", true);
+    c.answer = Answer::Drop;
+    // 256 wait for the two slots; the three past the queue's bound are refused before
+    // dispatch_recalls returns.
+    let orders: Vec<_> = (0..259u32).map(|i| order(client, i as u8)).collect();
+    srv.v4().dispatch_recalls(orders);
+    let refused: Vec<_> = outcomes.try_iter().collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused
+        .iter()
+        .all(|(_, r)| *r == RecallOutcome::Refused(10008)));
+    let n = srv.v4().callback_counts();
+    assert_eq!((n.over_bound, n.pending), (3, 256));
+    // Two went out, one per slot; the rest wait.
+    c.wait_compounds(2);
+    assert_eq!(srv.v4().callback_counts().sent, 2, "one call per slot");
+    let text = rnfs_server::admin::metrics_text(&srv.nfs);
+    assert!(
+        text.contains("rnfs_nfs4_recalls_total{outcome=\"over_bound\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("rnfs_nfs4_recalls_pending 256"), "{text}");
 }
