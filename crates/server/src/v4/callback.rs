@@ -609,6 +609,30 @@ mod tests {
         assert!(encode_cb_compound(sid, 1, &seq(), CbOp::Recall(&long)).is_none());
     }
 
+    #[test]
+    fn at_the_server_wide_bound_a_recall_is_refused_with_delay_at_once() {
+        let st = V4State::new(
+            crate::v4::service::V4Options::default(),
+            Arc::new(rnfs_rpc::transport::ConnStats::default()),
+        );
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        st.on_recall_outcome(move |o, r| s2.lock().push((o.clone(), r)));
+        st.cb.pending.store(MAX_CALLBACKS, Relaxed);
+        st.dispatch_recalls(vec![order()]);
+        assert_eq!(
+            *seen.lock(),
+            vec![(order(), RecallOutcome::Refused(NFS4ERR_DELAY))]
+        );
+        assert_eq!(st.callback_counts().over_bound, 1);
+        assert_eq!(st.callback_counts().pending, MAX_CALLBACKS, "not counted");
+        // Below it, a client without a session has no path.
+        st.cb.pending.store(MAX_CALLBACKS - 1, Relaxed);
+        st.dispatch_recalls(vec![order()]);
+        assert_eq!(seen.lock()[1].1, RecallOutcome::PathDown);
+        assert_eq!(st.callback_counts().pending, MAX_CALLBACKS - 1);
+    }
+
     fn res(status: p4::Nfsstat4, ops: Vec<p4::NfsCbResop4>) -> Vec<u8> {
         rnfs_xdr::to_bytes(&p4::CbCompound4res {
             status,
