@@ -494,6 +494,11 @@ impl Channels {
         Some(Backchannel { chan })
     }
 
+    /// The runtime connection `id`'s task runs on, while it is open.
+    pub(crate) fn runtime_of(&self, id: ConnId) -> Option<tokio::runtime::Handle> {
+        self.open.lock().get(&id)?.rt.clone()
+    }
+
     /// Runs `hook` with the id and the reason of every connection that closes from now on
     /// (so sessions unbind it and mark a backchannel down). It runs on the closing
     /// connection's task after its pending calls have failed: it must be quick and never

@@ -42,6 +42,7 @@ use tracing::{info, warn, Instrument};
 pub mod backchannel;
 mod conn;
 pub mod limits;
+pub mod outgoing;
 
 pub use backchannel::{
     Backchannel, CallbackCall, CallbackConfig, CallbackError, CallbackReply, CallbackStats,
