@@ -66,14 +66,39 @@ impl Server {
         self.nfs.v4().unwrap()
     }
 
-    /// The recall outcomes, as the delegation state would be told of them.
-    fn outcomes(&self) -> mpsc::Receiver<(RecallOrder, RecallOutcome)> {
-        let (tx, rx) = mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
-        self.v4().on_recall_outcome(move |o, r| {
-            let _ = tx.lock().unwrap().send((o.clone(), r));
-        });
-        rx
+    /// The recall outcomes, as the laundromat takes them for the delegation state.
+    fn outcomes(&self) -> Outcomes {
+        Outcomes(self.v4().clone(), Default::default())
+    }
+}
+
+/// The state, and outcomes taken from it not looked at yet.
+struct Outcomes(
+    Arc<V4State>,
+    std::cell::RefCell<std::collections::VecDeque<(RecallOrder, RecallOutcome)>>,
+);
+
+impl Outcomes {
+    /// The next outcome, waiting up to `wait` for it.
+    fn recv_timeout(&self, wait: Duration) -> Result<(RecallOrder, RecallOutcome), &'static str> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            self.1.borrow_mut().extend(self.0.take_recall_outcomes());
+            if let Some(o) = self.1.borrow_mut().pop_front() {
+                return Ok(o);
+            }
+            if std::time::Instant::now() > until {
+                return Err("no outcome");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Every outcome known now.
+    fn try_iter(&self) -> Vec<(RecallOrder, RecallOutcome)> {
+        let mut b = self.1.borrow_mut();
+        b.extend(self.0.take_recall_outcomes());
+        b.drain(..).collect()
     }
 }
 
@@ -489,6 +514,8 @@ fn backchannel_ctl_changes_the_program_and_the_credential_and_reprobes() {
     while !c.calls.iter().any(|c| c.proc_ == 0) {
         assert!(c.read_one().is_none());
     }
+    // The new program's probe may come before the reply.
+    c.prog = CB_PROG + 1;
     let (st, r) = c.compound(vec![
         NfsArgop4::OpSequence(Sequence4args {
             sa_sessionid: OpaqueFixed(sid),
@@ -500,7 +527,6 @@ fn backchannel_ctl_changes_the_program_and_the_credential_and_reprobes() {
         ctl(CB_PROG + 1),
     ]);
     assert_eq!(st, 0, "{r:?}");
-    c.prog = CB_PROG + 1;
     while c.calls.iter().filter(|c| c.proc_ == 0).count() < 2 {
         assert!(c.read_one().is_none());
     }
@@ -526,7 +552,7 @@ fn recalls_past_a_session_queue_are_refused_with_delay_at_once() {
     // dispatch_recalls returns.
     let orders: Vec<_> = (0..259u32).map(|i| order(client, i as u8)).collect();
     srv.v4().dispatch_recalls(orders);
-    let refused: Vec<_> = outcomes.try_iter().collect();
+    let refused = outcomes.try_iter();
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert!(refused
         .iter()

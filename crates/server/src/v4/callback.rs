@@ -79,6 +79,8 @@ pub struct CallbackCounters {
     pub over_bound: AtomicU64,
     /// Gauge: recalls accepted and not ended (queued or in flight).
     pub pending: AtomicU64,
+    /// Outcomes dropped because nobody took them ([`MAX_OUTCOMES`]).
+    pub outcomes_dropped: AtomicU64,
 }
 
 /// A snapshot of [`CallbackCounters`].
@@ -115,8 +117,10 @@ impl CallbackCounters {
     }
 }
 
-/// A function told of every recall's outcome (the delegation state's `recall_outcome`).
-pub(crate) type RecallHook = Arc<dyn Fn(&RecallOrder, RecallOutcome) + Send + Sync>;
+/// Outcomes kept for [`V4State::take_recall_outcomes`]; past it the oldest is dropped
+/// (and counted): the laundromat takes them every second, so only a server whose
+/// laundromat stopped gets here.
+pub(crate) const MAX_OUTCOMES: usize = 2 * MAX_CALLBACKS as usize;
 
 /// One callback operation after CB_SEQUENCE.
 #[derive(Debug, Clone, Copy)]
@@ -235,14 +239,13 @@ enum Pumped {
 }
 
 impl V4State {
-    /// Registers the function told of every recall's outcome (the delegation state's
-    /// `recall_outcome`); it runs without the state's locks held, on a transport thread
-    /// or the caller's.
-    pub fn on_recall_outcome(
-        &self,
-        f: impl Fn(&RecallOrder, RecallOutcome) + Send + Sync + 'static,
-    ) {
-        *self.recall_hook.lock() = Some(Arc::new(f));
+    /// The outcomes of the recalls handed to [`V4State::dispatch_recalls`] since the last
+    /// call, oldest first, for the delegation state (`Delegations::recall_outcome`). Kept
+    /// rather than pushed into the delegation state, so no outcome ever runs under a lock
+    /// its dispatcher holds (dispatch_recalls may be called with the locking table held,
+    /// and some outcomes are known at once): the laundromat takes them each tick.
+    pub fn take_recall_outcomes(&self) -> Vec<(RecallOrder, RecallOutcome)> {
+        self.recall_outcomes.lock().drain(..).collect()
     }
 
     /// How long a callback waits for its reply before its path counts as down.
@@ -261,8 +264,9 @@ impl V4State {
     }
 
     /// Sends CB_RECALL for each order on its client's session back channel; each order's
-    /// [`RecallOutcome`] goes to the hook of [`V4State::on_recall_outcome`], exactly once
-    /// (at once for an order that cannot be sent). Never blocks on the network.
+    /// [`RecallOutcome`] is kept for [`V4State::take_recall_outcomes`], exactly once (at
+    /// once for an order that cannot be sent). Never blocks on the network, and takes no
+    /// lock of the locking table: it may be called with that held.
     pub fn dispatch_recalls(self: &Arc<Self>, orders: Vec<RecallOrder>) {
         let mut touched: Vec<SessionId> = Vec::new();
         for o in orders {
@@ -315,7 +319,7 @@ impl V4State {
         Ok(sid)
     }
 
-    /// Tells the hook; `accepted`: the order was counted in `pending`.
+    /// Keeps the outcome; `accepted`: the order was counted in `pending`.
     fn report(&self, o: &RecallOrder, outcome: RecallOutcome, accepted: bool) {
         if accepted {
             self.cb.pending.fetch_sub(1, Relaxed);
@@ -327,10 +331,12 @@ impl V4State {
         };
         c.fetch_add(1, Relaxed);
         tracing::debug!(client = o.client.0, ?outcome, "CB_RECALL");
-        let hook = self.recall_hook.lock().clone();
-        if let Some(h) = hook {
-            h(o, outcome);
+        let mut q = self.recall_outcomes.lock();
+        if q.len() >= MAX_OUTCOMES {
+            q.pop_front();
+            self.cb.outcomes_dropped.fetch_add(1, Relaxed);
         }
+        q.push_back((o.clone(), outcome));
     }
 
     /// Sends what `sid`'s queue holds while slots are free. One caller pumps a session at
@@ -615,13 +621,10 @@ mod tests {
             crate::v4::service::V4Options::default(),
             Arc::new(rnfs_rpc::transport::ConnStats::default()),
         );
-        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let s2 = seen.clone();
-        st.on_recall_outcome(move |o, r| s2.lock().push((o.clone(), r)));
         st.cb.pending.store(MAX_CALLBACKS, Relaxed);
         st.dispatch_recalls(vec![order()]);
         assert_eq!(
-            *seen.lock(),
+            st.take_recall_outcomes(),
             vec![(order(), RecallOutcome::Refused(NFS4ERR_DELAY))]
         );
         assert_eq!(st.callback_counts().over_bound, 1);
@@ -629,7 +632,11 @@ mod tests {
         // Below it, a client without a session has no path.
         st.cb.pending.store(MAX_CALLBACKS - 1, Relaxed);
         st.dispatch_recalls(vec![order()]);
-        assert_eq!(seen.lock()[1].1, RecallOutcome::PathDown);
+        assert_eq!(
+            st.take_recall_outcomes(),
+            vec![(order(), RecallOutcome::PathDown)]
+        );
+        assert!(st.take_recall_outcomes().is_empty(), "taken once");
         assert_eq!(st.callback_counts().pending, MAX_CALLBACKS - 1);
     }
 

@@ -16,7 +16,7 @@
 //!   probed with CB_NULL over the transport's call-on-connection; SEQUENCE reports
 //!   `SEQ4_STATUS_CB_PATH_DOWN` only when the client asked for a back channel and it has
 //!   no connection for it, or the probe failed.
-use super::callback::{CallbackCounters, RecallHook, RecallOrder, CB_SLOTS_CAP};
+use super::callback::{CallbackCounters, RecallOrder, RecallOutcome, CB_SLOTS_CAP};
 use super::compound::StateHooks;
 use super::state::backchannel::BackSlots;
 use super::state::ids::{ClientId, SessionId, Time};
@@ -132,8 +132,8 @@ pub struct V4State {
     pub(crate) limits: (u32, u32),
     /// Counters of the callbacks sent.
     pub(crate) cb: CallbackCounters,
-    /// Told of every recall's outcome.
-    pub(crate) recall_hook: Mutex<Option<RecallHook>>,
+    /// Recall outcomes not taken yet (bounded by [`super::callback::MAX_OUTCOMES`]).
+    pub(crate) recall_outcomes: Mutex<VecDeque<(RecallOrder, RecallOutcome)>>,
     /// How long a callback waits for its reply, in milliseconds.
     pub(crate) cb_timeout_ms: AtomicU64,
 }
@@ -177,7 +177,7 @@ impl V4State {
             started: Instant::now(),
             limits: (config.max_operations, config.max_response_size),
             cb: CallbackCounters::default(),
-            recall_hook: Mutex::new(None),
+            recall_outcomes: Mutex::default(),
             // A tenth of the lease (as knfsd's callback RPC timeout), 1 to 15 seconds: a
             // client that does not answer is known within a lease, with room for retries.
             cb_timeout_ms: AtomicU64::new((u64::from(opts.lease_secs) * 100).clamp(1000, 15_000)),
