@@ -100,6 +100,8 @@ pub struct CallbackCounts {
     pub over_bound: u64,
     /// See [`CallbackCounters::pending`].
     pub pending: u64,
+    /// See [`CallbackCounters::outcomes_dropped`].
+    pub outcomes_dropped: u64,
 }
 
 impl CallbackCounters {
@@ -113,6 +115,7 @@ impl CallbackCounters {
             resent: self.resent.load(Relaxed),
             over_bound: self.over_bound.load(Relaxed),
             pending: self.pending.load(Relaxed),
+            outcomes_dropped: self.outcomes_dropped.load(Relaxed),
         }
     }
 }
@@ -638,6 +641,26 @@ mod tests {
         );
         assert!(st.take_recall_outcomes().is_empty(), "taken once");
         assert_eq!(st.callback_counts().pending, MAX_CALLBACKS - 1);
+    }
+
+    #[test]
+    fn outcomes_nobody_takes_are_bounded_oldest_dropped_first() {
+        let st = V4State::new(
+            crate::v4::service::V4Options::default(),
+            Arc::new(rnfs_rpc::transport::ConnStats::default()),
+        );
+        // Every order to an unknown client ends at once (PathDown).
+        let orders: Vec<_> = (0..=MAX_OUTCOMES as u32)
+            .map(|i| RecallOrder {
+                client: ClientId(u64::from(i)),
+                ..order()
+            })
+            .collect();
+        st.dispatch_recalls(orders);
+        let kept = st.take_recall_outcomes();
+        assert_eq!(kept.len(), MAX_OUTCOMES);
+        assert_eq!(kept[0].0.client, ClientId(1), "the oldest went");
+        assert_eq!(st.cb.outcomes_dropped.load(Relaxed), 1);
     }
 
     fn res(status: p4::Nfsstat4, ops: Vec<p4::NfsCbResop4>) -> Vec<u8> {

@@ -353,6 +353,17 @@ impl Unit for Nfs4 {
             "CB_RECALLs queued or in flight (bounded per session and in total).",
         );
         let _ = writeln!(o, "rnfs_nfs4_recalls_pending {}", cb.pending);
+        family(
+            o,
+            "rnfs_nfs4_recall_outcomes_dropped_total",
+            "counter",
+            "Recall outcomes dropped because the laundromat did not take them in time.",
+        );
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_recall_outcomes_dropped_total {}",
+            cb.outcomes_dropped
+        );
     }
 }
 
