@@ -8,7 +8,7 @@
 #
 # Steps: format check, build, cargo tests (unit, property, protocol-over-TCP), fuzz smoke
 # run, libnfs-utils interop, the Linux kernel client in QEMU, pjdfstest in that guest against
-# rnfs and nfs-ganesha. Prints one line per step, then every skipped test, and ends with
+# rnfs and nfs-ganesha, pynfs (NFSv4.1) against both. Prints one line per step, then every skipped test, and ends with
 # "summary: N passed, N failed, N skipped" (tests, not steps).
 #
 # Refuses to run unprivileged: root-only tests would be skipped rather than run. A test that
@@ -63,7 +63,7 @@ step fmt cargo fmt --all -- --check
 step build cargo build --release --workspace --all-targets
 # Tests that cannot run here append a SKIPPED line to this file (crates/testkit).
 rm -f "$LOG/cargo-test.skips"
-step cargo-test env RNFS_TEST_SKIP_LOG="$LOG/cargo-test.skips" cargo test --release --workspace --no-fail-fast
+step cargo-test env RNFS_TEST_SKIP_LOG="$LOG/cargo-test.skips" scripts/cargo-test.sh
 step libnfs tests/interop/libnfs.sh
 step rpcbind tests/interop/rpcbind.sh
 step client-tmpfs tests/interop/client-tmpfs.sh
@@ -76,6 +76,8 @@ if [ -z "$QUICK" ]; then
   step pjdfstest tests/interop/pjdfstest.sh
   step linux-client-v4.1 tests/interop/linux-client.sh rnfs 4.1
   step linux-client-v4.2 tests/interop/linux-client.sh rnfs 4.2
+  step pjdfstest-v4.1 tests/interop/pjdfstest.sh --vers 4.1
+  step pynfs tests/interop/pynfs.sh
   step fuse-enospc tests/interop/fuse-enospc.sh
   step fuse-workloads tests/interop/fuse-workloads.sh
   step fuse-pjdfstest tests/interop/fuse-pjdfstest.sh

@@ -53,8 +53,8 @@ else
   PJD_GANESHA_MIN_PASSED=${PJD_GANESHA_MIN_PASSED:-395}
   # rnfs's known failures over NFSv4.x, each explained in docs/conformance.md.
   RNFS_KNOWN=(
-    unlink::open_file_not_freed   # the Linux client's silly rename of an open file
-  )
+    unlink::open_file_not_freed   # silly rename: rnfs does not yet keep an unlinked open file
+  )                               # (OPEN4_RESULT_PRESERVE_UNLINKED), so the client renames it
 fi
 for s in "${SERVERS[@]}"; do
   case "$s" in ganesha|rnfs) ;; *) echo "unknown server $s (ganesha or rnfs)" >&2; exit 2;; esac

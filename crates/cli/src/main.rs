@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Export a directory (or memory, or an exports file) over NFSv3 and MOUNT v3.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Show a running server's statistics (like nfsstat -s).
     Stats(stats::StatsArgs),
     /// Mount an NFS export with FUSE: rnfs mount nfs://host/export DIR [-o OPTIONS] [-f].
@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Serve(a) => serve::serve(a),
+        Cmd::Serve(a) => serve::serve(*a),
         Cmd::Stats(a) => stats::stats(a),
         Cmd::Mount(a) => mount::mount(a),
         Cmd::Umount(a) => mount::umount(a),

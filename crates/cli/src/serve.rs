@@ -51,6 +51,14 @@ pub(crate) struct ServeArgs {
     /// conflicts with it; also the length of the grace period after a restart.
     #[arg(long, value_name = "SECS", default_value_t = 90)]
     lease: u32,
+    /// An NFSv4 bound on what clients may make the server hold, NAME=N; repeat for more.
+    /// Names: clients (records, default 4096), unconfirmed (256; at the bound the oldest
+    /// goes), sessions-per-client (16), conns-per-session (16), and for opens and locks
+    /// states-per-client (65536), owners-per-client (16384), ranges-per-client (65536),
+    /// states (1Mi), owners (256Ki), ranges (1Mi). A client over its own bound gets
+    /// NFS4ERR_RESOURCE, over the server's NFS4ERR_DELAY.
+    #[arg(long = "v4-limit", value_name = "NAME=N", value_parser = parse_v4_limit)]
+    v4_limits: Vec<(String, usize)>,
     #[command(flatten)]
     handles: HandleArgs,
     #[command(flatten)]
@@ -89,6 +97,21 @@ pub(crate) fn parse_versions(s: &str) -> Result<Versions, String> {
         return Err("no version to serve".into());
     }
     Ok(v)
+}
+
+/// Parses "owners-per-client=64" (a name [`rnfs_server::v4::service::V4Bounds::set`]
+/// takes).
+pub(crate) fn parse_v4_limit(s: &str) -> Result<(String, usize), String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: give NAME=N"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not a number"))?;
+    let name = name.trim().to_string();
+    rnfs_server::v4::service::V4Bounds::default().set(&name, n)?;
+    Ok((name, n))
 }
 
 /// The handle secret's state directory and the bounds on searching for unknown keys.
@@ -278,14 +301,19 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
     };
     let state_dir = a.handles.apply(a.memory.is_some(), &mut cfg)?;
     cfg.nfs3 = a.versions.v3;
-    cfg.v4 = a
-        .versions
-        .v4
-        .map(|minors| rnfs_server::v4::service::V4Options {
+    cfg.v4 = a.versions.v4.map(|minors| {
+        let mut bounds = rnfs_server::v4::service::V4Bounds::default();
+        for (name, n) in &a.v4_limits {
+            // Checked when parsed.
+            let _ = bounds.set(name, *n);
+        }
+        rnfs_server::v4::service::V4Options {
             minors,
             lease_secs: a.lease.max(1),
             state_dir,
-        });
+            bounds,
+        }
+    });
     let server = Arc::new(NfsServer::with_exports(exports, cfg));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -585,7 +613,8 @@ async fn register(versions: Versions, port: u16, mport: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, parse_versions, Versions};
+    use super::{parse_size, parse_v4_limit, parse_versions, Versions};
+    use rnfs_server::v4::service::V4Bounds;
 
     #[test]
     fn sizes() {
@@ -606,5 +635,27 @@ mod tests {
         assert!(parse_versions("4.0").is_err());
         assert!(parse_versions("2").is_err());
         assert!(parse_versions("").is_err());
+    }
+
+    #[test]
+    fn v4_limits() {
+        assert_eq!(
+            parse_v4_limit("owners-per-client=8"),
+            Ok(("owners-per-client".to_string(), 8))
+        );
+        assert!(parse_v4_limit("owners-per-client").is_err());
+        assert!(parse_v4_limit("owners-per-client=x").is_err());
+        assert!(parse_v4_limit("owners-per-client=0").is_err());
+        assert!(parse_v4_limit("fish=3").is_err());
+        // Every name sets its own bound, and only it.
+        let d = V4Bounds::default();
+        let mut seen = Vec::new();
+        for name in V4Bounds::NAMES {
+            let mut b = d;
+            assert_eq!(b.set(name, 3), Ok(()), "{name}");
+            assert_ne!(b, d, "{name}");
+            assert!(!seen.contains(&b), "{name} sets another's bound");
+            seen.push(b);
+        }
     }
 }

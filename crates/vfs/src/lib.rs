@@ -318,6 +318,23 @@ pub enum Searched {
     GaveUp,
 }
 
+/// A backend's hold on a file that keeps it reachable by its key after its last name is
+/// removed, for as long as this value lives ([`Backend::keep_open`]).
+pub struct Kept(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Kept {
+    /// A hold that lasts as long as `hold` does (dropping it lets the file go).
+    pub fn new(hold: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(hold))
+    }
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept")
+    }
+}
+
 /// A file system that rnfs can export. See the crate documentation.
 ///
 /// Names are single path components as bytes; callers never pass `/` or a NUL in them (the
@@ -491,6 +508,15 @@ pub trait Backend: Send + Sync + 'static {
     fn search(&self, key: &FileKey, limits: &SearchLimits) -> VfsResult<Searched> {
         let _ = (key, limits);
         Ok(Searched::Found)
+    }
+    /// Keeps the regular file `key` reachable by its key after its last name is removed
+    /// (GETATTR shows no links; READ, WRITE and COMMIT still work), until the returned
+    /// hold is dropped: what an NFSv4 server needs to promise
+    /// `OPEN4_RESULT_PRESERVE_UNLINKED` (RFC 8881 18.16.4) while the file is open. `None`
+    /// when this backend cannot (the default), when `key` is not a regular file, or when
+    /// it keeps as many files as it may.
+    fn keep_open(&self, _key: &FileKey) -> VfsResult<Option<Kept>> {
+        Ok(None)
     }
     /// Makes everything written so far durable (at shutdown).
     fn sync_all(&self) -> VfsResult<()> {

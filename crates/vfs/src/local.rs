@@ -53,8 +53,8 @@
 use crate::fdcache::FdCache;
 use crate::{
     cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat,
-    Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SpecialKind, Stability, Timestamp,
-    VfsError, VfsResult,
+    Kept, Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SpecialKind, Stability,
+    Timestamp, VfsError, VfsResult,
 };
 use parking_lot::Mutex;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -391,6 +391,40 @@ pub struct LocalFs {
     root_mnt: Option<u64>,
     /// Mounts inside the export are crossed (`crossmnt`).
     crossmnt: bool,
+    /// Files kept reachable after their last name is removed ([`Backend::keep_open`]).
+    kept: Arc<Mutex<HashMap<Id, KeptFile>>>,
+    /// Most files kept at once.
+    kept_max: usize,
+}
+
+/// A file kept by [`Backend::keep_open`]: an `O_PATH` descriptor, which keeps the inode
+/// (and its data) alive after its last name goes, and how many holds there are on it.
+struct KeptFile {
+    gen: u32,
+    fd: Arc<OwnedFd>,
+    holds: u32,
+}
+
+/// One hold on a kept file: dropping the last closes the descriptor, and the file system
+/// frees an unlinked file's space.
+struct KeptHold {
+    kept: Weak<Mutex<HashMap<Id, KeptFile>>>,
+    id: Id,
+}
+
+impl Drop for KeptHold {
+    fn drop(&mut self) {
+        let Some(kept) = self.kept.upgrade() else {
+            return;
+        };
+        let mut m = kept.lock();
+        if let Some(e) = m.get_mut(&self.id) {
+            e.holds = e.holds.saturating_sub(1);
+            if e.holds == 0 {
+                m.remove(&self.id);
+            }
+        }
+    }
 }
 
 const MAX_NAMES: usize = 4 << 20;
@@ -402,6 +436,35 @@ const UNLINK_STRIPES: usize = 64;
 const STALE_MEMORY: Duration = Duration::from_secs(5);
 /// Most keys remembered as stale.
 const STALE_KEYS: usize = 65536;
+/// Most files kept at once by [`Backend::keep_open`]: a descriptor each, so never more than
+/// a sixteenth of the process's limit either (as each descriptor cache), which leaves the
+/// connections theirs.
+const KEPT_FILES: usize = 65536;
+
+/// The times SETATTR sets, for `utimensat` (`None`: it sets neither).
+fn timestamps(set: &SetAttr) -> Option<rustix::fs::Timestamps> {
+    if set.atime == SetTime::Keep && set.mtime == SetTime::Keep {
+        return None;
+    }
+    let conv = |t: SetTime| match t {
+        SetTime::Keep => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        SetTime::Now => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        SetTime::At(t) => rustix::fs::Timespec {
+            tv_sec: t.secs,
+            tv_nsec: t.nsecs.into(),
+        },
+    };
+    Some(rustix::fs::Timestamps {
+        last_access: conv(set.atime),
+        last_modification: conv(set.mtime),
+    })
+}
 
 impl LocalFs {
     /// Opens `path` for export. When the process runs as root, calls run with each
@@ -450,6 +513,10 @@ impl LocalFs {
             in_memory,
             root_mnt: mnt_of(&stx),
             crossmnt: false,
+            kept: Arc::default(),
+            kept_max: usize::try_from(nofile / 16)
+                .unwrap_or(KEPT_FILES)
+                .clamp(8, KEPT_FILES),
         })
     }
 
@@ -651,6 +718,51 @@ impl LocalFs {
         self.try_locate(k)?.ok_or(VfsError::Stale)
     }
 
+    /// The descriptor of `k` if the file is kept ([`Backend::keep_open`]).
+    fn kept_fd(&self, k: KeyParts) -> Option<Arc<OwnedFd>> {
+        let m = self.kept.lock();
+        m.get(&k.id())
+            .filter(|e| e.gen == k.gen)
+            .map(|e| e.fd.clone())
+    }
+
+    /// The attributes of a kept file, linked or not.
+    fn kept_attr(&self, key: &FileKey) -> Option<Statx> {
+        let k = KeyParts::decode(key).ok()?;
+        let fd = self.kept_fd(k)?;
+        statx_fd(fd.as_fd()).ok().filter(|s| parts_of(s) == k)
+    }
+
+    /// A kept file that has no name any more, opened anew through its descriptor for one
+    /// call (`/proc/self/fd`: an unlinked file can be opened no other way), as the server;
+    /// the caller's permission is checked as for any cached descriptor.
+    fn kept_io(&self, ctx: &Ctx, k: KeyParts, want: Want) -> VfsResult<Arc<OpenFile>> {
+        let fd = self.kept_fd(k).ok_or(VfsError::Stale)?;
+        let mode = if want == Want::Write {
+            OFlags::RDWR
+        } else {
+            OFlags::RDONLY
+        };
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let file = rustix::fs::open(
+            path.as_str(),
+            mode | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        let stx = statx_fd(file.as_fd())?;
+        if parts_of(&stx) != k {
+            return Err(VfsError::Stale);
+        }
+        let f = Arc::new(OpenFile {
+            file: std::fs::File::from(file),
+            writable: want == Want::Write,
+        });
+        if !self.permit(ctx, &f, &stx, want)? {
+            return Err(VfsError::Acces);
+        }
+        Ok(f)
+    }
+
     /// Opens a directory itself (as an O_PATH descriptor), from the cache if it is there.
     fn open_dir(&self, key: &FileKey) -> VfsResult<(Arc<OwnedFd>, Statx)> {
         let k = KeyParts::decode(key)?;
@@ -729,7 +841,11 @@ impl LocalFs {
             }
         }
         let epoch = self.caches.files.epoch();
-        let l = self.locate(key)?;
+        let l = match self.locate(key) {
+            // Removed, but kept for an NFSv4 open (Backend::keep_open).
+            Err(VfsError::Stale) if self.kept_fd(k).is_some() => return self.kept_io(ctx, k, want),
+            r => r?,
+        };
         if !self.inside(&l.stx) {
             return Err(VfsError::Stale);
         }
@@ -914,26 +1030,34 @@ impl LocalFs {
                 rustix::fs::chmod(proc_path.as_str(), Mode::from_raw_mode(mode & 0o7777))?;
             }
         }
-        if set.atime != SetTime::Keep || set.mtime != SetTime::Keep {
-            let conv = |t: SetTime| match t {
-                SetTime::Keep => rustix::fs::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: rustix::fs::UTIME_OMIT,
-                },
-                SetTime::Now => rustix::fs::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: rustix::fs::UTIME_NOW,
-                },
-                SetTime::At(t) => rustix::fs::Timespec {
-                    tv_sec: t.secs,
-                    tv_nsec: t.nsecs.into(),
-                },
-            };
-            let times = rustix::fs::Timestamps {
-                last_access: conv(set.atime),
-                last_modification: conv(set.mtime),
-            };
+        if let Some(times) = timestamps(set) {
             rustix::fs::utimensat(&l.dir, l.name(), &times, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        Ok(())
+    }
+
+    /// SETATTR of a kept file that has no name any more: through its descriptor's
+    /// `/proc/self/fd` link, which leads to exactly that inode (a regular file), as the
+    /// caller (the link is ours: the same process).
+    fn kept_setattr(&self, ctx: &Ctx, k: KeyParts, set: &SetAttr) -> VfsResult<()> {
+        let fd = self.kept_fd(k).ok_or(VfsError::Stale)?;
+        if let Some(size) = set.size {
+            let f = self.kept_io(ctx, k, Want::Write)?;
+            let _g = self.creds(ctx)?;
+            f.file.set_len(size)?;
+        }
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let _g = self.creds(ctx)?;
+        if set.uid.is_some() || set.gid.is_some() {
+            let uid = set.uid.map(rustix::process::Uid::from_raw);
+            let gid = set.gid.map(rustix::process::Gid::from_raw);
+            rustix::fs::chownat(rustix::fs::CWD, path.as_str(), uid, gid, AtFlags::empty())?;
+        }
+        if let Some(mode) = set.mode {
+            rustix::fs::chmod(path.as_str(), Mode::from_raw_mode(mode & 0o7777))?;
+        }
+        if let Some(times) = timestamps(set) {
+            rustix::fs::utimensat(rustix::fs::CWD, path.as_str(), &times, AtFlags::empty())?;
         }
         Ok(())
     }
@@ -1080,6 +1204,9 @@ impl Backend for LocalFs {
         if let Some(stx) = KeyParts::decode(key).ok().and_then(|k| self.cached_attr(k)) {
             return Ok(self.attr(&stx));
         }
+        if let Some(stx) = self.kept_attr(key) {
+            return Ok(self.attr(&stx));
+        }
         let l = self.locate(key)?;
         if !self.inside(&l.stx) {
             return Err(VfsError::Stale);
@@ -1094,7 +1221,22 @@ impl Backend for LocalFs {
         set: &SetAttr,
         guard: Option<Timestamp>,
     ) -> VfsResult<Attr> {
-        let l = self.locate(key)?;
+        let l = match self.locate(key) {
+            // Removed, but kept for an NFSv4 open (Backend::keep_open).
+            Err(VfsError::Stale) if self.kept_attr(key).is_some() => {
+                let k = KeyParts::decode(key)?;
+                let before = self.kept_attr(key).ok_or(VfsError::Stale)?;
+                if guard.is_some_and(|g| ts(&before.stx_ctime) != g) {
+                    return Err(VfsError::NotSync);
+                }
+                if !set.is_empty() {
+                    self.check_writable()?;
+                    self.kept_setattr(ctx, k, set)?;
+                }
+                return Ok(self.attr(&self.kept_attr(key).ok_or(VfsError::Stale)?));
+            }
+            r => r?,
+        };
         if let Some(g) = guard {
             if ts(&l.stx.stx_ctime) != g {
                 return Err(VfsError::NotSync);
@@ -1580,6 +1722,10 @@ impl Backend for LocalFs {
         if k.dev != self.root_parts.dev {
             return Err(VfsError::Stale);
         }
+        // A kept file is reached through its descriptor, linked or not.
+        if self.kept_fd(k).is_some() {
+            return Ok(false);
+        }
         // A cached descriptor: calls use it, and a removed object is stale, not lost.
         if self.caches.files.get(k.id(), k.gen).is_some()
             || self.caches.dirs.get(k.id(), k.gen).is_some()
@@ -1622,6 +1768,56 @@ impl Backend for LocalFs {
             Mode::empty(),
         )?;
         Ok(rustix::fs::syncfs(&fd)?)
+    }
+
+    fn keep_open(&self, key: &FileKey) -> VfsResult<Option<Kept>> {
+        let k = KeyParts::decode(key)?;
+        let hold = || {
+            Some(Kept::new(KeptHold {
+                kept: Arc::downgrade(&self.kept),
+                id: k.id(),
+            }))
+        };
+        {
+            let mut m = self.kept.lock();
+            if let Some(e) = m.get_mut(&k.id()) {
+                if e.gen != k.gen {
+                    return Ok(None);
+                }
+                e.holds = e.holds.saturating_add(1);
+                return Ok(hold());
+            }
+            if m.len() >= self.kept_max {
+                return Ok(None);
+            }
+        }
+        let l = self.locate(key)?;
+        if !self.inside(&l.stx) || ftype_of(u32::from(l.stx.stx_mode)) != FileType::Regular {
+            return Ok(None);
+        }
+        let fd = rustix::fs::openat(
+            &l.dir,
+            l.name(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if parts_of(&statx_fd(fd.as_fd())?) != k {
+            return Err(VfsError::Stale);
+        }
+        let mut m = self.kept.lock();
+        if m.len() >= self.kept_max && !m.contains_key(&k.id()) {
+            return Ok(None);
+        }
+        let e = m.entry(k.id()).or_insert(KeptFile {
+            gen: k.gen,
+            fd: Arc::new(fd),
+            holds: 0,
+        });
+        if e.gen != k.gen {
+            return Ok(None);
+        }
+        e.holds = e.holds.saturating_add(1);
+        Ok(hold())
     }
 
     fn commit(&self, ctx: &Ctx, key: &FileKey, _offset: u64, _count: u32) -> VfsResult<()> {
@@ -1908,6 +2104,93 @@ mod tests {
         assert_eq!(fs.read(&owner, &f, 0, 10).unwrap().0, b"secret");
         fs.write(&owner, &f, 0, b"S", Stability::FileSync).unwrap();
         assert_eq!(fs.read(&Ctx::default(), &f, 0, 10).unwrap().0, b"Secret");
+    }
+
+    #[test]
+    fn a_kept_file_is_served_after_its_last_name_is_removed() {
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let create = |name: &[u8]| {
+            fs.create(
+                &ctx,
+                &root,
+                name,
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap()
+            .0
+        };
+        let a = create(b"a");
+        fs.write(&ctx, &a, 0, b"before", Stability::Unstable)
+            .unwrap();
+        let held = fs.keep_open(&a).unwrap().expect("a regular file is kept");
+        let again = fs.keep_open(&a).unwrap().expect("a second hold");
+        fs.remove(&ctx, &root, b"a").unwrap();
+        assert_eq!(fs.lookup(&ctx, &root, b"a").unwrap_err(), VfsError::NoEnt);
+        // GETATTR shows no links; READ, WRITE and COMMIT reach the unlinked file.
+        assert!(!fs.needs_search(&a).unwrap());
+        assert_eq!(fs.getattr(&ctx, &a).unwrap().nlink, 0);
+        fs.write(&ctx, &a, 6, b", after", Stability::Unstable)
+            .unwrap();
+        fs.commit(&ctx, &a, 0, 0).unwrap();
+        assert_eq!(fs.read(&ctx, &a, 0, 64).unwrap().0, b"before, after");
+        assert_eq!(fs.getattr(&ctx, &a).unwrap().size, 13);
+        // SETATTR too (ftruncate, fchmod, futimens of an unlinked temporary file).
+        let set = SetAttr {
+            size: Some(6),
+            mode: Some(0o600),
+            mtime: SetTime::At(Timestamp {
+                secs: 1000,
+                nsecs: 0,
+            }),
+            ..SetAttr::default()
+        };
+        let after = fs.setattr(&ctx, &a, &set, None).unwrap();
+        assert_eq!(
+            (after.size, after.mode & 0o7777, after.nlink),
+            (6, 0o600, 0)
+        );
+        assert_eq!(after.mtime.secs, 1000);
+        assert_eq!(fs.read(&ctx, &a, 0, 64).unwrap().0, b"before");
+        // It goes with the last hold, not before.
+        drop(held);
+        assert_eq!(fs.getattr(&ctx, &a).unwrap().nlink, 0);
+        drop(again);
+        assert_eq!(fs.getattr(&ctx, &a), Err(VfsError::Stale));
+        assert_eq!(fs.read(&ctx, &a, 0, 64), Err(VfsError::Stale));
+        assert!(fs.kept.lock().is_empty());
+        // Not a directory; nothing past the bound (the server then makes no promise).
+        let (sub, _) = fs.mkdir(&ctx, &root, b"sub", &SetAttr::default()).unwrap();
+        assert!(fs.keep_open(&sub).unwrap().is_none());
+        let mut fs = fs;
+        fs.kept_max = 1;
+        let b = fs
+            .create(
+                &ctx,
+                &root,
+                b"b",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap()
+            .0;
+        let c = fs
+            .create(
+                &ctx,
+                &root,
+                b"c",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap()
+            .0;
+        let hb = fs.keep_open(&b).unwrap().expect("under the bound");
+        assert!(fs.keep_open(&c).unwrap().is_none(), "at the bound");
+        assert!(
+            fs.keep_open(&b).unwrap().is_some(),
+            "a kept file takes more holds"
+        );
+        drop(hb);
+        assert!(fs.keep_open(&c).unwrap().is_some());
     }
 
     #[test]

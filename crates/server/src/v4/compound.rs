@@ -36,6 +36,7 @@ use super::pseudo::{Caller, Place, PseudoFs};
 use super::state::ids::{ClientId, Stateid, Time};
 use super::state::locking::Locking;
 use rnfs_proto::nfs4::{decode_compound_args, CompoundError, CompoundLimits, NfsArgop4};
+use rnfs_vfs::{FileKey, Kept};
 use rnfs_xdr::Writer;
 
 /// What one compound may use.
@@ -131,6 +132,23 @@ pub trait StateHooks {
     /// `locking` (the lock the caller holds). Returns whether any was expired: the caller
     /// then retries the request once.
     fn expire_courtesy(&self, clients: &[ClientId], locking: &mut Locking, now: Time) -> bool;
+    /// Keeps file `file` (the locking table's key) of export `export` reachable after its
+    /// last name is removed, for as long as open or lock state is held on it: `keep` asks
+    /// the backend for its hold ([`rnfs_vfs::Backend::keep_open`]; called only when none
+    /// is kept yet). Whether the file is kept: OPEN then promises
+    /// `OPEN4_RESULT_PRESERVE_UNLINKED` (RFC 8881 18.16.4), and the Linux client removes
+    /// the file instead of renaming it to `.nfsXXXX`. By default nothing is kept.
+    fn keep_unlinked(
+        &self,
+        _export: u16,
+        _file: &FileKey,
+        _keep: &mut dyn FnMut() -> Option<Kept>,
+    ) -> bool {
+        false
+    }
+    /// Lets go of what is kept of `file` if `locking` holds no state on it any more (after
+    /// CLOSE; the laundromat lets go of the files of expired clients).
+    fn let_go_unheld(&self, _file: &FileKey, _locking: &Locking) {}
 }
 
 /// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and

@@ -27,6 +27,7 @@ use crate::state::ClientRecords;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::OpaqueAuth;
 use rnfs_rpc::transport::{ConnId, ConnStats};
+use rnfs_vfs::{FileKey, Kept};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -43,6 +44,82 @@ pub struct V4Options {
     /// Where the stable client records are kept (the state directory); `None`: nowhere,
     /// so no grace after a restart.
     pub state_dir: Option<PathBuf>,
+    /// What clients may make the server hold.
+    pub bounds: V4Bounds,
+}
+
+/// What NFSv4 clients may make the server hold (`rnfs serve --v4-limit NAME=N`): the
+/// client table's bounds (C7 of [`ClientTable`]) and the locking table's [`LockLimits`].
+/// Sessions in total are bounded by the reply-cache budget, not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Bounds {
+    /// Client records, confirmed and unconfirmed.
+    pub clients: usize,
+    /// Unconfirmed client records (at the bound the oldest is dropped).
+    pub unconfirmed: usize,
+    /// Sessions per client.
+    pub sessions_per_client: usize,
+    /// Connections bound to one session.
+    pub conns_per_session: usize,
+    /// Opens, locks, owners and ranges, per client and in all.
+    pub locking: LockLimits,
+}
+
+impl Default for V4Bounds {
+    fn default() -> Self {
+        let c = Config::default();
+        Self {
+            clients: c.max_clients,
+            unconfirmed: c.max_unconfirmed,
+            sessions_per_client: c.max_sessions_per_client,
+            conns_per_session: c.max_conns_per_session,
+            locking: LockLimits::default(),
+        }
+    }
+}
+
+impl V4Bounds {
+    /// The names [`V4Bounds::set`] takes, in the order of the documentation.
+    pub const NAMES: [&'static str; 10] = [
+        "clients",
+        "unconfirmed",
+        "sessions-per-client",
+        "conns-per-session",
+        "states-per-client",
+        "owners-per-client",
+        "ranges-per-client",
+        "states",
+        "owners",
+        "ranges",
+    ];
+
+    /// Sets bound `name` (one of [`V4Bounds::NAMES`]) to `n` (at least 1).
+    pub fn set(&mut self, name: &str, n: usize) -> Result<(), String> {
+        if n == 0 {
+            return Err(format!("{name}: a bound of 0 would refuse every client"));
+        }
+        let l = &mut self.locking;
+        let field = match name {
+            "clients" => &mut self.clients,
+            "unconfirmed" => &mut self.unconfirmed,
+            "sessions-per-client" => &mut self.sessions_per_client,
+            "conns-per-session" => &mut self.conns_per_session,
+            "states-per-client" => &mut l.states_per_client,
+            "owners-per-client" => &mut l.owners_per_client,
+            "ranges-per-client" => &mut l.ranges_per_client,
+            "states" => &mut l.states,
+            "owners" => &mut l.owners,
+            "ranges" => &mut l.ranges,
+            _ => {
+                return Err(format!(
+                    "unknown NFSv4 bound {name:?}: one of {}",
+                    Self::NAMES.join(", ")
+                ))
+            }
+        };
+        *field = n;
+        Ok(())
+    }
 }
 
 impl Default for V4Options {
@@ -51,6 +128,7 @@ impl Default for V4Options {
             minors: (1, 2),
             lease_secs: 90,
             state_dir: None,
+            bounds: V4Bounds::default(),
         }
     }
 }
@@ -136,6 +214,11 @@ pub struct V4State {
     pub(crate) recall_outcomes: Mutex<VecDeque<(RecallOrder, RecallOutcome)>>,
     /// How long a callback waits for its reply, in milliseconds.
     pub(crate) cb_timeout_ms: AtomicU64,
+    /// The backends' holds on open files, by locking key (then export), so that a file
+    /// removed while open stays usable ([`StateHooks::keep_unlinked`]). At most one per
+    /// file with state in the locking table and export, which bounds them; let go at the
+    /// file's last CLOSE, or by the laundromat once no state is held on it.
+    kept: Mutex<HashMap<FileKey, Vec<(u16, Kept)>>>,
 }
 
 impl V4State {
@@ -148,6 +231,10 @@ impl V4State {
         let config = Config {
             lease_ms: u64::from(opts.lease_secs.max(1)) * 1000,
             ram_bytes: rnfs_rpc::transport::total_ram().max(256 << 20),
+            max_clients: opts.bounds.clients,
+            max_unconfirmed: opts.bounds.unconfirmed,
+            max_sessions_per_client: opts.bounds.sessions_per_client,
+            max_conns_per_session: opts.bounds.conns_per_session,
             ..Config::default()
         };
         let records = opts.state_dir.as_ref().and_then(|d| match ClientRecords::open(d) {
@@ -170,7 +257,7 @@ impl V4State {
         }
         let state = Arc::new(Self {
             clients: Mutex::new(ClientTable::new(config.clone(), kept, Time(0), boot)),
-            locking: Mutex::new(Locking::new(boot, LockLimits::default())),
+            locking: Mutex::new(Locking::new(boot, opts.bounds.locking)),
             records: records.map(Mutex::new),
             sessions: Mutex::default(),
             conn_stats: conn_stats.clone(),
@@ -181,6 +268,7 @@ impl V4State {
             // A tenth of the lease (as knfsd's callback RPC timeout), 1 to 15 seconds: a
             // client that does not answer is known within a lease, with room for retries.
             cb_timeout_ms: AtomicU64::new((u64::from(opts.lease_secs) * 100).clamp(1000, 15_000)),
+            kept: Mutex::default(),
             opts,
         });
         let weak = Arc::downgrade(&state);
@@ -211,6 +299,9 @@ impl V4State {
         for id in &t.expired {
             locking.purge_client(*id);
         }
+        // Files kept for opens that are gone another way than CLOSE (expired or courtesy
+        // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
+        self.kept.lock().retain(|f, _| locking.holds_file(f));
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
         }
@@ -238,6 +329,11 @@ impl V4State {
     /// Whether the server is in its grace period.
     pub fn in_grace(&self) -> bool {
         self.clients.lock().in_grace()
+    }
+
+    /// The locking table's counters (its refusals at the bounds among them).
+    pub fn locking_stats(&self) -> super::state::locking::LockingStats {
+        self.locking.lock().stats()
     }
 
     /// Client and session counters, and the locking table's counts.
@@ -372,5 +468,94 @@ impl StateHooks for V4State {
         }
         self.write_records(clients);
         any
+    }
+
+    fn keep_unlinked(
+        &self,
+        export: u16,
+        file: &FileKey,
+        keep: &mut dyn FnMut() -> Option<Kept>,
+    ) -> bool {
+        let has = |m: &HashMap<FileKey, Vec<(u16, Kept)>>| {
+            m.get(file)
+                .is_some_and(|v| v.iter().any(|(e, _)| *e == export))
+        };
+        if has(&self.kept.lock()) {
+            return true;
+        }
+        // The backend opens the file: not under the lock.
+        let Some(hold) = keep() else {
+            return false;
+        };
+        let mut m = self.kept.lock();
+        if !has(&m) {
+            m.entry(file.clone()).or_default().push((export, hold));
+        }
+        true
+    }
+
+    fn let_go_unheld(&self, file: &FileKey, locking: &Locking) {
+        if !locking.holds_file(file) {
+            self.kept.lock().remove(file);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v4::state::opens::OpenRequest;
+    use crate::v4::state::share::{ShareAccess, ShareDeny};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A backend's hold that counts its drops.
+    struct Hold(Arc<AtomicUsize>);
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn files_are_kept_while_state_is_held_on_them() {
+        let s = V4State::new(V4Options::default(), Arc::new(ConnStats::default()));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let asked = Cell::new(0);
+        let mut keep = || {
+            asked.set(asked.get() + 1);
+            Some(Kept::new(Hold(dropped.clone())))
+        };
+        let file = FileKey(vec![7; 12]);
+        let req = OpenRequest {
+            client: ClientId(1),
+            owner: b"o".to_vec(),
+            file: file.clone(),
+            access: ShareAccess::from_bits(3).unwrap(),
+            deny: ShareDeny::from_bits(0).unwrap(),
+            reclaim: false,
+        };
+        let mut l = s.locking.lock();
+        let opened = l.open(&req).unwrap();
+        assert!(s.keep_unlinked(1, &file, &mut keep));
+        assert!(s.keep_unlinked(1, &file, &mut keep));
+        assert_eq!(asked.get(), 1, "one hold per file and export");
+        assert!(s.keep_unlinked(2, &file, &mut keep));
+        assert_eq!(asked.get(), 2, "another export's backend keeps its own");
+        // A backend that cannot keep the file: no promise.
+        assert!(!s.keep_unlinked(1, &FileKey(vec![8; 12]), &mut || None));
+        // Let go once no state is held on the file, not before.
+        s.let_go_unheld(&file, &l);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        l.close(ClientId(1), &opened.stateid, &file).unwrap();
+        s.let_go_unheld(&file, &l);
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+        // State gone another way (an expired client): the laundromat lets go.
+        assert!(s.keep_unlinked(1, &file, &mut keep));
+        drop(l);
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+        s.tick();
+        assert_eq!(dropped.load(Ordering::SeqCst), 3);
+        assert!(s.kept.lock().is_empty());
     }
 }

@@ -290,6 +290,7 @@ impl Unit for Nfs4 {
             ("connections", c.connections),
             ("reply_cache_bytes", c.reply_cache_held),
             ("open_owners", l.open_owners as u64),
+            ("lock_owners", l.lock_owners as u64),
             ("opens", l.opens as u64),
             ("lock_states", l.lock_states as u64),
             ("locked_ranges", l.ranges as u64),
@@ -363,6 +364,35 @@ impl Unit for Nfs4 {
             o,
             "rnfs_nfs4_recall_outcomes_dropped_total {}",
             cb.outcomes_dropped
+        );
+        family(
+            o,
+            "rnfs_nfs4_refused_total",
+            "counter",
+            "NFSv4 requests refused at a bound on state, by bound (client_state: a client's \
+             own opens, locks or owners, NFS4ERR_RESOURCE; server_state: the server's, \
+             NFS4ERR_DELAY).",
+        );
+        let ls = self.state.locking_stats();
+        for (bound, n) in [
+            ("clients", c.refused_clients),
+            ("sessions", c.refused_sessions),
+            ("connections", c.refused_connections),
+            ("client_state", ls.refused_client_limit),
+            ("server_state", ls.refused_server_limit),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_refused_total{{bound=\"{bound}\"}} {n}");
+        }
+        family(
+            o,
+            "rnfs_nfs4_unconfirmed_evicted_total",
+            "counter",
+            "Unconfirmed NFSv4 client records dropped to make room for a newer one.",
+        );
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_unconfirmed_evicted_total {}",
+            c.unconfirmed_evicted
         );
     }
 }

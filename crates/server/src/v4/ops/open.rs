@@ -36,6 +36,9 @@ use rnfs_xdr::Writer;
 
 /// `OPEN4_RESULT_LOCKTYPE_POSIX`: byte-range locks have POSIX semantics.
 const RESULT_LOCKTYPE_POSIX: u32 = 4;
+/// `OPEN4_RESULT_PRESERVE_UNLINKED` (NFSv4.1): the file stays usable through this open
+/// after its last name is removed.
+const RESULT_PRESERVE_UNLINKED: u32 = 8;
 /// The "want" bits of `share_access` (RFC 8881 18.16.3): the delegation wanted, and two
 /// flags.
 const WANT_MASK: u32 = 0xff00;
@@ -301,9 +304,20 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
             return Err(e.into());
         }
     }
+    // While open, the file outlives its last name where the backend can keep it (NFSv4.1:
+    // minor version 0 has no such flag, and its clients rename an open file they remove).
+    let hooks = c.ctx.state.hooks;
+    let kept = c.minor >= 1
+        && hooks.keep_unlinked(x.export.id, &req.file, &mut || {
+            x.export.fs.keep_open(&found.key).ok().flatten()
+        });
     put_stateid(w, &opened.stateid);
     put_cinfo(w, found.cinfo.0, found.cinfo.1);
-    w.u32(RESULT_LOCKTYPE_POSIX);
+    w.u32(if kept {
+        RESULT_LOCKTYPE_POSIX | RESULT_PRESERVE_UNLINKED
+    } else {
+        RESULT_LOCKTYPE_POSIX
+    });
     found.attrset.encode(w);
     match want & WANT_MASK {
         0 => w.u32(DELEGATE_NONE),
@@ -364,13 +378,12 @@ pub fn close(c: &mut Compound<'_>, a: &Close4args, w: &mut Writer) -> R4<()> {
     let client = c.client()?;
     let sid = c.stateid(stateid(&a.open_stateid))?;
     let file = current_file(c)?;
-    let s = c
-        .ctx
-        .state
-        .locking
-        .lock()
-        .close(client, &sid, &file)
-        .map_err(|e| lerr(c, &e))?;
+    let s = {
+        let mut l = c.ctx.state.locking.lock();
+        let s = l.close(client, &sid, &file).map_err(|e| lerr(c, &e))?;
+        c.ctx.state.hooks.let_go_unheld(&file, &l);
+        s
+    };
     put_stateid(w, &s);
     c.current_stateid = Some(s);
     Ok(())

@@ -43,6 +43,8 @@ struct Hooks {
     asked: RefCell<Vec<ClientId>>,
     /// Clients that have not sent RECLAIM_COMPLETE.
     unfinished: RefCell<Vec<ClientId>>,
+    /// Files kept after their last name is removed (as V4State keeps them).
+    kept: RefCell<std::collections::HashMap<rnfs_vfs::FileKey, rnfs_vfs::Kept>>,
 }
 
 impl StateHooks for Hooks {
@@ -65,6 +67,24 @@ impl StateHooks for Hooks {
             }
         }
         any
+    }
+    fn keep_unlinked(
+        &self,
+        _: u16,
+        file: &rnfs_vfs::FileKey,
+        keep: &mut dyn FnMut() -> Option<rnfs_vfs::Kept>,
+    ) -> bool {
+        if self.kept.borrow().contains_key(file) {
+            return true;
+        }
+        let Some(k) = keep() else { return false };
+        self.kept.borrow_mut().insert(file.clone(), k);
+        true
+    }
+    fn let_go_unheld(&self, file: &rnfs_vfs::FileKey, l: &Locking) {
+        if !l.holds_file(file) {
+            self.kept.borrow_mut().remove(file);
+        }
     }
 }
 
@@ -433,6 +453,75 @@ fn an_exclusive_create_on_the_local_backend() {
     .unwrap();
     let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
     exclusive_create(world_on(fs));
+}
+
+/// GETATTR of `numlinks` as the result's value.
+fn numlinks(r: &NfsResop4) -> u32 {
+    match r {
+        NfsResop4::OpGetattr(Getattr4res::Nfs4Ok(ok)) => {
+            let v = &ok.obj_attributes.attr_vals.0;
+            u32::from_be_bytes(v[..4].try_into().unwrap())
+        }
+        other => panic!("no attributes: {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_removed_while_open_stays_usable_until_close() {
+    // OPEN4_RESULT_PRESERVE_UNLINKED: the Linux client then sends REMOVE for an open
+    // file instead of renaming it to .nfsXXXX, and keeps using its open stateid.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+    let w = world_on(fs);
+    let (s, r) = w.run(1, open_file(b"o", b"f", BOTH, 0));
+    assert_eq!(s, 0, "{r:?}");
+    assert_eq!(
+        opened(&r[3]).rflags,
+        4 | 8,
+        "LOCKTYPE_POSIX | PRESERVE_UNLINKED"
+    );
+    let (fh, sid) = (fh_of(&r[4]), opened(&r[3]).stateid);
+    let mut v = at_export();
+    v.push(NfsArgop4::OpRemove(Remove4args { target: name(b"f") }));
+    assert_eq!(w.run(1, v).0, 0);
+    assert!(!dir.path().join("f").exists());
+    let links = NfsArgop4::OpGetattr(Getattr4args {
+        attr_request: VarArray(vec![0, 1 << (35 - 32)]),
+    });
+    let (s, r) = w.run(
+        1,
+        vec![
+            putfh(&fh),
+            write_op(&sid, 0, b"still here", StableHow4::Unstable4),
+            read_op(&sid, 0, 64),
+            links.clone(),
+        ],
+    );
+    assert_eq!(s, 0, "{r:?}");
+    match &r[2] {
+        NfsResop4::OpRead(Read4res::Nfs4Ok(ok)) => assert_eq!(ok.data.0, b"still here"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(numlinks(&r[3]), 0);
+    // The last CLOSE lets it go: the handle is stale.
+    assert_eq!(w.run(1, vec![putfh(&fh), close_op(&sid)]).0, 0);
+    assert!(w.hooks.kept.borrow().is_empty());
+    let (s, _) = w.run(1, vec![putfh(&fh), links]);
+    assert_eq!(s, code(Nfs4Error::Stale));
+}
+
+#[test]
+fn no_preserve_unlinked_promise_from_a_backend_that_cannot_keep() {
+    let w = world();
+    let (s, r) = w.run(1, open_file(b"o", b"f", BOTH, 0));
+    assert_eq!(s, 0, "{r:?}");
+    assert_eq!(opened(&r[3]).rflags, 4, "LOCKTYPE_POSIX alone");
+    assert!(w.hooks.kept.borrow().is_empty());
 }
 
 fn exclusive_create(w: World) {
