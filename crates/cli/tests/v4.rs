@@ -317,6 +317,29 @@ fn send_answering_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)
     }
 }
 
+/// Like [`send_answering_calls`], for a client that never answers calls the server sends
+/// on its connection (it reads past them): the calls seen, and the COMPOUND4res bytes.
+fn send_ignoring_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)>, Vec<u8>) {
+    let xid = c.xid();
+    let msg = c.call_message(xid, PROG, 4, 1, args);
+    c.send_message(&msg).unwrap();
+    let mut calls = Vec::new();
+    loop {
+        let rec = c.recv_record().unwrap();
+        let mut r = Reader::new(&rec);
+        let (rxid, kind) = (r.u32().unwrap(), r.u32().unwrap());
+        if kind == 0 {
+            let _rpcvers = r.u32().unwrap();
+            calls.push((r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap()));
+            continue;
+        }
+        assert_eq!(rxid, xid);
+        let h = rnfs_proto::rpc::ReplyHeader::decode(&mut Reader::new(&rec)).unwrap();
+        assert_eq!(h.status, ReplyStatus::Success);
+        return (calls, rec[24..].to_vec());
+    }
+}
+
 fn status_flags(r: &[NfsResop4]) -> u32 {
     let NfsResop4::OpSequence(Sequence4res::Nfs4Ok(ok)) = &r[0] else {
         panic!("{r:?}")
@@ -327,7 +350,8 @@ fn status_flags(r: &[NfsResop4]) -> u32 {
 #[test]
 fn the_back_channel_is_probed_and_reported_down_only_when_it_is() {
     let port = 26550;
-    let _s = serve(port, &[]);
+    // A 10 s lease makes the callback timeout 1 s (lease/10, at least 1 s).
+    let _s = serve(port, &["--lease", "10"]);
     let mut a = client(port);
     let (_, sid) = session_with(
         &mut a,
@@ -361,23 +385,33 @@ fn the_back_channel_is_probed_and_reported_down_only_when_it_is() {
         (0x4000_0000, 1, 0),
         "CB_NULL to the session's callback program"
     );
-    // The back channel's only connection goes away: SEQUENCE on another says so.
+    // The back channel's only connection goes away. SEQUENCE on a new connection binds it
+    // to both channels (the session has a back channel) and the server probes it there;
+    // this client never answers, so once the probe times out SEQUENCE says the path is down.
     let mut b = client(port);
     drop(a);
     let t = Instant::now();
+    let mut probes = Vec::new();
     loop {
-        let (st, r) = run(&mut b, 1, vec![sequence(sid, seq, 0)]);
+        let (calls, res) =
+            send_ignoring_calls(&mut b, &compound_args(1, vec![sequence(sid, seq, 0)]));
+        probes.extend(calls);
         seq += 1;
+        let (st, r) = results(&res);
         assert_eq!(st, 0);
         if status_flags(&r) & SEQ4_STATUS_CB_PATH_DOWN != 0 {
             break;
         }
         assert!(
-            t.elapsed() < Duration::from_secs(10),
+            t.elapsed() < Duration::from_secs(30),
             "CB_PATH_DOWN never set"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(
+        probes.contains(&(0x4000_0000, 1, 0)),
+        "the new connection was probed with CB_NULL before the path was called down: {probes:?}"
+    );
 }
 
 /// SEQUENCE, PUTROOTFH, SETATTR of the `owner` attribute to `owner`: the status.

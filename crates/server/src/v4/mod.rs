@@ -15,6 +15,7 @@
 //!   server holds over the cores (clock, laundromat, stable records, back channel);
 //!   [`session_ops`] the session operations of one COMPOUND over it.
 pub mod attrs;
+pub mod callback;
 pub mod compound;
 pub mod error;
 pub mod ops;

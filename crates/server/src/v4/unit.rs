@@ -309,6 +309,53 @@ impl Unit for Nfs4 {
             "NFSv4 clients expired (lease, conflict, pressure).",
         );
         let _ = writeln!(o, "rnfs_nfs4_clients_expired_total {}", c.expired);
+        let cb = self.state.callback_counts();
+        family(
+            o,
+            "rnfs_nfs4_recalls_total",
+            "counter",
+            "CB_RECALLs ended, by outcome (refused includes over_bound: not sent at a bound).",
+        );
+        for (outcome, v) in [
+            ("delivered", cb.delivered),
+            ("refused", cb.refused),
+            ("path_down", cb.path_down),
+            ("over_bound", cb.over_bound),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_recalls_total{{outcome=\"{outcome}\"}} {v}");
+        }
+        family(
+            o,
+            "rnfs_nfs4_callbacks_sent_total",
+            "counter",
+            "CB_COMPOUNDs sent on session back channels (resends included).",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_callbacks_sent_total {}", cb.sent);
+        family(
+            o,
+            "rnfs_nfs4_recalls_resent_total",
+            "counter",
+            "CB_RECALLs sent again because the client did not run them.",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_recalls_resent_total {}", cb.resent);
+        family(
+            o,
+            "rnfs_nfs4_recalls_pending",
+            "gauge",
+            "CB_RECALLs queued or in flight (bounded per session and in total).",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_recalls_pending {}", cb.pending);
+        family(
+            o,
+            "rnfs_nfs4_recall_outcomes_dropped_total",
+            "counter",
+            "Recall outcomes dropped because the laundromat did not take them in time.",
+        );
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_recall_outcomes_dropped_total {}",
+            cb.outcomes_dropped
+        );
         family(
             o,
             "rnfs_nfs4_refused_total",
