@@ -6,6 +6,7 @@
 //! to persist).
 //!
 //! - [`ids`]: the identifiers every part shares (client ids, session ids, stateids, time).
+pub mod delegations;
 pub mod ids;
 pub mod locking;
 pub mod locks;
