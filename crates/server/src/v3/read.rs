@@ -4,6 +4,7 @@
 //! connection's task, answered only if the backend need not wait.
 use super::attr::fattr3;
 use super::nfs::{scope, st};
+use crate::v4::state::delegations::Access;
 use crate::{NfsServer, Req, Scope};
 use rnfs_proto::nfs3::*;
 use rnfs_proto::rpc::{ReplyHeader, ReplyStatus};
@@ -82,6 +83,10 @@ fn read_args(
         Ok(v) => v,
         Err(e) => return Err(reply_with(xid, &ReadRes::Fail(e, None))),
     };
+    // Another client's write delegation may hold data not written yet: recalled first.
+    if let Err(e) = s.deleg_conflict(&k, Access::Read, false) {
+        return Err(reply_with(xid, &ReadRes::Fail(st(e), x.post_op(&k))));
+    }
     let count = a.count.min(s.cfg.max_io);
     Ok((x, k, a, count))
 }

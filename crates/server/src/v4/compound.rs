@@ -131,6 +131,12 @@ pub trait StateHooks {
     /// `locking` (the lock the caller holds). Returns whether any was expired: the caller
     /// then retries the request once.
     fn expire_courtesy(&self, clients: &[ClientId], locking: &mut Locking, now: Time) -> bool;
+    /// Whether `client`'s callback path is verified and not known to be down (a
+    /// delegation is granted only then). None by default: no callbacks, no delegations.
+    fn callback_ok(&self, client: ClientId) -> bool {
+        let _ = client;
+        false
+    }
 }
 
 /// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and
@@ -391,7 +397,7 @@ pub static OPS: [OpDesc; 73] = [
     op(53, "SEQUENCE", 1, SESSION | MODIFIES, 40),
     op(54, "SET_SSV", 1, MODIFIES, 64),
     built(op(55, "TEST_STATEID", 1, 0, 4 + 4 * 1024)),
-    op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64),
+    built(op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64)),
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
     built(op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0)),
     op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0),
@@ -682,6 +688,7 @@ fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
         A::OpRename(a) => dir::rename(c, a, w),
         A::OpSetattr(a) => io::setattr(c, a, w),
         A::OpTestStateid(a) => lock::test_stateid(c, a, w),
+        A::OpWantDelegation(a) => lock::want_delegation(c, a, w),
         A::OpWrite(a) => io::write(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),

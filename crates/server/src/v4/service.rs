@@ -16,9 +16,11 @@
 //!   probed with CB_NULL over the transport's call-on-connection; SEQUENCE reports
 //!   `SEQ4_STATUS_CB_PATH_DOWN` only when the client asked for a back channel and it has
 //!   no connection for it, or the probe failed.
+use super::callback::{RecallOrder, RecallOutcome};
 use super::compound::StateHooks;
+use super::state::delegations::{Access, Caller, DelegLimits, DelegStats};
 use super::state::ids::{ClientId, SessionId, Time};
-use super::state::locking::{Limits as LockLimits, Locking};
+use super::state::locking::{Limits as LockLimits, Locking, LockingError};
 use super::state::sessions::api::{CallbackHealth, ChannelAttrs, Config, SessionStats};
 use super::state::sessions::clients::ClientTable;
 use crate::state::ClientRecords;
@@ -71,6 +73,8 @@ pub(crate) struct SessionInfo {
     pub(crate) cb_cred: OpaqueAuth,
     /// The last probe's outcome: `None` before any answered.
     pub(crate) probe_ok: Option<bool>,
+    /// The client that owns the session.
+    pub(crate) client: ClientId,
 }
 
 /// The NFSv4 state of a server. See the module documentation.
@@ -118,7 +122,11 @@ impl V4State {
         }
         let state = Arc::new(Self {
             clients: Mutex::new(ClientTable::new(config.clone(), kept, Time(0), boot)),
-            locking: Mutex::new(Locking::new(boot, LockLimits::default())),
+            locking: Mutex::new({
+                let mut l = Locking::new(boot, LockLimits::default());
+                l.set_delegations(DelegLimits::from_ram(config.ram_bytes), config.lease_ms);
+                l
+            }),
             records: records.map(Mutex::new),
             sessions: Mutex::default(),
             conn_stats: conn_stats.clone(),
@@ -145,8 +153,9 @@ impl V4State {
         self.clients.lock().connection_closed(core_conn(id));
     }
 
-    /// The laundromat, called about once a second: leases, courtesy clients, grace.
-    pub fn tick(&self) {
+    /// The laundromat, called about once a second: leases, courtesy clients, grace;
+    /// delegations overdue revoked and the recalls due handed to the callback sender.
+    pub fn tick(self: &Arc<Self>) {
         let now = self.now();
         let mut locking = self.locking.lock();
         let mut clients = self.clients.lock();
@@ -154,6 +163,7 @@ impl V4State {
         for id in &t.expired {
             locking.purge_client(*id);
         }
+        let recalls = locking.delegations_mut().due_recalls(now);
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
         }
@@ -177,6 +187,8 @@ impl V4State {
         for id in stale {
             s.remove(&id);
         }
+        drop(s);
+        self.dispatch_recalls(recalls);
     }
 
     /// Whether the server is in its grace period.
@@ -208,10 +220,12 @@ impl V4State {
 
     /// What SEQUENCE reports of `session`'s callback path (never a guess: down only when
     /// a back channel was asked for and has no connection, or its probe failed).
+    /// `revoked`: the session's client has a revoked delegation it has not freed.
     pub(crate) fn callback_health(
         &self,
         clients: &ClientTable,
         session: SessionId,
+        revoked: bool,
     ) -> CallbackHealth {
         let s = self.sessions.lock();
         let Some(info) = s.get(&session) else {
@@ -222,8 +236,65 @@ impl V4State {
         CallbackHealth {
             path_down: down,
             session_path_down: down,
-            recallable_state_revoked: false,
+            recallable_state_revoked: revoked,
         }
+    }
+
+    /// Whether `client` has a session whose back channel has a connection and answered
+    /// its probe: the delegation grant policy's "callback path verified" (lock order:
+    /// the client table, then the sessions).
+    pub(crate) fn callback_verified(&self, clients: &ClientTable, client: ClientId) -> bool {
+        let s = self.sessions.lock();
+        s.iter().any(|(id, i)| {
+            i.client == client
+                && i.wants_back
+                && i.probe_ok == Some(true)
+                && !clients.back_channel_conns(*id).is_empty()
+        })
+    }
+
+    /// The hand-off point to the callback sender: sends CB_RECALL for each order and
+    /// reports each outcome to [`V4State::recall_outcome`]. Until the sender lands
+    /// (branch s7-callbacks, which replaces this body), nothing is sent: the orders stay
+    /// in flight and the delegations are revoked a lease after their recall, as for a
+    /// client whose callback path is down.
+    pub fn dispatch_recalls(self: &Arc<Self>, orders: Vec<RecallOrder>) {
+        if !orders.is_empty() {
+            tracing::debug!(
+                recalls = orders.len(),
+                "no callback sender: recalls not sent"
+            );
+        }
+    }
+
+    /// What became of a recall (the callback sender reports each order's outcome here).
+    pub fn recall_outcome(&self, order: &RecallOrder, outcome: RecallOutcome) {
+        let now = self.now();
+        self.locking
+            .lock()
+            .delegations_mut()
+            .recall_outcome(&order.stateid, outcome, now);
+    }
+
+    /// The delegation conflict check for a caller without delegations (NFSv3): whether it
+    /// must wait (its recall ordered) for `access` to `file`. A courtesy client in the way
+    /// is expired at once instead.
+    pub fn conflicts(&self, file: &rnfs_vfs::FileKey, access: Access, truncate: bool) -> bool {
+        let now = self.now();
+        let mut l = self.locking.lock();
+        match l.deleg_conflict(Caller::Other, file, access, truncate, now) {
+            Err(LockingError::Recalling { clients }) => {
+                !(self.expire_courtesy(&clients, &mut l, now)
+                    && l.deleg_conflict(Caller::Other, file, access, truncate, now)
+                        .is_ok())
+            }
+            _ => false,
+        }
+    }
+
+    /// The delegations' counters and what they hold now.
+    pub fn delegation_stats(&self) -> DelegStats {
+        self.locking.lock().delegations().stats()
     }
 
     /// Sends CB_NULL on `session`'s back-channel connections, recording whether one
@@ -304,5 +375,10 @@ impl StateHooks for V4State {
         }
         self.write_records(clients);
         any
+    }
+
+    fn callback_ok(&self, client: ClientId) -> bool {
+        let clients = self.clients.lock();
+        self.callback_verified(&clients, client)
     }
 }

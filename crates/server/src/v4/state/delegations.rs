@@ -250,6 +250,8 @@ pub struct Delegations {
     by_file: HashMap<FileKey, BTreeSet<[u8; 12]>>,
     by_client: HashMap<ClientId, BTreeSet<[u8; 12]>>,
     revoked: HashMap<[u8; 12], Revoked>,
+    /// Revoked stateids per client (SEQUENCE asks on every call: no walk).
+    revoked_per_client: HashMap<ClientId, usize>,
     /// Clients that get no delegation until this time (a recall failed or a delegation of
     /// theirs was revoked).
     penalty: HashMap<ClientId, Time>,
@@ -267,6 +269,7 @@ impl Delegations {
             by_file: HashMap::new(),
             by_client: HashMap::new(),
             revoked: HashMap::new(),
+            revoked_per_client: HashMap::new(),
             penalty: HashMap::new(),
             in_flight: 0,
         }
@@ -301,9 +304,7 @@ impl Delegations {
     /// Whether `client` has a revoked delegation it has not freed: SEQUENCE reports
     /// `SEQ4_STATUS_RECALLABLE_STATE_REVOKED`.
     pub fn has_revoked(&self, client: ClientId) -> bool {
-        self.by_client
-            .get(&client)
-            .is_some_and(|ks| ks.iter().any(|k| self.revoked.contains_key(k)))
+        self.revoked_per_client.contains_key(&client)
     }
 
     /// Whether a delegation is held on `file` (its handle stays usable, as for opens).
@@ -560,6 +561,7 @@ impl Delegations {
                 },
             );
             self.by_client.entry(d.client).or_default().insert(*k);
+            *self.revoked_per_client.entry(d.client).or_default() += 1;
         }
         overdue.len()
     }
@@ -623,6 +625,12 @@ impl Delegations {
             }
             self.revoked.remove(&sid.other);
             self.unindex_client(client, &sid.other);
+            if let Some(n) = self.revoked_per_client.get_mut(&client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.revoked_per_client.remove(&client);
+                }
+            }
             return Ok(());
         }
         match self.delegs.get(&sid.other) {
@@ -646,6 +654,7 @@ impl Delegations {
             self.revoked.remove(k);
         }
         self.by_client.remove(&client);
+        self.revoked_per_client.remove(&client);
         self.penalty.remove(&client);
         self.stats.purged += n as u64;
         n
