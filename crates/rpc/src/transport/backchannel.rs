@@ -146,6 +146,9 @@ pub(crate) struct Channel {
     /// Turns to the reason once the connection has closed.
     closed: watch::Sender<Option<CloseReason>>,
     stats: Arc<CallbackStats>,
+    /// The runtime of the connection's task, which waits for the replies of
+    /// [`Backchannel::send`]: callers need not know it (`None` outside a runtime).
+    rt: Option<tokio::runtime::Handle>,
 }
 
 impl Channel {
@@ -170,6 +173,7 @@ impl Channel {
             wake: Notify::new(),
             closed: watch::channel(None).0,
             stats,
+            rt: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -239,6 +243,35 @@ impl Channel {
             let _ = w.send(Err(CallbackError::Closed(why)));
         }
         self.closed.send_replace(Some(why));
+    }
+
+    /// Queues `call` for the connection's task and enters it in the table: its xid and
+    /// where its reply will come. Fails at once on a closed connection or at the bound.
+    #[allow(clippy::type_complexity)]
+    fn start(
+        &self,
+        call: &CallbackCall<'_>,
+    ) -> Result<(Xid, oneshot::Receiver<Result<CallbackReply, CallbackError>>), CallbackError> {
+        let (tx, rx) = oneshot::channel();
+        let xid = {
+            let mut st = self.state.lock();
+            if let Some(why) = st.closed {
+                return Err(CallbackError::Closed(why));
+            }
+            let limit = self.cfg.max_outstanding.max(1);
+            if st.table.len() >= limit {
+                self.stats.busy.fetch_add(1, Relaxed);
+                return Err(CallbackError::Busy { limit });
+            }
+            let now = std::time::Instant::now();
+            let (xid, _) = st.table.start(now, tx, |_| ());
+            st.queue.push(encode_call(xid, call));
+            xid
+        };
+        self.stats.sent.fetch_add(1, Relaxed);
+        self.stats.outstanding.fetch_add(1, Relaxed);
+        self.wake.notify_one();
+        Ok((xid, rx))
     }
 
     /// Takes a call out of the table (its caller gave up); true if it was still there.
@@ -320,29 +353,22 @@ impl Backchannel {
         call: CallbackCall<'_>,
         timeout: Duration,
     ) -> Result<CallbackReply, CallbackError> {
+        let (xid, rx) = self.chan.start(&call)?;
+        self.finish(xid, rx, timeout).await
+    }
+
+    /// Waits up to `timeout` for the reply of the call `xid` started with
+    /// [`Channel::start`]; the call leaves the table however this ends.
+    async fn finish(
+        &self,
+        xid: Xid,
+        mut rx: oneshot::Receiver<Result<CallbackReply, CallbackError>>,
+        timeout: Duration,
+    ) -> Result<CallbackReply, CallbackError> {
         let chan = &*self.chan;
-        let (tx, mut rx) = oneshot::channel();
-        let xid = {
-            let mut st = chan.state.lock();
-            if let Some(why) = st.closed {
-                return Err(CallbackError::Closed(why));
-            }
-            let limit = chan.cfg.max_outstanding.max(1);
-            if st.table.len() >= limit {
-                chan.stats.busy.fetch_add(1, Relaxed);
-                return Err(CallbackError::Busy { limit });
-            }
-            let now = std::time::Instant::now();
-            let (xid, _) = st.table.start(now, tx, |_| ());
-            st.queue.push(encode_call(xid, &call));
-            xid
-        };
-        chan.stats.sent.fetch_add(1, Relaxed);
-        chan.stats.outstanding.fetch_add(1, Relaxed);
         // Dropped with this future however it ends: a call answered is no longer in the
         // table, so only a call given up (timed out, or the future dropped) is taken out.
         let guard = Outstanding { chan, xid };
-        chan.wake.notify_one();
         let r = tokio::time::timeout(timeout, &mut rx).await;
         match r {
             Ok(Ok(r)) => r,
@@ -358,6 +384,59 @@ impl Backchannel {
                         Err(CallbackError::TimedOut)
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A function told how a call sent with [`Backchannel::send`] ended.
+pub type Completion = Box<dyn FnOnce(Result<CallbackReply, CallbackError>) + Send>;
+
+/// Runs its completion exactly once: with the call's result, or, if the task waiting for
+/// the reply never ran or was dropped (its runtime shut down), with a closed connection.
+struct Once(Option<Completion>);
+
+impl Once {
+    fn run(mut self, r: Result<CallbackReply, CallbackError>) {
+        if let Some(f) = self.0.take() {
+            f(r);
+        }
+    }
+}
+
+impl Drop for Once {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(CallbackError::Closed(CloseReason::Error)));
+        }
+    }
+}
+
+impl Backchannel {
+    /// Sends `call` and runs `done` once with its reply or why there is none (as
+    /// [`Backchannel::call`]), on the connection's runtime: for callers that hand work
+    /// over without an executor of their own (the protocol layers). `done` runs on a
+    /// runtime worker, or at once on this thread when the call cannot be sent (busy,
+    /// closed, no runtime): it must be quick and must not block.
+    pub fn send(
+        &self,
+        call: CallbackCall<'_>,
+        timeout: Duration,
+        done: impl FnOnce(Result<CallbackReply, CallbackError>) + Send + 'static,
+    ) {
+        let done = Once(Some(Box::new(done)));
+        let Some(rt) = self.chan.rt.clone() else {
+            done.run(Err(CallbackError::Closed(CloseReason::Error)));
+            return;
+        };
+        match self.chan.start(&call) {
+            Err(e) => done.run(Err(e)),
+            Ok((xid, rx)) => {
+                let me = self.clone();
+                rt.spawn(async move {
+                    let r = me.finish(xid, rx, timeout).await;
+                    done.run(r);
+                });
             }
         }
     }
@@ -413,6 +492,11 @@ impl Channels {
     pub fn backchannel(&self, id: ConnId) -> Option<Backchannel> {
         let chan = self.open.lock().get(&id)?.clone();
         Some(Backchannel { chan })
+    }
+
+    /// The runtime connection `id`'s task runs on, while it is open.
+    pub(crate) fn runtime_of(&self, id: ConnId) -> Option<tokio::runtime::Handle> {
+        self.open.lock().get(&id)?.rt.clone()
     }
 
     /// Runs `hook` with the id and the reason of every connection that closes from now on
@@ -559,6 +643,67 @@ mod tests {
             bc.call(call, Duration::from_secs(1)).await.unwrap_err(),
             CallbackError::Closed(CloseReason::PeerClosed)
         );
+    }
+
+    #[tokio::test]
+    async fn send_runs_its_completion_once_however_the_call_ends() {
+        let channels = Arc::new(Channels::default());
+        let id = ConnId::next();
+        let open = channels.open(id, CallbackConfig::default());
+        let bc = channels.backchannel(id).unwrap();
+        let chan = open.chan.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // Answered: the completion gets the reply, from a task it did not have to spawn.
+        let t = tx.clone();
+        bc.send(call_owned(), Duration::from_secs(60), move |r| {
+            let _ = t.send(r.map(|a| a.body().to_vec()));
+        });
+        let msg = wait_queued(&chan).await;
+        chan.on_reply(reply(xid_of(&msg), ReplyStatus::Success, &[5, 6, 7, 8]));
+        assert_eq!(rx.recv().await.unwrap(), Ok(vec![5, 6, 7, 8]));
+        // No reply in time.
+        let t = tx.clone();
+        bc.send(call_owned(), Duration::from_millis(1), move |r| {
+            let _ = t.send(r.map(|a| a.body().to_vec()));
+        });
+        assert_eq!(rx.recv().await.unwrap(), Err(CallbackError::TimedOut));
+        chan.take_queued();
+        // At the bound: refused at once, on the caller's thread.
+        let tight = Arc::new(Channels::default());
+        let id2 = ConnId::next();
+        let open2 = tight.open(
+            id2,
+            CallbackConfig {
+                max_outstanding: 1,
+                ..CallbackConfig::default()
+            },
+        );
+        let bc2 = tight.backchannel(id2).unwrap();
+        let t = tx.clone();
+        bc2.send(call_owned(), Duration::from_secs(60), move |r| {
+            let _ = t.send(r.map(|a| a.body().to_vec()));
+        });
+        let seen = Arc::new(Mutex::new(None));
+        let s2 = seen.clone();
+        bc2.send(call_owned(), Duration::from_secs(60), move |r| {
+            *s2.lock() = Some(r.map(|a| a.body().to_vec()));
+        });
+        assert_eq!(
+            seen.lock().take(),
+            Some(Err(CallbackError::Busy { limit: 1 })),
+            "refused before send returned"
+        );
+        // The connection closes under the waiting call.
+        let mut open2 = open2;
+        open2.why = CloseReason::PeerClosed;
+        drop(open2);
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Err(CallbackError::Closed(CloseReason::PeerClosed))
+        );
+        assert_eq!(tight.stats.outstanding.load(Relaxed), 0);
+        assert_eq!(channels.stats.outstanding.load(Relaxed), 0);
+        drop(open);
     }
 
     fn call_owned() -> CallbackCall<'static> {

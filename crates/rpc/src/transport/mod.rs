@@ -42,9 +42,11 @@ use tracing::{info, warn, Instrument};
 pub mod backchannel;
 mod conn;
 pub mod limits;
+pub mod outgoing;
 
 pub use backchannel::{
     Backchannel, CallbackCall, CallbackConfig, CallbackError, CallbackReply, CallbackStats,
+    Completion,
 };
 
 /// Whether a call may wait (on a disk, a lock held for long) while it runs, as the service

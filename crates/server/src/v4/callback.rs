@@ -5,7 +5,16 @@
 //! recalls that are due ([`RecallOrder`]s) and hands them to
 //! [`super::service::V4State::dispatch_recalls`]; each order's outcome comes back as a
 //! [`RecallOutcome`] to the delegation state (`Delegations::recall_outcome`).
-use super::state::ids::{ClientId, Stateid};
+use super::service::{SessionInfo, V4State};
+use super::state::backchannel::{BackSlots, CbSequence, NoSlot, SeqReply, Verdict};
+use super::state::ids::{ClientId, SessionId, Stateid};
+use rnfs_proto::nfs4 as p4;
+use rnfs_proto::rpc::OpaqueAuth;
+use rnfs_rpc::transport::{Backchannel, CallbackCall, CallbackError, CallbackReply, ConnId};
+use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Xdr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One delegation to recall: CB_RECALL (RFC 8881 20.2) to the client holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,4 +41,670 @@ pub enum RecallOutcome {
     /// No working callback path: no back channel, no reply in time, or the connection
     /// was lost.
     PathDown,
+}
+
+/// The most slots of a back channel the server uses, whatever the client grants.
+pub(crate) const CB_SLOTS_CAP: u32 = 16;
+/// Recalls waiting for a slot, per session: past it an order is refused with
+/// NFS4ERR_DELAY (the delegation layer retries with backoff).
+pub(crate) const MAX_QUEUED_PER_SESSION: usize = 256;
+/// Callbacks accepted and not yet ended (queued or in flight), over all clients.
+pub(crate) const MAX_CALLBACKS: u64 = 4096;
+/// How often one order is sent again when the client did not run it (a retry answered
+/// NFS4ERR_RETRY_UNCACHED_REP, a probe answered misordered, a retired slot).
+const MAX_RESENDS: u8 = 3;
+/// `NFS4ERR_DELAY`.
+const NFS4ERR_DELAY: u32 = 10008;
+/// `NFS4ERR_BADHANDLE`.
+const NFS4ERR_BADHANDLE: u32 = 10001;
+/// The callback program's COMPOUND procedure (RFC 8881 20).
+const CB_COMPOUND: u32 = 1;
+/// Its version.
+const CB_VERSION: u32 = 1;
+
+/// Counters of the server's callbacks (gauges marked so).
+#[derive(Debug, Default)]
+pub struct CallbackCounters {
+    /// CB_COMPOUNDs sent.
+    pub sent: AtomicU64,
+    /// Recalls the client answered NFS4_OK.
+    pub delivered: AtomicU64,
+    /// Recalls the client refused, or not sent at a bound (NFS4ERR_DELAY).
+    pub refused: AtomicU64,
+    /// Recalls without a working path (no back channel, no reply in time, lost).
+    pub path_down: AtomicU64,
+    /// Recalls sent again (the client did not run them).
+    pub resent: AtomicU64,
+    /// Recalls refused at the bounds (per session queue, total).
+    pub over_bound: AtomicU64,
+    /// Gauge: recalls accepted and not ended (queued or in flight).
+    pub pending: AtomicU64,
+}
+
+/// A snapshot of [`CallbackCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallbackCounts {
+    /// See [`CallbackCounters::sent`].
+    pub sent: u64,
+    /// See [`CallbackCounters::delivered`].
+    pub delivered: u64,
+    /// See [`CallbackCounters::refused`].
+    pub refused: u64,
+    /// See [`CallbackCounters::path_down`].
+    pub path_down: u64,
+    /// See [`CallbackCounters::resent`].
+    pub resent: u64,
+    /// See [`CallbackCounters::over_bound`].
+    pub over_bound: u64,
+    /// See [`CallbackCounters::pending`].
+    pub pending: u64,
+}
+
+impl CallbackCounters {
+    /// The counters now.
+    pub fn snapshot(&self) -> CallbackCounts {
+        CallbackCounts {
+            sent: self.sent.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            path_down: self.path_down.load(Relaxed),
+            resent: self.resent.load(Relaxed),
+            over_bound: self.over_bound.load(Relaxed),
+            pending: self.pending.load(Relaxed),
+        }
+    }
+}
+
+/// A function told of every recall's outcome (the delegation state's `recall_outcome`).
+pub(crate) type RecallHook = Arc<dyn Fn(&RecallOrder, RecallOutcome) + Send + Sync>;
+
+/// One callback operation after CB_SEQUENCE.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CbOp<'a> {
+    /// CB_RECALL (RFC 8881 20.2).
+    Recall(&'a RecallOrder),
+    /// CB_RECALL_ANY (RFC 8881 20.6): keep at most `keep` objects of the types in `mask`
+    /// (a bitmap word of `RCA4_TYPE_MASK_*`).
+    #[allow(dead_code)]
+    RecallAny {
+        /// `craa_objects_to_keep`.
+        keep: u32,
+        /// `craa_type_mask`, first word.
+        mask: u32,
+    },
+}
+
+/// The CB_COMPOUND arguments (RFC 8881 20.1.1 / 16.2.3 of the callback program):
+/// CB_SEQUENCE on `session` as `seq` says, then `op`. `None` when `op` cannot be
+/// encoded (a file handle longer than NFS4_FHSIZE: not one of ours).
+pub(crate) fn encode_cb_compound(
+    session: SessionId,
+    minor: u32,
+    seq: &CbSequence,
+    op: CbOp<'_>,
+) -> Option<Vec<u8>> {
+    let second = match op {
+        CbOp::Recall(o) => p4::NfsCbArgop4::OpCbRecall(p4::CbRecall4args {
+            stateid: p4::Stateid4 {
+                seqid: o.stateid.seqid,
+                other: OpaqueFixed(o.stateid.other),
+            },
+            truncate: o.truncate,
+            fh: Opaque::new(o.fh.clone()).ok()?,
+        }),
+        CbOp::RecallAny { keep, mask } => p4::NfsCbArgop4::OpCbRecallAny(p4::CbRecallAny4args {
+            craa_objects_to_keep: keep,
+            craa_type_mask: VarArray(vec![mask]),
+        }),
+    };
+    let args = p4::CbCompound4args {
+        tag: Opaque(Vec::new()),
+        minorversion: minor,
+        // Ignored by NFSv4.1 clients (RFC 8881 20.1.1: the session identifies the client).
+        callback_ident: 0,
+        argarray: VarArray(vec![
+            p4::NfsCbArgop4::OpCbSequence(p4::CbSequence4args {
+                csa_sessionid: OpaqueFixed(session.0),
+                csa_sequenceid: seq.sequenceid,
+                csa_slotid: seq.slotid,
+                csa_highest_slotid: seq.highest_slotid,
+                csa_cachethis: false,
+                csa_referring_call_lists: VarArray(Vec::new()),
+            }),
+            second,
+        ]),
+    };
+    Some(rnfs_xdr::to_bytes(&args))
+}
+
+/// What a CB_COMPOUND reply says: CB_SEQUENCE's result and the second operation's status
+/// (the compound's status when there is no second result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CbReply {
+    pub(crate) seq: SeqReply,
+    pub(crate) op_status: u32,
+}
+
+/// Decodes a CB_COMPOUND4res (the reply's results); any error is the client's fault.
+pub(crate) fn decode_cb_reply(body: &[u8]) -> Result<CbReply, rnfs_xdr::Error> {
+    let mut r = Reader::new(body);
+    let res = p4::CbCompound4res::decode(&mut r)?;
+    r.finish()?;
+    let status = res.status as u32;
+    let ops = &res.resarray.0;
+    let seq = match ops.first() {
+        Some(p4::NfsCbResop4::OpCbSequence(p4::CbSequence4res::Nfs4Ok(ok))) => SeqReply::Ok {
+            target_highest_slotid: ok.csr_target_highest_slotid,
+        },
+        Some(p4::NfsCbResop4::OpCbSequence(p4::CbSequence4res::Default(s))) => {
+            SeqReply::Err(*s as u32)
+        }
+        // No CB_SEQUENCE result: the compound failed before it (e.g. a minor version the
+        // client does not take); the slot did not move.
+        None if status != 0 => SeqReply::Err(status),
+        _ => {
+            return Err(rnfs_xdr::Error::BadDiscriminant {
+                what: "nfs_cb_resop4 (CB_SEQUENCE first)",
+                value: ops.first().map_or(0, |o| o.discriminant()),
+            })
+        }
+    };
+    let op_status = match ops.get(1) {
+        Some(p4::NfsCbResop4::OpCbRecall(r)) => r.status as u32,
+        Some(p4::NfsCbResop4::OpCbRecallAny(r)) => r.crar_status as u32,
+        Some(p4::NfsCbResop4::OpCbIllegal(r)) => r.status as u32,
+        _ => status,
+    };
+    Ok(CbReply { seq, op_status })
+}
+
+/// What one pass of the pump decided, acted on outside the locks.
+enum Pumped {
+    Send {
+        chan: Backchannel,
+        seq: CbSequence,
+        order: RecallOrder,
+        tries: u8,
+        msg: Vec<u8>,
+        prog: u32,
+        cred: OpaqueAuth,
+    },
+    Fail(Vec<(RecallOrder, RecallOutcome)>),
+    Again,
+    Stop,
+}
+
+impl V4State {
+    /// Registers the function told of every recall's outcome (the delegation state's
+    /// `recall_outcome`); it runs without the state's locks held, on a transport thread
+    /// or the caller's.
+    pub fn on_recall_outcome(
+        &self,
+        f: impl Fn(&RecallOrder, RecallOutcome) + Send + Sync + 'static,
+    ) {
+        *self.recall_hook.lock() = Some(Arc::new(f));
+    }
+
+    /// How long a callback waits for its reply before its path counts as down.
+    pub fn set_callback_timeout(&self, t: Duration) {
+        self.cb_timeout_ms
+            .store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn callback_timeout(&self) -> Duration {
+        Duration::from_millis(self.cb_timeout_ms.load(Relaxed))
+    }
+
+    /// Counters of the callbacks.
+    pub fn callback_counts(&self) -> CallbackCounts {
+        self.cb.snapshot()
+    }
+
+    /// Sends CB_RECALL for each order on its client's session back channel; each order's
+    /// [`RecallOutcome`] goes to the hook of [`V4State::on_recall_outcome`], exactly once
+    /// (at once for an order that cannot be sent). Never blocks on the network.
+    pub fn dispatch_recalls(self: &Arc<Self>, orders: Vec<RecallOrder>) {
+        let mut touched: Vec<SessionId> = Vec::new();
+        for o in orders {
+            match self.enqueue(o) {
+                Ok(sid) => {
+                    if !touched.contains(&sid) {
+                        touched.push(sid);
+                    }
+                }
+                Err((o, outcome)) => self.report(&o, outcome, false),
+            }
+        }
+        for sid in touched {
+            self.pump(sid);
+        }
+    }
+
+    /// Queues `o` on its client's session that has a back channel (the least loaded), or
+    /// says why not.
+    fn enqueue(&self, o: RecallOrder) -> Result<SessionId, (RecallOrder, RecallOutcome)> {
+        if self.cb.pending.load(Relaxed) >= MAX_CALLBACKS {
+            self.cb.over_bound.fetch_add(1, Relaxed);
+            return Err((o, RecallOutcome::Refused(NFS4ERR_DELAY)));
+        }
+        let clients = self.clients.lock();
+        let mut s = self.sessions.lock();
+        let best = s
+            .iter()
+            .filter(|(id, i)| {
+                i.client == o.client
+                    && i.wants_back
+                    && !i.back.is_dead()
+                    && !clients.back_channel_conns(**id).is_empty()
+            })
+            .min_by_key(|(_, i)| i.queue.len() + i.back.outstanding())
+            .map(|(id, _)| *id);
+        drop(clients);
+        let Some(sid) = best else {
+            return Err((o, RecallOutcome::PathDown));
+        };
+        let Some(info) = s.get_mut(&sid) else {
+            return Err((o, RecallOutcome::PathDown));
+        };
+        if info.queue.len() >= MAX_QUEUED_PER_SESSION {
+            self.cb.over_bound.fetch_add(1, Relaxed);
+            return Err((o, RecallOutcome::Refused(NFS4ERR_DELAY)));
+        }
+        info.queue.push_back((o, 0));
+        self.cb.pending.fetch_add(1, Relaxed);
+        Ok(sid)
+    }
+
+    /// Tells the hook; `accepted`: the order was counted in `pending`.
+    fn report(&self, o: &RecallOrder, outcome: RecallOutcome, accepted: bool) {
+        if accepted {
+            self.cb.pending.fetch_sub(1, Relaxed);
+        }
+        let c = match outcome {
+            RecallOutcome::Delivered => &self.cb.delivered,
+            RecallOutcome::Refused(_) => &self.cb.refused,
+            RecallOutcome::PathDown => &self.cb.path_down,
+        };
+        c.fetch_add(1, Relaxed);
+        tracing::debug!(client = o.client.0, ?outcome, "CB_RECALL");
+        let hook = self.recall_hook.lock().clone();
+        if let Some(h) = hook {
+            h(o, outcome);
+        }
+    }
+
+    /// Sends what `sid`'s queue holds while slots are free. One caller pumps a session at
+    /// a time; a completion arriving meanwhile (even on the same thread, from a send that
+    /// failed at once) asks that caller for another pass instead of recursing.
+    fn pump(self: &Arc<Self>, sid: SessionId) {
+        {
+            let mut s = self.sessions.lock();
+            let Some(info) = s.get_mut(&sid) else { return };
+            if info.pumping {
+                info.again = true;
+                return;
+            }
+            info.pumping = true;
+        }
+        loop {
+            match self.pump_once(sid) {
+                Pumped::Stop => return,
+                Pumped::Again => {}
+                Pumped::Fail(list) => {
+                    for (o, outcome) in list {
+                        self.report(&o, outcome, true);
+                    }
+                }
+                Pumped::Send {
+                    chan,
+                    seq,
+                    order,
+                    tries,
+                    msg,
+                    prog,
+                    cred,
+                } => {
+                    let call = CallbackCall {
+                        prog,
+                        vers: CB_VERSION,
+                        proc_: CB_COMPOUND,
+                        cred: &cred,
+                        args: &msg,
+                    };
+                    self.cb.sent.fetch_add(1, Relaxed);
+                    let me = self.clone();
+                    let conn = chan.conn();
+                    chan.send(call, self.callback_timeout(), move |r| {
+                        me.recall_done(sid, conn, seq, order, tries, r);
+                    });
+                }
+            }
+        }
+    }
+
+    /// One decision of [`Self::pump`], under the locks.
+    fn pump_once(&self, sid: SessionId) -> Pumped {
+        let conns = self.clients.lock().back_channel_conns(sid);
+        let now = self.now();
+        let mut s = self.sessions.lock();
+        let Some(info) = s.get_mut(&sid) else {
+            return Pumped::Stop;
+        };
+        // The connection that answered last, else the first that is open.
+        let good = info
+            .good_conn
+            .filter(|g| conns.iter().any(|c| c.0 == g.0))
+            .and_then(|g| self.conn_stats.backchannel(g));
+        let chan = good.or_else(|| {
+            conns
+                .iter()
+                .find_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
+        });
+        let stop = |info: &mut SessionInfo| {
+            if std::mem::take(&mut info.again) {
+                Pumped::Again
+            } else {
+                info.pumping = false;
+                Pumped::Stop
+            }
+        };
+        if info.queue.is_empty() {
+            return stop(info);
+        }
+        let Some(chan) = chan else {
+            let list = info
+                .queue
+                .drain(..)
+                .map(|(o, _)| (o, RecallOutcome::PathDown))
+                .collect();
+            return Pumped::Fail(list);
+        };
+        let seq = match info.back.start(now) {
+            Ok(seq) => seq,
+            Err(NoSlot::Busy) => return stop(info),
+            Err(NoSlot::Dead) => {
+                let list = info
+                    .queue
+                    .drain(..)
+                    .map(|(o, _)| (o, RecallOutcome::PathDown))
+                    .collect();
+                return Pumped::Fail(list);
+            }
+        };
+        let Some((order, tries)) = info.queue.pop_front() else {
+            info.back.on_unsent(seq.call);
+            return stop(info);
+        };
+        let Some(msg) = encode_cb_compound(sid, info.minor, &seq, CbOp::Recall(&order)) else {
+            info.back.on_unsent(seq.call);
+            return Pumped::Fail(vec![(order, RecallOutcome::Refused(NFS4ERR_BADHANDLE))]);
+        };
+        Pumped::Send {
+            chan,
+            seq,
+            order,
+            tries,
+            msg,
+            prog: info.cb_program,
+            cred: info.cb_cred.clone(),
+        }
+    }
+
+    /// The call carrying `order` ended with `r`: the slot learns what happened, the order
+    /// is reported or queued again, and the session's queue moves on.
+    fn recall_done(
+        self: &Arc<Self>,
+        sid: SessionId,
+        conn: ConnId,
+        seq: CbSequence,
+        order: RecallOrder,
+        tries: u8,
+        r: Result<CallbackReply, CallbackError>,
+    ) {
+        let outcome = {
+            let mut s = self.sessions.lock();
+            match s.get_mut(&sid) {
+                None => Some(RecallOutcome::PathDown),
+                Some(info) => {
+                    let (o, path_ok) = judge(&mut info.back, seq, r);
+                    if let Some(ok) = path_ok {
+                        info.probe_ok = Some(ok);
+                        if ok {
+                            info.good_conn = Some(conn);
+                        } else if info.good_conn == Some(conn) {
+                            info.good_conn = None;
+                        }
+                    }
+                    match o {
+                        Some(o) => Some(o),
+                        None if tries < MAX_RESENDS => {
+                            self.cb.resent.fetch_add(1, Relaxed);
+                            info.queue.push_front((order.clone(), tries + 1));
+                            None
+                        }
+                        None => Some(RecallOutcome::Refused(NFS4ERR_DELAY)),
+                    }
+                }
+            }
+        };
+        if let Some(o) = outcome {
+            self.report(&order, o, true);
+        }
+        self.pump(sid);
+    }
+
+    /// Takes `sid` out of the table (destroyed, or its client gone): the recalls queued
+    /// on it have no path.
+    pub(crate) fn remove_session(&self, sid: SessionId) {
+        let queued: Vec<_> = match self.sessions.lock().remove(&sid) {
+            Some(mut i) => i.queue.drain(..).map(|(o, _)| o).collect(),
+            None => Vec::new(),
+        };
+        for o in queued {
+            self.report(&o, RecallOutcome::PathDown, true);
+        }
+    }
+}
+
+/// What the end of a call means for its order (`None`: send it again) and for the path
+/// (`Some(true)`: the client answered; `Some(false)`: the path failed).
+fn judge(
+    back: &mut BackSlots,
+    seq: CbSequence,
+    r: Result<CallbackReply, CallbackError>,
+) -> (Option<RecallOutcome>, Option<bool>) {
+    match r {
+        Ok(reply) => match decode_cb_reply(reply.body()) {
+            Ok(cb) => match back.on_reply(seq.call, cb.seq) {
+                Verdict::Done if cb.op_status == 0 => (Some(RecallOutcome::Delivered), Some(true)),
+                Verdict::Done => (Some(RecallOutcome::Refused(cb.op_status)), Some(true)),
+                Verdict::Resend => (None, Some(true)),
+                Verdict::Failed(_) if back.is_dead() => {
+                    (Some(RecallOutcome::PathDown), Some(false))
+                }
+                Verdict::Failed(_) => (None, Some(true)),
+            },
+            Err(e) => {
+                tracing::info!(error = %e, "malformed CB_COMPOUND reply");
+                back.on_malformed(seq.call);
+                (Some(RecallOutcome::PathDown), Some(false))
+            }
+        },
+        // Refused by the transport before it was sent.
+        Err(CallbackError::Busy { .. }) => {
+            back.on_unsent(seq.call);
+            (None, None)
+        }
+        // The client's RPC layer refused it (e.g. the credential): not run.
+        Err(CallbackError::Denied(_)) => {
+            back.on_unsent(seq.call);
+            (Some(RecallOutcome::PathDown), Some(false))
+        }
+        Err(
+            CallbackError::TimedOut | CallbackError::TooLarge { .. } | CallbackError::Malformed,
+        ) => {
+            back.on_lost(seq.call);
+            (Some(RecallOutcome::PathDown), Some(false))
+        }
+        // The connection closed: whether the path is down is the connections' to say.
+        Err(CallbackError::Closed(_)) => {
+            back.on_lost(seq.call);
+            (Some(RecallOutcome::PathDown), None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn seq() -> CbSequence {
+        CbSequence {
+            call: crate::v4::state::backchannel::CallId(1),
+            slotid: 1,
+            sequenceid: 5,
+            highest_slotid: 3,
+        }
+    }
+
+    fn order() -> RecallOrder {
+        RecallOrder {
+            client: ClientId(9),
+            stateid: Stateid {
+                seqid: 2,
+                other: [7; 12],
+            },
+            fh: vec![1, 2, 3],
+            truncate: true,
+        }
+    }
+
+    #[test]
+    fn cb_compound_is_cb_sequence_then_the_operation() {
+        let sid = SessionId([4; 16]);
+        let msg = encode_cb_compound(sid, 2, &seq(), CbOp::Recall(&order())).unwrap();
+        let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&msg).unwrap();
+        assert_eq!((a.minorversion, a.callback_ident), (2, 0));
+        let [p4::NfsCbArgop4::OpCbSequence(s), p4::NfsCbArgop4::OpCbRecall(r)] = &a.argarray.0[..]
+        else {
+            panic!("{a:?}")
+        };
+        assert_eq!(s.csa_sessionid.0, [4; 16]);
+        assert_eq!(
+            (s.csa_slotid, s.csa_sequenceid, s.csa_highest_slotid),
+            (1, 5, 3)
+        );
+        assert!(!s.csa_cachethis && s.csa_referring_call_lists.0.is_empty());
+        assert_eq!((r.stateid.seqid, r.stateid.other.0), (2, [7; 12]));
+        assert!(r.truncate);
+        assert_eq!(r.fh.0, vec![1, 2, 3]);
+        let any = encode_cb_compound(sid, 1, &seq(), CbOp::RecallAny { keep: 0, mask: 1 }).unwrap();
+        let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&any).unwrap();
+        assert!(matches!(&a.argarray.0[1], p4::NfsCbArgop4::OpCbRecallAny(r)
+            if r.craa_objects_to_keep == 0 && r.craa_type_mask.0 == vec![1]));
+        // A handle longer than NFS4_FHSIZE is not encoded.
+        let mut long = order();
+        long.fh = vec![0; 129];
+        assert!(encode_cb_compound(sid, 1, &seq(), CbOp::Recall(&long)).is_none());
+    }
+
+    #[test]
+    fn at_the_server_wide_bound_a_recall_is_refused_with_delay_at_once() {
+        let st = V4State::new(
+            crate::v4::service::V4Options::default(),
+            Arc::new(rnfs_rpc::transport::ConnStats::default()),
+        );
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        st.on_recall_outcome(move |o, r| s2.lock().push((o.clone(), r)));
+        st.cb.pending.store(MAX_CALLBACKS, Relaxed);
+        st.dispatch_recalls(vec![order()]);
+        assert_eq!(
+            *seen.lock(),
+            vec![(order(), RecallOutcome::Refused(NFS4ERR_DELAY))]
+        );
+        assert_eq!(st.callback_counts().over_bound, 1);
+        assert_eq!(st.callback_counts().pending, MAX_CALLBACKS, "not counted");
+        // Below it, a client without a session has no path.
+        st.cb.pending.store(MAX_CALLBACKS - 1, Relaxed);
+        st.dispatch_recalls(vec![order()]);
+        assert_eq!(seen.lock()[1].1, RecallOutcome::PathDown);
+        assert_eq!(st.callback_counts().pending, MAX_CALLBACKS - 1);
+    }
+
+    fn res(status: p4::Nfsstat4, ops: Vec<p4::NfsCbResop4>) -> Vec<u8> {
+        rnfs_xdr::to_bytes(&p4::CbCompound4res {
+            status,
+            tag: Opaque(Vec::new()),
+            resarray: VarArray(ops),
+        })
+    }
+
+    fn seq_ok(target: u32) -> p4::NfsCbResop4 {
+        p4::NfsCbResop4::OpCbSequence(p4::CbSequence4res::Nfs4Ok(p4::CbSequence4resok {
+            csr_sessionid: OpaqueFixed([0; 16]),
+            csr_sequenceid: 1,
+            csr_slotid: 0,
+            csr_highest_slotid: 0,
+            csr_target_highest_slotid: target,
+        }))
+    }
+
+    #[test]
+    fn replies_give_cb_sequence_and_the_operation_status() {
+        use p4::Nfsstat4 as S;
+        let ok = res(
+            S::Nfs4Ok,
+            vec![
+                seq_ok(3),
+                p4::NfsCbResop4::OpCbRecall(p4::CbRecall4res { status: S::Nfs4Ok }),
+            ],
+        );
+        assert_eq!(
+            decode_cb_reply(&ok).unwrap(),
+            CbReply {
+                seq: SeqReply::Ok {
+                    target_highest_slotid: 3
+                },
+                op_status: 0
+            }
+        );
+        let refused = res(
+            S::Nfs4errBadStateid,
+            vec![
+                seq_ok(0),
+                p4::NfsCbResop4::OpCbRecall(p4::CbRecall4res {
+                    status: S::Nfs4errBadStateid,
+                }),
+            ],
+        );
+        assert_eq!(decode_cb_reply(&refused).unwrap().op_status, 10025);
+        let misordered = res(
+            S::Nfs4errSeqMisordered,
+            vec![p4::NfsCbResop4::OpCbSequence(p4::CbSequence4res::Default(
+                S::Nfs4errSeqMisordered,
+            ))],
+        );
+        assert_eq!(
+            decode_cb_reply(&misordered).unwrap().seq,
+            SeqReply::Err(10063)
+        );
+        // Failed before any operation (e.g. CB_COMPOUND's minor version).
+        let empty = res(S::Nfs4errMinorVersMismatch, vec![]);
+        assert_eq!(decode_cb_reply(&empty).unwrap().seq, SeqReply::Err(10021));
+        // Not CB_SEQUENCE first, nothing at all, trailing bytes: the client's fault.
+        let wrong = res(
+            S::Nfs4Ok,
+            vec![p4::NfsCbResop4::OpCbRecall(p4::CbRecall4res {
+                status: S::Nfs4Ok,
+            })],
+        );
+        assert!(decode_cb_reply(&wrong).is_err());
+        assert!(decode_cb_reply(&res(S::Nfs4Ok, vec![])).is_err());
+        assert!(decode_cb_reply(&[]).is_err());
+        let mut trailing = ok.clone();
+        trailing.extend_from_slice(&[0; 4]);
+        assert!(decode_cb_reply(&trailing).is_err());
+    }
 }

@@ -137,6 +137,11 @@ pub trait StateHooks {
         let _ = client;
         false
     }
+    /// A conflict has just ordered recalls: send those due now (called without the
+    /// locking table held). Without callbacks, nothing.
+    fn send_recalls(&self, now: Time) {
+        let _ = now;
+    }
 }
 
 /// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and
@@ -381,7 +386,7 @@ pub static OPS: [OpDesc; 73] = [
     built(op(37, "VERIFY", 0, NEEDS_FH, 0)),
     built(op(38, "WRITE", 0, NEEDS_FH | MODIFIES, 16)),
     v40(39, "RELEASE_LOCKOWNER"),
-    op(40, "BACKCHANNEL_CTL", 1, MODIFIES, 0),
+    op(40, "BACKCHANNEL_CTL", 1, SESSION | MODIFIES, 0),
     op(41, "BIND_CONN_TO_SESSION", 1, SESSION | MODIFIES, 24),
     op(42, "EXCHANGE_ID", 1, SESSION | MODIFIES, 2048),
     op(43, "CREATE_SESSION", 1, SESSION | MODIFIES, 128),

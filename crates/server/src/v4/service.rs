@@ -16,8 +16,9 @@
 //!   probed with CB_NULL over the transport's call-on-connection; SEQUENCE reports
 //!   `SEQ4_STATUS_CB_PATH_DOWN` only when the client asked for a back channel and it has
 //!   no connection for it, or the probe failed.
-use super::callback::{RecallOrder, RecallOutcome};
+use super::callback::{CallbackCounters, RecallHook, RecallOrder, RecallOutcome, CB_SLOTS_CAP};
 use super::compound::StateHooks;
+use super::state::backchannel::BackSlots;
 use super::state::delegations::{Access, Caller, DelegLimits, DelegStats};
 use super::state::ids::{ClientId, SessionId, Time};
 use super::state::locking::{Limits as LockLimits, Locking, LockingError};
@@ -27,8 +28,9 @@ use crate::state::ClientRecords;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::OpaqueAuth;
 use rnfs_rpc::transport::{ConnId, ConnStats};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,10 +73,51 @@ pub(crate) struct SessionInfo {
     pub(crate) cb_program: u32,
     /// The credential callbacks use (AUTH_NONE or AUTH_SYS from `csa_sec_parms`).
     pub(crate) cb_cred: OpaqueAuth,
-    /// The last probe's outcome: `None` before any answered.
+    /// The last probe's (or callback's) outcome: `None` before any answered.
     pub(crate) probe_ok: Option<bool>,
     /// The client that owns the session.
     pub(crate) client: ClientId,
+    /// The minor version the session was created with (CB_COMPOUND's `minorversion`).
+    pub(crate) minor: u32,
+    /// The back channel's slots (the server as requester).
+    pub(crate) back: BackSlots,
+    /// Recalls waiting for a slot, with how often each was sent already (bounded by
+    /// [`super::callback::MAX_QUEUED_PER_SESSION`]).
+    pub(crate) queue: VecDeque<(RecallOrder, u8)>,
+    /// Someone is sending this session's queue; `again`: look once more before stopping.
+    pub(crate) pumping: bool,
+    pub(crate) again: bool,
+    /// The back-channel connection that answered last (probe or callback): callbacks go
+    /// there first, not to a connection whose calls time out.
+    pub(crate) good_conn: Option<ConnId>,
+}
+
+impl SessionInfo {
+    /// A session just created, with a back channel of `back_slots` slots.
+    pub(crate) fn new(
+        client: ClientId,
+        minor: u32,
+        fore: ChannelAttrs,
+        back_slots: u32,
+        wants_back: bool,
+        cb_program: u32,
+        cb_cred: OpaqueAuth,
+    ) -> Self {
+        Self {
+            fore,
+            wants_back,
+            cb_program,
+            cb_cred,
+            probe_ok: None,
+            client,
+            minor,
+            back: BackSlots::new(back_slots, CB_SLOTS_CAP),
+            queue: VecDeque::new(),
+            pumping: false,
+            again: false,
+            good_conn: None,
+        }
+    }
 }
 
 /// The NFSv4 state of a server. See the module documentation.
@@ -88,6 +131,14 @@ pub struct V4State {
     started: Instant,
     /// Operations per COMPOUND and the largest reply, before a SEQUENCE names a session.
     pub(crate) limits: (u32, u32),
+    /// Counters of the callbacks sent.
+    pub(crate) cb: CallbackCounters,
+    /// Told of every recall's outcome.
+    pub(crate) recall_hook: Mutex<Option<RecallHook>>,
+    /// How long a callback waits for its reply, in milliseconds.
+    pub(crate) cb_timeout_ms: AtomicU64,
+    /// This state, for the hooks that send recalls (set once, just after creation).
+    me: std::sync::OnceLock<std::sync::Weak<V4State>>,
 }
 
 impl V4State {
@@ -132,7 +183,21 @@ impl V4State {
             conn_stats: conn_stats.clone(),
             started: Instant::now(),
             limits: (config.max_operations, config.max_response_size),
+            cb: CallbackCounters::default(),
+            recall_hook: Mutex::new(None),
+            // A tenth of the lease (as knfsd's callback RPC timeout), 1 to 15 seconds: a
+            // client that does not answer is known within a lease, with room for retries.
+            me: std::sync::OnceLock::new(),
+            cb_timeout_ms: AtomicU64::new((u64::from(opts.lease_secs) * 100).clamp(1000, 15_000)),
             opts,
+        });
+        let _ = state.me.set(Arc::downgrade(&state));
+        // Every recall's outcome goes to the delegation state.
+        let weak = Arc::downgrade(&state);
+        state.on_recall_outcome(move |o, r| {
+            if let Some(s) = weak.upgrade() {
+                s.recall_outcome(o, r);
+            }
         });
         let weak = Arc::downgrade(&state);
         conn_stats.on_close(move |id, _| {
@@ -183,11 +248,9 @@ impl V4State {
         };
         self.write_records(clients);
         drop(locking);
-        let mut s = self.sessions.lock();
         for id in stale {
-            s.remove(&id);
+            self.remove_session(id);
         }
-        drop(s);
         self.dispatch_recalls(recalls);
     }
 
@@ -232,7 +295,9 @@ impl V4State {
             return CallbackHealth::default();
         };
         let down = info.wants_back
-            && (clients.back_channel_conns(session).is_empty() || info.probe_ok == Some(false));
+            && (clients.back_channel_conns(session).is_empty()
+                || info.probe_ok == Some(false)
+                || info.back.is_dead());
         CallbackHealth {
             path_down: down,
             session_path_down: down,
@@ -249,22 +314,9 @@ impl V4State {
             i.client == client
                 && i.wants_back
                 && i.probe_ok == Some(true)
+                && !i.back.is_dead()
                 && !clients.back_channel_conns(*id).is_empty()
         })
-    }
-
-    /// The hand-off point to the callback sender: sends CB_RECALL for each order and
-    /// reports each outcome to [`V4State::recall_outcome`]. Until the sender lands
-    /// (branch s7-callbacks, which replaces this body), nothing is sent: the orders stay
-    /// in flight and the delegations are revoked a lease after their recall, as for a
-    /// client whose callback path is down.
-    pub fn dispatch_recalls(self: &Arc<Self>, orders: Vec<RecallOrder>) {
-        if !orders.is_empty() {
-            tracing::debug!(
-                recalls = orders.len(),
-                "no callback sender: recalls not sent"
-            );
-        }
     }
 
     /// What became of a recall (the callback sender reports each order's outcome here).
@@ -298,11 +350,9 @@ impl V4State {
     }
 
     /// Sends CB_NULL on `session`'s back-channel connections, recording whether one
-    /// answered. Needs a tokio runtime (the server's); without one nothing is sent.
+    /// answered. The transport waits for the replies on its own runtime
+    /// ([`rnfs_rpc::transport::Backchannel::send`]); this returns at once.
     pub(crate) fn probe_back_channel(self: &Arc<Self>, session: SessionId) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let conns = self.clients.lock().back_channel_conns(session);
         let Some((prog, cred)) = self
             .sessions
@@ -316,31 +366,43 @@ impl V4State {
             .iter()
             .filter_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
             .collect();
-        let me = self.clone();
-        rt.spawn(async move {
-            let mut ok = false;
-            for bc in chans {
-                let call = rnfs_rpc::transport::CallbackCall {
-                    prog,
-                    vers: CB_VERSION,
-                    proc_: 0,
-                    cred: &cred,
-                    args: &[],
+        if chans.is_empty() {
+            return;
+        }
+        // (connections not answered yet, one answered)
+        let tally = Arc::new(Mutex::new((chans.len(), false)));
+        for bc in chans {
+            let call = rnfs_rpc::transport::CallbackCall {
+                prog,
+                vers: CB_VERSION,
+                proc_: 0,
+                cred: &cred,
+                args: &[],
+            };
+            let me = Arc::downgrade(self);
+            let tally = tally.clone();
+            let conn = bc.conn();
+            bc.send(call, PROBE_TIMEOUT, move |r| {
+                if let Err(e) = &r {
+                    tracing::info!(conn = conn.0, error = %e, "CB_NULL probe failed");
+                }
+                let done = {
+                    let mut t = tally.lock();
+                    t.0 -= 1;
+                    t.1 |= r.is_ok();
+                    // Settled by the first answer, or by the last failure.
+                    (r.is_ok() || t.0 == 0).then_some(t.1)
                 };
-                match bc.call(call, PROBE_TIMEOUT).await {
-                    Ok(_) => {
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::info!(conn = bc.conn().0, error = %e, "CB_NULL probe failed")
+                if let (Some(ok), Some(me)) = (done, me.upgrade()) {
+                    if let Some(i) = me.sessions.lock().get_mut(&session) {
+                        i.probe_ok = Some(ok);
+                        if r.is_ok() {
+                            i.good_conn = Some(conn);
+                        }
                     }
                 }
-            }
-            if let Some(i) = me.sessions.lock().get_mut(&session) {
-                i.probe_ok = Some(ok);
-            }
-        });
+            });
+        }
     }
 }
 
@@ -380,5 +442,18 @@ impl StateHooks for V4State {
     fn callback_ok(&self, client: ClientId) -> bool {
         let clients = self.clients.lock();
         self.callback_verified(&clients, client)
+    }
+
+    fn send_recalls(&self, now: Time) {
+        let orders = self.locking.lock().delegations_mut().due_recalls(now);
+        if orders.is_empty() {
+            return;
+        }
+        match self.me.get().and_then(std::sync::Weak::upgrade) {
+            Some(me) => me.dispatch_recalls(orders),
+            // Only while the state is being dropped: the recalls stay in flight until
+            // revoked, as for a path down.
+            None => tracing::debug!("recalls not sent: the NFSv4 state is going"),
+        }
     }
 }

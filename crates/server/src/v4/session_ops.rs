@@ -11,12 +11,13 @@ use super::state::sessions::api::{
     BindDir, ChannelAttrs, ConnDir, CreateSessionArgs, ExchangeIdArgs, Principal, SequenceArgs,
     SequenceOutcome,
 };
+use super::state::sessions::error::SessionError;
 use super::state::sessions::slots::RequestDigest;
 use super::unit::NFS4_OPS;
 use crate::stats::Counters;
 use rnfs_proto::nfs4 as p4;
 use rnfs_proto::nfs4::NfsArgop4;
-use rnfs_proto::rpc::{OpaqueAuth, AUTH_NONE, AUTH_SYS};
+use rnfs_proto::rpc::{OpaqueAuth, AUTH_SYS};
 use rnfs_rpc::message::Auth;
 use rnfs_rpc::transport::ConnId;
 use rnfs_xdr::{OpaqueFixed, VarArray, Writer, Xdr};
@@ -59,6 +60,8 @@ pub struct CompoundSessions<'a> {
     /// The slot SEQUENCE took, which keeps the reply.
     slot: Cell<Option<(SessionId, u32)>>,
     counters: &'a Counters,
+    /// The COMPOUND's minor version (a session created by it gets callbacks of it).
+    minor: u32,
 }
 
 impl<'a> CompoundSessions<'a> {
@@ -80,6 +83,7 @@ impl<'a> CompoundSessions<'a> {
             now,
             slot: Cell::new(None),
             counters,
+            minor: minor_of(request),
         }
     }
 
@@ -131,14 +135,7 @@ impl<'a> CompoundSessions<'a> {
             return Err(Nfs4Error::Inval);
         }
         let back_chan = a.csa_flags & p4::CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
-        let cb_cred = a.csa_sec_parms.0.iter().find_map(|p| match p {
-            p4::CallbackSecParms4::AuthNone => Some(OpaqueAuth::none()),
-            p4::CallbackSecParms4::AuthSys(s) => Some(OpaqueAuth {
-                flavor: AUTH_SYS,
-                body: rnfs_xdr::Opaque(rnfs_xdr::to_bytes(s)),
-            }),
-            p4::CallbackSecParms4::RpcsecGss(_) => None,
-        });
+        let cb_cred = callback_cred(&a.csa_sec_parms.0);
         let args = CreateSessionArgs {
             clientid: ClientId(a.csa_clientid),
             sequence: a.csa_sequence,
@@ -161,17 +158,15 @@ impl<'a> CompoundSessions<'a> {
         let probe = r.back_chan && cb_cred.is_some();
         st.sessions.lock().insert(
             r.sessionid,
-            SessionInfo {
-                fore: r.fore,
-                wants_back: back_chan,
-                cb_program: a.csa_cb_program,
-                cb_cred: cb_cred.unwrap_or_else(|| OpaqueAuth {
-                    flavor: AUTH_NONE,
-                    ..OpaqueAuth::none()
-                }),
-                probe_ok: None,
-                client: ClientId(a.csa_clientid),
-            },
+            SessionInfo::new(
+                ClientId(a.csa_clientid),
+                self.minor,
+                r.fore,
+                r.back.max_requests,
+                back_chan,
+                a.csa_cb_program,
+                cb_cred.unwrap_or_else(OpaqueAuth::none),
+            ),
         );
         if probe {
             st.probe_back_channel(r.sessionid);
@@ -227,6 +222,10 @@ impl<'a> CompoundSessions<'a> {
         };
         let max_cached = clients.max_cached_reply(sid);
         drop(clients);
+        if ok.bound_back {
+            // A new connection carries the back channel now: see whether it works.
+            st.probe_back_channel(sid);
+        }
         self.slot.set(Some((sid, ok.slotid)));
         let fore = st.sessions.lock().get(&sid).map(|i| i.fore);
         let limits = fore.map(|f| Limits {
@@ -295,7 +294,28 @@ impl<'a> CompoundSessions<'a> {
             .clients
             .lock()
             .destroy_session(sid, core_conn(self.conn))?;
-        self.state.sessions.lock().remove(&sid);
+        self.state.remove_session(sid);
+        Ok(())
+    }
+
+    /// BACKCHANNEL_CTL (RFC 8881 18.33): the session of this COMPOUND's SEQUENCE takes
+    /// a new callback program and security, and its back channel is probed again.
+    fn backchannel_ctl(&self, a: &p4::BackchannelCtl4args) -> R4<()> {
+        let Some((sid, _)) = self.slot.get() else {
+            return Err(Nfs4Error::OpNotInSession);
+        };
+        // Only RPCSEC_GSS offered: nothing we can send with (knfsd: NFS4ERR_INVAL).
+        let cred = callback_cred(&a.bca_sec_parms.0).ok_or(Nfs4Error::Inval)?;
+        let st = self.state;
+        match st.sessions.lock().get_mut(&sid) {
+            Some(i) => {
+                i.cb_program = a.bca_cb_program;
+                i.cb_cred = cred;
+                i.probe_ok = None;
+            }
+            None => return Err(SessionError::BadSession.into()),
+        }
+        st.probe_back_channel(sid);
         Ok(())
     }
 
@@ -319,6 +339,7 @@ impl Sessions for CompoundSessions<'_> {
             NfsArgop4::OpBindConnToSession(a) => self.bind_conn(a, out),
             NfsArgop4::OpDestroySession(a) => self.destroy_session(a),
             NfsArgop4::OpDestroyClientid(a) => self.destroy_clientid(a),
+            NfsArgop4::OpBackchannelCtl(a) => self.backchannel_ctl(a),
             _ => Err(Nfs4Error::NotSupp),
         };
         match r {
@@ -352,6 +373,35 @@ impl Sessions for CompoundSessions<'_> {
         };
         self.counters.result(i, status);
     }
+}
+
+/// The minor version of COMPOUND arguments (after the tag); 1 if they cannot be read
+/// (the engine refuses them anyway).
+fn minor_of(request: &[u8]) -> u32 {
+    let mut r = rnfs_xdr::Reader::new(request);
+    p4::Utf8strCs::decode(&mut r)
+        .and_then(|_| u32::decode(&mut r))
+        .unwrap_or(1)
+}
+
+/// The credential for callbacks from the client's `callback_sec_parms4` list (RFC 8881
+/// 18.36.3, 18.33.3): AUTH_SYS when offered (the Linux callback service refuses
+/// AUTH_NONE for anything but CB_NULL), else AUTH_NONE; `None` when only RPCSEC_GSS is
+/// offered (not supported: no callbacks).
+fn callback_cred(parms: &[p4::CallbackSecParms4]) -> Option<OpaqueAuth> {
+    let sys = parms.iter().find_map(|p| match p {
+        p4::CallbackSecParms4::AuthSys(s) => Some(OpaqueAuth {
+            flavor: AUTH_SYS,
+            body: rnfs_xdr::Opaque(rnfs_xdr::to_bytes(s)),
+        }),
+        _ => None,
+    });
+    sys.or_else(|| {
+        parms
+            .iter()
+            .any(|p| matches!(p, p4::CallbackSecParms4::AuthNone))
+            .then(OpaqueAuth::none)
+    })
 }
 
 /// The principal of a caller, as the client table compares it: AUTH_SYS's uid (knfsd

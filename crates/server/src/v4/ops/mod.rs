@@ -68,7 +68,20 @@ fn put_cinfo(w: &mut Writer, before: u64, after: u64) {
 /// Runs `f` on the locking table; when it refuses for a conflict with other clients, asks
 /// the hooks to expire those that are courtesy clients and, if any was, runs it once more
 /// (Linux 5.19+ courtesy clients: state kept past the lease until someone conflicts).
+/// When delegations are in the way, the hooks are asked to send their recalls now (with
+/// the table unlocked), not at the laundromat's next pass.
 fn with_locking<T>(
+    c: &Compound<'_>,
+    f: impl FnMut(&mut Locking) -> Result<T, LockingError>,
+) -> Result<T, LockingError> {
+    let r = with_locking_inner(c, f);
+    if matches!(r, Err(LockingError::Recalling { .. })) {
+        c.ctx.state.hooks.send_recalls(c.ctx.state.now);
+    }
+    r
+}
+
+fn with_locking_inner<T>(
     c: &Compound<'_>,
     mut f: impl FnMut(&mut Locking) -> Result<T, LockingError>,
 ) -> Result<T, LockingError> {

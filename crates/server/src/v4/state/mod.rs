@@ -6,6 +6,7 @@
 //! to persist).
 //!
 //! - [`ids`]: the identifiers every part shares (client ids, session ids, stateids, time).
+pub mod backchannel;
 pub mod delegations;
 pub mod ids;
 pub mod locking;

@@ -217,6 +217,9 @@ pub struct SequenceOk {
     pub target_highest_slotid: u32,
     /// `sr_status_flags`.
     pub status_flags: u32,
+    /// This SEQUENCE bound its connection to the session's back channel (the session
+    /// has one): the caller probes it.
+    pub bound_back: bool,
 }
 
 /// What a SEQUENCE asks the COMPOUND engine to do.

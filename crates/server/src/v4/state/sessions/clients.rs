@@ -79,6 +79,10 @@ struct Session {
     /// The most slots this session may grow to.
     ceiling: u32,
     conns: BTreeMap<ConnId, ConnDir>,
+    /// The client wants callbacks on this session (CREATE_SESSION4_FLAG_CONN_BACK_CHAN, or
+    /// a connection bound for the back channel since): a connection SEQUENCE binds
+    /// implicitly carries both channels.
+    back_chan: bool,
 }
 
 /// The confirmed and unconfirmed records of one owner.
@@ -389,6 +393,7 @@ impl ClientTable {
             slot_bytes: grant.slot_bytes,
             ceiling,
             conns: BTreeMap::new(),
+            back_chan: args.back_chan,
         };
         let dir = if args.back_chan {
             ConnDir::Both
@@ -477,16 +482,23 @@ impl ClientTable {
             .sessions
             .get_mut(&args.sessionid)
             .ok_or(SessionError::BadSession)?;
+        let mut bound_back = false;
         if !s.conns.contains_key(&args.conn) {
             if s.conns.len() >= self.config.max_conns_per_session {
                 self.counters.refused_connections += 1;
                 return Err(SessionError::Resource);
             }
-            // Bound implicitly, a connection carries the fore channel only: a client that
-            // wants callbacks on it says so with BIND_CONN_TO_SESSION, which it does when
-            // SEQUENCE reports the back channel down (CB_PATH_DOWN_SESSION). Binding it for
-            // callbacks unasked would report a back channel nobody probed as up.
-            s.conns.insert(args.conn, ConnDir::Fore);
+            // Bound implicitly (RFC 8881 2.10.3.1, 18.34: as CDFC4_FORE_OR_BOTH), a
+            // connection carries the back channel too when the session has one: a client
+            // that reconnects (the Linux client does, and relies on it) gets its callbacks
+            // on the new connection, which the caller probes ([`SequenceOk::bound_back`]).
+            let dir = if s.back_chan {
+                bound_back = true;
+                ConnDir::Both
+            } else {
+                ConnDir::Fore
+            };
+            s.conns.insert(args.conn, dir);
             self.conns
                 .entry(args.conn)
                 .or_default()
@@ -541,6 +553,7 @@ impl ClientTable {
             highest_slotid: s.slots.highest_slotid(),
             target_highest_slotid: s.slots.target_highest_slotid(),
             status_flags: flags,
+            bound_back,
         }))
     }
 
@@ -594,6 +607,7 @@ impl ClientTable {
             BindDir::ForeOrBoth | BindDir::BackOrBoth => ConnDir::Both,
         };
         s.conns.insert(conn, granted);
+        s.back_chan |= granted.back();
         self.conns.entry(conn).or_default().insert(session);
         Ok(granted)
     }

@@ -376,6 +376,30 @@ fn channel_attributes_are_negotiated_down() {
 // C3: connections.
 
 #[test]
+fn a_session_without_a_back_channel_binds_new_connections_for_the_fore_channel_only() {
+    let mut t = table();
+    let ok = t
+        .exchange_id(Time(0), &exid("nb", 1, "p", false), &no_state)
+        .unwrap();
+    let mut a = cs_args(ok.clientid, ok.sequenceid, "p");
+    a.back_chan = false;
+    let sid = t.create_session(Time(0), &a).unwrap().reply.sessionid;
+    let mut a = seq_args(sid, 0, 1, "x");
+    a.conn = ConnId(2);
+    assert!(!seq(&mut t, Time(1), &a).unwrap().bound_back);
+    assert!(t.back_channel_conns(sid).is_empty());
+    // Once a connection is bound for callbacks, the next ones carry them too.
+    assert_eq!(
+        t.bind_conn(sid, ConnId(3), BindDir::Back),
+        Ok(ConnDir::Back)
+    );
+    a.conn = ConnId(4);
+    a.sequenceid = 2;
+    assert!(seq(&mut t, Time(2), &a).unwrap().bound_back);
+    assert_eq!(t.back_channel_conns(sid), vec![ConnId(3), ConnId(4)]);
+}
+
+#[test]
 fn connections_bind_unbind_and_destroy_session_needs_a_bound_one() {
     let mut t = table();
     let (_, sid) = mount(&mut t, "a", Time(0));
@@ -384,10 +408,17 @@ fn connections_bind_unbind_and_destroy_session_needs_a_bound_one() {
         t.destroy_session(sid, ConnId(2)),
         Err(SessionError::ConnNotBoundToSession)
     );
-    // SEQUENCE on a new connection binds it (SP4_NONE), for the fore channel only.
+    // SEQUENCE on a new connection binds it (SP4_NONE), for both channels: the session
+    // has a back channel (RFC 8881 2.10.3.1), and the caller is told to probe it.
     let mut a = seq_args(sid, 0, 1, "x");
     a.conn = ConnId(2);
-    seq(&mut t, Time(1), &a).unwrap();
+    assert!(seq(&mut t, Time(1), &a).unwrap().bound_back);
+    assert_eq!(t.back_channel_conns(sid), vec![CONN, ConnId(2)]);
+    a.sequenceid = 2;
+    assert!(
+        !seq(&mut t, Time(1), &a).unwrap().bound_back,
+        "bound once, probed once"
+    );
     assert_eq!(
         t.bind_conn(sid, ConnId(3), BindDir::Fore),
         Ok(ConnDir::Fore)
@@ -396,7 +427,7 @@ fn connections_bind_unbind_and_destroy_session_needs_a_bound_one() {
         t.bind_conn(sid, ConnId(4), BindDir::BackOrBoth),
         Ok(ConnDir::Both)
     );
-    assert_eq!(t.back_channel_conns(sid), vec![CONN, ConnId(4)]);
+    assert_eq!(t.back_channel_conns(sid), vec![CONN, ConnId(2), ConnId(4)]);
     t.connection_closed(ConnId(2));
     assert_eq!(
         t.destroy_session(sid, ConnId(2)),
