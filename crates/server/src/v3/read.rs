@@ -237,6 +237,55 @@ mod tests {
         );
     }
 
+    /// Issue 15: an NFSv3 READ of a file another (NFSv4) client holds a write delegation
+    /// on answers JUKEBOX and orders that delegation's recall, once however often it is
+    /// retried; once the delegation is returned, the READ goes through.
+    #[test]
+    fn a_read_of_a_write_delegated_file_waits_for_the_recall() {
+        use crate::v4::state::delegations::DelegKind;
+        use crate::v4::state::ids::{ClientId, Time};
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let ctx = Ctx::default();
+        let k = file_with(&*fs, b"0123456789");
+        let cfg = ServerConfig {
+            v4: Some(crate::v4::service::V4Options::default()),
+            ..ServerConfig::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
+        let v4 = s.v4().unwrap().clone();
+        let (sid, _) = v4
+            .locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .unwrap();
+        let conn = test_conn();
+        let req = Req {
+            conn: &conn,
+            auth: &Auth::None,
+            defer: None,
+        };
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        let at = fs.getattr(&ctx, &k).unwrap();
+        for xid in 0..5 {
+            assert_eq!(
+                read_reply(&s, &req, xid, &read_args(&fh, 0, 4)),
+                reply_with(xid, &ReadRes::Fail(Nfsstat3::Jukebox, Some(fattr3(&at))))
+            );
+        }
+        let d = v4.delegation_stats();
+        assert_eq!((d.recalls, d.conflicts), (1, 5));
+        v4.locking
+            .lock()
+            .delegreturn(ClientId(1), &sid, &k)
+            .unwrap();
+        let got = read_reply(&s, &req, 9, &read_args(&fh, 0, 4));
+        assert_ne!(
+            got,
+            reply_with(9, &ReadRes::Fail(Nfsstat3::Jukebox, Some(fattr3(&at))))
+        );
+        assert_eq!(v4.delegation_stats().held, 0);
+    }
+
     /// A READ tried inline gives exactly the reply of the pool's READ when the backend
     /// reads without waiting, and nothing when it cannot tell.
     #[test]

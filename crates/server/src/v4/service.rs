@@ -334,14 +334,20 @@ impl V4State {
     pub fn conflicts(&self, file: &rnfs_vfs::FileKey, access: Access, truncate: bool) -> bool {
         let now = self.now();
         let mut l = self.locking.lock();
-        match l.deleg_conflict(Caller::Other, file, access, truncate, now) {
+        let wait = match l.deleg_conflict(Caller::Other, file, access, truncate, now) {
             Err(LockingError::Recalling { clients }) => {
                 !(self.expire_courtesy(&clients, &mut l, now)
                     && l.deleg_conflict(Caller::Other, file, access, truncate, now)
                         .is_ok())
             }
             _ => false,
+        };
+        drop(l);
+        if wait {
+            // The recall goes out now, not at the laundromat's next pass.
+            self.send_recalls(now);
         }
+        wait
     }
 
     /// The delegations' counters and what they hold now.
