@@ -378,6 +378,19 @@ pub fn nfsstat_layout(m: &[(String, u64)]) -> String {
                 "no"
             },
         );
+        let dev = |e: &str| get(&format!("rnfs_nfs4_delegations_total{{event=\"{e}\"}}"));
+        let _ = writeln!(
+            o,
+            "NFSv4 delegations: held {} (write {})  granted {}  recalled {}  returned {}  \
+             revoked {}  DELAY for a recall {}\n",
+            state("delegations"),
+            state("write_delegations"),
+            dev("granted_read") + dev("granted_write"),
+            dev("recalled"),
+            dev("returned"),
+            dev("revoked"),
+            dev("conflicts"),
+        );
     }
     let errs: Vec<(&String, &u64)> = m
         .iter()

@@ -249,6 +249,22 @@ impl NfsServer {
         self.v4.as_ref()
     }
 
+    /// The delegation conflict check for an NFSv3 call about to do `access` to `key`
+    /// (issue 15: the delegation layer is the one place that knows about conflicts): an
+    /// NFSv4 client's delegation in the way is recalled and the call answers JUKEBOX
+    /// until it is returned or revoked. Nothing without NFSv4.
+    pub(crate) fn deleg_conflict(
+        &self,
+        key: &rnfs_vfs::FileKey,
+        access: v4::state::delegations::Access,
+        truncate: bool,
+    ) -> Result<(), rnfs_vfs::VfsError> {
+        match &self.v4 {
+            Some(st) if st.conflicts(key, access, truncate) => Err(rnfs_vfs::VfsError::Jukebox),
+            _ => Ok(()),
+        }
+    }
+
     /// The NFSv4 laundromat: the runner calls this about once a second (see
     /// [`v4::service::V4State::tick`]); nothing without NFSv4.
     pub fn v4_tick(&self) {

@@ -31,7 +31,8 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
-        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        // A root anyone may create in (the delegation test opens files as AUTH_NONE).
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::with_root(1 << 20, 0, 0, 0o777));
         let cfg = ServerConfig {
             v4: Some(V4Options::default()),
             ..ServerConfig::default()
@@ -568,4 +569,126 @@ fn recalls_past_a_session_queue_are_refused_with_delay_at_once() {
         "{text}"
     );
     assert!(text.contains("rnfs_nfs4_recalls_pending 256"), "{text}");
+}
+
+fn seq_op(sid: [u8; 16], seq: u32) -> NfsArgop4 {
+    NfsArgop4::OpSequence(Sequence4args {
+        sa_sessionid: OpaqueFixed(sid),
+        sa_sequenceid: seq,
+        sa_slotid: 0,
+        sa_highest_slotid: 0,
+        sa_cachethis: false,
+    })
+}
+
+/// SEQUENCE, RECLAIM_COMPLETE: a new client may open files after it.
+fn reclaim_complete(c: &mut Conn, sid: [u8; 16], seq: u32) {
+    let (st, r) = c.compound(vec![
+        seq_op(sid, seq),
+        NfsArgop4::OpReclaimComplete(ReclaimComplete4args { rca_one_fs: false }),
+    ]);
+    assert_eq!(st, 0, "{r:?}");
+}
+
+/// SEQUENCE, PUTROOTFH, OPEN `name` (created UNCHECKED) with `access`, GETFH: status,
+/// the OPEN result and the handle.
+fn open_named(
+    c: &mut Conn,
+    sid: [u8; 16],
+    seq: u32,
+    name: &[u8],
+    access: u32,
+) -> (u32, Option<(Open4resok, Vec<u8>)>) {
+    let (st, r) = c.compound(vec![
+        seq_op(sid, seq),
+        NfsArgop4::OpPutrootfh,
+        NfsArgop4::OpOpen(Open4args {
+            seqid: 0,
+            share_access: access,
+            share_deny: 0,
+            owner: StateOwner4 {
+                clientid: 0,
+                owner: Opaque(b"owner".to_vec()),
+            },
+            openhow: Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
+                attrmask: VarArray(vec![]),
+                attr_vals: Opaque(vec![]),
+            })),
+            claim: OpenClaim4::ClaimNull(Opaque(name.to_vec())),
+        }),
+        NfsArgop4::OpGetfh,
+    ]);
+    match (&r.get(2), &r.get(3)) {
+        (
+            Some(NfsResop4::OpOpen(Open4res::Nfs4Ok(o))),
+            Some(NfsResop4::OpGetfh(Getfh4res::Nfs4Ok(fh))),
+        ) => (st, Some((o.clone(), fh.object.0.clone()))),
+        _ => (st, None),
+    }
+}
+
+/// Issue 15, end to end: client A, whose back channel answered its probe, gets a write
+/// delegation on OPEN; client B's OPEN of the file answers DELAY and makes the server
+/// send A one CB_RECALL of that delegation (at once, not at the laundromat's next pass);
+/// once A returns it, B's OPEN goes through.
+#[test]
+fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
+    let srv = Server::start();
+    let mut a = Conn::open(srv.addr);
+    let (_, sa) = session(&mut a, b"holder", true);
+    while !a.calls.iter().any(|c| c.proc_ == 0) {
+        assert!(a.read_one().is_none());
+    }
+    reclaim_complete(&mut a, sa, 1);
+    // The probe's reply is taken by the server asynchronously: open fresh files until
+    // a delegation comes (the first, normally).
+    let mut seq = 2;
+    let (deleg, fh) = loop {
+        assert!(seq < 50, "no delegation granted");
+        let name = format!("f{seq}");
+        let (st, got) = open_named(&mut a, sa, seq, name.as_bytes(), 3);
+        seq += 1;
+        assert_eq!(st, 0);
+        let (o, fh) = got.unwrap();
+        if let OpenDelegation4::OpenDelegateWrite(w) = o.delegation {
+            break (w.stateid, fh);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let name = format!("f{}", seq - 1);
+    let mut b = Conn::open(srv.addr);
+    let (_, sb) = session(&mut b, b"other", false);
+    reclaim_complete(&mut b, sb, 1);
+    let (st, _) = open_named(&mut b, sb, 2, name.as_bytes(), 1);
+    assert_eq!(st, Nfsstat4::Nfs4errDelay as u32);
+    a.wait_compounds(1);
+    let call = a.calls.iter().find(|c| c.proc_ == 1).unwrap();
+    let NfsCbArgop4::OpCbRecall(rc) = &call.args.as_ref().unwrap().argarray.0[1] else {
+        panic!("{call:?}")
+    };
+    assert_eq!(rc.stateid, deleg);
+    assert_eq!(rc.fh.0, fh);
+    // B retries before the return: DELAY again, and no second recall.
+    let (st, _) = open_named(&mut b, sb, 3, name.as_bytes(), 1);
+    assert_eq!(st, Nfsstat4::Nfs4errDelay as u32);
+    let (st, _) = a.compound(vec![
+        seq_op(sa, seq),
+        NfsArgop4::OpPutfh(Putfh4args {
+            object: Opaque(fh.clone()),
+        }),
+        NfsArgop4::OpDelegreturn(Delegreturn4args {
+            deleg_stateid: deleg,
+        }),
+    ]);
+    assert_eq!(st, 0);
+    let (st, got) = open_named(&mut b, sb, 4, name.as_bytes(), 1);
+    assert_eq!(st, 0);
+    // A still has it open for write: no delegation for B.
+    assert_eq!(got.unwrap().0.delegation, OpenDelegation4::OpenDelegateNone);
+    let d = srv.v4().delegation_stats();
+    assert_eq!(
+        (d.granted_write, d.recalls, d.returned, d.held),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(a.calls.iter().filter(|c| c.proc_ == 1).count(), 1);
 }

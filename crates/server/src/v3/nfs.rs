@@ -3,6 +3,7 @@
 //! encoding around them.
 use super::attr::{fattr3, setattr, time_from3, wcc_attr};
 use super::{dir, read, status};
+use crate::v4::state::delegations::Access;
 use crate::{handle, NfsServer, Req, Scope};
 use rnfs_proto::nfs3::*;
 use rnfs_proto::rpc::ReplyStatus;
@@ -105,14 +106,17 @@ fn setattr_(s: &NfsServer, req: &Req<'_>, a: SetattrArgs) -> SetattrRes {
         Err(e) => return Res::Fail(e, WccData::default()),
     };
     let before = x.attr_of(&k);
+    let set = setattr(&a.new_attributes);
+    let access = if set.size.is_some() {
+        Access::Write
+    } else {
+        Access::Meta
+    };
     let r = x.writable().map_err(st).and_then(|()| {
+        s.deleg_conflict(&k, access, set.size == Some(0))
+            .map_err(st)?;
         x.fs()
-            .setattr(
-                &x.ctx,
-                &k,
-                &setattr(&a.new_attributes),
-                a.guard.map(time_from3),
-            )
+            .setattr(&x.ctx, &k, &set, a.guard.map(time_from3))
             .map_err(st)
     });
     let wcc = x.wcc(&k, &before);
@@ -195,6 +199,7 @@ fn write(s: &NfsServer, req: &Req<'_>, a: WriteArgs) -> WriteRes {
             return Err(Nfsstat3::Inval);
         }
         let data = &a.data.0[..a.count as usize];
+        s.deleg_conflict(&k, Access::Write, false).map_err(st)?;
         let stable = match a.stable {
             StableHow::Unstable => Stability::Unstable,
             StableHow::DataSync => Stability::DataSync,
@@ -305,6 +310,7 @@ fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
         .writable()
         .map_err(st)
         .and_then(|()| name_ok(&x, &a.name))
+        .and_then(|()| named_conflict(s, &x, &dk, &a.name))
         .and_then(|()| {
             if dir {
                 x.fs().rmdir(&x.ctx, &dk, &a.name.0)
@@ -317,6 +323,16 @@ fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
     match r {
         Ok(()) => Res::Ok(wcc),
         Err(e) => Res::Fail(e, wcc),
+    }
+}
+
+/// The delegation conflict check for the file `name` of directory `dk` (REMOVE, RENAME):
+/// the name and the attributes a delegation holder caches change. A name that is not
+/// there is left to the operation to refuse.
+fn named_conflict(s: &NfsServer, x: &Scope, dk: &FileKey, name: &Filename3) -> R<()> {
+    match x.fs().lookup(&x.ctx, dk, &name.0) {
+        Ok((k, _)) => s.deleg_conflict(&k, Access::Meta, false).map_err(st),
+        Err(_) => Ok(()),
     }
 }
 
@@ -333,6 +349,8 @@ fn rename(s: &NfsServer, req: &Req<'_>, a: RenameArgs) -> RenameRes {
         .map_err(st)
         .and_then(|()| name_ok(&x, &a.from.name))
         .and_then(|()| name_ok(&x, &a.to.name))
+        .and_then(|()| named_conflict(s, &x, &fk, &a.from.name))
+        .and_then(|()| named_conflict(s, &x, &tk, &a.to.name))
         .and_then(|()| {
             x.fs()
                 .rename(&x.ctx, &fk, &a.from.name.0, &tk, &a.to.name.0)
@@ -360,6 +378,7 @@ fn link(s: &NfsServer, req: &Req<'_>, a: LinkArgs) -> LinkRes {
         .writable()
         .map_err(st)
         .and_then(|()| name_ok(&x, &a.link.name))
+        .and_then(|()| s.deleg_conflict(&k, Access::Meta, false).map_err(st))
         .and_then(|()| x.fs().link(&x.ctx, &k, &dk, &a.link.name.0).map_err(st));
     let w = LinkWcc {
         file_attributes: x.post_op(&k),

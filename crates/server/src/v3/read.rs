@@ -4,6 +4,7 @@
 //! connection's task, answered only if the backend need not wait.
 use super::attr::fattr3;
 use super::nfs::{scope, st};
+use crate::v4::state::delegations::Access;
 use crate::{NfsServer, Req, Scope};
 use rnfs_proto::nfs3::*;
 use rnfs_proto::rpc::{ReplyHeader, ReplyStatus};
@@ -82,6 +83,10 @@ fn read_args(
         Ok(v) => v,
         Err(e) => return Err(reply_with(xid, &ReadRes::Fail(e, None))),
     };
+    // Another client's write delegation may hold data not written yet: recalled first.
+    if let Err(e) = s.deleg_conflict(&k, Access::Read, false) {
+        return Err(reply_with(xid, &ReadRes::Fail(st(e), x.post_op(&k))));
+    }
     let count = a.count.min(s.cfg.max_io);
     Ok((x, k, a, count))
 }
@@ -230,6 +235,55 @@ mod tests {
             read_reply(&s, &req, 9, &[1, 2]),
             reply_error(9, ReplyStatus::GarbageArgs)
         );
+    }
+
+    /// Issue 15: an NFSv3 READ of a file another (NFSv4) client holds a write delegation
+    /// on answers JUKEBOX and orders that delegation's recall, once however often it is
+    /// retried; once the delegation is returned, the READ goes through.
+    #[test]
+    fn a_read_of_a_write_delegated_file_waits_for_the_recall() {
+        use crate::v4::state::delegations::DelegKind;
+        use crate::v4::state::ids::{ClientId, Time};
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let ctx = Ctx::default();
+        let k = file_with(&*fs, b"0123456789");
+        let cfg = ServerConfig {
+            v4: Some(crate::v4::service::V4Options::default()),
+            ..ServerConfig::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
+        let v4 = s.v4().unwrap().clone();
+        let (sid, _) = v4
+            .locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .unwrap();
+        let conn = test_conn();
+        let req = Req {
+            conn: &conn,
+            auth: &Auth::None,
+            defer: None,
+        };
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        let at = fs.getattr(&ctx, &k).unwrap();
+        for xid in 0..5 {
+            assert_eq!(
+                read_reply(&s, &req, xid, &read_args(&fh, 0, 4)),
+                reply_with(xid, &ReadRes::Fail(Nfsstat3::Jukebox, Some(fattr3(&at))))
+            );
+        }
+        let d = v4.delegation_stats();
+        assert_eq!((d.recalls, d.conflicts), (1, 5));
+        v4.locking
+            .lock()
+            .delegreturn(ClientId(1), &sid, &k)
+            .unwrap();
+        let got = read_reply(&s, &req, 9, &read_args(&fh, 0, 4));
+        assert_ne!(
+            got,
+            reply_with(9, &ReadRes::Fail(Nfsstat3::Jukebox, Some(fattr3(&at))))
+        );
+        assert_eq!(v4.delegation_stats().held, 0);
     }
 
     /// A READ tried inline gives exactly the reply of the pool's READ when the backend

@@ -149,6 +149,17 @@ pub trait StateHooks {
     /// Lets go of what is kept of `file` if `locking` holds no state on it any more (after
     /// CLOSE; the laundromat lets go of the files of expired clients).
     fn let_go_unheld(&self, _file: &FileKey, _locking: &Locking) {}
+    /// Whether `client`'s callback path is verified and not known to be down (a
+    /// delegation is granted only then). None by default: no callbacks, no delegations.
+    fn callback_ok(&self, client: ClientId) -> bool {
+        let _ = client;
+        false
+    }
+    /// A conflict has just ordered recalls: send those due now (called without the
+    /// locking table held). Without callbacks, nothing.
+    fn send_recalls(&self, now: Time) {
+        let _ = now;
+    }
 }
 
 /// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and
@@ -409,7 +420,7 @@ pub static OPS: [OpDesc; 73] = [
     op(53, "SEQUENCE", 1, SESSION | MODIFIES, 40),
     op(54, "SET_SSV", 1, MODIFIES, 64),
     built(op(55, "TEST_STATEID", 1, 0, 4 + 4 * 1024)),
-    op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64),
+    built(op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64)),
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
     built(op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0)),
     op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0),
@@ -700,6 +711,7 @@ fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
         A::OpRename(a) => dir::rename(c, a, w),
         A::OpSetattr(a) => io::setattr(c, a, w),
         A::OpTestStateid(a) => lock::test_stateid(c, a, w),
+        A::OpWantDelegation(a) => lock::want_delegation(c, a, w),
         A::OpWrite(a) => io::write(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),

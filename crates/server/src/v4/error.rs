@@ -179,6 +179,9 @@ pub enum Nfs4Error {
     /// NFS4ERR_WRONG_TYPE: OPEN of a file that is neither regular, a directory nor a link.
     #[error("NFS4ERR_WRONG_TYPE")]
     WrongType,
+    /// NFS4ERR_DELEG_REVOKED: a delegation stateid that was revoked (until FREE_STATEID).
+    #[error("NFS4ERR_DELEG_REVOKED")]
+    DelegRevoked,
     /// Another `nfsstat4`, by number (from the session operations, built elsewhere).
     #[error("nfsstat4 {0}")]
     Status(u32),
@@ -245,6 +248,7 @@ impl Nfs4Error {
             E::LocksHeld => 10037,
             E::OpenMode => 10038,
             E::WrongType => 10083,
+            E::DelegRevoked => 10087,
             E::Status(n) => n,
         }
     }
@@ -315,7 +319,8 @@ impl Nfs4Error {
             L::Denied(_) => Self::Denied,
             L::Locked => Self::Locked,
             L::Resource => Self::Resource,
-            L::Delay => Self::Delay,
+            L::Delay | L::Recalling { .. } => Self::Delay,
+            L::DelegRevoked => Self::DelegRevoked,
         }
     }
 }
@@ -402,6 +407,7 @@ mod tests {
             (Nfs4Error::LocksHeld, W::Nfs4errLocksHeld),
             (Nfs4Error::OpenMode, W::Nfs4errOpenmode),
             (Nfs4Error::WrongType, W::Nfs4errWrongType),
+            (Nfs4Error::DelegRevoked, W::Nfs4errDelegRevoked),
         ] {
             assert_eq!(e.status(), w, "{e:?}");
         }
@@ -418,6 +424,8 @@ mod tests {
             LockingError::Locked,
             LockingError::Resource,
             LockingError::Delay,
+            LockingError::Recalling { clients: vec![] },
+            LockingError::DelegRevoked,
         ] {
             assert_eq!(Nfs4Error::from_locking(&e, 1).code(), e.code(), "{e:?}");
         }

@@ -19,8 +19,9 @@
 use super::callback::{CallbackCounters, RecallOrder, RecallOutcome, CB_SLOTS_CAP};
 use super::compound::StateHooks;
 use super::state::backchannel::BackSlots;
+use super::state::delegations::{Access, Caller, DelegLimits, DelegStats};
 use super::state::ids::{ClientId, SessionId, Time};
-use super::state::locking::{Limits as LockLimits, Locking};
+use super::state::locking::{Limits as LockLimits, Locking, LockingError};
 use super::state::sessions::api::{CallbackHealth, ChannelAttrs, Config, SessionStats};
 use super::state::sessions::clients::ClientTable;
 use crate::state::ClientRecords;
@@ -229,6 +230,8 @@ pub struct V4State {
     /// file with state in the locking table and export, which bounds them; let go at the
     /// file's last CLOSE, or by the laundromat once no state is held on it.
     kept: Mutex<HashMap<FileKey, Vec<(u16, Kept)>>>,
+    /// This state, for the hooks that send recalls (set once, just after creation).
+    me: std::sync::OnceLock<std::sync::Weak<V4State>>,
 }
 
 impl V4State {
@@ -267,7 +270,11 @@ impl V4State {
         }
         let state = Arc::new(Self {
             clients: Mutex::new(ClientTable::new(config.clone(), kept, Time(0), boot)),
-            locking: Mutex::new(Locking::new(boot, opts.bounds.locking)),
+            locking: Mutex::new({
+                let mut l = Locking::new(boot, opts.bounds.locking);
+                l.set_delegations(DelegLimits::from_ram(config.ram_bytes), config.lease_ms);
+                l
+            }),
             records: records.map(Mutex::new),
             sessions: Mutex::default(),
             conn_stats: conn_stats.clone(),
@@ -277,10 +284,12 @@ impl V4State {
             recall_outcomes: Mutex::default(),
             // A tenth of the lease (as knfsd's callback RPC timeout), 1 to 15 seconds: a
             // client that does not answer is known within a lease, with room for retries.
+            me: std::sync::OnceLock::new(),
             cb_timeout_ms: AtomicU64::new((u64::from(opts.lease_secs) * 100).clamp(1000, 15_000)),
             kept: Mutex::default(),
             opts,
         });
+        let _ = state.me.set(Arc::downgrade(&state));
         let weak = Arc::downgrade(&state);
         conn_stats.on_close(move |id, _| {
             if let Some(s) = weak.upgrade() {
@@ -300,8 +309,9 @@ impl V4State {
         self.clients.lock().connection_closed(core_conn(id));
     }
 
-    /// The laundromat, called about once a second: leases, courtesy clients, grace.
-    pub fn tick(&self) {
+    /// The laundromat, called about once a second: leases, courtesy clients, grace;
+    /// delegations overdue revoked and the recalls due handed to the callback sender.
+    pub fn tick(self: &Arc<Self>) {
         let now = self.now();
         let mut locking = self.locking.lock();
         let mut clients = self.clients.lock();
@@ -312,6 +322,7 @@ impl V4State {
         // Files kept for opens that are gone another way than CLOSE (expired or courtesy
         // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
         self.kept.lock().retain(|f, _| locking.holds_file(f));
+        let recalls = self.recalls_due(&mut locking, now);
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
         }
@@ -334,6 +345,7 @@ impl V4State {
         for id in stale {
             self.remove_session(id);
         }
+        self.dispatch_recalls(recalls);
     }
 
     /// Whether the server is in its grace period.
@@ -370,10 +382,12 @@ impl V4State {
 
     /// What SEQUENCE reports of `session`'s callback path (never a guess: down only when
     /// a back channel was asked for and has no connection, or its probe failed).
+    /// `revoked`: the session's client has a revoked delegation it has not freed.
     pub(crate) fn callback_health(
         &self,
         clients: &ClientTable,
         session: SessionId,
+        revoked: bool,
     ) -> CallbackHealth {
         let s = self.sessions.lock();
         let Some(info) = s.get(&session) else {
@@ -386,8 +400,73 @@ impl V4State {
         CallbackHealth {
             path_down: down,
             session_path_down: down,
-            recallable_state_revoked: false,
+            recallable_state_revoked: revoked,
         }
+    }
+
+    /// Whether `client` has a session whose back channel has a connection and answered
+    /// its probe: the delegation grant policy's "callback path verified" (lock order:
+    /// the client table, then the sessions).
+    pub(crate) fn callback_verified(&self, clients: &ClientTable, client: ClientId) -> bool {
+        let s = self.sessions.lock();
+        s.iter().any(|(id, i)| {
+            i.client == client
+                && i.wants_back
+                && i.probe_ok == Some(true)
+                && !i.back.is_dead()
+                && !clients.back_channel_conns(*id).is_empty()
+        })
+    }
+
+    /// What became of a recall (the callback sender reports each order's outcome here).
+    /// The recalls to send now (see [`super::state::delegations`]), once the outcomes of
+    /// those sent before are told to the delegation state: the callbacks queue outcomes
+    /// ([`V4State::take_recall_outcomes`]) rather than calling back into the locking table,
+    /// which the sender may hold. Lock order: the locking table, then the outcome queue.
+    fn recalls_due(&self, locking: &mut Locking, now: Time) -> Vec<RecallOrder> {
+        for (order, outcome) in self.take_recall_outcomes() {
+            locking
+                .delegations_mut()
+                .recall_outcome(&order.stateid, outcome, now);
+        }
+        locking.delegations_mut().due_recalls(now)
+    }
+
+    /// Tells the delegation state the outcome of one recall (tests and callers that hold
+    /// no lock; the laundromat takes them in bulk).
+    pub fn recall_outcome(&self, order: &RecallOrder, outcome: RecallOutcome) {
+        let now = self.now();
+        self.locking
+            .lock()
+            .delegations_mut()
+            .recall_outcome(&order.stateid, outcome, now);
+    }
+
+    /// The delegation conflict check for a caller without delegations (NFSv3): whether it
+    /// must wait (its recall ordered) for `access` to `file`. A courtesy client in the way
+    /// is expired at once instead.
+    pub fn conflicts(&self, file: &rnfs_vfs::FileKey, access: Access, truncate: bool) -> bool {
+        let now = self.now();
+        let mut l = self.locking.lock();
+        let wait = match l.deleg_conflict(Caller::Other, file, access, truncate, now) {
+            Err(LockingError::Recalling { clients }) => {
+                !(self.expire_courtesy(&clients, &mut l, now)
+                    && l.deleg_conflict(Caller::Other, file, access, truncate, now)
+                        .is_ok())
+            }
+            _ => false,
+        };
+        drop(l);
+        if wait {
+            // The recall goes out now, not at the laundromat's next pass.
+            self.send_recalls(now);
+        }
+        wait
+    }
+
+    /// The delegations' counters and what they hold now.
+    pub fn delegation_stats(&self) -> DelegStats {
+        self.locking.lock().delegations().stats()
     }
 
     /// Sends CB_NULL on `session`'s back-channel connections, recording whether one
@@ -507,6 +586,24 @@ impl StateHooks for V4State {
     fn let_go_unheld(&self, file: &FileKey, locking: &Locking) {
         if !locking.holds_file(file) {
             self.kept.lock().remove(file);
+        }
+    }
+
+    fn callback_ok(&self, client: ClientId) -> bool {
+        let clients = self.clients.lock();
+        self.callback_verified(&clients, client)
+    }
+
+    fn send_recalls(&self, now: Time) {
+        let orders = self.recalls_due(&mut self.locking.lock(), now);
+        if orders.is_empty() {
+            return;
+        }
+        match self.me.get().and_then(std::sync::Weak::upgrade) {
+            Some(me) => me.dispatch_recalls(orders),
+            // Only while the state is being dropped: the recalls stay in flight until
+            // revoked, as for a path down.
+            None => tracing::debug!("recalls not sent: the NFSv4 state is going"),
         }
     }
 }

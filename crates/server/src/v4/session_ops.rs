@@ -193,16 +193,18 @@ impl<'a> CompoundSessions<'a> {
         // RFC 8881 18.46.3 / 2.10.6.4: a request larger than the session's
         // ca_maxrequestsize is refused before the slot is touched (pynfs SEQ6). An unknown
         // session is left to the core (BADSESSION).
-        let max_request = st
+        let known = st
             .sessions
             .lock()
             .get(&sid)
-            .map(|i| i.fore.max_request_size);
-        if let Some(max) = max_request {
+            .map(|i| (i.fore.max_request_size, i.client));
+        if let Some((max, _)) = known {
             if self.request.len().saturating_add(RPC_CALL_HEADER_MIN) > max as usize {
                 return SessionStep::Err(Nfs4Error::ReqTooBig);
             }
         }
+        // Asked before the client table is locked (lock order: locking first).
+        let revoked = known.is_some_and(|(_, c)| st.locking.lock().delegations().has_revoked(c));
         let mut clients = st.clients.lock();
         let args = SequenceArgs {
             sessionid: sid,
@@ -212,7 +214,7 @@ impl<'a> CompoundSessions<'a> {
             cachethis: a.sa_cachethis,
             digest: RequestDigest::of(self.request),
             conn: core_conn(self.conn),
-            callback: st.callback_health(&clients, sid),
+            callback: st.callback_health(&clients, sid, revoked),
         };
         let ok = match clients.sequence(self.now, &args) {
             Err(e) => return SessionStep::Err(e.into()),

@@ -309,6 +309,37 @@ impl Unit for Nfs4 {
             "NFSv4 clients expired (lease, conflict, pressure).",
         );
         let _ = writeln!(o, "rnfs_nfs4_clients_expired_total {}", c.expired);
+        let d = self.state.delegation_stats();
+        for (kind, v) in [
+            ("delegations", d.held),
+            ("write_delegations", d.held_write),
+            ("revoked_delegations", d.revoked_held),
+            ("recalls_in_flight", d.outstanding),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_state{{kind=\"{kind}\"}} {v}");
+        }
+        family(
+            o,
+            "rnfs_nfs4_delegations_total",
+            "counter",
+            "NFSv4 delegation events: granted (read, write), refused (contention, resource), \
+             recalled (first sends), recall_retries, conflicts answered DELAY, returned, \
+             revoked (not returned a lease after the recall), purged with their client.",
+        );
+        for (event, v) in [
+            ("granted_read", d.granted_read),
+            ("granted_write", d.granted_write),
+            ("refused_contention", d.refused_contention),
+            ("refused_resource", d.refused_resource),
+            ("recalled", d.recalls),
+            ("recall_retries", d.recall_retries),
+            ("conflicts", d.conflicts),
+            ("returned", d.returned),
+            ("revoked", d.revoked),
+            ("purged", d.purged),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_delegations_total{{event=\"{event}\"}} {v}");
+        }
         let cb = self.state.callback_counts();
         family(
             o,

@@ -15,11 +15,12 @@
 //! is a hint the server may ignore, RFC 8881 18.23.3, and knfsd does too); an entry
 //! whose attributes cannot be read carries `rdattr_error` when asked for, else fails the
 //! listing.
-use super::{put_cinfo, writable};
+use super::{deleg_conflict, put_cinfo, writable};
 use crate::v4::attrs::{self, num, Bitmap, Fattr, Source};
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::{check_component, ExportScope, Place};
+use crate::v4::state::delegations::Access;
 use rnfs_proto::nfs4::{
     Create4args, Createtype4, Link4args, Readdir4args, Remove4args, Rename4args,
 };
@@ -81,7 +82,8 @@ pub fn remove(c: &mut Compound<'_>, a: &Remove4args, w: &mut Writer) -> R4<()> {
     check_component(name, name_max(&x))?;
     let before = dir_change(&x, &dk)?;
     let fs = &x.export.fs;
-    let (_, attr) = fs.lookup(&x.ctx, &dk, name)?;
+    let (key, attr) = fs.lookup(&x.ctx, &dk, name)?;
+    deleg_conflict(c, &x, &key, Access::Meta, false)?;
     if attr.ftype == FileType::Directory {
         fs.rmdir(&x.ctx, &dk, name)?;
     } else {
@@ -116,6 +118,12 @@ pub fn rename(c: &mut Compound<'_>, a: &Rename4args, w: &mut Writer) -> R4<()> {
     check_component(&a.oldname.0, name_max(&x))?;
     check_component(&a.newname.0, name_max(&x))?;
     let (b1, b2) = (dir_change(&x, &from)?, dir_change(&x, &to)?);
+    // The file renamed, and the one it replaces, may be delegated to another client.
+    for (d, n) in [(&from, &a.oldname.0), (&to, &a.newname.0)] {
+        if let Ok((key, _)) = x.export.fs.lookup(&x.ctx, d, n) {
+            deleg_conflict(c, &x, &key, Access::Meta, false)?;
+        }
+    }
     x.export
         .fs
         .rename(&x.ctx, &from, &a.oldname.0, &to, &a.newname.0)?;
@@ -129,6 +137,7 @@ pub fn link(c: &mut Compound<'_>, a: &Link4args, w: &mut Writer) -> R4<()> {
     let (x, obj, dk) = saved_and_current(c)?;
     check_component(&a.newname.0, name_max(&x))?;
     let before = dir_change(&x, &dk)?;
+    deleg_conflict(c, &x, &obj, Access::Meta, false)?;
     x.export.fs.link(&x.ctx, &obj, &dk, &a.newname.0)?;
     put_cinfo(w, before, dir_change(&x, &dk)?);
     Ok(())

@@ -5,11 +5,12 @@
 //!
 //! WRITE and COMMIT answer the server's write verifier, the one NFSv3 uses: it changes on
 //! every restart, so a client resends what it wrote UNSTABLE and had not committed.
-use super::{in_export, lerr, state_key, stateid, writable};
+use super::{deleg_conflict, in_export, lerr, state_key, stateid, writable};
 use crate::v4::attrs::{self, Bitmap, Fattr};
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::ExportScope;
+use crate::v4::state::delegations::Access;
 use crate::v4::state::ids::Stateid;
 use crate::v4::state::locking::Io;
 use rnfs_proto::nfs4::{Commit4args, Read4args, Setattr4args, StableHow4, Write4args};
@@ -44,6 +45,7 @@ pub fn read(c: &mut Compound<'_>, a: &Read4args, w: &mut Writer) -> R4<()> {
     let sid = c.stateid(stateid(&a.stateid))?;
     regular(&x, &k)?;
     check(c, &x, &k, sid, Io::Read)?;
+    deleg_conflict(c, &x, &k, Access::Read, false)?;
     let count = a.count.min(c.ctx.max_io);
     let mut data = Vec::new();
     let done = x
@@ -62,6 +64,7 @@ pub fn write(c: &mut Compound<'_>, a: &Write4args, w: &mut Writer) -> R4<()> {
     let sid = c.stateid(stateid(&a.stateid))?;
     regular(&x, &k)?;
     check(c, &x, &k, sid, Io::Write)?;
+    deleg_conflict(c, &x, &k, Access::Write, false)?;
     let len = u32::try_from(a.data.0.len()).map_err(|_| Nfs4Error::Inval)?;
     if len > c.ctx.max_io {
         return Err(Nfs4Error::Inval);
@@ -112,6 +115,13 @@ fn setattr_inner(c: &Compound<'_>, a: &Setattr4args) -> R4<Bitmap> {
         check(c, &x, &k, sid, Io::Write)?;
     }
     if !set.is_empty() {
+        // Another client's delegation caches the attributes (RFC 8881 10.4.3): recall it.
+        let access = if set.size.is_some() {
+            Access::Write
+        } else {
+            Access::Meta
+        };
+        deleg_conflict(c, &x, &k, access, set.size == Some(0))?;
         x.export.fs.setattr(&x.ctx, &k, &set, None)?;
     }
     Ok(mask)

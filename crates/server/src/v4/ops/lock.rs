@@ -1,5 +1,5 @@
 //! LOCK, LOCKT, LOCKU (RFC 8881 18.10-18.12), TEST_STATEID, FREE_STATEID (18.48, 18.38)
-//! and DELEGRETURN (18.6), over the byte-range table of
+//! DELEGRETURN (18.6) and WANT_DELEGATION (18.49), over the byte-range table of
 //! [`crate::v4::state::locks`].
 //!
 //! New locks (and LOCKT) answer GRACE during grace; a LOCK with `reclaim` is allowed only
@@ -9,6 +9,7 @@
 //! only (NOTSUPP in NFSv4.1 through the op table); the LAYOUT operations and
 //! GETDEVICEINFO answer NOTSUPP through the table until pNFS.
 use super::io::regular;
+use super::open::{delegation, put_delegation, Deleg, WANT_CANCEL, WND4_NOT_WANTED};
 use super::{
     check_not_grace, check_reclaim, in_export, lerr, put_stateid, state_key, stateid, with_locking,
 };
@@ -18,8 +19,8 @@ use crate::v4::state::locking::{Denied, LockingError};
 use crate::v4::state::locks::{LockRequest, Locker};
 use crate::v4::state::ranges::{LockKind, RangeOwner};
 use rnfs_proto::nfs4::{
-    Delegreturn4args, FreeStateid4args, Lock4args, Locker4, Lockt4args, Locku4args, NfsLockType4,
-    TestStateid4args,
+    DelegClaim4, Delegreturn4args, FreeStateid4args, Lock4args, Locker4, Lockt4args, Locku4args,
+    NfsLockType4, TestStateid4args, WantDelegation4args,
 };
 use rnfs_xdr::Writer;
 
@@ -152,9 +153,43 @@ pub fn free_stateid(c: &mut Compound<'_>, a: &FreeStateid4args) -> R4<()> {
     r.map_err(|e| lerr(c, &e))
 }
 
-/// DELEGRETURN: this server grants no delegations, so no stateid names one: BAD_STATEID
-/// (as knfsd answers for a stateid that is not a delegation's).
+/// DELEGRETURN: the client gives back its delegation on the current file (BAD_STATEID
+/// when the stateid names none of its delegations there, DELEG_REVOKED for one revoked:
+/// FREE_STATEID is what frees that).
 pub fn delegreturn(c: &mut Compound<'_>, a: &Delegreturn4args) -> R4<()> {
-    c.stateid(stateid(&a.deleg_stateid))?;
-    Err(Nfs4Error::BadStateid)
+    let client = c.client()?;
+    let sid = c.stateid(stateid(&a.deleg_stateid))?;
+    let (x, k) = in_export(c, Nfs4Error::BadStateid)?;
+    let file = state_key(&x, &k);
+    let r = c.ctx.state.locking.lock().delegreturn(client, &sid, &file);
+    r.map_err(|e| lerr(c, &e))
+}
+
+/// WANT_DELEGATION (RFC 8881 18.49) for the current file (CLAIM_FH): a delegation by the
+/// same policy as OPEN's, of the kind the want bits name (a read one for no preference).
+/// Reclaiming one (CLAIM_PREVIOUS, CLAIM_DELEG_PREV_FH) is not supported: delegations are
+/// not kept across restarts.
+pub fn want_delegation(c: &mut Compound<'_>, a: &WantDelegation4args, w: &mut Writer) -> R4<()> {
+    let client = c.client()?;
+    if !matches!(a.wda_claim, DelegClaim4::ClaimFh) {
+        return Err(Nfs4Error::NotSupp);
+    }
+    if a.wda_want & !(0xff00 | 0x3_0000) != 0 || a.wda_want & 0xff00 > WANT_CANCEL {
+        return Err(Nfs4Error::Inval);
+    }
+    let (x, k) = in_export(c, Nfs4Error::IsDir)?;
+    regular(&x, &k)?;
+    let file = state_key(&x, &k);
+    let place = c.fh()?.clone();
+    let writes = a.wda_want & 0xff00 == 0x0200;
+    let d = match a.wda_want & 0xff00 {
+        // Nothing was asked for: say so rather than leave it unanswered.
+        0 => match delegation(c, client, &file, &place, writes, 0x0300) {
+            Deleg::None(_) => Deleg::None(Some(WND4_NOT_WANTED)),
+            d => d,
+        },
+        want => delegation(c, client, &file, &place, writes, want),
+    };
+    put_delegation(w, &d);
+    Ok(())
 }

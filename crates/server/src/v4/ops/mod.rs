@@ -15,6 +15,7 @@ pub mod open;
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::{ExportScope, Place};
+use crate::v4::state::delegations::{Access, Caller};
 use crate::v4::state::ids::Stateid;
 use crate::v4::state::locking::{Locking, LockingError};
 use rnfs_proto::nfs4::Stateid4;
@@ -67,7 +68,20 @@ fn put_cinfo(w: &mut Writer, before: u64, after: u64) {
 /// Runs `f` on the locking table; when it refuses for a conflict with other clients, asks
 /// the hooks to expire those that are courtesy clients and, if any was, runs it once more
 /// (Linux 5.19+ courtesy clients: state kept past the lease until someone conflicts).
+/// When delegations are in the way, the hooks are asked to send their recalls now (with
+/// the table unlocked), not at the laundromat's next pass.
 fn with_locking<T>(
+    c: &Compound<'_>,
+    f: impl FnMut(&mut Locking) -> Result<T, LockingError>,
+) -> Result<T, LockingError> {
+    let r = with_locking_inner(c, f);
+    if matches!(r, Err(LockingError::Recalling { .. })) {
+        c.ctx.state.hooks.send_recalls(c.ctx.state.now);
+    }
+    r
+}
+
+fn with_locking_inner<T>(
     c: &Compound<'_>,
     mut f: impl FnMut(&mut Locking) -> Result<T, LockingError>,
 ) -> Result<T, LockingError> {
@@ -77,6 +91,7 @@ fn with_locking<T>(
     let clients = match &r {
         Err(LockingError::ShareDenied { clients }) => clients.clone(),
         Err(LockingError::Denied(d)) => d.clients.clone(),
+        Err(LockingError::Recalling { clients }) => clients.clone(),
         _ => return r,
     };
     let others: Vec<_> = clients
@@ -87,6 +102,23 @@ fn with_locking<T>(
         return f(&mut l);
     }
     r
+}
+
+/// The delegation conflict check (see [`Locking::deleg_conflict`]) for `access` to the file
+/// `key` of `x` by this compound's client: other clients' delegations in the way are
+/// recalled (a courtesy client's purged at once) and the caller answers DELAY.
+fn deleg_conflict(
+    c: &Compound<'_>,
+    x: &ExportScope,
+    key: &FileKey,
+    access: Access,
+    truncate: bool,
+) -> R4<()> {
+    let who = c.client.map_or(Caller::Other, Caller::Client);
+    let file = state_key(x, key);
+    let now = c.ctx.state.now;
+    with_locking(c, |l| l.deleg_conflict(who, &file, access, truncate, now))
+        .map_err(|e| lerr(c, &e))
 }
 
 /// The status for a locking refusal in this compound's minor version.

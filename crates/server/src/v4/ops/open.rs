@@ -5,12 +5,18 @@
 //! open anew and answer GRACE during grace; CLAIM_PREVIOUS reclaims an open held before a
 //! restart, only in grace and by a client the hooks allow (NO_GRACE otherwise), and only
 //! of an open without a delegation (this server never granted one: RECLAIM_BAD).
-//! CLAIM_DELEGATE_CUR and CLAIM_DELEG_CUR_FH open under a delegation the client holds:
-//! no delegation is ever granted, so the stateid they carry names none: BAD_STATEID (as
-//! knfsd, whose delegation lookup fails the same way). CLAIM_DELEGATE_PREV and
+//! CLAIM_DELEGATE_CUR and CLAIM_DELEG_CUR_FH open under a delegation the client holds
+//! (the stateid must name the client's delegation on that file: BAD_STATEID otherwise,
+//! DELEG_REVOKED for a revoked one), in grace too. CLAIM_DELEGATE_PREV and
 //! CLAIM_DELEG_PREV_FH reclaim delegations across a client restart, which a server that
 //! does not keep delegations in stable storage does not support: NOTSUPP (RFC 8881
 //! 18.16.3, knfsd too).
+//!
+//! Delegations (RFC 8881 10.4): every OPEN first runs the conflict check (other clients'
+//! delegations in the way are recalled and the OPEN answers DELAY); once the open is
+//! granted, a delegation is offered by the policy of [`crate::v4::state::delegations`]: a
+//! write delegation for an open with write access, a read one otherwise, shaped by the
+//! NFSv4.1 "want" bits; refused when asked for, OPEN_DELEGATE_NONE_EXT says why.
 //!
 //! Creation: UNCHECKED4 opens an existing file (applying only the size), GUARDED4 fails
 //! with EXIST, EXCLUSIVE4 and EXCLUSIVE4_1 create once per verifier: the backend stores
@@ -20,8 +26,8 @@
 //! what can be checked before creating (the size without write access, the client's and
 //! the server's state limits) is checked first, and a file this OPEN created (it did not
 //! exist before) is removed again when a later step refuses; a file that existed is never
-//! removed. The delegation is always none: NFSv4.1 clients
-//! that asked for one through the "want" bits get OPEN_DELEGATE_NONE_EXT with the reason.
+//! removed. Delegations: see [`delegation`] (granted by the policy of
+//! [`crate::v4::state::delegations`]; NONE_EXT with the reason when asked for and refused).
 //!
 //! Removal while open: in NFSv4.1 OPEN sets `OPEN4_RESULT_PRESERVE_UNLINKED` when the
 //! backend keeps the file for as long as state is held on it ([`rnfs_vfs::Backend::keep_open`],
@@ -34,6 +40,8 @@ use crate::v4::attrs::{self, Bitmap, Fattr};
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::{check_component, ExportScope, Place};
+use crate::v4::state::delegations::{Access, Caller, DelegKind};
+use crate::v4::state::ids::{ClientId, Stateid};
 use crate::v4::state::opens::{OpenRequest, Opened};
 use crate::v4::state::share::{ShareAccess, ShareDeny};
 use rnfs_proto::nfs4::{
@@ -52,15 +60,23 @@ const RESULT_PRESERVE_UNLINKED: u32 = 8;
 /// flags.
 const WANT_MASK: u32 = 0xff00;
 const WANT_FLAGS: u32 = 0x3_0000;
-const WANT_NO_DELEG: u32 = 0x0400;
-const WANT_CANCEL: u32 = 0x0500;
+const WANT_READ_DELEG: u32 = 0x0100;
+const WANT_WRITE_DELEG: u32 = 0x0200;
+pub(super) const WANT_NO_DELEG: u32 = 0x0400;
+pub(super) const WANT_CANCEL: u32 = 0x0500;
 /// `why_no_delegation4` values used.
-const WND4_NOT_WANTED: u32 = 0;
+pub(super) const WND4_NOT_WANTED: u32 = 0;
+const WND4_CONTENTION: u32 = 1;
 const WND4_RESOURCE: u32 = 2;
-const WND4_CANCELLED: u32 = 7;
-/// `OPEN_DELEGATE_NONE` and `OPEN_DELEGATE_NONE_EXT`.
+const WND4_NOT_SUPP_UPGRADE: u32 = 5;
+pub(super) const WND4_CANCELLED: u32 = 7;
+/// `open_delegation_type4` values.
 const DELEGATE_NONE: u32 = 0;
+const DELEGATE_READ: u32 = 1;
+const DELEGATE_WRITE: u32 = 2;
 const DELEGATE_NONE_EXT: u32 = 3;
+/// `limit_by4`: `NFS_LIMIT_SIZE`.
+const NFS_LIMIT_SIZE: u32 = 1;
 /// The ACCESS bits an open needs: READ for read access, MODIFY for write access.
 const ACCESS_READ: u32 = 0x01;
 const ACCESS_MODIFY: u32 = 0x04;
@@ -278,9 +294,26 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
     let mut reclaim = false;
     // For a file this OPEN creates: where, to remove it if the OPEN is refused after all.
     let mut made = None;
+    // The delegation stateid of a CLAIM_DELEGATE_CUR / CLAIM_DELEG_CUR_FH.
+    let mut under_deleg = None;
     let (x, found) = match &a.claim {
-        OpenClaim4::ClaimNull(name) => {
-            check_not_grace(c)?;
+        OpenClaim4::ClaimNull(_) | OpenClaim4::ClaimDelegateCur(_) => {
+            let name = match &a.claim {
+                OpenClaim4::ClaimDelegateCur(d) => {
+                    // Opening under a delegation held is allowed in grace (RFC 8881
+                    // 18.16.3); the file is the one named.
+                    under_deleg = Some(c.stateid(stateid(&d.delegate_stateid))?);
+                    if matches!(a.openhow, Openflag4::Open4Create(_)) {
+                        return Err(Nfs4Error::Inval);
+                    }
+                    &d.file
+                }
+                OpenClaim4::ClaimNull(name) => {
+                    check_not_grace(c)?;
+                    name
+                }
+                _ => return Err(Nfs4Error::ServerFault),
+            };
             let (export, dk) = match c.fh()? {
                 Place::Pseudo(_) => {
                     // Every name in the pseudo file system is a directory.
@@ -307,15 +340,20 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
             }
             (x, f)
         }
-        OpenClaim4::ClaimFh | OpenClaim4::ClaimPrevious(_) => {
-            if let OpenClaim4::ClaimPrevious(d) = &a.claim {
-                check_reclaim(c)?;
-                if *d != OpenDelegationType4::OpenDelegateNone {
-                    return Err(Nfs4Error::ReclaimBad);
+        OpenClaim4::ClaimFh | OpenClaim4::ClaimPrevious(_) | OpenClaim4::ClaimDelegCurFh(_) => {
+            match &a.claim {
+                OpenClaim4::ClaimPrevious(d) => {
+                    check_reclaim(c)?;
+                    // Delegations are not kept across a restart: none to reclaim.
+                    if *d != OpenDelegationType4::OpenDelegateNone {
+                        return Err(Nfs4Error::ReclaimBad);
+                    }
+                    reclaim = true;
                 }
-                reclaim = true;
-            } else {
-                check_not_grace(c)?;
+                OpenClaim4::ClaimDelegCurFh(sid) => {
+                    under_deleg = Some(c.stateid(stateid(sid))?);
+                }
+                _ => check_not_grace(c)?,
             }
             if matches!(a.openhow, Openflag4::Open4Create(_)) {
                 return Err(Nfs4Error::Inval);
@@ -337,9 +375,9 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
             };
             (x, f)
         }
-        OpenClaim4::ClaimDelegateCur(_) | OpenClaim4::ClaimDelegCurFh(_) => {
-            return Err(Nfs4Error::BadStateid)
-        }
+        // Delegations are not kept across a server restart, so there is none to reclaim
+        // after a client restart either (RFC 8881 18.16.3 makes these claims optional;
+        // knfsd answers NOTSUPP too).
         OpenClaim4::ClaimDelegatePrev(_) | OpenClaim4::ClaimDelegPrevFh => {
             return Err(Nfs4Error::NotSupp)
         }
@@ -352,7 +390,7 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         deny,
         reclaim,
     };
-    let opened = match grant(c, &x, &found, &req) {
+    let opened = match grant(c, &x, &found, &req, under_deleg.as_ref()) {
         Ok(o) => o,
         Err(e) => {
             if let Some((dk, name)) = &made {
@@ -368,6 +406,15 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         && hooks.keep_unlinked(x.export.id, &req.file, &mut || {
             x.export.fs.keep_open(&found.key).ok().flatten()
         });
+    let place = Place::Export {
+        export: x.export.clone(),
+        key: found.key,
+    };
+    let deleg = if reclaim || under_deleg.is_some() {
+        Deleg::None(None)
+    } else {
+        delegation(c, client, &req.file, &place, access.writes(), want)
+    };
     put_stateid(w, &opened.stateid);
     put_cinfo(w, found.cinfo.0, found.cinfo.1);
     w.u32(if kept {
@@ -376,36 +423,45 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         RESULT_LOCKTYPE_POSIX
     });
     found.attrset.encode(w);
-    match want & WANT_MASK {
-        0 => w.u32(DELEGATE_NONE),
-        WANT_NO_DELEG => {
-            w.u32(DELEGATE_NONE_EXT);
-            w.u32(WND4_NOT_WANTED);
-        }
-        WANT_CANCEL => {
-            w.u32(DELEGATE_NONE_EXT);
-            w.u32(WND4_CANCELLED);
-        }
-        // A delegation wanted: none is ever granted; the server will not signal.
-        _ => {
-            w.u32(DELEGATE_NONE_EXT);
-            w.u32(WND4_RESOURCE);
-            w.bool(false);
-        }
-    }
-    c.set_fh(Place::Export {
-        export: x.export.clone(),
-        key: found.key,
-    });
+    put_delegation(w, &deleg);
+    c.set_fh(place);
     c.current_stateid = Some(opened.stateid);
     Ok(())
 }
 
 /// The rest of OPEN once the file is found (or created): the access check, the share
 /// reservation and the open stateid, then UNCHECKED4's size.
-fn grant(c: &Compound<'_>, x: &ExportScope, found: &Found, req: &OpenRequest) -> R4<Opened> {
+fn grant(
+    c: &Compound<'_>,
+    x: &ExportScope,
+    found: &Found,
+    req: &OpenRequest,
+    under_deleg: Option<&Stateid>,
+) -> R4<Opened> {
     check_open_access(x, found, req.access.writes(), req.access.reads())?;
-    let opened = with_locking(c, |l| l.open(req)).map_err(|e| lerr(c, &e))?;
+    let now = c.ctx.state.now;
+    let conflict = if req.access.writes() {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    let truncate = found.truncate == Some(0);
+    let opened = with_locking(c, |l| {
+        if let Some(sid) = under_deleg {
+            // The delegation must be the client's, on this file (BAD_STATEID otherwise).
+            l.check_delegation(req.client, sid, &req.file)?;
+        }
+        // Other clients' delegations in the way are recalled; this OPEN answers DELAY.
+        l.deleg_conflict(
+            Caller::Client(req.client),
+            &req.file,
+            conflict,
+            truncate,
+            now,
+        )?;
+        l.open(req)
+    })
+    .map_err(|e| lerr(c, &e))?;
     if let Some(size) = found.truncate {
         let set = SetAttr {
             size: Some(size),
@@ -426,6 +482,84 @@ fn grant(c: &Compound<'_>, x: &ExportScope, found: &Found, req: &OpenRequest) ->
         }
     }
     Ok(opened)
+}
+
+/// What OPEN (or WANT_DELEGATION) answers of the delegation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deleg {
+    /// None: `OPEN_DELEGATE_NONE`, or `OPEN_DELEGATE_NONE_EXT` with the reason when the
+    /// client asked (NFSv4.1 want bits).
+    None(Option<u32>),
+    /// A delegation granted.
+    Granted(Stateid, DelegKind),
+}
+
+/// The delegation for an open just granted, by the want bits and the policy: a write
+/// delegation for an open with write access (when wanted), else a read one.
+pub(super) fn delegation(
+    c: &Compound<'_>,
+    client: ClientId,
+    file: &FileKey,
+    place: &Place,
+    writes: bool,
+    want: u32,
+) -> Deleg {
+    let asked = want & WANT_MASK;
+    let kind = match asked {
+        WANT_NO_DELEG => return Deleg::None(Some(WND4_NOT_WANTED)),
+        WANT_CANCEL => return Deleg::None(Some(WND4_CANCELLED)),
+        WANT_READ_DELEG => DelegKind::Read,
+        WANT_WRITE_DELEG if !writes => return Deleg::None(Some(WND4_NOT_SUPP_UPGRADE)),
+        _ if writes => DelegKind::Write,
+        _ => DelegKind::Read,
+    };
+    let st = &c.ctx.state;
+    let cb_ok = st.hooks.callback_ok(client);
+    let fh = c.ctx.pseudo.fh(place).0;
+    let r = st
+        .locking
+        .lock()
+        .grant_delegation(client, file, fh, kind, cb_ok, st.now);
+    match r {
+        Ok((sid, kind)) => Deleg::Granted(sid, kind),
+        // No preference expressed: plain OPEN_DELEGATE_NONE.
+        Err(_) if asked == 0 => Deleg::None(None),
+        Err(why) => Deleg::None(Some(why.wnd())),
+    }
+}
+
+/// Writes an `open_delegation4` (RFC 8881 18.16.2): a read delegation with no recall
+/// pending and an empty ACE (the client checks access with ACCESS, as with knfsd); a
+/// write delegation also with an unlimited space limit (`NFS_LIMIT_SIZE`, all ones).
+pub(super) fn put_delegation(w: &mut Writer, d: &Deleg) {
+    match d {
+        Deleg::None(None) => w.u32(DELEGATE_NONE),
+        Deleg::None(Some(why)) => {
+            w.u32(DELEGATE_NONE_EXT);
+            w.u32(*why);
+            if *why == WND4_CONTENTION || *why == WND4_RESOURCE {
+                // The server will not push or signal.
+                w.bool(false);
+            }
+        }
+        Deleg::Granted(sid, kind) => {
+            w.u32(match kind {
+                DelegKind::Read => DELEGATE_READ,
+                DelegKind::Write => DELEGATE_WRITE,
+            });
+            put_stateid(w, sid);
+            w.bool(false);
+            if *kind == DelegKind::Write {
+                w.u32(NFS_LIMIT_SIZE);
+                w.u64(u64::MAX);
+            }
+            // nfsace4: ALLOWED, no flags, no mask, no who.
+            w.u32(0);
+            w.u32(0);
+            w.u32(0);
+            w.opaque(b"");
+        }
+    }
 }
 
 /// The current file as the locking state knows it.

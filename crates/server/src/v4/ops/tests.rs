@@ -45,6 +45,8 @@ struct Hooks {
     unfinished: RefCell<Vec<ClientId>>,
     /// Files kept after their last name is removed (as V4State keeps them).
     kept: RefCell<std::collections::HashMap<rnfs_vfs::FileKey, rnfs_vfs::Kept>>,
+    /// Every client's callback path is verified (delegations may be granted).
+    cb_ok: Cell<bool>,
 }
 
 impl StateHooks for Hooks {
@@ -86,6 +88,9 @@ impl StateHooks for Hooks {
             self.kept.borrow_mut().remove(file);
         }
     }
+    fn callback_ok(&self, _: ClientId) -> bool {
+        self.cb_ok.get()
+    }
 }
 
 struct World {
@@ -98,6 +103,8 @@ struct World {
     hooks: Hooks,
     /// The backend answers STALE for every file's key (as for files removed meanwhile).
     all_gone: Cell<bool>,
+    /// The time compounds run at, in milliseconds.
+    now: Cell<u64>,
 }
 
 static NONE: Auth = Auth::None;
@@ -123,6 +130,7 @@ fn world_of(fs: Arc<dyn Backend>, ro: Arc<dyn Backend>) -> World {
         locking: parking_lot::Mutex::new(Locking::new(1, Default::default())),
         hooks: Hooks::default(),
         all_gone: Cell::new(false),
+        now: Cell::new(0),
     }
 }
 
@@ -159,7 +167,7 @@ impl World {
             state: StateCtx {
                 locking: &self.locking,
                 hooks: &self.hooks,
-                now: Time(0),
+                now: Time(self.now.get()),
                 write_verf: VERF,
             },
         };
@@ -1564,4 +1572,218 @@ fn one_file_through_two_exports_has_one_set_of_reservations() {
         ]
     };
     assert_eq!(w.run(2, other(READ)).0, code(Nfs4Error::ShareDenied));
+}
+
+fn deleg_of(r: &NfsResop4) -> OpenDelegation4 {
+    opened(r).delegation
+}
+
+fn deleg_sid(d: &OpenDelegation4) -> Stateid4 {
+    match d {
+        OpenDelegation4::OpenDelegateRead(r) => r.stateid.clone(),
+        OpenDelegation4::OpenDelegateWrite(w) => w.stateid.clone(),
+        other => panic!("no delegation: {other:?}"),
+    }
+}
+
+fn open_fh(owner: &[u8], fh: &[u8], access: u32) -> Vec<NfsArgop4> {
+    vec![
+        putfh(fh),
+        open_op(
+            owner,
+            access,
+            0,
+            Openflag4::Default(Opentype4::Open4Nocreate),
+            OpenClaim4::ClaimFh,
+        ),
+    ]
+}
+
+fn test_stateid(w: &World, client: u64, sid: &Stateid4) -> u32 {
+    let (s, r) = w.run(
+        client,
+        vec![NfsArgop4::OpTestStateid(TestStateid4args {
+            ts_stateids: VarArray(vec![sid.clone()]),
+        })],
+    );
+    assert_eq!(s, 0);
+    match &r[0] {
+        NfsResop4::OpTestStateid(TestStateid4res::Nfs4Ok(ok)) => ok.tsr_status_codes.0[0] as u32,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 15: a read delegation is granted on OPEN when the callback path is verified;
+/// another client's OPEN for write orders one recall and answers DELAY (however often it
+/// retries) until the delegation is returned.
+#[test]
+fn read_delegation_recalled_by_a_conflicting_open() {
+    let w = world();
+    w.hooks.cb_ok.set(true);
+    let (s, r) = w.run(1, open_file(b"o1", b"f", READ, 0));
+    assert_eq!(s, 0, "{r:?}");
+    let fh = fh_of(&r[4]);
+    let d = deleg_of(&r[3]);
+    assert!(matches!(d, OpenDelegation4::OpenDelegateRead(_)), "{d:?}");
+    let dsid = deleg_sid(&d);
+    // Another client reading does not conflict, and gets a read delegation too.
+    let (s, r) = w.run(2, open_fh(b"o2", &fh, READ));
+    assert_eq!(s, 0);
+    let d2 = deleg_sid(&deleg_of(&r[1]));
+    w.run(
+        2,
+        vec![
+            putfh(&fh),
+            NfsArgop4::OpDelegreturn(Delegreturn4args { deleg_stateid: d2 }),
+        ],
+    );
+    // A third client opening for write: DELAY, one recall for all the retries.
+    let mut orders = Vec::new();
+    for _ in 0..10 {
+        assert_eq!(
+            w.run(3, open_fh(b"o3", &fh, BOTH)).0,
+            code(Nfs4Error::Delay)
+        );
+        orders.extend(w.locking.lock().delegations_mut().due_recalls(Time(0)));
+    }
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].client, ClientId(1));
+    assert_eq!(orders[0].stateid.other, dsid.other.0);
+    assert_eq!(orders[0].fh, fh);
+    // Returned: the open goes through.
+    let ret = vec![
+        putfh(&fh),
+        NfsArgop4::OpDelegreturn(Delegreturn4args {
+            deleg_stateid: dsid.clone(),
+        }),
+    ];
+    assert_eq!(w.run(1, ret.clone()).0, 0);
+    assert_eq!(w.run(1, ret).0, code(Nfs4Error::BadStateid));
+    let (s, r) = w.run(3, open_fh(b"o3", &fh, BOTH));
+    assert_eq!(s, 0, "{r:?}");
+    // Client 1 still has the file open for read: no write delegation for client 3.
+    assert_eq!(deleg_of(&r[1]), OpenDelegation4::OpenDelegateNone);
+}
+
+/// Issue 15: a write delegation; its stateid works for I/O; another client's READ and
+/// REMOVE wait; a lease after the recall it is revoked: the conflicting REMOVE goes
+/// through and the holder sees DELEG_REVOKED until it frees the stateid.
+#[test]
+fn write_delegation_revoked_a_lease_after_the_recall() {
+    let w = world();
+    w.hooks.cb_ok.set(true);
+    let (s, r) = w.run(1, open_file(b"o1", b"f", BOTH, 0));
+    assert_eq!(s, 0);
+    let fh = fh_of(&r[4]);
+    let d = deleg_of(&r[3]);
+    let OpenDelegation4::OpenDelegateWrite(wd) = &d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(wd.space_limit, NfsSpaceLimit4::NfsLimitSize(u64::MAX));
+    let dsid = wd.stateid.clone();
+    let (s, _) = w.run(
+        1,
+        vec![
+            putfh(&fh),
+            write_op(&dsid, 0, b"abc", StableHow4::Unstable4),
+        ],
+    );
+    assert_eq!(s, 0);
+    // A read with another client's stateid: not valid for it.
+    assert_eq!(
+        w.run(2, vec![putfh(&fh), read_op(&dsid, 0, 3)]).0,
+        code(Nfs4Error::BadStateid)
+    );
+    assert_eq!(
+        w.run(2, vec![putfh(&fh), read_op(&anonymous(), 0, 3)]).0,
+        code(Nfs4Error::Delay)
+    );
+    let mut rm = at_export();
+    rm.push(NfsArgop4::OpRemove(Remove4args { target: name(b"f") }));
+    w.now.set(1_000);
+    assert_eq!(w.run(2, rm.clone()).0, code(Nfs4Error::Delay));
+    w.now.set(90_000 - 1);
+    assert_eq!(w.run(2, rm.clone()).0, code(Nfs4Error::Delay));
+    assert_eq!(test_stateid(&w, 1, &dsid), 0);
+    // One lease after the recall (ordered by the READ at time 0).
+    w.now.set(90_000);
+    assert_eq!(w.run(2, rm).0, 0);
+    assert_eq!(test_stateid(&w, 1, &dsid), code(Nfs4Error::DelegRevoked));
+    assert!(w.locking.lock().delegations().has_revoked(ClientId(1)));
+    let free = |sid: &Stateid4| {
+        vec![NfsArgop4::OpFreeStateid(FreeStateid4args {
+            fsa_stateid: sid.clone(),
+        })]
+    };
+    assert_eq!(w.run(2, free(&dsid)).0, code(Nfs4Error::BadStateid));
+    assert_eq!(w.run(1, free(&dsid)).0, 0);
+    assert_eq!(test_stateid(&w, 1, &dsid), code(Nfs4Error::BadStateid));
+    assert!(!w.locking.lock().delegations().has_revoked(ClientId(1)));
+    let st = w.locking.lock().delegations().stats();
+    assert_eq!((st.granted_write, st.revoked, st.held), (1, 1, 0));
+}
+
+/// Issue 15: no delegation without a verified callback path; the want bits shape the
+/// answer (NONE without a preference, NONE_EXT with the reason when asked).
+#[test]
+fn delegation_wants_and_refusals() {
+    let w = world();
+    let (s, r) = w.run(1, open_file(b"o1", b"f", READ, 0));
+    assert_eq!(s, 0);
+    assert_eq!(deleg_of(&r[3]), OpenDelegation4::OpenDelegateNone);
+    let fh = fh_of(&r[4]);
+    let (_, r) = w.run(1, open_fh(b"o1", &fh, READ | 0x0100));
+    assert_eq!(
+        deleg_of(&r[1]),
+        OpenDelegation4::OpenDelegateNoneExt(OpenNoneDelegation4::Wnd4Resource(false))
+    );
+    let (_, r) = w.run(1, open_fh(b"o1", &fh, READ | 0x0400));
+    assert_eq!(
+        deleg_of(&r[1]),
+        OpenDelegation4::OpenDelegateNoneExt(OpenNoneDelegation4::Default(
+            WhyNoDelegation4::Wnd4NotWanted
+        ))
+    );
+    w.hooks.cb_ok.set(true);
+    // A write delegation wanted on a read-only open: refused with the reason.
+    let (_, r) = w.run(1, open_fh(b"o1", &fh, READ | 0x0200));
+    assert_eq!(
+        deleg_of(&r[1]),
+        OpenDelegation4::OpenDelegateNoneExt(OpenNoneDelegation4::Default(
+            WhyNoDelegation4::Wnd4NotSuppUpgrade
+        ))
+    );
+    let (_, r) = w.run(1, open_fh(b"o1", &fh, READ | 0x0100));
+    let dsid = deleg_sid(&deleg_of(&r[1]));
+    // Held already: contention.
+    let (_, r) = w.run(1, open_fh(b"o1", &fh, READ | 0x0300));
+    assert_eq!(
+        deleg_of(&r[1]),
+        OpenDelegation4::OpenDelegateNoneExt(OpenNoneDelegation4::Wnd4Contention(false))
+    );
+    // Opening under the delegation (CLAIM_DELEG_CUR_FH) works; another client cannot.
+    let cur = |sid: &Stateid4| {
+        vec![
+            putfh(&fh),
+            open_op(
+                b"o9",
+                READ,
+                0,
+                Openflag4::Default(Opentype4::Open4Nocreate),
+                OpenClaim4::ClaimDelegCurFh(sid.clone()),
+            ),
+        ]
+    };
+    let (s, r) = w.run(1, cur(&dsid));
+    assert_eq!(s, 0, "{r:?}");
+    assert_eq!(deleg_of(&r[1]), OpenDelegation4::OpenDelegateNone);
+    assert_eq!(w.run(2, cur(&dsid)).0, code(Nfs4Error::BadStateid));
+    // FREE_STATEID of a held delegation: still in use.
+    let (s, _) = w.run(
+        1,
+        vec![NfsArgop4::OpFreeStateid(FreeStateid4args {
+            fsa_stateid: dsid,
+        })],
+    );
+    assert_eq!(s, code(Nfs4Error::LocksHeld));
 }

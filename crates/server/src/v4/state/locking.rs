@@ -23,7 +23,10 @@
 //! the application (EREMOTEIO) instead of retrying forever. A request refused because the
 //! server as a whole is full gets [`LockingError::Delay`]: it is not this client's fault,
 //! and space comes back when others close (or when the caller expires courtesy clients).
-use super::ids::{ClientId, Stateid};
+use super::delegations::{
+    Access, Caller, DelegError, DelegKind, DelegLimits, Delegations, GrantRequest, NoDeleg, Openers,
+};
+use super::ids::{ClientId, Stateid, Time};
 use super::ranges::{RangeOwner, RangeTable};
 use super::share::{Asked, ShareAccess, ShareDeny};
 use super::stateid::{
@@ -82,6 +85,28 @@ pub enum LockingError {
     /// `NFS4ERR_DELAY`: the server's state is full; retry later.
     #[error("server state limit reached")]
     Delay,
+    // Delegations.
+    /// `NFS4ERR_DELAY`: other clients' delegations are in the way; their recall is ordered
+    /// (courtesy clients among `clients` may be expired and the request retried).
+    #[error("delegations being recalled")]
+    Recalling {
+        /// The clients holding the delegations in the way.
+        clients: Vec<ClientId>,
+    },
+    /// `NFS4ERR_DELEG_REVOKED`: a delegation stateid that was revoked.
+    #[error("delegation revoked")]
+    DelegRevoked,
+}
+
+impl From<DelegError> for LockingError {
+    fn from(e: DelegError) -> Self {
+        match e {
+            DelegError::BadStateid => LockingError::BadStateid,
+            DelegError::OldStateid => LockingError::OldStateid,
+            DelegError::Revoked => LockingError::DelegRevoked,
+            DelegError::OpenMode => LockingError::OpenMode,
+        }
+    }
 }
 
 impl LockingError {
@@ -97,7 +122,8 @@ impl LockingError {
             LockingError::Denied(_) => 10010,
             LockingError::Locked => 10012,
             LockingError::Resource => 10018,
-            LockingError::Delay => 10008,
+            LockingError::Delay | LockingError::Recalling { .. } => 10008,
+            LockingError::DelegRevoked => 10087,
         }
     }
 }
@@ -290,6 +316,8 @@ pub struct Purged {
     pub lock_states: usize,
     /// Byte ranges.
     pub ranges: usize,
+    /// Delegations (revoked ones not counted).
+    pub delegations: usize,
 }
 
 /// I/O checked by [`Locking::check_io`].
@@ -317,6 +345,9 @@ pub struct Locking {
     pub(super) files: HashMap<FileKey, FileEntry>,
     pub(super) clients: HashMap<ClientId, Usage>,
     pub(super) ranges: RangeTable<FileKey>,
+    /// The delegations: their stateids come from the same mint, so one stateid space
+    /// names opens, locks and delegations.
+    pub(super) deleg: Delegations,
 }
 
 #[derive(Debug, Default)]
@@ -340,6 +371,134 @@ impl Locking {
             files: HashMap::new(),
             clients: HashMap::new(),
             ranges: RangeTable::new(),
+            deleg: Delegations::new(DelegLimits::from_ram(0), 90_000),
+        }
+    }
+
+    /// Sets the delegations' bounds and the lease their revocation waits for (at start,
+    /// before any is granted: the delegations held are dropped).
+    pub fn set_delegations(&mut self, limits: DelegLimits, lease_ms: u64) {
+        self.deleg = Delegations::new(limits, lease_ms);
+    }
+
+    /// The delegations.
+    pub fn delegations(&self) -> &Delegations {
+        &self.deleg
+    }
+
+    /// The delegations, to change (the laundromat's recalls and their outcomes).
+    pub fn delegations_mut(&mut self) -> &mut Delegations {
+        &mut self.deleg
+    }
+
+    /// What clients other than `client` have open on `file` (the grant policy's input).
+    pub fn openers(&self, client: ClientId, file: &FileKey) -> Openers {
+        let mut o = Openers::default();
+        for k in self
+            .files
+            .get(file)
+            .into_iter()
+            .flat_map(|f| f.opens.iter())
+        {
+            let Some(st) = self.states.get(k) else {
+                continue;
+            };
+            if st.client == client {
+                continue;
+            }
+            o.others = true;
+            if let Body::Open(op) = &st.body {
+                o.others_write |= op.access.writes();
+            }
+        }
+        o
+    }
+
+    /// Grants `client` a delegation of `kind` on `file` if the policy allows (see
+    /// [`Delegations::grant`]); `cb_ok`: its callback path is verified.
+    pub fn grant_delegation(
+        &mut self,
+        client: ClientId,
+        file: &FileKey,
+        fh: Vec<u8>,
+        kind: DelegKind,
+        cb_ok: bool,
+        now: Time,
+    ) -> Result<(Stateid, DelegKind), NoDeleg> {
+        let req = GrantRequest {
+            client,
+            file: file.clone(),
+            fh,
+            kind,
+            openers: self.openers(client, file),
+            cb_ok,
+        };
+        let k = self.mint.mint();
+        let sid = self.stateid(k, 1);
+        self.deleg.grant(&req, sid, now)
+    }
+
+    /// The conflict check of every operation that reads, writes, changes or removes a file
+    /// (NFSv4 and NFSv3 alike): other clients' delegations in the way have their recall
+    /// ordered and the caller gets [`LockingError::Recalling`] (DELAY, JUKEBOX).
+    pub fn deleg_conflict(
+        &mut self,
+        who: Caller,
+        file: &FileKey,
+        access: Access,
+        truncate: bool,
+        now: Time,
+    ) -> Result<(), LockingError> {
+        self.deleg
+            .conflict(who, file, access, truncate, now)
+            .map_err(|c| LockingError::Recalling { clients: c.holders })
+    }
+
+    /// DELEGRETURN of `sid` on `file` (RFC 8881 18.6).
+    pub fn delegreturn(
+        &mut self,
+        client: ClientId,
+        sid: &Stateid,
+        file: &FileKey,
+    ) -> Result<(), LockingError> {
+        let r = self.delegation_key(sid).and_then(|()| {
+            self.deleg
+                .delegreturn(client, sid, file)
+                .map_err(LockingError::from)
+        });
+        self.count_err(r)
+    }
+
+    /// Checks that `sid` names `client`'s delegation on `file` (an OPEN with
+    /// CLAIM_DELEGATE_CUR or CLAIM_DELEG_CUR_FH).
+    pub fn check_delegation(
+        &mut self,
+        client: ClientId,
+        sid: &Stateid,
+        file: &FileKey,
+    ) -> Result<DelegKind, LockingError> {
+        let r = self.delegation_key(sid).and_then(|()| {
+            self.deleg
+                .check(client, sid, Some(file), false)
+                .map_err(LockingError::from)
+        });
+        self.count_err(r)
+    }
+
+    /// A stateid that is a delegation's (held or revoked), or the error a stateid that
+    /// names none gets.
+    fn delegation_key(&self, sid: &Stateid) -> Result<(), LockingError> {
+        if special(sid).is_some() {
+            return Err(LockingError::BadStateid);
+        }
+        self.mint.parse(&sid.other).map_err(|u| match u {
+            Unknown::Stale => LockingError::StaleStateid,
+            Unknown::Bad => LockingError::BadStateid,
+        })?;
+        if self.deleg.knows(&sid.other) {
+            Ok(())
+        } else {
+            Err(LockingError::BadStateid)
         }
     }
 
@@ -375,13 +534,13 @@ impl Locking {
     /// Whether `client` holds any locking state (a courtesy client without state can go at
     /// once).
     pub fn has_state(&self, client: ClientId) -> bool {
-        self.clients.contains_key(&client)
+        self.clients.contains_key(&client) || self.deleg.has_state(client)
     }
 
     /// Whether any open or lock is held on `file`: its handle stays usable for that state
     /// (CLOSE, LOCKU) after the file is removed (see [`crate::v4::ops`]'s PUTFH).
     pub fn holds_file(&self, file: &FileKey) -> bool {
-        self.files.contains_key(file)
+        self.files.contains_key(file) || self.deleg.holds_file(file)
     }
 
     /// The wire stateid for key `k` with seqid `seqid`.
@@ -428,7 +587,14 @@ impl Locking {
 
     /// TEST_STATEID for one stateid (RFC 8881 18.48): `Ok` if `client` may use it now.
     pub fn test_stateid(&mut self, client: ClientId, sid: &Stateid) -> Result<(), LockingError> {
-        let r = self.find(client, sid, None, None).map(|_| ());
+        let r = if special(sid).is_none() && self.deleg.knows(&sid.other) {
+            self.deleg
+                .check(client, sid, None, false)
+                .map(|_| ())
+                .map_err(LockingError::from)
+        } else {
+            self.find(client, sid, None, None).map(|_| ())
+        };
         self.count_err(r)
     }
 
@@ -436,6 +602,18 @@ impl Locking {
     /// stateid with ranges, or an open stateid (an open is a lock), is `LocksHeld`. The seqid
     /// is not checked: the stateid is going, whichever version the client has.
     pub fn free_stateid(&mut self, client: ClientId, sid: &Stateid) -> Result<(), LockingError> {
+        if special(sid).is_none() && self.deleg.knows(&sid.other) {
+            // A held delegation is in use (DELEGRETURN it); a revoked one is forgotten.
+            let r = match self.deleg.free_stateid(client, sid) {
+                Ok(()) => {
+                    self.stats.freed += 1;
+                    Ok(())
+                }
+                Err(None) => Err(LockingError::LocksHeld),
+                Err(Some(e)) => Err(e.into()),
+            };
+            return self.count_err(r);
+        }
         let any_seqid = Stateid { seqid: 0, ..*sid };
         let r = self.find(client, &any_seqid, None, None).and_then(|k| {
             let st = self.states.get(&k).ok_or(LockingError::BadStateid)?;
@@ -510,6 +688,13 @@ impl Locking {
             }
             None => {}
         }
+        if self.deleg.knows(&sid.other) {
+            return self
+                .deleg
+                .check(client, sid, Some(file), io == Io::Write)
+                .map(|_| ())
+                .map_err(LockingError::from);
+        }
         let k = self.find(client, sid, None, Some(file))?;
         let open = self.open_of(k).ok_or(LockingError::BadStateid)?;
         match io {
@@ -532,7 +717,10 @@ impl Locking {
     /// Frees all of `client`'s state: its opens, lock stateids, ranges and owners (lease
     /// expiry, a courtesy client in someone's way, DESTROY_CLIENTID, a client rebooted).
     pub fn purge_client(&mut self, client: ClientId) -> Purged {
-        let mut purged = Purged::default();
+        let mut purged = Purged {
+            delegations: self.deleg.purge_client(client),
+            ..Purged::default()
+        };
         let Some(usage) = self.clients.get(&client) else {
             return purged;
         };
@@ -718,6 +906,8 @@ impl Locking {
                 LockingError::Resource => s.refused_client_limit += 1,
                 LockingError::Delay => s.refused_server_limit += 1,
                 LockingError::Inval
+                | LockingError::Recalling { .. }
+                | LockingError::DelegRevoked
                 | LockingError::LocksHeld
                 | LockingError::OpenMode
                 | LockingError::Locked => {}

@@ -468,7 +468,8 @@ fn purging_a_courtesy_client_lets_the_conflicting_request_through() {
         Purged {
             opens: 2,
             lock_states: 1,
-            ranges: 1
+            ranges: 1,
+            delegations: 0
         }
     );
     unchanged(&t, Counts::default());

@@ -1,0 +1,483 @@
+//! Tests of the delegation state in virtual time, one or more per clause of the module
+//! doc (D1-D5).
+#![allow(clippy::unwrap_used)]
+use super::*;
+use crate::v4::state::stateid::StateidMint;
+
+const A: ClientId = ClientId(1);
+const B: ClientId = ClientId(2);
+const LEASE: u64 = 90_000;
+
+struct T {
+    d: Delegations,
+    mint: StateidMint,
+}
+
+impl T {
+    fn new() -> Self {
+        Self::with(DelegLimits {
+            per_client: 8,
+            total: 16,
+            outstanding: 4,
+        })
+    }
+    fn with(limits: DelegLimits) -> Self {
+        Self {
+            d: Delegations::new(limits, LEASE),
+            mint: StateidMint::new(3),
+        }
+    }
+    fn sid(&mut self) -> Stateid {
+        let k = self.mint.mint();
+        Stateid {
+            seqid: 1,
+            other: self.mint.other(k),
+        }
+    }
+    fn grant_with(
+        &mut self,
+        client: ClientId,
+        f: u8,
+        kind: DelegKind,
+        openers: Openers,
+        now: u64,
+    ) -> Result<Stateid, NoDeleg> {
+        let sid = self.sid();
+        let req = GrantRequest {
+            client,
+            file: file(f),
+            fh: vec![0xf0, f],
+            kind,
+            openers,
+            cb_ok: true,
+        };
+        self.d.grant(&req, sid, Time(now)).map(|(s, _)| s)
+    }
+    fn grant(&mut self, client: ClientId, f: u8, kind: DelegKind, now: u64) -> Stateid {
+        self.grant_with(client, f, kind, Openers::default(), now)
+            .unwrap()
+    }
+}
+
+fn file(n: u8) -> FileKey {
+    FileKey(vec![n])
+}
+
+/// D1: read delegations are shared, a write delegation is exclusive; another client's
+/// opens decide as the policy says.
+#[test]
+fn grant_policy_by_openers_and_delegations() {
+    let mut t = T::new();
+    let w = Openers {
+        others: true,
+        others_write: true,
+    };
+    let r = Openers {
+        others: true,
+        others_write: false,
+    };
+    assert_eq!(
+        t.grant_with(A, 1, DelegKind::Read, w, 0),
+        Err(NoDeleg::Contention)
+    );
+    assert_eq!(
+        t.grant_with(A, 1, DelegKind::Write, r, 0),
+        Err(NoDeleg::Contention)
+    );
+    // Others only read: a read delegation is fine.
+    let s = t.grant_with(A, 1, DelegKind::Read, r, 0).unwrap();
+    assert_eq!(t.d.held_by(A, &file(1)), Some((s, DelegKind::Read)));
+    // B may read-delegate too; not write.
+    t.grant(B, 1, DelegKind::Read, 0);
+    assert_eq!(
+        t.grant_with(B, 2, DelegKind::Write, Openers::default(), 0)
+            .map(|_| ()),
+        Ok(())
+    );
+    assert_eq!(
+        t.grant_with(A, 2, DelegKind::Read, Openers::default(), 0),
+        Err(NoDeleg::Contention),
+        "B holds a write delegation on file 2"
+    );
+    // A client already holding one on the file gets no second.
+    assert_eq!(
+        t.grant_with(A, 1, DelegKind::Read, Openers::default(), 0),
+        Err(NoDeleg::Contention)
+    );
+    let st = t.d.stats();
+    assert_eq!((st.held, st.held_write), (3, 1));
+    assert_eq!((st.granted_read, st.granted_write), (2, 1));
+    assert_eq!(st.refused_contention, 4);
+}
+
+/// D1: no delegation without a verified callback path, nor to a client whose recall
+/// failed or whose delegation was revoked within the last lease.
+#[test]
+fn no_grant_without_callback_path_or_after_failures() {
+    let mut t = T::new();
+    let sid = t.sid();
+    let req = GrantRequest {
+        client: A,
+        file: file(1),
+        fh: vec![1],
+        kind: DelegKind::Read,
+        openers: Openers::default(),
+        cb_ok: false,
+    };
+    assert_eq!(t.d.grant(&req, sid, Time(0)), Err(NoDeleg::Resource));
+    // A's recall meets a dead path: no new delegation to A for a lease.
+    let s = t.grant(A, 1, DelegKind::Read, 0);
+    assert!(t
+        .d
+        .conflict(Caller::Client(B), &file(1), Access::Write, false, Time(10))
+        .is_err());
+    let o = t.d.due_recalls(Time(10));
+    assert_eq!(o.len(), 1);
+    t.d.recall_outcome(&s, RecallOutcome::PathDown, Time(20));
+    assert_eq!(
+        t.grant_with(A, 2, DelegKind::Read, Openers::default(), 30),
+        Err(NoDeleg::Resource)
+    );
+    // B is not affected.
+    t.grant(B, 2, DelegKind::Read, 30);
+    // A lease later, A may have one again (once its revoked stateid is freed: the first
+    // delegation was revoked a lease after its recall).
+    assert_eq!(t.d.revoke_overdue(Time(10 + LEASE)), 1);
+    assert_eq!(
+        t.grant_with(A, 3, DelegKind::Read, Openers::default(), 10 + LEASE),
+        Err(NoDeleg::Resource),
+        "revoked just now"
+    );
+    t.d.free_stateid(A, &s).unwrap();
+    assert_eq!(
+        t.grant_with(A, 3, DelegKind::Read, Openers::default(), 10 + 2 * LEASE),
+        Ok(Stateid {
+            seqid: 1,
+            other: t.mint.other(6)
+        })
+    );
+}
+
+/// D2 and D3: a conflict orders one recall; the delegation returned clears the way.
+#[test]
+fn recall_then_return() {
+    let mut t = T::new();
+    let s = t.grant(A, 1, DelegKind::Write, 0);
+    // A's own access is no conflict.
+    assert_eq!(
+        t.d.conflict(Caller::Client(A), &file(1), Access::Write, false, Time(5)),
+        Ok(())
+    );
+    let e =
+        t.d.conflict(Caller::Client(B), &file(1), Access::Read, false, Time(5))
+            .unwrap_err();
+    assert_eq!(e.holders, vec![A]);
+    let o = t.d.due_recalls(Time(5));
+    assert_eq!(
+        o,
+        vec![RecallOrder {
+            client: A,
+            stateid: s,
+            fh: vec![0xf0, 1],
+            truncate: false
+        }]
+    );
+    assert_eq!(t.d.stats().outstanding, 1);
+    t.d.recall_outcome(&s, RecallOutcome::Delivered, Time(6));
+    assert_eq!(t.d.stats().outstanding, 0);
+    // Still in the way until returned; nothing more is sent.
+    assert!(t
+        .d
+        .conflict(Caller::Client(B), &file(1), Access::Read, false, Time(7))
+        .is_err());
+    assert!(t.d.due_recalls(Time(LEASE / 2)).is_empty());
+    t.d.delegreturn(A, &s, &file(1)).unwrap();
+    assert_eq!(
+        t.d.conflict(Caller::Client(B), &file(1), Access::Read, false, Time(8)),
+        Ok(())
+    );
+    assert_eq!(t.d.check(A, &s, None, false), Err(DelegError::BadStateid));
+    let st = t.d.stats();
+    assert_eq!((st.held, st.recalls, st.returned, st.revoked), (0, 1, 1, 0));
+    assert!(!t.d.has_state(A));
+}
+
+/// D2: read access by another client does not conflict with read delegations; the v3
+/// side (Caller::Other) conflicts as any other client does.
+#[test]
+fn what_conflicts() {
+    let mut t = T::new();
+    t.grant(A, 1, DelegKind::Read, 0);
+    assert_eq!(
+        t.d.conflict(Caller::Client(B), &file(1), Access::Read, false, Time(1)),
+        Ok(())
+    );
+    assert_eq!(
+        t.d.conflict(Caller::Other, &file(1), Access::Read, false, Time(1)),
+        Ok(())
+    );
+    assert!(t
+        .d
+        .conflict(Caller::Other, &file(1), Access::Meta, false, Time(1))
+        .is_err());
+    // Another file is free.
+    assert_eq!(
+        t.d.conflict(Caller::Other, &file(2), Access::Write, false, Time(1)),
+        Ok(())
+    );
+    // Once recalling, no new delegation on the file, not even a read one to another.
+    assert_eq!(
+        t.grant_with(B, 1, DelegKind::Read, Openers::default(), 2),
+        Err(NoDeleg::Contention)
+    );
+}
+
+/// D2: a thousand conflicting requests produce one recall, and nothing more is sent
+/// while it is in flight or acknowledged.
+#[test]
+fn no_recall_storm() {
+    let mut t = T::new();
+    let s = t.grant(A, 1, DelegKind::Read, 0);
+    let mut orders = Vec::new();
+    for i in 0..1000u64 {
+        let who = if i % 2 == 0 {
+            Caller::Client(B)
+        } else {
+            Caller::Other
+        };
+        assert!(t
+            .d
+            .conflict(who, &file(1), Access::Write, false, Time(i))
+            .is_err());
+        orders.extend(t.d.due_recalls(Time(i)));
+    }
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].stateid, s);
+    let st = t.d.stats();
+    assert_eq!((st.recalls, st.recall_retries, st.conflicts), (1, 0, 1000));
+}
+
+/// D2: a failed recall is sent again on the backoff schedule, not before; D3: the
+/// delegation is revoked a lease after the first recall, however the sends went, and the
+/// client is told (revoked state, DELEG_REVOKED) until it frees the stateid.
+#[test]
+fn retry_backoff_then_revoke() {
+    let mut t = T::new();
+    let s = t.grant(A, 1, DelegKind::Write, 0);
+    assert!(t
+        .d
+        .conflict(Caller::Client(B), &file(1), Access::Write, true, Time(100))
+        .is_err());
+    let mut sends = vec![];
+    let mut now = 100;
+    while now < 100 + LEASE {
+        for o in t.d.due_recalls(Time(now)) {
+            assert!(o.truncate);
+            sends.push(now);
+            t.d.recall_outcome(&o.stateid, RecallOutcome::Refused(10008), Time(now));
+        }
+        now += 100;
+    }
+    // 100, then +1s, +2s, +4s, +8s, +16s, +16s ... within the lease.
+    let gaps: Vec<u64> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(&gaps[..5], &[1_000, 2_000, 4_000, 8_000, 16_000]);
+    assert!(gaps[5..].iter().all(|g| *g == 16_000), "{gaps:?}");
+    assert_eq!(t.d.stats().recall_retries as usize, sends.len() - 1);
+    // One lease after the recall: revoked; the conflicting caller goes through.
+    assert!(t
+        .d
+        .conflict(
+            Caller::Client(B),
+            &file(1),
+            Access::Write,
+            false,
+            Time(100 + LEASE - 1)
+        )
+        .is_err());
+    assert_eq!(
+        t.d.conflict(
+            Caller::Client(B),
+            &file(1),
+            Access::Write,
+            false,
+            Time(100 + LEASE)
+        ),
+        Ok(())
+    );
+    assert!(t.d.has_revoked(A));
+    assert_eq!(t.d.check(A, &s, None, false), Err(DelegError::Revoked));
+    assert_eq!(t.d.delegreturn(A, &s, &file(1)), Err(DelegError::Revoked));
+    assert_eq!(t.d.check(B, &s, None, false), Err(DelegError::BadStateid));
+    let st = t.d.stats();
+    assert_eq!(
+        (st.held, st.revoked, st.revoked_held, st.outstanding),
+        (0, 1, 1, 0)
+    );
+    // FREE_STATEID clears it.
+    assert_eq!(t.d.free_stateid(B, &s), Err(Some(DelegError::BadStateid)));
+    t.d.free_stateid(A, &s).unwrap();
+    assert!(!t.d.has_revoked(A));
+    assert!(!t.d.knows(&s.other));
+    assert!(!t.d.has_state(A));
+}
+
+/// D3: a client that acknowledges the recall and never returns is revoked too; the
+/// laundromat does it without any conflicting caller retrying.
+#[test]
+fn acknowledged_but_never_returned() {
+    let mut t = T::new();
+    let s = t.grant(A, 1, DelegKind::Read, 0);
+    assert!(t
+        .d
+        .conflict(Caller::Other, &file(1), Access::Meta, false, Time(0))
+        .is_err());
+    let o = t.d.due_recalls(Time(0));
+    t.d.recall_outcome(&o[0].stateid, RecallOutcome::Delivered, Time(1));
+    assert!(t.d.due_recalls(Time(LEASE - 1)).is_empty());
+    assert!(t.d.holds_file(&file(1)));
+    assert!(t.d.due_recalls(Time(LEASE)).is_empty());
+    assert!(!t.d.holds_file(&file(1)));
+    assert_eq!(
+        t.d.check(A, &s, Some(&file(1)), false),
+        Err(DelegError::Revoked)
+    );
+}
+
+/// D2: the bound on recalls in flight: more due recalls than room wait for room, oldest
+/// first; a sender that never reports does not leak room past the revocation.
+#[test]
+fn outstanding_recalls_are_bounded() {
+    let mut t = T::new();
+    let sids: Vec<Stateid> = (0..6).map(|f| t.grant(A, f, DelegKind::Read, 0)).collect();
+    for f in 0..6u8 {
+        assert!(t
+            .d
+            .conflict(
+                Caller::Other,
+                &file(f),
+                Access::Write,
+                false,
+                Time(u64::from(f))
+            )
+            .is_err());
+    }
+    let first = t.d.due_recalls(Time(10));
+    assert_eq!(first.len(), 4);
+    assert_eq!(
+        first.iter().map(|o| o.stateid).collect::<Vec<_>>(),
+        sids[..4].to_vec()
+    );
+    assert!(t.d.due_recalls(Time(11)).is_empty());
+    assert_eq!(t.d.stats().outstanding, 4);
+    t.d.recall_outcome(&sids[0], RecallOutcome::Delivered, Time(12));
+    // An outcome twice, or for an order not in flight, changes nothing.
+    t.d.recall_outcome(&sids[0], RecallOutcome::Delivered, Time(12));
+    t.d.recall_outcome(&sids[5], RecallOutcome::PathDown, Time(12));
+    assert_eq!(t.d.stats().outstanding, 3);
+    let next = t.d.due_recalls(Time(13));
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].stateid, sids[4]);
+    // Nobody reports again; all are revoked a lease later and the room is back.
+    t.d.due_recalls(Time(LEASE + 10));
+    let st = t.d.stats();
+    assert_eq!((st.held, st.outstanding, st.revoked), (0, 0, 6));
+}
+
+/// D4: the per-client and the total bound, counted; revoked stateids count against the
+/// client until freed.
+#[test]
+fn bounds() {
+    let mut t = T::with(DelegLimits {
+        per_client: 3,
+        total: 5,
+        outstanding: 4,
+    });
+    for f in 0..3 {
+        t.grant(A, f, DelegKind::Read, 0);
+    }
+    assert_eq!(
+        t.grant_with(A, 9, DelegKind::Read, Openers::default(), 0),
+        Err(NoDeleg::Resource)
+    );
+    t.grant(B, 10, DelegKind::Read, 0);
+    t.grant(B, 11, DelegKind::Read, 0);
+    assert_eq!(
+        t.grant_with(B, 12, DelegKind::Read, Openers::default(), 0),
+        Err(NoDeleg::Resource),
+        "total"
+    );
+    assert_eq!(t.d.stats().refused_resource, 2);
+    let l = DelegLimits::from_ram(256 << 20);
+    assert_eq!((l.total, l.per_client), (1024, 256));
+    let l = DelegLimits::from_ram(1 << 40);
+    assert_eq!(l.total, 1 << 20);
+}
+
+/// D5: a purge drops everything of the client, in flight or revoked, and frees the room
+/// its recalls took.
+#[test]
+fn purge_client() {
+    let mut t = T::new();
+    let s1 = t.grant(A, 1, DelegKind::Read, 0);
+    let s2 = t.grant(A, 2, DelegKind::Write, 0);
+    t.grant(B, 3, DelegKind::Read, 0);
+    assert!(t
+        .d
+        .conflict(Caller::Other, &file(1), Access::Write, false, Time(0))
+        .is_err());
+    assert!(t
+        .d
+        .conflict(
+            Caller::Other,
+            &file(2),
+            Access::Write,
+            false,
+            Time(LEASE / 2)
+        )
+        .is_err());
+    assert_eq!(t.d.due_recalls(Time(LEASE / 2)).len(), 2);
+    t.d.revoke_overdue(Time(LEASE));
+    assert_eq!(t.d.check(A, &s1, None, false), Err(DelegError::Revoked));
+    assert_eq!(t.d.purge_client(A), 1);
+    assert!(!t.d.knows(&s1.other) && !t.d.knows(&s2.other));
+    assert!(!t.d.has_state(A) && !t.d.has_revoked(A));
+    assert_eq!(
+        t.d.conflict(Caller::Other, &file(2), Access::Write, false, Time(LEASE)),
+        Ok(())
+    );
+    let st = t.d.stats();
+    assert_eq!(
+        (st.held, st.outstanding, st.revoked_held, st.purged),
+        (1, 0, 0, 1)
+    );
+}
+
+/// Stateid checks: seqid, file, kind of I/O.
+#[test]
+fn stateid_checks() {
+    let mut t = T::new();
+    let r = t.grant(A, 1, DelegKind::Read, 0);
+    let w = t.grant(A, 2, DelegKind::Write, 0);
+    assert_eq!(t.d.check(A, &r, Some(&file(1)), false), Ok(DelegKind::Read));
+    assert_eq!(
+        t.d.check(A, &r, Some(&file(1)), true),
+        Err(DelegError::OpenMode)
+    );
+    assert_eq!(t.d.check(A, &w, Some(&file(2)), true), Ok(DelegKind::Write));
+    assert_eq!(
+        t.d.check(A, &w, Some(&file(1)), true),
+        Err(DelegError::BadStateid)
+    );
+    let zero = Stateid { seqid: 0, ..w };
+    assert_eq!(t.d.check(A, &zero, None, true), Ok(DelegKind::Write));
+    let future = Stateid { seqid: 2, ..w };
+    assert_eq!(
+        t.d.check(A, &future, None, true),
+        Err(DelegError::BadStateid)
+    );
+    assert_eq!(t.d.free_stateid(A, &w), Err(None), "held: in use");
+    assert_eq!(
+        t.d.delegreturn(B, &w, &file(2)),
+        Err(DelegError::BadStateid)
+    );
+}
