@@ -154,6 +154,7 @@ impl V4State {
         for id in &t.expired {
             locking.purge_client(*id);
         }
+        locking.seqid_tick(now, clients.lease_ms());
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
         }

@@ -331,7 +331,7 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
 }
 
 /// The current file as the locking state knows it.
-fn current_file(c: &Compound<'_>) -> R4<FileKey> {
+pub(super) fn current_file(c: &Compound<'_>) -> R4<FileKey> {
     match c.fh()? {
         Place::Pseudo(_) => Err(Nfs4Error::BadStateid),
         Place::Export { export, key } => {

@@ -1417,3 +1417,5 @@ fn one_file_through_two_exports_has_one_set_of_reservations() {
     };
     assert_eq!(w.run(2, other(READ)).0, code(Nfs4Error::ShareDenied));
 }
+
+mod v40;

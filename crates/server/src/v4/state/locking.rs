@@ -25,6 +25,7 @@
 //! and space comes back when others close (or when the caller expires courtesy clients).
 use super::ids::{ClientId, Stateid};
 use super::ranges::{RangeOwner, RangeTable};
+use super::seqid::SeqidTable;
 use super::share::{Asked, ShareAccess, ShareDeny};
 use super::stateid::{
     check_seqid, special, SeqidCheck, Special, StateidKind, StateidMint, Unknown,
@@ -317,6 +318,8 @@ pub struct Locking {
     pub(super) files: HashMap<FileKey, FileEntry>,
     pub(super) clients: HashMap<ClientId, Usage>,
     pub(super) ranges: RangeTable<FileKey>,
+    /// NFSv4.0 owners' seqids and kept replies ([`super::seqid`]).
+    pub(super) seqids: SeqidTable,
 }
 
 #[derive(Debug, Default)]
@@ -340,6 +343,7 @@ impl Locking {
             files: HashMap::new(),
             clients: HashMap::new(),
             ranges: RangeTable::new(),
+            seqids: SeqidTable::new(limits.owners),
         }
     }
 
@@ -533,6 +537,7 @@ impl Locking {
     /// expiry, a courtesy client in someone's way, DESTROY_CLIENTID, a client rebooted).
     pub fn purge_client(&mut self, client: ClientId) -> Purged {
         let mut purged = Purged::default();
+        self.seqids.purge_client(client);
         let Some(usage) = self.clients.get(&client) else {
             return purged;
         };
