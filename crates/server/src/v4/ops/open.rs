@@ -121,9 +121,11 @@ fn by_name(
             // conflicting OPEN must not truncate someone else's file.
             let existed = fs.lookup(&x.ctx, dk, name).is_ok();
             let no_size = SetAttr { size: None, ..set };
-            // An existing file is opened: of the attributes, only the size applies.
-            let set_mask = if existed {
+            // An existing file is opened: of the attributes, only a size of 0 applies.
+            let set_mask = if existed && set.size == Some(0) {
                 mask.and(Bitmap::of(&[attrs::num::SIZE]))
+            } else if existed {
+                Bitmap::default()
             } else {
                 mask
             };
@@ -137,7 +139,9 @@ fn by_name(
                 &before,
             )?;
             f.created = !existed;
-            f.truncate = set.size;
+            // An existing file is truncated by a size of 0 (O_TRUNC); any other size is
+            // ignored, as the other attributes are (knfsd too; pynfs 4.0 OPEN2).
+            f.truncate = set.size.filter(|s| !existed || *s == 0);
             return Ok(f);
         }
         Createhow4::Guarded4(f) => {
