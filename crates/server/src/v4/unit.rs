@@ -317,6 +317,33 @@ impl Unit for Nfs4 {
             "NFSv4 clients expired (lease, conflict, pressure).",
         );
         let _ = writeln!(o, "rnfs_nfs4_clients_expired_total {}", c.expired);
+        let q = self.state.locking.lock().seqid_stats();
+        family(
+            o,
+            "rnfs_nfs4_v40_owners",
+            "gauge",
+            "NFSv4.0 open and lock owners whose seqid is kept, and the bytes of their kept replies.",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_v40_owners{{kind=\"owners\"}} {}", q.owners);
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_v40_owners{{kind=\"reply_bytes\"}} {}",
+            q.kept_bytes
+        );
+        family(
+            o,
+            "rnfs_nfs4_v40_seqid_total",
+            "counter",
+            "NFSv4.0 seqid outcomes: replies replayed, BAD_SEQID, replies too large to keep, owners evicted at the bound.",
+        );
+        for (what, n) in [
+            ("replayed", q.replays),
+            ("bad_seqid", q.bad_seqid),
+            ("too_big", q.too_big),
+            ("evicted", q.evicted),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_v40_seqid_total{{outcome=\"{what}\"}} {n}");
+        }
     }
 }
 

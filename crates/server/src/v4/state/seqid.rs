@@ -352,6 +352,11 @@ impl Locking {
         self.count_err(r)
     }
 
+    /// The seqid table's counters and gauges.
+    pub fn seqid_stats(&self) -> SeqidStats {
+        self.seqids.stats()
+    }
+
     /// The seqid laundromat (Q4): forgets owners idle for a lease that hold no state.
     pub fn seqid_tick(&mut self, now: Time, lease_ms: u64) {
         let (opens, locks) = (&self.open_owners, &self.lock_owners);

@@ -129,9 +129,11 @@ fn v1_v2_a_rebooted_client_gets_a_new_id_and_the_old_one_is_purged() {
         t.setclientid_confirm(Time(12), ok.clientid, ok.confirm, &who("p")),
         Ok(Some(old))
     );
+    assert_eq!(t.use_client40(old, Time(13)), Err(SessionError::Expired));
     assert_eq!(
-        t.use_client40(old, Time(13)),
-        Err(SessionError::StaleClientid)
+        t.use_client40(ClientId(0), Time(13)),
+        Err(SessionError::StaleClientid),
+        "never handed out"
     );
     assert_eq!(t.use_client40(ok.clientid, Time(13)), Ok(()));
     // A second SETCLIENTID before confirming replaces the unconfirmed record.

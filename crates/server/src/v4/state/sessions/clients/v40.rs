@@ -22,7 +22,8 @@
 //!   `STALE_CLIENTID`.
 //! - V3 (16.29): RENEW, and every 4.0 operation that uses a client's state
 //!   ([`ClientTable::use_client40`]), renews its lease (a courtesy client comes back);
-//!   an unknown or unconfirmed client is `STALE_CLIENTID`.
+//!   a client id this instance handed out whose client is gone is `EXPIRED`; any other
+//!   unknown or unconfirmed one `STALE_CLIENTID`.
 //! - V4: a 4.0 client has no RECLAIM_COMPLETE: it may reclaim through grace, and its new
 //!   opens wait only for grace to end.
 use super::{Client, ClientTable, OwnerIds};
@@ -242,8 +243,17 @@ impl ClientTable {
                 self.renew(id, now);
                 Ok(())
             }
-            _ => Err(SessionError::StaleClientid),
+            Some(_) => Err(SessionError::StaleClientid),
+            // An id this instance handed out: its client expired (knfsd answers so too).
+            None if self.issued(id) => Err(SessionError::Expired),
+            None => Err(SessionError::StaleClientid),
         }
+    }
+
+    /// Whether this server instance handed out client id `id`.
+    fn issued(&self, id: ClientId) -> bool {
+        let low = id.0 as u32;
+        (id.0 >> 32) as u32 == self.boot && low != 0 && low <= self.next_client
     }
 
     /// The callback address of NFSv4.0 client `id` (confirmed), for the callbacks layer.
