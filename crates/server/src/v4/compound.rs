@@ -477,8 +477,17 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
             return Ok(out.into_inner());
         }
         // More operations than the server takes: none is read, none is run.
+        // NFSv4.0 has no TOO_MANY_OPS: RESOURCE there (RFC 7530 15.2; knfsd too).
         Err(CompoundError::TooManyOps { tag, .. }) => {
-            Header::begin(&mut out, &tag.0).finish(&mut out, Nfs4Error::TooManyOps.code(), 0);
+            let minor = request
+                .get(4 + tag.0.len().div_ceil(4) * 4..)
+                .and_then(|b| Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?)));
+            let e = if minor == Some(0) {
+                Nfs4Error::Resource
+            } else {
+                Nfs4Error::TooManyOps
+            };
+            Header::begin(&mut out, &tag.0).finish(&mut out, e.code(), 0);
             return Ok(out.into_inner());
         }
     };

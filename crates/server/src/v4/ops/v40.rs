@@ -19,7 +19,7 @@
 //! ([`crate::v4::compound::Sessions`]), with the client table.
 use super::open::current_file;
 use super::{lerr, put_stateid, stateid};
-use crate::v4::compound::{dispatch, Compound};
+use crate::v4::compound::{dispatch, Compound, STALE_CLIENTID};
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::state::ids::{ClientId, Stateid};
 use crate::v4::state::seqid::{Kept, OwnerKind, SeqOwner, SeqStart};
@@ -135,6 +135,12 @@ pub(crate) fn run(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()
         return dispatch(c, op, w);
     };
     c.ctx.sessions.use_client40(seq.owner.client)?;
+    // A new lock owner belongs to the open owner's client (pynfs LOCK10).
+    if let Some((lo, _)) = &seq.new_lock_owner {
+        if lo.client != seq.owner.client {
+            return Err(Nfs4Error::Status(STALE_CLIENTID));
+        }
+    }
     c.client = Some(seq.owner.client);
     let now = c.ctx.state.now;
     let (start, confirmed) = {
@@ -154,7 +160,12 @@ pub(crate) fn run(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()
     {
         return Err(Nfs4Error::BadStateid);
     }
-    let r = dispatch(c, op, w);
+    let r = match (op, dispatch(c, op, w)) {
+        // NFSv4.0 has no WRONG_TYPE: OPEN of a special file is SYMLINK there (RFC 7530
+        // 16.16.6; knfsd too).
+        (NfsArgop4::OpOpen(_), Err(Nfs4Error::WrongType)) => Err(Nfs4Error::Symlink),
+        (_, r) => r,
+    };
     let new_owner = seq.open && start == SeqStart::New;
     if new_owner && r.is_ok() {
         let flags = w
@@ -181,7 +192,12 @@ pub(crate) fn run(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()
             fh: Vec::new(),
             ..kept.clone()
         };
-        l.seqids().finish(lo, *lseq, first, None, true, now);
+        // The lock stateid LOCK returned maps back to the lock owner (Q5).
+        let lock_other = first
+            .body
+            .get(4..16)
+            .and_then(|b| <[u8; 12]>::try_from(b).ok());
+        l.seqids().finish(lo, *lseq, first, lock_other, true, now);
     }
     l.seqids()
         .finish(&seq.owner, seq.seqid, kept, seq.other, !new_owner, now);

@@ -537,7 +537,9 @@ impl Locking {
     /// expiry, a courtesy client in someone's way, DESTROY_CLIENTID, a client rebooted).
     pub fn purge_client(&mut self, client: ClientId) -> Purged {
         let mut purged = Purged::default();
-        self.seqids.purge_client(client);
+        // The client's NFSv4.0 owners stay in the seqid table (bounded, forgotten a lease
+        // later): a stateid of theirs then still names its client, whose operations
+        // answer EXPIRED (RFC 7530 9.6.3) rather than BAD_STATEID.
         let Some(usage) = self.clients.get(&client) else {
             return purged;
         };

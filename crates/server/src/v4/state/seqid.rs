@@ -18,9 +18,10 @@
 //! - Q4 (bounds): a kept reply is at most [`MAX_REPLY`] bytes (larger ones are not kept:
 //!   their retransmission is `BAD_SEQID`, counted); the table holds at most its bound of
 //!   owners, the least recently used going first when a new one comes (counted); an owner
-//!   idle for a lease without state (the caller says) is forgotten by [`SeqidTable::tick`];
-//!   a client's owners go with its state ([`SeqidTable::purge_client`]). The bytes held
-//!   are a gauge.
+//!   idle for a lease without state (the caller says) is forgotten by [`SeqidTable::tick`],
+//!   also when its client's state was purged (its stateids then still name the client, so
+//!   that they answer EXPIRED); [`SeqidTable::purge_client`] forgets a client's owners at
+//!   once. The bytes held are a gauge.
 //! - Q5: the stateid an owner's last request named maps back to the owner, so that a
 //!   retransmitted CLOSE (whose stateid is gone) still finds its reply.
 use super::ids::{ClientId, Stateid, Time};

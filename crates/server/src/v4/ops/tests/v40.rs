@@ -9,11 +9,14 @@ use crate::v4::state::seqid::MAX_REPLY;
 #[derive(Default)]
 struct V40 {
     used: RefCell<Vec<u64>>,
+    /// Client ME expired (its id was handed out, its record is gone).
+    gone: Cell<bool>,
 }
 
 const ME: u64 = 5;
 const BAD_SEQID: u32 = 10026;
 const STALE_CLIENTID: u32 = 10022;
+const EXPIRED: u32 = 10011;
 const OPEN4_RESULT_CONFIRM: u32 = 2;
 
 impl Sessions for V40 {
@@ -22,7 +25,9 @@ impl Sessions for V40 {
     }
     fn use_client40(&self, client: ClientId) -> Result<(), Nfs4Error> {
         self.used.borrow_mut().push(client.0);
-        if client.0 == ME {
+        if client.0 == ME && self.gone.get() {
+            Err(Nfs4Error::Status(EXPIRED))
+        } else if client.0 == ME {
             Ok(())
         } else {
             Err(Nfs4Error::Status(STALE_CLIENTID))
@@ -317,4 +322,36 @@ fn a_denied_lock_moves_the_seqid_on_and_is_replayed_with_its_denial() {
     // The open owner's seqid moved on past the denial: 4 is next.
     let (st, _) = w.run0(&s, vec![putfh(&fh), close40(&c.open_stateid, 4)]);
     assert_eq!(st, 0);
+}
+
+#[test]
+fn the_stateids_of_a_purged_client_answer_expired() {
+    let w = world();
+    let s = V40::default();
+    let (fh, sid) = open_confirmed(&w, &s, b"o", b"f");
+    w.locking.lock().purge_client(ClientId(ME));
+    s.gone.set(true);
+    let (st, _) = w.run0(&s, vec![putfh(&fh), close40(&sid, 3)]);
+    assert_eq!(st, EXPIRED);
+    let (st, _) = w.run0(&s, vec![putfh(&fh), read_op(&sid, 0, 1)]);
+    assert_eq!(st, EXPIRED);
+}
+
+#[test]
+fn too_many_operations_is_resource_in_40_and_a_lock_owner_keeps_to_its_client() {
+    let w = world();
+    let s = V40::default();
+    let (st, r) = w.run0(&s, vec![NfsArgop4::OpPutrootfh; WIDE.max_ops as usize + 1]);
+    assert_eq!((st, r.len()), (code(Nfs4Error::Resource), 0));
+    // A lock owner of another client than the open's.
+    let (fh, sid) = open_confirmed(&w, &s, b"o", b"f");
+    let mut l = lock_new(&sid, b"L", NfsLockType4::WriteLt, 0, 1);
+    if let NfsArgop4::OpLock(Lock4args {
+        locker: Locker4::True(o),
+        ..
+    }) = &mut l
+    {
+        (o.open_seqid, o.lock_seqid, o.lock_owner.clientid) = (3, 0, ME + 1);
+    }
+    assert_eq!(w.run0(&s, vec![putfh(&fh), l]).0, STALE_CLIENTID);
 }
