@@ -18,9 +18,9 @@
 //! - Q4 (bounds): a kept reply is at most [`MAX_REPLY`] bytes (larger ones are not kept:
 //!   their retransmission is `BAD_SEQID`, counted); the table holds at most its bound of
 //!   owners, the least recently used going first when a new one comes (counted); an owner
-//!   idle for a lease without state (the caller says) is forgotten by [`SeqidTable::tick`],
-//!   also when its client's state was purged (its stateids then still name the client, so
-//!   that they answer EXPIRED); [`SeqidTable::purge_client`] forgets a client's owners at
+//!   that has held no state (the caller says) for a lease, and sent nothing for as long, is
+//!   forgotten by [`SeqidTable::tick`]: a client's owners outlive the purge of its state by
+//!   a lease (its stateids then still name the client, so that they answer EXPIRED); [`SeqidTable::purge_client`] forgets a client's owners at
 //!   once. The bytes held are a gauge.
 //! - Q5: the stateid an owner's last request named maps back to the owner, so that a
 //!   retransmitted CLOSE (whose stateid is gone) still finds its reply.
@@ -110,6 +110,8 @@ struct Entry {
     /// The LRU stamp.
     stamp: u64,
     used: Time,
+    /// Since when the laundromat has seen the owner hold no state.
+    orphan: Option<Time>,
     /// The `other` of the stateid of the last request (Q5).
     other: Option<[u8; 12]>,
 }
@@ -208,6 +210,7 @@ impl SeqidTable {
             kept: None,
             stamp,
             used: now,
+            orphan: None,
             other: None,
         });
         self.lru.remove(&e.stamp);
@@ -271,15 +274,22 @@ impl SeqidTable {
         }
     }
 
-    /// The laundromat (Q4): forgets owners idle for `lease_ms` that hold no state
-    /// (`holds_state` says).
+    /// The laundromat (Q4): forgets owners that have held no state (`holds_state` says)
+    /// for more than `lease_ms`, counted from the first tick that saw them without any
+    /// (so a client's owners outlive the purge of its state by a lease) and from their
+    /// last request.
     pub fn tick(&mut self, now: Time, lease_ms: u64, holds_state: &dyn Fn(&SeqOwner) -> bool) {
-        let idle: Vec<SeqOwner> = self
-            .owners
-            .iter()
-            .filter(|(o, e)| now.since(e.used) > lease_ms && !holds_state(o))
-            .map(|(o, _)| o.clone())
-            .collect();
+        let mut idle = Vec::new();
+        for (o, e) in self.owners.iter_mut() {
+            if holds_state(o) {
+                e.orphan = None;
+                continue;
+            }
+            let since = *e.orphan.get_or_insert(now);
+            if now.since(since) > lease_ms && now.since(e.used) > lease_ms {
+                idle.push(o.clone());
+            }
+        }
         for o in &idle {
             self.remove(o);
         }
@@ -474,9 +484,17 @@ mod tests {
         assert_eq!(t.start(&a, 3, false), Err(BadSeqid));
         assert_eq!(t.stats().too_big, 1);
         // Idle for more than a lease: forgotten unless it holds state.
-        t.tick(Time(30 + 1000), 1000, &|_| false);
-        assert_eq!(t.stats().owners, 2, "c is idle for exactly a lease: kept");
-        t.tick(Time(40 + 1001), 1000, &|o| o.name == b"a");
+        // The first tick without state starts the count: nothing goes yet.
+        t.tick(Time(5000), 1000, &|_| false);
+        assert_eq!(t.stats().owners, 2, "seen without state only now: kept");
+        t.tick(Time(6000), 1000, &|_| false);
+        assert_eq!(
+            t.stats().owners,
+            2,
+            "without state for exactly a lease: kept"
+        );
+        // a holds state again (its count starts afresh), c goes.
+        t.tick(Time(6001), 1000, &|o| o.name == b"a");
         assert_eq!((t.confirmed(&a), t.confirmed(&c)), (Some(true), None));
         t.purge_client(ClientId(1));
         assert_eq!(
