@@ -22,6 +22,8 @@
 # for bench/soak.sh's limits.
 # GANESHA_NFSV4_EXTRA: lines added to the NFSV4 block (e.g. "Lease_Lifetime = 15;", which
 # tests/interop/pynfs.sh uses).
+# GANESHA_MINOR_VERSIONS: the NFSv4 minor versions served (default "1, 2";
+# tests/interop/pynfs.sh --minor 0 sets "0, 1, 2").
 # GANESHA_GRACE: unset (default), ganesha starts without a grace period (Graceless = true);
 # set to N, it keeps a grace period of N seconds after each start, so that NFSv4 clients can
 # reclaim their opens and locks across a restart (tests/interop/linux-client.sh).
@@ -90,7 +92,7 @@ NFS_CORE_PARAM {
 ${GANESHA_CORE_EXTRA:-}
 }
 NFSV4 {
-  Minor_Versions = 1, 2;
+  Minor_Versions = ${GANESHA_MINOR_VERSIONS:-1, 2};
 $(if [ -n "${GANESHA_GRACE:-}" ]; then echo "  Graceless = false;"; echo "  Grace_Period = $GANESHA_GRACE;"; else echo "  Graceless = true;"; fi)
   # the test guest has no idmapper: owners travel as numbers
   Only_Numeric_Owners = true;

@@ -7,6 +7,12 @@
 #   - nfs-cat of a small file.
 # Then the server is stopped and started again on the same directory and the file is read
 # again through a fresh mount (handles and data survive a restart).
+# Then NFSv4.0 (libnfs' `version=4`, local backend, rnfs serving 4.0): nfs-cat and nfs-cp out
+# of the 100 MiB file byte-identical, nfs-ls of 3000 entries complete, nfs-cp in of a
+# 3000-byte file identical on disk. libnfs 4.0.0 (Debian 12) cannot write more than about
+# 3.5 KiB at once over NFSv4: it puts the whole write in one WRITE whose encoding overflows
+# its fixed-size request buffer and fails before anything is sent (a capture shows no WRITE
+# on the wire; docs/conformance.md); such a write is reported, not graded.
 # Usage: tests/interop/libnfs.sh   (uses ${RNFS_BIN:-target/release/rnfs}; only 127.0.0.1)
 set -euo pipefail
 . "$(cd "$(dirname "$0")/../harness" && pwd)/lib.sh"
@@ -68,5 +74,32 @@ for backend in local memory; do
   fi
   stop
 done
+echo "== NFSv4.0 (version=4), local backend"
+url4() { echo "nfs://127.0.0.1//$1?version=4&nfsport=$PORT"; }
+mkdir -p "$W/export4/many4"
+cp "$W/src" "$W/export4/big"
+(cd "$W/export4/many4" && for i in $(seq 1 3000); do : > "e$i"; done)
+start "$W/export4" --versions 3,4.0,4.1,4.2
+t0=$(date +%s.%N)
+check "v4.0: nfs-cat 100 MiB is byte-identical" \
+  bash -c "nfs-cat '$(url4 big)' > '$W/back4' && cmp -s '$W/src' '$W/back4'"
+t1=$(date +%s.%N)
+rm -f "$W/back4"
+check "v4.0: nfs-cp 100 MiB out is byte-identical" \
+  bash -c "nfs-cp '$(url4 big)' '$W/back4' >/dev/null && cmp -s '$W/src' '$W/back4'"
+t2=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN{printf "   nfs-cat %.2f s, nfs-cp out %.2f s\n", b-a, c-b}'
+n=$(nfs-ls "$(url4 many4)" | grep -c ' e[0-9]*$' || true)
+check "v4.0: nfs-ls lists all 3000 entries (got $n)" [ "$n" = 3000 ]
+head -c 3000 "$W/src" > "$W/s3k"
+check "v4.0: nfs-cp in of 3000 bytes, identical on the server" \
+  bash -c "nfs-cp '$W/s3k' '$(url4 w3k)' >/dev/null && cmp -s '$W/s3k' '$W/export4/w3k'"
+head -c 100000 "$W/src" > "$W/s100k"
+if nfs-cp "$W/s100k" "$(url4 w100k)" >/dev/null 2>&1 && cmp -s "$W/s100k" "$W/export4/w100k"; then
+  echo "note - v4.0: nfs-cp in of 100 kB worked (this libnfs writes large NFSv4 WRITEs now)"
+else
+  echo "KNOWN libnfs - v4.0: nfs-cp in of 100 kB fails in libnfs before any WRITE is sent (not graded)"
+fi
+stop
 echo "libnfs: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

@@ -1,11 +1,14 @@
 #!/bin/bash
-# pynfs (the NFSv4 server conformance suite; its own tests, unmodified) at NFSv4.1 against
-# nfs-ganesha and against rnfs in the same run, each over a fresh directory, each with a short
-# lease so that the tests that wait for a lease to expire take seconds, not minutes.
+# pynfs (the NFSv4 server conformance suite; its own tests, unmodified) at NFSv4.1 (or 4.0)
+# against nfs-ganesha and against rnfs in the same run, each over a fresh directory, each with a
+# short lease so that the tests that wait for a lease to expire take seconds, not minutes.
 #
-#   tests/interop/pynfs.sh [--only ganesha|rnfs] [--lease SECS] [-T SECONDS] [CODE|FLAG...]
+#   tests/interop/pynfs.sh [--minor 1|0] [--only ganesha|rnfs] [--lease SECS] [-T SECONDS] [CODE|FLAG...]
 #
-# CODE|FLAG: pynfs test codes or groups (default: all), run with --minorversion 1.
+# CODE|FLAG: pynfs test codes or groups (default: all), run with --minorversion 1; with
+# --minor 0, pynfs' NFSv4.0 suite (nfs4.0/testserver.py, no --minorversion), both servers
+# serving 4.0 too, results in pynfs40-SERVER.txt and known failures in
+# docs/pynfs40-known-failures.txt.
 # The pynfs source is a tarball of its git tree: $PYNFS_TARBALL, else
 # ../shared/tools/pynfs/pynfs-src.tar.gz beside the repository (or beside its main worktree).
 # Without one, the run is recorded as skipped ("SKIPPED pynfs ..."), never as passed; with
@@ -30,7 +33,7 @@ set -euo pipefail
 export LC_ALL=C
 . "$(cd "$(dirname "$0")" && pwd)/../harness/lib.sh"
 H=$RNFS_HARNESS
-SERVERS=(ganesha rnfs) CODES=() LEASE=15 TMO=${PYNFS_TIMEOUT:-1500}
+SERVERS=(ganesha rnfs) CODES=() LEASE=15 TMO=${PYNFS_TIMEOUT:-1500} MINOR=1
 # Known counts of pynfs (snapshot 3c14d9e) 4.1 `all` against nfs-ganesha 4.3 with a 15 s lease
 # (docs/conformance.md).
 PYNFS_MIN_TESTS=${PYNFS_MIN_TESTS:-183}
@@ -39,9 +42,10 @@ KNOWN_FILE=$RNFS_REPO/docs/pynfs-known-failures.txt
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) SERVERS=("${2:?--only needs ganesha or rnfs}"); shift 2 ;;
+    --minor) MINOR=${2:?--minor needs 1 or 0}; shift 2 ;;
     --lease) LEASE=${2:?--lease needs seconds}; shift 2 ;;
     -T) TMO=${2:?-T needs seconds}; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
     *) CODES+=("$1"); shift ;;
   esac
@@ -49,6 +53,16 @@ done
 for s in "${SERVERS[@]}"; do
   case "$s" in ganesha|rnfs) ;; *) echo "unknown server $s (ganesha or rnfs)" >&2; exit 2;; esac
 done
+case "$MINOR" in
+  1) V=4.1 TAG= MINOR_ARGS=(--minorversion 1) ;;
+  0) # Known counts of pynfs 4.0 `all` against nfs-ganesha 4.3, 15 s lease (docs/conformance.md).
+     PYNFS_MIN_TESTS=${PYNFS40_MIN_TESTS:-590}
+     PYNFS_GANESHA_MIN_PASSED=${PYNFS40_GANESHA_MIN_PASSED:-576}
+     KNOWN_FILE=$RNFS_REPO/docs/pynfs40-known-failures.txt
+     V=4.0 TAG=40 MINOR_ARGS=()
+     export GANESHA_MINOR_VERSIONS="0, 1, 2" ;;
+  *) echo "--minor takes 1 or 0" >&2; exit 2 ;;
+esac
 FULL=1
 ((${#CODES[@]})) || CODES=(all)
 [ "${CODES[*]}" = all ] || FULL=
@@ -95,7 +109,7 @@ CUR=
 cleanup() { [ -z "$CUR" ] || "$H/$CUR.sh" stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-rnfs_log "pynfs 4.1 (${CODES[*]}) against ${SERVERS[*]}, lease $LEASE s; pynfs sha256 $SUM; work dir $RUN"
+rnfs_log "pynfs $V (${CODES[*]}) against ${SERVERS[*]}, lease $LEASE s; pynfs sha256 $SUM; work dir $RUN"
 
 # results JSON LOG > "code<TAB>status<TAB>message" per test asked for, sorted by code.
 # The JSON lists every test pynfs knows, the ones the command line did not ask for as
@@ -134,7 +148,7 @@ count() { awk -F'\t' -v s="$2" '$2 == s' "$1" | wc -l; }
 
 declare -A OK
 for S in "${SERVERS[@]}"; do
-  echo "=== pynfs 4.1 against $S"
+  echo "=== pynfs $V against $S"
   t=$SECONDS rc=0
   dir=$RUN/export-$S
   mkdir -p "$dir"
@@ -150,6 +164,7 @@ for S in "${SERVERS[@]}"; do
     if "$bin" serve --help 2>/dev/null | grep -q -- '--lease'; then extra="--lease $LEASE"
     else rnfs_log "rnfs: 'rnfs serve --help' lists no --lease: running with its default lease (slow)"; fi
     "$bin" serve --help 2>/dev/null | grep -q -- '--versions' || rnfs_log "rnfs: 'rnfs serve --help' lists no --versions: does it serve NFSv4.1 yet?"
+    [ "$MINOR" != 0 ] || extra="$extra --versions 3,4.0,4.1,4.2"
     RNFS_SERVE_EXTRA=$extra "$H/rnfs.sh" start "$dir" "$port" >&2 && started=1
   fi
   J=$RUN/$S.json
@@ -157,16 +172,16 @@ for S in "${SERVERS[@]}"; do
     CUR=$S
     . "$RUN/server-$S/state"
     url=127.0.0.1:$NFS_PORT$EXPORT
-    rnfs_log "$S: testserver.py $url --maketree --showomit --minorversion 1 ${CODES[*]} (timeout $TMO s)"
-    (cd "$P/nfs4.1" && PATH="$P/venv/bin:$PATH" timeout "$TMO" "$P/venv/bin/python" ./testserver.py "$url" \
-      --maketree --showomit --json="$J" --minorversion 1 "${CODES[@]}") > "$RUN/$S.log" 2>&1 || rc=$?
+    rnfs_log "$S: nfs$V/testserver.py $url --maketree --showomit ${MINOR_ARGS[*]} ${CODES[*]} (timeout $TMO s)"
+    (cd "$P/nfs$V" && PATH="$P/venv/bin:$PATH" timeout "$TMO" "$P/venv/bin/python" ./testserver.py "$url" \
+      --maketree --showomit --json="$J" "${MINOR_ARGS[@]}" "${CODES[@]}") > "$RUN/$S.log" 2>&1 || rc=$?
     [ "$rc" != 124 ] || rnfs_log "$S: pynfs timed out after $TMO s"
     "$H/$S.sh" stop >&2 || true
     CUR=
   else
     rnfs_log "$S: server did not start"
   fi
-  R=$RNFS_TEST_WORK/pynfs-$S.txt
+  R=$RNFS_TEST_WORK/pynfs$TAG-$S.txt
   if [ -s "$J" ] && results "$J" "$RUN/$S.log" > "$RUN/$S.results" 2> "$RUN/$S.parse.err"; then :; else
     : > "$RUN/$S.results"
     why="wrote no JSON"; [ ! -s "$J" ] || why=$(tail -n 1 "$RUN/$S.parse.err" 2>/dev/null)
@@ -176,7 +191,7 @@ for S in "${SERVERS[@]}"; do
   p=$(count "$RUN/$S.results" passed) f=$(count "$RUN/$S.results" failed)
   k=$(count "$RUN/$S.results" skipped) tot=$(wc -l < "$RUN/$S.results")
   {
-    echo "# pynfs sha256 $SUM, NFSv4.1 (--minorversion 1) ${CODES[*]}, lease $LEASE s, against $S, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# pynfs sha256 $SUM, NFSv$V (${MINOR_ARGS[*]:-nfs4.0 suite}) ${CODES[*]}, lease $LEASE s, against $S, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# exit status $rc; log $RUN/$S.log"
     cat "$RUN/$S.results"
     echo "pynfs $S: $p passed, $f failed, $k skipped"
@@ -199,10 +214,10 @@ if [ -n "$FULL" ]; then
 fi
 GR=
 if [[ " ${SERVERS[*]} " == *" ganesha "* ]]; then GR=$RUN/ganesha.results
-elif [ -f "$RNFS_TEST_WORK/pynfs-ganesha.txt" ]; then
+elif [ -f "$RNFS_TEST_WORK/pynfs$TAG-ganesha.txt" ]; then
   GR=$RUN/ganesha-previous.results
-  grep -v '^#' "$RNFS_TEST_WORK/pynfs-ganesha.txt" | grep -P '\t' > "$GR" || true
-  echo "comparing with the previous ganesha results in $RNFS_TEST_WORK/pynfs-ganesha.txt"
+  grep -v '^#' "$RNFS_TEST_WORK/pynfs$TAG-ganesha.txt" | grep -P '\t' > "$GR" || true
+  echo "comparing with the previous ganesha results in $RNFS_TEST_WORK/pynfs$TAG-ganesha.txt"
 fi
 if [ -n "$GR" ] && [ -n "$FULL" ]; then
   gp=$(count "$GR" passed)
@@ -218,8 +233,8 @@ if [[ " ${SERVERS[*]} " == *" rnfs "* ]] && [ -n "${OK[rnfs]:-}" ]; then
   awk -F'\t' '$2 == "failed" {print $1}' "$RR" | sort > "$RUN/rnfs-failed.txt"
   new=$(comm -23 "$RUN/rnfs-failed.txt" "$RUN/known.txt")
   fixed=$(join <(comm -13 "$RUN/rnfs-failed.txt" "$RUN/known.txt") <(awk -F'\t' '$2 == "passed" {print $1}' "$RR" | sort))
-  [ -z "$new" ] || floor_fail "rnfs failures not listed in docs/pynfs-known-failures.txt:"$'\n'"$(join -t $'\t' <(echo "$new") "$RR" | awk -F'\t' '{print "  " $1 ": " $3}')"
-  [ -z "$fixed" ] || echo "FIXED: listed in docs/pynfs-known-failures.txt but passing on rnfs now (remove them):"$'\n'"$(sed 's/^/  /' <<<"$fixed")"
+  [ -z "$new" ] || floor_fail "rnfs failures not listed in ${KNOWN_FILE#$RNFS_REPO/}:"$'\n'"$(join -t $'\t' <(echo "$new") "$RR" | awk -F'\t' '{print "  " $1 ": " $3}')"
+  [ -z "$fixed" ] || echo "FIXED: listed in ${KNOWN_FILE#$RNFS_REPO/} but passing on rnfs now (remove them):"$'\n'"$(sed 's/^/  /' <<<"$fixed")"
   awk -F'\t' '$2 == "skipped" {print "SKIPPED pynfs/" $1 " [rnfs]: skipped by pynfs"}' "$RR"
   # every test that passed on ganesha must pass on rnfs
   if [ -n "$GR" ]; then

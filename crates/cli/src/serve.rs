@@ -43,8 +43,9 @@ pub(crate) struct ServeArgs {
     /// MOUNT list: most entries in all; the oldest entry is forgotten beyond.
     #[arg(long, value_name = "N", default_value_t = rnfs_server::DEFAULT_MOUNTS_TOTAL)]
     max_mounts: usize,
-    /// Protocol versions served, comma-separated: 3 (NFSv3 and MOUNT v3), 4.1, 4.2 (all
-    /// on the same port). NFSv4.0 is not served: its compounds answer MINOR_VERS_MISMATCH.
+    /// Protocol versions served, comma-separated: 3 (NFSv3 and MOUNT v3), 4.0 (or 4), 4.1,
+    /// 4.2 (all on the same port). NFSv4 minor versions are served as a range: "4.0,4.2"
+    /// serves 4.1 too. Minor versions not served answer MINOR_VERS_MISMATCH.
     #[arg(long, value_name = "LIST", default_value = "3,4.1,4.2", value_parser = parse_versions)]
     versions: Versions,
     /// NFSv4 lease, in seconds: a client silent this long loses its state to whoever
@@ -106,10 +107,14 @@ pub(crate) fn parse_versions(s: &str) -> Result<Versions, String> {
                 v.v3 = true;
                 continue;
             }
+            "4" | "4.0" => 0,
             "4.1" => 1,
             "4.2" => 2,
-            "4" | "4.0" => return Err("NFSv4.0 is not served (yet): use 4.1 or 4.2".into()),
-            other => return Err(format!("unknown version {other:?}: give 3, 4.1 or 4.2")),
+            other => {
+                return Err(format!(
+                    "unknown version {other:?}: give 3, 4.0, 4.1 or 4.2"
+                ))
+            }
         };
         v.v4 = Some(v.v4.map_or((minor, minor), |(lo, hi)| (lo.min(minor), hi.max(minor))));
     }
@@ -654,7 +659,8 @@ mod tests {
         assert_eq!(parse_versions("3"), Ok(v(true, None)));
         assert_eq!(parse_versions("4.2"), Ok(v(false, Some((2, 2)))));
         assert_eq!(parse_versions("4.1, 3"), Ok(v(true, Some((1, 1)))));
-        assert!(parse_versions("4.0").is_err());
+        assert_eq!(parse_versions("4.0"), Ok(v(false, Some((0, 0)))));
+        assert_eq!(parse_versions("3,4,4.2"), Ok(v(true, Some((0, 2)))));
         assert!(parse_versions("2").is_err());
         assert!(parse_versions("").is_err());
     }

@@ -3,7 +3,7 @@
 //! encodes the reply.
 //!
 //! - **The op table** ([`OPS`], as knfsd's `nfsd4_ops[]`): for every operation number of
-//!   NFSv4.1 and 4.2, its name, the minor versions that have it, its flags (needs a
+//!   NFSv4.0, 4.1 and 4.2, its name, the minor versions that have it, its flags (needs a
 //!   current filehandle, is a session operation that may start a compound, modifies
 //!   state, clears the current stateid) and an estimate of its reply size; and its handler
 //!   (`ops/`), or none: a known operation not built yet answers NFS4ERR_NOTSUPP. A number
@@ -12,6 +12,10 @@
 //! - **Order**: operations are decoded one at a time, as they run, so a compound of 10,000
 //!   operations costs nothing before its first runs and holds no per-operation memory;
 //!   the first failing operation ends the compound, and its status is the compound's.
+//! - **NFSv4.0** (minor version 0, RFC 7530): no SEQUENCE; the 4.1 operations are
+//!   OP_ILLEGAL there and the 4.0-only ones (SETCLIENTID, RENEW, OPEN_CONFIRM, ...)
+//!   NOTSUPP in 4.1. Each operation finds its client and the owners' seqids order and
+//!   replay the state changes ([`ops::v40`]); no slot caches a minor-0 reply.
 //! - **Sessions**: in NFSv4.1 and later the first operation is SEQUENCE, or one of the
 //!   operations allowed without a session, alone (NFS4ERR_OP_NOT_IN_SESSION,
 //!   NFS4ERR_NOT_ONLY_OP); SEQUENCE anywhere else is NFS4ERR_SEQUENCE_POS. The session
@@ -35,7 +39,10 @@ use super::owner::OwnerMap;
 use super::pseudo::{Caller, Place, PseudoFs};
 use super::state::ids::{ClientId, Stateid, Time};
 use super::state::locking::Locking;
-use rnfs_proto::nfs4::{decode_compound_args, CompoundError, CompoundLimits, NfsArgop4};
+use rnfs_proto::nfs4::{
+    decode_compound_args, CompoundError, CompoundLimits, NfsArgop4, Setclientid4args,
+    SetclientidConfirm4args,
+};
 use rnfs_vfs::{FileKey, Kept};
 use rnfs_xdr::Writer;
 
@@ -71,6 +78,27 @@ pub trait Sessions {
     fn reclaim_complete(&self, client: ClientId, one_fs: bool) -> R4<()> {
         let _ = (client, one_fs);
         Err(Nfs4Error::NotSupp)
+    }
+
+    /// SETCLIENTID (RFC 7530 16.33, NFSv4.0): on success writes SETCLIENTID4resok to `out`;
+    /// on CLID_INUSE the `clientaddr4` that follows that status.
+    fn setclientid(&self, a: &Setclientid4args, out: &mut Writer) -> R4<()> {
+        let _ = (a, out);
+        Err(Nfs4Error::NotSupp)
+    }
+
+    /// SETCLIENTID_CONFIRM (RFC 7530 16.34, NFSv4.0).
+    fn setclientid_confirm(&self, a: &SetclientidConfirm4args) -> R4<()> {
+        let _ = a;
+        Err(Nfs4Error::NotSupp)
+    }
+
+    /// An NFSv4.0 operation uses `client`'s state (RENEW, or any operation naming the
+    /// client or its state): STALE_CLIENTID unless it is a confirmed client; renews its
+    /// lease (RFC 7530 9.5).
+    fn use_client40(&self, client: ClientId) -> R4<()> {
+        let _ = client;
+        Err(Nfs4Error::Status(STALE_CLIENTID))
     }
 
     /// Operation `num` of the compound answered `status` (for the per-operation
@@ -286,7 +314,8 @@ impl<'a> Compound<'a> {
     /// The stateid an operation is to use: the current one for the special "current"
     /// stateid (BAD_STATEID when there is none), else `s` (RFC 8881 16.2.3.1.2).
     pub fn stateid(&self, s: Stateid) -> R4<Stateid> {
-        if s == Stateid::CURRENT {
+        // NFSv4.0 has no "current" stateid: there it is just a stateid nobody holds.
+        if s == Stateid::CURRENT && self.minor > 0 {
             return self.current_stateid.ok_or(Nfs4Error::BadStateid);
         }
         Ok(s)
@@ -346,10 +375,10 @@ const fn op(num: u32, name: &'static str, since: u32, flags: u8, reply_size: usi
     }
 }
 
-const fn v40(num: u32, name: &'static str) -> OpDesc {
+const fn v40(num: u32, name: &'static str, flags: u8, reply_size: usize) -> OpDesc {
     OpDesc {
         v40_only: true,
-        ..op(num, name, 0, 0, 0)
+        ..built(op(num, name, 0, flags, reply_size))
     }
 }
 
@@ -384,7 +413,7 @@ pub static OPS: [OpDesc; 73] = [
     built(op(17, "NVERIFY", 0, NEEDS_FH, 0)),
     built(op(18, "OPEN", 0, NEEDS_FH | MODIFIES, 128)),
     op(19, "OPENATTR", 0, NEEDS_FH, 0),
-    v40(20, "OPEN_CONFIRM"),
+    v40(20, "OPEN_CONFIRM", NEEDS_FH | MODIFIES, 16),
     built(op(21, "OPEN_DOWNGRADE", 0, NEEDS_FH | MODIFIES, 16)),
     built(op(22, "PUTFH", 0, CLEARS_STATEID, 0)),
     built(op(23, "PUTPUBFH", 0, CLEARS_STATEID, 0)),
@@ -394,16 +423,16 @@ pub static OPS: [OpDesc; 73] = [
     built(op(27, "READLINK", 0, NEEDS_FH, 4 + 4096)),
     built(op(28, "REMOVE", 0, NEEDS_FH | MODIFIES, 20)),
     built(op(29, "RENAME", 0, NEEDS_FH | MODIFIES, 40)),
-    v40(30, "RENEW"),
+    v40(30, "RENEW", MODIFIES, 0),
     built(op(31, "RESTOREFH", 0, 0, 0)),
     built(op(32, "SAVEFH", 0, NEEDS_FH, 0)),
     built(op(33, "SECINFO", 0, NEEDS_FH, 64)),
     built(op(34, "SETATTR", 0, NEEDS_FH | MODIFIES, 16)),
-    v40(35, "SETCLIENTID"),
-    v40(36, "SETCLIENTID_CONFIRM"),
+    v40(35, "SETCLIENTID", MODIFIES, 16 + 2 * 1028),
+    v40(36, "SETCLIENTID_CONFIRM", MODIFIES, 0),
     built(op(37, "VERIFY", 0, NEEDS_FH, 0)),
     built(op(38, "WRITE", 0, NEEDS_FH | MODIFIES, 16)),
-    v40(39, "RELEASE_LOCKOWNER"),
+    v40(39, "RELEASE_LOCKOWNER", MODIFIES, 0),
     op(40, "BACKCHANNEL_CTL", 1, SESSION | MODIFIES, 0),
     op(41, "BIND_CONN_TO_SESSION", 1, SESSION | MODIFIES, 24),
     op(42, "EXCHANGE_ID", 1, SESSION | MODIFIES, 2048),
@@ -448,6 +477,8 @@ pub const OP_ILLEGAL: u32 = 10044;
 pub const OP_SEQUENCE: u32 = 53;
 /// `OP_SETATTR`.
 pub const OP_SETATTR: u32 = 34;
+/// `NFS4ERR_STALE_CLIENTID`.
+pub const STALE_CLIENTID: u32 = 10022;
 
 /// The row of operation `num` in minor version `minor`, if it has one.
 pub fn describe(num: u32, minor: u32) -> Option<&'static OpDesc> {
@@ -475,8 +506,17 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
             return Ok(out.into_inner());
         }
         // More operations than the server takes: none is read, none is run.
+        // NFSv4.0 has no TOO_MANY_OPS: RESOURCE there (RFC 7530 15.2; knfsd too).
         Err(CompoundError::TooManyOps { tag, .. }) => {
-            Header::begin(&mut out, &tag.0).finish(&mut out, Nfs4Error::TooManyOps.code(), 0);
+            let minor = request
+                .get(4 + tag.0.len().div_ceil(4) * 4..)
+                .and_then(|b| Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?)));
+            let e = if minor == Some(0) {
+                Nfs4Error::Resource
+            } else {
+                Nfs4Error::TooManyOps
+            };
+            Header::begin(&mut out, &tag.0).finish(&mut out, e.code(), 0);
             return Ok(out.into_inner());
         }
     };
@@ -673,7 +713,11 @@ fn run_one(
         };
     }
     let mut body = Writer::new();
-    let r = dispatch(c, op, &mut body);
+    let r = if c.minor == 0 {
+        ops::v40::run(c, op, &mut body)
+    } else {
+        dispatch(c, op, &mut body)
+    };
     if r.is_ok() && d.flags & CLEARS_STATEID != 0 {
         c.current_stateid = None;
     }
@@ -689,8 +733,8 @@ fn run_one(
 /// Runs a built operation: one arm per operation, its handler in `ops/`. The op table's
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
-fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, dir, fh, io, lock, open};
+pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
+    use ops::{access, attr, dir, fh, io, lock, open, v40};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
@@ -728,6 +772,11 @@ fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
         A::OpSecinfoNoName(a) => fh::secinfo_no_name(c, *a, w),
         A::OpVerify(a) => attr::verify(c, a),
         A::OpReclaimComplete(a) => c.ctx.sessions.reclaim_complete(c.client()?, a.rca_one_fs),
+        A::OpOpenConfirm(a) => v40::open_confirm(c, a, w),
+        A::OpRenew(a) => v40::renew(c, a.clientid),
+        A::OpSetclientid(a) => c.ctx.sessions.setclientid(a, w),
+        A::OpSetclientidConfirm(a) => c.ctx.sessions.setclientid_confirm(a),
+        A::OpReleaseLockowner(a) => v40::release_lockowner(c, a),
         _ => Err(Nfs4Error::NotSupp),
     }
 }
@@ -1449,7 +1498,8 @@ mod tests {
         let s = sessions();
         let ctx = w.ctx(&s, WIDE);
         let caller = ctx.caller;
-        for d in OPS.iter().filter(|d| d.flags & SESSION == 0) {
+        // The NFSv4.0 client operations go to the session layer, like the 4.1 ones.
+        for d in OPS.iter().filter(|d| d.flags & SESSION == 0 && !d.v40_only) {
             let mut bytes = d.num.to_be_bytes().to_vec();
             bytes.extend([0; 256]);
             let Ok(op) = <NfsArgop4 as rnfs_xdr::Xdr>::decode(&mut Reader::new(&bytes)) else {

@@ -323,6 +323,7 @@ impl V4State {
         // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
         self.kept.lock().retain(|f, _| locking.holds_file(f));
         let recalls = self.recalls_due(&mut locking, now);
+        locking.seqid_tick(now, clients.lease_ms());
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
         }

@@ -11,6 +11,7 @@ use super::state::sessions::api::{
     BindDir, ChannelAttrs, ConnDir, CreateSessionArgs, ExchangeIdArgs, Principal, SequenceArgs,
     SequenceOutcome,
 };
+use super::state::sessions::clients::{Callback40, SetClientIdArgs};
 use super::state::sessions::error::SessionError;
 use super::state::sessions::slots::RequestDigest;
 use super::unit::NFS4_OPS;
@@ -363,6 +364,68 @@ impl Sessions for CompoundSessions<'_> {
         clients.reclaim_complete(client, one_fs)?;
         st.write_records(clients);
         Ok(())
+    }
+
+    fn setclientid(&self, a: &p4::Setclientid4args, out: &mut Writer) -> R4<()> {
+        let loc = &a.callback.cb_location;
+        let args = SetClientIdArgs {
+            owner: a.client.id.0.clone(),
+            verifier: Verifier(a.client.verifier.0),
+            principal: self.principal.clone(),
+            callback: Callback40 {
+                program: a.callback.cb_program,
+                netid: String::from_utf8_lossy(&loc.na_r_netid.0).into_owned(),
+                uaddr: String::from_utf8_lossy(&loc.na_r_addr.0).into_owned(),
+                ident: a.callback_ident,
+            },
+        };
+        let st = self.state;
+        let mut locking = st.locking.lock();
+        let mut clients = st.clients.lock();
+        let ok = match clients.setclientid(self.now, &args, &|id| locking.has_state(id)) {
+            Ok(ok) => ok,
+            Err(e) => {
+                if e == SessionError::ClidInuse {
+                    // clientaddr4 of the client using the owner: not disclosed.
+                    out.opaque(b"");
+                    out.opaque(b"");
+                }
+                return Err(e.into());
+            }
+        };
+        for id in &ok.purge {
+            locking.purge_client(*id);
+        }
+        st.write_records(clients);
+        drop(locking);
+        out.u64(ok.clientid.0);
+        out.opaque_fixed(&ok.confirm.0);
+        Ok(())
+    }
+
+    fn setclientid_confirm(&self, a: &p4::SetclientidConfirm4args) -> R4<()> {
+        let st = self.state;
+        let mut locking = st.locking.lock();
+        let mut clients = st.clients.lock();
+        let purge = clients.setclientid_confirm(
+            self.now,
+            ClientId(a.clientid),
+            Verifier(a.setclientid_confirm.0),
+            &self.principal,
+        )?;
+        if let Some(id) = purge {
+            locking.purge_client(id);
+        }
+        st.write_records(clients);
+        Ok(())
+    }
+
+    fn use_client40(&self, client: ClientId) -> R4<()> {
+        self.state
+            .clients
+            .lock()
+            .use_client40(client, self.now)
+            .map_err(Into::into)
     }
 
     fn op_done(&self, num: u32, status: u32) {

@@ -416,6 +416,33 @@ impl Unit for Nfs4 {
             "rnfs_nfs4_unconfirmed_evicted_total {}",
             c.unconfirmed_evicted
         );
+        let q = self.state.locking.lock().seqid_stats();
+        family(
+            o,
+            "rnfs_nfs4_v40_owners",
+            "gauge",
+            "NFSv4.0 open and lock owners whose seqid is kept, and the bytes of their kept replies.",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_v40_owners{{kind=\"owners\"}} {}", q.owners);
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_v40_owners{{kind=\"reply_bytes\"}} {}",
+            q.kept_bytes
+        );
+        family(
+            o,
+            "rnfs_nfs4_v40_seqid_total",
+            "counter",
+            "NFSv4.0 seqid outcomes: replies replayed, BAD_SEQID, replies too large to keep, owners evicted at the bound.",
+        );
+        for (what, n) in [
+            ("replayed", q.replays),
+            ("bad_seqid", q.bad_seqid),
+            ("too_big", q.too_big),
+            ("evicted", q.evicted),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_v40_seqid_total{{outcome=\"{what}\"}} {n}");
+        }
     }
 }
 

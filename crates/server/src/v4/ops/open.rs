@@ -167,9 +167,11 @@ fn by_name(
             // The size (O_TRUNC) is applied once the share reservation is granted: a
             // conflicting OPEN must not truncate someone else's file.
             let no_size = SetAttr { size: None, ..set };
-            // An existing file is opened: of the attributes, only the size applies.
-            let set_mask = if existed {
+            // An existing file is opened: of the attributes, only a size of 0 applies.
+            let set_mask = if existed && set.size == Some(0) {
                 mask.and(Bitmap::of(&[attrs::num::SIZE]))
+            } else if existed {
+                Bitmap::default()
             } else {
                 mask
             };
@@ -184,7 +186,9 @@ fn by_name(
                 !existed,
             )?;
             f.created = !existed;
-            f.truncate = set.size;
+            // An existing file is truncated by a size of 0 (O_TRUNC); any other size is
+            // ignored, as the other attributes are (knfsd too; pynfs 4.0 OPEN2).
+            f.truncate = set.size.filter(|s| !existed || *s == 0);
             return Ok(f);
         }
         Createhow4::Guarded4(f) => {
@@ -563,7 +567,7 @@ pub(super) fn put_delegation(w: &mut Writer, d: &Deleg) {
 }
 
 /// The current file as the locking state knows it.
-fn current_file(c: &Compound<'_>) -> R4<FileKey> {
+pub(super) fn current_file(c: &Compound<'_>) -> R4<FileKey> {
     match c.fh()? {
         Place::Pseudo(_) => Err(Nfs4Error::BadStateid),
         Place::Export { export, key } => {

@@ -28,6 +28,7 @@ use super::delegations::{
 };
 use super::ids::{ClientId, Stateid, Time};
 use super::ranges::{RangeOwner, RangeTable};
+use super::seqid::SeqidTable;
 use super::share::{Asked, ShareAccess, ShareDeny};
 use super::stateid::{
     check_seqid, special, SeqidCheck, Special, StateidKind, StateidMint, Unknown,
@@ -348,6 +349,8 @@ pub struct Locking {
     /// The delegations: their stateids come from the same mint, so one stateid space
     /// names opens, locks and delegations.
     pub(super) deleg: Delegations,
+    /// NFSv4.0 owners' seqids and kept replies ([`super::seqid`]).
+    pub(super) seqids: SeqidTable,
 }
 
 #[derive(Debug, Default)]
@@ -372,6 +375,7 @@ impl Locking {
             clients: HashMap::new(),
             ranges: RangeTable::new(),
             deleg: Delegations::new(DelegLimits::from_ram(0), 90_000),
+            seqids: SeqidTable::new(limits.owners),
         }
     }
 
@@ -717,6 +721,9 @@ impl Locking {
     /// Frees all of `client`'s state: its opens, lock stateids, ranges and owners (lease
     /// expiry, a courtesy client in someone's way, DESTROY_CLIENTID, a client rebooted).
     pub fn purge_client(&mut self, client: ClientId) -> Purged {
+        // The client's NFSv4.0 owners stay in the seqid table (bounded, forgotten a lease
+        // later): a stateid of theirs then still names its client, whose operations
+        // answer EXPIRED (RFC 7530 9.6.3) rather than BAD_STATEID.
         let mut purged = Purged {
             delegations: self.deleg.purge_client(client),
             ..Purged::default()

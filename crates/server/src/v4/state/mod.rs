@@ -13,6 +13,7 @@ pub mod locking;
 pub mod locks;
 pub mod opens;
 pub mod ranges;
+pub mod seqid;
 pub mod sessions;
 pub mod share;
 pub mod stateid;

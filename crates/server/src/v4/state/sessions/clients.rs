@@ -44,6 +44,9 @@ use super::slots::{SlotStart, SlotTable};
 use crate::v4::state::ids::{ClientId, SessionId, Time, Verifier};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod v40;
+pub use v40::{Callback40, SetClientIdArgs, SetClientIdOk};
+
 #[derive(Debug, Clone)]
 struct Client {
     owner: Vec<u8>,
@@ -60,6 +63,8 @@ struct Client {
     reclaim_complete: bool,
     /// The caller was asked to record it.
     recorded: bool,
+    /// An NFSv4.0 client (SETCLIENTID): its confirm verifier and callback ([`v40`]).
+    v40: Option<v40::V40>,
 }
 
 impl Client {
@@ -100,6 +105,8 @@ pub struct ClientTable {
     boot: u32,
     next_client: u32,
     next_session: u32,
+    /// Makes SETCLIENTID's confirm verifiers unique.
+    next_confirm: u32,
     clients: BTreeMap<ClientId, Client>,
     owners: BTreeMap<Vec<u8>, OwnerIds>,
     sessions: BTreeMap<SessionId, Session>,
@@ -122,6 +129,7 @@ impl ClientTable {
             boot,
             next_client: 0,
             next_session: 0,
+            next_confirm: 0,
             clients: BTreeMap::new(),
             owners: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -222,6 +230,7 @@ impl ClientTable {
                 courtesy: false,
                 reclaim_complete: false,
                 recorded: false,
+                v40: None,
             },
         );
         self.owners
@@ -711,13 +720,18 @@ impl ClientTable {
     /// May `id` reclaim state (OPEN/LOCK with reclaim) now (C6)?
     pub fn check_reclaim(&self, id: ClientId) -> Result<(), SessionError> {
         let c = self.clients.get(&id).ok_or(SessionError::StaleClientid)?;
-        self.grace.check_reclaim(&c.record(), c.reclaim_complete)
+        // An NFSv4.0 client has no RECLAIM_COMPLETE: it may reclaim all through grace.
+        self.grace
+            .check_reclaim(&c.record(), c.reclaim_complete && c.v40.is_none())
     }
 
     /// Has `id` sent RECLAIM_COMPLETE for all its file systems? An unknown client answers
-    /// true: the operation's other checks answer for it.
+    /// true: the operation's other checks answer for it; so does an NFSv4.0 client, which
+    /// has no RECLAIM_COMPLETE (its new state waits only for grace to end).
     pub fn reclaim_completed(&self, id: ClientId) -> bool {
-        self.clients.get(&id).is_none_or(|c| c.reclaim_complete)
+        self.clients
+            .get(&id)
+            .is_none_or(|c| c.reclaim_complete || c.v40.is_some())
     }
 
     /// May new (non-reclaim) state be created now (C6)?

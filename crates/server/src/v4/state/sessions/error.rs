@@ -9,6 +9,10 @@ pub enum SessionError {
     /// `NFS4ERR_STALE_CLIENTID`: no such client (never existed, expired, or before a restart).
     #[error("NFS4ERR_STALE_CLIENTID")]
     StaleClientid,
+    /// `NFS4ERR_EXPIRED`: an NFSv4.0 client id this server instance handed out, whose
+    /// client is gone (its lease expired and its state was taken; RFC 7530 16.29.5).
+    #[error("NFS4ERR_EXPIRED")]
+    Expired,
     /// `NFS4ERR_BADSESSION`: no such session.
     #[error("NFS4ERR_BADSESSION")]
     BadSession,
@@ -87,6 +91,7 @@ impl SessionError {
             SessionError::ClidInuse => 10017,
             SessionError::Resource => 10018,
             SessionError::StaleClientid => 10022,
+            SessionError::Expired => 10011,
             SessionError::NotSame => 10027,
             SessionError::NoGrace => 10033,
             SessionError::BadSession => 10052,
@@ -132,6 +137,7 @@ mod tests {
         use SessionError as S;
         for (e, w) in [
             (S::StaleClientid, W::Nfs4errStaleClientid),
+            (S::Expired, W::Nfs4errExpired),
             (S::BadSession, W::Nfs4errBadsession),
             (S::BadSlot, W::Nfs4errBadslot),
             (S::SeqMisordered, W::Nfs4errSeqMisordered),

@@ -20,3 +20,5 @@ pub mod slots;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v40;
