@@ -20,7 +20,9 @@
 # tests/guest/nfs4-bench.sh (workloads interleaved, the order of the servers alternating).
 # Output: a markdown table (median and min-max over the rounds, ratio of the medians
 # rnfs/ganesha: < 1 means rnfs is faster) on stdout and in DIR/table.md, every sample in
-# DIR/results.tsv, `uptime` before and after in DIR/machine.txt; DIR defaults to
+# DIR/results.tsv, `uptime` before and after and each server's CPU time in DIR/machine.txt,
+# the guest client's calls and times per operation for each server in DIR/mountstats.txt,
+# rnfs's own counters in DIR/rnfs-metrics.txt; DIR defaults to
 # $RNFS_BENCH_WORK/v4 ($RNFS_TEST_WORK/bench/v4). Ends with "bench: N passed, N failed"
 # (workloads); exit status 0 only if every workload gave a number for both servers in every
 # round and every check in the guest passed.
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
     --storage) STORAGE=$2; shift ;;
     --out) OUT=$2; shift ;;
     --profile) PROFILE=$2; shift ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) rnfs_die "unknown option $1 (see --help)" ;;
   esac
   shift
@@ -60,7 +62,7 @@ rm -rf "$LOGS"; mkdir -p "$LOGS"
 WORKLOADS="untar list rm write read"
 SERVERS="rnfs ganesha"
 
-rnfs_need_pkgs iproute2 util-linux nfs-ganesha nfs-ganesha-vfs rpcbind
+rnfs_need_pkgs iproute2 util-linux curl nfs-ganesha nfs-ganesha-vfs rpcbind
 [ -z "$PROFILE" ] || rnfs_need_pkgs linux-perf
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 rnfs_log "building rnfs (target dir $CARGO_TARGET_DIR)"
@@ -116,7 +118,9 @@ rm -rf "$W/rnfs" "$W/ganesha"
 RP=$(rnfs_free_port)
 GP=$(rnfs_free_port "$RP")
 GM=$(rnfs_free_port "$RP" "$GP")
-RNFS_STATE=$W/rnfs "$H/rnfs.sh" start "$EXP/rnfs" "$RP" >"$LOGS/rnfs-start.log" 2>&1 ||
+MP=$(rnfs_free_port "$RP" "$GP" "$GM")
+# rnfs's counters (NFSv4 operations by name) are read after the run: what the client asked
+RNFS_SERVE_EXTRA="${RNFS_SERVE_EXTRA:-} --metrics 127.0.0.1:$MP" RNFS_STATE=$W/rnfs "$H/rnfs.sh" start "$EXP/rnfs" "$RP" >"$LOGS/rnfs-start.log" 2>&1 ||
   { cat "$LOGS/rnfs-start.log"; rnfs_die "rnfs did not start"; }
 GANESHA_STATE=$W/ganesha "$H/ganesha.sh" start "$EXP/ganesha" "$GP" "$GM" >"$LOGS/ganesha-start.log" 2>&1 ||
   { cat "$LOGS/ganesha-start.log"; rnfs_die "ganesha did not start"; }
@@ -150,7 +154,7 @@ if [ -n "$PROFILE" ]; then
   if perf stat -e instructions true 2>&1 | grep -q '[0-9] *instructions'; then EV=cycles; fi
   seen=0
   while kill -0 "$VM" 2>/dev/null; do
-    lines=$(tr -d '\r' < "$VMDIR/results.txt" 2>/dev/null | grep -E "^BENCH-(START|SAMPLE|FAIL) rnfs $PROFILE " || true)
+    lines=$(tr -d '\r' 2>/dev/null < "$VMDIR/results.txt" | grep -E "^BENCH-(START|SAMPLE|FAIL) rnfs $PROFILE " || true)
     n=$(printf '%s' "$lines" | grep -c . || true)
     if [ "$n" -gt "$seen" ]; then
       last=$(printf '%s\n' "$lines" | tail -1)
@@ -169,6 +173,13 @@ if [ -n "$PROFILE" ]; then
 fi
 vrc=0
 wait "$VM" || vrc=$?
+# NFSv4 operations rnfs served, by name (the guest's whole run: every round, every workload)
+# CPU time each server used over the whole run (user+system, from /proc/PID/stat)
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz}' "/proc/$1/stat" 2>/dev/null || echo '?'; }
+GANESHA_PID=$(. "$W/ganesha/state"; echo "$PGID")   # ganesha.sh: ganesha is its group leader
+echo "server CPU seconds (user+system, whole run): rnfs $(cpu_of "$RNFS_PID"), ganesha $(cpu_of "$GANESHA_PID")" >> "$OUT/machine.txt"
+curl -sf --max-time 5 "http://127.0.0.1:$MP/metrics" > "$OUT/rnfs-metrics.txt" ||
+  rnfs_log "could not read rnfs's metrics"
 rm -f "$VMDIR/initrd.img" "$VMDIR/extra.cpio.gz"
 echo "uptime after: $(uptime)" >> "$OUT/machine.txt"
 cat "$OUT/guest.out" > "$LOGS/guest.out"
@@ -179,6 +190,8 @@ grep '^BENCH-FAIL' "$OUT/guest.out" || true
 RES=$OUT/results.tsv
 printf 'server\tworkload\tround\tseconds\n' > "$RES"
 awk '$1=="BENCH-SAMPLE"{printf "%s\t%s\t%s\t%s\n", $2, $3, $4, $5}' "$OUT/guest.out" >> "$RES"
+# the client's per-operation counts and times for each server (whole run)
+sed -n 's/^MOUNTSTATS //p' "$OUT/guest.out" > "$OUT/mountstats.txt"
 # stat SERVER WORKLOAD -> "median min max n" (median of an even count: the mean of the middle two)
 stat_of() {
   awk -F'\t' -v s="$1" -v w="$2" '$1==s && $2==w {print $4}' "$RES" | sort -g |
@@ -234,6 +247,6 @@ if [ -n "$PROFILE" ]; then
     echo "profile: $b.self.txt, $b.inclusive.txt"
   done
 fi
-echo "results: $OUT (results.tsv, table.md, machine.txt, guest.out, vm/)"
+echo "results: $OUT (results.tsv, table.md, machine.txt, guest.out, mountstats.txt, rnfs-metrics.txt, vm/)"
 echo "bench: $passed passed, $failed failed"
 [ "$failed" = 0 ]
