@@ -8,8 +8,9 @@
 #                           the guest's client runs under QEMU TCG, ~0.1 s a file)
 #   bench/v4.sh --smoke     1 round, one small crate, 4 MiB (a minute or two)
 #
-# Options: --rounds N  --mib N  --crates LIST (comma-separated crate directories of
-#          ~/.cargo/registry/src/*/)  --storage dir|tmpfs  --out DIR
+# Options: --rounds N  --mib N  --storage dir|tmpfs  --out DIR
+#          --crates LIST  (comma-separated crates of ~/.cargo/registry/src/*/: NAME for its
+#                          newest version there, or NAME-VERSION; default tokio,libc)
 #          --profile WORKLOAD  (perf record -g on the rnfs process while the guest runs that
 #                               workload on rnfs, every round; report in DIR/profile-WORKLOAD.*)
 # Each server exports its own fresh, empty directory on the same file system: an ext4
@@ -21,7 +22,8 @@
 # Output: a markdown table (median and min-max over the rounds, ratio of the medians
 # rnfs/ganesha: < 1 means rnfs is faster) on stdout and in DIR/table.md, every sample in
 # DIR/results.tsv, `uptime` before and after and each server's CPU time in DIR/machine.txt,
-# the guest client's calls and times per operation for each server in DIR/mountstats.txt,
+# the guest client's calls and times per operation for each server in DIR/mountstats.txt
+# (and as a table of calls and mean round trips in DIR/ops.md),
 # rnfs's own counters in DIR/rnfs-metrics.txt; DIR defaults to
 # $RNFS_BENCH_WORK/v4 ($RNFS_TEST_WORK/bench/v4). Ends with "bench: N passed, N failed"
 # (workloads); exit status 0 only if every workload gave a number for both servers in every
@@ -33,10 +35,10 @@ REPO=$(cd "$BENCH/.." && pwd)
 H=$RNFS_HARNESS
 
 SMOKE= ROUNDS=3 MIB=64 STORAGE=dir OUT= PROFILE=
-CRATES=tokio-1.54.1,libc-0.2.191
+CRATES=tokio,libc
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) SMOKE=1; ROUNDS=1; MIB=4; CRATES=serde-1.0.229 ;;
+    --smoke) SMOKE=1; ROUNDS=1; MIB=4; CRATES=serde ;;
     --rounds) ROUNDS=$2; shift ;;
     --mib) MIB=$2; shift ;;
     --crates) CRATES=$2; shift ;;
@@ -77,13 +79,20 @@ REG=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ 2>/dev/null | head -1)
 [ -n "$REG" ] || rnfs_die "no ~/.cargo/registry/src: fetch the workspace's crates first (cargo fetch)"
 ADD=$W/guest-add
 rm -rf "$ADD"; mkdir -p "$ADD/bench"
-IFS=, read -r -a crate_list <<< "$CRATES"
-for c in "${crate_list[@]}"; do [ -d "$REG/$c" ] || rnfs_die "crate source $REG$c not found"; done
+# a name without a version takes the newest version there
+IFS=, read -r -a wanted <<< "$CRATES"
+crate_list=()
+for c in "${wanted[@]}"; do
+  if [ -d "$REG/$c" ]; then crate_list+=("$c"); continue; fi
+  v=$(cd "$REG" && ls -d "$c"-[0-9]* 2>/dev/null | sort -V | tail -1)
+  [ -n "$v" ] || rnfs_die "no source of crate $c in $REG"
+  crate_list+=("$v")
+done
 tar -C "$REG" --owner=0 --group=0 -czf "$ADD/bench/src.tar.gz" "${crate_list[@]}"
 NFILES=$(tar -tvzf "$ADD/bench/src.tar.gz" | grep -c '^-')
 NDIRS=$(tar -tvzf "$ADD/bench/src.tar.gz" | grep -c '^d')
 TREE_MB=$(du -sm "${crate_list[@]/#/$REG}" | awk '{s+=$1} END{print s}')
-TREE="${#crate_list[@]} crate(s) from ~/.cargo/registry: $NFILES files, $NDIRS directories, $TREE_MB MB ($(( $(stat -c %s "$ADD/bench/src.tar.gz") >> 10 )) KiB as tar.gz)"
+TREE="${crate_list[*]} from ~/.cargo/registry: $NFILES files, $NDIRS directories, $TREE_MB MB ($(( $(stat -c %s "$ADD/bench/src.tar.gz") >> 10 )) KiB as tar.gz)"
 rnfs_log "source tree: $TREE"
 cat > "$ADD/bench/conf" <<EOF
 A_NAME=rnfs
@@ -226,10 +235,26 @@ passed=0 failed=0
     echo "| $(label "$wl") | $rmed [$rlo-$rhi] | $gm [$glo-$ghi] | $ratio |"
   done
 } > "$OUT/table.md"
+# the same per operation: calls and mean round trip (ms) for each server, ops of 20+ calls
+awk '
+{ op = $2; sub(/:$/, "", op); split($3, c, "="); split($4, r, "=")
+  calls[$1, op] = c[2]; rtt[$1, op] = r[2]; if (!(op in seen)) { seen[op] = 1; order[++n] = op } }
+END {
+  print "| operation (calls the client made, whole run) | rnfs calls | rnfs ms/call | ganesha calls | ganesha ms/call |"
+  print "|---|---:|---:|---:|---:|"
+  for (i = 1; i <= n; i++) {
+    op = order[i]; a = calls["rnfs", op] + 0; b = calls["ganesha", op] + 0
+    if (a + b < 20) continue
+    printf "| %s | %d | %s | %d | %s |\n", op, a, (a ? sprintf("%.2f", rtt["rnfs", op] / a) : "-"), b, (b ? sprintf("%.2f", rtt["ganesha", op] / b) : "-")
+  }
+}
+' "$OUT/mountstats.txt" > "$OUT/ops.md"
 echo
 cat "$OUT/machine.txt"
 echo
 cat "$OUT/table.md"
+echo
+cat "$OUT/ops.md"
 echo
 # the guest's own count: a check that failed outside a workload (mount, cleanup) fails the run
 if ! grep -q '^nfs4-bench: [0-9]* samples, 0 failures' "$OUT/guest.out" || [ "$vrc" != 0 ]; then
@@ -247,6 +272,6 @@ if [ -n "$PROFILE" ]; then
     echo "profile: $b.self.txt, $b.inclusive.txt"
   done
 fi
-echo "results: $OUT (results.tsv, table.md, machine.txt, guest.out, mountstats.txt, rnfs-metrics.txt, vm/)"
+echo "results: $OUT (results.tsv, table.md, machine.txt, guest.out, mountstats.txt, ops.md, rnfs-metrics.txt, vm/)"
 echo "bench: $passed passed, $failed failed"
 [ "$failed" = 0 ]
