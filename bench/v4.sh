@@ -28,6 +28,7 @@
 # $RNFS_BENCH_WORK/v4 ($RNFS_TEST_WORK/bench/v4). Ends with "bench: N passed, N failed"
 # (workloads); exit status 0 only if every workload gave a number for both servers in every
 # round and every check in the guest passed.
+# RNFS_BIN: bench this rnfs binary instead of building target/release/rnfs.
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
@@ -66,11 +67,18 @@ SERVERS="rnfs ganesha"
 
 rnfs_need_pkgs iproute2 util-linux curl nfs-ganesha nfs-ganesha-vfs rpcbind
 [ -z "$PROFILE" ] || rnfs_need_pkgs linux-perf
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-rnfs_log "building rnfs (target dir $CARGO_TARGET_DIR)"
-(cd "$REPO" && cargo build -q --release -p rnfs-cli) >"$LOGS/build.log" 2>&1 ||
-  { tail -30 "$LOGS/build.log"; rnfs_die "build of rnfs failed"; }
-export RNFS_BIN=$CARGO_TARGET_DIR/release/rnfs
+if [ -n "${RNFS_BIN:-}" ]; then   # a binary given (an experiment): no build
+  [ -x "$RNFS_BIN" ] || rnfs_die "RNFS_BIN=$RNFS_BIN is not an executable"
+  RNFS_BIN=$(realpath "$RNFS_BIN")
+  rnfs_log "rnfs binary: $RNFS_BIN (RNFS_BIN, not built)"
+else
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+  rnfs_log "building rnfs (target dir $CARGO_TARGET_DIR)"
+  (cd "$REPO" && cargo build -q --release -p rnfs-cli) >"$LOGS/build.log" 2>&1 ||
+    { tail -30 "$LOGS/build.log"; rnfs_die "build of rnfs failed"; }
+  RNFS_BIN=$CARGO_TARGET_DIR/release/rnfs
+fi
+export RNFS_BIN
 export LINUX_CLIENT_WORK=${LINUX_CLIENT_WORK:-$RNFS_TEST_WORK/linux-client}
 "$H/linux-client/setup.sh" >"$LOGS/setup.log" 2>&1 || { cat "$LOGS/setup.log"; rnfs_die "VM setup failed"; }
 
@@ -139,7 +147,7 @@ rnfs_log "rnfs (pid $RNFS_PID) on 127.0.0.1:$RP, ganesha $GANESHA_VERSION on 127
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'); rnfs binary $RNFS_BIN"
   echo "host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
   echo "guest: Linux $(ls "$LINUX_CLIENT_WORK/kernel/lib/modules" | grep -- '-amd64$' | sort -V | tail -1), QEMU TCG, 1 vCPU, 512 MiB"
   echo "storage: $STORAGE ($FS, $EXP)"

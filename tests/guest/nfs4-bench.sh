@@ -13,8 +13,8 @@
 # Prints "BENCH-START server workload round" before and "BENCH-SAMPLE server workload round
 # seconds" after each measured command (seconds from /proc/uptime, 10 ms resolution); a
 # workload that fails or checks wrong prints "BENCH-FAIL server workload round: why".
-# Then "MOUNTSTATS server OP: calls= rtt_ms= exec_ms= errors=" (the client's per-operation
-# counts over the whole run, from /proc/self/mountstats).
+# Then "MOUNTSTATS server OP: calls= rtt_ms= exec_ms= errors= sent_bytes= recv_bytes=" (the
+# client's per-operation counts over the whole run, from /proc/self/mountstats).
 # Ends with "nfs4-bench: N samples, N failures"; exit status 0 only if nothing failed.
 set -o pipefail
 . /bench/conf
@@ -92,7 +92,7 @@ done
 # round-trip and execution times (ms), from /proc/self/mountstats (ops with calls only)
 awk -v a="$A_NAME" -v b="$B_NAME" '
   $1 == "device" { srv = ($5 == "/mnt") ? a : ($5 == "/mnt2") ? b : "" }
-  srv != "" && $1 ~ /^[A-Z_]+:$/ && $2 > 0 { printf "MOUNTSTATS %s %s calls=%s rtt_ms=%s exec_ms=%s errors=%s\n", srv, $1, $2, $8, $9, ($10 == "" ? 0 : $10) }
+  srv != "" && $1 ~ /^[A-Z_]+:$/ && $2 > 0 { printf "MOUNTSTATS %s %s calls=%s rtt_ms=%s exec_ms=%s errors=%s sent_bytes=%s recv_bytes=%s\n", srv, $1, $2, $8, $9, ($10 == "" ? 0 : $10), $5, $6 }
 ' /proc/self/mountstats
 cd / && umount /mnt2 || { echo "BENCH-FAIL $B_NAME umount 0"; FAILS=$((FAILS + 1)); }
 echo "nfs4-bench: $SAMPLES samples, $FAILS failures"
