@@ -82,6 +82,7 @@ if [ -z "$QUICK" ]; then
   step fuse-workloads tests/interop/fuse-workloads.sh
   step fuse-pjdfstest tests/interop/fuse-pjdfstest.sh
   step bench-smoke bench/run.sh --smoke
+  step bench-v4-smoke bench/v4.sh --smoke
 fi
 
 echo
