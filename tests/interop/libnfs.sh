@@ -27,9 +27,10 @@ bad() { echo "FAIL - $*"; FAIL=$((FAIL + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 stop() { [ -z "$PID" ] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; }; }
 trap 'stop; rm -rf "$W"' EXIT
-start() { # start ARGS...
+start() { # start ARGS...   (a state directory of this run's own: the machine's default one
+  # may hold NFSv4 client records of earlier runs, and the server would start in grace)
   PORT=$(rnfs_free_port)
-  "$BIN" serve "$@" --listen "127.0.0.1:$PORT" --no-rpcbind >>"$W/server.log" 2>&1 &
+  "$BIN" serve "$@" --state-dir "$W/state" --listen "127.0.0.1:$PORT" --no-rpcbind >>"$W/server.log" 2>&1 &
   PID=$!
   rnfs_wait_listen "$PORT" 20 "$PID" || { cat "$W/server.log"; rnfs_die "rnfs did not start"; }
 }
