@@ -70,6 +70,13 @@ pub(crate) struct ServeArgs {
     /// client must then share the domain and user database). Default: numeric ids.
     #[arg(long, requires = "idmap_domain")]
     idmap_names: bool,
+    /// Grant NFSv4.1 delegations (read and write, recalled over the client's back channel
+    /// when another client, NFSv3 included, needs the file; revoked a lease after the
+    /// recall if not returned). Off by default, as in NFS-Ganesha: the Linux client then
+    /// caches byte-range locks locally, so two mounts of one client with `nosharecache`
+    /// no longer exclude each other.
+    #[arg(long)]
+    delegations: bool,
     #[command(flatten)]
     handles: HandleArgs,
     #[command(flatten)]
@@ -339,6 +346,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
             bounds,
             owner_domain: a.idmap_domain.clone(),
             owner_names: a.idmap_names,
+            delegations: a.delegations,
         }
     });
     let server = Arc::new(NfsServer::with_exports(exports, cfg));

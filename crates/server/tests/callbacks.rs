@@ -34,7 +34,10 @@ impl Server {
         // A root anyone may create in (the delegation test opens files as AUTH_NONE).
         let fs = Arc::new(rnfs_vfs::memory::MemFs::with_root(1 << 20, 0, 0, 0o777));
         let cfg = ServerConfig {
-            v4: Some(V4Options::default()),
+            v4: Some(V4Options {
+                delegations: true,
+                ..V4Options::default()
+            }),
             ..ServerConfig::default()
         };
         let nfs = Arc::new(NfsServer::new(Export::new(1, "/", fs), cfg));

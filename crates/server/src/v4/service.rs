@@ -55,6 +55,12 @@ pub struct V4Options {
     /// With an owner domain: replies carry `name@domain` for ids that have a name
     /// (numeric strings otherwise, and always without a domain).
     pub owner_names: bool,
+    /// Whether NFSv4.1 clients may be granted delegations (`rnfs serve --delegations`).
+    /// Off by default, as in NFS-Ganesha: the Linux client caches byte-range locks under
+    /// a delegation, so two mounts of one client (`nosharecache`) no longer see each
+    /// other's locks, and it keeps a removed file's open (and the file's space) until the
+    /// delegation goes.
+    pub delegations: bool,
 }
 
 /// What NFSv4 clients may make the server hold (`rnfs serve --v4-limit NAME=N`): the
@@ -140,6 +146,7 @@ impl Default for V4Options {
             bounds: V4Bounds::default(),
             owner_domain: None,
             owner_names: false,
+            delegations: false,
         }
     }
 }
@@ -419,7 +426,6 @@ impl V4State {
         })
     }
 
-    /// What became of a recall (the callback sender reports each order's outcome here).
     /// The recalls to send now (see [`super::state::delegations`]), once the outcomes of
     /// those sent before are told to the delegation state: the callbacks queue outcomes
     /// ([`V4State::take_recall_outcomes`]) rather than calling back into the locking table,
@@ -433,8 +439,8 @@ impl V4State {
         locking.delegations_mut().due_recalls(now)
     }
 
-    /// Tells the delegation state the outcome of one recall (tests and callers that hold
-    /// no lock; the laundromat takes them in bulk).
+    /// What became of a recall, told to the delegation state (tests and callers that hold
+    /// no lock; the laundromat takes the callbacks' outcomes in bulk).
     pub fn recall_outcome(&self, order: &RecallOrder, outcome: RecallOutcome) {
         let now = self.now();
         self.locking
@@ -591,6 +597,9 @@ impl StateHooks for V4State {
     }
 
     fn callback_ok(&self, client: ClientId) -> bool {
+        if !self.opts.delegations {
+            return false;
+        }
         let clients = self.clients.lock();
         self.callback_verified(&clients, client)
     }
