@@ -290,6 +290,16 @@ fn after_a_restart_a_recorded_client_gets_grace_and_its_reclaim_complete_ends_it
 /// results, as CB_NULL's reply is), and returns those calls' (prog, vers, proc) and the
 /// COMPOUND4res.
 fn send_answering_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)>, Vec<u8>) {
+    send_seeing_calls(c, args, true)
+}
+
+/// Sends a COMPOUND and reads its reply, noting each call the server sends meanwhile
+/// (program, version, procedure) and answering it with SUCCESS if `answer`.
+fn send_seeing_calls(
+    c: &mut SyncClient,
+    args: &[u8],
+    answer: bool,
+) -> (Vec<(u32, u32, u32)>, Vec<u8>) {
     let xid = c.xid();
     let msg = c.call_message(xid, PROG, 4, 1, args);
     c.send_message(&msg).unwrap();
@@ -301,6 +311,9 @@ fn send_answering_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)
         if kind == 0 {
             let _rpcvers = r.u32().unwrap();
             calls.push((r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap()));
+            if !answer {
+                continue;
+            }
             // REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SUCCESS.
             let mut reply = rxid.to_be_bytes().to_vec();
             for w in [1u32, 0, 0, 0, 0] {
@@ -320,24 +333,7 @@ fn send_answering_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)
 /// Like [`send_answering_calls`], for a client that never answers calls the server sends
 /// on its connection (it reads past them): the calls seen, and the COMPOUND4res bytes.
 fn send_ignoring_calls(c: &mut SyncClient, args: &[u8]) -> (Vec<(u32, u32, u32)>, Vec<u8>) {
-    let xid = c.xid();
-    let msg = c.call_message(xid, PROG, 4, 1, args);
-    c.send_message(&msg).unwrap();
-    let mut calls = Vec::new();
-    loop {
-        let rec = c.recv_record().unwrap();
-        let mut r = Reader::new(&rec);
-        let (rxid, kind) = (r.u32().unwrap(), r.u32().unwrap());
-        if kind == 0 {
-            let _rpcvers = r.u32().unwrap();
-            calls.push((r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap()));
-            continue;
-        }
-        assert_eq!(rxid, xid);
-        let h = rnfs_proto::rpc::ReplyHeader::decode(&mut Reader::new(&rec)).unwrap();
-        assert_eq!(h.status, ReplyStatus::Success);
-        return (calls, rec[24..].to_vec());
-    }
+    send_seeing_calls(c, args, false)
 }
 
 fn status_flags(r: &[NfsResop4]) -> u32 {
