@@ -188,24 +188,29 @@ impl<'a> CompoundSessions<'a> {
         Ok(())
     }
 
-    fn sequence(&self, a: &p4::Sequence4args, out: &mut Writer) -> SessionStep {
+    fn sequence(&self, a: &p4::Sequence4args, count: usize, out: &mut Writer) -> SessionStep {
         let sid = SessionId(a.sa_sessionid.0);
         let st = self.state;
         // RFC 8881 18.46.3 / 2.10.6.4: a request larger than the session's
-        // ca_maxrequestsize is refused before the slot is touched (pynfs SEQ6). An unknown
-        // session is left to the core (BADSESSION).
+        // ca_maxrequestsize, or with more operations than its ca_maxoperations, is refused
+        // before the slot is touched (pynfs SEQ6; as knfsd): the client may send the same
+        // sequence id again with a smaller request. An unknown session is left to the core
+        // (BADSESSION).
         let known = st
             .sessions
             .lock()
             .get(&sid)
-            .map(|i| (i.fore.max_request_size, i.client));
-        if let Some((max, _)) = known {
+            .map(|i| (i.fore.max_request_size, i.fore.max_operations, i.client));
+        if let Some((max, max_ops, _)) = known {
             if self.request.len().saturating_add(RPC_CALL_HEADER_MIN) > max as usize {
                 return SessionStep::Err(Nfs4Error::ReqTooBig);
             }
+            if count > max_ops as usize {
+                return SessionStep::Err(Nfs4Error::TooManyOps);
+            }
         }
         // Asked before the client table is locked (lock order: locking first).
-        let revoked = known.is_some_and(|(_, c)| st.locking.lock().delegations().has_revoked(c));
+        let revoked = known.is_some_and(|(_, _, c)| st.locking.lock().delegations().has_revoked(c));
         let mut clients = st.clients.lock();
         let args = SequenceArgs {
             sessionid: sid,
@@ -333,9 +338,9 @@ impl<'a> CompoundSessions<'a> {
 }
 
 impl Sessions for CompoundSessions<'_> {
-    fn run(&self, op: &NfsArgop4, _index: usize, _count: usize, out: &mut Writer) -> SessionStep {
+    fn run(&self, op: &NfsArgop4, _index: usize, count: usize, out: &mut Writer) -> SessionStep {
         let r = match op {
-            NfsArgop4::OpSequence(a) => return self.sequence(a, out),
+            NfsArgop4::OpSequence(a) => return self.sequence(a, count, out),
             NfsArgop4::OpExchangeId(a) => self.exchange_id(a, out),
             NfsArgop4::OpCreateSession(a) => self.create_session(a, out),
             NfsArgop4::OpBindConnToSession(a) => self.bind_conn(a, out),

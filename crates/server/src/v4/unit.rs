@@ -877,6 +877,36 @@ mod tests {
         assert_eq!(r.len(), 3, "{st} {r:?}");
     }
 
+    /// A compound with more operations than the session's ca_maxoperations answers
+    /// TOO_MANY_OPS on its SEQUENCE before the slot is touched (as knfsd): the same
+    /// sequence id then runs a compound that fits.
+    #[test]
+    fn more_operations_than_the_session_allows_leave_the_slot_alone() {
+        let s = server();
+        let c = conn(ConnId::next());
+        let fore = ChannelAttrs4 {
+            ca_maxoperations: 3,
+            ..attrs()
+        };
+        let (_, res) = session_with(&s, &c, b"fewops", 0, fore);
+        let CreateSession4res::Nfs4Ok(cs) = res else {
+            panic!("{res:?}")
+        };
+        assert_eq!(cs.csr_fore_chan_attrs.ca_maxoperations, 3);
+        let sid = cs.csr_sessionid.0;
+        let ops = |n: usize| {
+            let mut v = vec![sequence(sid, 1), NfsArgop4::OpPutrootfh];
+            v.extend(std::iter::repeat_n(NfsArgop4::OpGetfh, n));
+            v
+        };
+        let (st, r) = results(&compound(&s, &c, 3, 1, ops(2)));
+        assert_eq!(st, Nfsstat4::Nfs4errTooManyOps as u32);
+        assert_eq!(r.len(), 1, "{r:?}");
+        // Sequence id 1 again, and not a replay of the refusal: it runs.
+        let (st, r) = results(&compound(&s, &c, 4, 1, ops(1)));
+        assert_eq!((st, r.len()), (0, 3), "{r:?}");
+    }
+
     #[test]
     fn minor_version_zero_and_three_are_refused() {
         let s = server();
