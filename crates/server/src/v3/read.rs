@@ -248,7 +248,10 @@ mod tests {
         let ctx = Ctx::default();
         let k = file_with(&*fs, b"0123456789");
         let cfg = ServerConfig {
-            v4: Some(crate::v4::service::V4Options::default()),
+            v4: Some(crate::v4::service::V4Options {
+                delegations: true,
+                ..Default::default()
+            }),
             ..ServerConfig::default()
         };
         let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);

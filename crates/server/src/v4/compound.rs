@@ -183,6 +183,12 @@ pub trait StateHooks {
         let _ = client;
         false
     }
+    /// Whether a delegation can exist at all: when not (the server grants none), the
+    /// conflict checks of READ, WRITE, SETATTR and the namespace operations skip the
+    /// locking table. Yes by default (the check is then always made).
+    fn delegations_possible(&self) -> bool {
+        true
+    }
     /// A conflict has just ordered recalls: send those due now (called without the
     /// locking table held). Without callbacks, nothing.
     fn send_recalls(&self, now: Time) {

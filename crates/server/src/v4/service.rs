@@ -453,6 +453,9 @@ impl V4State {
     /// must wait (its recall ordered) for `access` to `file`. A courtesy client in the way
     /// is expired at once instead.
     pub fn conflicts(&self, file: &rnfs_vfs::FileKey, access: Access, truncate: bool) -> bool {
+        if !self.opts.delegations {
+            return false; // none granted: no need to look (nor to take the lock)
+        }
         let now = self.now();
         let mut l = self.locking.lock();
         let wait = match l.deleg_conflict(Caller::Other, file, access, truncate, now) {
@@ -602,6 +605,10 @@ impl StateHooks for V4State {
         }
         let clients = self.clients.lock();
         self.callback_verified(&clients, client)
+    }
+
+    fn delegations_possible(&self) -> bool {
+        self.opts.delegations
     }
 
     fn send_recalls(&self, now: Time) {

@@ -209,8 +209,10 @@ impl<'a> CompoundSessions<'a> {
                 return SessionStep::Err(Nfs4Error::TooManyOps);
             }
         }
-        // Asked before the client table is locked (lock order: locking first).
-        let revoked = known.is_some_and(|(_, _, c)| st.locking.lock().delegations().has_revoked(c));
+        // Asked before the client table is locked (lock order: locking first); nothing to
+        // ask when the server grants no delegations.
+        let revoked = st.opts.delegations
+            && known.is_some_and(|(_, _, c)| st.locking.lock().delegations().has_revoked(c));
         let mut clients = st.clients.lock();
         let args = SequenceArgs {
             sessionid: sid,
