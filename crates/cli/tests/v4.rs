@@ -888,3 +888,68 @@ fn an_ignored_recall_of_a_read_delegation_is_revoked_and_a_writer_goes_through()
 fn an_ignored_recall_is_revoked_and_a_remove_goes_through() {
     ignored_recall_is_revoked(26720, OPEN4_SHARE_ACCESS_READ, Conflicting::Remove);
 }
+
+/// `--v4-limit delegations=2`: once two delegations are held, an OPEN that asks for one
+/// gets OPEN_DELEGATE_NONE_EXT with WND4_RESOURCE, and the holder (the client with the
+/// most) is sent CB_RECALL_ANY to keep one, counted in the metrics.
+#[test]
+fn at_the_delegation_bound_none_is_granted_and_cb_recall_any_goes_out() {
+    let port = 26730;
+    let work = std::env::var_os("RNFS_TEST_WORK").map_or_else(std::env::temp_dir, Into::into);
+    std::fs::create_dir_all(&work).unwrap();
+    let state = tempfile::tempdir_in(&work).unwrap();
+    let _s = serve(
+        port,
+        &[
+            "--delegations",
+            "--v4-limit",
+            "delegations=2",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+    );
+    let mut a = Peer::new(port, b"rnfs holding client", true);
+    open_until_delegated(&mut a, OPEN4_SHARE_ACCESS_BOTH);
+    let (st, r) = a.run(open_ops("second", OPEN4_SHARE_ACCESS_BOTH, true));
+    assert_eq!(st, 0, "{r:?}");
+    assert!(granted(&opened(&r).0, true).is_some(), "{r:?}");
+    assert_eq!(
+        metric(port, "rnfs_nfs4_state{kind=\"delegations\"}"),
+        Some(2)
+    );
+    // (Opens before the probe's answer was known were refused for resource too.)
+    let refused = "rnfs_nfs4_delegations_total{event=\"refused_resource\"}";
+    let refused_before = metric(port, refused).unwrap();
+    let want = OPEN4_SHARE_ACCESS_BOTH | OPEN4_SHARE_ACCESS_WANT_ANY_DELEG;
+    let (st, r) = a.run(open_ops("third", want, true));
+    assert_eq!(st, 0, "{r:?}");
+    assert_eq!(
+        opened(&r).0.delegation,
+        OpenDelegation4::OpenDelegateNoneExt(OpenNoneDelegation4::Wnd4Resource(false))
+    );
+    // The laundromat (once a second) finds the bound reached and asks the holder.
+    let t = Instant::now();
+    let any = loop {
+        let found = a.cb.iter().find_map(|c| match c.argarray.0.get(1) {
+            Some(NfsCbArgop4::OpCbRecallAny(r)) => Some(r.clone()),
+            _ => None,
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no CB_RECALL_ANY");
+        a.flags();
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(any.craa_objects_to_keep, 1);
+    assert_eq!(
+        any.craa_type_mask.0,
+        vec![1 << RCA4_TYPE_MASK_WDATA_DLG],
+        "write delegations only"
+    );
+    assert_eq!(
+        metric(port, "rnfs_nfs4_delegations_total{event=\"recall_any\"}"),
+        Some(1)
+    );
+    assert_eq!(metric(port, refused), Some(refused_before + 1));
+}
