@@ -791,6 +791,11 @@ fn ignored_recall_is_revoked(port: u16, a_access: u32, b_does: Conflicting) {
         if st == 0 {
             // B's own request may be the one that revoked (the conflict check revokes
             // what is overdue before it looks): counted by now all the same.
+            assert_eq!(
+                metric(port, "rnfs_nfs4_clients_expired_total"),
+                Some(0),
+                "A's lease lapsed (this thread stalled for a lease?): not a revocation"
+            );
             assert_eq!(metric(port, REVOKED_METRIC), Some(1));
             note(&mut events, "revoked");
             note(&mut events, "B went through");
