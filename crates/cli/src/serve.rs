@@ -57,7 +57,10 @@ pub(crate) struct ServeArgs {
     /// goes), sessions-per-client (16), conns-per-session (16), and for opens and locks
     /// states-per-client (65536), owners-per-client (16384), ranges-per-client (65536),
     /// states (1Mi), owners (256Ki), ranges (1Mi). A client over its own bound gets
-    /// NFS4ERR_RESOURCE, over the server's NFS4ERR_DELAY.
+    /// NFS4ERR_RESOURCE, over the server's NFS4ERR_DELAY. With --delegations:
+    /// delegations (4 per MiB of RAM, 1024 to 1Mi) and delegations-per-client (an eighth
+    /// of that, at least 256); past them none is granted, and at the total the holders
+    /// of the most are asked to return some (CB_RECALL_ANY).
     #[arg(long = "v4-limit", value_name = "NAME=N", value_parser = parse_v4_limit)]
     v4_limits: Vec<(String, usize)>,
     /// NFSv4 owner domain (the `Domain` of knfsd's idmapd.conf): owners and groups given

@@ -2,7 +2,9 @@
 //! NULL, EXCHANGE_ID -> CREATE_SESSION -> SEQUENCE + PUTROOTFH + GETATTR, a retried slot
 //! answered with the same bytes, a closed connection unbound from its session, minor
 //! version 0 refused, `--versions 3` refusing NFSv4, and a restart with a recorded client:
-//! grace, ended early by its RECLAIM_COMPLETE.
+//! grace, ended early by its RECLAIM_COMPLETE; with `--delegations`, a client that ignores
+//! CB_RECALL holds up a conflicting OPEN or REMOVE only until its delegation is revoked,
+//! and is told so (issue 15, acceptance 4).
 #![allow(clippy::unwrap_used)]
 use rnfs_proto::nfs4::*;
 use rnfs_proto::rpc::ReplyStatus;
@@ -300,6 +302,22 @@ fn send_seeing_calls(
     args: &[u8],
     answer: bool,
 ) -> (Vec<(u32, u32, u32)>, Vec<u8>) {
+    let (calls, res) = send_seeing_call_records(c, args, &|_| answer);
+    let head = |rec: &Vec<u8>| {
+        let mut r = Reader::new(&rec[8..]);
+        let _rpcvers = r.u32().unwrap();
+        (r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap())
+    };
+    (calls.iter().map(head).collect(), res)
+}
+
+/// [`send_seeing_calls`] with the calls whole (the RPC call records) and answered when
+/// `answer(procedure)` says so.
+fn send_seeing_call_records(
+    c: &mut SyncClient,
+    args: &[u8],
+    answer: &dyn Fn(u32) -> bool,
+) -> (Vec<Vec<u8>>, Vec<u8>) {
     let xid = c.xid();
     let msg = c.call_message(xid, PROG, 4, 1, args);
     c.send_message(&msg).unwrap();
@@ -309,9 +327,10 @@ fn send_seeing_calls(
         let mut r = Reader::new(&rec);
         let (rxid, kind) = (r.u32().unwrap(), r.u32().unwrap());
         if kind == 0 {
-            let _rpcvers = r.u32().unwrap();
-            calls.push((r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap()));
-            if !answer {
+            let (_rpcvers, _prog, _vers) = (r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap());
+            let proc_ = r.u32().unwrap();
+            calls.push(rec.clone());
+            if !answer(proc_) {
                 continue;
             }
             // REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SUCCESS.
@@ -557,4 +576,385 @@ fn bench_small_compounds() {
             total as f64 / secs as f64
         );
     }
+}
+
+/// A client of the delegation tests: its session, its next sequence id, and the
+/// CB_COMPOUNDs the server sent it. It answers CB_NULL probes (so its callback path is
+/// verified and it may be granted delegations) and never a CB_COMPOUND: a client that
+/// ignores recalls, yet keeps its lease alive with SEQUENCE.
+struct Peer {
+    c: SyncClient,
+    sid: [u8; 16],
+    seq: u32,
+    cb: Vec<rnfs_proto::nfs4::CbCompound4args>,
+}
+
+impl Peer {
+    /// A new client `owner` with a session (a back channel when `back`) that has sent
+    /// RECLAIM_COMPLETE.
+    fn new(port: u16, owner: &[u8], back: bool) -> Self {
+        let mut c = client(port);
+        let flags = if back {
+            CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+        } else {
+            0
+        };
+        let (_, sid) = session_with(&mut c, owner, flags);
+        let mut p = Peer {
+            c,
+            sid,
+            seq: 1,
+            cb: Vec::new(),
+        };
+        let (st, r) = p.run(vec![NfsArgop4::OpReclaimComplete(ReclaimComplete4args {
+            rca_one_fs: false,
+        })]);
+        assert_eq!(st, 0, "RECLAIM_COMPLETE: {r:?}");
+        p
+    }
+
+    /// SEQUENCE then `ops`: the status and the results (SEQUENCE's first).
+    fn run(&mut self, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
+        let mut all = vec![sequence(self.sid, self.seq, 0)];
+        all.extend(ops);
+        self.seq += 1;
+        let (calls, res) =
+            send_seeing_call_records(&mut self.c, &compound_args(1, all), &|p| p == 0);
+        for rec in calls {
+            let mut r = Reader::new(&rec);
+            let h = rnfs_proto::rpc::CallHeader::decode(&mut r).unwrap();
+            assert_eq!((h.prog, h.vers), (0x4000_0000, 1), "the session's program");
+            if h.proc_ == 1 {
+                self.cb.push(CbCompound4args::decode(&mut r).unwrap());
+            }
+        }
+        results(&res)
+    }
+
+    /// SEQUENCE alone: its status flags.
+    fn flags(&mut self) -> u32 {
+        let (st, r) = self.run(Vec::new());
+        assert_eq!(st, 0, "{r:?}");
+        status_flags(&r)
+    }
+
+    /// The CB_RECALLs received: (stateid, handle).
+    fn recalls(&self) -> Vec<(Stateid4, Vec<u8>)> {
+        self.cb
+            .iter()
+            .filter_map(|a| match a.argarray.0.get(1) {
+                Some(NfsCbArgop4::OpCbRecall(r)) => Some((r.stateid.clone(), r.fh.0.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// PUTROOTFH, OPEN `name` (created UNCHECKED when `create`) with `access`, GETFH.
+fn open_ops(name: &str, access: u32, create: bool) -> Vec<NfsArgop4> {
+    let how = if create {
+        Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
+            attrmask: VarArray(vec![]),
+            attr_vals: Opaque(vec![]),
+        }))
+    } else {
+        Openflag4::Default(Opentype4::Open4Nocreate)
+    };
+    vec![
+        NfsArgop4::OpPutrootfh,
+        NfsArgop4::OpOpen(Open4args {
+            seqid: 0,
+            share_access: access,
+            share_deny: 0,
+            owner: StateOwner4 {
+                clientid: 0,
+                owner: Opaque(b"owner".to_vec()),
+            },
+            openhow: how,
+            claim: OpenClaim4::ClaimNull(Opaque(name.as_bytes().to_vec())),
+        }),
+        NfsArgop4::OpGetfh,
+    ]
+}
+
+/// The OPEN's result and the handle in the results of [`open_ops`] after SEQUENCE.
+fn opened(r: &[NfsResop4]) -> (Open4resok, Vec<u8>) {
+    match (r.get(2), r.get(3)) {
+        (
+            Some(NfsResop4::OpOpen(Open4res::Nfs4Ok(o))),
+            Some(NfsResop4::OpGetfh(Getfh4res::Nfs4Ok(fh))),
+        ) => (o.clone(), fh.object.0.clone()),
+        _ => panic!("{r:?}"),
+    }
+}
+
+/// The delegation stateid an OPEN granted, of the kind wanted (write or read).
+fn granted(o: &Open4resok, write: bool) -> Option<Stateid4> {
+    match &o.delegation {
+        OpenDelegation4::OpenDelegateWrite(w) if write => Some(w.stateid.clone()),
+        OpenDelegation4::OpenDelegateRead(r) if !write => Some(r.stateid.clone()),
+        _ => None,
+    }
+}
+
+/// `p` opens fresh files with `access` until it is granted a delegation (its probe's
+/// answer reaches the server asynchronously): the file's name, handle and the stateid.
+fn open_until_delegated(p: &mut Peer, access: u32) -> (String, Vec<u8>, Stateid4) {
+    let write = access & OPEN4_SHARE_ACCESS_WRITE != 0;
+    let t = Instant::now();
+    for n in 0.. {
+        let name = format!("f{n}");
+        let (st, r) = p.run(open_ops(&name, access, true));
+        assert_eq!(st, 0, "{r:?}");
+        let (o, fh) = opened(&r);
+        if let Some(d) = granted(&o, write) {
+            return (name, fh, d);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no delegation: {o:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unreachable!()
+}
+
+/// What the second client does to the delegated file.
+#[derive(Debug, Clone, Copy)]
+enum Conflicting {
+    /// Opens it with this share access.
+    Open(u32),
+    /// Removes it.
+    Remove,
+}
+
+const REVOKED_METRIC: &str = "rnfs_nfs4_delegations_total{event=\"revoked\"}";
+
+/// Issue 15 acceptance 4 against `rnfs serve --delegations --lease 2`: client A, granted
+/// a delegation by opening with `a_access`, drops every CB_RECALL yet keeps its lease
+/// alive; client B's `b` answers NFS4ERR_DELAY until A's delegation is revoked. In this
+/// order: A saw the CB_RECALL, the revocation was counted, B went through. Then A's
+/// SEQUENCE says SEQ4_STATUS_RECALLABLE_STATE_REVOKED, the delegation stateid answers
+/// NFS4ERR_DELEG_REVOKED, and FREE_STATEID of it clears the flag. No duration is
+/// asserted (revocation one lease after the recall is the core's property, tested in
+/// virtual time in `state/delegations_tests.rs`); ten leases bound the wait only so the
+/// test cannot hang.
+fn ignored_recall_is_revoked(port: u16, a_access: u32, b_does: Conflicting) {
+    let work = std::env::var_os("RNFS_TEST_WORK").map_or_else(std::env::temp_dir, Into::into);
+    std::fs::create_dir_all(&work).unwrap();
+    let state = tempfile::tempdir_in(&work).unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let _s = serve(
+        port,
+        &["--delegations", "--lease", "2", "--state-dir", state_dir],
+    );
+    let mut a = Peer::new(port, b"rnfs ignoring client A", true);
+    let (name, fh, deleg) = open_until_delegated(&mut a, a_access);
+    let mut b = Peer::new(port, b"rnfs conflicting client B", false);
+    let b_ops = || match b_does {
+        Conflicting::Open(access) => open_ops(&name, access, false),
+        Conflicting::Remove => vec![
+            NfsArgop4::OpPutrootfh,
+            NfsArgop4::OpRemove(Remove4args {
+                target: Opaque(name.as_bytes().to_vec()),
+            }),
+        ],
+    };
+    let delay = Nfsstat4::Nfs4errDelay as u32;
+    let (st, r) = b.run(b_ops());
+    assert_eq!(st, delay, "B must wait for the recall: {r:?}");
+    // Events in the order this client observes them.
+    let mut events: Vec<&str> = Vec::new();
+    let note = |events: &mut Vec<&str>, e| {
+        if !events.contains(&e) {
+            events.push(e);
+        }
+    };
+    let t = Instant::now();
+    loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "B still waits after ten leases: {events:?}"
+        );
+        // A keeps its lease, reading (and dropping) what the server sends it.
+        let flags = a.flags();
+        if !a.recalls().is_empty() {
+            note(&mut events, "recall seen");
+        }
+        if metric(port, REVOKED_METRIC).unwrap() > 0 {
+            note(&mut events, "revoked");
+            assert_ne!(flags & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
+        } else {
+            assert_eq!(flags & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
+        }
+        let (st, r) = b.run(b_ops());
+        if st == 0 {
+            // B's own request may be the one that revoked (the conflict check revokes
+            // what is overdue before it looks): counted by now all the same.
+            assert_eq!(
+                metric(port, "rnfs_nfs4_clients_expired_total"),
+                Some(0),
+                "A's lease lapsed (this thread stalled for a lease?): not a revocation"
+            );
+            assert_eq!(metric(port, REVOKED_METRIC), Some(1));
+            note(&mut events, "revoked");
+            note(&mut events, "B went through");
+            break;
+        }
+        assert_eq!(st, delay, "{r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(events, ["recall seen", "revoked", "B went through"]);
+    // One recall (the server may have re-sent it after the timeouts), of A's delegation.
+    let recalls = a.recalls();
+    assert!(
+        recalls.iter().all(|r| *r == (deleg.clone(), fh.clone())),
+        "{recalls:?}"
+    );
+    assert_eq!(
+        metric(port, "rnfs_nfs4_delegations_total{event=\"recalled\"}"),
+        Some(1)
+    );
+    assert_eq!(
+        metric(port, "rnfs_nfs4_state{kind=\"delegations\"}"),
+        Some(0)
+    );
+    // A is told: SEQUENCE's flag, and the stateid's own error where it uses it.
+    assert_ne!(a.flags() & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
+    let revoked = Nfsstat4::Nfs4errDelegRevoked as u32;
+    let (st, r) = a.run(vec![NfsArgop4::OpTestStateid(TestStateid4args {
+        ts_stateids: VarArray(vec![deleg.clone()]),
+    })]);
+    assert_eq!(st, 0, "{r:?}");
+    let NfsResop4::OpTestStateid(TestStateid4res::Nfs4Ok(ok)) = &r[1] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(ok.tsr_status_codes.0, [Nfsstat4::Nfs4errDelegRevoked]);
+    if matches!(b_does, Conflicting::Remove) {
+        // The file is gone (the memory backend keeps no removed file): no READ of it.
+        free_revoked(port, &mut a, deleg);
+        return;
+    }
+    let (st, r) = a.run(vec![
+        NfsArgop4::OpPutfh(Putfh4args {
+            object: Opaque(fh.clone()),
+        }),
+        NfsArgop4::OpRead(Read4args {
+            stateid: deleg.clone(),
+            offset: 0,
+            count: 16,
+        }),
+    ]);
+    assert_eq!(st, revoked, "READ with the revoked stateid: {r:?}");
+    let (st, r) = a.run(vec![
+        NfsArgop4::OpPutfh(Putfh4args {
+            object: Opaque(fh.clone()),
+        }),
+        NfsArgop4::OpDelegreturn(Delegreturn4args {
+            deleg_stateid: deleg.clone(),
+        }),
+    ]);
+    assert_eq!(st, revoked, "DELEGRETURN of the revoked stateid: {r:?}");
+    free_revoked(port, &mut a, deleg);
+}
+
+/// FREE_STATEID of the revoked `deleg`: `a` has seen it, the flag goes.
+fn free_revoked(port: u16, a: &mut Peer, deleg: Stateid4) {
+    let (st, r) = a.run(vec![NfsArgop4::OpFreeStateid(FreeStateid4args {
+        fsa_stateid: deleg,
+    })]);
+    assert_eq!(st, 0, "FREE_STATEID: {r:?}");
+    assert_eq!(a.flags() & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
+    assert_eq!(
+        metric(port, "rnfs_nfs4_state{kind=\"revoked_delegations\"}"),
+        Some(0)
+    );
+}
+
+#[test]
+fn an_ignored_recall_of_a_write_delegation_is_revoked_and_a_reader_goes_through() {
+    ignored_recall_is_revoked(
+        26700,
+        OPEN4_SHARE_ACCESS_BOTH,
+        Conflicting::Open(OPEN4_SHARE_ACCESS_READ),
+    );
+}
+
+#[test]
+fn an_ignored_recall_of_a_read_delegation_is_revoked_and_a_writer_goes_through() {
+    ignored_recall_is_revoked(
+        26710,
+        OPEN4_SHARE_ACCESS_READ,
+        Conflicting::Open(OPEN4_SHARE_ACCESS_WRITE),
+    );
+}
+
+#[test]
+fn an_ignored_recall_is_revoked_and_a_remove_goes_through() {
+    ignored_recall_is_revoked(26720, OPEN4_SHARE_ACCESS_READ, Conflicting::Remove);
+}
+
+/// `--v4-limit delegations=2`: once two delegations are held, an OPEN that asks for one
+/// gets OPEN_DELEGATE_NONE_EXT with WND4_RESOURCE, and the holder (the client with the
+/// most) is sent CB_RECALL_ANY to keep one, counted in the metrics.
+#[test]
+fn at_the_delegation_bound_none_is_granted_and_cb_recall_any_goes_out() {
+    let port = 26730;
+    let work = std::env::var_os("RNFS_TEST_WORK").map_or_else(std::env::temp_dir, Into::into);
+    std::fs::create_dir_all(&work).unwrap();
+    let state = tempfile::tempdir_in(&work).unwrap();
+    let _s = serve(
+        port,
+        &[
+            "--delegations",
+            "--v4-limit",
+            "delegations=2",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+    );
+    let mut a = Peer::new(port, b"rnfs holding client", true);
+    open_until_delegated(&mut a, OPEN4_SHARE_ACCESS_BOTH);
+    let (st, r) = a.run(open_ops("second", OPEN4_SHARE_ACCESS_BOTH, true));
+    assert_eq!(st, 0, "{r:?}");
+    assert!(granted(&opened(&r).0, true).is_some(), "{r:?}");
+    assert_eq!(
+        metric(port, "rnfs_nfs4_state{kind=\"delegations\"}"),
+        Some(2)
+    );
+    // (Opens before the probe's answer was known were refused for resource too.)
+    let refused = "rnfs_nfs4_delegations_total{event=\"refused_resource\"}";
+    let refused_before = metric(port, refused).unwrap();
+    let want = OPEN4_SHARE_ACCESS_BOTH | OPEN4_SHARE_ACCESS_WANT_ANY_DELEG;
+    let (st, r) = a.run(open_ops("third", want, true));
+    assert_eq!(st, 0, "{r:?}");
+    assert_eq!(
+        opened(&r).0.delegation,
+        OpenDelegation4::OpenDelegateNoneExt(OpenNoneDelegation4::Wnd4Resource(false))
+    );
+    // The laundromat (once a second) finds the bound reached and asks the holder.
+    let t = Instant::now();
+    let any = loop {
+        let found = a.cb.iter().find_map(|c| match c.argarray.0.get(1) {
+            Some(NfsCbArgop4::OpCbRecallAny(r)) => Some(r.clone()),
+            _ => None,
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no CB_RECALL_ANY");
+        a.flags();
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(any.craa_objects_to_keep, 1);
+    assert_eq!(
+        any.craa_type_mask.0,
+        vec![1 << RCA4_TYPE_MASK_WDATA_DLG],
+        "write delegations only"
+    );
+    assert_eq!(
+        metric(port, "rnfs_nfs4_delegations_total{event=\"recall_any\"}"),
+        Some(1)
+    );
+    assert_eq!(metric(port, refused), Some(refused_before + 1));
 }

@@ -1,5 +1,6 @@
 //! The server's callbacks to NFSv4.1 clients over the session back channel (RFC 8881
-//! 2.10.3.1, 20): CB_RECALL of delegations, sent on the orders of the delegation state.
+//! 2.10.3.1, 20): CB_RECALL of delegations, sent on the orders of the delegation state, and
+//! CB_RECALL_ANY when the delegations held reach their bound.
 //!
 //! The seam with the delegation layer: the laundromat asks the delegation state for the
 //! recalls that are due ([`RecallOrder`]s) and hands them to
@@ -7,6 +8,7 @@
 //! [`RecallOutcome`] to the delegation state (`Delegations::recall_outcome`).
 use super::service::{SessionInfo, V4State};
 use super::state::backchannel::{BackSlots, CbSequence, NoSlot, SeqReply, Verdict};
+use super::state::delegations::RecallAnyOrder;
 use super::state::ids::{ClientId, SessionId, Stateid};
 use rnfs_proto::nfs4 as p4;
 use rnfs_proto::rpc::OpaqueAuth;
@@ -512,6 +514,110 @@ impl V4State {
         for o in queued {
             self.report(&o, RecallOutcome::PathDown, true);
         }
+    }
+}
+
+/// CB_RECALL_ANY (RFC 8881 20.6), ordered by the delegation state at its bound (D6 of
+/// [`super::state::delegations`]): at most one per client is in flight, so these take a
+/// back-channel slot directly instead of the recall queue; no free slot is a refusal
+/// with NFS4ERR_DELAY (asked again a lease later).
+impl V4State {
+    /// The outcomes of the CB_RECALL_ANYs handed to [`V4State::dispatch_recall_any`]
+    /// since the last call, for `Delegations::recall_any_outcome`. At most one per client
+    /// with delegations, so bounded by the client table.
+    pub fn take_recall_any_outcomes(&self) -> Vec<(ClientId, RecallOutcome)> {
+        std::mem::take(&mut *self.recall_any_outcomes.lock())
+    }
+
+    /// Sends each order on a back channel of its client; each outcome is kept exactly
+    /// once for [`V4State::take_recall_any_outcomes`]. Never blocks on the network.
+    pub fn dispatch_recall_any(self: &Arc<Self>, orders: Vec<RecallAnyOrder>) {
+        for o in orders {
+            if let Err(outcome) = self.send_recall_any(o) {
+                self.recall_any_outcomes.lock().push((o.client, outcome));
+            }
+        }
+    }
+
+    fn send_recall_any(self: &Arc<Self>, o: RecallAnyOrder) -> Result<(), RecallOutcome> {
+        let now = self.now();
+        let clients = self.clients.lock();
+        let mut s = self.sessions.lock();
+        let mut best: Option<(SessionId, Vec<_>)> = None;
+        for (id, i) in s.iter() {
+            if i.client != o.client || !i.wants_back || i.back.is_dead() {
+                continue;
+            }
+            let conns = clients.back_channel_conns(*id);
+            if !conns.is_empty() {
+                best = Some((*id, conns));
+                break;
+            }
+        }
+        drop(clients);
+        let (sid, conns) = best.ok_or(RecallOutcome::PathDown)?;
+        let info = s.get_mut(&sid).ok_or(RecallOutcome::PathDown)?;
+        let chan = info
+            .good_conn
+            .filter(|g| conns.iter().any(|c| c.0 == g.0))
+            .and_then(|g| self.conn_stats.backchannel(g))
+            .or_else(|| {
+                conns
+                    .iter()
+                    .find_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
+            })
+            .ok_or(RecallOutcome::PathDown)?;
+        let seq = info.back.start(now).map_err(|e| match e {
+            NoSlot::Busy => RecallOutcome::Refused(NFS4ERR_DELAY),
+            NoSlot::Dead => RecallOutcome::PathDown,
+        })?;
+        let op = CbOp::RecallAny {
+            keep: o.keep,
+            mask: o.mask,
+        };
+        let Some(msg) = encode_cb_compound(sid, info.minor, &seq, op) else {
+            info.back.on_unsent(seq.call);
+            return Err(RecallOutcome::Refused(NFS4ERR_DELAY));
+        };
+        let (prog, cred) = (info.cb_program, info.cb_cred.clone());
+        drop(s);
+        let call = CallbackCall {
+            prog,
+            vers: CB_VERSION,
+            proc_: CB_COMPOUND,
+            cred: &cred,
+            args: &msg,
+        };
+        self.cb.sent.fetch_add(1, Relaxed);
+        let me = self.clone();
+        let conn = chan.conn();
+        chan.send(call, self.callback_timeout(), move |r| {
+            let outcome = {
+                let mut s = me.sessions.lock();
+                match s.get_mut(&sid) {
+                    None => RecallOutcome::PathDown,
+                    Some(info) => {
+                        let (got, path_ok) = judge(&mut info.back, seq, r);
+                        if let Some(ok) = path_ok {
+                            info.probe_ok = Some(ok);
+                            if ok {
+                                info.good_conn = Some(conn);
+                            } else if info.good_conn == Some(conn) {
+                                info.good_conn = None;
+                            }
+                        }
+                        // Not run by the client (a resend would be due): asked again
+                        // later instead.
+                        got.unwrap_or(RecallOutcome::Refused(NFS4ERR_DELAY))
+                    }
+                }
+            };
+            tracing::debug!(client = o.client.0, ?outcome, "CB_RECALL_ANY");
+            me.recall_any_outcomes.lock().push((o.client, outcome));
+            // The slot is free again for the recalls queued meanwhile.
+            me.pump(sid);
+        });
+        Ok(())
     }
 }
 

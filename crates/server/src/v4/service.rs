@@ -78,6 +78,11 @@ pub struct V4Bounds {
     pub conns_per_session: usize,
     /// Opens, locks, owners and ranges, per client and in all.
     pub locking: LockLimits,
+    /// Delegations in all (`None`: [`DelegLimits::from_ram`]'s); at the bound none is
+    /// granted and holders are asked to return some with CB_RECALL_ANY.
+    pub delegations: Option<usize>,
+    /// Delegations per client (`None`: [`DelegLimits::from_ram`]'s).
+    pub delegations_per_client: Option<usize>,
 }
 
 impl Default for V4Bounds {
@@ -89,13 +94,15 @@ impl Default for V4Bounds {
             sessions_per_client: c.max_sessions_per_client,
             conns_per_session: c.max_conns_per_session,
             locking: LockLimits::default(),
+            delegations: None,
+            delegations_per_client: None,
         }
     }
 }
 
 impl V4Bounds {
     /// The names [`V4Bounds::set`] takes, in the order of the documentation.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 12] = [
         "clients",
         "unconfirmed",
         "sessions-per-client",
@@ -106,12 +113,25 @@ impl V4Bounds {
         "states",
         "owners",
         "ranges",
+        "delegations",
+        "delegations-per-client",
     ];
 
     /// Sets bound `name` (one of [`V4Bounds::NAMES`]) to `n` (at least 1).
     pub fn set(&mut self, name: &str, n: usize) -> Result<(), String> {
         if n == 0 {
             return Err(format!("{name}: a bound of 0 would refuse every client"));
+        }
+        match name {
+            "delegations" => {
+                self.delegations = Some(n);
+                return Ok(());
+            }
+            "delegations-per-client" => {
+                self.delegations_per_client = Some(n);
+                return Ok(());
+            }
+            _ => {}
         }
         let l = &mut self.locking;
         let field = match name {
@@ -230,6 +250,8 @@ pub struct V4State {
     pub(crate) cb: CallbackCounters,
     /// Recall outcomes not taken yet (bounded by [`super::callback::MAX_OUTCOMES`]).
     pub(crate) recall_outcomes: Mutex<VecDeque<(RecallOrder, RecallOutcome)>>,
+    /// CB_RECALL_ANY outcomes not taken yet (one order in flight per client at most).
+    pub(crate) recall_any_outcomes: Mutex<Vec<(ClientId, RecallOutcome)>>,
     /// How long a callback waits for its reply, in milliseconds.
     pub(crate) cb_timeout_ms: AtomicU64,
     /// The backends' holds on open files, by locking key (then export), so that a file
@@ -279,7 +301,11 @@ impl V4State {
             clients: Mutex::new(ClientTable::new(config.clone(), kept, Time(0), boot)),
             locking: Mutex::new({
                 let mut l = Locking::new(boot, opts.bounds.locking);
-                l.set_delegations(DelegLimits::from_ram(config.ram_bytes), config.lease_ms);
+                let mut limits = DelegLimits::from_ram(config.ram_bytes);
+                let b = &opts.bounds;
+                limits.total = b.delegations.unwrap_or(limits.total);
+                limits.per_client = b.delegations_per_client.unwrap_or(limits.per_client);
+                l.set_delegations(limits, config.lease_ms);
                 l
             }),
             records: records.map(Mutex::new),
@@ -289,6 +315,7 @@ impl V4State {
             limits: (config.max_operations, config.max_response_size),
             cb: CallbackCounters::default(),
             recall_outcomes: Mutex::default(),
+            recall_any_outcomes: Mutex::default(),
             // A tenth of the lease (as knfsd's callback RPC timeout), 1 to 15 seconds: a
             // client that does not answer is known within a lease, with room for retries.
             me: std::sync::OnceLock::new(),
@@ -317,7 +344,8 @@ impl V4State {
     }
 
     /// The laundromat, called about once a second: leases, courtesy clients, grace;
-    /// delegations overdue revoked and the recalls due handed to the callback sender.
+    /// delegations overdue revoked and the recalls due handed to the callback sender, and
+    /// CB_RECALL_ANY at the delegations' bound.
     pub fn tick(self: &Arc<Self>) {
         let now = self.now();
         let mut locking = self.locking.lock();
@@ -330,6 +358,12 @@ impl V4State {
         // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
         self.kept.lock().retain(|f, _| locking.holds_file(f));
         let recalls = self.recalls_due(&mut locking, now);
+        for (client, outcome) in self.take_recall_any_outcomes() {
+            locking
+                .delegations_mut()
+                .recall_any_outcome(client, outcome, now);
+        }
+        let recall_any = locking.delegations_mut().due_recall_any(now);
         locking.seqid_tick(now, clients.lease_ms());
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
@@ -354,6 +388,7 @@ impl V4State {
             self.remove_session(id);
         }
         self.dispatch_recalls(recalls);
+        self.dispatch_recall_any(recall_any);
     }
 
     /// Whether the server is in its grace period.

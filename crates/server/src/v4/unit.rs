@@ -315,6 +315,7 @@ impl Unit for Nfs4 {
             ("write_delegations", d.held_write),
             ("revoked_delegations", d.revoked_held),
             ("recalls_in_flight", d.outstanding),
+            ("recall_any_in_flight", d.recall_any_outstanding),
         ] {
             let _ = writeln!(o, "rnfs_nfs4_state{{kind=\"{kind}\"}} {v}");
         }
@@ -324,7 +325,8 @@ impl Unit for Nfs4 {
             "counter",
             "NFSv4 delegation events: granted (read, write), refused (contention, resource), \
              recalled (first sends), recall_retries, conflicts answered DELAY, returned, \
-             revoked (not returned a lease after the recall), purged with their client.",
+             revoked (not returned a lease after the recall), purged with their client, \
+             recall_any (CB_RECALL_ANY sent at the total bound), recall_any_failed.",
         );
         for (event, v) in [
             ("granted_read", d.granted_read),
@@ -337,6 +339,8 @@ impl Unit for Nfs4 {
             ("returned", d.returned),
             ("revoked", d.revoked),
             ("purged", d.purged),
+            ("recall_any", d.recall_any),
+            ("recall_any_failed", d.recall_any_failed),
         ] {
             let _ = writeln!(o, "rnfs_nfs4_delegations_total{{event=\"{event}\"}} {v}");
         }

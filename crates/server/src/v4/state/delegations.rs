@@ -27,6 +27,13 @@
 //!   it held); the recall bookkeeping is per delegation. Refusals are counted.
 //! - **D5 purge**: a client purged (lease expired, courtesy client in someone's way,
 //!   DESTROY_CLIENTID) loses its delegations and revoked stateids at once.
+//! - **D6 CB_RECALL_ANY**: while the delegations held are at the total bound (where D1
+//!   grants no more), the clients holding the most are asked with CB_RECALL_ANY to
+//!   return half of theirs ([`Delegations::due_recall_any`]), as many as it takes to
+//!   bring the count down to [`RECALL_ANY_TARGET`] of the bound, at most
+//!   [`RECALL_ANY_PER_PASS`] clients at a time. At most one CB_RECALL_ANY per client is
+//!   outstanding, and a client is not asked again until a lease after its last one ended:
+//!   nothing here can storm either.
 use super::ids::{ClientId, Stateid, Time};
 use super::stateid::{check_seqid, SeqidCheck};
 use crate::v4::callback::{RecallOrder, RecallOutcome};
@@ -39,6 +46,27 @@ pub const BACKOFF_FIRST_MS: u64 = 1_000;
 pub const BACKOFF_MAX_MS: u64 = 16_000;
 /// `NFS4ERR_DELAY`.
 const NFS4ERR_DELAY: u32 = 10008;
+/// What CB_RECALL_ANY aims at: the delegations held brought back to this fraction
+/// (numerator, denominator) of the total bound.
+pub const RECALL_ANY_TARGET: (usize, usize) = (3, 4);
+/// The most clients one pass of [`Delegations::due_recall_any`] asks.
+pub const RECALL_ANY_PER_PASS: usize = 16;
+/// `RCA4_TYPE_MASK_RDATA_DLG` and `RCA4_TYPE_MASK_WDATA_DLG` as bits of
+/// `craa_type_mask` (RFC 8881 20.6.1).
+const RCA4_RDATA_DLG: u32 = 1 << 0;
+const RCA4_WDATA_DLG: u32 = 1 << 1;
+
+/// One CB_RECALL_ANY (RFC 8881 20.6) to send: `client` is to keep at most `keep` of its
+/// delegations of the kinds in `mask` and return the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecallAnyOrder {
+    /// The client asked.
+    pub client: ClientId,
+    /// `craa_objects_to_keep`.
+    pub keep: u32,
+    /// `craa_type_mask` (one word: `RCA4_TYPE_MASK_RDATA_DLG` / `WDATA_DLG` bits).
+    pub mask: u32,
+}
 
 /// The kind of a delegation (`open_delegation_type4`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,6 +232,22 @@ pub struct DelegStats {
     pub revoked: u64,
     /// Delegations dropped by a client purge.
     pub purged: u64,
+    /// CB_RECALL_ANYs ordered (at the total bound, D6).
+    pub recall_any: u64,
+    /// Of which the client refused, or could not be reached.
+    pub recall_any_failed: u64,
+    /// CB_RECALL_ANYs in flight now.
+    pub recall_any_outstanding: usize,
+}
+
+/// Where a client's CB_RECALL_ANY is (D6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecallAny {
+    /// Handed to the sender at `since`; its outcome is awaited (forgotten two leases
+    /// on, should it never come).
+    InFlight { since: Time },
+    /// Ended; not to be sent again before `until`.
+    Quiet { until: Time },
 }
 
 /// Where a delegation's recall is.
@@ -256,6 +300,9 @@ pub struct Delegations {
     /// theirs was revoked).
     penalty: HashMap<ClientId, Time>,
     in_flight: usize,
+    /// Clients asked with CB_RECALL_ANY lately (D6): at most those holding delegations
+    /// when asked, each entry gone two leases later at most.
+    recall_any: HashMap<ClientId, RecallAny>,
 }
 
 impl Delegations {
@@ -272,6 +319,7 @@ impl Delegations {
             revoked_per_client: HashMap::new(),
             penalty: HashMap::new(),
             in_flight: 0,
+            recall_any: HashMap::new(),
         }
     }
 
@@ -286,6 +334,11 @@ impl Delegations {
                 .count(),
             revoked_held: self.revoked.len(),
             outstanding: self.in_flight,
+            recall_any_outstanding: self
+                .recall_any
+                .values()
+                .filter(|r| matches!(r, RecallAny::InFlight { .. }))
+                .count(),
             ..self.stats
         }
     }
@@ -533,6 +586,97 @@ impl Delegations {
         }
     }
 
+    /// The CB_RECALL_ANYs to send now (D6): none below the total bound; at it, the clients
+    /// holding the most delegations, largest first, each asked to keep half of what it
+    /// holds, until what they are asked to return (counting those already asked) brings
+    /// the count to [`RECALL_ANY_TARGET`] of the bound. A client with one in flight, or
+    /// whose last one ended less than a lease ago, is not asked. Each order is in flight
+    /// until [`Delegations::recall_any_outcome`] reports on it.
+    pub fn due_recall_any(&mut self, now: Time) -> Vec<RecallAnyOrder> {
+        let lease = self.lease_ms;
+        self.recall_any.retain(|_, r| match *r {
+            RecallAny::InFlight { since } => now.since(since) < lease.saturating_mul(2),
+            RecallAny::Quiet { until } => now < until,
+        });
+        let total = self.limits.total;
+        let held = self.delegs.len();
+        if held < total {
+            return Vec::new();
+        }
+        let target = total / RECALL_ANY_TARGET.1 * RECALL_ANY_TARGET.0;
+        let mut need = held.saturating_sub(target).max(1);
+        // (held, client, kinds held) of every client holding delegations.
+        let mut holders: Vec<(usize, ClientId, u32)> = self
+            .by_client
+            .iter()
+            .filter_map(|(c, keys)| {
+                let mut mask = 0;
+                let n = keys
+                    .iter()
+                    .filter_map(|k| self.delegs.get(k))
+                    .inspect(|d| {
+                        mask |= match d.kind {
+                            DelegKind::Read => RCA4_RDATA_DLG,
+                            DelegKind::Write => RCA4_WDATA_DLG,
+                        }
+                    })
+                    .count();
+                (n > 0).then_some((n, *c, mask))
+            })
+            .collect();
+        // The most first; among equals, the lowest client id (a stable order).
+        holders.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1 .0.cmp(&b.1 .0)));
+        let mut orders = Vec::new();
+        for (n, client, mask) in holders {
+            if need == 0 || orders.len() >= RECALL_ANY_PER_PASS {
+                break;
+            }
+            let keep = n / 2;
+            let returns = n - keep;
+            match self.recall_any.get(&client) {
+                Some(RecallAny::InFlight { .. }) => {
+                    need = need.saturating_sub(returns);
+                    continue;
+                }
+                Some(RecallAny::Quiet { .. }) => continue,
+                None => {}
+            }
+            need = need.saturating_sub(returns);
+            self.recall_any
+                .insert(client, RecallAny::InFlight { since: now });
+            self.stats.recall_any += 1;
+            orders.push(RecallAnyOrder {
+                client,
+                keep: u32::try_from(keep).unwrap_or(u32::MAX),
+                mask,
+            });
+        }
+        orders
+    }
+
+    /// What became of `client`'s CB_RECALL_ANY: whatever it was, the client is not asked
+    /// again for a lease (a client that agreed returns delegations meanwhile); a path
+    /// down also keeps new delegations from it for that lease, as for CB_RECALL. An
+    /// outcome for a client with none in flight is ignored.
+    pub fn recall_any_outcome(&mut self, client: ClientId, outcome: RecallOutcome, now: Time) {
+        if !matches!(
+            self.recall_any.get(&client),
+            Some(RecallAny::InFlight { .. })
+        ) {
+            return;
+        }
+        let until = now.plus_ms(self.lease_ms);
+        self.recall_any.insert(client, RecallAny::Quiet { until });
+        match outcome {
+            RecallOutcome::Delivered => {}
+            RecallOutcome::Refused(_) => self.stats.recall_any_failed += 1,
+            RecallOutcome::PathDown => {
+                self.stats.recall_any_failed += 1;
+                self.penalty.insert(client, until);
+            }
+        }
+    }
+
     /// Revokes every delegation whose recall was ordered a lease ago or more (D3).
     /// Returns how many.
     pub fn revoke_overdue(&mut self, now: Time) -> usize {
@@ -644,6 +788,7 @@ impl Delegations {
     pub fn purge_client(&mut self, client: ClientId) -> usize {
         let Some(keys) = self.by_client.get(&client).cloned() else {
             self.penalty.remove(&client);
+            self.recall_any.remove(&client);
             return 0;
         };
         let mut n = 0;
@@ -656,6 +801,7 @@ impl Delegations {
         self.by_client.remove(&client);
         self.revoked_per_client.remove(&client);
         self.penalty.remove(&client);
+        self.recall_any.remove(&client);
         self.stats.purged += n as u64;
         n
     }

@@ -481,3 +481,106 @@ fn stateid_checks() {
         Err(DelegError::BadStateid)
     );
 }
+
+/// D6: below the total bound no CB_RECALL_ANY; at it, the clients holding the most are
+/// asked to keep half, as many as it takes to get back to three quarters of the bound;
+/// one in flight per client, none again within a lease of the last outcome; a purge
+/// forgets the client.
+#[test]
+fn recall_any_at_the_total_bound() {
+    const C: ClientId = ClientId(3);
+    let mut t = T::with(DelegLimits {
+        per_client: 8,
+        total: 12,
+        outstanding: 4,
+    });
+    // A 6 (one a write delegation), B 4, C 1: 11, one below the bound.
+    for f in 0..5 {
+        t.grant(A, f, DelegKind::Read, 0);
+    }
+    t.grant(A, 5, DelegKind::Write, 0);
+    for f in 10..14 {
+        t.grant(B, f, DelegKind::Read, 0);
+    }
+    t.grant(C, 20, DelegKind::Read, 0);
+    assert!(t.d.due_recall_any(Time(1)).is_empty(), "below the bound");
+    t.grant(C, 21, DelegKind::Read, 0);
+    // At the bound (12): no more grants; 12 - 9 = 3 to return: A's 3 are enough.
+    assert_eq!(
+        t.grant_with(C, 22, DelegKind::Read, Openers::default(), 2),
+        Err(NoDeleg::Resource)
+    );
+    let rw = RCA4_RDATA_DLG | RCA4_WDATA_DLG;
+    assert_eq!(
+        t.d.due_recall_any(Time(2)),
+        vec![RecallAnyOrder {
+            client: A,
+            keep: 3,
+            mask: rw
+        }]
+    );
+    assert_eq!(t.d.stats().recall_any_outstanding, 1);
+    // Still at the bound: A's order in flight counts, nobody else is asked.
+    assert!(t.d.due_recall_any(Time(3)).is_empty());
+    // A says yes but returns nothing yet: A is left alone for a lease, so the next in
+    // line are asked.
+    t.d.recall_any_outcome(A, RecallOutcome::Delivered, Time(4));
+    t.d.recall_any_outcome(A, RecallOutcome::Delivered, Time(4)); // twice: ignored
+    assert_eq!(t.d.stats().recall_any_outstanding, 0);
+    assert_eq!(
+        t.d.due_recall_any(Time(5)),
+        vec![
+            RecallAnyOrder {
+                client: B,
+                keep: 2,
+                mask: RCA4_RDATA_DLG
+            },
+            RecallAnyOrder {
+                client: C,
+                keep: 1,
+                mask: RCA4_RDATA_DLG
+            }
+        ],
+        "B's 2 and C's 1 make the 3"
+    );
+    // B's path is down: counted, and B gets no delegation for a lease.
+    t.d.recall_any_outcome(B, RecallOutcome::PathDown, Time(6));
+    t.d.recall_any_outcome(C, RecallOutcome::Refused(10008), Time(6));
+    assert_eq!(t.d.stats().recall_any_failed, 2);
+    // A lease after A's outcome A is asked again (B and C are quiet a little longer).
+    assert!(t.d.due_recall_any(Time(LEASE + 3)).is_empty());
+    assert_eq!(
+        t.d.due_recall_any(Time(LEASE + 4)),
+        vec![RecallAnyOrder {
+            client: A,
+            keep: 3,
+            mask: rw
+        }]
+    );
+    // A returns one: below the bound, nothing more is asked, and grants resume (not to
+    // B, whose path was down within the lease).
+    let s = t.d.held_by(A, &file(0)).unwrap().0;
+    t.d.delegreturn(A, &s, &file(0)).unwrap();
+    assert!(t.d.due_recall_any(Time(LEASE + 10)).is_empty());
+    assert_eq!(
+        t.grant_with(B, 30, DelegKind::Read, Openers::default(), LEASE + 5),
+        Err(NoDeleg::Resource)
+    );
+    t.grant(C, 30, DelegKind::Read, LEASE + 11);
+    // A purge forgets the client's order at once.
+    assert_eq!(t.d.stats().recall_any_outstanding, 1);
+    let mut t2 = T::with(t.d.limits);
+    t.d.purge_client(A);
+    assert_eq!(t.d.stats().recall_any_outstanding, 0);
+    assert_eq!(t.d.stats().recall_any, 4);
+    // An order whose outcome never comes is forgotten two leases on (and the client may
+    // be asked again).
+    for f in 0..6 {
+        t2.grant(A, f, DelegKind::Read, 0);
+        t2.grant(B, f + 10, DelegKind::Read, 0);
+    }
+    let once = t2.d.due_recall_any(Time(0));
+    assert_eq!(once.len(), 1);
+    assert!(t2.d.due_recall_any(Time(2 * LEASE - 1)).is_empty());
+    assert_eq!(t2.d.due_recall_any(Time(2 * LEASE)), once);
+}
