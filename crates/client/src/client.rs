@@ -847,7 +847,11 @@ impl Client {
                     }
                 };
                 c.run(&ino, next);
-                ino.changed.notify_waiters();
+                // Let go of the inode before waking its waiters: an fsync or close that
+                // returns then finds no hold of ours left on it (its table entry can go).
+                let changed = ino.changed.clone();
+                drop(ino);
+                changed.notify_waiters();
             });
         }
     }

@@ -315,7 +315,7 @@ pub struct Inode {
     pub(crate) wb: Mutex<WriteBack>,
     pages: Mutex<Pages>,
     /// Woken whenever the write-back engine changes state.
-    pub(crate) changed: Notify,
+    pub(crate) changed: Arc<Notify>,
     /// Bumped by every write, WRITE completion and invalidation, always under the `pages`
     /// lock; a READ result is cached only if it did not change meanwhile, checked under
     /// the same lock as the store (so a READ sent before a WRITE of the same range
@@ -780,7 +780,7 @@ impl InodeTable {
                         attr: Mutex::new(None),
                         wb: Mutex::new(WriteBack::new(self.wb)),
                         pages: Mutex::default(),
-                        changed: Notify::new(),
+                        changed: Arc::new(Notify::new()),
                         data_gen: AtomicU64::new(0),
                         wb_accounted: AtomicU64::new(0),
                         counters: self.counters.clone(),

@@ -209,6 +209,21 @@ async fn a_hole_before_data_not_yet_written_back_reads_as_zeros() {
 }
 
 /// Fills the server with a file named `nospc` until write-back fails with NOSPC.
+/// Removes fill()'s file and, on a tmpfs, checks that its space is free as soon as the
+/// REMOVE answered (the client closed it: no NFS client uses it any more), so that a later
+/// NOSPC is not blamed on the client's write-back when the file was still held open.
+async fn remove_filler(t: &Target, c: &Client) {
+    c.remove("/nospc").await.unwrap();
+    if let Some(dir) = t.tmpfs_dir() {
+        let s = rustix::fs::statvfs(dir).unwrap();
+        let free = s.f_bavail * s.f_frsize;
+        assert!(
+            free >= common::TMPFS_BYTES / 2,
+            "REMOVE answered, but the removed file's space is not free ({free} bytes free)"
+        );
+    }
+}
+
 async fn fill(c: &Client) {
     let mut f = c
         .open("/nospc", OpenOptions::create_truncate())
@@ -248,7 +263,7 @@ async fn seed_scenario_enospc_then_success_without_sync_writes() {
     assert_eq!(g.fsync().await, Ok(()));
     g.close().await.unwrap();
 
-    c.remove("/nospc").await.unwrap();
+    remove_filler(&t, &c).await;
 
     // dd #2: succeeds, reports nothing stale, and is not synchronous (W5).
     let before = c.io_stats();
@@ -341,7 +356,7 @@ async fn w2_w4_w5_a_seen_error_never_fails_a_later_write_and_writes_stay_cached(
     assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
     assert_eq!(a.close().await, Ok(()));
 
-    c.remove("/nospc").await.unwrap();
+    remove_filler(&t, &c).await;
     // Space again: the next handle's writes succeed, cached and UNSTABLE (W5).
     let before = c.io_stats();
     let mut d = c.open("/f", OpenOptions::create_truncate()).await.unwrap();

@@ -21,7 +21,7 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// How long an entry is trusted after its object was located from the export root.
@@ -147,19 +147,32 @@ impl<T> FdCache<T> {
         drop(gone);
     }
 
-    /// Closes the entries for which `keep` is false (called without the lock held, on a
-    /// snapshot, so `keep` may make system calls).
+    /// Closes the entries for which `keep` is false (called without the lock held, so
+    /// `keep` may make system calls).
+    ///
+    /// The snapshot holds weak references only, and each entry is held strongly just for
+    /// its own `keep`: had it held all of them, a file removed (and invalidated) meanwhile
+    /// would stay open, its space not freed, until the walk ended, after its REMOVE answered.
     pub(crate) fn retain(&self, keep: impl Fn(&T) -> bool) {
-        let snapshot: Vec<(Id, Arc<T>)> = {
+        let snapshot: Vec<(Id, Weak<T>)> = {
             let g = self.inner.lock();
-            g.map.iter().map(|(k, s)| (*k, s.val.clone())).collect()
+            g.map
+                .iter()
+                .map(|(k, s)| (*k, Arc::downgrade(&s.val)))
+                .collect()
         };
-        for (id, v) in snapshot {
+        for (id, w) in snapshot {
+            let Some(v) = w.upgrade() else { continue };
             if !keep(&v) {
-                let mut g = self.inner.lock();
-                if g.map.get(&id).is_some_and(|s| Arc::ptr_eq(&s.val, &v)) {
-                    g.map.remove(&id);
-                }
+                let old = {
+                    let mut g = self.inner.lock();
+                    if g.map.get(&id).is_some_and(|s| Arc::ptr_eq(&s.val, &v)) {
+                        g.map.remove(&id)
+                    } else {
+                        None
+                    }
+                };
+                drop(old); // closed outside the lock
             }
         }
     }
@@ -214,6 +227,32 @@ mod tests {
         assert_eq!(c.len(), 1);
         c.invalidate((1, 1));
         assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn retain_holds_no_other_entry_open_while_it_checks_one() {
+        let c = FdCache::new(4);
+        let (a, b) = (Arc::new(1), Arc::new(2));
+        c.insert((1, 1), 0, a.clone(), c.epoch());
+        c.insert((1, 2), 0, b.clone(), c.epoch());
+        let (wa, wb) = (Arc::downgrade(&a), Arc::downgrade(&b));
+        drop((a, b));
+        let checked = std::cell::Cell::new(0);
+        c.retain(|v| {
+            checked.set(checked.get() + 1);
+            // The entry not being checked is held by the cache alone: a REMOVE that
+            // invalidated it now would close it at once.
+            let other = if *v == 1 { &wb } else { &wa };
+            assert_eq!(
+                other.strong_count(),
+                1,
+                "retain holds entry {v}'s neighbour"
+            );
+            *v != 1
+        });
+        assert_eq!(checked.get(), 2);
+        assert_eq!(c.len(), 1);
+        assert_eq!(wa.strong_count(), 0, "the entry retain dropped is closed");
     }
 
     #[test]

@@ -2135,6 +2135,8 @@ mod tests {
             .unwrap();
         fs.commit(&ctx, &a, 0, 0).unwrap();
         assert_eq!(fs.read(&ctx, &a, 0, 64).unwrap().0, b"before, after");
+        // Each call opens the unlinked file for itself: none of it goes into the cache.
+        assert_eq!(fs.caches.files.len(), 0);
         assert_eq!(fs.getattr(&ctx, &a).unwrap().size, 13);
         // SETATTR too (ftruncate, fchmod, futimens of an unlinked temporary file).
         let set = SetAttr {
@@ -2191,6 +2193,38 @@ mod tests {
         );
         drop(hb);
         assert!(fs.keep_open(&c).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_removed_file_a_call_in_flight_holds_is_closed_when_that_call_ends() {
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (a, _) = fs
+            .create(
+                &ctx,
+                &root,
+                b"a",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        fs.write(&ctx, &a, 0, b"aaa", Stability::Unstable).unwrap();
+        // A WRITE on the pool that took the cached descriptor just before the REMOVE.
+        let in_flight = fs.io_file(&ctx, &a, Want::Write).unwrap();
+        let open = Arc::downgrade(&in_flight);
+        fs.remove(&ctx, &root, b"a").unwrap();
+        assert_eq!(fs.caches.files.len(), 0);
+        assert_eq!(open.strong_count(), 1, "only the call in flight holds it");
+        // Late calls by handle neither reach it nor open and cache it again.
+        assert_eq!(
+            fs.write(&ctx, &a, 0, b"x", Stability::Unstable),
+            Err(VfsError::Stale)
+        );
+        assert_eq!(fs.commit(&ctx, &a, 0, 0), Err(VfsError::Stale));
+        assert_eq!(fs.read(&ctx, &a, 0, 10), Err(VfsError::Stale));
+        assert_eq!(fs.caches.files.len(), 0);
+        drop(in_flight);
+        assert_eq!(open.strong_count(), 0, "closed when the call ended");
     }
 
     #[test]

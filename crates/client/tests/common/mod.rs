@@ -552,11 +552,22 @@ pub struct Target {
 /// Size of the tmpfs behind the `tmpfs` backend (and what `client-ganesha.sh` gives ganesha).
 pub const TMPFS_BYTES: u64 = 16 << 20;
 
+/// A tmpfs of its own for one test, mounted and unmounted without running mount(8).
+///
+/// Tests of one binary run in parallel threads of one process, and the in-process servers
+/// hold descriptors of the files they serve. A child forked by this process (which running
+/// mount(8) or umount(8) does) gets a copy of all of them and keeps them until its exec
+/// closes them (they are close-on-exec); under load that takes long enough for another
+/// test's REMOVE to answer while the child still holds the removed file open, so its space
+/// is not freed and that test's next writes got NOSPC (the client-tmpfs flake of session 8:
+/// the removed `nospc` was seen open by a child process named after another test's thread).
 pub struct TmpfsMount {
     pub dir: std::path::PathBuf,
 }
 
 impl TmpfsMount {
+    /// Mounts with mount(2) itself, not mount(8): this process must never fork while its
+    /// servers hold descriptors (see the type's documentation).
     pub fn new(bytes: u64) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -565,29 +576,28 @@ impl TmpfsMount {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={bytes},mode=0755"))
-            .arg("rnfs-client-test")
-            .arg(&dir)
-            .output()
-            .expect("cannot run mount(8)");
-        assert!(
-            out.status.success(),
-            "RNFS_TEST_BACKEND=tmpfs: cannot mount a tmpfs on {} (this variant needs root): {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
+        let opts = std::ffi::CString::new(format!("size={bytes},mode=0755")).unwrap();
+        let r = rustix::mount::mount(
+            "rnfs-client-test",
+            &dir,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            opts.as_c_str(),
         );
+        if let Err(e) = r {
+            panic!(
+                "RNFS_TEST_BACKEND=tmpfs: cannot mount a tmpfs on {} (this variant needs root): {e}",
+                dir.display()
+            );
+        }
         Self { dir }
     }
 }
 
 impl Drop for TmpfsMount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .status();
+        // Detached (umount -l), so a server still holding a file cannot keep it busy.
+        let _ = rustix::mount::unmount(&self.dir, rustix::mount::UnmountFlags::DETACH);
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
