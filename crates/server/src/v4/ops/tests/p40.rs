@@ -1,0 +1,67 @@
+//! What pynfs' NFSv4.0 suite checks of the operations shared by every minor version
+//! (docs/pynfs40-known-failures.txt): ACCESS bits by object type, unknown attributes in
+//! GETATTR, an owner's own share reservations, empty owners, READDIR's TOOSMALL, LINK of
+//! a directory.
+use super::*;
+
+const A_READ: u32 = 0x01;
+const A_LOOKUP: u32 = 0x02;
+const A_DELETE: u32 = 0x10;
+const A_EXECUTE: u32 = 0x20;
+const A_ALL: u32 = 0x3f;
+
+fn access_of(w: &World, path: &[&[u8]], bits: u32) -> (u32, u32) {
+    let mut v = at_export();
+    for p in path {
+        v.push(NfsArgop4::OpLookup(Lookup4args { objname: name(p) }));
+    }
+    v.push(NfsArgop4::OpAccess(Access4args { access: bits }));
+    let (s, r) = w.run(1, v);
+    assert_eq!(s, 0, "{r:?}");
+    match r.last().unwrap() {
+        NfsResop4::OpAccess(Access4res::Nfs4Ok(ok)) => (ok.supported, ok.access),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn access_answers_only_the_bits_meaningful_for_the_type() {
+    // pynfs ACC2*: LOOKUP and DELETE mean nothing for a non-directory, EXECUTE nothing for
+    // a directory; such bits are neither supported nor granted.
+    let w = world();
+    let ctx = VCtx::default();
+    let root = w.fs.root();
+    let all = SetAttr {
+        mode: Some(0o777),
+        ..SetAttr::default()
+    };
+    w.fs.mkdir(&ctx, &root, b"d", &all).unwrap();
+    w.fs.create(&ctx, &root, b"f", &rnfs_vfs::CreateMode::Guarded(all))
+        .unwrap();
+    w.fs.symlink(&ctx, &root, b"l", b"f", &all).unwrap();
+    let (s, a) = access_of(&w, &[b"d"], A_ALL);
+    assert_eq!((s, a & s), (A_ALL & !A_EXECUTE, a));
+    for obj in [&b"f"[..], b"l"] {
+        let (s, a) = access_of(&w, &[obj], A_ALL);
+        assert_eq!(s, A_ALL & !(A_LOOKUP | A_DELETE), "{obj:?}");
+        assert_eq!(a & !s, 0, "{obj:?}");
+        assert_ne!(a & A_READ, 0, "{obj:?}");
+    }
+    // Only what is asked for is answered.
+    assert_eq!(access_of(&w, &[b"f"], A_LOOKUP), (0, 0));
+    assert_eq!(access_of(&w, &[b"d"], A_EXECUTE), (0, 0));
+    // A pseudo directory: no EXECUTE either.
+    let v = vec![
+        NfsArgop4::OpPutrootfh,
+        NfsArgop4::OpAccess(Access4args { access: A_ALL }),
+    ];
+    let (st, r) = w.run(1, v);
+    assert_eq!(st, 0);
+    match &r[1] {
+        NfsResop4::OpAccess(Access4res::Nfs4Ok(ok)) => {
+            assert_eq!(ok.supported & A_EXECUTE, 0);
+            assert_eq!(ok.access, A_READ | A_LOOKUP);
+        }
+        other => panic!("{other:?}"),
+    }
+}
