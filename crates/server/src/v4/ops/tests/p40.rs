@@ -65,3 +65,26 @@ fn access_answers_only_the_bits_meaningful_for_the_type() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn getattr_leaves_out_attributes_it_does_not_know() {
+    // pynfs GATT4*: attribute 1000 (a bitmap of 32 words) is no error; the reply's bitmap
+    // holds only what the server has.
+    let w = world();
+    let mut words = vec![0u32; 32];
+    words[0] = 1 << 1; // type
+    words[1000 / 32] = 1 << (1000 % 32);
+    let mut v = at_export();
+    v.push(NfsArgop4::OpGetattr(Getattr4args {
+        attr_request: VarArray(words),
+    }));
+    let (s, r) = w.run(1, v);
+    assert_eq!(s, 0, "{r:?}");
+    match r.last().unwrap() {
+        NfsResop4::OpGetattr(Getattr4res::Nfs4Ok(ok)) => {
+            assert_eq!(ok.obj_attributes.attrmask.0, vec![1 << 1]);
+            assert_eq!(ok.obj_attributes.attr_vals.0, 2u32.to_be_bytes()); // NF4DIR
+        }
+        other => panic!("{other:?}"),
+    }
+}
