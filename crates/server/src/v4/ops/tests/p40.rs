@@ -88,3 +88,32 @@ fn getattr_leaves_out_attributes_it_does_not_know() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_owner_s_own_deny_modes_refuse_its_next_open() {
+    // pynfs OPEN21, OPEN25: the same open owner asks for access its own open denies.
+    let w = world();
+    const DENY_READ: u32 = 1;
+    const DENY_WRITE: u32 = 2;
+    open_ok(&w, 1, b"o", b"r", BOTH, DENY_READ);
+    let (s, _) = w.run(1, open_file(b"o", b"r", READ, 0));
+    assert_eq!(s, code(Nfs4Error::ShareDenied));
+    open_ok(&w, 1, b"o", b"w", BOTH, DENY_WRITE);
+    let (s, _) = w.run(1, open_file(b"o", b"w", WRITE, 0));
+    assert_eq!(s, code(Nfs4Error::ShareDenied));
+    // Denying what the owner's own open holds: refused too.
+    open_ok(&w, 1, b"o", b"x", READ, 0);
+    let (s, _) = w.run(1, open_file(b"o", b"x", READ, DENY_READ));
+    assert_eq!(s, code(Nfs4Error::ShareDenied));
+    // An upgrade nothing denies still works, on the same stateid; so does opening again
+    // an access the owner opened already, whatever its own deny (knfsd's rule).
+    let (_, s1) = open_ok(&w, 1, b"o", b"u", READ, 0);
+    let (_, s2) = open_ok(&w, 1, b"o", b"u", BOTH, DENY_WRITE);
+    assert_eq!((s2.seqid, &s2.other), (2, &s1.other));
+    let (_, s3) = open_ok(&w, 1, b"o", b"u", BOTH, 0);
+    assert_eq!((s3.seqid, &s3.other), (3, &s1.other));
+    // Another owner of the same client is held off like any other.
+    let (s, _) = w.run(1, open_file(b"p", b"u", WRITE, 0));
+    assert_eq!(s, code(Nfs4Error::ShareDenied));
+    w.counts();
+}
