@@ -117,3 +117,30 @@ fn an_owner_s_own_deny_modes_refuse_its_next_open() {
     assert_eq!(s, code(Nfs4Error::ShareDenied));
     w.counts();
 }
+
+#[test]
+fn an_empty_owner_or_group_is_invalid() {
+    // pynfs SATT16, SATT17: a zero-length principal is INVAL (a name that maps to no one
+    // stays BADOWNER).
+    let w = world();
+    let (fh, _) = open_ok(&w, 1, b"o", b"f", BOTH, 0);
+    let set = |bit: u32, val: &[u8]| {
+        let mut v = Writer::new();
+        v.opaque(val);
+        NfsArgop4::OpSetattr(Setattr4args {
+            stateid: anonymous(),
+            obj_attributes: Fattr4 {
+                attrmask: VarArray(vec![0, 1 << (bit - 32)]),
+                attr_vals: Opaque(v.into_inner()),
+            },
+        })
+    };
+    const OWNER: u32 = 36;
+    const OWNER_GROUP: u32 = 37;
+    for bit in [OWNER, OWNER_GROUP] {
+        let (s, _) = w.run(1, vec![putfh(&fh), set(bit, b"")]);
+        assert_eq!(s, code(Nfs4Error::Inval), "attribute {bit}");
+        let (s, _) = w.run(1, vec![putfh(&fh), set(bit, b"nobody@nowhere")]);
+        assert_eq!(s, code(Nfs4Error::BadOwner), "attribute {bit}");
+    }
+}
