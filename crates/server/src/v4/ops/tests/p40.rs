@@ -144,3 +144,41 @@ fn an_empty_owner_or_group_is_invalid() {
         assert_eq!(s, code(Nfs4Error::BadOwner), "attribute {bit}");
     }
 }
+
+#[test]
+fn readdir_without_room_for_an_empty_listing_is_too_small() {
+    // pynfs RDDR8: an empty directory's listing is 16 bytes (verifier, end, eof).
+    let w = world();
+    w.fs.mkdir(&VCtx::default(), &w.fs.root(), b"e", &SetAttr::default())
+        .unwrap();
+    let list = |maxcount| {
+        let mut v = at_export();
+        v.push(NfsArgop4::OpLookup(Lookup4args {
+            objname: name(b"e"),
+        }));
+        v.push(readdir_op(0, [0; 8], maxcount, vec![]));
+        w.run(1, v).0
+    };
+    assert_eq!(list(15), code(Nfs4Error::TooSmall));
+    assert_eq!(list(0), code(Nfs4Error::TooSmall));
+    assert_eq!(list(16), 0);
+}
+
+#[test]
+fn link_of_a_directory_is_isdir() {
+    // pynfs LINK1d: ISDIR, not the backend's refusal (EPERM).
+    let w = world();
+    w.fs.mkdir(&VCtx::default(), &w.fs.root(), b"d", &SetAttr::default())
+        .unwrap();
+    let mut v = at_export();
+    v.push(NfsArgop4::OpLookup(Lookup4args {
+        objname: name(b"d"),
+    }));
+    v.push(NfsArgop4::OpSavefh);
+    v.extend(at_export());
+    v.push(NfsArgop4::OpLink(Link4args {
+        newname: name(b"d2"),
+    }));
+    assert_eq!(w.run(1, v).0, code(Nfs4Error::IsDir));
+    assert!(w.fs.lookup(&VCtx::default(), &w.fs.root(), b"d2").is_err());
+}
