@@ -182,3 +182,47 @@ fn link_of_a_directory_is_isdir() {
     assert_eq!(w.run(1, v).0, code(Nfs4Error::IsDir));
     assert!(w.fs.lookup(&VCtx::default(), &w.fs.root(), b"d2").is_err());
 }
+
+/// The test world over a local directory (the backend that refuses what `off_t` cannot
+/// hold).
+fn local_world() -> (tempfile::TempDir, World) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+    (dir, world_on(fs))
+}
+
+#[test]
+fn sizes_and_offsets_past_off_t() {
+    // pynfs RD5a: a READ near 2^63 is the end of the file; SATT12x: a size of 2^64 - 1 is
+    // FBIG (not the IO of a size the backend cannot convert).
+    let (_dir, w) = local_world();
+    let (fh, sid) = open_ok(&w, 1, b"o", b"f", BOTH, 0);
+    for offset in [0x7fff_ffff_ffff_fffc, i64::MAX as u64, u64::MAX] {
+        let (s, r) = w.run(1, vec![putfh(&fh), read_op(&sid, offset, 10)]);
+        assert_eq!(s, 0, "{offset:#x}: {r:?}");
+        match &r[1] {
+            NfsResop4::OpRead(Read4res::Nfs4Ok(ok)) => {
+                assert!(ok.eof && ok.data.0.is_empty(), "{offset:#x}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    for size in [u64::MAX, i64::MAX as u64 + 1] {
+        let v = vec![
+            putfh(&fh),
+            NfsArgop4::OpSetattr(Setattr4args {
+                stateid: sid.clone(),
+                obj_attributes: Fattr4 {
+                    attrmask: VarArray(vec![1 << 4]),
+                    attr_vals: Opaque(size.to_be_bytes().to_vec()),
+                },
+            }),
+        ];
+        assert_eq!(w.run(1, v).0, code(Nfs4Error::FBig), "{size:#x}");
+    }
+}
