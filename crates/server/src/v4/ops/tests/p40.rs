@@ -1,7 +1,8 @@
 //! What pynfs' NFSv4.0 suite checks of the operations shared by every minor version
 //! (docs/pynfs40-known-failures.txt): ACCESS bits by object type, unknown attributes in
 //! GETATTR, an owner's own share reservations, empty owners, READDIR's TOOSMALL, LINK of
-//! a directory.
+//! a directory, offsets and sizes past `off_t`. (RPLY14, the NFSv4.0 replay through the
+//! duplicate request cache, is tested in `v4::unit`.)
 use super::*;
 
 const A_READ: u32 = 0x01;
