@@ -300,7 +300,7 @@ impl NfsServer {
             Route::Unit(u) => u,
             Route::Refused(status) => return Some(reply_error(h.xid, status)),
         };
-        if !unit.cached(h.proc_) {
+        if !unit.cached(h.proc_, call.args) {
             return Some(unit.dispatch(self, &req, h.xid, h.proc_, call.args));
         }
         let key = DrcKey::new(

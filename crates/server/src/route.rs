@@ -9,8 +9,8 @@
 //!   asks through `Service::blocking`), from the procedure and, where it wants to, the
 //!   arguments (NFSv4 classifies each COMPOUND by its operations);
 //! - **replay caching**: whether a call goes through the server's duplicate request cache
-//!   ([`Unit::cached`]: the non-idempotent NFSv3 procedures; NFSv4.1 has its own slot
-//!   cache per session and says no);
+//!   ([`Unit::cached`]: the non-idempotent NFSv3 procedures, and the NFSv4.0 compounds
+//!   holding a non-idempotent operation; NFSv4.1 has its own slot cache per session);
 //! - **dispatch**: decoding, running and encoding ([`Unit::dispatch`], and
 //!   [`Unit::try_call`] for the calls it classes as worth trying on the connection's task);
 //! - **statistics**: its own named counters ([`crate::stats::Counters`], one table per
@@ -108,8 +108,9 @@ pub trait Unit: Send + Sync {
         SMALL_REPLY
     }
 
-    /// Whether procedure `proc_` goes through the duplicate request cache.
-    fn cached(&self, _proc_: u32) -> bool {
+    /// Whether a call of procedure `proc_` with arguments `args` goes through the duplicate
+    /// request cache.
+    fn cached(&self, _proc_: u32, _args: &[u8]) -> bool {
         false
     }
 
@@ -322,7 +323,7 @@ pub(crate) mod tests {
                 _ => Blocking::Never,
             }
         }
-        fn cached(&self, proc_: u32) -> bool {
+        fn cached(&self, proc_: u32, _: &[u8]) -> bool {
             proc_ == 2
         }
         fn dispatch(

@@ -306,7 +306,7 @@ xdr_enum! {
 pub type Attrlist4 = Opaque<1048576>;
 
 /// XDR `typedef bitmap4`.
-pub type Bitmap4 = VarArray<u32, 8>;
+pub type Bitmap4 = VarArray<u32, 64>;
 
 /// XDR `typedef changeid4`.
 pub type Changeid4 = u64;

@@ -23,7 +23,7 @@
 //!
 //! # Bounds
 //! Every variable-length item has a limit: the RFC's own `<N>`, or one from
-//! `nfs4.limits` (names and paths 4096 bytes, [`Bitmap4`] 8 words, [`Attrlist4`] 1 MiB,
+//! `nfs4.limits` (names and paths 4096 bytes, [`Bitmap4`] 64 words, [`Attrlist4`] 1 MiB,
 //! READ/WRITE data 4 MiB + 4 KiB, other lists 1024 elements). [`Attrlist4`] (the values
 //! of a [`Fattr4`]) stays opaque bytes; the attribute layer interprets it.
 //!
@@ -461,12 +461,12 @@ pub fn bitmap_has(bitmap: &Bitmap4, bit: u32) -> bool {
 /// Sets attribute `bit` in `bitmap`, growing it as needed.
 ///
 /// # Panics
-/// If `bit` is 256 or more: the decoder bounds bitmaps to 8 words, so such a bitmap
+/// If `bit` is 2048 or more: the decoder bounds bitmaps to 64 words, so such a bitmap
 /// could not be sent back. Attribute numbers are constants, never peer input.
 pub fn bitmap_set(bitmap: &mut Bitmap4, bit: u32) {
     assert!(
-        bit < 256,
-        "attribute bit {bit} does not fit a bitmap4 of 8 words"
+        bit < 2048,
+        "attribute bit {bit} does not fit a bitmap4 of 64 words"
     );
     let word = (bit / 32) as usize;
     if bitmap.0.len() <= word {

@@ -177,8 +177,8 @@ fn oversized_items_give_too_long_before_reading_them() {
     fn too_long<T>(len: u64, max: u64) -> Result<T> {
         Err(Error::TooLong { len, max })
     }
-    // bitmap4: 8 words at most.
-    assert_eq!(from_bytes::<Bitmap4>(&words(&[9])), too_long(9, 8));
+    // bitmap4: 64 words at most.
+    assert_eq!(from_bytes::<Bitmap4>(&words(&[65])), too_long(65, 64));
     // nfs_fh4: NFS4_FHSIZE bytes.
     assert_eq!(from_bytes::<NfsFh4>(&words(&[129])), too_long(129, 128));
     // WRITE data: 4 MiB + 4 KiB, refused on the length alone.
@@ -312,9 +312,9 @@ fn cb_compound_header_is_bounded_too() {
 #[test]
 fn ops_stop_after_a_malformed_op_and_finish_reports_leftovers() {
     // Two ops announced; the first is a GETATTR whose bitmap is too long.
-    let b = words(&[0, 1, 2, 9, 9]);
+    let b = words(&[0, 1, 2, 9, 65]);
     let (_, mut ops) = decode_compound_args(&b, &CompoundLimits::default()).unwrap();
-    assert_eq!(ops.next(), Some(Err(Error::TooLong { len: 9, max: 8 })));
+    assert_eq!(ops.next(), Some(Err(Error::TooLong { len: 65, max: 64 })));
     assert_eq!(ops.next(), None);
     assert!(ops.finish().is_err());
     // All ops decoded but bytes left over.

@@ -172,7 +172,7 @@ impl Unit for Nfs3 {
 
     /// The non-idempotent procedures (RFC 1813 section 3.3: CREATE, REMOVE, RENAME...):
     /// a retransmission must get the first reply, not run again.
-    fn cached(&self, proc_: u32) -> bool {
+    fn cached(&self, proc_: u32, _: &[u8]) -> bool {
         Proc::from_u32(proc_).is_some_and(|p| p.is_non_idempotent())
     }
 

@@ -151,7 +151,12 @@ impl OwnerMap {
     }
 
     fn parse(&self, kind: Kind, s: &[u8]) -> R4<u32> {
-        if s.is_empty() || s.len() > MAX_OWNER {
+        // An empty owner is no principal at all: INVAL, as knfsd and NFS-Ganesha answer
+        // (pynfs SATT16, SATT17), where a name that maps to no one is BADOWNER.
+        if s.is_empty() {
+            return Err(Nfs4Error::Inval);
+        }
+        if s.len() > MAX_OWNER {
             return Err(Nfs4Error::BadOwner);
         }
         let s = std::str::from_utf8(s).map_err(|_| Nfs4Error::BadOwner)?;
@@ -205,9 +210,10 @@ mod tests {
         assert_eq!(m.group(0), "0");
         assert_eq!(m.uid(b"1000"), Ok(1000));
         assert_eq!(m.gid(b"4294967295"), Ok(u32::MAX));
+        assert_eq!(m.uid(b""), Err(Nfs4Error::Inval));
+        assert_eq!(m.gid(b""), Err(Nfs4Error::Inval));
         for bad in [
-            &b""[..],
-            b"4294967296",
+            &b"4294967296"[..],
             b"-1",
             b"+5",
             b" 5",

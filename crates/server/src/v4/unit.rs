@@ -7,7 +7,14 @@
 //!   would be held by a request that never finishes there). Compounds therefore run on
 //!   the connection's task when no export's backend ever blocks (memory), and on the pool
 //!   otherwise.
-//! - **Replay caching**: none here: NFSv4.1 has its slot cache per session.
+//! - **Replay caching**: NFSv4.1 has its slot cache per session. An NFSv4.0 compound that
+//!   holds an operation a retransmission must not run twice and that no open or lock
+//!   owner's seqid orders (CREATE, LINK, REMOVE, RENAME, SETATTR: [`cached40`]) goes
+//!   through the server's duplicate request cache, as knfsd caches the 4.0 compounds of
+//!   its "cache me" operations: the retry (same xid, same client address and port, same
+//!   credential and arguments) gets the first reply instead of EXIST or NOENT (pynfs
+//!   RPLY14). OPEN, CLOSE, LOCK and the other seqid operations replay through their
+//!   owner's reply cache (RFC 7530 9.1.7).
 //! - **Statistics**: one counter table by operation number ([`NFS4_OPS`]), fed by the
 //!   engine as each operation answers, and the client, session and locking gauges.
 use super::compound::{run_compound, Ctx, Limits, StateCtx};
@@ -235,6 +242,11 @@ impl Unit for Nfs4 {
         }
     }
 
+    /// NFSv4.0 compounds of non-idempotent operations (see the module documentation).
+    fn cached(&self, proc_: u32, args: &[u8]) -> bool {
+        proc_ == 1 && cached40(args)
+    }
+
     fn dispatch(&self, s: &NfsServer, req: &Req<'_>, xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
         match proc_ {
             0 => reply_success(xid, 0).into_inner(),
@@ -448,6 +460,56 @@ impl Unit for Nfs4 {
             let _ = writeln!(o, "rnfs_nfs4_v40_seqid_total{{outcome=\"{what}\"}} {n}");
         }
     }
+}
+
+/// Operations of an NFSv4.0 compound looked at for [`cached40`], at most.
+const CACHE_SCAN_OPS: u32 = 128;
+
+/// Whether COMPOUND arguments `args` are NFSv4.0 (minor version 0) with an operation whose
+/// retransmission must get the first reply rather than run again (CREATE, LINK, REMOVE,
+/// RENAME, SETATTR) among their first [`CACHE_SCAN_OPS`]. Decodes the operations one by
+/// one (a WRITE's data only skipped), stopping at the first that does not decode: the
+/// compound stops there too.
+pub fn cached40(args: &[u8]) -> bool {
+    use rnfs_proto::nfs4::{NfsArgop4, NfsOpnum4};
+    let mut r = rnfs_xdr::Reader::new(args);
+    let header = (|| {
+        r.opaque(super::compound::MAX_TAG)?;
+        let minor = r.u32()?;
+        Ok::<_, rnfs_xdr::Error>((minor, r.u32()?))
+    })();
+    let Ok((0, count)) = header else {
+        return false;
+    };
+    for _ in 0..count.min(CACHE_SCAN_OPS) {
+        let mut peek = r.clone();
+        let Ok(op) = peek.u32() else { return false };
+        if op == NfsOpnum4::OpWrite as u32 {
+            // stateid (seqid and 12 bytes), offset, stable, then the data, only skipped.
+            if peek
+                .take(16 + 8 + 4)
+                .and_then(|_| peek.opaque(u32::MAX))
+                .is_err()
+            {
+                return false;
+            }
+        } else {
+            peek = r.clone();
+            match <NfsArgop4 as rnfs_xdr::Xdr>::decode(&mut peek) {
+                Ok(
+                    NfsArgop4::OpCreate(_)
+                    | NfsArgop4::OpLink(_)
+                    | NfsArgop4::OpRemove(_)
+                    | NfsArgop4::OpRename(_)
+                    | NfsArgop4::OpSetattr(_),
+                ) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        r = peek;
+    }
+    false
 }
 
 /// Operations looked at for a reply estimate, at most; a compound with more is charged
@@ -909,6 +971,98 @@ mod tests {
         // Sequence id 1 again, and not a replay of the refusal: it runs.
         let (st, r) = results(&compound(&s, &c, 4, 1, ops(1)));
         assert_eq!((st, r.len()), (0, 3), "{r:?}");
+    }
+
+    /// pynfs RPLY14: an NFSv4.0 CREATE retransmitted (same xid, same connection) gets the
+    /// first reply from the duplicate request cache instead of running again (EXIST).
+    #[test]
+    fn a_retransmitted_v40_create_gets_its_first_reply() {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::with_root(1 << 20, 0, 0, 0o777));
+        let cfg = ServerConfig {
+            v4: Some(V4Options {
+                minors: (0, 2),
+                ..V4Options::default()
+            }),
+            ..ServerConfig::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs), cfg);
+        let c = conn(ConnId::next());
+        let mkdir = |n: &[u8]| {
+            vec![
+                NfsArgop4::OpPutrootfh,
+                NfsArgop4::OpCreate(Create4args {
+                    objtype: Createtype4::Nf4dir,
+                    objname: Opaque(n.to_vec()),
+                    createattrs: Fattr4 {
+                        attrmask: VarArray(vec![]),
+                        attr_vals: Opaque(vec![]),
+                    },
+                }),
+            ]
+        };
+        let first = compound(&s, &c, 10, 0, mkdir(b"d"));
+        assert_eq!(results(&first).0, 0, "{:?}", results(&first));
+        assert_eq!(compound(&s, &c, 10, 0, mkdir(b"d")), first);
+        assert_eq!(compound(&s, &c, 10, 0, mkdir(b"d")), first);
+        let t = &s.unit_counters(super::PROGRAM, super::VERSION)[0];
+        assert_eq!(t.calls[6], 1, "create ran once");
+        // A new xid runs: the directory is there.
+        let (st, _) = results(&compound(&s, &c, 11, 0, mkdir(b"d")));
+        assert_eq!(st, Nfsstat4::Nfs4errExist as u32);
+        // From another port (another client), the same xid runs too.
+        let mut other = conn(ConnId::next());
+        other.peer = "127.0.0.1:701".parse().unwrap();
+        let (st, _) = results(&compound(&s, &other, 10, 0, mkdir(b"d")));
+        assert_eq!(st, Nfsstat4::Nfs4errExist as u32);
+    }
+
+    /// Which compounds go through the duplicate request cache: NFSv4.0 ones with an
+    /// operation a retry must not run twice; never NFSv4.1 (its slots replay).
+    #[test]
+    fn only_v40_compounds_of_non_idempotent_operations_are_cached() {
+        let of = |minor, ops| {
+            rnfs_xdr::to_bytes(&Compound4args {
+                tag: Opaque(b"t".to_vec()),
+                minorversion: minor,
+                argarray: VarArray(ops),
+            })
+        };
+        let remove = NfsArgop4::OpRemove(Remove4args {
+            target: Opaque(b"x".to_vec()),
+        });
+        let write = NfsArgop4::OpWrite(Write4args {
+            stateid: Stateid4 {
+                seqid: 0,
+                other: OpaqueFixed([0; 12]),
+            },
+            offset: 0,
+            stable: StableHow4::FileSync4,
+            data: Opaque(vec![7; 4000]),
+        });
+        let look = [NfsArgop4::OpPutrootfh, read(10), write];
+        let with = |op: &NfsArgop4| {
+            let mut v = look.to_vec();
+            v.push(op.clone());
+            v
+        };
+        assert!(cached40(&of(0, with(&remove))));
+        assert!(!cached40(&of(1, with(&remove))));
+        assert!(!cached40(&of(0, look.to_vec())));
+        for op in [
+            NfsArgop4::OpRename(Rename4args {
+                oldname: Opaque(b"a".to_vec()),
+                newname: Opaque(b"b".to_vec()),
+            }),
+            NfsArgop4::OpLink(Link4args {
+                newname: Opaque(b"b".to_vec()),
+            }),
+        ] {
+            assert!(cached40(&of(0, with(&op))), "{op:?}");
+        }
+        // Truncated arguments: not cached (the compound fails where they stop).
+        let a = of(0, with(&remove));
+        assert!(!cached40(&a[..a.len() - 3]));
+        assert!(!cached40(&[]));
     }
 
     #[test]

@@ -3,6 +3,7 @@ use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
 use crate::v4::pseudo::Place;
 use rnfs_proto::nfs4::Access4args;
+use rnfs_vfs::FileType;
 use rnfs_xdr::Writer;
 
 /// ACCESS4_READ, ACCESS4_LOOKUP, ACCESS4_MODIFY, ACCESS4_EXTEND, ACCESS4_DELETE,
@@ -10,22 +11,40 @@ use rnfs_xdr::Writer;
 const KNOWN: u32 = 0x3f;
 const READ: u32 = 0x01;
 const LOOKUP: u32 = 0x02;
+const DELETE: u32 = 0x10;
+const EXECUTE: u32 = 0x20;
 const WRITES: u32 = 0x04 | 0x08 | 0x10;
+
+/// The ACCESS bits that mean something for an object of type `t` (RFC 7530 16.1.4,
+/// RFC 8881 18.1.4: LOOKUP and DELETE are about a directory's entries, EXECUTE about a
+/// file's contents), as knfsd masks them: the others are neither supported nor granted.
+fn meaningful(t: FileType) -> u32 {
+    if t == FileType::Directory {
+        KNOWN & !EXECUTE
+    } else {
+        KNOWN & !(LOOKUP | DELETE)
+    }
+}
 
 /// ACCESS: which of the asked rights the caller holds, as the backend's permission check
 /// says, less the write rights on a read-only scope. Pseudo directories may be read and
-/// searched.
+/// searched. Only the bits meaningful for the object's type are answered (supported).
 pub fn access(c: &mut Compound<'_>, a: &Access4args, w: &mut Writer) -> R4<()> {
-    let supported = a.access & KNOWN;
-    let granted = match c.fh()? {
-        Place::Pseudo(_) => supported & (READ | LOOKUP),
+    let asked = a.access & KNOWN;
+    let (supported, granted) = match c.fh()? {
+        Place::Pseudo(_) => {
+            let s = asked & meaningful(FileType::Directory);
+            (s, s & (READ | LOOKUP))
+        }
         Place::Export { export, key } => {
             let x = c.ctx.pseudo.scope(&c.ctx.caller, export)?;
+            let t = export.fs.getattr(&x.ctx, key)?.ftype;
+            let supported = asked & meaningful(t);
             let mut bits = export.fs.access(&x.ctx, key, supported)?;
             if !x.rw {
                 bits &= !WRITES;
             }
-            bits & supported
+            (supported, bits & supported)
         }
     };
     w.u32(supported);

@@ -11,7 +11,8 @@
 //! or removed in between, so an entry present for the whole listing is returned exactly
 //! once (seed entry 4 cannot happen). Cookies 1 and 2 are reserved (RFC 8881 18.23.3:
 //! BAD_COOKIE); the cookie verifier ties a cookie to its directory (NOT_SAME otherwise).
-//! `maxcount` bounds the whole result (TOOSMALL when not even one entry fits; `dircount`
+//! `maxcount` bounds the whole result (TOOSMALL when not even one entry fits, or not even
+//! the 16 bytes of an empty listing; `dircount`
 //! is a hint the server may ignore, RFC 8881 18.23.3, and knfsd does too); an entry
 //! whose attributes cannot be read carries `rdattr_error` when asked for, else fails the
 //! listing.
@@ -132,10 +133,14 @@ pub fn rename(c: &mut Compound<'_>, a: &Rename4args, w: &mut Writer) -> R4<()> {
     Ok(())
 }
 
-/// LINK: a new name in the current directory for the saved object.
+/// LINK: a new name in the current directory for the saved object, which must not be a
+/// directory (ISDIR, RFC 7530 16.9.5 and RFC 8881 18.9.4, rather than the backend's EPERM).
 pub fn link(c: &mut Compound<'_>, a: &Link4args, w: &mut Writer) -> R4<()> {
     let (x, obj, dk) = saved_and_current(c)?;
     check_component(&a.newname.0, name_max(&x))?;
+    if x.export.fs.getattr(&x.ctx, &obj)?.ftype == FileType::Directory {
+        return Err(Nfs4Error::IsDir);
+    }
     let before = dir_change(&x, &dk)?;
     deleg_conflict(c, &x, &obj, Access::Meta, false)?;
     x.export.fs.link(&x.ctx, &obj, &dk, &a.newname.0)?;
@@ -171,6 +176,10 @@ pub fn readdir(c: &mut Compound<'_>, a: &Readdir4args, w: &mut Writer) -> R4<()>
     let (mask, _) = Bitmap::from_words(&a.attr_request.0);
     if mask.intersects(attrs::SET_ONLY) {
         return Err(Nfs4Error::Inval);
+    }
+    // Not even room for an empty listing (pynfs RDDR8: 15 bytes are too few, 16 do).
+    if (a.maxcount as usize) < FIXED {
+        return Err(Nfs4Error::TooSmall);
     }
     let budget = (a.maxcount.min(c.ctx.max_io) as usize).saturating_sub(FIXED);
     let mut body = Writer::new();

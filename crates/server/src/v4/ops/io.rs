@@ -27,6 +27,9 @@ pub(super) fn regular(x: &ExportScope, k: &FileKey) -> R4<()> {
     }
 }
 
+/// The largest file offset (and size) a backend can take: that of `off_t`.
+const MAX_OFFSET: u64 = i64::MAX as u64;
+
 /// Checks the stateid of an I/O on the current file.
 fn check(c: &Compound<'_>, x: &ExportScope, k: &FileKey, sid: Stateid, io: Io) -> R4<()> {
     let client = c.client()?;
@@ -46,7 +49,18 @@ pub fn read(c: &mut Compound<'_>, a: &Read4args, w: &mut Writer) -> R4<()> {
     regular(&x, &k)?;
     check(c, &x, &k, sid, Io::Read)?;
     deleg_conflict(c, &x, &k, Access::Read, false)?;
-    let count = a.count.min(c.ctx.max_io);
+    // Nothing lies past the largest offset a file may have (2^63 - 1, as off_t): a READ
+    // there is the end of the file, not the backend's EINVAL for the range (pynfs RD5a).
+    let room = MAX_OFFSET.saturating_sub(a.offset);
+    if room == 0 {
+        w.bool(true);
+        w.opaque(&[]);
+        return Ok(());
+    }
+    let count = a
+        .count
+        .min(c.ctx.max_io)
+        .min(u32::try_from(room).unwrap_or(u32::MAX));
     let mut data = Vec::new();
     let done = x
         .export
@@ -113,6 +127,10 @@ fn setattr_inner(c: &Compound<'_>, a: &Setattr4args) -> R4<Bitmap> {
         regular(&x, &k)?;
         let sid = c.stateid(stateid(&a.stateid))?;
         check(c, &x, &k, sid, Io::Write)?;
+        // No file grows past what `off_t` holds (pynfs SATT12x: 2^64 - 1 is FBIG).
+        if set.size.is_some_and(|n| n > MAX_OFFSET) {
+            return Err(Nfs4Error::FBig);
+        }
     }
     if !set.is_empty() {
         // Another client's delegation caches the attributes (RFC 8881 10.4.3): recall it.

@@ -1789,4 +1789,5 @@ fn delegation_wants_and_refusals() {
     assert_eq!(s, code(Nfs4Error::LocksHeld));
 }
 
+mod p40;
 mod v40;

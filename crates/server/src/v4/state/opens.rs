@@ -2,11 +2,14 @@
 //!
 //! One open stateid per (open owner, file): a second OPEN by the same owner upgrades it to
 //! the union of the share modes and bumps its seqid. Share reservations are checked
-//! against every other open of the file, whoever holds it. In NFSv4.1 the open owner's own
+//! against every open of the file, whoever holds it, the owner's own included (RFC 7530
+//! 9.9 and 16.16.5: an owner that denies itself read cannot read-open again; knfsd and
+//! NFS-Ganesha refuse it too; see [`super::share::conflicts_own`] for knfsd's exception of
+//! an access the owner already opened). In NFSv4.1 the open owner's own
 //! seqid is not used (the session orders requests), so only stateid seqids are checked.
 use super::ids::{ClientId, Stateid};
 use super::locking::{Body, Locking, LockingError, Need, Open, OwnerKey, State};
-use super::share::{conflicts, Asked, ShareAccess, ShareDeny};
+use super::share::{conflicts, conflicts_own, Asked, ShareAccess, ShareDeny};
 use super::stateid::{next_seqid, StateidKind};
 use rnfs_vfs::FileKey;
 
@@ -85,19 +88,23 @@ impl Locking {
             .open_index
             .get(&(owner.clone(), req.file.clone()))
             .copied();
-        // Checks first: no state changes before every check passed.
+        // Checks first: no state changes before every check passed. The owner's own open
+        // of the file counts too.
         let mut in_the_way = Vec::new();
         if let Some(f) = self.files.get(&req.file) {
-            for k in f.opens.iter().filter(|k| Some(**k) != existing) {
+            for k in &f.opens {
                 if let Some(State {
                     client,
                     body: Body::Open(o),
                     ..
                 }) = self.states.get(k)
                 {
-                    if conflicts(req.access, req.deny, o.access, o.deny)
-                        && !in_the_way.contains(client)
-                    {
+                    let conflict = if Some(*k) == existing {
+                        conflicts_own(req.access, req.deny, o.access, o.deny, o.asked)
+                    } else {
+                        conflicts(req.access, req.deny, o.access, o.deny)
+                    };
+                    if conflict && !in_the_way.contains(client) {
                         in_the_way.push(*client);
                     }
                 }

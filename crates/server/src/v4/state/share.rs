@@ -78,6 +78,22 @@ pub fn conflicts(a: ShareAccess, a_deny: ShareDeny, b: ShareAccess, b_deny: Shar
     a.0 & b_deny.0 != 0 || a_deny.0 & b.0 != 0
 }
 
+/// Whether a new OPEN of `a` access and `a_deny`, by the owner of an open holding
+/// `own`/`own_deny` built from the OPENs `asked`, conflicts with that open of its own:
+/// always when it denies access the owner holds; when it asks for access its own open
+/// denies, unless one of the owner's OPENs already asked for exactly that access (that
+/// open holds it: nothing new is opened). This is knfsd's rule (pynfs OPEN21, OPEN25,
+/// OPEN30), which lets the holder of BOTH with DENY_WRITE open BOTH again.
+pub fn conflicts_own(
+    a: ShareAccess,
+    a_deny: ShareDeny,
+    own: ShareAccess,
+    own_deny: ShareDeny,
+    asked: Asked,
+) -> bool {
+    (a.0 & own_deny.0 != 0 && !asked.has_access(a)) || a_deny.0 & own.0 != 0
+}
+
 /// The (access, deny) pairs the OPENs of one open stateid asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Asked(u16);
@@ -89,6 +105,10 @@ impl Asked {
     /// Remembers one OPEN's pair.
     pub fn add(&mut self, a: ShareAccess, d: ShareDeny) {
         self.0 |= Self::bit(a, d);
+    }
+    /// Whether some OPEN asked for exactly access `a`, whatever it denied.
+    pub fn has_access(self, a: ShareAccess) -> bool {
+        (self.0 >> (a.0 * 4)) & 0xf != 0
     }
     /// The union of every pair asked.
     pub fn union(self) -> Option<(ShareAccess, ShareDeny)> {
@@ -130,6 +150,25 @@ mod tests {
         assert!(conflicts(A::WRITE, D::NONE, A::READ, D::BOTH));
         assert_eq!(A::from_bits(0), None);
         assert_eq!(D::from_bits(4), None);
+    }
+
+    #[test]
+    fn an_owner_s_own_open_conflicts_as_knfsd_says() {
+        use ShareAccess as A;
+        use ShareDeny as D;
+        let mut asked = Asked::default();
+        asked.add(A::BOTH, D::READ);
+        // New access against its own deny (OPEN21), unless that access was opened.
+        assert!(conflicts_own(A::READ, D::NONE, A::BOTH, D::READ, asked));
+        assert!(!conflicts_own(A::BOTH, D::NONE, A::BOTH, D::READ, asked));
+        assert!(!conflicts_own(A::WRITE, D::NONE, A::BOTH, D::READ, asked));
+        // A deny against its own access, always (OPEN30).
+        assert!(conflicts_own(A::BOTH, D::WRITE, A::BOTH, D::READ, asked));
+        let mut read = Asked::default();
+        read.add(A::READ, D::NONE);
+        assert!(conflicts_own(A::READ, D::BOTH, A::READ, D::NONE, read));
+        assert!(!conflicts_own(A::WRITE, D::NONE, A::READ, D::NONE, read));
+        assert!(!conflicts_own(A::BOTH, D::WRITE, A::READ, D::NONE, read));
     }
 
     #[test]
