@@ -161,7 +161,13 @@ pub fn delegreturn(c: &mut Compound<'_>, a: &Delegreturn4args) -> R4<()> {
     let sid = c.stateid(stateid(&a.deleg_stateid))?;
     let (x, k) = in_export(c, Nfs4Error::BadStateid)?;
     let file = state_key(&x, &k);
-    let r = c.ctx.state.locking.lock().delegreturn(client, &sid, &file);
+    let now = c.ctx.state.now;
+    let r = c
+        .ctx
+        .state
+        .locking
+        .lock()
+        .delegreturn(client, &sid, &file, now);
     r.map_err(|e| lerr(c, &e))
 }
 
