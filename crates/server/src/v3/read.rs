@@ -360,6 +360,68 @@ mod tests {
         assert_eq!((d.held, d.recalls, d.returned), (0, 1, 1));
     }
 
+    /// Issue 15: an NFSv3 GETATTR or LOOKUP of a file another client holds a write
+    /// delegation on recalls it (the server's size and times are stale until the holder
+    /// writes back: RFC 8881 10.4.3) and answers JUKEBOX; a read delegation is left alone.
+    #[test]
+    fn attributes_of_a_write_delegated_file_recall_it() {
+        use crate::v4::state::delegations::DelegKind;
+        use crate::v4::state::ids::{ClientId, Time};
+        use rnfs_proto::nfs3::{DirOpArgs3, GetattrArgs, Proc};
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let k = file_with(&*fs, b"0123456789");
+        let cfg = ServerConfig {
+            v4: Some(crate::v4::service::V4Options {
+                delegations: true,
+                conflict_hold_ms: 0,
+                ..crate::v4::service::V4Options::default()
+            }),
+            ..ServerConfig::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
+        let v4 = s.v4().unwrap().clone();
+        let conn = test_conn();
+        let req = Req {
+            conn: &conn,
+            auth: &Auth::None,
+            defer: None,
+        };
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        let root = handle::encode(&s.exports().exports[0], &fs.root());
+        let getattr = rnfs_xdr::to_bytes(&GetattrArgs { object: fh.clone() });
+        let lookup = rnfs_xdr::to_bytes(&DirOpArgs3 {
+            dir: root,
+            name: rnfs_xdr::XdrString(b"f".to_vec()),
+        });
+        let call = |xid, p, a: &[u8]| crate::v3::nfs::dispatch(&s, &req, xid, p, a);
+        // A read delegation: the attributes are the server's, nothing to recall.
+        let (rsid, _) = v4
+            .locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Read, true, Time(0))
+            .unwrap();
+        let _ = call(1, Proc::Getattr, &getattr);
+        let _ = call(2, Proc::Lookup, &lookup);
+        assert_eq!(v4.delegation_stats().conflicts, 0);
+        v4.locking
+            .lock()
+            .delegreturn(ClientId(1), &rsid, &k, Time(0))
+            .unwrap();
+        // A write delegation: recalled, and both calls must wait.
+        v4.locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .unwrap();
+        let g = call(3, Proc::Getattr, &getattr);
+        let l = call(4, Proc::Lookup, &lookup);
+        let d = v4.delegation_stats();
+        assert_eq!((d.recalls, d.conflicts), (1, 2));
+        // NFS3ERR_JUKEBOX (10008) follows the 24-byte accepted-reply header.
+        let jukebox = 10008u32.to_be_bytes();
+        assert_eq!(g[24..28], jukebox);
+        assert_eq!(l[24..28], jukebox);
+    }
+
     /// A READ tried inline gives exactly the reply of the pool's READ when the backend
     /// reads without waiting, and nothing when it cannot tell.
     #[test]
