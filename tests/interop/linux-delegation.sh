@@ -132,7 +132,7 @@ for b in $BS; do
   line=$(tr -d '\r' < "$RUN/guest/results.txt" | grep "^NT-DELEG-READ $b " | tail -n 1)
   bms=$(echo "$line" | sed -n 's/.* ms=\([0-9]*\).*/\1/p')
   on_disk=$(stat -c %s "$RUN/export/deleg-$b" 2>/dev/null || echo 0)
-  echo "B's first read (A still has the file open): $(echo "$line" | cut -d' ' -f4-); the file on the server's disk after the recall: $on_disk bytes" 
+  echo "B's first read (A still has the file open): $(echo "$line" | cut -d' ' -f4-); the file on the server's disk after the recall: $on_disk bytes"
   r0=$(val "$s" 'rnfs_nfs4_delegations_total{event="recalled"}')
   r1=$(val "$s2" 'rnfs_nfs4_delegations_total{event="recalled"}')
   n0=$(val "$s" 'rnfs_nfs4_recall_returns_total')
