@@ -350,6 +350,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
             owner_domain: a.idmap_domain.clone(),
             owner_names: a.idmap_names,
             delegations: a.delegations,
+            ..rnfs_server::v4::service::V4Options::default()
         }
     });
     let server = Arc::new(NfsServer::with_exports(exports, cfg));

@@ -252,17 +252,33 @@ impl NfsServer {
     /// The delegation conflict check for an NFSv3 call about to do `access` to `key`
     /// (issue 15: the delegation layer is the one place that knows about conflicts): an
     /// NFSv4 client's delegation in the way is recalled and the call answers JUKEBOX
-    /// until it is returned or revoked. Nothing without NFSv4.
+    /// until it is returned or revoked. A call that must wait is first held a while on the
+    /// blocking pool ([`v4::service::V4State::hold_for_return`]; one tried on the
+    /// connection's task is sent there), so that a recall answered quickly does not cost
+    /// the client its JUKEBOX back-off (5 s for Linux). Nothing without NFSv4.
     pub(crate) fn deleg_conflict(
         &self,
+        req: &Req<'_>,
         key: &rnfs_vfs::FileKey,
         access: v4::state::delegations::Access,
         truncate: bool,
     ) -> Result<(), rnfs_vfs::VfsError> {
-        match &self.v4 {
-            Some(st) if st.conflicts(key, access, truncate) => Err(rnfs_vfs::VfsError::Jukebox),
-            _ => Ok(()),
+        let Some(st) = self.v4.as_ref().filter(|st| st.opts.delegations) else {
+            return Ok(()); // no delegation is ever granted: nothing to look up
+        };
+        if !st.conflicts(key, access, truncate) {
+            return Ok(());
         }
+        if st.opts.conflict_hold_ms > 0 {
+            if let Some(d) = req.defer {
+                d.set(true);
+                return Err(rnfs_vfs::VfsError::Jukebox); // never sent: the call runs again
+            }
+            if st.hold_for_return(key, access) && !st.conflicts(key, access, truncate) {
+                return Ok(());
+            }
+        }
+        Err(rnfs_vfs::VfsError::Jukebox)
     }
 
     /// The NFSv4 laundromat: the runner calls this about once a second (see

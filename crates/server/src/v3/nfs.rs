@@ -92,6 +92,9 @@ fn name_ok(x: &Scope, n: &Filename3) -> R<()> {
 fn getattr(s: &NfsServer, req: &Req<'_>, a: GetattrArgs) -> GetattrRes {
     let r = (|| {
         let (x, k) = scope(s, req, &a.object)?;
+        // Another client's write delegation may hold a size and times not written yet
+        // (RFC 8881 10.4.3): recalled first.
+        s.deleg_conflict(req, &k, Access::Read, false).map_err(st)?;
         x.fs().getattr(&x.ctx, &k).map_err(st)
     })();
     match r {
@@ -113,7 +116,7 @@ fn setattr_(s: &NfsServer, req: &Req<'_>, a: SetattrArgs) -> SetattrRes {
         Access::Meta
     };
     let r = x.writable().map_err(st).and_then(|()| {
-        s.deleg_conflict(&k, access, set.size == Some(0))
+        s.deleg_conflict(req, &k, access, set.size == Some(0))
             .map_err(st)?;
         x.fs()
             .setattr(&x.ctx, &k, &set, a.guard.map(time_from3))
@@ -139,7 +142,11 @@ fn lookup(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3) -> LookupRes {
             x.fs().lookup(&x.ctx, &dk, b".").map_err(st)?; // search permission
             return Ok((dk.clone(), at));
         }
-        x.fs().lookup(&x.ctx, &dk, &a.name.0).map_err(st)
+        let (k, at) = x.fs().lookup(&x.ctx, &dk, &a.name.0).map_err(st)?;
+        // The attributes returned are the client's (as GETATTR's): a write delegation
+        // in the way is recalled first.
+        s.deleg_conflict(req, &k, Access::Read, false).map_err(st)?;
+        Ok((k, at))
     })();
     match r {
         Ok((k, at)) => Res::Ok(LookupOk {
@@ -199,7 +206,8 @@ fn write(s: &NfsServer, req: &Req<'_>, a: WriteArgs) -> WriteRes {
             return Err(Nfsstat3::Inval);
         }
         let data = &a.data.0[..a.count as usize];
-        s.deleg_conflict(&k, Access::Write, false).map_err(st)?;
+        s.deleg_conflict(req, &k, Access::Write, false)
+            .map_err(st)?;
         let stable = match a.stable {
             StableHow::Unstable => Stability::Unstable,
             StableHow::DataSync => Stability::DataSync,
@@ -310,7 +318,7 @@ fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
         .writable()
         .map_err(st)
         .and_then(|()| name_ok(&x, &a.name))
-        .and_then(|()| named_conflict(s, &x, &dk, &a.name))
+        .and_then(|()| named_conflict(s, req, &x, &dk, &a.name))
         .and_then(|()| {
             if dir {
                 x.fs().rmdir(&x.ctx, &dk, &a.name.0)
@@ -329,9 +337,15 @@ fn remove(s: &NfsServer, req: &Req<'_>, a: DirOpArgs3, dir: bool) -> RemoveRes {
 /// The delegation conflict check for the file `name` of directory `dk` (REMOVE, RENAME):
 /// the name and the attributes a delegation holder caches change. A name that is not
 /// there is left to the operation to refuse.
-fn named_conflict(s: &NfsServer, x: &Scope, dk: &FileKey, name: &Filename3) -> R<()> {
+fn named_conflict(
+    s: &NfsServer,
+    req: &Req<'_>,
+    x: &Scope,
+    dk: &FileKey,
+    name: &Filename3,
+) -> R<()> {
     match x.fs().lookup(&x.ctx, dk, &name.0) {
-        Ok((k, _)) => s.deleg_conflict(&k, Access::Meta, false).map_err(st),
+        Ok((k, _)) => s.deleg_conflict(req, &k, Access::Meta, false).map_err(st),
         Err(_) => Ok(()),
     }
 }
@@ -349,8 +363,8 @@ fn rename(s: &NfsServer, req: &Req<'_>, a: RenameArgs) -> RenameRes {
         .map_err(st)
         .and_then(|()| name_ok(&x, &a.from.name))
         .and_then(|()| name_ok(&x, &a.to.name))
-        .and_then(|()| named_conflict(s, &x, &fk, &a.from.name))
-        .and_then(|()| named_conflict(s, &x, &tk, &a.to.name))
+        .and_then(|()| named_conflict(s, req, &x, &fk, &a.from.name))
+        .and_then(|()| named_conflict(s, req, &x, &tk, &a.to.name))
         .and_then(|()| {
             x.fs()
                 .rename(&x.ctx, &fk, &a.from.name.0, &tk, &a.to.name.0)
@@ -378,7 +392,7 @@ fn link(s: &NfsServer, req: &Req<'_>, a: LinkArgs) -> LinkRes {
         .writable()
         .map_err(st)
         .and_then(|()| name_ok(&x, &a.link.name))
-        .and_then(|()| s.deleg_conflict(&k, Access::Meta, false).map_err(st))
+        .and_then(|()| s.deleg_conflict(req, &k, Access::Meta, false).map_err(st))
         .and_then(|()| x.fs().link(&x.ctx, &k, &dk, &a.link.name.0).map_err(st));
     let w = LinkWcc {
         file_attributes: x.post_op(&k),

@@ -84,7 +84,7 @@ fn read_args(
         Err(e) => return Err(reply_with(xid, &ReadRes::Fail(e, None))),
     };
     // Another client's write delegation may hold data not written yet: recalled first.
-    if let Err(e) = s.deleg_conflict(&k, Access::Read, false) {
+    if let Err(e) = s.deleg_conflict(req, &k, Access::Read, false) {
         return Err(reply_with(xid, &ReadRes::Fail(st(e), x.post_op(&k))));
     }
     let count = a.count.min(s.cfg.max_io);
@@ -250,7 +250,9 @@ mod tests {
         let cfg = ServerConfig {
             v4: Some(crate::v4::service::V4Options {
                 delegations: true,
-                ..Default::default()
+                // answered at once, not held (see the next test)
+                conflict_hold_ms: 0,
+                ..crate::v4::service::V4Options::default()
             }),
             ..ServerConfig::default()
         };
@@ -279,7 +281,7 @@ mod tests {
         assert_eq!((d.recalls, d.conflicts), (1, 5));
         v4.locking
             .lock()
-            .delegreturn(ClientId(1), &sid, &k)
+            .delegreturn(ClientId(1), &sid, &k, Time(0))
             .unwrap();
         let got = read_reply(&s, &req, 9, &read_args(&fh, 0, 4));
         assert_ne!(
@@ -287,6 +289,137 @@ mod tests {
             reply_with(9, &ReadRes::Fail(Nfsstat3::Jukebox, Some(fattr3(&at))))
         );
         assert_eq!(v4.delegation_stats().held, 0);
+    }
+
+    /// Issue 15: an NFSv3 READ that must wait for a delegation's return is held on the
+    /// pool (not answered JUKEBOX, which the Linux client retries only after 5 s) and goes
+    /// through once the holder returns the delegation; tried on the connection's task, it
+    /// is sent to the pool instead of waiting there.
+    #[test]
+    fn a_read_waiting_for_a_recall_is_held_until_the_return() {
+        use crate::v4::state::delegations::DelegKind;
+        use crate::v4::state::ids::{ClientId, Time};
+        use std::cell::Cell;
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let ctx = Ctx::default();
+        let k = file_with(&*fs, b"0123456789");
+        let cfg = ServerConfig {
+            v4: Some(crate::v4::service::V4Options {
+                delegations: true,
+                // far longer than the return below takes: the READ must not time out
+                conflict_hold_ms: 600_000,
+                ..crate::v4::service::V4Options::default()
+            }),
+            ..ServerConfig::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
+        let v4 = s.v4().unwrap().clone();
+        let (sid, _) = v4
+            .locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .unwrap();
+        let conn = test_conn();
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        // On the connection's task: given up to the pool, no reply.
+        let deferred = Cell::new(false);
+        let inline = Req {
+            conn: &conn,
+            auth: &Auth::None,
+            defer: Some(&deferred),
+        };
+        let _ = read_reply(&s, &inline, 1, &read_args(&fh, 0, 4));
+        assert!(deferred.get(), "a READ that must wait is sent to the pool");
+        // On the pool: held until the holder returns its delegation (another thread).
+        let holder = {
+            let v4 = v4.clone();
+            let k = k.clone();
+            std::thread::spawn(move || {
+                while v4.delegation_stats().recalls == 0 {
+                    std::thread::yield_now();
+                }
+                v4.locking
+                    .lock()
+                    .delegreturn(ClientId(1), &sid, &k, Time(1))
+                    .unwrap();
+            })
+        };
+        let req = Req {
+            conn: &conn,
+            auth: &Auth::None,
+            defer: None,
+        };
+        let at = fs.getattr(&ctx, &k).unwrap();
+        let got = read_reply(&s, &req, 2, &read_args(&fh, 0, 4));
+        holder.join().unwrap();
+        assert_ne!(
+            got,
+            reply_with(2, &ReadRes::Fail(Nfsstat3::Jukebox, Some(fattr3(&at))))
+        );
+        let d = v4.delegation_stats();
+        assert_eq!((d.held, d.recalls, d.returned), (0, 1, 1));
+    }
+
+    /// Issue 15: an NFSv3 GETATTR or LOOKUP of a file another client holds a write
+    /// delegation on recalls it (the server's size and times are stale until the holder
+    /// writes back: RFC 8881 10.4.3) and answers JUKEBOX; a read delegation is left alone.
+    #[test]
+    fn attributes_of_a_write_delegated_file_recall_it() {
+        use crate::v4::state::delegations::DelegKind;
+        use crate::v4::state::ids::{ClientId, Time};
+        use rnfs_proto::nfs3::{DirOpArgs3, GetattrArgs, Proc};
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        let k = file_with(&*fs, b"0123456789");
+        let cfg = ServerConfig {
+            v4: Some(crate::v4::service::V4Options {
+                delegations: true,
+                conflict_hold_ms: 0,
+                ..crate::v4::service::V4Options::default()
+            }),
+            ..ServerConfig::default()
+        };
+        let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
+        let v4 = s.v4().unwrap().clone();
+        let conn = test_conn();
+        let req = Req {
+            conn: &conn,
+            auth: &Auth::None,
+            defer: None,
+        };
+        let fh = handle::encode(&s.exports().exports[0], &k);
+        let root = handle::encode(&s.exports().exports[0], &fs.root());
+        let getattr = rnfs_xdr::to_bytes(&GetattrArgs { object: fh.clone() });
+        let lookup = rnfs_xdr::to_bytes(&DirOpArgs3 {
+            dir: root,
+            name: rnfs_xdr::XdrString(b"f".to_vec()),
+        });
+        let call = |xid, p, a: &[u8]| crate::v3::nfs::dispatch(&s, &req, xid, p, a);
+        // A read delegation: the attributes are the server's, nothing to recall.
+        let (rsid, _) = v4
+            .locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Read, true, Time(0))
+            .unwrap();
+        let _ = call(1, Proc::Getattr, &getattr);
+        let _ = call(2, Proc::Lookup, &lookup);
+        assert_eq!(v4.delegation_stats().conflicts, 0);
+        v4.locking
+            .lock()
+            .delegreturn(ClientId(1), &rsid, &k, Time(0))
+            .unwrap();
+        // A write delegation: recalled, and both calls must wait.
+        v4.locking
+            .lock()
+            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .unwrap();
+        let g = call(3, Proc::Getattr, &getattr);
+        let l = call(4, Proc::Lookup, &lookup);
+        let d = v4.delegation_stats();
+        assert_eq!((d.recalls, d.conflicts), (1, 2));
+        // NFS3ERR_JUKEBOX (10008) follows the 24-byte accepted-reply header.
+        let jukebox = 10008u32.to_be_bytes();
+        assert_eq!(g[24..28], jukebox);
+        assert_eq!(l[24..28], jukebox);
     }
 
     /// A READ tried inline gives exactly the reply of the pool's READ when the backend

@@ -61,7 +61,17 @@ pub struct V4Options {
     /// other's locks, and it keeps a removed file's open (and the file's space) until the
     /// delegation goes.
     pub delegations: bool,
+    /// How long, in milliseconds, an NFSv3 call that must wait for a delegation's return
+    /// is held on the blocking pool before it is answered JUKEBOX (0: answered at once).
+    /// The Linux NFSv3 client retries a JUKEBOX only after 5 s, while a recall usually
+    /// comes back within a few hundred milliseconds: held, the call goes through as soon
+    /// as the delegation is returned. At most [`MAX_HELD`] calls are held at once.
+    pub conflict_hold_ms: u64,
 }
+
+/// Most NFSv3 calls held at once waiting for a delegation's return (each holds a thread of
+/// the blocking pool); beyond, they are answered JUKEBOX at once.
+pub const MAX_HELD: usize = 32;
 
 /// What NFSv4 clients may make the server hold (`rnfs serve --v4-limit NAME=N`): the
 /// client table's bounds (C7 of [`ClientTable`]) and the locking table's [`LockLimits`].
@@ -167,6 +177,7 @@ impl Default for V4Options {
             owner_domain: None,
             owner_names: false,
             delegations: false,
+            conflict_hold_ms: 2000,
         }
     }
 }
@@ -259,6 +270,8 @@ pub struct V4State {
     /// file with state in the locking table and export, which bounds them; let go at the
     /// file's last CLOSE, or by the laundromat once no state is held on it.
     kept: Mutex<HashMap<FileKey, Vec<(u16, Kept)>>>,
+    /// NFSv3 calls held now waiting for a delegation's return (at most [`MAX_HELD`]).
+    held: std::sync::atomic::AtomicUsize,
     /// This state, for the hooks that send recalls (set once, just after creation).
     me: std::sync::OnceLock<std::sync::Weak<V4State>>,
 }
@@ -321,6 +334,7 @@ impl V4State {
             me: std::sync::OnceLock::new(),
             cb_timeout_ms: AtomicU64::new((u64::from(opts.lease_secs) * 100).clamp(1000, 15_000)),
             kept: Mutex::default(),
+            held: std::sync::atomic::AtomicUsize::new(0),
             opts,
         });
         let _ = state.me.set(Arc::downgrade(&state));
@@ -507,6 +521,42 @@ impl V4State {
             self.send_recalls(now);
         }
         wait
+    }
+
+    /// Holds the calling thread (of the blocking pool) until no other client's delegation
+    /// is in the way of `access` to `file` any more, for at most `conflict_hold_ms`,
+    /// checking every 10 ms: whether the way is clear. The recall must have been ordered
+    /// ([`V4State::conflicts`]); nothing is ordered here. Beyond [`MAX_HELD`] callers
+    /// holding at once, returns false at once.
+    pub fn hold_for_return(&self, file: &rnfs_vfs::FileKey, access: Access) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let max = Duration::from_millis(self.opts.conflict_hold_ms);
+        if max.is_zero() {
+            return false;
+        }
+        if self
+            .held
+            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_HELD).then_some(n + 1))
+            .is_err()
+        {
+            return false;
+        }
+        let start = Instant::now();
+        let clear = loop {
+            if !self
+                .locking
+                .lock()
+                .deleg_in_way(Caller::Other, file, access)
+            {
+                break true;
+            }
+            if start.elapsed() >= max {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.held.fetch_sub(1, Relaxed);
+        clear
     }
 
     /// The delegations' counters and what they hold now.

@@ -356,6 +356,39 @@ impl Unit for Nfs4 {
         ] {
             let _ = writeln!(o, "rnfs_nfs4_delegations_total{{event=\"{event}\"}} {v}");
         }
+        family(
+            o,
+            "rnfs_nfs4_recall_returns_total",
+            "counter",
+            "Delegations returned after their CB_RECALL was sent (the recalls whose round trip \
+             is measured).",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_recall_returns_total {}", d.recall_returns);
+        family(
+            o,
+            "rnfs_nfs4_recall_return_ms_total",
+            "counter",
+            "Sum of the milliseconds from a CB_RECALL's first send to the DELEGRETURN (the \
+             holder's flush of its dirty data included).",
+        );
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_recall_return_ms_total {}",
+            d.recall_return_ms_sum
+        );
+        family(
+            o,
+            "rnfs_nfs4_recall_return_ms",
+            "gauge",
+            "Milliseconds from CB_RECALL sent to DELEGRETURN: the last recall returned, and the \
+             longest.",
+        );
+        for (which, v) in [
+            ("last", d.recall_return_ms_last),
+            ("max", d.recall_return_ms_max),
+        ] {
+            let _ = writeln!(o, "rnfs_nfs4_recall_return_ms{{which=\"{which}\"}} {v}");
+        }
         let cb = self.state.callback_counts();
         family(
             o,

@@ -155,14 +155,20 @@ pub fn free_stateid(c: &mut Compound<'_>, a: &FreeStateid4args) -> R4<()> {
 
 /// DELEGRETURN: the client gives back its delegation on the current file (BAD_STATEID
 /// when the stateid names none of its delegations there, DELEG_REVOKED for one revoked:
-/// FREE_STATEID is what frees that).
+/// FREE_STATEID is what frees that). A removed file held only for it is let go.
 pub fn delegreturn(c: &mut Compound<'_>, a: &Delegreturn4args) -> R4<()> {
     let client = c.client()?;
     let sid = c.stateid(stateid(&a.deleg_stateid))?;
     let (x, k) = in_export(c, Nfs4Error::BadStateid)?;
     let file = state_key(&x, &k);
-    let r = c.ctx.state.locking.lock().delegreturn(client, &sid, &file);
-    r.map_err(|e| lerr(c, &e))
+    let now = c.ctx.state.now;
+    let mut l = c.ctx.state.locking.lock();
+    l.delegreturn(client, &sid, &file, now)
+        .map_err(|e| lerr(c, &e))?;
+    // A removed file kept for the delegation goes now, as at its last CLOSE, not at the
+    // laundromat's next pass: its space is free when the client's next call comes.
+    c.ctx.state.hooks.let_go_unheld(&file, &l);
+    Ok(())
 }
 
 /// WANT_DELEGATION (RFC 8881 18.49) for the current file (CLAIM_FH): a delegation by the

@@ -238,6 +238,16 @@ pub struct DelegStats {
     pub recall_any_failed: u64,
     /// CB_RECALL_ANYs in flight now.
     pub recall_any_outstanding: usize,
+    /// Delegations returned after their CB_RECALL was sent (the recalls whose round trip
+    /// is measured below).
+    pub recall_returns: u64,
+    /// Sum over those of the milliseconds from the first CB_RECALL send to the DELEGRETURN
+    /// (the recall's round trip, the holder's flush of its dirty data included).
+    pub recall_return_ms_sum: u64,
+    /// The last such round trip, in milliseconds.
+    pub recall_return_ms_last: u64,
+    /// The longest such round trip, in milliseconds.
+    pub recall_return_ms_max: u64,
 }
 
 /// Where a client's CB_RECALL_ANY is (D6).
@@ -273,6 +283,9 @@ struct Deleg {
     recall: Recall,
     /// When the recall was first ordered (revocation is a lease after).
     recalled_at: Option<Time>,
+    /// When its CB_RECALL was first handed to the sender (the start of the round trip
+    /// that DELEGRETURN ends).
+    sent_at: Option<Time>,
     /// Sends so far (for the backoff).
     sends: u32,
     truncate: bool,
@@ -404,6 +417,7 @@ impl Delegations {
                 seqid: sid.seqid,
                 recall: Recall::None,
                 recalled_at: None,
+                sent_at: None,
                 sends: 0,
                 truncate: false,
             },
@@ -509,6 +523,20 @@ impl Delegations {
         Err(Conflict { holders })
     }
 
+    /// Whether another client's delegation stands in the way of `who`'s `access` to
+    /// `file`, as [`Delegations::conflict`] decides it, without ordering anything (for a
+    /// caller waiting for a recall it has ordered already).
+    pub fn in_way(&self, who: Caller, file: &FileKey, access: Access) -> bool {
+        self.by_file.get(file).is_some_and(|keys| {
+            keys.iter().any(|k| {
+                self.delegs.get(k).is_some_and(|d| {
+                    who != Caller::Client(d.client)
+                        && (access != Access::Read || d.kind == DelegKind::Write)
+                })
+            })
+        })
+    }
+
     /// The laundromat's step: revokes overdue delegations (D3), then returns the recalls
     /// to send now (D2), at most as many as the bound on outstanding recalls leaves room
     /// for; each is in flight until [`Delegations::recall_outcome`] reports on it.
@@ -535,6 +563,7 @@ impl Delegations {
             d.recall = Recall::InFlight;
             if d.sends == 0 {
                 self.stats.recalls += 1;
+                d.sent_at = Some(now);
             } else {
                 self.stats.recall_retries += 1;
             }
@@ -740,18 +769,33 @@ impl Delegations {
         Ok(d.kind)
     }
 
-    /// DELEGRETURN (RFC 8881 18.6) of `sid` on `file`: the delegation goes. A revoked one
-    /// answers `Revoked` (and stays until FREE_STATEID).
+    /// DELEGRETURN (RFC 8881 18.6) of `sid` on `file` at `now`: the delegation goes. A
+    /// revoked one answers `Revoked` (and stays until FREE_STATEID). One returned after its
+    /// CB_RECALL was sent has the recall's round trip counted.
     pub fn delegreturn(
         &mut self,
         client: ClientId,
         sid: &Stateid,
         file: &FileKey,
+        now: Time,
     ) -> Result<(), DelegError> {
         self.check(client, sid, Some(file), false)?;
         // An outcome still to come from the sender is then ignored.
-        self.remove(&sid.other);
+        let sent_at = self.remove(&sid.other).and_then(|d| d.sent_at);
         self.stats.returned += 1;
+        if let Some(t) = sent_at {
+            let ms = now.since(t);
+            let s = &mut self.stats;
+            s.recall_returns += 1;
+            s.recall_return_ms_sum = s.recall_return_ms_sum.saturating_add(ms);
+            s.recall_return_ms_last = ms;
+            s.recall_return_ms_max = s.recall_return_ms_max.max(ms);
+            tracing::info!(
+                client = client.0,
+                ms,
+                "delegation returned {ms} ms after its CB_RECALL was sent"
+            );
+        }
         Ok(())
     }
 

@@ -191,14 +191,31 @@ fn recall_then_return() {
         .conflict(Caller::Client(B), &file(1), Access::Read, false, Time(7))
         .is_err());
     assert!(t.d.due_recalls(Time(LEASE / 2)).is_empty());
-    t.d.delegreturn(A, &s, &file(1)).unwrap();
+    // Returned at LEASE / 2 + 5, the CB_RECALL went out at 5: the round trip counted.
+    t.d.delegreturn(A, &s, &file(1), Time(LEASE / 2 + 5))
+        .unwrap();
     assert_eq!(
-        t.d.conflict(Caller::Client(B), &file(1), Access::Read, false, Time(8)),
+        t.d.conflict(
+            Caller::Client(B),
+            &file(1),
+            Access::Read,
+            false,
+            Time(LEASE / 2 + 6)
+        ),
         Ok(())
     );
     assert_eq!(t.d.check(A, &s, None, false), Err(DelegError::BadStateid));
     let st = t.d.stats();
     assert_eq!((st.held, st.recalls, st.returned, st.revoked), (0, 1, 1, 0));
+    assert_eq!(
+        (
+            st.recall_returns,
+            st.recall_return_ms_sum,
+            st.recall_return_ms_last,
+            st.recall_return_ms_max
+        ),
+        (1, LEASE / 2, LEASE / 2, LEASE / 2)
+    );
     assert!(!t.d.has_state(A));
 }
 
@@ -306,7 +323,10 @@ fn retry_backoff_then_revoke() {
     );
     assert!(t.d.has_revoked(A));
     assert_eq!(t.d.check(A, &s, None, false), Err(DelegError::Revoked));
-    assert_eq!(t.d.delegreturn(A, &s, &file(1)), Err(DelegError::Revoked));
+    assert_eq!(
+        t.d.delegreturn(A, &s, &file(1), Time(101 + LEASE)),
+        Err(DelegError::Revoked)
+    );
     assert_eq!(t.d.check(B, &s, None, false), Err(DelegError::BadStateid));
     let st = t.d.stats();
     assert_eq!(
@@ -477,7 +497,7 @@ fn stateid_checks() {
     );
     assert_eq!(t.d.free_stateid(A, &w), Err(None), "held: in use");
     assert_eq!(
-        t.d.delegreturn(B, &w, &file(2)),
+        t.d.delegreturn(B, &w, &file(2), Time(0)),
         Err(DelegError::BadStateid)
     );
 }
@@ -560,7 +580,7 @@ fn recall_any_at_the_total_bound() {
     // A returns one: below the bound, nothing more is asked, and grants resume (not to
     // B, whose path was down within the lease).
     let s = t.d.held_by(A, &file(0)).unwrap().0;
-    t.d.delegreturn(A, &s, &file(0)).unwrap();
+    t.d.delegreturn(A, &s, &file(0), Time(LEASE + 5)).unwrap();
     assert!(t.d.due_recall_any(Time(LEASE + 10)).is_empty());
     assert_eq!(
         t.grant_with(B, 30, DelegKind::Read, Openers::default(), LEASE + 5),

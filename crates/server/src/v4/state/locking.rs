@@ -458,16 +458,23 @@ impl Locking {
             .map_err(|c| LockingError::Recalling { clients: c.holders })
     }
 
-    /// DELEGRETURN of `sid` on `file` (RFC 8881 18.6).
+    /// Whether a delegation of another client than `who` is in the way of `access` to
+    /// `file` (see [`Delegations::in_way`]); orders nothing.
+    pub fn deleg_in_way(&self, who: Caller, file: &FileKey, access: Access) -> bool {
+        self.deleg.in_way(who, file, access)
+    }
+
+    /// DELEGRETURN of `sid` on `file` at `now` (RFC 8881 18.6).
     pub fn delegreturn(
         &mut self,
         client: ClientId,
         sid: &Stateid,
         file: &FileKey,
+        now: Time,
     ) -> Result<(), LockingError> {
         let r = self.delegation_key(sid).and_then(|()| {
             self.deleg
-                .delegreturn(client, sid, file)
+                .delegreturn(client, sid, file, now)
                 .map_err(LockingError::from)
         });
         self.count_err(r)
