@@ -10,7 +10,9 @@
 //!   address ([`check_target`]) and pass the server-wide [`ConnectLimiter`]; otherwise the
 //!   path is down at once and nothing is attempted. A retransmitted confirm with a path up
 //!   or being probed starts nothing; a callback update (a new SETCLIENTID confirmed) drops
-//!   the old connection and probes the new address.
+//!   the old connection and probes the new address. A path down is probed again on the
+//!   next recall or after a while ([`Paths40::reprobe_due`]), except when its target was
+//!   refused (only a new SETCLIENTID changes that).
 //! - P2 verified: the path is up only once a connection answered CB_NULL; only then may
 //!   the client get delegations. Results of an older probe (an earlier generation) are
 //!   ignored, their connection dropped.
@@ -88,6 +90,9 @@ struct Path<C> {
     gen: u64,
     /// When a probe was last started (or refused).
     tried: Time,
+    /// The target itself was refused (not the client's address, not TCP, malformed):
+    /// never tried again until the client names another.
+    refused: bool,
 }
 
 /// The callback paths of NFSv4.0 clients. See the module documentation.
@@ -174,6 +179,7 @@ impl<C> Paths40<C> {
                 conn: None,
                 gen: 0,
                 tried: now,
+                refused: false,
             },
         );
         self.start_probe(client, now)
@@ -187,7 +193,7 @@ impl<C> Paths40<C> {
     }
 
     fn start_probe(&mut self, client: ClientId, now: Time) -> Option<Probe> {
-        let p = self.paths.get_mut(&client)?;
+        let p = self.paths.get_mut(&client).filter(|p| !p.refused)?;
         let gen = self.next_gen;
         self.next_gen += 1;
         p.gen = gen;
@@ -213,6 +219,7 @@ impl<C> Paths40<C> {
             }
             Err(e) => {
                 log_refused(client, p.peer, &e);
+                p.refused = e != TargetError::RateLimited;
                 p.state = PathState::Down;
                 None
             }
@@ -386,6 +393,11 @@ mod tests {
         let mut bad = cb(1000);
         bad.uaddr = "nonsense".into();
         assert_eq!(p.confirmed(ClientId(3), bad, peer(), 1, Time(0)), None);
+        // Such a target is not tried again (a recall, the periodic probe), until the client
+        // names another.
+        assert!(matches!(p.route(ME, Time(1), |_| true), Route::Down(None)));
+        assert!(p.reprobe_due(Time(1_000_000), 1).is_empty());
+        assert!(p.confirmed(ME, cb(1000), peer(), 1, Time(2)).is_some());
         // The server-wide bucket: one attempt, then one a second.
         let mut p: Paths40<u32> = Paths40::new(ConnectLimiter::new(1, Duration::from_secs(1)));
         assert!(p
