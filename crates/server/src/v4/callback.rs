@@ -259,7 +259,7 @@ impl V4State {
             .store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    fn callback_timeout(&self) -> Duration {
+    pub(crate) fn callback_timeout(&self) -> Duration {
         Duration::from_millis(self.cb_timeout_ms.load(Relaxed))
     }
 
@@ -275,6 +275,8 @@ impl V4State {
     pub fn dispatch_recalls(self: &Arc<Self>, orders: Vec<RecallOrder>) {
         let mut touched: Vec<SessionId> = Vec::new();
         for o in orders {
+            // An NFSv4.0 client's recall goes on its callback connection.
+            let Err(o) = self.recall40(o) else { continue };
             match self.enqueue(o) {
                 Ok(sid) => {
                     if !touched.contains(&sid) {
@@ -325,7 +327,7 @@ impl V4State {
     }
 
     /// Keeps the outcome; `accepted`: the order was counted in `pending`.
-    fn report(&self, o: &RecallOrder, outcome: RecallOutcome, accepted: bool) {
+    pub(crate) fn report(&self, o: &RecallOrder, outcome: RecallOutcome, accepted: bool) {
         if accepted {
             self.cb.pending.fetch_sub(1, Relaxed);
         }

@@ -189,6 +189,12 @@ pub trait StateHooks {
     fn delegations_possible(&self) -> bool {
         true
     }
+    /// Whether NFSv4.0 client `client`'s callback path is known to be down (RENEW answers
+    /// CB_PATH_DOWN to a client holding delegations then). Never by default.
+    fn callback_down40(&self, client: ClientId) -> bool {
+        let _ = client;
+        false
+    }
     /// A conflict has just ordered recalls: send those due now (called without the
     /// locking table held). Without callbacks, nothing.
     fn send_recalls(&self, now: Time) {

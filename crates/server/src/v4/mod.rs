@@ -16,6 +16,7 @@
 //!   [`session_ops`] the session operations of one COMPOUND over it.
 pub mod attrs;
 pub mod callback;
+pub mod callback40;
 pub mod compound;
 pub mod error;
 pub mod ops;

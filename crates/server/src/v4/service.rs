@@ -19,6 +19,7 @@
 use super::callback::{CallbackCounters, RecallOrder, RecallOutcome, CB_SLOTS_CAP};
 use super::compound::StateHooks;
 use super::state::backchannel::BackSlots;
+use super::state::callback40::Paths40;
 use super::state::delegations::{Access, Caller, DelegLimits, DelegStats};
 use super::state::ids::{ClientId, SessionId, Time};
 use super::state::locking::{Limits as LockLimits, Locking, LockingError};
@@ -27,6 +28,7 @@ use super::state::sessions::clients::ClientTable;
 use crate::state::ClientRecords;
 use parking_lot::Mutex;
 use rnfs_proto::rpc::OpaqueAuth;
+use rnfs_rpc::transport::outgoing::CallbackConn;
 use rnfs_rpc::transport::{ConnId, ConnStats};
 use rnfs_vfs::{FileKey, Kept};
 use std::collections::{HashMap, VecDeque};
@@ -274,6 +276,9 @@ pub struct V4State {
     held: std::sync::atomic::AtomicUsize,
     /// This state, for the hooks that send recalls (set once, just after creation).
     me: std::sync::OnceLock<std::sync::Weak<V4State>>,
+    /// The callback paths of NFSv4.0 clients, each with its connection (one per client;
+    /// see [`super::callback40`]). Locked after the locking and client tables.
+    pub(crate) cb40: Mutex<Paths40<CallbackConn>>,
 }
 
 impl V4State {
@@ -335,6 +340,7 @@ impl V4State {
             cb_timeout_ms: AtomicU64::new((u64::from(opts.lease_secs) * 100).clamp(1000, 15_000)),
             kept: Mutex::default(),
             held: std::sync::atomic::AtomicUsize::new(0),
+            cb40: Mutex::default(),
             opts,
         });
         let _ = state.me.set(Arc::downgrade(&state));
@@ -378,6 +384,15 @@ impl V4State {
                 .recall_any_outcome(client, outcome, now);
         }
         let recall_any = locking.delegations_mut().due_recall_any(now);
+        // NFSv4.0 has no FREE_STATEID: a 4.0 client's revoked delegations are forgotten
+        // at once (their stateids are then unknown, as in knfsd), and the paths of 4.0
+        // clients gone are closed.
+        let (gone, reprobe) = {
+            let mut paths = self.cb40.lock();
+            locking.delegations_mut().forget_revoked(|c| paths.knows(c));
+            let gone = paths.retain(|c| clients.callback40(c).is_some());
+            (gone, paths.reprobe_due(now, clients.lease_ms()))
+        };
         locking.seqid_tick(now, clients.lease_ms());
         if t.grace_ended {
             tracing::info!("NFSv4 grace period over");
@@ -400,6 +415,10 @@ impl V4State {
         drop(locking);
         for id in stale {
             self.remove_session(id);
+        }
+        drop(gone);
+        for p in reprobe {
+            self.run_probe40(p);
         }
         self.dispatch_recalls(recalls);
         self.dispatch_recall_any(recall_any);
@@ -466,13 +485,16 @@ impl V4State {
     /// the client table, then the sessions).
     pub(crate) fn callback_verified(&self, clients: &ClientTable, client: ClientId) -> bool {
         let s = self.sessions.lock();
-        s.iter().any(|(id, i)| {
+        let v41 = s.iter().any(|(id, i)| {
             i.client == client
                 && i.wants_back
                 && i.probe_ok == Some(true)
                 && !i.back.is_dead()
                 && !clients.back_channel_conns(*id).is_empty()
-        })
+        });
+        drop(s);
+        // An NFSv4.0 client: its callback connection answered CB_NULL.
+        v41 || self.callback40_verified(client)
     }
 
     /// The recalls to send now (see [`super::state::delegations`]), once the outcomes of
@@ -694,6 +716,10 @@ impl StateHooks for V4State {
 
     fn delegations_possible(&self) -> bool {
         self.opts.delegations
+    }
+
+    fn callback_down40(&self, client: ClientId) -> bool {
+        self.callback40_down(client)
     }
 
     fn send_recalls(&self, now: Time) {

@@ -23,6 +23,7 @@ use rnfs_rpc::message::Auth;
 use rnfs_rpc::transport::ConnId;
 use rnfs_xdr::{OpaqueFixed, VarArray, Writer, Xdr};
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The RPC reply header before the COMPOUND4res (xid, REPLY, MSG_ACCEPTED, an AUTH_NONE
@@ -64,6 +65,8 @@ pub struct CompoundSessions<'a> {
     counters: &'a Counters,
     /// The COMPOUND's minor version (a session created by it gets callbacks of it).
     minor: u32,
+    /// The caller's address: an NFSv4.0 client's callback address must be its own.
+    peer: Option<IpAddr>,
 }
 
 impl<'a> CompoundSessions<'a> {
@@ -86,7 +89,14 @@ impl<'a> CompoundSessions<'a> {
             slot: Cell::new(None),
             counters,
             minor: minor_of(request),
+            peer: None,
         }
+    }
+
+    /// The caller's address (without one, no NFSv4.0 callback path is tried).
+    pub fn with_peer(mut self, peer: IpAddr) -> Self {
+        self.peer = Some(peer);
+        self
     }
 
     fn exchange_id(&self, a: &p4::ExchangeId4args, out: &mut Writer) -> R4<()> {
@@ -405,6 +415,7 @@ impl Sessions for CompoundSessions<'_> {
         }
         st.write_records(clients);
         drop(locking);
+        st.forget40(&ok.purge);
         out.u64(ok.clientid.0);
         out.opaque_fixed(&ok.confirm.0);
         Ok(())
@@ -424,15 +435,21 @@ impl Sessions for CompoundSessions<'_> {
             locking.purge_client(id);
         }
         st.write_records(clients);
+        drop(locking);
+        if let Some(id) = purge {
+            st.forget40(&[id]);
+        }
+        // The callback path is probed (again after a callback update: RFC 7530 16.33.5).
+        if let Some(peer) = self.peer {
+            st.callback40_confirmed(ClientId(a.clientid), peer, self.conn);
+        }
         Ok(())
     }
 
     fn use_client40(&self, client: ClientId) -> R4<()> {
-        self.state
-            .clients
-            .lock()
-            .use_client40(client, self.now)
-            .map_err(Into::into)
+        self.state.clients.lock().use_client40(client, self.now)?;
+        self.state.callback40_seen(client, self.conn);
+        Ok(())
     }
 
     fn op_done(&self, num: u32, status: u32) {

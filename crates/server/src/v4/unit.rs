@@ -173,7 +173,8 @@ impl Nfs4 {
         let pseudo = self.pseudo(s);
         let st = &self.state;
         let now = st.now();
-        let sessions = CompoundSessions::new(st, req.conn.id, req.auth, args, now, &self.counters);
+        let sessions = CompoundSessions::new(st, req.conn.id, req.auth, args, now, &self.counters)
+            .with_peer(req.conn.peer.ip());
         let locate = |e: &Arc<crate::Export>, k: &rnfs_vfs::FileKey| {
             s.locate_key(req, e, k).map_err(Nfs4Error::from)
         };

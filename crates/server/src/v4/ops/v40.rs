@@ -121,7 +121,12 @@ fn client_of(c: &Compound<'_>, op: &NfsArgop4) -> Option<ClientId> {
         _ => return None,
     };
     let l = c.ctx.state.locking.lock();
-    l.seqid_owner(&stateid(sid)).ok().map(|o| o.client)
+    let sid = stateid(sid);
+    l.seqid_owner(&sid)
+        .ok()
+        .map(|o| o.client)
+        // A delegation stateid (DELEGRETURN, or READ, WRITE, SETATTR under a delegation).
+        .or_else(|| l.delegations().client_of(&sid.other))
 }
 
 /// Runs operation `op` of a minor-0 compound (see the module documentation).
@@ -251,10 +256,22 @@ pub fn open_confirm(c: &mut Compound<'_>, a: &OpenConfirm4args, w: &mut Writer) 
     Ok(())
 }
 
-/// RENEW (RFC 7530 16.29).
+/// RENEW (RFC 7530 16.29): the lease is renewed; a client holding delegations whose
+/// callback path is down is told so (`CB_PATH_DOWN`, after renewing: RFC 7530 16.29.4).
 pub fn renew(c: &mut Compound<'_>, client: u64) -> R4<()> {
-    c.ctx.sessions.use_client40(ClientId(client))
+    let id = ClientId(client);
+    c.ctx.sessions.use_client40(id)?;
+    let holds = c.ctx.state.locking.lock().delegations().has_state(id);
+    let down = holds && c.ctx.state.hooks.callback_down40(id);
+    tracing::debug!(client = id.0, holds, down, "RENEW");
+    if down {
+        return Err(Nfs4Error::Status(CB_PATH_DOWN));
+    }
+    Ok(())
 }
+
+/// `NFS4ERR_CB_PATH_DOWN`.
+const CB_PATH_DOWN: u32 = 10048;
 
 /// RELEASE_LOCKOWNER (RFC 7530 16.37): frees a lock owner that holds no locks
 /// (`LOCKS_HELD` otherwise), its seqid with it.

@@ -827,6 +827,32 @@ impl Delegations {
         }
     }
 
+    /// Forgets the revoked stateids of the clients `forget` names (NFSv4.0 clients, which
+    /// have no FREE_STATEID: their revoked stateids would otherwise be kept, and keep
+    /// delegations from them, until they go). Returns how many.
+    pub fn forget_revoked(&mut self, forget: impl Fn(ClientId) -> bool) -> usize {
+        let ks: Vec<([u8; 12], ClientId)> = self
+            .revoked
+            .iter()
+            .filter(|(_, r)| forget(r.client))
+            .map(|(k, r)| (*k, r.client))
+            .collect();
+        for (k, client) in &ks {
+            self.revoked.remove(k);
+            self.unindex_client(*client, k);
+            self.revoked_per_client.remove(client);
+        }
+        ks.len()
+    }
+
+    /// The client of delegation stateid `other`, held or revoked.
+    pub fn client_of(&self, other: &[u8; 12]) -> Option<ClientId> {
+        self.delegs
+            .get(other)
+            .map(|d| d.client)
+            .or_else(|| self.revoked.get(other).map(|r| r.client))
+    }
+
     /// Drops every delegation and revoked stateid of `client` (D5). Returns how many
     /// delegations it held.
     pub fn purge_client(&mut self, client: ClientId) -> usize {

@@ -604,3 +604,31 @@ fn recall_any_at_the_total_bound() {
     assert!(t2.d.due_recall_any(Time(2 * LEASE - 1)).is_empty());
     assert_eq!(t2.d.due_recall_any(Time(2 * LEASE)), once);
 }
+
+/// D3 for NFSv4.0 clients (no FREE_STATEID): their revoked stateids are forgotten, so they
+/// hold nothing and may get delegations again once the penalty is over; a delegation
+/// stateid names its client (4.0 finds a DELEGRETURN's client so).
+#[test]
+fn revoked_stateids_of_4_0_clients_are_forgotten() {
+    let mut t = T::new();
+    let a = t.grant(A, 1, DelegKind::Read, 0);
+    let b = t.grant(B, 2, DelegKind::Read, 0);
+    assert_eq!(t.d.client_of(&a.other), Some(A));
+    assert_eq!(t.d.client_of(&[0xee; 12]), None);
+    for f in [1, 2] {
+        assert!(t
+            .d
+            .conflict(Caller::Other, &file(f), Access::Write, false, Time(10))
+            .is_err());
+    }
+    assert_eq!(t.d.revoke_overdue(Time(10 + LEASE)), 2);
+    assert_eq!(t.d.client_of(&a.other), Some(A), "revoked, still known");
+    // Only A is a 4.0 client.
+    assert_eq!(t.d.forget_revoked(|c| c == A), 1);
+    assert!(!t.d.has_revoked(A) && !t.d.has_state(A));
+    assert!(!t.d.knows(&a.other));
+    assert_eq!(t.d.check(A, &a, None, false), Err(DelegError::BadStateid));
+    assert!(t.d.has_revoked(B), "a 4.1 client frees its own");
+    assert_eq!(t.d.check(B, &b, None, false), Err(DelegError::Revoked));
+    assert_eq!(t.d.stats().revoked_held, 1);
+}

@@ -7,6 +7,7 @@
 //!
 //! - [`ids`]: the identifiers every part shares (client ids, session ids, stateids, time).
 pub mod backchannel;
+pub mod callback40;
 pub mod delegations;
 pub mod ids;
 pub mod locking;
