@@ -148,7 +148,7 @@ EOF
   echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (plus uncommitted changes)'); rnfs binary $RNFS_BIN"
   echo "host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
   echo "guest: Linux $(ls "$LINUX_CLIENT_WORK/kernel/lib/modules" | grep -- '-amd64$' | sort -V | tail -1), QEMU TCG, 1 vCPU, 512 MiB"
-  echo "servers: rnfs --delegations, rnfs (no delegations), nfs-ganesha $GANESHA_VERSION (defaults: no delegations)"
+  echo "servers: rnfs --delegations, rnfs (no delegations), nfs-ganesha $GANESHA_VERSION (defaults: no delegations)${RNFS_SERVE_EXTRA:+; both rnfs with $RNFS_SERVE_EXTRA}"
   echo "files: $FILES of $SIZE bytes in $DIRS directories per export ($FS, $EXP)"
   echo "rounds: $ROUNDS"
   echo "uptime before: $(uptime)"
