@@ -9,6 +9,9 @@
 #                               fails also if the delegating rnfs granted no delegation
 #
 # Options: --rounds N  --files N  --dirs N  --size BYTES  --out DIR
+#          --client-watermark N  (the guest client's nfsv4 delegation_watermark: how many
+#                                 delegations it keeps before returning unused ones; 5000
+#                                 by default in Debian's 6.1)
 # The files are made on the host, in each server's export directory (the same tree three
 # times, on the same file system under the work dir), before the guest mounts: making them
 # through the TCG guest would take ~0.1 s a file. The guest (tests/guest/nfs4-deleg-bench.sh)
@@ -34,7 +37,7 @@ REPO=$(cd "$BENCH/.." && pwd)
 . "$REPO/tests/harness/lib.sh"
 H=$RNFS_HARNESS
 
-ROUNDS=3 FILES=10000 DIRS=100 SIZE=4096 OUT=
+ROUNDS=3 FILES=10000 DIRS=100 SIZE=4096 OUT= WATERMARK=
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) ROUNDS=1; FILES=200; DIRS=4 ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --dirs) DIRS=$2; shift ;;
     --size) SIZE=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --client-watermark) WATERMARK=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) rnfs_die "unknown option $1 (see --help)" ;;
   esac
@@ -51,6 +55,7 @@ done
 for v in "$ROUNDS" "$FILES" "$DIRS" "$SIZE"; do
   [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] || rnfs_die "--rounds, --files, --dirs and --size take a number of at least 1"
 done
+[ -z "$WATERMARK" ] || [[ $WATERMARK =~ ^[0-9]+$ ]] || rnfs_die "--client-watermark takes a number"
 [ "$DIRS" -le "$FILES" ] || rnfs_die "--dirs more than --files"
 [ "$(id -u)" = 0 ] || rnfs_die "run as root (drop_caches in the VM, apt-get)"
 
@@ -142,6 +147,7 @@ C_EXPORT=/export
 ROUNDS=$ROUNDS
 NFILES=$FILES
 SIZE=$SIZE
+WATERMARK=$WATERMARK
 EOF
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -150,7 +156,7 @@ EOF
   echo "guest: Linux $(ls "$LINUX_CLIENT_WORK/kernel/lib/modules" | grep -- '-amd64$' | sort -V | tail -1), QEMU TCG, 1 vCPU, 512 MiB"
   echo "servers: rnfs --delegations, rnfs (no delegations), nfs-ganesha $GANESHA_VERSION (defaults: no delegations)${RNFS_SERVE_EXTRA:+; both rnfs with $RNFS_SERVE_EXTRA}"
   echo "files: $FILES of $SIZE bytes in $DIRS directories per export ($FS, $EXP)"
-  echo "rounds: $ROUNDS"
+  echo "rounds: $ROUNDS${WATERMARK:+; guest client delegation_watermark $WATERMARK}"
   echo "uptime before: $(uptime)"
 } > "$OUT/machine.txt"
 

@@ -4,7 +4,7 @@
 # Server A is mounted at /mnt by the VM's init (guest port 2049); B and C are mounted here at
 # /mnt2 and /mnt3 (guest ports that bench/v4-deleg.sh forwards to their NFS ports).
 # /bench/conf (sourced) sets: A_NAME, B_NAME B_OPTS B_EXPORT, C_NAME C_OPTS C_EXPORT, ROUNDS,
-# NFILES, SIZE; /bench/files lists the NFILES files (paths relative to the export's root).
+# NFILES, SIZE, WATERMARK (empty: the client's default); /bench/files lists the NFILES files (paths relative to the export's root).
 # Each round, for each server (the order rotating from round to round):
 #   drop    once a round, for all three: sync and drop caches (timed as server "all": it
 #           evicts the inodes, which returns the delegations the client held)
@@ -26,6 +26,10 @@ mount -t nfs -o "$B_OPTS,addr=10.0.2.100" "10.0.2.100:$B_EXPORT" /mnt2 ||
 mount -t nfs -o "$C_OPTS,addr=10.0.2.100" "10.0.2.100:$C_EXPORT" /mnt3 ||
   { echo "BENCH-FAIL $C_NAME mount 0: mount of 10.0.2.100:$C_EXPORT ($C_OPTS) failed"; exit 1; }
 grep ' /mnt[23]\? ' /proc/mounts
+W=/sys/module/nfsv4/parameters/delegation_watermark
+if [ -n "${WATERMARK:-}" ]; then
+  echo "$WATERMARK" > "$W" || { echo "BENCH-FAIL - watermark 0: cannot set $W"; exit 1; }
+fi
 echo "delegation_watermark: $(cat /sys/module/nfsv4/parameters/delegation_watermark /sys/module/nfs/parameters/delegation_watermark 2>/dev/null | head -1)"
 first=$(head -1 /bench/files) last=$(tail -1 /bench/files)
 for S in "$A_NAME" "$B_NAME" "$C_NAME"; do
