@@ -2,9 +2,12 @@
 # Boot the Linux-client VM once: the guest kernel mounts an NFS server that listens on this
 # host's 127.0.0.1, runs a shell script against the mount (at /mnt), and powers off.
 # Networking is QEMU user mode with restrict=on: the guest reaches only 10.0.2.100:2049 and
-# 10.0.2.100:20048, which QEMU forwards to 127.0.0.1:NFSPORT and 127.0.0.1:MOUNTPORT.
+# 10.0.2.100:20048, which QEMU forwards to 127.0.0.1:NFSPORT and 127.0.0.1:MOUNTPORT (and the
+# guest ports that -f adds).
 # Usage: run.sh [-o MOUNT_OPTS] [-p NFSPORT[,MOUNTPORT]] [-e EXPORT] [-t SCRIPT] [-a DIR] [-T SECONDS] [-d LOGDIR]
-#               [-s SRCADDR[:low]]
+#               [-s SRCADDR[:low]] [-f GUESTPORT:HOSTPORT]...
+#   -f G:H   one more forward: the guest's 10.0.2.100:G reaches 127.0.0.1:H (e.g. a third server;
+#            G must not be 2049 or 20048); repeatable
 #   -s ADDR  the host side of the guest's connections comes from ADDR (e.g. 127.0.0.2), through
 #            socat; ADDR:low also binds a privileged source port (as a "secure" client would)
 #   -a DIR   adds DIR's tree to the guest's / (e.g. DIR/bin/prog plus the shared libraries it needs)
@@ -15,10 +18,14 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${LINUX_CLIENT_WORK:-${RNFS_TEST_WORK:-/tmp/rnfs-test}/linux-client}
-OPTS=vers=4.1,proto=tcp,port=2049 PORTS=2049,20048 EXPORT=/ TEST= TMO=300 DIR= ADD= SRC=
-while getopts o:p:e:t:a:T:d:s: o; do case $o in
+OPTS=vers=4.1,proto=tcp,port=2049 PORTS=2049,20048 EXPORT=/ TEST= TMO=300 DIR= ADD= SRC= MORE=()
+while getopts o:p:e:t:a:T:d:s:f: o; do case $o in
   o) OPTS=$OPTARG;; p) PORTS=$OPTARG;; e) EXPORT=$OPTARG;; t) TEST=$OPTARG;; a) ADD=$OPTARG;;
-  T) TMO=$OPTARG;; d) DIR=$OPTARG;; s) SRC=$OPTARG;; *) exit 2;; esac; done
+  T) TMO=$OPTARG;; d) DIR=$OPTARG;; s) SRC=$OPTARG;;
+  f) [[ $OPTARG =~ ^[0-9]+:[0-9]+$ ]] && [ "${OPTARG%%:*}" != 2049 ] && [ "${OPTARG%%:*}" != 20048 ] ||
+       { echo "run.sh: -f GUESTPORT:HOSTPORT (not guest port 2049 or 20048), not $OPTARG" >&2; exit 2; }
+     MORE+=("$OPTARG");;
+  *) exit 2;; esac; done
 [ -f "$W/vmlinux" ] && [ -f "$W/initramfs.cpio.gz" ] || "$HERE/setup.sh" >&2
 DIR=${DIR:-$(mktemp -d "$W/run.XXXXXX")}; mkdir -p "$DIR"
 NP=${PORTS%,*}; MP=${PORTS#*,}; [ "$MP" != "$PORTS" ] || MP=20048
@@ -46,6 +53,7 @@ fi
 fwd() { case "$FWD" in *PORT*) echo "${FWD/PORT/$1}" ;; *) echo "$FWD $1" ;; esac; }
 NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:$(fwd "$NP")"
 NET+=",guestfwd=tcp:10.0.2.100:20048-cmd:$(fwd "$MP")"
+for m in ${MORE[@]+"${MORE[@]}"}; do NET+=",guestfwd=tcp:10.0.2.100:${m%%:*}-cmd:$(fwd "${m#*:}")"; done
 APPEND="console=ttyS0 quiet panic=-1 nt.ip=10.0.2.15/24 nt.server=10.0.2.100 nt.export=$EXPORT nt.opts=$OPTS"
 set +e
 timeout "$TMO" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 512 -smp 1 \
