@@ -279,6 +279,49 @@ pub struct V4State {
     /// The callback paths of NFSv4.0 clients, each with its connection (one per client;
     /// see [`super::callback40`]). Locked after the locking and client tables.
     pub(crate) cb40: Mutex<Paths40<CallbackConn>>,
+    /// The server owner's major id EXCHANGE_ID answers (see [`owner_major`]).
+    pub(crate) owner_major: Vec<u8>,
+}
+
+/// The name of the state directory's file that keeps [`owner_major`].
+const OWNER_FILE: &str = "server-owner";
+
+/// The server owner's major id (RFC 8881 2.10.5): one per server, so that a client never
+/// takes two rnfs servers for trunks of one (the Linux client merges two mounts whose
+/// servers give the same major id and the same client id, and rnfs's client ids come from
+/// the start time in seconds: two servers started in the same second would be merged).
+/// Random, kept in the state directory so that a restart is the same server; a fresh one
+/// per process without a state directory (no restart is recognised then anyway). The
+/// scope stays "rnfs": a client reclaims only within one scope.
+fn owner_major(state_dir: Option<&std::path::Path>) -> Vec<u8> {
+    let fresh = || {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            // Only before Linux 3.17: the time then, which still tells processes apart.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            b = (t ^ u64::from(std::process::id())).to_be_bytes();
+        }
+        format!("rnfs-{}", u64::from_be_bytes(b))
+    };
+    let Some(dir) = state_dir else {
+        return fresh().into_bytes();
+    };
+    let path = dir.join(OWNER_FILE);
+    // At most a line of ours: anything else (too long, not ours) is replaced.
+    let kept = std::fs::read(&path).ok().filter(|b| {
+        b.len() <= 64 && b.starts_with(b"rnfs-") && b[5..].iter().all(u8::is_ascii_digit)
+    });
+    if let Some(b) = kept {
+        return b;
+    }
+    let id = fresh();
+    let tmp = dir.join(format!("{OWNER_FILE}.tmp"));
+    if let Err(e) = std::fs::write(&tmp, &id).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::warn!(file = %path.display(), error = %e, "server owner not kept: a restart will look like another server to NFSv4.1 clients' trunking detection");
+    }
+    id.into_bytes()
 }
 
 impl V4State {
@@ -341,6 +384,7 @@ impl V4State {
             kept: Mutex::default(),
             held: std::sync::atomic::AtomicUsize::new(0),
             cb40: Mutex::default(),
+            owner_major: owner_major(opts.state_dir.as_deref()),
             opts,
         });
         let _ = state.me.set(Arc::downgrade(&state));
@@ -750,6 +794,27 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Two servers never share a server owner (the Linux client would merge their mounts);
+    /// a restart with the same state directory is the same server; a damaged file is
+    /// replaced.
+    #[test]
+    fn the_server_owner_is_per_server_and_kept_across_restarts() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = owner_major(Some(a.path()));
+        assert!(first.starts_with(b"rnfs-"), "{first:?}");
+        assert_eq!(owner_major(Some(a.path())), first, "a restart");
+        assert_ne!(
+            owner_major(Some(b.path())),
+            first,
+            "another state directory"
+        );
+        assert_ne!(owner_major(None), owner_major(None), "no state directory");
+        std::fs::write(a.path().join(OWNER_FILE), b"rnfs-\n../../x").unwrap();
+        let again = owner_major(Some(a.path()));
+        assert_ne!(again, b"rnfs-\n../../x");
+        assert_eq!(owner_major(Some(a.path())), again);
     }
 
     #[test]

@@ -49,8 +49,9 @@ const EXCHGID_UPDATE: u32 = 0x4000_0000;
 const EXCHGID_NON_PNFS: u32 = 0x1_0000;
 /// `EXCHGID4_FLAG_CONFIRMED_R`.
 const EXCHGID_CONFIRMED: u32 = 0x8000_0000;
-/// The server owner and scope: one server, one scope.
-const SERVER_OWNER: &[u8] = b"rnfs";
+/// The server scope: every rnfs server is of one scope (the owner's major id is per server,
+/// [`V4State::owner_major`]).
+const SERVER_SCOPE: &[u8] = b"rnfs";
 
 /// The session operations of one COMPOUND. See the module documentation.
 pub struct CompoundSessions<'a> {
@@ -133,9 +134,9 @@ impl<'a> CompoundSessions<'a> {
             eir_state_protect: p4::StateProtect4R::Sp4None,
             eir_server_owner: p4::ServerOwner4 {
                 so_minor_id: 0,
-                so_major_id: rnfs_xdr::Opaque(SERVER_OWNER.to_vec()),
+                so_major_id: rnfs_xdr::Opaque(self.state.owner_major.clone()),
             },
-            eir_server_scope: rnfs_xdr::Opaque(SERVER_OWNER.to_vec()),
+            eir_server_scope: rnfs_xdr::Opaque(SERVER_SCOPE.to_vec()),
             eir_server_impl_id: VarArray(Vec::new()),
         }
         .encode(out);
