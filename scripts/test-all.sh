@@ -8,7 +8,7 @@
 #
 # Steps: format check, build, cargo tests (unit, property, protocol-over-TCP), fuzz smoke
 # run, libnfs-utils interop, the Linux kernel client in QEMU, pjdfstest in that guest against
-# rnfs and nfs-ganesha, pynfs (NFSv4.1) against both. Prints one line per step, then every skipped test, and ends with
+# rnfs and nfs-ganesha, pynfs (NFSv4.1, and NFSv4.0 with its delegation tests) against both. Prints one line per step, then every skipped test, and ends with
 # "summary: N passed, N failed, N skipped" (tests, not steps).
 #
 # Refuses to run unprivileged: root-only tests would be skipped rather than run. A test that
@@ -76,13 +76,16 @@ if [ -z "$QUICK" ]; then
   step pjdfstest tests/interop/pjdfstest.sh
   step linux-client-v4.1 tests/interop/linux-client.sh rnfs 4.1
   step linux-client-v4.2 tests/interop/linux-client.sh rnfs 4.2
+  step linux-delegation tests/interop/linux-delegation.sh
   step pjdfstest-v4.1 tests/interop/pjdfstest.sh --vers 4.1
   step pynfs tests/interop/pynfs.sh
+  step pynfs-v4.0 tests/interop/pynfs.sh --minor 0 all delegations
   step fuse-enospc tests/interop/fuse-enospc.sh
   step fuse-workloads tests/interop/fuse-workloads.sh
   step fuse-pjdfstest tests/interop/fuse-pjdfstest.sh
   step bench-smoke bench/run.sh --smoke
   step bench-v4-smoke bench/v4.sh --smoke
+  step bench-v4-deleg-smoke bench/v4-deleg.sh --smoke
 fi
 
 echo
