@@ -7,6 +7,11 @@
 # nfs_client is shared only by mounts of one minor version: to the server, another client)
 # or vers=3 (no NFSv4 state at all).
 # Per B:
+# 0. A writes $NT_DELEG_BYTES random bytes to deleg-B-closed and closes it: the Linux client
+#    keeps its write delegation after the close. The guest prints "NT-DELEG-CLOSED B FILE
+#    BYTES" and waits for nt-go-closed-B (the host checks the server holds the delegation);
+#    B then reads the file and must read exactly A's bytes (the server recalls the delegation
+#    first); "NT-DELEG-CLREAD B ms=MS".
 # 1. A opens deleg-B read-write (created), writes $NT_DELEG_BYTES random bytes (as hex text),
 #    no fsync, and keeps the descriptor open: under a write delegation the data stays dirty
 #    in A's cache.
@@ -75,6 +80,20 @@ for B in $BS; do
   mount -t nfs -o "$BOPTS" "$SRC" $M2 || fail "mount -o $BOPTS $SRC $M2"
   grep " $M2 " /proc/mounts || fail "$M2 is not mounted"
   ok "client B: $SRC at $M2 (vers=$B)"
+
+  say "B over NFS $B: A writes $BYTES bytes to $F-closed and closes it"
+  dd if=/dev/urandom bs=$((BYTES / 2)) count=1 2>/dev/null | od -An -tx1 -v | tr -d ' \n' > /tmp/c-$B ||
+    fail "making A's data"
+  cat /tmp/c-$B > $M/$F-closed || fail "A's write of $M/$F-closed failed"
+  ok "process A wrote $BYTES bytes to $M/$F-closed and closed it"
+  echo "NT-DELEG-CLOSED $B $F-closed $BYTES"
+  wait_flag nt-go-closed-$B 120 || fail "the host did not write 1 into nt-go-closed-$B within 120 s"
+  t0=$(up)
+  cat $M2/$F-closed > /tmp/bc-$B || fail "B's read of $M2/$F-closed failed (rc=$?)"
+  ms=$(ms_since "$t0")
+  cmp /tmp/c-$B /tmp/bc-$B || fail "B read $(wc -c < /tmp/bc-$B) bytes of $F-closed that are not A's $BYTES"
+  echo "NT-DELEG-CLREAD $B ms=$ms"
+  ok "B read exactly A's $BYTES bytes of $F-closed (A's delegation recalled) in $ms ms"
 
   say "B over NFS $B: A writes $BYTES bytes to $F and keeps it open"
   # A's bytes: random, as hex text (the shell's printf writes them)

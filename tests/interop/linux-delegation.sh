@@ -9,6 +9,8 @@
 # client-id string and shares an nfs_client only between mounts of one minor version: two
 # clients to the server, checked here with `rnfs stats`) or over NFSv3. The guest script is
 # tests/guest/nfs4-delegation.sh. For each B:
+# - A writes a file and closes it; the server still holds A's write delegation (checked
+#   here); B reads the file: one recall, one return, and B reads exactly A's bytes (guest);
 # - A writes a file with the descriptor kept open and no fsync; this script then checks with
 #   `rnfs stats` that the server holds a write delegation (granted_write went up, one is held
 #   now) and that the file on disk does not yet have A's bytes (they are dirty in A's cache);
@@ -90,7 +92,7 @@ if ! "$H/rnfs.sh" start "$RUN/export" "$port" >&2; then
 fi
 . "$RUN/server/state"
 rnfs_log "rnfs $RNFS_SERVE_EXTRA on 127.0.0.1:$NFS_PORT; work dir $RUN"
-for b in $BS; do echo 0 > "$RUN/export/nt-go-$b"; done
+for b in $BS; do echo 0 > "$RUN/export/nt-go-$b"; echo 0 > "$RUN/export/nt-go-closed-$b"; done
 { echo "NT_DELEG_B='$BS' NT_DELEG_BYTES=$BYTES"; cat "$RNFS_REPO/tests/guest/nfs4-delegation.sh"; } > "$RUN/guest.sh"
 "$H/linux-client/run.sh" -o "$(rnfs_mount_opts 4.1)" -p "$NFS_PORT,$MNT_PORT" -e "$EXPORT" \
   -t "$RUN/guest.sh" -T "$TMO" -d "$RUN/guest" > "$RUN/guest.out" 2>&1 &
@@ -100,6 +102,40 @@ stats "$STATS.0"
 prev=$STATS.0
 for b in $BS; do
   echo "=== [linux-delegation] B over NFS $b"
+  # 0: A wrote a file and closed it, keeping its write delegation; B reads it
+  if ! wait_line "^NT-DELEG-CLOSED $b "; then
+    result "v$b-guest-closed" 1 "the guest never printed NT-DELEG-CLOSED $b"
+    break
+  fi
+  s=$STATS.$b.closed
+  stats "$s"
+  held=$(val "$s" 'rnfs_nfs4_state{kind="write_delegations"}')
+  g0=$(val "$prev" 'rnfs_nfs4_delegations_total{event="granted_write"}')
+  g1=$(val "$s" 'rnfs_nfs4_delegations_total{event="granted_write"}')
+  echo "after A's close: write delegations held $held, granted since the last step $((g1 - g0))"
+  rc=0; { [ "$held" -ge 1 ] && [ $((g1 - g0)) -ge 1 ]; } || rc=1
+  result "v$b-closed-write-delegation-held" $rc "held $held, granted $((g1 - g0))"
+  echo 1 > "$RUN/export/nt-go-closed-$b"
+  if ! wait_line "^NT-DELEG-CLREAD $b "; then
+    result "v$b-closed-read" 1 "the guest never printed NT-DELEG-CLREAD $b (B did not read A's bytes)"
+    break
+  fi
+  s2=$STATS.$b.clread
+  stats "$s2"
+  r0=$(val "$s" 'rnfs_nfs4_delegations_total{event="recalled"}')
+  r1=$(val "$s2" 'rnfs_nfs4_delegations_total{event="recalled"}')
+  n0=$(val "$s" 'rnfs_nfs4_recall_returns_total')
+  n1=$(val "$s2" 'rnfs_nfs4_recall_returns_total')
+  line=$(tr -d '\r' < "$RUN/guest/results.txt" | grep "^NT-DELEG-CLREAD $b " | tail -n 1)
+  echo "B read exactly A's bytes of the closed file (${line##* }); recalls sent $((r1 - r0)), returned $((n1 - n0))"
+  rc=0; { [ $((r1 - r0)) = 1 ] && [ $((n1 - n0)) = 1 ]; } || rc=1
+  result "v$b-closed-recalled-and-read" $rc "recalled $((r1 - r0)), returned $((n1 - n0)), B read A's bytes"
+  bms=$(echo "$line" | sed -n 's/.* ms=\([0-9]*\).*/\1/p')
+  rtt=$(val "$s2" 'rnfs_nfs4_recall_return_ms{which="last"}')
+  rc=0; { [ -n "$bms" ] && [ $((n1 - n0)) = 1 ] && [ $((bms - rtt)) -lt "$SLACK_MS" ]; } || rc=1
+  result "v$b-closed-wait-within-recall" $rc "B ${bms:-?} ms, recall round trip $rtt ms, limit +$SLACK_MS ms"
+  prev=$s2
+  # 1: A writes with the file kept open
   if ! wait_line "^NT-DELEG-WROTE $b "; then
     result "v$b-guest-wrote" 1 "the guest never printed NT-DELEG-WROTE $b"
     break
@@ -153,7 +189,7 @@ VM=
 cat "$RUN/guest.out"
 rm -f "$RUN/guest/initrd.img" "$RUN/guest/extra.cpio.gz"
 n=$(tr -d '\r' < "$RUN/guest.out" | sed -n 's/^nfs4-delegation: all \([0-9][0-9]*\) checks passed.*/\1/p' | tail -n 1)
-want=$((1 + 7 * $(echo "$BS" | wc -w)))
+want=$((1 + 9 * $(echo "$BS" | wc -w)))
 if [ "$vrc" = 0 ] && [ -n "$n" ] && [ "$n" -ge "$want" ]; then result guest 0 "$n checks"
 else result guest 1 "status $vrc, ${n:-no count of} checks of $want; console $RUN/guest/console.txt"; fi
 stats "$STATS.end" || true
