@@ -259,6 +259,27 @@ impl V4State {
             .store(u64::try_from(t.as_millis()).unwrap_or(u64::MAX), Relaxed);
     }
 
+    /// Sends the CB_COMPOUND `msg` to program `prog` on `chan` with `cred`, counted as sent;
+    /// `done` gets the reply or the failure (within the callback timeout).
+    fn send_cb_compound(
+        &self,
+        chan: &Backchannel,
+        prog: u32,
+        cred: &OpaqueAuth,
+        msg: &[u8],
+        done: impl FnOnce(Result<CallbackReply, CallbackError>) + Send + 'static,
+    ) {
+        let call = CallbackCall {
+            prog,
+            vers: CB_VERSION,
+            proc_: CB_COMPOUND,
+            cred,
+            args: msg,
+        };
+        self.cb.sent.fetch_add(1, Relaxed);
+        chan.send(call, self.callback_timeout(), done);
+    }
+
     pub(crate) fn callback_timeout(&self) -> Duration {
         Duration::from_millis(self.cb_timeout_ms.load(Relaxed))
     }
@@ -377,17 +398,9 @@ impl V4State {
                     prog,
                     cred,
                 } => {
-                    let call = CallbackCall {
-                        prog,
-                        vers: CB_VERSION,
-                        proc_: CB_COMPOUND,
-                        cred: &cred,
-                        args: &msg,
-                    };
-                    self.cb.sent.fetch_add(1, Relaxed);
                     let me = self.clone();
                     let conn = chan.conn();
-                    chan.send(call, self.callback_timeout(), move |r| {
+                    self.send_cb_compound(&chan, prog, &cred, &msg, move |r| {
                         me.recall_done(sid, conn, seq, order, tries, r);
                     });
                 }
@@ -583,17 +596,9 @@ impl V4State {
         };
         let (prog, cred) = (info.cb_program, info.cb_cred.clone());
         drop(s);
-        let call = CallbackCall {
-            prog,
-            vers: CB_VERSION,
-            proc_: CB_COMPOUND,
-            cred: &cred,
-            args: &msg,
-        };
-        self.cb.sent.fetch_add(1, Relaxed);
         let me = self.clone();
         let conn = chan.conn();
-        chan.send(call, self.callback_timeout(), move |r| {
+        self.send_cb_compound(&chan, prog, &cred, &msg, move |r| {
             let outcome = {
                 let mut s = me.sessions.lock();
                 match s.get_mut(&sid) {
