@@ -237,21 +237,27 @@ mod tests {
         );
     }
 
-    /// Issue 15: an NFSv3 READ of a file another (NFSv4) client holds a write delegation
-    /// on answers JUKEBOX and orders that delegation's recall, once however often it is
-    /// retried; once the delegation is returned, the READ goes through.
-    #[test]
-    fn a_read_of_a_write_delegated_file_waits_for_the_recall() {
+    /// A server with delegations (v3 calls held at most `hold_ms` for a return) and a
+    /// file "0123456789" NFSv4 client 1 holds a write delegation on: the backend, the
+    /// file, the server, its NFSv4 state and the delegation's stateid.
+    #[allow(clippy::type_complexity)]
+    fn write_delegated(
+        hold_ms: u64,
+    ) -> (
+        Arc<rnfs_vfs::memory::MemFs>,
+        rnfs_vfs::FileKey,
+        NfsServer,
+        Arc<crate::v4::service::V4State>,
+        crate::v4::state::ids::Stateid,
+    ) {
         use crate::v4::state::delegations::DelegKind;
         use crate::v4::state::ids::{ClientId, Time};
         let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
-        let ctx = Ctx::default();
         let k = file_with(&*fs, b"0123456789");
         let cfg = ServerConfig {
             v4: Some(crate::v4::service::V4Options {
                 delegations: true,
-                // answered at once, not held (see the next test)
-                conflict_hold_ms: 0,
+                conflict_hold_ms: hold_ms,
                 ..crate::v4::service::V4Options::default()
             }),
             ..ServerConfig::default()
@@ -263,6 +269,18 @@ mod tests {
             .lock()
             .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
             .unwrap();
+        (fs, k, s, v4, sid)
+    }
+
+    /// Issue 15: an NFSv3 READ of a file another (NFSv4) client holds a write delegation
+    /// on answers JUKEBOX and orders that delegation's recall, once however often it is
+    /// retried; once the delegation is returned, the READ goes through.
+    #[test]
+    fn a_read_of_a_write_delegated_file_waits_for_the_recall() {
+        use crate::v4::state::ids::{ClientId, Time};
+        // answered at once, not held (see the next test)
+        let (fs, k, s, v4, sid) = write_delegated(0);
+        let ctx = Ctx::default();
         let conn = test_conn();
         let req = Req {
             conn: &conn,
@@ -297,28 +315,11 @@ mod tests {
     /// is sent to the pool instead of waiting there.
     #[test]
     fn a_read_waiting_for_a_recall_is_held_until_the_return() {
-        use crate::v4::state::delegations::DelegKind;
         use crate::v4::state::ids::{ClientId, Time};
         use std::cell::Cell;
-        let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
+        // far longer than the return below takes: the READ must not time out
+        let (fs, k, s, v4, sid) = write_delegated(600_000);
         let ctx = Ctx::default();
-        let k = file_with(&*fs, b"0123456789");
-        let cfg = ServerConfig {
-            v4: Some(crate::v4::service::V4Options {
-                delegations: true,
-                // far longer than the return below takes: the READ must not time out
-                conflict_hold_ms: 600_000,
-                ..crate::v4::service::V4Options::default()
-            }),
-            ..ServerConfig::default()
-        };
-        let s = NfsServer::new(Export::new(1, "/", fs.clone()), cfg);
-        let v4 = s.v4().unwrap().clone();
-        let (sid, _) = v4
-            .locking
-            .lock()
-            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
-            .unwrap();
         let conn = test_conn();
         let fh = handle::encode(&s.exports().exports[0], &k);
         // On the connection's task: given up to the pool, no reply.
