@@ -99,22 +99,48 @@ for b in $BS; do echo 0 > "$RUN/export/nt-go-$b"; echo 0 > "$RUN/export/nt-go-cl
 VM=$!
 stats "$STATS.0"
 
+# held NAME BEFORE NOW : NOW's stats show a write delegation held and one granted since BEFORE
+held() {
+  local h g0 g1 rc=0
+  h=$(val "$3" 'rnfs_nfs4_state{kind="write_delegations"}')
+  g0=$(val "$2" 'rnfs_nfs4_delegations_total{event="granted_write"}')
+  g1=$(val "$3" 'rnfs_nfs4_delegations_total{event="granted_write"}')
+  echo "write delegations held $h, granted since the last step $((g1 - g0))"
+  { [ "$h" -ge 1 ] && [ $((g1 - g0)) -ge 1 ]; } || rc=1
+  result "$1" $rc "held $h, granted $((g1 - g0))"
+}
+# recalled NAME BEFORE NOW MS : one recall sent and returned between BEFORE and NOW, and B's
+# MS (open and read, guest clock) at most $SLACK_MS more than the recall's round trip
+recalled() {
+  local r0 r1 n0 n1 rtt rc=0
+  r0=$(val "$2" 'rnfs_nfs4_delegations_total{event="recalled"}')
+  r1=$(val "$3" 'rnfs_nfs4_delegations_total{event="recalled"}')
+  n0=$(val "$2" 'rnfs_nfs4_recall_returns_total')
+  n1=$(val "$3" 'rnfs_nfs4_recall_returns_total')
+  rtt=$(val "$3" 'rnfs_nfs4_recall_return_ms{which="last"}')
+  echo "recalls sent $((r1 - r0)), returned after the recall $((n1 - n0))"
+  { [ $((r1 - r0)) = 1 ] && [ $((n1 - n0)) = 1 ]; } || rc=1
+  result "$1-one-recall-returned" $rc "recalled $((r1 - r0)), returned $((n1 - n0))"
+  echo "B's open and read: ${4:-?} ms; the recall's round trip (CB_RECALL sent to DELEGRETURN): $rtt ms; B waited $(( ${4:-0} - rtt )) ms more"
+  rc=0; { [ -n "$4" ] && [ $((n1 - n0)) = 1 ] && [ $(($4 - rtt)) -lt "$SLACK_MS" ]; } || rc=1
+  result "$1-wait-within-recall" $rc "B ${4:-?} ms, recall round trip $rtt ms, limit +$SLACK_MS ms"
+}
+# guest_line TAG B : the guest's last "TAG B ..." line
+guest_line() { tr -d '\r' < "$RUN/guest/results.txt" | grep "^$1 $2 " | tail -n 1; }
+ms_of() { sed -n 's/.* ms=\([0-9]*\).*/\1/p' <<<"$1"; }
+
 prev=$STATS.0
 for b in $BS; do
   echo "=== [linux-delegation] B over NFS $b"
-  # 0: A wrote a file and closed it, keeping its write delegation; B reads it
+  # 0: A wrote a file and closed it, keeping its write delegation; B reads it (the guest
+  # checks B read exactly A's bytes)
   if ! wait_line "^NT-DELEG-CLOSED $b "; then
     result "v$b-guest-closed" 1 "the guest never printed NT-DELEG-CLOSED $b"
     break
   fi
   s=$STATS.$b.closed
   stats "$s"
-  held=$(val "$s" 'rnfs_nfs4_state{kind="write_delegations"}')
-  g0=$(val "$prev" 'rnfs_nfs4_delegations_total{event="granted_write"}')
-  g1=$(val "$s" 'rnfs_nfs4_delegations_total{event="granted_write"}')
-  echo "after A's close: write delegations held $held, granted since the last step $((g1 - g0))"
-  rc=0; { [ "$held" -ge 1 ] && [ $((g1 - g0)) -ge 1 ]; } || rc=1
-  result "v$b-closed-write-delegation-held" $rc "held $held, granted $((g1 - g0))"
+  held "v$b-closed-write-delegation-held" "$prev" "$s"
   echo 1 > "$RUN/export/nt-go-closed-$b"
   if ! wait_line "^NT-DELEG-CLREAD $b "; then
     result "v$b-closed-read" 1 "the guest never printed NT-DELEG-CLREAD $b (B did not read A's bytes)"
@@ -122,18 +148,8 @@ for b in $BS; do
   fi
   s2=$STATS.$b.clread
   stats "$s2"
-  r0=$(val "$s" 'rnfs_nfs4_delegations_total{event="recalled"}')
-  r1=$(val "$s2" 'rnfs_nfs4_delegations_total{event="recalled"}')
-  n0=$(val "$s" 'rnfs_nfs4_recall_returns_total')
-  n1=$(val "$s2" 'rnfs_nfs4_recall_returns_total')
-  line=$(tr -d '\r' < "$RUN/guest/results.txt" | grep "^NT-DELEG-CLREAD $b " | tail -n 1)
-  echo "B read exactly A's bytes of the closed file (${line##* }); recalls sent $((r1 - r0)), returned $((n1 - n0))"
-  rc=0; { [ $((r1 - r0)) = 1 ] && [ $((n1 - n0)) = 1 ]; } || rc=1
-  result "v$b-closed-recalled-and-read" $rc "recalled $((r1 - r0)), returned $((n1 - n0)), B read A's bytes"
-  bms=$(echo "$line" | sed -n 's/.* ms=\([0-9]*\).*/\1/p')
-  rtt=$(val "$s2" 'rnfs_nfs4_recall_return_ms{which="last"}')
-  rc=0; { [ -n "$bms" ] && [ $((n1 - n0)) = 1 ] && [ $((bms - rtt)) -lt "$SLACK_MS" ]; } || rc=1
-  result "v$b-closed-wait-within-recall" $rc "B ${bms:-?} ms, recall round trip $rtt ms, limit +$SLACK_MS ms"
+  echo "B read exactly A's bytes of the closed file"
+  recalled "v$b-closed" "$s" "$s2" "$(ms_of "$(guest_line NT-DELEG-CLREAD "$b")")"
   prev=$s2
   # 1: A writes with the file kept open
   if ! wait_line "^NT-DELEG-WROTE $b "; then
@@ -142,12 +158,7 @@ for b in $BS; do
   fi
   s=$STATS.$b.held
   stats "$s"
-  held=$(val "$s" 'rnfs_nfs4_state{kind="write_delegations"}')
-  g0=$(val "$prev" 'rnfs_nfs4_delegations_total{event="granted_write"}')
-  g1=$(val "$s" 'rnfs_nfs4_delegations_total{event="granted_write"}')
-  echo "write delegations held $held, granted since the last step $((g1 - g0))"
-  rc=0; { [ "$held" -ge 1 ] && [ $((g1 - g0)) -ge 1 ]; } || rc=1
-  result "v$b-write-delegation-held" $rc "held $held, granted $((g1 - g0))"
+  held "v$b-write-delegation-held" "$prev" "$s"
   if [ "$b" = 4.2 ]; then
     cl=$(val "$s" 'rnfs_nfs4_state{kind="clients"}')
     echo "NFSv4 clients on the server: $cl (A over 4.1, B over 4.2)"
@@ -165,21 +176,10 @@ for b in $BS; do
   fi
   s2=$STATS.$b.read
   stats "$s2"
-  line=$(tr -d '\r' < "$RUN/guest/results.txt" | grep "^NT-DELEG-READ $b " | tail -n 1)
-  bms=$(echo "$line" | sed -n 's/.* ms=\([0-9]*\).*/\1/p')
+  line=$(guest_line NT-DELEG-READ "$b")
   on_disk=$(stat -c %s "$RUN/export/deleg-$b" 2>/dev/null || echo 0)
   echo "B's first read (A still has the file open): $(echo "$line" | cut -d' ' -f4-); the file on the server's disk after the recall: $on_disk bytes"
-  r0=$(val "$s" 'rnfs_nfs4_delegations_total{event="recalled"}')
-  r1=$(val "$s2" 'rnfs_nfs4_delegations_total{event="recalled"}')
-  n0=$(val "$s" 'rnfs_nfs4_recall_returns_total')
-  n1=$(val "$s2" 'rnfs_nfs4_recall_returns_total')
-  rtt=$(val "$s2" 'rnfs_nfs4_recall_return_ms{which="last"}')
-  echo "recalls sent $((r1 - r0)), returned after the recall $((n1 - n0))"
-  rc=0; { [ $((r1 - r0)) = 1 ] && [ $((n1 - n0)) = 1 ]; } || rc=1
-  result "v$b-one-recall-returned" $rc "recalled $((r1 - r0)), returned $((n1 - n0))"
-  echo "B's open and read: ${bms:-?} ms; the recall's round trip (CB_RECALL sent to DELEGRETURN): $rtt ms; B waited $(( ${bms:-0} - rtt )) ms more"
-  rc=0; { [ -n "$bms" ] && [ $((n1 - n0)) = 1 ] && [ $((bms - rtt)) -lt "$SLACK_MS" ]; } || rc=1
-  result "v$b-wait-within-recall" $rc "B ${bms:-?} ms, recall round trip $rtt ms, limit +$SLACK_MS ms"
+  recalled "v$b" "$s" "$s2" "$(ms_of "$line")"
   prev=$s2
 done
 
