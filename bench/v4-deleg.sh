@@ -1,8 +1,8 @@
 #!/bin/bash
 # What NFSv4.1 delegations buy the Linux client: open, read and close of many small files,
 # twice, against three servers in one boot of the linux-client VM (Debian's kernel under QEMU
-# TCG, tests/harness/linux-client): rnfs with --delegations, rnfs without, and nfs-ganesha
-# with its defaults (Debian's 4.3: NFSV4 Delegations = false, so it grants none). Run as root.
+# TCG, tests/harness/linux-client): rnfs with --delegations, rnfs with --no-delegations, and
+# nfs-ganesha with its defaults (Debian's 4.3: NFSV4 Delegations = false, so it grants none). Run as root.
 #
 #   bench/v4-deleg.sh           3 rounds over 10,000 files of 4 KiB in 100 directories
 #   bench/v4-deleg.sh --smoke   1 round over 200 files in 4 directories (about a minute);
@@ -129,7 +129,10 @@ RNFS_SERVE_EXTRA="${RNFS_SERVE_EXTRA:-} --delegations" RNFS_STATE=$W/rnfs-deleg 
 # its server owner is the same string in every instance; the Linux client takes two servers
 # answering the same client id and owner major id for one (nfs41_walk_client_list: trunking)
 sleep 1.1
-RNFS_STATE=$W/rnfs-nodeleg "$H/rnfs.sh" start "$EXP/rnfs-nodeleg" "$P2" >"$LOGS/rnfs-nodeleg-start.log" 2>&1 ||
+# delegations are on by default since --no-delegations exists (older binaries: off by default)
+NODELEG=
+if "$RNFS_BIN" serve --help 2>/dev/null | grep -q -- '--no-delegations'; then NODELEG=--no-delegations; fi
+RNFS_SERVE_EXTRA="${RNFS_SERVE_EXTRA:-} $NODELEG" RNFS_STATE=$W/rnfs-nodeleg "$H/rnfs.sh" start "$EXP/rnfs-nodeleg" "$P2" >"$LOGS/rnfs-nodeleg-start.log" 2>&1 ||
   { cat "$LOGS/rnfs-nodeleg-start.log"; rnfs_die "rnfs did not start"; }
 GANESHA_STATE=$W/ganesha "$H/ganesha.sh" start "$EXP/ganesha" "$GP" "$GM" >"$LOGS/ganesha-start.log" 2>&1 ||
   { cat "$LOGS/ganesha-start.log"; rnfs_die "ganesha did not start"; }

@@ -7,8 +7,10 @@
 # The server, not the client, must decide every conflict: the Linux client checks a lock
 # against the other locks it holds on the same inode before it asks the server, so process A
 # locks through /mnt as root and process B through a second mount of the same export,
-# /mnt2 with nosharecache (another inode for the same file), as uid 1000 (another NFSv4 open
-# owner and lock owner). A server that granted every LOCK would fail here.
+# /mnt2 with nosharecache (another inode for the same file) and the other NFSv4 minor version
+# (4.1 and 4.2: another client id, so a delegation held by A's client does not let the client
+# grant B's locks itself), as uid 1000 (another NFSv4 open owner and lock owner). A server
+# that granted every LOCK would fail here.
 # For each kind: a conflicting non-blocking request is refused, a blocking one waits while the
 # holder keeps the lock and is granted once the holder releases it; shared locks coexist;
 # byte ranges that do not overlap do not conflict. Exits non-zero on the first failure.
@@ -59,12 +61,16 @@ say "tools"
 command -v flock >/dev/null || fail "no flock in the guest (run.sh -a with lock-tree.sh's tree)"
 command -v nt-lock >/dev/null || fail "no nt-lock in the guest (run.sh -a with lock-tree.sh's tree)"
 grep " $M " /proc/mounts || fail "$M is not mounted"
-# the second mount: same server, export and version as /mnt
+# the second mount: same server and export as /mnt, the other minor version
 set -- $(grep " $M " /proc/mounts)
 _vers=$(echo "$4" | tr , '\n' | grep '^vers=') || fail "no vers= in the options of $M: $4"
 _addr=$(echo "$4" | tr , '\n' | grep '^addr=') || fail "no addr= in the options of $M: $4"
+# /mnt2 with the other minor version: the Linux client keeps one client (one client id at the
+# server) per server and minor version, and grants locks itself under a delegation its client
+# holds, so two mounts of one minor version would not make the server decide between them.
+case "$_vers" in vers=4.2) _vers2=vers=4.1 ;; *) _vers2=vers=4.2 ;; esac
 mkdir -p $M2
-mount -t nfs -o "$_vers,proto=tcp,port=2049,nosharecache,$_addr" "$1" $M2 || fail "second mount of $1 at $M2 failed"
+mount -t nfs -o "$_vers2,proto=tcp,port=2049,nosharecache,$_addr" "$1" $M2 || fail "second mount of $1 at $M2 failed"
 grep " $M2 " /proc/mounts || fail "$M2 is not mounted"
 ok "a second mount of $1 at $M2 (nosharecache)"
 rm -f /tmp/f-* /tmp/c-*

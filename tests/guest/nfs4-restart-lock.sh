@@ -5,7 +5,9 @@
 # period. Then: the lock still excludes process B, the data written before the restart reads
 # back intact after dropping caches, A can still write through its locked descriptor (a lost
 # lock or open would fail with EIO), and B is granted the lock once A releases it.
-# Process B locks as uid 1000 through /mnt2, a second mount of the export with nosharecache:
+# Process B locks as uid 1000 through /mnt2, a second mount of the export with nosharecache
+# and the other NFSv4 minor version (4.1 and 4.2: another client id, whose locks a delegation
+# held by A's client cannot let the client grant itself):
 # the Linux client checks a lock against the locks it holds on the same inode before it asks
 # the server, so B's requests must come from another inode (and another open and lock owner)
 # for the server to decide them (a lost lock is otherwise still refused, by the client).
@@ -59,8 +61,12 @@ grep " $M " /proc/mounts || fail "$M is not mounted"
 set -- $(grep " $M " /proc/mounts)
 _vers=$(echo "$4" | tr , '\n' | grep '^vers=') || fail "no vers= in the options of $M: $4"
 _addr=$(echo "$4" | tr , '\n' | grep '^addr=') || fail "no addr= in the options of $M: $4"
+# /mnt2 with the other minor version: the Linux client keeps one client (one client id at the
+# server) per server and minor version, and grants locks itself under a delegation its client
+# holds, so two mounts of one minor version would not make the server decide between them.
+case "$_vers" in vers=4.2) _vers2=vers=4.1 ;; *) _vers2=vers=4.2 ;; esac
 mkdir -p $M2
-mount -t nfs -o "$_vers,proto=tcp,port=2049,nosharecache,$_addr" "$1" $M2 || fail "second mount of $1 at $M2 failed"
+mount -t nfs -o "$_vers2,proto=tcp,port=2049,nosharecache,$_addr" "$1" $M2 || fail "second mount of $1 at $M2 failed"
 grep " $M2 " /proc/mounts || fail "$M2 is not mounted"
 rm -f /tmp/a-* /tmp/b-*
 

@@ -37,8 +37,9 @@ BYTES=${NT_DELEG_BYTES:-1048576}
 SLACK_MS=${NT_DELEG_SLACK_MS:-1000}
 BIN=${RNFS_BIN:-target/release/rnfs}
 case "$BIN" in /*) ;; *) BIN=$RNFS_REPO/$BIN ;; esac
-# NT_DELEG_FLAG= (empty) runs rnfs without --delegations: every step that needs a
-# delegation must then fail (the proof that the test fails for the right reason)
+# NT_DELEG_FLAG=--no-delegations runs rnfs without delegations (the default is on; with an
+# older binary, NT_DELEG_FLAG= (empty)): every step that needs a delegation must then fail
+# (the proof that the test fails for the right reason)
 export RNFS_BIN=$BIN RNFS_SERVE_EXTRA="${NT_DELEG_FLAG---delegations} --lease $LEASE"
 
 rnfs_need_pkgs iproute2 util-linux coreutils

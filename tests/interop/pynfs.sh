@@ -177,7 +177,7 @@ run_one() {
     else rnfs_log "rnfs: 'rnfs serve --help' lists no --lease: running with its default lease (slow)"; fi
     "$bin" serve --help 2>/dev/null | grep -q -- '--versions' || rnfs_log "rnfs: 'rnfs serve --help' lists no --versions: does it serve NFSv4.1 yet?"
     [ "$MINOR" != 0 ] || extra="$extra --versions 3,4.0,4.1,4.2"
-    # The DELEG tests need delegations, off by default in rnfs (as in Ganesha).
+    # The DELEG tests need delegations: on by default in rnfs now, off in older binaries.
     if "$bin" serve --help 2>/dev/null | grep -q -- '--delegations'; then extra="$extra --delegations"; fi
     RNFS_SERVE_EXTRA=$extra "$H/rnfs.sh" start "$dir" "$port" >&2 && started=1
   fi

@@ -57,7 +57,7 @@ pub(crate) struct ServeArgs {
     /// goes), sessions-per-client (16), conns-per-session (16), and for opens and locks
     /// states-per-client (65536), owners-per-client (16384), ranges-per-client (65536),
     /// states (1Mi), owners (256Ki), ranges (1Mi). A client over its own bound gets
-    /// NFS4ERR_RESOURCE, over the server's NFS4ERR_DELAY. With --delegations:
+    /// NFS4ERR_RESOURCE, over the server's NFS4ERR_DELAY. Unless --no-delegations:
     /// delegations (4 per MiB of RAM, 1024 to 1Mi) and delegations-per-client (an eighth
     /// of that, at least 256); past them none is granted, and at the total the holders
     /// of the most are asked to return some (CB_RECALL_ANY).
@@ -75,11 +75,14 @@ pub(crate) struct ServeArgs {
     idmap_names: bool,
     /// Grant NFSv4.1 delegations (read and write, recalled over the client's back channel
     /// when another client, NFSv3 included, needs the file; revoked a lease after the
-    /// recall if not returned). Off by default, as in NFS-Ganesha: the Linux client then
-    /// caches byte-range locks locally, so two mounts of one client with `nosharecache`
-    /// no longer exclude each other.
-    #[arg(long)]
+    /// recall if not returned). The default, as in knfsd; accepted for compatibility.
+    #[arg(long, overrides_with = "no_delegations")]
     delegations: bool,
+    /// Grant no NFSv4 delegations (as NFS-Ganesha by default). Under a delegation the Linux
+    /// client grants its own byte-range locks locally, so two mounts of one client and one
+    /// minor version (`nosharecache`) do not exclude each other, as with knfsd.
+    #[arg(long, overrides_with = "delegations")]
+    no_delegations: bool,
     #[command(flatten)]
     handles: HandleArgs,
     #[command(flatten)]
@@ -349,7 +352,7 @@ pub(crate) fn serve(a: ServeArgs) -> Result<()> {
             bounds,
             owner_domain: a.idmap_domain.clone(),
             owner_names: a.idmap_names,
-            delegations: a.delegations,
+            delegations: !a.no_delegations,
             ..rnfs_server::v4::service::V4Options::default()
         }
     });

@@ -958,3 +958,51 @@ fn at_the_delegation_bound_none_is_granted_and_cb_recall_any_goes_out() {
     );
     assert_eq!(metric(port, refused), Some(refused_before + 1));
 }
+
+/// Delegations are on by default (as in knfsd): a plain `rnfs serve` grants one to a
+/// client whose back channel answers. `--no-delegations` turns them off: the same client,
+/// opening as many files as it took to be granted one (and more), gets none, and the
+/// metrics count none granted. `--delegations` stays accepted, and the last of the two
+/// flags wins.
+#[test]
+fn delegations_are_on_by_default_and_no_delegations_turns_them_off() {
+    let port = 26740;
+    let work = std::env::var_os("RNFS_TEST_WORK").map_or_else(std::env::temp_dir, Into::into);
+    std::fs::create_dir_all(&work).unwrap();
+    let opens_until_granted = {
+        let state = tempfile::tempdir_in(&work).unwrap();
+        let _s = serve(port, &["--state-dir", state.path().to_str().unwrap()]);
+        let mut a = Peer::new(port, b"rnfs default client", true);
+        let (name, _, _) = open_until_delegated(&mut a, OPEN4_SHARE_ACCESS_READ);
+        let n: usize = name.trim_start_matches('f').parse().unwrap();
+        n + 1
+    };
+    for flags in [
+        &["--no-delegations"][..],
+        &["--delegations", "--no-delegations"][..],
+    ] {
+        let state = tempfile::tempdir_in(&work).unwrap();
+        let mut args = flags.to_vec();
+        args.extend(["--state-dir", state.path().to_str().unwrap()]);
+        let _s = serve(port, &args);
+        let mut a = Peer::new(port, b"rnfs default client", true);
+        for n in 0..(opens_until_granted + 20) {
+            let want = OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_ANY_DELEG;
+            let (st, r) = a.run(open_ops(&format!("f{n}"), want, true));
+            assert_eq!(st, 0, "{r:?}");
+            let (o, _) = opened(&r);
+            assert!(
+                !matches!(
+                    o.delegation,
+                    OpenDelegation4::OpenDelegateRead(_) | OpenDelegation4::OpenDelegateWrite(_)
+                ),
+                "{flags:?}: granted {o:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for event in ["granted_read", "granted_write"] {
+            let m = format!("rnfs_nfs4_delegations_total{{event=\"{event}\"}}");
+            assert_eq!(metric(port, &m), Some(0), "{flags:?}");
+        }
+    }
+}

@@ -57,8 +57,8 @@ pub struct V4Options {
     /// With an owner domain: replies carry `name@domain` for ids that have a name
     /// (numeric strings otherwise, and always without a domain).
     pub owner_names: bool,
-    /// Whether NFSv4.1 clients may be granted delegations (`rnfs serve --delegations`).
-    /// Off by default, as in NFS-Ganesha: the Linux client caches byte-range locks under
+    /// Whether NFSv4.1 clients may be granted delegations (on in `rnfs serve` unless
+    /// `--no-delegations`). Off in this library default, which tests build on: the Linux client caches byte-range locks under
     /// a delegation, so two mounts of one client (`nosharecache`) no longer see each
     /// other's locks, and it keeps a removed file's open (and the file's space) until the
     /// delegation goes.
