@@ -240,13 +240,14 @@ mod tests {
         let checked = std::cell::Cell::new(0);
         c.retain(|v| {
             checked.set(checked.get() + 1);
-            // The entry not being checked is held by the cache alone: a REMOVE that
+            // The entry not being checked is held by the cache alone (or, checked first
+            // and dropped, by no one: the map's order is arbitrary): a REMOVE that
             // invalidated it now would close it at once.
             let other = if *v == 1 { &wb } else { &wa };
-            assert_eq!(
-                other.strong_count(),
-                1,
-                "retain holds entry {v}'s neighbour"
+            assert!(
+                other.strong_count() <= 1,
+                "retain holds entry {v}'s neighbour ({} holders)",
+                other.strong_count()
             );
             *v != 1
         });
