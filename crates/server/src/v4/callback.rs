@@ -493,14 +493,7 @@ impl V4State {
                 None => Some(RecallOutcome::PathDown),
                 Some(info) => {
                     let (o, path_ok) = judge(&mut info.back, seq, r);
-                    if let Some(ok) = path_ok {
-                        info.probe_ok = Some(ok);
-                        if ok {
-                            info.good_conn = Some(conn);
-                        } else if info.good_conn == Some(conn) {
-                            info.good_conn = None;
-                        }
-                    }
+                    info.note_path(conn, path_ok);
                     match o {
                         Some(o) => Some(o),
                         None if tries < MAX_RESENDS => {
@@ -605,14 +598,7 @@ impl V4State {
                     None => RecallOutcome::PathDown,
                     Some(info) => {
                         let (got, path_ok) = judge(&mut info.back, seq, r);
-                        if let Some(ok) = path_ok {
-                            info.probe_ok = Some(ok);
-                            if ok {
-                                info.good_conn = Some(conn);
-                            } else if info.good_conn == Some(conn) {
-                                info.good_conn = None;
-                            }
-                        }
+                        info.note_path(conn, path_ok);
                         // Not run by the client (a resend would be due): asked again
                         // later instead.
                         got.unwrap_or(RecallOutcome::Refused(NFS4ERR_DELAY))

@@ -221,6 +221,18 @@ pub(crate) struct SessionInfo {
 }
 
 impl SessionInfo {
+    /// What a callback's reply on `conn` says of the path (`None`: nothing): the session's
+    /// path is up or down, and `conn` is the one to use first, or no longer.
+    pub(crate) fn note_path(&mut self, conn: ConnId, path_ok: Option<bool>) {
+        let Some(ok) = path_ok else { return };
+        self.probe_ok = Some(ok);
+        if ok {
+            self.good_conn = Some(conn);
+        } else if self.good_conn == Some(conn) {
+            self.good_conn = None;
+        }
+    }
+
     /// A session just created, with a back channel of `back_slots` slots.
     pub(crate) fn new(
         client: ClientId,
