@@ -37,9 +37,11 @@ export LC_ALL=C
 H=$RNFS_HARNESS
 SERVERS=(ganesha rnfs) CODES=() LEASE=15 TMO=${PYNFS_TIMEOUT:-1500} MINOR=1
 # Known counts of pynfs (snapshot 3c14d9e) 4.1 `all` against nfs-ganesha 4.3 with a 15 s lease
-# (docs/conformance.md).
+# (docs/conformance.md). The Ganesha floor is there to catch a broken peer (a comparison that
+# shrank), not Ganesha's own flakes: it sits a few tests under Ganesha's best count, because
+# Ganesha's lease-timed tests (LOCK13 on 4.0, seen on CI 2026-12-07) sometimes fail there.
 PYNFS_MIN_TESTS=${PYNFS_MIN_TESTS:-183}
-PYNFS_GANESHA_MIN_PASSED=${PYNFS_GANESHA_MIN_PASSED:-172}
+PYNFS_GANESHA_MIN_PASSED=${PYNFS_GANESHA_MIN_PASSED:-170}
 KNOWN_FILE=$RNFS_REPO/docs/pynfs-known-failures.txt
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,8 +60,9 @@ done
 case "$MINOR" in
   1) V=4.1 TAG= MINOR_ARGS=(--minorversion 1) ;;
   0) # Known counts of pynfs 4.0 against nfs-ganesha 4.3, 15 s lease (docs/conformance.md):
-     # `all` 590 tests, 576 passed; `all delegations` (the test command's) 617 and 604.
-     if [[ " ${CODES[*]} " == *" delegations "* ]]; then n40=617 g40=604; else n40=590 g40=576; fi
+     # `all` 590 tests, 576 passed; `all delegations` (the test command's) 617 and 604. The
+     # floors below leave Ganesha 1% for its own flakes (see above).
+     if [[ " ${CODES[*]} " == *" delegations "* ]]; then n40=617 g40=598; else n40=590 g40=570; fi
      PYNFS_MIN_TESTS=${PYNFS40_MIN_TESTS:-$n40}
      PYNFS_GANESHA_MIN_PASSED=${PYNFS40_GANESHA_MIN_PASSED:-$g40}
      KNOWN_FILE=$RNFS_REPO/docs/pynfs40-known-failures.txt
