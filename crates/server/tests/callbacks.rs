@@ -140,6 +140,8 @@ struct Conn {
     /// Calls the server sent, in order.
     calls: Vec<CbCall>,
     answer: Answer,
+    /// The size and change CB_GETATTR is answered with.
+    cb_attrs: (u64, u64),
     /// The callback program the server is to use.
     prog: u32,
 }
@@ -153,6 +155,7 @@ impl Conn {
             xid: 100,
             calls: Vec::new(),
             answer: Answer::Status(Nfsstat4::Nfs4Ok),
+            cb_attrs: (0, 0),
             prog: CB_PROG,
         }
     }
@@ -199,7 +202,7 @@ impl Conn {
         let reply = match (&call.args, self.answer) {
             (None, _) => Some(Vec::new()),
             (Some(_), Answer::Drop) => None,
-            (Some(a), Answer::Status(st)) => Some(cb_reply(a, st)),
+            (Some(a), Answer::Status(st)) => Some(cb_reply(a, st, self.cb_attrs)),
         };
         if let Some(body) = reply {
             let mut w = Writer::new();
@@ -255,8 +258,9 @@ impl Conn {
     }
 }
 
-/// The CB_COMPOUND4res answering `a`: CB_SEQUENCE OK, then the second operation's `st`.
-fn cb_reply(a: &CbCompound4args, st: Nfsstat4) -> Vec<u8> {
+/// The CB_COMPOUND4res answering `a`: CB_SEQUENCE OK, then the second operation's `st`
+/// (CB_GETATTR answered OK with `(size, change)`).
+fn cb_reply(a: &CbCompound4args, st: Nfsstat4, (size, change): (u64, u64)) -> Vec<u8> {
     let NfsCbArgop4::OpCbSequence(seq) = &a.argarray.0[0] else {
         panic!("CB_SEQUENCE first: {a:?}")
     };
@@ -271,6 +275,21 @@ fn cb_reply(a: &CbCompound4args, st: Nfsstat4) -> Vec<u8> {
     ))];
     res.push(match &a.argarray.0[1] {
         NfsCbArgop4::OpCbRecall(_) => NfsCbResop4::OpCbRecall(CbRecall4res { status: st }),
+        NfsCbArgop4::OpCbGetattr(g) => {
+            assert_eq!(
+                g.attr_request.0,
+                vec![(1 << 3) | (1 << 4)],
+                "change and size"
+            );
+            let mut v = change.to_be_bytes().to_vec();
+            v.extend_from_slice(&size.to_be_bytes());
+            NfsCbResop4::OpCbGetattr(CbGetattr4res::Nfs4Ok(CbGetattr4resok {
+                obj_attributes: Fattr4 {
+                    attrmask: VarArray(vec![(1 << 3) | (1 << 4)]),
+                    attr_vals: Opaque(v),
+                },
+            }))
+        }
         other => panic!("unexpected {other:?}"),
     });
     rnfs_xdr::to_bytes(&CbCompound4res {
@@ -694,4 +713,106 @@ fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
         (1, 1, 1, 0)
     );
     assert_eq!(a.calls.iter().filter(|c| c.proc_ == 1).count(), 1);
+}
+
+/// SEQUENCE, PUTFH `fh`, GETATTR of change and size: the status and (change, size).
+fn change_size(c: &mut Conn, sid: [u8; 16], seq: u32, fh: &[u8]) -> (u32, Option<(u64, u64)>) {
+    let (st, r) = c.compound(vec![
+        seq_op(sid, seq),
+        NfsArgop4::OpPutfh(Putfh4args {
+            object: Opaque(fh.to_vec()),
+        }),
+        NfsArgop4::OpGetattr(Getattr4args {
+            attr_request: VarArray(vec![(1 << 3) | (1 << 4)]),
+        }),
+    ]);
+    let got = match r.get(2) {
+        Some(NfsResop4::OpGetattr(Getattr4res::Nfs4Ok(g))) => {
+            let mut rd = Reader::new(&g.obj_attributes.attr_vals.0);
+            Some((rd.u64().unwrap(), rd.u64().unwrap()))
+        }
+        _ => None,
+    };
+    (st, got)
+}
+
+/// Issue 15, CB_GETATTR (RFC 8881 10.4.3): client B's GETATTR of a file under A's write
+/// delegation asks A, and answers A's size with a change past the server's when A says it
+/// modified the file; when A does not answer in time, the delegation is recalled and B's
+/// GETATTR answers DELAY. A's own GETATTR asks nobody.
+#[test]
+fn another_clients_getattr_asks_the_write_delegation_holder() {
+    let srv = Server::start();
+    let mut a = Conn::open(srv.addr);
+    let (_, sa) = session(&mut a, b"holder", true);
+    while !a.calls.iter().any(|c| c.proc_ == 0) {
+        assert!(a.read_one().is_none());
+    }
+    reclaim_complete(&mut a, sa, 1);
+    let mut seq = 2;
+    let fh = loop {
+        assert!(seq < 50, "no delegation granted");
+        let name = format!("g{seq}");
+        let (st, got) = open_named(&mut a, sa, seq, name.as_bytes(), 3);
+        seq += 1;
+        assert_eq!(st, 0);
+        let (o, fh) = got.unwrap();
+        if let OpenDelegation4::OpenDelegateWrite(_) = o.delegation {
+            break fh;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (st, own) = change_size(&mut a, sa, seq, &fh);
+    assert_eq!(st, 0);
+    let (change0, size0) = own.unwrap();
+    assert_eq!(size0, 0);
+    assert_eq!(
+        a.calls.iter().filter(|c| c.proc_ == 1).count(),
+        0,
+        "nobody asked"
+    );
+
+    let mut b = Conn::open(srv.addr);
+    let (_, sb) = session(&mut b, b"other", false);
+    reclaim_complete(&mut b, sb, 1);
+    // A has written 5 bytes in its cache: its change moved on.
+    a.cb_attrs = (5, change0 + 1);
+    let holder = std::thread::spawn(move || {
+        assert!(a.read_one().is_none());
+        a
+    });
+    let (st, got) = change_size(&mut b, sb, 2, &fh);
+    let mut a = holder.join().unwrap();
+    assert_eq!(st, 0);
+    let (change1, size1) = got.unwrap();
+    assert_eq!(size1, 5, "the holder's size");
+    assert!(change1 > change0, "{change1} > {change0}");
+    let call = a.calls.iter().find(|c| c.proc_ == 1).unwrap();
+    let NfsCbArgop4::OpCbGetattr(g) = &call.args.as_ref().unwrap().argarray.0[1] else {
+        panic!("{call:?}")
+    };
+    assert_eq!(g.fh.0, fh);
+
+    // A does not answer: B waits a little, then DELAY, and the delegation is recalled.
+    a.answer = Answer::Drop;
+    let holder = std::thread::spawn(move || {
+        assert!(a.read_one().is_none());
+        a
+    });
+    let (st, _) = change_size(&mut b, sb, 3, &fh);
+    let mut a = holder.join().unwrap();
+    assert_eq!(st, Nfsstat4::Nfs4errDelay as u32);
+    a.answer = Answer::Status(Nfsstat4::Nfs4Ok);
+    a.wait_compounds(3);
+    let last = a.calls.iter().rev().find(|c| c.proc_ == 1).unwrap();
+    assert!(
+        matches!(
+            last.args.as_ref().unwrap().argarray.0[1],
+            NfsCbArgop4::OpCbRecall(_)
+        ),
+        "{last:?}"
+    );
+    let cb = srv.v4().callback_counts();
+    assert_eq!((cb.getattr_sent, cb.getattr_answered), (2, 1));
+    assert_eq!(srv.v4().delegation_stats().recalls, 1);
 }

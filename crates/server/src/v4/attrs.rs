@@ -83,9 +83,10 @@ pub mod num {
     pub const MOUNTED_ON_FILEID: u32 = 55;
     pub const FS_LAYOUT_TYPES: u32 = 62;
     pub const SUPPATTR_EXCLCREAT: u32 = 75;
+    pub const OPEN_ARGUMENTS: u32 = 86;
 }
 
-/// A set of attribute numbers below 128 (`bitmap4`; no attribute defined so far is past 82).
+/// A set of attribute numbers below 128 (`bitmap4`; no attribute defined so far is past 88).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Bitmap(pub u128);
 
@@ -287,7 +288,36 @@ const V40: Bitmap = Bitmap::of(&[
     num::MOUNTED_ON_FILEID,
 ]);
 
-const V41: Bitmap = Bitmap(V40.0 | Bitmap::of(&[num::FS_LAYOUT_TYPES, num::SUPPATTR_EXCLCREAT]).0);
+/// NFSv4.1 and later. `open_arguments` (RFC 9754) is an NFSv4.2 extension; it is served
+/// to 4.1 clients too, as it only describes what OPEN takes (a client that does not know
+/// attribute 86 ignores its bit; pynfs' 4.1 delegation tests ask for it).
+const V41: Bitmap = Bitmap(
+    V40.0
+        | Bitmap::of(&[
+            num::FS_LAYOUT_TYPES,
+            num::SUPPATTR_EXCLCREAT,
+            num::OPEN_ARGUMENTS,
+        ])
+        .0,
+);
+
+/// `open_arguments` (RFC 9754 3.1): what OPEN takes, five `bitmap4`s whose bits are the
+/// values of each argument: share access READ, WRITE, BOTH; share deny NONE to BOTH; of
+/// the "want" values ANY_DELEG, NO_DELEG, CANCEL (READ_DELEG and WRITE_DELEG have no
+/// bit of their own in RFC 9754; the flags are not advertised: the server honours none);
+/// all seven claim types; the four create modes.
+fn open_arguments(w: &mut Writer) {
+    for word in [
+        0b1110,
+        0b1111,
+        (1 << 3) | (1 << 4) | (1 << 5),
+        0b111_1111,
+        0b1111,
+    ] {
+        w.u32(1);
+        w.u32(word);
+    }
+}
 
 /// The attributes supported for NFSv4 minor version `minor` (`supported_attrs`).
 pub fn supported(minor: u32) -> Bitmap {
@@ -428,6 +458,7 @@ pub fn encode(
             num::MOUNTED_ON_FILEID => w.u64(src.obj.mounted_on_fileid),
             num::FS_LAYOUT_TYPES => w.u32(0),
             num::SUPPATTR_EXCLCREAT => EXCLCREAT.encode(&mut w),
+            num::OPEN_ARGUMENTS => open_arguments(&mut w),
             // `supported` and this match list the same attributes (the test
             // `every_supported_attribute_encodes` holds them together).
             _ => return Err(Nfs4Error::ServerFault),

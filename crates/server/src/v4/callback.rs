@@ -1,6 +1,7 @@
 //! The server's callbacks to NFSv4.1 clients over the session back channel (RFC 8881
-//! 2.10.3.1, 20): CB_RECALL of delegations, sent on the orders of the delegation state, and
-//! CB_RECALL_ANY when the delegations held reach their bound.
+//! 2.10.3.1, 20): CB_RECALL of delegations, sent on the orders of the delegation state,
+//! CB_RECALL_ANY when the delegations held reach their bound, and CB_GETATTR when another
+//! client asks for the size or change of a file under a write delegation.
 //!
 //! The seam with the delegation layer: the laundromat asks the delegation state for the
 //! recalls that are due ([`RecallOrder`]s) and hands them to
@@ -8,7 +9,7 @@
 //! [`RecallOutcome`] to the delegation state (`Delegations::recall_outcome`).
 use super::service::{SessionInfo, V4State};
 use super::state::backchannel::{BackSlots, CbSequence, NoSlot, SeqReply, Verdict};
-use super::state::delegations::RecallAnyOrder;
+use super::state::delegations::{CbGetattrOrder, RecallAnyOrder, SizeChange};
 use super::state::ids::{ClientId, SessionId, Stateid};
 use rnfs_proto::nfs4 as p4;
 use rnfs_proto::rpc::OpaqueAuth;
@@ -83,6 +84,10 @@ pub struct CallbackCounters {
     pub pending: AtomicU64,
     /// Outcomes dropped because nobody took them ([`MAX_OUTCOMES`]).
     pub outcomes_dropped: AtomicU64,
+    /// CB_GETATTRs sent.
+    pub getattr_sent: AtomicU64,
+    /// CB_GETATTRs answered with the attributes in time.
+    pub getattr_answered: AtomicU64,
 }
 
 /// A snapshot of [`CallbackCounters`].
@@ -104,6 +109,10 @@ pub struct CallbackCounts {
     pub pending: u64,
     /// See [`CallbackCounters::outcomes_dropped`].
     pub outcomes_dropped: u64,
+    /// See [`CallbackCounters::getattr_sent`].
+    pub getattr_sent: u64,
+    /// See [`CallbackCounters::getattr_answered`].
+    pub getattr_answered: u64,
 }
 
 impl CallbackCounters {
@@ -118,6 +127,8 @@ impl CallbackCounters {
             over_bound: self.over_bound.load(Relaxed),
             pending: self.pending.load(Relaxed),
             outcomes_dropped: self.outcomes_dropped.load(Relaxed),
+            getattr_sent: self.getattr_sent.load(Relaxed),
+            getattr_answered: self.getattr_answered.load(Relaxed),
         }
     }
 }
@@ -141,7 +152,12 @@ pub(crate) enum CbOp<'a> {
         /// `craa_type_mask`, first word.
         mask: u32,
     },
+    /// CB_GETATTR (RFC 8881 20.1) of the size and change of the file with this handle.
+    Getattr(&'a [u8]),
 }
+
+/// `change` and `size`, the attributes CB_GETATTR asks for.
+const CB_GETATTR_MASK: u32 = (1 << 3) | (1 << 4);
 
 /// The CB_COMPOUND arguments (RFC 8881 20.1.1 / 16.2.3 of the callback program):
 /// CB_SEQUENCE on `session` as `seq` says, then `op`. `None` when `op` cannot be
@@ -165,6 +181,10 @@ pub(crate) fn encode_cb_compound(
             craa_objects_to_keep: keep,
             craa_type_mask: VarArray(vec![mask]),
         }),
+        CbOp::Getattr(fh) => p4::NfsCbArgop4::OpCbGetattr(p4::CbGetattr4args {
+            fh: Opaque::new(fh.to_vec()).ok()?,
+            attr_request: VarArray(vec![CB_GETATTR_MASK]),
+        }),
     };
     let args = p4::CbCompound4args {
         tag: Opaque(Vec::new()),
@@ -187,11 +207,28 @@ pub(crate) fn encode_cb_compound(
 }
 
 /// What a CB_COMPOUND reply says: CB_SEQUENCE's result and the second operation's status
-/// (the compound's status when there is no second result).
+/// (the compound's status when there is no second result), and for CB_GETATTR the size
+/// and change the client reported (`None` when it did not report both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CbReply {
     pub(crate) seq: SeqReply,
     pub(crate) op_status: u32,
+    pub(crate) attrs: Option<SizeChange>,
+}
+
+/// The `change` and `size` of a CB_GETATTR reply's `fattr4`: both must be there, and
+/// nothing before them (attributes after them, such as RFC 9754's delegated times, are
+/// left unread).
+fn size_change(f: &p4::Fattr4) -> Option<SizeChange> {
+    let words = &f.attrmask.0;
+    let w0 = words.first().copied().unwrap_or(0);
+    if w0 & CB_GETATTR_MASK != CB_GETATTR_MASK || w0 & 0b111 != 0 {
+        return None;
+    }
+    let mut r = Reader::new(&f.attr_vals.0);
+    let change = r.u64().ok()?;
+    let size = r.u64().ok()?;
+    Some(SizeChange { size, change })
 }
 
 /// Decodes a CB_COMPOUND4res (the reply's results); any error is the client's fault.
@@ -218,13 +255,23 @@ pub(crate) fn decode_cb_reply(body: &[u8]) -> Result<CbReply, rnfs_xdr::Error> {
             })
         }
     };
+    let mut attrs = None;
     let op_status = match ops.get(1) {
+        Some(p4::NfsCbResop4::OpCbGetattr(p4::CbGetattr4res::Nfs4Ok(ok))) => {
+            attrs = size_change(&ok.obj_attributes);
+            0
+        }
+        Some(p4::NfsCbResop4::OpCbGetattr(p4::CbGetattr4res::Default(s))) => *s as u32,
         Some(p4::NfsCbResop4::OpCbRecall(r)) => r.status as u32,
         Some(p4::NfsCbResop4::OpCbRecallAny(r)) => r.crar_status as u32,
         Some(p4::NfsCbResop4::OpCbIllegal(r)) => r.status as u32,
         _ => status,
     };
-    Ok(CbReply { seq, op_status })
+    Ok(CbReply {
+        seq,
+        op_status,
+        attrs,
+    })
 }
 
 /// What one pass of the pump decided, acted on outside the locks.
@@ -492,7 +539,7 @@ impl V4State {
             match s.get_mut(&sid) {
                 None => Some(RecallOutcome::PathDown),
                 Some(info) => {
-                    let (o, path_ok) = judge(&mut info.back, seq, r);
+                    let (o, path_ok, _) = judge(&mut info.back, seq, r);
                     info.note_path(conn, path_ok);
                     match o {
                         Some(o) => Some(o),
@@ -548,12 +595,31 @@ impl V4State {
     }
 
     fn send_recall_any(self: &Arc<Self>, o: RecallAnyOrder) -> Result<(), RecallOutcome> {
+        let op = CbOp::RecallAny {
+            keep: o.keep,
+            mask: o.mask,
+        };
+        let d = self.start_direct(o.client, op)?;
+        let me = self.clone();
+        self.send_direct(d, move |got, _| {
+            // Not run by the client (a resend would be due): asked again later instead.
+            let outcome = got.unwrap_or(RecallOutcome::Refused(NFS4ERR_DELAY));
+            tracing::debug!(client = o.client.0, ?outcome, "CB_RECALL_ANY");
+            me.recall_any_outcomes.lock().push((o.client, outcome));
+        });
+        Ok(())
+    }
+
+    /// A callback that takes a back-channel slot of one of `client`'s sessions directly,
+    /// not through the recall queue (CB_RECALL_ANY, CB_GETATTR): the slot taken and the
+    /// call encoded, or why not (no free slot is a refusal with NFS4ERR_DELAY).
+    fn start_direct(&self, client: ClientId, op: CbOp<'_>) -> Result<Direct, RecallOutcome> {
         let now = self.now();
         let clients = self.clients.lock();
         let mut s = self.sessions.lock();
         let mut best: Option<(SessionId, Vec<_>)> = None;
         for (id, i) in s.iter() {
-            if i.client != o.client || !i.wants_back || i.back.is_dead() {
+            if i.client != client || !i.wants_back || i.back.is_dead() {
                 continue;
             }
             let conns = clients.back_channel_conns(*id);
@@ -579,59 +645,120 @@ impl V4State {
             NoSlot::Busy => RecallOutcome::Refused(NFS4ERR_DELAY),
             NoSlot::Dead => RecallOutcome::PathDown,
         })?;
-        let op = CbOp::RecallAny {
-            keep: o.keep,
-            mask: o.mask,
-        };
         let Some(msg) = encode_cb_compound(sid, info.minor, &seq, op) else {
             info.back.on_unsent(seq.call);
             return Err(RecallOutcome::Refused(NFS4ERR_DELAY));
         };
-        let (prog, cred) = (info.cb_program, info.cb_cred.clone());
-        drop(s);
+        Ok(Direct {
+            sid,
+            chan,
+            seq,
+            msg,
+            prog: info.cb_program,
+            cred: info.cb_cred.clone(),
+        })
+    }
+
+    /// Sends a call [`Self::start_direct`] prepared; `done` gets what became of it (as
+    /// [`judge`] says) and the attributes a CB_GETATTR reply reported. The slot is then
+    /// free again for the recalls queued meanwhile.
+    fn send_direct(
+        self: &Arc<Self>,
+        d: Direct,
+        done: impl FnOnce(Option<RecallOutcome>, Option<SizeChange>) + Send + 'static,
+    ) {
         let me = self.clone();
-        let conn = chan.conn();
-        self.send_cb_compound(&chan, prog, &cred, &msg, move |r| {
-            let outcome = {
+        let conn = d.chan.conn();
+        let (sid, seq) = (d.sid, d.seq);
+        self.send_cb_compound(&d.chan, d.prog, &d.cred, &d.msg, move |r| {
+            let (got, attrs) = {
                 let mut s = me.sessions.lock();
                 match s.get_mut(&sid) {
-                    None => RecallOutcome::PathDown,
+                    None => (Some(RecallOutcome::PathDown), None),
                     Some(info) => {
-                        let (got, path_ok) = judge(&mut info.back, seq, r);
+                        let (got, path_ok, attrs) = judge(&mut info.back, seq, r);
                         info.note_path(conn, path_ok);
-                        // Not run by the client (a resend would be due): asked again
-                        // later instead.
-                        got.unwrap_or(RecallOutcome::Refused(NFS4ERR_DELAY))
+                        (got, attrs)
                     }
                 }
             };
-            tracing::debug!(client = o.client.0, ?outcome, "CB_RECALL_ANY");
-            me.recall_any_outcomes.lock().push((o.client, outcome));
-            // The slot is free again for the recalls queued meanwhile.
+            done(got, attrs);
             me.pump(sid);
         });
-        Ok(())
+    }
+
+    /// CB_GETATTR (D7 of [`super::state::delegations`]) to the holder of the write
+    /// delegation `o`, waiting on the calling thread (of the blocking pool) at most `wait`
+    /// for the reply: the size and change the holder reported, or `None` (no back
+    /// channel, no free slot, no reply in time, a refusal). A reply after the wait only
+    /// frees its slot.
+    pub(crate) fn cb_getattr_wait(
+        self: &Arc<Self>,
+        o: &CbGetattrOrder,
+        wait: Duration,
+    ) -> Option<SizeChange> {
+        let d = match self.start_direct(o.client, CbOp::Getattr(&o.fh)) {
+            Ok(d) => d,
+            Err(why) => {
+                tracing::debug!(client = o.client.0, ?why, "CB_GETATTR not sent");
+                return None;
+            }
+        };
+        self.cb.getattr_sent.fetch_add(1, Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let client = o.client;
+        self.send_direct(d, move |got, attrs| {
+            let got = match (got, attrs) {
+                (Some(RecallOutcome::Delivered), Some(a)) => Some(a),
+                (outcome, _) => {
+                    tracing::debug!(client = client.0, ?outcome, "CB_GETATTR without attributes");
+                    None
+                }
+            };
+            // The waiter may have given up: then nobody reads it.
+            let _ = tx.try_send(got);
+        });
+        let got = rx.recv_timeout(wait).ok().flatten();
+        if got.is_some() {
+            self.cb.getattr_answered.fetch_add(1, Relaxed);
+        }
+        got
     }
 }
 
+/// A callback ready to send on a slot of its own ([`V4State::start_direct`]).
+struct Direct {
+    sid: SessionId,
+    chan: Backchannel,
+    seq: CbSequence,
+    msg: Vec<u8>,
+    prog: u32,
+    cred: OpaqueAuth,
+}
+
 /// What the end of a call means for its order (`None`: send it again) and for the path
-/// (`Some(true)`: the client answered; `Some(false)`: the path failed).
+/// (`Some(true)`: the client answered; `Some(false)`: the path failed), and the attributes
+/// a CB_GETATTR reply reported.
 fn judge(
     back: &mut BackSlots,
     seq: CbSequence,
     r: Result<CallbackReply, CallbackError>,
-) -> (Option<RecallOutcome>, Option<bool>) {
-    match r {
+) -> (Option<RecallOutcome>, Option<bool>, Option<SizeChange>) {
+    let (o, path) = match r {
         Ok(reply) => match decode_cb_reply(reply.body()) {
-            Ok(cb) => match back.on_reply(seq.call, cb.seq) {
-                Verdict::Done if cb.op_status == 0 => (Some(RecallOutcome::Delivered), Some(true)),
-                Verdict::Done => (Some(RecallOutcome::Refused(cb.op_status)), Some(true)),
-                Verdict::Resend => (None, Some(true)),
-                Verdict::Failed(_) if back.is_dead() => {
-                    (Some(RecallOutcome::PathDown), Some(false))
+            Ok(cb) => {
+                return match back.on_reply(seq.call, cb.seq) {
+                    Verdict::Done if cb.op_status == 0 => {
+                        (Some(RecallOutcome::Delivered), Some(true), cb.attrs)
+                    }
+                    Verdict::Done => (Some(RecallOutcome::Refused(cb.op_status)), Some(true), None),
+                    Verdict::Resend => (None, Some(true), None),
+                    Verdict::Failed(_) if back.is_dead() => {
+                        (Some(RecallOutcome::PathDown), Some(false), None)
+                    }
+                    Verdict::Failed(_) => (None, Some(true), None),
                 }
-                Verdict::Failed(_) => (None, Some(true)),
-            },
+            }
             Err(e) => {
                 tracing::info!(error = %e, "malformed CB_COMPOUND reply");
                 back.on_malformed(seq.call);
@@ -659,7 +786,8 @@ fn judge(
             back.on_lost(seq.call);
             (Some(RecallOutcome::PathDown), None)
         }
-    }
+    };
+    (o, path, None)
 }
 
 #[cfg(test)]
@@ -780,6 +908,64 @@ mod tests {
         }))
     }
 
+    fn getattr_res(mask: Vec<u32>, vals: Vec<u8>) -> Vec<u8> {
+        res(
+            p4::Nfsstat4::Nfs4Ok,
+            vec![
+                seq_ok(0),
+                p4::NfsCbResop4::OpCbGetattr(p4::CbGetattr4res::Nfs4Ok(p4::CbGetattr4resok {
+                    obj_attributes: p4::Fattr4 {
+                        attrmask: VarArray(mask),
+                        attr_vals: Opaque(vals),
+                    },
+                })),
+            ],
+        )
+    }
+
+    #[test]
+    fn cb_getattr_asks_change_and_size_and_its_reply_gives_them() {
+        let seq = seq();
+        let msg = encode_cb_compound(SessionId([7; 16]), 1, &seq, CbOp::Getattr(&[1, 2])).unwrap();
+        let args = rnfs_xdr::from_bytes::<p4::CbCompound4args>(&msg).unwrap();
+        match &args.argarray.0[1] {
+            p4::NfsCbArgop4::OpCbGetattr(g) => {
+                assert_eq!(g.fh.0, vec![1, 2]);
+                assert_eq!(g.attr_request.0, vec![(1 << 3) | (1 << 4)]);
+            }
+            o => panic!("{o:?}"),
+        }
+        let mut v = Vec::new();
+        v.extend_from_slice(&77u64.to_be_bytes()); // change
+        v.extend_from_slice(&5u64.to_be_bytes()); // size
+        let ok = decode_cb_reply(&getattr_res(vec![0x18], v.clone())).unwrap();
+        assert_eq!(
+            (ok.op_status, ok.attrs),
+            (
+                0,
+                Some(SizeChange {
+                    size: 5,
+                    change: 77
+                })
+            )
+        );
+        // Attributes after them (RFC 9754's delegated times: 84, 85) are left unread.
+        let mut more = v.clone();
+        more.extend_from_slice(&[0; 24]);
+        let later = decode_cb_reply(&getattr_res(vec![0x18, 0, 3 << 20], more)).unwrap();
+        assert_eq!(later.attrs.map(|a| a.size), Some(5));
+        // Without the size, or with an attribute before the change: nothing reported.
+        let short = decode_cb_reply(&getattr_res(vec![0x08], 77u64.to_be_bytes().to_vec()));
+        assert_eq!(short.unwrap().attrs, None);
+        let mut typed = 1u32.to_be_bytes().to_vec();
+        typed.extend_from_slice(&v);
+        let before = decode_cb_reply(&getattr_res(vec![0x1a], typed)).unwrap();
+        assert_eq!(before.attrs, None);
+        // Truncated values: nothing reported, not an error of the reply.
+        let cut = decode_cb_reply(&getattr_res(vec![0x18], v[..12].to_vec())).unwrap();
+        assert_eq!(cut.attrs, None);
+    }
+
     #[test]
     fn replies_give_cb_sequence_and_the_operation_status() {
         use p4::Nfsstat4 as S;
@@ -796,7 +982,8 @@ mod tests {
                 seq: SeqReply::Ok {
                     target_highest_slotid: 3
                 },
-                op_status: 0
+                op_status: 0,
+                attrs: None,
             }
         );
         let refused = res(

@@ -37,6 +37,7 @@ use super::error::{Nfs4Error, R4};
 use super::ops;
 use super::owner::OwnerMap;
 use super::pseudo::{Caller, Place, PseudoFs};
+use super::state::delegations::{CbGetattrOrder, SizeChange};
 use super::state::ids::{ClientId, Stateid, Time};
 use super::state::locking::Locking;
 use rnfs_proto::nfs4::{
@@ -200,6 +201,27 @@ pub trait StateHooks {
     fn send_recalls(&self, now: Time) {
         let _ = now;
     }
+    /// CB_GETATTR (D7 of [`crate::v4::state::delegations`]) to the holder of write
+    /// delegation `o`, for another client's GETATTR: waits on the calling thread a short
+    /// while for the size and change the holder reports. Called without the locking
+    /// table held. Not asked by default (the server's own attributes stand).
+    fn cb_getattr(&self, o: &CbGetattrOrder) -> CbGetattr {
+        let _ = o;
+        CbGetattr::NotAsked
+    }
+}
+
+/// What became of a [`StateHooks::cb_getattr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CbGetattr {
+    /// The holder reported these.
+    Reported(SizeChange),
+    /// Not asked (no CB_GETATTR to this client: an NFSv4.0 client); the server's own
+    /// attributes stand.
+    NotAsked,
+    /// Asked, no answer in time (or no path, or too many callers waiting): the caller
+    /// treats the delegation as a conflict (its recall ordered, NFS4ERR_DELAY).
+    NoAnswer,
 }
 
 /// No grace, no reclaims, no courtesy clients (a server without the lease machinery, and

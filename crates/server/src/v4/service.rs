@@ -17,10 +17,10 @@
 //!   `SEQ4_STATUS_CB_PATH_DOWN` only when the client asked for a back channel and it has
 //!   no connection for it, or the probe failed.
 use super::callback::{CallbackCounters, RecallOrder, RecallOutcome, CB_SLOTS_CAP};
-use super::compound::StateHooks;
+use super::compound::{CbGetattr, StateHooks};
 use super::state::backchannel::BackSlots;
 use super::state::callback40::Paths40;
-use super::state::delegations::{Access, Caller, DelegLimits, DelegStats};
+use super::state::delegations::{Access, Caller, CbGetattrOrder, DelegLimits, DelegStats};
 use super::state::ids::{ClientId, SessionId, Time};
 use super::state::locking::{Limits as LockLimits, Locking, LockingError};
 use super::state::sessions::api::{CallbackHealth, ChannelAttrs, Config, SessionStats};
@@ -74,6 +74,10 @@ pub struct V4Options {
 /// Most NFSv3 calls held at once waiting for a delegation's return (each holds a thread of
 /// the blocking pool); beyond, they are answered JUKEBOX at once.
 pub const MAX_HELD: usize = 32;
+/// The longest another client's GETATTR waits for the CB_GETATTR reply of a write
+/// delegation's holder before the delegation is treated as a conflict (recalled, the
+/// GETATTR answered NFS4ERR_DELAY). The Linux client answers from memory, at once.
+pub const CB_GETATTR_WAIT: Duration = Duration::from_millis(500);
 
 /// What NFSv4 clients may make the server hold (`rnfs serve --v4-limit NAME=N`): the
 /// client table's bounds (C7 of [`ClientTable`]) and the locking table's [`LockLimits`].
@@ -776,6 +780,29 @@ impl StateHooks for V4State {
 
     fn callback_down40(&self, client: ClientId) -> bool {
         self.callback40_down(client)
+    }
+
+    fn cb_getattr(&self, o: &CbGetattrOrder) -> CbGetattr {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.cb40.lock().knows(o.client) {
+            // Not built for NFSv4.0 holders (CB_GETATTR on their callback connection).
+            return CbGetattr::NotAsked;
+        }
+        let Some(me) = self.me.get().and_then(std::sync::Weak::upgrade) else {
+            return CbGetattr::NotAsked;
+        };
+        // Callers waiting share the bound of the NFSv3 calls held for a return.
+        if self
+            .held
+            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_HELD).then_some(n + 1))
+            .is_err()
+        {
+            return CbGetattr::NoAnswer;
+        }
+        let wait = self.callback_timeout().min(CB_GETATTR_WAIT);
+        let got = me.cb_getattr_wait(o, wait);
+        self.held.fetch_sub(1, Relaxed);
+        got.map_or(CbGetattr::NoAnswer, CbGetattr::Reported)
     }
 
     fn send_recalls(&self, now: Time) {

@@ -439,6 +439,23 @@ impl Unit for Nfs4 {
         );
         family(
             o,
+            "rnfs_nfs4_cb_getattr_total",
+            "counter",
+            "CB_GETATTRs sent to write-delegation holders for another client's GETATTR, by \
+             result (answered: the holder's size and change came back in time).",
+        );
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_cb_getattr_total{{result=\"answered\"}} {}",
+            cb.getattr_answered
+        );
+        let _ = writeln!(
+            o,
+            "rnfs_nfs4_cb_getattr_total{{result=\"unanswered\"}} {}",
+            cb.getattr_sent.saturating_sub(cb.getattr_answered)
+        );
+        family(
+            o,
             "rnfs_nfs4_refused_total",
             "counter",
             "NFSv4 requests refused at a bound on state, by bound (client_state: a client's \

@@ -56,10 +56,13 @@ const RESULT_LOCKTYPE_POSIX: u32 = 4;
 /// `OPEN4_RESULT_PRESERVE_UNLINKED` (NFSv4.1): the file stays usable through this open
 /// after its last name is removed.
 const RESULT_PRESERVE_UNLINKED: u32 = 8;
-/// The "want" bits of `share_access` (RFC 8881 18.16.3): the delegation wanted, and two
-/// flags.
+/// The "want" bits of `share_access` (RFC 8881 18.16.3): the delegation wanted, and
+/// flags: SIGNAL_DELEG_WHEN_RESRC_AVAIL and PUSH_DELEG_WHEN_UNCONTENDED (RFC 8881), and
+/// RFC 9754's WANT_DELEG_TIMESTAMPS and WANT_OPEN_XOR_DELEGATION. All four are hints the
+/// server may leave unmet: it signals and pushes nothing, delegates no timestamps and
+/// always returns an open stateid (`open_arguments` advertises none of them).
 const WANT_MASK: u32 = 0xff00;
-const WANT_FLAGS: u32 = 0x3_0000;
+const WANT_FLAGS: u32 = 0x3_0000 | 0x30_0000;
 const WANT_READ_DELEG: u32 = 0x0100;
 const WANT_WRITE_DELEG: u32 = 0x0200;
 pub(super) const WANT_NO_DELEG: u32 = 0x0400;
@@ -525,7 +528,19 @@ pub(super) fn delegation(
         .lock()
         .grant_delegation(client, file, fh, kind, cb_ok, st.now);
     match r {
-        Ok((sid, kind)) => Deleg::Granted(sid, kind),
+        Ok((sid, kind)) => {
+            if kind == DelegKind::Write {
+                // The change CB_GETATTR replies are compared with (D7); the file was just
+                // opened, so its attributes are at hand (one stat, write grants only).
+                if let Ok(a) = c.ctx.pseudo.attrs(&c.ctx.caller, place) {
+                    st.locking
+                        .lock()
+                        .delegations_mut()
+                        .set_cb_baseline(&sid, a.attr.change);
+                }
+            }
+            Deleg::Granted(sid, kind)
+        }
         // No preference expressed: plain OPEN_DELEGATE_NONE.
         Err(_) if asked == 0 => Deleg::None(None),
         Err(why) => Deleg::None(Some(why.wnd())),

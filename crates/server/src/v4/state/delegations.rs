@@ -34,6 +34,15 @@
 //!   [`RECALL_ANY_PER_PASS`] clients at a time. At most one CB_RECALL_ANY per client is
 //!   outstanding, and a client is not asked again until a lease after its last one ended:
 //!   nothing here can storm either.
+//! - **D7 CB_GETATTR**: another client's GETATTR of the size or change of a file under a
+//!   write delegation is answered from what the holder says (RFC 8881 10.4.3): the caller
+//!   asks [`Delegations::write_holder`] whom to ask, sends CB_GETATTR, and gives the reply
+//!   to [`Delegations::cb_getattr_answer`]. The holder's change differing from the one
+//!   the server had when it granted the delegation means the holder has modified the file
+//!   in its cache: the answer is then the holder's size and a change past the server's own
+//!   (and past any such answer before, so changes seen by others only grow); otherwise
+//!   the server's own size and change stand. No reply in time is a conflict like any
+//!   other (the caller orders the recall, D2).
 use super::ids::{ClientId, Stateid, Time};
 use super::stateid::{check_seqid, SeqidCheck};
 use crate::v4::callback::{RecallOrder, RecallOutcome};
@@ -289,6 +298,50 @@ struct Deleg {
     /// Sends so far (for the backoff).
     sends: u32,
     truncate: bool,
+    /// CB_GETATTR (D7): the change attribute the server had when it granted the
+    /// delegation, and the last change handed out for the holder's modifications.
+    cb: CbSeen,
+}
+
+/// What D7 remembers of one write delegation.
+#[derive(Debug, Clone, Copy, Default)]
+struct CbSeen {
+    /// The file's change attribute when the delegation was granted (set by the caller
+    /// right after the grant; else at the first CB_GETATTR).
+    base: Option<u64>,
+    /// The holder's change in its last reply that said "modified", and the change the
+    /// server answered for it.
+    last: Option<(u64, u64)>,
+}
+
+/// The holder of a write delegation to ask with CB_GETATTR (D7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbGetattrOrder {
+    /// The client holding it.
+    pub client: ClientId,
+    /// The delegation.
+    pub stateid: Stateid,
+    /// The file's handle, as the client knows it.
+    pub fh: Vec<u8>,
+}
+
+/// A file's size and change attribute: the server's own, or what a holder reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeChange {
+    /// `size`.
+    pub size: u64,
+    /// `change`.
+    pub change: u64,
+}
+
+/// What a GETATTR answers after CB_GETATTR (D7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CbAnswer {
+    /// The size and change to answer with.
+    pub attrs: SizeChange,
+    /// Whether the holder has modified the file (the caller then also reports the
+    /// modification and metadata times as now, as knfsd does).
+    pub modified: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -420,6 +473,7 @@ impl Delegations {
                 sent_at: None,
                 sends: 0,
                 truncate: false,
+                cb: CbSeen::default(),
             },
         );
         self.by_file
@@ -535,6 +589,75 @@ impl Delegations {
                 })
             })
         })
+    }
+
+    /// D7: the write delegation on `file` held by a client other than `who`, whose holder
+    /// a GETATTR of `file`'s size or change must ask with CB_GETATTR; `None` when there is
+    /// none (the server's own attributes are right).
+    pub fn write_holder(&self, who: Caller, file: &FileKey) -> Option<CbGetattrOrder> {
+        self.by_file.get(file)?.iter().find_map(|k| {
+            let d = self.delegs.get(k)?;
+            (d.kind == DelegKind::Write && who != Caller::Client(d.client)).then(|| {
+                CbGetattrOrder {
+                    client: d.client,
+                    stateid: Stateid {
+                        seqid: d.seqid,
+                        other: *k,
+                    },
+                    fh: d.fh.clone(),
+                }
+            })
+        })
+    }
+
+    /// D7: the change attribute of the file when write delegation `sid` was granted (the
+    /// baseline a holder's CB_GETATTR reply is compared with). Kept only the first time.
+    pub fn set_cb_baseline(&mut self, sid: &Stateid, change: u64) {
+        if let Some(d) = self.delegs.get_mut(&sid.other) {
+            d.cb.base.get_or_insert(change);
+        }
+    }
+
+    /// D7: what a GETATTR answers of the size and change of the file under write
+    /// delegation `sid`, now that its holder replied `reported` to CB_GETATTR and the
+    /// server's own attributes are `server`. A delegation gone meanwhile (returned,
+    /// revoked) leaves the server's own.
+    pub fn cb_getattr_answer(
+        &mut self,
+        sid: &Stateid,
+        reported: SizeChange,
+        server: SizeChange,
+    ) -> CbAnswer {
+        let unmodified = CbAnswer {
+            attrs: server,
+            modified: false,
+        };
+        let Some(d) = self.delegs.get_mut(&sid.other) else {
+            return unmodified;
+        };
+        let base = *d.cb.base.get_or_insert(server.change);
+        if reported.change == base {
+            return unmodified;
+        }
+        let change = match d.cb.last {
+            // The same modification as last time: the same answer, unless the server's
+            // own change has passed it since (the holder wrote some back).
+            Some((seen, answered)) if seen == reported.change => {
+                answered.max(server.change.saturating_add(1))
+            }
+            Some((_, answered)) => answered
+                .saturating_add(1)
+                .max(server.change.saturating_add(1)),
+            None => server.change.saturating_add(1),
+        };
+        d.cb.last = Some((reported.change, change));
+        CbAnswer {
+            attrs: SizeChange {
+                size: reported.size,
+                change,
+            },
+            modified: true,
+        }
     }
 
     /// The laundromat's step: revokes overdue delegations (D3), then returns the recalls

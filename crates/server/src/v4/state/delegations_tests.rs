@@ -1,5 +1,5 @@
 //! Tests of the delegation state in virtual time, one or more per clause of the module
-//! doc (D1-D5).
+//! doc (D1-D7).
 #![allow(clippy::unwrap_used)]
 use super::*;
 use crate::v4::state::stateid::StateidMint;
@@ -631,4 +631,99 @@ fn revoked_stateids_of_4_0_clients_are_forgotten() {
     assert!(t.d.has_revoked(B), "a 4.1 client frees its own");
     assert_eq!(t.d.check(B, &b, None, false), Err(DelegError::Revoked));
     assert_eq!(t.d.stats().revoked_held, 1);
+}
+
+// D7: CB_GETATTR.
+
+fn sc(size: u64, change: u64) -> SizeChange {
+    SizeChange { size, change }
+}
+
+#[test]
+fn d7_only_another_clients_write_delegation_is_asked() {
+    let mut t = T::new();
+    let r = t.grant(A, 1, DelegKind::Read, 0);
+    assert_eq!(t.d.write_holder(Caller::Client(B), &file(1)), None);
+    let _ = r;
+    let w = t.grant(B, 2, DelegKind::Write, 0);
+    // The holder's own GETATTR asks nobody.
+    assert_eq!(t.d.write_holder(Caller::Client(B), &file(2)), None);
+    let o = t.d.write_holder(Caller::Client(A), &file(2)).unwrap();
+    assert_eq!((o.client, o.stateid, o.fh), (B, w, vec![0xf0, 2]));
+    assert_eq!(
+        t.d.write_holder(Caller::Other, &file(2)).map(|o| o.client),
+        Some(B)
+    );
+    // Returned: nobody to ask.
+    t.d.delegreturn(B, &w, &file(2), Time(5)).unwrap();
+    assert_eq!(t.d.write_holder(Caller::Other, &file(2)), None);
+}
+
+#[test]
+fn d7_the_holders_unchanged_change_leaves_the_servers_attributes() {
+    let mut t = T::new();
+    let w = t.grant(B, 2, DelegKind::Write, 0);
+    t.d.set_cb_baseline(&w, 100);
+    // The server's own change moved on (the holder wrote back): the holder still reports
+    // the change it was granted with, as the Linux client does with nothing dirty.
+    let a = t.d.cb_getattr_answer(&w, sc(7, 100), sc(4096, 150));
+    assert_eq!(
+        a,
+        CbAnswer {
+            attrs: sc(4096, 150),
+            modified: false
+        }
+    );
+}
+
+#[test]
+fn d7_a_modification_answers_the_holders_size_and_a_growing_change() {
+    let mut t = T::new();
+    let w = t.grant(B, 2, DelegKind::Write, 0);
+    t.d.set_cb_baseline(&w, 100);
+    t.d.set_cb_baseline(&w, 999); // kept only the first time
+    let a = t.d.cb_getattr_answer(&w, sc(5, 101), sc(0, 100));
+    assert_eq!(
+        a,
+        CbAnswer {
+            attrs: sc(5, 101),
+            modified: true
+        }
+    );
+    // Asked again with the same modification: the same answer.
+    let b = t.d.cb_getattr_answer(&w, sc(5, 101), sc(0, 100));
+    assert_eq!(b.attrs, sc(5, 101));
+    // A further modification: a change past the last one answered.
+    let c = t.d.cb_getattr_answer(&w, sc(9, 102), sc(0, 100));
+    assert_eq!(c.attrs, sc(9, 102));
+    // The server's own change passed it (the holder wrote back some): past that too.
+    let d = t.d.cb_getattr_answer(&w, sc(9, 103), sc(9, 500));
+    assert_eq!(d.attrs, sc(9, 501));
+    assert!(d.modified);
+}
+
+#[test]
+fn d7_without_a_baseline_the_first_answer_sets_it_and_gone_delegations_answer_the_server() {
+    let mut t = T::new();
+    let w = t.grant(B, 2, DelegKind::Write, 0);
+    // No baseline given at the grant: the server's change at the first CB_GETATTR.
+    let a = t.d.cb_getattr_answer(&w, sc(3, 40), sc(3, 40));
+    assert!(!a.modified);
+    let b = t.d.cb_getattr_answer(&w, sc(8, 41), sc(3, 40));
+    assert_eq!(
+        b,
+        CbAnswer {
+            attrs: sc(8, 41),
+            modified: true
+        }
+    );
+    t.d.delegreturn(B, &w, &file(2), Time(5)).unwrap();
+    let c = t.d.cb_getattr_answer(&w, sc(8, 41), sc(8, 77));
+    assert_eq!(
+        c,
+        CbAnswer {
+            attrs: sc(8, 77),
+            modified: false
+        }
+    );
 }
