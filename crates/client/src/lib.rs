@@ -61,6 +61,7 @@ mod pace;
 pub mod readdir;
 pub mod rpc;
 pub mod url;
+pub mod v4;
 pub mod writeback;
 
 pub use client::{Attr, Client, MountOptions};

@@ -1,0 +1,5 @@
+//! The NFSv4.1 client's protocol cores, free of I/O (issue 16): what the session layer and
+//! the state manager build on.
+//! - [`slots`]: the fore-channel slot table, with the privileged path for calls that return
+//!   state (seed entry 3).
+pub mod slots;
