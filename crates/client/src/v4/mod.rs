@@ -2,4 +2,7 @@
 //! the state manager build on.
 //! - [`slots`]: the fore-channel slot table, with the privileged path for calls that return
 //!   state (seed entry 3).
+//! - [`recovery`]: the lease and recovery state machine (lost sessions, lost client ids,
+//!   reclaim in grace, renewal, status flags).
+pub mod recovery;
 pub mod slots;
