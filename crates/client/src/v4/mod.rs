@@ -4,5 +4,8 @@
 //!   state (seed entry 3).
 //! - [`recovery`]: the lease and recovery state machine (lost sessions, lost client ids,
 //!   reclaim in grace, renewal, status flags).
+//! - [`opens`]: open state per file and owner: OPEN, OPEN_DOWNGRADE and CLOSE for local
+//!   opens and closes, stateid order, OLD_STATEID (seed entry 9).
+pub mod opens;
 pub mod recovery;
 pub mod slots;
