@@ -6,6 +6,9 @@
 //!   reclaim in grace, renewal, status flags).
 //! - [`opens`]: open state per file and owner: OPEN, OPEN_DOWNGRADE and CLOSE for local
 //!   opens and closes, stateid order, OLD_STATEID (seed entry 9).
+//! - [`delegs`]: the delegations held, what they allow locally, and the returns to run
+//!   (CB_RECALL, CB_RECALL_ANY, the client's own bound).
+pub mod delegs;
 pub mod opens;
 pub mod recovery;
 pub mod slots;
