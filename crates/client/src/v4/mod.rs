@@ -1,5 +1,7 @@
 //! The NFSv4.1 client's protocol cores, free of I/O (issue 16): what the session layer and
 //! the state manager build on.
+//! - [`session`]: the I/O around them: a session over one RPC connection, its worker and
+//!   its back channel.
 //! - [`slots`]: the fore-channel slot table, with the privileged path for calls that return
 //!   state (seed entry 3).
 //! - [`recovery`]: the lease and recovery state machine (lost sessions, lost client ids,
@@ -11,4 +13,5 @@
 pub mod delegs;
 pub mod opens;
 pub mod recovery;
+pub mod session;
 pub mod slots;

@@ -222,6 +222,11 @@ impl SlotTable {
         }
     }
 
+    /// The session generation: one more at each [`Self::reset`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Whether the table is draining.
     pub fn is_draining(&self) -> bool {
         self.draining

@@ -96,10 +96,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(fs: Arc<dyn Backend>) -> Self {
-        let server = Arc::new(NfsServer::new(
-            Export::new(1, "/", fs.clone()),
-            ServerConfig::default(),
-        ));
+        Self::start_with(fs, ServerConfig::default())
+    }
+
+    /// [`TestServer::start`] with a configuration of the caller's (e.g. NFSv4 on).
+    pub fn start_with(fs: Arc<dyn Backend>, cfg: ServerConfig) -> Self {
+        let server = Arc::new(NfsServer::new(Export::new(1, "/", fs.clone()), cfg));
+        // The server's own connection table, so that it finds its NFSv4.1 back channels.
+        let conn_stats = server.conn_stats.clone();
         let svc = Arc::new(Swappable {
             cur: Mutex::new(server),
             fs,
@@ -118,7 +122,7 @@ impl TestServer {
             rt.block_on(async move {
                 let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 atx.send(l.local_addr().unwrap()).unwrap();
-                serve(l, s2, Config::default(), Arc::new(ConnStats::default()), rx)
+                serve(l, s2, Config::default(), conn_stats, rx)
                     .await
                     .unwrap();
             });
@@ -141,11 +145,15 @@ impl TestServer {
     pub fn restart(&self) {
         std::thread::sleep(Duration::from_millis(2)); // the verifier is time-based
                                                       // The same handle secret, as `rnfs serve` reads it from its state directory.
-        let cfg = self.server().config().clone();
-        let s = Arc::new(NfsServer::new(
+        let old = self.server();
+        let mut s = NfsServer::new(
             Export::new(1, "/", self.svc.fs.clone()),
-            cfg,
-        ));
+            old.config().clone(),
+        );
+        // The connections outlive the instance here (the listener is the harness's): the
+        // new one must know them to find their back channels.
+        s.conn_stats = old.conn_stats.clone();
+        let s = Arc::new(s);
         *self.svc.cur.lock() = s;
     }
 

@@ -344,9 +344,19 @@ impl V4State {
     /// The state of a server starting now, with the records kept in `opts.state_dir` (a
     /// directory that cannot be used is logged, and the server runs without records).
     pub fn new(opts: V4Options, conn_stats: Arc<ConnStats>) -> Arc<Self> {
-        let boot = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32);
+        // The instance's epoch in client ids and stateids: random, so that two instances
+        // started within one second (a quick restart) never take each other's ids for
+        // their own (the boot time in seconds, knfsd's choice, would); the time if no
+        // randomness is to be had.
+        let boot = {
+            let mut b = [0u8; 4];
+            match getrandom::fill(&mut b) {
+                Ok(()) => u32::from_be_bytes(b).max(1),
+                Err(_) => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_secs() as u32),
+            }
+        };
         let config = Config {
             lease_ms: u64::from(opts.lease_secs.max(1)) * 1000,
             ram_bytes: rnfs_rpc::transport::total_ram().max(256 << 20),
