@@ -171,6 +171,13 @@ pub struct GrantRequest {
     pub openers: Openers,
     /// The client's callback path was verified (a probe answered) and is not known down.
     pub cb_ok: bool,
+    /// An OPEN with CLAIM_PREVIOUS reclaiming a delegation the client held before the
+    /// server restarted (RFC 7530 16.16.5, RFC 8881 10.2.1): granted whatever the callback
+    /// path (the client held it; the server kept no record), within the bounds and if
+    /// nothing conflicts. With the path not verified it is granted pre-recalled (the
+    /// `recall` flag of `open_read_delegation4`) and its recall is ordered at once, so it
+    /// is revoked a lease later if not returned (D3).
+    pub reclaim: bool,
 }
 
 /// How many delegations may be held, and recalls be in flight.
@@ -407,6 +414,8 @@ impl Delegations {
             Ok(()) => {}
         }
         r?;
+        // A reclaim over a path not verified is granted pre-recalled.
+        let pre_recalled = req.reclaim && !req.cb_ok;
         self.delegs.insert(
             sid.other,
             Deleg {
@@ -415,8 +424,12 @@ impl Delegations {
                 fh: req.fh.clone(),
                 kind: req.kind,
                 seqid: sid.seqid,
-                recall: Recall::None,
-                recalled_at: None,
+                recall: if pre_recalled {
+                    Recall::Due { at: now }
+                } else {
+                    Recall::None
+                },
+                recalled_at: pre_recalled.then_some(now),
                 sent_at: None,
                 sends: 0,
                 truncate: false,
@@ -438,7 +451,9 @@ impl Delegations {
     }
 
     fn may_grant(&self, req: &GrantRequest, now: Time) -> Result<(), NoDeleg> {
-        if !req.cb_ok || self.penalty.get(&req.client).is_some_and(|t| now < *t) {
+        if !req.reclaim
+            && (!req.cb_ok || self.penalty.get(&req.client).is_some_and(|t| now < *t))
+        {
             return Err(NoDeleg::Resource);
         }
         let mine = self.by_client.get(&req.client).map_or(0, |s| s.len());

@@ -50,6 +50,7 @@ impl T {
             kind,
             openers,
             cb_ok: true,
+            reclaim: false,
         };
         self.d.grant(&req, sid, Time(now)).map(|(s, _)| s)
     }
@@ -123,6 +124,7 @@ fn no_grant_without_callback_path_or_after_failures() {
         kind: DelegKind::Read,
         openers: Openers::default(),
         cb_ok: false,
+        reclaim: false,
     };
     assert_eq!(t.d.grant(&req, sid, Time(0)), Err(NoDeleg::Resource));
     // A's recall meets a dead path: no new delegation to A for a lease.
@@ -156,6 +158,42 @@ fn no_grant_without_callback_path_or_after_failures() {
             other: t.mint.other(6)
         })
     );
+}
+
+/// D1, reclaim (CLAIM_PREVIOUS after a restart): granted without a verified callback
+/// path, but pre-recalled then (its recall ordered at once, revoked a lease later if not
+/// returned); with a verified path, an ordinary delegation. Bounds and conflicts still hold.
+#[test]
+fn reclaim_is_granted_pre_recalled_without_a_verified_path() {
+    let mut t = T::new();
+    let mut req = GrantRequest {
+        client: A,
+        file: file(1),
+        fh: vec![1],
+        kind: DelegKind::Read,
+        openers: Openers::default(),
+        cb_ok: false,
+        reclaim: true,
+    };
+    let sid = t.sid();
+    let (s, kind) = t.d.grant(&req, sid, Time(0)).unwrap();
+    assert_eq!(kind, DelegKind::Read);
+    let o = t.d.due_recalls(Time(0));
+    assert_eq!(o.len(), 1, "its recall is ordered at once");
+    assert_eq!(o[0].stateid, s);
+    assert_eq!(t.d.revoke_overdue(Time(LEASE)), 1, "not returned: revoked a lease later");
+    // Verified path: an ordinary delegation, no recall.
+    req.file = file(2);
+    req.client = B;
+    req.cb_ok = true;
+    let sid = t.sid();
+    t.d.grant(&req, sid, Time(LEASE)).unwrap();
+    assert!(t.d.due_recalls(Time(LEASE)).is_empty());
+    // A write delegation reclaimed over B's read one on file 2: contention.
+    req.client = ClientId(3);
+    req.kind = DelegKind::Write;
+    let sid = t.sid();
+    assert_eq!(t.d.grant(&req, sid, Time(LEASE)), Err(NoDeleg::Contention));
 }
 
 /// D2 and D3: a conflict orders one recall; the delegation returned clears the way.
