@@ -16,6 +16,10 @@
 # refused. A reboot keeps the port, the exported directory and the --state-dir (so handles
 # stay valid and the NFSv4 client records give a grace period in which clients reclaim);
 # the server's options are $RNFS_SERVE_EXTRA, which pynfs.sh exports for the run.
+# A change to a delegated file is then given 2 s for its recall: rnfs sees it through an
+# inotify watch and recalls after the fact, where knfsd's kernel lease holds the local
+# change until the delegation is returned; pynfs looks for the CB_RECALL as soon as the
+# helper returns (DELEG16-20).
 # Exit status 0 when done; pynfs ignores it (the test then fails on what it sees), so every
 # failure is also written to stderr, which lands in pynfs' log.
 set -euo pipefail
@@ -62,3 +66,4 @@ case "$op" in
     chmod -- "$1" "$(local_path "$2")" ;;
   *) die "unknown operation $op" ;;
 esac
+[ "$op" = reboot ] || sleep 2

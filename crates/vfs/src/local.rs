@@ -1770,6 +1770,24 @@ impl Backend for LocalFs {
         Ok(rustix::fs::syncfs(&fd)?)
     }
 
+    fn watch_fd(&self, key: &FileKey) -> VfsResult<Option<OwnedFd>> {
+        let l = self.locate(key)?;
+        if !self.inside(&l.stx) || ftype_of(u32::from(l.stx.stx_mode)) != FileType::Regular {
+            return Ok(None);
+        }
+        let fd = rustix::fs::openat(
+            &l.dir,
+            l.name(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        // The name may have been replaced since it was located: only the file of the key.
+        if parts_of(&statx_fd(fd.as_fd())?) != KeyParts::decode(key)? {
+            return Err(VfsError::Stale);
+        }
+        Ok(Some(fd))
+    }
+
     fn keep_open(&self, key: &FileKey) -> VfsResult<Option<Kept>> {
         let k = KeyParts::decode(key)?;
         let hold = || {

@@ -45,6 +45,7 @@ use rnfs_proto::nfs4::{
 };
 use rnfs_vfs::{FileKey, Kept};
 use rnfs_xdr::Writer;
+use std::os::fd::OwnedFd;
 
 /// What one compound may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +175,11 @@ pub trait StateHooks {
     ) -> bool {
         false
     }
+    /// A delegation was just granted on `file` (the locking table's key): watch it for
+    /// changes made beside NFS ([`crate::v4::outside`]); `open` gives the backend's
+    /// descriptor of it ([`rnfs_vfs::Backend::watch_fd`]; called only when a watch is to be
+    /// added). By default nothing is watched.
+    fn watch_delegated(&self, _file: &FileKey, _open: &mut dyn FnMut() -> Option<OwnedFd>) {}
     /// Lets go of what is kept of `file` if `locking` holds no state on it any more (after
     /// CLOSE; the laundromat lets go of the files of expired clients).
     fn let_go_unheld(&self, _file: &FileKey, _locking: &Locking) {}

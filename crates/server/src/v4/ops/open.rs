@@ -356,9 +356,7 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
                         OpenDelegationType4::OpenDelegateNone => None,
                         OpenDelegationType4::OpenDelegateRead => Some(DelegKind::Read),
                         OpenDelegationType4::OpenDelegateWrite => Some(DelegKind::Write),
-                        OpenDelegationType4::OpenDelegateNoneExt => {
-                            return Err(Nfs4Error::Inval)
-                        }
+                        OpenDelegationType4::OpenDelegateNoneExt => return Err(Nfs4Error::Inval),
                     };
                     reclaim = true;
                 }
@@ -536,10 +534,24 @@ pub(super) fn delegation(
         .lock()
         .grant_delegation(client, file, fh, kind, cb_ok, false, st.now);
     match r {
-        Ok((sid, kind)) => Deleg::Granted(sid, kind, false),
+        Ok((sid, kind)) => {
+            watch(c, file, place);
+            Deleg::Granted(sid, kind, false)
+        }
         // No preference expressed: plain OPEN_DELEGATE_NONE.
         Err(_) if asked == 0 => Deleg::None(None),
         Err(why) => Deleg::None(Some(why.wnd())),
+    }
+}
+
+/// Watches the file of a delegation just granted for changes made beside NFS (see
+/// [`crate::v4::outside`]), through the backend's descriptor of it.
+fn watch(c: &Compound<'_>, file: &FileKey, place: &Place) {
+    if let Place::Export { export, key } = place {
+        c.ctx
+            .state
+            .hooks
+            .watch_delegated(file, &mut || export.fs.watch_fd(key).ok().flatten());
     }
 }
 
@@ -569,6 +581,7 @@ fn reclaimed(
         .grant_delegation(client, file, fh, kind, cb_ok, true, st.now);
     match r {
         Ok((sid, kind)) => {
+            watch(c, file, place);
             if !cb_ok {
                 // Its recall was ordered with the grant: sent once the path answers.
                 st.hooks.send_recalls(st.now);

@@ -34,11 +34,39 @@
 //!   [`RECALL_ANY_PER_PASS`] clients at a time. At most one CB_RECALL_ANY per client is
 //!   outstanding, and a client is not asked again until a lease after its last one ended:
 //!   nothing here can storm either.
+//! - **D7 changes made beside NFS**: a delegated file changed on the exported directory by
+//!   something other than this server (the server's watch of it reports the change, see
+//!   [`crate::v4::outside`]) has every delegation on it recalled as for an NFSv3 caller
+//!   (D2, D3 apply). The server's own changes raise the same reports and must not recall
+//!   the holder's delegation (its own SETATTR or WRITE): every conflict check of a change
+//!   (WRITE, SETATTR, a truncating or writing OPEN, REMOVE, RENAME, LINK, from any client
+//!   or protocol) notes the time it touched the file, and a report within
+//!   [`OWN_CHANGE_WINDOW_MS`] of that is taken for the server's own. The race this leaves:
+//!   a change beside NFS within that window after one through NFS is not seen. Notes are
+//!   kept only for delegated files, and dropped with their last delegation or once past
+//!   the window, so they are bounded by the delegations (D4).
 use super::ids::{ClientId, Stateid, Time};
 use super::stateid::{check_seqid, SeqidCheck};
 use crate::v4::callback::{RecallOrder, RecallOutcome};
 use rnfs_vfs::FileKey;
 use std::collections::{BTreeSet, HashMap};
+
+/// How long after the server itself changes a delegated file (its conflict check) a
+/// report of a change to that file is taken for the server's own (D7), in milliseconds:
+/// the time from the check to the system call and on to the watcher's reading of the
+/// report, with room for a slow disk.
+pub const OWN_CHANGE_WINDOW_MS: u64 = 2_000;
+
+/// What a change made beside NFS to a file means for its delegations (D7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutsideChange {
+    /// No delegation is held on the file (any more): nothing to do.
+    NotHeld,
+    /// The server changed the file within [`OWN_CHANGE_WINDOW_MS`]: taken for its own.
+    Own,
+    /// The delegations on the file are being recalled (ordered now, or before).
+    Recall(Conflict),
+}
 
 /// The first retry of a recall whose callback failed, in milliseconds.
 pub const BACKOFF_FIRST_MS: u64 = 1_000;
@@ -239,6 +267,10 @@ pub struct DelegStats {
     pub revoked: u64,
     /// Delegations dropped by a client purge.
     pub purged: u64,
+    /// Changes made beside NFS to delegated files that ordered recalls (D7).
+    pub outside_changes: u64,
+    /// Reports of changes to delegated files taken for the server's own (D7).
+    pub outside_own: u64,
     /// CB_RECALL_ANYs ordered (at the total bound, D6).
     pub recall_any: u64,
     /// Of which the client refused, or could not be reached.
@@ -323,6 +355,9 @@ pub struct Delegations {
     /// Clients asked with CB_RECALL_ANY lately (D6): at most those holding delegations
     /// when asked, each entry gone two leases later at most.
     recall_any: HashMap<ClientId, RecallAny>,
+    /// When the server last changed each delegated file (D7; only files in `by_file`,
+    /// dropped once past the window or with the file's last delegation).
+    touched: HashMap<FileKey, Time>,
 }
 
 impl Delegations {
@@ -340,6 +375,7 @@ impl Delegations {
             penalty: HashMap::new(),
             in_flight: 0,
             recall_any: HashMap::new(),
+            touched: HashMap::new(),
         }
     }
 
@@ -378,6 +414,11 @@ impl Delegations {
     /// `SEQ4_STATUS_RECALLABLE_STATE_REVOKED`.
     pub fn has_revoked(&self, client: ClientId) -> bool {
         self.revoked_per_client.contains_key(&client)
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> DelegLimits {
+        self.limits
     }
 
     /// Whether a delegation is held on `file` (its handle stays usable, as for opens).
@@ -451,9 +492,7 @@ impl Delegations {
     }
 
     fn may_grant(&self, req: &GrantRequest, now: Time) -> Result<(), NoDeleg> {
-        if !req.reclaim
-            && (!req.cb_ok || self.penalty.get(&req.client).is_some_and(|t| now < *t))
-        {
+        if !req.reclaim && (!req.cb_ok || self.penalty.get(&req.client).is_some_and(|t| now < *t)) {
             return Err(NoDeleg::Resource);
         }
         let mine = self.by_client.get(&req.client).map_or(0, |s| s.len());
@@ -492,6 +531,25 @@ impl Delegations {
     /// lease after the recall. `truncate` is passed to CB_RECALL (the file is about to be
     /// truncated to zero).
     pub fn conflict(
+        &mut self,
+        who: Caller,
+        file: &FileKey,
+        access: Access,
+        truncate: bool,
+        now: Time,
+    ) -> Result<(), Conflict> {
+        if !self.by_file.contains_key(file) {
+            return Ok(());
+        }
+        if access != Access::Read || truncate {
+            // The caller is about to change the file: its watch will report it (D7).
+            self.touched.insert(file.clone(), now);
+        }
+        self.recall_in_way(who, file, access, truncate, now)
+    }
+
+    /// The recalls of [`Delegations::conflict`], without noting the change.
+    fn recall_in_way(
         &mut self,
         who: Caller,
         file: &FileKey,
@@ -538,6 +596,31 @@ impl Delegations {
         Err(Conflict { holders })
     }
 
+    /// A change to `file` was made, or reported, at `now` that the server may not have made
+    /// itself (D7): unless the server changed the file within [`OWN_CHANGE_WINDOW_MS`],
+    /// every delegation on it is recalled as for an NFSv3 caller's change of its
+    /// attributes (a courtesy holder in the way may then be expired by the caller).
+    pub fn changed_outside(&mut self, file: &FileKey, now: Time) -> OutsideChange {
+        if !self.by_file.contains_key(file) {
+            return OutsideChange::NotHeld;
+        }
+        if self
+            .touched
+            .get(file)
+            .is_some_and(|t| now.0.saturating_sub(t.0) <= OWN_CHANGE_WINDOW_MS)
+        {
+            self.stats.outside_own += 1;
+            return OutsideChange::Own;
+        }
+        match self.recall_in_way(Caller::Other, file, Access::Meta, false, now) {
+            Ok(()) => OutsideChange::NotHeld,
+            Err(c) => {
+                self.stats.outside_changes += 1;
+                OutsideChange::Recall(c)
+            }
+        }
+    }
+
     /// Whether another client's delegation stands in the way of `who`'s `access` to
     /// `file`, as [`Delegations::conflict`] decides it, without ordering anything (for a
     /// caller waiting for a recall it has ordered already).
@@ -558,6 +641,10 @@ impl Delegations {
     pub fn due_recalls(&mut self, now: Time) -> Vec<RecallOrder> {
         self.revoke_overdue(now);
         self.penalty.retain(|_, t| now < *t);
+        let by_file = &self.by_file;
+        self.touched.retain(|f, t| {
+            by_file.contains_key(f) && now.0.saturating_sub(t.0) <= OWN_CHANGE_WINDOW_MS
+        });
         let room = self.limits.outstanding.saturating_sub(self.in_flight);
         let mut due: Vec<(Time, [u8; 12])> = self
             .delegs

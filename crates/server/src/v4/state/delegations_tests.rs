@@ -181,7 +181,11 @@ fn reclaim_is_granted_pre_recalled_without_a_verified_path() {
     let o = t.d.due_recalls(Time(0));
     assert_eq!(o.len(), 1, "its recall is ordered at once");
     assert_eq!(o[0].stateid, s);
-    assert_eq!(t.d.revoke_overdue(Time(LEASE)), 1, "not returned: revoked a lease later");
+    assert_eq!(
+        t.d.revoke_overdue(Time(LEASE)),
+        1,
+        "not returned: revoked a lease later"
+    );
     // Verified path: an ordinary delegation, no recall.
     req.file = file(2);
     req.client = B;
@@ -669,4 +673,80 @@ fn revoked_stateids_of_4_0_clients_are_forgotten() {
     assert!(t.d.has_revoked(B), "a 4.1 client frees its own");
     assert_eq!(t.d.check(B, &b, None, false), Err(DelegError::Revoked));
     assert_eq!(t.d.stats().revoked_held, 1);
+}
+
+/// D7: a change made beside NFS recalls every delegation on the file, the holder's too,
+/// once (D2), unless the server itself changed the file within the window: the holder's
+/// own SETATTR or WRITE does not recall its delegation. A read through NFS is no change.
+#[test]
+fn changes_beside_nfs_recall_unless_the_server_made_them() {
+    let mut t = T::new();
+    assert_eq!(
+        t.d.changed_outside(&file(1), Time(0)),
+        OutsideChange::NotHeld
+    );
+    let s = t.grant(A, 1, DelegKind::Read, 0);
+    t.grant(B, 1, DelegKind::Read, 0);
+    // A changes its file through NFS (its own SETATTR: no conflict for a read delegation
+    // of its own, but B's is recalled as for any change); the report of it is A's own.
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(1), Access::Meta, false, Time(100));
+    let recalled_for_a = t.d.due_recalls(Time(100));
+    assert_eq!(recalled_for_a.len(), 1, "B's delegation, not A's");
+    assert_ne!(recalled_for_a[0].stateid, s);
+    assert_eq!(t.d.changed_outside(&file(1), Time(150)), OutsideChange::Own);
+    assert_eq!(
+        t.d.changed_outside(&file(1), Time(100 + OWN_CHANGE_WINDOW_MS)),
+        OutsideChange::Own,
+        "the window's end is still inside"
+    );
+    // Past the window, a reported change is someone else's: A's delegation is recalled.
+    let now = 101 + OWN_CHANGE_WINDOW_MS;
+    match t.d.changed_outside(&file(1), Time(now)) {
+        OutsideChange::Recall(c) => assert!(c.holders.contains(&A)),
+        other => panic!("{other:?}"),
+    }
+    let o = t.d.due_recalls(Time(now));
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].stateid, s);
+    // Reported again (a rename after the chmod): no second recall.
+    assert!(matches!(
+        t.d.changed_outside(&file(1), Time(now + 10)),
+        OutsideChange::Recall(_)
+    ));
+    assert!(t.d.due_recalls(Time(now + 10)).is_empty());
+    let st = t.d.stats();
+    assert_eq!((st.outside_own, st.outside_changes), (2, 2));
+    // A read through NFS notes nothing: a change reported right after it recalls.
+    t.grant(A, 2, DelegKind::Read, now);
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(2), Access::Read, false, Time(now));
+    assert!(matches!(
+        t.d.changed_outside(&file(2), Time(now + 1)),
+        OutsideChange::Recall(_)
+    ));
+}
+
+/// D7 and D4: the notes of the server's changes are kept only for delegated files and
+/// dropped past the window or with the file's last delegation.
+#[test]
+fn change_notes_are_bounded_by_the_delegations() {
+    let mut t = T::new();
+    for f in 10..20 {
+        let _ =
+            t.d.conflict(Caller::Client(A), &file(f), Access::Write, false, Time(0));
+    }
+    assert!(t.d.touched.is_empty(), "no note for an undelegated file");
+    let s = t.grant(A, 1, DelegKind::Write, 0);
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(1), Access::Write, false, Time(5));
+    assert_eq!(t.d.touched.len(), 1);
+    t.d.delegreturn(A, &s, &file(1), Time(6)).unwrap();
+    t.d.due_recalls(Time(7));
+    assert!(t.d.touched.is_empty(), "dropped with the last delegation");
+    t.grant(A, 2, DelegKind::Write, 10);
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(2), Access::Meta, false, Time(10));
+    t.d.due_recalls(Time(11 + OWN_CHANGE_WINDOW_MS));
+    assert!(t.d.touched.is_empty(), "dropped past the window");
 }
