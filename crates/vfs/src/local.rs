@@ -2125,6 +2125,29 @@ mod tests {
     }
 
     #[test]
+    fn watch_fd_names_regular_files_only() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (a, _) = fs
+            .create(
+                &ctx,
+                &root,
+                b"a",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        let fd = fs.watch_fd(&a).unwrap().expect("a regular file");
+        let by_fd = rustix::fs::fstat(&fd).unwrap();
+        let by_name = rustix::fs::stat(d.path().join("a")).unwrap();
+        assert_eq!(by_fd.st_ino, by_name.st_ino, "the file of the key");
+        let (sub, _) = fs.mkdir(&ctx, &root, b"sub", &SetAttr::default()).unwrap();
+        assert!(fs.watch_fd(&sub).unwrap().is_none(), "not a directory");
+        fs.remove(&ctx, &root, b"a").unwrap();
+        assert!(fs.watch_fd(&a).is_err(), "gone: nothing to watch");
+    }
+
+    #[test]
     fn a_kept_file_is_served_after_its_last_name_is_removed() {
         let (_d, fs) = fs();
         let ctx = Ctx::default();
