@@ -17,7 +17,8 @@
 //! - a watch is added when a delegation is granted (from the backend's descriptor of the
 //!   file, [`rnfs_vfs::Backend::watch_fd`]: backends nothing else can change have none) and
 //!   removed by the laundromat once no delegation is held on the file. Watches are bounded
-//!   by the delegations' total bound ([`WatchTable`]); a file not watched (at the bound, or
+//!   by twice the delegations' total bound ([`WatchTable`]: those held, and those returned
+//!   since the laundromat's last pass); a file not watched (at the bound, or
 //!   past the kernel's `fs.inotify.max_user_watches`) is counted, its delegation still
 //!   granted (as before this watch existed).
 //!

@@ -407,8 +407,11 @@ impl V4State {
         });
         let _ = state.me.set(Arc::downgrade(&state));
         if state.opts.delegations {
-            // At most one watch per delegated file: bounded as the delegations are.
+            // One watch per delegated file, kept until the laundromat's next pass once the
+            // last delegation on it goes: room for the bound's worth held and as many
+            // returned within a second.
             let max = state.locking.lock().delegations().limits().total;
+            let max = max.saturating_mul(2);
             if let Some(w) = Watcher::start(Arc::downgrade(&state), max) {
                 let _ = state.outside.set(w);
             }
