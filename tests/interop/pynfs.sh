@@ -167,6 +167,7 @@ count() { awk -F'\t' -v s="$2" '$2 == s' "$1" | wc -l; }
 # $RUN/SERVER.results and $RNFS_TEST_WORK/pynfs$TAG-SERVER.txt, prints its report.
 run_one() {
   local S=$1 port=$2 mport=$3 t=$SECONDS rc=0 dir=$RUN/export-$S started= bin extra J R p f k tot
+  local helper=()
   mkdir -p "$dir"
   export GANESHA_STATE=$RUN/server-$S RNFS_STATE=$RUN/server-$S
   echo "=== pynfs $V against $S"
@@ -182,7 +183,14 @@ run_one() {
     [ "$MINOR" != 0 ] || extra="$extra --versions 3,4.0,4.1,4.2"
     # The DELEG tests need delegations: on by default in rnfs now, off in older binaries.
     if "$bin" serve --help 2>/dev/null | grep -q -- '--delegations'; then extra="$extra --delegations"; fi
-    RNFS_SERVE_EXTRA=$extra "$H/rnfs.sh" start "$dir" "$port" >&2 && started=1
+    # Exported: pynfs' server helper restarts rnfs with the same options (REBT tests).
+    export RNFS_SERVE_EXTRA=$extra
+    "$H/rnfs.sh" start "$dir" "$port" >&2 && started=1
+    # pynfs asks its server helper to reboot the server or to change a file beside NFS
+    # (REBT*, DELEG16-20): ours maps the NFS path into $dir (see pynfs-serverhelper.sh).
+    # Given to rnfs only: Ganesha grants no delegation here, so its DELEG and REBT8 tests
+    # end before they call the helper (and pynfs, without one, reads a line from stdin).
+    helper=(--serverhelper "$RNFS_REPO/tests/interop/pynfs-serverhelper.sh" --serverhelperarg "$RUN/server-$S")
   fi
   J=$RUN/$S.json
   if [ -n "$started" ]; then
@@ -191,7 +199,7 @@ run_one() {
     url=127.0.0.1:$NFS_PORT$EXPORT
     rnfs_log "$S: nfs$V/testserver.py $url --maketree --showomit ${MINOR_ARGS[*]} ${CODES[*]} (timeout $TMO s)"
     (cd "$P/nfs$V" && PATH="$P/venv/bin:$PATH" timeout "$TMO" "$P/venv/bin/python" ./testserver.py "$url" \
-      --maketree --showomit --json="$J" "${MINOR_ARGS[@]}" "${CODES[@]}") > "$RUN/$S.log" 2>&1 || rc=$?
+      --maketree --showomit --json="$J" "${helper[@]}" "${MINOR_ARGS[@]}" "${CODES[@]}") < /dev/null > "$RUN/$S.log" 2>&1 || rc=$?
     [ "$rc" != 124 ] || rnfs_log "$S: pynfs timed out after $TMO s"
     "$H/$S.sh" stop >&2 || true
   else

@@ -518,6 +518,14 @@ pub trait Backend: Send + Sync + 'static {
     fn keep_open(&self, _key: &FileKey) -> VfsResult<Option<Kept>> {
         Ok(None)
     }
+    /// A descriptor of regular file `key` (`O_PATH` is enough) through which the server
+    /// watches it for changes made beside it while a delegation is held on it (inotify of
+    /// the descriptor's `/proc/self/fd` link; see `rnfs_server::v4::outside`). `None` (the
+    /// default) when nothing but the server can change this backend's files (memory), or
+    /// when `key` is not a regular file.
+    fn watch_fd(&self, _key: &FileKey) -> VfsResult<Option<std::os::fd::OwnedFd>> {
+        Ok(None)
+    }
     /// Makes everything written so far durable (at shutdown).
     fn sync_all(&self) -> VfsResult<()> {
         Ok(())

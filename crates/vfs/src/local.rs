@@ -1770,6 +1770,24 @@ impl Backend for LocalFs {
         Ok(rustix::fs::syncfs(&fd)?)
     }
 
+    fn watch_fd(&self, key: &FileKey) -> VfsResult<Option<OwnedFd>> {
+        let l = self.locate(key)?;
+        if !self.inside(&l.stx) || ftype_of(u32::from(l.stx.stx_mode)) != FileType::Regular {
+            return Ok(None);
+        }
+        let fd = rustix::fs::openat(
+            &l.dir,
+            l.name(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        // The name may have been replaced since it was located: only the file of the key.
+        if parts_of(&statx_fd(fd.as_fd())?) != KeyParts::decode(key)? {
+            return Err(VfsError::Stale);
+        }
+        Ok(Some(fd))
+    }
+
     fn keep_open(&self, key: &FileKey) -> VfsResult<Option<Kept>> {
         let k = KeyParts::decode(key)?;
         let hold = || {
@@ -2104,6 +2122,29 @@ mod tests {
         assert_eq!(fs.read(&owner, &f, 0, 10).unwrap().0, b"secret");
         fs.write(&owner, &f, 0, b"S", Stability::FileSync).unwrap();
         assert_eq!(fs.read(&Ctx::default(), &f, 0, 10).unwrap().0, b"Secret");
+    }
+
+    #[test]
+    fn watch_fd_names_regular_files_only() {
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let root = fs.root();
+        let (a, _) = fs
+            .create(
+                &ctx,
+                &root,
+                b"a",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        let fd = fs.watch_fd(&a).unwrap().expect("a regular file");
+        let by_fd = rustix::fs::fstat(&fd).unwrap();
+        let by_name = rustix::fs::stat(d.path().join("a")).unwrap();
+        assert_eq!(by_fd.st_ino, by_name.st_ino, "the file of the key");
+        let (sub, _) = fs.mkdir(&ctx, &root, b"sub", &SetAttr::default()).unwrap();
+        assert!(fs.watch_fd(&sub).unwrap().is_none(), "not a directory");
+        fs.remove(&ctx, &root, b"a").unwrap();
+        assert!(fs.watch_fd(&a).is_err(), "gone: nothing to watch");
     }
 
     #[test]

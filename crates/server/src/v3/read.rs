@@ -267,7 +267,15 @@ mod tests {
         let (sid, _) = v4
             .locking
             .lock()
-            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .grant_delegation(
+                ClientId(1),
+                &k,
+                vec![1],
+                DelegKind::Write,
+                true,
+                false,
+                Time(0),
+            )
             .unwrap();
         (fs, k, s, v4, sid)
     }
@@ -399,7 +407,15 @@ mod tests {
         let (rsid, _) = v4
             .locking
             .lock()
-            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Read, true, Time(0))
+            .grant_delegation(
+                ClientId(1),
+                &k,
+                vec![1],
+                DelegKind::Read,
+                true,
+                false,
+                Time(0),
+            )
             .unwrap();
         let _ = call(1, Proc::Getattr, &getattr);
         let _ = call(2, Proc::Lookup, &lookup);
@@ -411,7 +427,15 @@ mod tests {
         // A write delegation: recalled, and both calls must wait.
         v4.locking
             .lock()
-            .grant_delegation(ClientId(1), &k, vec![1], DelegKind::Write, true, Time(0))
+            .grant_delegation(
+                ClientId(1),
+                &k,
+                vec![1],
+                DelegKind::Write,
+                true,
+                false,
+                Time(0),
+            )
             .unwrap();
         let g = call(3, Proc::Getattr, &getattr);
         let l = call(4, Proc::Lookup, &lookup);

@@ -687,7 +687,7 @@ impl V4State {
         });
     }
 
-    /// CB_GETATTR (D7 of [`super::state::delegations`]) to the holder of the write
+    /// CB_GETATTR (D8 of [`super::state::delegations`]) to the holder of the write
     /// delegation `o`, waiting on the calling thread (of the blocking pool) at most `wait`
     /// for the reply: the size and change the holder reported, or `None` (no back
     /// channel, no free slot, no reply in time, a refusal). A reply after the wait only

@@ -46,6 +46,7 @@ use rnfs_proto::nfs4::{
 };
 use rnfs_vfs::{FileKey, Kept};
 use rnfs_xdr::Writer;
+use std::os::fd::OwnedFd;
 
 /// What one compound may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +176,11 @@ pub trait StateHooks {
     ) -> bool {
         false
     }
+    /// A delegation was just granted on `file` (the locking table's key): watch it for
+    /// changes made beside NFS ([`crate::v4::outside`]); `open` gives the backend's
+    /// descriptor of it ([`rnfs_vfs::Backend::watch_fd`]; called only when a watch is to be
+    /// added). By default nothing is watched.
+    fn watch_delegated(&self, _file: &FileKey, _open: &mut dyn FnMut() -> Option<OwnedFd>) {}
     /// Lets go of what is kept of `file` if `locking` holds no state on it any more (after
     /// CLOSE; the laundromat lets go of the files of expired clients).
     fn let_go_unheld(&self, _file: &FileKey, _locking: &Locking) {}
@@ -201,7 +207,7 @@ pub trait StateHooks {
     fn send_recalls(&self, now: Time) {
         let _ = now;
     }
-    /// CB_GETATTR (D7 of [`crate::v4::state::delegations`]) to the holder of write
+    /// CB_GETATTR (D8 of [`crate::v4::state::delegations`]) to the holder of write
     /// delegation `o`, for another client's GETATTR: waits on the calling thread a short
     /// while for the size and change the holder reports. Called without the locking
     /// table held. Not asked by default (the server's own attributes stand).

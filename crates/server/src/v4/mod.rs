@@ -13,13 +13,15 @@
 //!   [`owner`] maps owner strings to ids; [`error`] is the one map to `nfsstat4`.
 //! - [`unit`] is the routing unit (program 100003 version 4); [`service`] the state a
 //!   server holds over the cores (clock, laundromat, stable records, back channel);
-//!   [`session_ops`] the session operations of one COMPOUND over it.
+//!   [`session_ops`] the session operations of one COMPOUND over it; [`outside`] watches
+//!   delegated files for changes made beside NFS.
 pub mod attrs;
 pub mod callback;
 pub mod callback40;
 pub mod compound;
 pub mod error;
 pub mod ops;
+pub mod outside;
 pub mod owner;
 pub mod pseudo;
 pub mod service;

@@ -18,9 +18,12 @@
 //!   no connection for it, or the probe failed.
 use super::callback::{CallbackCounters, RecallOrder, RecallOutcome, CB_SLOTS_CAP};
 use super::compound::{CbGetattr, StateHooks};
+use super::outside::{WatchStats, Watcher};
 use super::state::backchannel::BackSlots;
 use super::state::callback40::Paths40;
-use super::state::delegations::{Access, Caller, CbGetattrOrder, DelegLimits, DelegStats};
+use super::state::delegations::{
+    Access, Caller, CbGetattrOrder, DelegLimits, DelegStats, OutsideChange,
+};
 use super::state::ids::{ClientId, SessionId, Time};
 use super::state::locking::{Limits as LockLimits, Locking, LockingError};
 use super::state::sessions::api::{CallbackHealth, ChannelAttrs, Config, SessionStats};
@@ -297,6 +300,10 @@ pub struct V4State {
     pub(crate) cb40: Mutex<Paths40<CallbackConn>>,
     /// The server owner's major id EXCHANGE_ID answers (see [`owner_major`]).
     pub(crate) owner_major: Vec<u8>,
+    /// The watches of delegated files for changes made beside NFS (with delegations on,
+    /// when inotify is available; set once, just after creation). Locked after the
+    /// locking table.
+    outside: std::sync::OnceLock<Arc<Watcher>>,
 }
 
 /// The name of the state directory's file that keeps [`owner_major`].
@@ -411,9 +418,20 @@ impl V4State {
             held: std::sync::atomic::AtomicUsize::new(0),
             cb40: Mutex::default(),
             owner_major: owner_major(opts.state_dir.as_deref()),
+            outside: std::sync::OnceLock::new(),
             opts,
         });
         let _ = state.me.set(Arc::downgrade(&state));
+        if state.opts.delegations {
+            // One watch per delegated file, kept until the laundromat's next pass once the
+            // last delegation on it goes: room for the bound's worth held and as many
+            // returned within a second.
+            let max = state.locking.lock().delegations().limits().total;
+            let max = max.saturating_mul(2);
+            if let Some(w) = Watcher::start(Arc::downgrade(&state), max) {
+                let _ = state.outside.set(w);
+            }
+        }
         let weak = Arc::downgrade(&state);
         conn_stats.on_close(move |id, _| {
             if let Some(s) = weak.upgrade() {
@@ -447,6 +465,9 @@ impl V4State {
         // Files kept for opens that are gone another way than CLOSE (expired or courtesy
         // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
         self.kept.lock().retain(|f, _| locking.holds_file(f));
+        if let Some(w) = self.outside.get() {
+            w.prune(|f| locking.delegations().holds_file(f));
+        }
         let recalls = self.recalls_due(&mut locking, now);
         for (client, outcome) in self.take_recall_any_outcomes() {
             locking
@@ -492,6 +513,32 @@ impl V4State {
         }
         self.dispatch_recalls(recalls);
         self.dispatch_recall_any(recall_any);
+    }
+
+    /// A watched delegated file was changed, maybe beside NFS (see [`super::outside`]):
+    /// its delegations are recalled as for an NFSv3 caller's change (a courtesy holder is
+    /// expired at once), unless the server changed it itself just before (rule D7 of
+    /// [`super::state::delegations`]).
+    pub fn changed_outside(&self, file: &FileKey) {
+        let now = self.now();
+        let mut l = self.locking.lock();
+        let holders = match l.delegations_mut().changed_outside(file, now) {
+            OutsideChange::Recall(c) => c.holders,
+            OutsideChange::NotHeld | OutsideChange::Own => return,
+        };
+        tracing::debug!(
+            holders = holders.len(),
+            "delegated file changed beside NFS: recalled"
+        );
+        self.expire_courtesy(&holders, &mut l, now);
+        drop(l);
+        self.send_recalls(now);
+    }
+
+    /// The watches of delegated files (`None` without them: delegations off, or no
+    /// inotify).
+    pub fn outside_stats(&self) -> Option<WatchStats> {
+        self.outside.get().map(|w| w.stats())
     }
 
     /// Whether the server is in its grace period.
@@ -768,6 +815,16 @@ impl StateHooks for V4State {
             m.entry(file.clone()).or_default().push((export, hold));
         }
         true
+    }
+
+    fn watch_delegated(
+        &self,
+        file: &FileKey,
+        open: &mut dyn FnMut() -> Option<std::os::fd::OwnedFd>,
+    ) {
+        if let Some(w) = self.outside.get() {
+            w.watch(file, open);
+        }
     }
 
     fn let_go_unheld(&self, file: &FileKey, locking: &Locking) {

@@ -339,7 +339,9 @@ impl Unit for Nfs4 {
             "NFSv4 delegation events: granted (read, write), refused (contention, resource), \
              recalled (first sends), recall_retries, conflicts answered DELAY, returned, \
              revoked (not returned a lease after the recall), purged with their client, \
-             recall_any (CB_RECALL_ANY sent at the total bound), recall_any_failed.",
+             recall_any (CB_RECALL_ANY sent at the total bound), recall_any_failed, \
+             outside_changes (a delegated file changed beside NFS: recalled), outside_own \
+             (a reported change taken for the server's own).",
         );
         for (event, v) in [
             ("granted_read", d.granted_read),
@@ -354,8 +356,37 @@ impl Unit for Nfs4 {
             ("purged", d.purged),
             ("recall_any", d.recall_any),
             ("recall_any_failed", d.recall_any_failed),
+            ("outside_changes", d.outside_changes),
+            ("outside_own", d.outside_own),
         ] {
             let _ = writeln!(o, "rnfs_nfs4_delegations_total{{event=\"{event}\"}} {v}");
+        }
+        if let Some(w) = self.state.outside_stats() {
+            family(
+                o,
+                "rnfs_nfs4_outside_watches",
+                "gauge",
+                "Delegated files watched (inotify) for changes made beside NFS.",
+            );
+            let _ = writeln!(o, "rnfs_nfs4_outside_watches {}", w.watched);
+            family(
+                o,
+                "rnfs_nfs4_outside_watch_events_total",
+                "counter",
+                "The watches of delegated files: added, unwatched (at the bound or refused by \
+                 the kernel), reports of a change, overflows of the kernel's queue.",
+            );
+            for (event, v) in [
+                ("added", w.added),
+                ("unwatched", w.unwatched),
+                ("reports", w.reports),
+                ("overflows", w.overflows),
+            ] {
+                let _ = writeln!(
+                    o,
+                    "rnfs_nfs4_outside_watch_events_total{{event=\"{event}\"}} {v}"
+                );
+            }
         }
         family(
             o,

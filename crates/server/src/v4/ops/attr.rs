@@ -1,7 +1,7 @@
 //! GETATTR, VERIFY and NVERIFY (RFC 8881 18.7, 18.31, 18.15), over [`crate::v4::attrs`].
 //!
 //! Another client's GETATTR of the size or change of a file under a write delegation asks
-//! the holder with CB_GETATTR and answers what it says (RFC 8881 10.4.3; D7 of
+//! the holder with CB_GETATTR and answers what it says (RFC 8881 10.4.3; D8 of
 //! [`crate::v4::state::delegations`]): a holder that modified the file in its cache
 //! makes the answer its size, a change past the server's and the times now; no answer in
 //! time recalls the delegation and answers NFS4ERR_DELAY.
@@ -24,7 +24,7 @@ const DELEGATED: Bitmap = Bitmap::of(&[
     num::TIME_MODIFY,
 ]);
 
-/// D7: `obj`'s size, change and times as another client's write delegation has them.
+/// D8: `obj`'s size, change and times as another client's write delegation has them.
 fn delegated(c: &Compound<'_>, obj: &mut ObjectAttrs) -> R4<()> {
     let st = &c.ctx.state;
     if !st.hooks.delegations_possible() || obj.attr.ftype != FileType::Regular {

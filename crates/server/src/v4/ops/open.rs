@@ -3,8 +3,8 @@
 //!
 //! Claims: CLAIM_NULL (a name in the current directory) and CLAIM_FH (the current file)
 //! open anew and answer GRACE during grace; CLAIM_PREVIOUS reclaims an open held before a
-//! restart, only in grace and by a client the hooks allow (NO_GRACE otherwise), and only
-//! of an open without a delegation (this server never granted one: RECLAIM_BAD).
+//! restart, only in grace and by a client the hooks allow (NO_GRACE otherwise), with the
+//! delegation it held then if it says so (granted again, see [`reclaimed`]).
 //! CLAIM_DELEGATE_CUR and CLAIM_DELEG_CUR_FH open under a delegation the client holds
 //! (the stateid must name the client's delegation on that file: BAD_STATEID otherwise,
 //! DELEG_REVOKED for a revoked one), in grace too. CLAIM_DELEGATE_PREV and
@@ -299,6 +299,8 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
     let client = c.client()?;
     let (access, deny, want) = modes(c, a.share_access, a.share_deny)?;
     let mut reclaim = false;
+    // CLAIM_PREVIOUS of an open that held a delegation: the kind reclaimed.
+    let mut reclaim_deleg = None;
     // For a file this OPEN creates: where, to remove it if the OPEN is refused after all.
     let mut made = None;
     // The delegation stateid of a CLAIM_DELEGATE_CUR / CLAIM_DELEG_CUR_FH.
@@ -351,10 +353,14 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
             match &a.claim {
                 OpenClaim4::ClaimPrevious(d) => {
                     check_reclaim(c)?;
-                    // Delegations are not kept across a restart: none to reclaim.
-                    if *d != OpenDelegationType4::OpenDelegateNone {
-                        return Err(Nfs4Error::ReclaimBad);
-                    }
+                    // The delegation the client held before the restart, granted again
+                    // (see `reclaimed`).
+                    reclaim_deleg = match d {
+                        OpenDelegationType4::OpenDelegateNone => None,
+                        OpenDelegationType4::OpenDelegateRead => Some(DelegKind::Read),
+                        OpenDelegationType4::OpenDelegateWrite => Some(DelegKind::Write),
+                        OpenDelegationType4::OpenDelegateNoneExt => return Err(Nfs4Error::Inval),
+                    };
                     reclaim = true;
                 }
                 OpenClaim4::ClaimDelegCurFh(sid) => {
@@ -417,7 +423,9 @@ pub fn open(c: &mut Compound<'_>, a: &Open4args, w: &mut Writer) -> R4<()> {
         export: x.export.clone(),
         key: found.key,
     };
-    let deleg = if reclaim || under_deleg.is_some() {
+    let deleg = if let Some(kind) = reclaim_deleg {
+        reclaimed(c, client, &req.file, &place, kind)
+    } else if reclaim || under_deleg.is_some() {
         Deleg::None(None)
     } else {
         delegation(c, client, &req.file, &place, access.writes(), want)
@@ -497,8 +505,9 @@ pub(super) enum Deleg {
     /// None: `OPEN_DELEGATE_NONE`, or `OPEN_DELEGATE_NONE_EXT` with the reason when the
     /// client asked (NFSv4.1 want bits).
     None(Option<u32>),
-    /// A delegation granted.
-    Granted(Stateid, DelegKind),
+    /// A delegation granted; `true`: pre-recalled (a reclaim the server wants back at
+    /// once, the `recall` flag of `open_read_delegation4`).
+    Granted(Stateid, DelegKind, bool),
 }
 
 /// The delegation for an open just granted, by the want bits and the policy: a write
@@ -526,11 +535,11 @@ pub(super) fn delegation(
     let r = st
         .locking
         .lock()
-        .grant_delegation(client, file, fh, kind, cb_ok, st.now);
+        .grant_delegation(client, file, fh, kind, cb_ok, false, st.now);
     match r {
         Ok((sid, kind)) => {
             if kind == DelegKind::Write {
-                // The change CB_GETATTR replies are compared with (D7); the file was just
+                // The change CB_GETATTR replies are compared with (D8); the file was just
                 // opened, so its attributes are at hand (one stat, write grants only).
                 if let Ok(a) = c.ctx.pseudo.attrs(&c.ctx.caller, place) {
                     st.locking
@@ -539,11 +548,60 @@ pub(super) fn delegation(
                         .set_cb_baseline(&sid, a.attr.change);
                 }
             }
-            Deleg::Granted(sid, kind)
+            watch(c, file, place);
+            Deleg::Granted(sid, kind, false)
         }
         // No preference expressed: plain OPEN_DELEGATE_NONE.
         Err(_) if asked == 0 => Deleg::None(None),
         Err(why) => Deleg::None(Some(why.wnd())),
+    }
+}
+
+/// Watches the file of a delegation just granted for changes made beside NFS (see
+/// [`crate::v4::outside`]), through the backend's descriptor of it.
+fn watch(c: &Compound<'_>, file: &FileKey, place: &Place) {
+    if let Place::Export { export, key } = place {
+        c.ctx
+            .state
+            .hooks
+            .watch_delegated(file, &mut || export.fs.watch_fd(key).ok().flatten());
+    }
+}
+
+/// The delegation reclaimed by an OPEN with CLAIM_PREVIOUS (RFC 7530 16.16.5 and 10.2.1,
+/// RFC 8881 10.2.1): the client held a delegation of `kind` on the file before the server
+/// restarted, and the server kept no record of it (nor needs one: in grace no one else
+/// can have opened the file since). Granted again by the policy's reclaim rule
+/// ([`crate::v4::state::delegations::GrantRequest::reclaim`]): pre-recalled when the
+/// client's callback path is not verified yet; none (OPEN_DELEGATE_NONE, the open still
+/// reclaimed) at a bound or when another reclaim is in the way.
+fn reclaimed(
+    c: &Compound<'_>,
+    client: ClientId,
+    file: &FileKey,
+    place: &Place,
+    kind: DelegKind,
+) -> Deleg {
+    let st = &c.ctx.state;
+    if !st.hooks.delegations_possible() {
+        return Deleg::None(None);
+    }
+    let cb_ok = st.hooks.callback_ok(client);
+    let fh = c.ctx.pseudo.fh(place).0;
+    let r = st
+        .locking
+        .lock()
+        .grant_delegation(client, file, fh, kind, cb_ok, true, st.now);
+    match r {
+        Ok((sid, kind)) => {
+            watch(c, file, place);
+            if !cb_ok {
+                // Its recall was ordered with the grant: sent once the path answers.
+                st.hooks.send_recalls(st.now);
+            }
+            Deleg::Granted(sid, kind, !cb_ok)
+        }
+        Err(_) => Deleg::None(None),
     }
 }
 
@@ -561,13 +619,13 @@ pub(super) fn put_delegation(w: &mut Writer, d: &Deleg) {
                 w.bool(false);
             }
         }
-        Deleg::Granted(sid, kind) => {
+        Deleg::Granted(sid, kind, recall) => {
             w.u32(match kind {
                 DelegKind::Read => DELEGATE_READ,
                 DelegKind::Write => DELEGATE_WRITE,
             });
             put_stateid(w, sid);
-            w.bool(false);
+            w.bool(*recall);
             if *kind == DelegKind::Write {
                 w.u32(NFS_LIMIT_SIZE);
                 w.u64(u64::MAX);

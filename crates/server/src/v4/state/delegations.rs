@@ -34,7 +34,18 @@
 //!   [`RECALL_ANY_PER_PASS`] clients at a time. At most one CB_RECALL_ANY per client is
 //!   outstanding, and a client is not asked again until a lease after its last one ended:
 //!   nothing here can storm either.
-//! - **D7 CB_GETATTR**: another client's GETATTR of the size or change of a file under a
+//! - **D7 changes made beside NFS**: a delegated file changed on the exported directory by
+//!   something other than this server (the server's watch of it reports the change, see
+//!   [`crate::v4::outside`]) has every delegation on it recalled as for an NFSv3 caller
+//!   (D2, D3 apply). The server's own changes raise the same reports and must not recall
+//!   the holder's delegation (its own SETATTR or WRITE): every conflict check of a change
+//!   (WRITE, SETATTR, a truncating or writing OPEN, REMOVE, RENAME, LINK, from any client
+//!   or protocol) notes the time it touched the file, and a report within
+//!   [`OWN_CHANGE_WINDOW_MS`] of that is taken for the server's own. The race this leaves:
+//!   a change beside NFS within that window after one through NFS is not seen. Notes are
+//!   kept only for delegated files, and dropped with their last delegation or once past
+//!   the window, so they are bounded by the delegations (D4).
+//! - **D8 CB_GETATTR**: another client's GETATTR of the size or change of a file under a
 //!   write delegation is answered from what the holder says (RFC 8881 10.4.3): the caller
 //!   asks [`Delegations::write_holder`] whom to ask, sends CB_GETATTR, and gives the reply
 //!   to [`Delegations::cb_getattr_answer`]. The holder's change differing from the one
@@ -48,6 +59,23 @@ use super::stateid::{check_seqid, SeqidCheck};
 use crate::v4::callback::{RecallOrder, RecallOutcome};
 use rnfs_vfs::FileKey;
 use std::collections::{BTreeSet, HashMap};
+
+/// How long after the server itself changes a delegated file (its conflict check) a
+/// report of a change to that file is taken for the server's own (D7), in milliseconds:
+/// the time from the check to the system call and on to the watcher's reading of the
+/// report, with room for a slow disk.
+pub const OWN_CHANGE_WINDOW_MS: u64 = 2_000;
+
+/// What a change made beside NFS to a file means for its delegations (D7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutsideChange {
+    /// No delegation is held on the file (any more): nothing to do.
+    NotHeld,
+    /// The server changed the file within [`OWN_CHANGE_WINDOW_MS`]: taken for its own.
+    Own,
+    /// The delegations on the file are being recalled (ordered now, or before).
+    Recall(Conflict),
+}
 
 /// The first retry of a recall whose callback failed, in milliseconds.
 pub const BACKOFF_FIRST_MS: u64 = 1_000;
@@ -180,6 +208,13 @@ pub struct GrantRequest {
     pub openers: Openers,
     /// The client's callback path was verified (a probe answered) and is not known down.
     pub cb_ok: bool,
+    /// An OPEN with CLAIM_PREVIOUS reclaiming a delegation the client held before the
+    /// server restarted (RFC 7530 16.16.5, RFC 8881 10.2.1): granted whatever the callback
+    /// path (the client held it; the server kept no record), within the bounds and if
+    /// nothing conflicts. With the path not verified it is granted pre-recalled (the
+    /// `recall` flag of `open_read_delegation4`) and its recall is ordered at once, so it
+    /// is revoked a lease later if not returned (D3).
+    pub reclaim: bool,
 }
 
 /// How many delegations may be held, and recalls be in flight.
@@ -241,6 +276,10 @@ pub struct DelegStats {
     pub revoked: u64,
     /// Delegations dropped by a client purge.
     pub purged: u64,
+    /// Changes made beside NFS to delegated files that ordered recalls (D7).
+    pub outside_changes: u64,
+    /// Reports of changes to delegated files taken for the server's own (D7).
+    pub outside_own: u64,
     /// CB_RECALL_ANYs ordered (at the total bound, D6).
     pub recall_any: u64,
     /// Of which the client refused, or could not be reached.
@@ -298,12 +337,12 @@ struct Deleg {
     /// Sends so far (for the backoff).
     sends: u32,
     truncate: bool,
-    /// CB_GETATTR (D7): the change attribute the server had when it granted the
+    /// CB_GETATTR (D8): the change attribute the server had when it granted the
     /// delegation, and the last change handed out for the holder's modifications.
     cb: CbSeen,
 }
 
-/// What D7 remembers of one write delegation.
+/// What D8 remembers of one write delegation.
 #[derive(Debug, Clone, Copy, Default)]
 struct CbSeen {
     /// The file's change attribute when the delegation was granted (set by the caller
@@ -314,7 +353,7 @@ struct CbSeen {
     last: Option<(u64, u64)>,
 }
 
-/// The holder of a write delegation to ask with CB_GETATTR (D7).
+/// The holder of a write delegation to ask with CB_GETATTR (D8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CbGetattrOrder {
     /// The client holding it.
@@ -334,7 +373,7 @@ pub struct SizeChange {
     pub change: u64,
 }
 
-/// What a GETATTR answers after CB_GETATTR (D7).
+/// What a GETATTR answers after CB_GETATTR (D8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CbAnswer {
     /// The size and change to answer with.
@@ -369,6 +408,9 @@ pub struct Delegations {
     /// Clients asked with CB_RECALL_ANY lately (D6): at most those holding delegations
     /// when asked, each entry gone two leases later at most.
     recall_any: HashMap<ClientId, RecallAny>,
+    /// When the server last changed each delegated file (D7; only files in `by_file`,
+    /// dropped once past the window or with the file's last delegation).
+    touched: HashMap<FileKey, Time>,
 }
 
 impl Delegations {
@@ -386,6 +428,7 @@ impl Delegations {
             penalty: HashMap::new(),
             in_flight: 0,
             recall_any: HashMap::new(),
+            touched: HashMap::new(),
         }
     }
 
@@ -426,6 +469,11 @@ impl Delegations {
         self.revoked_per_client.contains_key(&client)
     }
 
+    /// The bounds in force.
+    pub fn limits(&self) -> DelegLimits {
+        self.limits
+    }
+
     /// Whether a delegation is held on `file` (its handle stays usable, as for opens).
     pub fn holds_file(&self, file: &FileKey) -> bool {
         self.by_file.contains_key(file)
@@ -460,6 +508,8 @@ impl Delegations {
             Ok(()) => {}
         }
         r?;
+        // A reclaim over a path not verified is granted pre-recalled.
+        let pre_recalled = req.reclaim && !req.cb_ok;
         self.delegs.insert(
             sid.other,
             Deleg {
@@ -468,8 +518,12 @@ impl Delegations {
                 fh: req.fh.clone(),
                 kind: req.kind,
                 seqid: sid.seqid,
-                recall: Recall::None,
-                recalled_at: None,
+                recall: if pre_recalled {
+                    Recall::Due { at: now }
+                } else {
+                    Recall::None
+                },
+                recalled_at: pre_recalled.then_some(now),
                 sent_at: None,
                 sends: 0,
                 truncate: false,
@@ -492,7 +546,7 @@ impl Delegations {
     }
 
     fn may_grant(&self, req: &GrantRequest, now: Time) -> Result<(), NoDeleg> {
-        if !req.cb_ok || self.penalty.get(&req.client).is_some_and(|t| now < *t) {
+        if !req.reclaim && (!req.cb_ok || self.penalty.get(&req.client).is_some_and(|t| now < *t)) {
             return Err(NoDeleg::Resource);
         }
         let mine = self.by_client.get(&req.client).map_or(0, |s| s.len());
@@ -531,6 +585,25 @@ impl Delegations {
     /// lease after the recall. `truncate` is passed to CB_RECALL (the file is about to be
     /// truncated to zero).
     pub fn conflict(
+        &mut self,
+        who: Caller,
+        file: &FileKey,
+        access: Access,
+        truncate: bool,
+        now: Time,
+    ) -> Result<(), Conflict> {
+        if !self.by_file.contains_key(file) {
+            return Ok(());
+        }
+        if access != Access::Read || truncate {
+            // The caller is about to change the file: its watch will report it (D7).
+            self.touched.insert(file.clone(), now);
+        }
+        self.recall_in_way(who, file, access, truncate, now)
+    }
+
+    /// The recalls of [`Delegations::conflict`], without noting the change.
+    fn recall_in_way(
         &mut self,
         who: Caller,
         file: &FileKey,
@@ -577,6 +650,31 @@ impl Delegations {
         Err(Conflict { holders })
     }
 
+    /// A change to `file` was made, or reported, at `now` that the server may not have made
+    /// itself (D7): unless the server changed the file within [`OWN_CHANGE_WINDOW_MS`],
+    /// every delegation on it is recalled as for an NFSv3 caller's change of its
+    /// attributes (a courtesy holder in the way may then be expired by the caller).
+    pub fn changed_outside(&mut self, file: &FileKey, now: Time) -> OutsideChange {
+        if !self.by_file.contains_key(file) {
+            return OutsideChange::NotHeld;
+        }
+        if self
+            .touched
+            .get(file)
+            .is_some_and(|t| now.0.saturating_sub(t.0) <= OWN_CHANGE_WINDOW_MS)
+        {
+            self.stats.outside_own += 1;
+            return OutsideChange::Own;
+        }
+        match self.recall_in_way(Caller::Other, file, Access::Meta, false, now) {
+            Ok(()) => OutsideChange::NotHeld,
+            Err(c) => {
+                self.stats.outside_changes += 1;
+                OutsideChange::Recall(c)
+            }
+        }
+    }
+
     /// Whether another client's delegation stands in the way of `who`'s `access` to
     /// `file`, as [`Delegations::conflict`] decides it, without ordering anything (for a
     /// caller waiting for a recall it has ordered already).
@@ -591,7 +689,7 @@ impl Delegations {
         })
     }
 
-    /// D7: the write delegation on `file` held by a client other than `who`, whose holder
+    /// D8: the write delegation on `file` held by a client other than `who`, whose holder
     /// a GETATTR of `file`'s size or change must ask with CB_GETATTR; `None` when there is
     /// none (the server's own attributes are right).
     pub fn write_holder(&self, who: Caller, file: &FileKey) -> Option<CbGetattrOrder> {
@@ -610,7 +708,7 @@ impl Delegations {
         })
     }
 
-    /// D7: the change attribute of the file when write delegation `sid` was granted (the
+    /// D8: the change attribute of the file when write delegation `sid` was granted (the
     /// baseline a holder's CB_GETATTR reply is compared with). Kept only the first time.
     pub fn set_cb_baseline(&mut self, sid: &Stateid, change: u64) {
         if let Some(d) = self.delegs.get_mut(&sid.other) {
@@ -618,7 +716,7 @@ impl Delegations {
         }
     }
 
-    /// D7: what a GETATTR answers of the size and change of the file under write
+    /// D8: what a GETATTR answers of the size and change of the file under write
     /// delegation `sid`, now that its holder replied `reported` to CB_GETATTR and the
     /// server's own attributes are `server`. A delegation gone meanwhile (returned,
     /// revoked) leaves the server's own.
@@ -666,6 +764,10 @@ impl Delegations {
     pub fn due_recalls(&mut self, now: Time) -> Vec<RecallOrder> {
         self.revoke_overdue(now);
         self.penalty.retain(|_, t| now < *t);
+        let by_file = &self.by_file;
+        self.touched.retain(|f, t| {
+            by_file.contains_key(f) && now.0.saturating_sub(t.0) <= OWN_CHANGE_WINDOW_MS
+        });
         let room = self.limits.outstanding.saturating_sub(self.in_flight);
         let mut due: Vec<(Time, [u8; 12])> = self
             .delegs

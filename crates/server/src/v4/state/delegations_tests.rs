@@ -1,5 +1,5 @@
 //! Tests of the delegation state in virtual time, one or more per clause of the module
-//! doc (D1-D7).
+//! doc (D1-D8).
 #![allow(clippy::unwrap_used)]
 use super::*;
 use crate::v4::state::stateid::StateidMint;
@@ -50,6 +50,7 @@ impl T {
             kind,
             openers,
             cb_ok: true,
+            reclaim: false,
         };
         self.d.grant(&req, sid, Time(now)).map(|(s, _)| s)
     }
@@ -123,6 +124,7 @@ fn no_grant_without_callback_path_or_after_failures() {
         kind: DelegKind::Read,
         openers: Openers::default(),
         cb_ok: false,
+        reclaim: false,
     };
     assert_eq!(t.d.grant(&req, sid, Time(0)), Err(NoDeleg::Resource));
     // A's recall meets a dead path: no new delegation to A for a lease.
@@ -156,6 +158,46 @@ fn no_grant_without_callback_path_or_after_failures() {
             other: t.mint.other(6)
         })
     );
+}
+
+/// D1, reclaim (CLAIM_PREVIOUS after a restart): granted without a verified callback
+/// path, but pre-recalled then (its recall ordered at once, revoked a lease later if not
+/// returned); with a verified path, an ordinary delegation. Bounds and conflicts still hold.
+#[test]
+fn reclaim_is_granted_pre_recalled_without_a_verified_path() {
+    let mut t = T::new();
+    let mut req = GrantRequest {
+        client: A,
+        file: file(1),
+        fh: vec![1],
+        kind: DelegKind::Read,
+        openers: Openers::default(),
+        cb_ok: false,
+        reclaim: true,
+    };
+    let sid = t.sid();
+    let (s, kind) = t.d.grant(&req, sid, Time(0)).unwrap();
+    assert_eq!(kind, DelegKind::Read);
+    let o = t.d.due_recalls(Time(0));
+    assert_eq!(o.len(), 1, "its recall is ordered at once");
+    assert_eq!(o[0].stateid, s);
+    assert_eq!(
+        t.d.revoke_overdue(Time(LEASE)),
+        1,
+        "not returned: revoked a lease later"
+    );
+    // Verified path: an ordinary delegation, no recall.
+    req.file = file(2);
+    req.client = B;
+    req.cb_ok = true;
+    let sid = t.sid();
+    t.d.grant(&req, sid, Time(LEASE)).unwrap();
+    assert!(t.d.due_recalls(Time(LEASE)).is_empty());
+    // A write delegation reclaimed over B's read one on file 2: contention.
+    req.client = ClientId(3);
+    req.kind = DelegKind::Write;
+    let sid = t.sid();
+    assert_eq!(t.d.grant(&req, sid, Time(LEASE)), Err(NoDeleg::Contention));
 }
 
 /// D2 and D3: a conflict orders one recall; the delegation returned clears the way.
@@ -633,14 +675,14 @@ fn revoked_stateids_of_4_0_clients_are_forgotten() {
     assert_eq!(t.d.stats().revoked_held, 1);
 }
 
-// D7: CB_GETATTR.
+// D8: CB_GETATTR.
 
 fn sc(size: u64, change: u64) -> SizeChange {
     SizeChange { size, change }
 }
 
 #[test]
-fn d7_only_another_clients_write_delegation_is_asked() {
+fn d8_only_another_clients_write_delegation_is_asked() {
     let mut t = T::new();
     let r = t.grant(A, 1, DelegKind::Read, 0);
     assert_eq!(t.d.write_holder(Caller::Client(B), &file(1)), None);
@@ -660,7 +702,7 @@ fn d7_only_another_clients_write_delegation_is_asked() {
 }
 
 #[test]
-fn d7_the_holders_unchanged_change_leaves_the_servers_attributes() {
+fn d8_the_holders_unchanged_change_leaves_the_servers_attributes() {
     let mut t = T::new();
     let w = t.grant(B, 2, DelegKind::Write, 0);
     t.d.set_cb_baseline(&w, 100);
@@ -677,7 +719,7 @@ fn d7_the_holders_unchanged_change_leaves_the_servers_attributes() {
 }
 
 #[test]
-fn d7_a_modification_answers_the_holders_size_and_a_growing_change() {
+fn d8_a_modification_answers_the_holders_size_and_a_growing_change() {
     let mut t = T::new();
     let w = t.grant(B, 2, DelegKind::Write, 0);
     t.d.set_cb_baseline(&w, 100);
@@ -703,7 +745,7 @@ fn d7_a_modification_answers_the_holders_size_and_a_growing_change() {
 }
 
 #[test]
-fn d7_without_a_baseline_the_first_answer_sets_it_and_gone_delegations_answer_the_server() {
+fn d8_without_a_baseline_the_first_answer_sets_it_and_gone_delegations_answer_the_server() {
     let mut t = T::new();
     let w = t.grant(B, 2, DelegKind::Write, 0);
     // No baseline given at the grant: the server's change at the first CB_GETATTR.
@@ -726,4 +768,80 @@ fn d7_without_a_baseline_the_first_answer_sets_it_and_gone_delegations_answer_th
             modified: false
         }
     );
+}
+
+/// D7: a change made beside NFS recalls every delegation on the file, the holder's too,
+/// once (D2), unless the server itself changed the file within the window: the holder's
+/// own SETATTR or WRITE does not recall its delegation. A read through NFS is no change.
+#[test]
+fn changes_beside_nfs_recall_unless_the_server_made_them() {
+    let mut t = T::new();
+    assert_eq!(
+        t.d.changed_outside(&file(1), Time(0)),
+        OutsideChange::NotHeld
+    );
+    let s = t.grant(A, 1, DelegKind::Read, 0);
+    t.grant(B, 1, DelegKind::Read, 0);
+    // A changes its file through NFS (its own SETATTR: no conflict for a read delegation
+    // of its own, but B's is recalled as for any change); the report of it is A's own.
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(1), Access::Meta, false, Time(100));
+    let recalled_for_a = t.d.due_recalls(Time(100));
+    assert_eq!(recalled_for_a.len(), 1, "B's delegation, not A's");
+    assert_ne!(recalled_for_a[0].stateid, s);
+    assert_eq!(t.d.changed_outside(&file(1), Time(150)), OutsideChange::Own);
+    assert_eq!(
+        t.d.changed_outside(&file(1), Time(100 + OWN_CHANGE_WINDOW_MS)),
+        OutsideChange::Own,
+        "the window's end is still inside"
+    );
+    // Past the window, a reported change is someone else's: A's delegation is recalled.
+    let now = 101 + OWN_CHANGE_WINDOW_MS;
+    match t.d.changed_outside(&file(1), Time(now)) {
+        OutsideChange::Recall(c) => assert!(c.holders.contains(&A)),
+        other => panic!("{other:?}"),
+    }
+    let o = t.d.due_recalls(Time(now));
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].stateid, s);
+    // Reported again (a rename after the chmod): no second recall.
+    assert!(matches!(
+        t.d.changed_outside(&file(1), Time(now + 10)),
+        OutsideChange::Recall(_)
+    ));
+    assert!(t.d.due_recalls(Time(now + 10)).is_empty());
+    let st = t.d.stats();
+    assert_eq!((st.outside_own, st.outside_changes), (2, 2));
+    // A read through NFS notes nothing: a change reported right after it recalls.
+    t.grant(A, 2, DelegKind::Read, now);
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(2), Access::Read, false, Time(now));
+    assert!(matches!(
+        t.d.changed_outside(&file(2), Time(now + 1)),
+        OutsideChange::Recall(_)
+    ));
+}
+
+/// D7 and D4: the notes of the server's changes are kept only for delegated files and
+/// dropped past the window or with the file's last delegation.
+#[test]
+fn change_notes_are_bounded_by_the_delegations() {
+    let mut t = T::new();
+    for f in 10..20 {
+        let _ =
+            t.d.conflict(Caller::Client(A), &file(f), Access::Write, false, Time(0));
+    }
+    assert!(t.d.touched.is_empty(), "no note for an undelegated file");
+    let s = t.grant(A, 1, DelegKind::Write, 0);
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(1), Access::Write, false, Time(5));
+    assert_eq!(t.d.touched.len(), 1);
+    t.d.delegreturn(A, &s, &file(1), Time(6)).unwrap();
+    t.d.due_recalls(Time(7));
+    assert!(t.d.touched.is_empty(), "dropped with the last delegation");
+    t.grant(A, 2, DelegKind::Write, 10);
+    let _ =
+        t.d.conflict(Caller::Client(A), &file(2), Access::Meta, false, Time(10));
+    t.d.due_recalls(Time(11 + OWN_CHANGE_WINDOW_MS));
+    assert!(t.d.touched.is_empty(), "dropped past the window");
 }

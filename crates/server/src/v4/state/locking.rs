@@ -419,7 +419,9 @@ impl Locking {
     }
 
     /// Grants `client` a delegation of `kind` on `file` if the policy allows (see
-    /// [`Delegations::grant`]); `cb_ok`: its callback path is verified.
+    /// [`Delegations::grant`]); `cb_ok`: its callback path is verified; `reclaim`: an OPEN
+    /// with CLAIM_PREVIOUS reclaims it ([`GrantRequest::reclaim`]).
+    #[allow(clippy::too_many_arguments)] // the grant request's fields, each one plain
     pub fn grant_delegation(
         &mut self,
         client: ClientId,
@@ -427,6 +429,7 @@ impl Locking {
         fh: Vec<u8>,
         kind: DelegKind,
         cb_ok: bool,
+        reclaim: bool,
         now: Time,
     ) -> Result<(Stateid, DelegKind), NoDeleg> {
         let req = GrantRequest {
@@ -436,6 +439,7 @@ impl Locking {
             kind,
             openers: self.openers(client, file),
             cb_ok,
+            reclaim,
         };
         let k = self.mint.mint();
         let sid = self.stateid(k, 1);

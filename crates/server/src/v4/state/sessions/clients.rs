@@ -768,7 +768,23 @@ impl ClientTable {
             t.grace_ended = true;
         }
         if t.grace_ended {
-            let stale: Vec<StableRecord> = self.grace.unreclaimed().cloned().collect();
+            // The records of clients that did not come back. One that did, but never
+            // completed reclaiming (an NFSv4.0 client has no RECLAIM_COMPLETE), was
+            // recorded anew at its SETCLIENTID_CONFIRM under the same name: removing the
+            // record would leave an active client unrecorded, with no reclaim after the
+            // next restart (pynfs REBT1 after REBT10).
+            let active: std::collections::HashSet<StableRecord> = self
+                .clients
+                .values()
+                .filter(|c| c.confirmed && c.recorded)
+                .map(Client::record)
+                .collect();
+            let stale: Vec<StableRecord> = self
+                .grace
+                .unreclaimed()
+                .filter(|r| !active.contains(*r))
+                .cloned()
+                .collect();
             self.changes
                 .extend(stale.into_iter().map(RecordChange::Remove));
         }

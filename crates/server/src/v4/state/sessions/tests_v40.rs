@@ -204,6 +204,37 @@ fn v4_a_v40_client_reclaims_through_grace_without_reclaim_complete() {
     assert_eq!(t.check_reclaim(other), Err(SessionError::NoGrace));
 }
 
+/// A recorded 4.0 client that comes back in grace (and never sends RECLAIM_COMPLETE, which
+/// 4.0 has not) keeps its record when grace ends: it is recorded again at its confirm, and
+/// the end of grace removes only the records of clients that did not come back. Without
+/// this, the next restart found no record of it (pynfs REBT1 after REBT10: NO_GRACE).
+#[test]
+fn v4_a_v40_client_back_in_grace_keeps_its_record_when_grace_ends() {
+    let rec = |o: &str| StableRecord {
+        owner: o.as_bytes().to_vec(),
+        principal: b"p".to_vec(),
+    };
+    let cfg = Config {
+        lease_ms: LEASE,
+        ..Config::default()
+    };
+    let mut t = ClientTable::new(cfg, vec![rec("a"), rec("gone")], Time(0), 8);
+    let id = mount(&mut t, "a", 3, Time(1));
+    assert_eq!(t.check_reclaim(id), Ok(()));
+    let _ = t.take_record_changes();
+    let mut now = 1;
+    while t.in_grace() {
+        now += 1000;
+        assert_eq!(t.use_client40(id, Time(now)), Ok(()));
+        t.tick(Time(now));
+    }
+    assert_eq!(
+        t.take_record_changes(),
+        vec![RecordChange::Remove(rec("gone"))],
+        "only the client that did not come back"
+    );
+}
+
 #[test]
 fn v1_bounds_on_the_callback_address() {
     let mut t = table();
