@@ -12,8 +12,8 @@
 # serving 4.0 too, results in pynfs40-SERVER.txt and known failures in
 # docs/pynfs40-known-failures.txt. With --minor 2, the 4.1 suite with --minorversion 2 (its
 # NFSv4.2 tests, e.g. the `sparse` flag, run too), results in pynfs42-SERVER.txt, known
-# failures in docs/pynfs42-known-failures.txt; no floors are known yet (PYNFS42_MIN_TESTS and
-# PYNFS42_GANESHA_MIN_PASSED, default 0). Not part of the test command yet.
+# failures in docs/pynfs42-known-failures.txt. Not part of the test command yet (XATT1 passes
+# on Ganesha, not on rnfs: the comparison fails until the xattr operations are built).
 # The pynfs source is a tarball of its git tree: $PYNFS_TARBALL, else
 # ../shared/tools/pynfs/pynfs-src.tar.gz beside the repository (or beside its main worktree).
 # Without one, the run is recorded as skipped ("SKIPPED pynfs ..."), never as passed; with
@@ -62,9 +62,11 @@ for s in "${SERVERS[@]}"; do
 done
 case "$MINOR" in
   1) V=4.1 TAG= MINOR_ARGS=(--minorversion 1) ;;
-  2) V=4.2 SUITE=4.1 TAG=42 MINOR_ARGS=(--minorversion 2)
-     PYNFS_MIN_TESTS=${PYNFS42_MIN_TESTS:-0}
-     PYNFS_GANESHA_MIN_PASSED=${PYNFS42_GANESHA_MIN_PASSED:-0}
+  2) # Known counts of `all` at --minorversion 2 against nfs-ganesha 4.3, 15 s lease
+     # (docs/conformance.md): 197 tests, 176 passed; the floor leaves Ganesha 1% (see above).
+     V=4.2 SUITE=4.1 TAG=42 MINOR_ARGS=(--minorversion 2)
+     PYNFS_MIN_TESTS=${PYNFS42_MIN_TESTS:-197}
+     PYNFS_GANESHA_MIN_PASSED=${PYNFS42_GANESHA_MIN_PASSED:-174}
      KNOWN_FILE=$RNFS_REPO/docs/pynfs42-known-failures.txt ;;
   0) # Known counts of pynfs 4.0 against nfs-ganesha 4.3, 15 s lease (docs/conformance.md):
      # `all` 590 tests, 576 passed; `all delegations` (the test command's) 617 and 604. The
