@@ -1893,6 +1893,23 @@ mod tests {
             7 * CHUNK,
             "nothing changed"
         );
+        // Ranges of exabytes cost what the file holds, not their length (a loop per chunk
+        // of the range would not end here).
+        let huge = SetAttr {
+            size: Some(MAX_SIZE),
+            ..SetAttr::default()
+        };
+        fs.setattr(&c, &k, &huge, None).unwrap();
+        assert_eq!(fs.allocate(&c, &k, 0, MAX_SIZE), Err(VfsError::NoSpc));
+        fs.deallocate(&c, &k, 0, u64::MAX).unwrap();
+        assert_eq!(map(&fs, &k), []);
+        assert_eq!(
+            fs.seek(&c, &k, 0, Content::Data),
+            Ok(SoughtAt {
+                offset: MAX_SIZE,
+                eof: true
+            })
+        );
         fs.check_invariants();
     }
 }
