@@ -21,6 +21,12 @@
 #    checks that its lock was reclaimed, still excludes another process, and the data is intact.
 #    Servers run with a lease of $LEASE s (ganesha: Lease_Lifetime, a grace period of
 #    $((LEASE + 5)) s; rnfs: --lease when `rnfs serve --help` lists it).
+# NFSv4.2 only:
+# 5. sparse: tests/guest/nfs42-sparse.sh makes a sparse file and checks its SEEK_DATA/SEEK_HOLE
+#    map through the mount, `fallocate -p` (DEALLOCATE) and `fallocate -l` (ALLOCATE); it prints
+#    the map of each file it leaves, and this script checks that the map of the server's copy
+#    on the host is the same (nt-sparse on both sides). Against rnfs, `rnfs stats` must count
+#    SEEK, ALLOCATE and DEALLOCATE operations.
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
 # tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}; RNFS_SERVE_EXTRA adds options).
 # Needs root (tmpfs mount, apt-get).
@@ -30,8 +36,8 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/../harness/lib.sh"
 H=$RNFS_HARNESS
 G=$RNFS_REPO/tests/guest
-SERVER=${1:-} VERS=${2:-3} PHASES=,${3:-acceptance,enospc,locks,restart},
-usage() { echo "usage: $0 ganesha|rnfs [3|4.1|4.2 [PHASE,...]] (phases: acceptance,enospc,locks,restart)" >&2; exit 2; }
+SERVER=${1:-} VERS=${2:-3} PHASES=,${3:-acceptance,enospc,locks,restart,sparse},
+usage() { echo "usage: $0 ganesha|rnfs [3|4.1|4.2 [PHASE,...]] (phases: acceptance,enospc,locks,restart,sparse)" >&2; exit 2; }
 case "$SERVER" in ganesha|rnfs) ;; *) usage ;; esac
 case "$VERS" in 3|4.1|4.2) ;; *) usage ;; esac
 phase() { [[ "$PHASES" == *",$1,"* ]]; }
@@ -197,6 +203,43 @@ if [ "$VERS" != 3 ] && { phase locks || phase restart; }; then
   fi
   result "restart-lock$SUFFIX" "$rc" $((SECONDS - t))
   fi
+fi
+# --- phase 5: NFSv4.2 SEEK, ALLOCATE and DEALLOCATE
+if [ "$VERS" = 4.2 ] && phase sparse; then
+  echo "=== [$NAME] nfs42-sparse"
+  t=$SECONDS rc=0
+  LOCKTREE=${LOCKTREE:-$RUN/locktree}
+  [ -x "$LOCKTREE/opt/nt/bin/nt-sparse" ] || "$H/linux-client/lock-tree.sh" "$LOCKTREE" >&2
+  SX=$RUN/export-sparse
+  mkdir -p "$SX"
+  if start_server "$SX"; then
+    run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
+    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 13 || rc=1
+    # the maps the guest saw, against those of the server's copies
+    maps=0
+    while read -r _ f want; do
+      got=$("$LOCKTREE/opt/nt/bin/nt-sparse" map "$SX/$f" 2>&1) || true
+      maps=$((maps + 1))
+      if [ "$got" != "$want" ]; then
+        rc=1; rnfs_log "sparse: map of $f: the guest saw '$want', the host's copy is '$got'"
+      fi
+    done < <(tr -d '\r' < "$RUN/sparse.out" | grep '^MAP ')
+    [ "$maps" -ge 3 ] || { rc=1; rnfs_log "sparse: $maps maps from the guest, 3 expected"; }
+    if [ "$SERVER" = rnfs ]; then
+      bin=${RNFS_BIN:-target/release/rnfs}
+      case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
+      "$bin" stats --server "127.0.0.1:$NFS_PORT" --prometheus > "$RUN/sparse.prom" 2>&1 || true
+      for op in seek allocate deallocate; do
+        n=$(awk -v l="rnfs_nfs4_ops_total{op=\"$op\"}" '$1==l{print $2}' "$RUN/sparse.prom")
+        rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
+        [ "${n:-0}" -gt 0 ] || { rc=1; rnfs_log "sparse: rnfs stats shows no $op"; }
+      done
+    fi
+    "$H/$SERVER.sh" stop >&2 || true
+  else
+    rc=1; rnfs_log "sparse: could not start $SERVER"
+  fi
+  result "sparse$SUFFIX" "$rc" $((SECONDS - t))
 fi
 [ $((passed + failed)) -gt 0 ] || { echo "no phase ran (phases: ${PHASES//,/ })"; failed=1; }
 

@@ -298,6 +298,25 @@ pub struct ReadDone {
     pub attr: Option<Attr>,
 }
 
+/// What [`Backend::seek`] looks for (NFSv4.2 SEEK, RFC 7862 section 15.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Bytes that hold data (written or allocated).
+    Data,
+    /// A hole: bytes that read as zeros and have no storage.
+    Hole,
+}
+
+/// Where [`Backend::seek`] found what it looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoughtAt {
+    /// The start of the content found: at or after the offset asked, at most the size.
+    pub offset: u64,
+    /// Whether `offset` is the end of the file: the content asked for was not found before
+    /// it (then `offset` is the size), or it is the hole every file ends with.
+    pub eof: bool,
+}
+
 /// Bounds of one [`Backend::search`]: what a key the backend does not know may cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchLimits {
@@ -529,6 +548,38 @@ pub trait Backend: Send + Sync + 'static {
     /// Makes everything written so far durable (at shutdown).
     fn sync_all(&self) -> VfsResult<()> {
         Ok(())
+    }
+    /// Finds the first byte of `what` at or after `offset` in regular file `key`, as
+    /// `lseek(2)` SEEK_DATA/SEEK_HOLE do, the caller needing read permission (NFSv4.2 SEEK,
+    /// RFC 7862 section 15.11.3). Every file ends with a virtual hole at its size: a search
+    /// that meets no `what` before it answers the size with `eof`. [`VfsError::Nxio`] when
+    /// `offset` is at or past the size (nothing to find there). A backend without holes
+    /// may answer `offset` for data and the size for a hole. Not supported by default.
+    fn seek(
+        &self,
+        _ctx: &Ctx,
+        _key: &FileKey,
+        _offset: u64,
+        _what: Content,
+    ) -> VfsResult<SoughtAt> {
+        Err(VfsError::NotSupp)
+    }
+    /// Reserves storage for `[offset, offset + len)` of regular file `key`, so that writes
+    /// there cannot fail for lack of space; the data does not change, and the size grows to
+    /// `offset + len` if it is smaller (NFSv4.2 ALLOCATE, RFC 7862 section 15.1.3: the
+    /// `fallocate(2)` of mode 0). Needs write permission; `len > 0` (else
+    /// [`VfsError::Inval`]); [`VfsError::NoSpc`] changes nothing, [`VfsError::FBig`] when
+    /// the end is past the largest size. Not supported by default.
+    fn allocate(&self, _ctx: &Ctx, _key: &FileKey, _offset: u64, _len: u64) -> VfsResult<()> {
+        Err(VfsError::NotSupp)
+    }
+    /// Punches a hole over `[offset, offset + len)` of regular file `key`: the range reads
+    /// as zeros and its storage may be freed; the size does not change, and what lies past
+    /// it is left alone (NFSv4.2 DEALLOCATE, RFC 7862 section 15.4.3: `fallocate(2)` with
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`). Needs write permission; `len > 0`
+    /// (else [`VfsError::Inval`]). Not supported by default.
+    fn deallocate(&self, _ctx: &Ctx, _key: &FileKey, _offset: u64, _len: u64) -> VfsResult<()> {
+        Err(VfsError::NotSupp)
     }
     /// Reads an extended attribute (NFSv4.2 xattrs); not supported by default.
     fn getxattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<Vec<u8>> {

@@ -52,9 +52,9 @@
 
 use crate::fdcache::FdCache;
 use crate::{
-    cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat,
-    Kept, Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SpecialKind, Stability,
-    Timestamp, VfsError, VfsResult,
+    cookie, Attr, Backend, Content, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType,
+    FsStat, Kept, Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SoughtAt,
+    SpecialKind, Stability, Timestamp, VfsError, VfsResult,
 };
 use parking_lot::Mutex;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -1760,6 +1760,70 @@ impl Backend for LocalFs {
         Ok(r)
     }
 
+    /// `lseek(2)` SEEK_DATA/SEEK_HOLE on the file's descriptor. The descriptor may be the
+    /// cached one other calls share: its file position changes, which nothing else uses
+    /// (reads and writes give their offset). ENXIO from `lseek` (no data before the end)
+    /// is the end of the file, not an error; a file system without holes answers as the
+    /// trait says (data where asked, the hole at the size).
+    fn seek(&self, ctx: &Ctx, key: &FileKey, offset: u64, what: Content) -> VfsResult<SoughtAt> {
+        let f = self.io_file(ctx, key, Want::Read)?;
+        let size = statx_fd(f.file.as_fd())?.stx_size;
+        if offset >= size {
+            return Err(VfsError::Nxio);
+        }
+        let pos = match what {
+            Content::Data => rustix::fs::SeekFrom::Data(offset),
+            Content::Hole => rustix::fs::SeekFrom::Hole(offset),
+        };
+        match rustix::fs::seek(&f.file, pos) {
+            // The file may have changed size since the statx: never past the end it had.
+            Ok(at) => Ok(SoughtAt {
+                offset: at.min(size),
+                eof: at >= size,
+            }),
+            Err(rustix::io::Errno::NXIO) => Ok(SoughtAt {
+                offset: size,
+                eof: true,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `fallocate(2)` mode 0: allocates and extends the size (the caller's identity, so
+    /// that quotas and set-id bits are as for a local process).
+    fn allocate(&self, ctx: &Ctx, key: &FileKey, offset: u64, len: u64) -> VfsResult<()> {
+        self.check_writable()?;
+        if len == 0 {
+            return Err(VfsError::Inval);
+        }
+        let f = self.io_file(ctx, key, Want::Write)?;
+        let _g = self.creds(ctx)?;
+        Ok(rustix::fs::fallocate(
+            &f.file,
+            rustix::fs::FallocateFlags::empty(),
+            offset,
+            len,
+        )?)
+    }
+
+    /// `fallocate(2)` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`; a file system
+    /// that cannot punch answers NOTSUPP (EOPNOTSUPP).
+    fn deallocate(&self, ctx: &Ctx, key: &FileKey, offset: u64, len: u64) -> VfsResult<()> {
+        use rustix::fs::FallocateFlags as F;
+        self.check_writable()?;
+        if len == 0 {
+            return Err(VfsError::Inval);
+        }
+        let f = self.io_file(ctx, key, Want::Write)?;
+        let _g = self.creds(ctx)?;
+        Ok(rustix::fs::fallocate(
+            &f.file,
+            F::PUNCH_HOLE | F::KEEP_SIZE,
+            offset,
+            len,
+        )?)
+    }
+
     fn sync_all(&self) -> VfsResult<()> {
         let fd = rustix::fs::openat(
             &self.root,
@@ -1855,6 +1919,84 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let fs = LocalFs::new(d.path(), false).unwrap();
         (d, fs)
+    }
+
+    /// SEEK, ALLOCATE and DEALLOCATE as the host's `lseek`/`fallocate` give them, on
+    /// ranges of 1 MiB (any file system with holes has blocks that divide it).
+    #[test]
+    fn seek_allocate_and_punch_holes() {
+        const M: u64 = 1 << 20;
+        let (_d, fs) = fs();
+        let ctx = Ctx::default();
+        let (f, _) = fs
+            .create(
+                &ctx,
+                &fs.root(),
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        assert_eq!(fs.seek(&ctx, &f, 0, Content::Data), Err(VfsError::Nxio));
+        fs.write(&ctx, &f, M, &[7; 4096], Stability::FileSync)
+            .unwrap();
+        let set = SetAttr {
+            size: Some(4 * M),
+            ..SetAttr::default()
+        };
+        fs.setattr(&ctx, &f, &set, None).unwrap();
+        let seek = |at, what| fs.seek(&ctx, &f, at, what).unwrap();
+        let Ok(SoughtAt {
+            offset: 0,
+            eof: false,
+        }) = fs.seek(&ctx, &f, 0, Content::Hole)
+        else {
+            eprintln!("this file system reports no holes: nothing more to check here");
+            return;
+        };
+        assert_eq!(
+            seek(0, Content::Data),
+            SoughtAt {
+                offset: M,
+                eof: false
+            }
+        );
+        let h = seek(M, Content::Hole);
+        assert!(h.offset > M && h.offset < 2 * M && !h.eof, "{h:?}");
+        assert_eq!(
+            seek(2 * M, Content::Data),
+            SoughtAt {
+                offset: 4 * M,
+                eof: true
+            }
+        );
+        assert_eq!(
+            seek(3 * M, Content::Hole),
+            SoughtAt {
+                offset: 3 * M,
+                eof: false
+            }
+        );
+        assert_eq!(fs.seek(&ctx, &f, 4 * M, Content::Hole), Err(VfsError::Nxio));
+        // DEALLOCATE: the data reads as zeros, the size stays.
+        fs.deallocate(&ctx, &f, M, M).unwrap();
+        assert_eq!(fs.read(&ctx, &f, M, 4).unwrap().0, [0; 4]);
+        assert_eq!(
+            seek(0, Content::Data),
+            SoughtAt {
+                offset: 4 * M,
+                eof: true
+            }
+        );
+        assert_eq!(fs.getattr(&ctx, &f).unwrap().size, 4 * M);
+        // ALLOCATE past the end grows the file.
+        match fs.allocate(&ctx, &f, 5 * M, M) {
+            Ok(()) => assert_eq!(fs.getattr(&ctx, &f).unwrap().size, 6 * M),
+            Err(VfsError::NotSupp) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+        assert_eq!(fs.allocate(&ctx, &f, 0, 0), Err(VfsError::Inval));
+        let dir = fs.root();
+        assert_eq!(fs.seek(&ctx, &dir, 0, Content::Data), Err(VfsError::IsDir));
     }
 
     #[test]

@@ -66,9 +66,9 @@ use parking_lot::RwLock;
 
 use crate::perm::{self, R, W, X};
 use crate::{
-    check_name, check_new_name, cookie, Attr, Backend, CreateMode, Creds, Ctx, DirEntry, DirPage,
-    FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime, SpecialKind, Stability,
-    Timestamp, VfsError, VfsResult,
+    check_name, check_new_name, cookie, Attr, Backend, Content, CreateMode, Creds, Ctx, DirEntry,
+    DirPage, FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime, SoughtAt, SpecialKind,
+    Stability, Timestamp, VfsError, VfsResult,
 };
 
 /// Bytes charged for every inode, whatever it holds.
@@ -214,10 +214,12 @@ impl FileData {
     }
 
     /// How many chunks a write of `[offset, end)` would allocate; `end > offset`.
+    /// Costs what the chunks held in the range number, not the range's length (an
+    /// ALLOCATE may name a range of exabytes).
     fn missing_chunks(&self, offset: u64, end: u64) -> u64 {
-        Self::chunk_range(offset, end)
-            .filter(|i| !self.chunks.contains_key(i))
-            .count() as u64
+        let r = Self::chunk_range(offset, end);
+        let all = r.end() - r.start() + 1;
+        all - self.chunks.range(r).count() as u64
     }
 
     /// Writes `data` at `offset`, allocating chunks; `data` is not empty.
@@ -235,6 +237,82 @@ impl FileData {
                 .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
         }
         self.size = self.size.max(end);
+    }
+
+    /// The first byte of `what` at or after `offset`, which is below the size: data is
+    /// what the allocated chunks cover, holes the rest, and the size is the virtual hole
+    /// every file ends with (then `eof`).
+    fn seek(&self, offset: u64, what: Content) -> SoughtAt {
+        let first = offset / CHUNK;
+        let found = match what {
+            Content::Data => self
+                .chunks
+                .range(first..)
+                .next()
+                .map(|(&i, _)| (i * CHUNK).max(offset)),
+            // The first chunk index from `first` on that is not allocated: chunks run
+            // consecutively until it.
+            Content::Hole => {
+                let mut next = first;
+                for (&i, _) in self.chunks.range(first..) {
+                    if i != next {
+                        break;
+                    }
+                    next = i + 1;
+                }
+                Some(next.saturating_mul(CHUNK).max(offset))
+            }
+        };
+        match found {
+            Some(at) if at < self.size => SoughtAt {
+                offset: at,
+                eof: false,
+            },
+            _ => SoughtAt {
+                offset: self.size,
+                eof: true,
+            },
+        }
+    }
+
+    /// Allocates zeroed chunks over `[offset, end)` and grows the size to `end`;
+    /// `end > offset`. The caller charged [`FileData::missing_chunks`].
+    fn allocate(&mut self, offset: u64, end: u64) {
+        for idx in Self::chunk_range(offset, end) {
+            self.chunks
+                .entry(idx)
+                .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
+        }
+        self.size = self.size.max(end);
+    }
+
+    /// Zeroes `[offset, end)` (clipped to the size), dropping the chunks it covers whole;
+    /// returns them. Costs what the chunks held number, not the range's length.
+    fn punch(&mut self, offset: u64, end: u64) -> BTreeMap<u64, Box<[u8]>> {
+        let end = end.min(self.size);
+        if end <= offset {
+            return BTreeMap::new();
+        }
+        let whole = offset.div_ceil(CHUNK)..end / CHUNK;
+        let mut removed = BTreeMap::new();
+        if whole.start < whole.end {
+            removed = self.chunks.split_off(&whole.start);
+            let mut after = removed.split_off(&whole.end);
+            self.chunks.append(&mut after);
+        }
+        // The chunks at either end, when the range covers them in part.
+        for idx in [offset / CHUNK, (end - 1) / CHUNK] {
+            if whole.contains(&idx) {
+                continue;
+            }
+            if let Some(c) = self.chunks.get_mut(&idx) {
+                let start = idx * CHUNK;
+                let from = offset.max(start);
+                let to = end.min(start + CHUNK);
+                c[(from - start) as usize..(to - start) as usize].fill(0);
+            }
+        }
+        removed
     }
 
     /// Sets the size; returns the chunks no longer needed.
@@ -914,6 +992,59 @@ impl MemFs {
         }
     }
 
+    /// ALLOCATE (`alloc`) or DEALLOCATE of `[offset, offset + len)` of file `key`: the
+    /// checks of a write, then the chunks and the space accounting.
+    fn change_range(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        offset: u64,
+        len: u64,
+        alloc: bool,
+    ) -> VfsResult<()> {
+        let ino = self.ino(key)?;
+        let c = &ctx.creds;
+        let mut trash = Trash::default();
+        let mut g = self.inner.write();
+        let n = g.node(ino)?;
+        let f = match &n.body {
+            Body::File(f) => f,
+            Body::Dir(_) => return Err(VfsError::IsDir),
+            _ => return Err(VfsError::Inval),
+        };
+        if c.uid != n.uid && !perm::allowed(c, &n.attr(ino), W) {
+            return Err(VfsError::Acces);
+        }
+        if len == 0 {
+            return Err(VfsError::Inval);
+        }
+        let end = offset.checked_add(len).filter(|&e| e <= MAX_SIZE);
+        let need = match (alloc, end) {
+            (true, None) => return Err(VfsError::FBig),
+            (true, Some(end)) => f.missing_chunks(offset, end) * CHUNK,
+            (false, _) => 0,
+        };
+        g.charge(need)?;
+        let now = g.now();
+        let n = g.node_mut(ino)?;
+        let mut freed = 0;
+        if let Body::File(f) = &mut n.body {
+            if alloc {
+                f.allocate(offset, end.unwrap_or(MAX_SIZE));
+            } else {
+                let removed = f.punch(offset, end.unwrap_or(MAX_SIZE));
+                freed = removed.len() as u64 * CHUNK;
+                trash.chunks.push(removed);
+            }
+        }
+        n.kill_privs(c);
+        g.release(freed);
+        g.touch(ino, now, true);
+        drop(g);
+        drop(trash);
+        Ok(())
+    }
+
     fn generation(&self, ino: u64) -> u64 {
         mix(self.instance ^ ino.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
@@ -1099,6 +1230,37 @@ impl Backend for MemFs {
         n.kill_privs(c);
         g.touch(ino, now, true);
         Ok(Stability::FileSync)
+    }
+
+    fn seek(&self, ctx: &Ctx, key: &FileKey, offset: u64, what: Content) -> VfsResult<SoughtAt> {
+        let ino = self.ino(key)?;
+        let c = &ctx.creds;
+        let g = self.inner.read();
+        let n = g.node(ino)?;
+        let f = match &n.body {
+            Body::File(f) => f,
+            Body::Dir(_) => return Err(VfsError::IsDir),
+            _ => return Err(VfsError::Inval),
+        };
+        let a = n.attr(ino);
+        if c.uid != n.uid && !perm::allowed(c, &a, R) && !perm::allowed(c, &a, X) {
+            return Err(VfsError::Acces);
+        }
+        if offset >= f.size {
+            return Err(VfsError::Nxio);
+        }
+        Ok(f.seek(offset, what))
+    }
+
+    /// Allocated chunks are charged like written ones and read as data (zeros).
+    fn allocate(&self, ctx: &Ctx, key: &FileKey, offset: u64, len: u64) -> VfsResult<()> {
+        self.change_range(ctx, key, offset, len, true)
+    }
+
+    /// Chunks the range covers whole are freed (holes again); partly covered ones are
+    /// zeroed where covered.
+    fn deallocate(&self, ctx: &Ctx, key: &FileKey, offset: u64, len: u64) -> VfsResult<()> {
+        self.change_range(ctx, key, offset, len, false)
     }
 
     fn create(
@@ -1477,6 +1639,8 @@ mod tests {
         Link(usize, u8, usize, u8),
         Write(usize, u8, u64, usize),
         Truncate(usize, u8, u64),
+        Allocate(usize, u8, u64, u64),
+        Punch(usize, u8, u64, u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1494,7 +1658,10 @@ mod tests {
                 .prop_map(|(a, b, c, e)| Op::Link(a, b, c, e)),
             (d.clone(), n.clone(), 0u64..20_000, 0usize..9000)
                 .prop_map(|(d, n, o, l)| Op::Write(d, n, o, l)),
-            (d, n, 0u64..20_000).prop_map(|(d, n, s)| Op::Truncate(d, n, s)),
+            (d.clone(), n.clone(), 0u64..20_000).prop_map(|(d, n, s)| Op::Truncate(d, n, s)),
+            (d.clone(), n.clone(), 0u64..20_000, 0u64..12_000)
+                .prop_map(|(d, n, o, l)| Op::Allocate(d, n, o, l)),
+            (d, n, 0u64..20_000, 0u64..12_000).prop_map(|(d, n, o, l)| Op::Punch(d, n, o, l)),
         ]
     }
 
@@ -1561,6 +1728,39 @@ mod tests {
                             let _ = fs.setattr(&c, &k, &SetAttr { size: Some(s), ..SetAttr::default() }, None);
                         }
                     }
+                    Op::Allocate(d, n, off, len) => {
+                        if let Ok(k) = key_of(&dk(d), n) {
+                            let before = fs.getattr(&c, &k).ok();
+                            let (old, _) = fs.read(&c, &k, 0, 1 << 20).unwrap_or_default();
+                            match fs.allocate(&c, &k, off, len) {
+                                Ok(()) => {
+                                    let a = fs.getattr(&c, &k).unwrap();
+                                    prop_assert_eq!(a.size, before.unwrap().size.max(off + len));
+                                    let (now, _) = fs.read(&c, &k, 0, 1 << 20).unwrap();
+                                    prop_assert_eq!(&now[..old.len()], &old[..], "data kept");
+                                    prop_assert!(now[old.len()..].iter().all(|&b| b == 0));
+                                }
+                                Err(VfsError::NoSpc) | Err(VfsError::Inval) => {
+                                    prop_assert_eq!(fs.getattr(&c, &k).ok(), before);
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Op::Punch(d, n, off, len) => {
+                        if let Ok(k) = key_of(&dk(d), n) {
+                            let (old, _) = fs.read(&c, &k, 0, 1 << 20).unwrap_or_default();
+                            if fs.deallocate(&c, &k, off, len).is_ok() {
+                                let (now, _) = fs.read(&c, &k, 0, 1 << 20).unwrap();
+                                prop_assert_eq!(now.len(), old.len(), "size kept");
+                                for (i, (&a, &b)) in old.iter().zip(&now).enumerate() {
+                                    let i = i as u64;
+                                    let want = if i >= off && i < off + len { 0 } else { a };
+                                    prop_assert_eq!(b, want, "byte {}", i);
+                                }
+                            }
+                        }
+                    }
                 }
                 fs.check_invariants();
             }
@@ -1601,5 +1801,115 @@ mod tests {
         assert_eq!(read(&f, 0, 3), b"\0\0\0".to_vec(), "a hole");
         assert_eq!(read(&f, 2 * CHUNK - 2, 12).len(), 12);
         assert!(f.truncate(0).len() == 1 && f.chunks.is_empty());
+    }
+
+    /// The data/hole map of a file, as SEEK walks it: `(data start, hole start)` pairs.
+    fn map(fs: &MemFs, k: &FileKey) -> Vec<(u64, u64)> {
+        let c = Ctx::default();
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            let d = match fs.seek(&c, k, at, Content::Data) {
+                Ok(d) if !d.eof => d.offset,
+                Ok(_) | Err(VfsError::Nxio) => return out,
+                Err(e) => panic!("{e:?}"),
+            };
+            let h = fs.seek(&c, k, d, Content::Hole).unwrap().offset;
+            assert!(h > d);
+            out.push((d, h));
+            at = h;
+        }
+    }
+
+    #[test]
+    fn seek_allocate_and_punch_holes() {
+        let fs = MemFs::new(1 << 20);
+        let c = Ctx::default();
+        let (k, _) = fs
+            .create(
+                &c,
+                &fs.root(),
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        // Empty: nothing to find, not even the virtual hole (offset 0 is the end).
+        assert_eq!(fs.seek(&c, &k, 0, Content::Hole), Err(VfsError::Nxio));
+        // Data in chunks 1 and 3 of a file 5 chunks long.
+        fs.write(&c, &k, CHUNK + 5, b"x", Stability::Unstable)
+            .unwrap();
+        fs.write(&c, &k, 3 * CHUNK, b"y", Stability::Unstable)
+            .unwrap();
+        fs.setattr(
+            &c,
+            &k,
+            &SetAttr {
+                size: Some(5 * CHUNK),
+                ..SetAttr::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(map(&fs, &k), [(CHUNK, 2 * CHUNK), (3 * CHUNK, 4 * CHUNK)]);
+        let at = |offset, eof| Ok(SoughtAt { offset, eof });
+        assert_eq!(
+            fs.seek(&c, &k, CHUNK + 7, Content::Data),
+            at(CHUNK + 7, false)
+        );
+        assert_eq!(fs.seek(&c, &k, 0, Content::Hole), at(0, false));
+        assert_eq!(
+            fs.seek(&c, &k, 4 * CHUNK, Content::Data),
+            at(5 * CHUNK, true)
+        );
+        assert_eq!(
+            fs.seek(&c, &k, 5 * CHUNK, Content::Data),
+            Err(VfsError::Nxio)
+        );
+        // ALLOCATE fills the hole between and grows the file; its bytes read as zeros.
+        let used = fs.fsstat(&c, &k).unwrap().free_bytes;
+        fs.allocate(&c, &k, 2 * CHUNK, 5 * CHUNK).unwrap();
+        assert_eq!(fs.getattr(&c, &k).unwrap().size, 7 * CHUNK);
+        assert_eq!(map(&fs, &k), [(CHUNK, 7 * CHUNK)]);
+        assert_eq!(used - fs.fsstat(&c, &k).unwrap().free_bytes, 4 * CHUNK);
+        assert_eq!(fs.read(&c, &k, 3 * CHUNK, 2).unwrap().0, b"y\0");
+        // DEALLOCATE: whole chunks go back to holes (and free space), a partial one is
+        // zeroed, the size stays, past the end nothing happens.
+        fs.deallocate(&c, &k, CHUNK + 5, 2 * CHUNK).unwrap();
+        assert_eq!(map(&fs, &k), [(CHUNK, 2 * CHUNK), (3 * CHUNK, 7 * CHUNK)]);
+        assert_eq!(fs.read(&c, &k, CHUNK + 4, 2).unwrap().0, b"\0\0");
+        fs.deallocate(&c, &k, 6 * CHUNK, u64::MAX).unwrap();
+        assert_eq!(fs.getattr(&c, &k).unwrap().size, 7 * CHUNK);
+        assert_eq!(map(&fs, &k), [(CHUNK, 2 * CHUNK), (3 * CHUNK, 6 * CHUNK)]);
+        // Errors: a zero length, past the largest size, a directory, no space.
+        assert_eq!(fs.allocate(&c, &k, 0, 0), Err(VfsError::Inval));
+        assert_eq!(fs.allocate(&c, &k, MAX_SIZE, 1), Err(VfsError::FBig));
+        assert_eq!(
+            fs.seek(&c, &fs.root(), 0, Content::Data),
+            Err(VfsError::IsDir)
+        );
+        assert_eq!(fs.allocate(&c, &k, 0, 1 << 30), Err(VfsError::NoSpc));
+        assert_eq!(
+            fs.getattr(&c, &k).unwrap().size,
+            7 * CHUNK,
+            "nothing changed"
+        );
+        // Ranges of exabytes cost what the file holds, not their length (a loop per chunk
+        // of the range would not end here).
+        let huge = SetAttr {
+            size: Some(MAX_SIZE),
+            ..SetAttr::default()
+        };
+        fs.setattr(&c, &k, &huge, None).unwrap();
+        assert_eq!(fs.allocate(&c, &k, 0, MAX_SIZE), Err(VfsError::NoSpc));
+        fs.deallocate(&c, &k, 0, u64::MAX).unwrap();
+        assert_eq!(map(&fs, &k), []);
+        assert_eq!(
+            fs.seek(&c, &k, 0, Content::Data),
+            Ok(SoughtAt {
+                offset: MAX_SIZE,
+                eof: true
+            })
+        );
+        fs.check_invariants();
     }
 }

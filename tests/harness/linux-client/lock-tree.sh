@@ -6,11 +6,15 @@
 #   flock    util-linux's flock(1) (flock(2) locks), with the shared libraries it needs
 #   setpriv  util-linux's setpriv(1), to run flock as another user (busybox's cannot)
 #   nt-lock  tests/guest/tools/nt-lock.c (fcntl byte-range locks), linked statically
+#   fallocate  util-linux's fallocate(1), for the NFSv4.2 ALLOCATE/DEALLOCATE checks
+#   nt-sparse  tests/guest/tools/nt-sparse.c (a file's SEEK_DATA/SEEK_HOLE map), linked
+#              statically: the host runs it too, on the server's copy of a file
 # Usage: lock-tree.sh TREE   (needs gcc and the static C library: build-essential)
 set -euo pipefail
 TREE=${1:?usage: lock-tree.sh TREE}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$HERE/../../guest/tools/nt-lock.c
+SPARSE=$HERE/../../guest/tools/nt-sparse.c
 need=()
 for p in util-linux gcc libc6-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if ((${#need[@]})); then
@@ -21,7 +25,8 @@ fi
 B=$TREE/opt/nt/bin
 mkdir -p "$B"
 gcc -static -O2 -Wall -Wextra -Werror -o "$B/nt-lock" "$SRC"
-for tool in flock setpriv; do
+gcc -static -O2 -Wall -Wextra -Werror -o "$B/nt-sparse" "$SPARSE"
+for tool in flock setpriv fallocate; do
   bin=$(command -v "$tool") || { echo "lock-tree.sh: util-linux $tool not found" >&2; exit 1; }
   cp "$bin" "$B/$tool"
   for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do mkdir -p "$TREE$(dirname "$lib")"; cp -L "$lib" "$TREE$lib"; done

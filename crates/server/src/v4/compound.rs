@@ -492,17 +492,17 @@ pub static OPS: [OpDesc; 73] = [
     built(op(56, "WANT_DELEGATION", 1, NEEDS_FH | MODIFIES, 64)),
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
     built(op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0)),
-    op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0),
+    built(op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0)),
     op(60, "COPY", 2, NEEDS_FH | MODIFIES, 64),
     op(61, "COPY_NOTIFY", 2, NEEDS_FH | MODIFIES, 64),
-    op(62, "DEALLOCATE", 2, NEEDS_FH | MODIFIES, 0),
+    built(op(62, "DEALLOCATE", 2, NEEDS_FH | MODIFIES, 0)),
     op(63, "IO_ADVISE", 2, NEEDS_FH, 16),
     op(64, "LAYOUTERROR", 2, NEEDS_FH | MODIFIES, 0),
     op(65, "LAYOUTSTATS", 2, NEEDS_FH | MODIFIES, 0),
     op(66, "OFFLOAD_CANCEL", 2, NEEDS_FH | MODIFIES, 0),
     op(67, "OFFLOAD_STATUS", 2, NEEDS_FH, 16),
     op(68, "READ_PLUS", 2, NEEDS_FH, 16),
-    op(69, "SEEK", 2, NEEDS_FH, 16),
+    built(op(69, "SEEK", 2, NEEDS_FH, 16)),
     op(70, "WRITE_SAME", 2, NEEDS_FH | MODIFIES, 32),
     op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0),
     op(72, "GETXATTR", 2, NEEDS_FH, 8),
@@ -774,7 +774,7 @@ fn run_one(
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
 pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, dir, fh, io, lock, open, v40};
+    use ops::{access, attr, dir, fh, io, lock, open, space, v40};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
@@ -797,6 +797,9 @@ pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> 
         A::OpTestStateid(a) => lock::test_stateid(c, a, w),
         A::OpWantDelegation(a) => lock::want_delegation(c, a, w),
         A::OpWrite(a) => io::write(c, a, w),
+        A::OpAllocate(a) => space::allocate(c, a),
+        A::OpDeallocate(a) => space::deallocate(c, a),
+        A::OpSeek(a) => space::seek(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),
         A::OpLookup(a) => fh::lookup(c, a),
@@ -1083,11 +1086,14 @@ mod tests {
                 [(SEQ, 0), (OP_ILLEGAL, code(Nfs4Error::OpIllegal))]
             );
         }
-        // ALLOCATE is NFSv4.2: illegal in 4.1, known (not built) in 4.2.
+        // ALLOCATE and COPY are NFSv4.2: illegal in 4.1; in 4.2 ALLOCATE is built (here
+        // without a current filehandle), COPY is known but not built.
         let mut r = w.run(&req(b"", 1).seq().plain(59).done());
         assert_eq!(r.ops()[1], (OP_ILLEGAL, code(Nfs4Error::OpIllegal)));
         let mut r = w.run(&req(b"", 2).seq().plain(59).done());
-        assert_eq!(r.ops()[1], (59, code(Nfs4Error::NotSupp)));
+        assert_eq!(r.ops()[1], (59, code(Nfs4Error::NoFileHandle)));
+        let mut r = w.run(&req(b"", 2).seq().plain(60).done());
+        assert_eq!(r.ops()[1], (60, code(Nfs4Error::NotSupp)));
         // OPENATTR is not built; OPEN_CONFIRM is NFSv4.0 only.
         let mut r = w.run(&req(b"", 1).seq().plain(PUTROOTFH).plain(19).done());
         assert_eq!(r.ops()[2], (19, code(Nfs4Error::NotSupp)));

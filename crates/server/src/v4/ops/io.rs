@@ -28,10 +28,16 @@ pub(super) fn regular(x: &ExportScope, k: &FileKey) -> R4<()> {
 }
 
 /// The largest file offset (and size) a backend can take: that of `off_t`.
-const MAX_OFFSET: u64 = i64::MAX as u64;
+pub(super) const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// Checks the stateid of an I/O on the current file.
-fn check(c: &Compound<'_>, x: &ExportScope, k: &FileKey, sid: Stateid, io: Io) -> R4<()> {
+pub(super) fn check(
+    c: &Compound<'_>,
+    x: &ExportScope,
+    k: &FileKey,
+    sid: Stateid,
+    io: Io,
+) -> R4<()> {
     let client = c.client()?;
     let file = state_key(x, k);
     c.ctx

@@ -11,6 +11,7 @@ pub mod fh;
 pub mod io;
 pub mod lock;
 pub mod open;
+pub mod space;
 pub mod v40;
 
 use crate::v4::compound::Compound;

@@ -105,6 +105,8 @@ struct World {
     all_gone: Cell<bool>,
     /// The time compounds run at, in milliseconds.
     now: Cell<u64>,
+    /// The minor version compounds carry (1 unless a test says).
+    minor: Cell<u32>,
 }
 
 static NONE: Auth = Auth::None;
@@ -131,6 +133,7 @@ fn world_of(fs: Arc<dyn Backend>, ro: Arc<dyn Backend>) -> World {
         hooks: Hooks::default(),
         all_gone: Cell::new(false),
         now: Cell::new(0),
+        minor: Cell::new(1),
     }
 }
 
@@ -181,7 +184,7 @@ impl World {
         all.extend(ops);
         let args = Compound4args {
             tag: Opaque(vec![]),
-            minorversion: 1,
+            minorversion: self.minor.get(),
             argarray: VarArray(all),
         };
         let mut w = Writer::new();
@@ -1795,3 +1798,4 @@ fn delegation_wants_and_refusals() {
 
 mod p40;
 mod v40;
+mod v42;

@@ -1,0 +1,80 @@
+#!/bin/sh
+# Guest-side NFSv4.2 sparse-file test (busybox sh): SEEK, ALLOCATE and DEALLOCATE as the
+# Linux client uses them. Needs the tree from tests/harness/linux-client/lock-tree.sh
+# (run.sh -a TREE): util-linux `fallocate` and `nt-sparse` (tests/guest/tools/nt-sparse.c,
+# a file's SEEK_DATA/SEEK_HOLE map). The export is mounted at /mnt (must start empty), over
+# vers=4.2: lseek SEEK_DATA/SEEK_HOLE become SEEK, `fallocate -l` ALLOCATE and `fallocate -p`
+# DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes).
+# Prints "MAP NAME LINE" for each file it leaves in the export: the host compares LINE with
+# nt-sparse's map of the server's copy. Exits non-zero on the first failure.
+set -o pipefail
+PATH=/opt/nt/bin:$PATH
+# util-linux's, by its path: busybox sh runs its own fallocate applet (no -p) whatever PATH says
+FALLOCATE=/opt/nt/bin/fallocate
+M=/mnt
+N=0
+K64=65536 M1=1048576
+fail() { echo "FAIL: $*"; echo "nfs42-sparse: FAILED after $N checks"; exit 1; }
+ok() { N=$((N + 1)); echo "ok $N - $*"; }
+run() { "$@" || fail "command failed (rc=$?): $*"; }
+size_is() { # size_is FILE WANT WHAT
+  _s=$(stat -c %s "$1") || fail "stat $1"
+  [ "$_s" = "$2" ] || fail "$3: size $_s, want $2"
+  ok "$3"
+}
+map_is() { # map_is FILE WANT WHAT
+  _m=$(nt-sparse map "$1") || fail "nt-sparse map $1"
+  [ "$_m" = "$2" ] || fail "$3: map '$_m', want '$2'"
+  ok "$3"
+}
+zeros_at() { # zeros_at FILE OFFSET_IN_64K_BLOCKS WHAT: that 64 KiB block reads as zeros
+  _n=$(dd if="$1" bs=$K64 skip="$2" count=1 2>/dev/null | tr -d '\000' | wc -c) || fail "dd $1"
+  [ "$_n" = 0 ] || fail "$3: $_n non-zero bytes"
+  ok "$3"
+}
+
+echo "== tools"
+[ -x $FALLOCATE ] && command -v nt-sparse >/dev/null || fail "fallocate or nt-sparse missing"
+grep -q 'vers=4.2' /proc/mounts || fail "not an NFSv4.2 mount: $(grep ' /mnt ' /proc/mounts)"
+ok "fallocate, nt-sparse and a vers=4.2 mount"
+
+echo "== SEEK_DATA/SEEK_HOLE of a sparse file"
+F=$M/sparse
+# data at [0, 64K), [1M, 1M+64K), [3M, 3M+128K); 4 MiB long, so it ends in a hole
+run nt-sparse write "$F" 0 $K64
+run nt-sparse write "$F" $M1 $K64
+run nt-sparse write "$F" $((3 * M1)) $((2 * K64))
+run nt-sparse size "$F" $((4 * M1))
+map_is "$F" "size 4194304 data 0-65536 data 1048576-1114112 data 3145728-3276800" \
+  "the map seen through the mount"
+E=$M/empty
+: > "$E" || fail "create $E"
+map_is "$E" "size 0" "an empty file has no data"
+SUM0=$(dd if="$F" bs=$K64 count=1 2>/dev/null | md5sum) || fail "md5sum"
+
+echo "== fallocate -p (DEALLOCATE)"
+run $FALLOCATE -p -o $M1 -l $K64 "$F"
+size_is "$F" $((4 * M1)) "punching keeps the size"
+zeros_at "$F" 16 "the punched range reads as zeros"
+map_is "$F" "size 4194304 data 0-65536 data 3145728-3276800" "the punched range is a hole"
+run $FALLOCATE -p -o $((3 * M1)) -l $((M1 + K64)) "$F"
+size_is "$F" $((4 * M1)) "punching to past the end keeps the size"
+map_is "$F" "size 4194304 data 0-65536" "the last data is a hole too"
+
+echo "== fallocate -l (ALLOCATE)"
+A=$M/alloc
+run $FALLOCATE -l $((8 * M1)) "$A"
+size_is "$A" $((8 * M1)) "fallocate -l sets the size of a new file"
+zeros_at "$A" 100 "allocated space reads as zeros"
+run $FALLOCATE -o $((4 * M1)) -l $M1 "$F"
+size_is "$F" $((5 * M1)) "allocating past the end grows the file"
+[ "$(dd if="$F" bs=$K64 count=1 2>/dev/null | md5sum)" = "$SUM0" ] || fail "data changed"
+ok "allocating leaves the data alone"
+zeros_at "$F" 70 "the grown part reads as zeros"
+
+echo "== maps for the host"
+for f in sparse empty alloc; do
+  echo "MAP $f $(nt-sparse map "$M/$f")" || fail "map $f"
+done
+sync
+echo "nfs42-sparse: all $N checks passed"
