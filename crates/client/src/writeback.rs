@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::extents::Extents;
 use crate::nfs::WriteVerf;
 use crate::rpc::buf::Slice;
-use rnfs_proto::nfs3::StableHow;
+use crate::types::Stability;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 pub const JUKEBOX_DELAY: Duration = Duration::from_millis(500);
 
 fn is_jukebox(e: &Error) -> bool {
-    matches!(e, Error::Nfs(rnfs_proto::nfs3::Nfsstat3::Jukebox))
+    matches!(e, Error::Nfs(crate::types::Status::Jukebox))
 }
 
 /// Tuning of the engine.
@@ -72,7 +72,7 @@ pub enum WbAction {
         /// has them).
         data: Slice,
         /// Stability to ask for.
-        stable: StableHow,
+        stable: Stability,
     },
     /// A COMMIT of the whole file.
     Commit {
@@ -87,7 +87,7 @@ pub struct WriteReply {
     /// Bytes the server wrote (may be short).
     pub count: u32,
     /// Stability reached.
-    pub committed: StableHow,
+    pub committed: Stability,
     /// The server's verifier.
     pub verf: WriteVerf,
 }
@@ -379,10 +379,10 @@ impl WriteBack {
             debug_assert!(!self.overlaps_inflight(offset, data.len()));
             let stable = if self.sync_mode {
                 self.stats.sync_writes += 1;
-                StableHow::FileSync
+                Stability::FileSync
             } else {
                 self.stats.unstable_writes += 1;
-                StableHow::Unstable
+                Stability::Unstable
             };
             let op = self.op();
             self.inflight.insert(
@@ -458,7 +458,7 @@ impl WriteBack {
                     );
                 }
                 self.verifier_seen(now, rep.verf);
-                if rep.committed == StableHow::Unstable && n > 0 {
+                if rep.committed == Stability::Unstable && n > 0 {
                     self.write_seq += 1;
                     let meta = Written {
                         verf: rep.verf,
@@ -516,7 +516,7 @@ impl WriteBack {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rnfs_proto::nfs3::Nfsstat3;
+    use crate::types::Status;
 
     const W: usize = 64 * 1024;
     const V1: WriteVerf = WriteVerf([1; 8]);
@@ -530,7 +530,7 @@ mod tests {
         })
     }
 
-    fn ok(count: usize, committed: StableHow, verf: WriteVerf) -> Result<WriteReply, Error> {
+    fn ok(count: usize, committed: Stability, verf: WriteVerf) -> Result<WriteReply, Error> {
         Ok(WriteReply {
             count: count as u32,
             committed,
@@ -539,7 +539,7 @@ mod tests {
     }
 
     fn nospc() -> Error {
-        Error::Nfs(Nfsstat3::NoSpc)
+        Error::Nfs(Status::NoSpc)
     }
 
     /// Answers every WRITE and COMMIT with `f` until the engine asks for nothing more;
@@ -555,7 +555,7 @@ mod tests {
         while let Some(a) = acts.pop() {
             let more = match &a {
                 WbAction::Write { op, stable, .. } => {
-                    if *stable == StableHow::Unstable {
+                    if *stable == Stability::Unstable {
                         u += 1
                     } else {
                         s += 1
@@ -627,7 +627,7 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
+            |a| ok(len_of(a), Stability::Unstable, V1),
             || Ok(V1),
         );
         assert_eq!(wb.check(&mut c), Ok(()));
@@ -664,12 +664,12 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
-            || Err(Error::Nfs(Nfsstat3::Io)),
+            |a| ok(len_of(a), Stability::Unstable, V1),
+            || Err(Error::Nfs(Status::Io)),
         );
         assert_eq!((u, c), (1, 1));
         assert!(wb.is_clean());
-        assert_eq!(wb.check(&mut a), Err(Error::Nfs(Nfsstat3::Io)));
+        assert_eq!(wb.check(&mut a), Err(Error::Nfs(Status::Io)));
     }
 
     #[test]
@@ -699,20 +699,20 @@ mod tests {
         assert!(matches!(
             &acts[..],
             [WbAction::Write {
-                stable: StableHow::FileSync,
+                stable: Stability::FileSync,
                 ..
             }]
         ));
         let WbAction::Write { op, .. } = &acts[0] else {
             unreachable!()
         };
-        let next = wb.on_write_done(t, *op, ok(W, StableHow::FileSync, V1));
+        let next = wb.on_write_done(t, *op, ok(W, Stability::FileSync, V1));
         assert!(!wb.sync_mode());
         assert_eq!(next.len(), 3);
         assert!(next.iter().all(|a| matches!(
             a,
             WbAction::Write {
-                stable: StableHow::Unstable,
+                stable: Stability::Unstable,
                 ..
             }
         )));
@@ -742,7 +742,7 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
+            |a| ok(len_of(a), Stability::Unstable, V1),
             || Ok(V1),
         );
         assert_eq!((u, s, c), (16, 0, 1));
@@ -765,7 +765,7 @@ mod tests {
             let WbAction::Write { op, data, .. } = a else {
                 panic!()
             };
-            for b in wb.on_write_done(t, op, ok(data.len(), StableHow::Unstable, V1)) {
+            for b in wb.on_write_done(t, op, ok(data.len(), Stability::Unstable, V1)) {
                 commit = Some(b);
             }
         }
@@ -781,7 +781,7 @@ mod tests {
             &mut wb,
             t,
             resend,
-            |a| ok(len_of(a), StableHow::Unstable, V2),
+            |a| ok(len_of(a), Stability::Unstable, V2),
             || Ok(V2),
         );
         assert_eq!(c, 1);
@@ -799,14 +799,14 @@ mod tests {
             panic!()
         };
         assert!(wb
-            .on_write_done(t, *op, ok(W, StableHow::Unstable, V1))
+            .on_write_done(t, *op, ok(W, Stability::Unstable, V1))
             .is_empty());
         wb.write(t, 4 * W as u64, &vec![2; W]);
         let b = wb.poll(t);
         let WbAction::Write { op, .. } = &b[0] else {
             panic!()
         };
-        let again = wb.on_write_done(t, *op, ok(W, StableHow::Unstable, V2));
+        let again = wb.on_write_done(t, *op, ok(W, Stability::Unstable, V2));
         assert!(
             matches!(&again[0], WbAction::Write { offset: 0, .. }),
             "{again:?}"
@@ -832,7 +832,7 @@ mod tests {
         let WbAction::Write { op, .. } = &first[0] else {
             panic!()
         };
-        let next = wb.on_write_done(t, *op, ok(100, StableHow::Unstable, V1));
+        let next = wb.on_write_done(t, *op, ok(100, Stability::Unstable, V1));
         assert!(
             matches!(&next[..], [WbAction::Write { offset: 50, data, .. }] if data.len() == 100)
         );
@@ -852,7 +852,7 @@ mod tests {
         let WbAction::Write { op, .. } = &acts[0] else {
             panic!()
         };
-        let more = wb.on_write_done(t, *op, ok(600, StableHow::Unstable, V1));
+        let more = wb.on_write_done(t, *op, ok(600, Stability::Unstable, V1));
         assert!(more.is_empty());
         wb.flush();
         let acts = wb.poll(t);
@@ -863,7 +863,7 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
+            |a| ok(len_of(a), Stability::Unstable, V1),
             || Ok(V1),
         );
         assert_eq!(c, 1);
@@ -887,10 +887,10 @@ mod tests {
             })
             .collect();
         // One answer: 1 unstable wsize, below the bound; nothing but the next WRITE.
-        let next = wb.on_write_done(t, ops[0], ok(W, StableHow::Unstable, V1));
+        let next = wb.on_write_done(t, ops[0], ok(W, Stability::Unstable, V1));
         assert!(matches!(&next[..], [WbAction::Write { .. }]), "{next:?}");
         // Two: the bound is reached with data still dirty and in flight: a COMMIT now.
-        let next = wb.on_write_done(t, ops[1], ok(W, StableHow::Unstable, V1));
+        let next = wb.on_write_done(t, ops[1], ok(W, Stability::Unstable, V1));
         let commit = next.iter().find_map(|a| match a {
             WbAction::Commit { op } => Some(*op),
             WbAction::Write { .. } => None,
@@ -900,7 +900,7 @@ mod tests {
         };
         assert!(!wb.is_written());
         // A WRITE answered after the COMMIT was sent is not covered by it.
-        wb.on_write_done(t, ops[2], ok(W, StableHow::Unstable, V1));
+        wb.on_write_done(t, ops[2], ok(W, Stability::Unstable, V1));
         wb.on_commit_done(t, cop, Ok(V1));
         assert_eq!(wb.uncommitted_bytes(), W as u64);
         assert_eq!(wb.stats().commits, 1);
@@ -916,7 +916,7 @@ mod tests {
             panic!()
         };
         assert!(wb
-            .on_write_done(t, *op, ok(W, StableHow::Unstable, V1))
+            .on_write_done(t, *op, ok(W, Stability::Unstable, V1))
             .is_empty());
         assert!(wb.poll(t + Duration::from_secs(4)).is_empty(), "not yet");
         let c = wb.poll(t + Duration::from_secs(5));
@@ -939,7 +939,7 @@ mod tests {
         let WbAction::Write { op, .. } = &a[0] else {
             panic!()
         };
-        let busy = Err(Error::Nfs(Nfsstat3::Jukebox));
+        let busy = Err(Error::Nfs(Status::Jukebox));
         assert!(
             wb.on_write_done(t, *op, busy.clone()).is_empty(),
             "no busy loop"
@@ -951,12 +951,12 @@ mod tests {
             panic!()
         };
         let t2 = t + JUKEBOX_DELAY;
-        let c = wb.on_write_done(t2, *op, ok(100, StableHow::Unstable, V1));
+        let c = wb.on_write_done(t2, *op, ok(100, Stability::Unstable, V1));
         let WbAction::Commit { op } = c[0] else {
             panic!("{c:?}")
         };
         assert!(wb
-            .on_commit_done(t2, op, Err(Error::Nfs(Nfsstat3::Jukebox)))
+            .on_commit_done(t2, op, Err(Error::Nfs(Status::Jukebox)))
             .is_empty());
         let c = wb.poll(t2 + JUKEBOX_DELAY);
         let WbAction::Commit { op } = c[0] else {
