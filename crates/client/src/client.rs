@@ -376,7 +376,9 @@ impl Client {
         &self.s.export
     }
 
-    /// The typed NFSv3 calls this client uses.
+    /// The NFSv3 edge this client sends its calls through, for tools that measure raw
+    /// calls (`bench/loadgen`); a file system layer uses the inode-level API instead, which
+    /// does not depend on the protocol version.
     pub fn nfs(&self) -> &Nfs3 {
         &self.s.nfs
     }
@@ -885,7 +887,8 @@ impl Client {
     }
 
     /// Space figures of the export, refused with [`crate::ServerError::Fsstat`] when they
-    /// cannot all be true (see [`check_fsstat`]).
+    /// cannot all be true (free within total, available within free, for bytes and for
+    /// file slots).
     pub async fn fsstat(&self) -> Result<FsStat, Error> {
         let s = self.s.nfs.fsstat(self.s.root.fh()).await?;
         check_fsstat(&s)?;
@@ -973,7 +976,7 @@ impl Client {
 /// bytes available to the caller within the free ones, and the same for file slots. A
 /// server breaking these would have `df` show nonsense (issue 13: free above total showed
 /// as 1% used).
-pub fn check_fsstat(s: &FsStat) -> Result<(), crate::error::ServerError> {
+pub(crate) fn check_fsstat(s: &FsStat) -> Result<(), crate::error::ServerError> {
     let bad = |what: String| Err(crate::error::ServerError::Fsstat(what));
     if s.fbytes > s.tbytes {
         return bad(format!("{} bytes free of {} in total", s.fbytes, s.tbytes));
@@ -1042,22 +1045,10 @@ mod tests {
         };
         assert_eq!(check_fsstat(&ok), Ok(()));
         for bad in [
-            FsStat {
-                fbytes: 101,
-                ..ok.clone()
-            },
-            FsStat {
-                abytes: 61,
-                ..ok.clone()
-            },
-            FsStat {
-                ffiles: 11,
-                ..ok.clone()
-            },
-            FsStat {
-                afiles: 6,
-                ..ok.clone()
-            },
+            FsStat { fbytes: 101, ..ok },
+            FsStat { abytes: 61, ..ok },
+            FsStat { ffiles: 11, ..ok },
+            FsStat { afiles: 6, ..ok },
         ] {
             assert!(check_fsstat(&bad).is_err(), "{bad:?}");
         }

@@ -359,7 +359,7 @@ impl File {
     }
 
     /// Counters of the file's write-back engine.
-    pub fn wb_stats(&self) -> crate::writeback::WbStats {
+    pub fn wb_stats(&self) -> crate::WbStats {
         self.ino.wb.lock().stats()
     }
 

@@ -27,28 +27,28 @@ pub const DEFAULT_READAHEAD: u64 = 8 << 20;
 /// Live counters of a client's caches; after any workload they return to their baseline
 /// once files are closed and inodes released (seed entries 6-12).
 #[derive(Debug)]
-pub struct CacheCounters {
+pub(crate) struct CacheCounters {
     /// Inode objects alive.
-    pub inodes: AtomicU64,
+    pub(crate) inodes: AtomicU64,
     /// Clean pages cached.
-    pub pages: AtomicU64,
+    pub(crate) pages: AtomicU64,
     /// Bytes in clean pages.
-    pub page_bytes: AtomicU64,
+    pub(crate) page_bytes: AtomicU64,
     /// Bytes held by write-back engines (dirty, in flight, unstable).
-    pub wb_bytes: AtomicU64,
+    pub(crate) wb_bytes: AtomicU64,
     /// Limit on `page_bytes`.
-    pub page_limit: AtomicU64,
+    pub(crate) page_limit: AtomicU64,
     /// READs of pages in flight (each fills one or more pages).
-    pub fetches: AtomicU64,
+    pub(crate) fetches: AtomicU64,
     /// Most bytes a file reads ahead of a sequential reader (0: no read-ahead).
-    pub readahead_max: AtomicU64,
+    pub(crate) readahead_max: AtomicU64,
     /// Pages asked for by read-ahead (not by a reader's own buffer), ever.
-    pub readahead_pages: AtomicU64,
+    pub(crate) readahead_pages: AtomicU64,
     /// Times a reader waited for a READ already in flight instead of sending its own.
-    pub fetch_waits: AtomicU64,
+    pub(crate) fetch_waits: AtomicU64,
     /// Times a reader sent its own READ after the one it waited for failed or raced with
     /// a write.
-    pub fetch_retries: AtomicU64,
+    pub(crate) fetch_retries: AtomicU64,
 }
 
 impl Default for CacheCounters {
@@ -68,7 +68,7 @@ impl Default for CacheCounters {
     }
 }
 
-/// A snapshot of [`CacheCounters`].
+/// A snapshot of the client's cache counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Inode objects alive.
@@ -97,7 +97,7 @@ pub struct ReadAheadStats {
 
 impl CacheCounters {
     /// A snapshot.
-    pub fn snapshot(&self) -> CacheStats {
+    pub(crate) fn snapshot(&self) -> CacheStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CacheStats {
             inodes: l(&self.inodes),
@@ -109,7 +109,7 @@ impl CacheCounters {
     }
 
     /// Read-ahead totals.
-    pub fn readahead(&self) -> ReadAheadStats {
+    pub(crate) fn readahead(&self) -> ReadAheadStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ReadAheadStats {
             pages: l(&self.readahead_pages),
@@ -343,7 +343,7 @@ impl Inode {
     /// had been seen unchanged when fetched, kept within `min..=max` (the adaptive
     /// attribute cache of NFS clients, `acregmin`/`acregmax` or `acdirmin`/`acdirmax`: a
     /// file that changes often is asked about often, one that sits still is trusted longer).
-    pub fn cached_attr(&self, now: Instant, min: Duration, max: Duration) -> Option<Attr> {
+    pub(crate) fn cached_attr(&self, now: Instant, min: Duration, max: Duration) -> Option<Attr> {
         let a = self.attr.lock();
         let (attr, fetched, stable) = a.as_ref()?;
         let fetched = (*fetched)?;

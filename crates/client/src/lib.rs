@@ -10,7 +10,7 @@
 //!   callbacks).
 //! - [`nfs`]: the NFSv3 edge: typed calls in the client's types, MOUNT and portmap
 //!   lookups, counters of WRITE/COMMIT.
-//! - [`writeback`]: the sans-IO write-back engine of one file and the W1-W6 error
+//! - `writeback` (private): the sans-IO write-back engine of one file and the W1-W6 error
 //!   contract (per-handle error cursors).
 //! - [`client`], [`mod@file`], [`inode`], [`readdir`]: the mounted export, open files over a
 //!   page cache, one inode per handle, READDIRPLUS with a cookie cache. [`Client`] has a
@@ -71,7 +71,7 @@ pub mod rpc;
 pub mod types;
 pub mod url;
 mod v3;
-pub mod writeback;
+mod writeback;
 
 pub use client::{Client, MountOptions};
 pub use error::{Error, RpcError, ServerError};
@@ -82,3 +82,4 @@ pub use types::{
     Stability, Status, Time,
 };
 pub use url::NfsUrl;
+pub use writeback::WbStats;

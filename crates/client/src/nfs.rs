@@ -25,22 +25,22 @@ pub struct WriteVerf(pub [u8; 8]);
 
 /// Counters of data operations sent (live values).
 #[derive(Debug, Default)]
-pub struct IoCounters {
+pub(crate) struct IoCounters {
     /// WRITE calls sent with UNSTABLE.
-    pub unstable_writes: AtomicU64,
+    pub(crate) unstable_writes: AtomicU64,
     /// WRITE calls sent with DATA_SYNC or FILE_SYNC.
-    pub sync_writes: AtomicU64,
+    pub(crate) sync_writes: AtomicU64,
     /// COMMIT calls sent.
-    pub commits: AtomicU64,
+    pub(crate) commits: AtomicU64,
     /// READ calls sent.
-    pub reads: AtomicU64,
+    pub(crate) reads: AtomicU64,
     /// Bytes sent in WRITE calls.
-    pub bytes_written: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
     /// Bytes received in READ replies.
-    pub bytes_read: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
 }
 
-/// A snapshot of [`IoCounters`].
+/// A snapshot of the counters of data operations sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {
     /// WRITE calls sent with UNSTABLE.
@@ -59,7 +59,7 @@ pub struct IoStats {
 
 impl IoCounters {
     /// A snapshot.
-    pub fn snapshot(&self) -> IoStats {
+    pub(crate) fn snapshot(&self) -> IoStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         IoStats {
             unstable_writes: l(&self.unstable_writes),
@@ -158,7 +158,7 @@ impl Nfs3 {
     }
 
     /// The RPC client (for its counters).
-    pub fn rpc(&self) -> &RpcClient {
+    pub(crate) fn rpc(&self) -> &RpcClient {
         &self.rpc
     }
 
@@ -580,7 +580,7 @@ pub struct Listing {
 }
 
 /// MNT (RFC 1813 appendix I): the root handle of `path` on the MOUNT server behind `rpc`.
-pub async fn mnt(rpc: &RpcClient, path: &str) -> Result<FileHandle, Error> {
+pub(crate) async fn mnt(rpc: &RpcClient, path: &str) -> Result<FileHandle, Error> {
     let p = XdrString::<{ mount3::MNTPATHLEN }>::new(path.as_bytes().to_vec())
         .map_err(|_| Error::Invalid("export path longer than 1024 bytes"))?;
     match rpc
@@ -598,7 +598,7 @@ pub async fn mnt(rpc: &RpcClient, path: &str) -> Result<FileHandle, Error> {
 }
 
 /// PMAPPROC_GETPORT (RFC 1833 section 3.2) over TCP; `None` when not registered.
-pub async fn getport(rpc: &RpcClient, prog: u32, vers: u32) -> Result<Option<u16>, Error> {
+pub(crate) async fn getport(rpc: &RpcClient, prog: u32, vers: u32) -> Result<Option<u16>, Error> {
     let m = portmap::Mapping {
         prog,
         vers,
