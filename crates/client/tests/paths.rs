@@ -8,7 +8,7 @@ mod common;
 use common::Target;
 use rnfs_client::types::access;
 use rnfs_client::{Client, Error, OpenOptions};
-use rnfs_client::{CreateHow, FileType, SetAttr, SetTime, Status, Time};
+use rnfs_client::{CreateHow, Device, FileType, SetAttr, SetTime, SpecialFile, Status, Time};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
@@ -358,4 +358,86 @@ async fn the_attribute_cache_keeps_files_and_directories_for_their_own_times() {
     let n = c2.rpc_stats().table.calls;
     c2.getattr(&f2).await.unwrap();
     assert_eq!(c2.rpc_stats().table.calls - n, 1, "noac asks every time");
+}
+
+/// The inode-level API a file system layer (the FUSE mount) uses: every kind of object it
+/// makes, and each change shows in the next listing at once (a call that changes a
+/// directory forgets the client's cached listing of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inode_api_makes_every_kind_of_object_and_listings_follow_at_once() {
+    let t = Target::new(64 << 20);
+    let c = t.mount(|_| {}).await;
+    let root = c.root();
+    let d = c.mkdir_in(&root, "d", 0o755).await.unwrap();
+    let ls = |c: Client| async move { names(c.read_dir("/d").await.unwrap()) };
+    assert!(ls(c.clone()).await.is_empty());
+
+    let p = c.mknod_in(&d, "p", SpecialFile::Fifo, 0o640).await.unwrap();
+    let a = c.getattr(&p).await.unwrap();
+    assert_eq!((a.ftype, a.mode & 0o7777), (FileType::Fifo, 0o640));
+    let dev = Device { major: 1, minor: 3 };
+    let chr = c
+        .mknod_in(&d, "c", SpecialFile::Chr(dev), 0o600)
+        .await
+        .unwrap();
+    let a = c.getattr(&chr).await.unwrap();
+    assert_eq!((a.ftype, a.rdev), (FileType::Chr, dev));
+    let f = c
+        .create_in(&d, "f", CreateHow::Guarded(SetAttr::mode(0o644)))
+        .await
+        .unwrap();
+    assert_eq!(ls(c.clone()).await, ["c", "f", "p"]);
+    assert_eq!(
+        c.create_in(&d, "f", CreateHow::Guarded(SetAttr::mode(0o644)))
+            .await
+            .unwrap_err(),
+        Error::Nfs(Status::Exist)
+    );
+
+    c.link_in(&f, &d, "g").await.unwrap();
+    assert_eq!(
+        c.getattr(&f).await.unwrap().nlink,
+        2,
+        "LINK expires the attributes"
+    );
+    let l = c.symlink_in(&d, "l", "f").await.unwrap();
+    assert_eq!(c.readlink_of(&l).await.unwrap(), b"f");
+    assert_eq!(ls(c.clone()).await, ["c", "f", "g", "l", "p"]);
+    c.rename_in(&d, "g", &root, "g2").await.unwrap();
+    assert_eq!(ls(c.clone()).await, ["c", "f", "l", "p"]);
+    let g2 = c.lookup_in(&root, "g2").await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&g2, &f), "one inode per handle");
+
+    c.setattr_of(
+        &f,
+        SetAttr {
+            size: Some(3),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.getattr(&f).await.unwrap().size, 3);
+    assert_eq!(
+        c.access_of(&f, access::READ | access::MODIFY)
+            .await
+            .unwrap(),
+        access::READ | access::MODIFY
+    );
+
+    c.remove_in(&d, "p").await.unwrap();
+    let sub = c.mkdir_in(&d, "sub", 0o700).await.unwrap();
+    assert_eq!(c.getattr(&sub).await.unwrap().ftype, FileType::Dir);
+    assert_eq!(
+        c.rmdir_in(&root, "d").await.unwrap_err(),
+        Error::Nfs(Status::NotEmpty)
+    );
+    c.rmdir_in(&d, "sub").await.unwrap();
+    assert_eq!(ls(c.clone()).await, ["c", "f", "l"]);
+    assert_eq!(
+        c.lookup_in(&d, "p").await.unwrap_err(),
+        Error::Nfs(Status::NoEnt)
+    );
+    let fs = c.fsstat().await.unwrap();
+    assert!(fs.abytes <= fs.fbytes && fs.fbytes <= fs.tbytes, "{fs:?}");
 }

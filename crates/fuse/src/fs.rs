@@ -1312,3 +1312,19 @@ impl Filesystem for RnfsFs {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{dev_t, device};
+    use rnfs_client::Device;
+
+    #[test]
+    fn device_numbers_round_trip_through_a_linux_dev_t() {
+        for (major, minor) in [(1, 3), (8, 0), (253, 70_000), (0xfff, 0xfffff)] {
+            let d = Device { major, minor };
+            assert_eq!(device(dev_t(d)), d, "{major}:{minor}");
+        }
+        // /dev/null as the kernel passes it.
+        assert_eq!(device(0x103), Device { major: 1, minor: 3 });
+    }
+}
