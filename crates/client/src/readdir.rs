@@ -348,6 +348,12 @@ impl Client {
     /// attributes, and cached chunks taken at another modification time are dropped.
     pub async fn open_dir(&self, path: &str) -> Result<DirStream, Error> {
         let dir = self.resolve_follow(path).await?;
+        self.open_dir_of(dir, path).await
+    }
+
+    /// Starts listing the directory `dir`: [`Client::open_dir`] for a caller that holds
+    /// the inode (a file system layer); `label` names the directory in errors and logs.
+    pub async fn open_dir_of(&self, dir: Arc<Inode>, label: &str) -> Result<DirStream, Error> {
         let a = self.revalidate(&dir).await?;
         if a.ftype != FileType::Dir {
             return Err(Error::Nfs(Status::NotDir));
@@ -356,7 +362,7 @@ impl Client {
         Ok(DirStream {
             c: self.clone(),
             dir,
-            path: path.to_string(),
+            path: label.to_string(),
             cookie: 0,
             verf: [0; 8],
             done: false,

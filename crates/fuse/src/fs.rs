@@ -747,12 +747,19 @@ impl Inner {
         if let (Some(v), false) = (e.as_ref(), rewind) {
             return Ok(v.clone());
         }
-        let path = self.path(d.node)?;
+        let dir = self.node(d.node)?;
+        let path = self
+            .path(d.node)
+            .unwrap_or_else(|_| format!("(node {:#x})", d.node));
         // A name the kernel would refuse (empty, with `/` or NUL) would fail the whole
         // listing with EIO: the client leaves such entries out and logs the first.
         let list = self
             .c
-            .read_dir_skipping_bad_names(&path)
+            .open_dir_of(dir, &path)
+            .await
+            .map_err(errno)?
+            .skip_bad_names()
+            .collect()
             .await
             .map_err(errno)?;
         let parent = self
