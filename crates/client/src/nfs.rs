@@ -1,6 +1,6 @@
 //! Typed NFSv3 calls (RFC 1813 section 3.3) over [`RpcClient`], and MOUNT/portmap helpers:
 //! the client's NFSv3 edge. Each method takes and returns the client's own types
-//! ([`crate::types`], mapped in [`crate::v3`]), so that the layers above never see the
+//! ([`crate::types`], mapped in the private module `v3`), so that the layers above never see the
 //! protocol version; tools that measure raw calls (`bench/loadgen`) use it directly.
 //!
 //! Each method sends one call and turns a non-OK status into [`Error::Nfs`]. Counters of

@@ -1,6 +1,6 @@
 //! The client's own types: attributes, handles, statuses, stability, what to set and what
 //! to create. They say what the client means, not what one protocol version puts on the
-//! wire: NFSv3 replies are mapped to them in one place ([`crate::v3`]), and NFSv4 will
+//! wire: NFSv3 replies are mapped to them in one place (the private module `v3`), and NFSv4 will
 //! map to the same types, so the layers above (open files, the FUSE mount, the tools)
 //! never see a protocol version.
 
@@ -288,7 +288,7 @@ pub mod access {
 }
 
 /// Why a server refused an operation: the client's own statuses. NFSv3's map to them in
-/// [`crate::v3`]; NFSv4 shares most (same meaning, same names) and its state statuses
+/// the private module `v3`; NFSv4 shares most (same meaning, same names) and its state statuses
 /// (stale state ids, grace, sessions) are handled below the client's API, so they are
 /// added here only as far as a caller must tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
