@@ -16,8 +16,10 @@
 //!             | client-write | client-read | seed-nospc | null
 use rnfs_client::nfs::Nfs3;
 use rnfs_client::rpc::buf::Slice;
-use rnfs_client::{Client, Error, MountOptions, NfsUrl, OpenOptions};
-use rnfs_proto::nfs3::{CreateHow3, FileHandle3, Nfsstat3, Sattr3, StableHow};
+use rnfs_client::{
+    Client, CreateHow, Error, FileHandle, MountOptions, NfsUrl, OpenOptions, SetAttr, Stability,
+    Status,
+};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,7 +62,9 @@ fn parse_size(s: &str) -> Res<u64> {
 fn parse_args() -> Res<Opts> {
     let mut a = std::env::args().skip(1);
     let mut o = Opts {
-        url: a.next().ok_or("usage: rnfs-loadgen URL WORKLOAD [options]")?,
+        url: a
+            .next()
+            .ok_or("usage: rnfs-loadgen URL WORKLOAD [options]")?,
         workload: a.next().ok_or("missing WORKLOAD")?,
         name: "bench.dat".into(),
         size: 1 << 30,
@@ -141,7 +145,7 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 struct Ctx {
     c: Client,
     nfs: Nfs3,
-    root: FileHandle3,
+    root: FileHandle,
     rtmax: u64,
     wtmax: u64,
 }
@@ -150,7 +154,7 @@ fn report(secs: f64, bytes: u64, ops: u64, extra: &str) {
     println!("RESULT secs={secs:.6} bytes={bytes} ops={ops}{extra}");
 }
 
-async fn lookup(x: &Ctx, name: &str) -> Res<FileHandle3> {
+async fn lookup(x: &Ctx, name: &str) -> Res<FileHandle> {
     Ok(x.nfs.lookup(&x.root, name).await.map_err(e)?.0)
 }
 
@@ -159,14 +163,14 @@ async fn seq_write(x: &Ctx, o: &Opts) -> Res<()> {
     let n = o.size.div_ceil(bs);
     let data = Slice::from_vec(pattern(bs as usize, 1));
     let t = Instant::now();
-    let sattr = Sattr3 {
+    let sattr = SetAttr {
         mode: Some(0o644),
         size: Some(0),
         ..Default::default()
     };
     let (fh, _) = x
         .nfs
-        .create(&x.root, &o.name, CreateHow3::Unchecked(sattr))
+        .create(&x.root, &o.name, CreateHow::Unchecked(sattr))
         .await
         .map_err(e)?;
     let (nfs, size, fh2) = (x.nfs.clone(), o.size, fh.clone());
@@ -178,10 +182,10 @@ async fn seq_write(x: &Ctx, o: &Opts) -> Res<()> {
             let off = i * bs;
             let len = bs.min(size - off) as usize;
             let r = nfs
-                .write(&fh, off, data.sub(0, len), StableHow::Unstable)
+                .write(&fh, off, data.sub(0, len), Stability::Unstable)
                 .await
                 .map_err(e)?;
-            if r.committed == StableHow::Unstable {
+            if r.committed == Stability::Unstable {
                 nc.store(true, Ordering::Relaxed);
             }
             if u64::from(r.count) != len as u64 {
@@ -240,10 +244,10 @@ async fn rand_io(x: &Ctx, o: &Opts, write: bool) -> Res<()> {
             let off = (mix(i ^ 0x5555) % blocks) * bs;
             if write {
                 let r = nfs
-                    .write(&fh, off, data.clone(), StableHow::Unstable)
+                    .write(&fh, off, data.clone(), Stability::Unstable)
                     .await
                     .map_err(e)?;
-                if r.committed == StableHow::Unstable {
+                if r.committed == Stability::Unstable {
                     nc.store(true, Ordering::Relaxed);
                 }
             } else {
@@ -263,25 +267,25 @@ async fn rand_io(x: &Ctx, o: &Opts, write: bool) -> Res<()> {
     Ok(())
 }
 
-async fn mkdir_fresh(x: &Ctx, name: &str) -> Res<FileHandle3> {
+async fn mkdir_fresh(x: &Ctx, name: &str) -> Res<FileHandle> {
     match x.nfs.mkdir(&x.root, name, 0o755).await {
         Ok((fh, _)) => Ok(fh),
-        Err(Error::Nfs(Nfsstat3::Exist)) => lookup(x, name).await,
+        Err(Error::Nfs(Status::Exist)) => lookup(x, name).await,
         Err(err) => Err(e(err)),
     }
 }
 
 /// Creates `count` empty files f0000000.. in directory `name` (GUARDED CREATE).
-async fn create_files(x: &Ctx, dir: &FileHandle3, count: u64, qd: usize) -> Res<()> {
+async fn create_files(x: &Ctx, dir: &FileHandle, count: u64, qd: usize) -> Res<()> {
     let (nfs, dir) = (x.nfs.clone(), dir.clone());
     parallel(qd, count, move |i| {
         let (nfs, dir) = (nfs.clone(), dir.clone());
         async move {
-            let sattr = Sattr3 {
+            let sattr = SetAttr {
                 mode: Some(0o644),
                 ..Default::default()
             };
-            nfs.create(&dir, &format!("f{i:07}"), CreateHow3::Guarded(sattr))
+            nfs.create(&dir, &format!("f{i:07}"), CreateHow::Guarded(sattr))
                 .await
                 .map_err(e)?;
             Ok(())
@@ -347,9 +351,9 @@ async fn readdirplus(x: &Ctx, o: &Opts) -> Res<()> {
             .await
             .map_err(e)?;
         calls += 1;
-        verf = r.cookieverf.0;
+        verf = r.verf;
         for en in &r.entries {
-            let nm = en.name.0.as_slice();
+            let nm = en.name.as_slice();
             if nm != b"." && nm != b".." {
                 n += 1;
             }
@@ -372,11 +376,10 @@ async fn readdirplus(x: &Ctx, o: &Opts) -> Res<()> {
 async fn client_write(x: &Ctx, o: &Opts) -> Res<()> {
     let chunk = pattern(1 << 20, 3);
     let t = Instant::now();
-    let mut f = x
-        .c
-        .open(&format!("/{}", o.name), OpenOptions::create_truncate())
-        .await
-        .map_err(e)?;
+    let mut f =
+        x.c.open(&format!("/{}", o.name), OpenOptions::create_truncate())
+            .await
+            .map_err(e)?;
     let mut left = o.size;
     while left > 0 {
         let k = left.min(chunk.len() as u64) as usize;
@@ -391,11 +394,10 @@ async fn client_write(x: &Ctx, o: &Opts) -> Res<()> {
 async fn client_read(x: &Ctx, o: &Opts) -> Res<()> {
     let mut buf = vec![0u8; 1 << 20];
     let t = Instant::now();
-    let mut f = x
-        .c
-        .open(&format!("/{}", o.name), OpenOptions::read())
-        .await
-        .map_err(e)?;
+    let mut f =
+        x.c.open(&format!("/{}", o.name), OpenOptions::read())
+            .await
+            .map_err(e)?;
     let mut got = 0u64;
     loop {
         let k = f.read(&mut buf).await.map_err(e)?;

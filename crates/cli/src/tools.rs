@@ -15,8 +15,7 @@
 //! An NFS destination file is closed before it counts as copied, so a write-back error
 //! (e.g. ENOSPC) fails the copy.
 use anyhow::{anyhow, bail, Context, Result};
-use rnfs_client::{Attr, Client, MountOptions, NfsUrl, OpenOptions};
-use rnfs_proto::nfs3::{Ftype3, Nfsstat3};
+use rnfs_client::{Attr, Client, FileType, MountOptions, NfsUrl, OpenOptions, Status};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -212,15 +211,15 @@ pub(crate) fn run(cmd: ToolCmd) -> Result<()> {
     })
 }
 
-fn type_char(t: Ftype3) -> char {
+fn type_char(t: FileType) -> char {
     match t {
-        Ftype3::Reg => '-',
-        Ftype3::Dir => 'd',
-        Ftype3::Blk => 'b',
-        Ftype3::Chr => 'c',
-        Ftype3::Lnk => 'l',
-        Ftype3::Sock => 's',
-        Ftype3::Fifo => 'p',
+        FileType::Reg => '-',
+        FileType::Dir => 'd',
+        FileType::Blk => 'b',
+        FileType::Chr => 'c',
+        FileType::Lnk => 'l',
+        FileType::Sock => 's',
+        FileType::Fifo => 'p',
     }
 }
 
@@ -237,8 +236,7 @@ fn mode_string(a: &Attr) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC (civil-from-days, H. Hinnant).
-fn time_string(secs: u32) -> String {
-    let secs = i64::from(secs);
+fn time_string(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -314,7 +312,7 @@ pub(crate) fn join(dir: &str, name: &str) -> String {
 async fn ls(url: &str, long: bool, recursive: bool) -> Result<()> {
     let (c, p) = mount(url).await?;
     let a = c.metadata(&p).await.with_context(|| format!("ls {url}"))?;
-    if a.ftype != Ftype3::Dir {
+    if a.ftype != FileType::Dir {
         let name = shown(p.rsplit('/').next().unwrap_or(&p).as_bytes());
         println!("{}", if long { long_line(&a, &name) } else { name });
         return Ok(());
@@ -347,7 +345,7 @@ async fn ls(url: &str, long: bool, recursive: bool) -> Result<()> {
                 (Some(a), true) => println!("{}", long_line(a, &show)),
                 _ => println!("{show}"),
             }
-            if recursive && attr.is_some_and(|a| a.ftype == Ftype3::Dir) {
+            if recursive && attr.is_some_and(|a| a.ftype == FileType::Dir) {
                 subdirs.push(join(&dir, &name));
             }
         }
@@ -394,7 +392,7 @@ pub(crate) fn base_name(s: &str) -> Result<String> {
 
 async fn rm(c: &Client, p: &str, recursive: bool) -> Result<()> {
     let a = c.metadata(p).await?;
-    if a.ftype != Ftype3::Dir {
+    if a.ftype != FileType::Dir {
         return Ok(c.remove(p).await?);
     }
     if !recursive {
@@ -411,14 +409,14 @@ async fn rm(c: &Client, p: &str, recursive: bool) -> Result<()> {
         for e in c.read_dir(&dir).await? {
             let child = join(&dir, &e.name_lossy());
             let is_dir = match e.attr {
-                Some(a) => a.ftype == Ftype3::Dir,
-                None => c.metadata(&child).await?.ftype == Ftype3::Dir,
+                Some(a) => a.ftype == FileType::Dir,
+                None => c.metadata(&child).await?.ftype == FileType::Dir,
             };
             if is_dir {
                 stack.push((child, false));
             } else {
                 match c.remove(&child).await {
-                    Ok(()) | Err(rnfs_client::Error::Nfs(Nfsstat3::NoEnt)) => {}
+                    Ok(()) | Err(rnfs_client::Error::Nfs(Status::NoEnt)) => {}
                     Err(e) => return Err(e).with_context(|| format!("removing {child}")),
                 }
             }
@@ -452,7 +450,7 @@ async fn mv(src: &str, dst: &str) -> Result<()> {
         rel.to_string()
     };
     if let Ok(a) = c.metadata(&to).await {
-        if a.ftype == Ftype3::Dir {
+        if a.ftype == FileType::Dir {
             to = join(&to, &base_name(src)?);
         }
     }
@@ -463,13 +461,13 @@ async fn mv(src: &str, dst: &str) -> Result<()> {
 
 fn print_stat(p: &str, a: &Attr) {
     let kind = match a.ftype {
-        Ftype3::Reg => "regular file",
-        Ftype3::Dir => "directory",
-        Ftype3::Blk => "block device",
-        Ftype3::Chr => "character device",
-        Ftype3::Lnk => "symbolic link",
-        Ftype3::Sock => "socket",
-        Ftype3::Fifo => "fifo",
+        FileType::Reg => "regular file",
+        FileType::Dir => "directory",
+        FileType::Blk => "block device",
+        FileType::Chr => "character device",
+        FileType::Lnk => "symbolic link",
+        FileType::Sock => "socket",
+        FileType::Fifo => "fifo",
     };
     println!("  File: {p}");
     println!("  Size: {:<12} Blocks used: {:<10} {kind}", a.size, a.used);
@@ -499,8 +497,8 @@ mod copy {
     use super::{base_name, is_nfs, join, mount};
     use anyhow::{anyhow, bail, Context, Result};
     use rnfs_client::rpc::buf::{Gather, Slice};
+    use rnfs_client::FileType;
     use rnfs_client::{Client, NfsUrl, OpenOptions};
-    use rnfs_proto::nfs3::Ftype3;
     use rustix::fs::{AtFlags, Mode, OFlags};
     use rustix::io::Errno;
     use std::io::{Read, Write};
@@ -618,8 +616,8 @@ mod copy {
                 Fs::Nfs(c, _) => {
                     let a = c.metadata(&self.path).await?;
                     let k = match a.ftype {
-                        Ftype3::Dir => Kind::Dir,
-                        Ftype3::Lnk => Kind::Link,
+                        FileType::Dir => Kind::Dir,
+                        FileType::Lnk => Kind::Link,
                         _ => Kind::File,
                     };
                     (k, a.size)
@@ -685,7 +683,7 @@ mod copy {
                     })
                 }
                 Fs::Nfs(c, _) => match c.mkdir(&self.path, 0o755).await {
-                    Err(rnfs_client::Error::Nfs(rnfs_proto::nfs3::Nfsstat3::Exist))
+                    Err(rnfs_client::Error::Nfs(rnfs_client::Status::Exist))
                         if self.stat().await?.0 == Kind::Dir =>
                     {
                         Ok(self.clone())

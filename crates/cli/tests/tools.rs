@@ -433,14 +433,8 @@ fn errors_name_the_path_and_exit_non_zero() {
     ok(&["cp", f.to_str().unwrap(), &s.url("/secret/f")]);
     let c = rnfs_client::blocking::BlockingClient::mount(&s.url("/secret")).unwrap();
     let p = c.client().url_path().to_string();
-    c.block_on(c.client().setattr(
-        &p,
-        rnfs_proto::nfs3::Sattr3 {
-            mode: Some(0o700),
-            ..Default::default()
-        },
-    ))
-    .unwrap();
+    c.block_on(c.client().setattr(&p, rnfs_client::SetAttr::mode(0o700)))
+        .unwrap();
     drop(c);
     for (args, name) in [
         (vec!["ls", "URL"], "/secret"),

@@ -1,11 +1,11 @@
 //! A blocking wrapper: the async client driven by its own small tokio runtime, for tools
 //! and programs without an executor. Do not use it from inside an async context.
-use crate::client::{Attr, Client, MountOptions};
+use crate::client::{Client, MountOptions};
 use crate::error::Error;
 use crate::file::{File, OpenOptions};
 use crate::readdir::DirEntry;
+use crate::types::{Attr, FsStat};
 use crate::url::NfsUrl;
-use rnfs_proto::nfs3::FsstatOk;
 use std::io::SeekFrom;
 use std::sync::Arc;
 use tokio::runtime::Runtime;
@@ -95,7 +95,7 @@ impl BlockingClient {
     }
 
     /// Space figures.
-    pub fn fsstat(&self) -> Result<FsstatOk, Error> {
+    pub fn fsstat(&self) -> Result<FsStat, Error> {
         self.rt.block_on(self.c.fsstat())
     }
 }

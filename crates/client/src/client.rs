@@ -2,19 +2,18 @@
 //! the write-back engines' actions.
 use crate::error::Error;
 use crate::inode::{CacheCounters, CacheStats, Inode, InodeTable};
-use crate::nfs::{self, IoStats, Nfs3, WriteVerf};
+use crate::nfs::{self, IoStats, Nfs3};
 use crate::readdir::DirCaches;
 use crate::rpc::buf::{Buf, BufPool, Slice};
 use crate::rpc::core::{RetryMode, RetryPolicy};
 use crate::rpc::{auth_sys, RpcClient, RpcConfig, RpcStats};
+use crate::types::{
+    Attr, CreateHow, FileHandle, FileType, FsStat, SetAttr, SetTime, SpecialFile, Status,
+};
 use crate::url::NfsUrl;
 use crate::writeback::{WbAction, WbConfig, WriteReply};
 use rnfs_proto::mount3::MountStat3;
-use rnfs_proto::nfs3::{
-    CreateHow3, Fattr3, FileHandle3, FsstatOk, Ftype3, Nfsstat3, Sattr3, SetTime,
-};
 use rnfs_proto::{mount3, nfs3 as p3};
-use rnfs_xdr::OpaqueFixed;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -225,9 +224,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Attributes of a file, as the client knows them.
-pub type Attr = Fattr3;
-
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
     let mut it = tokio::net::lookup_host((host, port))
         .await
@@ -318,7 +314,7 @@ impl Client {
             },
             opts.inode_cache,
         );
-        let root = inodes.get(&root_fh, info.obj_attributes, Instant::now());
+        let root = inodes.get(&root_fh, info.attr, Instant::now());
         let opts_plus = opts.readdirplus;
         let wbufs = BufPool::new(opts.dirty_bytes_per_file as usize);
         let period =
@@ -380,7 +376,9 @@ impl Client {
         &self.s.export
     }
 
-    /// The typed NFSv3 calls this client uses.
+    /// The NFSv3 edge this client sends its calls through, for tools that measure raw
+    /// calls (`bench/loadgen`); a file system layer uses the inode-level API instead, which
+    /// does not depend on the protocol version.
     pub fn nfs(&self) -> &Nfs3 {
         &self.s.nfs
     }
@@ -431,7 +429,7 @@ impl Client {
     }
 
     /// The inode of a handle: one object per handle.
-    pub(crate) fn inode(&self, fh: &FileHandle3, attr: Option<Fattr3>) -> Arc<Inode> {
+    pub(crate) fn inode(&self, fh: &FileHandle, attr: Option<Attr>) -> Arc<Inode> {
         self.s.inodes.get(fh, attr, Instant::now())
     }
 
@@ -451,7 +449,7 @@ impl Client {
         self.walk(path, false)
             .await?
             .ino
-            .ok_or(Error::Nfs(Nfsstat3::NoEnt))
+            .ok_or(Error::Nfs(Status::NoEnt))
     }
 
     /// Resolves a path like `stat(2)`: a final symbolic link is followed too.
@@ -459,7 +457,7 @@ impl Client {
         self.walk(path, true)
             .await?
             .ino
-            .ok_or(Error::Nfs(Nfsstat3::NoEnt))
+            .ok_or(Error::Nfs(Status::NoEnt))
     }
 
     /// Splits a path into its parent directory's inode (symbolic links on the way
@@ -496,7 +494,7 @@ impl Client {
             }
             let ino = match self.s.nfs.lookup(cur.fh(), &c).await {
                 Ok((fh, attr)) => self.inode(&fh, attr),
-                Err(Error::Nfs(Nfsstat3::NoEnt)) if todo.is_empty() => {
+                Err(Error::Nfs(Status::NoEnt)) if todo.is_empty() => {
                     return Ok(Walked {
                         dir: cur,
                         name: Some(c),
@@ -506,8 +504,8 @@ impl Client {
                 Err(e) => return Err(e),
             };
             let is_link = match ino.last_attr() {
-                Some(a) => a.ftype == Ftype3::Lnk,
-                None => self.getattr(&ino).await?.ftype == Ftype3::Lnk,
+                Some(a) => a.ftype == FileType::Lnk,
+                None => self.getattr(&ino).await?.ftype == FileType::Lnk,
             };
             if is_link && (follow_last || !todo.is_empty()) {
                 links += 1;
@@ -564,7 +562,7 @@ impl Client {
     ) -> Result<(Arc<Inode>, Attr, bool), Error> {
         let w = self.walk(path, !exclusive).await?;
         match (w.ino, w.name) {
-            (Some(_), _) if exclusive => Err(Error::Nfs(Nfsstat3::Exist)),
+            (Some(_), _) if exclusive => Err(Error::Nfs(Status::Exist)),
             (Some(ino), _) => {
                 let a = self.check_access(&ino, access_mask).await?;
                 Ok((ino, a, false))
@@ -573,14 +571,10 @@ impl Client {
                 let ino = if exclusive {
                     self.create_exclusive(&w.dir, &name, mode).await?
                 } else {
-                    let sattr = Sattr3 {
-                        mode: Some(mode),
-                        ..Default::default()
-                    };
                     let (fh, attr) = self
                         .s
                         .nfs
-                        .create(w.dir.fh(), &name, CreateHow3::Unchecked(sattr))
+                        .create(w.dir.fh(), &name, CreateHow::Unchecked(SetAttr::mode(mode)))
                         .await?;
                     self.inode(&fh, attr)
                 };
@@ -588,7 +582,7 @@ impl Client {
                 let a = self.revalidate(&ino).await?;
                 Ok((ino, a, true))
             }
-            _ => Err(Error::Nfs(Nfsstat3::NoEnt)),
+            _ => Err(Error::Nfs(Status::NoEnt)),
         }
     }
 
@@ -603,18 +597,12 @@ impl Client {
     ) -> Result<Arc<Inode>, Error> {
         let n = self.s.create_verf.1.fetch_add(1, Ordering::Relaxed);
         let verf = (self.s.create_verf.0 ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_be_bytes();
-        let sattr = Sattr3 {
-            mode: Some(mode),
-            ..Default::default()
-        };
+        let sattr = SetAttr::mode(mode);
         let nfs = &self.s.nfs;
-        match nfs
-            .create(dir.fh(), name, CreateHow3::Exclusive(OpaqueFixed(verf)))
-            .await
-        {
+        match nfs.create(dir.fh(), name, CreateHow::Exclusive(verf)).await {
             Ok((fh, attr)) => {
                 let ino = self.inode(&fh, attr);
-                let set = Sattr3 {
+                let set = SetAttr {
                     atime: SetTime::ServerTime,
                     mtime: SetTime::ServerTime,
                     ..sattr
@@ -627,9 +615,9 @@ impl Client {
                 }
                 Ok(ino)
             }
-            Err(Error::Nfs(Nfsstat3::NotSupp)) => {
+            Err(Error::Nfs(Status::NotSupp)) => {
                 let (fh, attr) = nfs
-                    .create(dir.fh(), name, CreateHow3::Guarded(sattr))
+                    .create(dir.fh(), name, CreateHow::Guarded(sattr))
                     .await?;
                 Ok(self.inode(&fh, attr))
             }
@@ -653,20 +641,16 @@ impl Client {
             None => self.revalidate(ino).await?,
         };
         if granted != mask {
-            return Err(Error::Nfs(Nfsstat3::Acces));
+            return Err(Error::Nfs(Status::Acces));
         }
         Ok(a)
     }
 
-    /// The bits of `mask` (see `rnfs_proto::nfs3::access`) the server grants this client's
+    /// The bits of `mask` ([`crate::types::access`]) the server grants this client's
     /// credentials on `path` (a final symbolic link followed).
     pub async fn access(&self, path: &str, mask: u32) -> Result<u32, Error> {
         let ino = self.resolve_follow(path).await?;
-        let (granted, attr) = self.s.nfs.access(ino.fh(), mask).await?;
-        if let Some(a) = attr {
-            ino.set_attr(Instant::now(), a);
-        }
-        Ok(granted)
+        self.access_of(&ino, mask).await
     }
 
     /// Attributes of an inode: cached if fresh, else GETATTR; the size includes data not
@@ -675,7 +659,7 @@ impl Client {
         let now = Instant::now();
         let o = &self.s.opts;
         let (min, max) = match ino.last_attr().map(|a| a.ftype) {
-            Some(Ftype3::Dir) => (o.acdirmin, o.acdirmax),
+            Some(FileType::Dir) => (o.acdirmin, o.acdirmax),
             _ => (o.acregmin, o.acregmax),
         };
         let mut a = match ino.cached_attr(now, min, max) {
@@ -708,9 +692,7 @@ impl Client {
     /// Creates a directory.
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Arc<Inode>, Error> {
         let (dir, name) = self.parent_of(path).await?;
-        let (fh, attr) = self.s.nfs.mkdir(dir.fh(), &name, mode).await?;
-        self.s.dirs.forget(dir.fh());
-        Ok(self.inode(&fh, attr))
+        self.mkdir_in(&dir, &name, mode).await
     }
 
     /// Creates a directory and its missing parents; an existing directory is fine.
@@ -720,25 +702,20 @@ impl Client {
         for c in path.split('/').filter(|c| !c.is_empty()) {
             done.push('/');
             done.push_str(c);
-            cur = match self.s.nfs.lookup(cur.fh(), c).await {
-                Ok((fh, attr)) => {
-                    let mut i = self.inode(&fh, attr);
-                    if self.getattr(&i).await?.ftype == Ftype3::Lnk {
+            cur = match self.lookup_in(&cur, c).await {
+                Ok(mut i) => {
+                    if self.getattr(&i).await?.ftype == FileType::Lnk {
                         i = self.resolve_follow(&done).await?;
                     }
-                    if self.getattr(&i).await?.ftype != Ftype3::Dir {
-                        return Err(Error::Nfs(Nfsstat3::NotDir));
+                    if self.getattr(&i).await?.ftype != FileType::Dir {
+                        return Err(Error::Nfs(Status::NotDir));
                     }
                     i
                 }
-                Err(Error::Nfs(Nfsstat3::NoEnt)) => match self.s.nfs.mkdir(cur.fh(), c, mode).await
-                {
-                    Ok((fh, attr)) => {
-                        self.s.dirs.forget(cur.fh());
-                        self.inode(&fh, attr)
-                    }
+                Err(Error::Nfs(Status::NoEnt)) => match self.mkdir_in(&cur, c, mode).await {
+                    Ok(i) => i,
                     // Someone else created it meanwhile.
-                    Err(Error::Nfs(Nfsstat3::Exist)) => self.lookup_in(&cur, c).await?,
+                    Err(Error::Nfs(Status::Exist)) => self.lookup_in(&cur, c).await?,
                     Err(e) => return Err(e),
                 },
                 Err(e) => return Err(e),
@@ -750,60 +727,169 @@ impl Client {
     /// Removes a non-directory.
     pub async fn remove(&self, path: &str) -> Result<(), Error> {
         let (dir, name) = self.parent_of(path).await?;
-        self.s.nfs.remove(dir.fh(), &name).await?;
-        self.s.dirs.forget(dir.fh());
-        Ok(())
+        self.remove_in(&dir, &name).await
     }
 
     /// Removes an empty directory.
     pub async fn rmdir(&self, path: &str) -> Result<(), Error> {
         let (dir, name) = self.parent_of(path).await?;
-        self.s.nfs.rmdir(dir.fh(), &name).await?;
-        self.s.dirs.forget(dir.fh());
-        Ok(())
+        self.rmdir_in(&dir, &name).await
     }
 
     /// Renames `from` to `to` (replacing `to` if the server allows).
     pub async fn rename(&self, from: &str, to: &str) -> Result<(), Error> {
         let (fd, fname) = self.parent_of(from).await?;
         let (td, tname) = self.parent_of(to).await?;
-        self.s.nfs.rename(fd.fh(), &fname, td.fh(), &tname).await?;
-        self.s.dirs.forget(fd.fh());
-        self.s.dirs.forget(td.fh());
-        Ok(())
+        self.rename_in(&fd, &fname, &td, &tname).await
     }
 
     /// Creates a symbolic link at `path` pointing to `target`.
     pub async fn symlink(&self, target: &str, path: &str) -> Result<(), Error> {
         let (dir, name) = self.parent_of(path).await?;
-        self.s.nfs.symlink(dir.fh(), &name, target).await?;
-        self.s.dirs.forget(dir.fh());
-        Ok(())
+        self.symlink_in(&dir, &name, target).await.map(drop)
     }
 
     /// The target of a symbolic link.
     pub async fn readlink(&self, path: &str) -> Result<String, Error> {
         let ino = self.resolve(path).await?;
-        let t = self.s.nfs.readlink(ino.fh()).await?;
+        let t = self.readlink_of(&ino).await?;
         Ok(String::from_utf8_lossy(&t).into_owned())
     }
 
     /// Sets attributes of what a path names itself (a final symbolic link is not followed,
     /// like `lchown(2)` and `utimensat(.., AT_SYMLINK_NOFOLLOW)`; resolve it with
     /// [`Client::resolve_follow`] first for `chmod(2)` semantics).
-    pub async fn setattr(&self, path: &str, s: Sattr3) -> Result<(), Error> {
+    pub async fn setattr(&self, path: &str, s: SetAttr) -> Result<(), Error> {
         let ino = self.resolve(path).await?;
-        if let Some(a) = self.s.nfs.setattr(ino.fh(), s).await? {
-            ino.set_attr(Instant::now(), a);
-        } else {
-            ino.expire_attr();
+        self.setattr_of(&ino, s).await
+    }
+
+    // The inode-level API: what a file system layer (the FUSE mount) does with objects it
+    // already holds, one call each, the protocol chosen below. Each method that changes a
+    // directory forgets the client's cached listing of it.
+
+    /// Sets attributes of an inode (SETATTR); the attributes the server answers with are
+    /// cached, else the cached ones expire.
+    pub async fn setattr_of(&self, ino: &Inode, s: SetAttr) -> Result<(), Error> {
+        match self.s.nfs.setattr(ino.fh(), s).await? {
+            Some(a) => {
+                ino.set_attr(Instant::now(), a);
+            }
+            None => ino.expire_attr(),
         }
         Ok(())
     }
 
+    /// The target of a symbolic link, as bytes (READLINK).
+    pub async fn readlink_of(&self, ino: &Inode) -> Result<Vec<u8>, Error> {
+        self.s.nfs.readlink(ino.fh()).await
+    }
+
+    /// The bits of `mask` ([`crate::types::access`]) the server grants this client's
+    /// credentials on an inode (ACCESS); its attributes, if sent, are cached.
+    pub async fn access_of(&self, ino: &Inode, mask: u32) -> Result<u32, Error> {
+        let (granted, attr) = self.s.nfs.access(ino.fh(), mask).await?;
+        if let Some(a) = attr {
+            ino.set_attr(Instant::now(), a);
+        }
+        Ok(granted)
+    }
+
+    /// Creates a regular file `name` in `dir` (CREATE) as `how` says, without opening it
+    /// (see [`Client::open`] for that).
+    pub async fn create_in(
+        &self,
+        dir: &Inode,
+        name: &str,
+        how: CreateHow,
+    ) -> Result<Arc<Inode>, Error> {
+        let (fh, attr) = self.s.nfs.create(dir.fh(), name, how).await?;
+        self.s.dirs.forget(dir.fh());
+        Ok(self.inode(&fh, attr))
+    }
+
+    /// Creates a directory `name` in `dir` with permission bits `mode` (MKDIR).
+    pub async fn mkdir_in(&self, dir: &Inode, name: &str, mode: u32) -> Result<Arc<Inode>, Error> {
+        let r = self.s.nfs.mkdir(dir.fh(), name, mode).await;
+        self.s.dirs.forget(dir.fh());
+        let (fh, attr) = r?;
+        Ok(self.inode(&fh, attr))
+    }
+
+    /// Creates a FIFO, socket or device file `name` in `dir` with permission bits `mode`
+    /// (MKNOD).
+    pub async fn mknod_in(
+        &self,
+        dir: &Inode,
+        name: &str,
+        what: SpecialFile,
+        mode: u32,
+    ) -> Result<Arc<Inode>, Error> {
+        let r = self
+            .s
+            .nfs
+            .mknod(dir.fh(), name, what, SetAttr::mode(mode))
+            .await;
+        self.s.dirs.forget(dir.fh());
+        let (fh, attr) = r?;
+        Ok(self.inode(&fh, attr))
+    }
+
+    /// Creates a symbolic link `name` in `dir` pointing to `target` (SYMLINK).
+    pub async fn symlink_in(
+        &self,
+        dir: &Inode,
+        name: &str,
+        target: &str,
+    ) -> Result<Arc<Inode>, Error> {
+        let r = self.s.nfs.symlink(dir.fh(), name, target).await;
+        self.s.dirs.forget(dir.fh());
+        let (fh, attr) = r?;
+        Ok(self.inode(&fh, attr))
+    }
+
+    /// Makes `name` in `dir` another name of `file` (LINK); the file's cached attributes
+    /// expire (its link count changed).
+    pub async fn link_in(&self, file: &Inode, dir: &Inode, name: &str) -> Result<(), Error> {
+        let r = self.s.nfs.link(file.fh(), dir.fh(), name).await;
+        self.s.dirs.forget(dir.fh());
+        file.expire_attr();
+        r
+    }
+
+    /// Removes the non-directory `name` from `dir` (REMOVE).
+    pub async fn remove_in(&self, dir: &Inode, name: &str) -> Result<(), Error> {
+        let r = self.s.nfs.remove(dir.fh(), name).await;
+        self.s.dirs.forget(dir.fh());
+        r
+    }
+
+    /// Removes the empty directory `name` from `dir` (RMDIR).
+    pub async fn rmdir_in(&self, dir: &Inode, name: &str) -> Result<(), Error> {
+        let r = self.s.nfs.rmdir(dir.fh(), name).await;
+        self.s.dirs.forget(dir.fh());
+        r
+    }
+
+    /// Renames `name` in `from` to `to_name` in `to` (RENAME), replacing what `to_name`
+    /// named if the server allows.
+    pub async fn rename_in(
+        &self,
+        from: &Inode,
+        name: &str,
+        to: &Inode,
+        to_name: &str,
+    ) -> Result<(), Error> {
+        let r = self.s.nfs.rename(from.fh(), name, to.fh(), to_name).await;
+        self.s.dirs.forget(from.fh());
+        self.s.dirs.forget(to.fh());
+        r
+    }
+
     /// Space figures of the export, refused with [`crate::ServerError::Fsstat`] when they
-    /// cannot all be true (see [`check_fsstat`]).
-    pub async fn fsstat(&self) -> Result<FsstatOk, Error> {
+    /// cannot all be true (free within total, available within free, for bytes and for
+    /// file slots).
+    pub async fn fsstat(&self) -> Result<FsStat, Error> {
         let s = self.s.nfs.fsstat(self.s.root.fh()).await?;
         check_fsstat(&s)?;
         Ok(s)
@@ -825,13 +911,13 @@ impl Client {
                         let len = data.len() as u64;
                         let r = c.s.nfs.write(ino.fh(), offset, data, stable).await;
                         let r = r.map(|w| {
-                            if let Some(after) = w.file_wcc.after {
+                            if let Some(after) = w.attr {
                                 ino.set_attr(Instant::now(), after);
                             }
                             WriteReply {
                                 count: w.count,
                                 committed: w.committed,
-                                verf: WriteVerf(w.verf.0),
+                                verf: w.verf,
                             }
                         });
                         ino.data_gen.fetch_add(1, Ordering::AcqRel);
@@ -890,7 +976,7 @@ impl Client {
 /// bytes available to the caller within the free ones, and the same for file slots. A
 /// server breaking these would have `df` show nonsense (issue 13: free above total showed
 /// as 1% used).
-pub fn check_fsstat(s: &FsstatOk) -> Result<(), crate::error::ServerError> {
+pub(crate) fn check_fsstat(s: &FsStat) -> Result<(), crate::error::ServerError> {
     let bad = |what: String| Err(crate::error::ServerError::Fsstat(what));
     if s.fbytes > s.tbytes {
         return bad(format!("{} bytes free of {} in total", s.fbytes, s.tbytes));
@@ -933,7 +1019,7 @@ fn inside_export<'a>(export: &str, target: &'a str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_fsstat, FsstatOk};
+    use super::{check_fsstat, FsStat};
 
     #[test]
     fn transfer_sizes_follow_the_servers_maximum_in_whole_pages() {
@@ -949,34 +1035,20 @@ mod tests {
 
     #[test]
     fn impossible_fsstat_figures_are_refused() {
-        let ok = FsstatOk {
-            obj_attributes: None,
+        let ok = FsStat {
             tbytes: 100,
             fbytes: 60,
             abytes: 50,
             tfiles: 10,
             ffiles: 5,
             afiles: 5,
-            invarsec: 0,
         };
         assert_eq!(check_fsstat(&ok), Ok(()));
         for bad in [
-            FsstatOk {
-                fbytes: 101,
-                ..ok.clone()
-            },
-            FsstatOk {
-                abytes: 61,
-                ..ok.clone()
-            },
-            FsstatOk {
-                ffiles: 11,
-                ..ok.clone()
-            },
-            FsstatOk {
-                afiles: 6,
-                ..ok.clone()
-            },
+            FsStat { fbytes: 101, ..ok },
+            FsStat { abytes: 61, ..ok },
+            FsStat { ffiles: 11, ..ok },
+            FsStat { afiles: 6, ..ok },
         ] {
             assert!(check_fsstat(&bad).is_err(), "{bad:?}");
         }

@@ -1,6 +1,6 @@
 //! Errors of the client, grouped by who is at fault.
+use crate::types::Status;
 use rnfs_proto::mount3::MountStat3;
-use rnfs_proto::nfs3::Nfsstat3;
 
 /// Why an RPC call did not produce results (shared with the server's callbacks).
 pub use rnfs_rpc::xid::RpcError;
@@ -9,8 +9,8 @@ pub use rnfs_rpc::xid::RpcError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The server refused the operation with this NFS status.
-    #[error("NFS error: {}", status_text(*.0))]
-    Nfs(Nfsstat3),
+    #[error("NFS error: {0}")]
+    Nfs(Status),
     /// MOUNT refused the export path.
     #[error("mount refused: {0:?}")]
     Mount(MountStat3),
@@ -78,19 +78,18 @@ pub enum ServerError {
     Fsstat(String),
 }
 
-impl From<Nfsstat3> for Error {
-    fn from(s: Nfsstat3) -> Self {
+impl From<Status> for Error {
+    fn from(s: Status) -> Self {
         Error::Nfs(s)
     }
 }
 
 impl Error {
-    /// The closest Linux errno, for tools and the FUSE layer. NFS status numbers are
-    /// not errnos past EROFS/EMLINK (NFS3ERR_NAMETOOLONG is 63, Linux's ENAMETOOLONG 36),
-    /// so every status is mapped by name.
+    /// The closest Linux errno, for tools and the FUSE layer (an NFS status by name:
+    /// [`Status::errno`]).
     pub fn errno(&self) -> i32 {
         match self {
-            Error::Nfs(s) => nfs_errno(*s),
+            Error::Nfs(s) => s.errno(),
             Error::Mount(s) => match s {
                 MountStat3::Ok => 0,
                 MountStat3::Perm => 1,
@@ -116,7 +115,7 @@ impl Error {
     }
 
     /// The NFS status, if the server gave one.
-    pub fn status(&self) -> Option<Nfsstat3> {
+    pub fn status(&self) -> Option<Status> {
         match self {
             Error::Nfs(s) => Some(*s),
             _ => None,
@@ -134,77 +133,6 @@ impl From<Error> for std::io::Error {
     }
 }
 
-/// The Linux errno of an NFS status.
-fn nfs_errno(s: Nfsstat3) -> i32 {
-    match s {
-        Nfsstat3::Ok => 0,
-        Nfsstat3::Perm => 1,         // EPERM
-        Nfsstat3::NoEnt => 2,        // ENOENT
-        Nfsstat3::Io => 5,           // EIO
-        Nfsstat3::Nxio => 6,         // ENXIO
-        Nfsstat3::Acces => 13,       // EACCES
-        Nfsstat3::Exist => 17,       // EEXIST
-        Nfsstat3::Xdev => 18,        // EXDEV
-        Nfsstat3::NoDev => 19,       // ENODEV
-        Nfsstat3::NotDir => 20,      // ENOTDIR
-        Nfsstat3::IsDir => 21,       // EISDIR
-        Nfsstat3::Inval => 22,       // EINVAL
-        Nfsstat3::FBig => 27,        // EFBIG
-        Nfsstat3::NoSpc => 28,       // ENOSPC
-        Nfsstat3::Rofs => 30,        // EROFS
-        Nfsstat3::MLink => 31,       // EMLINK
-        Nfsstat3::NameTooLong => 36, // ENAMETOOLONG
-        Nfsstat3::NotEmpty => 39,    // ENOTEMPTY
-        Nfsstat3::Remote => 66,      // EREMOTE
-        Nfsstat3::Stale => 116,      // ESTALE
-        Nfsstat3::DQuot => 122,      // EDQUOT
-        Nfsstat3::NotSupp => 95,     // EOPNOTSUPP
-        Nfsstat3::Jukebox => 11,     // EAGAIN
-        Nfsstat3::ServerFault => 5,  // EIO
-        Nfsstat3::BadHandle
-        | Nfsstat3::NotSync
-        | Nfsstat3::BadCookie
-        | Nfsstat3::TooSmall
-        | Nfsstat3::BadType => 22, // EINVAL
-    }
-}
-
-/// Text of an NFS status, as `strerror` would say it.
-pub fn status_text(s: Nfsstat3) -> String {
-    let t = match s {
-        Nfsstat3::Ok => "success",
-        Nfsstat3::Perm => "operation not permitted",
-        Nfsstat3::NoEnt => "no such file or directory",
-        Nfsstat3::Io => "input/output error",
-        Nfsstat3::Nxio => "no such device or address",
-        Nfsstat3::Acces => "permission denied",
-        Nfsstat3::Exist => "file exists",
-        Nfsstat3::Xdev => "cross-device link",
-        Nfsstat3::NoDev => "no such device",
-        Nfsstat3::NotDir => "not a directory",
-        Nfsstat3::IsDir => "is a directory",
-        Nfsstat3::Inval => "invalid argument",
-        Nfsstat3::FBig => "file too large",
-        Nfsstat3::NoSpc => "no space left on device",
-        Nfsstat3::Rofs => "read-only file system",
-        Nfsstat3::MLink => "too many links",
-        Nfsstat3::NameTooLong => "file name too long",
-        Nfsstat3::NotEmpty => "directory not empty",
-        Nfsstat3::DQuot => "disk quota exceeded",
-        Nfsstat3::Stale => "stale file handle",
-        Nfsstat3::Remote => "too many levels of remote in path",
-        Nfsstat3::BadHandle => "illegal NFS file handle",
-        Nfsstat3::NotSync => "update synchronization mismatch",
-        Nfsstat3::BadCookie => "stale directory cookie",
-        Nfsstat3::NotSupp => "operation not supported",
-        Nfsstat3::TooSmall => "buffer too small",
-        Nfsstat3::ServerFault => "server fault",
-        Nfsstat3::BadType => "type not supported by the server",
-        Nfsstat3::Jukebox => "try again later",
-    };
-    format!("{t} ({s:?})")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,19 +140,19 @@ mod tests {
     #[test]
     fn errnos_are_linux_errnos_not_nfs_numbers() {
         for (s, want) in [
-            (Nfsstat3::NoEnt, std::io::ErrorKind::NotFound),
-            (Nfsstat3::Acces, std::io::ErrorKind::PermissionDenied),
-            (Nfsstat3::Exist, std::io::ErrorKind::AlreadyExists),
+            (Status::NoEnt, std::io::ErrorKind::NotFound),
+            (Status::Acces, std::io::ErrorKind::PermissionDenied),
+            (Status::Exist, std::io::ErrorKind::AlreadyExists),
         ] {
             assert_eq!(std::io::Error::from(Error::Nfs(s)).kind(), want, "{s:?}");
         }
         // (ErrorKinds for the rest need Rust 1.83; the workspace supports 1.80.)
-        assert_eq!(Error::Nfs(Nfsstat3::NoSpc).errno(), 28);
-        assert_eq!(Error::Nfs(Nfsstat3::Rofs).errno(), 30);
-        assert_eq!(Error::Nfs(Nfsstat3::NameTooLong).errno(), 36);
-        assert_eq!(Error::Nfs(Nfsstat3::NotEmpty).errno(), 39);
-        assert_eq!(Error::Nfs(Nfsstat3::Stale).errno(), 116);
-        assert_eq!(Error::Nfs(Nfsstat3::DQuot).errno(), 122);
+        assert_eq!(Error::Nfs(Status::NoSpc).errno(), 28);
+        assert_eq!(Error::Nfs(Status::Rofs).errno(), 30);
+        assert_eq!(Error::Nfs(Status::NameTooLong).errno(), 36);
+        assert_eq!(Error::Nfs(Status::NotEmpty).errno(), 39);
+        assert_eq!(Error::Nfs(Status::Stale).errno(), 116);
+        assert_eq!(Error::Nfs(Status::DQuot).errno(), 122);
         assert_eq!(Error::Mount(MountStat3::NameTooLong).errno(), 36);
         assert_eq!(Error::Mount(MountStat3::NotSupp).errno(), 95);
     }

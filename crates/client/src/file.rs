@@ -14,16 +14,15 @@
 //! server); a read anywhere else drops the window to nothing. Every READ in flight is
 //! marked on the pages it covers, so a reader needing one waits for it instead of sending
 //! another; if that READ fails or races with a write, the reader sends its own.
-use crate::client::{Attr, Client, Shared};
+use crate::client::{Client, Shared};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
 use crate::nfs::{Nfs3, ReadData};
 use crate::pace::{Pace, Span};
 use crate::rpc::buf::Slice;
+use crate::types::{access, Attr, FileHandle, FileType, SetAttr, Status};
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
-use rnfs_proto::nfs3::FileHandle3;
-use rnfs_proto::nfs3::{access, Ftype3, Nfsstat3, Sattr3};
 use std::io::SeekFrom;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -138,8 +137,8 @@ impl Client {
             .open_path(path, o.create, o.create_new, mode, mask)
             .await?;
         match attr.ftype {
-            Ftype3::Reg => {}
-            Ftype3::Dir => return Err(Error::Nfs(Nfsstat3::IsDir)),
+            FileType::Reg => {}
+            FileType::Dir => return Err(Error::Nfs(Status::IsDir)),
             _ => return Err(Error::Invalid("not a regular file")),
         }
         let cursor = ino.wb.lock().open_cursor();
@@ -198,7 +197,7 @@ enum Part<'a> {
 /// at the server's end of file. Returns the data of each READ, in order.
 async fn read_range(
     nfs: &Nfs3,
-    fh: &FileHandle3,
+    fh: &FileHandle,
     start: u64,
     len: u64,
     rsize: u32,
@@ -246,7 +245,7 @@ impl Drop for FetchGuard {
 /// client while a READ is in flight.
 struct FetchRun {
     nfs: Nfs3,
-    fh: FileHandle3,
+    fh: FileHandle,
     guard: FetchGuard,
     client: Weak<Shared>,
     rsize: u32,
@@ -360,7 +359,7 @@ impl File {
     }
 
     /// Counters of the file's write-back engine.
-    pub fn wb_stats(&self) -> crate::writeback::WbStats {
+    pub fn wb_stats(&self) -> crate::WbStats {
         self.ino.wb.lock().stats()
     }
 
@@ -376,7 +375,7 @@ impl File {
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
             SeekFrom::End(d) => self.metadata().await?.size.checked_add_signed(d),
         };
-        self.pos = p.ok_or(Error::Nfs(Nfsstat3::Inval))?;
+        self.pos = p.ok_or(Error::Nfs(Status::Inval))?;
         Ok(self.pos)
     }
 
@@ -715,7 +714,7 @@ impl File {
         }
         let len = data.len();
         off.checked_add(len as u64)
-            .ok_or(Error::Nfs(Nfsstat3::FBig))?;
+            .ok_or(Error::Nfs(Status::FBig))?;
         let sync = {
             let mut wb = self.ino.wb.lock();
             if wb.sync_mode() {
@@ -773,7 +772,7 @@ impl File {
             .nfs
             .setattr(
                 self.ino.fh(),
-                Sattr3 {
+                SetAttr {
                     size: Some(len),
                     ..Default::default()
                 },

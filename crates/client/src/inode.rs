@@ -2,9 +2,9 @@
 //! cache, the clean page cache and the write-back engine of the file.
 use crate::pace::Span;
 use crate::rpc::buf::Slice;
+use crate::types::{Attr, FileHandle};
 use crate::writeback::{WbConfig, WriteBack};
 use parking_lot::Mutex;
-use rnfs_proto::nfs3::{Fattr3, FileHandle3};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -27,28 +27,28 @@ pub const DEFAULT_READAHEAD: u64 = 8 << 20;
 /// Live counters of a client's caches; after any workload they return to their baseline
 /// once files are closed and inodes released (seed entries 6-12).
 #[derive(Debug)]
-pub struct CacheCounters {
+pub(crate) struct CacheCounters {
     /// Inode objects alive.
-    pub inodes: AtomicU64,
+    pub(crate) inodes: AtomicU64,
     /// Clean pages cached.
-    pub pages: AtomicU64,
+    pub(crate) pages: AtomicU64,
     /// Bytes in clean pages.
-    pub page_bytes: AtomicU64,
+    pub(crate) page_bytes: AtomicU64,
     /// Bytes held by write-back engines (dirty, in flight, unstable).
-    pub wb_bytes: AtomicU64,
+    pub(crate) wb_bytes: AtomicU64,
     /// Limit on `page_bytes`.
-    pub page_limit: AtomicU64,
+    pub(crate) page_limit: AtomicU64,
     /// READs of pages in flight (each fills one or more pages).
-    pub fetches: AtomicU64,
+    pub(crate) fetches: AtomicU64,
     /// Most bytes a file reads ahead of a sequential reader (0: no read-ahead).
-    pub readahead_max: AtomicU64,
+    pub(crate) readahead_max: AtomicU64,
     /// Pages asked for by read-ahead (not by a reader's own buffer), ever.
-    pub readahead_pages: AtomicU64,
+    pub(crate) readahead_pages: AtomicU64,
     /// Times a reader waited for a READ already in flight instead of sending its own.
-    pub fetch_waits: AtomicU64,
+    pub(crate) fetch_waits: AtomicU64,
     /// Times a reader sent its own READ after the one it waited for failed or raced with
     /// a write.
-    pub fetch_retries: AtomicU64,
+    pub(crate) fetch_retries: AtomicU64,
 }
 
 impl Default for CacheCounters {
@@ -68,7 +68,7 @@ impl Default for CacheCounters {
     }
 }
 
-/// A snapshot of [`CacheCounters`].
+/// A snapshot of the client's cache counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Inode objects alive.
@@ -97,7 +97,7 @@ pub struct ReadAheadStats {
 
 impl CacheCounters {
     /// A snapshot.
-    pub fn snapshot(&self) -> CacheStats {
+    pub(crate) fn snapshot(&self) -> CacheStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CacheStats {
             inodes: l(&self.inodes),
@@ -109,7 +109,7 @@ impl CacheCounters {
     }
 
     /// Read-ahead totals.
-    pub fn readahead(&self) -> ReadAheadStats {
+    pub(crate) fn readahead(&self) -> ReadAheadStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ReadAheadStats {
             pages: l(&self.readahead_pages),
@@ -308,10 +308,10 @@ impl Pages {
 
 /// One file, directory or link known to the client.
 pub struct Inode {
-    fh: FileHandle3,
+    fh: FileHandle,
     /// Attributes, when they were fetched (`None`: expired), and since when they have
     /// been seen unchanged.
-    attr: Mutex<Option<(Fattr3, Option<Instant>, Instant)>>,
+    attr: Mutex<Option<(Attr, Option<Instant>, Instant)>>,
     pub(crate) wb: Mutex<WriteBack>,
     pages: Mutex<Pages>,
     /// Woken whenever the write-back engine changes state.
@@ -324,7 +324,7 @@ pub struct Inode {
     /// Bytes last accounted to `wb_bytes`.
     wb_accounted: AtomicU64,
     counters: Arc<CacheCounters>,
-    table: Weak<Mutex<HashMap<FileHandle3, Weak<Inode>>>>,
+    table: Weak<Mutex<HashMap<FileHandle, Weak<Inode>>>>,
 }
 
 impl std::fmt::Debug for Inode {
@@ -335,7 +335,7 @@ impl std::fmt::Debug for Inode {
 
 impl Inode {
     /// The file handle.
-    pub fn fh(&self) -> &FileHandle3 {
+    pub fn fh(&self) -> &FileHandle {
         &self.fh
     }
 
@@ -343,7 +343,7 @@ impl Inode {
     /// had been seen unchanged when fetched, kept within `min..=max` (the adaptive
     /// attribute cache of NFS clients, `acregmin`/`acregmax` or `acdirmin`/`acdirmax`: a
     /// file that changes often is asked about often, one that sits still is trusted longer).
-    pub fn cached_attr(&self, now: Instant, min: Duration, max: Duration) -> Option<Fattr3> {
+    pub(crate) fn cached_attr(&self, now: Instant, min: Duration, max: Duration) -> Option<Attr> {
         let a = self.attr.lock();
         let (attr, fetched, stable) = a.as_ref()?;
         let fetched = (*fetched)?;
@@ -352,17 +352,18 @@ impl Inode {
     }
 
     /// Last attributes known, however old.
-    pub fn last_attr(&self) -> Option<Fattr3> {
+    pub fn last_attr(&self) -> Option<Attr> {
         self.attr.lock().as_ref().map(|(a, _, _)| a.clone())
     }
 
-    /// Records attributes the server sent. Returns whether the file's data changed since
-    /// the previous attributes (mtime, ctime or size differ), which invalidates the pages.
-    pub(crate) fn set_attr(&self, now: Instant, a: Fattr3) -> bool {
+    /// Records attributes the server sent. Returns whether the file changed since the
+    /// previous attributes (mtime, size or the change attribute differ; over NFSv3 the
+    /// change attribute is ctime's), which invalidates the pages.
+    pub(crate) fn set_attr(&self, now: Instant, a: Attr) -> bool {
         let mut cur = self.attr.lock();
         let (changed, stable) = match cur.as_ref() {
             Some((old, _, since)) => {
-                let changed = old.mtime != a.mtime || old.size != a.size || old.ctime != a.ctime;
+                let changed = old.mtime != a.mtime || old.size != a.size || old.change != a.change;
                 (changed, if changed { now } else { *since })
             }
             None => (false, now),
@@ -373,7 +374,7 @@ impl Inode {
 
     /// Records fresh attributes from the server and, if they show the file changed while
     /// it holds no data of ours, drops its cached pages (close-to-open revalidation).
-    pub(crate) fn refresh(&self, now: Instant, a: Fattr3) {
+    pub(crate) fn refresh(&self, now: Instant, a: Attr) {
         if self.set_attr(now, a) && self.wb.lock().is_clean() {
             self.invalidate_all();
         }
@@ -710,7 +711,7 @@ impl Drop for Inode {
 /// The table from file handle to inode: the one place inodes are created.
 #[derive(Debug)]
 pub(crate) struct InodeTable {
-    map: Arc<Mutex<HashMap<FileHandle3, Weak<Inode>>>>,
+    map: Arc<Mutex<HashMap<FileHandle, Weak<Inode>>>>,
     /// Recently used inodes kept alive (with their attributes and pages) after their last
     /// user let go; bounded, oldest dropped first.
     recent: Mutex<std::collections::VecDeque<Arc<Inode>>>,
@@ -769,7 +770,7 @@ impl InodeTable {
     }
 
     /// The inode of `fh`, created on first sight; `attr`, if given, refreshes its cache.
-    pub(crate) fn get(&self, fh: &FileHandle3, attr: Option<Fattr3>, now: Instant) -> Arc<Inode> {
+    pub(crate) fn get(&self, fh: &FileHandle, attr: Option<Attr>, now: Instant) -> Arc<Inode> {
         let ino = {
             let mut m = self.map.lock();
             match m.get(fh).and_then(Weak::upgrade) {

@@ -1,15 +1,23 @@
-//! The rnfs NFSv3 client.
+//! The rnfs NFS client (NFSv3 today; its API speaks no protocol version).
 //!
 //! Layers, bottom up:
+//! - [`types`]: the client's own attributes (with a change attribute), handles, statuses,
+//!   stability, which every layer above the protocol edge speaks; the private module `v3`
+//!   is the one place NFSv3 wire types are mapped to them.
 //! - [`rpc`]: ONC-RPC over TCP with many calls in flight, timeouts, retransmission with the
 //!   same xid, reconnect and replay, hard and soft modes; its logic is the sans-IO
 //!   [`rpc::core::CallTable`] (the table of `rnfs_rpc::xid`, shared with the server's
 //!   callbacks).
-//! - [`nfs`]: typed NFSv3 calls, MOUNT and portmap lookups, counters of WRITE/COMMIT.
-//! - [`writeback`]: the sans-IO write-back engine of one file and the W1-W6 error
+//! - [`nfs`]: the NFSv3 edge: typed calls in the client's types, MOUNT and portmap
+//!   lookups, counters of WRITE/COMMIT.
+//! - `writeback` (private): the sans-IO write-back engine of one file and the W1-W6 error
 //!   contract (per-handle error cursors).
 //! - [`client`], [`mod@file`], [`inode`], [`readdir`]: the mounted export, open files over a
-//!   page cache, one inode per handle, READDIRPLUS with a cookie cache.
+//!   page cache, one inode per handle, READDIRPLUS with a cookie cache. [`Client`] has a
+//!   path API (`mkdir`, `remove`, `rename`, ...) for tools and an inode-level API
+//!   (`lookup_in`, `getattr`, `setattr_of`, `create_in`, `mkdir_in`, `mknod_in`,
+//!   `symlink_in`, `readlink_of`, `link_in`, `remove_in`, `rmdir_in`, `rename_in`,
+//!   `access_of`, `fsstat`) for a file system layer such as the FUSE mount.
 //! - [`blocking`]: the same behind a private runtime, with `std::io` traits.
 //! - [`url`]: `nfs://host[:port]/export/path?version=3&...` addresses (libnfs form).
 //!
@@ -60,12 +68,19 @@ pub mod nfs;
 mod pace;
 pub mod readdir;
 pub mod rpc;
+pub mod types;
 pub mod url;
+mod v3;
 pub mod v4;
-pub mod writeback;
+mod writeback;
 
-pub use client::{Attr, Client, MountOptions};
+pub use client::{Client, MountOptions};
 pub use error::{Error, RpcError, ServerError};
 pub use file::{File, OpenOptions};
 pub use readdir::{DirEntry, DirStream};
+pub use types::{
+    Attr, CreateHow, Device, FileHandle, FileType, FsStat, SetAttr, SetTime, SpecialFile,
+    Stability, Status, Time,
+};
 pub use url::NfsUrl;
+pub use writeback::WbStats;

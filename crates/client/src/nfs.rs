@@ -1,4 +1,7 @@
-//! Typed NFSv3 calls (RFC 1813 section 3.3) over [`RpcClient`], and MOUNT/portmap helpers.
+//! Typed NFSv3 calls (RFC 1813 section 3.3) over [`RpcClient`], and MOUNT/portmap helpers:
+//! the client's NFSv3 edge. Each method takes and returns the client's own types
+//! ([`crate::types`], mapped in the private module `v3`), so that the layers above never see the
+//! protocol version; tools that measure raw calls (`bench/loadgen`) use it directly.
 //!
 //! Each method sends one call and turns a non-OK status into [`Error::Nfs`]. Counters of
 //! WRITE by stability and of COMMIT make the write-back behaviour observable in tests (W5:
@@ -6,6 +9,9 @@
 use crate::error::{Error, RpcError};
 use crate::rpc::buf::{Reply, Slice};
 use crate::rpc::RpcClient;
+use crate::types::{
+    Attr, CreateHow, FileHandle, FsStat, SetAttr, SpecialFile, Stability, Status, Time,
+};
 use rnfs_proto::nfs3::*;
 use rnfs_proto::{mount3, portmap};
 use rnfs_xdr::{OpaqueFixed, Xdr, XdrString};
@@ -19,22 +25,22 @@ pub struct WriteVerf(pub [u8; 8]);
 
 /// Counters of data operations sent (live values).
 #[derive(Debug, Default)]
-pub struct IoCounters {
+pub(crate) struct IoCounters {
     /// WRITE calls sent with UNSTABLE.
-    pub unstable_writes: AtomicU64,
+    pub(crate) unstable_writes: AtomicU64,
     /// WRITE calls sent with DATA_SYNC or FILE_SYNC.
-    pub sync_writes: AtomicU64,
+    pub(crate) sync_writes: AtomicU64,
     /// COMMIT calls sent.
-    pub commits: AtomicU64,
+    pub(crate) commits: AtomicU64,
     /// READ calls sent.
-    pub reads: AtomicU64,
+    pub(crate) reads: AtomicU64,
     /// Bytes sent in WRITE calls.
-    pub bytes_written: AtomicU64,
+    pub(crate) bytes_written: AtomicU64,
     /// Bytes received in READ replies.
-    pub bytes_read: AtomicU64,
+    pub(crate) bytes_read: AtomicU64,
 }
 
-/// A snapshot of [`IoCounters`].
+/// A snapshot of the counters of data operations sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {
     /// WRITE calls sent with UNSTABLE.
@@ -53,7 +59,7 @@ pub struct IoStats {
 
 impl IoCounters {
     /// A snapshot.
-    pub fn snapshot(&self) -> IoStats {
+    pub(crate) fn snapshot(&self) -> IoStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         IoStats {
             unstable_writes: l(&self.unstable_writes),
@@ -72,12 +78,12 @@ fn name(n: &str) -> Result<Filename3, Error> {
             "a file name must be non-empty, without '/' or NUL",
         ));
     }
-    XdrString::new(n.as_bytes().to_vec()).map_err(|_| Error::Nfs(Nfsstat3::NameTooLong))
+    XdrString::new(n.as_bytes().to_vec()).map_err(|_| Error::Nfs(Status::NameTooLong))
 }
 
-fn dirop(dir: &FileHandle3, n: &str) -> Result<DirOpArgs3, Error> {
+fn dirop(dir: &FileHandle, n: &str) -> Result<DirOpArgs3, Error> {
     Ok(DirOpArgs3 {
-        dir: dir.clone(),
+        dir: dir.into(),
         name: name(n)?,
     })
 }
@@ -85,8 +91,12 @@ fn dirop(dir: &FileHandle3, n: &str) -> Result<DirOpArgs3, Error> {
 fn ok<T, F>(r: Res<T, F>) -> Result<T, Error> {
     match r {
         Res::Ok(v) => Ok(v),
-        Res::Fail(s, _) => Err(Error::Nfs(s)),
+        Res::Fail(s, _) => Err(Error::Nfs(s.into())),
     }
+}
+
+fn attr(a: PostOpAttr) -> Option<Attr> {
+    a.map(Attr::from)
 }
 
 /// Decodes READ results up to the data: the attributes, eof, and where the data is in
@@ -110,11 +120,11 @@ fn read_head(body: &[u8]) -> rnfs_xdr::Result<Result<(PostOpAttr, bool, usize, u
 fn read_results(counters: &IoCounters, reply: Reply) -> Result<ReadData, Error> {
     let (attrs, eof, at, len) = match read_head(reply.body()).map_err(RpcError::Decode)? {
         Ok(v) => v,
-        Err(status) => return Err(Error::Nfs(status)),
+        Err(status) => return Err(Error::Nfs(status.into())),
     };
     counters.bytes_read.fetch_add(len as u64, Ordering::Relaxed);
     Ok(ReadData {
-        file_attributes: attrs,
+        attr: attr(attrs),
         eof,
         data: reply.into_slice(at, len),
     })
@@ -124,7 +134,7 @@ fn read_results(counters: &IoCounters, reply: Reply) -> Result<ReadData, Error> 
 #[derive(Debug, Clone)]
 pub struct ReadData {
     /// Attributes of the file after the read, if the server sent them.
-    pub file_attributes: PostOpAttr,
+    pub attr: Option<Attr>,
     /// Whether the read reached the end of the file.
     pub eof: bool,
     /// The bytes (a slice of the reply as received).
@@ -148,7 +158,7 @@ impl Nfs3 {
     }
 
     /// The RPC client (for its counters).
-    pub fn rpc(&self) -> &RpcClient {
+    pub(crate) fn rpc(&self) -> &RpcClient {
         &self.rpc
     }
 
@@ -167,59 +177,56 @@ impl Nfs3 {
     }
 
     /// GETATTR (RFC 1813 3.3.1).
-    pub async fn getattr(&self, fh: &FileHandle3) -> Result<Fattr3, Error> {
-        ok(self
-            .call::<_, GetattrRes>(Proc::Getattr, &GetattrArgs { object: fh.clone() })
-            .await?)
+    pub async fn getattr(&self, fh: &FileHandle) -> Result<Attr, Error> {
+        let a = GetattrArgs { object: fh.into() };
+        Ok(ok(self.call::<_, GetattrRes>(Proc::Getattr, &a).await?)?.into())
     }
 
     /// SETATTR (3.3.2); returns the attributes after, if the server sent them.
-    pub async fn setattr(&self, fh: &FileHandle3, attrs: Sattr3) -> Result<Option<Fattr3>, Error> {
+    pub async fn setattr(&self, fh: &FileHandle, attrs: SetAttr) -> Result<Option<Attr>, Error> {
         let a = SetattrArgs {
-            object: fh.clone(),
-            new_attributes: attrs,
+            object: fh.into(),
+            new_attributes: attrs.into(),
             guard: None,
         };
-        Ok(ok(self.call::<_, SetattrRes>(Proc::Setattr, &a).await?)?.after)
+        Ok(attr(
+            ok(self.call::<_, SetattrRes>(Proc::Setattr, &a).await?)?.after,
+        ))
     }
 
     /// LOOKUP (3.3.3).
     pub async fn lookup(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         n: &str,
-    ) -> Result<(FileHandle3, Option<Fattr3>), Error> {
+    ) -> Result<(FileHandle, Option<Attr>), Error> {
         let o = ok(self
             .call::<_, LookupRes>(Proc::Lookup, &dirop(dir, n)?)
             .await?)?;
-        Ok((o.object, o.obj_attributes))
+        Ok((o.object.into(), attr(o.obj_attributes)))
     }
 
     /// ACCESS (3.3.4): the bits of `mask` the server grants the caller, with the
     /// object's attributes when the server sent them.
-    pub async fn access(
-        &self,
-        fh: &FileHandle3,
-        mask: u32,
-    ) -> Result<(u32, Option<Fattr3>), Error> {
+    pub async fn access(&self, fh: &FileHandle, mask: u32) -> Result<(u32, Option<Attr>), Error> {
         let a = AccessArgs {
-            object: fh.clone(),
+            object: fh.into(),
             access: mask,
         };
         let o = ok(self.call::<_, AccessRes>(Proc::Access, &a).await?)?;
-        Ok((o.access & mask, o.obj_attributes))
+        Ok((o.access & mask, attr(o.obj_attributes)))
     }
 
     /// READLINK (3.3.5).
-    pub async fn readlink(&self, fh: &FileHandle3) -> Result<Vec<u8>, Error> {
+    pub async fn readlink(&self, fh: &FileHandle) -> Result<Vec<u8>, Error> {
         let o = ok(self
-            .call::<_, ReadlinkRes>(Proc::Readlink, &GetattrArgs { object: fh.clone() })
+            .call::<_, ReadlinkRes>(Proc::Readlink, &GetattrArgs { object: fh.into() })
             .await?)?;
         Ok(o.data.0)
     }
 
     /// READ (3.3.6). The data is a slice of the reply's receive buffer: no copy.
-    pub async fn read(&self, fh: &FileHandle3, offset: u64, count: u32) -> Result<ReadData, Error> {
+    pub async fn read(&self, fh: &FileHandle, offset: u64, count: u32) -> Result<ReadData, Error> {
         let args = self.read_args(fh, offset, count);
         let reply = self
             .rpc
@@ -232,7 +239,7 @@ impl Nfs3 {
     /// read ([`RpcClient::start_call`]: no task woken up). `done` must be quick.
     pub fn read_then(
         &self,
-        fh: &FileHandle3,
+        fh: &FileHandle,
         offset: u64,
         count: u32,
         done: impl FnOnce(Result<ReadData, Error>) + Send + 'static,
@@ -248,10 +255,10 @@ impl Nfs3 {
             });
     }
 
-    fn read_args(&self, fh: &FileHandle3, offset: u64, count: u32) -> Vec<u8> {
+    fn read_args(&self, fh: &FileHandle, offset: u64, count: u32) -> Vec<u8> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         rnfs_xdr::to_bytes(&ReadArgs {
-            file: fh.clone(),
+            file: fh.into(),
             offset,
             count,
         })
@@ -260,14 +267,14 @@ impl Nfs3 {
     /// WRITE (3.3.7). The data goes to the socket from where it is (no copy).
     pub async fn write(
         &self,
-        fh: &FileHandle3,
+        fh: &FileHandle,
         offset: u64,
         data: Slice,
-        stable: StableHow,
-    ) -> Result<WriteOk, Error> {
+        stable: Stability,
+    ) -> Result<WriteDone, Error> {
         match stable {
-            StableHow::Unstable => &self.counters.unstable_writes,
-            StableHow::DataSync | StableHow::FileSync => &self.counters.sync_writes,
+            Stability::Unstable => &self.counters.unstable_writes,
+            Stability::DataSync | Stability::FileSync => &self.counters.sync_writes,
         }
         .fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -277,10 +284,10 @@ impl Nfs3 {
         // empty data is its length alone); the data follows as the call's bulk.
         let count = data.len() as u32;
         let mut args = rnfs_xdr::to_bytes(&WriteArgs {
-            file: fh.clone(),
+            file: fh.into(),
             offset,
             count,
-            stable,
+            stable: stable.into(),
             data: Data(Vec::new()),
         });
         let at = args.len() - 4;
@@ -289,14 +296,20 @@ impl Nfs3 {
             .rpc
             .call_bulk(PROGRAM, VERSION, Proc::Write as u32, args, Some(data))
             .await?;
-        ok(rnfs_xdr::from_bytes::<WriteRes>(reply.body()).map_err(RpcError::Decode)?)
+        let w = ok(rnfs_xdr::from_bytes::<WriteRes>(reply.body()).map_err(RpcError::Decode)?)?;
+        Ok(WriteDone {
+            count: w.count,
+            committed: w.committed.into(),
+            verf: WriteVerf(w.verf.0),
+            attr: attr(w.file_wcc.after),
+        })
     }
 
     /// COMMIT of the whole file (3.3.21); returns the server's write verifier.
-    pub async fn commit(&self, fh: &FileHandle3) -> Result<WriteVerf, Error> {
+    pub async fn commit(&self, fh: &FileHandle) -> Result<WriteVerf, Error> {
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         let a = CommitArgs {
-            file: fh.clone(),
+            file: fh.into(),
             offset: 0,
             count: 0,
         };
@@ -309,13 +322,13 @@ impl Nfs3 {
 
     async fn created(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         n: &str,
         r: CreateRes,
-    ) -> Result<(FileHandle3, Option<Fattr3>), Error> {
+    ) -> Result<(FileHandle, Option<Attr>), Error> {
         let o = ok(r)?;
         match o.obj {
-            Some(fh) => Ok((fh, o.obj_attributes)),
+            Some(fh) => Ok((fh.into(), attr(o.obj_attributes))),
             // RFC 1813 allows a server to omit the handle; find it by name.
             None => self.lookup(dir, n).await,
         }
@@ -324,13 +337,13 @@ impl Nfs3 {
     /// CREATE (3.3.8).
     pub async fn create(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         n: &str,
-        how: CreateHow3,
-    ) -> Result<(FileHandle3, Option<Fattr3>), Error> {
+        how: CreateHow,
+    ) -> Result<(FileHandle, Option<Attr>), Error> {
         let a = CreateArgs {
             where_: dirop(dir, n)?,
-            how,
+            how: how.into(),
         };
         let r = self.call::<_, CreateRes>(Proc::Create, &a).await?;
         self.created(dir, n, r).await
@@ -339,10 +352,10 @@ impl Nfs3 {
     /// MKDIR (3.3.9).
     pub async fn mkdir(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         n: &str,
         mode: u32,
-    ) -> Result<(FileHandle3, Option<Fattr3>), Error> {
+    ) -> Result<(FileHandle, Option<Attr>), Error> {
         let a = MkdirArgs {
             where_: dirop(dir, n)?,
             attributes: Sattr3 {
@@ -357,22 +370,38 @@ impl Nfs3 {
     /// SYMLINK (3.3.10).
     pub async fn symlink(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         n: &str,
         target: &str,
-    ) -> Result<(FileHandle3, Option<Fattr3>), Error> {
+    ) -> Result<(FileHandle, Option<Attr>), Error> {
         let a = SymlinkArgs {
             where_: dirop(dir, n)?,
             symlink_attributes: Sattr3::default(),
             symlink_data: XdrString::new(target.as_bytes().to_vec())
-                .map_err(|_| Error::Nfs(Nfsstat3::NameTooLong))?,
+                .map_err(|_| Error::Nfs(Status::NameTooLong))?,
         };
         let r = self.call::<_, CreateRes>(Proc::Symlink, &a).await?;
         self.created(dir, n, r).await
     }
 
+    /// MKNOD (3.3.11): a FIFO, socket or device file with attributes `s`.
+    pub async fn mknod(
+        &self,
+        dir: &FileHandle,
+        n: &str,
+        what: SpecialFile,
+        s: SetAttr,
+    ) -> Result<(FileHandle, Option<Attr>), Error> {
+        let a = MknodArgs {
+            where_: dirop(dir, n)?,
+            what: crate::v3::mknod_data(what, s),
+        };
+        let r = self.call::<_, CreateRes>(Proc::Mknod, &a).await?;
+        self.created(dir, n, r).await
+    }
+
     /// REMOVE (3.3.12).
-    pub async fn remove(&self, dir: &FileHandle3, n: &str) -> Result<(), Error> {
+    pub async fn remove(&self, dir: &FileHandle, n: &str) -> Result<(), Error> {
         ok(self
             .call::<_, RemoveRes>(Proc::Remove, &dirop(dir, n)?)
             .await?)
@@ -380,7 +409,7 @@ impl Nfs3 {
     }
 
     /// RMDIR (3.3.13).
-    pub async fn rmdir(&self, dir: &FileHandle3, n: &str) -> Result<(), Error> {
+    pub async fn rmdir(&self, dir: &FileHandle, n: &str) -> Result<(), Error> {
         ok(self
             .call::<_, RemoveRes>(Proc::Rmdir, &dirop(dir, n)?)
             .await?)
@@ -390,9 +419,9 @@ impl Nfs3 {
     /// RENAME (3.3.14).
     pub async fn rename(
         &self,
-        from: &FileHandle3,
+        from: &FileHandle,
         fname: &str,
-        to: &FileHandle3,
+        to: &FileHandle,
         tname: &str,
     ) -> Result<(), Error> {
         let a = RenameArgs {
@@ -403,9 +432,9 @@ impl Nfs3 {
     }
 
     /// LINK (3.3.15).
-    pub async fn link(&self, file: &FileHandle3, dir: &FileHandle3, n: &str) -> Result<(), Error> {
+    pub async fn link(&self, file: &FileHandle, dir: &FileHandle, n: &str) -> Result<(), Error> {
         let a = LinkArgs {
-            file: file.clone(),
+            file: file.into(),
             link: dirop(dir, n)?,
         };
         ok(self.call::<_, LinkRes>(Proc::Link, &a).await?).map(|_| ())
@@ -414,57 +443,144 @@ impl Nfs3 {
     /// READDIR (3.3.16): names and file ids only.
     pub async fn readdir(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         cookie: u64,
         verf: [u8; 8],
         count: u32,
-    ) -> Result<ReaddirOk, Error> {
+    ) -> Result<Listing, Error> {
         let a = ReaddirArgs {
-            dir: dir.clone(),
+            dir: dir.into(),
             cookie,
             cookieverf: OpaqueFixed(verf),
             count,
         };
-        ok(self.call::<_, ReaddirRes>(Proc::Readdir, &a).await?)
+        let r = ok(self.call::<_, ReaddirRes>(Proc::Readdir, &a).await?)?;
+        Ok(Listing {
+            entries: r
+                .entries
+                .into_iter()
+                .map(|e| Listed {
+                    cookie: e.cookie,
+                    name: e.name.0,
+                    fileid: e.fileid,
+                    fh: None,
+                    attr: None,
+                })
+                .collect(),
+            eof: r.eof,
+            verf: r.cookieverf.0,
+            dir_mtime: r.dir_attributes.map(|a| a.mtime.into()),
+        })
     }
 
-    /// READDIRPLUS (3.3.17).
+    /// READDIRPLUS (3.3.17): names with handles and attributes.
     pub async fn readdirplus(
         &self,
-        dir: &FileHandle3,
+        dir: &FileHandle,
         cookie: u64,
         verf: [u8; 8],
         count: u32,
-    ) -> Result<ReaddirplusOk, Error> {
+    ) -> Result<Listing, Error> {
         let a = ReaddirplusArgs {
-            dir: dir.clone(),
+            dir: dir.into(),
             cookie,
             cookieverf: OpaqueFixed(verf),
             dircount: count,
             maxcount: count,
         };
-        ok(self
+        let r = ok(self
             .call::<_, ReaddirplusRes>(Proc::Readdirplus, &a)
-            .await?)
+            .await?)?;
+        Ok(Listing {
+            entries: r
+                .entries
+                .into_iter()
+                .map(|e| Listed {
+                    cookie: e.cookie,
+                    name: e.name.0,
+                    fileid: e.fileid,
+                    fh: e.name_handle.map(FileHandle::from),
+                    attr: attr(e.name_attributes),
+                })
+                .collect(),
+            eof: r.eof,
+            verf: r.cookieverf.0,
+            dir_mtime: r.dir_attributes.map(|a| a.mtime.into()),
+        })
     }
 
     /// FSSTAT (3.3.18).
-    pub async fn fsstat(&self, fh: &FileHandle3) -> Result<FsstatOk, Error> {
-        ok(self
-            .call::<_, FsstatRes>(Proc::Fsstat, &GetattrArgs { object: fh.clone() })
-            .await?)
+    pub async fn fsstat(&self, fh: &FileHandle) -> Result<FsStat, Error> {
+        let a = GetattrArgs { object: fh.into() };
+        Ok(ok(self.call::<_, FsstatRes>(Proc::Fsstat, &a).await?)?.into())
     }
 
     /// FSINFO (3.3.19).
-    pub async fn fsinfo(&self, fh: &FileHandle3) -> Result<FsinfoOk, Error> {
-        ok(self
-            .call::<_, FsinfoRes>(Proc::Fsinfo, &GetattrArgs { object: fh.clone() })
-            .await?)
+    pub async fn fsinfo(&self, fh: &FileHandle) -> Result<FsLimits, Error> {
+        let a = GetattrArgs { object: fh.into() };
+        let o = ok(self.call::<_, FsinfoRes>(Proc::Fsinfo, &a).await?)?;
+        Ok(FsLimits {
+            rtmax: o.rtmax,
+            wtmax: o.wtmax,
+            attr: attr(o.obj_attributes),
+        })
     }
 }
 
+/// What a WRITE did.
+#[derive(Debug, Clone)]
+pub struct WriteDone {
+    /// Bytes written.
+    pub count: u32,
+    /// How stable the server made them.
+    pub committed: Stability,
+    /// The server's write verifier.
+    pub verf: WriteVerf,
+    /// Attributes of the file after the write, if the server sent them.
+    pub attr: Option<Attr>,
+}
+
+/// Limits of a file system (FSINFO), with the attributes of the object asked about.
+#[derive(Debug, Clone)]
+pub struct FsLimits {
+    /// Largest READ (0: not said).
+    pub rtmax: u32,
+    /// Largest WRITE (0: not said).
+    pub wtmax: u32,
+    /// Attributes of the object, if the server sent them.
+    pub attr: Option<Attr>,
+}
+
+/// One entry of a listing reply, in the server's order (`.` and `..` included, if sent).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Cookie to continue after this entry.
+    pub cookie: u64,
+    /// The name's bytes.
+    pub name: Vec<u8>,
+    /// File id.
+    pub fileid: u64,
+    /// The entry's handle, if the server sent it.
+    pub fh: Option<FileHandle>,
+    /// The entry's attributes, if the server sent them.
+    pub attr: Option<Attr>,
+}
+
+/// One READDIR or READDIRPLUS reply.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// Entries.
+    pub entries: Vec<Listed>,
+    /// Whether the listing is complete.
+    pub eof: bool,
+    /// The cookie verifier to send with the next cookie.
+    pub verf: [u8; 8],
+    /// The directory's modification time, if the server sent its attributes.
+    pub dir_mtime: Option<Time>,
+}
+
 /// MNT (RFC 1813 appendix I): the root handle of `path` on the MOUNT server behind `rpc`.
-pub async fn mnt(rpc: &RpcClient, path: &str) -> Result<FileHandle3, Error> {
+pub(crate) async fn mnt(rpc: &RpcClient, path: &str) -> Result<FileHandle, Error> {
     let p = XdrString::<{ mount3::MNTPATHLEN }>::new(path.as_bytes().to_vec())
         .map_err(|_| Error::Invalid("export path longer than 1024 bytes"))?;
     match rpc
@@ -476,13 +592,13 @@ pub async fn mnt(rpc: &RpcClient, path: &str) -> Result<FileHandle3, Error> {
         )
         .await?
     {
-        mount3::MountRes::Ok(o) => Ok(o.fhandle),
+        mount3::MountRes::Ok(o) => Ok(o.fhandle.into()),
         mount3::MountRes::Err(s) => Err(Error::Mount(s)),
     }
 }
 
 /// PMAPPROC_GETPORT (RFC 1833 section 3.2) over TCP; `None` when not registered.
-pub async fn getport(rpc: &RpcClient, prog: u32, vers: u32) -> Result<Option<u16>, Error> {
+pub(crate) async fn getport(rpc: &RpcClient, prog: u32, vers: u32) -> Result<Option<u16>, Error> {
     let m = portmap::Mapping {
         prog,
         vers,

@@ -16,11 +16,11 @@
 //! [`crate::MountOptions::max_dir_entries`] entries and
 //! [`crate::MountOptions::max_dir_bytes`] bytes of names, repeats included, so a server
 //! sending fresh names forever ends with [`ServerError::ListingTooLarge`].
-use crate::client::{Attr, Client};
+use crate::client::Client;
 use crate::error::{Error, ServerError};
 use crate::inode::Inode;
+use crate::types::{Attr, FileHandle, FileType, Status, Time};
 use parking_lot::Mutex;
-use rnfs_proto::nfs3::{FileHandle3, NfsTime3, Nfsstat3};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,35 +56,35 @@ struct Chunk {
 /// The cached chunks of one directory, valid for one modification time of it.
 #[derive(Debug, Default)]
 struct DirCache {
-    mtime: Option<NfsTime3>,
+    mtime: Option<Time>,
     chunks: HashMap<u64, Chunk>,
 }
 
 /// Cached chunks of each directory, keyed by the cookie they start at.
 #[derive(Debug, Default)]
 pub(crate) struct DirCaches {
-    dirs: Mutex<HashMap<FileHandle3, DirCache>>,
+    dirs: Mutex<HashMap<FileHandle, DirCache>>,
 }
 
 impl DirCaches {
     /// Forgets a directory's chunks (after a change made through this client).
-    pub(crate) fn forget(&self, dir: &FileHandle3) {
+    pub(crate) fn forget(&self, dir: &FileHandle) {
         self.dirs.lock().remove(dir);
     }
 
     /// Forgets a directory's chunks unless they were taken at modification time `mtime`.
-    fn validate(&self, dir: &FileHandle3, mtime: NfsTime3) {
+    fn validate(&self, dir: &FileHandle, mtime: Time) {
         let mut d = self.dirs.lock();
         if d.get(dir).is_some_and(|c| c.mtime != Some(mtime)) {
             d.remove(dir);
         }
     }
 
-    fn get(&self, dir: &FileHandle3, cookie: u64) -> Option<Chunk> {
+    fn get(&self, dir: &FileHandle, cookie: u64) -> Option<Chunk> {
         self.dirs.lock().get(dir)?.chunks.get(&cookie).cloned()
     }
 
-    fn put(&self, dir: &FileHandle3, cookie: u64, mtime: Option<NfsTime3>, c: Chunk) {
+    fn put(&self, dir: &FileHandle, cookie: u64, mtime: Option<Time>, c: Chunk) {
         let mut d = self.dirs.lock();
         let e = d.entry(dir.clone()).or_default();
         if e.mtime != mtime {
@@ -179,7 +179,7 @@ impl DirStream {
                 Some(c) => c,
                 None => match self.fetch().await {
                     Ok(c) => c,
-                    Err(Error::Nfs(Nfsstat3::BadCookie)) if self.restarts < 3 => {
+                    Err(Error::Nfs(Status::BadCookie)) if self.restarts < 3 => {
                         // Start again; names already returned are skipped.
                         self.restarts += 1;
                         self.c.s.dirs.forget(self.dir.fh());
@@ -259,7 +259,7 @@ impl DirStream {
                 .readdirplus(self.dir.fh(), self.cookie, self.verf, count)
                 .await
             {
-                Err(Error::Nfs(Nfsstat3::NotSupp)) => {
+                Err(Error::Nfs(Status::NotSupp)) => {
                     // RFC 1813 lets a server leave READDIRPLUS out; use READDIR from now on.
                     self.c.s.plus.store(false, Ordering::Relaxed);
                     None
@@ -269,52 +269,29 @@ impl DirStream {
         } else {
             None
         };
-        // (cookie, entry) in the server's order, then EOF, verifier, directory mtime.
-        let (raw, eof, verf, mtime): (Vec<(u64, DirEntry)>, _, _, _) = match plus {
-            Some(r) => (
-                r.entries
-                    .into_iter()
-                    .map(|e| {
-                        let inode = e
-                            .name_handle
-                            .as_ref()
-                            .map(|fh| self.c.inode(fh, e.name_attributes.clone()));
-                        let d = DirEntry {
-                            name: e.name.0,
-                            fileid: e.fileid,
-                            inode,
-                            attr: e.name_attributes,
-                        };
-                        (e.cookie, d)
-                    })
-                    .collect(),
-                r.eof,
-                r.cookieverf.0,
-                r.dir_attributes.map(|a| a.mtime),
-            ),
+        let listing = match plus {
+            Some(l) => l,
             None => {
-                let r = nfs
-                    .readdir(self.dir.fh(), self.cookie, self.verf, count)
-                    .await?;
-                (
-                    r.entries
-                        .into_iter()
-                        .map(|e| {
-                            let d = DirEntry {
-                                name: e.name.0,
-                                fileid: e.fileid,
-                                inode: None,
-                                attr: None,
-                            };
-                            (e.cookie, d)
-                        })
-                        .collect(),
-                    r.eof,
-                    r.cookieverf.0,
-                    r.dir_attributes.map(|a| a.mtime),
-                )
+                nfs.readdir(self.dir.fh(), self.cookie, self.verf, count)
+                    .await?
             }
         };
+        let (eof, verf, mtime) = (listing.eof, listing.verf, listing.dir_mtime);
+        // (cookie, entry) in the server's order.
+        let raw: Vec<(u64, DirEntry)> = listing
+            .entries
+            .into_iter()
+            .map(|e| {
+                let inode = e.fh.as_ref().map(|fh| self.c.inode(fh, e.attr.clone()));
+                let d = DirEntry {
+                    name: e.name,
+                    fileid: e.fileid,
+                    inode,
+                    attr: e.attr,
+                };
+                (e.cookie, d)
+            })
+            .collect();
         let mut next = None;
         let mut entries = Vec::with_capacity(raw.len());
         for (cookie, e) in raw {
@@ -371,15 +348,21 @@ impl Client {
     /// attributes, and cached chunks taken at another modification time are dropped.
     pub async fn open_dir(&self, path: &str) -> Result<DirStream, Error> {
         let dir = self.resolve_follow(path).await?;
+        self.open_dir_of(dir, path).await
+    }
+
+    /// Starts listing the directory `dir`: [`Client::open_dir`] for a caller that holds
+    /// the inode (a file system layer); `label` names the directory in errors and logs.
+    pub async fn open_dir_of(&self, dir: Arc<Inode>, label: &str) -> Result<DirStream, Error> {
         let a = self.revalidate(&dir).await?;
-        if a.ftype != rnfs_proto::nfs3::Ftype3::Dir {
-            return Err(Error::Nfs(Nfsstat3::NotDir));
+        if a.ftype != FileType::Dir {
+            return Err(Error::Nfs(Status::NotDir));
         }
         self.s.dirs.validate(dir.fh(), a.mtime);
         Ok(DirStream {
             c: self.clone(),
             dir,
-            path: path.to_string(),
+            path: label.to_string(),
             cookie: 0,
             verf: [0; 8],
             done: false,

@@ -23,26 +23,26 @@ use crate::error::Error;
 use crate::extents::Extents;
 use crate::nfs::WriteVerf;
 use crate::rpc::buf::Slice;
-use rnfs_proto::nfs3::StableHow;
+use crate::types::Stability;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long to wait before retrying after NFS3ERR_JUKEBOX.
-pub const JUKEBOX_DELAY: Duration = Duration::from_millis(500);
+pub(crate) const JUKEBOX_DELAY: Duration = Duration::from_millis(500);
 
 fn is_jukebox(e: &Error) -> bool {
-    matches!(e, Error::Nfs(rnfs_proto::nfs3::Nfsstat3::Jukebox))
+    matches!(e, Error::Nfs(crate::types::Status::Jukebox))
 }
 
 /// Tuning of the engine.
 #[derive(Debug, Clone, Copy)]
-pub struct WbConfig {
+pub(crate) struct WbConfig {
     /// Largest WRITE payload.
-    pub wsize: u32,
+    pub(crate) wsize: u32,
     /// WRITEs in flight at once per file.
-    pub max_in_flight: usize,
+    pub(crate) max_in_flight: usize,
     /// Dirty data older than this is written even if the file is not being flushed.
-    pub dirty_expire: Duration,
+    pub(crate) dirty_expire: Duration,
 }
 
 impl Default for WbConfig {
@@ -57,11 +57,11 @@ impl Default for WbConfig {
 
 /// Identifies one WRITE or COMMIT the engine asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u64);
+pub(crate) struct OpId(pub u64);
 
 /// What the driver must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WbAction {
+pub(crate) enum WbAction {
     /// A WRITE of `data` at `offset`.
     Write {
         /// Answer with [`WriteBack::on_write_done`] and this id.
@@ -72,7 +72,7 @@ pub enum WbAction {
         /// has them).
         data: Slice,
         /// Stability to ask for.
-        stable: StableHow,
+        stable: Stability,
     },
     /// A COMMIT of the whole file.
     Commit {
@@ -83,18 +83,18 @@ pub enum WbAction {
 
 /// A successful WRITE reply, as the engine needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteReply {
+pub(crate) struct WriteReply {
     /// Bytes the server wrote (may be short).
-    pub count: u32,
+    pub(crate) count: u32,
     /// Stability reached.
-    pub committed: StableHow,
+    pub(crate) committed: Stability,
     /// The server's verifier.
-    pub verf: WriteVerf,
+    pub(crate) verf: WriteVerf,
 }
 
 /// A handle's position in the file's error sequence (W1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ErrCursor(u64);
+pub(crate) struct ErrCursor(u64);
 
 /// Counters of one engine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -126,7 +126,7 @@ struct Written {
 
 /// The write-back state of one file.
 #[derive(Debug)]
-pub struct WriteBack {
+pub(crate) struct WriteBack {
     cfg: WbConfig,
     dirty: Extents<Instant>,
     inflight: BTreeMap<OpId, InFlight>,
@@ -151,7 +151,7 @@ pub struct WriteBack {
 
 impl WriteBack {
     /// An engine with nothing to write.
-    pub fn new(cfg: WbConfig) -> Self {
+    pub(crate) fn new(cfg: WbConfig) -> Self {
         Self {
             cfg,
             dirty: Extents::new(),
@@ -176,22 +176,22 @@ impl WriteBack {
     /// UNSTABLE are not committed yet. Without it a COMMIT waits until everything is
     /// written, so a writer that never pauses holds all its unstable data (kept for W6)
     /// until it must stop, drain its WRITEs and wait for one large COMMIT.
-    pub fn commit_above(&mut self, bytes: u64) {
+    pub(crate) fn commit_above(&mut self, bytes: u64) {
         self.commit_above = bytes.max(1);
     }
 
     /// Counters.
-    pub fn stats(&self) -> WbStats {
+    pub(crate) fn stats(&self) -> WbStats {
         self.stats
     }
 
     /// Whether the engine writes synchronously (W5).
-    pub fn sync_mode(&self) -> bool {
+    pub(crate) fn sync_mode(&self) -> bool {
         self.sync_mode
     }
 
     /// Bytes held: dirty, in flight and unstable (the file's share of cache memory).
-    pub fn held_bytes(&self) -> u64 {
+    pub(crate) fn held_bytes(&self) -> u64 {
         self.dirty.bytes()
             + self.unstable.bytes()
             + self
@@ -203,12 +203,12 @@ impl WriteBack {
 
     /// Bytes written UNSTABLE and not yet covered by a COMMIT (what a server restart
     /// would make the engine send again, W6).
-    pub fn uncommitted_bytes(&self) -> u64 {
+    pub(crate) fn uncommitted_bytes(&self) -> u64 {
         self.unstable.bytes()
     }
 
     /// Bytes not yet acknowledged by the server (dirty or in flight).
-    pub fn unwritten_bytes(&self) -> u64 {
+    pub(crate) fn unwritten_bytes(&self) -> u64 {
         self.dirty.bytes()
             + self
                 .inflight
@@ -218,7 +218,7 @@ impl WriteBack {
     }
 
     /// Whether every byte written is on stable storage (or its failure was recorded).
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.dirty.is_empty()
             && self.inflight.is_empty()
             && self.unstable.is_empty()
@@ -226,12 +226,12 @@ impl WriteBack {
     }
 
     /// Whether no data waits for a WRITE reply (unstable data may remain).
-    pub fn is_written(&self) -> bool {
+    pub(crate) fn is_written(&self) -> bool {
         self.dirty.is_empty() && self.inflight.is_empty()
     }
 
     /// One past the last byte of data the server may not have yet.
-    pub fn local_end(&self) -> u64 {
+    pub(crate) fn local_end(&self) -> u64 {
         let inflight = self
             .inflight
             .values()
@@ -243,12 +243,12 @@ impl WriteBack {
 
     /// The cursor for a handle opened now (W2: past every error already seen; W3: before
     /// any unseen one).
-    pub fn open_cursor(&self) -> ErrCursor {
+    pub(crate) fn open_cursor(&self) -> ErrCursor {
         ErrCursor(self.seen_upto)
     }
 
     /// Reports the latest error newer than `cursor`, once, and advances the cursor (W1).
-    pub fn check(&mut self, cursor: &mut ErrCursor) -> Result<(), Error> {
+    pub(crate) fn check(&mut self, cursor: &mut ErrCursor) -> Result<(), Error> {
         if self.err_seq <= cursor.0 {
             return Ok(());
         }
@@ -271,12 +271,13 @@ impl WriteBack {
 
     /// The application wrote `data` at `offset`: it is now dirty. Unstable data it
     /// replaces is forgotten (the new data will be written and committed instead).
-    pub fn write(&mut self, now: Instant, offset: u64, data: &[u8]) {
+    #[cfg(test)]
+    pub(crate) fn write(&mut self, now: Instant, offset: u64, data: &[u8]) {
         self.write_slice(now, offset, Slice::from_vec(data.to_vec()));
     }
 
     /// [`WriteBack::write`] of bytes already in a buffer of their own.
-    pub fn write_slice(&mut self, now: Instant, offset: u64, data: Slice) {
+    pub(crate) fn write_slice(&mut self, now: Instant, offset: u64, data: Slice) {
         if data.is_empty() {
             return;
         }
@@ -286,14 +287,14 @@ impl WriteBack {
     }
 
     /// The file is truncated (or extended) to `len`: data beyond it is dropped.
-    pub fn truncate(&mut self, len: u64) {
+    pub(crate) fn truncate(&mut self, len: u64) {
         self.dirty.truncate(len);
         self.unstable.truncate(len);
     }
 
     /// Copies data the server may not have (in flight, then dirty, newest last) over `buf`,
     /// which holds the file's bytes at `offset` as read from the server or the cache.
-    pub fn overlay(&self, offset: u64, buf: &mut [u8]) {
+    pub(crate) fn overlay(&self, offset: u64, buf: &mut [u8]) {
         let end = offset + buf.len() as u64;
         for w in self.inflight.values() {
             let w_end = w.offset + w.data.len() as u64;
@@ -308,7 +309,7 @@ impl WriteBack {
 
     /// Whether data the server may not have (in flight or dirty) overlaps
     /// `[offset, offset+len)`: what [`WriteBack::overlay`] would copy there.
-    pub fn holds_data_in(&self, offset: u64, len: u64) -> bool {
+    pub(crate) fn holds_data_in(&self, offset: u64, len: u64) -> bool {
         len > 0
             && (self.overlaps_inflight(offset, len as usize)
                 || self.dirty.gaps(offset, len) != [(offset, len)])
@@ -316,7 +317,7 @@ impl WriteBack {
 
     /// Asks for everything to reach stable storage: all dirty data is written, then
     /// committed. Completion is [`WriteBack::is_clean`].
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.flushing = true;
     }
 
@@ -336,7 +337,7 @@ impl WriteBack {
     /// when flushing (one FILE_SYNC at a time in sync mode); then a COMMIT when flushing and
     /// all data is written. Unstable data left alone for `dirty_expire` is committed too,
     /// so that a file nobody flushes still reaches stable storage.
-    pub fn poll(&mut self, now: Instant) -> Vec<WbAction> {
+    pub(crate) fn poll(&mut self, now: Instant) -> Vec<WbAction> {
         // Written as a match: `Option::is_none_or` is newer than the workspace's MSRV.
         let idle = match self.last_activity {
             Some(t) => now.saturating_duration_since(t) >= self.cfg.dirty_expire,
@@ -379,10 +380,10 @@ impl WriteBack {
             debug_assert!(!self.overlaps_inflight(offset, data.len()));
             let stable = if self.sync_mode {
                 self.stats.sync_writes += 1;
-                StableHow::FileSync
+                Stability::FileSync
             } else {
                 self.stats.unstable_writes += 1;
-                StableHow::Unstable
+                Stability::Unstable
             };
             let op = self.op();
             self.inflight.insert(
@@ -435,7 +436,7 @@ impl WriteBack {
     }
 
     /// A WRITE finished.
-    pub fn on_write_done(
+    pub(crate) fn on_write_done(
         &mut self,
         now: Instant,
         op: OpId,
@@ -458,7 +459,7 @@ impl WriteBack {
                     );
                 }
                 self.verifier_seen(now, rep.verf);
-                if rep.committed == StableHow::Unstable && n > 0 {
+                if rep.committed == Stability::Unstable && n > 0 {
                     self.write_seq += 1;
                     let meta = Written {
                         verf: rep.verf,
@@ -483,7 +484,7 @@ impl WriteBack {
     }
 
     /// A COMMIT finished.
-    pub fn on_commit_done(
+    pub(crate) fn on_commit_done(
         &mut self,
         now: Instant,
         op: OpId,
@@ -516,7 +517,7 @@ impl WriteBack {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rnfs_proto::nfs3::Nfsstat3;
+    use crate::types::Status;
 
     const W: usize = 64 * 1024;
     const V1: WriteVerf = WriteVerf([1; 8]);
@@ -530,7 +531,7 @@ mod tests {
         })
     }
 
-    fn ok(count: usize, committed: StableHow, verf: WriteVerf) -> Result<WriteReply, Error> {
+    fn ok(count: usize, committed: Stability, verf: WriteVerf) -> Result<WriteReply, Error> {
         Ok(WriteReply {
             count: count as u32,
             committed,
@@ -539,7 +540,7 @@ mod tests {
     }
 
     fn nospc() -> Error {
-        Error::Nfs(Nfsstat3::NoSpc)
+        Error::Nfs(Status::NoSpc)
     }
 
     /// Answers every WRITE and COMMIT with `f` until the engine asks for nothing more;
@@ -555,7 +556,7 @@ mod tests {
         while let Some(a) = acts.pop() {
             let more = match &a {
                 WbAction::Write { op, stable, .. } => {
-                    if *stable == StableHow::Unstable {
+                    if *stable == Stability::Unstable {
                         u += 1
                     } else {
                         s += 1
@@ -627,7 +628,7 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
+            |a| ok(len_of(a), Stability::Unstable, V1),
             || Ok(V1),
         );
         assert_eq!(wb.check(&mut c), Ok(()));
@@ -664,12 +665,12 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
-            || Err(Error::Nfs(Nfsstat3::Io)),
+            |a| ok(len_of(a), Stability::Unstable, V1),
+            || Err(Error::Nfs(Status::Io)),
         );
         assert_eq!((u, c), (1, 1));
         assert!(wb.is_clean());
-        assert_eq!(wb.check(&mut a), Err(Error::Nfs(Nfsstat3::Io)));
+        assert_eq!(wb.check(&mut a), Err(Error::Nfs(Status::Io)));
     }
 
     #[test]
@@ -699,20 +700,20 @@ mod tests {
         assert!(matches!(
             &acts[..],
             [WbAction::Write {
-                stable: StableHow::FileSync,
+                stable: Stability::FileSync,
                 ..
             }]
         ));
         let WbAction::Write { op, .. } = &acts[0] else {
             unreachable!()
         };
-        let next = wb.on_write_done(t, *op, ok(W, StableHow::FileSync, V1));
+        let next = wb.on_write_done(t, *op, ok(W, Stability::FileSync, V1));
         assert!(!wb.sync_mode());
         assert_eq!(next.len(), 3);
         assert!(next.iter().all(|a| matches!(
             a,
             WbAction::Write {
-                stable: StableHow::Unstable,
+                stable: Stability::Unstable,
                 ..
             }
         )));
@@ -742,7 +743,7 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
+            |a| ok(len_of(a), Stability::Unstable, V1),
             || Ok(V1),
         );
         assert_eq!((u, s, c), (16, 0, 1));
@@ -765,7 +766,7 @@ mod tests {
             let WbAction::Write { op, data, .. } = a else {
                 panic!()
             };
-            for b in wb.on_write_done(t, op, ok(data.len(), StableHow::Unstable, V1)) {
+            for b in wb.on_write_done(t, op, ok(data.len(), Stability::Unstable, V1)) {
                 commit = Some(b);
             }
         }
@@ -781,7 +782,7 @@ mod tests {
             &mut wb,
             t,
             resend,
-            |a| ok(len_of(a), StableHow::Unstable, V2),
+            |a| ok(len_of(a), Stability::Unstable, V2),
             || Ok(V2),
         );
         assert_eq!(c, 1);
@@ -799,14 +800,14 @@ mod tests {
             panic!()
         };
         assert!(wb
-            .on_write_done(t, *op, ok(W, StableHow::Unstable, V1))
+            .on_write_done(t, *op, ok(W, Stability::Unstable, V1))
             .is_empty());
         wb.write(t, 4 * W as u64, &vec![2; W]);
         let b = wb.poll(t);
         let WbAction::Write { op, .. } = &b[0] else {
             panic!()
         };
-        let again = wb.on_write_done(t, *op, ok(W, StableHow::Unstable, V2));
+        let again = wb.on_write_done(t, *op, ok(W, Stability::Unstable, V2));
         assert!(
             matches!(&again[0], WbAction::Write { offset: 0, .. }),
             "{again:?}"
@@ -832,7 +833,7 @@ mod tests {
         let WbAction::Write { op, .. } = &first[0] else {
             panic!()
         };
-        let next = wb.on_write_done(t, *op, ok(100, StableHow::Unstable, V1));
+        let next = wb.on_write_done(t, *op, ok(100, Stability::Unstable, V1));
         assert!(
             matches!(&next[..], [WbAction::Write { offset: 50, data, .. }] if data.len() == 100)
         );
@@ -852,7 +853,7 @@ mod tests {
         let WbAction::Write { op, .. } = &acts[0] else {
             panic!()
         };
-        let more = wb.on_write_done(t, *op, ok(600, StableHow::Unstable, V1));
+        let more = wb.on_write_done(t, *op, ok(600, Stability::Unstable, V1));
         assert!(more.is_empty());
         wb.flush();
         let acts = wb.poll(t);
@@ -863,7 +864,7 @@ mod tests {
             &mut wb,
             t,
             acts,
-            |a| ok(len_of(a), StableHow::Unstable, V1),
+            |a| ok(len_of(a), Stability::Unstable, V1),
             || Ok(V1),
         );
         assert_eq!(c, 1);
@@ -887,10 +888,10 @@ mod tests {
             })
             .collect();
         // One answer: 1 unstable wsize, below the bound; nothing but the next WRITE.
-        let next = wb.on_write_done(t, ops[0], ok(W, StableHow::Unstable, V1));
+        let next = wb.on_write_done(t, ops[0], ok(W, Stability::Unstable, V1));
         assert!(matches!(&next[..], [WbAction::Write { .. }]), "{next:?}");
         // Two: the bound is reached with data still dirty and in flight: a COMMIT now.
-        let next = wb.on_write_done(t, ops[1], ok(W, StableHow::Unstable, V1));
+        let next = wb.on_write_done(t, ops[1], ok(W, Stability::Unstable, V1));
         let commit = next.iter().find_map(|a| match a {
             WbAction::Commit { op } => Some(*op),
             WbAction::Write { .. } => None,
@@ -900,7 +901,7 @@ mod tests {
         };
         assert!(!wb.is_written());
         // A WRITE answered after the COMMIT was sent is not covered by it.
-        wb.on_write_done(t, ops[2], ok(W, StableHow::Unstable, V1));
+        wb.on_write_done(t, ops[2], ok(W, Stability::Unstable, V1));
         wb.on_commit_done(t, cop, Ok(V1));
         assert_eq!(wb.uncommitted_bytes(), W as u64);
         assert_eq!(wb.stats().commits, 1);
@@ -916,7 +917,7 @@ mod tests {
             panic!()
         };
         assert!(wb
-            .on_write_done(t, *op, ok(W, StableHow::Unstable, V1))
+            .on_write_done(t, *op, ok(W, Stability::Unstable, V1))
             .is_empty());
         assert!(wb.poll(t + Duration::from_secs(4)).is_empty(), "not yet");
         let c = wb.poll(t + Duration::from_secs(5));
@@ -939,7 +940,7 @@ mod tests {
         let WbAction::Write { op, .. } = &a[0] else {
             panic!()
         };
-        let busy = Err(Error::Nfs(Nfsstat3::Jukebox));
+        let busy = Err(Error::Nfs(Status::Jukebox));
         assert!(
             wb.on_write_done(t, *op, busy.clone()).is_empty(),
             "no busy loop"
@@ -951,12 +952,12 @@ mod tests {
             panic!()
         };
         let t2 = t + JUKEBOX_DELAY;
-        let c = wb.on_write_done(t2, *op, ok(100, StableHow::Unstable, V1));
+        let c = wb.on_write_done(t2, *op, ok(100, Stability::Unstable, V1));
         let WbAction::Commit { op } = c[0] else {
             panic!("{c:?}")
         };
         assert!(wb
-            .on_commit_done(t2, op, Err(Error::Nfs(Nfsstat3::Jukebox)))
+            .on_commit_done(t2, op, Err(Error::Nfs(Status::Jukebox)))
             .is_empty());
         let c = wb.poll(t2 + JUKEBOX_DELAY);
         let WbAction::Commit { op } = c[0] else {

@@ -9,7 +9,7 @@
 mod common;
 use common::{FaultProxy, Faults, Target};
 use rnfs_client::{Client, OpenOptions};
-use rnfs_proto::nfs3::{CreateHow3, Sattr3};
+use rnfs_client::{CreateHow, SetAttr};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,14 +20,13 @@ async fn make_files(c: &Client, dir: &str, n: usize) {
     for i in 0..n {
         let (c, d) = (c.clone(), d.clone());
         js.spawn(async move {
-            c.nfs()
-                .create(
-                    d.fh(),
-                    &format!("entry-{i:05}"),
-                    CreateHow3::Unchecked(Sattr3::default()),
-                )
-                .await
-                .unwrap();
+            c.create_in(
+                &d,
+                &format!("entry-{i:05}"),
+                CreateHow::Unchecked(SetAttr::default()),
+            )
+            .await
+            .unwrap();
         });
     }
     while js.join_next().await.is_some() {}

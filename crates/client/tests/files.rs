@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 use common::Target;
+use rnfs_client::Status;
 use rnfs_client::{Client, Error, MountOptions, OpenOptions};
-use rnfs_proto::nfs3::Nfsstat3;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ async fn write_read_seek_set_len_roundtrip() {
     assert_eq!(&back[10..15], b"hello");
     // Errors are clear.
     let e = c.open("/missing", OpenOptions::read()).await.unwrap_err();
-    assert_eq!(e, Error::Nfs(Nfsstat3::NoEnt));
+    assert_eq!(e, Error::Nfs(Status::NoEnt));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +233,7 @@ async fn fill(c: &Client) {
     for _ in 0..64 {
         f.write(&mb).await.unwrap();
         if let Err(e) = f.fsync().await {
-            assert_eq!(e, Error::Nfs(Nfsstat3::NoSpc));
+            assert_eq!(e, Error::Nfs(Status::NoSpc));
             f.close().await.unwrap(); // already reported to this handle
             return;
         }
@@ -253,7 +253,7 @@ async fn seed_scenario_enospc_then_success_without_sync_writes() {
         .await
         .unwrap();
     f.write(&vec![0; 1 << 20]).await.unwrap();
-    assert_eq!(f.close().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(f.close().await, Err(Error::Nfs(Status::NoSpc)));
 
     // W2: a handle opened after the error was seen does not report it.
     let mut g = c
@@ -302,9 +302,9 @@ async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
     let mut b = c.open("/f", rw).await.unwrap();
     a.write(&vec![1; 4 * W]).await.unwrap();
     // Both handles predate the failure: each hears of it once (W1).
-    assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(a.fsync().await, Err(Error::Nfs(Status::NoSpc)));
     assert_eq!(a.fsync().await, Ok(()));
-    assert_eq!(b.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(b.fsync().await, Err(Error::Nfs(Status::NoSpc)));
     assert_eq!(b.close().await, Ok(()));
     a.close().await.unwrap();
 
@@ -324,7 +324,7 @@ async fn w1_w3_every_handle_and_the_next_opener_hear_of_an_unseen_error() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         r = e.fsync().await;
     }
-    assert_eq!(r, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(r, Err(Error::Nfs(Status::NoSpc)));
     let mut g = c.open("/f", rw).await.unwrap();
     assert_eq!(g.fsync().await, Ok(()));
 }
@@ -340,7 +340,7 @@ async fn w2_w4_w5_a_seen_error_never_fails_a_later_write_and_writes_stay_cached(
     };
     let mut a = c.open("/f", rw).await.unwrap();
     a.write(&vec![1; 4 * W]).await.unwrap();
-    assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(a.fsync().await, Err(Error::Nfs(Status::NoSpc)));
     // A handle opened after the error was seen: its write() does not fail because of
     // that error (W2, W4) — the error was reported, so the file is back to cached writes
     // (W5) — and its own failure, newer than its cursor, comes at fsync (W1).
@@ -350,10 +350,10 @@ async fn w2_w4_w5_a_seen_error_never_fails_a_later_write_and_writes_stay_cached(
         .await
         .unwrap();
     assert_eq!(b.write(&vec![2; W]).await, Ok(W));
-    assert_eq!(b.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(b.fsync().await, Err(Error::Nfs(Status::NoSpc)));
     assert_eq!(b.close().await, Ok(()));
     // b's failure is newer than a's cursor: a hears of it once (W1), then nothing.
-    assert_eq!(a.fsync().await, Err(Error::Nfs(Nfsstat3::NoSpc)));
+    assert_eq!(a.fsync().await, Err(Error::Nfs(Status::NoSpc)));
     assert_eq!(a.close().await, Ok(()));
 
     remove_filler(&t, &c).await;

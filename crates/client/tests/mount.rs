@@ -72,7 +72,7 @@ async fn unregistered_programs_and_refused_exports_are_clear_errors() {
         .open("/file/below", OpenOptions::read())
         .await
         .unwrap_err();
-    assert_eq!(e, Error::Nfs(rnfs_proto::nfs3::Nfsstat3::NotDir));
+    assert_eq!(e, Error::Nfs(rnfs_client::Status::NotDir));
 }
 
 #[test]

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 use common::Target;
+use rnfs_client::types::access;
 use rnfs_client::{Client, Error, OpenOptions};
-use rnfs_proto::nfs3::{access, CreateHow3, Ftype3, NfsTime3, Nfsstat3};
-use rnfs_xdr::OpaqueFixed;
+use rnfs_client::{CreateHow, Device, FileType, SetAttr, SetTime, SpecialFile, Status, Time};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
@@ -51,21 +51,21 @@ async fn symbolic_links_are_followed_in_paths_as_the_kernel_follows_them() {
     assert_eq!(get(&c, "/x/../ld/../d/./f").await, b"hello", ".. and .");
 
     // lstat and stat.
-    assert_eq!(c.metadata("/ld").await.unwrap().ftype, Ftype3::Lnk);
-    assert_eq!(c.stat("/ld").await.unwrap().ftype, Ftype3::Dir);
+    assert_eq!(c.metadata("/ld").await.unwrap().ftype, FileType::Lnk);
+    assert_eq!(c.stat("/ld").await.unwrap().ftype, FileType::Dir);
     assert_eq!(c.stat("/x/lf").await.unwrap().size, 5);
     assert_eq!(c.readlink("/x/lf").await.unwrap(), "../d/f");
     assert_eq!(names(c.read_dir("/ld").await.unwrap()), ["f"]);
 
     // SETATTR of a path changes what it names itself: the link, not its target.
-    let when = NfsTime3 {
+    let when = Time {
         seconds: 1_000_000_000,
         nseconds: 0,
     };
     c.setattr(
         "/ld",
-        rnfs_proto::nfs3::Sattr3 {
-            mtime: rnfs_proto::nfs3::SetTime::ClientTime(when),
+        SetAttr {
+            mtime: SetTime::ClientTime(when),
             ..Default::default()
         },
     )
@@ -82,7 +82,7 @@ async fn symbolic_links_are_followed_in_paths_as_the_kernel_follows_them() {
     put(&c, "/ld/g", b"g").await;
     assert_eq!(get(&c, "/d/g").await, b"g");
     c.mkdir_all("/ld/sub/deeper", 0o755).await.unwrap();
-    assert_eq!(c.stat("/d/sub/deeper").await.unwrap().ftype, Ftype3::Dir);
+    assert_eq!(c.stat("/d/sub/deeper").await.unwrap().ftype, FileType::Dir);
     c.rename("/d/g", "/abs/sub/g").await.unwrap();
     assert_eq!(get(&c, "/d/sub/g").await, b"g");
 
@@ -91,12 +91,12 @@ async fn symbolic_links_are_followed_in_paths_as_the_kernel_follows_them() {
     assert_eq!(get(&c, "/d/f").await, b"hello");
     assert_eq!(
         c.metadata("/x/lf").await.unwrap_err(),
-        Error::Nfs(Nfsstat3::NoEnt)
+        Error::Nfs(Status::NoEnt)
     );
     // A file in the middle of a path.
     assert_eq!(
         c.stat("/d/f/nope").await.unwrap_err(),
-        Error::Nfs(Nfsstat3::NotDir)
+        Error::Nfs(Status::NotDir)
     );
 }
 
@@ -109,7 +109,7 @@ async fn a_dangling_link_is_created_through_but_never_by_an_exclusive_open() {
     // open(O_CREAT) through a dangling link creates its target, as open(2) does.
     put(&c, "/new", b"abc").await;
     assert_eq!(get(&c, "/d/made").await, b"abc");
-    assert_eq!(c.metadata("/new").await.unwrap().ftype, Ftype3::Lnk);
+    assert_eq!(c.metadata("/new").await.unwrap().ftype, FileType::Lnk);
     // O_CREAT|O_EXCL fails on any existing name, a link included.
     let excl = OpenOptions {
         write: true,
@@ -118,12 +118,12 @@ async fn a_dangling_link_is_created_through_but_never_by_an_exclusive_open() {
     };
     assert_eq!(
         c.open("/new", excl).await.unwrap_err(),
-        Error::Nfs(Nfsstat3::Exist)
+        Error::Nfs(Status::Exist)
     );
     c.symlink("nowhere", "/dangling").await.unwrap();
     assert_eq!(
         c.open("/dangling", OpenOptions::read()).await.unwrap_err(),
-        Error::Nfs(Nfsstat3::NoEnt)
+        Error::Nfs(Status::NoEnt)
     );
 }
 
@@ -140,7 +140,7 @@ async fn link_loops_end_in_eloop_not_a_hang() {
         assert_eq!(e.errno(), 40, "ELOOP");
     }
     // The links themselves are fine to look at.
-    assert_eq!(c.metadata("/a").await.unwrap().ftype, Ftype3::Lnk);
+    assert_eq!(c.metadata("/a").await.unwrap().ftype, FileType::Lnk);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,35 +162,33 @@ async fn exclusive_create_sets_mode_and_real_times_and_survives_a_retransmission
     assert_eq!(a.mode & 0o7777, 0o600);
     assert_eq!(a.size, 4);
     // EXCLUSIVE keeps the verifier in the times until the SETATTR that follows it.
-    let t = |x: NfsTime3| (x.seconds, x.nseconds);
+    let t = |x: Time| (x.seconds, x.nseconds);
     assert!(t(a.mtime) >= t(before.mtime), "{:?} {:?}", a.mtime, before);
     assert!(t(a.atime) >= t(before.mtime), "{:?} {:?}", a.atime, before);
     assert_eq!(
         c.open("/e", excl).await.unwrap_err(),
-        Error::Nfs(Nfsstat3::Exist)
+        Error::Nfs(Status::Exist)
     );
 
     // What EXCLUSIVE is for: the same CREATE sent again (a retransmission the server's
     // reply cache no longer holds) finds its own file; another verifier gets EEXIST.
     let root = c.root();
-    let v = OpaqueFixed([7; 8]);
-    let (fh1, _) = c
-        .nfs()
-        .create(root.fh(), "x", CreateHow3::Exclusive(v))
+    let v = [7; 8];
+    let x1 = c
+        .create_in(&root, "x", CreateHow::Exclusive(v))
         .await
         .unwrap();
-    let (fh2, _) = c
-        .nfs()
-        .create(root.fh(), "x", CreateHow3::Exclusive(v))
+    let x2 = c
+        .create_in(&root, "x", CreateHow::Exclusive(v))
         .await
         .unwrap();
-    assert_eq!(fh1, fh2);
+    assert_eq!(x1.fh(), x2.fh());
+    assert!(std::sync::Arc::ptr_eq(&x1, &x2), "one inode per handle");
     assert_eq!(
-        c.nfs()
-            .create(root.fh(), "x", CreateHow3::Exclusive(OpaqueFixed([8; 8])))
+        c.create_in(&root, "x", CreateHow::Exclusive([8; 8]))
             .await
             .unwrap_err(),
-        Error::Nfs(Nfsstat3::Exist)
+        Error::Nfs(Status::Exist)
     );
 }
 
@@ -225,13 +223,13 @@ async fn open_asks_access_for_the_callers_credentials() {
         })
         .await;
     let e = u.open("/secret", OpenOptions::read()).await.unwrap_err();
-    assert_eq!(e, Error::Nfs(Nfsstat3::Acces));
+    assert_eq!(e, Error::Nfs(Status::Acces));
     assert_eq!(e.errno(), 13);
     u.open("/public", OpenOptions::read()).await.unwrap();
     let rw = OpenOptions::read_write();
     assert_eq!(
         u.open("/public", rw).await.unwrap_err(),
-        Error::Nfs(Nfsstat3::Acces)
+        Error::Nfs(Status::Acces)
     );
     let (r, m) = (access::READ, access::MODIFY);
     assert_eq!(u.access("/public", r | m).await.unwrap(), r);
@@ -263,14 +261,13 @@ async fn list_in_small_chunks(c: &Client, dir: &str) -> Vec<String> {
 async fn make(c: &Client, dir: &str, n: usize) {
     let d = c.mkdir(dir, 0o755).await.unwrap();
     for i in 0..n {
-        c.nfs()
-            .create(
-                d.fh(),
-                &format!("e{i:04}"),
-                CreateHow3::Unchecked(Default::default()),
-            )
-            .await
-            .unwrap();
+        c.create_in(
+            &d,
+            &format!("e{i:04}"),
+            CreateHow::Unchecked(Default::default()),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -296,7 +293,7 @@ async fn plain_readdir_lists_every_name_once_in_small_chunks() {
     let names = list_in_small_chunks(&c, "/big").await;
     assert_each_once(&names, 1500);
     // `ls -l` still works: attributes come from LOOKUP.
-    assert_eq!(c.metadata("/big/e0042").await.unwrap().ftype, Ftype3::Reg);
+    assert_eq!(c.metadata("/big/e0042").await.unwrap().ftype, FileType::Reg);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,4 +358,86 @@ async fn the_attribute_cache_keeps_files_and_directories_for_their_own_times() {
     let n = c2.rpc_stats().table.calls;
     c2.getattr(&f2).await.unwrap();
     assert_eq!(c2.rpc_stats().table.calls - n, 1, "noac asks every time");
+}
+
+/// The inode-level API a file system layer (the FUSE mount) uses: every kind of object it
+/// makes, and each change shows in the next listing at once (a call that changes a
+/// directory forgets the client's cached listing of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inode_api_makes_every_kind_of_object_and_listings_follow_at_once() {
+    let t = Target::new(64 << 20);
+    let c = t.mount(|_| {}).await;
+    let root = c.root();
+    let d = c.mkdir_in(&root, "d", 0o755).await.unwrap();
+    let ls = |c: Client| async move { names(c.read_dir("/d").await.unwrap()) };
+    assert!(ls(c.clone()).await.is_empty());
+
+    let p = c.mknod_in(&d, "p", SpecialFile::Fifo, 0o640).await.unwrap();
+    let a = c.getattr(&p).await.unwrap();
+    assert_eq!((a.ftype, a.mode & 0o7777), (FileType::Fifo, 0o640));
+    let dev = Device { major: 1, minor: 3 };
+    let chr = c
+        .mknod_in(&d, "c", SpecialFile::Chr(dev), 0o600)
+        .await
+        .unwrap();
+    let a = c.getattr(&chr).await.unwrap();
+    assert_eq!((a.ftype, a.rdev), (FileType::Chr, dev));
+    let f = c
+        .create_in(&d, "f", CreateHow::Guarded(SetAttr::mode(0o644)))
+        .await
+        .unwrap();
+    assert_eq!(ls(c.clone()).await, ["c", "f", "p"]);
+    assert_eq!(
+        c.create_in(&d, "f", CreateHow::Guarded(SetAttr::mode(0o644)))
+            .await
+            .unwrap_err(),
+        Error::Nfs(Status::Exist)
+    );
+
+    c.link_in(&f, &d, "g").await.unwrap();
+    assert_eq!(
+        c.getattr(&f).await.unwrap().nlink,
+        2,
+        "LINK expires the attributes"
+    );
+    let l = c.symlink_in(&d, "l", "f").await.unwrap();
+    assert_eq!(c.readlink_of(&l).await.unwrap(), b"f");
+    assert_eq!(ls(c.clone()).await, ["c", "f", "g", "l", "p"]);
+    c.rename_in(&d, "g", &root, "g2").await.unwrap();
+    assert_eq!(ls(c.clone()).await, ["c", "f", "l", "p"]);
+    let g2 = c.lookup_in(&root, "g2").await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&g2, &f), "one inode per handle");
+
+    c.setattr_of(
+        &f,
+        SetAttr {
+            size: Some(3),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.getattr(&f).await.unwrap().size, 3);
+    assert_eq!(
+        c.access_of(&f, access::READ | access::MODIFY)
+            .await
+            .unwrap(),
+        access::READ | access::MODIFY
+    );
+
+    c.remove_in(&d, "p").await.unwrap();
+    let sub = c.mkdir_in(&d, "sub", 0o700).await.unwrap();
+    assert_eq!(c.getattr(&sub).await.unwrap().ftype, FileType::Dir);
+    assert_eq!(
+        c.rmdir_in(&root, "d").await.unwrap_err(),
+        Error::Nfs(Status::NotEmpty)
+    );
+    c.rmdir_in(&d, "sub").await.unwrap();
+    assert_eq!(ls(c.clone()).await, ["c", "f", "l"]);
+    assert_eq!(
+        c.lookup_in(&d, "p").await.unwrap_err(),
+        Error::Nfs(Status::NoEnt)
+    );
+    let fs = c.fsstat().await.unwrap();
+    assert!(fs.abytes <= fs.fbytes && fs.fbytes <= fs.tbytes, "{fs:?}");
 }

@@ -596,7 +596,7 @@ async fn a_failed_read_ahead_read_is_retried_by_the_reader_and_a_lasting_error_r
     let r = tokio::time::timeout(Duration::from_secs(60), read_seq(&c, "/e", MIB)).await;
     assert_eq!(
         r.expect("the reader hung"),
-        Err(Error::Nfs(Nfsstat3::Io)),
+        Err(Error::Nfs(rnfs_client::Status::Io)),
         "the error reached the reader"
     );
     assert_eq!(c.cache_stats().fetches, 0, "no READ marker left behind");

@@ -569,7 +569,7 @@ async fn a_1_mib_read_reply_in_1_byte_fragments_arrives_whole_at_linear_cost() {
     });
     let c = RpcClient::new(addr, cfg(RetryMode::Hard, 60_000));
     let nfs = rnfs_client::nfs::Nfs3::new(c.clone());
-    let fh = FileHandle3(vec![1; 8]);
+    let fh = rnfs_client::FileHandle::new(vec![1; 8]).expect("8 bytes");
     let r = tokio::time::timeout(Duration::from_secs(60), nfs.read(&fh, 0, 1 << 20))
         .await
         .expect("no reply in 60 s")

@@ -28,13 +28,15 @@ use fuser::{
 use parking_lot::Mutex;
 use rnfs_client::inode::Inode;
 use rnfs_client::rpc::buf::Slice;
-use rnfs_client::{Attr, Client, Error, File, OpenOptions};
-use rnfs_proto::nfs3::{FileHandle3, Ftype3, NfsTime3, Nfsstat3, Sattr3, SetTime};
+use rnfs_client::{
+    Attr, Client, Device, Error, File, FileHandle, OpenOptions, SetAttr, SetTime, SpecialFile,
+    Status, Time,
+};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::runtime::Handle;
 use tokio::sync::RwLock;
 
@@ -58,7 +60,7 @@ struct Node {
 #[derive(Default)]
 struct Nodes {
     by_id: HashMap<u64, Node>,
-    by_fh: HashMap<FileHandle3, u64>,
+    by_fh: HashMap<FileHandle, u64>,
     next_synthetic: u64,
 }
 
@@ -154,36 +156,42 @@ fn utf8(name: &OsStr) -> R<String> {
     name.to_str().map(str::to_string).ok_or(libc::EILSEQ)
 }
 
-fn time(t: NfsTime3) -> SystemTime {
-    UNIX_EPOCH + Duration::new(u64::from(t.seconds), t.nseconds.min(999_999_999))
-}
-
-fn nfs_time(t: SystemTime) -> NfsTime3 {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    NfsTime3 {
-        seconds: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-        nseconds: d.subsec_nanos(),
-    }
+fn time(t: Time) -> SystemTime {
+    t.to_system()
 }
 
 fn set_time(t: Option<TimeOrNow>) -> SetTime {
     match t {
         None => SetTime::DontChange,
         Some(TimeOrNow::Now) => SetTime::ServerTime,
-        Some(TimeOrNow::SpecificTime(t)) => SetTime::ClientTime(nfs_time(t)),
+        Some(TimeOrNow::SpecificTime(t)) => SetTime::ClientTime(Time::from_system(t)),
     }
 }
 
-fn kind(t: Ftype3) -> FileType {
+fn kind(t: rnfs_client::FileType) -> FileType {
+    use rnfs_client::FileType as T;
     match t {
-        Ftype3::Reg => FileType::RegularFile,
-        Ftype3::Dir => FileType::Directory,
-        Ftype3::Blk => FileType::BlockDevice,
-        Ftype3::Chr => FileType::CharDevice,
-        Ftype3::Lnk => FileType::Symlink,
-        Ftype3::Sock => FileType::Socket,
-        Ftype3::Fifo => FileType::NamedPipe,
+        T::Reg => FileType::RegularFile,
+        T::Dir => FileType::Directory,
+        T::Blk => FileType::BlockDevice,
+        T::Chr => FileType::CharDevice,
+        T::Lnk => FileType::Symlink,
+        T::Sock => FileType::Socket,
+        T::Fifo => FileType::NamedPipe,
     }
+}
+
+/// A Linux `dev_t` (as FUSE passes it: 12 bits of major above 8 of minor, the rest of
+/// the minor above) as major and minor numbers, and back.
+fn device(rdev: u32) -> Device {
+    Device {
+        major: (rdev >> 8) & 0xfff,
+        minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
+    }
+}
+
+fn dev_t(d: Device) -> u32 {
+    ((d.major & 0xfff) << 8) | (d.minor & 0xff) | ((d.minor & !0xff) << 12)
 }
 
 fn fattr(id: u64, a: &Attr) -> FileAttr {
@@ -200,9 +208,7 @@ fn fattr(id: u64, a: &Attr) -> FileAttr {
         nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: ((a.rdev.major & 0xfff) << 8)
-            | (a.rdev.minor & 0xff)
-            | ((a.rdev.minor & !0xff) << 12),
+        rdev: dev_t(a.rdev),
         blksize: BLKSIZE,
         flags: 0,
     }
@@ -210,7 +216,7 @@ fn fattr(id: u64, a: &Attr) -> FileAttr {
 
 impl Inner {
     fn ttl(&self, a: &Attr) -> Duration {
-        let s = if a.ftype == Ftype3::Dir {
+        let s = if a.ftype == rnfs_client::FileType::Dir {
             self.cfg.acdirmin()
         } else {
             self.cfg.acregmin()
@@ -299,12 +305,12 @@ impl Inner {
         &self,
         req: (u32, u32),
         parent: &Inode,
-        fh: &FileHandle3,
+        ino: &Inode,
         mode: Option<u32>,
     ) -> R<()> {
         let (uid, gid) = req;
         let opts_uid = self.cfg.uid.unwrap_or(0);
-        let mut s = Sattr3 {
+        let mut s = SetAttr {
             mode,
             ..Default::default()
         };
@@ -314,7 +320,7 @@ impl Inner {
             s.gid = Some(if pa.mode & 0o2000 != 0 { pa.gid } else { gid });
         }
         if s.mode.is_some() || s.uid.is_some() {
-            self.c.nfs().setattr(fh, s).await.map_err(errno)?;
+            self.c.setattr_of(ino, s).await.map_err(errno)?;
         }
         Ok(())
     }
@@ -358,7 +364,7 @@ impl Inner {
                 Some(f) => f.file.write().await.set_len(len).await.map_err(errno)?,
                 None => {
                     let path = self.path(id)?;
-                    let s = Sattr3 {
+                    let s = SetAttr {
                         size: Some(len),
                         ..Default::default()
                     };
@@ -372,7 +378,7 @@ impl Inner {
             // the kernel client does in nfs_setattr.
             self.settle(id).await;
         }
-        let s = Sattr3 {
+        let s = SetAttr {
             mode: mode.map(|m| m & 0o7777),
             uid,
             gid,
@@ -380,7 +386,7 @@ impl Inner {
             atime,
             mtime,
         };
-        if s != Sattr3::default() {
+        if s != SetAttr::default() {
             let path = self.path(id)?;
             self.c.setattr(&path, s).await.map_err(errno)?;
         }
@@ -396,13 +402,12 @@ impl Inner {
     ) -> R<(FileAttr, Duration)> {
         self.check_rw()?;
         let dir = self.node(parent)?;
-        let (fh, _) = self
+        let ino = self
             .c
-            .nfs()
-            .mkdir(dir.fh(), &name, mode & 0o7777)
+            .mkdir_in(&dir, &name, mode & 0o7777)
             .await
             .map_err(errno)?;
-        self.owner_fix(req, &dir, &fh, None).await?;
+        self.owner_fix(req, &dir, &ino, None).await?;
         let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
         self.entry(parent, &name, ino).await
     }
@@ -416,19 +421,17 @@ impl Inner {
     ) -> R<(FileAttr, Duration)> {
         self.check_rw()?;
         let dir = self.node(parent)?;
-        let (fh, _) = self
+        let ino = self
             .c
-            .nfs()
-            .symlink(dir.fh(), &name, &target)
+            .symlink_in(&dir, &name, &target)
             .await
             .map_err(errno)?;
-        self.owner_fix(req, &dir, &fh, None).await?;
+        self.owner_fix(req, &dir, &ino, None).await?;
         let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
         self.entry(parent, &name, ino).await
     }
 
-    /// MKNOD (RFC 1813 3.3.11) for FIFOs, sockets and devices; the client has no typed
-    /// call for it, so it is sent through the client's RPC layer.
+    /// `mknod(2)` of a FIFO, socket or device file.
     async fn mknod(
         &self,
         req: (u32, u32),
@@ -438,48 +441,21 @@ impl Inner {
         perm: u32,
         rdev: u32,
     ) -> R<(FileAttr, Duration)> {
-        use rnfs_proto::nfs3::{
-            self as p3, CreateRes, DirOpArgs3, MknodArgs, MknodData3, Res, SpecData3,
-        };
         self.check_rw()?;
         let dir = self.node(parent)?;
-        let sattr = Sattr3 {
-            mode: Some(perm),
-            ..Default::default()
-        };
-        let dev = SpecData3 {
-            major: (rdev >> 8) & 0xfff,
-            minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
-        };
         let what = match fmt {
-            libc::S_IFIFO => MknodData3::Fifo(sattr),
-            libc::S_IFSOCK => MknodData3::Sock(sattr),
-            libc::S_IFCHR => MknodData3::Chr(sattr, dev),
-            libc::S_IFBLK => MknodData3::Blk(sattr, dev),
+            libc::S_IFIFO => SpecialFile::Fifo,
+            libc::S_IFSOCK => SpecialFile::Sock,
+            libc::S_IFCHR => SpecialFile::Chr(device(rdev)),
+            libc::S_IFBLK => SpecialFile::Blk(device(rdev)),
             _ => return Err(libc::EINVAL),
         };
-        let args = MknodArgs {
-            where_: DirOpArgs3 {
-                dir: dir.fh().clone(),
-                name: rnfs_xdr::XdrString::new(name.as_bytes().to_vec())
-                    .map_err(|_| libc::ENAMETOOLONG)?,
-            },
-            what,
-        };
-        let r: CreateRes = self
+        let ino = self
             .c
-            .nfs()
-            .rpc()
-            .call(p3::PROGRAM, p3::VERSION, p3::Proc::Mknod as u32, &args)
+            .mknod_in(&dir, &name, what, perm)
             .await
-            .map_err(|e| errno(Error::Rpc(e)))?;
-        let fh = match r {
-            Res::Ok(ok) => ok.obj,
-            Res::Fail(st, _) => return Err(errno(Error::Nfs(st))),
-        };
-        let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
-        self.owner_fix(req, &dir, fh.as_ref().unwrap_or(ino.fh()), None)
-            .await?;
+            .map_err(errno)?;
+        self.owner_fix(req, &dir, &ino, None).await?;
         let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
         self.entry(parent, &name, ino).await
     }
@@ -487,11 +463,7 @@ impl Inner {
     async fn link(&self, id: u64, parent: u64, name: String) -> R<(FileAttr, Duration)> {
         self.check_rw()?;
         let (file, dir) = (self.node(id)?, self.node(parent)?);
-        self.c
-            .nfs()
-            .link(file.fh(), dir.fh(), &name)
-            .await
-            .map_err(errno)?;
+        self.c.link_in(&file, &dir, &name).await.map_err(errno)?;
         let ino = self.c.lookup_in(&dir, &name).await.map_err(errno)?;
         self.entry(parent, &name, ino).await
     }
@@ -500,7 +472,7 @@ impl Inner {
         self.check_rw()?;
         let dir = self.node(parent)?;
         if dir_op {
-            self.c.nfs().rmdir(dir.fh(), &name).await.map_err(errno)?;
+            self.c.rmdir_in(&dir, &name).await.map_err(errno)?;
             self.nodes.lock().drop_name(parent, &name);
             return Ok(());
         }
@@ -525,8 +497,7 @@ impl Inner {
                     self.silly_seq.fetch_add(1, Ordering::Relaxed)
                 );
                 self.c
-                    .nfs()
-                    .rename(dir.fh(), &name, dir.fh(), &silly)
+                    .rename_in(&dir, &name, &dir, &silly)
                     .await
                     .map_err(errno)?;
                 let mut nodes = self.nodes.lock();
@@ -538,7 +509,7 @@ impl Inner {
                 return Ok(());
             }
         }
-        self.c.nfs().remove(dir.fh(), &name).await.map_err(errno)?;
+        self.c.remove_in(&dir, &name).await.map_err(errno)?;
         self.nodes.lock().drop_name(parent, &name);
         Ok(())
     }
@@ -558,15 +529,14 @@ impl Inner {
         }
         if flags & libc::RENAME_NOREPLACE != 0 {
             // Not atomic over NFSv3: checked, then renamed (see docs/fuse.md).
-            match self.c.nfs().lookup(to.fh(), &newname).await {
+            match self.c.lookup_in(&to, &newname).await {
                 Ok(_) => return Err(libc::EEXIST),
-                Err(Error::Nfs(Nfsstat3::NoEnt)) => {}
+                Err(Error::Nfs(Status::NoEnt)) => {}
                 Err(e) => return Err(errno(e)),
             }
         }
         self.c
-            .nfs()
-            .rename(from.fh(), &name, to.fh(), &newname)
+            .rename_in(&from, &name, &to, &newname)
             .await
             .map_err(errno)?;
         let mut nodes = self.nodes.lock();
@@ -649,13 +619,12 @@ impl Inner {
         };
         let f = self.c.open(&path, o).await.map_err(errno)?;
         let ino = f.inode().clone();
-        let fh = ino.fh().clone();
         let fix_mode = (perm == 0).then_some(0);
         let a = self.c.getattr(&ino).await.map_err(errno)?;
         let needs_fix = fix_mode.is_some()
             || (self.cfg.uid.unwrap_or(0) == 0 && (req.0 != a.uid || req.1 != a.gid));
         if needs_fix {
-            self.owner_fix(req, &dir, &fh, fix_mode).await?;
+            self.owner_fix(req, &dir, &ino, fix_mode).await?;
             // LOOKUP refreshes the client's cached attributes of the inode.
             self.c.lookup_in(&dir, &name).await.map_err(errno)?;
         }
@@ -761,7 +730,7 @@ impl Inner {
         drop(f);
         if let Some((parent, name)) = silly {
             if let Ok(dir) = self.node(parent) {
-                if let Err(e) = self.c.nfs().remove(dir.fh(), &name).await {
+                if let Err(e) = self.c.remove_in(&dir, &name).await {
                     tracing::warn!("cannot remove {name:?} after its last close: {e}");
                 }
             }
@@ -778,12 +747,19 @@ impl Inner {
         if let (Some(v), false) = (e.as_ref(), rewind) {
             return Ok(v.clone());
         }
-        let path = self.path(d.node)?;
+        let dir = self.node(d.node)?;
+        let path = self
+            .path(d.node)
+            .unwrap_or_else(|_| format!("(node {:#x})", d.node));
         // A name the kernel would refuse (empty, with `/` or NUL) would fail the whole
         // listing with EIO: the client leaves such entries out and logs the first.
         let list = self
             .c
-            .read_dir_skipping_bad_names(&path)
+            .open_dir_of(dir, &path)
+            .await
+            .map_err(errno)?
+            .skip_bad_names()
+            .collect()
             .await
             .map_err(errno)?;
         let parent = self
@@ -833,8 +809,8 @@ impl RnfsFs {
         let base = c.url_path().to_string();
         let root = c.resolve(&base).await?;
         let a = c.getattr(&root).await?;
-        if a.ftype != Ftype3::Dir {
-            return Err(Error::Nfs(Nfsstat3::NotDir));
+        if a.ftype != rnfs_client::FileType::Dir {
+            return Err(Error::Nfs(Status::NotDir));
         }
         let mut nodes = Nodes::default();
         nodes.by_fh.insert(root.fh().clone(), ROOT);
@@ -991,7 +967,7 @@ impl Filesystem for RnfsFs {
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
         self.spawn(|s| async move {
             let r = match s.node(ino) {
-                Ok(i) => s.c.nfs().readlink(i.fh()).await.map_err(errno),
+                Ok(i) => s.c.readlink_of(&i).await.map_err(errno),
                 Err(e) => Err(e),
             };
             match r {
@@ -1341,5 +1317,21 @@ impl Filesystem for RnfsFs {
                 Err(e) => reply.error(e),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dev_t, device};
+    use rnfs_client::Device;
+
+    #[test]
+    fn device_numbers_round_trip_through_a_linux_dev_t() {
+        for (major, minor) in [(1, 3), (8, 0), (253, 70_000), (0xfff, 0xfffff)] {
+            let d = Device { major, minor };
+            assert_eq!(device(dev_t(d)), d, "{major}:{minor}");
+        }
+        // /dev/null as the kernel passes it.
+        assert_eq!(device(0x103), Device { major: 1, minor: 3 });
     }
 }

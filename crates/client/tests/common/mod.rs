@@ -747,7 +747,7 @@ impl Target {
 
 /// Removes everything below `dir`.
 pub async fn wipe(c: &rnfs_client::Client, dir: &str) {
-    use rnfs_proto::nfs3::Ftype3;
+    use rnfs_client::FileType;
     let entries = c.read_dir(dir).await.unwrap();
     for e in entries {
         let name = e.name_lossy();
@@ -756,8 +756,8 @@ pub async fn wipe(c: &rnfs_client::Client, dir: &str) {
         }
         let p = format!("{}/{}", dir.trim_end_matches('/'), name);
         let is_dir = match &e.attr {
-            Some(a) => a.ftype == Ftype3::Dir,
-            None => c.metadata(&p).await.unwrap().ftype == Ftype3::Dir,
+            Some(a) => a.ftype == FileType::Dir,
+            None => c.metadata(&p).await.unwrap().ftype == FileType::Dir,
         };
         if is_dir {
             Box::pin(wipe(c, &p)).await;
