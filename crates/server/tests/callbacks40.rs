@@ -350,12 +350,16 @@ fn a_callback_address_not_the_clients_own_is_never_connected_to() {
     let foreign = format!("127.0.0.2.{}.{}", cb.port() >> 8, cb.port() & 0xff);
     let id = c.setclientid(b"cb40-b", &foreign);
     srv.until("down", |v| v.callback40_down(ClientId(id)));
+    // Refused once, said once (the metric counts it), and not tried again by a recall.
+    assert_eq!(srv.v4().callback40_counts().refused, 1);
     srv.v4().dispatch_recalls(vec![order(id)]);
     assert_eq!(srv.outcome(), (order(id), RecallOutcome::PathDown));
     assert!(
         calls.recv_timeout(Duration::from_millis(300)).is_err(),
         "nothing sent"
     );
+    let n = srv.v4().callback40_counts();
+    assert_eq!((n.refused, n.probes), (1, 0));
     // A callback update to its own address is probed.
     let id2 = c.setclientid(b"cb40-b", &uaddr(cb));
     assert_eq!(id2, id, "the same client: a callback update");

@@ -12,7 +12,7 @@
 //! them, and nothing is sent or dropped while it is held.
 use super::callback::{RecallOrder, RecallOutcome, MAX_CALLBACKS};
 use super::service::V4State;
-use super::state::callback40::{Probe, Route};
+use super::state::callback40::{PathCounts, Probe, Route};
 use super::state::ids::ClientId;
 use rnfs_proto::nfs4 as p4;
 use rnfs_proto::rpc::{OpaqueAuth, AUTH_SYS};
@@ -142,6 +142,11 @@ impl V4State {
     /// Whether NFSv4.0 client `id`'s callback path is down (RENEW's CB_PATH_DOWN).
     pub fn callback40_down(&self, id: ClientId) -> bool {
         self.cb40.lock().is_down(id)
+    }
+
+    /// What the NFSv4.0 callback paths did (probes, refused targets, deferrals).
+    pub fn callback40_counts(&self) -> PathCounts {
+        self.cb40.lock().counts()
     }
 
     /// Forgets the paths of clients gone (their connections closed).

@@ -493,6 +493,24 @@ impl Unit for Nfs4 {
         ] {
             let _ = writeln!(o, "rnfs_nfs4_v40_seqid_total{{outcome=\"{what}\"}} {n}");
         }
+        let t = self.state.callback40_counts();
+        family(
+            o,
+            "rnfs_nfs4_v40_callback_tries_total",
+            "counter",
+            "NFSv4.0 callback path tries: probes started, targets refused (not the client's own \
+             address, not TCP, malformed), tries deferred by the connection rate limit.",
+        );
+        for (what, n) in [
+            ("probe", t.probes),
+            ("refused", t.refused),
+            ("deferred", t.deferred),
+        ] {
+            let _ = writeln!(
+                o,
+                "rnfs_nfs4_v40_callback_tries_total{{outcome=\"{what}\"}} {n}"
+            );
+        }
     }
 }
 
