@@ -663,7 +663,7 @@ fn judge(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -676,7 +676,8 @@ mod tests {
         }
     }
 
-    fn order() -> RecallOrder {
+    /// A recall order (also the NFSv4.0 sender's tests' one).
+    pub(crate) fn order() -> RecallOrder {
         RecallOrder {
             client: ClientId(9),
             stateid: Stateid {

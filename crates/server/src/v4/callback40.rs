@@ -271,19 +271,7 @@ impl V4State {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::v4::state::ids::Stateid;
-
-    fn order() -> RecallOrder {
-        RecallOrder {
-            client: ClientId(9),
-            stateid: Stateid {
-                seqid: 2,
-                other: [7; 12],
-            },
-            fh: vec![1, 2, 3],
-            truncate: false,
-        }
-    }
+    use crate::v4::callback::tests::order;
 
     #[test]
     fn a_4_0_recall_is_cb_recall_alone_with_the_callback_ident() {
@@ -295,6 +283,7 @@ mod tests {
         };
         assert_eq!((r.stateid.seqid, r.stateid.other.0), (2, [7; 12]));
         assert_eq!(r.fh.0, vec![1, 2, 3]);
+        assert!(r.truncate, "as ordered");
         let mut long = order();
         long.fh = vec![0; 129];
         assert!(encode_recall40(1, &long).is_none());
