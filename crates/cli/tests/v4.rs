@@ -124,19 +124,7 @@ fn session(c: &mut SyncClient, owner: &[u8]) -> (u64, [u8; 16]) {
 
 /// [`session`] with CREATE_SESSION flags `flags`.
 fn session_with(c: &mut SyncClient, owner: &[u8], flags: u32) -> (u64, [u8; 16]) {
-    let (st, r) = run(
-        c,
-        1,
-        vec![NfsArgop4::OpExchangeId(ExchangeId4args {
-            eia_clientowner: ClientOwner4 {
-                co_verifier: OpaqueFixed([1; 8]),
-                co_ownerid: Opaque(owner.to_vec()),
-            },
-            eia_flags: 0,
-            eia_state_protect: StateProtect4A::Sp4None,
-            eia_client_impl_id: VarArray(Vec::new()),
-        })],
-    );
+    let (st, r) = run(c, 1, vec![nfs4::exchange_id_op(owner)]);
     assert_eq!(st, 0, "EXCHANGE_ID: {r:?}");
     let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(eid)) = &r[0] else {
         panic!("{r:?}")

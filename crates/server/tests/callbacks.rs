@@ -12,7 +12,9 @@ use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus, AUTH_SYS
 use rnfs_server::v4::callback::{RecallOrder, RecallOutcome};
 use rnfs_server::v4::service::{V4Options, V4State};
 use rnfs_server::v4::state::ids::{ClientId, Stateid};
-use rnfs_testkit::nfs4::{compound_args, compound_results, open_op, read_record, write_record};
+use rnfs_testkit::nfs4::{
+    compound_call, compound_reply, exchange_id_op, open_op, read_record, write_record,
+};
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr, XdrString};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -148,25 +150,10 @@ impl Conn {
     /// the server's calls that come meanwhile.
     fn compound(&mut self, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
         self.xid += 1;
-        let mut w = Writer::new();
-        CallHeader {
-            xid: self.xid,
-            rpcvers: 2,
-            prog: 100_003,
-            vers: 4,
-            proc_: 1,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        w.raw(&compound_args(b"", 1, ops));
-        write_record(&mut self.s, &w.into_inner());
+        write_record(&mut self.s, &compound_call(self.xid, 1, ops));
         loop {
             if let Some(reply) = self.read_one() {
-                let mut r = Reader::new(&reply);
-                let h = ReplyHeader::decode(&mut r).unwrap();
-                assert_eq!(h.xid, self.xid);
-                return compound_results(&mut r);
+                return compound_reply(&reply, self.xid);
             }
         }
     }
@@ -221,15 +208,7 @@ fn auth_sys() -> AuthsysParms {
 
 /// EXCHANGE_ID and CREATE_SESSION (with a back channel when `back`): client and session.
 fn session(c: &mut Conn, owner: &[u8], back: bool) -> (u64, [u8; 16]) {
-    let (_, r) = c.compound(vec![NfsArgop4::OpExchangeId(ExchangeId4args {
-        eia_clientowner: ClientOwner4 {
-            co_verifier: OpaqueFixed([1; 8]),
-            co_ownerid: Opaque(owner.to_vec()),
-        },
-        eia_flags: 0,
-        eia_state_protect: StateProtect4A::Sp4None,
-        eia_client_impl_id: VarArray(Vec::new()),
-    })]);
+    let (_, r) = c.compound(vec![exchange_id_op(owner)]);
     let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(e)) = &r[0] else {
         panic!("{r:?}")
     };

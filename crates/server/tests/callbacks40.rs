@@ -13,7 +13,7 @@ use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus, AUTH_SYS
 use rnfs_server::v4::callback::{RecallOrder, RecallOutcome};
 use rnfs_server::v4::service::V4Options;
 use rnfs_server::v4::state::ids::{ClientId, Stateid};
-use rnfs_testkit::nfs4::{compound_args, compound_results, read_record, write_record};
+use rnfs_testkit::nfs4::{compound_call, compound_reply, read_record, write_record};
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr, XdrString};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,24 +132,8 @@ impl Client {
     /// COMPOUND `ops` (minor version 0): its status and results.
     fn compound(&mut self, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
         self.xid += 1;
-        let mut w = Writer::new();
-        CallHeader {
-            xid: self.xid,
-            rpcvers: 2,
-            prog: 100_003,
-            vers: 4,
-            proc_: 1,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        w.raw(&compound_args(b"", 0, ops));
-        write_record(&mut self.s, &w.into_inner());
-        let reply = read_record(&mut self.s).unwrap();
-        let mut r = Reader::new(&reply);
-        let h = ReplyHeader::decode(&mut r).unwrap();
-        assert_eq!(h.xid, self.xid);
-        compound_results(&mut r)
+        write_record(&mut self.s, &compound_call(self.xid, 0, ops));
+        compound_reply(&read_record(&mut self.s).unwrap(), self.xid)
     }
 
     /// SETCLIENTID naming `cb` (netid "tcp") and SETCLIENTID_CONFIRM: the client id.

@@ -4,10 +4,11 @@
 //! should never send: these are test helpers.
 #![allow(clippy::unwrap_used)]
 use rnfs_proto::nfs4::{
-    Compound4args, Createhow4, Fattr4, NfsArgop4, NfsResop4, Open4args, OpenClaim4, Openflag4,
-    Opentype4, StateOwner4,
+    ClientOwner4, Compound4args, Createhow4, ExchangeId4args, Fattr4, NfsArgop4, NfsResop4,
+    Open4args, OpenClaim4, Openflag4, Opentype4, StateOwner4, StateProtect4A,
 };
-use rnfs_xdr::{Opaque, Reader, VarArray, Xdr};
+use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader};
+use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr};
 use std::io::{Read, Write};
 
 /// Writes `msg` as one record (one last fragment).
@@ -50,6 +51,46 @@ pub fn compound_results(r: &mut Reader<'_>) -> (u32, Vec<NfsResop4>) {
     let n = r.u32().unwrap();
     let ops = (0..n).map(|_| NfsResop4::decode(r).unwrap()).collect();
     (status, ops)
+}
+
+/// The RPC call of COMPOUND (NFS program 100003, version 4, AUTH_NONE) with `xid`: the
+/// whole message, for [`write_record`].
+pub fn compound_call(xid: u32, minor: u32, ops: Vec<NfsArgop4>) -> Vec<u8> {
+    let mut w = Writer::new();
+    CallHeader {
+        xid,
+        rpcvers: 2,
+        prog: 100_003,
+        vers: 4,
+        proc_: 1,
+        cred: OpaqueAuth::none(),
+        verf: OpaqueAuth::none(),
+    }
+    .encode(&mut w);
+    w.raw(&compound_args(b"", minor, ops));
+    w.into_inner()
+}
+
+/// The status and the results of the RPC reply `msg` to the COMPOUND call `xid`.
+pub fn compound_reply(msg: &[u8], xid: u32) -> (u32, Vec<NfsResop4>) {
+    let mut r = Reader::new(msg);
+    let h = ReplyHeader::decode(&mut r).unwrap();
+    assert_eq!(h.xid, xid, "the reply to the call sent");
+    compound_results(&mut r)
+}
+
+/// EXCHANGE_ID of client owner `owner` (verifier 1s, no flags, SP4_NONE, no
+/// implementation id).
+pub fn exchange_id_op(owner: &[u8]) -> NfsArgop4 {
+    NfsArgop4::OpExchangeId(ExchangeId4args {
+        eia_clientowner: ClientOwner4 {
+            co_verifier: OpaqueFixed([1; 8]),
+            co_ownerid: Opaque(owner.to_vec()),
+        },
+        eia_flags: 0,
+        eia_state_protect: StateProtect4A::Sp4None,
+        eia_client_impl_id: VarArray(Vec::new()),
+    })
 }
 
 /// OPEN of `name` in the current directory by open owner `owner` (seqid 0, client id 0:

@@ -742,15 +742,7 @@ mod tests {
         flags: u32,
         fore: ChannelAttrs4,
     ) -> (u64, CreateSession4res) {
-        let eid = NfsArgop4::OpExchangeId(ExchangeId4args {
-            eia_clientowner: ClientOwner4 {
-                co_verifier: OpaqueFixed([1; 8]),
-                co_ownerid: Opaque(owner.to_vec()),
-            },
-            eia_flags: 0,
-            eia_state_protect: StateProtect4A::Sp4None,
-            eia_client_impl_id: VarArray(Vec::new()),
-        });
+        let eid = rnfs_testkit::nfs4::exchange_id_op(owner);
         let (st, r) = results(&compound(s, c, 1, 1, vec![eid]));
         let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(e)) = &r[0] else {
             panic!("{st} {r:?}")
