@@ -128,19 +128,19 @@ struct Path<C> {
 }
 
 /// How a try of a path ended.
-enum Tried {
+enum Attempt {
     Started(Probe),
     /// The target refused, or the path not to be tried.
-    NotTried,
+    Skipped,
     /// The limiter refused: no other path can be tried now either.
     Deferred,
 }
 
-impl Tried {
+impl Attempt {
     fn probe(self) -> Option<Probe> {
         match self {
-            Tried::Started(p) => Some(p),
-            Tried::NotTried | Tried::Deferred => None,
+            Attempt::Started(p) => Some(p),
+            Attempt::Skipped | Attempt::Deferred => None,
         }
     }
 }
@@ -264,9 +264,9 @@ impl<C> Paths40<C> {
 
     /// Tries `client`'s path at `now`: starts a probe unless the target was refused or the
     /// limiter refuses; a reason not reported yet for this path is logged.
-    fn try_path(&mut self, client: ClientId, now: Time) -> Tried {
+    fn try_path(&mut self, client: ClientId, now: Time) -> Attempt {
         let Some(p) = self.paths.get_mut(&client).filter(|p| !p.refused) else {
-            return Tried::NotTried;
+            return Attempt::Skipped;
         };
         let gen = self.next_gen;
         self.next_gen += 1;
@@ -285,7 +285,7 @@ impl<C> Paths40<C> {
             Ok(target) => {
                 self.counts.probes += 1;
                 p.state = PathState::Probing;
-                Tried::Started(Probe {
+                Attempt::Started(Probe {
                     client,
                     gen,
                     target,
@@ -311,9 +311,9 @@ impl<C> Paths40<C> {
                     p.reported = Some(e);
                 }
                 if deferred {
-                    Tried::Deferred
+                    Attempt::Deferred
                 } else {
-                    Tried::NotTried
+                    Attempt::Skipped
                 }
             }
         }
@@ -337,9 +337,9 @@ impl<C> Paths40<C> {
         let mut probes = Vec::new();
         for (_, c) in due {
             match self.try_path(c, now) {
-                Tried::Started(p) => probes.push(p),
-                Tried::NotTried => {}
-                Tried::Deferred => break,
+                Attempt::Started(p) => probes.push(p),
+                Attempt::Skipped => {}
+                Attempt::Deferred => break,
             }
         }
         probes
