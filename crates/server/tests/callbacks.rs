@@ -13,7 +13,8 @@ use rnfs_server::v4::callback::{RecallOrder, RecallOutcome};
 use rnfs_server::v4::service::{V4Options, V4State};
 use rnfs_server::v4::state::ids::{ClientId, Stateid};
 use rnfs_testkit::nfs4::{
-    compound_call, compound_reply, exchange_id_op, open_op, read_record, write_record,
+    channel_attrs, compound_call, compound_reply, exchange_id_op, open_op, read_record,
+    write_record,
 };
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr, XdrString};
 use std::net::{SocketAddr, TcpStream};
@@ -184,18 +185,6 @@ fn cb_reply(a: &CbCompound4args, st: Nfsstat4) -> Vec<u8> {
     })
 }
 
-fn chan_attrs(slots: u32) -> ChannelAttrs4 {
-    ChannelAttrs4 {
-        ca_headerpadsize: 0,
-        ca_maxrequestsize: 1 << 20,
-        ca_maxresponsesize: 1 << 20,
-        ca_maxresponsesize_cached: 8192,
-        ca_maxoperations: 8,
-        ca_maxrequests: slots,
-        ca_rdma_ird: VarArray(Vec::new()),
-    }
-}
-
 fn auth_sys() -> AuthsysParms {
     AuthsysParms {
         stamp: 7,
@@ -220,8 +209,8 @@ fn session(c: &mut Conn, owner: &[u8], back: bool) -> (u64, [u8; 16]) {
         } else {
             0
         },
-        csa_fore_chan_attrs: chan_attrs(8),
-        csa_back_chan_attrs: chan_attrs(2),
+        csa_fore_chan_attrs: channel_attrs(8),
+        csa_back_chan_attrs: channel_attrs(2),
         csa_cb_program: CB_PROG,
         // AUTH_NONE listed first: AUTH_SYS must still be chosen.
         csa_sec_parms: VarArray(vec![

@@ -4,8 +4,8 @@
 //! should never send: these are test helpers.
 #![allow(clippy::unwrap_used)]
 use rnfs_proto::nfs4::{
-    ClientOwner4, Compound4args, Createhow4, ExchangeId4args, Fattr4, NfsArgop4, NfsResop4,
-    Open4args, OpenClaim4, Openflag4, Opentype4, StateOwner4, StateProtect4A,
+    ChannelAttrs4, ClientOwner4, Compound4args, Createhow4, ExchangeId4args, Fattr4, NfsArgop4,
+    NfsResop4, Open4args, OpenClaim4, Openflag4, Opentype4, StateOwner4, StateProtect4A,
 };
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader};
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr};
@@ -77,6 +77,20 @@ pub fn compound_reply(msg: &[u8], xid: u32) -> (u32, Vec<NfsResop4>) {
     let h = ReplyHeader::decode(&mut r).unwrap();
     assert_eq!(h.xid, xid, "the reply to the call sent");
     compound_results(&mut r)
+}
+
+/// Channel attributes asking for `slots` slots, 1 MiB requests and replies, 8 KiB of
+/// cached reply, 8 operations a compound (CREATE_SESSION).
+pub fn channel_attrs(slots: u32) -> ChannelAttrs4 {
+    ChannelAttrs4 {
+        ca_headerpadsize: 0,
+        ca_maxrequestsize: 1 << 20,
+        ca_maxresponsesize: 1 << 20,
+        ca_maxresponsesize_cached: 8192,
+        ca_maxoperations: 8,
+        ca_maxrequests: slots,
+        ca_rdma_ird: VarArray(Vec::new()),
+    }
 }
 
 /// EXCHANGE_ID of client owner `owner` (verifier 1s, no flags, SP4_NONE, no

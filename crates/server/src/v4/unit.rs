@@ -641,9 +641,8 @@ mod tests {
     use crate::v4::service::V4Options;
     use crate::{Export, ServerConfig};
     use rnfs_proto::nfs4::*;
-    use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
     use rnfs_rpc::transport::{ConnId, ConnInfo, Service};
-    use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr};
+    use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray};
 
     fn server() -> NfsServer {
         let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
@@ -681,47 +680,16 @@ mod tests {
         minor: u32,
         ops: Vec<NfsArgop4>,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        CallHeader {
-            xid,
-            rpcvers: 2,
-            prog: super::PROGRAM,
-            vers: super::VERSION,
-            proc_: 1,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        Compound4args {
-            tag: Opaque(Vec::new()),
-            minorversion: minor,
-            argarray: VarArray(ops),
-        }
-        .encode(&mut w);
-        s.call(conn, &w.into_inner()).unwrap()
+        let call = rnfs_testkit::nfs4::compound_call(xid, minor, ops);
+        s.call(conn, &call).unwrap()
     }
 
     fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
-        let mut r = Reader::new(res);
-        let status = r.u32().unwrap();
-        let _tag = Opaque::<1024>::decode(&mut r).unwrap();
-        let n = r.u32().unwrap();
-        (
-            status,
-            (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect(),
-        )
+        rnfs_testkit::nfs4::compound_results(&mut Reader::new(res))
     }
 
     fn attrs() -> ChannelAttrs4 {
-        ChannelAttrs4 {
-            ca_headerpadsize: 0,
-            ca_maxrequestsize: 1 << 20,
-            ca_maxresponsesize: 1 << 20,
-            ca_maxresponsesize_cached: 8192,
-            ca_maxoperations: 8,
-            ca_maxrequests: 4,
-            ca_rdma_ird: VarArray(Vec::new()),
-        }
+        rnfs_testkit::nfs4::channel_attrs(4)
     }
 
     /// EXCHANGE_ID and CREATE_SESSION on `c`: the client and session ids.
