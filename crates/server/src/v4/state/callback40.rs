@@ -22,8 +22,10 @@
 //!   so a crowd of paths down is probed at the limiter's rate, not refused each in turn.
 //!   Why a path was not tried is logged once per state change (a target refused once per
 //!   target named; a deferral by the limiter once until the path is up again), never at
-//!   error (the client's mistake, or the server's own limit), and counted
-//!   ([`Paths40::counts`]).
+//!   error (the client's mistake, or the server's own limit), at info only for a target
+//!   refused that is not the unspecified address (how clients say "no callbacks") and then
+//!   one line a second server-wide at most (with the count of those left out); all are
+//!   counted ([`Paths40::counts`]).
 //! - P2 verified: the path is up only once a connection answered CB_NULL; only then may
 //!   the client get delegations. Results of an older probe (an earlier generation) are
 //!   ignored, their connection dropped.
@@ -152,9 +154,16 @@ pub struct Paths40<C> {
     limiter: ConnectLimiter,
     next_gen: u64,
     counts: PathCounts,
-    /// Lines logged about paths not tried (the unit tests count them).
+    /// When a path not tried was last logged at info, and how many such lines were left
+    /// out since (P1: one a second at most).
+    last_info: Option<Time>,
+    unlogged: u64,
+    /// Paths reported not tried (once per state change), and the lines at info among
+    /// them (the unit tests count them).
     #[cfg(test)]
     reports: u64,
+    #[cfg(test)]
+    info_lines: u64,
 }
 
 impl<C> Default for Paths40<C> {
@@ -171,8 +180,12 @@ impl<C> Paths40<C> {
             limiter,
             next_gen: 1,
             counts: PathCounts::default(),
+            last_info: None,
+            unlogged: 0,
             #[cfg(test)]
             reports: 0,
+            #[cfg(test)]
+            info_lines: 0,
         }
     }
 
@@ -303,7 +316,22 @@ impl<C> Paths40<C> {
                     self.counts.refused += 1;
                 }
                 if p.reported.as_ref() != Some(&e) {
-                    log_not_tried(client, p.peer, &e);
+                    // At info (a target refused), one line a second server-wide at most:
+                    // a client making clients cannot flood the log; the others counted.
+                    let info = !deferred && !no_callback(&e);
+                    if !info {
+                        log_not_tried(client, p.peer, &e, None);
+                    } else if self.last_info.is_none_or(|t| now.since(t) >= RETRY_MS) {
+                        log_not_tried(client, p.peer, &e, Some(self.unlogged));
+                        self.last_info = Some(now);
+                        self.unlogged = 0;
+                        #[cfg(test)]
+                        {
+                            self.info_lines += 1;
+                        }
+                    } else {
+                        self.unlogged += 1;
+                    }
                     #[cfg(test)]
                     {
                         self.reports += 1;
@@ -435,13 +463,23 @@ impl<C> Paths40<C> {
     }
 }
 
+/// Whether `e` refused an unspecified address (`0.0.0.0`, `::`): the way clients (pynfs
+/// among them) say they take no callbacks; not worth a line at info.
+fn no_callback(e: &TargetError) -> bool {
+    matches!(e, TargetError::Foreign { target, .. } if target.ip().is_unspecified())
+}
+
 /// Why a path is down without a try (P1: once per state change; the client's mistake or
-/// the server's own limit, so never at error).
-fn log_not_tried(client: ClientId, peer: IpAddr, e: &TargetError) {
-    if *e == TargetError::RateLimited {
-        tracing::debug!(client = client.0, %peer, error = %e, "NFSv4.0 callback path not tried yet");
-    } else {
-        tracing::info!(client = client.0, %peer, error = %e, "NFSv4.0 callback path not tried: down");
+/// the server's own limit, so never at error). `unlogged`: at info, with how many such
+/// lines were left out since the last one (one a second at most).
+fn log_not_tried(client: ClientId, peer: IpAddr, e: &TargetError, unlogged: Option<u64>) {
+    match unlogged {
+        Some(n) => {
+            tracing::info!(client = client.0, %peer, error = %e, unlogged_since = n, "NFSv4.0 callback path not tried: down")
+        }
+        None => {
+            tracing::debug!(client = client.0, %peer, error = %e, "NFSv4.0 callback path not tried")
+        }
     }
 }
 
@@ -640,6 +678,30 @@ mod tests {
         other.uaddr = "10.0.0.6.3.232".into();
         assert_eq!(p.confirmed(ME, other, peer(), 1, Time(20_000)), None);
         assert_eq!((p.counts().refused, p.reports), (2, 2));
+    }
+
+    #[test]
+    fn p1_backoff_refused_targets_are_one_info_line_a_second_and_no_callback_none() {
+        // pynfs' clients name 0.0.0.0.0.0 (no callbacks), a thousand of them in seconds.
+        let mut p = paths();
+        let mut none = cb(1000);
+        none.uaddr = "0.0.0.0.0.0".into();
+        let mut foreign = cb(1000);
+        foreign.uaddr = "10.0.0.6.3.232".into();
+        for i in 0..200 {
+            assert_eq!(
+                p.confirmed(ClientId(i), none.clone(), peer(), 1, Time(i)),
+                None
+            );
+        }
+        assert_eq!((p.counts().refused, p.reports, p.info_lines), (200, 200, 0));
+        // Foreign targets: one line, then none within the second, one after it.
+        for i in 200..300 {
+            p.confirmed(ClientId(i), foreign.clone(), peer(), 1, Time(1_000 + i));
+        }
+        assert_eq!((p.reports, p.info_lines, p.unlogged), (300, 1, 99));
+        p.confirmed(ClientId(300), foreign, peer(), 1, Time(2_200));
+        assert_eq!((p.info_lines, p.unlogged), (2, 0));
     }
 
     #[test]
