@@ -35,6 +35,7 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
 . "$REPO/tests/harness/lib.sh"
+. "$BENCH/v4-lib.sh"
 H=$RNFS_HARNESS
 
 ROUNDS=3 FILES=10000 DIRS=100 SIZE=4096 OUT= WATERMARK=
@@ -59,29 +60,12 @@ done
 [ "$DIRS" -le "$FILES" ] || rnfs_die "--dirs more than --files"
 [ "$(id -u)" = 0 ] || rnfs_die "run as root (drop_caches in the VM, apt-get)"
 
-W=${RNFS_BENCH_WORK:-$RNFS_TEST_WORK/bench}/v4-deleg
-OUT=${OUT:-$W}
-mkdir -p "$W" "$OUT"
-W=$(realpath "$W") OUT=$(realpath "$OUT")
-LOGS=$OUT/logs
-rm -rf "$LOGS"; mkdir -p "$LOGS"
+v4_bench_dirs v4-deleg
 SERVERS="rnfs-deleg rnfs-nodeleg ganesha"
 
 rnfs_need_pkgs iproute2 util-linux nfs-ganesha nfs-ganesha-vfs rpcbind python3
-if [ -n "${RNFS_BIN:-}" ]; then
-  [ -x "$RNFS_BIN" ] || rnfs_die "RNFS_BIN=$RNFS_BIN is not an executable"
-  RNFS_BIN=$(realpath "$RNFS_BIN")
-  rnfs_log "rnfs binary: $RNFS_BIN (RNFS_BIN, not built)"
-else
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-  rnfs_log "building rnfs (target dir $CARGO_TARGET_DIR)"
-  (cd "$REPO" && cargo build -q --release -p rnfs-cli) >"$LOGS/build.log" 2>&1 ||
-    { tail -30 "$LOGS/build.log"; rnfs_die "build of rnfs failed"; }
-  RNFS_BIN=$CARGO_TARGET_DIR/release/rnfs
-fi
-export RNFS_BIN
-export LINUX_CLIENT_WORK=${LINUX_CLIENT_WORK:-$RNFS_TEST_WORK/linux-client}
-"$H/linux-client/setup.sh" >"$LOGS/setup.log" 2>&1 || { cat "$LOGS/setup.log"; rnfs_die "VM setup failed"; }
+v4_bench_binary
+v4_bench_vm
 
 # ---- the servers and their files ----------------------------------------------------------
 EXP=$W/exports
@@ -152,20 +136,12 @@ NFILES=$FILES
 SIZE=$SIZE
 WATERMARK=$WATERMARK
 EOF
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD 2>/dev/null || echo ' (plus uncommitted changes)'); rnfs binary $RNFS_BIN"
-  echo "host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
-  echo "guest: Linux $(ls "$LINUX_CLIENT_WORK/kernel/lib/modules" | grep -- '-amd64$' | sort -V | tail -1), QEMU TCG, 1 vCPU, 512 MiB"
-  echo "servers: rnfs --delegations, rnfs (no delegations), nfs-ganesha $GANESHA_VERSION (defaults: no delegations)${RNFS_SERVE_EXTRA:+; both rnfs with $RNFS_SERVE_EXTRA}"
-  echo "files: $FILES of $SIZE bytes in $DIRS directories per export ($FS, $EXP)"
-  echo "rounds: $ROUNDS${WATERMARK:+; guest client delegation_watermark $WATERMARK}"
-  echo "uptime before: $(uptime)"
-} > "$OUT/machine.txt"
+v4_bench_machine \
+  "servers: rnfs --delegations, rnfs (no delegations), nfs-ganesha $GANESHA_VERSION (defaults: no delegations)${RNFS_SERVE_EXTRA:+; both rnfs with $RNFS_SERVE_EXTRA}" \
+  "files: $FILES of $SIZE bytes in $DIRS directories per export ($FS, $EXP)" \
+  "rounds: $ROUNDS${WATERMARK:+; guest client delegation_watermark $WATERMARK}"
 
 # ---- the VM ---------------------------------------------------------------------------------
-VMDIR=$OUT/vm
-rm -rf "$VMDIR"; mkdir -p "$VMDIR"
 TMO=$((600 + ROUNDS * FILES * 6 / 10))   # ~75 ms a file in a cold pass here, under load
 rnfs_log "guest runs tests/guest/nfs4-deleg-bench.sh: $ROUNDS round(s) of $FILES files (timeout $TMO s)"
 vrc=0
@@ -192,12 +168,7 @@ printf 'server\tstep\tround\tseconds\n' > "$RES"
 awk '$1=="BENCH-SAMPLE"{printf "%s\t%s\t%s\t%s\n", $2, $3, $4, $5}' "$OUT/guest.out" >> "$RES"
 printf 'server\tstep\tround\top\tcalls\n' > "$OPS"
 awk '$1=="BENCH-OPS"{for(i=5;i<=NF;i++){split($i,kv,"="); printf "%s\t%s\t%s\t%s\t%s\n", $2, $3, $4, kv[1], kv[2]}}' "$OUT/guest.out" >> "$OPS"
-# median min max n of the seconds (or of an op's calls, 0 for a round without that op)
-stat_of() {
-  awk -F'\t' -v s="$1" -v w="$2" '$1==s && $2==w {print $4}' "$RES" | sort -g |
-    awk '{v[NR]=$1} END{if(NR==0){print "- - - 0"; exit}
-      m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.2f %.2f %.2f %d\n", m, v[1], v[NR], NR}'
-}
+# calls_of SERVER STEP OP: the median over the rounds of OP's calls (0 for a round without it)
 calls_of() {
   awk -F'\t' -v s="$1" -v w="$2" -v o="$3" -v n="$ROUNDS" '$1==s && $2==w && $4==o {v[$3]=$5}
     END{for(r=1;r<=n;r++) print v[r]+0}' "$OPS" | sort -g |

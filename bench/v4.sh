@@ -33,6 +33,7 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
 . "$REPO/tests/harness/lib.sh"
+. "$BENCH/v4-lib.sh"
 H=$RNFS_HARNESS
 
 SMOKE= ROUNDS=3 MIB=64 STORAGE=dir OUT= PROFILE=
@@ -56,31 +57,14 @@ case "$PROFILE" in ''|untar|list|rm|write|read) ;; *) rnfs_die "--profile untar|
 [ "$ROUNDS" -ge 1 ] && [ "$MIB" -ge 1 ] || rnfs_die "--rounds and --mib must be at least 1"
 [ "$(id -u)" = 0 ] || rnfs_die "run as root (tmpfs, drop_caches in the VM, apt-get)"
 
-W=${RNFS_BENCH_WORK:-$RNFS_TEST_WORK/bench}/v4
-OUT=${OUT:-$W}
-mkdir -p "$W" "$OUT"
-W=$(realpath "$W") OUT=$(realpath "$OUT")
-LOGS=$OUT/logs
-rm -rf "$LOGS"; mkdir -p "$LOGS"
+v4_bench_dirs v4
 WORKLOADS="untar list rm write read"
 SERVERS="rnfs ganesha"
 
 rnfs_need_pkgs iproute2 util-linux curl nfs-ganesha nfs-ganesha-vfs rpcbind
 [ -z "$PROFILE" ] || rnfs_need_pkgs linux-perf
-if [ -n "${RNFS_BIN:-}" ]; then   # a binary given (an experiment): no build
-  [ -x "$RNFS_BIN" ] || rnfs_die "RNFS_BIN=$RNFS_BIN is not an executable"
-  RNFS_BIN=$(realpath "$RNFS_BIN")
-  rnfs_log "rnfs binary: $RNFS_BIN (RNFS_BIN, not built)"
-else
-  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-  rnfs_log "building rnfs (target dir $CARGO_TARGET_DIR)"
-  (cd "$REPO" && cargo build -q --release -p rnfs-cli) >"$LOGS/build.log" 2>&1 ||
-    { tail -30 "$LOGS/build.log"; rnfs_die "build of rnfs failed"; }
-  RNFS_BIN=$CARGO_TARGET_DIR/release/rnfs
-fi
-export RNFS_BIN
-export LINUX_CLIENT_WORK=${LINUX_CLIENT_WORK:-$RNFS_TEST_WORK/linux-client}
-"$H/linux-client/setup.sh" >"$LOGS/setup.log" 2>&1 || { cat "$LOGS/setup.log"; rnfs_die "VM setup failed"; }
+v4_bench_binary
+v4_bench_vm
 
 # ---- the source tree ------------------------------------------------------------------------
 REG=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ 2>/dev/null | head -1)
@@ -145,20 +129,9 @@ RNFS_PID=$(. "$W/rnfs/state"; echo "$PGID")   # rnfs.sh starts rnfs as its group
 GANESHA_VERSION=$(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null || echo '?')
 rnfs_log "rnfs (pid $RNFS_PID) on 127.0.0.1:$RP, ganesha $GANESHA_VERSION on 127.0.0.1:$GP; exports on $FS ($EXP)"
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'); rnfs binary $RNFS_BIN"
-  echo "host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
-  echo "guest: Linux $(ls "$LINUX_CLIENT_WORK/kernel/lib/modules" | grep -- '-amd64$' | sort -V | tail -1), QEMU TCG, 1 vCPU, 512 MiB"
-  echo "storage: $STORAGE ($FS, $EXP)"
-  echo "tree: $TREE"
-  echo "rounds: $ROUNDS, dd size: $MIB MiB"
-  echo "uptime before: $(uptime)"
-} > "$OUT/machine.txt"
+v4_bench_machine "storage: $STORAGE ($FS, $EXP)" "tree: $TREE" "rounds: $ROUNDS, dd size: $MIB MiB"
 
 # ---- the VM ---------------------------------------------------------------------------------
-VMDIR=$OUT/vm
-rm -rf "$VMDIR"; mkdir -p "$VMDIR"
 TMO=$((600 + ROUNDS * 900))
 rnfs_log "guest runs tests/guest/nfs4-bench.sh: $ROUNDS round(s) (timeout $TMO s)"
 "$H/linux-client/run.sh" -o vers=4.1,proto=tcp,port=2049 -p "$RP,$GP" -e / -a "$ADD" \
@@ -209,12 +182,6 @@ printf 'server\tworkload\tround\tseconds\n' > "$RES"
 awk '$1=="BENCH-SAMPLE"{printf "%s\t%s\t%s\t%s\n", $2, $3, $4, $5}' "$OUT/guest.out" >> "$RES"
 # the client's per-operation counts and times for each server (whole run)
 sed -n 's/^MOUNTSTATS //p' "$OUT/guest.out" > "$OUT/mountstats.txt"
-# stat SERVER WORKLOAD -> "median min max n" (median of an even count: the mean of the middle two)
-stat_of() {
-  awk -F'\t' -v s="$1" -v w="$2" '$1==s && $2==w {print $4}' "$RES" | sort -g |
-    awk '{v[NR]=$1} END{if(NR==0){print "- - - 0"; exit}
-      m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.2f %.2f %.2f %d\n", m, v[1], v[NR], NR}'
-}
 label() {
   case $1 in
     untar) echo "untar ($NFILES files, then sync)" ;;

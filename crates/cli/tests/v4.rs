@@ -9,6 +9,7 @@
 use rnfs_proto::nfs4::*;
 use rnfs_proto::rpc::ReplyStatus;
 use rnfs_rpc::client::SyncClient;
+use rnfs_testkit::nfs4;
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Xdr};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -84,11 +85,7 @@ fn client(port: u16) -> SyncClient {
 }
 
 fn compound_args(minor: u32, ops: Vec<NfsArgop4>) -> Vec<u8> {
-    rnfs_xdr::to_bytes(&Compound4args {
-        tag: Opaque(b"t".to_vec()),
-        minorversion: minor,
-        argarray: VarArray(ops),
-    })
+    nfs4::compound_args(b"t", minor, ops)
 }
 
 /// Sends a COMPOUND with `xid`; the COMPOUND4res bytes.
@@ -100,12 +97,7 @@ fn send(c: &mut SyncClient, xid: u32, args: &[u8]) -> Vec<u8> {
 
 /// The status and the results of a COMPOUND4res.
 fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
-    let mut r = Reader::new(res);
-    let status = r.u32().unwrap();
-    let _tag = Opaque::<1024>::decode(&mut r).unwrap();
-    let n = r.u32().unwrap();
-    let ops = (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect();
-    (status, ops)
+    nfs4::compound_results(&mut Reader::new(res))
 }
 
 fn run(c: &mut SyncClient, minor: u32, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
@@ -132,19 +124,7 @@ fn session(c: &mut SyncClient, owner: &[u8]) -> (u64, [u8; 16]) {
 
 /// [`session`] with CREATE_SESSION flags `flags`.
 fn session_with(c: &mut SyncClient, owner: &[u8], flags: u32) -> (u64, [u8; 16]) {
-    let (st, r) = run(
-        c,
-        1,
-        vec![NfsArgop4::OpExchangeId(ExchangeId4args {
-            eia_clientowner: ClientOwner4 {
-                co_verifier: OpaqueFixed([1; 8]),
-                co_ownerid: Opaque(owner.to_vec()),
-            },
-            eia_flags: 0,
-            eia_state_protect: StateProtect4A::Sp4None,
-            eia_client_impl_id: VarArray(Vec::new()),
-        })],
-    );
+    let (st, r) = run(c, 1, vec![nfs4::exchange_id_op(owner)]);
     assert_eq!(st, 0, "EXCHANGE_ID: {r:?}");
     let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(eid)) = &r[0] else {
         panic!("{r:?}")
@@ -652,27 +632,9 @@ impl Peer {
 
 /// PUTROOTFH, OPEN `name` (created UNCHECKED when `create`) with `access`, GETFH.
 fn open_ops(name: &str, access: u32, create: bool) -> Vec<NfsArgop4> {
-    let how = if create {
-        Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
-            attrmask: VarArray(vec![]),
-            attr_vals: Opaque(vec![]),
-        }))
-    } else {
-        Openflag4::Default(Opentype4::Open4Nocreate)
-    };
     vec![
         NfsArgop4::OpPutrootfh,
-        NfsArgop4::OpOpen(Open4args {
-            seqid: 0,
-            share_access: access,
-            share_deny: 0,
-            owner: StateOwner4 {
-                clientid: 0,
-                owner: Opaque(b"owner".to_vec()),
-            },
-            openhow: how,
-            claim: OpenClaim4::ClaimNull(Opaque(name.as_bytes().to_vec())),
-        }),
+        nfs4::open_op(b"owner", name.as_bytes(), access, create),
         NfsArgop4::OpGetfh,
     ]
 }

@@ -216,18 +216,7 @@ fn channel() -> ChannelAttrs4 {
 }
 
 fn exchange_id(c: &mut SyncClient, owner: &[u8]) -> Res {
-    run(
-        c,
-        vec![NfsArgop4::OpExchangeId(ExchangeId4args {
-            eia_clientowner: ClientOwner4 {
-                co_verifier: OpaqueFixed([1; 8]),
-                co_ownerid: Opaque(owner.to_vec()),
-            },
-            eia_flags: 0,
-            eia_state_protect: StateProtect4A::Sp4None,
-            eia_client_impl_id: VarArray(Vec::new()),
-        })],
-    )
+    run(c, vec![rnfs_testkit::nfs4::exchange_id_op(owner)])
 }
 
 fn create_session(c: &mut SyncClient, clientid: u64, seq: u32) -> Res {

@@ -5,75 +5,35 @@
 //! AUTH_SYS credential; a client that drops callbacks yields PathDown after the timeout and
 //! SEQUENCE reports the path down until a new connection is bound and answers the probe.
 #![allow(clippy::unwrap_used, missing_docs)]
+mod common;
+use common::{TestServer, V4_WAIT as WAIT};
 use rnfs_proto::nfs4::*;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus, AUTH_SYS};
-use rnfs_rpc::transport::{serve, Config};
 use rnfs_server::v4::callback::{RecallOrder, RecallOutcome};
 use rnfs_server::v4::service::{V4Options, V4State};
 use rnfs_server::v4::state::ids::{ClientId, Stateid};
-use rnfs_server::{Export, NfsServer, ServerConfig};
+use rnfs_testkit::nfs4::{
+    channel_attrs, compound_call, compound_reply, exchange_id_op, open_op, read_record,
+    write_record,
+};
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr, XdrString};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 const CB_PROG: u32 = 0x4000_0000;
-/// Generous: only a server that never sends makes a test wait this long.
-const WAIT: Duration = Duration::from_secs(20);
 
-struct Server {
-    addr: SocketAddr,
-    nfs: Arc<NfsServer>,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// A server with delegations.
+fn start() -> TestServer {
+    TestServer::start_v4(V4Options {
+        delegations: true,
+        ..V4Options::default()
+    })
 }
 
-impl Server {
-    fn start() -> Self {
-        // A root anyone may create in (the delegation test opens files as AUTH_NONE).
-        let fs = Arc::new(rnfs_vfs::memory::MemFs::with_root(1 << 20, 0, 0, 0o777));
-        let cfg = ServerConfig {
-            v4: Some(V4Options {
-                delegations: true,
-                ..V4Options::default()
-            }),
-            ..ServerConfig::default()
-        };
-        let nfs = Arc::new(NfsServer::new(Export::new(1, "/", fs), cfg));
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let (atx, arx) = mpsc::channel();
-        let s2 = nfs.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                atx.send(l.local_addr().unwrap()).unwrap();
-                let stats = s2.conn_stats.clone();
-                serve(l, s2, Config::default(), stats, rx).await.unwrap();
-            });
-        });
-        let addr = arx.recv().unwrap();
-        Self {
-            addr,
-            nfs,
-            shutdown: tx,
-            thread: Some(thread),
-        }
-    }
-
-    fn v4(&self) -> &Arc<V4State> {
-        self.nfs.v4().unwrap()
-    }
-
-    /// The recall outcomes, as the laundromat takes them for the delegation state.
-    fn outcomes(&self) -> Outcomes {
-        Outcomes(self.v4().clone(), Default::default())
-    }
+/// The recall outcomes, as the laundromat takes them for the delegation state.
+fn outcomes(srv: &TestServer) -> Outcomes {
+    Outcomes(srv.v4().clone(), Default::default())
 }
 
 /// The state, and outcomes taken from it not looked at yet.
@@ -103,15 +63,6 @@ impl Outcomes {
         let mut b = self.1.borrow_mut();
         b.extend(self.0.take_recall_outcomes());
         b.drain(..).collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -160,32 +111,10 @@ impl Conn {
         }
     }
 
-    fn write_record(&mut self, msg: &[u8]) {
-        let mark = 0x8000_0000u32 | msg.len() as u32;
-        let mut b = mark.to_be_bytes().to_vec();
-        b.extend_from_slice(msg);
-        self.s.write_all(&b).unwrap();
-    }
-
-    fn read_record(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut h = [0; 4];
-            self.s.read_exact(&mut h).unwrap();
-            let h = u32::from_be_bytes(h);
-            let mut frag = vec![0; (h & 0x7fff_ffff) as usize];
-            self.s.read_exact(&mut frag).unwrap();
-            out.extend_from_slice(&frag);
-            if h & 0x8000_0000 != 0 {
-                return out;
-            }
-        }
-    }
-
     /// Reads one record; a call from the server is recorded (and answered unless the
     /// client drops callbacks): `None`. A reply is returned.
     fn read_one(&mut self) -> Option<Vec<u8>> {
-        let msg = self.read_record();
+        let msg = read_record(&mut self.s).unwrap();
         if msg[4..8] != [0, 0, 0, 0] {
             return Some(msg);
         }
@@ -208,7 +137,7 @@ impl Conn {
             let mut w = Writer::new();
             ReplyHeader::with_status(call.xid, ReplyStatus::Success).encode(&mut w);
             w.raw(&body);
-            self.write_record(&w.into_inner());
+            write_record(&mut self.s, &w.into_inner());
         }
         self.calls.push(call);
         None
@@ -225,34 +154,10 @@ impl Conn {
     /// the server's calls that come meanwhile.
     fn compound(&mut self, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
         self.xid += 1;
-        let mut w = Writer::new();
-        CallHeader {
-            xid: self.xid,
-            rpcvers: 2,
-            prog: 100_003,
-            vers: 4,
-            proc_: 1,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        Compound4args {
-            tag: Opaque(Vec::new()),
-            minorversion: 1,
-            argarray: VarArray(ops),
-        }
-        .encode(&mut w);
-        self.write_record(&w.into_inner());
+        write_record(&mut self.s, &compound_call(self.xid, 1, ops));
         loop {
             if let Some(reply) = self.read_one() {
-                let mut r = Reader::new(&reply);
-                let h = ReplyHeader::decode(&mut r).unwrap();
-                assert_eq!(h.xid, self.xid);
-                let status = r.u32().unwrap();
-                let _tag = Opaque::<1024>::decode(&mut r).unwrap();
-                let n = r.u32().unwrap();
-                let res = (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect();
-                return (status, res);
+                return compound_reply(&reply, self.xid);
             }
         }
     }
@@ -299,18 +204,6 @@ fn cb_reply(a: &CbCompound4args, st: Nfsstat4, (size, change): (u64, u64)) -> Ve
     })
 }
 
-fn chan_attrs(slots: u32) -> ChannelAttrs4 {
-    ChannelAttrs4 {
-        ca_headerpadsize: 0,
-        ca_maxrequestsize: 1 << 20,
-        ca_maxresponsesize: 1 << 20,
-        ca_maxresponsesize_cached: 8192,
-        ca_maxoperations: 8,
-        ca_maxrequests: slots,
-        ca_rdma_ird: VarArray(Vec::new()),
-    }
-}
-
 fn auth_sys() -> AuthsysParms {
     AuthsysParms {
         stamp: 7,
@@ -323,15 +216,7 @@ fn auth_sys() -> AuthsysParms {
 
 /// EXCHANGE_ID and CREATE_SESSION (with a back channel when `back`): client and session.
 fn session(c: &mut Conn, owner: &[u8], back: bool) -> (u64, [u8; 16]) {
-    let (_, r) = c.compound(vec![NfsArgop4::OpExchangeId(ExchangeId4args {
-        eia_clientowner: ClientOwner4 {
-            co_verifier: OpaqueFixed([1; 8]),
-            co_ownerid: Opaque(owner.to_vec()),
-        },
-        eia_flags: 0,
-        eia_state_protect: StateProtect4A::Sp4None,
-        eia_client_impl_id: VarArray(Vec::new()),
-    })]);
+    let (_, r) = c.compound(vec![exchange_id_op(owner)]);
     let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(e)) = &r[0] else {
         panic!("{r:?}")
     };
@@ -343,8 +228,8 @@ fn session(c: &mut Conn, owner: &[u8], back: bool) -> (u64, [u8; 16]) {
         } else {
             0
         },
-        csa_fore_chan_attrs: chan_attrs(8),
-        csa_back_chan_attrs: chan_attrs(2),
+        csa_fore_chan_attrs: channel_attrs(8),
+        csa_back_chan_attrs: channel_attrs(2),
         csa_cb_program: CB_PROG,
         // AUTH_NONE listed first: AUTH_SYS must still be chosen.
         csa_sec_parms: VarArray(vec![
@@ -389,8 +274,8 @@ const PATH_DOWN: u32 = 0x1 | 0x200;
 
 #[test]
 fn a_recall_reaches_the_client_on_its_back_channel_with_auth_sys() {
-    let srv = Server::start();
-    let outcomes = srv.outcomes();
+    let srv = start();
+    let outcomes = outcomes(&srv);
     let mut c = Conn::open(srv.addr);
     let (client, sid) = session(&mut c, b"recall", true);
     // The first recall, then a second on the same slot with the next sequence id.
@@ -432,8 +317,8 @@ fn a_recall_reaches_the_client_on_its_back_channel_with_auth_sys() {
 
 #[test]
 fn a_refusal_is_reported_with_its_status_and_no_back_channel_is_path_down() {
-    let srv = Server::start();
-    let outcomes = srv.outcomes();
+    let srv = start();
+    let outcomes = outcomes(&srv);
     let mut c = Conn::open(srv.addr);
     let (client, _) = session(&mut c, b"refuse", true);
     c.answer = Answer::Status(Nfsstat4::Nfs4errBadhandle);
@@ -463,9 +348,9 @@ fn a_refusal_is_reported_with_its_status_and_no_back_channel_is_path_down() {
 
 #[test]
 fn a_client_that_drops_callbacks_is_path_down_until_a_new_connection_answers() {
-    let srv = Server::start();
+    let srv = start();
     srv.v4().set_callback_timeout(Duration::from_millis(300));
-    let outcomes = srv.outcomes();
+    let outcomes = outcomes(&srv);
     let mut c = Conn::open(srv.addr);
     let (client, sid) = session(&mut c, b"dropper", true);
     c.answer = Answer::Drop;
@@ -517,8 +402,8 @@ fn a_client_that_drops_callbacks_is_path_down_until_a_new_connection_answers() {
 
 #[test]
 fn backchannel_ctl_changes_the_program_and_the_credential_and_reprobes() {
-    let srv = Server::start();
-    let outcomes = srv.outcomes();
+    let srv = start();
+    let outcomes = outcomes(&srv);
     let mut c = Conn::open(srv.addr);
     let (client, sid) = session(&mut c, b"ctl", true);
     // Outside a session it is refused.
@@ -566,8 +451,8 @@ fn backchannel_ctl_changes_the_program_and_the_credential_and_reprobes() {
 
 #[test]
 fn recalls_past_a_session_queue_are_refused_with_delay_at_once() {
-    let srv = Server::start();
-    let outcomes = srv.outcomes();
+    let srv = start();
+    let outcomes = outcomes(&srv);
     let mut c = Conn::open(srv.addr);
     let (client, _) = session(&mut c, b"flood", true);
     c.answer = Answer::Drop;
@@ -585,7 +470,7 @@ fn recalls_past_a_session_queue_are_refused_with_delay_at_once() {
     // Two went out, one per slot; the rest wait.
     c.wait_compounds(2);
     assert_eq!(srv.v4().callback_counts().sent, 2, "one call per slot");
-    let text = rnfs_server::admin::metrics_text(&srv.nfs);
+    let text = rnfs_server::admin::metrics_text(&srv.server);
     assert!(
         text.contains("rnfs_nfs4_recalls_total{outcome=\"over_bound\"} 3"),
         "{text}"
@@ -624,20 +509,7 @@ fn open_named(
     let (st, r) = c.compound(vec![
         seq_op(sid, seq),
         NfsArgop4::OpPutrootfh,
-        NfsArgop4::OpOpen(Open4args {
-            seqid: 0,
-            share_access: access,
-            share_deny: 0,
-            owner: StateOwner4 {
-                clientid: 0,
-                owner: Opaque(b"owner".to_vec()),
-            },
-            openhow: Openflag4::Open4Create(Createhow4::Unchecked4(Fattr4 {
-                attrmask: VarArray(vec![]),
-                attr_vals: Opaque(vec![]),
-            })),
-            claim: OpenClaim4::ClaimNull(Opaque(name.to_vec())),
-        }),
+        open_op(b"owner", name, access, true),
         NfsArgop4::OpGetfh,
     ]);
     match (&r.get(2), &r.get(3)) {
@@ -655,7 +527,7 @@ fn open_named(
 /// once A returns it, B's OPEN goes through.
 #[test]
 fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
-    let srv = Server::start();
+    let srv = start();
     let mut a = Conn::open(srv.addr);
     let (_, sa) = session(&mut a, b"holder", true);
     while !a.calls.iter().any(|c| c.proc_ == 0) {
@@ -742,7 +614,7 @@ fn change_size(c: &mut Conn, sid: [u8; 16], seq: u32, fh: &[u8]) -> (u32, Option
 /// GETATTR answers DELAY. A's own GETATTR asks nobody.
 #[test]
 fn another_clients_getattr_asks_the_write_delegation_holder() {
-    let srv = Server::start();
+    let srv = start();
     let mut a = Conn::open(srv.addr);
     let (_, sa) = session(&mut a, b"holder", true);
     while !a.calls.iter().any(|c| c.proc_ == 0) {

@@ -6,15 +6,15 @@
 //! a service that drops callbacks makes the path down (PathDown, `callback40_down`) until a
 //! new probe answers; an address that is not the client's own is never connected to.
 #![allow(clippy::unwrap_used, missing_docs)]
+mod common;
+use common::{TestServer, V4_WAIT as WAIT};
 use rnfs_proto::nfs4::*;
 use rnfs_proto::rpc::{CallHeader, OpaqueAuth, ReplyHeader, ReplyStatus, AUTH_SYS};
-use rnfs_rpc::transport::{serve, Config};
 use rnfs_server::v4::callback::{RecallOrder, RecallOutcome};
-use rnfs_server::v4::service::{V4Options, V4State};
+use rnfs_server::v4::service::V4Options;
 use rnfs_server::v4::state::ids::{ClientId, Stateid};
-use rnfs_server::{Export, NfsServer, ServerConfig};
+use rnfs_testkit::nfs4::{compound_call, compound_reply, read_record, write_record};
 use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr, XdrString};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -22,107 +22,25 @@ use std::time::{Duration, Instant};
 
 const CB_PROG: u32 = 0x4000_0123;
 const IDENT: u32 = 42;
-/// Generous: only a server that never sends makes a test wait this long.
-const WAIT: Duration = Duration::from_secs(20);
 
-struct Server {
-    addr: SocketAddr,
-    nfs: Arc<NfsServer>,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// A server of NFSv4.0 (and 4.1, 4.2) with delegations.
+fn start() -> TestServer {
+    TestServer::start_v4(V4Options {
+        minors: (0, 2),
+        delegations: true,
+        ..V4Options::default()
+    })
 }
 
-impl Server {
-    fn start() -> Self {
-        let fs = Arc::new(rnfs_vfs::memory::MemFs::with_root(1 << 20, 0, 0, 0o777));
-        let cfg = ServerConfig {
-            v4: Some(V4Options {
-                minors: (0, 2),
-                delegations: true,
-                ..V4Options::default()
-            }),
-            ..ServerConfig::default()
-        };
-        let nfs = Arc::new(NfsServer::new(Export::new(1, "/", fs), cfg));
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let (atx, arx) = mpsc::channel();
-        let s2 = nfs.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                atx.send(l.local_addr().unwrap()).unwrap();
-                let stats = s2.conn_stats.clone();
-                serve(l, s2, Config::default(), stats, rx).await.unwrap();
-            });
-        });
-        let addr = arx.recv().unwrap();
-        Self {
-            addr,
-            nfs,
-            shutdown: tx,
-            thread: Some(thread),
-        }
-    }
-
-    fn v4(&self) -> &Arc<V4State> {
-        self.nfs.v4().unwrap()
-    }
-
-    /// The next recall outcome, waiting up to [`WAIT`].
-    fn outcome(&self) -> (RecallOrder, RecallOutcome) {
-        let until = Instant::now() + WAIT;
-        loop {
-            if let Some(o) = self.v4().take_recall_outcomes().into_iter().next() {
-                return o;
-            }
-            assert!(Instant::now() < until, "no outcome");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Waits until `f` holds of the state.
-    fn until(&self, what: &str, f: impl Fn(&V4State) -> bool) {
-        let until = Instant::now() + WAIT;
-        while !f(self.v4()) {
-            assert!(Instant::now() < until, "never {what}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn write_record(s: &mut TcpStream, msg: &[u8]) {
-    let mark = 0x8000_0000u32 | msg.len() as u32;
-    let mut b = mark.to_be_bytes().to_vec();
-    b.extend_from_slice(msg);
-    s.write_all(&b).unwrap();
-}
-
-fn read_record(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+/// The next recall outcome, waiting up to [`WAIT`].
+fn outcome(srv: &TestServer) -> (RecallOrder, RecallOutcome) {
+    let until = Instant::now() + WAIT;
     loop {
-        let mut h = [0; 4];
-        s.read_exact(&mut h).ok()?;
-        let h = u32::from_be_bytes(h);
-        let mut frag = vec![0; (h & 0x7fff_ffff) as usize];
-        s.read_exact(&mut frag).ok()?;
-        out.extend_from_slice(&frag);
-        if h & 0x8000_0000 != 0 {
-            return Some(out);
+        if let Some(o) = srv.v4().take_recall_outcomes().into_iter().next() {
+            return o;
         }
+        assert!(Instant::now() < until, "no outcome");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -214,33 +132,8 @@ impl Client {
     /// COMPOUND `ops` (minor version 0): its status and results.
     fn compound(&mut self, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
         self.xid += 1;
-        let mut w = Writer::new();
-        CallHeader {
-            xid: self.xid,
-            rpcvers: 2,
-            prog: 100_003,
-            vers: 4,
-            proc_: 1,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        Compound4args {
-            tag: Opaque(Vec::new()),
-            minorversion: 0,
-            argarray: VarArray(ops),
-        }
-        .encode(&mut w);
-        write_record(&mut self.s, &w.into_inner());
-        let reply = read_record(&mut self.s).unwrap();
-        let mut r = Reader::new(&reply);
-        let h = ReplyHeader::decode(&mut r).unwrap();
-        assert_eq!(h.xid, self.xid);
-        let status = r.u32().unwrap();
-        let _tag = Opaque::<1024>::decode(&mut r).unwrap();
-        let n = r.u32().unwrap();
-        let res = (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect();
-        (status, res)
+        write_record(&mut self.s, &compound_call(self.xid, 0, ops));
+        compound_reply(&read_record(&mut self.s).unwrap(), self.xid)
     }
 
     /// SETCLIENTID naming `cb` (netid "tcp") and SETCLIENTID_CONFIRM: the client id.
@@ -292,7 +185,7 @@ fn order(client: u64) -> RecallOrder {
 
 #[test]
 fn a_4_0_client_is_probed_and_recalled_on_its_callback_address() {
-    let srv = Server::start();
+    let srv = start();
     let drop_compounds = Arc::new(AtomicBool::new(false));
     let (cb, calls) = cb_service(drop_compounds.clone());
     let mut c = Client::open(srv.addr);
@@ -315,14 +208,14 @@ fn a_4_0_client_is_probed_and_recalled_on_its_callback_address() {
     };
     assert_eq!((r.stateid.seqid, r.stateid.other.0), (1, [5; 12]));
     assert_eq!(r.fh.0, vec![9; 16]);
-    assert_eq!(srv.outcome(), (order(id), RecallOutcome::Delivered));
+    assert_eq!(outcome(&srv), (order(id), RecallOutcome::Delivered));
 
     // A service that drops callbacks: the path is down once the reply is overdue.
     srv.v4().set_callback_timeout(Duration::from_millis(300));
     drop_compounds.store(true, Ordering::SeqCst);
     srv.v4().dispatch_recalls(vec![order(id)]);
     assert!(calls.recv_timeout(WAIT).unwrap().args.is_some());
-    assert_eq!(srv.outcome(), (order(id), RecallOutcome::PathDown));
+    assert_eq!(outcome(&srv), (order(id), RecallOutcome::PathDown));
     assert!(srv.v4().callback40_down(ClientId(id)));
     assert!(!srv.v4().callback40_verified(ClientId(id)));
     // RENEW still renews a client without delegations (CB_PATH_DOWN is for holders).
@@ -333,29 +226,33 @@ fn a_4_0_client_is_probed_and_recalled_on_its_callback_address() {
     // probed; once it answers, recalls go through again.
     drop_compounds.store(false, Ordering::SeqCst);
     srv.v4().dispatch_recalls(vec![order(id)]);
-    assert_eq!(srv.outcome(), (order(id), RecallOutcome::PathDown));
+    assert_eq!(outcome(&srv), (order(id), RecallOutcome::PathDown));
     let again = calls.recv_timeout(WAIT).unwrap();
     assert_eq!(again.proc_, 0, "CB_NULL on a new connection");
     srv.until("verified again", |v| v.callback40_verified(ClientId(id)));
     srv.v4().dispatch_recalls(vec![order(id)]);
-    assert_eq!(srv.outcome(), (order(id), RecallOutcome::Delivered));
+    assert_eq!(outcome(&srv), (order(id), RecallOutcome::Delivered));
 }
 
 #[test]
 fn a_callback_address_not_the_clients_own_is_never_connected_to() {
-    let srv = Server::start();
+    let srv = start();
     let (cb, calls) = cb_service(Arc::new(AtomicBool::new(false)));
     let mut c = Client::open(srv.addr);
     // The client calls from 127.0.0.1 and names 127.0.0.2.
     let foreign = format!("127.0.0.2.{}.{}", cb.port() >> 8, cb.port() & 0xff);
     let id = c.setclientid(b"cb40-b", &foreign);
     srv.until("down", |v| v.callback40_down(ClientId(id)));
+    // Refused once, said once (the metric counts it), and not tried again by a recall.
+    assert_eq!(srv.v4().callback40_counts().refused, 1);
     srv.v4().dispatch_recalls(vec![order(id)]);
-    assert_eq!(srv.outcome(), (order(id), RecallOutcome::PathDown));
+    assert_eq!(outcome(&srv), (order(id), RecallOutcome::PathDown));
     assert!(
         calls.recv_timeout(Duration::from_millis(300)).is_err(),
         "nothing sent"
     );
+    let n = srv.v4().callback40_counts();
+    assert_eq!((n.refused, n.probes), (1, 0));
     // A callback update to its own address is probed.
     let id2 = c.setclientid(b"cb40-b", &uaddr(cb));
     assert_eq!(id2, id, "the same client: a callback update");

@@ -18,6 +18,12 @@
 //! the test), so a call from a helper thread names that thread instead.
 #![forbid(unsafe_code)]
 
+//!
+//! [`nfs4`] is the wire of the hand-made NFSv4 clients that integration tests drive the
+//! server with (record marking on blocking sockets, COMPOUND arguments and results, OPEN).
+
+pub mod nfs4;
+
 use std::io::Write;
 use std::path::Path;
 

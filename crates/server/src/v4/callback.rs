@@ -791,7 +791,7 @@ fn judge(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -804,7 +804,8 @@ mod tests {
         }
     }
 
-    fn order() -> RecallOrder {
+    /// A recall order (also the NFSv4.0 sender's tests' one).
+    pub(crate) fn order() -> RecallOrder {
         RecallOrder {
             client: ClientId(9),
             stateid: Stateid {

@@ -12,7 +12,7 @@
 //! them, and nothing is sent or dropped while it is held.
 use super::callback::{RecallOrder, RecallOutcome, MAX_CALLBACKS};
 use super::service::V4State;
-use super::state::callback40::{Probe, Route};
+use super::state::callback40::{PathCounts, Probe, Route};
 use super::state::ids::ClientId;
 use rnfs_proto::nfs4 as p4;
 use rnfs_proto::rpc::{OpaqueAuth, AUTH_SYS};
@@ -144,6 +144,11 @@ impl V4State {
         self.cb40.lock().is_down(id)
     }
 
+    /// What the NFSv4.0 callback paths did (probes, refused targets, deferrals).
+    pub fn callback40_counts(&self) -> PathCounts {
+        self.cb40.lock().counts()
+    }
+
     /// Forgets the paths of clients gone (their connections closed).
     pub(crate) fn forget40(&self, ids: &[ClientId]) {
         let conns: Vec<CallbackConn> = {
@@ -266,19 +271,7 @@ impl V4State {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::v4::state::ids::Stateid;
-
-    fn order() -> RecallOrder {
-        RecallOrder {
-            client: ClientId(9),
-            stateid: Stateid {
-                seqid: 2,
-                other: [7; 12],
-            },
-            fh: vec![1, 2, 3],
-            truncate: false,
-        }
-    }
+    use crate::v4::callback::tests::order;
 
     #[test]
     fn a_4_0_recall_is_cb_recall_alone_with_the_callback_ident() {
@@ -290,6 +283,7 @@ mod tests {
         };
         assert_eq!((r.stateid.seqid, r.stateid.other.0), (2, [7; 12]));
         assert_eq!(r.fh.0, vec![1, 2, 3]);
+        assert!(r.truncate, "as ordered");
         let mut long = order();
         long.fh = vec![0; 129];
         assert!(encode_recall40(1, &long).is_none());

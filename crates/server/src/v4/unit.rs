@@ -541,6 +541,24 @@ impl Unit for Nfs4 {
         ] {
             let _ = writeln!(o, "rnfs_nfs4_v40_seqid_total{{outcome=\"{what}\"}} {n}");
         }
+        let t = self.state.callback40_counts();
+        family(
+            o,
+            "rnfs_nfs4_v40_callback_tries_total",
+            "counter",
+            "NFSv4.0 callback path tries: probes started, targets refused (not the client's own \
+             address, not TCP, malformed), tries deferred by the connection rate limit.",
+        );
+        for (what, n) in [
+            ("probe", t.probes),
+            ("refused", t.refused),
+            ("deferred", t.deferred),
+        ] {
+            let _ = writeln!(
+                o,
+                "rnfs_nfs4_v40_callback_tries_total{{outcome=\"{what}\"}} {n}"
+            );
+        }
     }
 }
 
@@ -671,9 +689,8 @@ mod tests {
     use crate::v4::service::V4Options;
     use crate::{Export, ServerConfig};
     use rnfs_proto::nfs4::*;
-    use rnfs_proto::rpc::{CallHeader, OpaqueAuth};
     use rnfs_rpc::transport::{ConnId, ConnInfo, Service};
-    use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray, Writer, Xdr};
+    use rnfs_xdr::{Opaque, OpaqueFixed, Reader, VarArray};
 
     fn server() -> NfsServer {
         let fs = Arc::new(rnfs_vfs::memory::MemFs::new(1 << 20));
@@ -711,47 +728,16 @@ mod tests {
         minor: u32,
         ops: Vec<NfsArgop4>,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        CallHeader {
-            xid,
-            rpcvers: 2,
-            prog: super::PROGRAM,
-            vers: super::VERSION,
-            proc_: 1,
-            cred: OpaqueAuth::none(),
-            verf: OpaqueAuth::none(),
-        }
-        .encode(&mut w);
-        Compound4args {
-            tag: Opaque(Vec::new()),
-            minorversion: minor,
-            argarray: VarArray(ops),
-        }
-        .encode(&mut w);
-        s.call(conn, &w.into_inner()).unwrap()
+        let call = rnfs_testkit::nfs4::compound_call(xid, minor, ops);
+        s.call(conn, &call).unwrap()
     }
 
     fn results(res: &[u8]) -> (u32, Vec<NfsResop4>) {
-        let mut r = Reader::new(res);
-        let status = r.u32().unwrap();
-        let _tag = Opaque::<1024>::decode(&mut r).unwrap();
-        let n = r.u32().unwrap();
-        (
-            status,
-            (0..n).map(|_| NfsResop4::decode(&mut r).unwrap()).collect(),
-        )
+        rnfs_testkit::nfs4::compound_results(&mut Reader::new(res))
     }
 
     fn attrs() -> ChannelAttrs4 {
-        ChannelAttrs4 {
-            ca_headerpadsize: 0,
-            ca_maxrequestsize: 1 << 20,
-            ca_maxresponsesize: 1 << 20,
-            ca_maxresponsesize_cached: 8192,
-            ca_maxoperations: 8,
-            ca_maxrequests: 4,
-            ca_rdma_ird: VarArray(Vec::new()),
-        }
+        rnfs_testkit::nfs4::channel_attrs(4)
     }
 
     /// EXCHANGE_ID and CREATE_SESSION on `c`: the client and session ids.
@@ -772,15 +758,7 @@ mod tests {
         flags: u32,
         fore: ChannelAttrs4,
     ) -> (u64, CreateSession4res) {
-        let eid = NfsArgop4::OpExchangeId(ExchangeId4args {
-            eia_clientowner: ClientOwner4 {
-                co_verifier: OpaqueFixed([1; 8]),
-                co_ownerid: Opaque(owner.to_vec()),
-            },
-            eia_flags: 0,
-            eia_state_protect: StateProtect4A::Sp4None,
-            eia_client_impl_id: VarArray(Vec::new()),
-        });
+        let eid = rnfs_testkit::nfs4::exchange_id_op(owner);
         let (st, r) = results(&compound(s, c, 1, 1, vec![eid]));
         let NfsResop4::OpExchangeId(ExchangeId4res::Nfs4Ok(e)) = &r[0] else {
             panic!("{st} {r:?}")

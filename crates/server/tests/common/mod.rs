@@ -3,7 +3,7 @@
 use rnfs_proto::mount3::{self, MountRes};
 use rnfs_proto::nfs3::*;
 use rnfs_rpc::client::SyncClient;
-use rnfs_rpc::transport::{serve, Config, ConnStats};
+use rnfs_rpc::transport::{serve, Config};
 use rnfs_server::{Export, NfsServer, ServerConfig};
 use rnfs_vfs::Backend;
 use rnfs_xdr::{OpaqueFixed, XdrString};
@@ -47,9 +47,10 @@ impl TestServer {
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 atx.send(l.local_addr().unwrap()).unwrap();
-                serve(l, s2, tcfg, Arc::new(ConnStats::default()), rx)
-                    .await
-                    .unwrap();
+                // The server's own connection table, as `rnfs serve` does: its callbacks
+                // (NFSv4.1 back channel, NFSv4.0 connections) need it.
+                let stats = s2.conn_stats.clone();
+                serve(l, s2, tcfg, stats, rx).await.unwrap();
             });
         });
         let addr = arx.recv().unwrap();
@@ -64,7 +65,35 @@ impl TestServer {
     pub fn client(&self) -> Nfs {
         Nfs::connect(self.addr)
     }
+
+    /// An NFSv4 server with `v4` over a memory file system whose root anyone may create
+    /// in (tests open files as AUTH_NONE).
+    pub fn start_v4(v4: rnfs_server::v4::service::V4Options) -> Self {
+        let fs = Arc::new(rnfs_vfs::memory::MemFs::with_root(1 << 20, 0, 0, 0o777));
+        let cfg = ServerConfig {
+            v4: Some(v4),
+            ..ServerConfig::default()
+        };
+        Self::start_with(fs, cfg, Config::default())
+    }
+
+    pub fn v4(&self) -> &Arc<rnfs_server::v4::service::V4State> {
+        self.server.v4().unwrap()
+    }
+
+    /// Waits until `f` holds of the NFSv4 state, at most `V4_WAIT`.
+    pub fn until(&self, what: &str, f: impl Fn(&rnfs_server::v4::service::V4State) -> bool) {
+        let until = std::time::Instant::now() + V4_WAIT;
+        while !f(self.v4()) {
+            assert!(std::time::Instant::now() < until, "never {what}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
 }
+
+/// How long an NFSv4 test waits for what the server is to do: generous, only a server
+/// that never does it makes a test wait this long.
+pub const V4_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Drop for TestServer {
     fn drop(&mut self) {

@@ -121,6 +121,19 @@ fn world_on(fs: Arc<dyn Backend>) -> World {
 }
 
 /// The test world with `fs` exported at /srv/a and `ro` at /ro.
+/// The test world over a local directory anyone may create in (the backend that keeps
+/// exclusive-create verifiers in the file's times, and refuses what `off_t` cannot hold).
+fn local_world() -> (tempfile::TempDir, World) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
+    (dir, world_on(fs))
+}
+
 fn world_of(fs: Arc<dyn Backend>, ro: Arc<dyn Backend>) -> World {
     let (server, pseudo) = crate::v4::pseudo::test_exports(fs.clone(), ro.clone());
     World {
@@ -154,6 +167,30 @@ impl World {
                 Ok(())
             }
         };
+        let mut all = vec![NfsArgop4::OpSequence(Sequence4args {
+            sa_sessionid: OpaqueFixed([0; 16]),
+            sa_sequenceid: 0,
+            sa_slotid: 0,
+            sa_highest_slotid: 0,
+            sa_cachethis: false,
+        })];
+        all.extend(ops);
+        let now = Time(self.now.get());
+        let (status, mut v) = self.compound(self.minor.get(), &s, &locate, now, all);
+        v.remove(0);
+        (status, v)
+    }
+
+    /// Runs `ops` as a compound of minor version `minor` with `sessions` and `locate` at
+    /// `now`: its status and every result.
+    fn compound(
+        &self,
+        minor: u32,
+        sessions: &dyn Sessions,
+        locate: &crate::v4::compound::Locate<'_>,
+        now: Time,
+        ops: Vec<NfsArgop4>,
+    ) -> (u32, Vec<NfsResop4>) {
         let ctx = Ctx {
             pseudo: &self.pseudo,
             caller: Caller {
@@ -163,37 +200,27 @@ impl World {
             owners: &self.owners,
             lease_time: 90,
             max_io: 1 << 20,
-            minors: (1, 2),
+            minors: (minor.min(1), 2),
             limits: WIDE,
-            sessions: &s,
-            locate: &locate,
+            sessions,
+            locate,
             state: StateCtx {
                 locking: &self.locking,
                 hooks: &self.hooks,
-                now: Time(self.now.get()),
+                now,
                 write_verf: VERF,
             },
         };
-        let mut all = vec![NfsArgop4::OpSequence(Sequence4args {
-            sa_sessionid: OpaqueFixed([0; 16]),
-            sa_sequenceid: 0,
-            sa_slotid: 0,
-            sa_highest_slotid: 0,
-            sa_cachethis: false,
-        })];
-        all.extend(ops);
         let args = Compound4args {
             tag: Opaque(vec![]),
-            minorversion: self.minor.get(),
-            argarray: VarArray(all),
+            minorversion: minor,
+            argarray: VarArray(ops),
         };
         let mut w = Writer::new();
         args.encode(&mut w);
         let reply = run_compound(&ctx, w.as_slice()).unwrap();
         let res = Compound4res::decode(&mut Reader::new(&reply)).unwrap();
-        let mut v = res.resarray.0;
-        v.remove(0);
-        (res.status as u32, v)
+        (res.status as u32, res.resarray.0)
     }
     fn counts(&self) -> Counts {
         let l = self.locking.lock();
@@ -212,15 +239,32 @@ fn name(n: &[u8]) -> Component4 {
 
 /// PUTROOTFH, LOOKUP srv, LOOKUP a: the export's root.
 fn at_export() -> Vec<NfsArgop4> {
-    vec![
-        NfsArgop4::OpPutrootfh,
-        NfsArgop4::OpLookup(Lookup4args {
-            objname: name(b"srv"),
-        }),
-        NfsArgop4::OpLookup(Lookup4args {
-            objname: name(b"a"),
-        }),
-    ]
+    vec![NfsArgop4::OpPutrootfh, lookup_op(b"srv"), lookup_op(b"a")]
+}
+
+fn lookup_op(n: &[u8]) -> NfsArgop4 {
+    NfsArgop4::OpLookup(Lookup4args { objname: name(n) })
+}
+
+/// `n` in the export's root as the saved handle, the export's root as the current one:
+/// ready for a LINK or RENAME from `n`.
+fn saved_then_export(n: &[u8]) -> Vec<NfsArgop4> {
+    let mut v = at_export();
+    v.push(lookup_op(n));
+    v.push(NfsArgop4::OpSavefh);
+    v.extend(at_export());
+    v
+}
+
+/// SETATTR under `stateid` of the attributes `mask` with their encoded values `vals`.
+fn setattr_op(stateid: Stateid4, mask: Vec<u32>, vals: Vec<u8>) -> NfsArgop4 {
+    NfsArgop4::OpSetattr(Setattr4args {
+        stateid,
+        obj_attributes: Fattr4 {
+            attrmask: VarArray(mask),
+            attr_vals: Opaque(vals),
+        },
+    })
 }
 
 fn no_attrs() -> Fattr4 {
@@ -426,9 +470,7 @@ fn open_checks_its_arguments_and_the_file_type() {
     // Creating in the read-only export.
     let v = vec![
         NfsArgop4::OpPutrootfh,
-        NfsArgop4::OpLookup(Lookup4args {
-            objname: name(b"ro"),
-        }),
+        lookup_op(b"ro"),
         open_op(
             b"o",
             READ,
@@ -456,14 +498,8 @@ fn an_exclusive_create_retried_with_its_verifier_succeeds() {
 fn an_exclusive_create_on_the_local_backend() {
     // The local backend keeps the verifier in the file's times, as knfsd does: the
     // attributes EXCLUSIVE4_1 sets afterwards (a mode) must not lose it.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
-    exclusive_create(world_on(fs));
+    let (_dir, w) = local_world();
+    exclusive_create(w);
 }
 
 /// GETATTR of `numlinks` as the result's value.
@@ -481,14 +517,7 @@ fn numlinks(r: &NfsResop4) -> u32 {
 fn a_file_removed_while_open_stays_usable_until_close() {
     // OPEN4_RESULT_PRESERVE_UNLINKED: the Linux client then sends REMOVE for an open
     // file instead of renaming it to .nfsXXXX, and keeps using its open stateid.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
-    let w = world_on(fs);
+    let (dir, w) = local_world();
     let (s, r) = w.run(1, open_file(b"o", b"f", BOTH, 0));
     assert_eq!(s, 0, "{r:?}");
     assert_eq!(
@@ -862,13 +891,7 @@ fn old_and_bad_stateids_through_compounds_leak_nothing() {
         (
             vec![
                 putfh(&fh),
-                NfsArgop4::OpSetattr(Setattr4args {
-                    stateid: s1.clone(),
-                    obj_attributes: Fattr4 {
-                        attrmask: VarArray(vec![1 << 4]),
-                        attr_vals: Opaque(0u64.to_be_bytes().to_vec()),
-                    },
-                }),
+                setattr_op(s1.clone(), vec![1 << 4], 0u64.to_be_bytes().to_vec()),
             ],
             Nfs4Error::OldStateid,
         ),
@@ -1108,15 +1131,8 @@ fn delegation_claims_without_delegations() {
 fn setattr_of_the_size_needs_a_stateid_that_writes() {
     let w = world();
     let (fh, ro) = open_ok(&w, 1, b"o1", b"f", READ, 0);
-    let size = |sid: &Stateid4, n: u64| {
-        NfsArgop4::OpSetattr(Setattr4args {
-            stateid: sid.clone(),
-            obj_attributes: Fattr4 {
-                attrmask: VarArray(vec![1 << 4]),
-                attr_vals: Opaque(n.to_be_bytes().to_vec()),
-            },
-        })
-    };
+    let size =
+        |sid: &Stateid4, n: u64| setattr_op(sid.clone(), vec![1 << 4], n.to_be_bytes().to_vec());
     let (s, r) = w.run(1, vec![putfh(&fh), size(&ro, 10)]);
     assert_eq!(s, code(Nfs4Error::OpenMode));
     assert_eq!(
@@ -1170,12 +1186,7 @@ fn create_remove_rename_link() {
     let v = vec![NfsArgop4::OpPutrootfh, create_op(Createtype4::Nf4dir, b"x")];
     assert_eq!(w.run(1, v).0, code(Nfs4Error::Rofs));
     // RENAME d/p to the root as q; LINK q as q2; REMOVE q and d.
-    let mut v = at_export();
-    v.push(NfsArgop4::OpLookup(Lookup4args {
-        objname: name(b"d"),
-    }));
-    v.push(NfsArgop4::OpSavefh);
-    v.extend(at_export());
+    let mut v = saved_then_export(b"d");
     v.push(NfsArgop4::OpRename(Rename4args {
         oldname: name(b"p"),
         newname: name(b"q"),
@@ -1189,12 +1200,7 @@ fn create_remove_rename_link() {
         }
         other => panic!("{other:?}"),
     }
-    let mut v = at_export();
-    v.push(NfsArgop4::OpLookup(Lookup4args {
-        objname: name(b"q"),
-    }));
-    v.push(NfsArgop4::OpSavefh);
-    v.extend(at_export());
+    let mut v = saved_then_export(b"q");
     v.push(NfsArgop4::OpLink(Link4args {
         newname: name(b"q2"),
     }));
@@ -1206,14 +1212,10 @@ fn create_remove_rename_link() {
     assert!(w.fs.lookup(&ctx, &w.fs.root(), b"d").is_err());
     // LINK across exports: XDEV.
     let mut v = at_export();
-    v.push(NfsArgop4::OpLookup(Lookup4args {
-        objname: name(b"q2"),
-    }));
+    v.push(lookup_op(b"q2"));
     v.push(NfsArgop4::OpSavefh);
     v.push(NfsArgop4::OpPutrootfh);
-    v.push(NfsArgop4::OpLookup(Lookup4args {
-        objname: name(b"ro"),
-    }));
+    v.push(lookup_op(b"ro"));
     v.push(NfsArgop4::OpLink(Link4args {
         newname: name(b"q3"),
     }));
@@ -1430,25 +1432,17 @@ fn setattr_of_mode_and_times() {
     vals.extend(1u32.to_be_bytes());
     vals.extend(1000i64.to_be_bytes());
     vals.extend(0u32.to_be_bytes());
-    let set = NfsArgop4::OpSetattr(Setattr4args {
-        stateid: anonymous(),
-        obj_attributes: Fattr4 {
-            attrmask: VarArray(vec![0, 1 << 1 | 1 << (54 - 32)]),
-            attr_vals: Opaque(vals),
-        },
-    });
+    let set = setattr_op(anonymous(), vec![0, 1 << 1 | 1 << (54 - 32)], vals);
     let (s, r) = w.run(1, vec![putfh(&fh), set]);
     assert_eq!(s, 0, "{r:?}");
     let a = w.fs.lookup(&VCtx::default(), &w.fs.root(), b"f").unwrap().1;
     assert_eq!((a.mode & 0o7777, a.mtime.secs), (0o600, 1000));
     // In the pseudo file system: ROFS, its bitmap empty.
-    let set = NfsArgop4::OpSetattr(Setattr4args {
-        stateid: anonymous(),
-        obj_attributes: Fattr4 {
-            attrmask: VarArray(vec![0, 1 << 1]),
-            attr_vals: Opaque(0o700u32.to_be_bytes().to_vec()),
-        },
-    });
+    let set = setattr_op(
+        anonymous(),
+        vec![0, 1 << 1],
+        0o700u32.to_be_bytes().to_vec(),
+    );
     let (s, _) = w.run(1, vec![NfsArgop4::OpPutrootfh, set]);
     assert_eq!(s, code(Nfs4Error::Rofs));
 }
@@ -1567,9 +1561,7 @@ fn one_file_through_two_exports_has_one_set_of_reservations() {
     let other = |access| {
         vec![
             NfsArgop4::OpPutrootfh,
-            NfsArgop4::OpLookup(Lookup4args {
-                objname: name(b"ro"),
-            }),
+            lookup_op(b"ro"),
             open_op(
                 b"o2",
                 access,

@@ -12,7 +12,20 @@
 //!   or being probed starts nothing; a callback update (a new SETCLIENTID confirmed) drops
 //!   the old connection and probes the new address. A path down is probed again on the
 //!   next recall or after a while ([`Paths40::reprobe_due`]), except when its target was
-//!   refused (only a new SETCLIENTID changes that).
+//!   refused (only a new SETCLIENTID naming another target changes that: confirming the
+//!   same one again neither tries nor reports it again).
+//! - P1 backoff: one path is tried (a probe started, or refused by the limiter) at most
+//!   once per [`RETRY_MS`], however many recalls, confirms or laundromat passes ask; only
+//!   a path up that was lost (a closed connection, a lost callback) is probed again at
+//!   once, by the next recall. The laundromat's
+//!   pass stops at the limiter's first refusal (the paths left are due at the next pass),
+//!   so a crowd of paths down is probed at the limiter's rate, not refused each in turn.
+//!   Why a path was not tried is logged once per state change (a target refused once per
+//!   target named; a deferral by the limiter once until the path is up again), never at
+//!   error (the client's mistake, or the server's own limit), at info only for a target
+//!   refused that is not the unspecified address (how clients say "no callbacks") and then
+//!   one line a second server-wide at most (with the count of those left out); all are
+//!   counted ([`Paths40::counts`]).
 //! - P2 verified: the path is up only once a connection answered CB_NULL; only then may
 //!   the client get delegations. Results of an older probe (an earlier generation) are
 //!   ignored, their connection dropped.
@@ -32,6 +45,22 @@ use rnfs_rpc::transport::outgoing::{check_target, parse_uaddr, ConnectLimiter, T
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+/// The least time between two tries of one path down (P1 backoff), in milliseconds: as
+/// the delegation layer's first recall retry, so a recall retried finds the path tried
+/// again.
+pub const RETRY_MS: u64 = 1_000;
+
+/// What the paths did, for the server's statistics (P1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathCounts {
+    /// Probes started (a connection and CB_NULL).
+    pub probes: u64,
+    /// Targets refused (not the client's address, not TCP, malformed): never tried.
+    pub refused: u64,
+    /// Tries deferred by the server-wide connection limiter.
+    pub deferred: u64,
+}
 
 /// Where a client's callback path stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +117,34 @@ struct Path<C> {
     state: PathState,
     conn: Option<C>,
     gen: u64,
-    /// When a probe was last started (or refused).
+    /// When the path was last tried: a probe started, or refused (P1 backoff).
     tried: Time,
+    /// The path was up and went down since: the next recall tries it at once.
+    lost: bool,
     /// The target itself was refused (not the client's address, not TCP, malformed):
     /// never tried again until the client names another.
     refused: bool,
+    /// Why the path was last reported not tried, until it is up again: the same reason
+    /// is not logged twice (P1).
+    reported: Option<TargetError>,
+}
+
+/// How a try of a path ended.
+enum Attempt {
+    Started(Probe),
+    /// The target refused, or the path not to be tried.
+    Skipped,
+    /// The limiter refused: no other path can be tried now either.
+    Deferred,
+}
+
+impl Attempt {
+    fn probe(self) -> Option<Probe> {
+        match self {
+            Attempt::Started(p) => Some(p),
+            Attempt::Skipped | Attempt::Deferred => None,
+        }
+    }
 }
 
 /// The callback paths of NFSv4.0 clients. See the module documentation.
@@ -101,6 +153,17 @@ pub struct Paths40<C> {
     paths: HashMap<ClientId, Path<C>>,
     limiter: ConnectLimiter,
     next_gen: u64,
+    counts: PathCounts,
+    /// When a path not tried was last logged at info, and how many such lines were left
+    /// out since (P1: one a second at most).
+    last_info: Option<Time>,
+    unlogged: u64,
+    /// Paths reported not tried (once per state change), and the lines at info among
+    /// them (the unit tests count them).
+    #[cfg(test)]
+    reports: u64,
+    #[cfg(test)]
+    info_lines: u64,
 }
 
 impl<C> Default for Paths40<C> {
@@ -116,7 +179,19 @@ impl<C> Paths40<C> {
             paths: HashMap::new(),
             limiter,
             next_gen: 1,
+            counts: PathCounts::default(),
+            last_info: None,
+            unlogged: 0,
+            #[cfg(test)]
+            reports: 0,
+            #[cfg(test)]
+            info_lines: 0,
         }
+    }
+
+    /// What the paths did so far (P1).
+    pub fn counts(&self) -> PathCounts {
+        self.counts
     }
 
     /// Paths known (one per confirmed 4.0 client).
@@ -165,8 +240,14 @@ impl<C> Paths40<C> {
     ) -> Option<Probe> {
         if let Some(p) = self.paths.get_mut(&client) {
             p.via = via;
-            if p.cb == cb && p.peer == peer && p.state != PathState::Down {
-                return None;
+            if p.cb == cb && p.peer == peer {
+                // The same callback confirmed again: a path up or being probed stays, a
+                // refused target stays refused (nothing about it changed), a path down is
+                // probed again within the backoff.
+                if p.state != PathState::Down || p.refused || now.since(p.tried) < RETRY_MS {
+                    return None;
+                }
+                return self.try_path(client, now).probe();
             }
         }
         self.paths.insert(
@@ -179,10 +260,12 @@ impl<C> Paths40<C> {
                 conn: None,
                 gen: 0,
                 tried: now,
+                lost: false,
                 refused: false,
+                reported: None,
             },
         );
-        self.start_probe(client, now)
+        self.try_path(client, now).probe()
     }
 
     /// `client`'s calls now come on connection `via` (a later probe connects from there).
@@ -192,13 +275,18 @@ impl<C> Paths40<C> {
         }
     }
 
-    fn start_probe(&mut self, client: ClientId, now: Time) -> Option<Probe> {
-        let p = self.paths.get_mut(&client).filter(|p| !p.refused)?;
+    /// Tries `client`'s path at `now`: starts a probe unless the target was refused or the
+    /// limiter refuses; a reason not reported yet for this path is logged.
+    fn try_path(&mut self, client: ClientId, now: Time) -> Attempt {
+        let Some(p) = self.paths.get_mut(&client).filter(|p| !p.refused) else {
+            return Attempt::Skipped;
+        };
         let gen = self.next_gen;
         self.next_gen += 1;
         p.gen = gen;
         p.conn = None;
         p.tried = now;
+        p.lost = false;
         let target = parse_uaddr(&p.cb.netid, &p.cb.uaddr)
             .and_then(|t| check_target(t, p.peer).map(|()| t))
             .and_then(|t| {
@@ -208,8 +296,9 @@ impl<C> Paths40<C> {
             });
         match target {
             Ok(target) => {
+                self.counts.probes += 1;
                 p.state = PathState::Probing;
-                Some(Probe {
+                Attempt::Started(Probe {
                     client,
                     gen,
                     target,
@@ -218,10 +307,42 @@ impl<C> Paths40<C> {
                 })
             }
             Err(e) => {
-                log_refused(client, p.peer, &e);
-                p.refused = e != TargetError::RateLimited;
                 p.state = PathState::Down;
-                None
+                let deferred = e == TargetError::RateLimited;
+                p.refused = !deferred;
+                if deferred {
+                    self.counts.deferred += 1;
+                } else {
+                    self.counts.refused += 1;
+                }
+                if p.reported.as_ref() != Some(&e) {
+                    // At info (a target refused), one line a second server-wide at most:
+                    // a client making clients cannot flood the log; the others counted.
+                    let info = !deferred && !no_callback(&e);
+                    if !info {
+                        log_not_tried(client, p.peer, &e, None);
+                    } else if self.last_info.is_none_or(|t| now.since(t) >= RETRY_MS) {
+                        log_not_tried(client, p.peer, &e, Some(self.unlogged));
+                        self.last_info = Some(now);
+                        self.unlogged = 0;
+                        #[cfg(test)]
+                        {
+                            self.info_lines += 1;
+                        }
+                    } else {
+                        self.unlogged += 1;
+                    }
+                    #[cfg(test)]
+                    {
+                        self.reports += 1;
+                    }
+                    p.reported = Some(e);
+                }
+                if deferred {
+                    Attempt::Deferred
+                } else {
+                    Attempt::Skipped
+                }
             }
         }
     }
@@ -229,16 +350,27 @@ impl<C> Paths40<C> {
     /// The probes due at `now` (P1): paths down whose last probe started `every_ms` ago
     /// or more are probed again (a client refused by the limiter, or whose service was
     /// away, gets its path back without a new SETCLIENTID), within the limiter.
+    /// The longest waiting first; the pass stops at the limiter's first refusal (P1
+    /// backoff).
     pub fn reprobe_due(&mut self, now: Time, every_ms: u64) -> Vec<Probe> {
-        let due: Vec<ClientId> = self
+        let mut due: Vec<(Time, ClientId)> = self
             .paths
             .iter()
-            .filter(|(_, p)| p.state == PathState::Down && now.since(p.tried) >= every_ms)
-            .map(|(c, _)| *c)
+            .filter(|(_, p)| {
+                p.state == PathState::Down && !p.refused && now.since(p.tried) >= every_ms
+            })
+            .map(|(c, p)| (p.tried, *c))
             .collect();
-        due.into_iter()
-            .filter_map(|c| self.start_probe(c, now))
-            .collect()
+        due.sort_unstable();
+        let mut probes = Vec::new();
+        for (_, c) in due {
+            match self.try_path(c, now) {
+                Attempt::Started(p) => probes.push(p),
+                Attempt::Skipped => {}
+                Attempt::Deferred => break,
+            }
+        }
+        probes
     }
 
     /// Probe `gen` of `client` ended: `conn` is the connection that answered CB_NULL, or
@@ -255,6 +387,7 @@ impl<C> Paths40<C> {
             Some(c) => {
                 p.state = PathState::Up;
                 p.conn = Some(c);
+                p.reported = None;
             }
             None => p.state = PathState::Down,
         }
@@ -272,13 +405,18 @@ impl<C> Paths40<C> {
         let Some(p) = self.paths.get_mut(&client) else {
             return Route::Unknown;
         };
+        // A path up that was lost (its connection found closed here, or a callback lost) is
+        // probed again at once; a path down already, once per backoff (P1), however many
+        // recalls ask.
         if p.state == PathState::Up && !p.conn.as_ref().is_some_and(&open) {
             p.state = PathState::Down;
             p.conn = None;
+            p.lost = true;
         }
         match p.state {
             PathState::Probing => Route::Down(None),
-            PathState::Down => Route::Down(self.start_probe(client, now)),
+            PathState::Down if !p.lost && now.since(p.tried) < RETRY_MS => Route::Down(None),
+            PathState::Down => Route::Down(self.try_path(client, now).probe()),
             PathState::Up => match self.paths.get(&client) {
                 Some(Path {
                     conn: Some(conn),
@@ -305,6 +443,7 @@ impl<C> Paths40<C> {
             Some(true) if p.state == PathState::Up => None,
             Some(false) if p.state == PathState::Up => {
                 p.state = PathState::Down;
+                p.lost = true;
                 p.conn.take()
             }
             _ => None,
@@ -324,8 +463,24 @@ impl<C> Paths40<C> {
     }
 }
 
-fn log_refused(client: ClientId, peer: IpAddr, e: &TargetError) {
-    tracing::info!(client = client.0, %peer, error = %e, "NFSv4.0 callback path not tried: down");
+/// Whether `e` refused an unspecified address (`0.0.0.0`, `::`): the way clients (pynfs
+/// among them) say they take no callbacks; not worth a line at info.
+fn no_callback(e: &TargetError) -> bool {
+    matches!(e, TargetError::Foreign { target, .. } if target.ip().is_unspecified())
+}
+
+/// Why a path is down without a try (P1: once per state change; the client's mistake or
+/// the server's own limit, so never at error). `unlogged`: at info, with how many such
+/// lines were left out since the last one (one a second at most).
+fn log_not_tried(client: ClientId, peer: IpAddr, e: &TargetError, unlogged: Option<u64>) {
+    match unlogged {
+        Some(n) => {
+            tracing::info!(client = client.0, %peer, error = %e, unlogged_since = n, "NFSv4.0 callback path not tried: down")
+        }
+        None => {
+            tracing::debug!(client = client.0, %peer, error = %e, "NFSv4.0 callback path not tried")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -375,8 +530,9 @@ mod tests {
         assert_eq!(p.probe_done(ME, pr.gen, Some(12)), Some(12));
         assert_eq!(p.probe_done(ME, up.gen, None), None);
         assert!(p.is_down(ME));
-        // Confirmed again while down: probed again.
-        assert!(p.confirmed(ME, cb(2000), peer(), 4, Time(4)).is_some());
+        // Confirmed again while down: probed again, once the backoff passed.
+        assert_eq!(p.confirmed(ME, cb(2000), peer(), 4, Time(4)), None);
+        assert!(p.confirmed(ME, cb(2000), peer(), 4, Time(1_003)).is_some());
     }
 
     #[test]
@@ -406,7 +562,7 @@ mod tests {
         assert_eq!(p.confirmed(ClientId(2), cb(1), peer(), 1, Time(10)), None);
         assert!(p.is_down(ClientId(2)));
         assert!(p
-            .confirmed(ClientId(2), cb(1), peer(), 1, Time(1000))
+            .confirmed(ClientId(2), cb(1), peer(), 1, Time(1_010))
             .is_some());
         // A path left down is probed again once `every` passed since its last try.
         let mut p: Paths40<u32> = Paths40::new(ConnectLimiter::new(1, Duration::from_secs(1)));
@@ -425,6 +581,158 @@ mod tests {
         assert_eq!(p.probe_done(ClientId(2), again[0].gen, None), None);
         assert!(p.reprobe_due(Time(19_999), 10_000).is_empty());
         assert_eq!(p.reprobe_due(Time(20_000), 10_000).len(), 1);
+    }
+
+    /// Connections are numbers; the limiter gives `burst` at once, then one per 10 s.
+    fn slow(burst: u32) -> Paths40<u32> {
+        Paths40::new(ConnectLimiter::new(burst, Duration::from_secs(10)))
+    }
+
+    #[test]
+    fn p1_backoff_recalls_to_a_deferred_path_try_it_once_per_backoff_and_report_it_once() {
+        let mut p = slow(1);
+        assert!(p
+            .confirmed(ClientId(1), cb(1), peer(), 1, Time(0))
+            .is_some());
+        // The limiter's one token is gone: the second client's path is deferred, said once.
+        let two = ClientId(2);
+        assert_eq!(p.confirmed(two, cb(1), peer(), 1, Time(0)), None);
+        assert_eq!((p.counts().deferred, p.reports), (1, 1));
+        // 69 recalls of its delegations in one laundromat pass, and their retries within the
+        // backoff: no try, no line.
+        for i in 0..69 {
+            assert!(matches!(
+                p.route(two, Time(10 + i), |_| true),
+                Route::Down(None)
+            ));
+        }
+        assert_eq!((p.counts().deferred, p.reports), (1, 1));
+        // A backoff later: tried once more (the limiter again), not reported again.
+        for t in [1_000, 1_001, 1_500] {
+            assert!(matches!(p.route(two, Time(t), |_| true), Route::Down(None)));
+        }
+        assert_eq!((p.counts().deferred, p.reports), (2, 1));
+        // The limiter has a token: probed; the probe fails; the next try waits a backoff.
+        let pr = match p.route(two, Time(10_000), |_| true) {
+            Route::Down(Some(pr)) => pr,
+            r => panic!("{r:?}"),
+        };
+        assert_eq!(p.probe_done(two, pr.gen, None), None);
+        assert!(matches!(
+            p.route(two, Time(10_999), |_| true),
+            Route::Down(None)
+        ));
+        assert!(matches!(
+            p.route(two, Time(11_000), |_| true),
+            Route::Down(None)
+        ));
+        assert_eq!(
+            p.counts(),
+            PathCounts {
+                probes: 2,
+                refused: 0,
+                deferred: 3
+            }
+        );
+        assert_eq!(p.reports, 1, "still the same state: not said again");
+        // Up, then its connection found closed: tried at once, and a deferral now is news.
+        let pr = match p.route(two, Time(20_000), |_| true) {
+            Route::Down(Some(pr)) => pr,
+            r => panic!("{r:?}"),
+        };
+        p.probe_done(two, pr.gen, Some(5));
+        assert!(matches!(
+            p.route(two, Time(20_001), |c| *c != 5),
+            Route::Down(None)
+        ));
+        assert_eq!((p.counts().deferred, p.reports), (4, 2));
+    }
+
+    #[test]
+    fn p1_backoff_a_refused_target_confirmed_again_is_neither_tried_nor_reported_again() {
+        let mut foreign = cb(1000);
+        foreign.uaddr = "0.0.0.0.0.0".into();
+        let mut p = paths();
+        for t in 0..20 {
+            assert_eq!(
+                p.confirmed(ME, foreign.clone(), peer(), 1, Time(t * 700)),
+                None
+            );
+            assert!(p.reprobe_due(Time(t * 700 + 1), 1).is_empty());
+            assert!(matches!(
+                p.route(ME, Time(t * 700 + 2), |_| true),
+                Route::Down(None)
+            ));
+        }
+        assert_eq!(
+            p.counts(),
+            PathCounts {
+                probes: 0,
+                refused: 1,
+                deferred: 0
+            }
+        );
+        assert_eq!(p.reports, 1);
+        // Another target named: tried, and its refusal said.
+        let mut other = foreign.clone();
+        other.uaddr = "10.0.0.6.3.232".into();
+        assert_eq!(p.confirmed(ME, other, peer(), 1, Time(20_000)), None);
+        assert_eq!((p.counts().refused, p.reports), (2, 2));
+    }
+
+    #[test]
+    fn p1_backoff_refused_targets_are_one_info_line_a_second_and_no_callback_none() {
+        // pynfs' clients name 0.0.0.0.0.0 (no callbacks), a thousand of them in seconds.
+        let mut p = paths();
+        let mut none = cb(1000);
+        none.uaddr = "0.0.0.0.0.0".into();
+        let mut foreign = cb(1000);
+        foreign.uaddr = "10.0.0.6.3.232".into();
+        for i in 0..200 {
+            assert_eq!(
+                p.confirmed(ClientId(i), none.clone(), peer(), 1, Time(i)),
+                None
+            );
+        }
+        assert_eq!((p.counts().refused, p.reports, p.info_lines), (200, 200, 0));
+        // Foreign targets: one line, then none within the second, one after it.
+        for i in 200..300 {
+            p.confirmed(ClientId(i), foreign.clone(), peer(), 1, Time(1_000 + i));
+        }
+        assert_eq!((p.reports, p.info_lines, p.unlogged), (300, 1, 99));
+        p.confirmed(ClientId(300), foreign, peer(), 1, Time(2_200));
+        assert_eq!((p.info_lines, p.unlogged), (2, 0));
+    }
+
+    #[test]
+    fn p1_backoff_the_laundromat_probes_a_crowd_at_the_limiters_rate() {
+        let mut p = slow(3);
+        for i in 1..=3 {
+            let pr = p.confirmed(ClientId(i), cb(1), peer(), 1, Time(0)).unwrap();
+            p.probe_done(ClientId(i), pr.gen, None);
+        }
+        for i in 4..=10 {
+            assert_eq!(p.confirmed(ClientId(i), cb(1), peer(), 1, Time(0)), None);
+        }
+        assert_eq!((p.counts().deferred, p.reports), (7, 7), "one each: news");
+        // A lease later all ten are due; the limiter has one token: one probe, one deferral
+        // (news for a path whose probe had failed), and the pass stops there.
+        let first = p.reprobe_due(Time(15_000), 15_000);
+        assert_eq!(first.len(), 1);
+        assert_eq!((p.counts().deferred, p.reports), (8, 8));
+        // Passes a second apart: one deferral each until the limiter refills.
+        for t in 1..=4 {
+            assert!(p.reprobe_due(Time(15_000 + t * 1_000), 15_000).is_empty());
+        }
+        assert_eq!((p.counts().deferred, p.reports), (12, 9));
+        // The limiter's next token goes to the path waiting longest, not the one deferred.
+        let next = p.reprobe_due(Time(25_000), 15_000);
+        assert_eq!(next.len(), 1);
+        assert_eq!(
+            (first[0].client, next[0].client),
+            (ClientId(1), ClientId(7))
+        );
+        assert_eq!(p.reports, 9);
     }
 
     #[test]
@@ -478,7 +786,7 @@ mod tests {
         // An answer on the old path changes nothing; the next recall probes.
         assert_eq!(p.call_done(ME, pr.gen, Some(true)), None);
         assert!(p.is_down(ME));
-        let next = match p.route(ME, Time(5_000), |_| true) {
+        let next = match p.route(ME, Time(1), |_| true) {
             Route::Down(Some(pr)) => pr,
             r => panic!("{r:?}"),
         };

@@ -14,7 +14,7 @@ const A_ALL: u32 = 0x3f;
 fn access_of(w: &World, path: &[&[u8]], bits: u32) -> (u32, u32) {
     let mut v = at_export();
     for p in path {
-        v.push(NfsArgop4::OpLookup(Lookup4args { objname: name(p) }));
+        v.push(lookup_op(p));
     }
     v.push(NfsArgop4::OpAccess(Access4args { access: bits }));
     let (s, r) = w.run(1, v);
@@ -128,13 +128,7 @@ fn an_empty_owner_or_group_is_invalid() {
     let set = |bit: u32, val: &[u8]| {
         let mut v = Writer::new();
         v.opaque(val);
-        NfsArgop4::OpSetattr(Setattr4args {
-            stateid: anonymous(),
-            obj_attributes: Fattr4 {
-                attrmask: VarArray(vec![0, 1 << (bit - 32)]),
-                attr_vals: Opaque(v.into_inner()),
-            },
-        })
+        setattr_op(anonymous(), vec![0, 1 << (bit - 32)], v.into_inner())
     };
     const OWNER: u32 = 36;
     const OWNER_GROUP: u32 = 37;
@@ -154,9 +148,7 @@ fn readdir_without_room_for_an_empty_listing_is_too_small() {
         .unwrap();
     let list = |maxcount| {
         let mut v = at_export();
-        v.push(NfsArgop4::OpLookup(Lookup4args {
-            objname: name(b"e"),
-        }));
+        v.push(lookup_op(b"e"));
         v.push(readdir_op(0, [0; 8], maxcount, vec![]));
         w.run(1, v).0
     };
@@ -171,30 +163,12 @@ fn link_of_a_directory_is_isdir() {
     let w = world();
     w.fs.mkdir(&VCtx::default(), &w.fs.root(), b"d", &SetAttr::default())
         .unwrap();
-    let mut v = at_export();
-    v.push(NfsArgop4::OpLookup(Lookup4args {
-        objname: name(b"d"),
-    }));
-    v.push(NfsArgop4::OpSavefh);
-    v.extend(at_export());
+    let mut v = saved_then_export(b"d");
     v.push(NfsArgop4::OpLink(Link4args {
         newname: name(b"d2"),
     }));
     assert_eq!(w.run(1, v).0, code(Nfs4Error::IsDir));
     assert!(w.fs.lookup(&VCtx::default(), &w.fs.root(), b"d2").is_err());
-}
-
-/// The test world over a local directory (the backend that refuses what `off_t` cannot
-/// hold).
-fn local_world() -> (tempfile::TempDir, World) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    let fs = Arc::new(rnfs_vfs::local::LocalFs::new(dir.path(), false).unwrap());
-    (dir, world_on(fs))
 }
 
 #[test]
@@ -216,13 +190,7 @@ fn sizes_and_offsets_past_off_t() {
     for size in [u64::MAX, i64::MAX as u64 + 1] {
         let v = vec![
             putfh(&fh),
-            NfsArgop4::OpSetattr(Setattr4args {
-                stateid: sid.clone(),
-                obj_attributes: Fattr4 {
-                    attrmask: VarArray(vec![1 << 4]),
-                    attr_vals: Opaque(size.to_be_bytes().to_vec()),
-                },
-            }),
+            setattr_op(sid.clone(), vec![1 << 4], size.to_be_bytes().to_vec()),
         ];
         assert_eq!(w.run(1, v).0, code(Nfs4Error::FBig), "{size:#x}");
     }

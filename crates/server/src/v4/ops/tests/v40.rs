@@ -38,36 +38,7 @@ impl Sessions for V40 {
 impl World {
     /// Runs `ops` as a minor-0 compound; the status and the results.
     fn run0(&self, s: &V40, ops: Vec<NfsArgop4>) -> (u32, Vec<NfsResop4>) {
-        let ctx = Ctx {
-            pseudo: &self.pseudo,
-            caller: Caller {
-                peer: "10.0.0.1:900".parse().unwrap(),
-                auth: &NONE,
-            },
-            owners: &self.owners,
-            lease_time: 90,
-            max_io: 1 << 20,
-            minors: (0, 2),
-            limits: WIDE,
-            sessions: s,
-            locate: &crate::v4::compound::any_key,
-            state: StateCtx {
-                locking: &self.locking,
-                hooks: &self.hooks,
-                now: Time(0),
-                write_verf: VERF,
-            },
-        };
-        let args = Compound4args {
-            tag: Opaque(vec![]),
-            minorversion: 0,
-            argarray: VarArray(ops),
-        };
-        let mut w = Writer::new();
-        args.encode(&mut w);
-        let reply = run_compound(&ctx, w.as_slice()).unwrap();
-        let res = Compound4res::decode(&mut Reader::new(&reply)).unwrap();
-        (res.status as u32, res.resarray.0)
+        self.compound(0, s, &crate::v4::compound::any_key, Time(0), ops)
     }
 }
 
