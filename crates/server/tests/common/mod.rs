@@ -10,6 +10,8 @@ use rnfs_xdr::{OpaqueFixed, XdrString};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub mod v40;
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub server: Arc<NfsServer>,
