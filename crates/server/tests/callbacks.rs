@@ -521,13 +521,19 @@ fn open_named(
     }
 }
 
-/// Issue 15, end to end: client A, whose back channel answered its probe, gets a write
-/// delegation on OPEN; client B's OPEN of the file answers DELAY and makes the server
-/// send A one CB_RECALL of that delegation (at once, not at the laundromat's next pass);
-/// once A returns it, B's OPEN goes through.
-#[test]
-fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
-    let srv = start();
+/// Client A with a back channel that answered its probe, holding a write delegation on
+/// a file it created and keeps open.
+struct Holder {
+    a: Conn,
+    sa: [u8; 16],
+    /// A's next slot seqid.
+    seq: u32,
+    name: String,
+    deleg: Stateid4,
+    fh: Vec<u8>,
+}
+
+fn holder_with_write_delegation(srv: &TestServer) -> Holder {
     let mut a = Conn::open(srv.addr);
     let (_, sa) = session(&mut a, b"holder", true);
     while !a.calls.iter().any(|c| c.proc_ == 0) {
@@ -537,7 +543,7 @@ fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
     // The probe's reply is taken by the server asynchronously: open fresh files until
     // a delegation comes (the first, normally).
     let mut seq = 2;
-    let (deleg, fh) = loop {
+    loop {
         assert!(seq < 50, "no delegation granted");
         let name = format!("f{seq}");
         let (st, got) = open_named(&mut a, sa, seq, name.as_bytes(), 3);
@@ -545,11 +551,34 @@ fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
         assert_eq!(st, 0);
         let (o, fh) = got.unwrap();
         if let OpenDelegation4::OpenDelegateWrite(w) = o.delegation {
-            break (w.stateid, fh);
+            return Holder {
+                a,
+                sa,
+                seq,
+                name,
+                deleg: w.stateid,
+                fh,
+            };
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    let name = format!("f{}", seq - 1);
+    }
+}
+
+/// Issue 15, end to end: client A, whose back channel answered its probe, gets a write
+/// delegation on OPEN; client B's OPEN of the file answers DELAY and makes the server
+/// send A one CB_RECALL of that delegation (at once, not at the laundromat's next pass);
+/// once A returns it, B's OPEN goes through.
+#[test]
+fn a_conflicting_open_recalls_the_delegation_and_goes_through_once_returned() {
+    let srv = start();
+    let Holder {
+        mut a,
+        sa,
+        seq,
+        name,
+        deleg,
+        fh,
+    } = holder_with_write_delegation(&srv);
     let mut b = Conn::open(srv.addr);
     let (_, sb) = session(&mut b, b"other", false);
     reclaim_complete(&mut b, sb, 1);
@@ -615,25 +644,9 @@ fn change_size(c: &mut Conn, sid: [u8; 16], seq: u32, fh: &[u8]) -> (u32, Option
 #[test]
 fn another_clients_getattr_asks_the_write_delegation_holder() {
     let srv = start();
-    let mut a = Conn::open(srv.addr);
-    let (_, sa) = session(&mut a, b"holder", true);
-    while !a.calls.iter().any(|c| c.proc_ == 0) {
-        assert!(a.read_one().is_none());
-    }
-    reclaim_complete(&mut a, sa, 1);
-    let mut seq = 2;
-    let fh = loop {
-        assert!(seq < 50, "no delegation granted");
-        let name = format!("g{seq}");
-        let (st, got) = open_named(&mut a, sa, seq, name.as_bytes(), 3);
-        seq += 1;
-        assert_eq!(st, 0);
-        let (o, fh) = got.unwrap();
-        if let OpenDelegation4::OpenDelegateWrite(_) = o.delegation {
-            break fh;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let Holder {
+        mut a, sa, seq, fh, ..
+    } = holder_with_write_delegation(&srv);
     let (st, own) = change_size(&mut a, sa, seq, &fh);
     assert_eq!(st, 0);
     let (change0, size0) = own.unwrap();
