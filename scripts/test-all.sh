@@ -3,7 +3,7 @@
 # packages it needs and uses tmpfs mounts and QEMU). Network use: 127.0.0.1 only, plus the
 # package registries for installs.
 #
-#   scripts/test-all.sh            everything (about 35 minutes on 2 cores with a warm build)
+#   scripts/test-all.sh            everything (about 35-40 minutes on 2 cores with a warm build)
 #   scripts/test-all.sh --quick    unit/property/integration tests and libnfs only
 #
 # Steps: format check, build, cargo tests (unit, property, protocol-over-TCP), fuzz smoke
