@@ -333,6 +333,28 @@ impl FileData {
 }
 
 impl Node {
+    /// The contents of this regular file (inode `ino`), for `c` to read (`write` false:
+    /// its owner, or read or execute permission, as knfsd lets a reader of its own
+    /// executable) or to write (its owner, or write permission). ISDIR for a directory,
+    /// INVAL for any other kind, ACCES when not allowed. With the attributes checked.
+    fn file_for(&self, ino: u64, c: &Creds, write: bool) -> VfsResult<(&FileData, Attr)> {
+        let f = match &self.body {
+            Body::File(f) => f,
+            Body::Dir(_) => return Err(VfsError::IsDir),
+            _ => return Err(VfsError::Inval),
+        };
+        let a = self.attr(ino);
+        let allowed = if write {
+            perm::allowed(c, &a, W)
+        } else {
+            perm::allowed(c, &a, R) || perm::allowed(c, &a, X)
+        };
+        if c.uid != self.uid && !allowed {
+            return Err(VfsError::Acces);
+        }
+        Ok((f, a))
+    }
+
     fn attr(&self, ino: u64) -> Attr {
         let (size, used) = match &self.body {
             Body::File(f) => (f.size, f.chunks.len() as u64 * CHUNK),
@@ -1007,14 +1029,7 @@ impl MemFs {
         let mut trash = Trash::default();
         let mut g = self.inner.write();
         let n = g.node(ino)?;
-        let f = match &n.body {
-            Body::File(f) => f,
-            Body::Dir(_) => return Err(VfsError::IsDir),
-            _ => return Err(VfsError::Inval),
-        };
-        if c.uid != n.uid && !perm::allowed(c, &n.attr(ino), W) {
-            return Err(VfsError::Acces);
-        }
+        let (f, _) = n.file_for(ino, c, true)?;
         if len == 0 {
             return Err(VfsError::Inval);
         }
@@ -1168,15 +1183,7 @@ impl Backend for MemFs {
         let c = &ctx.creds;
         let g = self.inner.read();
         let n = g.node(ino)?;
-        let f = match &n.body {
-            Body::File(f) => f,
-            Body::Dir(_) => return Err(VfsError::IsDir),
-            _ => return Err(VfsError::Inval),
-        };
-        let a = n.attr(ino);
-        if c.uid != n.uid && !perm::allowed(c, &a, R) && !perm::allowed(c, &a, X) {
-            return Err(VfsError::Acces);
-        }
+        let (f, a) = n.file_for(ino, c, false)?;
         if offset >= f.size {
             return Ok(ReadDone {
                 eof: true,
@@ -1205,14 +1212,7 @@ impl Backend for MemFs {
         let c = &ctx.creds;
         let mut g = self.inner.write();
         let n = g.node(ino)?;
-        let f = match &n.body {
-            Body::File(f) => f,
-            Body::Dir(_) => return Err(VfsError::IsDir),
-            _ => return Err(VfsError::Inval),
-        };
-        if c.uid != n.uid && !perm::allowed(c, &n.attr(ino), W) {
-            return Err(VfsError::Acces);
-        }
+        let (f, _) = n.file_for(ino, c, true)?;
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|&e| e <= MAX_SIZE)
@@ -1237,15 +1237,7 @@ impl Backend for MemFs {
         let c = &ctx.creds;
         let g = self.inner.read();
         let n = g.node(ino)?;
-        let f = match &n.body {
-            Body::File(f) => f,
-            Body::Dir(_) => return Err(VfsError::IsDir),
-            _ => return Err(VfsError::Inval),
-        };
-        let a = n.attr(ino);
-        if c.uid != n.uid && !perm::allowed(c, &a, R) && !perm::allowed(c, &a, X) {
-            return Err(VfsError::Acces);
-        }
+        let (f, _) = n.file_for(ino, c, false)?;
         if offset >= f.size {
             return Err(VfsError::Nxio);
         }
