@@ -11,6 +11,7 @@ use super::service::{SessionInfo, V4State};
 use super::state::backchannel::{BackSlots, CbSequence, NoSlot, SeqReply, Verdict};
 use super::state::delegations::{CbGetattrOrder, RecallAnyOrder, SizeChange};
 use super::state::ids::{ClientId, SessionId, Stateid};
+use super::state::sessions::api::ConnId as CoreConnId;
 use rnfs_proto::nfs4 as p4;
 use rnfs_proto::rpc::OpaqueAuth;
 use rnfs_rpc::transport::{Backchannel, CallbackCall, CallbackError, CallbackReply, ConnId};
@@ -455,6 +456,19 @@ impl V4State {
         }
     }
 
+    /// The back channel to call `info`'s client on, among the session's connections
+    /// `conns`: the connection that answered last, else the first that is open.
+    fn pick_back_channel(&self, info: &SessionInfo, conns: &[CoreConnId]) -> Option<Backchannel> {
+        info.good_conn
+            .filter(|g| conns.iter().any(|c| c.0 == g.0))
+            .and_then(|g| self.conn_stats.backchannel(g))
+            .or_else(|| {
+                conns
+                    .iter()
+                    .find_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
+            })
+    }
+
     /// One decision of [`Self::pump`], under the locks.
     fn pump_once(&self, sid: SessionId) -> Pumped {
         let conns = self.clients.lock().back_channel_conns(sid);
@@ -463,16 +477,7 @@ impl V4State {
         let Some(info) = s.get_mut(&sid) else {
             return Pumped::Stop;
         };
-        // The connection that answered last, else the first that is open.
-        let good = info
-            .good_conn
-            .filter(|g| conns.iter().any(|c| c.0 == g.0))
-            .and_then(|g| self.conn_stats.backchannel(g));
-        let chan = good.or_else(|| {
-            conns
-                .iter()
-                .find_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
-        });
+        let chan = self.pick_back_channel(info, &conns);
         let stop = |info: &mut SessionInfo| {
             if std::mem::take(&mut info.again) {
                 Pumped::Again
@@ -631,15 +636,8 @@ impl V4State {
         drop(clients);
         let (sid, conns) = best.ok_or(RecallOutcome::PathDown)?;
         let info = s.get_mut(&sid).ok_or(RecallOutcome::PathDown)?;
-        let chan = info
-            .good_conn
-            .filter(|g| conns.iter().any(|c| c.0 == g.0))
-            .and_then(|g| self.conn_stats.backchannel(g))
-            .or_else(|| {
-                conns
-                    .iter()
-                    .find_map(|c| self.conn_stats.backchannel(ConnId(c.0)))
-            })
+        let chan = self
+            .pick_back_channel(info, &conns)
             .ok_or(RecallOutcome::PathDown)?;
         let seq = info.back.start(now).map_err(|e| match e {
             NoSlot::Busy => RecallOutcome::Refused(NFS4ERR_DELAY),
