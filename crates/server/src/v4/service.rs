@@ -77,6 +77,15 @@ pub struct V4Options {
 /// Most NFSv3 calls held at once waiting for a delegation's return (each holds a thread of
 /// the blocking pool); beyond, they are answered JUKEBOX at once.
 pub const MAX_HELD: usize = 32;
+
+/// One of the [`MAX_HELD`] places, given back when dropped ([`V4State::hold_thread`]).
+struct HeldThread<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for HeldThread<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 /// The longest another client's GETATTR waits for the CB_GETATTR reply of a write
 /// delegation's holder before the delegation is treated as a conflict (recalled, the
 /// GETATTR answered NFS4ERR_DELAY). The Linux client answers from memory, at once.
@@ -291,7 +300,8 @@ pub struct V4State {
     /// file with state in the locking table and export, which bounds them; let go at the
     /// file's last CLOSE, or by the laundromat once no state is held on it.
     kept: Mutex<HashMap<FileKey, Vec<(u16, Kept)>>>,
-    /// NFSv3 calls held now waiting for a delegation's return (at most [`MAX_HELD`]).
+    /// Callers held now on the blocking pool (NFSv3 calls waiting for a delegation's
+    /// return, GETATTRs waiting for a CB_GETATTR reply; at most [`MAX_HELD`]).
     held: std::sync::atomic::AtomicUsize,
     /// This state, for the hooks that send recalls (set once, just after creation).
     me: std::sync::OnceLock<std::sync::Weak<V4State>>,
@@ -668,34 +678,38 @@ impl V4State {
     /// ([`V4State::conflicts`]); nothing is ordered here. Beyond [`MAX_HELD`] callers
     /// holding at once, returns false at once.
     pub fn hold_for_return(&self, file: &rnfs_vfs::FileKey, access: Access) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
         let max = Duration::from_millis(self.opts.conflict_hold_ms);
         if max.is_zero() {
             return false;
         }
-        if self
-            .held
-            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_HELD).then_some(n + 1))
-            .is_err()
-        {
+        let Some(_held) = self.hold_thread() else {
             return false;
-        }
+        };
         let start = Instant::now();
-        let clear = loop {
+        loop {
             if !self
                 .locking
                 .lock()
                 .deleg_in_way(Caller::Other, file, access)
             {
-                break true;
+                return true;
             }
             if start.elapsed() >= max {
-                break false;
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
-        };
-        self.held.fetch_sub(1, Relaxed);
-        clear
+        }
+    }
+
+    /// A place among the [`MAX_HELD`] callers that may wait on the blocking pool for a
+    /// client (a delegation's return, a CB_GETATTR reply), given back when dropped; `None`
+    /// when all are taken.
+    fn hold_thread(&self) -> Option<HeldThread<'_>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.held
+            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_HELD).then_some(n + 1))
+            .ok()
+            .map(|_| HeldThread(&self.held))
     }
 
     /// The delegations' counters and what they hold now.
@@ -850,7 +864,6 @@ impl StateHooks for V4State {
     }
 
     fn cb_getattr(&self, o: &CbGetattrOrder) -> CbGetattr {
-        use std::sync::atomic::Ordering::Relaxed;
         if self.cb40.lock().knows(o.client) {
             // Not built for NFSv4.0 holders (CB_GETATTR on their callback connection).
             return CbGetattr::NotAsked;
@@ -859,17 +872,12 @@ impl StateHooks for V4State {
             return CbGetattr::NotAsked;
         };
         // Callers waiting share the bound of the NFSv3 calls held for a return.
-        if self
-            .held
-            .fetch_update(Relaxed, Relaxed, |n| (n < MAX_HELD).then_some(n + 1))
-            .is_err()
-        {
+        let Some(_held) = self.hold_thread() else {
             return CbGetattr::NoAnswer;
-        }
+        };
         let wait = self.callback_timeout().min(CB_GETATTR_WAIT);
-        let got = me.cb_getattr_wait(o, wait);
-        self.held.fetch_sub(1, Relaxed);
-        got.map_or(CbGetattr::NoAnswer, CbGetattr::Reported)
+        me.cb_getattr_wait(o, wait)
+            .map_or(CbGetattr::NoAnswer, CbGetattr::Reported)
     }
 
     fn send_recalls(&self, now: Time) {
