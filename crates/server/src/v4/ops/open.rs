@@ -538,17 +538,7 @@ pub(super) fn delegation(
         .grant_delegation(client, file, fh, kind, cb_ok, false, st.now);
     match r {
         Ok((sid, kind)) => {
-            if kind == DelegKind::Write {
-                // The change CB_GETATTR replies are compared with (D8); the file was just
-                // opened, so its attributes are at hand (one stat, write grants only).
-                if let Ok(a) = c.ctx.pseudo.attrs(&c.ctx.caller, place) {
-                    st.locking
-                        .lock()
-                        .delegations_mut()
-                        .set_cb_baseline(&sid, a.attr.change);
-                }
-            }
-            watch(c, file, place);
+            granted(c, file, place, &sid, kind);
             Deleg::Granted(sid, kind, false)
         }
         // No preference expressed: plain OPEN_DELEGATE_NONE.
@@ -557,9 +547,21 @@ pub(super) fn delegation(
     }
 }
 
-/// Watches the file of a delegation just granted for changes made beside NFS (see
+/// What follows a delegation's grant, by OPEN or by a reclaim: for a write delegation,
+/// the change CB_GETATTR replies are compared with (D8; the file was just opened, so one
+/// stat, write grants only); and a watch of the file for changes made beside NFS (see
 /// [`crate::v4::outside`]), through the backend's descriptor of it.
-fn watch(c: &Compound<'_>, file: &FileKey, place: &Place) {
+fn granted(c: &Compound<'_>, file: &FileKey, place: &Place, sid: &Stateid, kind: DelegKind) {
+    if kind == DelegKind::Write {
+        if let Ok(a) = c.ctx.pseudo.attrs(&c.ctx.caller, place) {
+            c.ctx
+                .state
+                .locking
+                .lock()
+                .delegations_mut()
+                .set_cb_baseline(sid, a.attr.change);
+        }
+    }
     if let Place::Export { export, key } = place {
         c.ctx
             .state
@@ -594,7 +596,7 @@ fn reclaimed(
         .grant_delegation(client, file, fh, kind, cb_ok, true, st.now);
     match r {
         Ok((sid, kind)) => {
-            watch(c, file, place);
+            granted(c, file, place, &sid, kind);
             if !cb_ok {
                 // Its recall was ordered with the grant: sent once the path answers.
                 st.hooks.send_recalls(st.now);
