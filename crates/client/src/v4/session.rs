@@ -114,7 +114,8 @@ fn seq_result(res: &Compound4res) -> (SeqResult, u32, Option<Trouble>) {
                 10063 => SeqResult::Misordered,
                 10053 => SeqResult::BadSlot,
                 10068 => SeqResult::RetryUncached,
-                10052 | 10078 => SeqResult::SessionGone,
+                // BADSESSION, DEADSESSION, and anything else SEQUENCE should not answer:
+                // the session is of no use.
                 _ => SeqResult::SessionGone,
             };
             let t = match s {
@@ -369,7 +370,7 @@ impl Session {
                     let (r, f, t) = seq_result(&res);
                     (r, f, t, Some(res))
                 }
-                Err(SessionError::Rpc(RpcError::Decode(_))) => (SeqResult::Lost, 0, None, None),
+                // No reply (or none that decodes): whether it ran is unknown.
                 Err(_) => (SeqResult::Lost, 0, None, None),
             };
             let next = {
@@ -632,32 +633,29 @@ impl Session {
     }
 
     fn cb_compound(&self, a: &CbCompound4args) -> Vec<u8> {
-        let fail = |st: Nfsstat4, res: Vec<NfsCbResop4>| {
+        let reply = |st: Nfsstat4, res: Vec<NfsCbResop4>| {
             rnfs_xdr::to_bytes(&CbCompound4res {
                 status: st,
                 tag: Opaque(Vec::new()),
                 resarray: VarArray(res),
             })
         };
+        // CB_SEQUENCE refused with `st`: nothing else is run.
+        let refused = |st: Nfsstat4| {
+            reply(
+                st,
+                vec![NfsCbResop4::OpCbSequence(CbSequence4res::Default(st))],
+            )
+        };
         let Some(NfsCbArgop4::OpCbSequence(seq)) = a.argarray.0.first() else {
-            return fail(Nfsstat4::Nfs4errOpNotInSession, Vec::new());
+            return reply(Nfsstat4::Nfs4errOpNotInSession, Vec::new());
         };
         let mut st = self.st.lock();
         if st.current.map(|c| c.1) != Some(seq.csa_sessionid.0) {
-            return fail(
-                Nfsstat4::Nfs4errBadsession,
-                vec![NfsCbResop4::OpCbSequence(CbSequence4res::Default(
-                    Nfsstat4::Nfs4errBadsession,
-                ))],
-            );
+            return refused(Nfsstat4::Nfs4errBadsession);
         }
         if seq.csa_slotid != 0 {
-            return fail(
-                Nfsstat4::Nfs4errBadslot,
-                vec![NfsCbResop4::OpCbSequence(CbSequence4res::Default(
-                    Nfsstat4::Nfs4errBadslot,
-                ))],
-            );
+            return refused(Nfsstat4::Nfs4errBadslot);
         }
         let (last, cached) = &st.back;
         if seq.csa_sequenceid == *last {
@@ -666,12 +664,7 @@ impl Session {
             }
         }
         if seq.csa_sequenceid != last.wrapping_add(1) {
-            return fail(
-                Nfsstat4::Nfs4errSeqMisordered,
-                vec![NfsCbResop4::OpCbSequence(CbSequence4res::Default(
-                    Nfsstat4::Nfs4errSeqMisordered,
-                ))],
-            );
+            return refused(Nfsstat4::Nfs4errSeqMisordered);
         }
         let mut res = vec![NfsCbResop4::OpCbSequence(CbSequence4res::Nfs4Ok(
             CbSequence4resok {
@@ -727,7 +720,7 @@ impl Session {
                 break;
             }
         }
-        let out = fail(status, res);
+        let out = reply(status, res);
         st.back = (seq.csa_sequenceid, Some(out.clone()));
         drop(st);
         if woke {
