@@ -80,6 +80,12 @@ pub enum VfsError {
     /// Symbolic link loop or a symlink where none may be followed (ELOOP).
     #[error("too many levels of symbolic links")]
     Loop,
+    /// No such extended attribute (ENODATA from an xattr call).
+    #[error("no such extended attribute")]
+    NoXattr,
+    /// An extended attribute value or list too large (E2BIG, ERANGE).
+    #[error("extended attribute too large")]
+    Xattr2Big,
     /// Any other failure of the host; logged where it happens.
     #[error("server fault")]
     ServerFault,
@@ -116,6 +122,9 @@ impl VfsError {
             libc::ELOOP => Self::Loop,
             libc::ETXTBSY => Self::Acces,
             libc::EBADF => Self::Stale,
+            // Only the xattr calls answer these.
+            libc::ENODATA => Self::NoXattr,
+            libc::E2BIG | libc::ERANGE => Self::Xattr2Big,
             _ => {
                 tracing::warn!(errno = e, "unexpected errno from the host file system");
                 Self::ServerFault

@@ -10,7 +10,7 @@
 //! most [`FileKey::MAX`] bytes, which the server wraps into a wire file handle. Every method
 //! receives the caller's identity in a [`Ctx`] and enforces permissions as the host would.
 //!
-//! Optional capabilities (those NFSv4 will need: change attribute, xattrs, open/lock state)
+//! Optional capabilities (NFSv4.2 sparse files and user extended attributes, open state)
 //! have default methods that answer [`VfsError::NotSupp`].
 #![deny(unsafe_code)]
 
@@ -581,10 +581,84 @@ pub trait Backend: Send + Sync + 'static {
     fn deallocate(&self, _ctx: &Ctx, _key: &FileKey, _offset: u64, _len: u64) -> VfsResult<()> {
         Err(VfsError::NotSupp)
     }
-    /// Reads an extended attribute (NFSv4.2 xattrs); not supported by default.
+    /// Whether an object with attributes `attr` can hold user extended attributes
+    /// (NFSv4.2 `xattr_support`, RFC 8276 section 8.1: answered per object). Must be cheap:
+    /// GETATTR asks it. False by default.
+    fn xattr_support(&self, _attr: &Attr) -> bool {
+        false
+    }
+    /// The value of user extended attribute `name` of `key` (NFSv4.2 GETXATTR, RFC 8276
+    /// section 8.4.1). `name` is the attribute's name without a namespace (the local
+    /// backend stores it as `user.` + `name`), at most [`XATTR_NAME_MAX`] bytes; the caller
+    /// needs read permission. [`VfsError::NoXattr`] when there is none. Not supported by
+    /// default.
     fn getxattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<Vec<u8>> {
         Err(VfsError::NotSupp)
     }
+    /// Sets user extended attribute `name` of `key` to `value` (at most
+    /// [`XATTR_SIZE_MAX`] bytes, else [`VfsError::Xattr2Big`]) as `how` says (NFSv4.2
+    /// SETXATTR, RFC 8276 section 8.4.2): [`VfsError::Exist`] for [`XattrSet::Create`] of
+    /// one that exists, [`VfsError::NoXattr`] for [`XattrSet::Replace`] of one that does
+    /// not. Needs write permission; changes the ctime and the change attribute. Not
+    /// supported by default.
+    fn setxattr(
+        &self,
+        _ctx: &Ctx,
+        _key: &FileKey,
+        _name: &[u8],
+        _value: &[u8],
+        _how: XattrSet,
+    ) -> VfsResult<()> {
+        Err(VfsError::NotSupp)
+    }
+    /// The names of the user extended attributes of `key`, without their namespace,
+    /// sorted, at most [`XATTR_LIST_MAX`] bytes of names with one byte each besides
+    /// (NFSv4.2 LISTXATTRS, RFC 8276 section 8.4.3). Needs read permission. Not supported
+    /// by default.
+    fn listxattrs(&self, _ctx: &Ctx, _key: &FileKey) -> VfsResult<Vec<Vec<u8>>> {
+        Err(VfsError::NotSupp)
+    }
+    /// Removes user extended attribute `name` of `key` (NFSv4.2 REMOVEXATTR, RFC 8276
+    /// section 8.4.4); [`VfsError::NoXattr`] when there is none. Needs write permission.
+    /// Not supported by default.
+    fn removexattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<()> {
+        Err(VfsError::NotSupp)
+    }
+}
+
+/// Longest value of an extended attribute (Linux's `XATTR_SIZE_MAX`; NFSv4.2's
+/// `xattrvalue4` is bounded by the same figure on decode).
+pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest name of a user extended attribute, without its namespace: Linux's
+/// `XATTR_NAME_MAX` (255) less the 5 bytes of `user.`.
+pub const XATTR_NAME_MAX: usize = 250;
+/// Most bytes the names of one file's extended attributes take, one byte each besides
+/// (Linux's `XATTR_LIST_MAX`, with the `user.` prefixes).
+pub const XATTR_LIST_MAX: usize = 65536;
+
+/// How [`Backend::setxattr`] treats an attribute that exists or not (RFC 8276
+/// `setxattr_option4`, Linux's `XATTR_CREATE`/`XATTR_REPLACE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrSet {
+    /// Create it or replace its value.
+    Either,
+    /// Create it: [`VfsError::Exist`] if it exists.
+    Create,
+    /// Replace its value: [`VfsError::NoXattr`] if it does not exist.
+    Replace,
+}
+
+/// Checks the name of an extended attribute (without namespace) a backend is given:
+/// [`VfsError::Inval`] for an empty one or one with a NUL, [`VfsError::NameTooLong`]
+/// past [`XATTR_NAME_MAX`].
+pub fn check_xattr_name(name: &[u8]) -> VfsResult<()> {
+    if name.is_empty() || name.contains(&0) {
+        return Err(VfsError::Inval);
+    }
+    if name.len() > XATTR_NAME_MAX {
+        return Err(VfsError::NameTooLong);
+    }
+    Ok(())
 }
 
 /// Checks that a name is a single component the server may pass to a backend.

@@ -50,6 +50,8 @@
 //! descriptor (a removed object has no links left); REMOVE, RMDIR and RENAME drop the
 //! entries of the objects they unlink, and idle entries are closed after a few seconds.
 
+mod xattr;
+
 use crate::fdcache::FdCache;
 use crate::{
     cookie, Attr, Backend, Content, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType,
@@ -1789,6 +1791,36 @@ impl Backend for LocalFs {
         }
     }
 
+    /// Regular files and directories: those Linux keeps `user.` attributes on (whether
+    /// the host file system does is known at the first call: NOTSUPP then).
+    fn xattr_support(&self, attr: &Attr) -> bool {
+        matches!(attr.ftype, FileType::Regular | FileType::Directory)
+    }
+
+    /// See the `xattr` module: the host's `user.` namespace.
+    fn getxattr(&self, ctx: &Ctx, key: &FileKey, name: &[u8]) -> VfsResult<Vec<u8>> {
+        self.xattr_get(ctx, key, name)
+    }
+
+    fn setxattr(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        name: &[u8],
+        value: &[u8],
+        how: crate::XattrSet,
+    ) -> VfsResult<()> {
+        self.xattr_set(ctx, key, name, value, how)
+    }
+
+    fn listxattrs(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Vec<Vec<u8>>> {
+        self.xattr_list(ctx, key)
+    }
+
+    fn removexattr(&self, ctx: &Ctx, key: &FileKey, name: &[u8]) -> VfsResult<()> {
+        self.xattr_remove(ctx, key, name)
+    }
+
     /// `fallocate(2)` mode 0: allocates and extends the size (the caller's identity, so
     /// that quotas and set-id bits are as for a local process).
     fn allocate(&self, ctx: &Ctx, key: &FileKey, offset: u64, len: u64) -> VfsResult<()> {
@@ -1919,6 +1951,73 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let fs = LocalFs::new(d.path(), false).unwrap();
         (d, fs)
+    }
+
+    /// User extended attributes through the host's `user.` namespace: what a client sets
+    /// is the host's `user.NAME`, other namespaces stay out of sight.
+    #[test]
+    fn xattrs_are_the_hosts_user_namespace() {
+        use crate::XattrSet;
+        let (d, fs) = fs();
+        let ctx = Ctx::default();
+        let (f, _) = fs
+            .create(
+                &ctx,
+                &fs.root(),
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        match fs.setxattr(&ctx, &f, b"a", b"1", XattrSet::Create) {
+            Err(VfsError::NotSupp) => {
+                eprintln!("this file system has no user xattrs: nothing more to check here");
+                return;
+            }
+            r => r.unwrap(),
+        }
+        let host = d.path().join("f");
+        let mut buf = [0u8; 16];
+        let n = rustix::fs::getxattr(&host, "user.a", &mut buf[..]).unwrap();
+        assert_eq!(&buf[..n], b"1");
+        assert_eq!(fs.getxattr(&ctx, &f, b"a"), Ok(b"1".to_vec()));
+        assert_eq!(fs.getxattr(&ctx, &f, b"b"), Err(VfsError::NoXattr));
+        assert_eq!(
+            fs.setxattr(&ctx, &f, b"a", b"2", XattrSet::Create),
+            Err(VfsError::Exist)
+        );
+        assert_eq!(
+            fs.setxattr(&ctx, &f, b"b", b"2", XattrSet::Replace),
+            Err(VfsError::NoXattr)
+        );
+        fs.setxattr(&ctx, &f, b"a", b"22", XattrSet::Replace)
+            .unwrap();
+        rustix::fs::setxattr(&host, "user.0", b"", rustix::fs::XattrFlags::empty()).unwrap();
+        assert_eq!(
+            fs.listxattrs(&ctx, &f),
+            Ok(vec![b"0".to_vec(), b"a".to_vec()])
+        );
+        fs.removexattr(&ctx, &f, b"a").unwrap();
+        assert_eq!(fs.removexattr(&ctx, &f, b"a"), Err(VfsError::NoXattr));
+        assert_eq!(fs.getxattr(&ctx, &f, b""), Err(VfsError::Inval));
+        // A directory holds them too; a symbolic link is never followed.
+        fs.setxattr(&ctx, &fs.root(), b"d", b"", XattrSet::Either)
+            .unwrap();
+        assert_eq!(fs.listxattrs(&ctx, &fs.root()), Ok(vec![b"d".to_vec()]));
+        let (l, a) = fs
+            .symlink(&ctx, &fs.root(), b"l", b"f", &SetAttr::default())
+            .unwrap();
+        assert!(!fs.xattr_support(&a));
+        assert_eq!(fs.getxattr(&ctx, &l, b"0"), Err(VfsError::NoXattr));
+        assert_eq!(fs.listxattrs(&ctx, &l), Ok(vec![]));
+        assert_eq!(
+            fs.setxattr(&ctx, &l, b"x", b"", XattrSet::Either),
+            Err(VfsError::Perm)
+        );
+        let big = vec![0u8; crate::XATTR_SIZE_MAX + 1];
+        assert_eq!(
+            fs.setxattr(&ctx, &f, b"v", &big, XattrSet::Either),
+            Err(VfsError::Xattr2Big)
+        );
     }
 
     /// SEEK, ALLOCATE and DEALLOCATE as the host's `lseek`/`fallocate` give them, on

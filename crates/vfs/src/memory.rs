@@ -66,9 +66,10 @@ use parking_lot::RwLock;
 
 use crate::perm::{self, R, W, X};
 use crate::{
-    check_name, check_new_name, cookie, Attr, Backend, Content, CreateMode, Creds, Ctx, DirEntry,
-    DirPage, FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime, SoughtAt, SpecialKind,
-    Stability, Timestamp, VfsError, VfsResult,
+    check_name, check_new_name, check_xattr_name, cookie, Attr, Backend, Content, CreateMode,
+    Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime,
+    SoughtAt, SpecialKind, Stability, Timestamp, VfsError, VfsResult, XattrSet, XATTR_LIST_MAX,
+    XATTR_SIZE_MAX,
 };
 
 /// Bytes charged for every inode, whatever it holds.
@@ -77,6 +78,9 @@ pub const INODE_COST: u64 = 256;
 pub const ENTRY_COST: u64 = 32;
 /// Allocation unit of file data, in bytes.
 pub const CHUNK: u64 = 4096;
+/// Most extended attributes one file holds (besides [`crate::XATTR_LIST_MAX`] bytes of
+/// names and the capacity): as many as one NFSv4.2 LISTXATTRS reply may carry.
+pub const XATTRS_PER_FILE: usize = 1024;
 
 /// Key length: inode number and generation.
 const KEY_LEN: usize = 16;
@@ -141,6 +145,9 @@ struct Node {
     change: u64,
     /// Verifier of the exclusive CREATE that made this file.
     verifier: Option<[u8; 8]>,
+    /// User extended attributes, by name without namespace (regular files and directories
+    /// only, as Linux has them).
+    xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
     body: Body,
 }
 
@@ -386,6 +393,11 @@ impl Node {
     /// Bytes this inode is charged, its directory entries aside.
     fn cost(&self) -> u64 {
         INODE_COST
+            + self
+                .xattrs
+                .iter()
+                .map(|(k, v)| xattr_cost(k, v))
+                .sum::<u64>()
             + match &self.body {
                 Body::File(f) => f.chunks.len() as u64 * CHUNK,
                 Body::Symlink(t) => t.len() as u64,
@@ -412,8 +424,34 @@ impl Node {
 /// Whether Linux clears S_ISGID of a file with `mode` and group `gid` when `c` writes,
 /// truncates or chowns it: when group execute is set (a real set-group-id program) or the
 /// caller, not being root, is not in the group.
+/// Whether `c` may set or remove user extended attributes of `n` (inode `ino`), as Linux
+/// decides: regular files and directories only (PERM for others), write permission, and
+/// on a sticky directory only its owner (or root).
+fn xattr_writable(c: &Creds, n: &Node, ino: u64) -> VfsResult<()> {
+    if !matches!(n.ftype, FileType::Regular | FileType::Directory) {
+        return Err(VfsError::Perm);
+    }
+    if n.is_dir() && n.mode & 0o1000 != 0 && c.uid != 0 && c.uid != n.uid {
+        return Err(VfsError::Perm);
+    }
+    if !perm::allowed(c, &n.attr(ino), W) {
+        return Err(VfsError::Acces);
+    }
+    Ok(())
+}
+
 fn drops_sgid(c: &Creds, mode: u32, gid: u32) -> bool {
     mode & S_ISGID != 0 && (mode & S_IXGRP != 0 || (c.uid != 0 && !c.in_group(gid)))
+}
+
+/// Bytes charged for an extended attribute.
+fn xattr_cost(name: &[u8], value: &[u8]) -> u64 {
+    ENTRY_COST + name.len() as u64 + value.len() as u64
+}
+
+/// Bytes a name takes in Linux's `listxattr` list: `user.`, the name, a NUL.
+fn xattr_list_len(name: &[u8]) -> usize {
+    name.len() + 6
 }
 
 fn entry_cost(name: &[u8]) -> u64 {
@@ -639,6 +677,7 @@ impl Inner {
             ctime: now,
             change: 0,
             verifier: None,
+            xattrs: BTreeMap::new(),
             body,
         })
     }
@@ -992,6 +1031,7 @@ impl MemFs {
             ctime: now,
             change: 1,
             verifier: None,
+            xattrs: BTreeMap::new(),
             body: Body::Dir(DirData {
                 parent: ROOT_INO,
                 entries: BTreeMap::new(),
@@ -1253,6 +1293,93 @@ impl Backend for MemFs {
     /// zeroed where covered.
     fn deallocate(&self, ctx: &Ctx, key: &FileKey, offset: u64, len: u64) -> VfsResult<()> {
         self.change_range(ctx, key, offset, len, false)
+    }
+
+    /// Regular files and directories, as Linux allows user extended attributes on.
+    fn xattr_support(&self, attr: &Attr) -> bool {
+        matches!(attr.ftype, FileType::Regular | FileType::Directory)
+    }
+
+    /// Read permission needed (no owner override: as Linux checks `user.` attributes).
+    fn getxattr(&self, ctx: &Ctx, key: &FileKey, name: &[u8]) -> VfsResult<Vec<u8>> {
+        check_xattr_name(name)?;
+        let ino = self.ino(key)?;
+        let g = self.inner.read();
+        let n = g.node(ino)?;
+        if !perm::allowed(&ctx.creds, &n.attr(ino), R) {
+            return Err(VfsError::Acces);
+        }
+        n.xattrs.get(name).cloned().ok_or(VfsError::NoXattr)
+    }
+
+    fn setxattr(
+        &self,
+        ctx: &Ctx,
+        key: &FileKey,
+        name: &[u8],
+        value: &[u8],
+        how: XattrSet,
+    ) -> VfsResult<()> {
+        check_xattr_name(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(VfsError::Xattr2Big);
+        }
+        let ino = self.ino(key)?;
+        let mut g = self.inner.write();
+        let n = g.node(ino)?;
+        xattr_writable(&ctx.creds, n, ino)?;
+        let old = n.xattrs.get(name);
+        match (how, old) {
+            (XattrSet::Create, Some(_)) => return Err(VfsError::Exist),
+            (XattrSet::Replace, None) => return Err(VfsError::NoXattr),
+            _ => {}
+        }
+        let old_cost = old.map_or(0, |v| xattr_cost(name, v));
+        if old.is_none() {
+            let listed: usize = n.xattrs.keys().map(|k| xattr_list_len(k)).sum();
+            if n.xattrs.len() >= XATTRS_PER_FILE || listed + xattr_list_len(name) > XATTR_LIST_MAX {
+                return Err(VfsError::NoSpc);
+            }
+        }
+        let new_cost = xattr_cost(name, value);
+        if new_cost > old_cost {
+            g.charge(new_cost - old_cost)?;
+        } else {
+            g.release(old_cost - new_cost);
+        }
+        let now = g.now();
+        g.node_mut(ino)?
+            .xattrs
+            .insert(name.to_vec(), value.to_vec());
+        g.touch(ino, now, false);
+        Ok(())
+    }
+
+    /// Read permission needed, as for [`Backend::getxattr`].
+    fn listxattrs(&self, ctx: &Ctx, key: &FileKey) -> VfsResult<Vec<Vec<u8>>> {
+        let ino = self.ino(key)?;
+        let g = self.inner.read();
+        let n = g.node(ino)?;
+        if !perm::allowed(&ctx.creds, &n.attr(ino), R) {
+            return Err(VfsError::Acces);
+        }
+        Ok(n.xattrs.keys().cloned().collect())
+    }
+
+    fn removexattr(&self, ctx: &Ctx, key: &FileKey, name: &[u8]) -> VfsResult<()> {
+        check_xattr_name(name)?;
+        let ino = self.ino(key)?;
+        let mut g = self.inner.write();
+        xattr_writable(&ctx.creds, g.node(ino)?, ino)?;
+        let v = g
+            .node_mut(ino)?
+            .xattrs
+            .remove(name)
+            .ok_or(VfsError::NoXattr)?;
+        g.release(xattr_cost(name, &v));
+        let now = g.now();
+        g.touch(ino, now, false);
+        Ok(())
     }
 
     fn create(
@@ -1633,6 +1760,8 @@ mod tests {
         Truncate(usize, u8, u64),
         Allocate(usize, u8, u64, u64),
         Punch(usize, u8, u64, u64),
+        SetXattr(usize, u8, u8, usize),
+        RemoveXattr(usize, u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1653,7 +1782,11 @@ mod tests {
             (d.clone(), n.clone(), 0u64..20_000).prop_map(|(d, n, s)| Op::Truncate(d, n, s)),
             (d.clone(), n.clone(), 0u64..20_000, 0u64..12_000)
                 .prop_map(|(d, n, o, l)| Op::Allocate(d, n, o, l)),
-            (d, n, 0u64..20_000, 0u64..12_000).prop_map(|(d, n, o, l)| Op::Punch(d, n, o, l)),
+            (d.clone(), n.clone(), 0u64..20_000, 0u64..12_000)
+                .prop_map(|(d, n, o, l)| Op::Punch(d, n, o, l)),
+            (d.clone(), n.clone(), 0u8..4, 0usize..20_000)
+                .prop_map(|(d, n, x, l)| Op::SetXattr(d, n, x, l)),
+            (d, n, 0u8..4).prop_map(|(d, n, x)| Op::RemoveXattr(d, n, x)),
         ]
     }
 
@@ -1753,6 +1886,27 @@ mod tests {
                             }
                         }
                     }
+                    Op::SetXattr(d, n, x, len) => {
+                        if let Ok(k) = key_of(&dk(d), n) {
+                            let name = [b'a' + x];
+                            let before = fs.getxattr(&c, &k, &name);
+                            match fs.setxattr(&c, &k, &name, &vec![x; len], XattrSet::Either) {
+                                Ok(()) => {
+                                    prop_assert_eq!(fs.getxattr(&c, &k, &name), Ok(vec![x; len]));
+                                }
+                                Err(VfsError::NoSpc) => {
+                                    prop_assert_eq!(fs.getxattr(&c, &k, &name), before);
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Op::RemoveXattr(d, n, x) => {
+                        if let Ok(k) = key_of(&dk(d), n) {
+                            let _ = fs.removexattr(&c, &k, &[b'a' + x]);
+                            prop_assert_eq!(fs.getxattr(&c, &k, &[b'a' + x]), Err(VfsError::NoXattr));
+                        }
+                    }
                 }
                 fs.check_invariants();
             }
@@ -1811,6 +1965,125 @@ mod tests {
             out.push((d, h));
             at = h;
         }
+    }
+
+    /// User extended attributes: CREATE/REPLACE semantics, sorted listing, permissions,
+    /// the bounds per file and the space accounting.
+    #[test]
+    fn xattrs() {
+        let fs = MemFs::new(1 << 20);
+        let root = Ctx::default();
+        let user = Ctx::new(Creds {
+            uid: 1000,
+            gid: 1000,
+            gids: vec![],
+        });
+        let (f, _) = fs
+            .create(
+                &root,
+                &fs.root(),
+                b"f",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        let change = |k: &FileKey| fs.getattr(&root, k).unwrap().change;
+        assert_eq!(fs.getxattr(&root, &f, b"a"), Err(VfsError::NoXattr));
+        assert_eq!(
+            fs.setxattr(&root, &f, b"a", b"1", XattrSet::Replace),
+            Err(VfsError::NoXattr)
+        );
+        let c0 = change(&f);
+        fs.setxattr(&root, &f, b"b", b"2", XattrSet::Create)
+            .unwrap();
+        assert!(change(&f) > c0, "a set changes the change attribute");
+        fs.setxattr(&root, &f, b"a", b"1", XattrSet::Either)
+            .unwrap();
+        assert_eq!(
+            fs.setxattr(&root, &f, b"a", b"x", XattrSet::Create),
+            Err(VfsError::Exist)
+        );
+        fs.setxattr(&root, &f, b"a", b"11", XattrSet::Replace)
+            .unwrap();
+        assert_eq!(fs.getxattr(&root, &f, b"a"), Ok(b"11".to_vec()));
+        assert_eq!(
+            fs.listxattrs(&root, &f),
+            Ok(vec![b"a".to_vec(), b"b".to_vec()])
+        );
+        // Mode 0644, owned by root: another user reads but may not write.
+        assert_eq!(fs.getxattr(&user, &f, b"a"), Ok(b"11".to_vec()));
+        assert_eq!(
+            fs.setxattr(&user, &f, b"c", b"", XattrSet::Either),
+            Err(VfsError::Acces)
+        );
+        assert_eq!(fs.removexattr(&user, &f, b"a"), Err(VfsError::Acces));
+        fs.removexattr(&root, &f, b"a").unwrap();
+        assert_eq!(fs.removexattr(&root, &f, b"a"), Err(VfsError::NoXattr));
+        // Names and values are bounded.
+        assert_eq!(fs.getxattr(&root, &f, b""), Err(VfsError::Inval));
+        assert_eq!(
+            fs.getxattr(&root, &f, &[b'n'; 251]),
+            Err(VfsError::NameTooLong)
+        );
+        let big = vec![0; XATTR_SIZE_MAX + 1];
+        assert_eq!(
+            fs.setxattr(&root, &f, b"v", &big, XattrSet::Either),
+            Err(VfsError::Xattr2Big)
+        );
+        fs.setxattr(&root, &f, b"v", &big[1..], XattrSet::Either)
+            .unwrap();
+        // A symbolic link holds none.
+        let (l, _) = fs
+            .symlink(&root, &fs.root(), b"l", b"f", &SetAttr::default())
+            .unwrap();
+        assert!(!fs.xattr_support(&fs.getattr(&root, &l).unwrap()));
+        assert_eq!(
+            fs.setxattr(&root, &l, b"a", b"1", XattrSet::Either),
+            Err(VfsError::Perm)
+        );
+        assert_eq!(fs.getxattr(&root, &l, b"a"), Err(VfsError::NoXattr));
+        fs.check_invariants();
+        // Count per file, then the capacity.
+        let (g, _) = fs
+            .create(
+                &root,
+                &fs.root(),
+                b"g",
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap();
+        for i in 0..XATTRS_PER_FILE {
+            fs.setxattr(&root, &g, format!("{i}").as_bytes(), b"", XattrSet::Create)
+                .unwrap();
+        }
+        assert_eq!(
+            fs.setxattr(&root, &g, b"more", b"", XattrSet::Create),
+            Err(VfsError::NoSpc)
+        );
+        let mut n = 0;
+        let err = loop {
+            match fs.setxattr(
+                &root,
+                &f,
+                format!("w{n}").as_bytes(),
+                &big[1..],
+                XattrSet::Create,
+            ) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, VfsError::NoSpc);
+        assert!(
+            n < 20,
+            "a 1 MiB file system holds fewer than 20 values of 64 KiB"
+        );
+        fs.check_invariants();
+        // Removing the file frees what its attributes held.
+        fs.remove(&root, &fs.root(), b"f").unwrap();
+        fs.remove(&root, &fs.root(), b"g").unwrap();
+        fs.remove(&root, &fs.root(), b"l").unwrap();
+        fs.check_invariants();
+        assert_eq!(fs.inner.read().used, MemFs::new(1).inner.read().used);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub fn nfs3(e: VfsError) -> Nfsstat3 {
         // NFSv3 has no ELOOP: a symlink met where none may be followed is an invalid
         // argument for the caller (knfsd answers the same way).
         E::Loop => Nfsstat3::Inval,
+        // NFSv3 has no extended attributes: no procedure of it reaches these.
+        E::NoXattr | E::Xattr2Big => Nfsstat3::Io,
         E::ServerFault => Nfsstat3::ServerFault,
     }
 }

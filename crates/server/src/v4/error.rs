@@ -182,6 +182,12 @@ pub enum Nfs4Error {
     /// NFS4ERR_DELEG_REVOKED: a delegation stateid that was revoked (until FREE_STATEID).
     #[error("NFS4ERR_DELEG_REVOKED")]
     DelegRevoked,
+    /// NFS4ERR_NOXATTR: no such extended attribute (RFC 8276 section 8.4).
+    #[error("NFS4ERR_NOXATTR")]
+    NoXattr,
+    /// NFS4ERR_XATTR2BIG: an extended attribute value too large to set or to return.
+    #[error("NFS4ERR_XATTR2BIG")]
+    Xattr2Big,
     /// Another `nfsstat4`, by number (from the session operations, built elsewhere).
     #[error("nfsstat4 {0}")]
     Status(u32),
@@ -249,6 +255,8 @@ impl Nfs4Error {
             E::OpenMode => 10038,
             E::WrongType => 10083,
             E::DelegRevoked => 10087,
+            E::NoXattr => 10095,
+            E::Xattr2Big => 10096,
             E::Status(n) => n,
         }
     }
@@ -287,6 +295,8 @@ impl Nfs4Error {
             E::Jukebox => N::Delay,
             // A symbolic link met where none may be followed (RFC 8881 15.1.2.9).
             E::Loop => N::Symlink,
+            E::NoXattr => N::NoXattr,
+            E::Xattr2Big => N::Xattr2Big,
             E::ServerFault => N::ServerFault,
         }
     }
@@ -408,6 +418,8 @@ mod tests {
             (Nfs4Error::OpenMode, W::Nfs4errOpenmode),
             (Nfs4Error::WrongType, W::Nfs4errWrongType),
             (Nfs4Error::DelegRevoked, W::Nfs4errDelegRevoked),
+            (Nfs4Error::NoXattr, W::Nfs4errNoxattr),
+            (Nfs4Error::Xattr2Big, W::Nfs4errXattr2big),
         ] {
             assert_eq!(e.status(), w, "{e:?}");
         }
