@@ -11,7 +11,8 @@
 //! for (its `nfs4_fattr_bitmap`, statfs, fsinfo and pathconf sets), as [`supported`] lists:
 //! no ACLs (`aclsupport` is 0), no named attributes, no pNFS (`fs_layout_types` is empty),
 //! no quotas, no `fs_locations` (no referrals). Attributes of NFSv4.1 are reported only to
-//! NFSv4.1 and later. A GETATTR of unsupported attributes leaves them out of the reply's
+//! NFSv4.1 and later, `xattr_support` (RFC 8276) only to NFSv4.2, per object: whether the
+//! backend keeps user extended attributes on it. A GETATTR of unsupported attributes leaves them out of the reply's
 //! bitmap; asking for a set-only one (`time_access_set`, `time_modify_set`) is INVAL
 //! (RFC 8881 5.5).
 //!
@@ -83,6 +84,7 @@ pub mod num {
     pub const MOUNTED_ON_FILEID: u32 = 55;
     pub const FS_LAYOUT_TYPES: u32 = 62;
     pub const SUPPATTR_EXCLCREAT: u32 = 75;
+    pub const XATTR_SUPPORT: u32 = 82;
     pub const OPEN_ARGUMENTS: u32 = 86;
 }
 
@@ -319,12 +321,15 @@ fn open_arguments(w: &mut Writer) {
     }
 }
 
+/// NFSv4.2: `xattr_support` (RFC 8276 section 8.1), answered per object.
+const V42: Bitmap = Bitmap(V41.0 | Bitmap::of(&[num::XATTR_SUPPORT]).0);
+
 /// The attributes supported for NFSv4 minor version `minor` (`supported_attrs`).
 pub fn supported(minor: u32) -> Bitmap {
-    if minor == 0 {
-        V40
-    } else {
-        V41
+    match minor {
+        0 => V40,
+        1 => V41,
+        _ => V42,
     }
 }
 
@@ -459,6 +464,7 @@ pub fn encode(
             num::FS_LAYOUT_TYPES => w.u32(0),
             num::SUPPATTR_EXCLCREAT => EXCLCREAT.encode(&mut w),
             num::OPEN_ARGUMENTS => open_arguments(&mut w),
+            num::XATTR_SUPPORT => w.bool(src.obj.xattr_support),
             // `supported` and this match list the same attributes (the test
             // `every_supported_attribute_encodes` holds them together).
             _ => return Err(Nfs4Error::ServerFault),
@@ -567,6 +573,7 @@ mod tests {
                 minor: 0x55,
             },
             mounted_on_fileid: 0x1234,
+            xattr_support: true,
         }
     }
 
@@ -695,8 +702,9 @@ mod tests {
     fn every_supported_attribute_encodes() {
         let o = obj();
         for minor in [0, 1, 2] {
+            let srv = ServerAttrs { minor, ..SRV };
             for n in supported(minor).minus(SET_ONLY).iter() {
-                let (mask, v) = encode(Bitmap::of(&[n]), &src(&o), &SRV, &OwnerMap::numeric())
+                let (mask, v) = encode(Bitmap::of(&[n]), &src(&o), &srv, &OwnerMap::numeric())
                     .unwrap_or_else(|e| panic!("attribute {n}: {e}"));
                 assert_eq!(mask, Bitmap::of(&[n]));
                 assert!(!v.is_empty() && v.len() % 4 == 0, "attribute {n}");
@@ -707,6 +715,9 @@ mod tests {
         assert!(!supported(0).contains(num::FS_LAYOUT_TYPES));
         assert!(!supported(0).contains(num::SUPPATTR_EXCLCREAT));
         assert!(supported(1).contains(num::SUPPATTR_EXCLCREAT));
+        // xattr_support is NFSv4.2's (RFC 8276).
+        assert!(!supported(1).contains(num::XATTR_SUPPORT));
+        assert!(supported(2).contains(num::XATTR_SUPPORT));
         let required = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 19, 75];
         assert!(required.iter().all(|&n| supported(1).contains(n)));
     }

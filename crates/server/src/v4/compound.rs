@@ -317,6 +317,10 @@ pub struct Compound<'a> {
     pub saved_stateid: Option<Stateid>,
     /// The client the compound acts for: the session's, from SEQUENCE.
     pub client: Option<ClientId>,
+    /// Bytes the result of the running operation may take after its op number and status
+    /// within the largest reply (what operations that choose their reply's length, as
+    /// LISTXATTRS, hold theirs to).
+    pub reply_room: usize,
 }
 
 impl<'a> Compound<'a> {
@@ -330,6 +334,7 @@ impl<'a> Compound<'a> {
             current_stateid: None,
             saved_stateid: None,
             client: None,
+            reply_room: ctx.limits.max_reply,
         }
     }
 
@@ -505,10 +510,10 @@ pub static OPS: [OpDesc; 73] = [
     built(op(69, "SEEK", 2, NEEDS_FH, 16)),
     op(70, "WRITE_SAME", 2, NEEDS_FH | MODIFIES, 32),
     op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0),
-    op(72, "GETXATTR", 2, NEEDS_FH, 8),
-    op(73, "SETXATTR", 2, NEEDS_FH | MODIFIES, 24),
-    op(74, "LISTXATTRS", 2, NEEDS_FH, 64),
-    op(75, "REMOVEXATTR", 2, NEEDS_FH | MODIFIES, 24),
+    built(op(72, "GETXATTR", 2, NEEDS_FH, 8)),
+    built(op(73, "SETXATTR", 2, NEEDS_FH | MODIFIES, 24)),
+    built(op(74, "LISTXATTRS", 2, NEEDS_FH, 64)),
+    built(op(75, "REMOVEXATTR", 2, NEEDS_FH | MODIFIES, 24)),
 ];
 
 /// `OP_ILLEGAL`: the op number of the result for an operation number no operation has.
@@ -579,7 +584,10 @@ pub fn run_compound(ctx: &Ctx<'_>, request: &[u8]) -> rnfs_xdr::Result<Vec<u8>> 
             Some(num) => match check(&c, &limits, num, index, count, start) {
                 Err(e) => fail(&mut out, result_op(num, minor), e),
                 Ok(d) => match ops.next() {
-                    Some(Ok(op)) => run_one(&mut c, &mut limits, d, &op, index, count, &mut out),
+                    Some(Ok(op)) => {
+                        c.reply_room = limits.max_reply.saturating_sub(start + 8);
+                        run_one(&mut c, &mut limits, d, &op, index, count, &mut out)
+                    }
                     // Arguments that do not decode.
                     _ => fail(&mut out, num, Nfs4Error::BadXdr),
                 },
@@ -774,7 +782,7 @@ fn run_one(
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
 pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, dir, fh, io, lock, open, space, v40};
+    use ops::{access, attr, dir, fh, io, lock, open, space, v40, xattr};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
@@ -800,6 +808,10 @@ pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> 
         A::OpAllocate(a) => space::allocate(c, a),
         A::OpDeallocate(a) => space::deallocate(c, a),
         A::OpSeek(a) => space::seek(c, a, w),
+        A::OpGetxattr(a) => xattr::getxattr(c, a, w),
+        A::OpSetxattr(a) => xattr::setxattr(c, a, w),
+        A::OpListxattrs(a) => xattr::listxattrs(c, a, w),
+        A::OpRemovexattr(a) => xattr::removexattr(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),
         A::OpLookup(a) => fh::lookup(c, a),
@@ -1555,8 +1567,16 @@ mod tests {
                 assert!(!d.built, "{} is built but has no wire type", d.name);
                 continue;
             }
+            let mut at = w.pseudo.root(&caller).unwrap();
+            if (72..=75).contains(&d.num) {
+                // The xattr operations answer NOTSUPP on a pseudo directory, which holds
+                // none (RFC 8276 8.1): they run on the export's root.
+                for n in [&b"srv"[..], b"a"] {
+                    at = w.pseudo.lookup(&caller, &at, n).unwrap();
+                }
+            }
             let mut c = Compound {
-                current: Some(w.pseudo.root(&caller).unwrap()),
+                current: Some(at),
                 ..Compound::new(&ctx, 2)
             };
             let r = dispatch(&mut c, &op, &mut Writer::new());

@@ -128,6 +128,9 @@ pub struct ObjectAttrs {
     /// The file id of what it is mounted on: the covered pseudo node for an export root,
     /// else its own file id.
     pub mounted_on_fileid: u64,
+    /// Whether it can hold user extended attributes (`xattr_support`, RFC 8276 8.1):
+    /// never for a pseudo directory.
+    pub xattr_support: bool,
 }
 
 struct Node {
@@ -451,6 +454,7 @@ impl PseudoFs {
                     attr,
                     fsid: PSEUDO_FSID,
                     mounted_on_fileid: n.id,
+                    xattr_support: false,
                 })
             }
             Place::Export { export, key } => {
@@ -467,6 +471,7 @@ impl PseudoFs {
                         minor: attr.fsid,
                     },
                     mounted_on_fileid,
+                    xattr_support: export.fs.xattr_support(&attr),
                     attr,
                 })
             }

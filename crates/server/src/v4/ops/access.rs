@@ -7,13 +7,20 @@ use rnfs_vfs::FileType;
 use rnfs_xdr::Writer;
 
 /// ACCESS4_READ, ACCESS4_LOOKUP, ACCESS4_MODIFY, ACCESS4_EXTEND, ACCESS4_DELETE,
-/// ACCESS4_EXECUTE: the bits this server answers (the NFSv4.2 xattr bits are not).
+/// ACCESS4_EXECUTE: the bits of every minor version.
 const KNOWN: u32 = 0x3f;
 const READ: u32 = 0x01;
 const LOOKUP: u32 = 0x02;
+const MODIFY: u32 = 0x04;
 const DELETE: u32 = 0x10;
 const EXECUTE: u32 = 0x20;
 const WRITES: u32 = 0x04 | 0x08 | 0x10;
+/// ACCESS4_XAREAD, ACCESS4_XAWRITE, ACCESS4_XALIST (RFC 8276 section 8.3): NFSv4.2, for
+/// objects that hold extended attributes.
+const XAREAD: u32 = 0x40;
+const XAWRITE: u32 = 0x80;
+const XALIST: u32 = 0x100;
+const XATTRS: u32 = XAREAD | XAWRITE | XALIST;
 
 /// The ACCESS bits that mean something for an object of type `t` (RFC 7530 16.1.4,
 /// RFC 8881 18.1.4: LOOKUP and DELETE are about a directory's entries, EXECUTE about a
@@ -29,8 +36,11 @@ fn meaningful(t: FileType) -> u32 {
 /// ACCESS: which of the asked rights the caller holds, as the backend's permission check
 /// says, less the write rights on a read-only scope. Pseudo directories may be read and
 /// searched. Only the bits meaningful for the object's type are answered (supported).
+/// In NFSv4.2 the xattr bits of an object that holds extended attributes are those of
+/// the permission its operations need, as knfsd grants them: XAREAD and XALIST with read
+/// permission, XAWRITE with write permission (none on a read-only scope).
 pub fn access(c: &mut Compound<'_>, a: &Access4args, w: &mut Writer) -> R4<()> {
-    let asked = a.access & KNOWN;
+    let asked = a.access & (KNOWN | XATTRS);
     let (supported, granted) = match c.fh()? {
         Place::Pseudo(_) => {
             let s = asked & meaningful(FileType::Directory);
@@ -38,11 +48,27 @@ pub fn access(c: &mut Compound<'_>, a: &Access4args, w: &mut Writer) -> R4<()> {
         }
         Place::Export { export, key } => {
             let x = c.ctx.pseudo.scope(&c.ctx.caller, export)?;
-            let t = export.fs.getattr(&x.ctx, key)?.ftype;
-            let supported = asked & meaningful(t);
-            let mut bits = export.fs.access(&x.ctx, key, supported)?;
+            let attr = export.fs.getattr(&x.ctx, key)?;
+            let mut supported = asked & meaningful(attr.ftype);
+            if c.minor >= 2 && export.fs.xattr_support(&attr) {
+                supported |= asked & XATTRS;
+            }
+            let mut need = supported & KNOWN;
+            if supported & (XAREAD | XALIST) != 0 {
+                need |= READ;
+            }
+            if supported & XAWRITE != 0 {
+                need |= MODIFY;
+            }
+            let mut bits = export.fs.access(&x.ctx, key, need)?;
+            if bits & READ != 0 {
+                bits |= XAREAD | XALIST;
+            }
+            if bits & MODIFY != 0 {
+                bits |= XAWRITE;
+            }
             if !x.rw {
-                bits &= !WRITES;
+                bits &= !(WRITES | XAWRITE);
             }
             (supported, bits & supported)
         }

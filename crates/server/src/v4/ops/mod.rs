@@ -13,6 +13,7 @@ pub mod lock;
 pub mod open;
 pub mod space;
 pub mod v40;
+pub mod xattr;
 
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};

@@ -1791,3 +1791,4 @@ fn delegation_wants_and_refusals() {
 mod p40;
 mod v40;
 mod v42;
+mod xattr;
