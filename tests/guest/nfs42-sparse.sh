@@ -1,16 +1,20 @@
 #!/bin/sh
 # Guest-side NFSv4.2 sparse-file test (busybox sh): SEEK, ALLOCATE and DEALLOCATE as the
-# Linux client uses them. Needs the tree from tests/harness/linux-client/lock-tree.sh
-# (run.sh -a TREE): util-linux `fallocate` and `nt-sparse` (tests/guest/tools/nt-sparse.c,
-# a file's SEEK_DATA/SEEK_HOLE map). The export is mounted at /mnt (must start empty), over
+# Linux client uses them, and user extended attributes (RFC 8276: GETXATTR, SETXATTR,
+# LISTXATTRS, REMOVEXATTR through setfattr/getfattr). Needs the tree from
+# tests/harness/linux-client/lock-tree.sh (run.sh -a TREE): util-linux `fallocate`,
+# attr's `setfattr` and `getfattr`, and `nt-sparse` (tests/guest/tools/nt-sparse.c, a
+# file's SEEK_DATA/SEEK_HOLE map). The export is mounted at /mnt (must start empty), over
 # vers=4.2: lseek SEEK_DATA/SEEK_HOLE become SEEK, `fallocate -l` ALLOCATE and `fallocate -p`
 # DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes).
 # Prints "MAP NAME LINE" for each file it leaves in the export: the host compares LINE with
-# nt-sparse's map of the server's copy. Exits non-zero on the first failure.
+# nt-sparse's map of the server's copy; and "XATTR NAME ATTR VALUE" for each user attribute
+# it leaves: the host reads it from the server's copy. Exits non-zero on the first failure.
 set -o pipefail
 PATH=/opt/nt/bin:$PATH
 # util-linux's, by its path: busybox sh runs its own fallocate applet (no -p) whatever PATH says
 FALLOCATE=/opt/nt/bin/fallocate
+SETFATTR=/opt/nt/bin/setfattr GETFATTR=/opt/nt/bin/getfattr
 M=/mnt
 N=0
 K64=65536 M1=1048576
@@ -72,9 +76,48 @@ size_is "$F" $((5 * M1)) "allocating past the end grows the file"
 ok "allocating leaves the data alone"
 zeros_at "$F" 70 "the grown part reads as zeros"
 
+echo "== user extended attributes (RFC 8276)"
+[ -x $SETFATTR ] && [ -x $GETFATTR ] || fail "setfattr or getfattr missing"
+X=$M/xattrs
+: > "$X" || fail "create $X"
+xattr_is() { # xattr_is FILE ATTR WANT WHAT
+  _v=$($GETFATTR --absolute-names --only-values -n "$2" "$1") || fail "$4: getfattr -n $2 $1"
+  [ "$_v" = "$3" ] || fail "$4: '$_v', want '$3'"
+  ok "$4"
+}
+names_are() { # names_are FILE WANT WHAT: the user attributes' names, sorted, one line
+  _n=$($GETFATTR --absolute-names -m '^user\.' "$1" | grep '^user\.' | sort | tr '\n' ' ')
+  [ "$_n" = "$2" ] || fail "$3: '$_n', want '$2'"
+  ok "$3"
+}
+names_are "$X" "" "a new file has no user attributes"
+run $SETFATTR -n user.colour -v blue "$X"
+xattr_is "$X" user.colour blue "setfattr, then getfattr reads it"
+run $SETFATTR -n user.colour -v green "$X"
+xattr_is "$X" user.colour green "setfattr replaces a value"
+run $SETFATTR -n user.empty "$X"
+xattr_is "$X" user.empty "" "an empty value"
+LONG=$(head -c 3000 /dev/zero | tr '\000' x)
+run $SETFATTR -n user.long -v "$LONG" "$X"
+xattr_is "$X" user.long "$LONG" "a 3000-byte value"
+names_are "$X" "user.colour user.empty user.long " "getfattr -m lists them"
+run $SETFATTR -x user.long "$X"
+run $SETFATTR -x user.empty "$X"
+names_are "$X" "user.colour " "setfattr -x removes them"
+$GETFATTR -n user.long "$X" >/dev/null 2>&1 && fail "a removed attribute still reads"
+ok "a removed attribute reads as missing"
+$SETFATTR -x user.long "$X" 2>/dev/null && fail "removing a missing attribute succeeded"
+ok "removing a missing attribute fails"
+D=$M/xdir
+mkdir "$D" || fail "mkdir $D"
+run $SETFATTR -n user.dir -v yes "$D"
+xattr_is "$D" user.dir yes "a directory holds them too"
+
 echo "== maps for the host"
 for f in sparse empty alloc; do
   echo "MAP $f $(nt-sparse map "$M/$f")" || fail "map $f"
 done
+echo "XATTR xattrs user.colour green"
+echo "XATTR xdir user.dir yes"
 sync
 echo "nfs42-sparse: all $N checks passed"

@@ -25,8 +25,10 @@
 # 5. sparse: tests/guest/nfs42-sparse.sh makes a sparse file and checks its SEEK_DATA/SEEK_HOLE
 #    map through the mount, `fallocate -p` (DEALLOCATE) and `fallocate -l` (ALLOCATE); it prints
 #    the map of each file it leaves, and this script checks that the map of the server's copy
-#    on the host is the same (nt-sparse on both sides). Against rnfs, `rnfs stats` must count
-#    SEEK, ALLOCATE and DEALLOCATE operations.
+#    on the host is the same (nt-sparse on both sides). It also sets, reads, lists and removes
+#    user extended attributes with setfattr/getfattr (RFC 8276), and the attributes it leaves
+#    must be the host's `user.` attributes of the server's copies. Against rnfs, `rnfs stats`
+#    must count SEEK, ALLOCATE, DEALLOCATE and the four xattr operations.
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
 # tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}; RNFS_SERVE_EXTRA adds options).
 # Needs root (tmpfs mount, apt-get).
@@ -209,12 +211,13 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
   echo "=== [$NAME] nfs42-sparse"
   t=$SECONDS rc=0
   LOCKTREE=${LOCKTREE:-$RUN/locktree}
-  [ -x "$LOCKTREE/opt/nt/bin/nt-sparse" ] || "$H/linux-client/lock-tree.sh" "$LOCKTREE" >&2
+  [ -x "$LOCKTREE/opt/nt/bin/nt-sparse" ] && [ -x "$LOCKTREE/opt/nt/bin/getfattr" ] ||
+    "$H/linux-client/lock-tree.sh" "$LOCKTREE" >&2
   SX=$RUN/export-sparse
   mkdir -p "$SX"
   if start_server "$SX"; then
     run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
-    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 13 || rc=1
+    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 23 || rc=1
     # the maps the guest saw, against those of the server's copies
     maps=0
     while read -r _ f want; do
@@ -225,11 +228,21 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
       fi
     done < <(tr -d '\r' < "$RUN/sparse.out" | grep '^MAP ')
     [ "$maps" -ge 3 ] || { rc=1; rnfs_log "sparse: $maps maps from the guest, 3 expected"; }
+    # the user attributes the guest left, as the server's copies hold them
+    xattrs=0
+    while read -r _ f a want; do
+      got=$(getfattr --absolute-names --only-values -n "$a" "$SX/$f" 2>&1) || true
+      xattrs=$((xattrs + 1))
+      if [ "$got" != "$want" ]; then
+        rc=1; rnfs_log "sparse: $a of $f: the guest set '$want', the host's copy has '$got'"
+      fi
+    done < <(tr -d '\r' < "$RUN/sparse.out" | grep '^XATTR ')
+    [ "$xattrs" -ge 2 ] || { rc=1; rnfs_log "sparse: $xattrs xattrs from the guest, 2 expected"; }
     if [ "$SERVER" = rnfs ]; then
       bin=${RNFS_BIN:-target/release/rnfs}
       case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
       "$bin" stats --server "127.0.0.1:$NFS_PORT" --prometheus > "$RUN/sparse.prom" 2>&1 || true
-      for op in seek allocate deallocate; do
+      for op in seek allocate deallocate getxattr setxattr listxattrs removexattr; do
         n=$(awk -v l="rnfs_nfs4_ops_total{op=\"$op\"}" '$1==l{print $2}' "$RUN/sparse.prom")
         rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
         [ "${n:-0}" -gt 0 ] || { rc=1; rnfs_log "sparse: rnfs stats shows no $op"; }

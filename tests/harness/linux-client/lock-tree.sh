@@ -9,6 +9,8 @@
 #   fallocate  util-linux's fallocate(1), for the NFSv4.2 ALLOCATE/DEALLOCATE checks
 #   nt-sparse  tests/guest/tools/nt-sparse.c (a file's SEEK_DATA/SEEK_HOLE map), linked
 #              statically: the host runs it too, on the server's copy of a file
+#   setfattr, getfattr  the attr package's, for the NFSv4.2 user xattr checks (busybox's
+#              applets, where it has them, take fewer options)
 # Usage: lock-tree.sh TREE   (needs gcc and the static C library: build-essential)
 set -euo pipefail
 TREE=${1:?usage: lock-tree.sh TREE}
@@ -16,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$HERE/../../guest/tools/nt-lock.c
 SPARSE=$HERE/../../guest/tools/nt-sparse.c
 need=()
-for p in util-linux gcc libc6-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+for p in util-linux attr gcc libc6-dev; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -26,8 +28,8 @@ B=$TREE/opt/nt/bin
 mkdir -p "$B"
 gcc -static -O2 -Wall -Wextra -Werror -o "$B/nt-lock" "$SRC"
 gcc -static -O2 -Wall -Wextra -Werror -o "$B/nt-sparse" "$SPARSE"
-for tool in flock setpriv fallocate; do
-  bin=$(command -v "$tool") || { echo "lock-tree.sh: util-linux $tool not found" >&2; exit 1; }
+for tool in flock setpriv fallocate setfattr getfattr; do
+  bin=$(command -v "$tool") || { echo "lock-tree.sh: $tool not found" >&2; exit 1; }
   cp "$bin" "$B/$tool"
   for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do mkdir -p "$TREE$(dirname "$lib")"; cp -L "$lib" "$TREE$lib"; done
 done
