@@ -12,8 +12,7 @@
 # serving 4.0 too, results in pynfs40-SERVER.txt and known failures in
 # docs/pynfs40-known-failures.txt. With --minor 2, the 4.1 suite with --minorversion 2 (its
 # NFSv4.2 tests, e.g. the `sparse` flag, run too), results in pynfs42-SERVER.txt, known
-# failures in docs/pynfs42-known-failures.txt. Not part of the test command yet (XATT1 passes
-# on Ganesha, not on rnfs: the comparison fails until the xattr operations are built).
+# failures in docs/pynfs42-known-failures.txt (none since the xattr operations, issue 17).
 # The pynfs source is a tarball of its git tree: $PYNFS_TARBALL, else
 # ../shared/tools/pynfs/pynfs-src.tar.gz beside the repository (or beside its main worktree).
 # Without one, the run is recorded as skipped ("SKIPPED pynfs ..."), never as passed; with
