@@ -2018,6 +2018,22 @@ mod tests {
             fs.setxattr(&ctx, &f, b"v", &big, XattrSet::Either),
             Err(VfsError::Xattr2Big)
         );
+        // Another user, when the server runs as root and takes each caller's identity: the
+        // host kernel decides (mode 0644 of root's file: it reads, it may not write).
+        if rustix::process::geteuid().is_root() {
+            let user = Ctx::new(Creds {
+                uid: 1000,
+                gid: 1000,
+                gids: vec![],
+            });
+            assert_eq!(fs.getxattr(&user, &f, b"0"), Ok(vec![]));
+            assert_eq!(fs.listxattrs(&user, &f), Ok(vec![b"0".to_vec()]));
+            assert_eq!(
+                fs.setxattr(&user, &f, b"u", b"", XattrSet::Either),
+                Err(VfsError::Acces)
+            );
+            assert_eq!(fs.removexattr(&user, &f, b"0"), Err(VfsError::Acces));
+        }
     }
 
     /// SEEK, ALLOCATE and DEALLOCATE as the host's `lseek`/`fallocate` give them, on
