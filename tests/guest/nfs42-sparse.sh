@@ -91,7 +91,14 @@ names_are() { # names_are FILE WANT WHAT: the user attributes' names, sorted, on
   ok "$3"
 }
 names_are "$X" "" "a new file has no user attributes"
-run $SETFATTR -n user.colour -v blue "$X"
+if ! _e=$($SETFATTR -n user.colour -v blue "$X" 2>&1); then
+  # A server without NFSv4.2 xattrs (nfs-ganesha 4.3): the host decides whether that is
+  # allowed (for rnfs it is not: it counts the checks and wants the XATTR lines).
+  case "$_e" in *"not supported"*) ;; *) fail "setfattr: $_e" ;; esac
+  echo "SKIPPED nfs42-xattr: the server has no user xattrs ($_e)"
+  NOXATTR=1
+fi
+if [ -z "${NOXATTR:-}" ]; then
 xattr_is "$X" user.colour blue "setfattr, then getfattr reads it"
 run $SETFATTR -n user.colour -v green "$X"
 xattr_is "$X" user.colour green "setfattr replaces a value"
@@ -112,12 +119,15 @@ D=$M/xdir
 mkdir "$D" || fail "mkdir $D"
 run $SETFATTR -n user.dir -v yes "$D"
 xattr_is "$D" user.dir yes "a directory holds them too"
+fi
 
 echo "== maps for the host"
 for f in sparse empty alloc; do
   echo "MAP $f $(nt-sparse map "$M/$f")" || fail "map $f"
 done
-echo "XATTR xattrs user.colour green"
-echo "XATTR xdir user.dir yes"
+if [ -z "${NOXATTR:-}" ]; then
+  echo "XATTR xattrs user.colour green"
+  echo "XATTR xdir user.dir yes"
+fi
 sync
 echo "nfs42-sparse: all $N checks passed"

@@ -217,7 +217,10 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
   mkdir -p "$SX"
   if start_server "$SX"; then
     run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
-    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 23 || rc=1
+    # rnfs serves user xattrs (23 checks); a server that has none (Ganesha 4.3) skips them (13)
+    min=23
+    [ "$SERVER" = rnfs ] || ! grep -q '^SKIPPED nfs42-xattr' "$RUN/sparse.out" || min=13
+    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" "$min" || rc=1
     # the maps the guest saw, against those of the server's copies
     maps=0
     while read -r _ f want; do
@@ -237,7 +240,8 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
         rc=1; rnfs_log "sparse: $a of $f: the guest set '$want', the host's copy has '$got'"
       fi
     done < <(tr -d '\r' < "$RUN/sparse.out" | grep '^XATTR ')
-    [ "$xattrs" -ge 2 ] || { rc=1; rnfs_log "sparse: $xattrs xattrs from the guest, 2 expected"; }
+    [ "$xattrs" -ge 2 ] || [ "$min" = 13 ] ||
+      { rc=1; rnfs_log "sparse: $xattrs xattrs from the guest, 2 expected"; }
     if [ "$SERVER" = rnfs ]; then
       bin=${RNFS_BIN:-target/release/rnfs}
       case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
