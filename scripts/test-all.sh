@@ -8,7 +8,7 @@
 #
 # Steps: format check, build, cargo tests (unit, property, protocol-over-TCP), fuzz smoke
 # run, libnfs-utils interop, the Linux kernel client in QEMU, pjdfstest in that guest against
-# rnfs and nfs-ganesha, pynfs (NFSv4.1, and NFSv4.0 with its delegation tests) against both. Prints one line per step, then every skipped test, and ends with
+# rnfs and nfs-ganesha, pynfs (NFSv4.1, NFSv4.0 with its delegation tests, and NFSv4.2) against both. Prints one line per step, then every skipped test, and ends with
 # "summary: N passed, N failed, N skipped" (tests, not steps).
 #
 # Refuses to run unprivileged: root-only tests would be skipped rather than run. A test that
@@ -67,6 +67,7 @@ step cargo-test env RNFS_TEST_SKIP_LOG="$LOG/cargo-test.skips" scripts/cargo-tes
 step libnfs tests/interop/libnfs.sh
 step rpcbind tests/interop/rpcbind.sh
 step client-tmpfs tests/interop/client-tmpfs.sh
+step client-v4.1 tests/interop/client-v41.sh
 if [ -z "$QUICK" ]; then
   step fuzz scripts/fuzz-smoke.sh "${RNFS_FUZZ_SECONDS:-10}"
   step client-ganesha tests/interop/client-ganesha.sh
@@ -80,6 +81,7 @@ if [ -z "$QUICK" ]; then
   step pjdfstest-v4.1 tests/interop/pjdfstest.sh --vers 4.1
   step pynfs tests/interop/pynfs.sh
   step pynfs-v4.0 tests/interop/pynfs.sh --minor 0 all delegations
+  step pynfs-v4.2 tests/interop/pynfs.sh --minor 2
   step fuse-enospc tests/interop/fuse-enospc.sh
   step fuse-workloads tests/interop/fuse-workloads.sh
   step fuse-pjdfstest tests/interop/fuse-pjdfstest.sh

@@ -486,7 +486,11 @@ async fn run(o: Opts) -> Res<()> {
         ..MountOptions::from_url(&url)
     };
     let c = Client::mount_with(&url, mo).await.map_err(e)?;
-    let nfs = c.nfs().clone();
+    // Raw calls are NFSv3's: a URL without `version=3` may have mounted NFSv4.1.
+    let nfs = c
+        .nfs()
+        .cloned()
+        .ok_or_else(|| format!("loadgen sends raw NFSv3 calls: add version=3 to {}", o.url))?;
     let root = c.root().fh().clone();
     let info = nfs.fsinfo(&root).await.map_err(e)?;
     let lim = |m: u32| if m == 0 { 1 << 20 } else { u64::from(m) };

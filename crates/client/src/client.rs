@@ -3,6 +3,7 @@
 use crate::error::Error;
 use crate::inode::{CacheCounters, CacheStats, Inode, InodeTable};
 use crate::nfs::{self, IoStats, Nfs3};
+use crate::nfs4::Nfs4;
 use crate::readdir::DirCaches;
 use crate::rpc::buf::{Buf, BufPool, Slice};
 use crate::rpc::core::{RetryMode, RetryPolicy};
@@ -11,6 +12,9 @@ use crate::types::{
     Attr, CreateHow, FileHandle, FileType, FsStat, SetAttr, SetTime, SpecialFile, Status,
 };
 use crate::url::NfsUrl;
+use crate::url::NfsVersion;
+use crate::v4::session::{Session, SessionConfig};
+use crate::wire::Wire;
 use crate::writeback::{WbAction, WbConfig, WriteReply};
 use rnfs_proto::mount3::MountStat3;
 use rnfs_proto::{mount3, nfs3 as p3};
@@ -165,7 +169,10 @@ impl MountOptions {
 }
 
 pub(crate) struct Shared {
-    pub(crate) nfs: Nfs3,
+    pub(crate) nfs: Wire,
+    /// The runtime the client was mounted on, for work that outlives a caller (write-back
+    /// and CLOSE after a dropped file).
+    pub(crate) rt: tokio::runtime::Handle,
     pub(crate) root: Arc<Inode>,
     pub(crate) opts: MountOptions,
     pub(crate) rsize: u32,
@@ -242,6 +249,85 @@ impl Client {
 
     /// Like [`Client::mount`] with explicit options.
     pub async fn mount_with(url: &NfsUrl, opts: MountOptions) -> Result<Client, Error> {
+        let (nfs, root_fh, path, export) = match url.version {
+            Some(NfsVersion::V3) => Self::mount_v3(url, &opts).await?,
+            Some(NfsVersion::V41) => Self::mount_v41(url, &opts).await?,
+            // As the Linux client's mount: NFSv4.1 first, NFSv3 if the server does not
+            // speak it (the program or version refused, or no session established).
+            None => match Self::mount_v41(url, &opts).await {
+                Ok(m) => m,
+                Err(e @ (Error::Url(_) | Error::Invalid(_))) => return Err(e),
+                Err(e) => {
+                    tracing::debug!("NFSv4.1 mount failed ({e}); trying NFSv3");
+                    Self::mount_v3(url, &opts).await?
+                }
+            },
+        };
+        let info = nfs.fsinfo(&root_fh).await?;
+        let rsize = transfer_size(opts.rsize, info.rtmax);
+        let wsize = transfer_size(opts.wsize, info.wtmax);
+        let counters = Arc::new(CacheCounters::default());
+        counters
+            .page_limit
+            .store(opts.page_cache_bytes, Ordering::Relaxed);
+        counters
+            .readahead_max
+            .store(opts.readahead, Ordering::Relaxed);
+        let inodes = InodeTable::new(
+            counters.clone(),
+            WbConfig {
+                wsize,
+                max_in_flight: opts.writes_in_flight,
+                dirty_expire: opts.dirty_expire,
+            },
+            opts.inode_cache,
+        );
+        let root = inodes.get(&root_fh, info.attr, Instant::now());
+        let opts_plus = opts.readdirplus;
+        let wbufs = BufPool::new(opts.dirty_bytes_per_file as usize);
+        let period =
+            (opts.dirty_expire / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let c = Client {
+            s: Arc::new(Shared {
+                nfs,
+                rt: tokio::runtime::Handle::current(),
+                root,
+                opts,
+                rsize,
+                inodes,
+                counters,
+                dirs: DirCaches::default(),
+                wbufs,
+                plus: AtomicBool::new(opts_plus),
+                create_verf: (random_u64(), AtomicU64::new(0)),
+                path,
+                export,
+            }),
+        };
+        // Writes back expired dirty data, and about once a second lets go of write buffers
+        // kept for a stream that has ended; stops when the client is dropped.
+        let weak = Arc::downgrade(&c.s);
+        let trim_every = (Duration::from_secs(1).as_millis() / period.as_millis().max(1)).max(1);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for n in 1u128.. {
+                tick.tick().await;
+                let Some(s) = weak.upgrade() else { break };
+                if n % trim_every == 0 {
+                    s.wbufs.trim_if_idle();
+                }
+                Client { s }.write_back_expired();
+            }
+        });
+        Ok(c)
+    }
+
+    /// NFSv3: MOUNT of the shortest prefix of the URL's path that the server exports.
+    async fn mount_v3(
+        url: &NfsUrl,
+        opts: &MountOptions,
+    ) -> Result<(Wire, FileHandle, String, String), Error> {
         let base = resolve(&url.host, 0).await?;
         let rcfg = opts.rpc_config();
         let need_pmap = url.nfsport.is_none() || url.mountport.is_none();
@@ -294,64 +380,40 @@ impl Client {
         let Some((root_fh, path, export)) = root else {
             return Err(Error::Mount(MountStat3::NoEnt));
         };
-        let nfs = Nfs3::new(nfs_rpc);
-        let info = nfs.fsinfo(&root_fh).await?;
-        let rsize = transfer_size(opts.rsize, info.rtmax);
-        let wsize = transfer_size(opts.wsize, info.wtmax);
-        let counters = Arc::new(CacheCounters::default());
-        counters
-            .page_limit
-            .store(opts.page_cache_bytes, Ordering::Relaxed);
-        counters
-            .readahead_max
-            .store(opts.readahead, Ordering::Relaxed);
-        let inodes = InodeTable::new(
-            counters.clone(),
-            WbConfig {
-                wsize,
-                max_in_flight: opts.writes_in_flight,
-                dirty_expire: opts.dirty_expire,
-            },
-            opts.inode_cache,
-        );
-        let root = inodes.get(&root_fh, info.attr, Instant::now());
-        let opts_plus = opts.readdirplus;
-        let wbufs = BufPool::new(opts.dirty_bytes_per_file as usize);
-        let period =
-            (opts.dirty_expire / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let c = Client {
-            s: Arc::new(Shared {
-                nfs,
-                root,
-                opts,
-                rsize,
-                inodes,
-                counters,
-                dirs: DirCaches::default(),
-                wbufs,
-                plus: AtomicBool::new(opts_plus),
-                create_verf: (random_u64(), AtomicU64::new(0)),
-                path,
-                export,
-            }),
+        Ok((Wire::V3(Nfs3::new(nfs_rpc)), root_fh, path, export))
+    }
+
+    /// NFSv4.1: a session on the NFS port (2049 unless given; no portmapper, no MOUNT),
+    /// and the URL's path looked up from the server's root.
+    async fn mount_v41(
+        url: &NfsUrl,
+        opts: &MountOptions,
+    ) -> Result<(Wire, FileHandle, String, String), Error> {
+        let base = resolve(&url.host, 0).await?;
+        let addr = SocketAddr::new(base.ip(), url.nfsport.unwrap_or(2049));
+        // Unique to this mount (two mounts in one process are two clients to the server).
+        let owner = format!(
+            "rnfs/{}/{}/{:016x}",
+            std::env::var("HOSTNAME").unwrap_or_default(),
+            std::process::id(),
+            random_u64()
+        )
+        .into_bytes();
+        let mut rpc = opts.rpc_config();
+        if url.version.is_none() {
+            // Probing: a server without NFSv4 must not hold the mount for long.
+            rpc.retry.mode = RetryMode::Soft { tries: 2 };
+        }
+        let cfg = SessionConfig {
+            owner: owner.clone(),
+            rpc,
+            max_delegations: 1024,
         };
-        // Writes back expired dirty data, and about once a second lets go of write buffers
-        // kept for a stream that has ended; stops when the client is dropped.
-        let weak = Arc::downgrade(&c.s);
-        let trim_every = (Duration::from_secs(1).as_millis() / period.as_millis().max(1)).max(1);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            for n in 1u128.. {
-                tick.tick().await;
-                let Some(s) = weak.upgrade() else { break };
-                if n % trim_every == 0 {
-                    s.wbufs.trim_if_idle();
-                }
-                Client { s }.write_back_expired();
-            }
-        });
-        Ok(c)
+        let session = Session::establish(addr, cfg).await?;
+        let nfs = Nfs4::new(session, owner, !opts.soft);
+        let comps = url.components();
+        let (root_fh, _, path, export) = nfs.root(&comps).await?;
+        Ok((Wire::V4(nfs), root_fh, path, export))
     }
 
     /// Starts WRITEs for dirty data older than `dirty_expire` in every file.
@@ -376,11 +438,28 @@ impl Client {
         &self.s.export
     }
 
-    /// The NFSv3 edge this client sends its calls through, for tools that measure raw
-    /// calls (`bench/loadgen`); a file system layer uses the inode-level API instead, which
-    /// does not depend on the protocol version.
-    pub fn nfs(&self) -> &Nfs3 {
-        &self.s.nfs
+    /// The NFSv3 edge this client sends its calls through (`None` over NFSv4.1), for
+    /// tools that measure raw calls (`bench/loadgen`); a file system layer uses the
+    /// inode-level API instead, which does not depend on the protocol version.
+    pub fn nfs(&self) -> Option<&Nfs3> {
+        match &self.s.nfs {
+            Wire::V3(n) => Some(n),
+            Wire::V4(_) => None,
+        }
+    }
+
+    /// The NFSv4.1 edge (`None` over NFSv3): its session and open state, for tests and
+    /// metrics.
+    pub fn nfs4(&self) -> Option<&Nfs4> {
+        match &self.s.nfs {
+            Wire::V4(n) => Some(n),
+            Wire::V3(_) => None,
+        }
+    }
+
+    /// The protocol version in use: `"3"` or `"4.1"`.
+    pub fn version(&self) -> &'static str {
+        self.s.nfs.version()
     }
 
     /// The root of the export.
@@ -550,8 +629,9 @@ impl Client {
     /// one too, unless `exclusive`), creates the file when asked (EXCLUSIVE CREATE with a
     /// verifier for `exclusive`, so a retransmitted CREATE cannot fail with EEXIST; then
     /// SETATTR of the mode and times), and checks with ACCESS that an existing file grants
-    /// `access_mask`. Returns the inode with fresh attributes (close-to-open) and whether
-    /// the file was created.
+    /// `access_mask`. Returns the inode with fresh attributes (close-to-open), whether
+    /// the file was created, and whether the creation holds the server open for `share`
+    /// already (NFSv4: see [`Wire::create_open`]).
     pub(crate) async fn open_path(
         &self,
         path: &str,
@@ -559,28 +639,37 @@ impl Client {
         exclusive: bool,
         mode: u32,
         access_mask: u32,
-    ) -> Result<(Arc<Inode>, Attr, bool), Error> {
+        share: u32,
+    ) -> Result<(Arc<Inode>, Attr, bool, bool), Error> {
         let w = self.walk(path, !exclusive).await?;
         match (w.ino, w.name) {
             (Some(_), _) if exclusive => Err(Error::Nfs(Status::Exist)),
             (Some(ino), _) => {
                 let a = self.check_access(&ino, access_mask).await?;
-                Ok((ino, a, false))
+                Ok((ino, a, false, false))
             }
             (None, Some(name)) if create || exclusive => {
-                let ino = if exclusive {
-                    self.create_exclusive(&w.dir, &name, mode).await?
+                let (ino, opened) = if exclusive {
+                    self.create_exclusive(&w.dir, &name, mode, share).await?
                 } else {
-                    let (fh, attr) = self
+                    let how = CreateHow::Unchecked(SetAttr::mode(mode));
+                    let (fh, attr, opened) = self
                         .s
                         .nfs
-                        .create(w.dir.fh(), &name, CreateHow::Unchecked(SetAttr::mode(mode)))
+                        .create_open(w.dir.fh(), &name, how, share)
                         .await?;
-                    self.inode(&fh, attr)
+                    (self.inode(&fh, attr), opened)
                 };
                 self.s.dirs.forget(w.dir.fh());
-                let a = self.revalidate(&ino).await?;
-                Ok((ino, a, true))
+                match self.revalidate(&ino).await {
+                    Ok(a) => Ok((ino, a, true, opened)),
+                    Err(e) => {
+                        if opened {
+                            self.s.nfs.close_state(ino.fh(), share).await;
+                        }
+                        Err(e)
+                    }
+                }
             }
             _ => Err(Error::Nfs(Status::NoEnt)),
         }
@@ -588,38 +677,49 @@ impl Client {
 
     /// CREATE EXCLUSIVE (RFC 1813 3.3.8) with a fresh verifier, then SETATTR of the mode
     /// and of the times the server used to keep the verifier. A server that does not
-    /// support EXCLUSIVE gets GUARDED.
+    /// support EXCLUSIVE gets GUARDED. Whether the server open for `share` is held, as
+    /// [`Wire::create_open`].
     async fn create_exclusive(
         &self,
         dir: &Inode,
         name: &str,
         mode: u32,
-    ) -> Result<Arc<Inode>, Error> {
+        share: u32,
+    ) -> Result<(Arc<Inode>, bool), Error> {
         let n = self.s.create_verf.1.fetch_add(1, Ordering::Relaxed);
         let verf = (self.s.create_verf.0 ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_be_bytes();
         let sattr = SetAttr::mode(mode);
         let nfs = &self.s.nfs;
-        match nfs.create(dir.fh(), name, CreateHow::Exclusive(verf)).await {
-            Ok((fh, attr)) => {
+        match nfs
+            .create_open(dir.fh(), name, CreateHow::Exclusive(verf), share)
+            .await
+        {
+            Ok((fh, attr, opened)) => {
                 let ino = self.inode(&fh, attr);
                 let set = SetAttr {
                     atime: SetTime::ServerTime,
                     mtime: SetTime::ServerTime,
                     ..sattr
                 };
-                match nfs.setattr(&fh, set).await? {
-                    Some(a) => {
+                match nfs.setattr(&fh, set).await {
+                    Ok(Some(a)) => {
                         ino.set_attr(Instant::now(), a);
                     }
-                    None => ino.expire_attr(),
+                    Ok(None) => ino.expire_attr(),
+                    Err(e) => {
+                        if opened {
+                            nfs.close_state(&fh, share).await;
+                        }
+                        return Err(e);
+                    }
                 }
-                Ok(ino)
+                Ok((ino, opened))
             }
             Err(Error::Nfs(Status::NotSupp)) => {
-                let (fh, attr) = nfs
-                    .create(dir.fh(), name, CreateHow::Guarded(sattr))
+                let (fh, attr, opened) = nfs
+                    .create_open(dir.fh(), name, CreateHow::Guarded(sattr), share)
                     .await?;
-                Ok(self.inode(&fh, attr))
+                Ok((self.inode(&fh, attr), opened))
             }
             Err(e) => Err(e),
         }

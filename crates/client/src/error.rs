@@ -73,6 +73,10 @@ pub enum ServerError {
         /// The bound passed, in words.
         limit: String,
     },
+    /// A reply that breaks the protocol: results missing or of the wrong operation,
+    /// attributes that do not decode, more data than asked for.
+    #[error("the server's reply breaks the protocol: {0}")]
+    BadReply(&'static str),
     /// FSSTAT figures that cannot all be true.
     #[error("impossible file system figures from the server: {0}")]
     Fsstat(String),

@@ -17,10 +17,11 @@
 use crate::client::{Client, Shared};
 use crate::error::{Error, RpcError};
 use crate::inode::{Fetch, Fetched, Inode, Page, ReadAheadStats, Slot, PAGE};
-use crate::nfs::{Nfs3, ReadData};
+use crate::nfs::ReadData;
 use crate::pace::{Pace, Span};
 use crate::rpc::buf::Slice;
 use crate::types::{access, Attr, FileHandle, FileType, SetAttr, Status};
+use crate::wire::Wire;
 use crate::writeback::ErrCursor;
 use parking_lot::Mutex;
 use std::io::SeekFrom;
@@ -53,6 +54,15 @@ pub struct OpenOptions {
 }
 
 impl OpenOptions {
+    /// The share access these options need (NFSv4 OPEN: 1 read, 2 write, 3 both).
+    pub(crate) fn share_mode(&self) -> u32 {
+        match (self.read, self.write) {
+            (_, false) => 1,
+            (false, true) => 2,
+            (true, true) => 3,
+        }
+    }
+
     /// Read only.
     pub fn read() -> Self {
         Self {
@@ -133,13 +143,18 @@ impl Client {
         }
         let mode = if o.mode == 0 { 0o644 } else { o.mode };
         // Close-to-open: fresh attributes at every open (from the ACCESS reply).
-        let (ino, attr, _) = self
-            .open_path(path, o.create, o.create_new, mode, mask)
+        let (ino, attr, _, opened) = self
+            .open_path(path, o.create, o.create_new, mode, mask, o.share_mode())
             .await?;
         match attr.ftype {
             FileType::Reg => {}
             FileType::Dir => return Err(Error::Nfs(Status::IsDir)),
             _ => return Err(Error::Invalid("not a regular file")),
+        }
+        // NFSv4: the server open this handle works under (none over NFSv3), unless the
+        // OPEN that created the file is it.
+        if !opened {
+            self.s.nfs.open_state(ino.fh(), o.share_mode()).await?;
         }
         let cursor = ino.wb.lock().open_cursor();
         let mut f = File {
@@ -196,7 +211,7 @@ enum Part<'a> {
 /// Reads `len` bytes from `start` in READs of at most `rsize`, one after the other; less
 /// at the server's end of file. Returns the data of each READ, in order.
 async fn read_range(
-    nfs: &Nfs3,
+    nfs: &Wire,
     fh: &FileHandle,
     start: u64,
     len: u64,
@@ -240,11 +255,11 @@ impl Drop for FetchGuard {
 /// The READs of a [`Fetch`] going on: one of up to rsize bytes, then another only where
 /// the server answered short of what was asked; then the pages are cached if fresh and the
 /// waiters woken. It runs in the RPC driver task as the replies are read
-/// ([`Nfs3::read_then`]), so a READ costs no task of its own and no wake-up besides the
+/// (`Wire::read_then`), so a READ costs no task of its own and no wake-up besides the
 /// reader's. A reader giving up does not cancel it, and it holds neither the inode nor the
 /// client while a READ is in flight.
 struct FetchRun {
-    nfs: Nfs3,
+    nfs: Wire,
     fh: FileHandle,
     guard: FetchGuard,
     client: Weak<Shared>,
@@ -790,27 +805,61 @@ impl File {
     /// Flushes, commits and reports errors like [`File::fsync`]; the handle is finished.
     pub async fn close(mut self) -> Result<(), Error> {
         self.closed = true;
-        if !self.opts.write {
-            return Ok(());
+        let r = if self.opts.write {
+            self.fsync().await
+        } else {
+            Ok(())
+        };
+        if self.opts.write && r.is_err() {
+            // Data still to write goes out under the open in the background, as after a
+            // drop; the error is this caller's.
+            self.close_in_background();
+            return r;
         }
-        self.fsync().await
+        self.c
+            .s
+            .nfs
+            .close_state(self.ino.fh(), self.opts.share_mode())
+            .await;
+        r
+    }
+
+    /// Writes back what is left, then gives the server open back (NFSv4), on the
+    /// client's runtime.
+    fn close_in_background(&self) {
+        if !self.opts.write && !self.c.s.nfs.holds_opens() {
+            return;
+        }
+        let (c, mode) = (self.c.clone(), self.opts.share_mode());
+        if self.opts.write {
+            let ino = self.ino.clone();
+            self.c.s.rt.spawn(async move {
+                c.wait_wb(&ino, true, |wb| wb.is_clean()).await;
+                c.s.nfs.close_state(ino.fh(), mode).await;
+            });
+        } else {
+            // The handle alone: the inode (and its pages) go as soon as nobody uses them.
+            let fh = self.ino.fh().clone();
+            self.c
+                .s
+                .rt
+                .spawn(async move { c.s.nfs.close_state(&fh, mode).await });
+        }
     }
 }
 
 impl Drop for File {
     fn drop(&mut self) {
-        if self.closed || !self.opts.write {
+        if self.closed {
             return;
         }
-        // Dropped without close: write back in the background; any error stays unseen and
-        // is reported to the next handle (W3).
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
-            let (c, ino) = (self.c.clone(), self.ino.clone());
-            h.spawn(async move { c.wait_wb(&ino, true, |wb| wb.is_clean()).await });
-        } else {
-            // No runtime here: the inode stays in the table with its data, and the
-            // client's background write-back sends and commits it once it expires.
+        // Dropped without close: write back in the background (on the client's runtime),
+        // then give the server open back; any error stays unseen and is reported to the
+        // next handle (W3). Should the runtime be gone, the inode stays in the table
+        // with its data.
+        if self.opts.write {
             self.c.s.inodes.touch(&self.ino);
         }
+        self.close_in_background();
     }
 }

@@ -65,6 +65,7 @@ mod extents;
 pub mod file;
 pub mod inode;
 pub mod nfs;
+pub mod nfs4;
 mod pace;
 pub mod readdir;
 pub mod rpc;
@@ -72,6 +73,7 @@ pub mod types;
 pub mod url;
 mod v3;
 pub mod v4;
+mod wire;
 mod writeback;
 
 pub use client::{Client, MountOptions};
@@ -82,5 +84,5 @@ pub use types::{
     Attr, CreateHow, Device, FileHandle, FileType, FsStat, SetAttr, SetTime, SpecialFile,
     Stability, Status, Time,
 };
-pub use url::NfsUrl;
+pub use url::{NfsUrl, NfsVersion};
 pub use writeback::WbStats;

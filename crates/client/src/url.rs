@@ -1,6 +1,10 @@
 //! NFS URLs in the libnfs form:
 //! `nfs://host[:port]/export/path?version=3&nfsport=N&mountport=M&uid=U&gid=G`.
 //!
+//! `version` (alias `vers`) is `3`, `4.1` (`4` means 4.1, the only NFSv4 minor version the
+//! client speaks) or absent: then NFSv4.1 is tried first and NFSv3 when the server does
+//! not speak it, as the Linux client's mount does ([`NfsUrl::version`]).
+//!
 //! Besides libnfs' `version`, `nfsport`, `mountport`, `uid` and `gid`, rnfs accepts
 //! `soft`, `hard`, `timeo` (tenths of a second), `retrans`, `rsize` and `wsize`, as the
 //! kernel's mount options name them, `readahead=N` (bytes read ahead of a sequential
@@ -8,6 +12,15 @@
 //! source port below 1024, for servers whose export is `secure`. Any other parameter is refused (never ignored: seed
 //! entry 5). A port in the authority is the NFS port.
 use crate::error::Error;
+
+/// The NFS version a URL asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NfsVersion {
+    /// NFSv3 (RFC 1813), with MOUNT.
+    V3,
+    /// NFSv4.1 (RFC 8881), sessions and open state.
+    V41,
+}
 
 /// A parsed `nfs://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +51,8 @@ pub struct NfsUrl {
     pub wsize: Option<u32>,
     /// Connect from a privileged source port (`privport=1`; `privport=0` or absent: any).
     pub privport: Option<bool>,
+    /// The NFS version asked for (`None`: whichever the server speaks, 4.1 first).
+    pub version: Option<NfsVersion>,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -126,14 +141,19 @@ impl NfsUrl {
             readahead: None,
             wsize: None,
             privport: None,
+            version: None,
         };
         for kv in query.unwrap_or("").split('&').filter(|kv| !kv.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             match k {
                 "version" | "vers" => {
-                    if v != "3" {
-                        return Err(bad(format!("NFS version {v:?} is not supported (only 3)")));
-                    }
+                    u.version = Some(match v {
+                        "3" => NfsVersion::V3,
+                        "4" | "4.1" => NfsVersion::V41,
+                        _ => {
+                            return Err(bad(format!("NFS version {v:?} is not supported (3, 4.1)")))
+                        }
+                    })
                 }
                 "nfsport" => u.nfsport = Some(num(k, v)?),
                 "mountport" => u.mountport = Some(num(k, v)?),
@@ -220,7 +240,8 @@ mod tests {
         for (s, want) in [
             ("http://h/x", "nfs://"),
             ("nfs:///x", "no host"),
-            ("nfs://h/x?version=4", "version"),
+            ("nfs://h/x?version=4.0", "version"),
+            ("nfs://h/x?version=2", "version"),
             ("nfs://h/x?sec=krb5", "unsupported URL parameter \"sec\""),
             ("nfs://h/x?uid=root", "not a valid number"),
             ("nfs://h:99999/x", "port"),

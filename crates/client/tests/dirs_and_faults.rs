@@ -208,6 +208,7 @@ async fn workload_under_faults_completes_and_every_counter_returns_to_baseline()
         r.unwrap();
     }
     assert_eq!(c.read_dir("/w").await.unwrap().len(), 6);
+    common::settle(&c).await;
     let s = c.rpc_stats();
     eprintln!("{s:?}\n{:?}", proxy.stats);
     assert!(
@@ -218,6 +219,7 @@ async fn workload_under_faults_completes_and_every_counter_returns_to_baseline()
     let cs = c.cache_stats();
     assert_eq!(cs.wb_bytes, 0, "nothing left in write-back");
     assert!(cs.page_bytes <= 1 << 20, "page cache bounded: {cs:?}");
+    common::assert_no_state_held(&c).await;
     c.drop_caches();
     assert_eq!(
         c.cache_stats(),
@@ -289,6 +291,7 @@ async fn concurrent_readers_of_one_range_get_data_or_an_error_never_a_hang() {
     }
     eprintln!("readers: {ok} got data, {failed} got an error");
     proxy.set(Faults::default());
+    common::settle(&c).await;
     assert_eq!(c.rpc_stats().table.live, 0);
     // The client still works, and its caches drain.
     let f = c.open("/r", OpenOptions::read()).await.unwrap();
@@ -296,6 +299,7 @@ async fn concurrent_readers_of_one_range_get_data_or_an_error_never_a_hang() {
     f.read_at(1000, &mut b).await.unwrap();
     assert_eq!(&b[..], &data[1000..1010]);
     drop(f);
+    common::assert_no_state_held(&c).await;
     c.drop_caches();
     let s = c.cache_stats();
     assert_eq!(

@@ -305,6 +305,13 @@ async fn a_server_without_readdirplus_gets_readdir_from_then_on() {
     ) {
         return;
     }
+    if common::version() != "3" {
+        // NFSv4 has one READDIR, which the client always asks attributes of.
+        return common::skip(
+            "a_server_without_readdirplus_gets_readdir_from_then_on",
+            "READDIRPLUS is NFSv3's",
+        );
+    }
     let srv = t.srv.as_ref().unwrap();
     srv.svc.no_readdirplus.store(true, Ordering::Relaxed);
     let c = t.mount(|o| o.readdir_bytes = 512).await;

@@ -600,6 +600,7 @@ async fn a_failed_read_ahead_read_is_retried_by_the_reader_and_a_lasting_error_r
         "the error reached the reader"
     );
     assert_eq!(c.cache_stats().fetches, 0, "no READ marker left behind");
+    common::settle(&c).await;
     assert_eq!(c.rpc_stats().table.live, 0, "no READ left in flight");
     // Once the server is well again the same file reads fine.
     gate.fail_reads_from(0, 0);
@@ -734,6 +735,8 @@ async fn read_ahead_under_faults_gives_data_or_errors_never_hangs_and_drains() {
             c.readahead_stats(),
             c.rpc_stats()
         );
+        common::assert_no_state_held(&c).await;
+        common::settle(&c).await;
         assert_eq!(c.rpc_stats().table.live, 0, "no call left in flight");
         assert_eq!(c.cache_stats().fetches, 0, "no READ marker left behind");
         c.drop_caches();

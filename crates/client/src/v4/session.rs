@@ -32,6 +32,8 @@ const NFSPROC4_COMPOUND: u32 = 1;
 const CB_PROGRAM: u32 = 0x4000_0052;
 /// Fore-channel slots asked for.
 const FORE_SLOTS: u32 = 64;
+/// The largest request and reply asked for: a 1 MiB READ or WRITE and its operations.
+const MAX_MSG: u32 = (1 << 20) + 4096;
 /// The lease assumed until the server says (`lease_time`).
 const LEASE_GUESS_MS: u64 = 90_000;
 
@@ -76,6 +78,8 @@ struct St {
     ready: Vec<oneshot::Sender<()>>,
     /// The back channel's one slot: last seqid and its cached reply.
     back: (u32, Option<Vec<u8>>),
+    /// The fore channel's largest request and reply.
+    sizes: (u32, u32),
 }
 
 /// An NFSv4.1 session. See the module doc.
@@ -94,6 +98,28 @@ impl std::fmt::Debug for Session {
             .field("addr", &self.rpc.addr())
             .finish()
     }
+}
+
+/// Whether an operation may run twice with the same outcome (no reply cache needed).
+fn idempotent(op: &NfsArgop4) -> bool {
+    matches!(
+        op,
+        NfsArgop4::OpPutfh(_)
+            | NfsArgop4::OpPutrootfh
+            | NfsArgop4::OpGetfh
+            | NfsArgop4::OpGetattr(_)
+            | NfsArgop4::OpLookup(_)
+            | NfsArgop4::OpLookupp
+            | NfsArgop4::OpAccess(_)
+            | NfsArgop4::OpRead(_)
+            | NfsArgop4::OpReadlink
+            | NfsArgop4::OpReaddir(_)
+            | NfsArgop4::OpSavefh
+            | NfsArgop4::OpRestorefh
+            | NfsArgop4::OpVerify(_)
+            | NfsArgop4::OpNverify(_)
+            | NfsArgop4::OpCommit(_)
+    )
 }
 
 /// What a SEQUENCE reply said, for the slot table and the recovery machine.
@@ -167,6 +193,7 @@ impl Session {
                 current: None,
                 ready: Vec::new(),
                 back: (0, None),
+                sizes: (MAX_MSG, MAX_MSG),
             }),
             cfg,
             wake: Arc::new(Notify::new()),
@@ -227,6 +254,16 @@ impl Session {
     /// The delegations' counters.
     pub fn deleg_stats(&self) -> super::delegs::DelegStats {
         self.st.lock().delegs.stats()
+    }
+
+    /// The RPC client the session's calls go over.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
+    }
+
+    /// The fore channel's largest request and reply, as CREATE_SESSION agreed.
+    pub fn max_sizes(&self) -> (u32, u32) {
+        self.st.lock().sizes
     }
 
     /// The current session's id.
@@ -360,7 +397,9 @@ impl Session {
                 sa_sequenceid: g.seqid,
                 sa_slotid: g.slot,
                 sa_highest_slotid: g.highest_slotid,
-                sa_cachethis: false,
+                // A retransmission of a call that changes something must get the
+                // server's cached reply, not a second execution (RFC 8881 2.10.6.1.3).
+                sa_cachethis: !ops.iter().all(idempotent),
             }));
             args.extend(ops.iter().cloned());
             let sent = self.now();
@@ -507,8 +546,8 @@ impl Session {
         };
         let attrs = |slots: u32| ChannelAttrs4 {
             ca_headerpadsize: 0,
-            ca_maxrequestsize: (1 << 20) + 4096,
-            ca_maxresponsesize: (1 << 20) + 4096,
+            ca_maxrequestsize: MAX_MSG,
+            ca_maxresponsesize: MAX_MSG,
             ca_maxresponsesize_cached: 8192,
             ca_maxoperations: 16,
             ca_maxrequests: slots,
@@ -544,6 +583,11 @@ impl Session {
                 let woken = st.slots.reset(cs.csr_fore_chan_attrs.ca_maxrequests, now);
                 st.current = Some((st.slots.generation(), cs.csr_sessionid.0));
                 st.back = (0, None);
+                let f = &cs.csr_fore_chan_attrs;
+                st.sizes = (
+                    f.ca_maxrequestsize.min(MAX_MSG),
+                    f.ca_maxresponsesize.min(MAX_MSG),
+                );
                 Self::deliver(&mut st, woken);
                 Ok(())
             }

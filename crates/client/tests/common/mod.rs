@@ -66,6 +66,9 @@ fn honest_unstable(call: &[u8], reply: Vec<u8>) -> Vec<u8> {
     let Ok(h) = CallHeader::decode(&mut r) else {
         return reply;
     };
+    if h.prog == rnfs_proto::nfs4::PROGRAM && h.proc_ == 1 {
+        return honest_unstable4(r, reply);
+    }
     if h.prog != rnfs_proto::nfs3::PROGRAM || h.proc_ != Proc::Write as u32 {
         return reply;
     }
@@ -87,6 +90,39 @@ fn honest_unstable(call: &[u8], reply: Vec<u8>) -> Vec<u8> {
     w.into_inner()
 }
 
+/// [`honest_unstable`] for an NFSv4 COMPOUND (`r` at its arguments): WRITE results of
+/// UNSTABLE WRITEs say UNSTABLE.
+fn honest_unstable4(mut r: rnfs_xdr::Reader<'_>, reply: Vec<u8>) -> Vec<u8> {
+    use rnfs_proto::nfs4::*;
+    use rnfs_proto::rpc::ReplyHeader;
+    use rnfs_xdr::{Reader, Writer, Xdr};
+    let Ok(a) = Compound4args::decode(&mut r) else {
+        return reply;
+    };
+    let unstable = a
+        .argarray
+        .0
+        .iter()
+        .any(|op| matches!(op, NfsArgop4::OpWrite(w) if w.stable == StableHow4::Unstable4));
+    if !unstable {
+        return reply;
+    }
+    let mut rr = Reader::new(&reply);
+    let (Ok(rh), Ok(mut res)) = (ReplyHeader::decode(&mut rr), Compound4res::decode(&mut rr))
+    else {
+        return reply;
+    };
+    for op in &mut res.resarray.0 {
+        if let NfsResop4::OpWrite(Write4res::Nfs4Ok(ok)) = op {
+            ok.committed = StableHow4::Unstable4;
+        }
+    }
+    let mut w = Writer::new();
+    rh.encode(&mut w);
+    res.encode(&mut w);
+    w.into_inner()
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub svc: Arc<Swappable>,
@@ -95,8 +131,14 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// The server over `fs`, with NFSv4 on when the tests speak NFSv4.1
+    /// ([`version`]).
     pub fn start(fs: Arc<dyn Backend>) -> Self {
-        Self::start_with(fs, ServerConfig::default())
+        let mut cfg = ServerConfig::default();
+        if version() == "4.1" {
+            cfg.v4 = Some(rnfs_server::v4::service::V4Options::default());
+        }
+        Self::start_with(fs, cfg)
     }
 
     /// [`TestServer::start`] with a configuration of the caller's (e.g. NFSv4 on).
@@ -161,11 +203,13 @@ impl TestServer {
         self.svc.cur.lock().clone()
     }
 
+    /// The URL of `path`, in the version the tests speak ([`version`]).
     pub fn url(&self, path: &str) -> String {
         format!(
-            "nfs://127.0.0.1:{}{}?version=3&mountport={}&uid=0&gid=0",
+            "nfs://127.0.0.1:{}{}?version={}&mountport={}&uid=0&gid=0",
             self.addr.port(),
             path,
+            version(),
             self.addr.port()
         )
     }
@@ -610,6 +654,17 @@ impl Drop for TmpfsMount {
     }
 }
 
+/// The NFS version the client tests speak: `RNFS_TEST_VERSION` (`3`, the default, or
+/// `4.1`); anything else panics, so a typo never quietly means NFSv3.
+pub fn version() -> &'static str {
+    match std::env::var("RNFS_TEST_VERSION").as_deref() {
+        Ok("3" | "") | Err(std::env::VarError::NotPresent) => "3",
+        Ok("4.1") => "4.1",
+        Ok(other) => panic!("RNFS_TEST_VERSION={other:?}: unknown version (3 or 4.1)"),
+        Err(e) => panic!("RNFS_TEST_VERSION: {e}"),
+    }
+}
+
 /// The backend the environment selects: `external`, `tmpfs` or `memory`. A value of
 /// `RNFS_TEST_BACKEND` other than `tmpfs` or `memory` (a typo) panics: it must never
 /// quietly mean the memory backend.
@@ -649,6 +704,9 @@ impl Target {
                 if !u.contains("uid=") {
                     u.push_str(if u.contains('?') { "&" } else { "?" });
                     u.push_str("uid=0&gid=0");
+                }
+                if !u.contains("version=") {
+                    u.push_str(&format!("&version={}", version()));
                 }
                 rnfs_client::NfsUrl::parse(&u).expect("RNFS_TEST_URL");
                 t.ext = Some(u);
@@ -703,9 +761,10 @@ impl Target {
         let u = rnfs_client::NfsUrl::parse(&self.url()).unwrap();
         let mport = u.mountport.or(u.nfsport).unwrap_or(2049);
         format!(
-            "nfs://127.0.0.1:{}{}?version=3&mountport={mport}&uid=0&gid=0",
+            "nfs://127.0.0.1:{}{}?version={}&mountport={mport}&uid=0&gid=0",
             nfs.port(),
-            u.path
+            u.path,
+            version()
         )
     }
 
@@ -731,6 +790,8 @@ impl Target {
         let mut o = rnfs_client::MountOptions::from_url(&url);
         tweak(&mut o);
         let c = rnfs_client::Client::mount_with(&url, o).await.unwrap();
+        // The version asked for is the one spoken: never a quiet fall-back.
+        assert_eq!(c.version(), version(), "mounted {url:?}");
         if self.is_external() && !self.wiped.swap(true, Ordering::SeqCst) {
             wipe(&c, "/").await;
         }
@@ -766,4 +827,38 @@ pub async fn wipe(c: &rnfs_client::Client, dir: &str) {
             c.remove(&p).await.unwrap();
         }
     }
+}
+
+/// Waits (up to 10 s) for the calls a client sends in the background to end: over NFSv4.1
+/// a dropped file's CLOSE goes out after the drop. A call that never ends still fails the
+/// caller's check of the calls in flight.
+pub async fn settle(c: &rnfs_client::Client) {
+    for _ in 0..200 {
+        if c.rpc_stats().table.live == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Over NFSv4.1, once every file is closed: no server open left (rules O3-O5, the open
+/// table's own audit) and no slot held or waited for (seed entry 3's slot rules). Waits
+/// (up to 10 s) for background CLOSEs. Nothing to check over NFSv3.
+pub async fn assert_no_state_held(c: &rnfs_client::Client) {
+    let Some(n) = c.nfs4() else { return };
+    for _ in 0..200 {
+        if n.open_stats().entries == 0 && c.rpc_stats().table.live == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    n.audit_opens().unwrap();
+    assert_eq!(
+        n.open_stats().entries,
+        0,
+        "server opens left: {:?}",
+        n.open_stats()
+    );
+    let s = n.session().slot_stats();
+    assert_eq!((s.busy, s.waiting), (0, 0), "slots held: {s:?}");
 }
