@@ -302,8 +302,20 @@ impl Nfs4 {
                     self.i.resent.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                Err(SessionError::Unknown) => {
+                    return Err(Error::Rpc(RpcError::TimedOut { tries: 1 }))
+                }
                 Err(e) => return Err(e.into()),
             };
+            // A retransmission the server had seen and whose reply it did not keep (the
+            // call asked for no caching: it changes nothing): as a lost reply.
+            if st == 10068 {
+                if self.i.hard {
+                    self.i.resent.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                return Err(Error::Rpc(RpcError::TimedOut { tries: 1 }));
+            }
             match st {
                 0 => return Ok(Ok(Results(res.into_iter()))),
                 // DELAY and GRACE: not done, try again later (as NFSv3's JUKEBOX is).
@@ -327,25 +339,28 @@ impl Nfs4 {
     /// the URL named, split where the file system (fsid) last changed on the way: the
     /// export is the deepest mount point on the path, or the namespace's root.
     pub async fn root(&self, comps: &[&str]) -> Result<(FileHandle, Attr, String, String), Error> {
-        let mut ops = vec![
-            NfsArgop4::OpPutrootfh,
-            NfsArgop4::OpGetfh,
-            getattr(ATTR_BITS),
-        ];
+        let mut r = self
+            .run(vec![
+                NfsArgop4::OpPutrootfh,
+                NfsArgop4::OpGetfh,
+                getattr(ATTR_BITS),
+            ])
+            .await?;
+        r.skip(1)?;
+        let mut found = vec![(r.fh()?, self.attr_of(&r.attrs()?)?)];
+        // One COMPOUND per component: a server bounds the operations per COMPOUND
+        // (`ca_maxoperations`, 16 or fewer).
         for c in comps {
-            ops.push(NfsArgop4::OpLookup(Lookup4args {
-                objname: component(c)?,
-            }));
-            ops.push(NfsArgop4::OpGetfh);
-            ops.push(getattr(ATTR_BITS));
-        }
-        let mut r = self.run(ops).await?;
-        let mut found = Vec::new();
-        for _ in 0..=comps.len() {
-            r.skip(1)?; // PUTROOTFH or LOOKUP
-            let fh = r.fh()?;
-            let a = self.attr_of(&r.attrs()?)?;
-            found.push((fh, a));
+            let Some((dir, _)) = found.last() else { break };
+            match self.lookup(dir, c).await {
+                Ok((fh, Some(a))) => found.push((fh, a)),
+                Ok((_, None)) => return Err(bad_reply("LOOKUP without attributes")),
+                // This component and those after it do not exist: the export is among
+                // those before; the rest is a path inside it that the caller may be about
+                // to create, as MOUNT's remainder over NFSv3.
+                Err(Error::Nfs(Status::NoEnt)) => break,
+                Err(e) => return Err(e),
+            }
         }
         let mut at = 0;
         for n in 1..found.len() {

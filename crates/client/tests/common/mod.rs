@@ -372,7 +372,7 @@ fn spoil_verifier(rec: &[u8], calls: &CallMap, epoch: u64) -> Option<Vec<u8>> {
     use rnfs_xdr::{Reader, Writer, Xdr};
     let xid = u32::from_be_bytes(rec.get(..4)?.try_into().ok()?);
     let (prog, proc_) = calls.lock().remove(&xid)?;
-    if prog != rnfs_proto::nfs3::PROGRAM || epoch == 0 {
+    if epoch == 0 {
         return None;
     }
     let mut r = Reader::new(rec);
@@ -381,6 +381,27 @@ fn spoil_verifier(rec: &[u8], calls: &CallMap, epoch: u64) -> Option<Vec<u8>> {
     let flip = |v: &mut [u8; 8]| v.iter_mut().zip(x).for_each(|(b, e)| *b ^= e);
     let mut w = Writer::new();
     h.encode(&mut w);
+    if prog == rnfs_proto::nfs4::PROGRAM && proc_ == 1 {
+        use rnfs_proto::nfs4::{Commit4res, Compound4res, NfsResop4, Write4res};
+        let mut res = Compound4res::decode(&mut r).ok()?;
+        let mut hit = false;
+        for op in &mut res.resarray.0 {
+            match op {
+                NfsResop4::OpWrite(Write4res::Nfs4Ok(ok)) => flip(&mut ok.writeverf.0),
+                NfsResop4::OpCommit(Commit4res::Nfs4Ok(ok)) => flip(&mut ok.writeverf.0),
+                _ => continue,
+            }
+            hit = true;
+        }
+        if !hit {
+            return None;
+        }
+        res.encode(&mut w);
+        return Some(w.into_inner());
+    }
+    if prog != rnfs_proto::nfs3::PROGRAM {
+        return None;
+    }
     if proc_ == Proc::Write as u32 {
         let Res::Ok(mut ok) = WriteRes::decode(&mut r).ok()? else {
             return None;
