@@ -581,6 +581,52 @@ pub trait Backend: Send + Sync + 'static {
     fn deallocate(&self, _ctx: &Ctx, _key: &FileKey, _offset: u64, _len: u64) -> VfsResult<()> {
         Err(VfsError::NotSupp)
     }
+    /// Copies bytes from `[src_off, src_off + len)` of regular file `src` to `dst_off` of
+    /// regular file `dst` (NFSv4.2 COPY within the server, RFC 7862 section 15.2.3, as
+    /// `copy_file_range(2)` does): the caller needs read permission on `src` and write
+    /// permission on `dst`, whose size grows to the end of what was copied; holes of `src`
+    /// read as zeros in `dst`. Returns how many bytes were copied: 0 only when `src_off` is
+    /// at or past the end of `src`, otherwise possibly fewer than `len` (the end of `src`,
+    /// or a backend that copies in pieces): callers loop. The ranges of one file must not
+    /// overlap (the caller checks; [`VfsError::Inval`] where the backend sees it).
+    /// [`VfsError::FBig`] when `dst_off` plus what is to be copied passes the largest size.
+    /// Not supported by default.
+    fn copy_range(
+        &self,
+        _ctx: &Ctx,
+        _src: &FileKey,
+        _src_off: u64,
+        _dst: &FileKey,
+        _dst_off: u64,
+        _len: u64,
+    ) -> VfsResult<u64> {
+        Err(VfsError::NotSupp)
+    }
+    /// Makes `[dst_off, dst_off + len)` of regular file `dst` share the storage of
+    /// `[src_off, src_off + len)` of regular file `src` (NFSv4.2 CLONE, RFC 7862 section
+    /// 15.13.3, the `FICLONERANGE` ioctl): all of it or nothing; `len` 0 is to the end of
+    /// `src`. Permissions as [`Backend::copy_range`]. [`VfsError::NotSupp`] where the
+    /// file system cannot share storage (or not between these two files),
+    /// [`VfsError::Inval`] for a range it cannot clone (not aligned to
+    /// [`Backend::clone_blksize`], past the end of `src`, overlapping in one file). Not
+    /// supported by default.
+    fn clone_range(
+        &self,
+        _ctx: &Ctx,
+        _src: &FileKey,
+        _src_off: u64,
+        _dst: &FileKey,
+        _dst_off: u64,
+        _len: u64,
+    ) -> VfsResult<()> {
+        Err(VfsError::NotSupp)
+    }
+    /// The alignment [`Backend::clone_range`] needs of offsets and lengths (NFSv4.2
+    /// `clone_blksize`, RFC 7862 section 12.2.1), if it can clone at all (the default:
+    /// `None`).
+    fn clone_blksize(&self, _ctx: &Ctx, _key: &FileKey) -> VfsResult<Option<u32>> {
+        Ok(None)
+    }
     /// Reads an extended attribute (NFSv4.2 xattrs); not supported by default.
     fn getxattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<Vec<u8>> {
         Err(VfsError::NotSupp)
