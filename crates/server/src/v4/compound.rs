@@ -493,7 +493,7 @@ pub static OPS: [OpDesc; 73] = [
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
     built(op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0)),
     built(op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0)),
-    op(60, "COPY", 2, NEEDS_FH | MODIFIES, 64),
+    built(op(60, "COPY", 2, NEEDS_FH | MODIFIES, 64)),
     op(61, "COPY_NOTIFY", 2, NEEDS_FH | MODIFIES, 64),
     built(op(62, "DEALLOCATE", 2, NEEDS_FH | MODIFIES, 0)),
     op(63, "IO_ADVISE", 2, NEEDS_FH, 16),
@@ -504,7 +504,7 @@ pub static OPS: [OpDesc; 73] = [
     op(68, "READ_PLUS", 2, NEEDS_FH, 16),
     built(op(69, "SEEK", 2, NEEDS_FH, 16)),
     op(70, "WRITE_SAME", 2, NEEDS_FH | MODIFIES, 32),
-    op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0),
+    built(op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0)),
     op(72, "GETXATTR", 2, NEEDS_FH, 8),
     op(73, "SETXATTR", 2, NEEDS_FH | MODIFIES, 24),
     op(74, "LISTXATTRS", 2, NEEDS_FH, 64),
@@ -774,7 +774,7 @@ fn run_one(
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
 pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, dir, fh, io, lock, open, space, v40};
+    use ops::{access, attr, copy, dir, fh, io, lock, open, space, v40};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
@@ -800,6 +800,8 @@ pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> 
         A::OpAllocate(a) => space::allocate(c, a),
         A::OpDeallocate(a) => space::deallocate(c, a),
         A::OpSeek(a) => space::seek(c, a, w),
+        A::OpCopy(a) => copy::copy(c, a, w),
+        A::OpClone(a) => copy::clone(c, a),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),
         A::OpLookup(a) => fh::lookup(c, a),
@@ -1086,14 +1088,14 @@ mod tests {
                 [(SEQ, 0), (OP_ILLEGAL, code(Nfs4Error::OpIllegal))]
             );
         }
-        // ALLOCATE and COPY are NFSv4.2: illegal in 4.1; in 4.2 ALLOCATE is built (here
-        // without a current filehandle), COPY is known but not built.
+        // ALLOCATE and WRITE_SAME are NFSv4.2: illegal in 4.1; in 4.2 ALLOCATE is built
+        // (here without a current filehandle), WRITE_SAME is known but not built.
         let mut r = w.run(&req(b"", 1).seq().plain(59).done());
         assert_eq!(r.ops()[1], (OP_ILLEGAL, code(Nfs4Error::OpIllegal)));
         let mut r = w.run(&req(b"", 2).seq().plain(59).done());
         assert_eq!(r.ops()[1], (59, code(Nfs4Error::NoFileHandle)));
-        let mut r = w.run(&req(b"", 2).seq().plain(60).done());
-        assert_eq!(r.ops()[1], (60, code(Nfs4Error::NotSupp)));
+        let mut r = w.run(&req(b"", 2).seq().plain(70).done());
+        assert_eq!(r.ops()[1], (70, code(Nfs4Error::NotSupp)));
         // OPENATTR is not built; OPEN_CONFIRM is NFSv4.0 only.
         let mut r = w.run(&req(b"", 1).seq().plain(PUTROOTFH).plain(19).done());
         assert_eq!(r.ops()[2], (19, code(Nfs4Error::NotSupp)));

@@ -6,6 +6,7 @@
 //! [`Compound`]: super::compound::Compound
 pub mod access;
 pub mod attr;
+pub mod copy;
 pub mod dir;
 pub mod fh;
 pub mod io;

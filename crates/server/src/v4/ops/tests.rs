@@ -1788,6 +1788,7 @@ fn delegation_wants_and_refusals() {
     assert_eq!(s, code(Nfs4Error::LocksHeld));
 }
 
+mod copy;
 mod p40;
 mod v40;
 mod v42;
