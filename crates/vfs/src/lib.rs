@@ -276,6 +276,23 @@ pub struct Limits {
     pub max_file_size: u64,
     /// Timestamp granularity in nanoseconds.
     pub time_granularity_ns: u32,
+    /// The alignment [`Backend::clone_range`] needs of offsets and lengths (NFSv4.2
+    /// `clone_blksize`, RFC 7862 section 12.2.1); 0 when the backend cannot clone.
+    pub clone_blksize: u32,
+    /// What [`Attr::change`] is (NFSv4.2 `change_attr_type`, RFC 7862 section 12.2.3).
+    pub change: ChangeKind,
+}
+
+/// What a backend's change attribute ([`Attr::change`]) is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChangeKind {
+    /// A counter that grows with every change of any file.
+    Counter,
+    /// The ctime in nanoseconds (`time_metadata`).
+    Ctime,
+    /// Nothing the backend promises but that it changes.
+    #[default]
+    Undefined,
 }
 
 impl Default for Limits {
@@ -285,6 +302,8 @@ impl Default for Limits {
             link_max: 65000,
             max_file_size: i64::MAX as u64,
             time_granularity_ns: 1,
+            clone_blksize: 0,
+            change: ChangeKind::Undefined,
         }
     }
 }
@@ -608,7 +627,7 @@ pub trait Backend: Send + Sync + 'static {
     /// `src`. Permissions as [`Backend::copy_range`]. [`VfsError::NotSupp`] where the
     /// file system cannot share storage (or not between these two files),
     /// [`VfsError::Inval`] for a range it cannot clone (not aligned to
-    /// [`Backend::clone_blksize`], past the end of `src`, overlapping in one file). Not
+    /// [`Limits::clone_blksize`], past the end of `src`, overlapping in one file). Not
     /// supported by default.
     fn clone_range(
         &self,
@@ -620,12 +639,6 @@ pub trait Backend: Send + Sync + 'static {
         _len: u64,
     ) -> VfsResult<()> {
         Err(VfsError::NotSupp)
-    }
-    /// The alignment [`Backend::clone_range`] needs of offsets and lengths (NFSv4.2
-    /// `clone_blksize`, RFC 7862 section 12.2.1), if it can clone at all (the default:
-    /// `None`).
-    fn clone_blksize(&self, _ctx: &Ctx, _key: &FileKey) -> VfsResult<Option<u32>> {
-        Ok(None)
     }
     /// Reads an extended attribute (NFSv4.2 xattrs); not supported by default.
     fn getxattr(&self, _ctx: &Ctx, _key: &FileKey, _name: &[u8]) -> VfsResult<Vec<u8>> {

@@ -52,8 +52,8 @@
 
 use crate::fdcache::FdCache;
 use crate::{
-    cookie, Attr, Backend, Content, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType,
-    FsStat, Kept, Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SoughtAt,
+    cookie, Attr, Backend, ChangeKind, Content, CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey,
+    FileType, FsStat, Kept, Limits, ReadDone, SearchLimits, Searched, SetAttr, SetTime, SoughtAt,
     SpecialKind, Stability, Timestamp, VfsError, VfsResult,
 };
 use parking_lot::Mutex;
@@ -494,6 +494,8 @@ pub struct LocalFs {
     root_mnt: Option<u64>,
     /// Mounts inside the export are crossed (`crossmnt`).
     crossmnt: bool,
+    /// The block size of the root's file system.
+    blksize: u32,
     /// Files kept reachable after their last name is removed ([`Backend::keep_open`]).
     kept: Arc<Mutex<HashMap<Id, KeptFile>>>,
     /// Most files kept at once.
@@ -614,6 +616,7 @@ impl LocalFs {
             read_only,
             nowait_reads: AtomicBool::new(true),
             in_memory,
+            blksize: stx.stx_blksize.max(1),
             root_mnt: mnt_of(&stx),
             crossmnt: false,
             kept: Arc::default(),
@@ -1296,6 +1299,10 @@ impl Backend for LocalFs {
             link_max: 65000,
             max_file_size: i64::MAX as u64,
             time_granularity_ns: 1,
+            // What FICLONERANGE aligns to; where the file system cannot clone at all,
+            // CLONE answers NOTSUPP.
+            clone_blksize: self.blksize,
+            change: ChangeKind::Ctime,
         }
     }
 
@@ -1969,12 +1976,6 @@ impl Backend for LocalFs {
         }
     }
 
-    /// The block size the file system gives the file (what `FICLONERANGE` aligns to).
-    fn clone_blksize(&self, _ctx: &Ctx, key: &FileKey) -> VfsResult<Option<u32>> {
-        let l = self.locate(key)?;
-        Ok(Some(l.stx.stx_blksize.max(1)))
-    }
-
     fn sync_all(&self) -> VfsResult<()> {
         let fd = rustix::fs::openat(
             &self.root,
@@ -2116,7 +2117,7 @@ mod tests {
             Err(VfsError::NotSupp) => {}
             Err(e) => panic!("{e:?}"),
         }
-        assert!(fs.clone_blksize(&ctx, &a).unwrap().is_some_and(|n| n > 0));
+        assert!(fs.limits().clone_blksize > 0);
     }
 
     /// SEEK, ALLOCATE and DEALLOCATE as the host's `lseek`/`fallocate` give them, on

@@ -66,9 +66,9 @@ use parking_lot::RwLock;
 
 use crate::perm::{self, R, W, X};
 use crate::{
-    check_name, check_new_name, cookie, Attr, Backend, Content, CreateMode, Creds, Ctx, DirEntry,
-    DirPage, FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime, SoughtAt, SpecialKind,
-    Stability, Timestamp, VfsError, VfsResult,
+    check_name, check_new_name, cookie, Attr, Backend, ChangeKind, Content, CreateMode, Creds, Ctx,
+    DirEntry, DirPage, FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime, SoughtAt,
+    SpecialKind, Stability, Timestamp, VfsError, VfsResult,
 };
 
 /// Bytes charged for every inode, whatever it holds.
@@ -1036,7 +1036,12 @@ impl MemFs {
         nodes.insert(ROOT_INO, root);
         MemFs {
             instance: instance_id(),
-            limits: Limits::default(),
+            // Any offset and length can be cloned (a clone is a copy here).
+            limits: Limits {
+                clone_blksize: 1,
+                change: ChangeKind::Counter,
+                ..Limits::default()
+            },
             inner: RwLock::new(Inner {
                 nodes,
                 next_ino: ROOT_INO + 1,
@@ -1398,12 +1403,6 @@ impl Backend for MemFs {
             done += n;
         }
         Ok(())
-    }
-
-    /// Any offset and length (see [`MemFs::clone_range`]).
-    fn clone_blksize(&self, _ctx: &Ctx, key: &FileKey) -> VfsResult<Option<u32>> {
-        self.ino(key)?;
-        Ok(Some(1))
     }
 
     fn create(
@@ -2050,7 +2049,7 @@ mod tests {
             fs.clone_range(&c, &a, CHUNK, &f, 0, 1 << 40),
             Err(VfsError::Inval)
         );
-        assert_eq!(fs.clone_blksize(&c, &f), Ok(Some(1)));
+        assert_eq!(fs.limits().clone_blksize, 1);
     }
 
     #[test]
