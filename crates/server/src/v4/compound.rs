@@ -501,7 +501,7 @@ pub static OPS: [OpDesc; 73] = [
     op(65, "LAYOUTSTATS", 2, NEEDS_FH | MODIFIES, 0),
     op(66, "OFFLOAD_CANCEL", 2, NEEDS_FH | MODIFIES, 0),
     op(67, "OFFLOAD_STATUS", 2, NEEDS_FH, 16),
-    op(68, "READ_PLUS", 2, NEEDS_FH, 16),
+    built(op(68, "READ_PLUS", 2, NEEDS_FH, 16)),
     built(op(69, "SEEK", 2, NEEDS_FH, 16)),
     op(70, "WRITE_SAME", 2, NEEDS_FH | MODIFIES, 32),
     built(op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0)),
@@ -774,7 +774,7 @@ fn run_one(
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
 pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, copy, dir, fh, io, lock, open, space, v40};
+    use ops::{access, attr, copy, dir, fh, io, lock, open, readplus, space, v40};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
@@ -802,6 +802,7 @@ pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> 
         A::OpSeek(a) => space::seek(c, a, w),
         A::OpCopy(a) => copy::copy(c, a, w),
         A::OpClone(a) => copy::clone(c, a),
+        A::OpReadPlus(a) => readplus::read_plus(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),
         A::OpLookup(a) => fh::lookup(c, a),

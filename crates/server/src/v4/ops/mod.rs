@@ -12,6 +12,7 @@ pub mod fh;
 pub mod io;
 pub mod lock;
 pub mod open;
+pub mod readplus;
 pub mod space;
 pub mod v40;
 

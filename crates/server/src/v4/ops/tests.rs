@@ -1790,5 +1790,6 @@ fn delegation_wants_and_refusals() {
 
 mod copy;
 mod p40;
+mod readplus;
 mod v40;
 mod v42;
