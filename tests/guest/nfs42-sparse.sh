@@ -4,7 +4,8 @@
 # (run.sh -a TREE): util-linux `fallocate` and `nt-sparse` (tests/guest/tools/nt-sparse.c,
 # a file's SEEK_DATA/SEEK_HOLE map). The export is mounted at /mnt (must start empty), over
 # vers=4.2: lseek SEEK_DATA/SEEK_HOLE become SEEK, `fallocate -l` ALLOCATE and `fallocate -p`
-# DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes).
+# DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes), and
+# copy_file_range (`nt-sparse copy`) COPY of the file `big` the host left in the export.
 # Prints "MAP NAME LINE" for each file it leaves in the export: the host compares LINE with
 # nt-sparse's map of the server's copy. Exits non-zero on the first failure.
 set -o pipefail
@@ -71,6 +72,18 @@ size_is "$F" $((5 * M1)) "allocating past the end grows the file"
 [ "$(dd if="$F" bs=$K64 count=1 2>/dev/null | md5sum)" = "$SUM0" ] || fail "data changed"
 ok "allocating leaves the data alone"
 zeros_at "$F" 70 "the grown part reads as zeros"
+
+echo "== copy_file_range (COPY)"
+# $M/big was written by the host before the guest booted: the copy's data must not pass
+# through the client (the host checks `rnfs stats` and compares the bytes).
+B=$M/big
+[ -f "$B" ] || fail "no $B from the host"
+_want=$(stat -c %s "$B") || fail "stat $B"
+_out=$(nt-sparse copy "$B" "$M/big.copy") || fail "nt-sparse copy: $_out"
+echo "$_out"
+case "$_out" in "copied $_want bytes in "*) ok "copy_file_range copies all $_want bytes" ;;
+  *) fail "copy_file_range: '$_out', want $_want bytes" ;; esac
+size_is "$M/big.copy" "$_want" "the copy has the size of the source"
 
 echo "== maps for the host"
 for f in sparse empty alloc; do

@@ -25,8 +25,10 @@
 # 5. sparse: tests/guest/nfs42-sparse.sh makes a sparse file and checks its SEEK_DATA/SEEK_HOLE
 #    map through the mount, `fallocate -p` (DEALLOCATE) and `fallocate -l` (ALLOCATE); it prints
 #    the map of each file it leaves, and this script checks that the map of the server's copy
-#    on the host is the same (nt-sparse on both sides). Against rnfs, `rnfs stats` must count
-#    SEEK, ALLOCATE and DEALLOCATE operations.
+#    on the host is the same (nt-sparse on both sides); copy_file_range of a 96 MiB file the
+#    host left in the export, compared byte for byte on the host. Against rnfs, `rnfs stats`
+#    must count SEEK, ALLOCATE, DEALLOCATE and COPY operations, and fewer READs and WRITEs
+#    than moving the copy's data through the client would take.
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
 # tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}; RNFS_SERVE_EXTRA adds options).
 # Needs root (tmpfs mount, apt-get).
@@ -212,9 +214,17 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
   [ -x "$LOCKTREE/opt/nt/bin/nt-sparse" ] || "$H/linux-client/lock-tree.sh" "$LOCKTREE" >&2
   SX=$RUN/export-sparse
   mkdir -p "$SX"
+  # The source of the guest's copy_file_range: more than one COPY of rnfs (64 MiB each).
+  BIG_MIB=96
+  head -c $((BIG_MIB << 20)) /dev/urandom > "$SX/big"
   if start_server "$SX"; then
     run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
-    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 13 || rc=1
+    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 15 || rc=1
+    if cmp -s "$SX/big" "$SX/big.copy"; then
+      rnfs_log "sparse: the guest's copy of big ($BIG_MIB MiB) has the same bytes"
+    else
+      rc=1; rnfs_log "sparse: big.copy differs from big (or is missing)"
+    fi
     # the maps the guest saw, against those of the server's copies
     maps=0
     while read -r _ f want; do
@@ -229,10 +239,19 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
       bin=${RNFS_BIN:-target/release/rnfs}
       case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
       "$bin" stats --server "127.0.0.1:$NFS_PORT" --prometheus > "$RUN/sparse.prom" 2>&1 || true
-      for op in seek allocate deallocate; do
-        n=$(awk -v l="rnfs_nfs4_ops_total{op=\"$op\"}" '$1==l{print $2}' "$RUN/sparse.prom")
+      count() { awk -v l="rnfs_nfs4_ops_total{op=\"$1\"}" '$1==l{print $2}' "$RUN/sparse.prom"; }
+      for op in seek allocate deallocate copy; do
+        n=$(count $op)
         rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
         [ "${n:-0}" -gt 0 ] || { rc=1; rnfs_log "sparse: rnfs stats shows no $op"; }
+      done
+      # The copy's data never went through the client: moving it would take at least one
+      # READ and one WRITE per MiB (rsize and wsize are at most 1 MiB); the other checks
+      # move a few hundred KiB.
+      for op in read read_plus write; do
+        n=$(count $op)
+        rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
+        [ "${n:-0}" -lt $((BIG_MIB / 2)) ] || { rc=1; rnfs_log "sparse: $n ${op}s: the copy went through the client"; }
       done
     fi
     "$H/$SERVER.sh" stop >&2 || true
