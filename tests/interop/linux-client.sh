@@ -27,8 +27,9 @@
 #    the map of each file it leaves, and this script checks that the map of the server's copy
 #    on the host is the same (nt-sparse on both sides); copy_file_range of a 96 MiB file the
 #    host left in the export, compared byte for byte on the host. Against rnfs, `rnfs stats`
-#    must count SEEK, ALLOCATE, DEALLOCATE and COPY operations, and fewer READs and WRITEs
-#    than moving the copy's data through the client would take.
+#    must count SEEK, ALLOCATE, DEALLOCATE and COPY operations, an asynchronous copy whose
+#    CB_OFFLOAD the client took, and fewer READs and WRITEs than moving the copy's data
+#    through the client would take.
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
 # tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}; RNFS_SERVE_EXTRA adds options).
 # Needs root (tmpfs mount, apt-get).
@@ -245,6 +246,13 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
         rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
         [ "${n:-0}" -gt 0 ] || { rc=1; rnfs_log "sparse: rnfs stats shows no $op"; }
       done
+      # 96 MiB is past rnfs's threshold for asynchronous copies (64 MiB), and the Linux
+      # client does not ask for a synchronous one: the copy ran asynchronously and its
+      # CB_OFFLOAD reached the client.
+      async=$(awk '$1=="rnfs_nfs4_async_copies_total{event=\"started\"}"{print $2}' "$RUN/sparse.prom")
+      cbfail=$(awk '$1=="rnfs_nfs4_async_copies_total{event=\"cb_failed\"}"{print $2}' "$RUN/sparse.prom")
+      rnfs_log "sparse: asynchronous copies: ${async:-none}, CB_OFFLOADs not taken: ${cbfail:-none}"
+      [ "${async:-0}" -gt 0 ] && [ "${cbfail:-1}" = 0 ] || { rc=1; rnfs_log "sparse: no asynchronous copy, or its CB_OFFLOAD failed"; }
       # The copy's data never went through the client: moving it would take at least one
       # READ and one WRITE per MiB (rsize and wsize are at most 1 MiB); the other checks
       # move a few hundred KiB.

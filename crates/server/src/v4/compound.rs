@@ -215,6 +215,31 @@ pub trait StateHooks {
         let _ = o;
         CbGetattr::NotAsked
     }
+    /// Starts `job`, an asynchronous COPY for `client` (RFC 7862 15.2.3), off the
+    /// compound's thread: its copy stateid, or `None` when it cannot run so now (no
+    /// verified back channel for CB_OFFLOAD, or the bounds of [`super::offload`]): the
+    /// caller copies synchronously then. `verf` is the write verifier CB_OFFLOAD reports.
+    /// None by default.
+    fn start_copy(
+        &self,
+        client: ClientId,
+        job: super::offload::CopyJob,
+        verf: [u8; 8],
+    ) -> Option<Stateid> {
+        let _ = (client, job, verf);
+        None
+    }
+    /// OFFLOAD_STATUS (RFC 7862 15.9) of `client`'s copy `sid`; `None` for a stateid of no
+    /// copy of its. None by default.
+    fn offload_status(&self, client: ClientId, sid: &Stateid) -> Option<super::offload::Progress> {
+        let _ = (client, sid);
+        None
+    }
+    /// OFFLOAD_CANCEL (RFC 7862 15.8) of `client`'s copy `sid`; whether there was one.
+    fn offload_cancel(&self, client: ClientId, sid: &Stateid) -> bool {
+        let _ = (client, sid);
+        false
+    }
 }
 
 /// What became of a [`StateHooks::cb_getattr`].
@@ -499,8 +524,8 @@ pub static OPS: [OpDesc; 73] = [
     op(63, "IO_ADVISE", 2, NEEDS_FH, 16),
     op(64, "LAYOUTERROR", 2, NEEDS_FH | MODIFIES, 0),
     op(65, "LAYOUTSTATS", 2, NEEDS_FH | MODIFIES, 0),
-    op(66, "OFFLOAD_CANCEL", 2, NEEDS_FH | MODIFIES, 0),
-    op(67, "OFFLOAD_STATUS", 2, NEEDS_FH, 16),
+    built(op(66, "OFFLOAD_CANCEL", 2, NEEDS_FH | MODIFIES, 0)),
+    built(op(67, "OFFLOAD_STATUS", 2, NEEDS_FH, 16)),
     built(op(68, "READ_PLUS", 2, NEEDS_FH, 16)),
     built(op(69, "SEEK", 2, NEEDS_FH, 16)),
     op(70, "WRITE_SAME", 2, NEEDS_FH | MODIFIES, 32),
@@ -802,6 +827,8 @@ pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> 
         A::OpSeek(a) => space::seek(c, a, w),
         A::OpCopy(a) => copy::copy(c, a, w),
         A::OpClone(a) => copy::clone(c, a),
+        A::OpOffloadStatus(a) => copy::offload_status(c, a, w),
+        A::OpOffloadCancel(a) => copy::offload_cancel(c, a),
         A::OpReadPlus(a) => readplus::read_plus(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),

@@ -10,25 +10,30 @@
 //! end of the source is INVAL, as are overlapping ranges of one file; a count of 0 is "to
 //! the end of the source".
 //!
-//! COPY is always synchronous here: no `wr_callback_id`, `cr_synchronous` set whatever the
-//! client asked (15.2.3 lets the server choose). It runs on the blocking thread that runs
-//! the compound, so one COPY copies at most [`COPY_MAX`] bytes, in pieces of
-//! [`COPY_STEP`], and answers how many it copied: a client copies the rest with another
-//! COPY (the Linux client returns the short count from `copy_file_range(2)`, and `cp`
-//! asks again). The data is left UNSTABLE with the write verifier: COMMIT makes it
+//! A copy of at least [`ASYNC_MIN`] bytes the client did not ask to be synchronous runs
+//! asynchronously when the server can ([`crate::v4::offload`]: a verified back channel for
+//! CB_OFFLOAD, within the bounds of running copies): COPY answers at once with the copy
+//! stateid in `wr_callback_id` and `cr_synchronous` false; OFFLOAD_STATUS and
+//! OFFLOAD_CANCEL name that stateid. Any other COPY is synchronous (no `wr_callback_id`,
+//! `cr_synchronous` set whatever the client asked: 15.2.3 lets the server choose). It runs
+//! on the blocking thread that runs the compound, so one copies at most [`COPY_MAX`]
+//! bytes, in pieces of [`COPY_STEP`], and answers how many it copied: a client copies the
+//! rest with another COPY (the Linux client returns the short count from
+//! `copy_file_range(2)`, and `cp` asks again). The data is left UNSTABLE with the write verifier: COMMIT makes it
 //! durable. A COPY from another server (`ca_source_server` not empty) is refused with
 //! NFS4ERR_OFFLOAD_NO_REQS: the client falls back to reading and writing.
 //!
 //! [`Backend::copy_range`]: rnfs_vfs::Backend::copy_range
 //! [`Backend::clone_range`]: rnfs_vfs::Backend::clone_range
 use super::io::{check, MAX_OFFSET};
-use super::{deleg_conflict, in_export, stateid};
+use super::{deleg_conflict, in_export, put_stateid, stateid};
 use crate::v4::compound::Compound;
 use crate::v4::error::{Nfs4Error, R4};
+use crate::v4::offload::{CopyJob, ASYNC_MIN};
 use crate::v4::pseudo::{ExportScope, Place};
 use crate::v4::state::delegations::Access;
 use crate::v4::state::locking::Io;
-use rnfs_proto::nfs4::{Clone4args, Copy4args, Stateid4};
+use rnfs_proto::nfs4::{Clone4args, Copy4args, OffloadCancel4args, OffloadStatus4args, Stateid4};
 use rnfs_vfs::{FileKey, FileType};
 use rnfs_xdr::Writer;
 use std::sync::Arc;
@@ -65,7 +70,31 @@ pub fn copy(c: &mut Compound<'_>, a: &Copy4args, w: &mut Writer) -> R4<()> {
         return Err(Nfs4Error::Status(OFFLOAD_NO_REQS));
     }
     let e = ends(c, &a.ca_src_stateid, &a.ca_dst_stateid)?;
-    let len = range(&e, a.ca_src_offset, a.ca_dst_offset, a.ca_count, COPY_MAX)?;
+    let all = range(&e, a.ca_src_offset, a.ca_dst_offset, a.ca_count, u64::MAX)?;
+    if !a.ca_synchronous && all >= ASYNC_MIN {
+        let job = CopyJob {
+            fs: e.x.export.fs.clone(),
+            ctx: e.x.ctx.clone(),
+            src: e.src.clone(),
+            dst: e.dst.clone(),
+            src_off: a.ca_src_offset,
+            dst_off: a.ca_dst_offset,
+            len: all,
+            dst_fh: c.ctx.pseudo.fh(c.fh()?).0,
+        };
+        let verf = c.ctx.state.write_verf;
+        if let Some(sid) = c.ctx.state.hooks.start_copy(c.client()?, job, verf) {
+            w.u32(1); // wr_callback_id: the copy stateid CB_OFFLOAD will name
+            put_stateid(w, &sid);
+            w.u64(0);
+            w.u32(UNSTABLE4);
+            w.opaque_fixed(&verf);
+            w.bool(true); // cr_consecutive
+            w.bool(false); // cr_synchronous
+            return Ok(());
+        }
+    }
+    let len = all.min(COPY_MAX);
     let mut done = 0;
     while done < len {
         let n = e.x.export.fs.copy_range(
@@ -109,6 +138,38 @@ pub fn clone(c: &mut Compound<'_>, a: &Clone4args) -> R4<()> {
         len,
     )?;
     Ok(())
+}
+
+/// OFFLOAD_STATUS (RFC 7862 15.9): the bytes an asynchronous copy of this client copied
+/// so far, and its status once it ended. BAD_STATEID for any other stateid.
+pub fn offload_status(c: &mut Compound<'_>, a: &OffloadStatus4args, w: &mut Writer) -> R4<()> {
+    let sid = c.stateid(stateid(&a.osa_stateid))?;
+    let p = c
+        .ctx
+        .state
+        .hooks
+        .offload_status(c.client()?, &sid)
+        .ok_or(Nfs4Error::BadStateid)?;
+    w.u64(p.copied);
+    match p.end {
+        None => w.u32(0),
+        Some(status) => {
+            w.u32(1);
+            w.u32(status);
+        }
+    }
+    Ok(())
+}
+
+/// OFFLOAD_CANCEL (RFC 7862 15.8): an asynchronous copy of this client stops (it still
+/// sends its CB_OFFLOAD with what it copied). BAD_STATEID for any other stateid.
+pub fn offload_cancel(c: &mut Compound<'_>, a: &OffloadCancel4args) -> R4<()> {
+    let sid = c.stateid(stateid(&a.oca_stateid))?;
+    if c.ctx.state.hooks.offload_cancel(c.client()?, &sid) {
+        Ok(())
+    } else {
+        Err(Nfs4Error::BadStateid)
+    }
 }
 
 /// The checks COPY and CLONE share (see the module documentation).

@@ -236,3 +236,26 @@ fn clone_shares_a_whole_range_or_nothing() {
     let (s, r) = w.run(1, vec![putfh(&g), read_op(&gs, 20_000, 100)]);
     assert_eq!((s, data(&r[1])), (0, content[100..150].to_vec()));
 }
+
+/// Without asynchronous copies (these hooks have none), a large COPY that allows one is
+/// synchronous, and OFFLOAD_STATUS and OFFLOAD_CANCEL know no stateid.
+#[test]
+fn without_asynchronous_copies_offload_operations_know_no_stateid() {
+    let w = w42(world());
+    let ((f, fs), (g, gs)) = two_files(&w, b"abc");
+    let (s, r) = w.run(1, between(&f, &g, copy_op(&fs, &gs, 0, 0, 0)));
+    assert_eq!(s, 0);
+    assert!(copied(&r[3]).cr_requirements.cr_synchronous);
+    let status = NfsArgop4::OpOffloadStatus(OffloadStatus4args {
+        osa_stateid: fs.clone(),
+    });
+    let cancel = NfsArgop4::OpOffloadCancel(OffloadCancel4args { oca_stateid: fs });
+    assert_eq!(
+        w.run(1, vec![putfh(&g), status]).0,
+        code(Nfs4Error::BadStateid)
+    );
+    assert_eq!(
+        w.run(1, vec![putfh(&g), cancel]).0,
+        code(Nfs4Error::BadStateid)
+    );
+}
