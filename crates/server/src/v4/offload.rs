@@ -4,12 +4,13 @@
 //! OFFLOAD_CANCEL stops it, and CB_OFFLOAD tells the client its end over the session's
 //! back channel.
 //!
-//! Bounds (each a gauge in the NFSv4 metrics): at most [`MAX_RUNNING_PER_CLIENT`] copies
-//! run per client and [`MAX_RUNNING`] in all; past them, and for a client without a back
-//! channel, COPY copies synchronously (its bounded piece, see `ops::copy`). A finished copy
-//! is remembered (for OFFLOAD_STATUS) until its CB_OFFLOAD was delivered and the client
-//! asked no more, at most [`MAX_DONE_PER_CLIENT`] per client (the oldest forgotten first).
-//! A client's copies are cancelled when its state goes.
+//! Bounds (a gauge and counters in the NFSv4 metrics): at most [`MAX_RUNNING_PER_CLIENT`]
+//! copies have a thread per client and [`MAX_RUNNING`] in all (a thread lives until its
+//! CB_OFFLOAD is answered or given up); past them, and for a client without a verified
+//! back channel, COPY copies synchronously (its bounded piece, see `ops::copy`). Finished
+//! copies are remembered for OFFLOAD_STATUS, at most [`MAX_DONE_PER_CLIENT`] per client
+//! (the oldest forgotten first; OFFLOAD_CANCEL forgets one). A client's copies are
+//! cancelled and forgotten when its state goes.
 use super::state::ids::{ClientId, Stateid};
 use parking_lot::Mutex;
 use rnfs_vfs::{Backend, Ctx, FileKey};
@@ -56,6 +57,9 @@ struct Entry {
     cancel: Arc<AtomicBool>,
     /// `None` while it runs; the status it ended with (0: done).
     end: Option<u32>,
+    /// Its thread still runs (copying, or sending CB_OFFLOAD): it counts against the
+    /// bounds, and stays remembered, until [`Offloads::retire`].
+    alive: bool,
     /// When it finished (for forgetting the oldest), from a counter.
     order: u64,
 }
@@ -89,13 +93,9 @@ pub struct Progress {
 pub struct UnknownCopy;
 
 impl Offloads {
-    /// Copies running now (gauge).
+    /// Copies whose thread runs now, copying or telling the client its end (gauge).
     pub fn running(&self) -> usize {
-        self.copies
-            .lock()
-            .values()
-            .filter(|e| e.end.is_none())
-            .count()
+        self.copies.lock().values().filter(|e| e.alive).count()
     }
 
     /// Registers a copy for `client` if the bounds allow: its stateid, its progress counter
@@ -107,7 +107,7 @@ impl Offloads {
         boot: u32,
     ) -> Option<(Stateid, Arc<AtomicU64>, Arc<AtomicBool>)> {
         let mut m = self.copies.lock();
-        let running = m.values().filter(|e| e.end.is_none());
+        let running = m.values().filter(|e| e.alive);
         let (mut all, mut mine) = (0, 0);
         for e in running {
             all += 1;
@@ -135,6 +135,7 @@ impl Offloads {
                 copied: copied.clone(),
                 cancel: cancel.clone(),
                 end: None,
+                alive: true,
                 order: 0,
             },
         );
@@ -142,21 +143,29 @@ impl Offloads {
         Some((stateid, copied, cancel))
     }
 
-    /// The copy ended with `status`; the oldest finished ones of its client beyond
-    /// [`MAX_DONE_PER_CLIENT`] are forgotten.
+    /// The copy ended with `status` (its thread then tells the client, and retires).
     pub(crate) fn finish(&self, sid: &Stateid, status: u32) {
         let mut m = self.copies.lock();
         let order = self.next.fetch_add(1, Relaxed) + 1;
+        if let Some(e) = m.get_mut(&sid.other) {
+            e.end = Some(status);
+            e.order = order;
+            self.ended.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The thread of copy `sid` is done (its CB_OFFLOAD sent or given up): its place is
+    /// free, and it is remembered as a finished copy (within [`MAX_DONE_PER_CLIENT`]).
+    pub(crate) fn retire(&self, sid: &Stateid) {
+        let mut m = self.copies.lock();
         let Some(e) = m.get_mut(&sid.other) else {
             return;
         };
-        e.end = Some(status);
-        e.order = order;
+        e.alive = false;
         let client = e.client;
-        self.ended.fetch_add(1, Relaxed);
         let mut done: Vec<_> = m
             .values()
-            .filter(|e| e.client == client && e.end.is_some())
+            .filter(|e| e.client == client && !e.alive)
             .map(|e| (e.order, e.stateid.other))
             .collect();
         if done.len() > MAX_DONE_PER_CLIENT {
@@ -186,7 +195,9 @@ impl Offloads {
         match m.get(&sid.other) {
             Some(e) if e.client == client => {
                 if e.end.is_some() {
-                    m.remove(&sid.other);
+                    if !e.alive {
+                        m.remove(&sid.other);
+                    }
                 } else if !e.cancel.swap(true, Relaxed) {
                     self.cancelled.fetch_add(1, Relaxed);
                 }
@@ -207,7 +218,7 @@ impl Offloads {
             if e.end.is_none() && !e.cancel.swap(true, Relaxed) {
                 self.cancelled.fetch_add(1, Relaxed);
             }
-            e.end.is_none() // kept until its thread finishes it
+            e.alive // kept until its thread is done
         });
     }
 }
@@ -270,9 +281,11 @@ mod tests {
         o.finish(&s1, 0);
         assert_eq!(o.status(a, &s1).unwrap().end, Some(0));
         assert!(
-            o.register(a, 7).is_some(),
-            "a finished copy frees its place"
+            o.register(a, 7).is_none(),
+            "its thread still tells the client"
         );
+        o.retire(&s1);
+        assert!(o.register(a, 7).is_some(), "a retired copy frees its place");
         // Finished copies: at most MAX_DONE_PER_CLIENT remembered, oldest first forgotten.
         let fresh = Offloads::default();
         let b = ClientId(50);
@@ -280,6 +293,7 @@ mod tests {
         for _ in 0..=MAX_DONE_PER_CLIENT {
             let (s, _, _) = fresh.register(b, 7).unwrap();
             fresh.finish(&s, 0);
+            fresh.retire(&s);
             all.push(s);
         }
         assert_eq!(fresh.status(b, &all[0]), Err(UnknownCopy));

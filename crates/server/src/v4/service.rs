@@ -892,6 +892,7 @@ impl StateHooks for V4State {
                         .cb_failed
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
+                me.offloads.retire(&sid);
             });
         match spawned {
             Ok(_) => Some(sid),
@@ -899,6 +900,7 @@ impl StateHooks for V4State {
                 tracing::warn!(error = %e, "no thread for an asynchronous copy");
                 self.offloads
                     .finish(&sid, super::error::Nfs4Error::Delay.code());
+                self.offloads.retire(&sid);
                 None
             }
         }
