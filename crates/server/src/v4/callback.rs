@@ -908,6 +908,35 @@ pub(crate) mod tests {
         let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&any).unwrap();
         assert!(matches!(&a.argarray.0[1], p4::NfsCbArgop4::OpCbRecallAny(r)
             if r.craa_objects_to_keep == 0 && r.craa_type_mask.0 == vec![1]));
+        // CB_OFFLOAD: a copy's write_response4, or its failure and the bytes copied.
+        let mut end = OffloadEnd {
+            fh: vec![9, 9],
+            stateid: Stateid {
+                seqid: 1,
+                other: [3; 12],
+            },
+            copied: 1 << 27,
+            status: 0,
+            verf: *b"verifier",
+        };
+        let ok = encode_cb_compound(sid, 2, &seq(), CbOp::Offload(&end)).unwrap();
+        let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&ok).unwrap();
+        let p4::NfsCbArgop4::OpCbOffload(o) = &a.argarray.0[1] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            (o.coa_fh.0.clone(), o.coa_stateid.other.0),
+            (vec![9, 9], [3; 12])
+        );
+        assert!(matches!(&o.coa_offload_info, p4::OffloadInfo4::Nfs4Ok(w)
+            if w.wr_count == 1 << 27 && w.wr_writeverf.0 == *b"verifier"
+                && w.wr_callback_id.0.is_empty()));
+        end.status = 28; // NFS4ERR_NOSPC
+        end.copied = 5;
+        let failed = encode_cb_compound(sid, 2, &seq(), CbOp::Offload(&end)).unwrap();
+        let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&failed).unwrap();
+        assert!(matches!(&a.argarray.0[1], p4::NfsCbArgop4::OpCbOffload(o)
+            if o.coa_offload_info == p4::OffloadInfo4::Default(p4::Nfsstat4::Nfs4errNospc, 5)));
         // A handle longer than NFS4_FHSIZE is not encoded.
         let mut long = order();
         long.fh = vec![0; 129];
