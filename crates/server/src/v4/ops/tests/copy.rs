@@ -1,6 +1,7 @@
 //! The NFSv4.2 copy operations (RFC 7862): COPY and CLONE through compounds of minor
 //! version 2, SAVED_FH the source and CURRENT_FH the destination.
 use super::*;
+use crate::v4::offload::ASYNC_MIN;
 use crate::v4::ops::copy::COPY_MAX;
 
 fn w42(w: World) -> World {
@@ -258,4 +259,77 @@ fn without_asynchronous_copies_offload_operations_know_no_stateid() {
         w.run(1, vec![putfh(&g), cancel]).0,
         code(Nfs4Error::BadStateid)
     );
+}
+
+/// With a back channel, a large COPY the client lets run asynchronously answers a copy
+/// stateid; OFFLOAD_STATUS reports its end, OFFLOAD_CANCEL forgets it; another client
+/// knows nothing of it; a COPY asked synchronous stays so.
+#[test]
+fn a_large_copy_runs_asynchronously_and_offload_operations_follow_it() {
+    let (_d, w) = local_world();
+    let w = w42(w);
+    w.hooks.cb_ok.set(true);
+    let ((f, fs), (g, gs)) = two_files(&w, b"x");
+    let (k, _) = w.fs.lookup(&VCtx::default(), &w.fs.root(), b"f").unwrap();
+    let grow = SetAttr {
+        size: Some(ASYNC_MIN),
+        ..SetAttr::default()
+    };
+    w.fs.setattr(&VCtx::default(), &k, &grow, None).unwrap();
+    let (s, r) = w.run(1, between(&f, &g, copy_op(&fs, &gs, 0, 0, 0)));
+    assert_eq!(s, 0, "{r:?}");
+    let ok = copied(&r[3]);
+    assert!(!ok.cr_requirements.cr_synchronous);
+    let [sid] = &ok.cr_response.wr_callback_id.0[..] else {
+        panic!("{ok:?}")
+    };
+    assert_eq!(ok.cr_response.wr_writeverf.0, VERF);
+    let ends = w.hooks.offloaded.borrow().clone();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(
+        (ends[0].0.other, ends[0].1, ends[0].2),
+        (sid.other.0, ASYNC_MIN, 0)
+    );
+    assert_eq!(
+        w.fs.getattr(
+            &VCtx::default(),
+            &w.fs.lookup(&VCtx::default(), &w.fs.root(), b"g").unwrap().0
+        )
+        .unwrap()
+        .size,
+        ASYNC_MIN
+    );
+    let status_op = || {
+        NfsArgop4::OpOffloadStatus(OffloadStatus4args {
+            osa_stateid: sid.clone(),
+        })
+    };
+    let (s, r) = w.run(1, vec![putfh(&g), status_op()]);
+    assert_eq!(s, 0);
+    let NfsResop4::OpOffloadStatus(OffloadStatus4res::Nfs4Ok(st)) = &r[1] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(st.osr_count, ASYNC_MIN);
+    assert_eq!(st.osr_complete.0, vec![Nfsstat4::Nfs4Ok]);
+    assert_eq!(
+        w.run(2, vec![putfh(&g), status_op()]).0,
+        code(Nfs4Error::BadStateid)
+    );
+    let cancel = NfsArgop4::OpOffloadCancel(OffloadCancel4args {
+        oca_stateid: sid.clone(),
+    });
+    assert_eq!(w.run(1, vec![putfh(&g), cancel]).0, 0);
+    assert_eq!(
+        w.run(1, vec![putfh(&g), status_op()]).0,
+        code(Nfs4Error::BadStateid)
+    );
+    // Asked synchronous: synchronous, at most COPY_MAX.
+    let mut sync = copy_op(&fs, &gs, 0, 0, 0);
+    if let NfsArgop4::OpCopy(a) = &mut sync {
+        a.ca_synchronous = true;
+    }
+    let (s, r) = w.run(1, between(&f, &g, sync));
+    assert_eq!(s, 0);
+    assert!(copied(&r[3]).cr_requirements.cr_synchronous);
+    assert_eq!(w.hooks.offloaded.borrow().len(), 1);
 }
