@@ -5,7 +5,8 @@
 # a file's SEEK_DATA/SEEK_HOLE map). The export is mounted at /mnt (must start empty), over
 # vers=4.2: lseek SEEK_DATA/SEEK_HOLE become SEEK, `fallocate -l` ALLOCATE and `fallocate -p`
 # DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes), and
-# copy_file_range (`nt-sparse copy`) COPY of the file `big` the host left in the export.
+# copy_file_range (`nt-sparse copy`) COPY of the file `big` the host left in the export,
+# FICLONE (`nt-sparse clone`) CLONE.
 # Prints "MAP NAME LINE" for each file it leaves in the export: the host compares LINE with
 # nt-sparse's map of the server's copy. Exits non-zero on the first failure.
 set -o pipefail
@@ -84,6 +85,15 @@ echo "$_out"
 case "$_out" in "copied $_want bytes in "*) ok "copy_file_range copies all $_want bytes" ;;
   *) fail "copy_file_range: '$_out', want $_want bytes" ;; esac
 size_is "$M/big.copy" "$_want" "the copy has the size of the source"
+
+echo "== FICLONE (CLONE)"
+# Where the server's file system shares extents (XFS, Btrfs) the clone is made; elsewhere
+# (ext4, tmpfs) CLONE answers NOTSUPP and the client EOPNOTSUPP, as `cp --reflink=auto`
+# expects before it copies. Either way the host compares a clone's bytes.
+_out=$(nt-sparse clone "$M/sparse" "$M/sparse.clone") || fail "nt-sparse clone: $_out"
+echo "CLONE $_out"
+case "$_out" in cloned|"clone not supported") ok "FICLONE: $_out" ;;
+  *) fail "FICLONE: '$_out'" ;; esac
 
 echo "== maps for the host"
 for f in sparse empty alloc; do

@@ -27,7 +27,8 @@
 #    the map of each file it leaves, and this script checks that the map of the server's copy
 #    on the host is the same (nt-sparse on both sides); copy_file_range of a 96 MiB file the
 #    host left in the export, compared byte for byte on the host. Against rnfs, `rnfs stats`
-#    must count SEEK, ALLOCATE, DEALLOCATE and COPY operations, an asynchronous copy whose
+#    must count SEEK, ALLOCATE, DEALLOCATE, COPY and CLONE (FICLONE of a file: a clone where
+#    the file system shares extents, else EOPNOTSUPP) operations, an asynchronous copy whose
 #    CB_OFFLOAD the client took, and fewer READs and WRITEs than moving the copy's data
 #    through the client would take.
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
@@ -220,7 +221,13 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
   head -c $((BIG_MIB << 20)) /dev/urandom > "$SX/big"
   if start_server "$SX"; then
     run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
-    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 15 || rc=1
+    [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 16 || rc=1
+    if tr -d '\r' < "$RUN/sparse.out" | grep -qx 'CLONE cloned'; then
+      cmp -s "$SX/sparse" "$SX/sparse.clone" || { rc=1; rnfs_log "sparse: the clone differs from its source"; }
+      rnfs_log "sparse: FICLONE made a clone with the same bytes"
+    else
+      rnfs_log "sparse: FICLONE: not supported by the export's file system"
+    fi
     if cmp -s "$SX/big" "$SX/big.copy"; then
       rnfs_log "sparse: the guest's copy of big ($BIG_MIB MiB) has the same bytes"
     else
@@ -241,7 +248,7 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
       case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
       "$bin" stats --server "127.0.0.1:$NFS_PORT" --prometheus > "$RUN/sparse.prom" 2>&1 || true
       count() { awk -v l="rnfs_nfs4_ops_total{op=\"$1\"}" '$1==l{print $2}' "$RUN/sparse.prom"; }
-      for op in seek allocate deallocate copy; do
+      for op in seek allocate deallocate copy clone; do
         n=$(count $op)
         rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
         [ "${n:-0}" -gt 0 ] || { rc=1; rnfs_log "sparse: rnfs stats shows no $op"; }

@@ -11,6 +11,8 @@
  *   nt-sparse copy SRC DST          copies SRC to a new DST with copy_file_range(2) (on an
  *                                   NFSv4.2 mount: COPY), looping until it copies nothing;
  *                                   prints "copied N bytes in C calls"
+ *   nt-sparse clone SRC DST         FICLONE of SRC into a new DST (on NFSv4.2: CLONE); prints
+ *                                   "cloned" or "clone not supported" (EOPNOTSUPP, EXDEV)
  *
  * Exit status: 0 done, 1 a system call failed (its errno printed), 2 usage.
  */
@@ -20,12 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: nt-sparse map FILE | write FILE OFFSET LEN | size FILE SIZE | copy SRC DST\n");
+          "usage: nt-sparse map FILE | write FILE OFFSET LEN | size FILE SIZE | copy SRC DST"
+          " | clone SRC DST\n");
   return 2;
 }
 
@@ -94,6 +99,21 @@ static int copy(const char *src, const char *dst) {
   return close(out) < 0 ? fail("close", dst) : 0;
 }
 
+static int clone_file(const char *src, const char *dst) {
+  int in = open(src, O_RDONLY);
+  if (in < 0) return fail("open", src);
+  int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) return fail("open", dst);
+  if (ioctl(out, FICLONE, in) < 0) {
+    if (errno != EOPNOTSUPP && errno != EXDEV) return fail("FICLONE", dst);
+    printf("clone not supported\n");
+  } else {
+    printf("cloned\n");
+  }
+  close(in);
+  return close(out) < 0 ? fail("close", dst) : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "map") == 0) return map(argv[2]);
   if (argc == 5 && strcmp(argv[1], "write") == 0)
@@ -105,5 +125,6 @@ int main(int argc, char **argv) {
     return close(fd) < 0 ? fail("close", argv[2]) : 0;
   }
   if (argc == 4 && strcmp(argv[1], "copy") == 0) return copy(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "clone") == 0) return clone_file(argv[2], argv[3]);
   return usage();
 }
