@@ -2112,9 +2112,22 @@ mod tests {
         if fs.switch_creds {
             assert_eq!(fs.copy_range(&other, &b, 0, &a, 0, 5), Err(VfsError::Acces));
         }
-        match fs.clone_range(&ctx, &a, 0, &b, 0, 0) {
-            Ok(()) => assert_eq!(fs.read(&ctx, &b, 0, 300_000).unwrap().0, data),
-            Err(VfsError::NotSupp) => {}
+        // A whole file into a new one (its unaligned end is the end of both); a range not
+        // aligned to the block size is INVAL where cloning is supported. With TMPDIR on XFS
+        // (reflink) or Btrfs this takes the first arm.
+        let c = mk(b"c");
+        match fs.clone_range(&ctx, &a, 0, &c, 0, 0) {
+            Ok(()) => {
+                assert_eq!(fs.read(&ctx, &c, 0, 400_000).unwrap().0, data);
+                assert_eq!(fs.clone_range(&ctx, &a, 1, &c, 1, 10), Err(VfsError::Inval));
+                eprintln!("FICLONERANGE cloned");
+            }
+            Err(VfsError::NotSupp) => {
+                assert_eq!(
+                    fs.clone_range(&ctx, &a, 1, &c, 1, 10),
+                    Err(VfsError::NotSupp)
+                );
+            }
             Err(e) => panic!("{e:?}"),
         }
         assert!(fs.limits().clone_blksize > 0);
