@@ -90,7 +90,7 @@ echo "== FICLONE (CLONE)"
 # Where the server's file system shares extents (XFS, Btrfs) the clone is made; elsewhere
 # (ext4, tmpfs) CLONE answers NOTSUPP and the client EOPNOTSUPP, as `cp --reflink=auto`
 # expects before it copies. Either way the host compares a clone's bytes.
-_out=$(nt-sparse clone "$M/sparse" "$M/sparse.clone") || fail "nt-sparse clone: $_out"
+_out=$(nt-sparse clone "$B" "$M/big.clone") || fail "nt-sparse clone: $_out"
 echo "CLONE $_out"
 case "$_out" in cloned|"clone not supported") ok "FICLONE: $_out" ;;
   *) fail "FICLONE: '$_out'" ;; esac

@@ -223,7 +223,7 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
     run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
     [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" 16 || rc=1
     if tr -d '\r' < "$RUN/sparse.out" | grep -qx 'CLONE cloned'; then
-      cmp -s "$SX/sparse" "$SX/sparse.clone" || { rc=1; rnfs_log "sparse: the clone differs from its source"; }
+      cmp -s "$SX/big" "$SX/big.clone" || { rc=1; rnfs_log "sparse: the clone differs from its source"; }
       rnfs_log "sparse: FICLONE made a clone with the same bytes"
     else
       rnfs_log "sparse: FICLONE: not supported by the export's file system"
