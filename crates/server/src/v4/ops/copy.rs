@@ -17,7 +17,8 @@
 //! OFFLOAD_CANCEL name that stateid. Any other COPY is synchronous (no `wr_callback_id`,
 //! `cr_synchronous` set whatever the client asked: 15.2.3 lets the server choose). It runs
 //! on the blocking thread that runs the compound, so one copies at most [`COPY_MAX`]
-//! bytes, in pieces of [`COPY_STEP`], and answers how many it copied: a client copies the
+//! bytes (an export served on the connection's task, [`COPY_STEP`]), in pieces of
+//! [`COPY_STEP`], and answers how many it copied: a client copies the
 //! rest with another COPY (the Linux client returns the short count from
 //! `copy_file_range(2)`, and `cp` asks again). The data is left UNSTABLE with the write verifier: COMMIT makes it
 //! durable. A COPY from another server (`ca_source_server` not empty) is refused with
@@ -94,7 +95,14 @@ pub fn copy(c: &mut Compound<'_>, a: &Copy4args, w: &mut Writer) -> R4<()> {
             return Ok(());
         }
     }
-    let len = all.min(COPY_MAX);
+    // On an export whose compounds run on the connection's task (memory), a copy holds
+    // that task: one backend call's worth at most.
+    let max = if e.x.export.never_blocks {
+        COPY_STEP
+    } else {
+        COPY_MAX
+    };
+    let len = all.min(max);
     let mut done = 0;
     while done < len {
         let n = e.x.export.fs.copy_range(
