@@ -6,7 +6,9 @@
 # attr's `setfattr` and `getfattr`, and `nt-sparse` (tests/guest/tools/nt-sparse.c, a
 # file's SEEK_DATA/SEEK_HOLE map). The export is mounted at /mnt (must start empty), over
 # vers=4.2: lseek SEEK_DATA/SEEK_HOLE become SEEK, `fallocate -l` ALLOCATE and `fallocate -p`
-# DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes).
+# DEALLOCATE (over 4.1 the client answers EOPNOTSUPP for both and sees no holes), and
+# copy_file_range (`nt-sparse copy`) COPY of the file `big` the host left in the export,
+# FICLONE (`nt-sparse clone`) CLONE.
 # Prints "MAP NAME LINE" for each file it leaves in the export: the host compares LINE with
 # nt-sparse's map of the server's copy; and "XATTR NAME ATTR VALUE" for each user attribute
 # it leaves: the host reads it from the server's copy. Exits non-zero on the first failure.
@@ -120,6 +122,27 @@ mkdir "$D" || fail "mkdir $D"
 run $SETFATTR -n user.dir -v yes "$D"
 xattr_is "$D" user.dir yes "a directory holds them too"
 fi
+
+echo "== copy_file_range (COPY)"
+# $M/big was written by the host before the guest booted: the copy's data must not pass
+# through the client (the host checks `rnfs stats` and compares the bytes).
+B=$M/big
+[ -f "$B" ] || fail "no $B from the host"
+_want=$(stat -c %s "$B") || fail "stat $B"
+_out=$(nt-sparse copy "$B" "$M/big.copy") || fail "nt-sparse copy: $_out"
+echo "$_out"
+case "$_out" in "copied $_want bytes in "*) ok "copy_file_range copies all $_want bytes" ;;
+  *) fail "copy_file_range: '$_out', want $_want bytes" ;; esac
+size_is "$M/big.copy" "$_want" "the copy has the size of the source"
+
+echo "== FICLONE (CLONE)"
+# Where the server's file system shares extents (XFS, Btrfs) the clone is made; elsewhere
+# (ext4, tmpfs) CLONE answers NOTSUPP and the client EOPNOTSUPP, as `cp --reflink=auto`
+# expects before it copies. Either way the host compares a clone's bytes.
+_out=$(nt-sparse clone "$B" "$M/big.clone") || fail "nt-sparse clone: $_out"
+echo "CLONE $_out"
+case "$_out" in cloned|"clone not supported") ok "FICLONE: $_out" ;;
+  *) fail "FICLONE: '$_out'" ;; esac
 
 echo "== maps for the host"
 for f in sparse empty alloc; do

@@ -25,10 +25,14 @@
 # 5. sparse: tests/guest/nfs42-sparse.sh makes a sparse file and checks its SEEK_DATA/SEEK_HOLE
 #    map through the mount, `fallocate -p` (DEALLOCATE) and `fallocate -l` (ALLOCATE); it prints
 #    the map of each file it leaves, and this script checks that the map of the server's copy
-#    on the host is the same (nt-sparse on both sides). It also sets, reads, lists and removes
-#    user extended attributes with setfattr/getfattr (RFC 8276), and the attributes it leaves
-#    must be the host's `user.` attributes of the server's copies. Against rnfs, `rnfs stats`
-#    must count SEEK, ALLOCATE, DEALLOCATE and the four xattr operations.
+#    on the host is the same (nt-sparse on both sides); copy_file_range of a 96 MiB file the
+#    host left in the export, compared byte for byte on the host. It also sets, reads, lists
+#    and removes user extended attributes with setfattr/getfattr (RFC 8276), and the
+#    attributes it leaves must be the host's `user.` attributes of the server's copies.
+#    Against rnfs, `rnfs stats` must count SEEK, ALLOCATE, DEALLOCATE, COPY, CLONE (FICLONE
+#    of a file: a clone where the file system shares extents, else EOPNOTSUPP) and the four
+#    xattr operations, an asynchronous copy whose CB_OFFLOAD the client took, and fewer READs
+#    and WRITEs than moving the copy's data through the client would take.
 # Servers listen on a random free 127.0.0.1 port. ganesha: tests/harness/ganesha.sh; rnfs:
 # tests/harness/rnfs.sh (${RNFS_BIN:-target/release/rnfs}; RNFS_SERVE_EXTRA adds options).
 # Needs root (tmpfs mount, apt-get).
@@ -215,12 +219,26 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
     "$H/linux-client/lock-tree.sh" "$LOCKTREE" >&2
   SX=$RUN/export-sparse
   mkdir -p "$SX"
+  # The source of the guest's copy_file_range: more than one COPY of rnfs (64 MiB each).
+  BIG_MIB=96
+  head -c $((BIG_MIB << 20)) /dev/urandom > "$SX/big"
   if start_server "$SX"; then
     run_guest sparse "$G/nfs42-sparse.sh" -a "$LOCKTREE" || rc=$?
-    # rnfs serves user xattrs (23 checks); a server that has none (Ganesha 4.3) skips them (13)
-    min=23
-    [ "$SERVER" = rnfs ] || ! grep -q '^SKIPPED nfs42-xattr' "$RUN/sparse.out" || min=13
+    # rnfs serves user xattrs (26 checks); a server that has none (Ganesha 4.3) skips them (16)
+    min=26
+    [ "$SERVER" = rnfs ] || ! grep -q '^SKIPPED nfs42-xattr' "$RUN/sparse.out" || min=16
     [ "$rc" != 0 ] || enough_checks nfs42-sparse "$RUN/sparse.out" "$min" || rc=1
+    if tr -d '\r' < "$RUN/sparse.out" | grep -qx 'CLONE cloned'; then
+      cmp -s "$SX/big" "$SX/big.clone" || { rc=1; rnfs_log "sparse: the clone differs from its source"; }
+      rnfs_log "sparse: FICLONE made a clone with the same bytes"
+    else
+      rnfs_log "sparse: FICLONE: not supported by the export's file system"
+    fi
+    if cmp -s "$SX/big" "$SX/big.copy"; then
+      rnfs_log "sparse: the guest's copy of big ($BIG_MIB MiB) has the same bytes"
+    else
+      rc=1; rnfs_log "sparse: big.copy differs from big (or is missing)"
+    fi
     # the maps the guest saw, against those of the server's copies
     maps=0
     while read -r _ f want; do
@@ -246,10 +264,26 @@ if [ "$VERS" = 4.2 ] && phase sparse; then
       bin=${RNFS_BIN:-target/release/rnfs}
       case "$bin" in /*) ;; *) bin=$RNFS_REPO/$bin ;; esac
       "$bin" stats --server "127.0.0.1:$NFS_PORT" --prometheus > "$RUN/sparse.prom" 2>&1 || true
-      for op in seek allocate deallocate getxattr setxattr listxattrs removexattr; do
-        n=$(awk -v l="rnfs_nfs4_ops_total{op=\"$op\"}" '$1==l{print $2}' "$RUN/sparse.prom")
+      count() { awk -v l="rnfs_nfs4_ops_total{op=\"$1\"}" '$1==l{print $2}' "$RUN/sparse.prom"; }
+      for op in seek allocate deallocate copy clone getxattr setxattr listxattrs removexattr; do
+        n=$(count $op)
         rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
         [ "${n:-0}" -gt 0 ] || { rc=1; rnfs_log "sparse: rnfs stats shows no $op"; }
+      done
+      # 96 MiB is past rnfs's threshold for asynchronous copies (64 MiB), and the Linux
+      # client does not ask for a synchronous one: the copy ran asynchronously and its
+      # CB_OFFLOAD reached the client.
+      async=$(awk '$1=="rnfs_nfs4_async_copies_total{event=\"started\"}"{print $2}' "$RUN/sparse.prom")
+      cbfail=$(awk '$1=="rnfs_nfs4_async_copies_total{event=\"cb_failed\"}"{print $2}' "$RUN/sparse.prom")
+      rnfs_log "sparse: asynchronous copies: ${async:-none}, CB_OFFLOADs not taken: ${cbfail:-none}"
+      [ "${async:-0}" -gt 0 ] && [ "${cbfail:-1}" = 0 ] || { rc=1; rnfs_log "sparse: no asynchronous copy, or its CB_OFFLOAD failed"; }
+      # The copy's data never went through the client: moving it would take at least one
+      # READ and one WRITE per MiB (rsize and wsize are at most 1 MiB); the other checks
+      # move a few hundred KiB.
+      for op in read read_plus write; do
+        n=$(count $op)
+        rnfs_log "sparse: rnfs stats counts $op: ${n:-none}"
+        [ "${n:-0}" -lt $((BIG_MIB / 2)) ] || { rc=1; rnfs_log "sparse: $n ${op}s: the copy went through the client"; }
       done
     fi
     "$H/$SERVER.sh" stop >&2 || true

@@ -276,6 +276,23 @@ pub struct Limits {
     pub max_file_size: u64,
     /// Timestamp granularity in nanoseconds.
     pub time_granularity_ns: u32,
+    /// The alignment [`Backend::clone_range`] needs of offsets and lengths (NFSv4.2
+    /// `clone_blksize`, RFC 7862 section 12.2.1); 0 when the backend cannot clone.
+    pub clone_blksize: u32,
+    /// What [`Attr::change`] is (NFSv4.2 `change_attr_type`, RFC 7862 section 12.2.3).
+    pub change: ChangeKind,
+}
+
+/// What a backend's change attribute ([`Attr::change`]) is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChangeKind {
+    /// A counter that grows with every change of any file.
+    Counter,
+    /// The ctime in nanoseconds (`time_metadata`).
+    Ctime,
+    /// Nothing the backend promises but that it changes.
+    #[default]
+    Undefined,
 }
 
 impl Default for Limits {
@@ -285,6 +302,8 @@ impl Default for Limits {
             link_max: 65000,
             max_file_size: i64::MAX as u64,
             time_granularity_ns: 1,
+            clone_blksize: 0,
+            change: ChangeKind::Undefined,
         }
     }
 }
@@ -579,6 +598,46 @@ pub trait Backend: Send + Sync + 'static {
     /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`). Needs write permission; `len > 0`
     /// (else [`VfsError::Inval`]). Not supported by default.
     fn deallocate(&self, _ctx: &Ctx, _key: &FileKey, _offset: u64, _len: u64) -> VfsResult<()> {
+        Err(VfsError::NotSupp)
+    }
+    /// Copies bytes from `[src_off, src_off + len)` of regular file `src` to `dst_off` of
+    /// regular file `dst` (NFSv4.2 COPY within the server, RFC 7862 section 15.2.3, as
+    /// `copy_file_range(2)` does): the caller needs read permission on `src` and write
+    /// permission on `dst`, whose size grows to the end of what was copied; holes of `src`
+    /// read as zeros in `dst`. Returns how many bytes were copied: 0 only when `src_off` is
+    /// at or past the end of `src`, otherwise possibly fewer than `len` (the end of `src`,
+    /// or a backend that copies in pieces): callers loop. The ranges of one file must not
+    /// overlap (the caller checks; [`VfsError::Inval`] where the backend sees it).
+    /// [`VfsError::FBig`] when `dst_off` plus what is to be copied passes the largest size.
+    /// Not supported by default.
+    fn copy_range(
+        &self,
+        _ctx: &Ctx,
+        _src: &FileKey,
+        _src_off: u64,
+        _dst: &FileKey,
+        _dst_off: u64,
+        _len: u64,
+    ) -> VfsResult<u64> {
+        Err(VfsError::NotSupp)
+    }
+    /// Makes `[dst_off, dst_off + len)` of regular file `dst` share the storage of
+    /// `[src_off, src_off + len)` of regular file `src` (NFSv4.2 CLONE, RFC 7862 section
+    /// 15.13.3, the `FICLONERANGE` ioctl): all of it or nothing; `len` 0 is to the end of
+    /// `src`. Permissions as [`Backend::copy_range`]. [`VfsError::NotSupp`] where the
+    /// file system cannot share storage (or not between these two files),
+    /// [`VfsError::Inval`] for a range it cannot clone (not aligned to
+    /// [`Limits::clone_blksize`], past the end of `src`, overlapping in one file). Not
+    /// supported by default.
+    fn clone_range(
+        &self,
+        _ctx: &Ctx,
+        _src: &FileKey,
+        _src_off: u64,
+        _dst: &FileKey,
+        _dst_off: u64,
+        _len: u64,
+    ) -> VfsResult<()> {
         Err(VfsError::NotSupp)
     }
     /// Whether an object with attributes `attr` can hold user extended attributes

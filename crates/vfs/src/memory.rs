@@ -66,10 +66,10 @@ use parking_lot::RwLock;
 
 use crate::perm::{self, R, W, X};
 use crate::{
-    check_name, check_new_name, check_xattr_name, cookie, Attr, Backend, Content, CreateMode,
-    Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat, Limits, ReadDone, SetAttr, SetTime,
-    SoughtAt, SpecialKind, Stability, Timestamp, VfsError, VfsResult, XattrSet, XATTR_LIST_MAX,
-    XATTR_SIZE_MAX,
+    check_name, check_new_name, check_xattr_name, cookie, Attr, Backend, ChangeKind, Content,
+    CreateMode, Creds, Ctx, DirEntry, DirPage, FileKey, FileType, FsStat, Limits, ReadDone,
+    SetAttr, SetTime, SoughtAt, SpecialKind, Stability, Timestamp, VfsError, VfsResult, XattrSet,
+    XATTR_LIST_MAX, XATTR_SIZE_MAX,
 };
 
 /// Bytes charged for every inode, whatever it holds.
@@ -320,6 +320,40 @@ impl FileData {
             }
         }
         removed
+    }
+
+    /// The pieces of `[offset, offset + n)`, which lies within the size, relative to
+    /// `offset` in order: data (a copy of its bytes, held in chunks) or holes (`None`).
+    /// Costs what the chunks in the range number, not the range's length.
+    fn pieces(&self, offset: u64, n: u64) -> Vec<(u64, u64, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        if n == 0 {
+            return out;
+        }
+        let end = offset + n;
+        let mut pos = offset;
+        for (&idx, chunk) in self.chunks.range(Self::chunk_range(offset, end)) {
+            let start = idx * CHUNK;
+            let from = offset.max(start);
+            let to = end.min(start + CHUNK);
+            if from > pos {
+                out.push((pos - offset, from - pos, None));
+            }
+            let bytes = chunk[(from - start) as usize..(to - start) as usize].to_vec();
+            // Consecutive chunks make one data piece.
+            match out.last_mut() {
+                Some((at, len, Some(b))) if *at + *len == from - offset => {
+                    b.extend_from_slice(&bytes);
+                    *len += to - from;
+                }
+                _ => out.push((from - offset, to - from, Some(bytes))),
+            }
+            pos = to;
+        }
+        if end > pos {
+            out.push((pos - offset, end - pos, None));
+        }
+        out
     }
 
     /// Sets the size; returns the chunks no longer needed.
@@ -1042,7 +1076,12 @@ impl MemFs {
         nodes.insert(ROOT_INO, root);
         MemFs {
             instance: instance_id(),
-            limits: Limits::default(),
+            // Any offset and length can be cloned (a clone is a copy here).
+            limits: Limits {
+                clone_blksize: 1,
+                change: ChangeKind::Counter,
+                ..Limits::default()
+            },
             inner: RwLock::new(Inner {
                 nodes,
                 next_ino: ROOT_INO + 1,
@@ -1098,6 +1137,70 @@ impl MemFs {
         drop(g);
         drop(trash);
         Ok(())
+    }
+
+    /// One piece of a copy: at most [`MAX_READ`] bytes of `src` from `src_off` to `dst`
+    /// at `dst_off`. The source's pieces are taken first (so a copy within one file reads
+    /// nothing it wrote), then the destination's new chunks are charged, the data written
+    /// and the holes punched, and the size grown to the end of the copy.
+    fn copy_in(
+        &self,
+        ctx: &Ctx,
+        src: &FileKey,
+        src_off: u64,
+        dst: &FileKey,
+        dst_off: u64,
+        len: u64,
+    ) -> VfsResult<u64> {
+        let (si, di) = (self.ino(src)?, self.ino(dst)?);
+        let c = &ctx.creds;
+        let mut trash = Trash::default();
+        let mut g = self.inner.write();
+        let (f, _) = g.node(si)?.file_for(si, c, false)?;
+        let n = len.min(MAX_READ).min(f.size.saturating_sub(src_off));
+        let pieces = f.pieces(src_off, n);
+        let (d, _) = g.node(di)?.file_for(di, c, true)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let end = dst_off
+            .checked_add(n)
+            .filter(|&e| e <= MAX_SIZE)
+            .ok_or(VfsError::FBig)?;
+        let mut missing = std::collections::BTreeSet::new();
+        for (at, len, data) in &pieces {
+            if data.is_some() {
+                let from = dst_off + at;
+                for idx in FileData::chunk_range(from, from + len) {
+                    if !d.chunks.contains_key(&idx) {
+                        missing.insert(idx);
+                    }
+                }
+            }
+        }
+        g.charge(missing.len() as u64 * CHUNK)?;
+        let now = g.now();
+        let node = g.node_mut(di)?;
+        let mut freed = 0;
+        if let Body::File(d) = &mut node.body {
+            for (at, len, data) in pieces {
+                match data {
+                    Some(b) => d.write(dst_off + at, &b),
+                    None => {
+                        let removed = d.punch(dst_off + at, dst_off + at + len);
+                        freed += removed.len() as u64 * CHUNK;
+                        trash.chunks.push(removed);
+                    }
+                }
+            }
+            d.size = d.size.max(end);
+        }
+        node.kill_privs(c);
+        g.release(freed);
+        g.touch(di, now, true);
+        drop(g);
+        drop(trash);
+        Ok(n)
     }
 
     fn generation(&self, ino: u64) -> u64 {
@@ -1379,6 +1482,51 @@ impl Backend for MemFs {
         g.release(xattr_cost(name, &v));
         let now = g.now();
         g.touch(ino, now, false);
+        Ok(())
+    }
+
+    /// At most [`MAX_READ`] bytes a call: the source's chunks are copied (its holes stay
+    /// holes, punched in the destination), under the lock, charged as writes.
+    fn copy_range(
+        &self,
+        ctx: &Ctx,
+        src: &FileKey,
+        src_off: u64,
+        dst: &FileKey,
+        dst_off: u64,
+        len: u64,
+    ) -> VfsResult<u64> {
+        self.copy_in(ctx, src, src_off, dst, dst_off, len)
+    }
+
+    /// A copy: nothing is shared between files here, any range can be cloned, up to
+    /// [`MAX_READ`] bytes (what one copy call takes, so that a clone costs no more than
+    /// one; a longer one is NOTSUPP: the client copies instead). All of it or nothing.
+    fn clone_range(
+        &self,
+        ctx: &Ctx,
+        src: &FileKey,
+        src_off: u64,
+        dst: &FileKey,
+        dst_off: u64,
+        len: u64,
+    ) -> VfsResult<()> {
+        let size = self.getattr(ctx, src)?.size;
+        let len = if len == 0 {
+            size.saturating_sub(src_off)
+        } else {
+            len
+        };
+        match src_off.checked_add(len) {
+            Some(end) if end <= size => {}
+            _ => return Err(VfsError::Inval),
+        }
+        if len > MAX_READ {
+            return Err(VfsError::NotSupp);
+        }
+        if len > 0 {
+            self.copy_in(ctx, src, src_off, dst, dst_off, len)?;
+        }
         Ok(())
     }
 
@@ -2084,6 +2232,102 @@ mod tests {
         fs.remove(&root, &fs.root(), b"l").unwrap();
         fs.check_invariants();
         assert_eq!(fs.inner.read().used, MemFs::new(1).inner.read().used);
+    }
+
+    /// COPY keeps the source's holes as holes (punching over data in the destination),
+    /// charges only the chunks it adds, copies at most MAX_READ a call, and works within
+    /// one file; CLONE is all of it or INVAL.
+    #[test]
+    fn copy_and_clone_ranges() {
+        let fs = MemFs::new(1 << 30);
+        let c = Ctx::default();
+        let mk = |name: &[u8]| {
+            fs.create(
+                &c,
+                &fs.root(),
+                name,
+                &CreateMode::Unchecked(SetAttr::default()),
+            )
+            .unwrap()
+            .0
+        };
+        let (a, b) = (mk(b"a"), mk(b"b"));
+        // a: data in chunk 1, a hole in chunks 2 and 3, data in chunk 4, size 5 chunks.
+        fs.write(&c, &a, CHUNK + 1, b"xy", Stability::Unstable)
+            .unwrap();
+        fs.write(&c, &a, 4 * CHUNK + 5, b"z", Stability::Unstable)
+            .unwrap();
+        fs.setattr(
+            &c,
+            &a,
+            &SetAttr {
+                size: Some(5 * CHUNK),
+                ..SetAttr::default()
+            },
+            None,
+        )
+        .unwrap();
+        // b: data over the whole of where the hole will land.
+        fs.write(&c, &b, 0, &vec![9; 6 * CHUNK as usize], Stability::Unstable)
+            .unwrap();
+        let free = fs.fsstat(&c, &b).unwrap().free_bytes;
+        assert_eq!(
+            fs.copy_range(&c, &a, CHUNK, &b, CHUNK, 1 << 40).unwrap(),
+            4 * CHUNK
+        );
+        let (got, _) = fs.read(&c, &b, 0, 6 * CHUNK as u32).unwrap();
+        let mut want = vec![9u8; 6 * CHUNK as usize];
+        want[CHUNK as usize..5 * CHUNK as usize].fill(0);
+        want[CHUNK as usize + 1..CHUNK as usize + 3].copy_from_slice(b"xy");
+        want[4 * CHUNK as usize + 5] = b'z';
+        assert_eq!(got, want);
+        assert_eq!(map(&fs, &b), [(0, 2 * CHUNK), (4 * CHUNK, 6 * CHUNK)]);
+        // The two chunks of the hole were freed.
+        assert_eq!(fs.fsstat(&c, &b).unwrap().free_bytes, free + 2 * CHUNK);
+        // Past the end: nothing; into a new file: the size grows to the end, holes kept.
+        assert_eq!(fs.copy_range(&c, &a, 5 * CHUNK, &b, 0, 9).unwrap(), 0);
+        let e = mk(b"e");
+        assert_eq!(
+            fs.copy_range(&c, &a, 2 * CHUNK, &e, 0, 3 * CHUNK).unwrap(),
+            3 * CHUNK
+        );
+        assert_eq!(fs.getattr(&c, &e).unwrap().size, 3 * CHUNK);
+        assert_eq!(map(&fs, &e), [(2 * CHUNK, 3 * CHUNK)]);
+        // Large: one call copies MAX_READ at most.
+        let big = mk(b"big");
+        fs.allocate(&c, &big, 0, MAX_READ + CHUNK).unwrap();
+        assert_eq!(
+            fs.copy_range(&c, &big, 0, &e, 0, u64::MAX).unwrap(),
+            MAX_READ
+        );
+        // Within one file (ranges apart), and the errors.
+        assert_eq!(fs.copy_range(&c, &a, CHUNK, &a, 6 * CHUNK, 3).unwrap(), 3);
+        assert_eq!(fs.read(&c, &a, 6 * CHUNK + 1, 2).unwrap().0, b"xy");
+        let root = fs.root();
+        assert_eq!(fs.copy_range(&c, &root, 0, &a, 0, 1), Err(VfsError::IsDir));
+        assert_eq!(
+            fs.copy_range(&c, &a, 0, &a, MAX_SIZE, 1),
+            Err(VfsError::FBig)
+        );
+        // CLONE: a whole range (0: to the end), or INVAL past the end.
+        let f = mk(b"f");
+        fs.clone_range(&c, &a, 0, &f, 0, 0).unwrap();
+        assert_eq!(
+            fs.read(&c, &f, 0, 1 << 20).unwrap().0,
+            fs.read(&c, &a, 0, 1 << 20).unwrap().0
+        );
+        assert_eq!(
+            fs.clone_range(&c, &a, CHUNK, &f, 0, 1 << 40),
+            Err(VfsError::Inval)
+        );
+        assert_eq!(fs.limits().clone_blksize, 1);
+        // Longer than one copy call: NOTSUPP (the client copies), nothing changed.
+        let g = mk(b"g");
+        assert_eq!(
+            fs.clone_range(&c, &big, 0, &g, 0, 0),
+            Err(VfsError::NotSupp)
+        );
+        assert_eq!(fs.getattr(&c, &g).unwrap().size, 0);
     }
 
     #[test]

@@ -8,6 +8,11 @@
  *   nt-sparse map FILE              prints "size N data A-B data C-D ..." (one line)
  *   nt-sparse write FILE OFFSET LEN writes LEN bytes (a pattern, never zero) at OFFSET
  *   nt-sparse size FILE SIZE        sets the size (ftruncate)
+ *   nt-sparse copy SRC DST          copies SRC to a new DST with copy_file_range(2) (on an
+ *                                   NFSv4.2 mount: COPY), looping until it copies nothing;
+ *                                   prints "copied N bytes in C calls"
+ *   nt-sparse clone SRC DST         FICLONE of SRC into a new DST (on NFSv4.2: CLONE); prints
+ *                                   "cloned" or "clone not supported" (EOPNOTSUPP, EXDEV)
  *
  * Exit status: 0 done, 1 a system call failed (its errno printed), 2 usage.
  */
@@ -17,11 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static int usage(void) {
-  fprintf(stderr, "usage: nt-sparse map FILE | write FILE OFFSET LEN | size FILE SIZE\n");
+  fprintf(stderr,
+          "usage: nt-sparse map FILE | write FILE OFFSET LEN | size FILE SIZE | copy SRC DST"
+          " | clone SRC DST\n");
   return 2;
 }
 
@@ -71,6 +80,40 @@ static int write_at(const char *file, long long off, long long len) {
   return close(fd) < 0 ? fail("close", file) : 0;
 }
 
+static int copy(const char *src, const char *dst) {
+  int in = open(src, O_RDONLY);
+  if (in < 0) return fail("open", src);
+  int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) return fail("open", dst);
+  long long total = 0, calls = 0;
+  for (;;) {
+    ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+    if (n < 0) return fail("copy_file_range", dst);
+    calls++;
+    if (n == 0) break;
+    total += n;
+  }
+  if (fsync(out) < 0) return fail("fsync", dst);
+  printf("copied %lld bytes in %lld calls\n", total, calls);
+  close(in);
+  return close(out) < 0 ? fail("close", dst) : 0;
+}
+
+static int clone_file(const char *src, const char *dst) {
+  int in = open(src, O_RDONLY);
+  if (in < 0) return fail("open", src);
+  int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) return fail("open", dst);
+  if (ioctl(out, FICLONE, in) < 0) {
+    if (errno != EOPNOTSUPP && errno != EXDEV) return fail("FICLONE", dst);
+    printf("clone not supported\n");
+  } else {
+    printf("cloned\n");
+  }
+  close(in);
+  return close(out) < 0 ? fail("close", dst) : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "map") == 0) return map(argv[2]);
   if (argc == 5 && strcmp(argv[1], "write") == 0)
@@ -81,5 +124,7 @@ int main(int argc, char **argv) {
     if (ftruncate(fd, (off_t)atoll(argv[3])) < 0) return fail("ftruncate", argv[2]);
     return close(fd) < 0 ? fail("close", argv[2]) : 0;
   }
+  if (argc == 4 && strcmp(argv[1], "copy") == 0) return copy(argv[2], argv[3]);
+  if (argc == 4 && strcmp(argv[1], "clone") == 0) return clone_file(argv[2], argv[3]);
   return usage();
 }

@@ -30,7 +30,7 @@
 use super::error::{Nfs4Error, R4};
 use super::owner::{OwnerMap, MAX_OWNER};
 use super::pseudo::ObjectAttrs;
-use rnfs_vfs::{FileType, FsStat, Limits, SetAttr, SetTime, Timestamp};
+use rnfs_vfs::{ChangeKind, FileType, FsStat, Limits, SetAttr, SetTime, Timestamp};
 use rnfs_xdr::{Reader, Writer};
 
 /// Attribute numbers (RFC 8881 section 5.6, 5.7, 5.8), those this module knows.
@@ -84,6 +84,9 @@ pub mod num {
     pub const MOUNTED_ON_FILEID: u32 = 55;
     pub const FS_LAYOUT_TYPES: u32 = 62;
     pub const SUPPATTR_EXCLCREAT: u32 = 75;
+    pub const CLONE_BLKSIZE: u32 = 77;
+    pub const SPACE_FREED: u32 = 78;
+    pub const CHANGE_ATTR_TYPE: u32 = 79;
     pub const XATTR_SUPPORT: u32 = 82;
     pub const OPEN_ARGUMENTS: u32 = 86;
 }
@@ -303,6 +306,31 @@ const V41: Bitmap = Bitmap(
         .0,
 );
 
+/// NFSv4.2 (RFC 7862 section 12.2): `clone_blksize` (the backend's alignment for CLONE, 0
+/// when it cannot clone), `space_freed` (the storage a REMOVE would free: none while other
+/// links keep a file) and `change_attr_type` (what `change` is made of: the memory
+/// backend's counter, the local backend's ctime), and `xattr_support` (RFC 8276 section
+/// 8.1, answered per object).
+const V42: Bitmap = Bitmap(
+    V41.0
+        | Bitmap::of(&[
+            num::CLONE_BLKSIZE,
+            num::SPACE_FREED,
+            num::CHANGE_ATTR_TYPE,
+            num::XATTR_SUPPORT,
+        ])
+        .0,
+);
+
+/// `change_attr_type4` of a backend's change attribute.
+fn change_attr_type(k: ChangeKind) -> u32 {
+    match k {
+        ChangeKind::Counter => 0,   // NFS4_CHANGE_TYPE_IS_MONOTONIC_INCR
+        ChangeKind::Ctime => 3,     // NFS4_CHANGE_TYPE_IS_TIME_METADATA
+        ChangeKind::Undefined => 4, // NFS4_CHANGE_TYPE_IS_UNDEFINED
+    }
+}
+
 /// `open_arguments` (RFC 9754 3.1): what OPEN takes, five `bitmap4`s whose bits are the
 /// values of each argument: share access READ, WRITE, BOTH; share deny NONE to BOTH; of
 /// the "want" values ANY_DELEG, NO_DELEG, CANCEL (READ_DELEG and WRITE_DELEG have no
@@ -320,9 +348,6 @@ fn open_arguments(w: &mut Writer) {
         w.u32(word);
     }
 }
-
-/// NFSv4.2: `xattr_support` (RFC 8276 section 8.1), answered per object.
-const V42: Bitmap = Bitmap(V41.0 | Bitmap::of(&[num::XATTR_SUPPORT]).0);
 
 /// The attributes supported for NFSv4 minor version `minor` (`supported_attrs`).
 pub fn supported(minor: u32) -> Bitmap {
@@ -464,6 +489,13 @@ pub fn encode(
             num::FS_LAYOUT_TYPES => w.u32(0),
             num::SUPPATTR_EXCLCREAT => EXCLCREAT.encode(&mut w),
             num::OPEN_ARGUMENTS => open_arguments(&mut w),
+            num::CLONE_BLKSIZE => w.u32(src.limits.clone_blksize),
+            num::SPACE_FREED => w.u64(if a.ftype == FileType::Directory || a.nlink <= 1 {
+                a.used
+            } else {
+                0
+            }),
+            num::CHANGE_ATTR_TYPE => w.u32(change_attr_type(src.limits.change)),
             num::XATTR_SUPPORT => w.bool(src.obj.xattr_support),
             // `supported` and this match list the same attributes (the test
             // `every_supported_attribute_encodes` holds them together).
@@ -686,6 +718,24 @@ mod tests {
         assert_eq!(one(num::SPACE_USED), be(&[0, 4096]));
         assert_eq!(one(num::SUPPATTR_EXCLCREAT), be(&[2, 0x10, 0x32]));
         assert_eq!(one(num::RDATTR_ERROR), be(&[0]));
+        // NFSv4.2's: the backend's clone alignment and change kind, what REMOVE frees.
+        let one42 = |n| {
+            let srv = ServerAttrs { minor: 2, ..SRV };
+            encode(Bitmap::of(&[n]), &s, &srv, &OwnerMap::numeric())
+                .unwrap()
+                .1
+        };
+        assert_eq!(one42(num::CLONE_BLKSIZE), be(&[s.limits.clone_blksize]));
+        assert_eq!(one42(num::CHANGE_ATTR_TYPE), be(&[4]), "undefined");
+        assert_eq!(
+            one42(num::SPACE_FREED),
+            be(&[0, 0]),
+            "another link keeps it"
+        );
+        assert!(
+            one(num::CLONE_BLKSIZE).is_empty(),
+            "not an NFSv4.1 attribute"
+        );
         let mut with_error = s;
         with_error.rdattr_error = Nfs4Error::Access.code();
         let (_, v) = encode(

@@ -155,6 +155,23 @@ pub(crate) enum CbOp<'a> {
     },
     /// CB_GETATTR (RFC 8881 20.1) of the size and change of the file with this handle.
     Getattr(&'a [u8]),
+    /// CB_OFFLOAD (RFC 7862 16.1): the end of an asynchronous copy.
+    Offload(&'a OffloadEnd),
+}
+
+/// The end of an asynchronous copy, for CB_OFFLOAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OffloadEnd {
+    /// The destination's wire handle.
+    pub(crate) fh: Vec<u8>,
+    /// The copy stateid.
+    pub(crate) stateid: Stateid,
+    /// Bytes copied.
+    pub(crate) copied: u64,
+    /// 0, or the nfsstat4 the copy failed with.
+    pub(crate) status: u32,
+    /// The write verifier (the data is left UNSTABLE).
+    pub(crate) verf: [u8; 8],
 }
 
 /// `change` and `size`, the attributes CB_GETATTR asks for.
@@ -185,6 +202,23 @@ pub(crate) fn encode_cb_compound(
         CbOp::Getattr(fh) => p4::NfsCbArgop4::OpCbGetattr(p4::CbGetattr4args {
             fh: Opaque::new(fh.to_vec()).ok()?,
             attr_request: VarArray(vec![CB_GETATTR_MASK]),
+        }),
+        CbOp::Offload(e) => p4::NfsCbArgop4::OpCbOffload(p4::CbOffload4args {
+            coa_fh: Opaque::new(e.fh.clone()).ok()?,
+            coa_stateid: p4::Stateid4 {
+                seqid: e.stateid.seqid,
+                other: OpaqueFixed(e.stateid.other),
+            },
+            coa_offload_info: match p4::Nfsstat4::from_u32(e.status) {
+                Some(p4::Nfsstat4::Nfs4Ok) => p4::OffloadInfo4::Nfs4Ok(p4::WriteResponse4 {
+                    wr_callback_id: VarArray(Vec::new()),
+                    wr_count: e.copied,
+                    wr_committed: p4::StableHow4::Unstable4,
+                    wr_writeverf: OpaqueFixed(e.verf),
+                }),
+                Some(st) => p4::OffloadInfo4::Default(st, e.copied),
+                None => p4::OffloadInfo4::Default(p4::Nfsstat4::Nfs4errServerfault, e.copied),
+            },
         }),
     };
     let args = p4::CbCompound4args {
@@ -724,6 +758,42 @@ impl V4State {
     }
 }
 
+impl V4State {
+    /// CB_OFFLOAD (RFC 7862 16.1) of the copy `e` to `client`, waiting on the calling
+    /// thread (the copy's own) for the reply; sent again while the back channel is busy,
+    /// a few times. Whether the client took it.
+    pub(crate) fn cb_offload_wait(self: &Arc<Self>, client: ClientId, e: &OffloadEnd) -> bool {
+        for attempt in 0..8u32 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100 << attempt.min(4)));
+            }
+            let d = match self.start_direct(client, CbOp::Offload(e)) {
+                Ok(d) => d,
+                Err(RecallOutcome::Refused(NFS4ERR_DELAY)) => continue,
+                Err(why) => {
+                    tracing::debug!(client = client.0, ?why, "CB_OFFLOAD not sent");
+                    return false;
+                }
+            };
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.send_direct(d, move |got, _| {
+                let _ = tx.try_send(got);
+            });
+            match rx.recv_timeout(self.callback_timeout() + Duration::from_secs(1)) {
+                Ok(Some(RecallOutcome::Delivered)) => return true,
+                // Not run by the client, or a busy slot: again.
+                Ok(None | Some(RecallOutcome::Refused(NFS4ERR_DELAY))) => continue,
+                Ok(Some(outcome)) => {
+                    tracing::debug!(client = client.0, ?outcome, "CB_OFFLOAD refused");
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+}
+
 /// A callback ready to send on a slot of its own ([`V4State::start_direct`]).
 struct Direct {
     sid: SessionId,
@@ -838,6 +908,35 @@ pub(crate) mod tests {
         let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&any).unwrap();
         assert!(matches!(&a.argarray.0[1], p4::NfsCbArgop4::OpCbRecallAny(r)
             if r.craa_objects_to_keep == 0 && r.craa_type_mask.0 == vec![1]));
+        // CB_OFFLOAD: a copy's write_response4, or its failure and the bytes copied.
+        let mut end = OffloadEnd {
+            fh: vec![9, 9],
+            stateid: Stateid {
+                seqid: 1,
+                other: [3; 12],
+            },
+            copied: 1 << 27,
+            status: 0,
+            verf: *b"verifier",
+        };
+        let ok = encode_cb_compound(sid, 2, &seq(), CbOp::Offload(&end)).unwrap();
+        let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&ok).unwrap();
+        let p4::NfsCbArgop4::OpCbOffload(o) = &a.argarray.0[1] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            (o.coa_fh.0.clone(), o.coa_stateid.other.0),
+            (vec![9, 9], [3; 12])
+        );
+        assert!(matches!(&o.coa_offload_info, p4::OffloadInfo4::Nfs4Ok(w)
+            if w.wr_count == 1 << 27 && w.wr_writeverf.0 == *b"verifier"
+                && w.wr_callback_id.0.is_empty()));
+        end.status = 28; // NFS4ERR_NOSPC
+        end.copied = 5;
+        let failed = encode_cb_compound(sid, 2, &seq(), CbOp::Offload(&end)).unwrap();
+        let a: p4::CbCompound4args = rnfs_xdr::from_bytes(&failed).unwrap();
+        assert!(matches!(&a.argarray.0[1], p4::NfsCbArgop4::OpCbOffload(o)
+            if o.coa_offload_info == p4::OffloadInfo4::Default(p4::Nfsstat4::Nfs4errNospc, 5)));
         // A handle longer than NFS4_FHSIZE is not encoded.
         let mut long = order();
         long.fh = vec![0; 129];

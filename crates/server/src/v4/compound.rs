@@ -215,6 +215,31 @@ pub trait StateHooks {
         let _ = o;
         CbGetattr::NotAsked
     }
+    /// Starts `job`, an asynchronous COPY for `client` (RFC 7862 15.2.3), off the
+    /// compound's thread: its copy stateid, or `None` when it cannot run so now (no
+    /// verified back channel for CB_OFFLOAD, or the bounds of [`super::offload`]): the
+    /// caller copies synchronously then. `verf` is the write verifier CB_OFFLOAD reports.
+    /// None by default.
+    fn start_copy(
+        &self,
+        client: ClientId,
+        job: super::offload::CopyJob,
+        verf: [u8; 8],
+    ) -> Option<Stateid> {
+        let _ = (client, job, verf);
+        None
+    }
+    /// OFFLOAD_STATUS (RFC 7862 15.9) of `client`'s copy `sid`; `None` for a stateid of no
+    /// copy of its. None by default.
+    fn offload_status(&self, client: ClientId, sid: &Stateid) -> Option<super::offload::Progress> {
+        let _ = (client, sid);
+        None
+    }
+    /// OFFLOAD_CANCEL (RFC 7862 15.8) of `client`'s copy `sid`; whether there was one.
+    fn offload_cancel(&self, client: ClientId, sid: &Stateid) -> bool {
+        let _ = (client, sid);
+        false
+    }
 }
 
 /// What became of a [`StateHooks::cb_getattr`].
@@ -498,18 +523,18 @@ pub static OPS: [OpDesc; 73] = [
     op(57, "DESTROY_CLIENTID", 1, SESSION | MODIFIES, 0),
     built(op(58, "RECLAIM_COMPLETE", 1, MODIFIES, 0)),
     built(op(59, "ALLOCATE", 2, NEEDS_FH | MODIFIES, 0)),
-    op(60, "COPY", 2, NEEDS_FH | MODIFIES, 64),
+    built(op(60, "COPY", 2, NEEDS_FH | MODIFIES, 64)),
     op(61, "COPY_NOTIFY", 2, NEEDS_FH | MODIFIES, 64),
     built(op(62, "DEALLOCATE", 2, NEEDS_FH | MODIFIES, 0)),
     op(63, "IO_ADVISE", 2, NEEDS_FH, 16),
     op(64, "LAYOUTERROR", 2, NEEDS_FH | MODIFIES, 0),
     op(65, "LAYOUTSTATS", 2, NEEDS_FH | MODIFIES, 0),
-    op(66, "OFFLOAD_CANCEL", 2, NEEDS_FH | MODIFIES, 0),
-    op(67, "OFFLOAD_STATUS", 2, NEEDS_FH, 16),
-    op(68, "READ_PLUS", 2, NEEDS_FH, 16),
+    built(op(66, "OFFLOAD_CANCEL", 2, NEEDS_FH | MODIFIES, 0)),
+    built(op(67, "OFFLOAD_STATUS", 2, NEEDS_FH, 16)),
+    built(op(68, "READ_PLUS", 2, NEEDS_FH, 16)),
     built(op(69, "SEEK", 2, NEEDS_FH, 16)),
     op(70, "WRITE_SAME", 2, NEEDS_FH | MODIFIES, 32),
-    op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0),
+    built(op(71, "CLONE", 2, NEEDS_FH | MODIFIES, 0)),
     built(op(72, "GETXATTR", 2, NEEDS_FH, 8)),
     built(op(73, "SETXATTR", 2, NEEDS_FH | MODIFIES, 24)),
     built(op(74, "LISTXATTRS", 2, NEEDS_FH, 64)),
@@ -782,7 +807,7 @@ fn run_one(
 /// `built` flag lists the same operations (the test `the_table_and_dispatch_agree` holds
 /// them together).
 pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> R4<()> {
-    use ops::{access, attr, dir, fh, io, lock, open, space, v40, xattr};
+    use ops::{access, attr, copy, dir, fh, io, lock, open, readplus, space, v40, xattr};
     use NfsArgop4 as A;
     match op {
         A::OpAccess(a) => access::access(c, a, w),
@@ -812,6 +837,11 @@ pub(crate) fn dispatch(c: &mut Compound<'_>, op: &NfsArgop4, w: &mut Writer) -> 
         A::OpSetxattr(a) => xattr::setxattr(c, a, w),
         A::OpListxattrs(a) => xattr::listxattrs(c, a, w),
         A::OpRemovexattr(a) => xattr::removexattr(c, a, w),
+        A::OpCopy(a) => copy::copy(c, a, w),
+        A::OpClone(a) => copy::clone(c, a),
+        A::OpOffloadStatus(a) => copy::offload_status(c, a, w),
+        A::OpOffloadCancel(a) => copy::offload_cancel(c, a),
+        A::OpReadPlus(a) => readplus::read_plus(c, a, w),
         A::OpGetattr(a) => attr::getattr(c, a, w),
         A::OpGetfh => fh::getfh(c, w),
         A::OpLookup(a) => fh::lookup(c, a),
@@ -1098,14 +1128,14 @@ mod tests {
                 [(SEQ, 0), (OP_ILLEGAL, code(Nfs4Error::OpIllegal))]
             );
         }
-        // ALLOCATE and COPY are NFSv4.2: illegal in 4.1; in 4.2 ALLOCATE is built (here
-        // without a current filehandle), COPY is known but not built.
+        // ALLOCATE and WRITE_SAME are NFSv4.2: illegal in 4.1; in 4.2 ALLOCATE is built
+        // (here without a current filehandle), WRITE_SAME is known but not built.
         let mut r = w.run(&req(b"", 1).seq().plain(59).done());
         assert_eq!(r.ops()[1], (OP_ILLEGAL, code(Nfs4Error::OpIllegal)));
         let mut r = w.run(&req(b"", 2).seq().plain(59).done());
         assert_eq!(r.ops()[1], (59, code(Nfs4Error::NoFileHandle)));
-        let mut r = w.run(&req(b"", 2).seq().plain(60).done());
-        assert_eq!(r.ops()[1], (60, code(Nfs4Error::NotSupp)));
+        let mut r = w.run(&req(b"", 2).seq().plain(70).done());
+        assert_eq!(r.ops()[1], (70, code(Nfs4Error::NotSupp)));
         // OPENATTR is not built; OPEN_CONFIRM is NFSv4.0 only.
         let mut r = w.run(&req(b"", 1).seq().plain(PUTROOTFH).plain(19).done());
         assert_eq!(r.ops()[2], (19, code(Nfs4Error::NotSupp)));

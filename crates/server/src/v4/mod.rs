@@ -14,12 +14,13 @@
 //! - [`unit`] is the routing unit (program 100003 version 4); [`service`] the state a
 //!   server holds over the cores (clock, laundromat, stable records, back channel);
 //!   [`session_ops`] the session operations of one COMPOUND over it; [`outside`] watches
-//!   delegated files for changes made beside NFS.
+//!   delegated files for changes made beside NFS; [`offload`] runs asynchronous COPYs.
 pub mod attrs;
 pub mod callback;
 pub mod callback40;
 pub mod compound;
 pub mod error;
+pub mod offload;
 pub mod ops;
 pub mod outside;
 pub mod owner;

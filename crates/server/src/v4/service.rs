@@ -24,7 +24,7 @@ use super::state::callback40::Paths40;
 use super::state::delegations::{
     Access, Caller, CbGetattrOrder, DelegLimits, DelegStats, OutsideChange,
 };
-use super::state::ids::{ClientId, SessionId, Time};
+use super::state::ids::{ClientId, SessionId, Stateid, Time};
 use super::state::locking::{Limits as LockLimits, Locking, LockingError};
 use super::state::sessions::api::{CallbackHealth, ChannelAttrs, Config, SessionStats};
 use super::state::sessions::clients::ClientTable;
@@ -314,6 +314,8 @@ pub struct V4State {
     /// when inotify is available; set once, just after creation). Locked after the
     /// locking table.
     outside: std::sync::OnceLock<Arc<Watcher>>,
+    /// Asynchronous COPYs, running and finished ([`super::offload`]).
+    pub(crate) offloads: super::offload::Offloads,
 }
 
 /// The name of the state directory's file that keeps [`owner_major`].
@@ -429,6 +431,7 @@ impl V4State {
             cb40: Mutex::default(),
             owner_major: owner_major(opts.state_dir.as_deref()),
             outside: std::sync::OnceLock::new(),
+            offloads: Default::default(),
             opts,
         });
         let _ = state.me.set(Arc::downgrade(&state));
@@ -472,6 +475,8 @@ impl V4State {
         for id in &t.expired {
             locking.purge_client(*id);
         }
+        // Copies of clients gone (expired, destroyed) stop, and are forgotten.
+        self.offloads.prune(|c| clients.lease_state(c).is_some());
         // Files kept for opens that are gone another way than CLOSE (expired or courtesy
         // clients, DESTROY_CLIENTID): the space of those removed meanwhile is freed.
         self.kept.lock().retain(|f, _| locking.holds_file(f));
@@ -857,6 +862,56 @@ impl StateHooks for V4State {
 
     fn delegations_possible(&self) -> bool {
         self.opts.delegations
+    }
+
+    fn start_copy(
+        &self,
+        client: ClientId,
+        job: super::offload::CopyJob,
+        verf: [u8; 8],
+    ) -> Option<Stateid> {
+        let me = self.me.get()?.upgrade()?;
+        if !self.callback_verified(&self.clients.lock(), client) {
+            return None;
+        }
+        let (sid, copied, cancel) = self.offloads.register(client, std::process::id())?;
+        let spawned = std::thread::Builder::new()
+            .name("rnfs-copy".into())
+            .spawn(move || {
+                let (n, status) = super::offload::run(&job, &copied, &cancel);
+                me.offloads.finish(&sid, status);
+                let end = super::callback::OffloadEnd {
+                    fh: job.dst_fh,
+                    stateid: sid,
+                    copied: n,
+                    status,
+                    verf,
+                };
+                if !me.cb_offload_wait(client, &end) {
+                    me.offloads
+                        .cb_failed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                me.offloads.retire(&sid);
+            });
+        match spawned {
+            Ok(_) => Some(sid),
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for an asynchronous copy");
+                self.offloads
+                    .finish(&sid, super::error::Nfs4Error::Delay.code());
+                self.offloads.retire(&sid);
+                None
+            }
+        }
+    }
+
+    fn offload_status(&self, client: ClientId, sid: &Stateid) -> Option<super::offload::Progress> {
+        self.offloads.status(client, sid).ok()
+    }
+
+    fn offload_cancel(&self, client: ClientId, sid: &Stateid) -> bool {
+        self.offloads.cancel(client, sid).is_ok()
     }
 
     fn callback_down40(&self, client: ClientId) -> bool {

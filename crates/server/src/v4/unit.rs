@@ -493,6 +493,29 @@ impl Unit for Nfs4 {
              own opens, locks or owners, NFS4ERR_RESOURCE; server_state: the server's, \
              NFS4ERR_DELAY).",
         );
+        let off = &self.state.offloads;
+        family(
+            o,
+            "rnfs_nfs4_async_copies",
+            "gauge",
+            "Asynchronous COPYs running now (at most 2 per client and 8 in all).",
+        );
+        let _ = writeln!(o, "rnfs_nfs4_async_copies {}", off.running());
+        family(
+            o,
+            "rnfs_nfs4_async_copies_total",
+            "counter",
+            "Asynchronous COPYs, by event (cb_failed: a CB_OFFLOAD the client did not take).",
+        );
+        for (event, v) in [
+            ("started", &off.started),
+            ("ended", &off.ended),
+            ("cancelled", &off.cancelled),
+            ("cb_failed", &off.cb_failed),
+        ] {
+            let v = v.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = writeln!(o, "rnfs_nfs4_async_copies_total{{event=\"{event}\"}} {v}");
+        }
         let ls = self.state.locking_stats();
         for (bound, n) in [
             ("clients", c.refused_clients),

@@ -6,11 +6,13 @@
 //! [`Compound`]: super::compound::Compound
 pub mod access;
 pub mod attr;
+pub mod copy;
 pub mod dir;
 pub mod fh;
 pub mod io;
 pub mod lock;
 pub mod open;
+pub mod readplus;
 pub mod space;
 pub mod v40;
 pub mod xattr;

@@ -47,6 +47,10 @@ struct Hooks {
     kept: RefCell<std::collections::HashMap<rnfs_vfs::FileKey, rnfs_vfs::Kept>>,
     /// Every client's callback path is verified (delegations may be granted).
     cb_ok: Cell<bool>,
+    /// Asynchronous copies (run at once, in the COPY, when `cb_ok`), and the ends their
+    /// CB_OFFLOAD would tell: stateid, bytes, status.
+    offloads: crate::v4::offload::Offloads,
+    offloaded: RefCell<Vec<(crate::v4::state::ids::Stateid, u64, u32)>>,
 }
 
 impl StateHooks for Hooks {
@@ -90,6 +94,32 @@ impl StateHooks for Hooks {
     }
     fn callback_ok(&self, _: ClientId) -> bool {
         self.cb_ok.get()
+    }
+    fn start_copy(
+        &self,
+        client: ClientId,
+        job: crate::v4::offload::CopyJob,
+        _verf: [u8; 8],
+    ) -> Option<crate::v4::state::ids::Stateid> {
+        if !self.cb_ok.get() {
+            return None;
+        }
+        let (sid, copied, cancel) = self.offloads.register(client, 1)?;
+        let (n, status) = crate::v4::offload::run(&job, &copied, &cancel);
+        self.offloads.finish(&sid, status);
+        self.offloaded.borrow_mut().push((sid, n, status));
+        self.offloads.retire(&sid);
+        Some(sid)
+    }
+    fn offload_status(
+        &self,
+        client: ClientId,
+        sid: &crate::v4::state::ids::Stateid,
+    ) -> Option<crate::v4::offload::Progress> {
+        self.offloads.status(client, sid).ok()
+    }
+    fn offload_cancel(&self, client: ClientId, sid: &crate::v4::state::ids::Stateid) -> bool {
+        self.offloads.cancel(client, sid).is_ok()
     }
 }
 
@@ -1788,7 +1818,9 @@ fn delegation_wants_and_refusals() {
     assert_eq!(s, code(Nfs4Error::LocksHeld));
 }
 
+mod copy;
 mod p40;
+mod readplus;
 mod v40;
 mod v42;
 mod xattr;
