@@ -1,4 +1,4 @@
-//! The rnfs NFS client (NFSv3 today; its API speaks no protocol version).
+//! The rnfs NFS client, NFSv4.1 and NFSv3 (its API speaks no protocol version).
 //!
 //! Layers, bottom up:
 //! - [`types`]: the client's own attributes (with a change attribute), handles, statuses,
@@ -10,6 +10,8 @@
 //!   callbacks).
 //! - [`nfs`]: the NFSv3 edge: typed calls in the client's types, MOUNT and portmap
 //!   lookups, counters of WRITE/COMMIT.
+//! - [`nfs4`]: the NFSv4.1 edge with the same methods, over a [`v4::session::Session`], with
+//!   the open state of [`v4::opens`]; the private `wire` module picks one edge per mount.
 //! - `writeback` (private): the sans-IO write-back engine of one file and the W1-W6 error
 //!   contract (per-handle error cursors).
 //! - [`client`], [`mod@file`], [`inode`], [`readdir`]: the mounted export, open files over a
@@ -19,7 +21,8 @@
 //!   `symlink_in`, `readlink_of`, `link_in`, `remove_in`, `rmdir_in`, `rename_in`,
 //!   `access_of`, `fsstat`) for a file system layer such as the FUSE mount.
 //! - [`blocking`]: the same behind a private runtime, with `std::io` traits.
-//! - [`url`]: `nfs://host[:port]/export/path?version=3&...` addresses (libnfs form).
+//! - [`url`]: `nfs://host[:port]/export/path?version=4.1&...` addresses (libnfs form; `version`
+//!   3 or 4.1, or absent: 4.1 first, then 3).
 //!
 //! Mounting: [`Client::mount`] takes an [`NfsUrl`]
 //! (`nfs://host[:port]/export/path?version=3&nfsport=N&mountport=M&uid=U&gid=G`, plus

@@ -1,10 +1,10 @@
 //! Typed NFSv4.1 calls over a [`Session`] (issue 16): the client's NFSv4.1 edge, with the
 //! same methods, types and errors as [`crate::nfs::Nfs3`], so that the layers above (open
 //! files, the page cache, write-back, the FUSE mount, the tools) run unchanged on either
-//! version ([`crate::wire::Wire`] chooses).
+//! version (the private `wire::Wire` chooses).
 //!
 //! Each method sends one COMPOUND (PUTFH and the operation, GETFH/GETATTR where the NFSv3
-//! call returns a handle or attributes) and maps a failure's status in [`status`], the one
+//! call returns a handle or attributes) and maps a failure's status in `status`, the one
 //! place NFSv4 statuses become the client's. What NFSv4 does differently stays here:
 //! - **Open state.** A regular file is created with OPEN (and closed again: the open-file
 //!   layer opens it itself), and every open file holds a server open
