@@ -48,7 +48,8 @@ fuse_serve() { # fuse_serve DIR -> URL
   state=$RUN/server-$port
   FUSE_SERVERS+=("$state")
   RNFS_STATE=$state RNFS_BIN=$BIN "$RNFS_HARNESS/rnfs.sh" start "$1" "$port" >&2
-  URL="nfs://127.0.0.1:$port/?version=3&mountport=$port"
+  # RNFS_FUSE_VERSION: the NFS version the mount speaks (3 unless said).
+  URL="nfs://127.0.0.1:$port/?version=${RNFS_FUSE_VERSION:-3}&mountport=$port"
 }
 
 fuse_mount() { # fuse_mount MNT [rnfs mount args...]

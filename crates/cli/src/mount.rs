@@ -16,7 +16,7 @@ pub(crate) struct MountArgs {
     /// Where to mount it (an existing directory).
     mountpoint: PathBuf,
     /// Mount options, comma-separated (ro, rsize=, wsize=, actimeo=, acregmin=, acregmax=,
-    /// acdirmin=, acdirmax=, noac, hard, soft, timeo=, retrans=, uid=, gid=, vers=3,
+    /// acdirmin=, acdirmax=, noac, hard, soft, timeo=, retrans=, uid=, gid=, vers=3 or vers=4.1,
     /// port=, mountport=, allow_other, default_permissions). Anything else is refused.
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,

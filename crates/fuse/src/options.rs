@@ -4,7 +4,7 @@
 //! The names are those of nfs(5) where the kernel client has the same knob (`ro`, `rsize`,
 //! `actimeo`, `hard`, `timeo`, ...), plus the FUSE ones that change what the mount does
 //! (`allow_other`, `default_permissions`).
-use rnfs_client::{MountOptions, NfsUrl};
+use rnfs_client::{MountOptions, NfsUrl, NfsVersion};
 use std::time::Duration;
 
 /// Why an option string was refused.
@@ -67,8 +67,9 @@ pub struct MountConfig {
     pub uid: Option<u32>,
     /// AUTH_SYS group id of the client's calls (`gid`).
     pub gid: Option<u32>,
-    /// NFS version (`vers`, `nfsvers`, `version`); only 3 exists.
-    pub version: Option<u32>,
+    /// NFS version (`vers`, `nfsvers`, `version`): 3, or 4.1 (`4` means 4.1); none: 4.1
+    /// first, then 3.
+    pub version: Option<NfsVersion>,
     /// NFS port (`port`), if not in the URL.
     pub port: Option<u16>,
     /// MOUNT port (`mountport`), if not in the URL.
@@ -211,12 +212,16 @@ impl MountConfig {
                 let v = val()?;
                 match v {
                     "3" => {
-                        self.version = Some(3);
+                        self.version = Some(NfsVersion::V3);
                         Ok(())
                     }
-                    "2" | "4" | "4.0" | "4.1" | "4.2" => Err(OptionError::Unsupported {
+                    "4" | "4.1" => {
+                        self.version = Some(NfsVersion::V41);
+                        Ok(())
+                    }
+                    "2" | "4.0" | "4.2" => Err(OptionError::Unsupported {
                         opt: opt.into(),
-                        why: "rnfs speaks NFS version 3 only, for now",
+                        why: "rnfs speaks NFS versions 3 and 4.1",
                     }),
                     _ => Err(OptionError::BadValue {
                         opt: opt.into(),
@@ -308,8 +313,8 @@ impl MountConfig {
             .unwrap_or(AC_DEFAULTS.3.max(self.acdirmin.unwrap_or(0)))
     }
 
-    /// The URL with `port`/`mountport` filled in where the URL did not give them (a port
-    /// given in both places must agree).
+    /// The URL with `port`/`mountport` and the version filled in where the URL did not
+    /// give them (one given in both places must agree).
     pub fn apply_to_url(&self, url: &mut NfsUrl) -> Result<(), OptionError> {
         for (o, u, name) in [
             (self.port, &mut url.nfsport, "port"),
@@ -324,6 +329,15 @@ impl MountConfig {
                 (Some(a), _) => *u = Some(a),
                 _ => {}
             }
+        }
+        match (self.version, url.version) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(OptionError::Conflict(format!(
+                    "vers={a:?} but the URL says {b:?}"
+                )))
+            }
+            (Some(a), _) => url.version = Some(a),
+            _ => {}
         }
         Ok(())
     }
@@ -390,7 +404,7 @@ mod tests {
                 retrans: Some(6),
                 uid: Some(7),
                 gid: Some(8),
-                version: Some(3),
+                version: Some(NfsVersion::V3),
                 port: Some(2049),
                 mountport: Some(20048),
                 allow_other: true,
@@ -430,9 +444,9 @@ mod tests {
         for (o, needle) in [
             ("sec=krb5", "sec=sys"),
             ("sec=krb5p", "sec=sys"),
-            ("vers=4", "version 3 only"),
-            ("nfsvers=4.1", "version 3 only"),
-            ("vers=2", "version 3 only"),
+            ("vers=4.0", "versions 3 and 4.1"),
+            ("nfsvers=4.2", "versions 3 and 4.1"),
+            ("vers=2", "versions 3 and 4.1"),
             ("proto=udp", "TCP only"),
             ("nconnect=4", "not implement"),
             ("lookupcache=none", "not implement"),
