@@ -457,6 +457,14 @@ impl Client {
         }
     }
 
+    /// Whether a file removed while this client has it open stays usable through its
+    /// open handles until they are closed, kept by the server (NFSv4.1 with
+    /// `OPEN4_RESULT_PRESERVE_UNLINKED`, once an OPEN said so). When not, a file system
+    /// layer renames such a file out of the way instead (a "silly rename").
+    pub fn server_keeps_unlinked_open_files(&self) -> bool {
+        self.nfs4().is_some_and(Nfs4::preserves_unlinked)
+    }
+
     /// The protocol version in use: `"3"` or `"4.1"`.
     pub fn version(&self) -> &'static str {
         self.s.nfs.version()

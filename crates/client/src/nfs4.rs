@@ -17,6 +17,9 @@
 //!   `type`), so a directory is never unlinked nor a file removed by `rmdir`.
 //! - **`..` of the export root** is the root itself, as an NFSv3 server has it: LOOKUPP
 //!   there would leave the export for the server's pseudo file system.
+//! - **Reclaim.** After a server restart the session's recovery asks this layer to reclaim
+//!   its opens (CLAIM_PREVIOUS, privileged calls, before RECLAIM_COMPLETE); an open the
+//!   server refuses goes on under the anonymous stateid.
 //! - **Delegations** are not asked for yet (OPEN says WANT_NO_DELEG); one granted anyway
 //!   is handed to the session, which returns it when recalled.
 use crate::error::{Error, RpcError, ServerError};
@@ -28,7 +31,8 @@ use crate::types::{
 };
 use crate::v4::attr::{self, bitmap, Decoded, ATTR_BITS, FSSTAT_BITS};
 use crate::v4::opens::{ClosePlan, OldStateid, OpenPlan, OpenTable, Stateid};
-use crate::v4::session::{Session, SessionError};
+use crate::v4::recovery::Trouble;
+use crate::v4::session::{Session, SessionError, StateHolder};
 use crate::v4::slots::Class;
 use parking_lot::Mutex;
 use rnfs_proto::nfs4::*;
@@ -175,6 +179,69 @@ struct Inner {
     root: Mutex<Option<FileHandle>>,
     users: Mutex<HashMap<String, Option<u32>>>,
     groups: Mutex<HashMap<String, Option<u32>>>,
+    /// An OPEN said `OPEN4_RESULT_PRESERVE_UNLINKED`: the server keeps a removed file
+    /// while it is open (RFC 8881 18.16.4), so no silly rename is needed.
+    preserve_unlinked: std::sync::atomic::AtomicBool,
+    /// Opens reclaimed, and refused.
+    reclaims: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
+}
+
+impl StateHolder for Inner {
+    fn holds_state(&self) -> bool {
+        self.opens.lock().holds_state()
+    }
+
+    /// R3: OPEN with CLAIM_PREVIOUS of every server open, with the access it carried; the
+    /// new stateids replace the old (the server's new instance made them).
+    fn reclaim(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Trouble>> + Send + '_>> {
+        Box::pin(async move {
+            let list = self.opens.lock().reclaim_list();
+            for (fh, access) in list {
+                let ops = vec![
+                    fh_arg(&fh),
+                    NfsArgop4::OpOpen(Open4args {
+                        seqid: 0,
+                        share_access: access | OPEN4_SHARE_ACCESS_WANT_NO_DELEG,
+                        share_deny: OPEN4_SHARE_DENY_NONE,
+                        owner: StateOwner4 {
+                            clientid: self.session.clientid(),
+                            owner: Opaque(self.owner.clone()),
+                        },
+                        openhow: Openflag4::Default(Opentype4::Open4Nocreate),
+                        claim: OpenClaim4::ClaimPrevious(OpenDelegationType4::OpenDelegateNone),
+                    }),
+                ];
+                let got = match self.session.compound(ops, Class::Privileged).await {
+                    Ok((0, res)) => match res.into_iter().nth(1) {
+                        Some(NfsResop4::OpOpen(Open4res::Nfs4Ok(o))) => {
+                            self.session
+                                .delegation_granted(fh.as_bytes().to_vec(), &o.delegation);
+                            Some(sid(&o.stateid))
+                        }
+                        _ => None,
+                    },
+                    // NO_GRACE, RECLAIM_BAD, RECLAIM_CONFLICT, STALE (the file is gone): this
+                    // open is lost; the others are still reclaimed.
+                    Ok((10033 | 10034 | 10035 | 70 | 2, _)) => None,
+                    // The client id or session went again: recovery starts over.
+                    Ok((10022, _)) => return Err(Trouble::StaleClientId),
+                    Ok((10052 | 10078, _)) => return Err(Trouble::SessionGone),
+                    Ok(_) | Err(_) => return Err(Trouble::Transient),
+                };
+                let n = if got.is_some() {
+                    &self.reclaims.0
+                } else {
+                    &self.reclaims.1
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+                self.opens.lock().reclaimed(&fh, got);
+            }
+            self.open_changed.notify_waiters();
+            Ok(())
+        })
+    }
 }
 
 /// The NFSv4.1 program on one server, over one session. Cheap to clone.
@@ -210,9 +277,10 @@ fn cached_id(
 
 impl Nfs4 {
     /// NFSv4.1 over an established session; `owner` names this client's open owner;
-    /// `hard`: calls are never failed for want of a reply.
+    /// `hard`: calls are never failed for want of a reply. The opens are the session's
+    /// state to reclaim after a server restart.
     pub fn new(session: Arc<Session>, owner: Vec<u8>, hard: bool) -> Self {
-        Self {
+        let me = Self {
             i: Arc::new(Inner {
                 session,
                 hard,
@@ -224,8 +292,26 @@ impl Nfs4 {
                 root: Mutex::new(None),
                 users: Mutex::default(),
                 groups: Mutex::default(),
+                reclaims: Default::default(),
+                preserve_unlinked: Default::default(),
             }),
-        }
+        };
+        let holder: Arc<dyn StateHolder> = me.i.clone();
+        me.i.session.set_state_holder(Arc::downgrade(&holder));
+        me
+    }
+
+    /// Whether the server keeps a file removed while open usable until its last CLOSE
+    /// (`OPEN4_RESULT_PRESERVE_UNLINKED` seen on an OPEN).
+    pub fn preserves_unlinked(&self) -> bool {
+        self.i.preserve_unlinked.load(Ordering::Relaxed)
+    }
+
+    /// Opens reclaimed after server restarts, and those the server refused (`NO_GRACE`,
+    /// `RECLAIM_BAD`: the grace period was over; the open files go on without).
+    pub fn reclaim_stats(&self) -> (u64, u64) {
+        let r = &self.i.reclaims;
+        (r.0.load(Ordering::Relaxed), r.1.load(Ordering::Relaxed))
     }
 
     /// The session the calls go over.
@@ -662,6 +748,9 @@ impl Nfs4 {
     fn opened(&self, fh: &FileHandle, res: NfsResop4) -> Result<Stateid, Error> {
         match res {
             NfsResop4::OpOpen(Open4res::Nfs4Ok(o)) => {
+                if o.rflags & OPEN4_RESULT_PRESERVE_UNLINKED != 0 {
+                    self.i.preserve_unlinked.store(true, Ordering::Relaxed);
+                }
                 self.i
                     .session
                     .delegation_granted(fh.as_bytes().to_vec(), &o.delegation);

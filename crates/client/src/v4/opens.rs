@@ -333,6 +333,38 @@ impl<K: Hash + Eq + Clone> OpenTable<K> {
         }
     }
 
+    /// R3: the server opens to reclaim after a server restart: every entry holding one,
+    /// with the access it carries.
+    pub fn reclaim_list(&self) -> Vec<(K, u32)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.stateid.is_some() && e.granted != 0)
+            .map(|(k, e)| (k.clone(), e.granted))
+            .collect()
+    }
+
+    /// Whether any entry holds a server open (what a restart makes the client reclaim).
+    pub fn holds_state(&self) -> bool {
+        self.entries.values().any(|e| e.stateid.is_some())
+    }
+
+    /// R3: the reclaim of `key`'s open ended: its new stateid (a new server instance's:
+    /// it replaces the old whatever its seqid), or `None` when the server refused it
+    /// (the grace period is over): the local opens go on without a server open.
+    pub fn reclaimed(&mut self, key: &K, result: Option<Stateid>) {
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
+        match result {
+            Some(sid) => e.stateid = Some(sid),
+            None => {
+                e.stateid = None;
+                e.granted = 0;
+            }
+        }
+        self.forget_if_idle(key);
+    }
+
     fn forget_if_idle(&mut self, key: &K) {
         if self
             .entries

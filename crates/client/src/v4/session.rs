@@ -6,8 +6,9 @@
 //! [`DelegTable`] plans; the back channel answers CB_NULL and CB_SEQUENCE with CB_RECALL
 //! and CB_RECALL_ANY on the connection's driver task, never waiting.
 //!
-//! Not yet here (issue 16 goes on): reclaiming opens and locks after a restart (the
-//! recovery machine plans it; this layer reports it holds no state), writing back and
+//! Reclaims after a server restart are run by the [`StateHolder`] (the open files' layer,
+//! `crate::nfs4`), which the session asks whether it holds state. Not yet here (issue 16
+//! goes on): reclaiming locks, writing back and
 //! reopening before a DELEGRETURN (the page cache is not on v4 yet), CB_GETATTR (answered
 //! NOTSUPP: the server then recalls the delegation).
 use super::delegs::{DelegStateid, DelegTable, Returned};
@@ -36,6 +37,19 @@ const FORE_SLOTS: u32 = 64;
 const MAX_MSG: u32 = (1 << 20) + 4096;
 /// The lease assumed until the server says (`lease_time`).
 const LEASE_GUESS_MS: u64 = 90_000;
+
+/// What holds state over a session (the open files' layer): asked whether it holds any, so
+/// that a lost client id is followed by reclaims (R3), and to run them.
+pub trait StateHolder: Send + Sync {
+    /// Whether opens, locks or delegations are held.
+    fn holds_state(&self) -> bool;
+    /// Reclaims everything held (CLAIM_PREVIOUS opens, reclaim locks) with privileged
+    /// calls ([`Session::compound`] with [`Class::Privileged`]): ordinary calls wait
+    /// until it is done. An error that may pass (no reply) makes recovery try again.
+    fn reclaim(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Trouble>> + Send + '_>>;
+}
 
 /// Settings of a session.
 #[derive(Debug, Clone)]
@@ -85,6 +99,7 @@ struct St {
 /// An NFSv4.1 session. See the module doc.
 pub struct Session {
     rpc: RpcClient,
+    holder: OnceLock<Weak<dyn StateHolder>>,
     cfg: SessionConfig,
     start: Instant,
     st: Mutex<St>,
@@ -181,6 +196,7 @@ impl Session {
             .as_nanos() as u64;
         let me = Arc::new(Session {
             rpc,
+            holder: OnceLock::new(),
             start: Instant::now(),
             st: Mutex::new(St {
                 slots: SlotTable::new(1),
@@ -254,6 +270,15 @@ impl Session {
     /// The delegations' counters.
     pub fn deleg_stats(&self) -> super::delegs::DelegStats {
         self.st.lock().delegs.stats()
+    }
+
+    /// Sets what holds state over this session (once; later calls are ignored).
+    pub fn set_state_holder(&self, h: Weak<dyn StateHolder>) {
+        let _ = self.holder.set(h);
+    }
+
+    fn holder(&self) -> Option<Arc<dyn StateHolder>> {
+        self.holder.get().and_then(Weak::upgrade)
     }
 
     /// The RPC client the session's calls go over.
@@ -412,9 +437,14 @@ impl Session {
                 // No reply (or none that decodes): whether it ran is unknown.
                 Err(_) => (SeqResult::Lost, 0, None, None),
             };
+            // Asked before the lock: whether a lost client id means reclaims (R3).
+            let holds = self.holder().map(|h| h.holds_state());
             let next = {
                 let mut st = self.st.lock();
                 let now = self.now();
+                if let Some(h) = holds {
+                    st.rec.set_holds_state(h);
+                }
                 let c = st.slots.complete(&g, result, now);
                 Self::deliver(&mut st, c.woken);
                 if matches!(result, SeqResult::Ok { .. }) {
@@ -480,8 +510,10 @@ impl Session {
                 })])
                 .await
             }
-            // Nothing held across a restart yet (see the module doc).
-            Task::Reclaim => Ok(()),
+            Task::Reclaim => match self.holder() {
+                Some(h) => h.reclaim().await,
+                None => Ok(()),
+            },
             Task::Renew => self.privileged(Vec::new()).await,
             // The server binds a connection on its first SEQUENCE (SP4_NONE); a renewal
             // is such a SEQUENCE.
