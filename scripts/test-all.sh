@@ -85,6 +85,7 @@ if [ -z "$QUICK" ]; then
   step fuse-enospc tests/interop/fuse-enospc.sh
   step fuse-workloads tests/interop/fuse-workloads.sh
   step fuse-pjdfstest tests/interop/fuse-pjdfstest.sh
+  step fuse-pjdfstest-v4.1 env RNFS_FUSE_VERSION=4.1 tests/interop/fuse-pjdfstest.sh
   step bench-smoke bench/run.sh --smoke
   step bench-v4-smoke bench/v4.sh --smoke
   step bench-v4-deleg-smoke bench/v4-deleg.sh --smoke

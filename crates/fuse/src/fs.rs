@@ -478,7 +478,11 @@ impl Inner {
         }
         // An open file is renamed out of the way instead (like the kernel client's
         // .nfsXXXX files), so that its open handles keep working; removed at last release.
-        let open = {
+        // Not needed where the server keeps a removed file for its opens (NFSv4.1
+        // OPEN4_RESULT_PRESERVE_UNLINKED): then the name goes at once, as locally.
+        let open = if self.c.server_keeps_unlinked_open_files() {
+            None
+        } else {
             let nodes = self.nodes.lock();
             nodes
                 .by_id
