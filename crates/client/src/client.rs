@@ -206,6 +206,9 @@ fn transfer_size(want: u32, max: u32) -> u32 {
     }
 }
 
+/// How long a mount without `version=` waits for an NFSv4.1 session before it tries NFSv3.
+const V4_PROBE: Duration = Duration::from_secs(15);
+
 /// Symbolic links followed in one path before giving up (Linux's MAXSYMLINKS).
 const MAX_LINKS: u32 = 40;
 
@@ -399,17 +402,21 @@ impl Client {
             random_u64()
         )
         .into_bytes();
-        let mut rpc = opts.rpc_config();
-        if url.version.is_none() {
-            // Probing: a server without NFSv4 must not hold the mount for long.
-            rpc.retry.mode = RetryMode::Soft { tries: 2 };
-        }
         let cfg = SessionConfig {
             owner: owner.clone(),
-            rpc,
+            rpc: opts.rpc_config(),
             max_delegations: 1024,
         };
-        let session = Session::establish(addr, cfg).await?;
+        let session = if url.version.is_none() {
+            // Probing: a server without NFSv4 refuses the program or version at once, but
+            // one that does not answer must not hold the mount (on a hard mount, for
+            // ever) before NFSv3 is tried. The session keeps the mount's own retry mode.
+            tokio::time::timeout(V4_PROBE, Session::establish(addr, cfg))
+                .await
+                .map_err(|_| Error::Rpc(crate::error::RpcError::TimedOut { tries: 1 }))??
+        } else {
+            Session::establish(addr, cfg).await?
+        };
         let nfs = Nfs4::new(session, owner, !opts.soft);
         let comps = url.components();
         let (root_fh, _, path, export) = nfs.root(&comps).await?;

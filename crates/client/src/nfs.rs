@@ -58,6 +58,16 @@ pub struct IoStats {
 }
 
 impl IoCounters {
+    /// Counts a WRITE of `len` bytes sent with `stable`.
+    pub(crate) fn count_write(&self, stable: Stability, len: usize) {
+        match stable {
+            Stability::Unstable => &self.unstable_writes,
+            Stability::DataSync | Stability::FileSync => &self.sync_writes,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.bytes_written.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
     /// A snapshot.
     pub(crate) fn snapshot(&self) -> IoStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -272,14 +282,7 @@ impl Nfs3 {
         data: Slice,
         stable: Stability,
     ) -> Result<WriteDone, Error> {
-        match stable {
-            Stability::Unstable => &self.counters.unstable_writes,
-            Stability::DataSync | Stability::FileSync => &self.counters.sync_writes,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.counters.count_write(stable, data.len());
         // WRITE3args as the type encodes them, up to the data's length (the encoding of
         // empty data is its length alone); the data follows as the call's bulk.
         let count = data.len() as u32;

@@ -662,15 +662,7 @@ impl Nfs4 {
         data: Slice,
         stable: Stability,
     ) -> Result<WriteDone, Error> {
-        match stable {
-            Stability::Unstable => &self.i.counters.unstable_writes,
-            Stability::DataSync | Stability::FileSync => &self.i.counters.sync_writes,
-        }
-        .fetch_add(1, Ordering::Relaxed);
-        self.i
-            .counters
-            .bytes_written
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.i.counters.count_write(stable, data.len());
         let how = match stable {
             Stability::Unstable => StableHow4::Unstable4,
             Stability::DataSync => StableHow4::DataSync4,

@@ -91,3 +91,41 @@ fn blocking_client_reads_and_writes_with_std_io() {
     let e = c.open("/nope", OpenOptions::read()).unwrap_err();
     assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_without_a_version_gets_4_1_where_served_and_3_where_not() {
+    use rnfs_server::v4::service::V4Options;
+    use rnfs_server::ServerConfig;
+    let fs = || std::sync::Arc::new(rnfs_vfs::memory::MemFs::new(16 << 20));
+    let both = TestServer::start_with(
+        fs(),
+        ServerConfig {
+            v4: Some(V4Options::default()),
+            ..ServerConfig::default()
+        },
+    );
+    let v3_only = TestServer::start_with(fs(), ServerConfig::default());
+    for (srv, want) in [(&both, "4.1"), (&v3_only, "3")] {
+        let p = srv.addr.port();
+        let url = format!("nfs://127.0.0.1:{p}/d?mountport={p}&uid=0&gid=0");
+        let c = Client::mount(&NfsUrl::parse(&url).unwrap()).await.unwrap();
+        assert_eq!(c.version(), want, "{url}");
+        // Either way the URL's path is a path inside the export, made and used alike.
+        assert_eq!(c.url_path(), "/d");
+        c.mkdir_all(c.url_path(), 0o755).await.unwrap();
+        let mut f = c
+            .open("/d/f", OpenOptions::create_truncate())
+            .await
+            .unwrap();
+        f.write(b"x").await.unwrap();
+        f.close().await.unwrap();
+        assert_eq!(c.metadata("/d/f").await.unwrap().size, 1);
+    }
+    // Both spelled out: each version is the one asked for.
+    let p = both.addr.port();
+    for v in ["3", "4.1"] {
+        let url = format!("nfs://127.0.0.1:{p}/?version={v}&mountport={p}&uid=0&gid=0");
+        let c = Client::mount(&NfsUrl::parse(&url).unwrap()).await.unwrap();
+        assert_eq!(c.version(), v);
+    }
+}
