@@ -25,6 +25,7 @@ fn canonical(u: &NfsUrl) -> Option<String> {
         wsize: _,
         readahead: _,
         privport: _,
+        version: _,
     } = u;
     if u.host.contains(['[', ']']) || (u.host.is_empty() && u.nfsport.is_none()) {
         return None; // no canonical authority for these
@@ -80,6 +81,11 @@ fn canonical(u: &NfsUrl) -> Option<String> {
     }
     if let Some(v) = u.privport {
         q.push(format!("privport={}", u8::from(v)));
+    }
+    match u.version {
+        Some(rnfs_client::NfsVersion::V3) => q.push("version=3".into()),
+        Some(rnfs_client::NfsVersion::V41) => q.push("version=4.1".into()),
+        None => {}
     }
     if !q.is_empty() {
         s.push('?');
