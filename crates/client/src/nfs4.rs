@@ -186,6 +186,43 @@ struct Inner {
     reclaims: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
 }
 
+impl Inner {
+    /// Asks the open table with `ask` until its plan is not to wait (rule O1: a call of the
+    /// entry is in flight), waiting for the end of an OPEN, OPEN_DOWNGRADE or CLOSE in
+    /// between. The wait is armed before the table is asked, so no end is missed.
+    async fn plan<P>(
+        &self,
+        mut ask: impl FnMut(&mut OpenTable<FileHandle>) -> P,
+        wait: impl Fn(&P) -> bool,
+    ) -> P {
+        loop {
+            let changed = self.open_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let p = ask(&mut self.opens.lock());
+            if !wait(&p) {
+                return p;
+            }
+            changed.await;
+        }
+    }
+
+    /// OPEN by this client's open owner, asking for no delegation.
+    fn open_op(&self, access: u32, how: Openflag4, claim: OpenClaim4) -> NfsArgop4 {
+        NfsArgop4::OpOpen(Open4args {
+            seqid: 0,
+            share_access: access | OPEN4_SHARE_ACCESS_WANT_NO_DELEG,
+            share_deny: OPEN4_SHARE_DENY_NONE,
+            owner: StateOwner4 {
+                clientid: self.session.clientid(),
+                owner: Opaque(self.owner.clone()),
+            },
+            openhow: how,
+            claim,
+        })
+    }
+}
+
 impl StateHolder for Inner {
     fn holds_state(&self) -> bool {
         self.opens.lock().holds_state()
@@ -201,17 +238,11 @@ impl StateHolder for Inner {
             for (fh, access) in list {
                 let ops = vec![
                     fh_arg(&fh),
-                    NfsArgop4::OpOpen(Open4args {
-                        seqid: 0,
-                        share_access: access | OPEN4_SHARE_ACCESS_WANT_NO_DELEG,
-                        share_deny: OPEN4_SHARE_DENY_NONE,
-                        owner: StateOwner4 {
-                            clientid: self.session.clientid(),
-                            owner: Opaque(self.owner.clone()),
-                        },
-                        openhow: Openflag4::Default(Opentype4::Open4Nocreate),
-                        claim: OpenClaim4::ClaimPrevious(OpenDelegationType4::OpenDelegateNone),
-                    }),
+                    self.open_op(
+                        access,
+                        Openflag4::Default(Opentype4::Open4Nocreate),
+                        OpenClaim4::ClaimPrevious(OpenDelegationType4::OpenDelegateNone),
+                    ),
                 ];
                 let got = match self.session.compound(ops, Class::Privileged).await {
                     Ok((0, res)) => match res.into_iter().nth(1) {
@@ -721,20 +752,6 @@ impl Nfs4 {
         }
     }
 
-    fn open_args(&self, access: u32, how: Openflag4, claim: OpenClaim4) -> NfsArgop4 {
-        NfsArgop4::OpOpen(Open4args {
-            seqid: 0,
-            share_access: access | OPEN4_SHARE_ACCESS_WANT_NO_DELEG,
-            share_deny: OPEN4_SHARE_DENY_NONE,
-            owner: StateOwner4 {
-                clientid: self.i.session.clientid(),
-                owner: Opaque(self.i.owner.clone()),
-            },
-            openhow: how,
-            claim,
-        })
-    }
-
     /// The stateid of an OPEN's result, handing a delegation granted anyway to the
     /// session (which returns it when recalled).
     fn opened(&self, fh: &FileHandle, res: NfsResop4) -> Result<Stateid, Error> {
@@ -790,23 +807,15 @@ impl Nfs4 {
         mode: u32,
     ) -> Result<(FileHandle, Option<Attr>), Error> {
         let (fh, a, s) = self.create_opening(dir, n, how, mode).await?;
-        loop {
-            let changed = self.i.open_changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let plan = self.i.opens.lock().open(&fh, mode);
-            match plan {
-                // The server merged the OPEN into the owner's open of the file, whose
-                // access is the union of both (RFC 8881 section 18.16.3).
-                OpenPlan::Send { access } => {
-                    self.i.opens.lock().open_done(&fh, Ok((s, access)));
-                    self.i.open_changed.notify_waiters();
-                    return Ok((fh, a));
-                }
-                OpenPlan::Covered(_) => return Ok((fh, a)),
-                OpenPlan::Wait => changed.await,
-            }
+        let wait = |p: &OpenPlan| *p == OpenPlan::Wait;
+        let plan = self.i.plan(|t| t.open(&fh, mode), wait).await;
+        // The server merged the OPEN into the owner's open of the file, whose access is
+        // the union of both (RFC 8881 section 18.16.3).
+        if let OpenPlan::Send { access } = plan {
+            self.i.opens.lock().open_done(&fh, Ok((s, access)));
+            self.i.open_changed.notify_waiters();
         }
+        Ok((fh, a))
     }
 
     async fn create_opening(
@@ -826,7 +835,7 @@ impl Nfs4 {
         };
         let ops = vec![
             fh_arg(dir),
-            self.open_args(
+            self.i.open_op(
                 access,
                 Openflag4::Open4Create(how),
                 OpenClaim4::ClaimNull(component(n)?),
@@ -1083,85 +1092,68 @@ impl Nfs4 {
     /// Rule O1: a local open of `fh` for `mode` (share access bits) holds a server open
     /// with at least that access; OPEN (or an upgrade) is sent when none covers it.
     pub async fn open_state(&self, fh: &FileHandle, mode: u32) -> Result<(), Error> {
-        loop {
-            let changed = self.i.open_changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let plan = self.i.opens.lock().open(fh, mode);
-            match plan {
-                OpenPlan::Covered(_) => return Ok(()),
-                OpenPlan::Wait => changed.await,
-                OpenPlan::Send { access } => {
-                    let ops = vec![
-                        fh_arg(fh),
-                        self.open_args(
-                            access,
-                            Openflag4::Default(Opentype4::Open4Nocreate),
-                            OpenClaim4::ClaimFh,
-                        ),
-                    ];
-                    let r = match self.run(ops).await {
-                        Ok(mut r) => r
-                            .skip(1)
-                            .and_then(|()| r.next())
-                            .and_then(|o| self.opened(fh, o)),
-                        Err(e) => Err(e),
-                    };
-                    self.i
-                        .opens
-                        .lock()
-                        .open_done(fh, r.as_ref().map(|s| (*s, access)).map_err(|_| ()));
-                    self.i.open_changed.notify_waiters();
-                    return r.map(|_| ());
-                }
-            }
-        }
+        let wait = |p: &OpenPlan| *p == OpenPlan::Wait;
+        let OpenPlan::Send { access } = self.i.plan(|t| t.open(fh, mode), wait).await else {
+            return Ok(()); // covered by the server open there is
+        };
+        let ops = vec![
+            fh_arg(fh),
+            self.i.open_op(
+                access,
+                Openflag4::Default(Opentype4::Open4Nocreate),
+                OpenClaim4::ClaimFh,
+            ),
+        ];
+        let r = match self.run(ops).await {
+            Ok(mut r) => r
+                .skip(1)
+                .and_then(|()| r.next())
+                .and_then(|o| self.opened(fh, o)),
+            Err(e) => Err(e),
+        };
+        self.i
+            .opens
+            .lock()
+            .open_done(fh, r.as_ref().map(|s| (*s, access)).map_err(|_| ()));
+        self.i.open_changed.notify_waiters();
+        r.map(|_| ())
     }
 
     /// Rule O3: the local close of an open of `fh` for `mode`: OPEN_DOWNGRADE or CLOSE
     /// when it was the last of its mode. A failure leaves the server to expire the open.
     pub async fn close_state(&self, fh: &FileHandle, mode: u32) {
-        loop {
-            let changed = self.i.open_changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let plan = self.i.opens.lock().close(fh, mode);
-            let (op, downgrade) = match plan {
-                ClosePlan::Nothing => return,
-                ClosePlan::Wait => {
-                    changed.await;
-                    continue;
+        let wait = |p: &ClosePlan| *p == ClosePlan::Wait;
+        let (op, downgrade) = match self.i.plan(|t| t.close(fh, mode), wait).await {
+            // `plan` never ends on Wait.
+            ClosePlan::Nothing | ClosePlan::Wait => return,
+            ClosePlan::Close { stateid } => (
+                NfsArgop4::OpClose(Close4args {
+                    seqid: 0,
+                    open_stateid: sid4(stateid),
+                }),
+                false,
+            ),
+            ClosePlan::Downgrade { stateid, access } => (
+                NfsArgop4::OpOpenDowngrade(OpenDowngrade4args {
+                    open_stateid: sid4(stateid),
+                    seqid: 0,
+                    share_access: access,
+                    share_deny: OPEN4_SHARE_DENY_NONE,
+                }),
+                true,
+            ),
+        };
+        let r = match self.raw(vec![fh_arg(fh), op], Class::Privileged).await {
+            Ok(Ok(mut r)) => match (r.skip(1).and_then(|()| r.next()), downgrade) {
+                (Ok(NfsResop4::OpOpenDowngrade(OpenDowngrade4res::Nfs4Ok(d))), true) => {
+                    Ok(Some(sid(&d.open_stateid)))
                 }
-                ClosePlan::Close { stateid } => (
-                    NfsArgop4::OpClose(Close4args {
-                        seqid: 0,
-                        open_stateid: sid4(stateid),
-                    }),
-                    false,
-                ),
-                ClosePlan::Downgrade { stateid, access } => (
-                    NfsArgop4::OpOpenDowngrade(OpenDowngrade4args {
-                        open_stateid: sid4(stateid),
-                        seqid: 0,
-                        share_access: access,
-                        share_deny: OPEN4_SHARE_DENY_NONE,
-                    }),
-                    true,
-                ),
-            };
-            let r = match self.raw(vec![fh_arg(fh), op], Class::Privileged).await {
-                Ok(Ok(mut r)) => match (r.skip(1).and_then(|()| r.next()), downgrade) {
-                    (Ok(NfsResop4::OpOpenDowngrade(OpenDowngrade4res::Nfs4Ok(d))), true) => {
-                        Ok(Some(sid(&d.open_stateid)))
-                    }
-                    (Ok(_), false) => Ok(None),
-                    _ => Err(()),
-                },
+                (Ok(_), false) => Ok(None),
                 _ => Err(()),
-            };
-            self.i.opens.lock().close_done(fh, r);
-            self.i.open_changed.notify_waiters();
-            return;
-        }
+            },
+            _ => Err(()),
+        };
+        self.i.opens.lock().close_done(fh, r);
+        self.i.open_changed.notify_waiters();
     }
 }
